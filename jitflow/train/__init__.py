@@ -1,0 +1,1 @@
+"""`tf.train`: optimizers, Saver, checkpoints, MonitoredTrainingSession (re-exports only)."""
