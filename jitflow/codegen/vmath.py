@@ -1,0 +1,457 @@
+"""Vectorizable transcendental math for Numba CPU kernels.
+
+``math.exp`` and friends lower to scalar libm calls inside a Numba loop, and a call the
+loop vectorizer cannot widen keeps the whole loop scalar. The functions here are written
+so that LLVM can widen a loop that calls them: no calls, no branches, no tables; each is
+range reduction + a minimax polynomial, with the bit manipulation (building ``2**n``,
+splitting mantissa and exponent) emitted as integer IR through ``numba.extending.intrinsic``
+and the special cases (inf, nan, zero, overflow, underflow) merged in with ``select``.
+
+Every function exists for float32 and float64 (``exp_f32``, ``exp_f64``, ...); the code
+generator reaches them through :data:`VMATH` / :func:`lookup` and calls them from kernel
+source as module-level globals::
+
+    from jitflow.codegen.vmath import lookup
+    glb = {"vexp": lookup("exp", "float32")}   # then `out[i] = vexp(x[i])` in a prange loop
+
+Design choices worth knowing:
+
+* The functions are plain ``numba.njit`` functions (not ``inline="always"``): each is
+  compiled once per signature with its own flags and LLVM's inliner folds it into the
+  calling loop, where it vectorizes. Numba-IR inlining would re-type the body in every
+  kernel and, worse, give it the kernel's flags (``fastmath`` would fold away the nan
+  checks, ``error_model="python"`` would add a zero check to every division).
+* No ``fastmath``: ``nnan``/``ninf`` would delete the special-value selects and
+  ``reassoc`` would undo the split-constant range reductions. Fused multiply-adds come
+  from explicit ``llvm.fmuladd`` calls instead (fused where the CPU has FMA).
+* Divisions use a plain ``fdiv`` intrinsic, so no ZeroDivisionError branch appears.
+* Polynomial coefficients are minimax (Remez, relative error) fits made with mpmath;
+  ``bench/vmath_probe.py --fit`` re-derives them.
+
+Accuracy (measured by ``tests/codegen/test_vmath.py`` against float64/mpmath references):
+float32 functions stay within ~2-3 ulp (relative error < 1e-6 over wide ranges), float64
+within a few ulp (~1e-15). ``sin``/``cos`` reduce the argument with a three-part pi/2
+(Cody-Waite), which is accurate for ``|x| <= 2**20 * pi/2`` (float32 reduces in float64,
+accurate for every finite float32 up to ~1e9); beyond that the result is still in
+[-1, 1] but loses accuracy.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, getcontext
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+__all__ = ["VMATH", "lookup", "NAMES"]
+
+getcontext().prec = 60
+
+# ---------------------------------------------------------------------------------------
+# Intrinsics: the few operations Python syntax cannot express without branches or calls.
+# ---------------------------------------------------------------------------------------
+
+
+def _same_floats(*tys: Any) -> bool:
+    return isinstance(tys[0], types.Float) and all(t == tys[0] for t in tys)
+
+
+def _llvm_call(builder: ir.IRBuilder, name: str, args: list[ir.Value]) -> ir.Value:
+    ty = args[0].type
+    fnty = ir.FunctionType(ty, [a.type for a in args])
+    fn = builder.module.declare_intrinsic(name, [ty], fnty)
+    return builder.call(fn, args)
+
+
+def _unary_llvm(name: str) -> Any:
+    """An intrinsic ``f(x) -> x`` calling the LLVM intrinsic ``name`` (vectorizable)."""
+
+    def typer(typingctx: Any, x: Any) -> Any:
+        if not isinstance(x, types.Float):
+            return None
+
+        def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+            return _llvm_call(builder, name, list(args))
+
+        return x(x), codegen
+
+    typer.__name__ = "_" + name.split(".")[-1]
+    return intrinsic(typer)
+
+
+_rint = _unary_llvm("llvm.rint")  # round half even (the default rounding mode)
+_fabs = _unary_llvm("llvm.fabs")
+
+
+@intrinsic
+def _fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """a*b + c, fused when the target has FMA (llvm.fmuladd)."""
+    if not _same_floats(a, b, c):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        return _llvm_call(builder, "llvm.fmuladd", list(args))
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def _copysign(typingctx: Any, mag: Any, sgn: Any) -> Any:
+    """|mag| with the sign bit of sgn."""
+    if not _same_floats(mag, sgn):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        return _llvm_call(builder, "llvm.copysign", list(args))
+
+    return mag(mag, sgn), codegen
+
+
+@intrinsic
+def _fdiv(typingctx: Any, a: Any, b: Any) -> Any:
+    """IEEE a / b: no ZeroDivisionError check, so no branch."""
+    if not _same_floats(a, b):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        return builder.fdiv(args[0], args[1])
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def _select(typingctx: Any, cond: Any, a: Any, b: Any) -> Any:
+    """``a if cond else b`` as one LLVM ``select`` (guaranteed branch-free)."""
+    if not (isinstance(cond, types.Boolean) and _same_floats(a, b)):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        return builder.select(args[0], args[1], args[2])
+
+    return a(cond, a, b), codegen
+
+
+def _layout(fty: Any) -> tuple[ir.IntType, int, int]:
+    """(integer type of the same width, mantissa bits, exponent bias) of a float type."""
+    if fty.bitwidth == 32:
+        return ir.IntType(32), 23, 127
+    return ir.IntType(64), 52, 1023
+
+
+@intrinsic
+def _ldexp1(typingctx: Any, n: Any) -> Any:
+    """2**n for an integer-valued float n inside the normal exponent range.
+
+    The biased exponent is shifted straight into the exponent field of an integer and
+    the integer reinterpreted as a float.
+    """
+    if not isinstance(n, types.Float):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        ity, mant, bias = _layout(n)
+        k = builder.fptosi(args[0], ity)
+        k = builder.add(k, ir.Constant(ity, bias))
+        k = builder.shl(k, ir.Constant(ity, mant))
+        return builder.bitcast(k, args[0].type)
+
+    return n(n), codegen
+
+
+@intrinsic
+def _split_sqrt2(typingctx: Any, x: Any) -> Any:
+    """(m, e) with x == m * 2**e and m in [sqrt(1/2), sqrt(2)), for positive normal x.
+
+    Subtracting the bits of sqrt(1/2) moves the exponent boundary to sqrt(2) so that
+    one arithmetic shift gives e and the masked remainder (re-biased) gives m.
+    """
+    if not isinstance(x, types.Float):
+        return None
+    np_ft = np.float32 if x.bitwidth == 32 else np.float64
+    np_it = np.int32 if x.bitwidth == 32 else np.int64
+    sqrt_half_bits = int(np_ft(np.sqrt(0.5)).view(np_it))
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        ity, mant, _ = _layout(x)
+        off = ir.Constant(ity, sqrt_half_bits)
+        t = builder.sub(builder.bitcast(args[0], ity), off)
+        e = builder.sitofp(builder.ashr(t, ir.Constant(ity, mant)), args[0].type)
+        mbits = builder.add(builder.and_(t, ir.Constant(ity, (1 << mant) - 1)), off)
+        m = builder.bitcast(mbits, args[0].type)
+        return context.make_tuple(builder, sig.return_type, [m, e])
+
+    return types.UniTuple(x, 2)(x), codegen
+
+
+@intrinsic
+def _horner(typingctx: Any, x: Any, coeffs: Any) -> Any:
+    """c0 + c1*x + ... + cn*x**n for a constant tuple of coefficients, unrolled."""
+    if not (isinstance(coeffs, types.UniTuple) and _same_floats(x, coeffs.dtype)):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        cs = [builder.extract_value(args[1], i) for i in range(coeffs.count)]
+        acc = cs[-1]
+        for c in reversed(cs[:-1]):
+            acc = _llvm_call(builder, "llvm.fmuladd", [acc, args[0], c])
+        return acc
+
+    return x(x, coeffs), codegen
+
+
+# ---------------------------------------------------------------------------------------
+# Constants per float type.
+# ---------------------------------------------------------------------------------------
+
+_LN2 = Decimal("0.69314718055994530941723212145817656807550013436025")
+_PIO2 = Decimal("1.5707963267948966192313216916397514420985846996876")
+
+
+def _split(value: Decimal, keep_bits: int) -> tuple[float, float]:
+    """value = hi + lo where hi keeps ``keep_bits`` significant bits (so n*hi is exact)."""
+    hi64 = np.float64(float(value))
+    drop = 52 - (keep_bits - 1)
+    hi = float(np.int64(int(hi64.view(np.int64)) & ~((1 << drop) - 1)).view(np.float64))
+    return hi, float(value - Decimal(hi))
+
+
+def _c(dt: Any, *vals: float | str) -> tuple[Any, ...]:
+    return tuple(dt(v) for v in vals)
+
+
+class _Consts:
+    """Everything a kernel needs for one float type, already of that type."""
+
+    def __init__(self, dt: Any) -> None:
+        f32 = dt is np.float32
+        self.dt = dt
+        self.zero, self.half, self.one, self.two = _c(dt, 0.0, 0.5, 1.0, 2.0)
+        self.inf, self.nan = dt(np.inf), dt(np.nan)
+        self.log2e = dt(1.0 / float(_LN2))
+        # n * ln2_hi is exact for |n| < 2**11 (float64) / 2**12 (float32)
+        self.ln2_hi, self.ln2_lo = _c(dt, *_split(_LN2, 12 if f32 else 40))
+        # exp: clamp where the result has already over/underflowed, keeping n*ln2 exact
+        self.exp_hi, self.exp_lo = _c(dt, 89.0, -104.0) if f32 else _c(dt, 710.0, -746.0)
+        self.expm1_lo = dt(-80.0 if f32 else -700.0)
+        self.big_n = dt(64.0)
+        self.tiny = dt(np.finfo(dt).tiny)
+        self.tiny_scale, self.tiny_shift = (dt(2.0**24), dt(24.0)) if f32 else (dt(2.0**54), dt(54.0))
+        # q(r) = (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2]
+        self.exp_q = _c(dt, *(_EXP_Q32 if f32 else _EXP_Q64))
+        # q(r) = (expm1(r) - r - r^2/2) / r^3 on [-ln2/2, ln2/2]
+        self.expm1_q = _c(dt, *(_EXPM1_Q32 if f32 else _EXPM1_Q64))
+        # P(z) = (2 atanh(s)/s - 2) / z, z = s^2 in [0, (3-2 sqrt2)^2]
+        self.log_p = _c(dt, *(_LOG_P32 if f32 else _LOG_P64))
+
+
+_EXP_Q32 = ("0.49999999552858091064", "0.16666577319930527875", "0.041666853345941591346",
+            "0.0083631403803069783231", "0.0013901285048588404554")
+_EXP_Q64 = ("0.50000000000000010143", "0.16666666666666643955", "0.041666666666624342683",
+            "0.0083333333333561793498", "0.0013888888917121427992", "0.00019841269784705055758",
+            "0.000024801521422697265138", "2.7557355489009256945e-6", "2.7620034105270056315e-7",
+            "2.5068166529481310984e-8")
+_EXPM1_Q32 = ("0.16666666629357232933", "0.041666554858088017038", "0.0083333457894078242177",
+              "0.0013926154354770054624", "0.00019861948842981755068")
+_EXPM1_Q64 = ("0.16666666666666663140", "0.041666666666651409876", "0.0083333333333415617728",
+              "0.0013888888905842944865", "0.00019841269815155008386", "0.000024801536456377497829",
+              "2.7557332289762915712e-6", "2.7613773040756517682e-7", "2.5073806962937676405e-8")
+_LOG_P32 = ("0.66666685099983450498", "0.39988764048022992149", "0.29580511676209205489")
+_LOG_P64 = ("0.66666666666666696996", "0.39999999999899175338", "0.28571428626106177454",
+            "0.22222211115826267007", "0.18182890369327982836", "0.15331684002437791007",
+            "0.14616875727366235407")
+
+
+def _vjit(fn: Callable[..., Any]) -> Any:
+    """Compile a scalar math function the way every function here is compiled."""
+    return njit(nogil=True, error_model="numpy")(fn)
+
+
+# ---------------------------------------------------------------------------------------
+# Function factories: one algorithm, instantiated for float32 and float64.
+# ---------------------------------------------------------------------------------------
+
+
+def _make_exp(k: _Consts) -> Any:
+    hi, lo, log2e, ln2_hi, ln2_lo = k.exp_hi, k.exp_lo, k.log2e, k.ln2_hi, k.ln2_lo
+    one, half, q = k.one, k.half, k.exp_q
+
+    @_vjit
+    def exp(x):  # type: ignore[no-untyped-def]
+        # clamp first (a nan becomes `hi`): the result over/underflows on its own
+        xc = _select(x < hi, x, hi)
+        xc = _select(xc > lo, xc, lo)
+        n = _rint(xc * log2e)
+        r = _fma(n, -ln2_hi, xc)
+        r = _fma(n, -ln2_lo, r)
+        p = _fma(r * r, _horner(r, q), r) + one
+        # 2**n in two factors so that overflow and gradual underflow round once
+        n1 = _rint(n * half)
+        y = (p * _ldexp1(n1)) * _ldexp1(n - n1)
+        return _select(x != x, x, y)
+
+    return exp
+
+
+def _make_expm1(k: _Consts) -> Any:
+    hi, lo, log2e, ln2_hi, ln2_lo = k.exp_hi, k.expm1_lo, k.log2e, k.ln2_hi, k.ln2_lo
+    one, half, two, big_n, q = k.one, k.half, k.two, k.big_n, k.expm1_q
+
+    @_vjit
+    def expm1(x):  # type: ignore[no-untyped-def]
+        xc = _select(x < hi, x, hi)
+        xc = _select(xc > lo, xc, lo)
+        n = _rint(xc * log2e)
+        r = _fma(n, -ln2_hi, xc)
+        r = _fma(n, -ln2_lo, r)
+        r2 = r * r
+        p = _fma(r2 * r, _horner(r, q), half * r2) + r  # expm1(r), exact in relative terms at n=0
+        # moderate n: 2^n*p + (2^n - 1) keeps small results accurate
+        t = _ldexp1(_select(n < big_n, n, big_n))
+        small = _fma(t, p, t - one)
+        # large n: the -1 vanishes; scale in two steps so 2^n itself cannot overflow
+        large = ((p + one) * _ldexp1(n - one)) * two
+        y = _select(n < big_n, small, large)
+        return _select(x != x, x, y)
+
+    return expm1
+
+
+def _make_log_core(k: _Consts) -> Any:
+    """log(m * 2**e) + c for m from _split_sqrt2; c is a small additive correction."""
+    one, two, half, ln2_hi, ln2_lo, p = k.one, k.two, k.half, k.ln2_hi, k.ln2_lo, k.log_p
+
+    @_vjit
+    def log_core(m, e, c):  # type: ignore[no-untyped-def]
+        f = m - one  # exact: m is within a factor 2 of 1
+        s = _fdiv(f, two + f)
+        z = s * s
+        rz = z * _horner(z, p)
+        hfsq = half * f * f
+        # log1p(f) = f - hfsq + s*(hfsq + R) with f kept exact; e*ln2_hi is exact
+        return _fma(e, ln2_hi, f - (hfsq - (_fma(s, hfsq + rz, _fma(e, ln2_lo, c)))))
+
+    return log_core
+
+
+def _make_log(k: _Consts, core: Any) -> Any:
+    zero, inf, nan, tiny, scale, shift = k.zero, k.inf, k.nan, k.tiny, k.tiny_scale, k.tiny_shift
+
+    @_vjit
+    def log(x):  # type: ignore[no-untyped-def]
+        small = x < tiny  # subnormals: scale into the normal range first
+        xs = _select(small, x * scale, x)
+        m, e = _split_sqrt2(xs)
+        e = _select(small, e - shift, e)
+        y = core(m, e, zero)
+        y = _select(x == inf, inf, y)
+        y = _select(x == zero, -inf, y)
+        return _select(x >= zero, y, _select(x != x, x, nan))
+
+    return log
+
+
+def _make_log1p(k: _Consts, core: Any) -> Any:
+    zero, one, inf, nan = k.zero, k.one, k.inf, k.nan
+
+    @_vjit
+    def log1p(x):  # type: ignore[no-untyped-def]
+        u = one + x
+        # u = 1 + x rounded; log(1 + x) ~= log(u) + (x - (u - 1)) / u
+        c = _fdiv(x - (u - one), u)
+        m, e = _split_sqrt2(u)
+        y = core(m, e, _select(u < inf, c, zero))
+        y = _select(u == inf, inf, y)
+        y = _select(x == zero, x, y)  # keeps the sign of zero
+        y = _select(u == zero, -inf, y)
+        return _select(u >= zero, y, _select(x != x, x, nan))
+
+    return log1p
+
+
+def _make_tanh(k: _Consts, expm1: Any) -> Any:
+    two = k.two
+
+    @_vjit
+    def tanh(x):  # type: ignore[no-untyped-def]
+        # tanh|x| = -t / (t + 2) with t = expm1(-2|x|) in (-1, 0]: saturates at 1 by itself
+        t = expm1(-two * _fabs(x))
+        return _copysign(_fdiv(-t, t + two), x)
+
+    return tanh
+
+
+def _make_sigmoid(k: _Consts, exp: Any) -> Any:
+    zero, one = k.zero, k.one
+
+    @_vjit
+    def sigmoid(x):  # type: ignore[no-untyped-def]
+        # e = exp(-|x|) never overflows; for x < 0 use e/(1+e) to keep tiny results exact
+        e = exp(-_fabs(x))
+        s = _fdiv(one, one + e)
+        return _select(x >= zero, s, _select(x != x, x, e * s))
+
+    return sigmoid
+
+
+def _make_softplus(k: _Consts, exp: Any, log1p: Any) -> Any:
+    zero = k.zero
+
+    @_vjit
+    def softplus(x):  # type: ignore[no-untyped-def]
+        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|); a nan falls through log1p
+        return _select(x > zero, x, zero) + log1p(exp(-_fabs(x)))
+
+    return softplus
+
+
+def _build(dt: Any) -> dict[str, Any]:
+    k = _Consts(dt)
+    exp, expm1 = _make_exp(k), _make_expm1(k)
+    core = _make_log_core(k)
+    log, log1p = _make_log(k, core), _make_log1p(k, core)
+    return {
+        "exp": exp,
+        "expm1": expm1,
+        "log": log,
+        "log1p": log1p,
+        "tanh": _make_tanh(k, expm1),
+        "sigmoid": _make_sigmoid(k, exp),
+        "softplus": _make_softplus(k, exp, log1p),
+    }
+
+
+_F32 = _build(np.float32)
+_F64 = _build(np.float64)
+
+exp_f32, exp_f64 = _F32["exp"], _F64["exp"]
+expm1_f32, expm1_f64 = _F32["expm1"], _F64["expm1"]
+log_f32, log_f64 = _F32["log"], _F64["log"]
+log1p_f32, log1p_f64 = _F32["log1p"], _F64["log1p"]
+tanh_f32, tanh_f64 = _F32["tanh"], _F64["tanh"]
+sigmoid_f32, sigmoid_f64 = _F32["sigmoid"], _F64["sigmoid"]
+softplus_f32, softplus_f64 = _F32["softplus"], _F64["softplus"]
+
+#: (name, numpy dtype name) -> Numba function taking and returning that float type.
+VMATH: dict[tuple[str, str], Any] = {}
+for _dtname, _table in (("float32", _F32), ("float64", _F64)):
+    for _name, _fn in _table.items():
+        VMATH[(_name, _dtname)] = _fn
+
+#: The function names every supported dtype provides.
+NAMES: tuple[str, ...] = tuple(sorted(_F32))
+
+
+def lookup(name: str, dtype: str | np.dtype[Any] | type) -> Any | None:
+    """The vectorizable Numba function ``name`` for ``dtype``, or None if there is none.
+
+    ``dtype`` may be a NumPy dtype name (``"float32"``), a ``np.dtype`` or a scalar type.
+    A None answer means the caller should keep its scalar fallback (e.g. ``math.exp``).
+    """
+    try:
+        key = np.dtype(dtype).name
+    except TypeError:
+        return None
+    return VMATH.get((name, key))
