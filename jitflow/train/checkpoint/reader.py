@@ -1,0 +1,82 @@
+"""`tf.train.NewCheckpointReader`, `load_checkpoint`, `list_variables`: checkpoints without a graph."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jitflow import dtypes
+
+from .bundle import BundleReader
+from .state import latest_checkpoint
+
+
+class CheckpointReader:
+    """Reads the tensors of one checkpoint by name."""
+
+    def __init__(self, prefix: str) -> None:
+        self._bundle = BundleReader(os.fspath(prefix))
+
+    @property
+    def prefix(self) -> str:
+        return self._bundle.prefix
+
+    def get_tensor(self, tensor_str: str) -> np.ndarray:
+        """The saved value of `tensor_str` (NotFoundError if absent, DataLossError if damaged).
+
+        A rank-0 tensor comes back as a NumPy scalar, as TF does.
+        """
+        value = self._bundle.read(_name(tensor_str))
+        return value[()] if value.ndim == 0 else value
+
+    def has_tensor(self, tensor_str: str) -> bool:
+        return _name(tensor_str) in self._bundle.entries
+
+    def get_variable_to_shape_map(self) -> dict[str, list[int]]:
+        return {k: list(e.shape) for k, e in self._bundle.entries.items()}
+
+    def get_variable_to_dtype_map(self) -> dict[str, dtypes.DType]:
+        return {k: self._bundle.dtype(k) for k in self._bundle.entries}
+
+    def debug_string(self) -> bytes:
+        """One line per tensor: name (dtype) [shape], as TF's reader prints."""
+        lines = [f"{k} ({self._bundle.dtype(k).name}) {list(e.shape)}"
+                 for k, e in sorted(self._bundle.entries.items())]
+        return "".join(line + "\n" for line in lines).encode()
+
+
+def _name(tensor_str: str) -> str:
+    return tensor_str.decode() if isinstance(tensor_str, bytes) else str(tensor_str)
+
+
+def NewCheckpointReader(filepattern: str) -> CheckpointReader:  # noqa: N802 - TF's name
+    """A reader for the checkpoint whose prefix is `filepattern`."""
+    return CheckpointReader(filepattern)
+
+
+def _resolve(ckpt_dir_or_file: str) -> str:
+    path = os.fspath(ckpt_dir_or_file)
+    if os.path.isdir(path):
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise ValueError(f"Couldn't find 'checkpoint' file or checkpoints in given directory {path}")
+        return latest
+    return path
+
+
+def load_checkpoint(ckpt_dir_or_file: str) -> CheckpointReader:
+    """A reader for a checkpoint prefix, or for the latest checkpoint of a directory."""
+    return CheckpointReader(_resolve(ckpt_dir_or_file))
+
+
+def list_variables(ckpt_dir_or_file: str) -> list[tuple[str, list[int]]]:
+    """(name, shape) of every tensor in the checkpoint, sorted by name."""
+    shapes = load_checkpoint(ckpt_dir_or_file).get_variable_to_shape_map()
+    return sorted(shapes.items())
+
+
+def load_variable(ckpt_dir_or_file: str, name: str) -> np.ndarray:
+    """The value of one tensor; a trailing ':0' is ignored, as TF does."""
+    if name.endswith(":0"):
+        name = name[:-2]
+    return load_checkpoint(ckpt_dir_or_file).get_tensor(name)
