@@ -172,8 +172,8 @@ def test_strings_match_tf(tmp_path: pathlib.Path) -> None:
         assert pathlib.Path(prefix + suffix).read_bytes() == (DATA / ("tf_strings" + suffix)).read_bytes()
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
-                                   "uint16", "uint32", "uint64", "bool", "complex64", "complex128"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                                   "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "complex128"])
 def test_roundtrip_dtypes(tmp_path: pathlib.Path, dtype: str) -> None:
     rng = np.random.default_rng(0)
     vals = {"a": (rng.standard_normal((3, 4)) * 50).astype(dtype), "empty": np.zeros((0, 3), dtype),

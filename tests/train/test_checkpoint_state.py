@@ -78,9 +78,11 @@ def test_state_missing_malformed_or_empty(tmp_path: pathlib.Path) -> None:
 
 def test_update_state_relative_and_absolute(tmp_path: pathlib.Path) -> None:
     d = str(tmp_path)
-    ckpt.update_checkpoint_state(d, os.path.join(d, "m-2"), [os.path.join(d, "m-1")], save_relative_paths=True)
+    ckpt.update_checkpoint_state(d, os.path.join(d, "m-2"), [os.path.join(d, "m-1")],
+                                 save_relative_paths=True)
     assert (tmp_path / "checkpoint").read_text() == (
-        'model_checkpoint_path: "m-2"\nall_model_checkpoint_paths: "m-1"\nall_model_checkpoint_paths: "m-2"\n')
+        'model_checkpoint_path: "m-2"\n'
+        'all_model_checkpoint_paths: "m-1"\nall_model_checkpoint_paths: "m-2"\n')
     ckpt.update_checkpoint_state(d, os.path.join(d, "m-3"), latest_filename="other")
     s = ckpt.get_checkpoint_state(d, "other")
     assert s is not None and s.all_model_checkpoint_paths == [os.path.join(d, "m-3")]
