@@ -1,0 +1,925 @@
+"""Content-keyed compile cache for generated Numba kernels: in memory and on disk.
+
+The code generator hands over a complete Python module (``source``) that defines one
+entry function with Numba decorators carrying explicit signatures (so it compiles when
+the module runs) and ``cache=True``. It may import helpers from jitflow
+(``from jitflow.codegen import vmath``). :func:`get_kernel` returns the compiled entry and
+where it came from:
+
+``"compiled"``  compiled now, in this process;
+``"memory"``    already obtained by this process for the same key (clusters with the same
+                structure share one kernel);
+``"disk"``      loaded from the on-disk cache, written earlier by any process.
+
+Key
+    :func:`kernel_key` is the one function that says what changes generated code: the
+    caller's parts (source, cluster structure, dtypes, ranks, backend, target, ...), plus
+    :data:`FORMAT_VERSION`, the versions of jitflow, Numba, llvmlite, NumPy and Python,
+    the CPU name and features (host and Numba's overrides), Numba's codegen settings, and
+    a sha256 of every jitflow module the source imports (transitively), so that editing
+    ``vmath.py`` invalidates the kernels that use it. Source-file timestamps play no part.
+
+Disk layout (root = ``JITFLOW_CACHE_DIR`` or ``~/.cache/jitflow``, see :mod:`jitflow.flags`)
+    ``<root>/<key[:2]>/<key>/kernel.py``   the source, never modified after creation;
+    ``<root>/<key[:2]>/<key>/__pycache__/`` Numba's own cache (index ``.nbi`` and object
+    code ``.nbc``) written by ``cache=True`` while compiling. Numba stamps it with a hash
+    of ``kernel.py``'s content and looks it up by function name and line, so it stays
+    valid when the entry is moved;
+    ``<root>/<key[:2]>/<key>/meta.json``   key, backend, description, created, last_used,
+    jitflow/Numba versions, the size and sha256 of every other file in the entry;
+    ``<root>/tmp/``                         entries being built, and entries being deleted.
+
+    The module is executed under the fixed name ``_jitflow_kernel_<key>`` because Numba's
+    cached data refers to the defining module by name.
+
+Integrity and concurrency
+    Every file's sha256 is checked against ``meta.json`` before Numba unpickles anything.
+    A corrupted, truncated or incomplete entry is reported once per process with
+    :func:`warnings.warn`, deleted and recompiled: never a crash or a wrong result.
+    Entries are built in ``<root>/tmp`` and published with one ``os.rename``; if another
+    process published the same key first, its entry is kept and this process uses the
+    kernel it compiled. Deletion renames the entry into ``tmp`` first, so readers see a
+    whole entry or none. ``last_used`` is the entry directory's mtime, touched at most once
+    per process per entry (``meta.json`` keeps the creation-time value).
+
+Safety
+    A root that is group- or world-writable, or owned by another user, is refused (one
+    warning; the process then keeps kernels in memory only): Numba's cache files are
+    pickles. ``JITFLOW_DISK_CACHE=0`` also keeps kernels in memory only; they are then
+    compiled in a private temporary directory that is removed right away.
+
+Debug output
+    ``JITFLOW_DEBUG>=1`` prints one line per compile/load event to stderr; ``>=4`` also
+    prints the generated source.
+
+Nothing here imports Numba until a kernel is keyed or compiled, so the CLI's listing
+commands start fast.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import enum
+import functools
+import hashlib
+import json
+import os
+import platform
+import shutil
+import stat
+import sys
+import tempfile
+import threading
+import time
+import types
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jitflow import flags
+
+FORMAT_VERSION = 1
+"""Bump when the entry layout or the way kernels are generated changes incompatibly."""
+
+ORIGINS = ("compiled", "memory", "disk")
+
+_KERNEL_FILE = "kernel.py"
+_META_FILE = "meta.json"
+_TMP_DIR = "tmp"
+_MODULE_PREFIX = "_jitflow_kernel_"
+_STALE_TMP_SECONDS = 3600.0
+
+
+class KernelCompileError(RuntimeError):
+    """The generated source did not compile (the cause is chained); the caller may fall back."""
+
+
+class CacheCorruptError(Exception):
+    """An on-disk entry failed its integrity check (internal; reported as a warning)."""
+
+
+@dataclass
+class _Stats:
+    compiled: int = 0
+    disk_hits: int = 0
+    memory_hits: int = 0
+    corrupt: int = 0
+    compile_seconds: float = 0.0
+    load_seconds: float = 0.0
+
+
+_stats = _Stats()
+_memory: dict[str, Callable[..., Any]] = {}
+_lock = threading.RLock()
+_warned: set[str] = set()
+_touched: set[str] = set()
+
+
+# --------------------------------------------------------------------------- key
+
+
+def kernel_key(parts: Mapping[str, object]) -> str:
+    """Return the sha256 hex key of a kernel: `parts` plus everything else that changes its code.
+
+    `parts` holds whatever the generator knows (``source``, cluster structure, dtypes, ranks,
+    backend, target, jitflow codegen flags, ...). Values may be None, bool, int, float, str,
+    lists/tuples (equal), dicts (str or int keys), sets, NumPy dtypes and scalars, jitflow
+    DTypes and enums; anything else raises TypeError rather than keying on a ``repr``.
+    Added here: :data:`FORMAT_VERSION`, the jitflow/Numba/llvmlite/NumPy/Python versions,
+    CPU name and features, Numba's codegen settings, and a hash of each jitflow module that
+    ``parts["source"]`` imports (transitively).
+    """
+    source = parts.get("source")
+    payload = {
+        "format": FORMAT_VERSION,
+        "parts": _canonical(dict(parts)),
+        "env": _environment(),
+        "helpers": _helper_digests(source) if isinstance(source, str) else {},
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+def _canonical(obj: Any) -> Any:
+    """A JSON-ready, deterministic form of `obj` (raises TypeError for unknown types)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(x) for x in obj]
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise TypeError(f"kernel_key: dict keys must be str or int, got {type(k).__name__}")
+            name = str(k)
+            if name in out:
+                raise TypeError(f"kernel_key: dict keys {name!r} collide once converted to text")
+            out[name] = _canonical(v)
+        return out
+    if isinstance(obj, (set, frozenset)):
+        items = [_canonical(x) for x in obj]
+        return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
+    if isinstance(obj, bytes):
+        return "bytes:" + obj.hex()
+    if isinstance(obj, enum.Enum):
+        return f"enum:{type(obj).__qualname__}.{obj.name}"
+    dtypes_mod = sys.modules.get("jitflow.dtypes")
+    if dtypes_mod is not None and isinstance(obj, dtypes_mod.DType):
+        return f"tf:{obj.name}"
+    if "numpy" in sys.modules:
+        import numpy as np
+
+        if isinstance(obj, np.dtype):
+            return f"dtype:{obj.str}"
+        if isinstance(obj, type) and issubclass(obj, np.generic):
+            return f"dtype:{np.dtype(obj).str}"
+        if isinstance(obj, np.generic) and not isinstance(obj, (np.void, np.object_)):
+            return _canonical(obj.item())
+    raise TypeError(f"kernel_key: cannot key a value of type {type(obj).__name__}: {obj!r:.80}")
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> dict[str, Any]:
+    """Versions, CPU and Numba codegen settings of this process (constant for its lifetime)."""
+    import llvmlite
+    import llvmlite.binding as llvm
+    import numba
+    import numpy
+
+    import jitflow
+
+    try:
+        features = llvm.get_host_cpu_features().flatten()
+    except RuntimeError:  # some platforms cannot report features; the name still separates CPUs
+        features = ""
+    cfg = numba.config
+    return {
+        "jitflow": getattr(jitflow, "__version__", "?"),
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "numpy": numpy.__version__,
+        "python": sys.version,
+        "implementation": sys.implementation.name,
+        "machine": platform.machine(),
+        "cpu_name": llvm.get_host_cpu_name(),
+        "cpu_features": features,
+        "numba_config": {
+            name: str(getattr(cfg, name, None))
+            for name in ("OPT", "CPU_NAME", "CPU_FEATURES", "ENABLE_AVX", "BOUNDSCHECK",
+                         "DEBUGINFO_DEFAULT", "FASTMATH", "LOOP_VECTORIZE", "SLP_VECTORIZE")
+        },
+    }
+
+
+def _helper_digests(source: str) -> dict[str, str]:
+    """sha256 of every jitflow module `source` imports, following their jitflow imports."""
+    try:
+        pending = _jitflow_imports(ast.parse(source), package=None)
+    except SyntaxError:  # the compile step reports it properly
+        return {}
+    seen: dict[str, str] = {}
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        path = _module_file(name)
+        if path is None:
+            seen[name] = "missing"
+            continue
+        digest, tree = _digest_module(path)
+        seen[name] = digest
+        package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+        pending.extend(_jitflow_imports(tree, package))
+    return dict(sorted(seen.items()))
+
+
+def _jitflow_imports(tree: ast.Module, package: str | None) -> list[str]:
+    """Names of jitflow modules imported by `tree` (absolute, or relative to `package`)."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level and package is not None:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join(anchor + ([base] if base else []))
+            elif node.level:
+                continue
+            names.append(base)
+            # `from pkg import mod` may name submodules; a non-module name resolves to no file
+            names.extend(f"{base}.{a.name}" for a in node.names if a.name != "*")
+    return [n for n in names if n == "jitflow" or n.startswith("jitflow.")]
+
+
+def _module_file(name: str) -> str | None:
+    """The file of jitflow module `name`, found by path (importing nothing)."""
+    import jitflow
+
+    root = os.path.dirname(os.path.abspath(jitflow.__file__ or ""))
+    rel = name.split(".")[1:]
+    base = os.path.join(root, *rel)
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _digest_module(path: str) -> tuple[str, ast.Module]:
+    st = os.stat(path)
+    return _digest_module_cached(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest_module_cached(path: str, mtime_ns: int, size: int) -> tuple[str, ast.Module]:
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        tree = ast.parse(data)
+    except SyntaxError:
+        tree = ast.Module(body=[], type_ignores=[])
+    return hashlib.sha256(data).hexdigest(), tree
+
+
+# --------------------------------------------------------------------------- get_kernel
+
+
+def get_kernel(
+    source: str,
+    entry: str,
+    key_parts: Mapping[str, object],
+    description: Mapping[str, object] | None = None,
+    backend: str = "cpu",
+) -> tuple[Callable[..., Any], str]:
+    """Return ``(kernel, origin)`` for the entry function `entry` defined by `source`.
+
+    `key_parts` go to :func:`kernel_key` together with `source`, `entry` and `backend`.
+    `description` (JSON-able, e.g. ``{"ops": ["Add", "Relu"]}``) is stored in ``meta.json``
+    for ``jitflow cache list/info``; it is not part of the key. `origin` is one of
+    ``"compiled"``, ``"memory"``, ``"disk"``. Raises :class:`KernelCompileError` if the
+    source fails to compile or does not define `entry`.
+    """
+    key = kernel_key({**key_parts, "source": source, "entry": entry, "backend": backend})
+    fn = _memory.get(key)
+    if fn is None:
+        with _lock:
+            fn = _memory.get(key)
+            if fn is None:
+                fn, origin = _obtain(key, source, entry, dict(description or {}), backend)
+                _memory[key] = fn
+                return fn, origin
+    _stats.memory_hits += 1
+    _debug(1, f"kernel {key[:12]} ({entry}) from memory")
+    return fn, "memory"
+
+
+def _obtain(key: str, source: str, entry: str, description: dict[str, Any],
+            backend: str) -> tuple[Callable[..., Any], str]:
+    root = usable_root()
+    if root is not None:
+        loaded = _load_from_disk(root, key, entry)
+        if loaded is not None:
+            return loaded
+    return _compile(root, key, source, entry, description, backend)
+
+
+def _load_from_disk(root: str, key: str, entry: str) -> tuple[Callable[..., Any], str] | None:
+    path = entry_path(key, root)
+    if not os.path.isdir(path):
+        return None
+    t0 = time.perf_counter()
+    try:
+        meta, source = _read_verified(path, key)
+        module = _exec_kernel(os.path.join(path, _KERNEL_FILE), source, key)
+        fn = _entry_of(module, entry, key)
+    except FileNotFoundError:
+        if os.path.isdir(path):
+            _discard_corrupt(root, key, path, "a file is missing")
+        return None  # otherwise another process removed it while we read: just compile
+    except CacheCorruptError as exc:
+        _discard_corrupt(root, key, path, str(exc))
+        return None
+    except Exception as exc:  # Numba or the import failed on verified files: never trust the entry
+        _discard_corrupt(root, key, path, f"failed to load: {type(exc).__name__}: {exc}")
+        return None
+    dt = time.perf_counter() - t0
+    _touch(path)
+    if _numba_cache_misses(module):
+        # Numba rejected its own cache (and rewrote it): record the new files' hashes
+        _stats.compiled += 1
+        _stats.compile_seconds += dt
+        _refresh_hashes(path, meta)
+        _debug(1, f"kernel {key[:12]} ({entry}) recompiled by Numba in {dt:.3f}s at {path}")
+        return fn, "compiled"
+    _stats.disk_hits += 1
+    _stats.load_seconds += dt
+    _debug(1, f"kernel {key[:12]} ({entry}) loaded from disk in {dt:.3f}s from {path}")
+    _debug_source(4, source)
+    return fn, "disk"
+
+
+def _compile(root: str | None, key: str, source: str, entry: str, description: dict[str, Any],
+             backend: str) -> tuple[Callable[..., Any], str]:
+    build = _new_build_dir(root)
+    published = False
+    try:
+        kernel_file = os.path.join(build, _KERNEL_FILE)
+        with open(kernel_file, "w", encoding="utf-8") as f:
+            f.write(source)
+        t0 = time.perf_counter()
+        try:
+            module = _exec_kernel(kernel_file, source, key)
+            fn = _entry_of(module, entry, key)
+        except Exception as exc:
+            raise KernelCompileError(
+                f"kernel {key[:12]} ({entry}) failed to compile: {type(exc).__name__}: {exc}"
+            ) from exc
+        dt = time.perf_counter() - t0
+        _stats.compiled += 1
+        _stats.compile_seconds += dt
+        _debug(1, f"kernel {key[:12]} ({entry}) compiled in {dt:.3f}s ({backend})")
+        _debug_source(4, source)
+        if root is not None:
+            published = _publish(root, build, key, entry, description, backend, dt)
+    finally:
+        if not published:
+            shutil.rmtree(build, ignore_errors=True)
+    return fn, "compiled"
+
+
+def _publish(root: str, build: str, key: str, entry: str, description: dict[str, Any],
+             backend: str, compile_seconds: float) -> bool:
+    """Move a finished build into place; True if it was moved (False: not stored)."""
+    files = _file_table(build)
+    if not any(name.startswith("__pycache__/") for name in files):
+        _warn_once(f"nocache:{key}", f"jitflow: kernel {key[:12]} ({entry}) wrote no Numba cache files "
+                   "(its source lacks cache=True?); it will be recompiled by every process")
+        return False
+    import numba
+
+    import jitflow
+
+    now = time.time()
+    meta = {
+        "key": key,
+        "format": FORMAT_VERSION,
+        "entry": entry,
+        "backend": backend,
+        "description": description,
+        "created": now,
+        "last_used": now,
+        "compile_seconds": round(compile_seconds, 6),
+        "jitflow": getattr(jitflow, "__version__", "?"),
+        "numba": numba.__version__,
+        "files": files,
+        "size": sum(f["size"] for f in files.values()),
+    }
+    _write_json_atomic(os.path.join(build, _META_FILE), meta)
+    final = entry_path(key, root)
+    os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
+    try:
+        os.rename(build, final)
+    except OSError:
+        if os.path.isdir(final):  # another process published this key first: keep theirs
+            _debug(1, f"kernel {key[:12]} already published by another process")
+            return False
+        raise
+    _touched.add(key)
+    return True
+
+
+# --------------------------------------------------------------------------- loading helpers
+
+
+def _exec_kernel(path: str, source: str, key: str) -> types.ModuleType:
+    """Run the kernel module from `path` under its fixed name (Numba's cache refers to it)."""
+    name = _MODULE_PREFIX + key
+    module = types.ModuleType(name)
+    module.__file__ = path
+    code = compile(source, path, "exec")  # our own compile: no .pyc appears in the entry
+    previous = sys.modules.get(name)
+    sys.modules[name] = module
+    try:
+        with _in_tree_numba_cache():
+            exec(code, module.__dict__)
+    except BaseException:
+        if previous is not None:
+            sys.modules[name] = previous
+        else:
+            sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def _entry_of(module: types.ModuleType, entry: str, key: str) -> Callable[..., Any]:
+    fn = module.__dict__.get(entry)
+    if not callable(fn):
+        raise KernelCompileError(f"kernel {key[:12]}: the generated source defines no callable {entry!r}")
+    return fn
+
+
+@contextlib.contextmanager
+def _in_tree_numba_cache() -> Iterator[None]:
+    """Make Numba put its cache next to kernel.py even if the user set NUMBA_CACHE_DIR."""
+    from numba.core import config
+
+    saved = {n: getattr(config, n) for n in ("CACHE_DIR", "CACHE_LOCATOR_CLASSES") if hasattr(config, n)}
+    for n in saved:
+        setattr(config, n, "")
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            setattr(config, n, v)
+
+
+def _numba_cache_misses(module: types.ModuleType) -> int:
+    """How many signatures the module's own Numba dispatchers compiled instead of loading."""
+    misses = 0
+    for obj in list(module.__dict__.values()):
+        py_func = getattr(obj, "py_func", None)
+        if py_func is None or getattr(py_func, "__module__", None) != module.__name__:
+            continue
+        stats = getattr(obj, "stats", None)
+        if stats is not None:
+            misses += sum(stats.cache_misses.values())
+    return misses
+
+
+def _read_verified(path: str, key: str) -> tuple[dict[str, Any], str]:
+    """Check an entry against its meta.json; return (meta, source) or raise CacheCorruptError."""
+    try:
+        with open(os.path.join(path, _META_FILE), "rb") as f:
+            meta = json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise CacheCorruptError("meta.json is missing") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CacheCorruptError(f"meta.json is unreadable ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("key") != key or not isinstance(meta.get("files"), dict):
+        raise CacheCorruptError("meta.json does not describe this entry")
+    files: dict[str, Any] = meta["files"]
+    if _KERNEL_FILE not in files:
+        raise CacheCorruptError("meta.json lists no kernel.py")
+    source_bytes = b""
+    for name, info in files.items():
+        data = _read_entry_file(path, name)
+        if not isinstance(info, dict) or len(data) != info.get("size"):
+            raise CacheCorruptError(f"{name} has the wrong size (truncated?)")
+        if hashlib.sha256(data).hexdigest() != info.get("sha256"):
+            raise CacheCorruptError(f"{name} does not match its sha256")
+        if name == _KERNEL_FILE:
+            source_bytes = data
+    try:
+        return meta, source_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CacheCorruptError("kernel.py is not UTF-8") from None
+
+
+def _read_entry_file(path: str, name: str) -> bytes:
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise CacheCorruptError(f"meta.json names a file outside the entry: {name!r}")
+    with open(os.path.join(path, *parts), "rb") as f:
+        return f.read()
+
+
+def _file_table(path: str) -> dict[str, dict[str, Any]]:
+    """{relative name: {size, sha256}} for every file in an entry except meta.json."""
+    table: dict[str, dict[str, Any]] = {}
+    for dirpath, _dirs, names in os.walk(path):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            rel = os.path.relpath(full, path).replace(os.sep, "/")
+            if rel == _META_FILE:
+                continue
+            with open(full, "rb") as f:
+                data = f.read()
+            table[rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return dict(sorted(table.items()))
+
+
+def _refresh_hashes(path: str, meta: dict[str, Any]) -> None:
+    meta = dict(meta)
+    meta["files"] = _file_table(path)
+    meta["size"] = sum(f["size"] for f in meta["files"].values())
+    try:
+        _write_json_atomic(os.path.join(path, _META_FILE), meta)
+    except OSError:
+        pass  # a later load re-checks the hashes and rebuilds the entry
+
+
+def _write_json_atomic(path: str, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".meta-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1, sort_keys=True, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _touch(path: str) -> None:
+    key = os.path.basename(path)
+    if key in _touched:
+        return
+    _touched.add(key)
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def _discard_corrupt(root: str, key: str, path: str, reason: str) -> None:
+    _stats.corrupt += 1
+    _warn_once(f"corrupt:{key}", f"jitflow: compile cache entry {key[:12]} is corrupt ({reason}); "
+               "deleting and recompiling it")
+    _remove_entry(root, path)
+
+
+# --------------------------------------------------------------------------- the directory
+
+
+def usable_root() -> str | None:
+    """The cache root if the disk cache is enabled and safe to use, else None (memory only).
+
+    Creates the root (mode 0700) if needed. Warns once if it is group/world-writable or
+    owned by another user.
+    """
+    if not flags.disk_cache_enabled():
+        return None
+    root = flags.cache_dir()
+    problem = root_problem(root, create=True)
+    if problem is not None:
+        _warn_once(f"root:{root}", f"jitflow: not using compile cache directory {root}: {problem}; "
+                   "kernels stay in memory only")
+        return None
+    return root
+
+
+def root_problem(root: str, create: bool = False) -> str | None:
+    """Why `root` cannot be used as a cache directory, or None if it can."""
+    try:
+        if create:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+        st = os.stat(root)
+    except OSError as exc:
+        return f"cannot create or read it ({exc.strerror or exc})"
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory"
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return "it is owned by another user"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "it is writable by other users"
+    return None
+
+
+def entry_path(key: str, root: str | None = None) -> str:
+    """The directory of the entry for `key` under `root` (default: the configured root)."""
+    return os.path.join(root or flags.cache_dir(), key[:2], key)
+
+
+def _new_build_dir(root: str | None) -> str:
+    if root is None:
+        return tempfile.mkdtemp(prefix="jitflow-kernel-")
+    tmp = os.path.join(root, _TMP_DIR)
+    os.makedirs(tmp, mode=0o700, exist_ok=True)
+    return tempfile.mkdtemp(prefix="build-", dir=tmp)
+
+
+def _remove_entry(root: str, path: str) -> bool:
+    """Delete an entry atomically (rename into tmp, then remove); False if it was already gone."""
+    tmp = os.path.join(root, _TMP_DIR)
+    try:
+        os.makedirs(tmp, mode=0o700, exist_ok=True)
+        grave = tempfile.mkdtemp(prefix="trash-", dir=tmp)
+        os.rename(path, os.path.join(grave, "entry"))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+        return not os.path.exists(path)
+    shutil.rmtree(grave, ignore_errors=True)
+    return True
+
+
+def _iter_entry_dirs(root: str) -> Iterator[tuple[str, str]]:
+    """(key, path) of every directory that looks like an entry, complete or not."""
+    try:
+        shards = sorted(os.listdir(root))
+    except OSError:
+        return
+    for shard in shards:
+        if len(shard) != 2 or not _is_hex(shard):
+            continue
+        shard_path = os.path.join(root, shard)
+        try:
+            names = sorted(os.listdir(shard_path))
+        except OSError:
+            continue
+        for name in names:
+            if len(name) == 64 and _is_hex(name) and name.startswith(shard):
+                yield name, os.path.join(shard_path, name)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def _entry_summary(key: str, path: str) -> dict[str, Any]:
+    """Cheap description of an entry from meta.json and stat (no hashing)."""
+    info: dict[str, Any] = {"key": key, "path": path}
+    try:
+        with open(os.path.join(path, _META_FILE), encoding="utf-8") as f:
+            meta = json.load(f)
+        if not isinstance(meta, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError):
+        meta = {}
+        info["problem"] = "meta.json is missing or unreadable"
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        mtime = 0.0
+    created = _number(meta.get("created"), mtime)
+    last = _number(meta.get("last_used"), 0.0)
+    info.update({
+        "backend": meta.get("backend", "?"),
+        "entry": meta.get("entry", "?"),
+        "description": meta.get("description", {}),
+        "created": created,
+        "last_used": max(last, mtime),
+        "size": _tree_size(path),
+        "compile_seconds": meta.get("compile_seconds"),
+        "jitflow": meta.get("jitflow"),
+        "numba": meta.get("numba"),
+    })
+    return info
+
+
+def _number(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _tree_size(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for n in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, n)).st_size
+    return total
+
+
+def cache_root() -> str:
+    """The configured cache directory (whether or not it exists or is usable)."""
+    return flags.cache_dir()
+
+
+def list_entries() -> list[dict[str, Any]]:
+    """Every entry (most recently used first): key, path, backend, entry, description,
+    created, last_used (epoch seconds), size (bytes), compile_seconds, versions."""
+    entries = [_entry_summary(k, p) for k, p in _iter_entry_dirs(cache_root())]
+    entries.sort(key=lambda e: e["last_used"], reverse=True)
+    return entries
+
+
+def find_key(prefix: str) -> str:
+    """The full key of the one entry whose key starts with `prefix` (KeyError otherwise)."""
+    prefix = prefix.strip().lower()
+    if not prefix or not _is_hex(prefix):
+        raise KeyError(f"not a cache key: {prefix!r}")
+    matches = [k for k, _ in _iter_entry_dirs(cache_root()) if k.startswith(prefix)]
+    if not matches:
+        raise KeyError(f"no cache entry matches {prefix!r}")
+    if len(matches) > 1:
+        raise KeyError(f"{len(matches)} cache entries match {prefix!r}; give more characters")
+    return matches[0]
+
+
+def entry_info(key: str) -> dict[str, Any]:
+    """Everything about one entry (a unique key prefix is enough): its summary, its
+    meta.json, its files, and ``problem`` (None if it passes the integrity check)."""
+    full = find_key(key)
+    path = entry_path(full)
+    info = _entry_summary(full, path)
+    try:
+        meta, _ = _read_verified(path, full)
+        info["problem"] = None
+    except (CacheCorruptError, OSError) as exc:
+        meta = {}
+        info["problem"] = str(exc) if isinstance(exc, CacheCorruptError) else f"unreadable: {exc}"
+    info["meta"] = meta
+    info["files"] = meta.get("files", {}) if meta else {}
+    return info
+
+
+def verify(fix: bool = False) -> list[dict[str, Any]]:
+    """Check every entry's files against meta.json; return ``[{key, path, problem, removed}]``
+    for the bad ones (empty list: all good). With `fix`, bad entries are deleted."""
+    root = cache_root()
+    bad: list[dict[str, Any]] = []
+    for key, path in _iter_entry_dirs(root):
+        try:
+            meta, _ = _read_verified(path, key)
+            extra = sorted(set(_file_table(path)) - set(meta["files"]))
+            problem = f"unexpected files: {', '.join(extra)}" if extra else None
+        except CacheCorruptError as exc:
+            problem = str(exc)
+        except OSError as exc:
+            problem = f"unreadable: {exc.strerror or exc}"
+        if problem is None:
+            continue
+        removed = _remove_entry(root, path) if fix else False
+        bad.append({"key": key, "path": path, "problem": problem, "removed": removed})
+    return bad
+
+
+def clear() -> dict[str, int]:
+    """Delete every entry and leftover build directory; return {"removed", "freed"} (bytes)."""
+    root = cache_root()
+    removed = freed = 0
+    for key, path in list(_iter_entry_dirs(root)):
+        size = _tree_size(path)
+        if _remove_entry(root, path):
+            removed += 1
+            freed += size
+            _touched.discard(key)
+    _clean_tmp(root, older_than=0.0)
+    _remove_empty_shards(root)
+    return {"removed": removed, "freed": freed}
+
+
+def prune(max_size: int | None = None, older_than_s: float | None = None) -> dict[str, Any]:
+    """Delete entries unused for more than `older_than_s` seconds, then least recently used
+    ones until the total size is at most `max_size` bytes. Returns {"removed": [keys],
+    "freed", "remaining", "remaining_size"}. Also cleans stale build directories."""
+    if max_size is not None and max_size < 0:
+        raise ValueError("max_size must be >= 0")
+    if older_than_s is not None and older_than_s < 0:
+        raise ValueError("older_than_s must be >= 0")
+    root = cache_root()
+    entries = list_entries()  # newest first
+    now = time.time()
+    doomed: list[dict[str, Any]] = []
+    keep: list[dict[str, Any]] = []
+    for e in entries:
+        old = older_than_s is not None and now - e["last_used"] > older_than_s
+        (doomed if old else keep).append(e)
+    if max_size is not None:
+        total = sum(e["size"] for e in keep)
+        while keep and total > max_size:
+            victim = keep.pop()  # least recently used
+            total -= victim["size"]
+            doomed.append(victim)
+    removed: list[str] = []
+    freed = 0
+    for e in doomed:
+        if _remove_entry(root, e["path"]):
+            removed.append(e["key"])
+            freed += e["size"]
+            _touched.discard(e["key"])
+    _clean_tmp(root, older_than=_STALE_TMP_SECONDS)
+    _remove_empty_shards(root)
+    return {"removed": removed, "freed": freed, "remaining": len(keep),
+            "remaining_size": sum(e["size"] for e in keep)}
+
+
+def _clean_tmp(root: str, older_than: float) -> None:
+    """Remove build/trash directories left by processes that died (older than `older_than` s)."""
+    tmp = os.path.join(root, _TMP_DIR)
+    now = time.time()
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return
+    for n in names:
+        p = os.path.join(tmp, n)
+        with contextlib.suppress(OSError):
+            if now - os.stat(p).st_mtime >= older_than:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _remove_empty_shards(root: str) -> None:
+    try:
+        shards = os.listdir(root)
+    except OSError:
+        return
+    for shard in shards:
+        if len(shard) == 2 and _is_hex(shard):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(root, shard))  # fails (ignored) unless empty
+
+
+def disk_summary() -> dict[str, Any]:
+    """Totals for the cache directory: dir, usable/problem, entries, size, by backend,
+    oldest/newest last use, format version."""
+    root = cache_root()
+    entries = list_entries()
+    by_backend: dict[str, dict[str, int]] = {}
+    for e in entries:
+        b = by_backend.setdefault(str(e["backend"]), {"entries": 0, "size": 0})
+        b["entries"] += 1
+        b["size"] += e["size"]
+    problem = None if os.path.isdir(root) and root_problem(root) is None else (
+        root_problem(root) if os.path.exists(root) else "it does not exist yet")
+    return {
+        "dir": root,
+        "disk_cache_enabled": flags.disk_cache_enabled(),
+        "usable": problem is None or problem == "it does not exist yet",
+        "problem": problem,
+        "format_version": FORMAT_VERSION,
+        "entries": len(entries),
+        "size": sum(e["size"] for e in entries),
+        "by_backend": by_backend,
+        "oldest_use": min((e["last_used"] for e in entries), default=None),
+        "newest_use": max((e["last_used"] for e in entries), default=None),
+    }
+
+
+# --------------------------------------------------------------------------- stats, debug
+
+
+def cache_stats() -> dict[str, Any]:
+    """This process's counters: compiled, disk_hits, memory_hits, corrupt (entries discarded),
+    compile_seconds, load_seconds, and kernels (how many are held in memory)."""
+    return {
+        "compiled": _stats.compiled,
+        "disk_hits": _stats.disk_hits,
+        "memory_hits": _stats.memory_hits,
+        "corrupt": _stats.corrupt,
+        "compile_seconds": round(_stats.compile_seconds, 6),
+        "load_seconds": round(_stats.load_seconds, 6),
+        "kernels": len(_memory),
+    }
+
+
+def reset_stats() -> None:
+    """Zero this process's counters (kernels stay in memory)."""
+    global _stats
+    _stats = _Stats()
+
+
+def clear_memory() -> None:
+    """Forget the kernels held in memory, so the next request goes to disk (for tests/tools)."""
+    with _lock:
+        _memory.clear()
+        _touched.clear()
+        _warned.clear()
+
+
+def _warn_once(tag: str, message: str) -> None:
+    if tag in _warned:
+        return
+    _warned.add(tag)
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _debug(level: int, message: str) -> None:
+    if flags.debug_level() >= level:
+        print(f"jitflow: {message}", file=sys.stderr, flush=True)
+
+
+def _debug_source(level: int, source: str) -> None:
+    if flags.debug_level() >= level:
+        print(source.rstrip("\n"), file=sys.stderr, flush=True)
