@@ -2,4 +2,51 @@
 
 This module is the tf-style namespace: re-exports only, no logic.
 """
+# ruff: noqa: F401, E402, I001
 __version__ = "0.1.0"
+
+from jitflow import errors
+from jitflow import dtypes
+from jitflow.dtypes import (DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
+                            int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128)
+from jitflow.framework.tensor_shape import TensorShape, Dimension, dimension_value
+from jitflow.framework.graph import (Graph, Operation, Tensor, GraphKeys, get_default_graph,
+                                     reset_default_graph, name_scope, control_dependencies, device,
+                                     colocate_with, add_to_collection, add_to_collections, get_collection,
+                                     get_collection_ref, set_random_seed)
+from jitflow.framework.device import DeviceSpec
+from jitflow.ops.constant_op import constant, convert_to_tensor
+from jitflow.ops.math_ops import (
+    add, subtract, multiply, truediv, divide, div, floordiv, floormod, mod, truncatediv, realdiv, pow,
+    maximum, minimum, squared_difference, negative, abs, sign, square, sqrt, rsqrt, exp, log, log1p,
+    expm1, sin, cos, tan, asin, acos, atan, sinh, cosh, tanh, sigmoid, floor, ceil, round, reciprocal,
+    is_nan, is_inf, is_finite, equal, not_equal, less, less_equal, greater, greater_equal, logical_and,
+    logical_or, logical_not, logical_xor, cast, to_float, to_int32, to_int64, to_double, where, where_v2,
+    select, clip_by_value, add_n, reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod,
+    reduce_all, reduce_any, reduce_logsumexp, argmax, argmin, matmul)
+from jitflow.ops.array_ops import (placeholder, placeholder_with_default, identity, stop_gradient, shape,
+                                   size, rank, reshape, fill, zeros, ones, zeros_like, ones_like)
+from jitflow.ops.random_ops import random_normal, truncated_normal, random_uniform
+from jitflow.ops.control_flow_ops import no_op, group, tuple
+from jitflow.ops.state_ops import assign, assign_add, assign_sub, is_variable_initialized
+from jitflow.ops.init_ops import (zeros_initializer, ones_initializer, constant_initializer,
+                                  random_normal_initializer, truncated_normal_initializer,
+                                  random_uniform_initializer, glorot_uniform_initializer,
+                                  glorot_normal_initializer, variance_scaling_initializer)
+from jitflow.variables import (Variable, VariableV1, VariableScope, AUTO_REUSE, get_variable,
+                               variable_scope, get_variable_scope, global_variables, all_variables,
+                               trainable_variables, local_variables, model_variables,
+                               moving_average_variables, variables_initializer,
+                               global_variables_initializer, initialize_all_variables,
+                               local_variables_initializer, initialize_local_variables,
+                               report_uninitialized_variables)
+from jitflow.session import Session, InteractiveSession, get_default_session
+from jitflow.session_config import ConfigProto, GPUOptions, GraphOptions, OptimizerOptions, RunOptions, RunMetadata
+
+sub = subtract
+mul = multiply
+neg = negative
+from jitflow import _namespaces
+initializers = _namespaces.initializers
+math = _namespaces.math
+from jitflow import train

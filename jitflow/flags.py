@@ -41,3 +41,8 @@ def cache_dir() -> str:
 def disk_cache_enabled() -> bool:
     """JITFLOW_DISK_CACHE=0 keeps compiled kernels in memory only."""
     return _env("JITFLOW_DISK_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def explain_record() -> bool:
+    """JITFLOW_EXPLAIN_RECORD=1: sessions keep every plan they build, for `jitflow explain`."""
+    return _env("JITFLOW_EXPLAIN_RECORD", "0").strip() == "1"

@@ -1,0 +1,54 @@
+"""The interpreter: runs one op through its NumPy reference kernel, turning failures into TF errors."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jitflow import errors
+from jitflow.framework.graph import Operation
+from jitflow.framework.tensor_shape import shape_str
+
+
+class _Dead:
+    """The value of a tensor on the branch of a `cond` that was not taken."""
+
+    _instance = None
+
+    def __repr__(self) -> str:
+        return "<dead>"
+
+
+DEAD = _Dead()
+
+
+def describe(op: Operation, inputs: list[Any] | None = None) -> str:
+    """'[[node name (Type) with input shapes: [2,3], [3] defined at file:line]]' for error messages."""
+    shapes = ""
+    if inputs is not None:
+        shapes = " with input shapes: " + ", ".join(
+            shape_str(np.shape(x)) if x is not None and x is not DEAD else "<ref>" for x in inputs)
+    return f"\n\t [[node {op.name} ({op.type}){shapes} defined at {op.defined_at()} ]]"
+
+
+def op_error(op: Operation, inputs: list[Any] | None, exc: BaseException) -> errors.OpError:
+    """Converts an exception raised by `op`'s kernel into a TF error that names the op and its inputs."""
+    if isinstance(exc, errors.OpError):
+        msg = exc.message
+        if "[[node" not in msg:
+            msg += describe(op, inputs)
+        return type(exc)(op.node_def, op, msg)
+    if isinstance(exc, MemoryError):
+        return errors.ResourceExhaustedError(op.node_def, op, f"OOM when running {op.name}"
+                                             + describe(op, inputs))
+    return errors.InvalidArgumentError(op.node_def, op, f"{type(exc).__name__}: {exc}" + describe(op, inputs))
+
+
+def run_kernel(ctx: Any, op: Operation, inputs: list[Any]) -> Any:
+    """Runs `op`'s reference kernel; any failure becomes a TF error naming the op."""
+    kernel = op.opdef.kernel
+    assert kernel is not None
+    try:
+        return kernel(ctx, op, inputs)
+    except Exception as e:  # noqa: BLE001 - every kernel failure is reported as the op's error
+        raise op_error(op, inputs, e) from e

@@ -1,0 +1,137 @@
+"""Stage 3 of a run: a plan, built once per run signature and replayed on every later call.
+
+A plan is a flat list of steps over numbered value slots. Each step is a closure `step(ctx, vals)` that
+reads its input slots and writes its output slots; the interpreter makes one step per op, the compiler
+one per fused cluster. Slot 0 always holds None (the value passed for reference inputs).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jitflow.compiler.interp import DEAD, op_error
+from jitflow.compiler.prune import prune
+from jitflow.framework.graph import Operation, Tensor
+
+Step = Callable[[Any, list], None]
+NONE_SLOT = 0
+TRASH_SLOT = 1
+
+
+@dataclass
+class Plan:
+    """Steps and slots for one run signature."""
+
+    steps: list[Step]
+    n_slots: int
+    feed_slots: list[int]
+    fetch_slots: list[int]  # -1 for an op target (its result is None)
+    ops: list[Operation]
+    slots: dict[Tensor, int]
+    # Filled by the compiler: clusters, fallbacks and timings, for explain().
+    report: dict[str, Any] = field(default_factory=lambda: {"clusters": [], "fallbacks": []})
+    dead_aware: bool = False
+
+
+def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> Step:
+    kernel = op.opdef.kernel
+    assert kernel is not None
+    n = len(out_slots)
+
+    if n == 1:
+        o = out_slots[0]
+
+        def step1(ctx: Any, vals: list) -> None:
+            ins = [vals[i] for i in in_slots]
+            try:
+                vals[o] = kernel(ctx, op, ins)
+            except Exception as e:  # noqa: BLE001 - reported as the op's error
+                raise op_error(op, ins, e) from e
+
+        return step1
+
+    def stepn(ctx: Any, vals: list) -> None:
+        ins = [vals[i] for i in in_slots]
+        try:
+            res = kernel(ctx, op, ins)
+        except Exception as e:  # noqa: BLE001 - reported as the op's error
+            raise op_error(op, ins, e) from e
+        if n:
+            for s, v in zip(out_slots, res):
+                vals[s] = v
+
+    return stepn
+
+
+def _dead_aware_step(op: Operation, in_slots: list[int], out_slots: list[int], ctrl_slots: list[int],
+                     op_slot: int) -> Step:
+    """A step for graphs with `cond`: an op with a dead input or control input is dead itself."""
+    inner = _interp_step(op, in_slots, out_slots)
+    is_merge = op.type == "Merge"
+
+    def step(ctx: Any, vals: list) -> None:
+        if is_merge:
+            for k, i in enumerate(in_slots):
+                if vals[i] is not DEAD:
+                    if any(vals[c] is DEAD for c in ctrl_slots):
+                        break
+                    vals[out_slots[0]] = vals[i]
+                    if len(out_slots) > 1:
+                        import numpy as np
+
+                        vals[out_slots[1]] = np.int32(k)
+                    vals[op_slot] = True
+                    return
+        elif not any(vals[i] is DEAD for i in in_slots) and not any(vals[c] is DEAD for c in ctrl_slots):
+            inner(ctx, vals)
+            vals[op_slot] = True
+            return
+        for s in out_slots:
+            vals[s] = DEAD
+        vals[op_slot] = DEAD
+
+    return step
+
+
+def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: Any = None) -> Plan:
+    """Prunes the graph to what `fetches` need given `feeds`, assigns slots and makes one step per op.
+
+    `lower(plan)`, when given, replaces groups of interpreted steps by compiled ones (the JIT).
+    """
+    fed = set(feeds)
+    fetch_tensors = [f for f in fetches if isinstance(f, Tensor)]
+    targets = [f for f in fetches if isinstance(f, Operation)]
+    ops = prune(fetch_tensors, targets, fed)
+    slots: dict[Tensor, int] = {}
+    n = 2
+    for t in feeds:
+        slots[t] = n
+        n += 1
+    for op in ops:
+        for t in op.outputs:
+            if t not in slots:
+                slots[t] = n
+                n += 1
+    dead_aware = any(op.type == "Switch" for op in ops)
+    op_slots: dict[Operation, int] = {}
+    if dead_aware:
+        for op in ops:
+            op_slots[op] = n
+            n += 1
+    steps: list[Step] = []
+    for op in ops:
+        refs = op.opdef.ref_inputs
+        in_slots = [NONE_SLOT if i in refs else slots[t] for i, t in enumerate(op.inputs)]
+        out_slots = [TRASH_SLOT if t in fed else slots[t] for t in op.outputs]
+        if dead_aware:
+            ctrl = [op_slots[c] for c in op.control_inputs if c in op_slots]
+            ref_dead = [op_slots[t.op] for i, t in enumerate(op.inputs) if i in refs and t.op in op_slots]
+            steps.append(_dead_aware_step(op, in_slots, out_slots, ctrl + ref_dead, op_slots[op]))
+        else:
+            steps.append(_interp_step(op, in_slots, out_slots))
+    fetch_slots = [slots[f] if isinstance(f, Tensor) else -1 for f in fetches]
+    plan = Plan(steps, n, [slots[t] for t in feeds], fetch_slots, ops, slots, dead_aware=dead_aware)
+    if lower is not None and not dead_aware:
+        lower(plan)
+    return plan
