@@ -50,3 +50,4 @@ from jitflow import _namespaces
 initializers = _namespaces.initializers
 math = _namespaces.math
 from jitflow import train
+from jitflow.gradients import gradients
