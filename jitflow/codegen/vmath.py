@@ -141,6 +141,13 @@ def _layout(fty: Any) -> tuple[ir.IntType, int, int]:
     return ir.IntType(64), 52, 1023
 
 
+def _pow2_bits(builder: ir.IRBuilder, k: ir.Value, fty: ir.Type, mant: int, bias: int) -> ir.Value:
+    """The float 2**k for an integer k inside the normal exponent range."""
+    ity = k.type
+    e = builder.shl(builder.add(k, ir.Constant(ity, bias)), ir.Constant(ity, mant))
+    return builder.bitcast(e, fty)
+
+
 @intrinsic
 def _ldexp1(typingctx: Any, n: Any) -> Any:
     """2**n for an integer-valued float n inside the normal exponent range.
@@ -153,12 +160,31 @@ def _ldexp1(typingctx: Any, n: Any) -> Any:
 
     def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
         ity, mant, bias = _layout(n)
-        k = builder.fptosi(args[0], ity)
-        k = builder.add(k, ir.Constant(ity, bias))
-        k = builder.shl(k, ir.Constant(ity, mant))
-        return builder.bitcast(k, args[0].type)
+        return _pow2_bits(builder, builder.fptosi(args[0], ity), args[0].type, mant, bias)
 
     return n(n), codegen
+
+
+@intrinsic
+def _ldexp2(typingctx: Any, p: Any, n: Any) -> Any:
+    """p * 2**n for an integer-valued float n with |n| up to twice the exponent bias.
+
+    2**n is applied as two normal factors, so a result that overflows becomes inf and
+    one that underflows is rounded once into the subnormal range (or to 0).
+    """
+    if not _same_floats(p, n):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        ity, mant, bias = _layout(n)
+        fty = args[0].type
+        k = builder.fptosi(args[1], ity)
+        k1 = builder.ashr(k, ir.Constant(ity, 1))
+        k2 = builder.sub(k, k1)
+        y = builder.fmul(args[0], _pow2_bits(builder, k1, fty, mant, bias))
+        return builder.fmul(y, _pow2_bits(builder, k2, fty, mant, bias))
+
+    return p(p, n), codegen
 
 
 @intrinsic
@@ -274,41 +300,58 @@ def _vjit(fn: Callable[..., Any]) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
-def _make_exp(k: _Consts) -> Any:
-    hi, lo, log2e, ln2_hi, ln2_lo = k.exp_hi, k.exp_lo, k.log2e, k.ln2_hi, k.ln2_lo
-    one, half, q = k.one, k.half, k.exp_q
+def _make_exp_core(k: _Consts) -> Any:
+    """e**x for x already clamped to [exp_lo, exp_hi] (so never nan)."""
+    log2e, ln2_hi, ln2_lo, one, q = k.log2e, k.ln2_hi, k.ln2_lo, k.one, k.exp_q
+
+    @_vjit
+    def exp_core(xc):  # type: ignore[no-untyped-def]
+        n = _rint(xc * log2e)
+        r = _fma(n, -ln2_hi, xc)  # exact: n*ln2_hi has spare bits
+        r = _fma(n, -ln2_lo, r)
+        p = _fma(r * r, _horner(r, q), r) + one
+        return _ldexp2(p, n)  # overflows to inf / underflows to 0 by itself
+
+    return exp_core
+
+
+def _make_exp(k: _Consts, core: Any) -> Any:
+    hi, lo = k.exp_hi, k.exp_lo
 
     @_vjit
     def exp(x):  # type: ignore[no-untyped-def]
-        # clamp first (a nan becomes `hi`): the result over/underflows on its own
-        xc = _select(x < hi, x, hi)
+        xc = _select(x < hi, x, hi)  # a nan becomes `hi` here and is restored below
         xc = _select(xc > lo, xc, lo)
-        n = _rint(xc * log2e)
-        r = _fma(n, -ln2_hi, xc)
-        r = _fma(n, -ln2_lo, r)
-        p = _fma(r * r, _horner(r, q), r) + one
-        # 2**n in two factors so that overflow and gradual underflow round once
-        n1 = _rint(n * half)
-        y = (p * _ldexp1(n1)) * _ldexp1(n - n1)
-        return _select(x != x, x, y)
+        return _select(x != x, x, core(xc))
 
     return exp
 
 
-def _make_expm1(k: _Consts) -> Any:
-    hi, lo, log2e, ln2_hi, ln2_lo = k.exp_hi, k.expm1_lo, k.log2e, k.ln2_hi, k.ln2_lo
-    one, half, two, big_n, q = k.one, k.half, k.two, k.big_n, k.expm1_q
+def _make_expm1_core(k: _Consts) -> Any:
+    """(n, expm1(r)) with x = n*ln2 + r, for x already clamped (never nan)."""
+    log2e, ln2_hi, ln2_lo, half, q = k.log2e, k.ln2_hi, k.ln2_lo, k.half, k.expm1_q
+
+    @_vjit
+    def expm1_core(xc):  # type: ignore[no-untyped-def]
+        n = _rint(xc * log2e)
+        r = _fma(n, -ln2_hi, xc)
+        r = _fma(n, -ln2_lo, r)
+        r2 = r * r
+        # r + r^2/2 + r^3 q(r): exact in relative terms when n == 0
+        return n, _fma(r2 * r, _horner(r, q), half * r2) + r
+
+    return expm1_core
+
+
+def _make_expm1(k: _Consts, core: Any) -> Any:
+    hi, lo, one, two, big_n = k.exp_hi, k.expm1_lo, k.one, k.two, k.big_n
 
     @_vjit
     def expm1(x):  # type: ignore[no-untyped-def]
         xc = _select(x < hi, x, hi)
         xc = _select(xc > lo, xc, lo)
-        n = _rint(xc * log2e)
-        r = _fma(n, -ln2_hi, xc)
-        r = _fma(n, -ln2_lo, r)
-        r2 = r * r
-        p = _fma(r2 * r, _horner(r, q), half * r2) + r  # expm1(r), exact in relative terms at n=0
-        # moderate n: 2^n*p + (2^n - 1) keeps small results accurate
+        n, p = core(xc)
+        # moderate n: 2^n*p + (2^n - 1) keeps results near 0 accurate
         t = _ldexp1(_select(n < big_n, n, big_n))
         small = _fma(t, p, t - one)
         # large n: the -1 vanishes; scale in two steps so 2^n itself cannot overflow
@@ -317,6 +360,49 @@ def _make_expm1(k: _Consts) -> Any:
         return _select(x != x, x, y)
 
     return expm1
+
+
+def _make_tanh(k: _Consts, core: Any) -> Any:
+    lo, one, two = k.expm1_lo, k.one, k.two
+
+    @_vjit
+    def tanh(x):  # type: ignore[no-untyped-def]
+        # tanh|x| = -t / (t + 2) with t = expm1(-2|x|) in [-1, 0]: saturates to 1 by itself
+        z = -two * _fabs(x)
+        n, p = core(_select(z > lo, z, lo))
+        s = _ldexp1(n)  # n <= 0: only the "moderate n" form of expm1 is needed
+        t = _fma(s, p, s - one)
+        y = _copysign(_fdiv(-t, t + two), x)
+        return _select(x != x, x, y)
+
+    return tanh
+
+
+def _make_sigmoid(k: _Consts, core: Any) -> Any:
+    lo, zero, one = k.exp_lo, k.zero, k.one
+
+    @_vjit
+    def sigmoid(x):  # type: ignore[no-untyped-def]
+        # e = exp(-|x|) never overflows; for x < 0 use e/(1+e) to keep tiny results exact
+        z = -_fabs(x)
+        e = core(_select(z > lo, z, lo))
+        s = _fdiv(one, one + e)
+        return _select(x >= zero, s, _select(x != x, x, e * s))
+
+    return sigmoid
+
+
+def _make_softplus(k: _Consts, core: Any, log1p: Any) -> Any:
+    lo, zero = k.exp_lo, k.zero
+
+    @_vjit
+    def softplus(x):  # type: ignore[no-untyped-def]
+        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
+        z = -_fabs(x)
+        y = _select(x > zero, x, zero) + log1p(core(_select(z > lo, z, lo)))
+        return _select(x != x, x, y)
+
+    return softplus
 
 
 def _make_log_core(k: _Consts) -> Any:
@@ -371,55 +457,18 @@ def _make_log1p(k: _Consts, core: Any) -> Any:
     return log1p
 
 
-def _make_tanh(k: _Consts, expm1: Any) -> Any:
-    two = k.two
-
-    @_vjit
-    def tanh(x):  # type: ignore[no-untyped-def]
-        # tanh|x| = -t / (t + 2) with t = expm1(-2|x|) in (-1, 0]: saturates at 1 by itself
-        t = expm1(-two * _fabs(x))
-        return _copysign(_fdiv(-t, t + two), x)
-
-    return tanh
-
-
-def _make_sigmoid(k: _Consts, exp: Any) -> Any:
-    zero, one = k.zero, k.one
-
-    @_vjit
-    def sigmoid(x):  # type: ignore[no-untyped-def]
-        # e = exp(-|x|) never overflows; for x < 0 use e/(1+e) to keep tiny results exact
-        e = exp(-_fabs(x))
-        s = _fdiv(one, one + e)
-        return _select(x >= zero, s, _select(x != x, x, e * s))
-
-    return sigmoid
-
-
-def _make_softplus(k: _Consts, exp: Any, log1p: Any) -> Any:
-    zero = k.zero
-
-    @_vjit
-    def softplus(x):  # type: ignore[no-untyped-def]
-        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|); a nan falls through log1p
-        return _select(x > zero, x, zero) + log1p(exp(-_fabs(x)))
-
-    return softplus
-
-
 def _build(dt: Any) -> dict[str, Any]:
     k = _Consts(dt)
-    exp, expm1 = _make_exp(k), _make_expm1(k)
-    core = _make_log_core(k)
-    log, log1p = _make_log(k, core), _make_log1p(k, core)
+    exp_core, expm1_core, log_core = _make_exp_core(k), _make_expm1_core(k), _make_log_core(k)
+    log1p = _make_log1p(k, log_core)
     return {
-        "exp": exp,
-        "expm1": expm1,
-        "log": log,
+        "exp": _make_exp(k, exp_core),
+        "expm1": _make_expm1(k, expm1_core),
+        "log": _make_log(k, log_core),
         "log1p": log1p,
-        "tanh": _make_tanh(k, expm1),
-        "sigmoid": _make_sigmoid(k, exp),
-        "softplus": _make_softplus(k, exp, log1p),
+        "tanh": _make_tanh(k, expm1_core),
+        "sigmoid": _make_sigmoid(k, exp_core),
+        "softplus": _make_softplus(k, exp_core, log1p),
     }
 
 
