@@ -1,0 +1,310 @@
+"""Meta graphs: a graph, its collections and its Saver, as versioned data (JSON, never code).
+
+File layout: one header line of JSON (`format`, `version`, body `length` and `crc32c`), then the body:
+a JSON object with `ops` (type, name, inputs, control inputs, device, attrs, in creation order),
+`variables` (each Variable's op names), `collections` and `saver_def`. Attr values are tagged so that
+types survive the round trip (floats vs ints, bytes, DTypes, shapes, arrays, tuples).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+from jitflow import dtypes
+from jitflow.errors import DataLossError
+from jitflow.framework.graph import Graph, GraphKeys, Operation, Tensor, get_default_graph
+from jitflow.framework.tensor_shape import TensorShape
+
+from .checkpoint import atomic, crc
+
+logger = logging.getLogger("jitflow.train")
+
+FORMAT = "jitflow.MetaGraph"
+VERSION = 1
+
+MetaGraphDef = dict  # the in-memory form: the body object (see module docstring)
+
+
+# ---- attr values -------------------------------------------------------------------------------
+
+def encode_value(value: Any, where: str = "value") -> Any:
+    """A JSON-able, type-tagged form of an attr value."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return {"int": str(value)}  # strings keep big ints exact in every JSON reader
+    if isinstance(value, float):
+        return {"float": repr(value)}
+    if isinstance(value, bytes):
+        return {"bytes": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, dtypes.DType):
+        return {"dtype": value.name}
+    if isinstance(value, TensorShape):
+        return {"shape": value.as_list() if value.ndims is not None else None}
+    if isinstance(value, np.ndarray):
+        return {"ndarray": _encode_array(value, where)}
+    if isinstance(value, np.generic):
+        return {"scalar": _encode_array(np.asarray(value), where)}
+    if isinstance(value, list):
+        return [encode_value(v, where) for v in value]
+    if isinstance(value, tuple):
+        return {"tuple": [encode_value(v, where) for v in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"dict": {k: encode_value(v, where) for k, v in value.items()}}
+    raise ValueError(f"Cannot serialize {where} of type {type(value).__name__} into a meta graph")
+
+
+def _encode_array(arr: np.ndarray, where: str) -> dict[str, Any]:
+    if arr.dtype.kind in "OSU":
+        items = [x if isinstance(x, bytes) else str(x).encode() for x in arr.reshape(-1).tolist()]
+        return {"dtype": "string", "shape": list(arr.shape),
+                "items": [base64.b64encode(x).decode("ascii") for x in items]}
+    dt = dtypes.as_dtype(arr.dtype)
+    data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+    return {"dtype": dt.name, "shape": list(arr.shape), "data": base64.b64encode(data).decode("ascii")}
+
+
+def decode_value(obj: Any) -> Any:
+    """Inverse of `encode_value`; anything unexpected → DataLossError."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, list):
+        return [decode_value(v) for v in obj]
+    if isinstance(obj, dict) and len(obj) == 1:
+        (tag, payload), = obj.items()
+        try:
+            return _DECODERS[tag](payload)
+        except KeyError:
+            pass
+        except (TypeError, ValueError) as e:
+            raise DataLossError(None, None, f"Malformed meta graph value {tag}: {e}") from None
+    raise DataLossError(None, None, f"Malformed meta graph value: {str(obj)[:80]}")
+
+
+def _decode_array(d: dict[str, Any]) -> np.ndarray:
+    shape = tuple(int(x) for x in d["shape"])
+    if d["dtype"] == "string":
+        out = np.empty(len(d["items"]), dtype=object)
+        out[:] = [base64.b64decode(x, validate=True) for x in d["items"]]
+        return out.reshape(shape)
+    dt = dtypes.as_dtype(d["dtype"]).np
+    raw = base64.b64decode(d["data"], validate=True)
+    return np.frombuffer(raw, dtype=dt.newbyteorder("<")).astype(dt).reshape(shape)
+
+
+_DECODERS: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "bytes": lambda p: base64.b64decode(p, validate=True),
+    "dtype": dtypes.as_dtype,
+    "shape": lambda p: TensorShape(None if p is None else [None if d is None else int(d) for d in p]),
+    "ndarray": _decode_array,
+    "scalar": lambda p: _decode_array(p)[()],
+    "tuple": lambda p: tuple(decode_value(v) for v in p),
+    "dict": lambda p: {str(k): decode_value(v) for k, v in p.items()},
+}
+
+
+# ---- export ------------------------------------------------------------------------------------
+
+def _is_variable(x: Any) -> bool:
+    return hasattr(x, "_to_dict") and hasattr(x, "_variable")
+
+
+def _strip(name: str, scope: str | None) -> str | None:
+    """`name` relative to `scope`, or None if it lies outside it."""
+    if not scope:
+        return name
+    prefix = scope.rstrip("/") + "/"
+    return name[len(prefix):] if name.startswith(prefix) else None
+
+
+def _encode_item(item: Any, scope: str | None) -> dict[str, Any] | None:
+    if _is_variable(item):
+        name = _strip(item.op.name, scope)
+        return None if name is None else {"variable": name}
+    if isinstance(item, Tensor):
+        name = _strip(item.name, scope)
+        return None if name is None else {"tensor": name}
+    if isinstance(item, Operation):
+        name = _strip(item.name, scope)
+        return None if name is None else {"operation": name}
+    if item is None or isinstance(item, (bool, int, float, str, bytes)):
+        return {"value": encode_value(item)}
+    return None
+
+
+def export_meta_graph(filename: str | None = None, meta_info_def: Any = None, graph_def: Any = None,
+                      saver_def: dict[str, Any] | None = None, collection_list: list[str] | None = None,
+                      as_text: bool = False, graph: Graph | None = None, export_scope: str | None = None,
+                      clear_devices: bool = False, clear_extraneous_savers: bool = False,
+                      strip_default_attrs: bool = False, save_debug_info: bool = False,
+                      **kwargs: Any) -> MetaGraphDef:
+    """Describes `graph` (default: the default graph) as data, writes it to `filename` if given,
+    and returns it. `export_scope` keeps only ops under that name scope, with the scope stripped."""
+    g = graph or get_default_graph()
+    ops_out = []
+    for op in g.get_operations():
+        name = _strip(op.name, export_scope)
+        if name is None:
+            continue
+        inputs = [_strip(t.name, export_scope) for t in op.inputs]
+        controls = [_strip(c.name, export_scope) for c in op.control_inputs]
+        if any(n is None for n in inputs):
+            raise ValueError(f"Op {op.name} reads a tensor outside export_scope {export_scope!r}")
+        ops_out.append({
+            "name": name, "type": op.type, "inputs": inputs, "control_inputs": [c for c in controls if c],
+            "device": "" if clear_devices else op.device,
+            "attrs": {k: encode_value(v, f"attr {k!r} of op {op.name!r}") for k, v in op.attrs.items()},
+        })
+    variables: dict[str, Any] = {}
+    collections: dict[str, list[Any]] = {}
+    keys = collection_list if collection_list is not None else g.get_all_collection_keys()
+    for key in keys:
+        items = []
+        for item in g.get_collection(key):
+            enc = _encode_item(item, export_scope)
+            if enc is None:
+                if _strip(getattr(item, "name", ""), export_scope) is not None:
+                    logger.warning("Collection %r: item of type %s is not serializable; skipped",
+                                   key, type(item).__name__)
+                continue
+            if "variable" in enc:
+                d = dict(item._to_dict())
+                for k, v in d.items():
+                    if k.endswith("_name"):
+                        d[k] = _strip(v, export_scope)
+                if any(v is None for v in d.values()):
+                    continue
+                variables[enc["variable"]] = d
+            items.append(enc)
+        collections[key] = items
+    body: dict[str, Any] = {"meta_info": {"producer": "jitflow", "tags": []},
+                            "graph_seed": g.seed, "ops": ops_out, "variables": variables,
+                            "collections": collections, "saver_def": saver_def}
+    if filename:
+        write_meta_graph_file(filename, body)
+    return body
+
+
+def write_meta_graph_file(filename: str, body: MetaGraphDef) -> None:
+    """Writes a meta graph file atomically (header line + body)."""
+    payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    header = json.dumps({"format": FORMAT, "version": VERSION, "length": len(payload),
+                         "crc32c": crc.value(payload)}).encode("utf-8")
+    directory = os.path.dirname(os.path.abspath(filename))
+    os.makedirs(directory, exist_ok=True)
+    atomic.write_atomic(filename, header + b"\n" + payload)
+
+
+def read_meta_graph_file(filename: str) -> MetaGraphDef:
+    """Reads and checks a meta graph file: OSError if missing, DataLossError if damaged or foreign."""
+    if not os.path.exists(filename):
+        raise OSError(f"File {filename} does not exist.")
+    with open(filename, "rb") as f:
+        raw = f.read()
+    nl = raw.find(b"\n")
+    try:
+        header = json.loads(raw[:nl]) if nl > 0 else None
+    except (ValueError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise DataLossError(None, None, f"{filename} is not a jitflow meta graph file (TensorFlow's binary "
+                            "MetaGraphDef protos are not supported)")
+    if header.get("version") != VERSION:
+        raise DataLossError(None, None, f"{filename}: unsupported meta graph version {header.get('version')}")
+    payload = raw[nl + 1:]
+    if len(payload) != header.get("length") or crc.value(payload) != header.get("crc32c"):
+        raise DataLossError(None, None, f"Meta graph file {filename} is truncated or corrupted")
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataLossError(None, None, f"Meta graph file {filename} is corrupted: {e}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("ops"), list):
+        raise DataLossError(None, None, f"Meta graph file {filename} has no op list")
+    return body
+
+
+# ---- import ------------------------------------------------------------------------------------
+
+def _scoped(name: str, scope: str | None) -> str:
+    return f"{scope.rstrip('/')}/{name}" if scope else name
+
+
+def import_scoped_meta_graph(meta: MetaGraphDef | str, graph: Graph | None = None,
+                             import_scope: str | None = None, clear_devices: bool = False) -> dict[str, Any]:
+    """Adds the ops and collections of `meta` to `graph`; returns the imported Variables by op name."""
+    body = read_meta_graph_file(meta) if isinstance(meta, str) else meta
+    g = graph or get_default_graph()
+    try:
+        _import_ops(g, body["ops"], import_scope, clear_devices)
+        if g.seed is None and body.get("graph_seed") is not None:
+            g.seed = int(body["graph_seed"])
+        variables = _import_variables(g, body.get("variables") or {}, import_scope)
+        _import_collections(g, body.get("collections") or {}, variables, import_scope)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DataLossError(None, None, f"Malformed meta graph: {type(e).__name__}: {e}") from None
+    return variables
+
+
+def _import_ops(g: Graph, ops: list[dict[str, Any]], scope: str | None, clear_devices: bool) -> None:
+    for spec in ops:
+        try:
+            inputs = [g.get_tensor_by_name(_scoped(n, scope)) for n in spec["inputs"]]
+            controls = [g.get_operation_by_name(_scoped(n, scope)) for n in spec["control_inputs"]]
+        except KeyError as e:
+            raise DataLossError(None, None, f"Meta graph op {spec.get('name')!r} refers to a missing "
+                                f"input: {e}") from None
+        attrs = {str(k): decode_value(v) for k, v in spec["attrs"].items()}
+        with g.control_dependencies(None):
+            g.create_op(str(spec["type"]), inputs, attrs=attrs, name=_scoped(str(spec["name"]), scope),
+                        control_inputs=controls, device=None if clear_devices else str(spec["device"]),
+                        exact_name=True)
+
+
+def _import_variables(g: Graph, specs: dict[str, Any], scope: str | None) -> dict[str, Any]:
+    from jitflow.variables import Variable
+
+    out = {}
+    for name, d in specs.items():
+        d = {k: (_scoped(v, scope) if k.endswith("_name") else v) for k, v in d.items()}
+        out[_scoped(name, scope)] = Variable._from_dict(g, d)
+    return out
+
+
+def _import_collections(g: Graph, collections: dict[str, list[Any]], variables: dict[str, Any],
+                        scope: str | None) -> None:
+    for key, items in collections.items():
+        for item in items:
+            if "variable" in item:
+                value = variables[_scoped(item["variable"], scope)]
+            elif "tensor" in item:
+                value = g.get_tensor_by_name(_scoped(item["tensor"], scope))
+            elif "operation" in item:
+                value = g.get_operation_by_name(_scoped(item["operation"], scope))
+            else:
+                value = decode_value(item["value"])
+            g.add_to_collection(key, value)
+
+
+def import_meta_graph(meta_graph_or_file: MetaGraphDef | str, clear_devices: bool = False,
+                      import_scope: str | None = None, **kwargs: Any) -> Any:
+    """Recreates a saved graph in the default graph and returns a Saver for it (None if it has no
+    variables), so that `saver.restore(sess, path)` loads the values."""
+    from .saver import Saver
+
+    body = read_meta_graph_file(meta_graph_or_file) if isinstance(meta_graph_or_file, str) \
+        else meta_graph_or_file
+    variables = import_scoped_meta_graph(body, None, import_scope, clear_devices)
+    saver_def = body.get("saver_def")
+    if saver_def:
+        return Saver._from_saver_def(saver_def, variables, import_scope)
+    if get_default_graph().get_collection(GraphKeys.GLOBAL_VARIABLES):
+        return Saver()
+    logger.info("Saver not created because there are no variables in the graph to restore")
+    return None
