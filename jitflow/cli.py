@@ -97,6 +97,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _pairs(rows: Sequence[Sequence[str]]) -> str:
+    """Two aligned columns: name, value."""
+    width = max((len(r[0]) for r in rows), default=0)
+    return "\n".join(f"{name.ljust(width)}  {value}".rstrip() for name, value in rows)
+
+
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
@@ -150,7 +156,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     if not s["disk_cache_enabled"]:
         status = "disk cache disabled (JITFLOW_DISK_CACHE=0)"
     else:
-        status = "usable" if s["usable"] else f"not usable: {s['problem']}"
+        status = f"not usable: {s['problem']}" if not s["usable"] else (
+            "usable" if s["exists"] else "usable (created on first use)")
     now = time.time()
     backends = ", ".join(f"{b}: {v['entries']} ({format_size(v['size'])})"
                          for b, v in sorted(s["by_backend"].items())) or "-"
@@ -166,7 +173,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
          if s["newest_use"] else "-"],
         ["format version", str(s["format_version"])],
     ]
-    print(_table(["", ""], rows).split("\n", 1)[1])
+    print(_pairs(rows))
     return 0
 
 
@@ -196,7 +203,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     desc = info["description"]
     if isinstance(desc, dict):
         rows += [[f"  {k}", json.dumps(v, default=str)] for k, v in sorted(desc.items()) if k != "ops"]
-    print(_table(["", ""], rows).split("\n", 1)[1])
+    print(_pairs(rows))
     if info["files"]:
         print()
         print(_table(["FILE", "SIZE", "SHA256"],

@@ -111,7 +111,8 @@ class _Stats:
 
 _stats = _Stats()
 _memory: dict[str, Callable[..., Any]] = {}
-_lock = threading.RLock()
+_lock = threading.RLock()  # held while loading or compiling (Numba compiles one at a time anyway)
+_stats_lock = threading.Lock()
 _warned: set[str] = set()
 _touched: set[str] = set()
 
@@ -214,10 +215,7 @@ def _environment() -> dict[str, Any]:
 
 def _helper_digests(source: str) -> dict[str, str]:
     """sha256 of every jitflow module `source` imports, following their jitflow imports."""
-    try:
-        pending = _jitflow_imports(ast.parse(source), package=None)
-    except SyntaxError:  # the compile step reports it properly
-        return {}
+    pending = list(_source_imports(source))
     seen: dict[str, str] = {}
     while pending:
         name = pending.pop()
@@ -232,6 +230,15 @@ def _helper_digests(source: str) -> dict[str, str]:
         package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
         pending.extend(_jitflow_imports(tree, package))
     return dict(sorted(seen.items()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _source_imports(source: str) -> tuple[str, ...]:
+    """The jitflow modules a kernel source imports directly (parsed once per distinct source)."""
+    try:
+        return tuple(_jitflow_imports(ast.parse(source), package=None))
+    except SyntaxError:  # the compile step reports it properly
+        return ()
 
 
 def _jitflow_imports(tree: ast.Module, package: str | None) -> list[str]:
@@ -310,7 +317,8 @@ def get_kernel(
                 fn, origin = _obtain(key, source, entry, dict(description or {}), backend)
                 _memory[key] = fn
                 return fn, origin
-    _stats.memory_hits += 1
+    with _stats_lock:
+        _stats.memory_hits += 1
     _debug(1, f"kernel {key[:12]} ({entry}) from memory")
     return fn, "memory"
 
@@ -861,12 +869,13 @@ def disk_summary() -> dict[str, Any]:
         b = by_backend.setdefault(str(e["backend"]), {"entries": 0, "size": 0})
         b["entries"] += 1
         b["size"] += e["size"]
-    problem = None if os.path.isdir(root) and root_problem(root) is None else (
-        root_problem(root) if os.path.exists(root) else "it does not exist yet")
+    exists = os.path.exists(root)
+    problem = root_problem(root) if exists else None  # a missing root is created on first use
     return {
         "dir": root,
+        "exists": exists,
         "disk_cache_enabled": flags.disk_cache_enabled(),
-        "usable": problem is None or problem == "it does not exist yet",
+        "usable": problem is None,
         "problem": problem,
         "format_version": FORMAT_VERSION,
         "entries": len(entries),
