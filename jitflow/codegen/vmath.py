@@ -344,7 +344,7 @@ def _make_expm1_core(k: _Consts) -> Any:
 
 
 def _make_expm1(k: _Consts, core: Any) -> Any:
-    hi, lo, one, two, big_n = k.exp_hi, k.expm1_lo, k.one, k.two, k.big_n
+    hi, lo, zero, one, two, big_n = k.exp_hi, k.expm1_lo, k.zero, k.one, k.two, k.big_n
 
     @_vjit
     def expm1(x):  # type: ignore[no-untyped-def]
@@ -357,6 +357,7 @@ def _make_expm1(k: _Consts, core: Any) -> Any:
         # large n: the -1 vanishes; scale in two steps so 2^n itself cannot overflow
         large = ((p + one) * _ldexp1(n - one)) * two
         y = _select(n < big_n, small, large)
+        y = _select(x == zero, x, y)  # keeps the sign of zero
         return _select(x != x, x, y)
 
     return expm1

@@ -1,0 +1,192 @@
+"""jitflow.codegen.vmath: accuracy on dense grids, special values, and vectorization.
+
+Every function is compiled once per module into a small map kernel; the grids are
+evaluated through those kernels, so the tests themselves take well under a second.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
+
+from jitflow.codegen import vmath
+
+DTYPES = ("float32", "float64")
+NAMES = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus")
+
+# Extended precision for the float64 reference where the platform has it.
+_HAS_LONGDOUBLE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
+# Max error allowed, in units of the dtype's eps (relative): float32 ~2-3 ulp, float64 a few ulp.
+_EPS_BUDGET = {"float32": 3.0, "float64": 4.0}
+
+
+def _map_kernel(fn: Any) -> Any:
+    @njit
+    def kern(x: Any, out: Any) -> None:
+        for i in range(x.size):
+            out[i] = fn(x[i])
+
+    return kern
+
+
+@pytest.fixture(scope="module")
+def kernels() -> dict[tuple[str, str], Any]:
+    return {key: _map_kernel(fn) for key, fn in vmath.VMATH.items()}
+
+
+def _apply(kernels: dict[tuple[str, str], Any], name: str, x: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    kernels[(name, x.dtype.name)](x, out)
+    return out
+
+
+def _reference(name: str, x: np.ndarray) -> np.ndarray:
+    """The exact-enough answer as float64 (float32 inputs) or extended precision (float64)."""
+    wide = np.longdouble if (x.dtype == np.float64 and _HAS_LONGDOUBLE) else np.float64
+    d = x.astype(wide)
+    with np.errstate(all="ignore"):
+        if name == "sigmoid":
+            return 1 / (1 + np.exp(-d))
+        if name == "softplus":
+            return np.logaddexp(wide(0), d)
+        return getattr(np, name)(d)
+
+
+def _grid(name: str, dtype: str) -> np.ndarray:
+    """Dense, log-spaced and uniform points covering the whole useful domain."""
+    big = 88.0 if dtype == "float32" else 709.0
+    fin = np.finfo(dtype)
+    tiny_exp = int(np.log10(fin.smallest_subnormal)) + 1
+    huge_exp = int(np.log10(fin.max))
+    mags = np.logspace(tiny_exp, huge_exp, 40_000)
+    if name in ("log",):
+        parts = [mags, np.linspace(0.25, 4.0, 40_001)]
+    elif name == "log1p":
+        parts = [mags, -np.logspace(tiny_exp, 0, 20_000)[:-1], np.linspace(-0.999, 3.0, 40_001)]
+    elif name in ("exp", "expm1"):
+        parts = [np.linspace(-big - 20, big + 1, 60_001), np.linspace(-2, 2, 40_001), mags[mags < 1], -mags[mags < 1]]
+    else:
+        parts = [np.linspace(-50, 50, 60_001), np.linspace(-2, 2, 40_001), mags, -mags]
+    return np.concatenate(parts).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_grid_accuracy(kernels: dict[tuple[str, str], Any], name: str, dtype: str) -> None:
+    x = _grid(name, dtype)
+    got = _apply(kernels, name, x).astype(np.float64)
+    ref = _reference(name, x)
+    fin = np.finfo(dtype)
+    with np.errstate(over="ignore"):
+        ref_rounded = ref.astype(dtype).astype(np.float64)
+    # the same inf/nan/zero pattern as the reference rounded to the dtype
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref_rounded))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref_rounded))
+    finite = np.isfinite(ref_rounded)
+    normal = finite & (np.abs(ref_rounded) >= fin.tiny)
+    rel = (np.abs(got[normal] - ref[normal]) / np.abs(ref[normal])).astype(np.float64)
+    worst = int(np.argmax(rel))
+    assert rel[worst] <= _EPS_BUDGET[dtype] * float(fin.eps), (
+        f"{name}_{dtype}: rel err {rel[worst]:.3g} at x={x[normal][worst]!r}"
+    )
+    if dtype == "float32":
+        assert rel[worst] <= 1e-6
+    # subnormal results: within one subnormal step (gradual underflow, rounded once)
+    sub = finite & ~normal
+    if sub.any():
+        absdiff = np.abs(got[sub] - ref[sub]).astype(np.float64)
+        assert absdiff.max() <= float(fin.smallest_subnormal)
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+F64_MAX = float(np.finfo(np.float64).max)
+INF, NAN = float("inf"), float("nan")
+
+# (name, input, expected); -0.0 vs 0.0 is checked by sign bit.
+SPECIALS: list[tuple[str, float, float]] = [
+    ("exp", INF, INF), ("exp", -INF, 0.0), ("exp", NAN, NAN), ("exp", 0.0, 1.0), ("exp", -0.0, 1.0),
+    ("expm1", INF, INF), ("expm1", -INF, -1.0), ("expm1", NAN, NAN), ("expm1", 0.0, 0.0),
+    ("expm1", -0.0, -0.0), ("expm1", -1000.0, -1.0),
+    ("log", 0.0, -INF), ("log", -0.0, -INF), ("log", -1.0, NAN), ("log", -INF, NAN), ("log", INF, INF),
+    ("log", NAN, NAN), ("log", 1.0, 0.0),
+    ("log1p", -1.0, -INF), ("log1p", -2.0, NAN), ("log1p", -INF, NAN), ("log1p", INF, INF),
+    ("log1p", NAN, NAN), ("log1p", 0.0, 0.0), ("log1p", -0.0, -0.0),
+    ("tanh", INF, 1.0), ("tanh", -INF, -1.0), ("tanh", NAN, NAN), ("tanh", 0.0, 0.0), ("tanh", -0.0, -0.0),
+    ("tanh", 30.0, 1.0), ("tanh", -30.0, -1.0),
+    ("sigmoid", INF, 1.0), ("sigmoid", -INF, 0.0), ("sigmoid", NAN, NAN), ("sigmoid", 0.0, 0.5),
+    ("sigmoid", 1000.0, 1.0), ("sigmoid", -1000.0, 0.0),
+    ("softplus", INF, INF), ("softplus", -INF, 0.0), ("softplus", NAN, NAN), ("softplus", 1000.0, 1000.0),
+    ("softplus", -1000.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_special_values(kernels: dict[tuple[str, str], Any], dtype: str) -> None:
+    failures = []
+    for name, arg, want in SPECIALS:
+        got = float(_apply(kernels, name, np.array([arg], dtype=dtype))[0])
+        same = (np.isnan(got) and np.isnan(want)) or (got == want and np.signbit(got) == np.signbit(want))
+        if not same:
+            failures.append(f"{name}({arg}) = {got}, want {want}")
+    assert not failures, failures
+
+
+@pytest.mark.parametrize(("dtype", "big"), [("float32", F32_MAX), ("float64", F64_MAX)])
+def test_overflow_and_underflow_edges(kernels: dict[tuple[str, str], Any], dtype: str, big: float) -> None:
+    fin = np.finfo(dtype)
+    x = np.array([big, -big, np.log(big) * 1.0001, np.log(big) * 0.9999], dtype=dtype)
+    e = _apply(kernels, "exp", x)
+    assert np.isinf(e[0]) and e[1] == 0.0 and np.isinf(e[2]) and np.isfinite(e[3])
+    assert np.isinf(_apply(kernels, "expm1", x)[0]) and _apply(kernels, "expm1", x)[1] == -1.0
+    # log of the extremes of the finite range, subnormals included
+    ends = np.array([fin.smallest_subnormal, fin.tiny, fin.max], dtype=dtype)
+    got = _apply(kernels, "log", ends)
+    np.testing.assert_allclose(got, _reference("log", ends).astype(np.float64), rtol=2 * float(fin.eps))
+    # log1p near the largest finite value must not overflow
+    assert np.isfinite(_apply(kernels, "log1p", np.array([fin.max], dtype=dtype))[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=1, max_size=64))
+def test_float32_any_input_matches_numpy(kernels: dict[tuple[str, str], Any], values: list[float]) -> None:
+    x = np.array(values, dtype=np.float32)
+    for name in ("exp", "log", "tanh", "log1p", "expm1"):
+        got = _apply(kernels, name, x)
+        with np.errstate(all="ignore"):
+            want = getattr(np, name)(x.astype(np.float64)).astype(np.float32)
+        np.testing.assert_allclose(got, want, rtol=3e-7, atol=float(np.finfo(np.float32).smallest_subnormal),
+                                   err_msg=name)
+
+
+_VEC_RE = re.compile(r"<(\d+) x (float|double)>")
+_LIBM_RE = re.compile(r"call [^\n]*@(expf?|logf?|log1pf?|expm1f?|tanhf?)\(")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_loop_calling_function_vectorizes(kernels: dict[tuple[str, str], Any], name: str, dtype: str) -> None:
+    kern = kernels[(name, dtype)]
+    if not kern.signatures:  # the accuracy test compiles it; compile here if run alone
+        x = np.ones(4, dtype=dtype)
+        kern(x, np.empty_like(x))
+    text = "".join(kern.inspect_llvm().values())
+    elem = "float" if dtype == "float32" else "double"
+    widths = {int(n) for n, t in _VEC_RE.findall(text) if t == elem}
+    assert widths and max(widths) >= 2, f"no <N x {elem}> in the loop calling {name}_{dtype}"
+    assert not _LIBM_RE.search(text), "a scalar libm call survived"
+
+
+def test_lookup_by_name_and_dtype_forms() -> None:
+    assert vmath.lookup("exp", "float32") is vmath.exp_f32
+    assert vmath.lookup("exp", np.float64) is vmath.exp_f64
+    assert vmath.lookup("tanh", np.dtype("float32")) is vmath.tanh_f32
+    assert vmath.lookup("exp", "int32") is None
+    assert vmath.lookup("no_such_function", "float32") is None
+    assert vmath.lookup("exp", "not a dtype") is None
+    assert set(vmath.NAMES) >= set(NAMES)
+    assert all((n, d) in vmath.VMATH for n in vmath.NAMES for d in DTYPES)
