@@ -181,6 +181,24 @@ def test_cache_commands_end_to_end(tmp_path: Path) -> None:
     assert json.loads(jitflow(root, "cache", "stats", "--json").stdout)["entries"] == 0
 
 
+def test_processes_racing_on_a_cold_cache_share_one_entry(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    procs = [subprocess.Popen([sys.executable, str(script)], env=env_for(root), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "corrupt" not in err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert all(r["ok"] and r["origin"] in ("compiled", "disk") for r in results)
+    assert len(json.loads(jitflow(root, "cache", "list", "--json").stdout)["entries"]) == 1
+    assert "all 1 entries OK" in jitflow(root, "cache", "verify").stdout
+    assert os.listdir(root / "tmp") == []  # losers cleaned up their build directories
+
+
 def test_stats_reports_an_unsafe_directory(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     fresh = json.loads(jitflow(root, "cache", "stats", "--json").stdout)
