@@ -120,8 +120,19 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
             op_slots[op] = n
             n += 1
     steps: list[Step] = []
+    # A variable is read when its consumer runs (TF's reference semantics), so a read ordered after an
+    # assign by control dependencies sees the new value: its VariableV2 step is emitted just before each
+    # consumer instead of once, early.
+    fetched = set(fetches)
+    lazy_vars = set() if dead_aware else {op for op in ops if op.type == "VariableV2"
+                                          and op.outputs[0] not in fetched and op.outputs[0] not in fed}
     for op in ops:
+        if op in lazy_vars:
+            continue
         refs = op.opdef.ref_inputs
+        for i, t in enumerate(op.inputs):
+            if i not in refs and t.op in lazy_vars:
+                steps.append(_interp_step(t.op, [], [slots[t]]))
         in_slots = [NONE_SLOT if i in refs else slots[t] for i, t in enumerate(op.inputs)]
         out_slots = [TRASH_SLOT if t in fed else slots[t] for t in op.outputs]
         if dead_aware:
