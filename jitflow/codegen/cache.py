@@ -33,7 +33,9 @@ Disk layout (root = ``JITFLOW_CACHE_DIR`` or ``~/.cache/jitflow``, see :mod:`jit
     cached data refers to the defining module by name.
 
 Integrity and concurrency
-    Every file's sha256 is checked against ``meta.json`` before Numba unpickles anything.
+    Every file's sha256 is checked against ``meta.json`` before Numba unpickles anything;
+    so are the entry's directories and files (owned by this user, not writable by others)
+    and the absence of unlisted files in its ``__pycache__``.
     A corrupted, truncated or incomplete entry is reported once per process with
     :func:`warnings.warn`, deleted and recompiled: never a crash or a wrong result.
     Entries are built in ``<root>/tmp`` and published with one ``os.rename``; if another
@@ -498,9 +500,12 @@ def _numba_cache_misses(module: types.ModuleType) -> int:
 
 def _read_verified(path: str, key: str) -> tuple[dict[str, Any], str]:
     """Check an entry against its meta.json; return (meta, source) or raise CacheCorruptError."""
+    for d in (os.path.dirname(path), path, os.path.join(path, "__pycache__")):
+        problem = root_problem(d) if os.path.exists(d) else None
+        if problem is not None:  # others could have swapped files (meta.json included) under us
+            raise CacheCorruptError(f"directory {os.path.basename(d)[:12]}: {problem}")
     try:
-        with open(os.path.join(path, _META_FILE), "rb") as f:
-            meta = json.loads(f.read().decode("utf-8"))
+        meta = json.loads(_read_entry_file(path, _META_FILE).decode("utf-8"))
     except FileNotFoundError:
         raise CacheCorruptError("meta.json is missing") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -510,6 +515,11 @@ def _read_verified(path: str, key: str) -> tuple[dict[str, Any], str]:
     files: dict[str, Any] = meta["files"]
     if _KERNEL_FILE not in files:
         raise CacheCorruptError("meta.json lists no kernel.py")
+    pycache = os.path.join(path, "__pycache__")
+    unlisted = [n for n in (os.listdir(pycache) if os.path.isdir(pycache) else [])
+                if f"__pycache__/{n}" not in files]
+    if unlisted:  # Numba would read them without our check
+        raise CacheCorruptError(f"unexpected files: {', '.join(sorted(unlisted))}")
     source_bytes = b""
     for name, info in files.items():
         data = _read_entry_file(path, name)
@@ -530,6 +540,9 @@ def _read_entry_file(path: str, name: str) -> bytes:
     if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise CacheCorruptError(f"meta.json names a file outside the entry: {name!r}")
     with open(os.path.join(path, *parts), "rb") as f:
+        problem = _ownership_problem(os.fstat(f.fileno()))
+        if problem is not None:
+            raise CacheCorruptError(f"{name}: {problem}")
         return f.read()
 
 
@@ -616,6 +629,11 @@ def root_problem(root: str, create: bool = False) -> str | None:
         return f"cannot create or read it ({exc.strerror or exc})"
     if not stat.S_ISDIR(st.st_mode):
         return "it is not a directory"
+    return _ownership_problem(st)
+
+
+def _ownership_problem(st: os.stat_result) -> str | None:
+    """Why a file or directory with this stat could have been written by someone else."""
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         return "it is owned by another user"
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):

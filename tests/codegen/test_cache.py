@@ -177,7 +177,16 @@ def _garble_meta(entry: Path) -> None:
     (entry / "meta.json").write_text('{"key": ')
 
 
-@pytest.mark.parametrize("damage", [_flip_nbc, _truncate_source, _drop_index, _garble_meta])
+def _add_stray_index(entry: Path) -> None:
+    (entry / "__pycache__" / "kernel.helper-9.py311.nbi").write_bytes(b"not verified")
+
+
+def _open_to_others(entry: Path) -> None:
+    (entry / "__pycache__").chmod(0o777)
+
+
+@pytest.mark.parametrize("damage", [_flip_nbc, _truncate_source, _drop_index, _garble_meta,
+                                    _add_stray_index, _open_to_others])
 def test_damaged_entry_warns_once_and_recompiles(cache_dir: Path, damage) -> None:
     get(2.0)
     entry = the_entry(cache_dir)
