@@ -7,3 +7,9 @@ from jitflow.train.checkpoint import (CheckpointReader, NewCheckpointReader, che
 from jitflow.train.checkpoint.state import CheckpointState
 from jitflow.train.saver import Saver
 from jitflow.train.meta_graph import export_meta_graph, import_meta_graph
+from jitflow.train.hooks import (SessionRunHook, SessionRunArgs, SessionRunContext, SessionRunValues,
+                                 SecondOrStepTimer, StopAtStepHook, CheckpointSaverHook,
+                                 CheckpointSaverListener, LoggingTensorHook, StepCounterHook, NanTensorHook,
+                                 NanLossDuringTrainingError, FinalOpsHook, FeedFnHook)
+from jitflow.train.monitored_session import (MonitoredTrainingSession, MonitoredSession,
+                                             SingularMonitoredSession, Scaffold, ChiefSessionCreator)

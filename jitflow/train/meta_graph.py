@@ -136,6 +136,9 @@ def _encode_item(item: Any, scope: str | None) -> dict[str, Any] | None:
         return None if name is None else {"operation": name}
     if item is None or isinstance(item, (bool, int, float, str, bytes)):
         return {"value": encode_value(item)}
+    saver_def = getattr(item, "saver_def", None)
+    if isinstance(saver_def, dict) and hasattr(item, "restore"):
+        return {"saver": saver_def}
     return None
 
 
@@ -287,6 +290,10 @@ def _import_collections(g: Graph, collections: dict[str, list[Any]], variables: 
                 value = g.get_tensor_by_name(_scoped(item["tensor"], scope))
             elif "operation" in item:
                 value = g.get_operation_by_name(_scoped(item["operation"], scope))
+            elif "saver" in item:
+                from .saver import Saver
+
+                value = Saver._from_saver_def(item["saver"], variables, scope)
             else:
                 value = decode_value(item["value"])
             g.add_to_collection(key, value)
