@@ -290,11 +290,11 @@ def _run_program(target: str, argv: list[str], as_module: bool, stdout: Any) -> 
     """Run a script or module as ``__main__``; return its exit status (tracebacks go to stderr)."""
     import runpy
 
-    saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
+    saved_argv = sys.argv[:]
     sys.argv = [target, *argv]
-    if not as_module:
-        # like `python SCRIPT.py`: the script's directory comes first on sys.path
-        sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
+    script_dir = None if as_module else os.path.dirname(os.path.abspath(target))
+    if script_dir is not None:
+        sys.path.insert(0, script_dir)  # like `python SCRIPT.py`: its directory comes first
     try:
         with contextlib.redirect_stdout(stdout):
             if as_module:
@@ -312,9 +312,8 @@ def _run_program(target: str, argv: list[str], as_module: bool, stdout: Any) -> 
     finally:
         sys.stdout.flush()
         sys.argv = saved_argv
-        if not as_module and sys.path and saved_path0 is not None:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(os.path.dirname(os.path.abspath(target)))
+        if script_dir is not None and script_dir in sys.path:
+            sys.path.remove(script_dir)
 
 
 def _exit_code(code: Any) -> int:
