@@ -382,6 +382,8 @@ def _compile(root: str | None, key: str, source: str, entry: str, description: d
         try:
             module = _exec_kernel(kernel_file, source, key)
             fn = _entry_of(module, entry, key)
+        except KernelCompileError:
+            raise
         except Exception as exc:
             raise KernelCompileError(
                 f"kernel {key[:12]} ({entry}) failed to compile: {type(exc).__name__}: {exc}"
@@ -392,7 +394,10 @@ def _compile(root: str | None, key: str, source: str, entry: str, description: d
         _debug(1, f"kernel {key[:12]} ({entry}) compiled in {dt:.3f}s ({backend})")
         _debug_source(4, source)
         if root is not None:
-            published = _publish(root, build, key, entry, description, backend, dt)
+            try:
+                published = _publish(root, build, key, entry, description, backend, dt)
+            except OSError as exc:  # a full or read-only disk costs the cache, not the kernel
+                _warn_once(f"store:{root}", f"jitflow: cannot store compiled kernels in {root}: {exc}")
     finally:
         if not published:
             shutil.rmtree(build, ignore_errors=True)

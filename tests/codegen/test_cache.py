@@ -303,3 +303,15 @@ def test_debug_levels_print_events_and_source(cache_dir: Path, monkeypatch: pyte
     get(6.0)
     err = capsys.readouterr().err
     assert "loaded from disk" in err and "def kernel(a, b):" in err
+
+
+def test_a_full_disk_costs_the_cache_not_the_kernel(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(path: str, obj: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "_write_json_atomic", no_space)
+    with pytest.warns(RuntimeWarning, match="cannot store compiled kernels"):
+        fn, origin = get(7.0)
+    assert origin == "compiled"
+    np.testing.assert_allclose(fn(A, B), expected(7.0, A, B), rtol=1e-15)
+    assert cache.list_entries() == [] and os.listdir(cache_dir / "tmp") == []
