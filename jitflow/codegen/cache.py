@@ -224,8 +224,7 @@ def _helper_digests(source: str) -> dict[str, str]:
         if name in seen:
             continue
         path = _module_file(name)
-        if path is None:
-            seen[name] = "missing"
+        if path is None:  # `from module import name` also tries `module.name`; a real miss fails to compile
             continue
         digest, tree = _digest_module(path)
         seen[name] = digest
