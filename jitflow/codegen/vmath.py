@@ -83,6 +83,7 @@ def _unary_llvm(name: str) -> Any:
 
 
 _rint = _unary_llvm("llvm.rint")  # round half even (the default rounding mode)
+_floor = _unary_llvm("llvm.floor")
 _fabs = _unary_llvm("llvm.fabs")
 
 
@@ -94,6 +95,18 @@ def _fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
 
     def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
         return _llvm_call(builder, "llvm.fmuladd", list(args))
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def _fma_exact(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """a*b + c with one rounding always (llvm.fma): for reductions that need the exact product."""
+    if not _same_floats(a, b, c):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
+        return _llvm_call(builder, "llvm.fma", list(args))
 
     return a(a, b, c), codegen
 
@@ -273,6 +286,24 @@ class _Consts:
         self.log_p = _c(dt, *(_LOG_P32 if f32 else _LOG_P64))
 
 
+class _TrigConsts:
+    """float64 constants of sin/cos; float32 uses them too, with shorter polynomials."""
+
+    def __init__(self, f32: bool) -> None:
+        f = np.float64
+        self.zero, self.half, self.one, self.two, self.nan = _c(f, 0.0, 0.5, 1.0, 2.0, np.nan)
+        self.two_over_pi = f(float(1 / _PIO2))
+        p1 = float(_PIO2)
+        p2 = float(_PIO2 - Decimal(p1))
+        p3 = float(_PIO2 - Decimal(p1) - Decimal(p2))
+        self.pio2_1, self.pio2_2, self.pio2_3 = _c(f, p1, p2, p3)
+        # beyond this, x * 2/pi is no longer within 1/2 of the nearest integer quadrant
+        self.max_arg = f(2.0**50)
+        # S(z) = (sin(r) - r) / r^3 and C(z) = (cos(r) - 1 + z/2) / z^2, z = r^2 in [0, (pi/4)^2]
+        self.sin_s = _c(f, *(_SIN_S32 if f32 else _SIN_S64))
+        self.cos_c = _c(f, *(_COS_C32 if f32 else _COS_C64))
+
+
 _EXP_Q32 = ("0.49999999552858091064", "0.16666577319930527875", "0.041666853345941591346",
             "0.0083631403803069783231", "0.0013901285048588404554")
 _EXP_Q64 = ("0.50000000000000010143", "0.16666666666666643955", "0.041666666666624342683",
@@ -285,6 +316,14 @@ _EXPM1_Q64 = ("0.16666666666666663140", "0.041666666666651409876", "0.0083333333
               "0.0013888888905842944865", "0.00019841269815155008386", "0.000024801536456377497829",
               "2.7557332289762915712e-6", "2.7613773040756517682e-7", "2.5073806962937676405e-8")
 _LOG_P32 = ("0.66666685099983450498", "0.39988764048022992149", "0.29580511676209205489")
+_SIN_S32 = ("-0.16666666663817264971", "0.0083333318636606375836", "-0.00019840081968423382670",
+            "2.7249411239969336108e-6")
+_SIN_S64 = ("-0.16666666666666664594", "0.0083333333333309247225", "-0.00019841269836727809840",
+            "2.7557316088605463440e-6", "-2.5051129263451575392e-8", "1.5917962015959088671e-10")
+_COS_C32 = ("0.041666666664301018112", "-0.0013888887666141533693", "0.000024800597840851003440",
+            "-2.7300685327237064901e-7")
+_COS_C64 = ("0.041666666666666665377", "-0.0013888888888887387616", "0.000024801587298753226411",
+            "-2.7557317266078562667e-7", "2.0876145222119798732e-9", "-1.1382564615837471795e-11")
 _LOG_P64 = ("0.66666666666666696996", "0.39999999999899175338", "0.28571428626106177454",
             "0.22222211115826267007", "0.18182890369327982836", "0.15331684002437791007",
             "0.14616875727366235407")
@@ -458,10 +497,59 @@ def _make_log1p(k: _Consts, core: Any) -> Any:
     return log1p
 
 
+def _make_trig_core(t: _TrigConsts) -> Any:
+    """sin(x + shift*pi/2) in float64, for shift 0 (sin) or 1 (cos)."""
+    half, one, two, nan, two_over_pi = t.half, t.one, t.two, t.nan, t.two_over_pi
+    p1, p2, p3, max_arg, ss, cc = t.pio2_1, t.pio2_2, t.pio2_3, t.max_arg, t.sin_s, t.cos_c
+
+    @_vjit
+    def trig_core(x, shift):  # type: ignore[no-untyped-def]
+        k = _rint(x * two_over_pi)
+        # x - k*pi/2 with pi/2 in three parts; true fma keeps every k*p_i exact
+        r = _fma_exact(-k, p1, x)
+        r = _fma_exact(-k, p2, r)
+        r = _fma_exact(-k, p3, r)
+        z = r * r
+        s = _fma(z * r, _horner(z, ss), r)
+        c = _fma(z * z, _horner(z, cc), one - half * z)
+        q = k + shift  # quadrant: odd ones use cos, the upper two negate
+        odd = q - two * _floor(q * half) == one
+        v = _select(odd, c, s)
+        upper = q - (two + two) * _floor(q * (half * half)) >= two
+        y = _select(upper, -v, v)
+        # inf, nan, and arguments too large to reduce accurately give nan
+        return _select(_fabs(x) < max_arg, y, nan)
+
+    return trig_core
+
+
+def _make_sin(dt: Any, core: Any) -> Any:
+    zero = dt(0.0)
+    wide = np.float64
+
+    @_vjit
+    def sin(x):  # type: ignore[no-untyped-def]
+        y = dt(core(wide(x), wide(0.0)))
+        return _select(x == zero, x, y)  # keeps the sign of zero
+
+    return sin
+
+
+def _make_cos(dt: Any, core: Any) -> Any:
+    wide = np.float64
+
+    @_vjit
+    def cos(x):  # type: ignore[no-untyped-def]
+        return dt(core(wide(x), wide(1.0)))
+
+    return cos
+
+
 def _build(dt: Any) -> dict[str, Any]:
     k = _Consts(dt)
     exp_core, expm1_core, log_core = _make_exp_core(k), _make_expm1_core(k), _make_log_core(k)
     log1p = _make_log1p(k, log_core)
+    trig_core = _make_trig_core(_TrigConsts(dt is np.float32))
     return {
         "exp": _make_exp(k, exp_core),
         "expm1": _make_expm1(k, expm1_core),
@@ -470,6 +558,8 @@ def _build(dt: Any) -> dict[str, Any]:
         "tanh": _make_tanh(k, expm1_core),
         "sigmoid": _make_sigmoid(k, exp_core),
         "softplus": _make_softplus(k, exp_core, log1p),
+        "sin": _make_sin(dt, trig_core),
+        "cos": _make_cos(dt, trig_core),
     }
 
 
@@ -483,6 +573,8 @@ log1p_f32, log1p_f64 = _F32["log1p"], _F64["log1p"]
 tanh_f32, tanh_f64 = _F32["tanh"], _F64["tanh"]
 sigmoid_f32, sigmoid_f64 = _F32["sigmoid"], _F64["sigmoid"]
 softplus_f32, softplus_f64 = _F32["softplus"], _F64["softplus"]
+sin_f32, sin_f64 = _F32["sin"], _F64["sin"]
+cos_f32, cos_f64 = _F32["cos"], _F64["cos"]
 
 #: (name, numpy dtype name) -> Numba function taking and returning that float type.
 VMATH: dict[tuple[str, str], Any] = {}

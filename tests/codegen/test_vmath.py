@@ -17,7 +17,7 @@ from numba import njit
 from jitflow.codegen import vmath
 
 DTYPES = ("float32", "float64")
-NAMES = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus")
+NAMES = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "sin", "cos")
 
 # Extended precision for the float64 reference where the platform has it.
 _HAS_LONGDOUBLE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
@@ -69,7 +69,12 @@ def _grid(name: str, dtype: str) -> np.ndarray:
     elif name == "log1p":
         parts = [mags, -np.logspace(tiny_exp, 0, 20_000)[:-1], np.linspace(-0.999, 3.0, 40_001)]
     elif name in ("exp", "expm1"):
-        parts = [np.linspace(-big - 20, big + 1, 60_001), np.linspace(-2, 2, 40_001), mags[mags < 1], -mags[mags < 1]]
+        small = mags[mags < 1]
+        parts = [np.linspace(-big - 20, big + 1, 60_001), np.linspace(-2, 2, 40_001), small, -small]
+    elif name in ("sin", "cos"):
+        inside = mags[mags < 2.0**50]  # the documented domain of the argument reduction
+        near_quadrants = np.arange(-2000, 2000) * (np.pi / 2)
+        parts = [np.linspace(-10, 10, 40_001), inside, -inside, near_quadrants, near_quadrants * 1e6]
     else:
         parts = [np.linspace(-50, 50, 60_001), np.linspace(-2, 2, 40_001), mags, -mags]
     return np.concatenate(parts).astype(dtype)
@@ -122,6 +127,10 @@ SPECIALS: list[tuple[str, float, float]] = [
     ("sigmoid", 1000.0, 1.0), ("sigmoid", -1000.0, 0.0),
     ("softplus", INF, INF), ("softplus", -INF, 0.0), ("softplus", NAN, NAN), ("softplus", 1000.0, 1000.0),
     ("softplus", -1000.0, 0.0),
+    ("sin", INF, NAN), ("sin", -INF, NAN), ("sin", NAN, NAN), ("sin", 0.0, 0.0), ("sin", -0.0, -0.0),
+    ("cos", INF, NAN), ("cos", NAN, NAN), ("cos", 0.0, 1.0), ("cos", -0.0, 1.0),
+    # outside the accurately reducible range the answer is nan, never a wrong number
+    ("sin", 2.0**51, NAN), ("cos", -(2.0**60), NAN),
 ]
 
 
@@ -164,7 +173,7 @@ def test_float32_any_input_matches_numpy(kernels: dict[tuple[str, str], Any], va
 
 
 _VEC_RE = re.compile(r"<(\d+) x (float|double)>")
-_LIBM_RE = re.compile(r"call [^\n]*@(expf?|logf?|log1pf?|expm1f?|tanhf?)\(")
+_LIBM_RE = re.compile(r"call [^\n]*@(expf?|logf?|log1pf?|expm1f?|tanhf?|sinf?|cosf?)\(")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
