@@ -1,6 +1,7 @@
 """`DType` objects: TensorFlow's data types and their NumPy equivalents."""
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import numpy as np
@@ -38,27 +39,27 @@ class DType:
         return self
 
     @property
-    def is_floating(self) -> bool:
+    def is_floating(self) -> builtins.bool:
         return self._np.kind == "f"
 
     @property
-    def is_integer(self) -> bool:
+    def is_integer(self) -> builtins.bool:
         return self._np.kind in "iu"
 
     @property
-    def is_unsigned(self) -> bool:
+    def is_unsigned(self) -> builtins.bool:
         return self._np.kind == "u"
 
     @property
-    def is_bool(self) -> bool:
+    def is_bool(self) -> builtins.bool:
         return self._np.kind == "b"
 
     @property
-    def is_complex(self) -> bool:
+    def is_complex(self) -> builtins.bool:
         return self._np.kind == "c"
 
     @property
-    def is_numeric(self) -> bool:
+    def is_numeric(self) -> builtins.bool:
         return self._np.kind in "iufc"
 
     @property
@@ -81,10 +82,10 @@ class DType:
             return int(np.iinfo(self._np).max)
         raise TypeError(f"Cannot find maximum value of {self.name}.")
 
-    def is_compatible_with(self, other: Any) -> bool:
+    def is_compatible_with(self, other: Any) -> builtins.bool:
         return as_dtype(other) is self
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object) -> builtins.bool:
         if isinstance(other, DType):
             return other is self
         try:
@@ -92,7 +93,7 @@ class DType:
         except TypeError:
             return False
 
-    def __ne__(self, other: object) -> bool:
+    def __ne__(self, other: object) -> builtins.bool:
         return not self.__eq__(other)
 
     def __hash__(self) -> int:
@@ -145,23 +146,21 @@ def as_dtype(value: Any) -> DType:
             return _from_numpy(np.dtype(value))
         except TypeError:
             raise TypeError(f"Cannot convert value {value!r} to a TensorFlow DType.") from None
-    if isinstance(value, int) and not isinstance(value, type(True)) and value in _BY_ENUM:
+    if isinstance(value, int) and not isinstance(value, builtins.bool) and value in _BY_ENUM:
         return _BY_ENUM[value]
     if value is float:
         return float32
     if value is int:
         return int32
-    if value is type(True):
+    if value is builtins.bool:
         return bool
-    if value in (str, builtins_bytes):
+    if value in (str, builtins.bytes):
         return string
     try:
         return _from_numpy(np.dtype(value))
     except TypeError:
         raise TypeError(f"Cannot convert value {value!r} to a TensorFlow DType.") from None
 
-
-builtins_bytes = bytes
 
 
 def _from_numpy(d: np.dtype) -> DType:

@@ -55,29 +55,110 @@ class OpError(Exception):
         return (type(self), (self._node_def, None, self._message))
 
 
-def _make(name: str, code: int) -> type[OpError]:
-    def __init__(self: OpError, node_def: Any, op: Any, message: str, *args: Any) -> None:
-        OpError.__init__(self, node_def, op, message, code)
+class _CodedError(OpError):
+    """An OpError whose code is fixed by its class (TF's constructor takes no code)."""
 
-    return type(name, (OpError,), {"__init__": __init__, "__doc__": f"TensorFlow's {name}."})
+    code = UNKNOWN
+
+    def __init__(self, node_def: Any, op: Any, message: str, *args: Any) -> None:
+        super().__init__(node_def, op, message, self.code)
 
 
-CancelledError = _make("CancelledError", CANCELLED)
-UnknownError = _make("UnknownError", UNKNOWN)
-InvalidArgumentError = _make("InvalidArgumentError", INVALID_ARGUMENT)
-DeadlineExceededError = _make("DeadlineExceededError", DEADLINE_EXCEEDED)
-NotFoundError = _make("NotFoundError", NOT_FOUND)
-AlreadyExistsError = _make("AlreadyExistsError", ALREADY_EXISTS)
-PermissionDeniedError = _make("PermissionDeniedError", PERMISSION_DENIED)
-ResourceExhaustedError = _make("ResourceExhaustedError", RESOURCE_EXHAUSTED)
-FailedPreconditionError = _make("FailedPreconditionError", FAILED_PRECONDITION)
-AbortedError = _make("AbortedError", ABORTED)
-OutOfRangeError = _make("OutOfRangeError", OUT_OF_RANGE)
-UnimplementedError = _make("UnimplementedError", UNIMPLEMENTED)
-InternalError = _make("InternalError", INTERNAL)
-UnavailableError = _make("UnavailableError", UNAVAILABLE)
-DataLossError = _make("DataLossError", DATA_LOSS)
-UnauthenticatedError = _make("UnauthenticatedError", UNAUTHENTICATED)
+class CancelledError(_CodedError):
+    """TensorFlow's CancelledError."""
+
+    code = CANCELLED
+
+
+class UnknownError(_CodedError):
+    """TensorFlow's UnknownError."""
+
+    code = UNKNOWN
+
+
+class InvalidArgumentError(_CodedError):
+    """TensorFlow's InvalidArgumentError."""
+
+    code = INVALID_ARGUMENT
+
+
+class DeadlineExceededError(_CodedError):
+    """TensorFlow's DeadlineExceededError."""
+
+    code = DEADLINE_EXCEEDED
+
+
+class NotFoundError(_CodedError):
+    """TensorFlow's NotFoundError."""
+
+    code = NOT_FOUND
+
+
+class AlreadyExistsError(_CodedError):
+    """TensorFlow's AlreadyExistsError."""
+
+    code = ALREADY_EXISTS
+
+
+class PermissionDeniedError(_CodedError):
+    """TensorFlow's PermissionDeniedError."""
+
+    code = PERMISSION_DENIED
+
+
+class ResourceExhaustedError(_CodedError):
+    """TensorFlow's ResourceExhaustedError."""
+
+    code = RESOURCE_EXHAUSTED
+
+
+class FailedPreconditionError(_CodedError):
+    """TensorFlow's FailedPreconditionError."""
+
+    code = FAILED_PRECONDITION
+
+
+class AbortedError(_CodedError):
+    """TensorFlow's AbortedError."""
+
+    code = ABORTED
+
+
+class OutOfRangeError(_CodedError):
+    """TensorFlow's OutOfRangeError."""
+
+    code = OUT_OF_RANGE
+
+
+class UnimplementedError(_CodedError):
+    """TensorFlow's UnimplementedError."""
+
+    code = UNIMPLEMENTED
+
+
+class InternalError(_CodedError):
+    """TensorFlow's InternalError."""
+
+    code = INTERNAL
+
+
+class UnavailableError(_CodedError):
+    """TensorFlow's UnavailableError."""
+
+    code = UNAVAILABLE
+
+
+class DataLossError(_CodedError):
+    """TensorFlow's DataLossError."""
+
+    code = DATA_LOSS
+
+
+class UnauthenticatedError(_CodedError):
+    """TensorFlow's UnauthenticatedError."""
+
+    code = UNAUTHENTICATED
+
 
 _BY_CODE = {
     code: cls

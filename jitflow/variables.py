@@ -442,8 +442,8 @@ def _get_variable(g: Graph, full: str, scope: VariableScope, shape: Any, dtype: 
     if initializer is None:
         initializer = scope.initializer
     if isinstance(initializer, type):
-        initializer = initializer(dtype=dt or scope.dtype) if issubclass(initializer, init_ops.Initializer) \
-            else initializer()
+        # An initializer class passed uninstantiated (`initializer=tf.zeros_initializer`).
+        initializer = initializer(dtype=dt or scope.dtype)
     if initializer is not None and not callable(initializer):
         # A tensor or value initializer carries its own shape (and dtype).
         if shape is not None and not isinstance(initializer, Tensor):

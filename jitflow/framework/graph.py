@@ -474,8 +474,8 @@ class Graph:
             if el.graph is not self:
                 raise ValueError(f"Operation {el} is not an element of this graph.")
             return el
-        raise TypeError(f"Can not convert a {type(obj).__name__} into a "
-                        f"{'Tensor or Operation' if allow_tensor and allow_operation else 'Tensor' if allow_tensor else 'Operation'}.")
+        kinds = [k for k, ok in (("Tensor", allow_tensor), ("Operation", allow_operation)) if ok]
+        raise TypeError(f"Can not convert a {type(obj).__name__} into a {' or '.join(kinds)}.")
 
     # -- names -------------------------------------------------------------------------------------
     def _mark_name_used(self, name: str) -> None:

@@ -735,7 +735,7 @@ def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False,
 # -- Python operators on tensors -------------------------------------------------------------------------
 
 
-def _install_operators(cls: type) -> None:
+def _install_operators(cls: Any) -> None:
     """Gives `cls` (Tensor, Variable) TF's Python operators."""
 
     def binop(fn: Any, opname: str, reverse: bool = False):  # type: ignore[no-untyped-def]
@@ -750,26 +750,26 @@ def _install_operators(cls: type) -> None:
     for key, fn in pairs.items():
         setattr(cls, f"__{key}__", binop(fn, key))
         setattr(cls, f"__r{key}__", binop(fn, key, reverse=True))
-    setattr(cls, "__div__", cls.__truediv__)  # type: ignore[attr-defined]
+    cls.__div__ = cls.__truediv__  # type: ignore[attr-defined]
     for key, fn in {"lt": less, "le": less_equal, "gt": greater, "ge": greater_equal}.items():
         setattr(cls, f"__{key}__", binop(fn, {"lt": "Less", "le": "LessEqual", "gt": "Greater",
                                               "ge": "GreaterEqual"}[key]))
-    setattr(cls, "__and__", binop(logical_and, "and"))
-    setattr(cls, "__rand__", binop(logical_and, "and", reverse=True))
-    setattr(cls, "__or__", binop(logical_or, "or"))
-    setattr(cls, "__ror__", binop(logical_or, "or", reverse=True))
-    setattr(cls, "__xor__", binop(logical_xor, "xor"))
-    setattr(cls, "__neg__", lambda self: negative(self, name="Neg"))
-    setattr(cls, "__abs__", lambda self: abs(self, name="Abs"))
-    setattr(cls, "__invert__", lambda self: logical_not(self, name="Invert"))
-    setattr(cls, "__pos__", lambda self: self)
+    cls.__and__ = binop(logical_and, "and")
+    cls.__rand__ = binop(logical_and, "and", reverse=True)
+    cls.__or__ = binop(logical_or, "or")
+    cls.__ror__ = binop(logical_or, "or", reverse=True)
+    cls.__xor__ = binop(logical_xor, "xor")
+    cls.__neg__ = lambda self: negative(self, name="Neg")
+    cls.__abs__ = lambda self: abs(self, name="Abs")
+    cls.__invert__ = lambda self: logical_not(self, name="Invert")
+    cls.__pos__ = lambda self: self
 
     def getitem(self: Any, key: Any) -> Tensor:
         from jitflow.ops.array_ops import _slice_helper
 
         return _slice_helper(convert_to_tensor(self), key)
 
-    setattr(cls, "__getitem__", getitem)
+    cls.__getitem__ = getitem
 
 
 def _operands(x: Any, y: Any, self_: Any) -> tuple[Tensor, Tensor]:
