@@ -51,3 +51,4 @@ initializers = _namespaces.initializers
 math = _namespaces.math
 from jitflow import train
 from jitflow.gradients import gradients
+from jitflow.ops import math_grad  # noqa: F401
