@@ -54,6 +54,13 @@ Debug output
     ``JITFLOW_DEBUG>=1`` prints one line per compile/load event to stderr; ``>=4`` also
     prints the generated source.
 
+Public API
+    For the code generator: :func:`get_kernel`, :func:`kernel_key`, :class:`KernelCompileError`,
+    :func:`cache_stats`, :func:`reset_stats`, :func:`clear_memory`.
+    For ``jitflow cache``: :func:`cache_root`, :func:`usable_root`, :func:`list_entries`,
+    :func:`entry_info`, :func:`find_key`, :func:`disk_summary`, :func:`clear`, :func:`prune`,
+    :func:`verify`.
+
 Nothing here imports Numba until a kernel is keyed or compiled, so the CLI's listing
 commands start fast.
 """
