@@ -274,8 +274,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     # with --json, stdout carries only the JSON document: the program's own output goes to stderr
     sink = sys.stderr if args.json else sys.stdout
     code = _run_program(target, script_args, as_module=args.module is not None, stdout=sink)
-    reports = list(collect_reports())
-    dicts = [r.to_dict() for r in reports]
+    try:
+        reports = list(collect_reports())
+        dicts = [r.to_dict() for r in reports]
+    except Exception as exc:  # the program ran; say clearly that only the report failed
+        raise CliError(f"the program ran (exit status {code}) but its plans could not be collected: "
+                       f"{type(exc).__name__}: {exc}") from None
     if args.dot:
         _write_text(args.dot, plans_to_dot(dicts))
         print(f"jitflow explain: wrote {args.dot}", file=sys.stderr)
