@@ -1,0 +1,346 @@
+"""Stage 2 of a run: which ops fuse into one kernel, and why the others do not.
+
+`cluster(ops, fed, fetched)` groups the ops of a pruned plan into `Cluster`s, the IR that the code
+generators (`codegen/cpu.py`, `codegen/cuda.py`) turn into one kernel each.
+
+The cluster IR
+--------------
+A `Cluster` is a straight-line program over scalars, run once per point of an iteration space:
+
+* ``inputs``: the kernel's array arguments, in order. Each is a `ClusterInput`: an external tensor
+  (feed, constant, variable read, output of another step) or, for a variable update, the variable's
+  current value (``var`` set to the variable op's name). Values are always arguments, never baked in.
+* ``nodes``: `Node`s in dependency order. A node applies one op type (``op_type`` is the registry type,
+  e.g. ``"AddV2"``, ``"Sum"``, ``"AssignSub"``) to earlier values. Value ids: ``0..len(inputs)-1`` are
+  the inputs, ``len(inputs) + k`` is node k. ``attrs`` holds only what changes the generated code
+  (e.g. ``DstT`` of Cast, ``axis``/``keep_dims`` of reductions), canonicalized to plain data.
+* ``outputs``: `ClusterOutput`s: which node values leave the kernel (read by other steps, fetched, or
+  stored into a variable).
+* ``kind``: ``"elementwise"`` (all nodes elementwise, variable updates included) or ``"reduction"``
+  (exactly one reduction node, the last one, fed by every other node: its elementwise prologue).
+* Dtypes (NumPy names) and static ranks are on every input and node; sizes are not: kernels are
+  shape-polymorphic.
+
+The broadcast pattern is decided from runtime shapes by `Layout` (see `compiler/layout.py`): the
+broadcast iteration shape is collapsed into groups of adjacent dims; each input has a mask saying which
+groups it spans (it is broadcast along the others), and a reduction marks the groups it reduces. A
+kernel is specialized on ``(cluster.signature(), layout)``; clusters with equal signatures share
+kernels.
+
+Rules (`cluster`)
+-----------------
+* Members are ops with a lowering (`codegen/lowering.py`): elementwise math, casts and broadcasts,
+  reductions, variable updates (Assign*, optimizer Apply* ops).
+* A reduction joins the elementwise cluster that feeds it when every member of that cluster feeds it;
+  a cluster with a reduction takes no further ops (its consumers start the next cluster).
+* A cluster runs at the position of its last member. It is valid only if every op outside it that
+  consumes (data or control) one of its members comes after that position, which keeps the plan
+  acyclic, and if no stateful op outside it sits between a stateful member and that position, which
+  keeps the order of stateful ops. Stateful ops are never dropped or duplicated: each runs once, in
+  its cluster or as its own step.
+* Every op left out gets a reason (`Fallback`); structural ops (constants, placeholders, variable
+  reads, no-ops, identities) run as their own steps without being counted as fallbacks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from jitflow.framework import registry
+from jitflow.framework.graph import Operation, Tensor
+
+# Ops that run as their own (cheap) interpreted steps by design; they are not fallbacks.
+STRUCTURAL = frozenset({
+    "Const", "Placeholder", "PlaceholderWithDefault", "VariableV2", "NoOp", "Identity", "StopGradient",
+    "Shape", "Size", "Rank", "IsVariableInitialized", "Reshape", "ExpandDims", "Squeeze",
+    "InitializedValue", "ReportUninitializedVariables",
+})
+
+ELEMENTWISE = "elementwise"
+REDUCTION = "reduction"
+
+
+@dataclass(frozen=True)
+class ClusterInput:
+    """One array argument of a kernel: an external tensor, or a variable's current value."""
+
+    tensor: Tensor | None  # None for a variable's current value
+    dtype: str  # NumPy dtype name
+    rank: int | None  # static rank (None if unknown)
+    var: str | None = None  # variable op name when this is a variable's current value
+
+
+@dataclass(frozen=True)
+class Node:
+    """One scalar operation of the kernel body."""
+
+    op_type: str
+    args: tuple[int, ...]  # value ids (inputs first, then nodes)
+    dtype: str  # NumPy dtype name of the result
+    rank: int | None  # static rank of the op's result
+    attrs: tuple[tuple[str, Any], ...] = ()  # canonical attrs that change the generated code
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for k, v in self.attrs:
+            if k == name:
+                return v
+        return default
+
+
+@dataclass(frozen=True)
+class ClusterOutput:
+    """A node value leaving the kernel: for a tensor read outside, and/or a variable's new value."""
+
+    node: int  # index into Cluster.nodes
+    tensor: Tensor | None  # the op output it provides (None for a pure variable store)
+    var: str | None = None  # variable op name to store the value into
+
+
+@dataclass
+class Cluster:
+    """A fused group of ops: the kernel IR shared by the CPU and CUDA code generators."""
+
+    ops: list[Operation]
+    inputs: list[ClusterInput]
+    nodes: list[Node]
+    outputs: list[ClusterOutput]
+    kind: str  # ELEMENTWISE or REDUCTION
+    backend: str = "cpu"  # "cpu" or "cuda"
+    node_ops: list[Operation] = field(default_factory=list)  # the op of each node (for errors)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.inputs)
+
+    def value_dtype(self, vid: int) -> str:
+        """Dtype of value id `vid` (an input or a node)."""
+        return self.inputs[vid].dtype if vid < self.n_inputs else self.nodes[vid - self.n_inputs].dtype
+
+    def deps(self, vid: int) -> frozenset[int]:
+        """The input indices that value `vid` depends on (its broadcast shape is theirs)."""
+        memo: dict[int, frozenset[int]] = {}
+        for i in range(self.n_inputs):
+            memo[i] = frozenset((i,))
+        for k, node in enumerate(self.nodes):
+            acc: frozenset[int] = frozenset()
+            for a in node.args:
+                acc = acc | memo[a]
+            memo[self.n_inputs + k] = acc
+        return memo[vid]
+
+    def reduction(self) -> Node | None:
+        """The reduction node of a REDUCTION cluster."""
+        return self.nodes[-1] if self.kind == REDUCTION else None
+
+    def signature(self) -> dict[str, Any]:
+        """Everything that determines the generated code, without names: the structural cache key."""
+        return {
+            "kind": self.kind,
+            "backend": self.backend,
+            "inputs": [(i.dtype, i.rank, i.var is not None) for i in self.inputs],
+            "nodes": [(n.op_type, list(n.args), n.dtype, n.rank, [list(a) for a in n.attrs])
+                      for n in self.nodes],
+            "outputs": [(o.node, o.var is not None, o.tensor is not None) for o in self.outputs],
+        }
+
+    def op_names(self) -> list[str]:
+        return [op.name for op in self.ops]
+
+
+@dataclass
+class Fallback:
+    """An op that runs interpreted, and why."""
+
+    op: Operation
+    reason: str
+
+
+@dataclass
+class Clustering:
+    """The result of `cluster`: clusters, the ops left to the interpreter, and the reasons."""
+
+    clusters: list[list[Operation]]  # members of each cluster, in plan order
+    fallbacks: list[Fallback]
+
+
+# -- clustering ---------------------------------------------------------------------------------------
+
+
+def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clustering:
+    """Groups `ops` (a pruned plan, in order) into fusable clusters.
+
+    `member_reason(op)` returns None when `op` may be a cluster member (it has a lowering), else the
+    reason it cannot be. Fed tensors cut edges: their consumers read the fed value.
+    """
+    pos = {op: i for i, op in enumerate(ops)}
+    consumers: dict[Operation, list[Operation]] = {op: [] for op in ops}
+    for op in ops:
+        for t in op.inputs:
+            if t.op in consumers and t not in fed:
+                consumers[t.op].append(op)
+        for c in op.control_inputs:
+            if c in consumers:
+                consumers[c].append(op)
+    stateful_pos = [pos[op] for op in ops if op.opdef.kind == registry.STATEFUL]
+
+    cluster_of: dict[Operation, int] = {}
+    members: list[list[Operation]] = []
+    closed: list[bool] = []
+    fallbacks: list[Fallback] = []
+
+    def valid(cand: list[Operation]) -> bool:
+        last = max(pos[m] for m in cand)
+        s = set(cand)
+        for m in cand:
+            for e in consumers[m]:
+                if e not in s and pos[e] <= last:
+                    return False
+        first_stateful = min((pos[m] for m in cand if m.opdef.kind == registry.STATEFUL), default=None)
+        if first_stateful is not None:
+            for p in stateful_pos:
+                if first_stateful < p < last and ops[p] not in s:
+                    return False
+        return True
+
+    for op in ops:
+        reason = member_reason(op)
+        if reason is not None:
+            if op.type not in STRUCTURAL:
+                fallbacks.append(Fallback(op, reason))
+            continue
+        is_red = op.opdef.kind == registry.REDUCTION
+        cur = [op]
+        merged: list[int] = []
+        for t in op.inputs:
+            if t in fed:
+                continue
+            ci = cluster_of.get(t.op)
+            if ci is None or ci in merged or closed[ci]:
+                continue
+            prod = members[ci]
+            if prod[0].device != op.device:
+                continue
+            if is_red and not _all_feed(prod, op, fed):
+                continue
+            if is_red and any(m.opdef.kind == registry.STATEFUL for m in prod):
+                continue
+            if (not is_red) and any(m.opdef.kind == registry.STATEFUL for m in cur) and \
+                    any(m.opdef.kind == registry.REDUCTION for m in prod):
+                continue
+            cand = prod + cur
+            if valid(cand):
+                cur = cand
+                merged.append(ci)
+        for ci in merged:
+            members[ci] = []
+        idx = len(members)
+        cur.sort(key=lambda m: pos[m])
+        members.append(cur)
+        closed.append(is_red)
+        for m in cur:
+            cluster_of[m] = idx
+    return Clustering([m for m in members if m], fallbacks)
+
+
+def _all_feed(prod: list[Operation], red: Operation, fed: set[Tensor]) -> bool:
+    """True when every op of `prod` is an ancestor of `red` through `prod` (its prologue)."""
+    s = set(prod)
+    reach: set[Operation] = set()
+    stack = [t.op for t in red.inputs if t.op in s and t not in fed]
+    while stack:
+        m = stack.pop()
+        if m in reach:
+            continue
+        reach.add(m)
+        stack.extend(t.op for t in m.inputs if t.op in s and t not in fed)
+    return reach == s
+
+
+# -- building the IR ------------------------------------------------------------------------------------
+
+
+def canonical_attrs(op: Operation, names: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """The attrs in `names` as plain, hashable data (DTypes become dtype names)."""
+    res = []
+    for n in names:
+        if n not in op.attrs:
+            continue
+        v = op.attrs[n]
+        if hasattr(v, "np") and hasattr(v, "name"):
+            v = np.dtype(v.np).name
+        elif isinstance(v, (list, tuple)):
+            v = tuple(int(x) for x in v)
+        elif isinstance(v, (np.integer, np.bool_)):
+            v = v.item()
+        res.append((n, v))
+    return tuple(res)
+
+
+def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: set[Tensor],
+                  ref_updates: dict[str, tuple[int, ...]], attr_names: dict[str, tuple[str, ...]],
+                  backend: str = "cpu") -> Cluster:
+    """The IR of one cluster.
+
+    `needed_outside`: tensors read by other steps or fetched. `ref_updates[op_type]`: the ref input
+    positions that an update op writes; such an op gets one node per updated ref (attr ``slot`` = k,
+    the k-th ref), whose args are the refs' current values followed by the op's other inputs, and
+    whose value is stored into that variable. `attr_names[op_type]`: attrs that change the code.
+    """
+    inputs: list[ClusterInput] = []
+    input_ids: dict[Any, int] = {}
+    value_of: dict[Tensor, tuple[str, int]] = {}
+    raw: list[tuple[str, tuple[tuple[str, int], ...], str, int | None, tuple[tuple[str, Any], ...]]] = []
+    node_ops: list[Operation] = []
+    raw_outputs: list[tuple[int, Tensor | None, str | None]] = []
+
+    def arg(t: Tensor) -> tuple[str, int]:
+        if t in value_of and t not in fed:
+            return value_of[t]
+        if t not in input_ids:
+            input_ids[t] = len(inputs)
+            inputs.append(ClusterInput(t, np.dtype(t.dtype.np).name, t.shape.ndims))
+        return ("i", input_ids[t])
+
+    def var_arg(ref: Tensor) -> tuple[str, int]:
+        key = ("var", ref.op.name)
+        if key not in input_ids:
+            input_ids[key] = len(inputs)
+            inputs.append(ClusterInput(None, np.dtype(ref.dtype.np).name, ref.shape.ndims, var=ref.op.name))
+        return ("i", input_ids[key])
+
+    for op in members:
+        refs = ref_updates.get(op.type)
+        attrs = canonical_attrs(op, attr_names.get(op.type, ()))
+        out_t = op.outputs[0] if op.outputs else None
+        if refs is not None:
+            args = tuple([var_arg(op.inputs[r]) for r in refs]
+                         + [arg(t) for i, t in enumerate(op.inputs) if i not in refs])
+            for k, r in enumerate(refs):
+                ref = op.inputs[r]
+                raw.append((op.type, args, np.dtype(ref.dtype.np).name, ref.shape.ndims, attrs + (("slot", k),)))
+                node_ops.append(op)
+                nid = len(raw) - 1
+                provides = out_t if (k == 0 and out_t is not None and out_t in needed_outside
+                                     and out_t not in fed) else None
+                raw_outputs.append((nid, provides, ref.op.name))
+                if k == 0 and out_t is not None:
+                    value_of[out_t] = ("n", nid)
+            continue
+        args = tuple(arg(t) for t in op.inputs)
+        assert out_t is not None
+        raw.append((op.type, args, np.dtype(out_t.dtype.np).name, out_t.shape.ndims, attrs))
+        node_ops.append(op)
+        value_of[out_t] = ("n", len(raw) - 1)
+        if out_t in needed_outside and out_t not in fed:
+            raw_outputs.append((len(raw) - 1, out_t, None))
+    n_in = len(inputs)
+
+    def vid(ref: tuple[str, int]) -> int:
+        return ref[1] if ref[0] == "i" else n_in + ref[1]
+
+    nodes = [Node(t, tuple(vid(a) for a in args), dt, rank, attrs) for t, args, dt, rank, attrs in raw]
+    outputs = [ClusterOutput(n, t, v) for n, t, v in sorted(raw_outputs, key=lambda o: o[0])]
+    kind = REDUCTION if any(m.opdef.kind == registry.REDUCTION for m in members) else ELEMENTWISE
+    return Cluster(list(members), inputs, nodes, outputs, kind, backend, node_ops)
