@@ -1,11 +1,14 @@
-"""Probe for jitflow.codegen.vmath: W2 chain speed, vectorization and accuracy.
+"""Probe for jitflow.codegen.vmath: W2 chain speed, vectorization, accuracy; coefficient fits.
 
-    python bench/vmath_probe.py            # W2 on 10M float32: vmath vs NumPy vs math.*
-    python bench/vmath_probe.py --n 1000000 --repeat 15
-    python bench/vmath_probe.py --fit      # re-derive the polynomial coefficients (mpmath)
+    python bench/vmath_probe.py                 # W2 on 10M float32: vmath vs NumPy vs math.*
+    python bench/vmath_probe.py --wide          # the same with 512-bit vectors allowed
+    python bench/vmath_probe.py --each          # also each function vs its NumPy ufunc
+    python bench/vmath_probe.py --fit           # re-derive the polynomial coefficients (mpmath)
 
 W2: ``y = tanh(1.5x+0.3)*sigmoid(x) - 0.5x**2; out = exp(-|y|) + max(y, 0)``.
-Times are medians of ``--repeat`` runs after a warm-up, measured side by side in one process.
+Every time is the median of ``--repeat`` runs after a warm-up, measured side by side in
+one process; "1 thread" rows run the same kernels under ``numba.set_num_threads(1)``,
+which is the stable number on a shared machine.
 """
 from __future__ import annotations
 
@@ -17,40 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
-
-from jitflow.codegen.vmath import VMATH, exp_f32, sigmoid_f32, tanh_f32
-
-_A, _B, _H = np.float32(1.5), np.float32(0.3), np.float32(0.5)
-_ZERO, _ONE = np.float32(0.0), np.float32(1.0)
-
-
-@njit(parallel=True)
-def w2_vmath(x: Any, out: Any) -> None:
-    for i in prange(x.size):
-        v = x[i]
-        y = tanh_f32(_A * v + _B) * sigmoid_f32(v) - _H * v * v
-        out[i] = exp_f32(-abs(y)) + (y if y > _ZERO else _ZERO)
-
-
-@njit(parallel=True)
-def w2_libm(x: Any, out: Any) -> None:
-    for i in prange(x.size):
-        v = x[i]
-        y = math.tanh(_A * v + _B) * (_ONE / (_ONE + math.exp(-v))) - _H * v * v
-        out[i] = math.exp(-abs(y)) + (y if y > _ZERO else _ZERO)
-
-
-def w2_numpy(x: np.ndarray) -> np.ndarray:
-    y = np.tanh(_A * x + _B) * (_ONE / (_ONE + np.exp(-x))) - _H * x * x
-    return np.exp(-np.abs(y)) + np.maximum(y, _ZERO)
-
-
-def w2_reference(x: np.ndarray) -> np.ndarray:
-    """The chain in float64, the yardstick for accuracy."""
-    d = x.astype(np.float64)
-    y = np.tanh(1.5 * d + 0.3) / (1.0 + np.exp(-d)) - 0.5 * d * d
-    return np.exp(-np.abs(y)) + np.maximum(y, 0.0)
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:
@@ -63,65 +32,183 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
     return float(np.median(ts))
 
 
-def vector_widths(dispatcher: Any) -> set[str]:
+def vector_types(dispatcher: Any) -> list[str]:
     """The float vector types in the optimized LLVM IR of a compiled function."""
     text = "".join(dispatcher.inspect_llvm().values())
-    return set(re.findall(r"<\d+ x (?:float|double)>", text))
+    return sorted(set(re.findall(r"<\d+ x (?:float|double)>", text)))
+
+
+def w2_numpy(x: np.ndarray) -> np.ndarray:
+    a, b, h, zero, one = (np.float32(v) for v in (1.5, 0.3, 0.5, 0.0, 1.0))
+    y = np.tanh(a * x + b) * (one / (one + np.exp(-x))) - h * x * x
+    return np.exp(-np.abs(y)) + np.maximum(y, zero)
+
+
+def w2_reference(x: np.ndarray) -> np.ndarray:
+    """The chain in float64, the yardstick for accuracy."""
+    d = x.astype(np.float64)
+    y = np.tanh(1.5 * d + 0.3) / (1.0 + np.exp(-d)) - 0.5 * d * d
+    return np.exp(-np.abs(y)) + np.maximum(y, 0.0)
+
+
+def build_kernels() -> tuple[Any, Any]:
+    """The fused W2 kernel with vmath functions and with math.* (libm) calls."""
+    from numba import njit, prange
+
+    from jitflow.codegen.vmath import exp_f32, sigmoid_f32, tanh_f32
+
+    a, b, h, zero, one = (np.float32(v) for v in (1.5, 0.3, 0.5, 0.0, 1.0))
+
+    @njit(parallel=True)
+    def w2_vmath(x: Any, out: Any) -> None:
+        for i in prange(x.size):
+            v = x[i]
+            y = tanh_f32(a * v + b) * sigmoid_f32(v) - h * v * v
+            out[i] = exp_f32(-abs(y)) + (y if y > zero else zero)
+
+    @njit(parallel=True)
+    def w2_libm(x: Any, out: Any) -> None:
+        for i in prange(x.size):
+            v = x[i]
+            y = math.tanh(a * v + b) * (one / (one + math.exp(-v))) - h * v * v
+            out[i] = math.exp(-abs(y)) + (y if y > zero else zero)
+
+    return w2_vmath, w2_libm
 
 
 def run_w2(n: int, repeat: int) -> None:
+    import numba
+
+    w2_vmath, w2_libm = build_kernels()
     x = np.random.default_rng(0).uniform(-10, 10, n).astype(np.float32)
     out = np.empty_like(x)
     t0 = time.perf_counter()
     w2_vmath(x, out)
-    print(f"compile w2_vmath: {time.perf_counter() - t0:.2f} s")
+    print(f"compile w2_vmath (with its vmath functions): {time.perf_counter() - t0:.2f} s")
     w2_libm(x, out)
     ref = w2_reference(x)
     w2_vmath(x, out)
     err_v = float(np.max(np.abs(out - ref) / np.abs(ref)))
-    err_np = float(np.max(np.abs(w2_numpy(x) - ref) / np.abs(ref)))
+    base = w2_numpy(x)
+    err_np = float(np.max(np.abs(base - ref) / np.abs(ref)))
+    agree = float(np.max(np.abs(out - base) / np.abs(base)))
+    print(f"W2 n={n} float32, median of {repeat}; {numba.get_num_threads()} threads")
     t_np = median_time(lambda: w2_numpy(x), repeat)
-    t_v = median_time(lambda: w2_vmath(x, out), repeat)
-    t_m = median_time(lambda: w2_libm(x, out), repeat)
-    print(f"W2 n={n} float32, median of {repeat}")
-    print(f"  numpy ufuncs     {t_np * 1e3:8.2f} ms   1.00 x   max rel err {err_np:.3g}")
-    print(f"  fused math.*     {t_m * 1e3:8.2f} ms   {t_m / t_np:.3f} x")
-    print(f"  fused vmath      {t_v * 1e3:8.2f} ms   {t_v / t_np:.3f} x   max rel err {err_v:.3g}")
-    print(f"  vector types in w2_vmath IR: {sorted(vector_widths(w2_vmath))}")
-    print(f"  vector types in w2_libm IR:  {sorted(vector_widths(w2_libm))}")
+    print(f"  numpy ufuncs         {t_np * 1e3:8.2f} ms   1.000 x   max rel err vs float64 {err_np:.3g}")
+    for threads in (numba.config.NUMBA_NUM_THREADS, 1):
+        numba.set_num_threads(threads)
+        t_v = median_time(lambda: w2_vmath(x, out), repeat)
+        t_m = median_time(lambda: w2_libm(x, out), repeat)
+        print(f"  fused math.*  {threads} thr  {t_m * 1e3:8.2f} ms   {t_m / t_np:.3f} x")
+        print(f"  fused vmath   {threads} thr  {t_v * 1e3:8.2f} ms   {t_v / t_np:.3f} x")
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    print(f"  vmath max rel err vs float64 {err_v:.3g}; vs numpy float32 {agree:.3g}")
+    print(f"  vector types in w2_vmath IR: {vector_types(w2_vmath)}")
+    print(f"  vector types in w2_libm IR:  {vector_types(w2_libm)}")
 
 
 def run_each(n: int, repeat: int) -> None:
-    """Per-function throughput: one vmath call per element vs the NumPy ufunc."""
-    ufuncs: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
-        "sin": np.sin, "cos": np.cos,
-    }
+    """Per-function time, one thread: a loop calling the vmath function vs the NumPy ufunc."""
+    from numba import njit
+
+    from jitflow.codegen.vmath import VMATH
+
+    print(f"each function, n={n}, 1 thread, median of {repeat}")
     for (name, dt), fn in sorted(VMATH.items()):
-        if name not in ufuncs:
+        ufunc = getattr(np, name, None)
+        if ufunc is None:
             continue
+
+        @njit
+        def kern(x: Any, out: Any, f: Any = fn) -> None:
+            for i in range(x.size):
+                out[i] = f(x[i])
+
         x = np.random.default_rng(1).uniform(0.01, 10, n).astype(dt)
         out = np.empty_like(x)
-        kern = _map_kernel(fn)
-        t_v = median_time(lambda k=kern: k(x, out), repeat)
-        t_np = median_time(lambda u=ufuncs[name]: u(x, out=out), repeat)
+        t_v = median_time(lambda k=kern, a=x, o=out: k(a, o), repeat)
+        t_np = median_time(lambda u=ufunc, a=x, o=out: u(a, out=o), repeat)
         print(f"  {name:8s} {dt:8s} vmath {t_v * 1e3:7.2f} ms  numpy {t_np * 1e3:7.2f} ms  ratio {t_v / t_np:.2f}")
 
 
-def _map_kernel(fn: Any) -> Any:
-    @njit(parallel=True)
-    def kern(x: Any, out: Any) -> None:
-        for i in prange(x.size):
-            out[i] = fn(x[i])
+# ---------------------------------------------------------------------------------------
+# Coefficient fits: weighted-relative minimax (Remez exchange) in mpmath.
+# ---------------------------------------------------------------------------------------
 
-    return kern
+
+def remez(
+    f: Callable[[Any], Any], a: Any, b: Any, deg: int, iters: int = 10, grid: int = 2000
+) -> tuple[list[Any], Any]:
+    """Coefficients c0..c_deg minimizing max |(f - p) / f| on [a, b], and that max."""
+    import mpmath as mp
+
+    n = deg + 1
+    a, b = mp.mpf(a), mp.mpf(b)
+    ref = [(a + b) / 2 - (b - a) / 2 * mp.cos(mp.pi * i / n) for i in range(n + 1)]
+    xs = [a + (b - a) * i / grid for i in range(grid + 1)]
+    fx = [f(x) for x in xs]
+    coeffs: list[Any] = []
+    worst = mp.mpf(0)
+    for _ in range(iters):
+        mat, rhs = mp.matrix(n + 1, n + 1), mp.matrix(n + 1, 1)
+        for i, x in enumerate(ref):
+            fv = f(x)
+            for k in range(n):
+                mat[i, k] = x**k
+            mat[i, n] = (-1) ** i * fv
+            rhs[i] = fv
+        sol = mp.lu_solve(mat, rhs)
+        coeffs = [sol[k] for k in range(n)]
+        err = [(fv - mp.polyval(coeffs[::-1], x)) / fv for x, fv in zip(xs, fx)]
+        worst = max(abs(e) for e in err)
+        ref = _alternating_extrema(xs, err, n + 1) or ref
+    return coeffs, worst
+
+
+def _alternating_extrema(xs: list[Any], err: list[Any], count: int) -> list[Any] | None:
+    peaks = [i for i in range(len(err))
+             if (i == 0 or abs(err[i]) >= abs(err[i - 1])) and (i == len(err) - 1 or abs(err[i]) >= abs(err[i + 1]))]
+    merged: list[int] = []
+    for i in peaks:  # one extremum per sign run, the largest
+        if merged and (err[i] > 0) == (err[merged[-1]] > 0):
+            if abs(err[i]) > abs(err[merged[-1]]):
+                merged[-1] = i
+        else:
+            merged.append(i)
+    while len(merged) > count:
+        merged.pop(0 if abs(err[merged[0]]) < abs(err[merged[-1]]) else -1)
+    return [xs[i] for i in merged] if len(merged) == count else None
 
 
 def fit() -> None:
-    """Print the minimax coefficients used in vmath (needs mpmath)."""
-    from bench_vmath_fit import main as fit_main  # noqa: PLC0415 - optional dependency
+    """Print the fits used in vmath: (name, degree, max relative error, coefficients)."""
+    import mpmath as mp
 
-    fit_main()
+    mp.mp.dps = 60
+    tiny = mp.mpf("1e-30")
+
+    def guarded(g: Callable[[Any], Any], at0: Any) -> Callable[[Any], Any]:
+        return lambda v: at0 if abs(v) < tiny else g(v)
+
+    h = mp.log(2) / 2
+    zlog = (3 - 2 * mp.sqrt(2)) ** 2  # s^2 for s = f/(2+f), f in [sqrt(1/2)-1, sqrt(2)-1]
+    q4 = (mp.pi / 4) ** 2
+    fits = [
+        ("exp q(r)=(e^r-1-r)/r^2", guarded(lambda r: (mp.exp(r) - 1 - r) / r**2, mp.mpf(1) / 2), -h, h, (4, 9)),
+        ("expm1 q(r)=(expm1(r)-r-r^2/2)/r^3",
+         guarded(lambda r: (mp.expm1(r) - r - r**2 / 2) / r**3, mp.mpf(1) / 6), -h, h, (4, 8)),
+        ("log P(z)=(2atanh(s)/s-2)/z",
+         guarded(lambda z: (2 * mp.atanh(mp.sqrt(z)) / mp.sqrt(z) - 2) / z, mp.mpf(2) / 3), 0, zlog, (2, 6)),
+        ("sin S(z)=(sin(r)-r)/r^3",
+         guarded(lambda z: (mp.sin(mp.sqrt(z)) - mp.sqrt(z)) / (z * mp.sqrt(z)), -mp.mpf(1) / 6), 0, q4, (3, 5)),
+        ("cos C(z)=(cos(r)-1+z/2)/z^2",
+         guarded(lambda z: (mp.cos(mp.sqrt(z)) - 1 + z / 2) / z**2, mp.mpf(1) / 24), 0, q4, (3, 5)),
+    ]
+    for label, g, a, b, degrees in fits:
+        for deg in degrees:
+            coeffs, worst = remez(g, a, b, deg)
+            print(f"{label} degree {deg}: max rel err {mp.nstr(worst, 4)}")
+            print("   ", ", ".join(f'"{mp.nstr(c, 20, strip_zeros=False)}"' for c in coeffs))
 
 
 def main() -> None:
@@ -129,11 +216,21 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("--each", action="store_true", help="also time each function against its ufunc")
+    ap.add_argument("--wide", action="store_true", help="let LLVM use 512-bit vectors (AVX-512 hosts)")
     ap.add_argument("--fit", action="store_true", help="print the polynomial fits and exit")
     args = ap.parse_args()
     if args.fit:
         fit()
         return
+    if args.wide:
+        import numba
+
+        from jitflow.codegen.vmath import wide_vector_cpu_features
+
+        feats = wide_vector_cpu_features()
+        print("512-bit vectors:", "enabled" if feats else "not available on this CPU")
+        if feats:
+            numba.config.CPU_FEATURES = feats  # must happen before the first compile
     run_w2(args.n, args.repeat)
     if args.each:
         run_each(args.n, args.repeat)

@@ -37,6 +37,7 @@ accurate for every finite float32 up to ~1e9); beyond that the result is still i
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from decimal import Decimal, getcontext
 from typing import Any
@@ -46,7 +47,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["VMATH", "lookup", "NAMES"]
+__all__ = ["VMATH", "NAMES", "lookup", "wide_vector_cpu_features"]  # noqa: F822 - VMATH is lazy
 
 getcontext().prec = 60
 
@@ -563,27 +564,35 @@ def _build(dt: Any) -> dict[str, Any]:
     }
 
 
-_F32 = _build(np.float32)
-_F64 = _build(np.float64)
-
-exp_f32, exp_f64 = _F32["exp"], _F64["exp"]
-expm1_f32, expm1_f64 = _F32["expm1"], _F64["expm1"]
-log_f32, log_f64 = _F32["log"], _F64["log"]
-log1p_f32, log1p_f64 = _F32["log1p"], _F64["log1p"]
-tanh_f32, tanh_f64 = _F32["tanh"], _F64["tanh"]
-sigmoid_f32, sigmoid_f64 = _F32["sigmoid"], _F64["sigmoid"]
-softplus_f32, softplus_f64 = _F32["softplus"], _F64["softplus"]
-sin_f32, sin_f64 = _F32["sin"], _F64["sin"]
-cos_f32, cos_f64 = _F32["cos"], _F64["cos"]
-
-#: (name, numpy dtype name) -> Numba function taking and returning that float type.
-VMATH: dict[tuple[str, str], Any] = {}
-for _dtname, _table in (("float32", _F32), ("float64", _F64)):
-    for _name, _fn in _table.items():
-        VMATH[(_name, _dtname)] = _fn
-
 #: The function names every supported dtype provides.
-NAMES: tuple[str, ...] = tuple(sorted(_F32))
+NAMES: tuple[str, ...] = ("cos", "exp", "expm1", "log", "log1p", "sigmoid", "sin", "softplus", "tanh")
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+_TABLE: dict[tuple[str, str], Any] = {}
+_TABLE_LOCK = threading.Lock()
+
+
+def _table() -> dict[tuple[str, str], Any]:
+    """Create the Numba functions on first use, so importing this module compiles nothing.
+
+    Creating a Numba function fixes Numba's target machine for the process; staying lazy
+    leaves room to set ``numba.config.CPU_FEATURES`` (see wide_vector_cpu_features) first.
+    """
+    with _TABLE_LOCK:
+        if not _TABLE:
+            built = {(name, dtname): fn for dtname, dt in _DTYPES.items() for name, fn in _build(dt).items()}
+            _TABLE.update(built)
+    return _TABLE
+
+
+def __getattr__(attr: str) -> Any:
+    """``VMATH`` and ``<name>_f32`` / ``<name>_f64`` (e.g. ``exp_f32``), created lazily."""
+    if attr == "VMATH":
+        return _table()
+    name, _, suffix = attr.rpartition("_")
+    dtname = {"f32": "float32", "f64": "float64"}.get(suffix)
+    if dtname is not None and name in NAMES:
+        return _table()[(name, dtname)]
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def lookup(name: str, dtype: str | np.dtype[Any] | type) -> Any | None:
@@ -596,4 +605,21 @@ def lookup(name: str, dtype: str | np.dtype[Any] | type) -> Any | None:
         key = np.dtype(dtype).name
     except TypeError:
         return None
-    return VMATH.get((name, key))
+    return _table().get((name, key))
+
+
+def wide_vector_cpu_features() -> str | None:
+    """A Numba CPU feature string that lets LLVM vectorize with 512-bit registers, or None.
+
+    On AVX-512 hosts LLVM's tuning for current Xeons prefers 256-bit vectors; the loops
+    calling these functions are compute-bound and run about 1.6x faster at 512 bits.
+    Apply with ``numba.config.CPU_FEATURES = feats`` before the process compiles its
+    first function (Numba builds its target machine once). None on hosts without AVX-512.
+    """
+    from llvmlite import binding as llvm
+    from numba.core import config
+
+    base = getattr(config, "CPU_FEATURES", None) or llvm.get_host_cpu_features().flatten()
+    if "+avx512f" not in base.split(","):
+        return None
+    return base + ",-prefer-256-bit"
