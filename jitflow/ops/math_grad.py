@@ -150,12 +150,12 @@ def _sign(x: Tensor, y: Tensor, g: Tensor) -> Tensor:
 
 @_unary("Square")
 def _square(x: Tensor, y: Tensor, g: Tensor) -> Tensor:
-    return g * (x * 2)
+    return M.multiply(g, M.multiply(x, constant(2, dtype=x.dtype)))
 
 
 @_unary("Sqrt")
 def _sqrt(x: Tensor, y: Tensor, g: Tensor) -> Tensor:
-    return g * 0.5 / y
+    return M.realdiv(M.multiply(g, constant(0.5, dtype=y.dtype)), y)
 
 
 @_unary("Rsqrt")
@@ -230,7 +230,7 @@ def _tanh(x: Tensor, y: Tensor, g: Tensor) -> Tensor:
 
 @_unary("Sigmoid")
 def _sigmoid(x: Tensor, y: Tensor, g: Tensor) -> Tensor:
-    return g * (y * (1 - y))
+    return M.multiply(g, M.multiply(y, M.subtract(constant(1, dtype=y.dtype), y)))
 
 
 @_unary("Reciprocal")

@@ -13,3 +13,14 @@ from jitflow.train.hooks import (SessionRunHook, SessionRunArgs, SessionRunConte
                                  NanLossDuringTrainingError, FinalOpsHook, FeedFnHook)
 from jitflow.train.monitored_session import (MonitoredTrainingSession, MonitoredSession,
                                              SingularMonitoredSession, Scaffold, ChiefSessionCreator)
+from jitflow.train.optimizer import Optimizer
+from jitflow.train.gradient_descent import GradientDescentOptimizer
+from jitflow.train.momentum import MomentumOptimizer
+from jitflow.train.adam import AdamOptimizer
+from jitflow.train.adagrad import AdagradOptimizer
+from jitflow.train.rmsprop import RMSPropOptimizer
+from jitflow.train.training_util import (get_global_step, get_or_create_global_step, create_global_step,
+                                         global_step, assert_global_step)
+from jitflow.train.learning_rate_decay import (exponential_decay, natural_exp_decay, inverse_time_decay,
+                                               polynomial_decay, cosine_decay, piecewise_constant)
+from jitflow.train.device_setter import replica_device_setter
