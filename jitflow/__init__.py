@@ -52,3 +52,8 @@ math = _namespaces.math
 from jitflow import train
 from jitflow.gradients import gradients
 from jitflow.ops import math_grad  # noqa: F401
+from jitflow.ops.array_ops import (expand_dims, squeeze, transpose, concat, stack, unstack, split, slice,
+                                   strided_slice, gather, unsorted_segment_sum, tile, pad, broadcast_to, one_hot,
+                                   range, linspace, lin_space, boolean_mask, tensordot, invert_permutation)
+from jitflow.ops import array_grad  # noqa: F401
+from jitflow import nn

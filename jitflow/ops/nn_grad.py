@@ -1,0 +1,125 @@
+"""Gradients of the nn ops: activations, softmax, bias_add, conv2d, pooling, losses."""
+from __future__ import annotations
+
+from typing import Any
+
+from jitflow.framework import registry
+from jitflow.framework.graph import Operation, Tensor
+from jitflow.ops import array_ops as A
+from jitflow.ops import math_ops as M
+from jitflow.ops import nn_ops as N
+from jitflow.ops.op_util import make_op, out
+
+_GradList = list[Any]
+
+
+def _grad_op(op_type: str, inputs: list[Tensor], attrs: dict[str, Any] | None = None) -> Tensor:
+    return out(make_op(op_type, inputs, {"T": inputs[0].dtype, **(attrs or {})}, name=op_type))
+
+
+@registry.register_gradient("Relu")
+def _relu_grad(op: Operation, g: Tensor) -> _GradList:
+    return [_grad_op("ReluGrad", [g, op.outputs[0]])]
+
+
+@registry.register_gradient("Relu6")
+def _relu6_grad(op: Operation, g: Tensor) -> _GradList:
+    return [_grad_op("Relu6Grad", [g, op.outputs[0]])]
+
+
+@registry.register_gradient("Elu")
+def _elu_grad(op: Operation, g: Tensor) -> _GradList:
+    return [_grad_op("EluGrad", [g, op.outputs[0]])]
+
+
+@registry.register_gradient("Softplus")
+def _softplus_grad(op: Operation, g: Tensor) -> _GradList:
+    return [_grad_op("SoftplusGrad", [g, op.inputs[0]])]
+
+
+@registry.register_gradient("LeakyRelu")
+def _leaky_relu_grad(op: Operation, g: Tensor) -> _GradList:
+    return [_grad_op("LeakyReluGrad", [g, op.inputs[0]], {"alpha": op.attrs["alpha"]})]
+
+
+@registry.register_gradient("ReluGrad")
+def _relu_grad_grad(op: Operation, g: Tensor) -> _GradList:
+    return [_grad_op("ReluGrad", [g, op.inputs[1]]), A.zeros_like(op.inputs[1])]
+
+
+@registry.register_gradient("Softmax")
+def _softmax_grad(op: Operation, g: Tensor) -> _GradList:
+    y = op.outputs[0]
+    dot = M.reduce_sum(M.multiply(g, y), -1, keepdims=True)
+    return [M.multiply(M.subtract(g, dot), y)]
+
+
+@registry.register_gradient("LogSoftmax")
+def _log_softmax_grad(op: Operation, g: Tensor) -> _GradList:
+    y = op.outputs[0]
+    return [M.subtract(g, M.multiply(M.reduce_sum(g, -1, keepdims=True), M.exp(y)))]
+
+
+@registry.register_gradient("BiasAdd")
+def _bias_add_grad(op: Operation, g: Tensor) -> _GradList:
+    r = g.shape.ndims
+    if r is None:
+        raise LookupError(f"Gradient of BiasAdd '{op.name}' needs an input of known rank")
+    return [g, M.reduce_sum(g, list(range(r - 1)))]
+
+
+@registry.register_gradient("Conv2D")
+def _conv2d_grad(op: Operation, g: Tensor) -> _GradList:
+    x, f = op.inputs
+    kw = {k: op.attrs[k] for k in ("strides", "padding", "dilations")}
+    xs = A._int_input(x.shape.as_list(), "input_sizes") if x.shape.is_fully_defined() else A.shape(x)
+    fs = A._int_input(f.shape.as_list(), "filter_sizes") if f.shape.is_fully_defined() else A.shape(f)
+    dx = N.conv2d_backprop_input(xs, f, g, **kw)
+    dx.set_shape(x.shape)
+    df = N.conv2d_backprop_filter(x, fs, g, **kw)
+    df.set_shape(f.shape)
+    return [dx, df]
+
+
+@registry.register_gradient("Conv2DBackpropInput")
+def _conv2d_backprop_input_grad(op: Operation, g: Tensor) -> _GradList:
+    sizes, f, dy = op.inputs
+    kw = {k: op.attrs[k] for k in ("strides", "padding", "dilations")}
+    fs = A._int_input(f.shape.as_list(), "filter_sizes") if f.shape.is_fully_defined() else A.shape(f)
+    return [None, N.conv2d_backprop_filter(g, fs, dy, **kw), N.conv2d(g, f, **kw)]
+
+
+@registry.register_gradient("MaxPool")
+def _max_pool_grad(op: Operation, g: Tensor) -> _GradList:
+    attrs = {k: op.attrs[k] for k in ("ksize", "strides", "padding", "data_format")}
+    return [_grad_op("MaxPoolGrad", [op.inputs[0], op.outputs[0], g], attrs)]
+
+
+@registry.register_gradient("AvgPool")
+def _avg_pool_grad(op: Operation, g: Tensor) -> _GradList:
+    x = op.inputs[0]
+    attrs = {k: op.attrs[k] for k in ("ksize", "strides", "padding", "data_format")}
+    xs = A._int_input(x.shape.as_list(), "orig_input_shape") if x.shape.is_fully_defined() else A.shape(x)
+    res = out(make_op("AvgPoolGrad", [xs, g], {"T": g.dtype, **attrs}, name="AvgPoolGrad"))
+    res.set_shape(x.shape)
+    return [res]
+
+
+@registry.register_gradient("L2Loss")
+def _l2_loss_grad(op: Operation, g: Tensor) -> _GradList:
+    return [M.multiply(op.inputs[0], g)]
+
+
+@registry.register_gradient("SoftmaxCrossEntropyWithLogits")
+def _xent_grad(op: Operation, g_loss: Tensor, g_backprop: Tensor) -> _GradList:
+    backprop = op.outputs[1]
+    f = op.inputs[0]
+    dlogits = M.multiply(A.expand_dims(g_loss, -1), backprop)
+    dlabels = M.multiply(A.expand_dims(g_loss, -1), M.negative(N.log_softmax(f)))
+    return [dlogits, dlabels]
+
+
+@registry.register_gradient("SparseSoftmaxCrossEntropyWithLogits")
+def _sparse_xent_grad(op: Operation, g_loss: Tensor, g_backprop: Tensor) -> _GradList:
+    return [M.multiply(A.expand_dims(g_loss, -1), op.outputs[1]), None]
+

@@ -1,0 +1,838 @@
+"""Neural-network ops: activations, softmax, bias_add, conv2d, pooling, dropout, losses.
+
+Convolutions use im2col + one `np.matmul`, so the reference kernels run at BLAS speed; pooling uses
+strided window views. All spatial ops are NHWC.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from jitflow import dtypes
+from jitflow.errors import InvalidArgumentError
+from jitflow.framework import registry
+from jitflow.framework.graph import Operation, Tensor
+from jitflow.framework.graph import name_scope as _name_scope
+from jitflow.framework.tensor_shape import TensorShape, shape_str
+from jitflow.ops import array_ops as A
+from jitflow.ops import math_ops as M
+from jitflow.ops.constant_op import convert_to_tensor
+from jitflow.ops.op_util import FLOATS, check_dtype, elementwise_infer, make_op, out, same_dtype_inputs
+
+sigmoid = M.sigmoid
+tanh = M.tanh
+
+# -- activations ------------------------------------------------------------------------------------------
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+def _relu6(x: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(x, np.zeros((), x.dtype)), np.asarray(6, x.dtype))
+
+
+def _elu(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large |x|.
+    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
+
+
+def _leaky_relu_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x = ins[0]
+    return np.where(x > 0, x, x * np.asarray(op.attrs["alpha"], x.dtype)).astype(x.dtype, copy=False)
+
+
+def _leaky_relu_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    g, x = ins
+    return np.where(x > 0, g, g * np.asarray(op.attrs["alpha"], g.dtype)).astype(g.dtype, copy=False)
+
+
+def _same_as_first(op: Operation) -> list:
+    return [(op.inputs[0].dtype, op.inputs[0].shape)]
+
+
+for _t, _f in {"Relu": _relu, "Relu6": _relu6, "Elu": _elu, "Softplus": _softplus}.items():
+    registry.register_op(_t, _same_as_first, (lambda f: lambda ctx, op, ins: f(ins[0]))(_f), registry.ELEMENTWISE)
+registry.register_op("LeakyRelu", _same_as_first, _leaky_relu_kernel, registry.ELEMENTWISE)
+
+# Gradient kernels (grad, features-or-outputs): elementwise, so the compiler can fuse them.
+_GRADS = {
+    "ReluGrad": lambda g, x: np.where(x > 0, g, np.zeros((), g.dtype)),
+    "Relu6Grad": lambda g, x: np.where((x > 0) & (x < 6), g, np.zeros((), g.dtype)),
+    "EluGrad": lambda g, y: np.where(y > 0, g, g * (y + 1)).astype(g.dtype, copy=False),
+    "SoftplusGrad": lambda g, x: (g * M._sigmoid(x)).astype(g.dtype, copy=False),
+}
+for _t, _f in _GRADS.items():
+    registry.register_op(_t, elementwise_infer(), (lambda f: lambda ctx, op, ins: f(*ins))(_f),
+                         registry.ELEMENTWISE)
+registry.register_op("LeakyReluGrad", elementwise_infer(), _leaky_relu_grad_kernel, registry.ELEMENTWISE)
+
+
+def _activation(op_type: str, x: Any, name: str | None, attrs: dict[str, Any] | None = None) -> Tensor:
+    t = convert_to_tensor(x)
+    check_dtype(op_type, t, FLOATS + (dtypes.int32, dtypes.int64) if op_type in ("Relu", "Relu6") else FLOATS,
+                "features")
+    return out(make_op(op_type, [t], {"T": t.dtype, **(attrs or {})}, name=name or op_type))
+
+
+def relu(features: Any, name: str | None = None) -> Tensor:
+    """max(features, 0)."""
+    return _activation("Relu", features, name)
+
+
+def relu6(features: Any, name: str | None = None) -> Tensor:
+    """min(max(features, 0), 6)."""
+    return _activation("Relu6", features, name)
+
+
+def elu(features: Any, name: str | None = None) -> Tensor:
+    """x if x > 0 else exp(x) - 1."""
+    return _activation("Elu", features, name)
+
+
+def softplus(features: Any, name: str | None = None) -> Tensor:
+    """log(exp(features) + 1), computed without overflow."""
+    return _activation("Softplus", features, name)
+
+
+def leaky_relu(features: Any, alpha: float = 0.2, name: str | None = None) -> Tensor:
+    """x if x > 0 else alpha * x."""
+    return _activation("LeakyRelu", features, name, {"alpha": float(alpha)})
+
+
+# -- softmax ---------------------------------------------------------------------------------------------------
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return (e / np.sum(e, axis=-1, keepdims=True)).astype(x.dtype, copy=False)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    z = x - np.max(x, axis=-1, keepdims=True)
+    return (z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))).astype(x.dtype, copy=False)
+
+
+def _softmax_infer(op: Operation) -> list:
+    x = op.inputs[0]
+    if x.shape.ndims == 0:
+        raise ValueError(f"Shape must be at least rank 1 but is rank 0 for '{op.name}' (op: '{op.type}')")
+    return [(x.dtype, x.shape)]
+
+
+def _check_rank1(x: np.ndarray) -> np.ndarray:
+    if x.ndim < 1:
+        raise InvalidArgumentError(None, None, "logits must have >= 1 dimension, got []")
+    return x
+
+
+registry.register_op("Softmax", _softmax_infer, lambda ctx, op, ins: _softmax(_check_rank1(ins[0])),
+                     registry.OPAQUE)
+registry.register_op("LogSoftmax", _softmax_infer, lambda ctx, op, ins: _log_softmax(_check_rank1(ins[0])),
+                     registry.OPAQUE)
+
+
+def _along_last(op_type: str, logits: Any, axis: int | None, name: str | None) -> Tensor:
+    """Applies a last-axis op along `axis` by swapping that axis to the end and back."""
+    x = convert_to_tensor(logits)
+    check_dtype(op_type, x, FLOATS, "logits")
+    r = x.shape.ndims
+    a = -1 if axis is None else int(axis)
+    if r is not None and r > 0:
+        if not -r <= a < r:
+            raise ValueError(f"axis {a} is out of range for a tensor of rank {r}")
+        a %= r
+    if a == -1 or (r is not None and a == r - 1):
+        return out(make_op(op_type, [x], {"T": x.dtype}, name=name or op_type))
+    if r is None:
+        raise ValueError(f"{op_type} along axis {a} needs an input of known rank")
+    perm = list(range(r))
+    perm[a], perm[-1] = perm[-1], perm[a]
+    with _name_scope(name, op_type):
+        y = out(make_op(op_type, [A.transpose(x, perm)], {"T": x.dtype}, name=op_type))
+        return A.transpose(y, perm)
+
+
+def softmax(logits: Any, axis: int | None = None, name: str | None = None, dim: int | None = None) -> Tensor:
+    """exp(logits) / sum(exp(logits)) along `axis` (default: the last)."""
+    return _along_last("Softmax", logits, axis if axis is not None else dim, name)
+
+
+def log_softmax(logits: Any, axis: int | None = None, name: str | None = None, dim: int | None = None) -> Tensor:
+    """logits - log(sum(exp(logits))) along `axis` (default: the last)."""
+    return _along_last("LogSoftmax", logits, axis if axis is not None else dim, name)
+
+
+# -- bias_add ---------------------------------------------------------------------------------------------------
+
+
+def _bias_add_infer(op: Operation) -> list:
+    v, b = op.inputs
+    vd, bd = v.shape.as_tuple(), b.shape.as_tuple()
+    if bd is not None and len(bd) != 1:
+        raise ValueError(f"Shape must be rank 1 but is rank {len(bd)} for '{op.name}' (op: 'BiasAdd') with input "
+                         f"shapes: {shape_str(vd)}, {shape_str(bd)}.")
+    if vd is None:
+        return [(v.dtype, v.shape)]
+    if len(vd) < 2:
+        raise ValueError(f"Shape must be at least rank 2 but is rank {len(vd)} for '{op.name}' (op: 'BiasAdd') "
+                         f"with input shapes: {shape_str(vd)}, {shape_str(bd)}.")
+    last = vd[-1]
+    if bd is not None and last is not None and bd[0] is not None and bd[0] != last:
+        raise ValueError(f"Dimensions must be equal, but are {last} and {bd[0]} for '{op.name}' (op: 'BiasAdd') "
+                         f"with input shapes: {shape_str(vd)}, {shape_str(bd)}.")
+    if last is None and bd is not None:
+        return [(v.dtype, TensorShape(list(vd[:-1]) + [bd[0]]))]
+    return [(v.dtype, v.shape)]
+
+
+def _bias_add_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    v, b = ins
+    if v.ndim < 2 or b.ndim != 1 or v.shape[-1] != b.shape[0]:
+        raise InvalidArgumentError(None, None, f"Must provide as many biases as the last dimension of the input "
+                                               f"tensor: {shape_str(b.shape)} vs. {shape_str(v.shape)}")
+    return v + b
+
+
+registry.register_op("BiasAdd", _bias_add_infer, _bias_add_kernel, registry.ELEMENTWISE)
+
+
+def bias_add(value: Any, bias: Any, data_format: str | None = None, name: str | None = None) -> Tensor:
+    """value + bias, with the 1-D `bias` added along the channel (last, for NHWC) dimension."""
+    v, b = same_dtype_inputs("BiasAdd", [value, bias], ("value", "bias"))
+    if data_format in (None, "NHWC", "N...C"):
+        return out(make_op("BiasAdd", [v, b], {"T": v.dtype, "data_format": "NHWC"}, name=name or "BiasAdd"))
+    if data_format not in ("NCHW", "NC..."):
+        raise ValueError(f"data_format must be NHWC or NCHW, got {data_format}")
+    r = v.shape.ndims
+    if r is None:
+        raise ValueError("bias_add with NCHW needs an input of known rank")
+    with _name_scope(name, "BiasAdd"):
+        return M.add(v, A.reshape(b, [-1] + [1] * (r - 2)))
+
+
+# -- convolution and pooling geometry ---------------------------------------------------------------------------
+
+
+def _four(v: Any, what: str) -> list[int]:
+    if isinstance(v, (int, np.integer)):
+        return [1, int(v), int(v), 1]
+    vals = [int(x) for x in v]
+    if len(vals) == 1:
+        return [1, vals[0], vals[0], 1]
+    if len(vals) == 2:
+        return [1, vals[0], vals[1], 1]
+    if len(vals) != 4:
+        raise ValueError(f"{what} must have 1, 2 or 4 elements, got {vals}")
+    return vals
+
+
+def _out_size(n: int | None, k: int, s: int, padding: str) -> int | None:
+    if n is None:
+        return None
+    if padding == "VALID":
+        return max((n - k) // s + 1, 0)
+    return -(-n // s)
+
+
+def _pads(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
+    """(before, after) padding along one spatial dim; SAME puts the extra one after, as TF does."""
+    if padding == "VALID":
+        return 0, 0
+    o = -(-n // s)
+    total = max((o - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def _check_padding(padding: Any) -> str:
+    p = padding.decode() if isinstance(padding, bytes) else str(padding)
+    p = p.upper()
+    if p not in ("SAME", "VALID"):
+        raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+    return p
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, oh: int,
+             ow: int) -> np.ndarray:
+    """A read-only strided view (N, OH, OW, KH, KW, C) of the windows of a padded NHWC input."""
+    n, _, _, c = x.shape
+    s0, s1, s2, s3 = x.strides
+    return as_strided(x, shape=(n, oh, ow, kh, kw, c), strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
+                      writeable=False)
+
+
+def _pad_spatial(x: np.ndarray, ph: tuple[int, int], pw: tuple[int, int], value: float = 0.0) -> np.ndarray:
+    if ph == (0, 0) and pw == (0, 0):
+        return x
+    return np.pad(x, [(0, 0), ph, pw, (0, 0)], constant_values=value)
+
+
+class _Geom:
+    """The geometry of one 2-D window op: kernel, strides, dilations, padding and output sizes."""
+
+    def __init__(self, in_shape: tuple[int, ...], kh: int, kw: int, attrs: dict[str, Any]) -> None:
+        _, self.h, self.w, _ = in_shape
+        self.kh, self.kw = kh, kw
+        self.sh, self.sw = attrs["strides"][1], attrs["strides"][2]
+        dil = attrs.get("dilations", [1, 1, 1, 1])
+        self.dh, self.dw = dil[1], dil[2]
+        ekh, ekw = (kh - 1) * self.dh + 1, (kw - 1) * self.dw + 1
+        pad = attrs["padding"]
+        self.ph, self.pw = _pads(self.h, ekh, self.sh, pad), _pads(self.w, ekw, self.sw, pad)
+        self.oh = _out_size(self.h, ekh, self.sh, pad) or 0
+        self.ow = _out_size(self.w, ekw, self.sw, pad) or 0
+
+
+# -- conv2d -------------------------------------------------------------------------------------------------
+
+
+def _conv_infer(op: Operation) -> list:
+    x, f = op.inputs
+    xd, fd = x.shape.as_tuple(), f.shape.as_tuple()
+    if xd is not None and len(xd) != 4:
+        raise ValueError(f"Shape must be rank 4 but is rank {len(xd)} for '{op.name}' (op: 'Conv2D') with input "
+                         f"shapes: {shape_str(xd)}, {shape_str(fd)}.")
+    if fd is not None and len(fd) != 4:
+        raise ValueError(f"Shape must be rank 4 but is rank {len(fd)} for '{op.name}' (op: 'Conv2D') with input "
+                         f"shapes: {shape_str(xd)}, {shape_str(fd)}.")
+    if xd is None or fd is None:
+        return [(x.dtype, TensorShape([None if xd is None else xd[0], None, None,
+                                       None if fd is None else fd[3]]))]
+    if xd[3] is not None and fd[2] is not None and xd[3] != fd[2]:
+        raise ValueError(f"Depth of input ({xd[3]}) is not a multiple of input depth of filter ({fd[2]}) for "
+                         f"'{op.name}' (op: 'Conv2D') with input shapes: {shape_str(xd)}, {shape_str(fd)}.")
+    s, d, p = op.attrs["strides"], op.attrs["dilations"], op.attrs["padding"]
+    hs = [None if k is None else (k - 1) * dd + 1 for k, dd in ((fd[0], d[1]), (fd[1], d[2]))]
+    oh = None if hs[0] is None else _out_size(xd[1], hs[0], s[1], p)
+    ow = None if hs[1] is None else _out_size(xd[2], hs[1], s[2], p)
+    if p == "VALID":
+        for n, k in ((xd[1], hs[0]), (xd[2], hs[1])):
+            if n is not None and k is not None and n < k:
+                raise ValueError(f"Negative dimension size caused by subtracting {k} from {n} for '{op.name}' "
+                                 f"(op: 'Conv2D') with input shapes: {shape_str(xd)}, {shape_str(fd)}.")
+    return [(x.dtype, TensorShape([xd[0], oh, ow, fd[3]]))]
+
+
+def _im2col(x: np.ndarray, g: _Geom) -> np.ndarray:
+    """(N*OH*OW, KH*KW*C) patches, rows in output order, columns in filter order."""
+    xp = _pad_spatial(x, g.ph, g.pw)
+    win = _windows(xp, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.oh, g.ow)
+    return win.reshape(x.shape[0] * g.oh * g.ow, -1)
+
+
+def _conv_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x, f = ins
+    if x.ndim != 4 or f.ndim != 4 or x.shape[3] != f.shape[2]:
+        raise InvalidArgumentError(None, None, f"input depth must equal filter depth: input shape "
+                                               f"{shape_str(x.shape)}, filter shape {shape_str(f.shape)}")
+    g = _Geom(x.shape, f.shape[0], f.shape[1], op.attrs)
+    if g.oh <= 0 or g.ow <= 0:
+        raise InvalidArgumentError(None, None, f"Computed output size would be negative: input "
+                                               f"{shape_str(x.shape)}, filter {shape_str(f.shape)}")
+    kh, kw, c, o = f.shape
+    if kh == kw == 1 and g.sh == g.sw == 1:  # 1x1: a plain matmul over pixels
+        cols = x.reshape(-1, c)
+    else:
+        cols = _im2col(x, g)
+    res = np.matmul(cols, f.reshape(kh * kw * c, o))
+    return res.reshape(x.shape[0], g.oh, g.ow, o).astype(op.outputs[0].dtype.np, copy=False)
+
+
+def _conv_backprop_input_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    sizes, f, dy = ins
+    shape = tuple(int(v) for v in sizes)
+    g = _Geom(shape, f.shape[0], f.shape[1], op.attrs)
+    kh, kw, c, o = f.shape
+    n = shape[0]
+    dcols = np.matmul(dy.reshape(-1, o), f.reshape(kh * kw * c, o).T).reshape(n, g.oh, g.ow, kh, kw, c)
+    hp, wp = g.h + g.ph[0] + g.ph[1], g.w + g.pw[0] + g.pw[1]
+    dxp = np.zeros((n, hp, wp, c), dtype=dy.dtype)
+    for i in range(kh):  # col2im: each filter tap adds its slab back at its strided positions
+        r0 = i * g.dh
+        for j in range(kw):
+            c0 = j * g.dw
+            dxp[:, r0:r0 + g.sh * (g.oh - 1) + 1:g.sh, c0:c0 + g.sw * (g.ow - 1) + 1:g.sw, :] += dcols[:, :, :, i, j]
+    return np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :])
+
+
+def _conv_backprop_filter_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x, sizes, dy = ins
+    kh, kw, c, o = (int(v) for v in sizes)
+    g = _Geom(x.shape, kh, kw, op.attrs)
+    cols = x.reshape(-1, c) if kh == kw == 1 and g.sh == g.sw == 1 else _im2col(x, g)
+    return np.matmul(cols.T, dy.reshape(-1, o)).reshape(kh, kw, c, o).astype(dy.dtype, copy=False)
+
+
+def _backprop_input_infer(op: Operation) -> list:
+    v = A._ints(op.inputs[0])
+    return [(op.inputs[2].dtype, TensorShape(v) if v is not None else TensorShape([None] * 4))]
+
+
+def _backprop_filter_infer(op: Operation) -> list:
+    v = A._ints(op.inputs[1])
+    return [(op.inputs[2].dtype, TensorShape(v) if v is not None else TensorShape([None] * 4))]
+
+
+registry.register_op("Conv2D", _conv_infer, _conv_kernel, registry.OPAQUE)
+registry.register_op("Conv2DBackpropInput", _backprop_input_infer, _conv_backprop_input_kernel, registry.OPAQUE)
+registry.register_op("Conv2DBackpropFilter", _backprop_filter_infer, _conv_backprop_filter_kernel,
+                     registry.OPAQUE)
+
+
+def _conv_attrs(strides: Any, padding: Any, dilations: Any, data_format: str, dt: dtypes.DType) -> dict[str, Any]:
+    if data_format not in ("NHWC", None):
+        raise ValueError(f"Only data_format='NHWC' is supported, got {data_format!r}")
+    s = _four(strides if strides is not None else 1, "strides")
+    d = _four(dilations if dilations is not None else 1, "dilations")
+    if s[0] != 1 or s[3] != 1:
+        raise ValueError("Current implementation does not yet support strides in the batch and depth dimensions.")
+    if d[0] != 1 or d[3] != 1:
+        raise ValueError("Current implementation does not yet support dilations in the batch and depth "
+                         "dimensions.")
+    if min(s) < 1 or min(d) < 1:
+        raise ValueError(f"strides and dilations must be positive, got {s} and {d}")
+    if (s[1] > 1 or s[2] > 1) and (d[1] > 1 or d[2] > 1):
+        raise ValueError("strides > 1 not supported in conjunction with dilation_rate > 1")
+    return {"strides": s, "dilations": d, "padding": _check_padding(padding), "data_format": "NHWC", "T": dt,
+            "use_cudnn_on_gpu": True}
+
+
+def conv2d(input: Any, filter: Any = None, strides: Any = None, padding: Any = None,  # noqa: A002 - TF's name
+           use_cudnn_on_gpu: bool = True, data_format: str = "NHWC", dilations: Any = None,
+           name: str | None = None, filters: Any = None) -> Tensor:
+    """2-D convolution of NHWC `input` with an [h, w, in, out] `filter` (SAME or VALID padding)."""
+    if filter is None:
+        filter = filters
+    if filter is None or padding is None:
+        raise ValueError("conv2d needs a filter and a padding")
+    x, f = same_dtype_inputs("Conv2D", [input, filter], ("input", "filter"))
+    check_dtype("Conv2D", x, FLOATS, "input")
+    return out(make_op("Conv2D", [x, f], _conv_attrs(strides, padding, dilations, data_format, x.dtype),
+                       name=name or "Conv2D"))
+
+
+def conv2d_backprop_input(input_sizes: Any, filter: Any, out_backprop: Any, strides: Any,  # noqa: A002
+                          padding: Any, use_cudnn_on_gpu: bool = True, data_format: str = "NHWC",
+                          dilations: Any = None, name: str | None = None) -> Tensor:
+    """The gradient of conv2d with respect to its input."""
+    f, dy = same_dtype_inputs("Conv2DBackpropInput", [filter, out_backprop], ("filter", "out_backprop"))
+    s = A._int_input(input_sizes, "input_sizes")
+    return out(make_op("Conv2DBackpropInput", [s, f, dy], _conv_attrs(strides, padding, dilations, data_format,
+                                                                      f.dtype), name=name or "Conv2DBackpropInput"))
+
+
+def conv2d_backprop_filter(input: Any, filter_sizes: Any, out_backprop: Any, strides: Any,  # noqa: A002
+                           padding: Any, use_cudnn_on_gpu: bool = True, data_format: str = "NHWC",
+                           dilations: Any = None, name: str | None = None) -> Tensor:
+    """The gradient of conv2d with respect to its filter."""
+    x, dy = same_dtype_inputs("Conv2DBackpropFilter", [input, out_backprop], ("input", "out_backprop"))
+    s = A._int_input(filter_sizes, "filter_sizes")
+    return out(make_op("Conv2DBackpropFilter", [x, s, dy], _conv_attrs(strides, padding, dilations, data_format,
+                                                                       x.dtype),
+                       name=name or "Conv2DBackpropFilter"))
+
+
+# -- pooling -------------------------------------------------------------------------------------------------
+
+
+def _pool_infer(op: Operation) -> list:
+    x = op.inputs[0]
+    xd = x.shape.as_tuple()
+    if xd is None:
+        return [(x.dtype, TensorShape([None] * 4))]
+    if len(xd) != 4:
+        raise ValueError(f"Shape must be rank 4 but is rank {len(xd)} for '{op.name}' (op: '{op.type}') with "
+                         f"input shapes: {shape_str(xd)}.")
+    k, s, p = op.attrs["ksize"], op.attrs["strides"], op.attrs["padding"]
+    if p == "VALID":
+        for n, kk in ((xd[1], k[1]), (xd[2], k[2])):
+            if n is not None and n < kk:
+                raise ValueError(f"Negative dimension size caused by subtracting {kk} from {n} for '{op.name}' "
+                                 f"(op: '{op.type}') with input shapes: {shape_str(xd)}.")
+    return [(x.dtype, TensorShape([xd[0], _out_size(xd[1], k[1], s[1], p), _out_size(xd[2], k[2], s[2], p),
+                                   xd[3]]))]
+
+
+def _pool_geom(op: Operation, shape: tuple[int, ...]) -> _Geom:
+    if len(shape) != 4:
+        raise InvalidArgumentError(None, None, f"input must be 4-dimensional, got {shape_str(shape)}")
+    k = op.attrs["ksize"]
+    g = _Geom(shape, k[1], k[2], op.attrs)
+    if g.oh <= 0 or g.ow <= 0:
+        raise InvalidArgumentError(None, None, f"Computed output size would be negative for input "
+                                               f"{shape_str(shape)} and ksize {k}")
+    return g
+
+
+def _neg_fill(dt: np.dtype) -> Any:
+    return -np.inf if dt.kind == "f" else np.iinfo(dt).min
+
+
+def _max_pool_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x = ins[0]
+    g = _pool_geom(op, x.shape)
+    xp = _pad_spatial(x, g.ph, g.pw, _neg_fill(x.dtype))
+    win = _windows(xp, g.kh, g.kw, g.sh, g.sw, 1, 1, g.oh, g.ow)
+    return win.max(axis=(3, 4))
+
+
+def _window_counts(g: _Geom) -> np.ndarray:
+    """(OH, OW) number of real (unpadded) input pixels in each window."""
+    rows = np.arange(g.oh) * g.sh - g.ph[0]
+    cols = np.arange(g.ow) * g.sw - g.pw[0]
+    rh = np.minimum(rows + g.kh, g.h) - np.maximum(rows, 0)
+    cw = np.minimum(cols + g.kw, g.w) - np.maximum(cols, 0)
+    return np.outer(rh, cw)
+
+
+def _avg_pool_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x = ins[0]
+    g = _pool_geom(op, x.shape)
+    xp = _pad_spatial(x, g.ph, g.pw)
+    win = _windows(xp, g.kh, g.kw, g.sh, g.sw, 1, 1, g.oh, g.ow)
+    s = win.sum(axis=(3, 4), dtype=x.dtype)
+    return (s / _window_counts(g)[None, :, :, None].astype(x.dtype)).astype(x.dtype, copy=False)
+
+
+def _max_pool_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x, _, dy = ins
+    g = _pool_geom(op, x.shape)
+    n, _, _, c = x.shape
+    xp = _pad_spatial(x, g.ph, g.pw, _neg_fill(x.dtype))
+    win = _windows(xp, g.kh, g.kw, g.sh, g.sw, 1, 1, g.oh, g.ow)
+    # The first maximum of each window (row-major within the window) takes the whole gradient, as in TF.
+    arg = np.moveaxis(win, 5, 3).reshape(n, g.oh, g.ow, c, g.kh * g.kw).argmax(axis=-1)
+    ih = np.arange(g.oh)[None, :, None, None] * g.sh + arg // g.kw
+    iw = np.arange(g.ow)[None, None, :, None] * g.sw + arg % g.kw
+    hp, wp = xp.shape[1], xp.shape[2]
+    flat = ((np.arange(n)[:, None, None, None] * hp + ih) * wp + iw) * c + np.arange(c)
+    acc = np.bincount(flat.reshape(-1), weights=dy.reshape(-1).astype(np.float64), minlength=n * hp * wp * c)
+    dxp = acc.reshape(n, hp, wp, c).astype(dy.dtype)
+    return np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :])
+
+
+def _avg_pool_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    sizes, dy = ins
+    shape = tuple(int(v) for v in sizes)
+    g = _pool_geom(op, shape)
+    n, _, _, c = shape
+    share = dy / _window_counts(g)[None, :, :, None].astype(dy.dtype)
+    dxp = np.zeros((n, g.h + g.ph[0] + g.ph[1], g.w + g.pw[0] + g.pw[1], c), dtype=dy.dtype)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            dxp[:, i:i + g.sh * (g.oh - 1) + 1:g.sh, j:j + g.sw * (g.ow - 1) + 1:g.sw, :] += share
+    return np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :])
+
+
+registry.register_op("MaxPool", _pool_infer, _max_pool_kernel, registry.OPAQUE)
+registry.register_op("AvgPool", _pool_infer, _avg_pool_kernel, registry.OPAQUE)
+registry.register_op("MaxPoolGrad", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)], _max_pool_grad_kernel,
+                     registry.OPAQUE)
+registry.register_op("AvgPoolGrad", lambda op: [(op.inputs[1].dtype, TensorShape(A._ints(op.inputs[0]))
+                                                 if A._ints(op.inputs[0]) is not None else TensorShape([None] * 4))],
+                     _avg_pool_grad_kernel, registry.OPAQUE)
+
+
+def _pool_attrs(ksize: Any, strides: Any, padding: Any, data_format: str, dt: dtypes.DType) -> dict[str, Any]:
+    if data_format not in ("NHWC", None):
+        raise ValueError(f"Only data_format='NHWC' is supported, got {data_format!r}")
+    k, s = _four(ksize, "ksize"), _four(strides, "strides")
+    if k[0] != 1 or k[3] != 1 or s[0] != 1 or s[3] != 1:
+        raise ValueError("Pooling is not yet supported on the batch or depth dimensions.")
+    if min(k) < 1 or min(s) < 1:
+        raise ValueError(f"ksize and strides must be positive, got {k} and {s}")
+    return {"ksize": k, "strides": s, "padding": _check_padding(padding), "data_format": "NHWC", "T": dt}
+
+
+def max_pool(value: Any, ksize: Any, strides: Any, padding: Any, data_format: str = "NHWC",
+             name: str | None = None, input: Any = None) -> Tensor:  # noqa: A002 - TF's name
+    """Max over `ksize` windows of an NHWC tensor."""
+    x = convert_to_tensor(value if value is not None else input)
+    check_dtype("MaxPool", x, FLOATS + (dtypes.int32, dtypes.int64, dtypes.uint8, dtypes.int8, dtypes.int16),
+                "input")
+    return out(make_op("MaxPool", [x], _pool_attrs(ksize, strides, padding, data_format, x.dtype),
+                       name=name or "MaxPool"))
+
+
+def avg_pool(value: Any, ksize: Any, strides: Any, padding: Any, data_format: str = "NHWC",
+             name: str | None = None, input: Any = None) -> Tensor:  # noqa: A002 - TF's name
+    """Mean over `ksize` windows of an NHWC tensor (padding is not counted)."""
+    x = convert_to_tensor(value if value is not None else input)
+    check_dtype("AvgPool", x, FLOATS, "value")
+    return out(make_op("AvgPool", [x], _pool_attrs(ksize, strides, padding, data_format, x.dtype),
+                       name=name or "AvgPool"))
+
+
+# -- dropout, l2_loss, moments -------------------------------------------------------------------------------
+
+
+def dropout(x: Any, keep_prob: Any = None, noise_shape: Any = None, seed: int | None = None,
+            name: str | None = None, rate: Any = None) -> Tensor:
+    """Keeps each element with probability `keep_prob` (= 1 - rate), scaled by 1/keep_prob; zeroes the rest."""
+    from jitflow.ops.random_ops import random_uniform
+
+    if keep_prob is not None and rate is not None:
+        raise ValueError("Cannot specify both 'keep_prob' and 'rate'.")
+    if keep_prob is None and rate is None:
+        raise ValueError("dropout needs keep_prob or rate")
+    with _name_scope(name, "dropout"):
+        t = convert_to_tensor(x)
+        check_dtype("dropout", t, FLOATS, "x")
+        if rate is not None:
+            if isinstance(rate, (int, float)) and not 0 <= rate < 1:
+                raise ValueError(f"rate must be a scalar tensor or a float in the range [0, 1), got {rate}")
+            kp: Any = 1 - rate if isinstance(rate, (int, float)) else M.subtract(1.0, convert_to_tensor(rate,
+                                                                                                 dtype=t.dtype))
+        else:
+            kp = keep_prob
+        if isinstance(kp, (int, float)):
+            if not 0 < kp <= 1:
+                raise ValueError(f"keep_prob must be a scalar tensor or a float in the range (0, 1], got {kp}")
+            if kp == 1:
+                return t
+        kpt = convert_to_tensor(kp, dtype=t.dtype, name="keep_prob")
+        shape = noise_shape if noise_shape is not None else A.shape(t)
+        noise = random_uniform(shape, seed=seed, dtype=t.dtype)
+        mask = M.floor(M.add(kpt, noise))  # 1 with probability keep_prob, else 0
+        res = M.multiply(M.divide(t, kpt), mask)
+        res.set_shape(t.shape)
+        return res
+
+
+def _l2_loss_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x = ins[0]
+    return np.asarray(np.sum(np.square(x), dtype=x.dtype) / 2, dtype=x.dtype)
+
+
+registry.register_op("L2Loss", lambda op: [(op.inputs[0].dtype, TensorShape([]))], _l2_loss_kernel,
+                     registry.OPAQUE)
+
+
+def l2_loss(t: Any, name: str | None = None) -> Tensor:
+    """sum(t ** 2) / 2."""
+    x = convert_to_tensor(t)
+    check_dtype("L2Loss", x, FLOATS, "t")
+    return out(make_op("L2Loss", [x], {"T": x.dtype}, name=name or "L2Loss"))
+
+
+def moments(x: Any, axes: Any, shift: Any = None, name: str | None = None, keep_dims: Any = None,
+            keepdims: Any = None) -> tuple[Tensor, Tensor]:
+    """(mean, variance) of `x` over `axes`."""
+    keep = bool(keepdims if keepdims is not None else keep_dims)
+    with _name_scope(name, "moments"):
+        t = convert_to_tensor(x)
+        y = M.cast(t, dtypes.float32) if t.dtype is dtypes.float16 else t
+        mean = M.reduce_mean(y, axes, keepdims=True, name="mean")
+        var = M.reduce_mean(M.squared_difference(y, A.stop_gradient(mean)), axes, keepdims=True, name="variance")
+        if not keep:
+            mean = A.squeeze(mean, list(np.atleast_1d(axes)))
+            var = A.squeeze(var, list(np.atleast_1d(axes)))
+        if t.dtype is dtypes.float16:
+            return M.cast(mean, t.dtype), M.cast(var, t.dtype)
+        return mean, var
+
+
+# -- cross entropies ----------------------------------------------------------------------------------------
+
+
+def _xent_infer(op: Operation) -> list:
+    f, lab = op.inputs
+    fd, ld = f.shape.as_tuple(), lab.shape.as_tuple()
+    if fd is not None and len(fd) != 2:
+        raise ValueError(f"Shape must be rank 2 but is rank {len(fd)} for '{op.name}' (op: '{op.type}')")
+    shape = f.shape
+    if op.type == "SoftmaxCrossEntropyWithLogits":
+        if ld is not None and len(ld) != 2:
+            raise ValueError(f"Shape must be rank 2 but is rank {len(ld)} for '{op.name}' (op: '{op.type}')")
+        if not f.shape.is_compatible_with(lab.shape):
+            raise ValueError(f"logits and labels must be broadcastable: logits_size={shape_str(fd)} "
+                             f"labels_size={shape_str(ld)} for '{op.name}' (op: '{op.type}')")
+        shape = f.shape.merge_with(lab.shape)
+    else:
+        if ld is not None and len(ld) != 1:
+            raise ValueError(f"Shape must be rank 1 but is rank {len(ld)} for '{op.name}' (op: '{op.type}')")
+        if fd is not None and ld is not None and fd[0] is not None and ld[0] is not None and fd[0] != ld[0]:
+            raise ValueError(f"Dimensions must be equal, but are {fd[0]} and {ld[0]} for '{op.name}' "
+                             f"(op: '{op.type}')")
+    dims = shape.as_tuple()
+    return [(f.dtype, TensorShape([None if dims is None else dims[0]])), (f.dtype, shape)]
+
+
+def _xent_kernel(ctx: Any, op: Operation, ins: list) -> tuple[np.ndarray, np.ndarray]:
+    f, lab = ins
+    if f.ndim != 2 or lab.shape != f.shape:
+        raise InvalidArgumentError(None, None, f"logits and labels must be same size: logits_size="
+                                               f"{shape_str(f.shape)} labels_size={shape_str(lab.shape)}")
+    lsm = _log_softmax(f)
+    loss = -np.sum(lab * lsm, axis=1, dtype=f.dtype)
+    backprop = np.exp(lsm) - lab
+    return loss.astype(f.dtype, copy=False), backprop.astype(f.dtype, copy=False)
+
+
+def _sparse_xent_kernel(ctx: Any, op: Operation, ins: list) -> tuple[np.ndarray, np.ndarray]:
+    f, lab = ins
+    if f.ndim != 2 or lab.ndim != 1 or lab.shape[0] != f.shape[0]:
+        raise InvalidArgumentError(None, None, f"logits and labels must have the same first dimension, got "
+                                               f"logits shape {shape_str(f.shape)} and labels shape "
+                                               f"{shape_str(lab.shape)}")
+    k = f.shape[1]
+    bad = (lab < 0) | (lab >= k)
+    if np.any(bad):
+        v = int(lab[np.argmax(bad)])
+        raise InvalidArgumentError(None, None, f"Received a label value of {v} which is outside the valid range "
+                                               f"of [0, {k}).  Label values: {' '.join(map(str, lab.tolist()))}")
+    lsm = _log_softmax(f)
+    rows = np.arange(f.shape[0])
+    loss = -lsm[rows, lab]
+    backprop = np.exp(lsm)
+    backprop[rows, lab] -= 1
+    return loss.astype(f.dtype, copy=False), backprop.astype(f.dtype, copy=False)
+
+
+registry.register_op("SoftmaxCrossEntropyWithLogits", _xent_infer, _xent_kernel, registry.OPAQUE)
+registry.register_op("SparseSoftmaxCrossEntropyWithLogits", _xent_infer, _sparse_xent_kernel, registry.OPAQUE)
+
+
+def _to_2d_last(t: Tensor, axis: int) -> tuple[Tensor, Any]:
+    """`t` with `axis` moved last and the rest flattened; plus what restores the batch shape."""
+    r = t.shape.ndims
+    if r is None:
+        raise ValueError("cross entropy needs logits of known rank")
+    a = axis % r
+    if a != r - 1:
+        perm = list(range(r))
+        perm[a], perm[-1] = perm[-1], perm[a]
+        t = A.transpose(t, perm)
+    if r == 2:
+        return t, None
+    batch_dims = t.shape.as_tuple()[:-1]  # type: ignore[index]
+    restore: Any = list(batch_dims) if None not in batch_dims else A.slice(A.shape(t), [0], [r - 1])
+    last = t.shape.as_tuple()[-1]  # type: ignore[index]
+    return A.reshape(t, [-1, last if last is not None else -1] if r > 1 else [1, -1]), restore
+
+
+def softmax_cross_entropy_with_logits_v2(_sentinel: Any = None, labels: Any = None, logits: Any = None,
+                                         axis: int = -1, name: str | None = None, dim: int | None = None) -> Tensor:
+    """-sum(labels * log_softmax(logits)) along `axis`; gradients flow to labels too."""
+    if _sentinel is not None:
+        raise ValueError("Only call `softmax_cross_entropy_with_logits_v2` with named arguments (labels=..., "
+                         "logits=..., ...)")
+    if labels is None or logits is None:
+        raise ValueError("Both labels and logits must be provided.")
+    a = dim if dim is not None else axis
+    with _name_scope(name, "softmax_cross_entropy_with_logits"):
+        f = convert_to_tensor(logits)
+        check_dtype("SoftmaxCrossEntropyWithLogits", f, FLOATS, "features")
+        lab = M.cast(convert_to_tensor(labels), f.dtype)
+        if not f.shape.is_compatible_with(lab.shape):
+            raise ValueError(f"Shapes {f.shape} and {lab.shape} are incompatible")
+        f2, restore = _to_2d_last(f, a)
+        l2, _ = _to_2d_last(lab, a)
+        loss = make_op("SoftmaxCrossEntropyWithLogits", [f2, l2], {"T": f.dtype},
+                       name="SoftmaxCrossEntropyWithLogits").outputs[0]
+        return A.reshape(loss, restore) if restore is not None else loss
+
+
+def softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None, logits: Any = None,
+                                      dim: int = -1, name: str | None = None, axis: int | None = None) -> Tensor:
+    """Like the v2 version, but no gradient flows into `labels` (TF1 behaviour)."""
+    if _sentinel is not None:
+        raise ValueError("Only call `softmax_cross_entropy_with_logits` with named arguments (labels=..., "
+                         "logits=..., ...)")
+    if labels is None or logits is None:
+        raise ValueError("Both labels and logits must be provided.")
+    with _name_scope(name, "softmax_cross_entropy_with_logits_sg"):
+        lab = A.stop_gradient(convert_to_tensor(labels), name="labels_stop_gradient")
+    return softmax_cross_entropy_with_logits_v2(labels=lab, logits=logits, axis=axis if axis is not None else dim,
+                                                name=name)
+
+
+def sparse_softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None, logits: Any = None,
+                                             name: str | None = None) -> Tensor:
+    """-log_softmax(logits)[labels] per example; `labels` are class indices of rank rank(logits) - 1."""
+    if _sentinel is not None:
+        raise ValueError("Only call `sparse_softmax_cross_entropy_with_logits` with named arguments (labels=..., "
+                         "logits=..., ...)")
+    if labels is None or logits is None:
+        raise ValueError("Both labels and logits must be provided.")
+    with _name_scope(name, "SparseSoftmaxCrossEntropyWithLogits"):
+        f = convert_to_tensor(logits)
+        check_dtype("SparseSoftmaxCrossEntropyWithLogits", f, FLOATS, "features")
+        lab = A._int_input(labels, "labels")
+        if lab.dtype not in (dtypes.int32, dtypes.int64):
+            raise TypeError(f"labels must be int32 or int64, got {lab.dtype.name}")
+        lr, fr = lab.shape.ndims, f.shape.ndims
+        if lr is not None and fr is not None:
+            if lr != fr - 1:
+                raise ValueError(f"Rank mismatch: Rank of labels (received {lr}) should equal rank of logits minus "
+                                 f"1 (received {fr}).")
+            if not lab.shape.is_compatible_with(f.shape[:-1]):
+                raise ValueError(f"Shape mismatch: The shape of labels (received {lab.shape}) should equal the shape "
+                                 f"of logits except for the last dimension (received {f.shape}).")
+        if fr == 0:
+            raise ValueError(f"Logits cannot be scalars - received shape {f.shape}.")
+        if fr == 2 or fr is None:
+            return make_op("SparseSoftmaxCrossEntropyWithLogits", [f, lab], {"T": f.dtype, "Tlabels": lab.dtype},
+                           name="SparseSoftmaxCrossEntropyWithLogits").outputs[0]
+        f2, restore = _to_2d_last(f, -1)
+        loss = make_op("SparseSoftmaxCrossEntropyWithLogits", [f2, A.reshape(lab, [-1])],
+                       {"T": f.dtype, "Tlabels": lab.dtype}, name="SparseSoftmaxCrossEntropyWithLogits").outputs[0]
+        return A.reshape(loss, restore) if restore is not None else loss
+
+
+def sigmoid_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None, logits: Any = None,
+                                      name: str | None = None) -> Tensor:
+    """max(x, 0) - x * z + log(1 + exp(-|x|)) for logits x and labels z (stable for any x)."""
+    if _sentinel is not None:
+        raise ValueError("Only call `sigmoid_cross_entropy_with_logits` with named arguments (labels=..., "
+                         "logits=..., ...)")
+    if labels is None or logits is None:
+        raise ValueError("Both labels and logits must be provided.")
+    with _name_scope(name, "logistic_loss"):
+        x = convert_to_tensor(logits)
+        z = convert_to_tensor(labels, dtype=x.dtype) if not isinstance(labels, Tensor) else labels
+        if z.dtype is not x.dtype:
+            raise ValueError(f"logits and labels must have the same dtype, got {x.dtype.name} and {z.dtype.name}")
+        if not x.shape.is_compatible_with(z.shape):
+            raise ValueError(f"logits and labels must have the same shape ({x.shape} vs {z.shape})")
+        zeros = A.zeros_like(x)
+        relu_logits = M.where(M.greater_equal(x, zeros), x, zeros)
+        neg_abs = M.where(M.greater_equal(x, zeros), M.negative(x), x)
+        return M.add(M.subtract(relu_logits, M.multiply(x, z)), M.log1p(M.exp(neg_abs)))
+
+
+# -- thin conveniences -------------------------------------------------------------------------------------
+
+
+def xw_plus_b(x: Any, weights: Any, biases: Any, name: str | None = None) -> Tensor:
+    """matmul(x, weights) + biases."""
+    with _name_scope(name, "xw_plus_b"):
+        return bias_add(M.matmul(x, weights), biases)
+
+
+def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "mod", name: str | None = None,
+                     validate_indices: bool = True, max_norm: Any = None) -> Tensor:
+    """Rows of `params` (a tensor, or a one-element list) at `ids`."""
+    if isinstance(params, (list, tuple)):
+        if len(params) != 1:
+            raise ValueError("embedding_lookup supports a single (unpartitioned) params tensor")
+        params = params[0]
+    with _name_scope(name, "embedding_lookup"):
+        return A.gather(params, ids)
+
+
+def l2_normalize(x: Any, axis: Any = None, epsilon: float = 1e-12, name: str | None = None,
+                 dim: Any = None) -> Tensor:
+    """x / sqrt(max(sum(x ** 2, axis), epsilon))."""
+    with _name_scope(name, "l2_normalize"):
+        t = convert_to_tensor(x)
+        ax = axis if axis is not None else dim
+        sq = M.reduce_sum(M.square(t), ax, keepdims=True)
+        return M.multiply(t, M.rsqrt(M.maximum(sq, convert_to_tensor(epsilon, dtype=t.dtype))))
