@@ -106,13 +106,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when != "call" or bench is None or item.stash.get(MEASURED_KEY, False):
         return
     stats = getattr(bench, "stats", None)
-    found = re.search(r"W\d", item.name)
+    found = re.search(r"w\d", item.name, re.IGNORECASE)
     if stats is None or found is None:
         return
     callspec = getattr(item, "callspec", None)
-    variant = callspec.id if callspec is not None else item.name
+    # test_w5_save -> "save"; a parametrized test keeps its parameter id
+    variant = callspec.id if callspec is not None else re.sub(r"^test_|w\d_?", "", item.name, flags=re.I)
     item.config.stash[ROWS_KEY].append(
-        Row(found.group(0), variant, float(stats.stats.median), "call",
+        Row(found.group(0).upper(), variant, float(stats.stats.median), "call",
             f"pytest-benchmark median of {stats.stats.rounds} rounds ({item.name})",
             extra=dict(bench.extra_info)))
 
@@ -129,6 +130,7 @@ TARGETS: list[tuple[str, str, str | None, float, str]] = [
     ("W3", "compiled", None, 20e-6, "BENCH.md absolute target; reference TF1 199 us/step"),
     ("W4", "compiled", "numpy", 1.05, ""),
     ("W4", "compiled", "tensorflow", 1.0, ""),
+    ("W5", "save+restore", "raw_io", 3.0, "raw_io = tofile + fromfile of the same arrays"),
     ("W6", "compiled-warm", "steady+import", 1.3, "first result / (import + build + steady runs)"),
 ]
 
@@ -165,6 +167,11 @@ def _baseline(rows: dict[tuple[str, str], Row], workload: str, base: str) -> flo
 def summary_lines(rows: list[Row], quick: bool) -> list[str]:
     """The table and the target lines, as printed at the end of the run."""
     by_key = {(r.workload, r.variant): r for r in rows}
+    for workload, variant, *_ in TARGETS:  # a "a+b" variant is the sum of rows a and b
+        parts = [by_key.get((workload, p)) for p in variant.split("+")]
+        if "+" in variant and all(parts):
+            by_key[(workload, variant)] = Row(workload, variant, sum(p.seconds for p in parts if p), "call",
+                                              "sum")
     lines = [f"jitflow benchmarks ({'quick' if quick else 'full'} sizes), {_jitflow_state()}", "",
              "| id | variant | median | per | / numpy | / interpreted | measured | JIT state |",
              "|---|---|---|---|---|---|---|---|"]

@@ -7,7 +7,7 @@ same SGD in float64 NumPy lands.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,8 @@ TRAIN_X, TRAIN_Y = W.w3_data()
 SAMPLES = list(zip(TRAIN_X.tolist(), TRAIN_Y.tolist()))
 
 # A case yields (one epoch, current (w, b), initial (w, b), JIT state).
-Case = Iterator[tuple[Callable[[], None], Callable[[], tuple[float, float]], tuple[float, float], str]]
+Item = tuple[Callable[[], None], Callable[[], tuple[float, float]], tuple[float, float], str]
+Case = Iterator[Item]
 
 
 @contextmanager
@@ -49,11 +50,11 @@ def _session(tf_mod: Any, sess_factory: Callable[[Any], Any], jit: Callable[[Any
         yield epoch, params, (w0, b0), jit(sess)
 
 
-def _jitflow(variant: str) -> Case:
+def _jitflow(variant: str) -> AbstractContextManager[Item]:
     return _session(tf, lambda g: W.jitflow_session(tf, g, variant), lambda s: W.jit_state(s, variant))
 
 
-def _tensorflow() -> Case:
+def _tensorflow() -> AbstractContextManager[Item]:
     tf1 = W.tensorflow_v1()
     if tf1 is None:
         pytest.skip("TensorFlow is not installed (optional baseline)")
@@ -82,7 +83,7 @@ def test_W3_linreg(measure: Any, variant: str) -> None:
     with CASES[variant]() as (epoch, params, start, jit):
         for _ in range(CHECK_EPOCHS):
             epoch()
-        got, want = params(), W.w3_reference(*start, CHECK_EPOCHS)
+        got, want = params(), W.w3_reference(start[0], start[1], CHECK_EPOCHS)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{variant} after SGD")
         measure(epoch, workload="W3", variant=variant, rounds=S.w3_rounds, per=len(SAMPLES), unit="step",
                 jit=jit)

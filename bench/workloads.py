@@ -379,7 +379,7 @@ def _w6_numpy(n: int, batch: int, repeats: int) -> dict[str, Any]:
     with _timed(r, "w4_first_s"):
         mlp = NumpyMLP(params, batch)
         mlp.step(xb, yb)
-    r["first_result_s"] = time.perf_counter() - _T_START
+    r["first_result_s"] = r["import_s"] + r["w2_first_s"] + r["w4_first_s"]  # test data excluded
     r["w2_steady_s"] = median_time(lambda: w2(x), repeats)
     r["w4_steady_s"] = median_time(lambda: mlp.step(xb, yb), repeats)
     r["w2_max_rel_err"] = max_rel_err(w2(x), w2_reference64(x))
@@ -412,7 +412,8 @@ def _w6_jitflow(n: int, batch: int, repeats: int) -> dict[str, Any]:
         s4.run(m["init"])
     with _timed(r, "w4_first_s"):
         s4.run(m["train"], {m["x"]: xb, m["labels"]: yb})
-    r["first_result_s"] = time.perf_counter() - _T_START
+    r["first_result_s"] = sum(r[k] for k in ("import_s", "w2_build_s", "w2_first_s", "w4_build_s", "w4_init_s",
+                                             "w4_first_s"))  # making the test data is excluded
     r["w2_steady_s"] = median_time(lambda: s2.run(out, {x: x_val}), repeats)
     r["w4_steady_s"] = median_time(lambda: s4.run(m["train"], {m["x"]: xb, m["labels"]: yb}), repeats)
     r["w2_max_rel_err"] = max_rel_err(got, NumpyW2(n)(x_val))
@@ -425,8 +426,8 @@ def _w6_jitflow(n: int, batch: int, repeats: int) -> dict[str, Any]:
     from jitflow.codegen.cache import cache_stats
 
     r["cache"] = cache_stats()
-    r["jit"] = "; ".join(jit_state(s, "compiled" if os.environ.get("JITFLOW_JIT", "1") != "0"
-                                   else "interpreted") for s in (s2, s4))
+    variant = "compiled" if os.environ.get("JITFLOW_JIT", "1") != "0" else "interpreted"
+    r["jit"] = f"W2 {jit_state(s2, variant)}; W4 {jit_state(s4, variant)}"
     return r
 
 
