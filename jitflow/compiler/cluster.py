@@ -279,14 +279,15 @@ def canonical_attrs(op: Operation, names: tuple[str, ...]) -> tuple[tuple[str, A
 
 
 def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: set[Tensor],
-                  ref_updates: dict[str, tuple[int, ...]], attr_names: dict[str, tuple[str, ...]],
-                  backend: str = "cpu") -> Cluster:
+                  ref_updates: dict[str, tuple[tuple[int, ...], bool]],
+                  attr_names: dict[str, tuple[str, ...]], backend: str = "cpu") -> Cluster:
     """The IR of one cluster.
 
-    `needed_outside`: tensors read by other steps or fetched. `ref_updates[op_type]`: the ref input
-    positions that an update op writes; such an op gets one node per updated ref (attr ``slot`` = k,
-    the k-th ref), whose args are the refs' current values followed by the op's other inputs, and
-    whose value is stored into that variable. `attr_names[op_type]`: attrs that change the code.
+    `needed_outside`: tensors read by other steps or fetched. `ref_updates[op_type]`: (the ref input
+    positions that an update op writes, whether it reads their current values); such an op gets one
+    node per updated ref (attr ``slot`` = k, the k-th ref), whose args are the refs' current values
+    (if read) followed by the op's other inputs, and whose value is stored into that variable.
+    `attr_names[op_type]`: attrs that change the code.
     """
     inputs: list[ClusterInput] = []
     input_ids: dict[Any, int] = {}
@@ -311,11 +312,12 @@ def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: se
         return ("i", input_ids[key])
 
     for op in members:
-        refs = ref_updates.get(op.type)
+        upd = ref_updates.get(op.type)
+        refs = upd[0] if upd is not None else None
         attrs = canonical_attrs(op, attr_names.get(op.type, ()))
         out_t = op.outputs[0] if op.outputs else None
         if refs is not None:
-            args = tuple([var_arg(op.inputs[r]) for r in refs]
+            args = tuple([var_arg(op.inputs[r]) for r in refs if upd[1]]
                          + [arg(t) for i, t in enumerate(op.inputs) if i not in refs])
             for k, r in enumerate(refs):
                 ref = op.inputs[r]

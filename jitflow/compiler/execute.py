@@ -1,19 +1,59 @@
 """Stage 4 of a run: replay a plan's steps over fresh slots and collect the fetched values."""
 from __future__ import annotations
 
+import sys
+import time
 from typing import Any
 
 import numpy as np
 
-from jitflow.compiler.plan import Plan
+from jitflow.compiler.arena import Arena
+from jitflow.compiler.plan import ARENA_SLOT, Plan
 
 
 def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
-    """Runs `plan` with `feed_values` (in the plan's feed order); returns the values of its fetches."""
+    """Runs `plan` with `feed_values` (in the plan's feed order); returns the values of its fetches.
+
+    Fetched values are never arena buffers (nor views of one): those are copied, so the caller owns
+    every array it gets back.
+    """
     vals: list[Any] = [None] * plan.n_slots
+    try:
+        arena = plan.arenas.pop()
+    except IndexError:
+        arena = Arena()
+    vals[ARENA_SLOT] = arena
     for s, v in zip(plan.feed_slots, feed_values):
         vals[s] = v
-    with np.errstate(all="ignore"):  # TF computes inf/nan silently; check_numerics is the way to catch them
-        for step in plan.steps:
-            step(ctx, vals)
-    return [vals[s] if s >= 0 else None for s in plan.fetch_slots]
+    try:
+        with np.errstate(all="ignore"):  # TF computes inf/nan silently; check_numerics is the way to catch them
+            if plan.debug >= 2:
+                _run_timed(plan, ctx, vals)
+            else:
+                for step in plan.steps:
+                    step(ctx, vals)
+        res = [vals[s] if s >= 0 else None for s in plan.fetch_slots]
+        if arena.ids:
+            res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]
+        return res
+    finally:
+        plan.arenas.append(arena)
+
+
+def _run_timed(plan: Plan, ctx: Any, vals: list[Any]) -> None:
+    """JITFLOW_DEBUG>=2: every step with its wall time."""
+    for step in plan.steps:
+        t0 = time.perf_counter()
+        step(ctx, vals)
+        dt = time.perf_counter() - t0
+        print(f"jitflow: step {_step_name(step)} {dt * 1e6:.1f} us", file=sys.stderr)
+
+
+def _step_name(step: Any) -> str:
+    c = getattr(step, "c", None)
+    if c is not None:
+        return "cluster[" + ",".join(op.name for op in c.ops) + "]"
+    op = getattr(step, "op", None)
+    if op is not None:
+        return f"{op.type}:{op.name}"
+    return getattr(step, "__qualname__", type(step).__name__)

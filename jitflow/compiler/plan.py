@@ -2,7 +2,9 @@
 
 A plan is a flat list of steps over numbered value slots. Each step is a closure `step(ctx, vals)` that
 reads its input slots and writes its output slots; the interpreter makes one step per op, the compiler
-one per fused cluster. Slot 0 always holds None (the value passed for reference inputs).
+one per fused cluster. Slot 0 always holds None (the value passed for reference inputs), slot 1 takes
+values nobody reads (outputs of ops whose tensor is fed), slot 2 holds the run's `Arena` of reusable
+buffers; feeds start at slot 3.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jitflow import flags
 from jitflow.compiler.interp import DEAD, op_error
 from jitflow.compiler.prune import prune
 from jitflow.framework.graph import Operation, Tensor
@@ -17,6 +20,8 @@ from jitflow.framework.graph import Operation, Tensor
 Step = Callable[[Any, list], None]
 NONE_SLOT = 0
 TRASH_SLOT = 1
+ARENA_SLOT = 2
+FIRST_SLOT = 3
 
 
 @dataclass
@@ -32,6 +37,9 @@ class Plan:
     # Filled by the compiler: clusters, fallbacks and timings, for explain().
     report: dict[str, Any] = field(default_factory=lambda: {"clusters": [], "fallbacks": []})
     dead_aware: bool = False
+    # Arenas of reusable buffers not in use by a run (one is taken per run: concurrent runs never share).
+    arenas: list[Any] = field(default_factory=list)
+    debug: int = 0  # JITFLOW_DEBUG when the plan was built (>= 2: per-step timings)
 
 
 def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> Step:
@@ -49,6 +57,7 @@ def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> St
             except Exception as e:  # noqa: BLE001 - reported as the op's error
                 raise op_error(op, ins, e) from e
 
+        step1.op = op  # type: ignore[attr-defined]
         return step1
 
     def stepn(ctx: Any, vals: list) -> None:
@@ -61,6 +70,7 @@ def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> St
             for s, v in zip(out_slots, res):
                 vals[s] = v
 
+    stepn.op = op  # type: ignore[attr-defined]
     return stepn
 
 
@@ -104,7 +114,7 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
     targets = [f for f in fetches if isinstance(f, Operation)]
     ops = prune(fetch_tensors, targets, fed)
     slots: dict[Tensor, int] = {}
-    n = 2
+    n = FIRST_SLOT
     for t in feeds:
         slots[t] = n
         n += 1
@@ -143,6 +153,7 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
             steps.append(_interp_step(op, in_slots, out_slots))
     fetch_slots = [slots[f] if isinstance(f, Tensor) else -1 for f in fetches]
     plan = Plan(steps, n, [slots[t] for t in feeds], fetch_slots, ops, slots, dead_aware=dead_aware)
+    plan.debug = flags.debug_level()
     if lower is not None and not dead_aware:
         lower(plan)
     return plan

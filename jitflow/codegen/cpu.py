@@ -1,0 +1,184 @@
+"""CPU code generation: one Numba kernel per (cluster, layout) as Python source.
+
+The kernel takes flat C-contiguous arrays and loops over the layout's groups::
+
+    kernel(in_0, ..., in_n, out_0, ..., out_m, ext, err)
+
+``ext`` (int64) holds the group extents, ``err`` (int64, length 1) is set to k+1 when check k of a node
+fails (integer division by zero, ...); the caller then re-runs the cluster interpreted, which raises
+the op's error. Inputs are read-only in the signature, so variables and constants pass without copies.
+The outermost group runs under ``prange`` when `parallel` is asked for and that group is not reduced.
+Transcendentals call `jitflow.codegen.vmath` (bound to ``V``), whose loops vectorize.
+"""
+from __future__ import annotations
+
+from jitflow.codegen import lowering as L
+from jitflow.compiler.cluster import REDUCTION, Cluster
+from jitflow.compiler.layout import Layout
+
+CODEGEN_VERSION = 1
+ENTRY = "kernel"
+
+
+def _nbtype(dt: str) -> str:
+    return "types.boolean" if dt == "bool" else f"types.{dt}"
+
+
+def _stride(layout_mask: tuple[bool, ...], g: int, ngroups: int) -> str:
+    """The element stride of group g in an array spanning the groups of `layout_mask`."""
+    parts = [f"e{h}" for h in range(g + 1, ngroups) if layout_mask[h]]
+    return " * ".join(parts) if parts else ""
+
+
+def index_expr(mask: tuple[bool, ...]) -> str:
+    """The flat index into an array that spans the groups of `mask`, from loop variables i0, i1, ..."""
+    n = len(mask)
+    terms = []
+    for g in range(n):
+        if not mask[g]:
+            continue
+        s = _stride(mask, g, n)
+        terms.append(f"i{g} * ({s})" if s else f"i{g}")
+    return " + ".join(terms) if terms else "0"
+
+
+def value_masks(c: Cluster, layout: Layout) -> list[tuple[bool, ...]]:
+    """The mask of every value id (inputs, then nodes): the union of the masks of its inputs."""
+    masks = list(layout.masks)
+    for node in c.nodes:
+        m = [False] * layout.ngroups
+        for a in node.args:
+            m = [x or y for x, y in zip(m, masks[a])]
+        masks.append(tuple(m))
+    return masks
+
+
+def node_expr(c: Cluster, k: int, names: list[str]) -> L.Expr:
+    """The scalar expression of node k, given the names of all value ids."""
+    node = c.nodes[k]
+    args = [names[a] for a in node.args]
+    in_dts = [c.value_dtype(a) for a in node.args]
+    if node.op_type in L.UPDATES:
+        rule = L.UPDATES[node.op_type]
+        return L.Expr(rule.new(int(node.attr("slot", 0)), args, node.dtype, node))
+    tpl = L.ELEMENTWISE.get(node.op_type)
+    if tpl is None:
+        raise ValueError(f"no lowering for {node.op_type}")
+    e = tpl(args, in_dts, node.dtype, node)
+    if e is None:
+        raise ValueError(f"no lowering for {node.op_type} on {in_dts}")
+    return e
+
+
+def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
+    """Python source of the Numba kernel for cluster `c` under `layout`."""
+    G = layout.ngroups
+    nin = c.n_inputs
+    masks = value_masks(c, layout)
+    red = c.reduction() if c.kind == REDUCTION else None
+    body_nodes = range(len(c.nodes) - 1) if red is not None else range(len(c.nodes))
+    in_names = [f"a{i}" for i in range(nin)]
+    out_names = [f"o{j}" for j in range(len(c.outputs))]
+    names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
+
+    sig_args = [f"types.Array({_nbtype(i.dtype)}, 1, 'C', readonly=True)" for i in c.inputs]
+    for o in c.outputs:
+        dt = c.nodes[o.node].dtype
+        sig_args.append(f"types.Array({_nbtype(dt)}, 1, 'C')")
+    sig_args += ["types.Array(types.int64, 1, 'C')"] * 2
+    lines = [
+        "import numpy as np",
+        "from numba import njit, prange, types",
+        "from jitflow.codegen import vmath as V",
+        "",
+        f"_SIG = types.void({', '.join(sig_args)})",
+        "",
+        "",
+        f"@njit(_SIG, parallel={parallel}, cache=True, error_model='numpy', nogil=True)",
+        f"def {ENTRY}({', '.join(in_names + out_names + ['ext', 'err'])}):",
+    ]
+    ind = "    "
+    for g in range(G):
+        lines.append(f"{ind}e{g} = ext[{g}]")
+    checks: list[str] = []
+    scalar_vals = {i for i in range(nin) if not any(masks[i])}
+    # loads and nodes that do not depend on the loop indices are computed once, before the loops
+    hoisted: list[str] = []
+    inner: list[str] = []
+    for i in range(nin):
+        (hoisted if i in scalar_vals else inner).append(f"x{i} = a{i}[{index_expr(masks[i])}]")
+    for k in body_nodes:
+        e = node_expr(c, k, names)
+        stmt = [f"v{k} = {e.code}"]
+        for chk in e.checks:
+            checks.append(chk)
+            stmt.append(f"if {chk}:")
+            stmt.append(f"    err[0] = {len(checks)}")
+        vid = nin + k
+        (hoisted if not any(masks[vid]) else inner).extend(stmt)
+    stores = []
+    out_node_of = {o.node: j for j, o in enumerate(c.outputs)}
+    for k in body_nodes:
+        j = out_node_of.get(k)
+        if j is not None:
+            stores.append(f"o{j}[{index_expr(masks[nin + k])}] = v{k}")
+    lines += [ind + s for s in hoisted]
+
+    if red is None:
+        loop_body = inner + stores
+        lines += _loops(G, ind, loop_body, parallel, [False] * G)
+        return "\n".join(lines) + "\n"
+
+    # reduction: accumulate into acc[out index], then finish into the output
+    rule = L.REDUCTIONS[red.op_type]
+    src = red.args[0]
+    in_dt = c.value_dtype(src)
+    acc_dt = rule.acc_dtype(in_dt)
+    j_red = out_node_of[len(c.nodes) - 1]
+    kept = tuple(not r for r in layout.reduced)
+    nout = " * ".join(f"e{g}" for g in range(G) if kept[g]) or "1"
+    nred = " * ".join(f"e{g}" for g in range(G) if layout.reduced[g]) or "1"
+    lines.append(f"{ind}nout = {nout}")
+    lines.append(f"{ind}nred = {nred}")
+    lines.append(f"{ind}acc = np.empty(nout, np.{'bool_' if acc_dt == 'bool' else acc_dt})")
+    init = rule.init(acc_dt)
+    lines.append(f"{ind}for j in range(nout):")
+    lines.append(f"{ind}    acc[j] = {init}")
+    v = names[src]
+    oidx = index_expr(tuple(kept[g] for g in range(G)))
+    # trailing block of reduced groups: a private scalar accumulator around those loops
+    first_trailing = G
+    while first_trailing > 0 and layout.reduced[first_trailing - 1]:
+        first_trailing -= 1
+    vcast = L.cast(v, acc_dt)
+    comb_s = rule.combine.format(acc="s", v=vcast)
+    comb_a = rule.combine.format(acc=f"acc[{oidx}]", v=vcast)
+    if first_trailing < G:
+        body = inner + stores + [f"s = {L.cast(comb_s, acc_dt)}"]
+        merge = [f"acc[{oidx}] = {L.cast(rule.combine.format(acc=f'acc[{oidx}]', v='s'), acc_dt)}"]
+        lines += _loops(G, ind, body, parallel, list(layout.reduced), split=first_trailing,
+                        split_pre=[f"s = {init}"], split_post=merge)
+    else:
+        body = inner + stores + [f"acc[{oidx}] = {L.cast(comb_a, acc_dt)}"]
+        lines += _loops(G, ind, body, parallel, list(layout.reduced))
+    fin = L.finish_code(rule, "acc[j]", "nred", in_dt, red.dtype)
+    lines.append(f"{ind}for j in range(nout):")
+    lines.append(f"{ind}    o{j_red}[j] = {fin}")
+    return "\n".join(lines) + "\n"
+
+
+def _loops(G: int, ind: str, body: list[str], parallel: bool, reduced: list[bool], split: int = -1,
+           split_pre: list[str] | None = None, split_post: list[str] | None = None) -> list[str]:
+    """Nested loops over groups 0..G-1 around `body`; `split_pre`/`split_post` wrap loops split.. ."""
+    out: list[str] = []
+    depth = ind
+    for g in range(G):
+        if g == split:
+            out += [depth + s for s in (split_pre or [])]
+        rng = "prange" if (g == 0 and parallel and not reduced[0]) else "range"
+        out.append(f"{depth}for i{g} in {rng}(e{g}):")
+        depth += "    "
+    out += [depth + s for s in body]
+    if 0 <= split < G:
+        out += [ind + "    " * split + s for s in (split_post or [])]
+    return out

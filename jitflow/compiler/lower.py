@@ -1,0 +1,417 @@
+"""The JIT stage of plan building: replace groups of interpreted steps by compiled ones.
+
+`lower(plan)` clusters the plan's ops (`compiler/cluster.py`), builds the cluster IR, and replaces the
+members' interpreted steps by one `ClusterStep` per cluster (placed where its last member was). MatMul
+runs through BLAS into a reused buffer. Everything else keeps its interpreted step; the reasons are in
+`plan.report["fallbacks"]`.
+
+A `ClusterStep` picks a kernel per input-shape pattern (`compiler/layout.py`) and caches that choice
+by input shapes, so a replayed plan only looks up a dict before calling the kernel. Tiny iteration
+spaces run the members' interpreted steps instead (a kernel call costs more than a few NumPy calls on
+scalars). Whenever shapes do not check out, a variable is missing, or a kernel flags an error, the
+step re-runs its members interpreted, which raises exactly the interpreter's error (nothing has been
+stored yet at that point).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from jitflow import errors, flags
+from jitflow.codegen import cpu
+from jitflow.codegen import lowering as L
+from jitflow.compiler.arena import Arena
+from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, cluster
+from jitflow.compiler.layout import LayoutError, broadcast_shape, compute_layout
+from jitflow.compiler.plan import ARENA_SLOT, Plan, Step
+from jitflow.framework import registry
+from jitflow.framework.graph import Operation, Tensor
+
+# Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
+SMALL_SIZE = 1024
+# Iteration spaces from this many elements run the parallel (prange) kernel variant.
+PARALLEL_SIZE = 1 << 18
+# Size assumed for unknown static dims when predicting which kernel a plan needs.
+_GUESS_DIM = 64
+
+_UPDATE_REFS = {t: (r.refs, r.reads) for t, r in L.UPDATES.items()}
+_ZERO_ERR = np.zeros(1, np.int64)  # for kernels without checks: never written
+
+
+def member_reason(op: Operation) -> str | None:
+    """None if `op` can join a cluster; "" if it is lowered as its own step; else why it cannot."""
+    t = op.type
+    if t in STRUCTURAL:
+        return "structural"
+    if t in _BLAS:
+        dts = {np.dtype(x.dtype.np).name for x in op.inputs}
+        return "" if dts <= {"float32", "float64"} and len(dts) == 1 else f"{t} on {sorted(dts)} is interpreted"
+    try:
+        in_dts = [np.dtype(x.dtype.np).name for x in op.inputs]
+        out_dts = [np.dtype(x.dtype.np).name for x in op.outputs]
+    except TypeError:
+        return "dtype not supported by the compiler"
+    for dt in in_dts + out_dts:
+        if dt not in L.SUPPORTED:
+            return f"dtype {dt} not supported by the compiler"
+    if t in L.UPDATES:
+        rule = L.UPDATES[t]
+        var_dt = in_dts[rule.refs[0]]
+        if rule.reads and var_dt not in L.NUMERIC:
+            return f"{t} of a {var_dt} variable is interpreted"
+        if any(op.inputs[r].op.type != "VariableV2" for r in rule.refs):
+            return f"{t} of a reference that is not a variable"
+        return None
+    kind = op.opdef.kind
+    if kind == registry.REDUCTION:
+        rule_r = L.REDUCTIONS.get(t)
+        if rule_r is None:
+            return f"no lowering for reduction {t}"
+        if in_dts[0] not in rule_r.dtypes:
+            return f"{t} on {in_dts[0]} is interpreted"
+        axes = op.attrs.get("axis")
+        if axes is not None and any(a < 0 for a in axes):
+            return "reduction axes are not known when the plan is built"
+        return None
+    if kind == registry.STATEFUL:
+        return f"stateful op {t} runs as its own step"
+    if kind != registry.ELEMENTWISE:
+        return f"no lowering for {t} ({kind})"
+    tpl = L.ELEMENTWISE.get(t)
+    if tpl is None:
+        return f"no lowering for elementwise op {t}"
+    if t == "Select" and op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:
+        return "Select with a vector condition picks rows (interpreted)"
+    if t == "Select" and op.inputs[0].shape.ndims is None:
+        return "Select with a condition of unknown rank"
+    names = [f"a{i}" for i in range(len(in_dts))]
+    if tpl(names, in_dts, out_dts[0], None) is None:
+        return f"{t} on {', '.join(in_dts)} has no lowering"
+    return None
+
+
+# -- steps -------------------------------------------------------------------------------------------------
+
+
+class _Entry:
+    """What a ClusterStep decided for one tuple of input shapes."""
+
+    __slots__ = ("mode", "exts", "out_shapes", "out_sizes", "kernel")
+
+    def __init__(self, mode: str, exts: Any = None, out_shapes: Any = None, kernel: Any = None) -> None:
+        self.mode = mode  # "kernel", "small" (interpret members) or "interp" (shapes do not check out)
+        self.exts = exts
+        self.out_shapes = out_shapes
+        self.out_sizes = [int(np.prod(s)) for s in out_shapes] if out_shapes is not None else None
+        self.kernel = kernel
+
+
+_INTERP = _Entry("interp")
+_SMALL = _Entry("small")
+
+
+class ClusterStep:
+    """Runs one cluster: its kernel for the current input shapes, or its members interpreted."""
+
+    def __init__(self, c: Cluster, in_slots: list[int], out_slots: list[int], fresh: list[bool],
+                 member_steps: list[Step], report: dict[str, Any], var_shapes: dict[str, Any]) -> None:
+        self.c = c
+        self.in_slots = in_slots  # -1 for a variable's current value
+        self.out_slots = out_slots  # -1 when the output only stores a variable
+        self.fresh = fresh  # outputs that must be new arrays (fetched or stored in a variable)
+        self.member_steps = member_steps
+        self.report = report
+        self.var_shapes = var_shapes
+        self.entries: dict[tuple, _Entry] = {}
+        self.kernels: dict[tuple, Any] = {}
+        self.out_dtypes = [np.dtype(c.nodes[o.node].dtype) for o in c.outputs]
+        self.has_checks = False
+        self.in_dtypes = [np.dtype(i.dtype) for i in c.inputs]
+        self.var_names = [i.var for i in c.inputs]
+        self.stores = [o.var for o in c.outputs]
+        self.deps = [sorted(c.deps(c.n_inputs + o.node)) for o in c.outputs]
+        self.key = id(self)
+        self._lock = threading.Lock()
+
+    # the hot path
+    def __call__(self, ctx: Any, vals: list) -> None:
+        arrays = []
+        variables = ctx.variables
+        for slot, var, dt in zip(self.in_slots, self.var_names, self.in_dtypes):
+            a = vals[slot] if var is None else variables.get(var)
+            if type(a) is not np.ndarray:
+                if a is None:
+                    return self.interpret(ctx, vals)
+                a = np.asarray(a)
+            if a.dtype != dt:
+                return self.interpret(ctx, vals)
+            arrays.append(a)
+        shapes = tuple([a.shape for a in arrays])
+        ent = self.entries.get(shapes)
+        if ent is None:
+            ent = self.prepare(shapes)
+        if ent.kernel is None:
+            return self.interpret(ctx, vals)
+        flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
+        arena: Arena = vals[ARENA_SLOT]
+        outs = []
+        for j, dt in enumerate(self.out_dtypes):
+            n = ent.out_sizes[j]
+            outs.append(np.empty(n, dt) if self.fresh[j] else arena.buffer((self.key, j), n, dt))
+        if self.has_checks:
+            err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
+            err[0] = 0
+            ent.kernel(*flat, *outs, ent.exts, err)
+            if err[0]:
+                return self.interpret(ctx, vals)
+        else:
+            ent.kernel(*flat, *outs, ent.exts, _ZERO_ERR)
+        for j, o in enumerate(outs):
+            arr = o.reshape(ent.out_shapes[j])
+            var = self.stores[j]
+            if var is not None:
+                arr.flags.writeable = False
+                variables[var] = arr
+            s = self.out_slots[j]
+            if s >= 0:
+                vals[s] = arr
+        return None
+
+    def interpret(self, ctx: Any, vals: list) -> None:
+        """Runs the members' interpreted steps (exactly the interpreter's semantics and errors)."""
+        for step in self.member_steps:
+            step(ctx, vals)
+
+    # decisions per shape tuple
+    def prepare(self, shapes: tuple) -> _Entry:
+        """Decides (and caches) how to run for these input shapes; compiles the kernel if needed."""
+        try:
+            ent = self._decide(shapes)
+        except LayoutError:
+            ent = _INTERP
+        if len(self.entries) > 64:
+            self.entries.clear()  # shape-polymorphic callers: keep the table small
+        self.entries[shapes] = ent
+        return ent
+
+    def _decide(self, shapes: tuple) -> _Entry:
+        c = self.c
+        space = broadcast_shape(list(shapes))
+        axes = None
+        out_shapes: list[tuple[int, ...]] = []
+        red = c.reduction()
+        if red is not None:
+            rank = len(space)
+            ax = red.attr("axis")
+            axes = tuple(range(rank)) if ax is None else tuple(sorted({a % rank for a in ax})) if rank else ()
+            if ax is not None and any(a >= rank or a < -rank for a in ax) and rank:
+                raise LayoutError("reduction axis out of range")
+            if ax is not None and rank == 0 and len(ax) and ax != (0,):
+                raise LayoutError("reduction axis out of range")
+        for j, o in enumerate(c.outputs):
+            if red is not None and o.node == len(c.nodes) - 1:
+                keep = bool(red.attr("keep_dims", False))
+                assert axes is not None
+                shp = tuple((1 if d in axes else n) for d, n in enumerate(space) if keep or d not in axes)
+            else:
+                shp = broadcast_shape([shapes[i] for i in self.deps[j]])
+            out_shapes.append(shp)
+            if o.var is not None:
+                self._check_update(o, shp, shapes)
+        size = int(np.prod(space)) if space else 1
+        if size <= SMALL_SIZE:
+            return _SMALL
+        layout, exts = compute_layout(list(shapes), space, axes)
+        kernel = self._kernel(layout, size >= PARALLEL_SIZE)
+        return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel)
+
+    def _check_update(self, o: Any, shp: tuple[int, ...], shapes: tuple) -> None:
+        c = self.c
+        node = c.nodes[o.node]
+        rule = L.UPDATES[node.op_type]
+        if rule.reads:
+            cur = shapes[node.args[0]]
+            if shp != cur:
+                raise LayoutError("update does not have the variable's shape")
+            for p in rule.exact_shape:
+                # op input p -> node arg: the read refs come first, then the non-ref inputs in order
+                k = len(rule.refs) + p - sum(1 for r in rule.refs if r < p)
+                if k >= len(node.args):
+                    continue
+                a = node.args[k]
+                ashape = broadcast_shape([shapes[i] for i in c.deps(a)])
+                if ashape != cur:
+                    raise LayoutError("update value does not have the variable's shape")
+        else:
+            want = self.var_shapes.get(o.var)
+            if want is not None and not want.is_compatible_with(shp):
+                raise LayoutError("assigned value does not have the variable's shape")
+
+    def _kernel(self, layout: Any, parallel: bool) -> Any:
+        k = (layout, parallel)
+        fn = self.kernels.get(k)
+        if fn is not None:
+            return fn
+        with self._lock:
+            fn = self.kernels.get(k)
+            if fn is None:
+                fn = compile_kernel(self.c, layout, parallel, self.report)
+                self.kernels[k] = fn
+        return fn
+
+
+def compile_kernel(c: Cluster, layout: Any, parallel: bool, report: dict[str, Any]) -> Any:
+    """Generates, compiles (or loads) the kernel of `c` for `layout`; records it in `report`."""
+    from jitflow.codegen.cache import get_kernel
+
+    t0 = time.perf_counter()
+    source = cpu.generate(c, layout, parallel)
+    parts = {"cluster": c.signature(), "layout": layout.key(), "parallel": parallel,
+             "codegen": cpu.CODEGEN_VERSION}
+    fn, origin = get_kernel(source, cpu.ENTRY, parts, {"ops": [op.type for op in c.ops]}, "cpu")
+    dt = time.perf_counter() - t0
+    from jitflow.codegen.cache import kernel_key
+
+    report["key"] = kernel_key({**parts, "source": source, "entry": cpu.ENTRY, "backend": "cpu"})
+    report["compile_seconds"] = round(report.get("compile_seconds", 0.0) + (dt if origin != "memory" else 0.0), 6)
+    report["source"] = origin
+    report.setdefault("kernels", 0)
+    report["kernels"] += 1
+    return fn
+
+
+class MatMulStep:
+    """MatMul through NumPy's BLAS into a buffer reused across runs."""
+
+    def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step) -> None:
+        self.op = op
+        self.sa, self.sb = in_slots
+        self.out_slot = out_slot
+        self.fresh = fresh
+        self.fallback = fallback
+        self.ta = bool(op.attrs.get("transpose_a") or op.attrs.get("adj_x"))
+        self.tb = bool(op.attrs.get("transpose_b") or op.attrs.get("adj_y"))
+        self.dtype = np.dtype(op.outputs[0].dtype.np)
+        self.key = id(self)
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        a = vals[self.sa]
+        b = vals[self.sb]
+        if type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2 \
+                or a.dtype != self.dtype or b.dtype != self.dtype:
+            return self.fallback(ctx, vals)
+        if self.ta:
+            a = a.T
+        if self.tb:
+            b = b.T
+        m, k = a.shape
+        if b.shape[0] != k:
+            return self.fallback(ctx, vals)
+        n = b.shape[1]
+        if self.fresh:
+            out = np.empty((m, n), self.dtype)
+        else:
+            out = vals[ARENA_SLOT].buffer((self.key, 0), m * n, self.dtype).reshape(m, n)
+        np.matmul(a, b, out=out)
+        vals[self.out_slot] = out
+        return None
+
+
+_BLAS = {"MatMul": MatMulStep}
+
+
+# -- the entry -----------------------------------------------------------------------------------------------
+
+
+def lower(plan: Plan) -> None:
+    """Replaces the plan's interpreted steps by compiled clusters and BLAS steps, in place."""
+    ops = plan.ops
+    feed_set = set(plan.feed_slots)
+    fed = {t for t, s in plan.slots.items() if s in feed_set}
+    fetched = {t for t, s in plan.slots.items() if s in set(plan.fetch_slots)}
+    res = cluster(ops, fed, member_reason)
+    report: dict[str, Any] = {"clusters": [], "fallbacks": [
+        {"op": f.op.name, "type": f.op.type, "reason": f.reason} for f in res.fallbacks]}
+    plan.report = report
+    if res.fallbacks and flags.fallback_is_error():
+        f = res.fallbacks[0]
+        raise errors.UnimplementedError(f.op.node_def, f.op, f"JITFLOW_FALLBACK=error: op {f.op.name} "
+                                                             f"({f.op.type}) would run interpreted: {f.reason}")
+    index = {op: i for i, op in enumerate(ops)}
+    readers: dict[Tensor, set[Operation]] = {}
+    for op in ops:
+        for i, t in enumerate(op.inputs):
+            if i not in op.opdef.ref_inputs:
+                readers.setdefault(t, set()).add(op)
+    steps: list[Step | None] = list(plan.steps)
+    matmul_of: dict[Tensor, Operation] = {}
+    for i, op in enumerate(ops):
+        if op.type in _BLAS and member_reason(op) == "":
+            t = op.outputs[0]
+            steps[i] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
+                                      plan.steps[i])
+            matmul_of[t] = op
+    var_shapes = {op.name: op.attrs.get("shape") for op in ops if op.type == "VariableV2"}
+    for members in res.clusters:
+        mset = set(members)
+        needed = {t for m in members for t in m.outputs
+                  if t in fetched or any(r not in mset for r in readers.get(t, ()))}
+        for m in members:
+            for r in m.opdef.ref_inputs:
+                v = m.inputs[r].op
+                var_shapes.setdefault(v.name, v.attrs.get("shape"))
+        c = build_cluster(members, fed, needed, _UPDATE_REFS, L.ATTRS)
+        in_slots = [plan.slots[i.tensor] if i.tensor is not None else -1 for i in c.inputs]
+        out_slots = [plan.slots[o.tensor] if o.tensor is not None else -1 for o in c.outputs]
+        fresh = [o.var is not None or (o.tensor is not None and o.tensor in fetched) for o in c.outputs]
+        epilogue_of = [matmul_of[i.tensor].name for i in c.inputs if i.tensor in matmul_of]
+        entry: dict[str, Any] = {"ops": epilogue_of + [m.name for m in members], "backend": c.backend,
+                                 "key": "", "compile_seconds": 0.0, "source": "deferred"}
+        report["clusters"].append(entry)
+        member_steps = [plan.steps[index[m]] for m in members]
+        step = ClusterStep(c, in_slots, out_slots, fresh, member_steps, entry, var_shapes)
+        step.has_checks = any(_has_checks(c, k) for k in range(len(c.nodes)))
+        positions = sorted(index[m] for m in members)
+        for p in positions:
+            steps[p] = None
+        steps[positions[-1]] = step
+        _warm(step)
+        if flags.debug_level() >= 3:
+            print(f"jitflow: cluster {entry['ops']} ({c.kind}, {len(c.inputs)} inputs, "
+                  f"{len(c.outputs)} outputs)", file=sys.stderr)
+    if flags.debug_level() >= 3:
+        for f in report["fallbacks"]:
+            print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
+    plan.steps = [s for s in steps if s is not None]
+
+
+def _has_checks(c: Cluster, k: int) -> bool:
+    node = c.nodes[k]
+    if node.op_type in L.UPDATES or c.kind == REDUCTION and k == len(c.nodes) - 1:
+        return False
+    tpl = L.ELEMENTWISE[node.op_type]
+    e = tpl([f"a{i}" for i in range(len(node.args))], [c.value_dtype(a) for a in node.args], node.dtype, node)
+    return bool(e is not None and e.checks)
+
+
+def _warm(step: ClusterStep) -> None:
+    """Compiles the kernel the static shapes predict, so the first run does not (unknown rank: skip)."""
+    shapes = []
+    for i in step.c.inputs:
+        if i.var is not None:
+            shp = step.var_shapes.get(i.var)
+            dims = shp.as_tuple() if shp is not None else None
+        else:
+            assert i.tensor is not None
+            dims = i.tensor.shape.as_tuple()
+        if dims is None:
+            return
+        shapes.append(tuple(_GUESS_DIM if d is None else int(d) for d in dims))
+    try:
+        step.prepare(tuple(shapes))
+    except Exception:  # noqa: BLE001 - a failed warm-up compiles (or reports) again on the first run
+        step.entries.clear()
