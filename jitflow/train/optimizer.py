@@ -106,8 +106,8 @@ class Optimizer:
                         ) -> Operation:
         """Adds the update ops for `grads_and_vars`; returns the train op (a group named `name`).
 
-        Variables whose gradient is None are left alone. Every update runs after all the gradients have
-        been computed, so no gradient sees a variable that another update already changed.
+        Variables whose gradient is None are left alone. Each update runs after its variable's snapshot
+        (`name/read`) has been taken, so every gradient of the step sees the values from before it.
         """
         pairs = list(grads_and_vars)
         if not pairs:
@@ -130,7 +130,6 @@ class Optimizer:
         with graph.as_default():
             with graph.control_dependencies(None):
                 self._create_slots(var_list)
-            grad_ops = [g.op for g, _ in converted if g is not None]
             update_ops: list[Operation] = []
             with name_scope(name, self._name) as scope:
                 self._prepare()
@@ -140,7 +139,7 @@ class Optimizer:
                     if g.dtype is not v.dtype:
                         raise TypeError(f"Gradient dtype {g.dtype.name} does not match variable {v.name} "
                                         f"dtype {v.dtype.name}")
-                    with name_scope("update_" + v.op.name), graph.control_dependencies(grad_ops):
+                    with name_scope("update_" + v.op.name), graph.control_dependencies([v.value().op]):
                         update_ops.append(self._apply_dense(g, v))
                 if global_step is None:
                     train_op = self._finish(update_ops, scope)
