@@ -57,3 +57,9 @@ from jitflow.ops.array_ops import (expand_dims, squeeze, transpose, concat, stac
                                    range, linspace, lin_space, boolean_mask, tensordot, invert_permutation)
 from jitflow.ops import array_grad  # noqa: F401
 from jitflow import nn
+from jitflow.ops.control_flow_ops import cond
+from jitflow.ops.debug_ops import (Print, print, Assert, check_numerics, verify_tensor_all_finite, assert_equal,
+                                  assert_none_equal, assert_less, assert_less_equal, assert_greater,
+                                  assert_greater_equal, assert_positive, assert_negative, assert_non_negative,
+                                  assert_non_positive, assert_rank, assert_rank_at_least, assert_type,
+                                  is_numeric_tensor, debugging)
