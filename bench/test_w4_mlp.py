@@ -60,8 +60,8 @@ def _session(tf_mod: Any, sess_factory: Callable[[Any], Any], jit: Callable[[Any
         case = Case(check_step=lambda: sess.run(train, feed_dict=first),
                     step=lambda: sess.run(train, feed_dict=next(cycle)),
                     params=lambda: sess.run(m["vars"]))
-        case.check_step()  # builds (and compiles) the plan, so that jit() can describe it
-        case.jit = jit(sess)
+        _, first_run = W.first_run(case.check_step)  # builds (and compiles) the plan
+        case.jit = f"{jit(sess)}; {first_run}" if tf_mod is tf else jit(sess)
         sess.run(m["init"])
         yield case
 

@@ -91,10 +91,29 @@ def jit_state(sess: Any, variant: str) -> str:
         return "interpreted"
     if importlib.util.find_spec("jitflow.compiler.lower") is None:
         return "no JIT yet (jitflow.compiler.lower missing): ran interpreted"
-    plans = list(getattr(sess, "_plans", {}).values())
-    clusters = sum(len(getattr(p, "report", {}).get("clusters", ())) for p in plans)
-    fallbacks = sum(len(getattr(p, "report", {}).get("fallbacks", ())) for p in plans)
-    return f"JIT: {clusters} clusters, {fallbacks} fallback ops in {len(plans)} plans"
+    reports = [getattr(p, "report", {}) for p in getattr(sess, "_plans", {}).values()]
+    clusters = sum(len(r.get("clusters", ())) for r in reports)
+    kinds: dict[str, int] = {}
+    for r in reports:
+        for f in r.get("fallbacks", ()):
+            kind = str(f.get("type", "?")) if isinstance(f, dict) else "?"
+            kinds[kind] = kinds.get(kind, 0) + 1
+    fallbacks = ", ".join(f"{k} x{n}" if n > 1 else k for k, n in sorted(kinds.items()))
+    return (f"JIT: {clusters} clusters in {len(reports)} plans; interpreted: "
+            f"{fallbacks or 'nothing'}")
+
+
+def first_run(fn: Callable[[], Any]) -> tuple[Any, str]:
+    """Calls `fn` (a first ``sess.run``) and says how long it took and where its kernels came from."""
+    from jitflow.codegen.cache import cache_stats
+
+    before = cache_stats()
+    t0 = time.perf_counter()
+    result = fn()
+    dt = time.perf_counter() - t0
+    after = cache_stats()
+    compiled, disk, memory = (after[k] - before[k] for k in ("compiled", "disk_hits", "memory_hits"))
+    return result, f"first run {dt:.3g} s (kernels: {compiled} compiled, {disk} from disk, {memory} from memory)"
 
 
 def tensorflow_v1() -> Any | None:
