@@ -89,6 +89,21 @@ _fabs = _unary_llvm("llvm.fabs")
 
 
 @intrinsic
+def _inline_into_caller(typingctx: Any) -> Any:
+    """Mark the function being compiled ``alwaysinline`` (emits no code).
+
+    LLVM's inliner skips larger callees such as pow; a call left in the loop blocks
+    vectorization, so every function here asks to be inlined into its caller.
+    """
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> Any:
+        builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
 def _fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
     """a*b + c, fused when the target has FMA (llvm.fmuladd)."""
     if not _same_floats(a, b, c):
@@ -285,6 +300,10 @@ class _Consts:
         self.expm1_q = _c(dt, *(_EXPM1_Q32 if f32 else _EXPM1_Q64))
         # P(z) = (2 atanh(s)/s - 2) / z, z = s^2 in [0, (3-2 sqrt2)^2]
         self.log_p = _c(dt, *(_LOG_P32 if f32 else _LOG_P64))
+        self.log_q = _c(dt, *_LOG_Q64)
+        two_thirds = Decimal(2) / Decimal(3)
+        self.c3_hi = dt(float(two_thirds))
+        self.c3_lo = dt(float(two_thirds - Decimal(float(two_thirds))))
 
 
 class _TrigConsts:
@@ -325,6 +344,10 @@ _COS_C32 = ("0.041666666664301018112", "-0.0013888887666141533693", "0.000024800
             "-2.7300685327237064901e-7")
 _COS_C64 = ("0.041666666666666665377", "-0.0013888888888887387616", "0.000024801587298753226411",
             "-2.7557317266078562667e-7", "2.0876145222119798732e-9", "-1.1382564615837471795e-11")
+# Q(z) = (2 atanh(s)/s - 2 - 2z/3) / z^2: the part of log1p beyond 2s + 2s^3/3 (pow's log)
+_LOG_Q64 = ("0.40000000000000027122", "0.28571428571338369481", "0.22222222271153443981",
+            "0.18181808240574618522", "0.15385575224122616243", "0.13285945402169799412",
+            "0.12913743912970643655")
 _LOG_P64 = ("0.66666666666666696996", "0.39999999999899175338", "0.28571428626106177454",
             "0.22222211115826267007", "0.18182890369327982836", "0.15331684002437791007",
             "0.14616875727366235407")
@@ -346,6 +369,7 @@ def _make_exp_core(k: _Consts) -> Any:
 
     @_vjit
     def exp_core(xc):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         n = _rint(xc * log2e)
         r = _fma(n, -ln2_hi, xc)  # exact: n*ln2_hi has spare bits
         r = _fma(n, -ln2_lo, r)
@@ -360,6 +384,7 @@ def _make_exp(k: _Consts, core: Any) -> Any:
 
     @_vjit
     def exp(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         xc = _select(x < hi, x, hi)  # a nan becomes `hi` here and is restored below
         xc = _select(xc > lo, xc, lo)
         return _select(x != x, x, core(xc))
@@ -373,6 +398,7 @@ def _make_expm1_core(k: _Consts) -> Any:
 
     @_vjit
     def expm1_core(xc):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         n = _rint(xc * log2e)
         r = _fma(n, -ln2_hi, xc)
         r = _fma(n, -ln2_lo, r)
@@ -388,6 +414,7 @@ def _make_expm1(k: _Consts, core: Any) -> Any:
 
     @_vjit
     def expm1(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         xc = _select(x < hi, x, hi)
         xc = _select(xc > lo, xc, lo)
         n, p = core(xc)
@@ -408,6 +435,7 @@ def _make_tanh(k: _Consts, core: Any) -> Any:
 
     @_vjit
     def tanh(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         # tanh|x| = -t / (t + 2) with t = expm1(-2|x|) in [-1, 0]: saturates to 1 by itself
         z = -two * _fabs(x)
         n, p = core(_select(z > lo, z, lo))
@@ -424,6 +452,7 @@ def _make_sigmoid(k: _Consts, core: Any) -> Any:
 
     @_vjit
     def sigmoid(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         # e = exp(-|x|) never overflows; for x < 0 use e/(1+e) to keep tiny results exact
         z = -_fabs(x)
         e = core(_select(z > lo, z, lo))
@@ -438,6 +467,7 @@ def _make_softplus(k: _Consts, core: Any, log1p: Any) -> Any:
 
     @_vjit
     def softplus(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         # log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
         z = -_fabs(x)
         y = _select(x > zero, x, zero) + log1p(core(_select(z > lo, z, lo)))
@@ -452,6 +482,7 @@ def _make_log_core(k: _Consts) -> Any:
 
     @_vjit
     def log_core(m, e, c):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         f = m - one  # exact: m is within a factor 2 of 1
         s = _fdiv(f, two + f)
         z = s * s
@@ -468,6 +499,7 @@ def _make_log(k: _Consts, core: Any) -> Any:
 
     @_vjit
     def log(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         small = x < tiny  # subnormals: scale into the normal range first
         xs = _select(small, x * scale, x)
         m, e = _split_sqrt2(xs)
@@ -485,6 +517,7 @@ def _make_log1p(k: _Consts, core: Any) -> Any:
 
     @_vjit
     def log1p(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         u = one + x
         # u = 1 + x rounded; log(1 + x) ~= log(u) + (x - (u - 1)) / u
         c = _fdiv(x - (u - one), u)
@@ -498,6 +531,122 @@ def _make_log1p(k: _Consts, core: Any) -> Any:
     return log1p
 
 
+def _make_log_dd(k: _Consts) -> Any:
+    """log(a) as an unevaluated sum hi + lo (~2**-63 relative), for finite a > 0 (float64)."""
+    one, two, ln2_hi, ln2_lo, q = k.one, k.two, k.ln2_hi, k.ln2_lo, k.log_q
+    tiny, scale, shift, c3_hi, c3_lo = k.tiny, k.tiny_scale, k.tiny_shift, k.c3_hi, k.c3_lo
+
+    @_vjit
+    def log_dd(a):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        small = a < tiny
+        m, e = _split_sqrt2(_select(small, a * scale, a))
+        e = _select(small, e - shift, e)
+        f = m - one
+        d = two + f
+        dl = (two - d) + f  # d + dl == 2 + f exactly
+        s = _fdiv(f, d)
+        sl = _fdiv(_fma_exact(-s, d, f) - s * dl, d)  # s + sl == f / (2 + f) to ~2**-106
+        zh = s * s
+        zl = _fma_exact(s, s, -zh)
+        ch = s * zh
+        cl = _fma_exact(s, zh, -ch) + s * zl  # s**3 == ch + cl
+        uh = ch * c3_hi
+        ul = _fma_exact(ch, c3_hi, -uh) + (ch * c3_lo + cl * c3_hi)  # (2/3) s**3 == uh + ul
+        rest = ch * zh * _horner(zh, q)
+        # log(a) = e*ln2 + 2s + (2/3)s^3 + rest; the two big additions are made exact
+        a1 = e * ln2_hi
+        b1 = two * s
+        h1 = a1 + b1
+        bb = h1 - a1
+        err1 = (a1 - (h1 - bb)) + (b1 - bb)
+        h2 = h1 + uh
+        err2 = uh - (h2 - h1)  # |h1| >= |uh|
+        # 2*s^2*sl: the first-order effect of sl on (2/3) s^3
+        lo = (err1 + err2) + (e * ln2_lo + (two * sl + (ul + (two * zh * sl + rest))))
+        hi = h2 + lo
+        return hi, lo - (hi - h2)
+
+    return log_dd
+
+
+def _make_exp_dd(k: _Consts) -> Any:
+    """e**(xc + xl) for xc clamped like exp_core and |xl| <= ulp(xc) (float64)."""
+    log2e, ln2_hi, ln2_lo, one, q = k.log2e, k.ln2_hi, k.ln2_lo, k.one, k.exp_q
+
+    @_vjit
+    def exp_dd(xc, xl):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        n = _rint(xc * log2e)
+        r = _fma(n, -ln2_hi, xc)
+        r = _fma(n, -ln2_lo, r) + xl
+        p = _fma(r * r, _horner(r, q), r) + one
+        return _ldexp2(p, n)
+
+    return exp_dd
+
+
+def _make_pow_mag64(k: _Consts) -> Any:
+    """|x|**y for float64 via a double-double log: t = y*log|x| carried as t_hi + t_lo."""
+    hi, lo, zero, one, inf = k.exp_hi, k.exp_lo, k.zero, k.one, k.inf
+    log_dd, exp_dd = _make_log_dd(k), _make_exp_dd(k)
+
+    @_vjit
+    def pow_mag64(a, y):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        finite = (a > zero) & (a < inf)
+        lh, ll = log_dd(_select(finite, a, one))
+        lh = _select(a == zero, -inf, _select(a == inf, inf, lh))
+        th = y * lh
+        tl = _select(finite, _fma_exact(y, lh, -th) + y * ll, zero)
+        tc = _select(th < hi, th, hi)  # nan -> hi: nan inputs are resolved by the caller
+        tc = _select(tc > lo, tc, lo)
+        # a nan t (0*inf, nan inputs) gives some number here; the caller overrides it
+        return exp_dd(tc, _select(tc == th, tl, zero))
+
+    return pow_mag64
+
+
+def _make_pow_mag32(k64: _Consts) -> Any:
+    """|x|**y for float32 arguments computed in float64 (plain log/exp are exact enough)."""
+    hi, lo = k64.exp_hi, k64.exp_lo
+    log64, exp_core = _make_log(k64, _make_log_core(k64)), _make_exp_core(k64)
+
+    @_vjit
+    def pow_mag32(a, y):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        t = y * log64(a)  # |t| < 2**7 where it matters: its float64 rounding is invisible in float32
+        tc = _select(t < hi, t, hi)  # a nan t gives some number here; the caller overrides it
+        tc = _select(tc > lo, tc, lo)
+        return exp_core(tc)
+
+    return pow_mag32
+
+
+def _make_pow(dt: Any, k64: _Consts, mag: Any) -> Any:
+    """x**y with C99/NumPy special cases, computed in float64 and rounded to dt."""
+    wide = np.float64
+    zero, half, one, inf, nan = k64.zero, k64.half, k64.one, k64.inf, k64.nan
+
+    @_vjit
+    def pow(x0, y0):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        x, y = wide(x0), wide(y0)
+        a = _fabs(x)
+        yi = _rint(y)
+        y_int = yi == y  # +-inf counts as an (even) integer
+        y_odd = y_int & (_rint(y * half) != y * half)
+        r = mag(a, y)
+        r = _select(y_odd & (_copysign(one, x) < zero), -r, r)  # negative base, odd power
+        r = _select((x < zero) & (x > -inf) & (yi != y), nan, r)  # no real result
+        r = _select((x != x) | (y != y), x + y, r)
+        r = _select((a == one) & (_fabs(y) == inf), one, r)  # (-1)**inf == 1
+        r = _select((y == zero) | (x == one), one, r)  # even when the other argument is nan
+        return dt(r)
+
+    return pow
+
+
 def _make_trig_core(t: _TrigConsts) -> Any:
     """sin(x + shift*pi/2) in float64, for shift 0 (sin) or 1 (cos)."""
     half, one, two, nan, two_over_pi = t.half, t.one, t.two, t.nan, t.two_over_pi
@@ -505,6 +654,7 @@ def _make_trig_core(t: _TrigConsts) -> Any:
 
     @_vjit
     def trig_core(x, shift):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         k = _rint(x * two_over_pi)
         # x - k*pi/2 with pi/2 in three parts; true fma keeps every k*p_i exact
         r = _fma_exact(-k, p1, x)
@@ -530,6 +680,7 @@ def _make_sin(dt: Any, core: Any) -> Any:
 
     @_vjit
     def sin(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         y = dt(core(wide(x), wide(0.0)))
         return _select(x == zero, x, y)  # keeps the sign of zero
 
@@ -541,6 +692,7 @@ def _make_cos(dt: Any, core: Any) -> Any:
 
     @_vjit
     def cos(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
         return dt(core(wide(x), wide(1.0)))
 
     return cos
@@ -551,6 +703,7 @@ def _build(dt: Any) -> dict[str, Any]:
     exp_core, expm1_core, log_core = _make_exp_core(k), _make_expm1_core(k), _make_log_core(k)
     log1p = _make_log1p(k, log_core)
     trig_core = _make_trig_core(_TrigConsts(dt is np.float32))
+    k64 = k if dt is np.float64 else _Consts(np.float64)
     return {
         "exp": _make_exp(k, exp_core),
         "expm1": _make_expm1(k, expm1_core),
@@ -561,11 +714,12 @@ def _build(dt: Any) -> dict[str, Any]:
         "softplus": _make_softplus(k, exp_core, log1p),
         "sin": _make_sin(dt, trig_core),
         "cos": _make_cos(dt, trig_core),
+        "pow": _make_pow(dt, k64, _make_pow_mag32(k64) if dt is np.float32 else _make_pow_mag64(k64)),
     }
 
 
 #: The function names every supported dtype provides.
-NAMES: tuple[str, ...] = ("cos", "exp", "expm1", "log", "log1p", "sigmoid", "sin", "softplus", "tanh")
+NAMES: tuple[str, ...] = ("cos", "exp", "expm1", "log", "log1p", "pow", "sigmoid", "sin", "softplus", "tanh")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _TABLE: dict[tuple[str, str], Any] = {}
 _TABLE_LOCK = threading.Lock()
