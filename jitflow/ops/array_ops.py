@@ -561,10 +561,8 @@ def stack(values: Any, axis: int = 0, name: str = "stack") -> Tensor:
     vals = list(values) if isinstance(values, (list, tuple)) else [values]
     if not vals:
         raise ValueError("tf.stack needs at least one value")
-    if not any(isinstance(v, Tensor) or hasattr(v, "_as_tensor") for v in vals):
-        arr = np.asarray(vals)  # all Python values: one constant, as TF does
-        if arr.dtype.kind in "iufb":
-            return constant(np.moveaxis(arr, 0, axis) if arr.ndim else arr, name=name)
+    if all(isinstance(v, (int, float)) for v in vals):
+        return constant(vals, name=name)  # Python scalars: one constant, with TF's default dtypes
     ts = same_dtype_inputs("Pack", vals, ("values",))
     return out(make_op("Pack", ts, {"axis": int(axis), "N": len(ts), "T": ts[0].dtype}, name=name))
 
