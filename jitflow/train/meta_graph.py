@@ -1,9 +1,12 @@
-"""Meta graphs: a graph, its collections and its Saver, as versioned data (JSON, never code).
+"""Meta graphs: a graph, its collections and its Saver, as versioned data (JSON + raw arrays, never code).
 
-File layout: one header line of JSON (`format`, `version`, body `length` and `crc32c`), then the body:
-a JSON object with `ops` (type, name, inputs, control inputs, device, attrs, in creation order),
-`variables` (each Variable's op names), `collections` and `saver_def`. Attr values are tagged so that
-types survive the round trip (floats vs ints, bytes, DTypes, shapes, arrays, tuples).
+File layout: one header line of JSON (`format`, `version`, and the length and CRC32C of each section),
+then the JSON body, then a binary section holding the bytes of every numeric array attr (referenced
+from the body by offset and size, so large constants cost a memcpy, not base64). The body is an object
+with `ops` (type, name, inputs, control inputs, device, attrs, in creation order), `variables` (each
+Variable's op names), `collections` and `saver_def`. Attr values are tagged so that types survive the
+round trip (floats vs ints, bytes, DTypes, shapes, arrays, tuples). In memory (what
+`export_meta_graph` returns) array attrs are kept as NumPy arrays.
 """
 from __future__ import annotations
 
@@ -47,9 +50,9 @@ def encode_value(value: Any, where: str = "value") -> Any:
     if isinstance(value, TensorShape):
         return {"shape": value.as_list() if value.ndims is not None else None}
     if isinstance(value, np.ndarray):
-        return {"ndarray": _encode_array(value, where)}
+        return {"ndarray": _check_array(value, where)}
     if isinstance(value, np.generic):
-        return {"scalar": _encode_array(np.asarray(value), where)}
+        return {"scalar": _check_array(np.asarray(value), where)}
     if isinstance(value, list):
         return [encode_value(v, where) for v in value]
     if isinstance(value, tuple):
@@ -59,14 +62,42 @@ def encode_value(value: Any, where: str = "value") -> Any:
     raise ValueError(f"Cannot serialize {where} of type {type(value).__name__} into a meta graph")
 
 
-def _encode_array(arr: np.ndarray, where: str) -> dict[str, Any]:
+def _check_array(arr: np.ndarray, where: str) -> np.ndarray:
+    if arr.dtype.kind not in "OSU":
+        try:
+            dtypes.as_dtype(arr.dtype.newbyteorder("="))
+        except TypeError:
+            raise ValueError(f"Cannot serialize {where}: arrays of {arr.dtype} are not supported") from None
+    return arr
+
+
+def _array_to_json(arr: np.ndarray, blob: list[memoryview], offset: list[int]) -> dict[str, Any]:
+    """The JSON form of an array; numeric bytes go to the binary section (`blob`)."""
     if arr.dtype.kind in "OSU":
         items = [x if isinstance(x, bytes) else str(x).encode() for x in arr.reshape(-1).tolist()]
         return {"dtype": "string", "shape": list(arr.shape),
                 "items": [base64.b64encode(x).decode("ascii") for x in items]}
-    dt = dtypes.as_dtype(arr.dtype)
-    data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
-    return {"dtype": dt.name, "shape": list(arr.shape), "data": base64.b64encode(data).decode("ascii")}
+    le = arr.dtype.newbyteorder("<")
+    data = np.ascontiguousarray(arr, dtype=le).reshape(-1).view(np.uint8)
+    blob.append(data.data)
+    start = offset[0]
+    offset[0] += data.nbytes
+    return {"dtype": dtypes.as_dtype(le.newbyteorder("=")).name, "shape": list(arr.shape),
+            "blob": [start, data.nbytes]}
+
+
+def _array_from_json(d: dict[str, Any], blob: bytes | memoryview) -> np.ndarray:
+    shape = tuple(int(x) for x in d["shape"])
+    if d["dtype"] == "string":
+        out = np.empty(len(d["items"]), dtype=object)
+        out[:] = [base64.b64decode(x, validate=True) for x in d["items"]]
+        return out.reshape(shape)
+    dt = dtypes.as_dtype(d["dtype"]).np
+    start, size = (int(x) for x in d["blob"])
+    if start < 0 or start + size > len(blob) or size != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
+        raise ValueError("array bytes out of range")
+    return np.frombuffer(blob, dtype=dt.newbyteorder("<"), count=size // dt.itemsize,
+                         offset=start).astype(dt).reshape(shape)
 
 
 def decode_value(obj: Any) -> Any:
@@ -86,15 +117,10 @@ def decode_value(obj: Any) -> Any:
     raise DataLossError(None, None, f"Malformed meta graph value: {str(obj)[:80]}")
 
 
-def _decode_array(d: dict[str, Any]) -> np.ndarray:
-    shape = tuple(int(x) for x in d["shape"])
-    if d["dtype"] == "string":
-        out = np.empty(len(d["items"]), dtype=object)
-        out[:] = [base64.b64decode(x, validate=True) for x in d["items"]]
-        return out.reshape(shape)
-    dt = dtypes.as_dtype(d["dtype"]).np
-    raw = base64.b64decode(d["data"], validate=True)
-    return np.frombuffer(raw, dtype=dt.newbyteorder("<")).astype(dt).reshape(shape)
+def _decode_array(payload: Any) -> np.ndarray:
+    if isinstance(payload, np.ndarray):
+        return payload
+    raise ValueError("array payload without its data")
 
 
 _DECODERS: dict[str, Any] = {
@@ -195,14 +221,43 @@ def export_meta_graph(filename: str | None = None, meta_info_def: Any = None, gr
     return body
 
 
-def write_meta_graph_file(filename: str, body: MetaGraphDef) -> None:
-    """Writes a meta graph file atomically (header line + body)."""
-    payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+def _serialize(body: MetaGraphDef) -> list[bytes | memoryview]:
+    """The file's pieces: header line + JSON body, then each array's bytes (no copies)."""
+    blob: list[memoryview] = []
+    offset = [0]
+
+    def array_hook(obj: Any) -> Any:
+        if isinstance(obj, np.ndarray):
+            return _array_to_json(obj, blob, offset)
+        raise TypeError(f"Cannot serialize {type(obj).__name__} into a meta graph")
+
+    payload = json.dumps(body, separators=(",", ":"), allow_nan=False, default=array_hook).encode("utf-8")
+    blob_crc = 0
+    for view in blob:
+        blob_crc = crc.value(view, blob_crc)
     header = json.dumps({"format": FORMAT, "version": VERSION, "length": len(payload),
-                         "crc32c": crc.value(payload)}).encode("utf-8")
-    directory = os.path.dirname(os.path.abspath(filename))
-    os.makedirs(directory, exist_ok=True)
-    atomic.write_atomic(filename, header + b"\n" + payload)
+                         "crc32c": crc.value(payload), "blob_length": offset[0], "blob_crc32c": blob_crc})
+    return [header.encode("utf-8") + b"\n" + payload, *blob]
+
+
+def dumps(body: MetaGraphDef) -> bytes:
+    """The bytes of a meta graph file for `body`."""
+    return b"".join(_serialize(body))
+
+
+def write_meta_graph_file(filename: str, body: MetaGraphDef) -> None:
+    """Writes a meta graph file atomically: header line, JSON body, binary array section."""
+    chunks = _serialize(body)
+    os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
+    with atomic.open_temp(filename) as (f, tmp):
+        for chunk in chunks:
+            atomic.write_all(f, memoryview(chunk))
+    os.replace(tmp, filename)
+    atomic.fsync_dir(os.path.dirname(os.path.abspath(filename)))
+
+
+def _corrupt(filename: str, what: str) -> Exception:
+    return DataLossError(None, None, f"Meta graph file {filename} is {what}")
 
 
 def read_meta_graph_file(filename: str) -> MetaGraphDef:
@@ -210,10 +265,15 @@ def read_meta_graph_file(filename: str) -> MetaGraphDef:
     if not os.path.exists(filename):
         raise OSError(f"File {filename} does not exist.")
     with open(filename, "rb") as f:
-        raw = f.read()
-    nl = raw.find(b"\n")
+        return loads(f.read(), filename)
+
+
+def loads(data: bytes, filename: str = "<bytes>") -> MetaGraphDef:
+    """Parses and checks the bytes of a meta graph file; DataLossError if damaged or foreign."""
+    raw = memoryview(data)
+    nl = bytes(raw[:4096]).find(b"\n")
     try:
-        header = json.loads(raw[:nl]) if nl > 0 else None
+        header = json.loads(bytes(raw[:nl])) if nl > 0 else None
     except (ValueError, UnicodeDecodeError):
         header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -221,16 +281,40 @@ def read_meta_graph_file(filename: str) -> MetaGraphDef:
                             "MetaGraphDef protos are not supported)")
     if header.get("version") != VERSION:
         raise DataLossError(None, None, f"{filename}: unsupported meta graph version {header.get('version')}")
-    payload = raw[nl + 1:]
-    if len(payload) != header.get("length") or crc.value(payload) != header.get("crc32c"):
-        raise DataLossError(None, None, f"Meta graph file {filename} is truncated or corrupted")
     try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DataLossError(None, None, f"Meta graph file {filename} is corrupted: {e}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("ops"), list):
-        raise DataLossError(None, None, f"Meta graph file {filename} has no op list")
+        n, blob_n = int(header["length"]), int(header["blob_length"])
+        want_crc, want_blob_crc = int(header["crc32c"]), int(header["blob_crc32c"])
+    except (KeyError, TypeError, ValueError):
+        raise _corrupt(filename, "corrupted (bad header)") from None
+    payload, blob = raw[nl + 1:nl + 1 + n], raw[nl + 1 + n:]
+    if len(payload) != n or len(blob) != blob_n:
+        raise _corrupt(filename, "truncated or has trailing data")
+    if crc.value(payload) != want_crc or crc.value(blob) != want_blob_crc:
+        raise _corrupt(filename, "corrupted (checksum mismatch)")
+    try:
+        body = json.loads(bytes(payload))
+        if not isinstance(body, dict) or not isinstance(body.get("ops"), list):
+            raise ValueError("no op list")
+        for op in body["ops"]:
+            op["attrs"] = {k: _resolve_arrays(v, blob) for k, v in op["attrs"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as e:
+        raise _corrupt(filename, f"corrupted: {e}") from None
     return body
+
+
+def _resolve_arrays(obj: Any, blob: memoryview) -> Any:
+    """Replaces the JSON form of array attrs by NumPy arrays read from the binary section."""
+    if isinstance(obj, list):
+        return [_resolve_arrays(v, blob) for v in obj]
+    if isinstance(obj, dict) and len(obj) == 1:
+        (tag, payload), = obj.items()
+        if tag in ("ndarray", "scalar"):
+            return {tag: _array_from_json(payload, blob)}
+        if tag == "tuple":
+            return {tag: [_resolve_arrays(v, blob) for v in payload]}
+        if tag == "dict":
+            return {tag: {k: _resolve_arrays(v, blob) for k, v in payload.items()}}
+    return obj
 
 
 # ---- import ------------------------------------------------------------------------------------

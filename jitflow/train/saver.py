@@ -23,6 +23,7 @@ from jitflow.framework.tensor_shape import shape_str
 
 from . import checkpoint as ckpt
 from . import meta_graph
+from .checkpoint import atomic
 from .checkpoint.bundle import BundleReader, write_bundle
 
 logger = logging.getLogger("jitflow.train")
@@ -92,8 +93,14 @@ def _remove_checkpoint(prefix: str, meta_graph_suffix: str = "meta") -> None:
     for name in names:
         if name == f"{base}.index" or name == f"{base}.{meta_graph_suffix}" or \
                 (name.startswith(f"{base}.data-") and "-of-" in name):
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(directory, name))
+            atomic.discard(os.path.join(directory, name))
+
+
+def _graph_signature(graph: Graph, saver_def: dict[str, Any]) -> tuple:
+    """Changes whenever an export of `graph` could: ops, control edges, collections, seed, Saver."""
+    collections = tuple((k, tuple(id(x) for x in graph.get_collection(k)))
+                        for k in sorted(graph.get_all_collection_keys()))
+    return (id(graph), len(graph.get_operations()), graph.version, graph.seed, collections, repr(saver_def))
 
 
 def _raw_session(sess: Any) -> Any:
@@ -136,6 +143,7 @@ class Saver:
         self._last_checkpoints: list[tuple[str, float]] = []
         self._checkpoints_to_be_deleted: list[tuple[str, float]] = []
         self._next_checkpoint_time = time.time() + keep_checkpoint_every_n_hours * 3600
+        self._last_meta: tuple[tuple, str] | None = None  # (graph signature, file) of the last export
         if not defer_build:
             self.build()
 
@@ -255,7 +263,7 @@ class Saver:
         write_bundle(checkpoint_file, [(s.key, v) for s, v in zip(saveables, values)])
         if write_meta_graph:
             graph = getattr(raw, "graph", None) or self._graph
-            self.export_meta_graph(f"{checkpoint_file}.{meta_graph_suffix}", graph=graph)
+            self._write_meta_graph(f"{checkpoint_file}.{meta_graph_suffix}", graph)
         if write_state:
             self._record_last_checkpoint(checkpoint_file)
             ckpt.update_checkpoint_state(save_dir or ".", checkpoint_file, self.last_checkpoints or None,
@@ -307,6 +315,24 @@ class Saver:
         raise InvalidArgumentError(None, None, _SHAPE_MISMATCH.format(
             prefix=prefix, var=s.op_name, key=s.key, lhs=shape_str(s.shape.as_tuple()),
             rhs=shape_str(entry.shape)))
+
+    def _write_meta_graph(self, path: str, graph: Graph) -> None:
+        """Exports the meta graph; an unchanged graph is hard-linked from the previous save's file
+        (a complete, committed file) instead of being serialized again."""
+        key = _graph_signature(graph, self.saver_def)
+        last = self._last_meta
+        if last is not None and last[0] == key and os.path.exists(last[1]) and last[1] != path:
+            tmp = atomic.temp_name(path)
+            try:
+                os.link(last[1], tmp)
+                os.replace(tmp, path)
+                self._last_meta = (key, path)
+                return
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+        self.export_meta_graph(path, graph=graph)
+        self._last_meta = (key, path)
 
     # -- meta graphs ------------------------------------------------------------------------------------
     def export_meta_graph(self, filename: str | None = None, collection_list: list[str] | None = None,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import jitflow as tf
 from jitflow.framework.tensor_shape import TensorShape
 from jitflow.train import meta_graph
+from jitflow.train.checkpoint import crc
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "tf_checkpoint"
 
@@ -151,20 +152,34 @@ _leaf = st.one_of(
 @given(st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                    st.lists(inner, max_size=3).map(tuple)), max_leaves=6))
 def test_attr_value_roundtrip(value: object) -> None:
-    enc = json.loads(json.dumps(meta_graph.encode_value(value)))
-    got = meta_graph.decode_value(enc)
+    got = _through_file(value)
     assert got == value and type(got) is type(value)
+
+
+def _through_file(value: object) -> object:
+    """Encodes `value` as an op attr, serializes a meta graph holding it, parses it back."""
+    op = {"name": "a", "type": "NoOp", "inputs": [], "control_inputs": [], "device": "",
+          "attrs": {"v": meta_graph.encode_value(value)}}
+    body = meta_graph.loads(meta_graph.dumps({"ops": [op]}))
+    return meta_graph.decode_value(body["ops"][0]["attrs"]["v"])
 
 
 @pytest.mark.parametrize("arr", [np.arange(6, dtype=np.float32).reshape(2, 3), np.array(3, np.int64),
                                  np.array([True, False]), np.array([], np.float64).reshape(0, 2),
                                  np.array([b"a", b"\xff"], dtype=object), np.array([np.nan, -np.inf])])
 def test_array_attr_roundtrip(arr: np.ndarray) -> None:
-    got = meta_graph.decode_value(json.loads(json.dumps(meta_graph.encode_value(arr))))
-    assert got.dtype == arr.dtype and got.shape == arr.shape
-    np.testing.assert_array_equal(got, arr)
-    scalar = meta_graph.decode_value(meta_graph.encode_value(np.float32(1.5)))
+    for got in (_through_file(arr), _through_file([arr, (arr,)])[1][0]):  # type: ignore[index]
+        assert isinstance(got, np.ndarray) and got.dtype == arr.dtype and got.shape == arr.shape
+        np.testing.assert_array_equal(got, arr)
+    scalar = _through_file(np.float32(1.5))
     assert isinstance(scalar, np.float32) and scalar == 1.5
+
+
+def test_big_endian_and_noncontiguous_arrays() -> None:
+    base = np.arange(12, dtype=">f8").reshape(3, 4)
+    got = _through_file(base.T)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
+    np.testing.assert_array_equal(got, base.T)
 
 
 def test_unserializable_attr_is_value_error() -> None:
@@ -195,5 +210,13 @@ def test_well_formed_but_inconsistent_body_is_data_loss() -> None:
         tf.train.import_meta_graph(body)
     with pytest.raises(tf.errors.DataLossError):
         tf.train.import_meta_graph({"ops": [{"name": "a"}]})
-    with pytest.raises(tf.errors.DataLossError):
-        meta_graph.decode_value({"ndarray": {"dtype": "float32", "shape": [3], "data": "AAAA"}})
+    op = {"name": "a", "type": "Const", "inputs": [], "control_inputs": [], "device": "",
+          "attrs": {"value": meta_graph.encode_value(np.zeros(3, np.float32))}}
+    raw = meta_graph.dumps({"ops": [op]})
+    nl = raw.index(b"\n")
+    header = json.loads(raw[:nl])
+    payload = raw[nl + 1:nl + 1 + header["length"]].replace(b'"blob":[0,12]', b'"blob":[8,12]')
+    header.update(length=len(payload), crc32c=crc.value(payload))  # consistent checksums, bad reference
+    bad = json.dumps(header).encode() + b"\n" + payload + raw[nl + 1 + len(payload):]
+    with pytest.raises(tf.errors.DataLossError, match="out of range"):
+        meta_graph.loads(bad)

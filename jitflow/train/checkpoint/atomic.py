@@ -2,10 +2,83 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
+
+_WRITEBACK_CHUNK = 32 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _load_sync_file_range() -> object | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_sync_file_range = _load_sync_file_range()
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Asks the kernel to start writing a just-written range to disk now (Linux), so that the final
+    fsync overlaps with the rest of the writes instead of waiting for all of them. Best effort."""
+    if _sync_file_range is not None and nbytes > 0:
+        _sync_file_range(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
+
+
+def write_streaming(f: BinaryIO, view: memoryview, offset: int, sync: bool) -> None:
+    """Writes `view` at the file's current position `offset`, starting writeback chunk by chunk."""
+    for start in range(0, view.nbytes, _WRITEBACK_CHUNK):
+        chunk = view[start:start + _WRITEBACK_CHUNK]
+        write_all(f, chunk)
+        if sync:
+            start_writeback(f.fileno(), offset + start, chunk.nbytes)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def discard(path: str) -> None:
+    """Removes `path` from its directory now and frees its blocks in the background.
+
+    Freeing a large file's blocks can take tens of milliseconds; the name disappears at once (a rename
+    to a temporary name), so callers see the same result as `os.remove`.
+    """
+    trash = temp_name(path) + "-trash"
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    except OSError:
+        _unlink_quietly(path)
+        return
+    threading.Thread(target=_unlink_quietly, args=(trash,), name="jitflow-discard").start()
+
+
+def replace_keeping_old(tmp: str, path: str) -> str | None:
+    """`os.replace(tmp, path)`, but the old file keeps a temporary name (returned) so that freeing it
+    can happen later, off the critical path (see `discard`)."""
+    old = None
+    if os.path.exists(path):
+        old = temp_name(path) + "-trash"
+        try:
+            os.link(path, old)
+        except OSError:
+            old = None
+    os.replace(tmp, path)
+    return old
 
 
 def temp_name(path: str) -> str:

@@ -89,7 +89,7 @@ def write_bundle(prefix: str, tensors: Mapping[str, Any] | Iterable[tuple[str, A
                 view = _byte_view(arr)  # no copy: the array's own buffer
                 c = crc.value(view)
                 size = view.nbytes
-                atomic.write_all(f, view)
+                atomic.write_streaming(f, view, offset, sync)
                 enum = dtypes.as_dtype(arr.dtype).as_datatype_enum
             entry = BundleEntry(dtype=enum, shape=tuple(int(d) for d in arr.shape), offset=offset, size=size,
                                 crc32c=crc.mask(c))
@@ -99,7 +99,7 @@ def write_bundle(prefix: str, tensors: Mapping[str, Any] | Iterable[tuple[str, A
         index_bytes = table.build_table(items)
         with atomic.open_temp(ipath, sync) as (f, index_tmp):
             atomic.write_all(f, memoryview(index_bytes))
-        os.replace(data_tmp, dpath)
+        old_data = atomic.replace_keeping_old(data_tmp, dpath)
     except BaseException:
         if os.path.exists(data_tmp):
             os.remove(data_tmp)
@@ -107,6 +107,8 @@ def write_bundle(prefix: str, tensors: Mapping[str, Any] | Iterable[tuple[str, A
     os.replace(index_tmp, ipath)  # the commit point: a complete index appears last
     if sync:
         atomic.fsync_dir(directory)
+    if old_data is not None:
+        atomic.discard(old_data)
 
 
 def _dtype_of(entry: BundleEntry, key: str) -> dtypes.DType:
