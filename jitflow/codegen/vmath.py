@@ -355,7 +355,7 @@ _LOG_P64 = ("0.66666666666666696996", "0.39999999999899175338", "0.2857142862610
 
 def _vjit(fn: Callable[..., Any]) -> Any:
     """Compile a scalar math function the way every function here is compiled."""
-    return njit(nogil=True, error_model="numpy")(fn)
+    return njit(nogil=True, error_model="numpy", fastmath=False)(fn)
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numba import njit
+from numba import njit, prange
 
 from jitflow.codegen import vmath
 
@@ -253,6 +253,44 @@ def test_loop_calling_function_vectorizes(kernels: dict[tuple[str, str], Any], n
     widths = {int(n) for n, t in _VEC_RE.findall(text) if t == elem}
     assert widths and max(widths) >= 2, f"no <N x {elem}> in the loop calling {name}_{dtype}"
     assert not _LIBM_RE.search(text), "a scalar libm call survived"
+
+
+def test_fastmath_caller_keeps_special_values() -> None:
+    # Numba lets callees inherit fastmath; the functions must opt out or nan/inf checks vanish
+    tanh, exp, log, sigmoid = vmath.tanh_f32, vmath.exp_f32, vmath.log_f32, vmath.sigmoid_f32
+
+    @njit(fastmath=True)
+    def kern(x: Any, out: Any) -> None:
+        for i in range(x.size):
+            out[0, i] = tanh(x[i])
+            out[1, i] = exp(x[i])
+            out[2, i] = log(x[i])
+            out[3, i] = sigmoid(x[i])
+
+    x = np.array([NAN, INF, -INF, 0.0, -1.0, 1.0], dtype=np.float32)
+    out = np.empty((4, x.size), dtype=np.float32)
+    kern(x, out)
+    with np.errstate(all="ignore"):
+        want = np.stack([np.tanh(x), np.exp(x), np.log(x), 1 / (1 + np.exp(-x))])
+    np.testing.assert_allclose(out, want, rtol=3e-7, equal_nan=True)
+
+
+def test_prange_kernel_vectorizes_and_is_correct() -> None:
+    exp = vmath.exp_f32
+
+    @njit(parallel=True)
+    def kern(x: Any, out: Any) -> None:
+        for i in prange(x.size):
+            out[i] = exp(x[i])
+
+    x = np.linspace(-90, 90, 10_001, dtype=np.float32)
+    out = np.empty_like(x)
+    kern(x, out)
+    with np.errstate(over="ignore"):
+        want = np.exp(x.astype(np.float64)).astype(np.float32)
+    np.testing.assert_allclose(out, want, rtol=3e-7, atol=float(np.finfo(np.float32).smallest_subnormal))
+    text = "".join(kern.inspect_llvm().values())
+    assert re.search(r"<\d+ x float>", text), "the prange loop calling exp_f32 was not vectorized"
 
 
 def test_lookup_by_name_and_dtype_forms() -> None:
