@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -131,3 +132,24 @@ def test_reader_missing_paths(tmp_path: pathlib.Path) -> None:
         ckpt.load_checkpoint(str(tmp_path))
     assert not ckpt.checkpoint_exists(str(tmp_path / "model.ckpt-9"))
     assert ckpt.checkpoint_exists(str(DATA / "model.ckpt-2"))
+
+
+def test_discard_removes_name_at_once_and_file_soon(tmp_path: pathlib.Path) -> None:
+    p = tmp_path / "model.ckpt-1.data-00000-of-00001"
+    p.write_bytes(b"x" * 100)
+    atomic.discard(str(p))
+    assert not any(n.startswith("model.ckpt") for n in os.listdir(tmp_path))
+    for t in threading.enumerate():
+        if t.name == "jitflow-discard":
+            t.join()
+    assert os.listdir(tmp_path) == []
+    atomic.discard(str(tmp_path / "missing"))  # nothing to do, no error
+
+
+def test_replace_keeping_old(tmp_path: pathlib.Path) -> None:
+    target, new = tmp_path / "f", tmp_path / "n"
+    target.write_bytes(b"old")
+    new.write_bytes(b"new")
+    old = atomic.replace_keeping_old(str(new), str(target))
+    assert target.read_bytes() == b"new" and old is not None and pathlib.Path(old).read_bytes() == b"old"
+    assert atomic.replace_keeping_old(str(target), str(tmp_path / "absent")) is None

@@ -227,3 +227,24 @@ def test_sessions_have_independent_values(tmp_path: pathlib.Path) -> None:
     saver.restore(s2, p)
     s1.run(tf.assign(w, 9.0))
     assert s2.run(w) == 5.0 and s1.run(w) == 9.0
+
+
+def test_meta_graph_reused_while_graph_unchanged(tmp_path: pathlib.Path) -> None:
+    w = tf.Variable(1.0, name="w")
+    saver = tf.train.Saver()
+    with tf.Session() as sess:
+        sess.run(w.initializer)
+        p1 = saver.save(sess, str(tmp_path / "m"), global_step=1)
+        p2 = saver.save(sess, str(tmp_path / "m"), global_step=2)
+        assert os.stat(p1 + ".meta").st_ino == os.stat(p2 + ".meta").st_ino  # hard link, no rewrite
+        tf.add_to_collection("extra", w)  # a collection change must show up in the next export
+        p3 = saver.save(sess, str(tmp_path / "m"), global_step=3)
+        assert os.stat(p3 + ".meta").st_ino != os.stat(p2 + ".meta").st_ino
+        tf.constant(2.0, name="later")
+        p4 = saver.save(sess, str(tmp_path / "m"), global_step=4)
+    tf.reset_default_graph()
+    tf.train.import_meta_graph(p3 + ".meta")
+    assert [v.op.name for v in tf.get_collection("extra")] == ["w"]
+    tf.reset_default_graph()
+    tf.train.import_meta_graph(p4 + ".meta")
+    assert tf.get_default_graph().get_operation_by_name("later").type == "Const"

@@ -56,7 +56,7 @@ def discard(path: str) -> None:
     Freeing a large file's blocks can take tens of milliseconds; the name disappears at once (a rename
     to a temporary name), so callers see the same result as `os.remove`.
     """
-    trash = temp_name(path) + "-trash"
+    trash = _trash_name(path)
     try:
         os.rename(path, trash)
     except FileNotFoundError:
@@ -72,13 +72,18 @@ def replace_keeping_old(tmp: str, path: str) -> str | None:
     can happen later, off the critical path (see `discard`)."""
     old = None
     if os.path.exists(path):
-        old = temp_name(path) + "-trash"
+        old = _trash_name(path)
         try:
             os.link(path, old)
         except OSError:
             old = None
     os.replace(tmp, path)
     return old
+
+
+def _trash_name(path: str) -> str:
+    # A hidden name that shares no prefix with checkpoint files, so listings never mistake it for one.
+    return os.path.join(os.path.dirname(path), f".tmp-trash-{os.getpid()}-{uuid.uuid4().hex[:12]}")
 
 
 def temp_name(path: str) -> str:
