@@ -3,6 +3,7 @@
     python bench/vmath_probe.py                 # W2 on 10M float32: vmath vs NumPy vs math.*
     python bench/vmath_probe.py --wide          # the same with 512-bit vectors allowed
     python bench/vmath_probe.py --each          # also each function vs its NumPy ufunc
+    python bench/vmath_probe.py --accuracy      # max relative error of every function
     python bench/vmath_probe.py --fit           # re-derive the polynomial coefficients (mpmath)
 
 W2: ``y = tanh(1.5x+0.3)*sigmoid(x) - 0.5x**2; out = exp(-|y|) + max(y, 0)``.
@@ -131,6 +132,48 @@ def run_each(n: int, repeat: int) -> None:
         print(f"  {name:8s} {dt:8s} vmath {t_v * 1e3:7.2f} ms  numpy {t_np * 1e3:7.2f} ms  ratio {t_v / t_np:.2f}")
 
 
+def run_accuracy(n: int) -> None:
+    """Max relative error of every unary function over wide random grids, in eps units."""
+    from numba import njit
+
+    from jitflow.codegen.vmath import VMATH
+
+    rng = np.random.default_rng(5)
+    ranges = {"exp": 700.0, "expm1": 700.0, "log": 0.0, "log1p": 0.0, "sin": 1e6, "cos": 1e6}
+    print(f"accuracy: max relative error over {n} random points (+ magnitudes 1e-30..1e30)")
+    for (name, dt), fn in sorted(VMATH.items()):
+        if name == "pow":
+            continue
+
+        @njit
+        def kern(x: Any, out: Any, f: Any = fn) -> None:
+            for i in range(x.size):
+                out[i] = f(x[i])
+
+        span = min(ranges.get(name, 30.0), 88.0 if dt == "float32" else 1e9) or 30.0
+        mags = 10.0 ** rng.uniform(-30, 30 if name not in ("exp", "expm1", "sin", "cos") else 0, n)
+        if name in ("log", "log1p"):
+            x = np.concatenate([rng.uniform(0, 4, n), mags, -rng.uniform(0, 1, n) if name == "log1p" else mags])
+        else:
+            x = np.concatenate([rng.uniform(-span, span, n), rng.uniform(-2, 2, n), mags, -mags])
+        x = x.astype(dt)
+        out = np.empty_like(x)
+        kern(x, out)
+        wide = np.longdouble if dt == "float64" else np.float64
+        d = x.astype(wide)
+        with np.errstate(all="ignore"):
+            if name == "sigmoid":
+                ref = 1 / (1 + np.exp(-d))
+            elif name == "softplus":
+                ref = np.logaddexp(wide(0), d)
+            else:
+                ref = getattr(np, name)(d)
+        fin = np.finfo(dt)
+        ok = np.isfinite(ref) & (np.abs(ref) >= fin.tiny) & (np.abs(ref) <= fin.max)
+        rel = (np.abs(out[ok] - ref[ok]) / np.abs(ref[ok])).astype(np.float64)
+        print(f"  {name:8s} {dt:8s} max rel err {rel.max():.3g} = {rel.max() / fin.eps:.2f} eps")
+
+
 # ---------------------------------------------------------------------------------------
 # Coefficient fits: weighted-relative minimax (Remez exchange) in mpmath.
 # ---------------------------------------------------------------------------------------
@@ -218,9 +261,13 @@ def main() -> None:
     ap.add_argument("--each", action="store_true", help="also time each function against its ufunc")
     ap.add_argument("--wide", action="store_true", help="let LLVM use 512-bit vectors (AVX-512 hosts)")
     ap.add_argument("--fit", action="store_true", help="print the polynomial fits and exit")
+    ap.add_argument("--accuracy", action="store_true", help="print max errors of every function and exit")
     args = ap.parse_args()
     if args.fit:
         fit()
+        return
+    if args.accuracy:
+        run_accuracy(min(args.n, 200_000))
         return
     if args.wide:
         import numba

@@ -7,33 +7,40 @@ range reduction + a minimax polynomial, with the bit manipulation (building ``2*
 splitting mantissa and exponent) emitted as integer IR through ``numba.extending.intrinsic``
 and the special cases (inf, nan, zero, overflow, underflow) merged in with ``select``.
 
-Every function exists for float32 and float64 (``exp_f32``, ``exp_f64``, ...); the code
-generator reaches them through :data:`VMATH` / :func:`lookup` and calls them from kernel
-source as module-level globals::
+Functions (each for float32 and float64, named ``<name>_f32`` / ``<name>_f64``): exp,
+expm1, log, log1p, tanh, sigmoid, softplus, sin, cos (one argument) and pow (two). The
+code generator reaches them through ``VMATH[(name, dtype)]`` / :func:`lookup` and calls
+them from kernel source as module-level globals::
 
     from jitflow.codegen.vmath import lookup
     glb = {"vexp": lookup("exp", "float32")}   # then `out[i] = vexp(x[i])` in a prange loop
 
 Design choices worth knowing:
 
-* The functions are plain ``numba.njit`` functions (not ``inline="always"``): each is
-  compiled once per signature with its own flags and LLVM's inliner folds it into the
-  calling loop, where it vectorizes. Numba-IR inlining would re-type the body in every
-  kernel and, worse, give it the kernel's flags (``fastmath`` would fold away the nan
-  checks, ``error_model="python"`` would add a zero check to every division).
-* No ``fastmath``: ``nnan``/``ninf`` would delete the special-value selects and
-  ``reassoc`` would undo the split-constant range reductions. Fused multiply-adds come
-  from explicit ``llvm.fmuladd`` calls instead (fused where the CPU has FMA).
-* Divisions use a plain ``fdiv`` intrinsic, so no ZeroDivisionError branch appears.
+* Plain ``numba.njit`` functions, not ``inline="always"``: Numba-IR inlining would re-type
+  each body in every kernel and compile it under the kernel's flags. Instead each
+  function marks itself ``alwaysinline`` for LLVM, which folds it into the calling loop
+  (large ones such as pow would otherwise stay calls and keep the loop scalar).
+* ``fastmath=False`` is set explicitly: Numba otherwise lets a callee inherit the caller's
+  fastmath, whose ``nnan``/``ninf`` delete the special-value selects (tanh(nan) became 1)
+  and whose ``arcp``/``reassoc`` trade away the accuracy of divisions and of the split-
+  constant range reductions. Fused multiply-adds come from explicit ``llvm.fmuladd``
+  (fused where the CPU has FMA); sin/cos need ``llvm.fma`` (always exact).
+* ``error_model="numpy"`` and a plain ``fdiv`` intrinsic: no ZeroDivisionError branch.
+* Special cases use a ``select`` intrinsic. A Python ``a if c else b`` usually ends up as
+  a select too after LLVM's if-conversion, but the function alone keeps branches.
 * Polynomial coefficients are minimax (Remez, relative error) fits made with mpmath;
   ``bench/vmath_probe.py --fit`` re-derives them.
+* Nothing is compiled or even created at import: the Numba functions are made on first
+  use, which leaves room to apply :func:`wide_vector_cpu_features` first.
 
-Accuracy (measured by ``tests/codegen/test_vmath.py`` against float64/mpmath references):
-float32 functions stay within ~2-3 ulp (relative error < 1e-6 over wide ranges), float64
-within a few ulp (~1e-15). ``sin``/``cos`` reduce the argument with a three-part pi/2
-(Cody-Waite), which is accurate for ``|x| <= 2**20 * pi/2`` (float32 reduces in float64,
-accurate for every finite float32 up to ~1e9); beyond that the result is still in
-[-1, 1] but loses accuracy.
+Accuracy (``tests/codegen/test_vmath.py``, against float64 / extended-precision NumPy):
+max relative error below 2 eps for every function: float32 <= 1.9e-7 (sigmoid, tanh),
+float64 <= 4.5e-16; subnormal results within one subnormal step. pow is computed through a double-double
+log in float64 (~1.2 ulp) and in float64 for float32 arguments. sin/cos reduce the
+argument by a three-part pi/2 with exact fma, accurate for ``|x| < 2**50``; beyond that
+(where ``x * 2/pi`` cannot be rounded to the right quadrant) they return nan rather than
+a wrong number.
 """
 from __future__ import annotations
 
