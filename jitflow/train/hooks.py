@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jitflow.framework.graph import Graph, GraphKeys, Tensor, get_default_graph
+from jitflow.framework.graph import GraphKeys, Tensor, get_default_graph
+
+from .training_util import get_global_step
 
 logger = logging.getLogger("jitflow.train")
 
@@ -76,23 +78,9 @@ class SessionRunHook:
         """Called once at a clean close of the monitored session."""
 
 
-def get_global_step(graph: Graph | None = None) -> Tensor | None:
-    """The global step tensor: the GLOBAL_STEP collection's single item, else a tensor 'global_step:0'."""
-    g = graph or get_default_graph()
-    items = g.get_collection(GraphKeys.GLOBAL_STEP)
-    if len(items) == 1:
-        item = items[0]
-        return getattr(item, "_variable", item)
-    if len(items) > 1:
-        raise TypeError("Multiple tensors in global_step collection.")
-    try:
-        return g.get_tensor_by_name("global_step:0")
-    except (KeyError, ValueError):
-        return None
-
-
 def _require_global_step(hook: str) -> Tensor:
     gs = get_global_step()
+    gs = getattr(gs, "_variable", gs)  # a Variable's handle tensor: fetchable and hashable
     if gs is None:
         raise RuntimeError(f"Global step should be created to use {hook}.")
     return gs

@@ -12,6 +12,7 @@ from jitflow.framework.graph import Graph, GraphKeys, get_default_graph
 from . import hooks as hooks_lib
 from .checkpoint import latest_checkpoint
 from .hooks import SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues
+from .training_util import get_global_step
 
 logger = logging.getLogger("jitflow.train")
 
@@ -376,7 +377,7 @@ def MonitoredTrainingSession(
     all_hooks = list(hooks or [])
     if is_chief:
         all_hooks += list(chief_only_hooks or [])
-        if log_step_count_steps and log_step_count_steps > 0 and hooks_lib.get_global_step() is not None:
+        if log_step_count_steps and log_step_count_steps > 0 and get_global_step() is not None:
             all_hooks.append(hooks_lib.StepCounterHook(every_n_steps=log_step_count_steps))
         if checkpoint_dir and (
             (save_checkpoint_secs and save_checkpoint_secs > 0)

@@ -12,8 +12,7 @@ import jitflow as tf
 
 
 def _global_step() -> tf.Variable:
-    return tf.Variable(0, dtype=tf.int64, name="global_step", trainable=False,
-                       collections=[tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.GLOBAL_STEP])
+    return tf.train.get_or_create_global_step()
 
 
 def _model() -> tuple[tf.Variable, tf.Operation, tf.Variable]:
