@@ -63,3 +63,4 @@ from jitflow.ops.debug_ops import (Print, print, Assert, check_numerics, verify_
                                   assert_greater_equal, assert_positive, assert_negative, assert_non_negative,
                                   assert_non_positive, assert_rank, assert_rank_at_least, assert_type,
                                   is_numeric_tensor, debugging)
+from jitflow import layers, losses
