@@ -26,10 +26,14 @@ from jitflow.ops.op_util import const_value, make_op, out
 
 
 def _fmt_scalar(v: Any) -> str:
+    """One element as TF1 prints it: shortest float form without a trailing '.0', bools as 0/1."""
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     if isinstance(v, (bool, np.bool_)):
         return "1" if v else "0"
+    if isinstance(v, (float, np.floating)):
+        s = str(v)
+        return s[:-2] if s.endswith(".0") else s
     return str(v.item() if isinstance(v, np.generic) else v)
 
 
@@ -41,10 +45,8 @@ def summarize(value: Any, n: int) -> str:
     flat = arr.reshape(-1)
     limit = flat.size if n < 0 else min(n, flat.size)
     parts = [_fmt_scalar(v) for v in flat[:limit]]
-    if limit < flat.size:
-        parts.append("...")
     if arr.ndim == 1 or limit < flat.size:
-        return "[" + " ".join(parts) + "]"
+        return "[" + " ".join(parts) + ("..." if limit < flat.size else "") + "]"
     # Whole tensor printed: nest it like its shape.
     def nest(a: np.ndarray) -> str:
         if a.ndim == 1:
@@ -114,6 +116,8 @@ def Print(input_: Any, data: Sequence[Any], message: str | None = None, first_n:
 
 # -- tf.print (PrintV2) ---------------------------------------------------------------------------------------
 
+_STDOUT, _STDERR = sys.stdout, sys.stderr  # the defaults as first seen (test harnesses swap sys.stderr)
+
 
 def _print_v2_kernel(ctx: Any, op: Operation, ins: list) -> None:
     n = op.attrs["summarize"]
@@ -130,7 +134,7 @@ def _print_v2_kernel(ctx: Any, op: Operation, ins: list) -> None:
 registry.register_op("PrintV2", lambda op: [], _print_v2_kernel, registry.STATEFUL)
 
 
-def print(*inputs: Any, output_stream: Any = sys.stderr, summarize: int = 3, sep: str = " ",  # noqa: A001
+def print(*inputs: Any, output_stream: Any = _STDERR, summarize: int = 3, sep: str = " ",  # noqa: A001
           end: str = "\n", name: str | None = None) -> Operation:
     """An op that prints `inputs` (tensors and Python values) when run; returns the op."""
     template: list[str] = []
@@ -143,9 +147,9 @@ def print(*inputs: Any, output_stream: Any = sys.stderr, summarize: int = 3, sep
             positions.append(i)
         else:
             template.append(str(v))
-    if output_stream in (sys.stdout, "stdout"):
+    if any(output_stream is s for s in (sys.stdout, sys.__stdout__, _STDOUT)) or output_stream == "stdout":
         stream = "stdout"
-    elif output_stream in (sys.stderr, "stderr"):
+    elif any(output_stream is s for s in (sys.stderr, sys.__stderr__, _STDERR)) or output_stream == "stderr":
         stream = "stderr"
     else:
         raise ValueError(f"Unsupported output stream {output_stream!r}: use sys.stdout or sys.stderr")
