@@ -14,7 +14,7 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.gradients import unbroadcast
 from jitflow.ops import math_ops as M
-from jitflow.ops.array_ops import ones_like, reshape, shape, size, zeros_like
+from jitflow.ops.array_ops import ones_like, reshape, shape, zeros_like
 from jitflow.ops.constant_op import constant
 from jitflow.ops.op_util import make_op, out
 
@@ -302,14 +302,14 @@ def _sum_grad(op: Operation, g: Tensor) -> Grads:
 
 @registry.register_gradient("Mean")
 def _mean_grad(op: Operation, g: Tensor) -> Grads:
-    x, _, gk = _reduction_parts(op, g)
-    y = op.outputs[0]
-    n_in, n_out = x.shape.num_elements(), y.shape.num_elements()
+    x, axes, gk = _reduction_parts(op, g)
+    n_in, n_out = x.shape.num_elements(), op.outputs[0].shape.num_elements()
     if n_in is not None and n_out is not None:
-        count: Any = constant(n_in // max(n_out, 1), dtype=x.dtype)
-    else:
-        count = M.cast(size(x), x.dtype) / M.cast(M.maximum(size(y), 1), x.dtype)
-    return [_broadcast_like(gk, x) / count]
+        return [_broadcast_like(gk, x) / constant(n_in // max(n_out, 1), dtype=x.dtype)]
+    # Unknown sizes: count the reduced elements by summing the ones that broadcast g anyway.
+    ones = ones_like(x)
+    count = M.reduce_sum(ones, axis=None if axes is None else list(axes), keepdims=True)
+    return [M.realdiv(gk, count) * ones]
 
 
 @registry.register_gradient("Max")

@@ -7,6 +7,7 @@ keeps the whole rule in one place, so the compiler can fuse it into one kernel.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,36 +107,68 @@ def _infer(op: Operation) -> list:
     return [(var.dtype, var.shape)]
 
 
+# Per op: (variable names, update). Built on an op's first run; the hot path only indexes it.
+_SPECS: weakref.WeakKeyDictionary[Operation, tuple[tuple[str, ...], _Update]] = weakref.WeakKeyDictionary()
+
+
+def _spec(op: Operation) -> tuple[tuple[str, ...], _Update]:
+    spec = _SPECS.get(op)
+    if spec is None:
+        upd = UPDATES[op.type]
+        spec = _SPECS[op] = (tuple(op.inputs[i].op.name for i in range(len(upd.refs))), upd)
+    return spec
+
+
+def _checked_args(op: Operation, upd: _Update, var: np.ndarray, args: list) -> list:
+    """The non-reference inputs, validated: grad of var's shape, scalars, all in var's dtype."""
+    res = []
+    for name, v in zip(upd.args, args):
+        if name == "grad":
+            if np.shape(v) != var.shape:
+                raise InvalidArgumentError(op.node_def, op, f"var and grad do not have the same shape"
+                                                            f"{shape_str(var.shape)} {shape_str(np.shape(v))}")
+            res.append(np.asarray(v, dtype=var.dtype))
+        elif np.ndim(v) != 0:
+            raise InvalidArgumentError(op.node_def, op, f"{name} is not a scalar: {shape_str(np.shape(v))}")
+        else:
+            res.append(np.asarray(v, dtype=var.dtype))  # scalars compute in the variable's precision
+    return res
+
+
+def _well_formed(args: list, upd: _Update, var: np.ndarray) -> bool:
+    """True if the inputs are what the optimizers build: arrays of var's dtype, scalars and a var-shaped grad."""
+    for name, a in zip(upd.args, args):
+        if not isinstance(a, (np.ndarray, np.generic)) or a.dtype != var.dtype:
+            return False
+        if a.shape != (var.shape if name == "grad" else ()):
+            return False
+    return True
+
+
 def _kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    upd = UPDATES[op.type]
-    var_names = [op.inputs[i].op.name for i in range(len(upd.refs))]
+    names, upd = _spec(op)
+    store = ctx.variables
     values: list[Any] = []
-    for vn in var_names:
-        try:
-            values.append(ctx.variables[vn])
-        except KeyError:
-            raise _uninitialized(op, vn) from None
+    for vn in names:
+        cur = store.get(vn)
+        if cur is None:
+            raise _uninitialized(op, vn)
+        values.append(cur)
     var = values[0]
     for name, v in zip(upd.refs[1:], values[1:]):
         if v.shape != var.shape:
             raise InvalidArgumentError(op.node_def, op, f"var and {name} do not have the same shape"
                                                         f"{shape_str(var.shape)} {shape_str(v.shape)}")
-    for name, v in zip(upd.args, ins[len(upd.refs):]):
-        if name == "grad":
-            if np.shape(v) != var.shape:
-                raise InvalidArgumentError(op.node_def, op, f"var and grad do not have the same shape"
-                                                            f"{shape_str(var.shape)} {shape_str(np.shape(v))}")
-            values.append(np.asarray(v, dtype=var.dtype))
-        elif np.ndim(v) != 0:
-            raise InvalidArgumentError(op.node_def, op, f"{name} is not a scalar: {shape_str(np.shape(v))}")
-        else:
-            values.append(var.dtype.type(v))  # scalars compute in the variable's precision
-    new = upd.fn(op.attrs, *values)
-    for vn, arr in zip(var_names, new):
-        arr = np.asarray(arr, dtype=var.dtype)
+    args = ins[len(names):]
+    if not _well_formed(args, upd, var):
+        args = _checked_args(op, upd, var, args)
+    new = upd.fn(op.attrs, *values, *args)
+    for vn, arr in zip(names, new):
+        if type(arr) is not np.ndarray or arr.dtype != var.dtype:  # scalar math gives NumPy scalars
+            arr = np.array(arr, dtype=var.dtype)
         arr.flags.writeable = False  # session values are read-only; readers keep what they got
-        ctx.variables[vn] = arr
-    return ctx.variables[var_names[0]]
+        store[vn] = arr
+    return store[names[0]]
 
 
 for _t, _u in UPDATES.items():
