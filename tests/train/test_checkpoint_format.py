@@ -278,3 +278,17 @@ def test_failed_write_leaves_previous_files(tmp_path: pathlib.Path) -> None:
         bundle.write_bundle(prefix, {"a": np.arange(3.0), "b": Boom()})
     np.testing.assert_array_equal(bundle.BundleReader(prefix).read("a"), np.arange(3.0))
     assert sorted(os.listdir(tmp_path)) == ["c.data-00000-of-00001", "c.index"]
+
+
+def test_reads_tf_multi_shard_checkpoint(tmp_path: pathlib.Path) -> None:
+    r = bundle.BundleReader(str(DATA / "sharded"))
+    assert r.header.num_shards == 2 and r.entries["b"].shard_id == 1
+    got = r.read_many(["a", "b", "c"])
+    np.testing.assert_array_equal(got["a"], np.arange(4, dtype=np.float32))
+    assert got["b"].dtype == np.float64 and got["b"].tolist() == [[1.5, 2.5]]
+    assert got["c"].dtype == np.int32 and int(got["c"]) == 7
+    for suffix in (".index", ".data-00000-of-00002"):
+        shutil.copy(DATA / ("sharded" + suffix), tmp_path / ("s" + suffix))
+    with pytest.raises(errors.DataLossError, match="missing"):
+        bundle.BundleReader(str(tmp_path / "s")).read("b")  # its shard file is gone
+    np.testing.assert_array_equal(bundle.BundleReader(str(tmp_path / "s")).read("a"), got["a"])
