@@ -24,3 +24,4 @@ from jitflow.train.training_util import (get_global_step, get_or_create_global_s
 from jitflow.train.learning_rate_decay import (exponential_decay, natural_exp_decay, inverse_time_decay,
                                                polynomial_decay, cosine_decay, piecewise_constant)
 from jitflow.train.device_setter import replica_device_setter
+from jitflow.train.checkpoint import remove_checkpoint, get_checkpoint_mtimes

@@ -82,20 +82,6 @@ def _saveables(var_list: Any) -> list[_Saveable]:
     return list(seen.values())
 
 
-def _remove_checkpoint(prefix: str, meta_graph_suffix: str = "meta") -> None:
-    """Deletes every file of the checkpoint at `prefix`; missing files are fine."""
-    directory = os.path.dirname(prefix) or "."
-    base = os.path.basename(prefix)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        if name == f"{base}.index" or name == f"{base}.{meta_graph_suffix}" or \
-                (name.startswith(f"{base}.data-") and "-of-" in name):
-            atomic.discard(os.path.join(directory, name))
-
-
 def _graph_signature(graph: Graph, saver_def: dict[str, Any]) -> tuple:
     """Changes whenever an export of `graph` could: ops, control edges, collections, seed, Saver."""
     collections = tuple((k, tuple(id(x) for x in graph.get_collection(k)))
@@ -230,7 +216,7 @@ class Saver:
             if stamp > self._next_checkpoint_time:  # kept: one every keep_checkpoint_every_n_hours
                 self._next_checkpoint_time += self._keep_every_n_hours * 3600
                 continue
-            _remove_checkpoint(path, meta_graph_suffix)
+            ckpt.remove_checkpoint(path, meta_graph_suffix=meta_graph_suffix)
 
     # -- save / restore ---------------------------------------------------------------------------------
     def save(self, sess: Any, save_path: str, global_step: Any = None, latest_filename: str | None = None,

@@ -153,3 +153,11 @@ def test_replace_keeping_old(tmp_path: pathlib.Path) -> None:
     old = atomic.replace_keeping_old(str(new), str(target))
     assert target.read_bytes() == b"new" and old is not None and pathlib.Path(old).read_bytes() == b"old"
     assert atomic.replace_keeping_old(str(target), str(tmp_path / "absent")) is None
+
+
+def test_remove_checkpoint_and_mtimes(tmp_path: pathlib.Path) -> None:
+    for name in ("m-1.index", "m-1.data-00000-of-00001", "m-1.meta", "m-10.index", "m-1x"):
+        (tmp_path / name).write_bytes(b"x")
+    assert len(ckpt.get_checkpoint_mtimes([str(tmp_path / "m-1"), str(tmp_path / "gone")])) == 1
+    ckpt.remove_checkpoint(str(tmp_path / "m-1"))
+    assert sorted(n for n in os.listdir(tmp_path) if not n.startswith(".")) == ["m-10.index", "m-1x"]

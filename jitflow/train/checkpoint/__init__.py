@@ -5,13 +5,16 @@ from .state import (
     CheckpointState,
     checkpoint_exists,
     generate_checkpoint_state_proto,
+    get_checkpoint_mtimes,
     get_checkpoint_state,
     latest_checkpoint,
+    remove_checkpoint,
     update_checkpoint_state,
 )
 
 __all__ = [
     "BundleReader", "CheckpointReader", "CheckpointState", "NewCheckpointReader", "checkpoint_exists",
-    "data_path", "generate_checkpoint_state_proto", "get_checkpoint_state", "index_path", "latest_checkpoint",
-    "list_variables", "load_checkpoint", "load_variable", "update_checkpoint_state", "write_bundle",
+    "data_path", "generate_checkpoint_state_proto", "get_checkpoint_mtimes", "get_checkpoint_state",
+    "index_path", "latest_checkpoint", "list_variables", "load_checkpoint", "load_variable",
+    "remove_checkpoint", "update_checkpoint_state", "write_bundle",
 ]

@@ -246,6 +246,35 @@ def latest_checkpoint(checkpoint_dir: str, latest_filename: str | None = None) -
     return None
 
 
+def get_checkpoint_mtimes(checkpoint_prefixes: list[str]) -> list[float]:
+    """Modification times of the given checkpoints' index files (missing ones are skipped)."""
+    out = []
+    for prefix in checkpoint_prefixes:
+        try:
+            out.append(os.path.getmtime(prefix + ".index"))
+        except OSError:
+            try:
+                out.append(os.path.getmtime(prefix))
+            except OSError:
+                pass
+    return out
+
+
+def remove_checkpoint(checkpoint_prefix: str, checkpoint_format_version: int = 2,
+                      meta_graph_suffix: str = "meta") -> None:
+    """Deletes every file of the checkpoint at `checkpoint_prefix` (index, data shards, meta graph)."""
+    directory = os.path.dirname(checkpoint_prefix) or "."
+    base = os.path.basename(checkpoint_prefix)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name in (f"{base}.index", f"{base}.{meta_graph_suffix}", base) or \
+                (name.startswith(f"{base}.data-") and "-of-" in name):
+            atomic.discard(os.path.join(directory, name))
+
+
 def require_checkpoint(prefix: str) -> None:
     """NotFoundError unless a checkpoint exists at `prefix`."""
     if not checkpoint_exists(prefix):
