@@ -33,6 +33,8 @@ Rules (`cluster`)
   reductions, variable updates (Assign*, optimizer Apply* ops).
 * A reduction joins the elementwise cluster that feeds it when every member of that cluster feeds it;
   a cluster with a reduction takes no further ops (its consumers start the next cluster).
+* Ops with the same output shape that read the same non-scalar tensor fuse too (horizontal fusion:
+  one pass over the shared input).
 * A cluster runs at the position of its last member. It is valid only if every op outside it that
   consumes (data or control) one of its members comes after that position, which keeps the plan
   acyclic, and if no stateful op outside it sits between a stateful member and that position, which
@@ -207,7 +209,7 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
     for op in ops:
         reason = member_reason(op)
         if reason is not None:
-            if op.type not in STRUCTURAL:
+            if reason and op.type not in STRUCTURAL:  # "" means: lowered as its own step
                 fallbacks.append(Fallback(op, reason))
             continue
         is_red = op.opdef.kind == registry.REDUCTION
@@ -233,6 +235,27 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
             if valid(cand):
                 cur = cand
                 merged.append(ci)
+        if not is_red and op.outputs:
+            # horizontal fusion: other consumers of the same (non-scalar) input with the same shape
+            shape = op.outputs[0].shape.as_tuple()
+            for t in op.inputs:
+                if shape is None or not shape or t.shape.ndims in (None, 0):
+                    continue
+                for sib in t.consumers():
+                    ci = cluster_of.get(sib)
+                    if ci is None or ci in merged or closed[ci] or sib not in pos or pos[sib] > pos[op]:
+                        continue
+                    if not sib.outputs or sib.outputs[0].shape.as_tuple() != shape:
+                        continue
+                    prod = members[ci]
+                    if prod[0].device != op.device or op in prod:
+                        continue
+                    if any(m.opdef.kind == registry.REDUCTION for m in prod):
+                        continue
+                    cand = prod + cur
+                    if valid(cand):
+                        cur = cand
+                        merged.append(ci)
         for ci in merged:
             members[ci] = []
         idx = len(members)

@@ -17,7 +17,8 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
     Fetched values are never arena buffers (nor views of one): those are copied, so the caller owns
     every array it gets back.
     """
-    vals: list[Any] = [None] * plan.n_slots
+    template = plan.template
+    vals: list[Any] = template.copy() if template is not None else [None] * plan.n_slots
     try:
         arena = plan.arenas.pop()
     except IndexError:
@@ -25,19 +26,41 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
     vals[ARENA_SLOT] = arena
     for s, v in zip(plan.feed_slots, feed_values):
         vals[s] = v
+    # TF computes inf/nan silently (check_numerics is the way to catch them): NumPy must not warn
+    token = _ignore_fp_errors()
     try:
-        with np.errstate(all="ignore"):  # TF computes inf/nan silently; check_numerics is the way to catch them
-            if plan.debug >= 2:
-                _run_timed(plan, ctx, vals)
-            else:
-                for step in plan.steps:
-                    step(ctx, vals)
+        if plan.debug >= 2:
+            _run_timed(plan, ctx, vals)
+        else:
+            for step in plan.steps:
+                step(ctx, vals)
         res = [vals[s] if s >= 0 else None for s in plan.fetch_slots]
         if arena.ids:
             res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]
         return res
     finally:
+        _restore_fp_errors(token)
         plan.arenas.append(arena)
+
+
+try:  # NumPy keeps its error state in a context variable; setting it directly is 10x cheaper than errstate
+    from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj  # type: ignore[attr-defined]
+
+    _IGNORE = _make_extobj(all="ignore")
+
+    def _ignore_fp_errors() -> Any:
+        return _extobj_contextvar.set(_IGNORE)
+
+    def _restore_fp_errors(token: Any) -> None:
+        _extobj_contextvar.reset(token)
+except (ImportError, TypeError):  # pragma: no cover - other NumPy versions
+    def _ignore_fp_errors() -> Any:
+        cm = np.errstate(all="ignore")
+        cm.__enter__()
+        return cm
+
+    def _restore_fp_errors(token: Any) -> None:
+        token.__exit__(None, None, None)
 
 
 def _run_timed(plan: Plan, ctx: Any, vals: list[Any]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from jitflow import errors, flags
-from jitflow.codegen import cpu
+from jitflow.codegen import cpu, scalar
 from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena
 from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, cluster
@@ -112,6 +112,7 @@ class _Entry:
 
 _INTERP = _Entry("interp")
 _SMALL = _Entry("small")
+_SCALAR = _Entry("scalar")
 
 
 class ClusterStep:
@@ -136,6 +137,12 @@ class ClusterStep:
         self.deps = [sorted(c.deps(c.n_inputs + o.node)) for o in c.outputs]
         self.key = id(self)
         self._lock = threading.Lock()
+        self.fed: set[Tensor] = set()
+        self.scalar_fn: Any = None
+        self.scalar_args = [k for k, i in enumerate(c.inputs) if i.tensor is not None]
+        self.scalar_inputs = [i.tensor for i in c.inputs if i.tensor is not None]
+        self.scalar_outputs = [o.tensor for o in c.outputs]
+        self.need_array = [True] * len(c.outputs)  # outputs read by interpreted steps stay arrays
 
     # the hot path
     def __call__(self, ctx: Any, vals: list) -> None:
@@ -155,6 +162,8 @@ class ClusterStep:
         if ent is None:
             ent = self.prepare(shapes)
         if ent.kernel is None:
+            if ent is _SCALAR:
+                return self.run_scalar(ctx, vals, arrays)
             return self.interpret(ctx, vals)
         flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
         arena: Arena = vals[ARENA_SLOT]
@@ -179,6 +188,17 @@ class ClusterStep:
             s = self.out_slots[j]
             if s >= 0:
                 vals[s] = arr
+        return None
+
+    def run_scalar(self, ctx: Any, vals: list, arrays: list) -> None:
+        """All inputs are rank 0: the generated NumPy-scalar function (see `codegen/scalar.py`)."""
+        fn = self.scalar_fn
+        if fn is None:
+            fn = self.scalar_fn = scalar.build(self.c.ops, self.scalar_inputs, self.scalar_outputs, self.fed)
+        res = fn(ctx, *[arrays[i][()] for i in self.scalar_args])
+        for v, s, wrap in zip(res, self.out_slots, self.need_array):
+            if s >= 0:
+                vals[s] = np.asarray(v) if wrap else v
         return None
 
     def interpret(self, ctx: Any, vals: list) -> None:
@@ -222,6 +242,8 @@ class ClusterStep:
             out_shapes.append(shp)
             if o.var is not None:
                 self._check_update(o, shp, shapes)
+        if all(len(sh) == 0 for sh in shapes):
+            return _SCALAR
         size = int(np.prod(space)) if space else 1
         if size <= SMALL_SIZE:
             return _SMALL
@@ -279,8 +301,6 @@ def compile_kernel(c: Cluster, layout: Any, parallel: bool, report: dict[str, An
     report["key"] = kernel_key({**parts, "source": source, "entry": cpu.ENTRY, "backend": "cpu"})
     report["compile_seconds"] = round(report.get("compile_seconds", 0.0) + (dt if origin != "memory" else 0.0), 6)
     report["source"] = origin
-    report.setdefault("kernels", 0)
-    report["kernels"] += 1
     return fn
 
 
@@ -356,6 +376,7 @@ def lower(plan: Plan) -> None:
                                       plan.steps[i])
             matmul_of[t] = op
     var_shapes = {op.name: op.attrs.get("shape") for op in ops if op.type == "VariableV2"}
+    cluster_steps: list[ClusterStep] = []
     for members in res.clusters:
         mset = set(members)
         needed = {t for m in members for t in m.outputs
@@ -374,6 +395,8 @@ def lower(plan: Plan) -> None:
         report["clusters"].append(entry)
         member_steps = [plan.steps[index[m]] for m in members]
         step = ClusterStep(c, in_slots, out_slots, fresh, member_steps, entry, var_shapes)
+        step.fed = fed
+        cluster_steps.append(step)
         step.has_checks = any(_has_checks(c, k) for k in range(len(c.nodes)))
         positions = sorted(index[m] for m in members)
         for p in positions:
@@ -386,7 +409,34 @@ def lower(plan: Plan) -> None:
     if flags.debug_level() >= 3:
         for f in report["fallbacks"]:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
+    _fold_constants(plan, steps, fed)
     plan.steps = [s for s in steps if s is not None]
+    _mark_array_outputs(cluster_steps, readers)
+
+
+def _fold_constants(plan: Plan, steps: list[Step | None], fed: set[Tensor]) -> None:
+    """Const values go into the plan's initial slots: no step runs for them."""
+    template: list[Any] = [None] * plan.n_slots
+    any_const = False
+    for i, op in enumerate(plan.ops):
+        if op.type == "Const" and not op.control_inputs and op.outputs[0] not in fed:
+            value = op.attrs["value"]
+            if isinstance(value, np.ndarray):
+                template[plan.slots[op.outputs[0]]] = value
+                steps[i] = None
+                any_const = True
+    if any_const:
+        plan.template = template
+
+
+def _mark_array_outputs(cluster_steps: list[ClusterStep], readers: dict[Tensor, set[Operation]]) -> None:
+    """Scalar-path outputs read only by clusters (or only fetched) may stay NumPy scalars."""
+    in_cluster = {m for st in cluster_steps for m in st.c.ops}
+    for st in cluster_steps:
+        mine = set(st.c.ops)
+        st.need_array = [o.tensor is not None and any(r not in in_cluster and r not in mine
+                                                      for r in readers.get(o.tensor, ()))
+                         for o in st.c.outputs]
 
 
 def _has_checks(c: Cluster, k: int) -> bool:

@@ -40,6 +40,8 @@ class Plan:
     # Arenas of reusable buffers not in use by a run (one is taken per run: concurrent runs never share).
     arenas: list[Any] = field(default_factory=list)
     debug: int = 0  # JITFLOW_DEBUG when the plan was built (>= 2: per-step timings)
+    # Initial slot values (constants folded in by the compiler), copied at the start of every run.
+    template: list[Any] | None = None
 
 
 def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> Step:

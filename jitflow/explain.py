@@ -1,0 +1,90 @@
+"""`jitflow.explain`: what the compiler made of a plan: clusters, fallbacks and why, compile times.
+
+`explain(fetches, feed_dict=None, graph=None)` builds (without running) the plan that
+`Session.run(fetches, feed_dict)` would build, kernels included, and returns an `ExplainReport`.
+`collect_reports()` gives the reports of every plan built while JITFLOW_EXPLAIN_RECORD=1 (the CLI's
+`jitflow explain SCRIPT.py`).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from jitflow.compiler.plan import Plan
+
+_CLUSTER_KEYS = ("ops", "backend", "key", "compile_seconds", "source")
+
+
+class ExplainReport:
+    """The clusters and fallbacks of one plan; `str()` is a readable summary, `to_dict()` plain data."""
+
+    def __init__(self, report: dict[str, Any], n_ops: int = 0, edges: list[tuple[str, str]] | None = None,
+                 jit: bool = True) -> None:
+        self._report = report
+        self.n_ops = n_ops
+        self.edges = edges or []
+        self.jit = jit
+
+    @property
+    def clusters(self) -> list[dict[str, Any]]:
+        return [{k: c.get(k) for k in _CLUSTER_KEYS} for c in self._report.get("clusters", [])]
+
+    @property
+    def fallbacks(self) -> list[dict[str, Any]]:
+        return [dict(f) for f in self._report.get("fallbacks", [])]
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"clusters": [{ops, backend, key, compile_seconds, source}], "fallbacks": [{op, type, reason}]}."""
+        return {"clusters": self.clusters, "fallbacks": self.fallbacks}
+
+    def __str__(self) -> str:
+        lines = [f"plan: {self.n_ops} ops, {len(self.clusters)} clusters, {len(self.fallbacks)} fallbacks"
+                 + ("" if self.jit else " (JIT off: everything interpreted)")]
+        for i, c in enumerate(self.clusters):
+            key = (c["key"] or "-")[:12]
+            lines.append(f"  cluster {i} [{c['backend']}] key {key} {c['source']}, "
+                         f"{c['compile_seconds']:.3f} s: {', '.join(c['ops'])}")
+        for f in self.fallbacks:
+            lines.append(f"  fallback {f['op']} ({f['type']}): {f['reason']}")
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:
+        return f"ExplainReport({self.to_dict()!r})"
+
+
+def report_of(plan: Plan) -> ExplainReport:
+    """The report of an already built plan."""
+    names = {op.name for op in plan.ops}
+    edges = [(t.op.name, op.name) for op in plan.ops for t in op.inputs if t.op.name in names]
+    return ExplainReport(plan.report, len(plan.ops), edges, jit=_lowered(plan))
+
+
+def _lowered(plan: Plan) -> bool:
+    return bool(plan.report.get("clusters") or plan.report.get("fallbacks")) or not plan.ops
+
+
+def explain(fetches: Any, feed_dict: Any = None, graph: Any = None) -> ExplainReport:
+    """The report of the plan `Session.run(fetches, feed_dict)` would build (kernels are compiled)."""
+    from jitflow.compiler.plan import build_plan
+    from jitflow.framework.graph import get_default_graph
+    from jitflow.session import Session, _flatten_fetches
+
+    g = graph if graph is not None else get_default_graph()
+    sess = Session(graph=g)
+    try:
+        flat: list[Any] = []
+        _flatten_fetches(g, fetches, flat)
+        feed_tensors, feed_values = sess._convert_feeds(feed_dict)
+        del feed_values  # kernels are picked from static shapes when the plan is built
+        plan = build_plan(flat, feed_tensors, sess._lowering())
+        return report_of(plan)
+    finally:
+        sess.close()
+
+
+def collect_reports() -> Iterator[ExplainReport]:
+    """Reports of the plans recorded in this process (JITFLOW_EXPLAIN_RECORD=1)."""
+    from jitflow.session import recorded_plans
+
+    for plan in recorded_plans():
+        yield report_of(plan)
