@@ -385,11 +385,3 @@ def _batch_matmul_grad(op: Operation, g: Tensor) -> Grads:
 def _unbroadcast_grad(op: Operation, g: Tensor) -> Grads:
     return [_broadcast_like(g, op.inputs[0]), None]
 
-
-def _identity_grad(op: Operation, g: Tensor) -> Grads:
-    return [g]
-
-
-# Reading a variable goes through Identity; array_ops' own gradients take precedence when registered.
-if registry.get_opdef("Identity").grad is None:
-    registry.register_gradient("Identity")(_identity_grad)

@@ -185,11 +185,11 @@ class Optimizer:
         return param() if callable(param) else param
 
     def _tensor(self, value: Any, name: str) -> Tensor:
-        """A hyperparameter as a tensor (a float32 constant unless it already is a tensor)."""
+        """A hyperparameter as a tensor: TF's conversion (a Python float becomes a float32 constant)."""
         value = self._call_if_callable(value)
         if isinstance(value, Tensor) or hasattr(value, "_as_tensor"):
             return convert_to_tensor(value)
-        return constant(value, dtype=dtypes.float32, name=name)
+        return convert_to_tensor(value, name=name)
 
     @staticmethod
     def _cast_like(t: Tensor, var: Variable) -> Tensor:

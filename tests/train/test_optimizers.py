@@ -289,3 +289,18 @@ def test_every_optimizer_minimizes_a_quadratic(name: str) -> None:
         for _ in range(300):
             sess.run(train)
         np.testing.assert_allclose(sess.run(w), -D / C, atol=0.05)
+
+
+def test_hyperparameters_convert_like_tf() -> None:
+    # An int rate becomes int32 and a NumPy float64 stays float64: both are cast to the variable's dtype.
+    w = tf.Variable(W0, name="w")
+    sgd = tf.train.GradientDescentOptimizer(1).minimize(quadratic(w))
+    adam = tf.train.AdamOptimizer(np.float64(0.1), beta1=np.float64(0.5))
+    adam_train = adam.minimize(quadratic(w))
+    assert tf.get_default_graph().get_tensor_by_name("beta1_power:0").dtype == tf.float64
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(sgd)
+        np.testing.assert_allclose(sess.run(w), W0 - grad_of(W0), rtol=1e-12)
+        sess.run(adam_train)
+        assert sess.run("beta1_power:0") == 0.25
