@@ -184,43 +184,57 @@ def _pow2_bits(builder: ir.IRBuilder, k: ir.Value, fty: ir.Type, mant: int, bias
     return builder.bitcast(e, fty)
 
 
-@intrinsic
-def _ldexp1(typingctx: Any, n: Any) -> Any:
-    """2**n for an integer-valued float n inside the normal exponent range.
+def _shifter(fty: Any) -> float:
+    """1.5 * 2**mant: adding it rounds a float to an integer kept in the low mantissa bits."""
+    return 1.5 * 2.0 ** _layout(fty)[1]
 
-    The biased exponent is shifted straight into the exponent field of an integer and
-    the integer reinterpreted as a float.
+
+def _shifted_int(builder: ir.IRBuilder, t: ir.Value, fty: Any) -> ir.Value:
+    """The integer n held by t == n + shifter, as an integer of the float's width."""
+    ity, _, _ = _layout(fty)
+    np_ft, np_it = (np.float32, np.int32) if fty.bitwidth == 32 else (np.float64, np.int64)
+    bits = int(np_ft(_shifter(fty)).view(np_it))
+    return builder.sub(builder.bitcast(t, ity), ir.Constant(ity, bits))
+
+
+@intrinsic
+def _pow2_shifted(typingctx: Any, t: Any) -> Any:
+    """2**n for t == n + shifter, n inside the normal exponent range.
+
+    n + bias is shifted straight into the exponent field and the integer reinterpreted
+    as a float. Going through the bits of t instead of a float-to-int conversion keeps a
+    nan t harmless (fptosi of nan is poison in LLVM; a bitcast is not).
     """
-    if not isinstance(n, types.Float):
+    if not isinstance(t, types.Float):
         return None
 
     def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
-        ity, mant, bias = _layout(n)
-        return _pow2_bits(builder, builder.fptosi(args[0], ity), args[0].type, mant, bias)
+        _, mant, bias = _layout(t)
+        return _pow2_bits(builder, _shifted_int(builder, args[0], t), args[0].type, mant, bias)
 
-    return n(n), codegen
+    return t(t), codegen
 
 
 @intrinsic
-def _ldexp2(typingctx: Any, p: Any, n: Any) -> Any:
-    """p * 2**n for an integer-valued float n with |n| up to twice the exponent bias.
+def _ldexp_shifted(typingctx: Any, p: Any, t: Any) -> Any:
+    """p * 2**n for t == n + shifter, |n| up to twice the exponent bias.
 
     2**n is applied as two normal factors, so a result that overflows becomes inf and
     one that underflows is rounded once into the subnormal range (or to 0).
     """
-    if not _same_floats(p, n):
+    if not _same_floats(p, t):
         return None
 
     def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> ir.Value:
-        ity, mant, bias = _layout(n)
+        ity, mant, bias = _layout(t)
         fty = args[0].type
-        k = builder.fptosi(args[1], ity)
+        k = _shifted_int(builder, args[1], t)
         k1 = builder.ashr(k, ir.Constant(ity, 1))
         k2 = builder.sub(k, k1)
         y = builder.fmul(args[0], _pow2_bits(builder, k1, fty, mant, bias))
         return builder.fmul(y, _pow2_bits(builder, k2, fty, mant, bias))
 
-    return p(p, n), codegen
+    return p(p, t), codegen
 
 
 @intrinsic
@@ -299,6 +313,7 @@ class _Consts:
         self.exp_hi, self.exp_lo = _c(dt, 89.0, -104.0) if f32 else _c(dt, 710.0, -746.0)
         self.expm1_lo = dt(-80.0 if f32 else -700.0)
         self.big_n = dt(64.0)
+        self.shifter = dt(1.5 * 2.0 ** (23 if f32 else 52))
         self.tiny = dt(np.finfo(dt).tiny)
         self.tiny_scale, self.tiny_shift = (dt(2.0**24), dt(24.0)) if f32 else (dt(2.0**54), dt(54.0))
         # q(r) = (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2]
@@ -371,17 +386,18 @@ def _vjit(fn: Callable[..., Any]) -> Any:
 
 
 def _make_exp_core(k: _Consts) -> Any:
-    """e**x for x already clamped to [exp_lo, exp_hi] (so never nan)."""
-    log2e, ln2_hi, ln2_lo, one, q = k.log2e, k.ln2_hi, k.ln2_lo, k.one, k.exp_q
+    """e**x for x already clamped to [exp_lo, exp_hi]; a nan stays nan."""
+    log2e, ln2_hi, ln2_lo, one, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.one, k.exp_q, k.shifter
 
     @_vjit
     def exp_core(xc):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        n = _rint(xc * log2e)
+        t = _fma(xc, log2e, shifter)  # n = round(x / ln2), held in the low bits of t
+        n = t - shifter
         r = _fma(n, -ln2_hi, xc)  # exact: n*ln2_hi has spare bits
         r = _fma(n, -ln2_lo, r)
         p = _fma(r * r, _horner(r, q), r) + one
-        return _ldexp2(p, n)  # overflows to inf / underflows to 0 by itself
+        return _ldexp_shifted(p, t)  # overflows to inf / underflows to 0 by itself
 
     return exp_core
 
@@ -392,47 +408,48 @@ def _make_exp(k: _Consts, core: Any) -> Any:
     @_vjit
     def exp(x):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        xc = _select(x < hi, x, hi)  # a nan becomes `hi` here and is restored below
-        xc = _select(xc > lo, xc, lo)
-        return _select(x != x, x, core(xc))
+        # clamp where the result has over/underflowed anyway; the compare order lets nan through
+        xc = _select(x > hi, hi, x)
+        return core(_select(xc < lo, lo, xc))
 
     return exp
 
 
 def _make_expm1_core(k: _Consts) -> Any:
-    """(n, expm1(r)) with x = n*ln2 + r, for x already clamped (never nan)."""
-    log2e, ln2_hi, ln2_lo, half, q = k.log2e, k.ln2_hi, k.ln2_lo, k.half, k.expm1_q
+    """(n + shifter, expm1(r)) with x = n*ln2 + r, for x already clamped; nan stays nan."""
+    log2e, ln2_hi, ln2_lo, half, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.half, k.expm1_q, k.shifter
 
     @_vjit
     def expm1_core(xc):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        n = _rint(xc * log2e)
+        t = _fma(xc, log2e, shifter)
+        n = t - shifter
         r = _fma(n, -ln2_hi, xc)
         r = _fma(n, -ln2_lo, r)
         r2 = r * r
         # r + r^2/2 + r^3 q(r): exact in relative terms when n == 0
-        return n, _fma(r2 * r, _horner(r, q), half * r2) + r
+        return t, _fma(r2 * r, _horner(r, q), half * r2) + r
 
     return expm1_core
 
 
 def _make_expm1(k: _Consts, core: Any) -> Any:
-    hi, lo, zero, one, two, big_n = k.exp_hi, k.expm1_lo, k.zero, k.one, k.two, k.big_n
+    hi, lo, zero, one, two = k.exp_hi, k.expm1_lo, k.zero, k.one, k.two
+    t_big = k.shifter + k.big_n
 
     @_vjit
     def expm1(x):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        xc = _select(x < hi, x, hi)
-        xc = _select(xc > lo, xc, lo)
-        n, p = core(xc)
+        xc = _select(x > hi, hi, x)
+        t, p = core(_select(xc < lo, lo, xc))
+        moderate = t < t_big
         # moderate n: 2^n*p + (2^n - 1) keeps results near 0 accurate
-        t = _ldexp1(_select(n < big_n, n, big_n))
-        small = _fma(t, p, t - one)
+        s = _pow2_shifted(_select(moderate, t, t_big))
+        small = _fma(s, p, s - one)
         # large n: the -1 vanishes; scale in two steps so 2^n itself cannot overflow
-        large = ((p + one) * _ldexp1(n - one)) * two
-        y = _select(n < big_n, small, large)
-        y = _select(x == zero, x, y)  # keeps the sign of zero
-        return _select(x != x, x, y)
+        large = ((p + one) * _pow2_shifted(t - one)) * two
+        y = _select(moderate, small, large)
+        return _select(x == zero, x, y)  # keeps the sign of zero
 
     return expm1
 
@@ -443,13 +460,12 @@ def _make_tanh(k: _Consts, core: Any) -> Any:
     @_vjit
     def tanh(x):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        # tanh|x| = -t / (t + 2) with t = expm1(-2|x|) in [-1, 0]: saturates to 1 by itself
+        # tanh|x| = -e / (e + 2) with e = expm1(-2|x|) in [-1, 0]: saturates to 1 by itself
         z = -two * _fabs(x)
-        n, p = core(_select(z > lo, z, lo))
-        s = _ldexp1(n)  # n <= 0: only the "moderate n" form of expm1 is needed
-        t = _fma(s, p, s - one)
-        y = _copysign(_fdiv(-t, t + two), x)
-        return _select(x != x, x, y)
+        t, p = core(_select(z < lo, lo, z))
+        s = _pow2_shifted(t)  # n <= 0: only the "moderate n" form of expm1 is needed
+        e = _fma(s, p, s - one)
+        return _copysign(_fdiv(-e, e + two), x)
 
     return tanh
 
@@ -462,9 +478,9 @@ def _make_sigmoid(k: _Consts, core: Any) -> Any:
         _inline_into_caller()
         # e = exp(-|x|) never overflows; for x < 0 use e/(1+e) to keep tiny results exact
         z = -_fabs(x)
-        e = core(_select(z > lo, z, lo))
+        e = core(_select(z < lo, lo, z))
         s = _fdiv(one, one + e)
-        return _select(x >= zero, s, _select(x != x, x, e * s))
+        return _select(x >= zero, s, e * s)
 
     return sigmoid
 
@@ -475,10 +491,9 @@ def _make_softplus(k: _Consts, core: Any, log1p: Any) -> Any:
     @_vjit
     def softplus(x):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
+        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|); a nan x reaches log1p as nan
         z = -_fabs(x)
-        y = _select(x > zero, x, zero) + log1p(core(_select(z > lo, z, lo)))
-        return _select(x != x, x, y)
+        return _select(x > zero, x, zero) + log1p(core(_select(z < lo, lo, z)))
 
     return softplus
 
@@ -579,16 +594,17 @@ def _make_log_dd(k: _Consts) -> Any:
 
 def _make_exp_dd(k: _Consts) -> Any:
     """e**(xc + xl) for xc clamped like exp_core and |xl| <= ulp(xc) (float64)."""
-    log2e, ln2_hi, ln2_lo, one, q = k.log2e, k.ln2_hi, k.ln2_lo, k.one, k.exp_q
+    log2e, ln2_hi, ln2_lo, one, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.one, k.exp_q, k.shifter
 
     @_vjit
     def exp_dd(xc, xl):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        n = _rint(xc * log2e)
+        t = _fma(xc, log2e, shifter)
+        n = t - shifter
         r = _fma(n, -ln2_hi, xc)
         r = _fma(n, -ln2_lo, r) + xl
         p = _fma(r * r, _horner(r, q), r) + one
-        return _ldexp2(p, n)
+        return _ldexp_shifted(p, t)
 
     return exp_dd
 
