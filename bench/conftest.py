@@ -125,10 +125,12 @@ TARGETS: list[tuple[str, str, str | None, float, str]] = [
     ("W1", "compiled", "tensorflow", 1 / 25, ""),
     ("W1", "compiled", None, 5e-6, "BENCH.md absolute target; reference TF1 126 us/run"),
     ("W2", "compiled", "numpy", 0.2, ""),
+    ("W2", "compiled (interleaved)", "numpy (interleaved)", 0.2, "timed in turns"),
     ("W2", "compiled", "xla", 0.8, ""),
     ("W3", "compiled", "tensorflow", 0.1, ""),
     ("W3", "compiled", None, 20e-6, "BENCH.md absolute target; reference TF1 199 us/step"),
     ("W4", "compiled", "numpy", 1.05, ""),
+    ("W4", "compiled (interleaved)", "numpy (interleaved)", 1.05, "timed in turns"),
     ("W4", "compiled", "tensorflow", 1.0, ""),
     ("W5", "save+restore", "raw_io", 3.0, "raw_io = tofile + fromfile of the same arrays"),
     ("W6", "compiled-warm", "steady+import", 1.3, "first result / (import + build + steady runs)"),
@@ -172,13 +174,19 @@ def summary_lines(rows: list[Row], quick: bool) -> list[str]:
         if "+" in variant and all(parts):
             by_key[(workload, variant)] = Row(workload, variant, sum(p.seconds for p in parts if p), "call",
                                               "sum")
-    lines = [f"jitflow benchmarks ({'quick' if quick else 'full'} sizes), {_jitflow_state()}", "",
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    threads = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                         "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
+                       if k in os.environ)
+    lines = [f"jitflow benchmarks ({'quick' if quick else 'full'} sizes), {_jitflow_state()}; "
+             f"{os.cpu_count()} CPUs, load average at the end {load}{'; ' + threads if threads else ''}", "",
              "| id | variant | median | per | / numpy | / interpreted | measured | JIT state |",
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r.workload, r.variant)):
         ratios = []
+        suffix = " (interleaved)" if r.variant.endswith(" (interleaved)") else ""
         for base in ("numpy", "interpreted"):
-            b = by_key.get((r.workload, base))
+            b = by_key.get((r.workload, base + suffix))
             ratios.append(f"{r.seconds / b.seconds:.3g}" if b and b is not r and b.seconds > 0 else "")
         extra = "".join(f"; {k}={v:.3g}" if isinstance(v, float) else "" for k, v in r.extra.items()
                         if k in ("max_rel_err", "max_rel_err_vs_f64"))

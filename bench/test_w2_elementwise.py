@@ -100,3 +100,13 @@ def test_W2_elementwise(measure: Any, data: dict[str, np.ndarray], variant: str)
         measure(fn, workload="W2", variant=variant, rounds=S.w2_rounds, jit=jit, n=S.w2_n,
                 max_rel_err=err, max_rel_err_vs_f64=err64)
         assert W.max_rel_err(np.asarray(fn()), data["f32"]) <= MAX_REL_ERR
+
+
+def test_W2_interleaved(record: Any, data: dict[str, np.ndarray]) -> None:
+    """The compiled/numpy ratio again, the two timed in turns (robust to load from other processes)."""
+    with _jitflow(data["x"], "compiled") as (compiled, jit), _numpy(data["x"]) as (numpy_fn, _):
+        assert W.max_rel_err(np.asarray(compiled()), data["f32"]) <= MAX_REL_ERR
+        med = W.interleaved_medians({"compiled": compiled, "numpy": numpy_fn}, S.w2_rounds)
+        source = f"interleaved median of {S.w2_rounds}"
+        record("W2", "compiled (interleaved)", med["compiled"], "run", source, jit)
+        record("W2", "numpy (interleaved)", med["numpy"], "run", source, "numpy")

@@ -101,3 +101,17 @@ def test_W4_mlp(measure: Any, setup: dict[str, Any], variant: str) -> None:
         measure(case.step, workload="W4", variant=variant, rounds=S.w4_rounds, unit="step", jit=case.jit,
                 batch=S.w4_batch, update_err=err)
         assert all(np.all(np.isfinite(v)) for v in case.params().values())
+
+
+def test_W4_interleaved(record: Any, setup: dict[str, Any]) -> None:
+    """The compiled/numpy ratio again, the two timed in turns (robust to load from other processes)."""
+    with _jitflow("compiled", setup["params"], setup["batches"]) as comp, \
+            _numpy(setup["params"], setup["batches"]) as ref:
+        for case in (comp, ref):
+            for _ in range(CHECK_STEPS):
+                case.check_step()
+        assert W.w4_update_error(setup["params"], comp.params(), ref.params()) <= MAX_UPDATE_ERR
+        med = W.interleaved_medians({"compiled": comp.step, "numpy": ref.step}, S.w4_rounds)
+        source = f"interleaved median of {S.w4_rounds}"
+        record("W4", "compiled (interleaved)", med["compiled"], "step", source, comp.jit)
+        record("W4", "numpy (interleaved)", med["numpy"], "step", source, "numpy")

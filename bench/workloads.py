@@ -136,6 +136,18 @@ def median_time(fn: Callable[[], Any], repeats: int, iterations: int = 1) -> flo
     return float(np.median(times))
 
 
+def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median seconds per call of each function, timed in turns (a, b, a, b, ...) so that a load
+    change on the shared machine hits all of them alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(max(rounds, 1)):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def max_rel_err(got: np.ndarray, ref: np.ndarray) -> float:
     """max |got - ref| / |ref| (ref is never 0 for W2: exp(-|y|) > 0)."""
     got64, ref64 = np.asarray(got, np.float64), np.asarray(ref, np.float64)
