@@ -5,6 +5,7 @@ strided window views. All spatial ops are NHWC.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -320,11 +321,30 @@ def _conv_infer(op: Operation) -> list:
     return [(x.dtype, TensorShape([xd[0], oh, ow, fd[3]]))]
 
 
+_tls = threading.local()
+
+
+def _scratch(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A per-thread work buffer, reused across runs: fresh large allocations cost a page fault per 4 KiB."""
+    n = int(np.prod(shape)) * dtype.itemsize
+    buf = getattr(_tls, "buf", None)
+    if buf is None or buf.nbytes < n:
+        buf = np.empty(max(n, 1), np.uint8)
+        _tls.buf = buf
+    return buf[:n].view(dtype).reshape(shape)
+
+
 def _im2col(x: np.ndarray, g: _Geom) -> np.ndarray:
-    """(N*OH*OW, KH*KW*C) patches, rows in output order, columns in filter order."""
+    """(N*OH*OW, KH*KW*C) patches, rows in output order, columns in filter order (in the scratch buffer)."""
+    n, c = x.shape[0], x.shape[3]
     xp = _pad_spatial(x, g.ph, g.pw)
-    win = _windows(xp, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.oh, g.ow)
-    return win.reshape(x.shape[0] * g.oh * g.ow, -1)
+    cols = _scratch((n, g.oh, g.ow, g.kh, g.kw, c), x.dtype)
+    for i in range(g.kh):  # one strided slab copy per filter tap
+        r0 = i * g.dh
+        for j in range(g.kw):
+            c0 = j * g.dw
+            cols[:, :, :, i, j, :] = xp[:, r0:r0 + g.sh * (g.oh - 1) + 1:g.sh, c0:c0 + g.sw * (g.ow - 1) + 1:g.sw, :]
+    return cols.reshape(n * g.oh * g.ow, -1)
 
 
 def _conv_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
@@ -351,7 +371,9 @@ def _conv_backprop_input_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarra
     g = _Geom(shape, f.shape[0], f.shape[1], op.attrs)
     kh, kw, c, o = f.shape
     n = shape[0]
-    dcols = np.matmul(dy.reshape(-1, o), f.reshape(kh * kw * c, o).T).reshape(n, g.oh, g.ow, kh, kw, c)
+    dcols = _scratch((n * g.oh * g.ow, kh * kw * c), dy.dtype)
+    np.matmul(dy.reshape(-1, o), f.reshape(kh * kw * c, o).T, out=dcols)
+    dcols = dcols.reshape(n, g.oh, g.ow, kh, kw, c)
     hp, wp = g.h + g.ph[0] + g.ph[1], g.w + g.pw[0] + g.pw[1]
     dxp = np.zeros((n, hp, wp, c), dtype=dy.dtype)
     for i in range(kh):  # col2im: each filter tap adds its slab back at its strided positions
