@@ -21,57 +21,69 @@ from jitflow.framework.tensor_shape import shape_str
 from jitflow.ops.op_util import make_op, out
 from jitflow.ops.state_ops import _uninitialized
 
-# fn(attrs, variables..., scalars..., grad) -> new values of the variables (var first, then the slots)
-UpdateFn = Callable[..., Sequence[np.ndarray]]
+# rule(*values in input order) -> new values of the variables (var first, then the slots). Rules are
+# elementwise arithmetic on arrays or scalars alike, so a code generator can compile them per element.
+UpdateFn = Callable[..., tuple]
 
 
 @dataclass(frozen=True)
 class _Update:
-    """The signature of one Apply op: its variable inputs, then its other inputs, and the update rule."""
+    """The signature of one Apply op: its variable inputs, then its other inputs, and its update rule."""
 
     refs: tuple[str, ...]  # var and slot names, in input order, first
     args: tuple[str, ...]  # then the scalar hyperparameters and "grad", in TF's input order
-    fn: UpdateFn  # fn(attrs, *values in input order) -> new values of the refs
+    rule: UpdateFn
+    variants: tuple[tuple[str, bool, UpdateFn], ...] = ()  # (bool attr, value selecting it, rule)
 
 
-def _gradient_descent(attrs: dict, var: np.ndarray, alpha: Any, grad: np.ndarray) -> tuple:
+def _gradient_descent(var: Any, alpha: Any, grad: Any) -> tuple:
     return (var - grad * alpha,)
 
 
-def _momentum(attrs: dict, var: np.ndarray, accum: np.ndarray, lr: Any, grad: np.ndarray,
-              momentum: Any) -> tuple:
+def _momentum(var: Any, accum: Any, lr: Any, grad: Any, momentum: Any) -> tuple:
     accum = accum * momentum + grad
-    if attrs.get("use_nesterov"):
-        return var - (grad * lr + accum * momentum * lr), accum
     return var - accum * lr, accum
 
 
-def _adam(attrs: dict, var: np.ndarray, m: np.ndarray, v: np.ndarray, beta1_power: Any, beta2_power: Any,
-          lr: Any, beta1: Any, beta2: Any, epsilon: Any, grad: np.ndarray) -> tuple:
-    one = var.dtype.type(1)
+def _nesterov_momentum(var: Any, accum: Any, lr: Any, grad: Any, momentum: Any) -> tuple:
+    accum = accum * momentum + grad
+    return var - (grad * lr + accum * momentum * lr), accum
+
+
+def _adam(var: Any, m: Any, v: Any, beta1_power: Any, beta2_power: Any, lr: Any, beta1: Any, beta2: Any,
+          epsilon: Any, grad: Any) -> tuple:
     # TF1's "epsilon hat" form: the bias corrections are folded into the step size.
-    alpha = lr * np.sqrt(one - beta2_power) / (one - beta1_power)
-    m = m + (grad - m) * (one - beta1)
-    v = v + (grad * grad - v) * (one - beta2)
-    step = (grad * (one - beta1) + beta1 * m) if attrs.get("use_nesterov") else m
-    return var - (step * alpha) / (np.sqrt(v) + epsilon), m, v
+    alpha = lr * np.sqrt(1 - beta2_power) / (1 - beta1_power)
+    m = m + (grad - m) * (1 - beta1)
+    v = v + (grad * grad - v) * (1 - beta2)
+    return var - (m * alpha) / (np.sqrt(v) + epsilon), m, v
 
 
-def _adagrad(attrs: dict, var: np.ndarray, accum: np.ndarray, lr: Any, grad: np.ndarray) -> tuple:
-    if attrs.get("update_slots", True):
-        accum = accum + grad * grad
+def _nesterov_adam(var: Any, m: Any, v: Any, beta1_power: Any, beta2_power: Any, lr: Any, beta1: Any,
+                   beta2: Any, epsilon: Any, grad: Any) -> tuple:
+    alpha = lr * np.sqrt(1 - beta2_power) / (1 - beta1_power)
+    m = m + (grad - m) * (1 - beta1)
+    v = v + (grad * grad - v) * (1 - beta2)
+    return var - ((grad * (1 - beta1) + beta1 * m) * alpha) / (np.sqrt(v) + epsilon), m, v
+
+
+def _adagrad(var: Any, accum: Any, lr: Any, grad: Any) -> tuple:
+    accum = accum + grad * grad
     return var - grad * lr / np.sqrt(accum), accum
 
 
-def _rmsprop(attrs: dict, var: np.ndarray, ms: np.ndarray, mom: np.ndarray, lr: Any, rho: Any,
-             momentum: Any, epsilon: Any, grad: np.ndarray) -> tuple:
+def _adagrad_fixed_accum(var: Any, accum: Any, lr: Any, grad: Any) -> tuple:
+    return var - grad * lr / np.sqrt(accum), accum
+
+
+def _rmsprop(var: Any, ms: Any, mom: Any, lr: Any, rho: Any, momentum: Any, epsilon: Any, grad: Any) -> tuple:
     ms = ms + (grad * grad - ms) * (1 - rho)
     mom = mom * momentum + (grad * lr) / np.sqrt(ms + epsilon)
     return var - mom, ms, mom
 
 
-def _centered_rmsprop(attrs: dict, var: np.ndarray, mg: np.ndarray, ms: np.ndarray, mom: np.ndarray,
-                      lr: Any, rho: Any, momentum: Any, epsilon: Any, grad: np.ndarray) -> tuple:
+def _centered_rmsprop(var: Any, mg: Any, ms: Any, mom: Any, lr: Any, rho: Any, momentum: Any, epsilon: Any,
+                      grad: Any) -> tuple:
     ms = ms + (grad * grad - ms) * (1 - rho)
     mg = mg + (grad - mg) * (1 - rho)
     mom = mom * momentum + (grad * lr) / np.sqrt(ms - mg * mg + epsilon)
@@ -80,14 +92,25 @@ def _centered_rmsprop(attrs: dict, var: np.ndarray, mg: np.ndarray, ms: np.ndarr
 
 UPDATES: dict[str, _Update] = {
     "ApplyGradientDescent": _Update(("var",), ("alpha", "grad"), _gradient_descent),
-    "ApplyMomentum": _Update(("var", "accum"), ("lr", "grad", "momentum"), _momentum),
+    "ApplyMomentum": _Update(("var", "accum"), ("lr", "grad", "momentum"), _momentum,
+                             (("use_nesterov", True, _nesterov_momentum),)),
     "ApplyAdam": _Update(("var", "m", "v"), ("beta1_power", "beta2_power", "lr", "beta1", "beta2", "epsilon",
-                                             "grad"), _adam),
-    "ApplyAdagrad": _Update(("var", "accum"), ("lr", "grad"), _adagrad),
+                                             "grad"), _adam, (("use_nesterov", True, _nesterov_adam),)),
+    "ApplyAdagrad": _Update(("var", "accum"), ("lr", "grad"), _adagrad,
+                            (("update_slots", False, _adagrad_fixed_accum),)),
     "ApplyRMSProp": _Update(("var", "ms", "mom"), ("lr", "rho", "momentum", "epsilon", "grad"), _rmsprop),
     "ApplyCenteredRMSProp": _Update(("var", "mg", "ms", "mom"), ("lr", "rho", "momentum", "epsilon", "grad"),
                                     _centered_rmsprop),
 }
+
+
+def update_rule(op: Operation) -> UpdateFn:
+    """The elementwise update rule an Apply op runs, chosen by its attrs (e.g. use_nesterov)."""
+    upd = UPDATES[op.type]
+    for attr, value, rule in upd.variants:
+        if attr in op.attrs and bool(op.attrs[attr]) is value:
+            return rule
+    return upd.rule
 
 
 def _infer(op: Operation) -> list:
@@ -107,15 +130,16 @@ def _infer(op: Operation) -> list:
     return [(var.dtype, var.shape)]
 
 
-# Per op: (variable names, update). Built on an op's first run; the hot path only indexes it.
-_SPECS: weakref.WeakKeyDictionary[Operation, tuple[tuple[str, ...], _Update]] = weakref.WeakKeyDictionary()
+# Per op: (variable names, signature, rule). Built on an op's first run; the hot path only indexes it.
+_Spec = tuple[tuple[str, ...], _Update, UpdateFn]
+_SPECS: weakref.WeakKeyDictionary[Operation, _Spec] = weakref.WeakKeyDictionary()
 
 
-def _spec(op: Operation) -> tuple[tuple[str, ...], _Update]:
+def _spec(op: Operation) -> _Spec:
     spec = _SPECS.get(op)
     if spec is None:
         upd = UPDATES[op.type]
-        spec = _SPECS[op] = (tuple(op.inputs[i].op.name for i in range(len(upd.refs))), upd)
+        spec = _SPECS[op] = (tuple(op.inputs[i].op.name for i in range(len(upd.refs))), upd, update_rule(op))
     return spec
 
 
@@ -146,7 +170,7 @@ def _well_formed(args: list, upd: _Update, var: np.ndarray) -> bool:
 
 
 def _kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    names, upd = _spec(op)
+    names, upd, rule = _spec(op)
     store = ctx.variables
     values: list[Any] = []
     for vn in names:
@@ -162,7 +186,7 @@ def _kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     args = ins[len(names):]
     if not _well_formed(args, upd, var):
         args = _checked_args(op, upd, var, args)
-    new = upd.fn(op.attrs, *values, *args)
+    new = rule(*values, *args)
     for vn, arr in zip(names, new):
         if type(arr) is not np.ndarray or arr.dtype != var.dtype:  # scalar math gives NumPy scalars
             arr = np.array(arr, dtype=var.dtype)

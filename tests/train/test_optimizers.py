@@ -304,3 +304,39 @@ def test_hyperparameters_convert_like_tf() -> None:
         np.testing.assert_allclose(sess.run(w), W0 - grad_of(W0), rtol=1e-12)
         sess.run(adam_train)
         assert sess.run("beta1_power:0") == 0.25
+
+
+def _rules() -> list:
+    from jitflow.train.training_ops import UPDATES
+
+    return [(t, rule) for t, u in sorted(UPDATES.items()) for rule in [u.rule, *(v[2] for v in u.variants)]]
+
+
+@pytest.mark.parametrize("op_type,rule", _rules(), ids=lambda x: getattr(x, "__name__", x))
+def test_update_rules_are_elementwise(op_type: str, rule: Callable) -> None:
+    # The same rule on whole arrays and on one element at a time (what a fused kernel does) agrees.
+    from jitflow.train.training_ops import UPDATES
+
+    upd = UPDATES[op_type]
+    r = np.random.RandomState(5)
+    refs = [r.uniform(0.1, 0.4, 4) for _ in upd.refs]
+    args = [r.uniform(-1, 1, 4) if a == "grad" else np.float64(r.uniform(0.2, 0.8)) for a in upd.args]
+    whole = rule(*refs, *args)
+    assert len(whole) == len(upd.refs)
+    for i in range(4):
+        one = rule(*(float(x[i]) for x in refs), *(float(a[i]) if np.ndim(a) else float(a) for a in args))
+        np.testing.assert_allclose([float(w[i]) for w in whole], one, rtol=1e-14)
+
+
+def test_variants_follow_attrs() -> None:
+    from jitflow.train.training_ops import apply_update, update_rule
+
+    w = tf.Variable(W0, name="w")
+    acc = tf.Variable(np.ones(3), name="acc")
+    lr, g = tf.constant(0.5, tf.float64), tf.constant(np.ones(3))
+    fixed = apply_update("ApplyAdagrad", [w._ref(), acc._ref()], [lr, g], "fixed", update_slots=False)
+    assert update_rule(fixed).__name__ == "_adagrad_fixed_accum"
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(fixed)
+        np.testing.assert_allclose(sess.run([w, acc]), [W0 - 0.5, np.ones(3)])
