@@ -316,10 +316,10 @@ class _Consts:
         self.shifter = dt(1.5 * 2.0 ** (23 if f32 else 52))
         self.tiny = dt(np.finfo(dt).tiny)
         self.tiny_scale, self.tiny_shift = (dt(2.0**24), dt(24.0)) if f32 else (dt(2.0**54), dt(54.0))
-        # q(r) = (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2]
-        self.exp_q = _c(dt, *(_EXP_Q32 if f32 else _EXP_Q64))
-        # q(r) = (expm1(r) - r - r^2/2) / r^3 on [-ln2/2, ln2/2]
-        self.expm1_q = _c(dt, *(_EXPM1_Q32 if f32 else _EXPM1_Q64))
+        # e^r ~ 1 + r + r^2 q(r), q(r) fitted to (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2]
+        self.exp_q = _c(dt, 1.0, 1.0, *(_EXP_Q32 if f32 else _EXP_Q64))
+        # expm1(r) ~ r + r^2 (1/2 + r q(r)), q(r) fitted to (expm1(r) - r - r^2/2) / r^3
+        self.expm1_q = _c(dt, 0.5, *(_EXPM1_Q32 if f32 else _EXPM1_Q64))
         # P(z) = (2 atanh(s)/s - 2) / z, z = s^2 in [0, (3-2 sqrt2)^2]
         self.log_p = _c(dt, *(_LOG_P32 if f32 else _LOG_P64))
         self.log_q = _c(dt, *_LOG_Q64)
@@ -387,7 +387,7 @@ def _vjit(fn: Callable[..., Any]) -> Any:
 
 def _make_exp_core(k: _Consts) -> Any:
     """e**x for x already clamped to [exp_lo, exp_hi]; a nan stays nan."""
-    log2e, ln2_hi, ln2_lo, one, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.one, k.exp_q, k.shifter
+    log2e, ln2_hi, ln2_lo, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.exp_q, k.shifter
 
     @_vjit
     def exp_core(xc):  # type: ignore[no-untyped-def]
@@ -396,7 +396,7 @@ def _make_exp_core(k: _Consts) -> Any:
         n = t - shifter
         r = _fma(n, -ln2_hi, xc)  # exact: n*ln2_hi has spare bits
         r = _fma(n, -ln2_lo, r)
-        p = _fma(r * r, _horner(r, q), r) + one
+        p = _horner(r, q)  # 1 + r + r^2 q(r) in one Horner chain
         return _ldexp_shifted(p, t)  # overflows to inf / underflows to 0 by itself
 
     return exp_core
@@ -417,7 +417,7 @@ def _make_exp(k: _Consts, core: Any) -> Any:
 
 def _make_expm1_core(k: _Consts) -> Any:
     """(n + shifter, expm1(r)) with x = n*ln2 + r, for x already clamped; nan stays nan."""
-    log2e, ln2_hi, ln2_lo, half, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.half, k.expm1_q, k.shifter
+    log2e, ln2_hi, ln2_lo, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.expm1_q, k.shifter
 
     @_vjit
     def expm1_core(xc):  # type: ignore[no-untyped-def]
@@ -426,9 +426,8 @@ def _make_expm1_core(k: _Consts) -> Any:
         n = t - shifter
         r = _fma(n, -ln2_hi, xc)
         r = _fma(n, -ln2_lo, r)
-        r2 = r * r
-        # r + r^2/2 + r^3 q(r): exact in relative terms when n == 0
-        return t, _fma(r2 * r, _horner(r, q), half * r2) + r
+        # r + r^2 (1/2 + r q(r)), one rounding at the end: relative accuracy kept near 0
+        return t, _fma(r * r, _horner(r, q), r)
 
     return expm1_core
 
@@ -465,7 +464,7 @@ def _make_tanh(k: _Consts, core: Any) -> Any:
         t, p = core(_select(z < lo, lo, z))
         s = _pow2_shifted(t)  # n <= 0: only the "moderate n" form of expm1 is needed
         e = _fma(s, p, s - one)
-        return _copysign(_fdiv(-e, e + two), x)
+        return _copysign(_fdiv(e, e + two), x)  # copysign drops the sign of e/(e+2) <= 0
 
     return tanh
 
@@ -479,8 +478,7 @@ def _make_sigmoid(k: _Consts, core: Any) -> Any:
         # e = exp(-|x|) never overflows; for x < 0 use e/(1+e) to keep tiny results exact
         z = -_fabs(x)
         e = core(_select(z < lo, lo, z))
-        s = _fdiv(one, one + e)
-        return _select(x >= zero, s, e * s)
+        return _fdiv(_select(x >= zero, one, e), one + e)
 
     return sigmoid
 
@@ -594,7 +592,7 @@ def _make_log_dd(k: _Consts) -> Any:
 
 def _make_exp_dd(k: _Consts) -> Any:
     """e**(xc + xl) for xc clamped like exp_core and |xl| <= ulp(xc) (float64)."""
-    log2e, ln2_hi, ln2_lo, one, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.one, k.exp_q, k.shifter
+    log2e, ln2_hi, ln2_lo, q, shifter = k.log2e, k.ln2_hi, k.ln2_lo, k.exp_q, k.shifter
 
     @_vjit
     def exp_dd(xc, xl):  # type: ignore[no-untyped-def]
@@ -603,8 +601,7 @@ def _make_exp_dd(k: _Consts) -> Any:
         n = t - shifter
         r = _fma(n, -ln2_hi, xc)
         r = _fma(n, -ln2_lo, r) + xl
-        p = _fma(r * r, _horner(r, q), r) + one
-        return _ldexp_shifted(p, t)
+        return _ldexp_shifted(_horner(r, q), t)
 
     return exp_dd
 
