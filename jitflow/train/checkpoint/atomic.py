@@ -8,9 +8,10 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _WRITEBACK_CHUNK = 32 << 20
+_CRC_PIECE = 2 << 20  # fits in L2/L3: checksum and copy each piece while it is cached
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -36,13 +37,21 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> None:
         _sync_file_range(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
 
 
-def write_streaming(f: BinaryIO, view: memoryview, offset: int, sync: bool) -> None:
-    """Writes `view` at the file's current position `offset`, starting writeback chunk by chunk."""
-    for start in range(0, view.nbytes, _WRITEBACK_CHUNK):
-        chunk = view[start:start + _WRITEBACK_CHUNK]
-        write_all(f, chunk)
-        if sync:
-            start_writeback(f.fileno(), offset + start, chunk.nbytes)
+def write_streaming(f: BinaryIO, view: memoryview, offset: int, sync: bool, crc_fn: Any = None,
+                    crc_start: int = 0) -> int:
+    """Writes `view` at the file's current position `offset` in cache-sized pieces, starting writeback
+    as it goes; returns `crc_fn` folded over the bytes (each piece checksummed while still in cache)."""
+    c = crc_start
+    for start in range(0, view.nbytes, _CRC_PIECE):
+        piece = view[start:start + _CRC_PIECE]
+        if crc_fn is not None:
+            c = crc_fn(piece, c)
+        write_all(f, piece)
+        end = start + piece.nbytes
+        if sync and (end % _WRITEBACK_CHUNK == 0 or end == view.nbytes):
+            begin = (end - 1) // _WRITEBACK_CHUNK * _WRITEBACK_CHUNK
+            start_writeback(f.fileno(), offset + begin, end - begin)
+    return c
 
 
 def _unlink_quietly(path: str) -> None:

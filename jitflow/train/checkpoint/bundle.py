@@ -87,9 +87,8 @@ def write_bundle(prefix: str, tensors: Mapping[str, Any] | Iterable[tuple[str, A
                 enum = dtypes.string.as_datatype_enum
             else:
                 view = _byte_view(arr)  # no copy: the array's own buffer
-                c = crc.value(view)
                 size = view.nbytes
-                atomic.write_streaming(f, view, offset, sync)
+                c = atomic.write_streaming(f, view, offset, sync, crc.value)
                 enum = dtypes.as_dtype(arr.dtype).as_datatype_enum
             entry = BundleEntry(dtype=enum, shape=tuple(int(d) for d in arr.shape), offset=offset, size=size,
                                 crc32c=crc.mask(c))
@@ -212,8 +211,7 @@ class BundleReader:
                                 f"index says {entry.size}")
         arr = np.empty(entry.shape, dtype.np)
         view = _byte_view(arr)
-        _read_exact(f, entry.offset, view, self._data_path(entry), name)
-        if crc.mask(crc.value(view)) != entry.crc32c:
+        if crc.mask(_read_exact(f, entry.offset, view, self._data_path(entry), name)) != entry.crc32c:
             raise DataLossError(None, None, f"Checksum does not match for tensor {name!r} in "
                                 f"{self._data_path(entry)!r}: the checkpoint is corrupted")
         return arr
@@ -224,15 +222,23 @@ def _byte_view(arr: np.ndarray) -> memoryview:
     return arr.reshape(-1).view(np.uint8).data
 
 
-def _read_exact(f: Any, offset: int, view: memoryview, path: str, name: str) -> None:
+_PIECE = 2 << 20  # read and checksum in cache-sized pieces
+
+
+def _read_exact(f: Any, offset: int, view: memoryview, path: str, name: str) -> int:
+    """Fills `view` from `offset`; returns the CRC32C of the bytes. Short file → DataLossError."""
     f.seek(offset)
     done = 0
+    c = 0
     while done < view.nbytes:
-        n = f.readinto(view[done:])
+        piece = view[done:done + _PIECE]
+        n = f.readinto(piece)
         if not n:
             raise DataLossError(None, None, f"Checkpoint data file {path!r} is truncated: tensor {name!r} "
                                 f"needs bytes {offset}..{offset + view.nbytes}")
+        c = crc.value(piece[:n], c)
         done += n
+    return c
 
 
 def _decode_strings(raw: bytes, entry: BundleEntry, name: str) -> np.ndarray:
