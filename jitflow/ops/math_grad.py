@@ -304,11 +304,11 @@ def _sum_grad(op: Operation, g: Tensor) -> Grads:
 def _mean_grad(op: Operation, g: Tensor) -> Grads:
     x, axes, gk = _reduction_parts(op, g)
     n_in, n_out = x.shape.num_elements(), op.outputs[0].shape.num_elements()
-    if n_in is not None and n_out is not None:
-        return [_broadcast_like(gk, x) / constant(n_in // max(n_out, 1), dtype=x.dtype)]
-    # Unknown sizes: count the reduced elements by summing the ones that broadcast g anyway.
     ones = ones_like(x)
-    count = M.reduce_sum(ones, axis=None if axes is None else list(axes), keepdims=True)
+    if n_in is not None and n_out is not None:
+        count = constant(n_in // max(n_out, 1), dtype=x.dtype)
+    else:  # count the reduced elements by summing the ones that broadcast g anyway
+        count = M.reduce_sum(ones, axis=None if axes is None else list(axes), keepdims=True)
     return [M.realdiv(gk, count) * ones]
 
 
