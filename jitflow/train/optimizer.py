@@ -122,6 +122,9 @@ class Optimizer:
                                     f"{g}") from None
             if not isinstance(v, Variable):
                 raise NotImplementedError(f"('Trying to optimize unsupported type ', {v!r})")
+            if g is not None and g.dtype is not v.dtype:
+                raise TypeError(f"Gradient dtype {g.dtype.name} does not match variable {v.name} "
+                                f"dtype {v.dtype.name}")
             converted.append((g, v))
         var_list = [v for g, v in converted if g is not None]
         if not var_list:
@@ -136,9 +139,6 @@ class Optimizer:
                 for g, v in converted:
                     if g is None:
                         continue
-                    if g.dtype is not v.dtype:
-                        raise TypeError(f"Gradient dtype {g.dtype.name} does not match variable {v.name} "
-                                        f"dtype {v.dtype.name}")
                     with name_scope("update_" + v.op.name), graph.control_dependencies([v.value().op]):
                         update_ops.append(self._apply_dense(g, v))
                 if global_step is None:
