@@ -1,0 +1,642 @@
+"""The device side of a plan: CUDA steps, variables mirrored on the device, and the transfers between.
+
+`lower_gpu_clusters(plan)` runs at the end of `compiler/lower.py`'s `lower`. It replaces the compiled steps
+(`ClusterStep`, `MatMulStep`) whose ops are placed on an available GPU (`/gpu:N`, `/device:GPU:N`, see
+`compiler/placement.py`) by CUDA steps (`codegen/cuda.py` kernels through the content-keyed cache), and
+the reads of variables consumed only on the device by device reads. Without numba-cuda, a GPU or the
+simulator, nothing changes: those ops stay on the CPU (soft placement).
+
+Where values live
+-----------------
+* Variables: the session's ``variables`` dict becomes a `DeviceVariables` on the first CUDA run. It keeps
+  a device array per variable; a CUDA update writes the device array (in place when the kernel reads and
+  writes each element at the same point) and marks the host value stale; any host read (interpreted
+  ops, CPU kernels, the Saver) copies it back first. Variables thus stay on the device between runs.
+* Feeds and other host values are copied in when a CUDA step reads them; constants once per step.
+* A CUDA step's output goes to the host only when it is fetched or read by a host step; otherwise the
+  slot holds the device array and the next CUDA step reads it there: no round trip through the host
+  within a run of GPU clusters. A value needed on both sides is copied out once and its device array is
+  remembered for the CUDA readers.
+* A CUDA step whose shapes do not check out, or whose kernel flags an error, runs its members
+  interpreted on host copies of its inputs, exactly as the CPU `ClusterStep` does.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+import warnings
+from typing import Any
+
+import numpy as np
+
+from jitflow.codegen import cuda as cg
+from jitflow.codegen import lowering as L
+from jitflow.compiler.cluster import Cluster
+from jitflow.compiler.layout import Layout, LayoutError, broadcast_shape, compute_layout
+from jitflow.compiler.placement import gpu_count, requested_gpu
+from jitflow.compiler.plan import ARENA_SLOT, Plan, Step
+from jitflow.framework.graph import Operation, Tensor
+
+# -- the CUDA runtime ------------------------------------------------------------------------------------
+
+_target: cg.Target | None = None
+
+
+def cuda_api() -> Any:
+    """The `numba.cuda` module (numba-cuda when installed, else Numba's bundled one)."""
+    from numba import cuda
+
+    return cuda
+
+
+def simulated() -> bool:
+    """True when `numba.cuda` is Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)."""
+    return "simulator" in type(cuda_api().gpus).__module__
+
+
+def target() -> cg.Target:
+    """What kernels are compiled for: "cudasim" on the simulator, else the current device's sm_XY."""
+    global _target
+    if _target is None:
+        if simulated():
+            # the simulator runs a Python thread per CUDA thread: small blocks keep it fast
+            _target = cg.Target("cudasim", tpb=32, tile=4, max_blocks=64)
+        else:
+            cc = cuda_api().get_current_device().compute_capability
+            _target = cg.Target(f"sm_{cc[0]}{cc[1]}", tpb=256, tile=16, max_blocks=4096)
+    return _target
+
+
+def usable_gpu(op: Operation, n_gpus: int) -> int | None:
+    """The CUDA device `op` runs on, or None (placed on the CPU, or its GPU does not exist)."""
+    idx = requested_gpu(op)
+    return idx if idx is not None and idx < n_gpus else None
+
+
+def on_gpu(ops: list[Operation]) -> bool:
+    """True when every op of `ops` is placed on one available GPU (their cluster will run on CUDA)."""
+    if not ops or any(requested_gpu(op) is None for op in ops):
+        return False
+    n = gpu_count()
+    devs = {usable_gpu(op, n) for op in ops}
+    return len(devs) == 1 and None not in devs
+
+
+def is_device_array(x: Any) -> bool:
+    """True for a CUDA device array (or the simulator's stand-in)."""
+    return type(x) is not np.ndarray and hasattr(x, "copy_to_host")
+
+
+def to_host(x: Any) -> np.ndarray:
+    """A host copy of a device array."""
+    out: np.ndarray = x.copy_to_host()
+    return out
+
+
+# -- variables on the device ---------------------------------------------------------------------------
+
+
+class DeviceVariables(dict):  # type: ignore[type-arg]
+    """A session's variable values (name -> read-only host array) with device mirrors synced lazily.
+
+    Host reads of a variable whose device value is newer copy it back first; host writes make the mirror
+    stale (it is uploaded again on the next device read).
+    """
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        super().__init__(base)
+        self._mirror: dict[str, tuple[Any, Any]] = {}  # name -> (host array it equals or None, device array)
+        self._dirty: set[str] = set()  # device value newer than the host one
+        self._lock = threading.RLock()
+
+    # host side
+    def _sync(self, name: str) -> None:
+        with self._lock:
+            if name not in self._dirty:
+                return
+            dev = self._mirror[name][1]
+            host = to_host(dev)
+            host.flags.writeable = False
+            dict.__setitem__(self, name, host)
+            self._mirror[name] = (host, dev)
+            self._dirty.discard(name)
+
+    def sync_all(self) -> None:
+        """Copies every variable whose device value is newer back to the host."""
+        for name in list(self._dirty):
+            self._sync(name)
+
+    def __getitem__(self, name: str) -> Any:
+        if self._dirty and name in self._dirty:
+            self._sync(name)
+        return dict.__getitem__(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if self._dirty and name in self._dirty:
+            self._sync(name)
+        return dict.get(self, name, default)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        with self._lock:
+            self._dirty.discard(name)
+            dict.__setitem__(self, name, value)
+
+    def __delitem__(self, name: str) -> None:
+        with self._lock:
+            self._dirty.discard(name)
+            self._mirror.pop(name, None)
+            dict.__delitem__(self, name)
+
+    def pop(self, name: str, *default: Any) -> Any:
+        with self._lock:
+            self._sync(name)
+            self._mirror.pop(name, None)
+            return dict.pop(self, name, *default)
+
+    def setdefault(self, name: str, default: Any = None) -> Any:
+        if name in self:
+            return self[name]
+        self[name] = default
+        return default
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
+
+    def clear(self) -> None:
+        with self._lock:
+            self._dirty.clear()
+            self._mirror.clear()
+            dict.clear(self)
+
+    def values(self) -> Any:
+        self.sync_all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self.sync_all()
+        return dict.items(self)
+
+    def copy(self) -> dict[str, Any]:
+        self.sync_all()
+        return dict(dict.items(self))
+
+    # device side
+    def device_value(self, name: str) -> Any:
+        """The device array holding the variable's current value (uploaded if stale); None if unset."""
+        with self._lock:
+            if name in self._dirty:
+                return self._mirror[name][1]
+            host = dict.get(self, name)
+            if host is None:
+                return None
+            m = self._mirror.get(name)
+            if m is not None and m[0] is host:
+                return m[1]
+            dev = cuda_api().to_device(np.ascontiguousarray(host))
+            self._mirror[name] = (host, dev)
+            return dev
+
+    def device_assign(self, name: str, dev: Any) -> None:
+        """Makes device array `dev` the variable's value; the host copy is made when a host step reads it."""
+        with self._lock:
+            self._mirror[name] = (None, dev)
+            self._dirty.add(name)
+            if not dict.__contains__(self, name):
+                dict.__setitem__(self, name, None)  # the key exists (initialized); the value comes on read
+
+    def is_current(self, name: str, host: Any) -> bool:
+        """True when `host` is the variable's current host value (so its device mirror can stand in)."""
+        return name not in self._dirty and dict.get(self, name) is host
+
+
+_install_lock = threading.Lock()
+
+
+def device_store(ctx: Any) -> DeviceVariables:
+    """The session's variables as a `DeviceVariables` (installed on the first CUDA run)."""
+    store = ctx.variables
+    if type(store) is DeviceVariables:
+        return store
+    with _install_lock:
+        store = ctx.variables
+        if type(store) is not DeviceVariables:
+            store = DeviceVariables(store)
+            ctx.variables = store
+    return store
+
+
+# -- inputs and outputs of CUDA steps ------------------------------------------------------------------
+
+
+def _pair_key(slot: int) -> tuple[str, int]:
+    return ("cuda-pair", slot)
+
+
+class _IO:
+    """How a CUDA step gets its inputs onto the device and where its outputs go."""
+
+    def __init__(self, in_slots: list[int], const_inputs: list[bool], var_reads: list[str | None]) -> None:
+        self.in_slots = in_slots
+        self.const_inputs = const_inputs  # host input that never changes (a Const): uploaded once
+        self.var_reads = var_reads  # input read from this variable's tensor: its mirror stands in
+        self.const_cache: dict[int, tuple[Any, Any]] = {}
+        self.host_out: list[bool] = []  # per output: fetched or read by a host step
+        self.dev_out: list[bool] = []  # per output: read by a CUDA step
+
+    def device_input(self, k: int, v: Any, vals: list, store: DeviceVariables) -> Any:
+        """The device array for input k whose slot holds `v` (copied in when it is a host value)."""
+        if is_device_array(v):
+            return v
+        if type(v) is not np.ndarray:
+            v = np.asarray(v)
+        slot = self.in_slots[k]
+        pair = vals[ARENA_SLOT].bufs.get(_pair_key(slot))
+        if pair is not None and pair[0] is v:
+            return pair[1]
+        var = self.var_reads[k]
+        if var is not None and store.is_current(var, v):
+            return store.device_value(var)
+        if self.const_inputs[k]:
+            hit = self.const_cache.get(k)
+            if hit is not None and hit[0] is v:
+                return hit[1]
+            dev = cuda_api().to_device(np.ascontiguousarray(v))
+            self.const_cache[k] = (v, dev)
+            return dev
+        return cuda_api().to_device(np.ascontiguousarray(v))
+
+    def put_output(self, j: int, slot: int, dev: Any, shape: tuple[int, ...], vals: list) -> None:
+        """Writes output j (a flat device array) into its slot: on the host, the device, or both."""
+        if slot < 0:
+            return
+        arr = dev.reshape(shape) if shape != tuple(dev.shape) else dev
+        if self.host_out[j]:
+            host = to_host(arr)
+            vals[slot] = host
+            if self.dev_out[j]:
+                vals[ARENA_SLOT].bufs[_pair_key(slot)] = (host, arr)
+        else:
+            vals[slot] = arr
+
+
+def _device_buffer(vals: list, key: Any, n: int, dtype: np.dtype[Any]) -> Any:
+    """A flat device array of the run's arena, reused across runs (reallocated when the size changes)."""
+    bufs = vals[ARENA_SLOT].bufs
+    b = bufs.get(key)
+    if b is None or b.size != n or b.dtype != dtype:
+        b = cuda_api().device_array(n, dtype)
+        bufs[key] = b
+    return b
+
+
+def _host_inputs(in_slots: list[int], vals: list) -> None:
+    """Replaces device arrays in `in_slots` by host copies (before running interpreted steps)."""
+    for s in in_slots:
+        if s >= 0 and is_device_array(vals[s]):
+            vals[s] = to_host(vals[s])
+
+
+# -- kernels ---------------------------------------------------------------------------------------------
+
+
+def compile_cuda(source: str, parts: dict[str, Any], ops: list[str], report: dict[str, Any]) -> Any:
+    """Compiles (or loads) a generated CUDA module through the compile cache; records it in `report`."""
+    from jitflow.codegen.cache import get_kernel, kernel_key
+
+    t0 = time.perf_counter()
+    parts = {**parts, "target": target().key(), "codegen": cg.CODEGEN_VERSION}
+    with warnings.catch_warnings():
+        # simulated kernels are plain Python: Numba writes no cache files for them to store on disk
+        warnings.filterwarnings("ignore", message=".*wrote no Numba cache files.*")
+        fn, origin = get_kernel(source, cg.ENTRY, parts, {"ops": ops}, "cuda")
+    dt = time.perf_counter() - t0
+    report["key"] = kernel_key({**parts, "source": source, "entry": cg.ENTRY, "backend": "cuda"})
+    report["compile_seconds"] = round(report.get("compile_seconds", 0.0) + (dt if origin != "memory" else 0.0), 6)
+    report["source"] = origin
+    return fn
+
+
+class _Entry:
+    """What a CUDA cluster step decided for one tuple of input shapes."""
+
+    __slots__ = ("kernel", "exts", "out_shapes", "out_sizes", "in_place")
+
+    def __init__(self, kernel: Any, exts: tuple[int, ...], out_shapes: list[tuple[int, ...]],
+                 in_place: list[int]) -> None:
+        self.kernel = kernel
+        self.exts = exts
+        self.out_shapes = out_shapes
+        self.out_sizes = [int(np.prod(s)) for s in out_shapes]
+        self.in_place = in_place  # per output: the input whose device array it overwrites, or -1
+
+
+class CudaClusterStep:
+    """Runs a cluster placed on a GPU as a CUDA kernel (the CPU `ClusterStep` it replaces runs fallbacks)."""
+
+    def __init__(self, base: Any, io: _IO) -> None:
+        c: Cluster = base.c
+        self.base = base
+        self.c = c
+        self.io = io
+        self.in_slots: list[int] = base.in_slots
+        self.out_slots: list[int] = base.out_slots
+        self.report: dict[str, Any] = base.report
+        self.var_shapes: dict[str, Any] = base.var_shapes
+        self.var_names = [i.var for i in c.inputs]
+        self.in_dtypes = [np.dtype(i.dtype) for i in c.inputs]
+        self.out_dtypes = [np.dtype(c.nodes[o.node].dtype) for o in c.outputs]
+        self.stores = [o.var for o in c.outputs]
+        self.deps = [sorted(c.deps(c.n_inputs + o.node)) for o in c.outputs]
+        self.has_checks = bool(base.has_checks)
+        self.entries: dict[tuple, _Entry | None] = {}
+        self.kernels: dict[Any, Any] = {}
+        self.key = ("cuda", id(self))
+        self._lock = threading.Lock()
+        stored = [v for v in self.stores if v is not None]
+        self.store_once = {v for v in stored if stored.count(v) == 1}
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        store = device_store(ctx)
+        arrays = []
+        for k, (slot, var, dt) in enumerate(zip(self.in_slots, self.var_names, self.in_dtypes)):
+            if var is not None:
+                a = store.device_value(var)
+            else:
+                a = vals[slot]
+                if a is None:
+                    return self.interpret(ctx, vals)
+                a = self.io.device_input(k, a, vals, store)
+            if a is None or a.dtype != dt:
+                return self.interpret(ctx, vals)
+            arrays.append(a)
+        shapes = tuple([tuple(a.shape) for a in arrays])
+        if shapes in self.entries:
+            ent = self.entries[shapes]
+        else:
+            ent = self.prepare(shapes)
+        if ent is None:
+            return self.interpret(ctx, vals)
+        flat = [a.reshape(a.size) if len(a.shape) != 1 else a for a in arrays]
+        outs = []
+        for j, dt in enumerate(self.out_dtypes):
+            src = ent.in_place[j]
+            if src >= 0:
+                outs.append(flat[src])
+            elif self.stores[j] is not None:
+                outs.append(cuda_api().device_array(ent.out_sizes[j], dt))
+            else:
+                outs.append(_device_buffer(vals, (self.key, j), ent.out_sizes[j], dt))
+        err = _device_buffer(vals, (self.key, -1), 1, np.dtype(np.int64))
+        if self.has_checks:
+            err.copy_to_device(np.zeros(1, np.int64))
+        ent.kernel(*flat, *outs, ent.exts, err)
+        if self.has_checks and to_host(err)[0]:
+            return self.interpret(ctx, vals)
+        for j, o in enumerate(outs):
+            var = self.stores[j]
+            shape = ent.out_shapes[j]
+            if var is not None:
+                store.device_assign(var, o.reshape(shape) if len(shape) != 1 else o)
+            self.io.put_output(j, self.out_slots[j], o, shape, vals)
+        return None
+
+    def interpret(self, ctx: Any, vals: list) -> None:
+        """Runs the members' interpreted steps on host copies of the inputs (the interpreter's errors)."""
+        _host_inputs(self.in_slots, vals)
+        for step in self.base.member_steps:
+            step(ctx, vals)
+
+    # decisions per shape tuple
+    def prepare(self, shapes: tuple) -> _Entry | None:
+        """Decides (and caches) the kernel for these input shapes; None: run interpreted."""
+        try:
+            ent: _Entry | None = self._decide(shapes)
+        except LayoutError:
+            ent = None
+        if len(self.entries) > 64:
+            self.entries.clear()
+        self.entries[shapes] = ent
+        return ent
+
+    def _decide(self, shapes: tuple) -> _Entry:
+        c = self.c
+        space = broadcast_shape(list(shapes))
+        axes = _reduce_axes(c, space)
+        out_shapes: list[tuple[int, ...]] = []
+        red = c.reduction()
+        for j, o in enumerate(c.outputs):
+            if red is not None and o.node == len(c.nodes) - 1:
+                assert axes is not None
+                keep = bool(red.attr("keep_dims", False))
+                shp = tuple((1 if d in axes else n) for d, n in enumerate(space) if keep or d not in axes)
+            else:
+                shp = broadcast_shape([shapes[i] for i in self.deps[j]])
+            out_shapes.append(shp)
+            if o.var is not None:
+                _check_update(c, o, shp, shapes, self.var_shapes)
+        layout, exts = compute_layout(list(shapes), space, axes)
+        kernel = self._kernel(layout)
+        return _Entry(kernel, tuple(int(e) for e in exts), out_shapes, self._in_place(layout, out_shapes, shapes))
+
+    def _in_place(self, layout: Layout, out_shapes: list[tuple[int, ...]], shapes: tuple) -> list[int]:
+        """Per output: the variable input it may overwrite (each element read and written by one point)."""
+        res = [-1] * len(self.c.outputs)
+        if self.has_checks or self.c.reduction() is not None:
+            return res  # a failed check re-runs the cluster from the old values: they must survive
+        for j, var in enumerate(self.stores):
+            if var is None or var not in self.store_once:
+                continue
+            for k, v in enumerate(self.var_names):
+                if v == var and all(layout.masks[k]) and shapes[k] == out_shapes[j]:
+                    res[j] = k
+        return res
+
+    def _kernel(self, layout: Layout) -> Any:
+        fn = self.kernels.get(layout)
+        if fn is not None:
+            return fn
+        with self._lock:
+            fn = self.kernels.get(layout)
+            if fn is None:
+                source = cg.generate(self.c, layout, target())
+                parts = {"cluster": self.c.signature(), "layout": layout.key()}
+                fn = compile_cuda(source, parts, [op.type for op in self.c.ops], self.report)
+                self.kernels[layout] = fn
+        return fn
+
+
+def _reduce_axes(c: Cluster, space: tuple[int, ...]) -> tuple[int, ...] | None:
+    red = c.reduction()
+    if red is None:
+        return None
+    rank = len(space)
+    ax = red.attr("axis")
+    if ax is None:
+        return tuple(range(rank))
+    if rank == 0:
+        if len(ax) and tuple(ax) != (0,):
+            raise LayoutError("reduction axis out of range")
+        return ()
+    if any(a >= rank or a < -rank for a in ax):
+        raise LayoutError("reduction axis out of range")
+    return tuple(sorted({a % rank for a in ax}))
+
+
+def _check_update(c: Cluster, o: Any, shp: tuple[int, ...], shapes: tuple, var_shapes: dict[str, Any]) -> None:
+    """LayoutError unless a variable update keeps the variable's shape (the interpreter reports it)."""
+    node = c.nodes[o.node]
+    rule = L.UPDATES[node.op_type]
+    if rule.reads:
+        cur = shapes[node.args[0]]
+        if shp != cur:
+            raise LayoutError("update does not have the variable's shape")
+        for p in rule.exact_shape:
+            k = len(rule.refs) + p - sum(1 for r in rule.refs if r < p)
+            if k < len(node.args) and broadcast_shape([shapes[i] for i in c.deps(node.args[k])]) != cur:
+                raise LayoutError("update value does not have the variable's shape")
+    else:
+        want = var_shapes.get(o.var)
+        if want is not None and not want.is_compatible_with(shp):
+            raise LayoutError("assigned value does not have the variable's shape")
+
+
+class CudaMatMulStep:
+    """MatMul of two 2-D float arrays as a tiled CUDA kernel."""
+
+    def __init__(self, base: Any, io: _IO, report: dict[str, Any]) -> None:
+        self.base = base
+        self.op: Operation = base.op
+        self.io = io
+        self.in_slots = [base.sa, base.sb]
+        self.out_slot: int = base.out_slot
+        self.ta, self.tb = bool(base.ta), bool(base.tb)
+        self.dtype = np.dtype(base.dtype)
+        self.report = report
+        self.key = ("cuda", id(self))
+        self.kernel: Any = None
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        store = device_store(ctx)
+        a, b = vals[self.in_slots[0]], vals[self.in_slots[1]]
+        if a is None or b is None or len(np.shape(a)) != 2 or len(np.shape(b)) != 2 \
+                or a.dtype != self.dtype or b.dtype != self.dtype:
+            return self.interpret(ctx, vals)
+        m, k = (a.shape[1], a.shape[0]) if self.ta else a.shape
+        k2, n = (b.shape[1], b.shape[0]) if self.tb else b.shape
+        if k != k2:
+            return self.interpret(ctx, vals)
+        da = self.io.device_input(0, a, vals, store)
+        db = self.io.device_input(1, b, vals, store)
+        out = _device_buffer(vals, (self.key, 0), m * n, self.dtype)
+        if self.kernel is None:
+            source = cg.generate_matmul(self.dtype.name, self.ta, self.tb, target())
+            self.kernel = compile_cuda(source, {"matmul": [self.dtype.name, self.ta, self.tb]}, ["MatMul"],
+                                       self.report)
+        self.kernel(da.reshape(da.size), db.reshape(db.size), out, m, n, k)
+        self.io.put_output(0, self.out_slot, out, (m, n), vals)
+        return None
+
+    def interpret(self, ctx: Any, vals: list) -> None:
+        """The interpreted MatMul on host copies (the interpreter's result or error)."""
+        _host_inputs(self.in_slots, vals)
+        self.base.fallback(ctx, vals)
+
+
+class DeviceReadStep:
+    """A read of a variable consumed only by CUDA steps: its device array goes into the slot."""
+
+    def __init__(self, host_step: Step, name: str, slot: int) -> None:
+        self.host_step = host_step
+        self.op = getattr(host_step, "op", None)
+        self.name = name
+        self.slot = slot
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        dev = device_store(ctx).device_value(self.name)
+        if dev is None:
+            return self.host_step(ctx, vals)  # uninitialized: the interpreter's error
+        vals[self.slot] = dev
+        return None
+
+
+# -- the hook into lower() -----------------------------------------------------------------------------
+
+
+def lower_gpu_clusters(plan: Plan) -> None:
+    """Moves the compiled steps of ops placed on an available GPU to CUDA, in place (see the module doc).
+
+    Call it at the end of `lower(plan)`, once `plan.steps` holds the final ClusterSteps and MatMulSteps.
+    """
+    if not any(requested_gpu(op) is not None for op in plan.ops):
+        return  # nothing asks for a GPU: never import numba.cuda
+    n_gpus = gpu_count()
+    if n_gpus == 0:
+        return
+    from jitflow.compiler import lower as low
+
+    fetched = {t for t, s in plan.slots.items() if s in set(plan.fetch_slots)}
+    feed_set = set(plan.feed_slots)
+    fed = {t for t, s in plan.slots.items() if s in feed_set}
+    readers: dict[Tensor, set[Operation]] = {}
+    for op in plan.ops:
+        for i, t in enumerate(op.inputs):
+            if i not in op.opdef.ref_inputs:
+                readers.setdefault(t, set()).add(op)
+    steps: list[Step] = list(plan.steps)
+    gpu_ops: set[Operation] = set()
+    cuda_steps: list[tuple[Any, list[Tensor | None]]] = []
+    listed = {name for entry in plan.report.get("clusters", []) for name in entry.get("ops", [])}
+    for i, st in enumerate(steps):
+        if isinstance(st, low.ClusterStep) and _all_on(st.c.ops, n_gpus):
+            c = st.c
+            io = _IO(st.in_slots, [inp.tensor is not None and inp.tensor.op.type == "Const" and inp.tensor not in fed
+                                   for inp in c.inputs], [_var_of(inp.tensor, fed) for inp in c.inputs])
+            c.backend = "cuda"
+            st.report["backend"] = "cuda"
+            st.report.update(key="", compile_seconds=0.0, source="deferred")  # the CPU kernel is not used
+            steps[i] = CudaClusterStep(st, io)
+            gpu_ops.update(c.ops)
+            cuda_steps.append((steps[i], [o.tensor for o in c.outputs]))
+        elif isinstance(st, low.MatMulStep) and usable_gpu(st.op, n_gpus) is not None:
+            ins = list(st.op.inputs)
+            io = _IO([st.sa, st.sb], [t.op.type == "Const" and t not in fed for t in ins],
+                     [_var_of(t, fed) for t in ins])
+            entry: dict[str, Any] = {"ops": [st.op.name], "backend": "cuda", "key": "", "compile_seconds": 0.0,
+                                     "source": "deferred"}
+            if st.op.name not in listed:
+                plan.report.setdefault("clusters", []).append(entry)
+            steps[i] = CudaMatMulStep(st, io, entry)
+            gpu_ops.add(st.op)
+            cuda_steps.append((steps[i], [st.op.outputs[0]]))
+    if not cuda_steps:
+        return
+    for cs, outs in cuda_steps:
+        cs.io.host_out = [t is not None and (t in fetched or any(r not in gpu_ops for r in readers.get(t, ())))
+                          for t in outs]
+        cs.io.dev_out = [t is not None and any(r in gpu_ops for r in readers.get(t, ())) for t in outs]
+    for i, st in enumerate(steps):
+        op = getattr(st, "op", None)
+        if isinstance(st, types.FunctionType) and op is not None and op.type == "VariableV2":
+            t = op.outputs[0]
+            rs = readers.get(t, set())
+            if rs and rs <= gpu_ops and t not in fetched and t not in fed:
+                steps[i] = DeviceReadStep(st, op.name, plan.slots[t])
+    plan.steps = steps
+    if plan.debug >= 3:
+        for cs, _ in cuda_steps:
+            print(f"jitflow: cuda step {cs.report.get('ops')}", file=sys.stderr)
+
+
+def _all_on(ops: list[Operation], n_gpus: int) -> bool:
+    devs = {usable_gpu(op, n_gpus) for op in ops}
+    return len(devs) == 1 and None not in devs
+
+
+def _var_of(t: Tensor | None, fed: set[Tensor]) -> str | None:
+    """The variable whose value tensor `t` is (its device mirror can stand in for the host value)."""
+    if t is None or t in fed or t.op.type != "VariableV2":
+        return None
+    return t.op.name
