@@ -292,3 +292,12 @@ def test_reads_tf_multi_shard_checkpoint(tmp_path: pathlib.Path) -> None:
     with pytest.raises(errors.DataLossError, match="missing"):
         bundle.BundleReader(str(tmp_path / "s")).read("b")  # its shard file is gone
     np.testing.assert_array_equal(bundle.BundleReader(str(tmp_path / "s")).read("a"), got["a"])
+
+
+def test_huge_claimed_size_is_data_loss_not_memory_error(tmp_path: pathlib.Path) -> None:
+    bundle.write_bundle(str(tmp_path / "c"), {"a": np.ones(4, np.float32)})
+    entry = BundleEntry(dtype=1, shape=(2**40,), offset=0, size=2**42, crc32c=0)
+    items = [(b"", BundleHeader().encode()), (b"a", entry.encode())]
+    (tmp_path / "c.index").write_bytes(table.build_table(items))
+    with pytest.raises(errors.DataLossError, match="truncated"):
+        bundle.BundleReader(str(tmp_path / "c")).read("a")

@@ -200,6 +200,9 @@ class BundleReader:
         if entry.has_slices:
             raise UnimplementedError(None, None, f"Checkpoint tensor {name!r} is partitioned (slices); "
                                      "not supported")
+        if entry.offset + entry.size > os.fstat(f.fileno()).st_size:  # check before allocating
+            raise DataLossError(None, None, f"Checkpoint data file {self._data_path(entry)!r} is truncated: "
+                                f"tensor {name!r} needs bytes {entry.offset}..{entry.offset + entry.size}")
         if dtype is dtypes.string:
             raw = np.empty(entry.size, np.uint8)
             _read_exact(f, entry.offset, raw.data, self._data_path(entry), name)
