@@ -219,6 +219,9 @@ def summary_lines(rows: list[Row], quick: bool) -> list[str]:
     for r in rows:
         if r.workload == "W6" and r.extra.get("compile_events"):
             lines.append(f"W6 {r.variant}: kernel compile times (s): {r.extra['compile_events']}")
+        if r.workload == "W6" and r.variant == "compiled-cold" and r.extra.get("clusters"):
+            per = ", ".join(f"{name} {sec:.2f} s ({src})" for name, sec, src in r.extra["clusters"])
+            lines.append(f"W6 compiled-cold per cluster: {per}")
     return lines
 
 

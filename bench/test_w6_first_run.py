@@ -102,7 +102,8 @@ def test_W6_first_run(benchmark: Any, record: Any, tmp_path_factory: pytest.Temp
              "w4_first_s": _median(reports, lambda r: r["w4_first_s"]),
              "w2_steady_s": _median(reports, lambda r: r["w2_steady_s"]),
              "w4_steady_s": _median(reports, lambda r: r["w4_steady_s"]),
-             "compile_events": [round(s, 3) for _, s in last["compile_events"]]}
+             "compile_events": [round(s, 3) for _, s in last["compile_events"]],
+             "clusters": last.get("clusters", [])}
     benchmark.extra_info.update({k: v for k, v in extra.items()}, workload="W6", variant=variant)
     record("W6", variant, first, "first result",
            f"child-reported median of {len(reports)} fresh processes (import {extra['import_s']:.3g} s, "

@@ -103,6 +103,19 @@ def jit_state(sess: Any, variant: str) -> str:
             f"{fallbacks or 'nothing'}")
 
 
+def cluster_times(sess: Any) -> list[list[Any]]:
+    """[ops (abbreviated), compile seconds, where the kernel came from] of each compiled cluster."""
+    out: list[list[Any]] = []
+    for plan in getattr(sess, "_plans", {}).values():
+        for entry in getattr(plan, "report", {}).get("clusters", ()):
+            if not isinstance(entry, dict):
+                continue
+            ops = [str(o) for o in entry.get("ops", ())]
+            name = "+".join(ops[:3]) + (f"+{len(ops) - 3} more" if len(ops) > 3 else "")
+            out.append([name, float(entry.get("compile_seconds", 0.0) or 0.0), str(entry.get("source", ""))])
+    return out
+
+
 def first_run(fn: Callable[[], Any]) -> tuple[Any, str]:
     """Calls `fn` (a first ``sess.run``) and says how long it took and where its kernels came from."""
     from jitflow.codegen.cache import cache_stats
@@ -457,6 +470,7 @@ def _w6_jitflow(n: int, batch: int, repeats: int) -> dict[str, Any]:
     from jitflow.codegen.cache import cache_stats
 
     r["cache"] = cache_stats()
+    r["clusters"] = cluster_times(s2) + cluster_times(s4)
     variant = "compiled" if os.environ.get("JITFLOW_JIT", "1") != "0" else "interpreted"
     r["jit"] = f"W2 {jit_state(s2, variant)}; W4 {jit_state(s4, variant)}"
     return r
