@@ -775,6 +775,8 @@ def lookup(name: str, dtype: str | np.dtype[Any] | type) -> Any | None:
     ``dtype`` may be a NumPy dtype name (``"float32"``), a ``np.dtype`` or a scalar type.
     A None answer means the caller should keep its scalar fallback (e.g. ``math.exp``).
     """
+    if dtype is None:  # np.dtype(None) would mean float64
+        return None
     try:
         key = np.dtype(dtype).name
     except TypeError:

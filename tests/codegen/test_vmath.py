@@ -300,5 +300,7 @@ def test_lookup_by_name_and_dtype_forms() -> None:
     assert vmath.lookup("exp", "int32") is None
     assert vmath.lookup("no_such_function", "float32") is None
     assert vmath.lookup("exp", "not a dtype") is None
+    assert vmath.lookup("exp", None) is None  # type: ignore[arg-type]
+    assert vmath.lookup("exp", "float16") is None
     assert set(vmath.NAMES) == {*NAMES, "pow"}
     assert all((n, d) in vmath.VMATH for n in vmath.NAMES for d in DTYPES)
