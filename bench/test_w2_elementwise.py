@@ -71,8 +71,9 @@ def _xla(x_val: np.ndarray) -> Case:
 def _pytensor(x_val: np.ndarray) -> Case:
     pt = pytest.importorskip("pytensor", reason="PyTensor is not installed (optional baseline)")
     x = pt.tensor.vector("x", dtype="float32")
-    y = pt.tensor.tanh(np.float32(1.5) * x + np.float32(0.3)) * pt.tensor.sigmoid(x) \
-        - np.float32(0.5) * pt.tensor.sqr(x)
+    # tensors on the left: a NumPy scalar on the left would try to broadcast the symbolic variable
+    y = pt.tensor.tanh(x * np.float32(1.5) + np.float32(0.3)) * pt.tensor.sigmoid(x) \
+        - pt.tensor.sqr(x) * np.float32(0.5)
     fn = pt.function([x], pt.tensor.exp(-abs(y)) + pt.tensor.maximum(y, np.float32(0.0)), mode="NUMBA")
     yield (lambda: fn(x_val)), "PyTensor mode=NUMBA"
 

@@ -89,6 +89,8 @@ def jit_state(sess: Any, variant: str) -> str:
     """What the JIT did for this session's plans: clusters and fallbacks, or why nothing was compiled."""
     if variant != "compiled":
         return "interpreted"
+    if os.environ.get("JITFLOW_JIT", "1").strip().lower() in ("0", "false", "no", "off"):
+        return "JITFLOW_JIT=0: ran interpreted"
     if importlib.util.find_spec("jitflow.compiler.lower") is None:
         return "no JIT yet (jitflow.compiler.lower missing): ran interpreted"
     reports = [getattr(p, "report", {}) for p in getattr(sess, "_plans", {}).values()]
