@@ -57,18 +57,24 @@ def summarize(value: Any, n: int) -> str:
 
 
 def _v2_format(value: Any, n: int) -> str:
-    """tf.print's rendering: NumPy-style nesting with the first and last `n` entries per dimension."""
+    """tf.print's rendering: nested brackets, rows on new lines, first and last `n` entries per dimension."""
     arr = np.asarray(value)
-    if arr.dtype == object:
-        arr = np.vectorize(_fmt_scalar, otypes=[object])(arr) if arr.size else arr
-        if arr.ndim == 0:
-            return str(arr[()])
-        return np.array2string(arr, separator=" ", threshold=0 if n >= 0 else sys.maxsize,
-                               edgeitems=max(n, 1), formatter={"all": str})
-    if arr.ndim == 0:
-        return _fmt_scalar(arr[()])
-    return np.array2string(arr, separator=" ", threshold=(2 * n if n >= 0 else sys.maxsize),
-                           edgeitems=max(n, 1))
+
+    def fmt(a: Any, depth: int) -> str:
+        if not isinstance(a, np.ndarray):
+            return _fmt_scalar(a)
+        if a.ndim == 0:
+            return _fmt_scalar(a[()])
+        k = a.shape[0]
+        cut = 0 <= n and 2 * n < k
+        idx = list(range(n)) + list(range(k - n, k)) if cut else list(range(k))
+        items = [fmt(a[i], depth + 1) for i in idx]
+        if cut:
+            items.insert(n, "...")
+        sep = " " if a.ndim == 1 else "\n" * (a.ndim - 1) + " " * (depth + 1)
+        return "[" + sep.join(items) + "]"
+
+    return fmt(arr, 0)
 
 
 # -- Print (TF1) ------------------------------------------------------------------------------------------

@@ -41,11 +41,11 @@ def test_print_is_stateful_and_passes_gradients() -> None:
 
 def test_tf_print(capsys: pytest.CaptureFixture[str]) -> None:
     x = tf.placeholder(tf.float32, [])
-    op = tf.print("x =", x, tf.constant([[1, 2], [3, 4]]), sep="|")
+    op = tf.print("x =", x, tf.constant([[1.5, 2], [3, 4]]), sep="|")
     assert isinstance(op, tf.Operation) and op.type == "PrintV2"
     with tf.Session() as sess:
         assert sess.run(op, {x: 2.5}) is None
-    assert capsys.readouterr().err == "x =|2.5|[[1 2]\n [3 4]]\n"
+    assert capsys.readouterr().err == "x =|2.5|[[1.5 2]\n [3 4]]\n"
     long = tf.print(tf.range(10), summarize=2, output_stream="stdout")
     with tf.Session() as sess:
         sess.run(long)
