@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -129,6 +130,7 @@ class Saver:
         self._last_checkpoints: list[tuple[str, float]] = []
         self._checkpoints_to_be_deleted: list[tuple[str, float]] = []
         self._next_checkpoint_time = time.time() + keep_checkpoint_every_n_hours * 3600
+        self._lock = threading.Lock()
         self._last_meta: tuple[tuple, str] | None = None  # (graph signature, file) of the last export
         if not defer_build:
             self.build()
@@ -251,10 +253,11 @@ class Saver:
             graph = getattr(raw, "graph", None) or self._graph
             self._write_meta_graph(f"{checkpoint_file}.{meta_graph_suffix}", graph)
         if write_state:
-            self._record_last_checkpoint(checkpoint_file)
-            ckpt.update_checkpoint_state(save_dir or ".", checkpoint_file, self.last_checkpoints or None,
-                                         latest_filename, save_relative_paths=self._save_relative_paths)
-            self._delete_old_checkpoints(meta_graph_suffix)
+            with self._lock:  # saves from several threads must not interleave their bookkeeping
+                self._record_last_checkpoint(checkpoint_file)
+                ckpt.update_checkpoint_state(save_dir or ".", checkpoint_file, self.last_checkpoints or None,
+                                             latest_filename, save_relative_paths=self._save_relative_paths)
+                self._delete_old_checkpoints(meta_graph_suffix)
         return checkpoint_file
 
     def restore(self, sess: Any, save_path: str | None) -> None:
