@@ -248,3 +248,28 @@ def test_meta_graph_reused_while_graph_unchanged(tmp_path: pathlib.Path) -> None
     tf.reset_default_graph()
     tf.train.import_meta_graph(p4 + ".meta")
     assert tf.get_default_graph().get_operation_by_name("later").type == "Const"
+
+
+def test_concurrent_saves_keep_consistent_bookkeeping(tmp_path: pathlib.Path) -> None:
+    import threading
+
+    w = tf.Variable(np.zeros(1000, np.float32), name="w")
+    saver = tf.train.Saver(max_to_keep=3)
+    with tf.Session() as sess:
+        sess.run(w.initializer)
+
+        def work(first: int) -> None:
+            for step in range(first, first + 20, 4):
+                saver.save(sess, str(tmp_path / "m"), global_step=step)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    kept = saver.last_checkpoints
+    assert len(kept) == 3
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert state is not None and state.all_model_checkpoint_paths == kept
+    on_disk = sorted(str(tmp_path / n[:-6]) for n in os.listdir(tmp_path) if n.endswith(".index"))
+    assert on_disk == sorted(kept)
