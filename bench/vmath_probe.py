@@ -146,7 +146,8 @@ def run_accuracy(n: int) -> None:
     from jitflow.codegen.vmath import VMATH
 
     rng = np.random.default_rng(5)
-    ranges = {"exp": 700.0, "expm1": 700.0, "log": 0.0, "log1p": 0.0, "sin": 1e6, "cos": 1e6}
+    ranges = {"exp": 710.0, "expm1": 710.0, "sinh": 711.0, "cosh": 711.0, "log": 0.0, "log1p": 0.0,
+              "sin": 1e6, "cos": 1e6, "tan": 1e6}
     print(f"accuracy: max relative error over {n} random points (+ magnitudes 1e-30..1e30)")
     for (name, dt), fn in sorted(VMATH.items()):
         if name == "pow":
@@ -157,8 +158,8 @@ def run_accuracy(n: int) -> None:
             for i in range(x.size):
                 out[i] = f(x[i])
 
-        span = min(ranges.get(name, 30.0), 88.0 if dt == "float32" else 1e9) or 30.0
-        mags = 10.0 ** rng.uniform(-30, 30 if name not in ("exp", "expm1", "sin", "cos") else 0, n)
+        span = min(ranges.get(name, 30.0), 90.0 if dt == "float32" else 1e9) or 30.0
+        mags = 10.0 ** rng.uniform(-30, 30 if name in ("log", "log1p", "tanh", "sigmoid", "softplus") else 0, n)
         if name in ("log", "log1p"):
             x = np.concatenate([rng.uniform(0, 4, n), mags, -rng.uniform(0, 1, n) if name == "log1p" else mags])
         else:

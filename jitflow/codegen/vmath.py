@@ -668,12 +668,12 @@ def _make_pow(dt: Any, k64: _Consts, mag: Any) -> Any:
 
 
 def _make_trig_core(t: _TrigConsts) -> Any:
-    """sin(x + shift*pi/2) in float64, for shift 0 (sin) or 1 (cos)."""
-    half, one, two, nan, two_over_pi = t.half, t.one, t.two, t.nan, t.two_over_pi
-    p1, p2, p3, max_arg, ss, cc = t.pio2_1, t.pio2_2, t.pio2_3, t.max_arg, t.sin_s, t.cos_c
+    """(k, sin r, cos r) with x = k*pi/2 + r, |r| <= pi/4, all float64."""
+    half, one, two_over_pi = t.half, t.one, t.two_over_pi
+    p1, p2, p3, ss, cc = t.pio2_1, t.pio2_2, t.pio2_3, t.sin_s, t.cos_c
 
     @_vjit
-    def trig_core(x, shift):  # type: ignore[no-untyped-def]
+    def trig_core(x):  # type: ignore[no-untyped-def]
         _inline_into_caller()
         k = _rint(x * two_over_pi)
         # x - k*pi/2 with pi/2 in three parts; true fma keeps every k*p_i exact
@@ -681,65 +681,107 @@ def _make_trig_core(t: _TrigConsts) -> Any:
         r = _fma_exact(-k, p2, r)
         r = _fma_exact(-k, p3, r)
         z = r * r
-        s = _fma(z * r, _horner(z, ss), r)
-        c = _fma(z * z, _horner(z, cc), one - half * z)
-        q = k + shift  # quadrant: odd ones use cos, the upper two negate
-        odd = q - two * _floor(q * half) == one
-        v = _select(odd, c, s)
-        upper = q - (two + two) * _floor(q * (half * half)) >= two
-        y = _select(upper, -v, v)
-        # inf, nan, and arguments too large to reduce accurately give nan
-        return _select(_fabs(x) < max_arg, y, nan)
+        return k, _fma(z * r, _horner(z, ss), r), _fma(z * z, _horner(z, cc), one - half * z)
 
     return trig_core
 
 
-def _make_sin(dt: Any, core: Any) -> Any:
-    zero = dt(0.0)
-    wide = np.float64
+def _make_sincos(dt: Any, t: _TrigConsts, core: Any, shift: float) -> Any:
+    """sin (shift 0) or cos (shift 1, i.e. sin(x + pi/2)) rounded to dt."""
+    half, one, two, nan, max_arg = t.half, t.one, t.two, t.nan, t.max_arg
+    zero, wide, qshift, is_sin = dt(0.0), np.float64, np.float64(shift), shift == 0.0
 
     @_vjit
-    def sin(x):  # type: ignore[no-untyped-def]
+    def sincos(x):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        y = dt(core(wide(x), wide(0.0)))
-        return _select(x == zero, x, y)  # keeps the sign of zero
+        w = wide(x)
+        k, s, c = core(w)
+        q = k + qshift  # quadrant: odd ones use cos, the upper two negate
+        v = _select(q - two * _floor(q * half) == one, c, s)
+        v = _select(q - (two + two) * _floor(q * (half * half)) >= two, -v, v)
+        # inf, nan, and arguments too large to reduce accurately give nan
+        y = dt(_select(_fabs(w) < max_arg, v, nan))
+        return _select(is_sin & (x == zero), x, y)  # sin keeps the sign of zero
 
-    return sin
+    return sincos
 
 
-def _make_cos(dt: Any, core: Any) -> Any:
-    wide = np.float64
+def _make_tan(dt: Any, t: _TrigConsts, core: Any) -> Any:
+    half, one, two, nan, max_arg = t.half, t.one, t.two, t.nan, t.max_arg
+    zero, wide = dt(0.0), np.float64
 
     @_vjit
-    def cos(x):  # type: ignore[no-untyped-def]
+    def tan(x):  # type: ignore[no-untyped-def]
         _inline_into_caller()
-        return dt(core(wide(x), wide(1.0)))
+        w = wide(x)
+        k, s, c = core(w)
+        odd = k - two * _floor(k * half) == one  # tan(r + pi/2) = -cos(r)/sin(r)
+        v = _fdiv(_select(odd, -c, s), _select(odd, s, c))
+        y = dt(_select(_fabs(w) < max_arg, v, nan))
+        return _select(x == zero, x, y)
 
-    return cos
+    return tan
+
+
+def _make_sinh(k: _Consts, expm1: Any, exp: Any) -> Any:
+    half, one, big = k.half, k.one, k.exp_hi - k.one
+
+    @_vjit
+    def sinh(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        a = _fabs(x)
+        e = expm1(a)
+        small = half * (e + _fdiv(e, e + one))  # no cancellation for small |x|
+        h = exp(half * a)  # near overflow e^a itself overflows; e^a / 2 = (h / 2) * h need not
+        y = _select(a < big, small, (half * h) * h)
+        return _copysign(y, x)
+
+    return sinh
+
+
+def _make_cosh(k: _Consts, exp: Any) -> Any:
+    half, big = k.half, k.exp_hi - k.one
+
+    @_vjit
+    def cosh(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        a = _fabs(x)
+        e = exp(a)
+        h = exp(half * a)
+        return _select(a < big, half * e + _fdiv(half, e), (half * h) * h)
+
+    return cosh
 
 
 def _build(dt: Any) -> dict[str, Any]:
     k = _Consts(dt)
     exp_core, expm1_core, log_core = _make_exp_core(k), _make_expm1_core(k), _make_log_core(k)
     log1p = _make_log1p(k, log_core)
-    trig_core = _make_trig_core(_TrigConsts(dt is np.float32))
+    tk = _TrigConsts(dt is np.float32)
+    trig_core = _make_trig_core(tk)
     k64 = k if dt is np.float64 else _Consts(np.float64)
+    exp, expm1 = _make_exp(k, exp_core), _make_expm1(k, expm1_core)
     return {
-        "exp": _make_exp(k, exp_core),
-        "expm1": _make_expm1(k, expm1_core),
+        "exp": exp,
+        "expm1": expm1,
         "log": _make_log(k, log_core),
         "log1p": log1p,
         "tanh": _make_tanh(k, expm1_core),
         "sigmoid": _make_sigmoid(k, exp_core),
         "softplus": _make_softplus(k, exp_core, log1p),
-        "sin": _make_sin(dt, trig_core),
-        "cos": _make_cos(dt, trig_core),
+        "sin": _make_sincos(dt, tk, trig_core, 0.0),
+        "cos": _make_sincos(dt, tk, trig_core, 1.0),
+        "tan": _make_tan(dt, tk, trig_core),
+        "sinh": _make_sinh(k, expm1, exp),
+        "cosh": _make_cosh(k, exp),
         "pow": _make_pow(dt, k64, _make_pow_mag32(k64) if dt is np.float32 else _make_pow_mag64(k64)),
     }
 
 
 #: The function names every supported dtype provides.
-NAMES: tuple[str, ...] = ("cos", "exp", "expm1", "log", "log1p", "pow", "sigmoid", "sin", "softplus", "tanh")
+NAMES: tuple[str, ...] = (
+    "cos", "cosh", "exp", "expm1", "log", "log1p", "pow", "sigmoid", "sin", "sinh", "softplus", "tan", "tanh",
+)
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _TABLE: dict[tuple[str, str], Any] = {}
 _TABLE_LOCK = threading.Lock()

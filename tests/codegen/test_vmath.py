@@ -17,7 +17,7 @@ from numba import njit, prange
 from jitflow.codegen import vmath
 
 DTYPES = ("float32", "float64")
-NAMES = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "sin", "cos")
+NAMES = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "sin", "cos", "tan", "sinh", "cosh")
 
 # Extended precision for the float64 reference where the platform has it.
 _HAS_LONGDOUBLE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
@@ -80,7 +80,10 @@ def _grid(name: str, dtype: str) -> np.ndarray:
     elif name in ("exp", "expm1"):
         small = mags[mags < 1]
         parts = [np.linspace(-big - 20, big + 1, 60_001), np.linspace(-2, 2, 40_001), small, -small]
-    elif name in ("sin", "cos"):
+    elif name in ("sinh", "cosh"):  # up to and past the overflow edge
+        small = mags[mags < 1]
+        parts = [np.linspace(-big - 2, big + 2, 60_001), np.linspace(-2, 2, 40_001), small, -small]
+    elif name in ("sin", "cos", "tan"):
         inside = mags[mags < 2.0**50]  # the documented domain of the argument reduction
         near_quadrants = np.arange(-2000, 2000) * (np.pi / 2)
         parts = [np.linspace(-10, 10, 40_001), inside, -inside, near_quadrants, near_quadrants * 1e6]
@@ -138,8 +141,12 @@ SPECIALS: list[tuple[str, float, float]] = [
     ("softplus", -1000.0, 0.0),
     ("sin", INF, NAN), ("sin", -INF, NAN), ("sin", NAN, NAN), ("sin", 0.0, 0.0), ("sin", -0.0, -0.0),
     ("cos", INF, NAN), ("cos", NAN, NAN), ("cos", 0.0, 1.0), ("cos", -0.0, 1.0),
+    ("tan", INF, NAN), ("tan", NAN, NAN), ("tan", 0.0, 0.0), ("tan", -0.0, -0.0),
     # outside the accurately reducible range the answer is nan, never a wrong number
-    ("sin", 2.0**51, NAN), ("cos", -(2.0**60), NAN),
+    ("sin", 2.0**51, NAN), ("cos", -(2.0**60), NAN), ("tan", 2.0**52, NAN),
+    ("sinh", INF, INF), ("sinh", -INF, -INF), ("sinh", NAN, NAN), ("sinh", 0.0, 0.0), ("sinh", -0.0, -0.0),
+    ("sinh", 1000.0, INF), ("sinh", -1000.0, -INF),
+    ("cosh", INF, INF), ("cosh", -INF, INF), ("cosh", NAN, NAN), ("cosh", 0.0, 1.0), ("cosh", -1000.0, INF),
 ]
 
 
@@ -182,7 +189,7 @@ def test_float32_any_input_matches_numpy(kernels: dict[tuple[str, str], Any], va
 
 
 _VEC_RE = re.compile(r"<(\d+) x (float|double)>")
-_LIBM_RE = re.compile(r"call [^\n]*@(expf?|logf?|log1pf?|expm1f?|tanhf?|sinf?|cosf?)\(")
+_LIBM_RE = re.compile(r"call [^\n]*@(expf?|logf?|log1pf?|expm1f?|tanhf?|sinf?|cosf?|tanf?|sinhf?|coshf?)\(")
 
 
 def _pow(kernels: dict[tuple[str, str], Any], x: np.ndarray, y: np.ndarray) -> np.ndarray:
