@@ -782,6 +782,8 @@ def slice(input_: Any, begin: Any, size: Any, name: str | None = None) -> Tensor
 
 # -- strided_slice and Python indexing ---------------------------------------------------------------------
 
+newaxis = None  # tf.newaxis: a new dimension of size 1 in an index expression
+
 _SS_MASKS = ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
 
 
