@@ -116,6 +116,13 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return (e / np.sum(e, axis=-1, keepdims=True)).astype(x.dtype, copy=False)
 
 
+def _softmax_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z, exp(z), sum(exp(z))) with z = x - max(x) along the last axis: one exp for loss and gradient."""
+    z = x - np.max(x, axis=-1, keepdims=True)
+    e = np.exp(z)
+    return z, e, np.sum(e, axis=-1, keepdims=True)
+
+
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     z = x - np.max(x, axis=-1, keepdims=True)
     return (z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))).astype(x.dtype, copy=False)
@@ -692,9 +699,10 @@ def _xent_kernel(ctx: Any, op: Operation, ins: list) -> tuple[np.ndarray, np.nda
     if f.ndim != 2 or lab.shape != f.shape:
         raise InvalidArgumentError(None, None, f"logits and labels must be same size: logits_size="
                                                f"{shape_str(f.shape)} labels_size={shape_str(lab.shape)}")
-    lsm = _log_softmax(f)
-    loss = -np.sum(lab * lsm, axis=1, dtype=f.dtype)
-    backprop = np.exp(lsm) - lab
+    z, e, s = _softmax_parts(f)
+    # -sum(lab * (z - log s)) = sum(lab) * log s - sum(lab * z)
+    loss = np.sum(lab, axis=1) * np.log(s[:, 0]) - np.sum(lab * z, axis=1)
+    backprop = e / s - lab
     return loss.astype(f.dtype, copy=False), backprop.astype(f.dtype, copy=False)
 
 
@@ -710,10 +718,10 @@ def _sparse_xent_kernel(ctx: Any, op: Operation, ins: list) -> tuple[np.ndarray,
         v = int(lab[np.argmax(bad)])
         raise InvalidArgumentError(None, None, f"Received a label value of {v} which is outside the valid range "
                                                f"of [0, {k}).  Label values: {' '.join(map(str, lab.tolist()))}")
-    lsm = _log_softmax(f)
+    z, e, s = _softmax_parts(f)
     rows = np.arange(f.shape[0])
-    loss = -lsm[rows, lab]
-    backprop = np.exp(lsm)
+    loss = np.log(s[:, 0]) - z[rows, lab]
+    backprop = e / s
     backprop[rows, lab] -= 1
     return loss.astype(f.dtype, copy=False), backprop.astype(f.dtype, copy=False)
 
