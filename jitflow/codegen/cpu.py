@@ -58,8 +58,8 @@ def node_expr(c: Cluster, k: int, names: list[str]) -> L.Expr:
     node = c.nodes[k]
     args = [names[a] for a in node.args]
     in_dts = [c.value_dtype(a) for a in node.args]
-    if node.op_type in L.UPDATES:
-        rule = L.UPDATES[node.op_type]
+    rule = L.update_rule(node.op_type)
+    if rule is not None:
         return L.Expr(rule.new(int(node.attr("slot", 0)), args, node.dtype, node))
     tpl = L.ELEMENTWISE.get(node.op_type)
     if tpl is None:

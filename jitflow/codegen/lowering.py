@@ -226,6 +226,73 @@ def _addn(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
 
 ELEMENTWISE.update({"Select": _select, "SelectV2": _select, "Cast": _cast, "AddN": _addn})
 
+# -- nn activations and their gradients (formulas of jitflow.ops.nn_ops' reference kernels) ------------
+
+
+def _nn(fmt: str, dts: tuple[str, ...] = FLOAT) -> Template:
+    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
+        if ins[0] not in dts:
+            return None
+        x = a[0]
+        y = a[1] if len(a) > 1 else ""
+        code = fmt.format(x=x, y=y, zero=const(0, out), one=const(1, out), six=const(6, out),
+                          alpha=const(float(node.attr("alpha", 0.2)) if node is not None else 0.2, out),
+                          expm1=_vm("expm1", ins[0]), log1p=_vm("log1p", ins[0]), exp=_vm("exp", ins[0]),
+                          sigmoid=_vm("sigmoid", ins[0]))
+        return Expr(cast(code, out))
+    return t
+
+
+_MAX0 = "({x} if ({x} > {zero} or {x} != {x}) else {zero})"  # np.maximum(x, 0): NaN propagates
+ELEMENTWISE.update({
+    "Relu": _nn(_MAX0, NUMERIC),
+    "Elu": _nn("({x} if {x} > {zero} else {expm1}(({x} if {x} < {zero} else {zero})))"),
+    "Softplus": _nn("(({x} if {x} > {zero} else {zero}) + {log1p}({exp}(-abs({x}))))"),
+    "LeakyRelu": _nn("({x} if {x} > {zero} else {x} * {alpha})"),
+    "ReluGrad": _nn("({x} if {y} > {zero} else {zero})", NUMERIC),
+    "Relu6Grad": _nn("({x} if ({y} > {zero} and {y} < {six}) else {zero})", NUMERIC),
+    "EluGrad": _nn("({x} if {y} > {zero} else {x} * ({y} + {one}))"),
+    "SoftplusGrad": _nn("{x} * {sigmoid}({y})"),
+    "LeakyReluGrad": _nn("({x} if {y} > {zero} else {x} * {alpha})"),
+    "BiasAdd": _arith("+"),
+})
+
+
+def _relu6(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
+    if ins[0] not in NUMERIC:
+        return None
+    x, zero, six = a[0], const(0, out), const(6, out)
+    m = f"({x} if ({x} > {zero} or {x} != {x}) else {zero})"
+    return Expr(cast(f"({m} if ({m} < {six} or {m} != {m}) else {six})", out))
+
+
+ELEMENTWISE["Relu6"] = _relu6
+ELEMENTWISE["ZerosLike"] = lambda a, ins, out, node: Expr(const(0, out)) if out in SUPPORTED else None
+ELEMENTWISE["OnesLike"] = lambda a, ins, out, node: Expr(const(1, out)) if out in SUPPORTED else None
+
+# Inputs that are data (iterated over); the others only parameterize the op (e.g. a target shape).
+DATA_INPUTS: dict[str, tuple[int, ...]] = {"UnbroadcastTo": (0,)}
+
+
+def derived_attrs(op: Any) -> tuple[tuple[str, Any], ...] | None:
+    """Code-changing attrs computed from the op (not stored on it); None: the op cannot be lowered."""
+    if op.type == "UnbroadcastTo":
+        target = op.attrs["shape"].as_tuple()
+        rank = op.inputs[0].shape.ndims
+        if target is None or None in target or rank is None or rank < len(target):
+            return None
+        extra = rank - len(target)
+        axes = tuple(range(extra)) + tuple(i + extra for i, d in enumerate(target) if d == 1)
+        return (("axis", axes), ("keep_dims", False), ("target", tuple(int(d) for d in target)))
+    return ()
+
+# Runtime shape rules beyond broadcasting: op type -> check(arg shapes) (False: run interpreted).
+SHAPE_CHECKS: dict[str, Callable[[list[tuple[int, ...]]], bool]] = {
+    "BiasAdd": lambda s: len(s[0]) >= 2 and len(s[1]) == 1 and s[0][-1] == s[1][0],
+    "AddN": lambda s: all(x == s[0] for x in s),
+    "Select": lambda s: s[0] == s[1] == s[2] or len(s[0]) == 0,
+}
+
 # -- reductions --------------------------------------------------------------------------------------------
 
 
@@ -263,6 +330,7 @@ REDUCTIONS: dict[str, ReduceRule] = {
     "Prod": ReduceRule(NUMERIC, _wide, lambda dt: const(1, dt), "{acc} * {v}"),
     "Max": ReduceRule(NUMERIC, lambda dt: dt, _extreme(-1), "({v} if ({v} > {acc} or {v} != {v}) else {acc})"),
     "Min": ReduceRule(NUMERIC, lambda dt: dt, _extreme(1), "({v} if ({v} < {acc} or {v} != {v}) else {acc})"),
+    "UnbroadcastTo": ReduceRule(NUMERIC, _wide, lambda dt: const(0, dt), "{acc} + {v}"),
     "All": ReduceRule(("bool",), lambda dt: "bool", lambda dt: "True", "({acc} & {v})"),
     "Any": ReduceRule(("bool",), lambda dt: "bool", lambda dt: "False", "({acc} | {v})"),
 }
@@ -293,52 +361,116 @@ class UpdateRule:
     refs: tuple[int, ...]
     new: UpdateFn
     reads: bool = True
-    exact_shape: tuple[int, ...] = field(default=())  # arg positions that must have the var's shape
-
-
-def _gd(slot: int, a: list[str], dt: str, node: Any) -> str:
-    var, alpha, delta = a
-    return cast(f"{var} - {alpha} * {delta}", dt)
-
-
-def _momentum(slot: int, a: list[str], dt: str, node: Any) -> str:
-    var, accum, lr, grad, mom = a
-    acc = cast(f"{accum} * {mom} + {grad}", dt)
-    if slot == 1:
-        return acc
-    if node.attr("use_nesterov", False):
-        return cast(f"{var} - ({grad} * {lr} + {acc} * {mom} * {lr})", dt)
-    return cast(f"{var} - {lr} * {acc}", dt)
-
-
-def _adam(slot: int, a: list[str], dt: str, node: Any) -> str:
-    var, m, v, b1p, b2p, lr, b1, b2, eps, g = a
-    one = const(1, dt)
-    m_t = cast(f"{m} + ({g} - {m}) * ({one} - {b1})", dt)
-    v_t = cast(f"{v} + ({g} * {g} - {v}) * ({one} - {b2})", dt)
-    if slot == 1:
-        return m_t
-    if slot == 2:
-        return v_t
-    lr_t = cast(f"{lr} * np.sqrt({one} - {b2p}) / ({one} - {b1p})", dt)
-    if node.attr("use_nesterov", False):
-        return cast(f"{var} - {lr_t} * ({m_t} * {b1} + ({one} - {b1}) * {g}) / (np.sqrt({v_t}) + {eps})", dt)
-    return cast(f"{var} - {lr_t} * {m_t} / (np.sqrt({v_t}) + {eps})", dt)
+    exact_shape: tuple[int, ...] = field(default=())  # op input positions that must have the var's shape
+    scalar_args: tuple[int, ...] = field(default=())  # op input positions that must be rank 0
+    same_shape_refs: bool = False  # every updated ref (slot variables) must have the var's shape
 
 
 UPDATES: dict[str, UpdateRule] = {
     "Assign": UpdateRule((0,), lambda slot, a, dt, node: cast(a[0], dt), reads=False),
     "AssignAdd": UpdateRule((0,), lambda slot, a, dt, node: cast(f"{a[0]} + {a[1]}", dt), exact_shape=(1,)),
     "AssignSub": UpdateRule((0,), lambda slot, a, dt, node: cast(f"{a[0]} - {a[1]}", dt), exact_shape=(1,)),
-    "ApplyGradientDescent": UpdateRule((0,), _gd, exact_shape=(2,)),
-    "ApplyMomentum": UpdateRule((0, 1), _momentum, exact_shape=(3,)),
-    "ApplyAdam": UpdateRule((0, 1, 2), _adam, exact_shape=(9,)),
 }
+
+
+class _Sym:
+    """A symbolic scalar: arithmetic on it builds the expression text, each result cast to `dt`."""
+
+    __array_priority__ = 1000
+
+    def __init__(self, code: str, dt: str) -> None:
+        self.code = code
+        self.dt = dt
+
+    def _lift(self, other: Any) -> str:
+        return other.code if isinstance(other, _Sym) else const(other, self.dt)
+
+    def _bin(self, op: str, other: Any, rev: bool = False) -> _Sym:
+        a, b = self.code, self._lift(other)
+        if rev:
+            a, b = b, a
+        return _Sym(cast(f"{a} {op} {b}", self.dt), self.dt)
+
+    def __add__(self, o: Any) -> _Sym:
+        return self._bin("+", o)
+
+    def __radd__(self, o: Any) -> _Sym:
+        return self._bin("+", o, True)
+
+    def __sub__(self, o: Any) -> _Sym:
+        return self._bin("-", o)
+
+    def __rsub__(self, o: Any) -> _Sym:
+        return self._bin("-", o, True)
+
+    def __mul__(self, o: Any) -> _Sym:
+        return self._bin("*", o)
+
+    def __rmul__(self, o: Any) -> _Sym:
+        return self._bin("*", o, True)
+
+    def __truediv__(self, o: Any) -> _Sym:
+        return self._bin("/", o)
+
+    def __rtruediv__(self, o: Any) -> _Sym:
+        return self._bin("/", o, True)
+
+    def __neg__(self) -> _Sym:
+        return _Sym(cast(f"-{self.code}", self.dt), self.dt)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> _Sym:
+        if ufunc.__name__ == "sqrt" and method == "__call__" and len(inputs) == 1:
+            return _Sym(cast(f"np.sqrt({self.code})", self.dt), self.dt)
+        raise TypeError(f"update rules may only use arithmetic and np.sqrt, not {ufunc.__name__}")
+
+
+def _apply_rule(op_type: str) -> UpdateRule | None:
+    """The rule of an optimizer Apply op, traced from its reference update function (same formula)."""
+    try:
+        from jitflow.train import training_ops
+    except ImportError:
+        return None
+    upd = training_ops.UPDATES.get(op_type)
+    if upd is None:
+        return None
+    variants = upd.variants
+
+    def new(slot: int, a: list[str], dt: str, node: Any) -> str:
+        chosen = upd.rule
+        for attr, value, rule in variants:
+            if node is not None and bool(node.attr(attr, not value)) is value:
+                chosen = rule
+                break
+        res = chosen(*[_Sym(x, dt) for x in a])
+        return res[slot].code if isinstance(res[slot], _Sym) else cast(repr(res[slot]), dt)
+
+    nrefs = len(upd.refs)
+    grad = nrefs + upd.args.index("grad") if "grad" in upd.args else -1
+    scalars = tuple(nrefs + i for i, n in enumerate(upd.args) if n != "grad")
+    return UpdateRule(tuple(range(nrefs)), new, exact_shape=(grad,) if grad >= 0 else (),
+                      scalar_args=scalars, same_shape_refs=True)
+
+
+def update_rule(op_type: str) -> UpdateRule | None:
+    """The update rule of `op_type` (Assign*, or an optimizer Apply op), or None."""
+    rule = UPDATES.get(op_type)
+    if rule is None and op_type.startswith("Apply"):
+        rule = _apply_rule(op_type)
+        if rule is not None:
+            UPDATES[op_type] = rule
+            ATTRS[op_type] = tuple(attr for attr, _, _ in _variants(op_type))
+    return rule
+
+
+def _variants(op_type: str) -> tuple[tuple[str, bool, Any], ...]:
+    from jitflow.train import training_ops
+
+    return training_ops.UPDATES[op_type].variants
 
 # Attrs that change the generated code (part of the node, hence of the kernel key).
 ATTRS: dict[str, tuple[str, ...]] = {
     "Cast": ("DstT",),
-    "ApplyMomentum": ("use_nesterov",),
-    "ApplyAdam": ("use_nesterov",),
+    "LeakyRelu": ("alpha",),
+    "LeakyReluGrad": ("alpha",),
     **{r: ("axis", "keep_dims") for r in REDUCTIONS},
 }

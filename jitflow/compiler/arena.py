@@ -6,6 +6,8 @@ value that lives in (or is a view of) an arena buffer is copied before it is han
 """
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Hashable
 from typing import Any
 
@@ -42,3 +44,48 @@ class Arena:
             if not isinstance(nxt, np.ndarray):
                 return False
             base = nxt
+
+
+class Recycler:
+    """Arrays handed to the user (or stored as variable values), taken back once nobody holds them.
+
+    A fresh result must be a new array the caller owns, but allocating (and page-faulting) large
+    arrays on every run is what makes big elementwise kernels memory-bound. The recycler remembers
+    the last few arrays it gave out; when one is referenced only by the recycler itself (the user
+    dropped it, views included), the next run reuses it. Reference counts make this exact.
+    """
+
+    __slots__ = ("pool", "lock")
+    KEEP = 2
+
+    def __init__(self) -> None:
+        self.pool: list[np.ndarray] = []
+        self.lock = threading.Lock()
+
+    def get(self, n: int, dtype: np.dtype[Any]) -> np.ndarray:
+        """A flat array of `n` elements of `dtype` that nobody else references."""
+        with self.lock:
+            for k in range(len(self.pool)):
+                if sys.getrefcount(self.pool[k]) <= _FREE_REFS:
+                    c = self.pool.pop(k)
+                    if c.size == n and c.dtype == dtype:
+                        c.flags.writeable = True
+                        return c
+                    break
+        return np.empty(n, dtype)
+
+    def put(self, arr: np.ndarray) -> None:
+        """Remembers `arr` (a flat array about to be handed out)."""
+        with self.lock:
+            self.pool.append(arr)
+            if len(self.pool) > self.KEEP:
+                del self.pool[0]
+
+
+def _free_refs() -> int:
+    """sys.getrefcount of a pooled array that only the pool references (measured, not assumed)."""
+    pool = [np.empty(1)]
+    return sys.getrefcount(pool[0])
+
+
+_FREE_REFS = _free_refs()

@@ -199,7 +199,9 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
             for e in consumers[m]:
                 if e not in s and pos[e] <= last:
                     return False
-        first_stateful = min((pos[m] for m in cand if m.opdef.kind == registry.STATEFUL), default=None)
+        # stateful members, and members reading a variable, keep their order with outside stateful ops
+        first_stateful = min((pos[m] for m in cand if m.opdef.kind == registry.STATEFUL
+                              or any(t.op.type == "VariableV2" for t in m.inputs)), default=None)
         if first_stateful is not None:
             for p in stateful_pos:
                 if first_stateful < p < last and ops[p] not in s:
@@ -303,14 +305,17 @@ def canonical_attrs(op: Operation, names: tuple[str, ...]) -> tuple[tuple[str, A
 
 def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: set[Tensor],
                   ref_updates: dict[str, tuple[tuple[int, ...], bool]],
-                  attr_names: dict[str, tuple[str, ...]], backend: str = "cpu") -> Cluster:
+                  attr_names: dict[str, tuple[str, ...]], backend: str = "cpu",
+                  data_inputs: dict[str, tuple[int, ...]] | None = None,
+                  derived_attrs: Any = None) -> Cluster:
     """The IR of one cluster.
 
     `needed_outside`: tensors read by other steps or fetched. `ref_updates[op_type]`: (the ref input
     positions that an update op writes, whether it reads their current values); such an op gets one
     node per updated ref (attr ``slot`` = k, the k-th ref), whose args are the refs' current values
     (if read) followed by the op's other inputs, and whose value is stored into that variable.
-    `attr_names[op_type]`: attrs that change the code.
+    `attr_names[op_type]`: attrs that change the code; `derived_attrs(op)` adds computed ones.
+    `data_inputs[op_type]`: the inputs that are iterated over (others only parameterize the op).
     """
     inputs: list[ClusterInput] = []
     input_ids: dict[Any, int] = {}
@@ -338,10 +343,15 @@ def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: se
         upd = ref_updates.get(op.type)
         refs = upd[0] if upd is not None else None
         attrs = canonical_attrs(op, attr_names.get(op.type, ()))
+        if derived_attrs is not None:
+            attrs = attrs + tuple(derived_attrs(op) or ())
+        op_inputs = list(op.inputs)
+        if data_inputs is not None and op.type in data_inputs:
+            op_inputs = [op.inputs[i] for i in data_inputs[op.type]]
         out_t = op.outputs[0] if op.outputs else None
         if refs is not None:
             args = tuple([var_arg(op.inputs[r]) for r in refs if upd[1]]
-                         + [arg(t) for i, t in enumerate(op.inputs) if i not in refs])
+                         + [arg(t) for i, t in enumerate(op_inputs) if i not in refs])
             for k, r in enumerate(refs):
                 ref = op.inputs[r]
                 raw.append((op.type, args, np.dtype(ref.dtype.np).name, ref.shape.ndims, attrs + (("slot", k),)))
@@ -353,7 +363,7 @@ def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: se
                 if k == 0 and out_t is not None:
                     value_of[out_t] = ("n", nid)
             continue
-        args = tuple(arg(t) for t in op.inputs)
+        args = tuple(arg(t) for t in op_inputs)
         assert out_t is not None
         raw.append((op.type, args, np.dtype(out_t.dtype.np).name, out_t.shape.ndims, attrs))
         node_ops.append(op)

@@ -24,22 +24,23 @@ import numpy as np
 from jitflow import errors, flags
 from jitflow.codegen import cpu, scalar
 from jitflow.codegen import lowering as L
-from jitflow.compiler.arena import Arena
+from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, cluster
 from jitflow.compiler.layout import LayoutError, broadcast_shape, compute_layout
-from jitflow.compiler.plan import ARENA_SLOT, Plan, Step
+from jitflow.compiler.plan import ARENA_SLOT, Plan, Step, var_reads
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
 SMALL_SIZE = 1024
-# Iteration spaces from this many elements run the parallel (prange) kernel variant.
-PARALLEL_SIZE = 1 << 18
+# Clusters with at least this much work (elements x nodes) run the parallel (prange) kernel variant:
+# below it, waking the thread pool costs more than it saves (and competes with BLAS threads).
+PARALLEL_WORK = 1 << 23
 # Size assumed for unknown static dims when predicting which kernel a plan needs.
 _GUESS_DIM = 64
 
-_UPDATE_REFS = {t: (r.refs, r.reads) for t, r in L.UPDATES.items()}
-_ZERO_ERR = np.zeros(1, np.int64)  # for kernels without checks: never written
+_ZERO_ERR = np.zeros(1, np.int64)
+_AXIS_REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Prod", "All", "Any")  # for kernels without checks: never written
 
 
 def member_reason(op: Operation) -> str | None:
@@ -58,8 +59,8 @@ def member_reason(op: Operation) -> str | None:
     for dt in in_dts + out_dts:
         if dt not in L.SUPPORTED:
             return f"dtype {dt} not supported by the compiler"
-    if t in L.UPDATES:
-        rule = L.UPDATES[t]
+    rule = L.update_rule(t)
+    if rule is not None:
         var_dt = in_dts[rule.refs[0]]
         if rule.reads and var_dt not in L.NUMERIC:
             return f"{t} of a {var_dt} variable is interpreted"
@@ -67,21 +68,23 @@ def member_reason(op: Operation) -> str | None:
             return f"{t} of a reference that is not a variable"
         return None
     kind = op.opdef.kind
+    if L.derived_attrs(op) is None:
+        return f"{t} needs static shapes to be compiled"
     if kind == registry.REDUCTION:
         rule_r = L.REDUCTIONS.get(t)
         if rule_r is None:
             return f"no lowering for reduction {t}"
         if in_dts[0] not in rule_r.dtypes:
             return f"{t} on {in_dts[0]} is interpreted"
-        axes = op.attrs.get("axis")
+        axes = op.attrs.get("axis") if t in _AXIS_REDUCTIONS else None
         if axes is not None and any(a < 0 for a in axes):
             return "reduction axes are not known when the plan is built"
         return None
     if kind == registry.STATEFUL:
         return f"stateful op {t} runs as its own step"
-    if kind != registry.ELEMENTWISE:
-        return f"no lowering for {t} ({kind})"
     tpl = L.ELEMENTWISE.get(t)
+    if kind != registry.ELEMENTWISE and tpl is None:
+        return f"no lowering for {t} ({kind})"
     if tpl is None:
         return f"no lowering for elementwise op {t}"
     if t == "Select" and op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:
@@ -137,6 +140,9 @@ class ClusterStep:
         self.deps = [sorted(c.deps(c.n_inputs + o.node)) for o in c.outputs]
         self.key = id(self)
         self._lock = threading.Lock()
+        self.recyclers = [Recycler() for _ in c.outputs]
+        self.node_checks = [(k, L.SHAPE_CHECKS[n.op_type]) for k, n in enumerate(c.nodes)
+                            if n.op_type in L.SHAPE_CHECKS]
         self.fed: set[Tensor] = set()
         self.scalar_fn: Any = None
         self.scalar_args = [k for k, i in enumerate(c.inputs) if i.tensor is not None]
@@ -170,7 +176,7 @@ class ClusterStep:
         outs = []
         for j, dt in enumerate(self.out_dtypes):
             n = ent.out_sizes[j]
-            outs.append(np.empty(n, dt) if self.fresh[j] else arena.buffer((self.key, j), n, dt))
+            outs.append(self.recyclers[j].get(n, dt) if self.fresh[j] else arena.buffer((self.key, j), n, dt))
         if self.has_checks:
             err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
             err[0] = 0
@@ -180,6 +186,8 @@ class ClusterStep:
         else:
             ent.kernel(*flat, *outs, ent.exts, _ZERO_ERR)
         for j, o in enumerate(outs):
+            if self.fresh[j]:
+                self.recyclers[j].put(o)
             arr = o.reshape(ent.out_shapes[j])
             var = self.stores[j]
             if var is not None:
@@ -237,18 +245,27 @@ class ClusterStep:
                 keep = bool(red.attr("keep_dims", False))
                 assert axes is not None
                 shp = tuple((1 if d in axes else n) for d, n in enumerate(space) if keep or d not in axes)
+                target = red.attr("target")
+                if target is not None:  # UnbroadcastTo: the kept dims are the target's non-1 dims
+                    src = red.args[0]
+                    rank_in = c.inputs[src].rank if src < c.n_inputs else c.nodes[src - c.n_inputs].rank
+                    if len(space) != rank_in or [n for n in shp if n != 1] != [n for n in target if n != 1]:
+                        raise LayoutError("gradient does not reduce to the target shape")
+                    shp = tuple(target)
             else:
                 shp = broadcast_shape([shapes[i] for i in self.deps[j]])
             out_shapes.append(shp)
             if o.var is not None:
                 self._check_update(o, shp, shapes)
+        if self.node_checks:
+            self._check_nodes(shapes)
         if all(len(sh) == 0 for sh in shapes):
             return _SCALAR
         size = int(np.prod(space)) if space else 1
         if size <= SMALL_SIZE:
             return _SMALL
         layout, exts = compute_layout(list(shapes), space, axes)
-        kernel = self._kernel(layout, size >= PARALLEL_SIZE)
+        kernel = self._kernel(layout, size * len(c.nodes) >= PARALLEL_WORK)
         return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel)
 
     def _check_update(self, o: Any, shp: tuple[int, ...], shapes: tuple) -> None:
@@ -259,19 +276,37 @@ class ClusterStep:
             cur = shapes[node.args[0]]
             if shp != cur:
                 raise LayoutError("update does not have the variable's shape")
+            if rule.same_shape_refs and any(shapes[node.args[k]] != cur for k in range(len(rule.refs))):
+                raise LayoutError("slot variables do not have the variable's shape")
+            for p in rule.scalar_args:
+                k = len(rule.refs) + p - sum(1 for r in rule.refs if r < p)
+                if k < len(node.args) and self.value_shape(node.args[k], shapes) != ():
+                    raise LayoutError("hyperparameter is not a scalar")
             for p in rule.exact_shape:
                 # op input p -> node arg: the read refs come first, then the non-ref inputs in order
                 k = len(rule.refs) + p - sum(1 for r in rule.refs if r < p)
                 if k >= len(node.args):
                     continue
                 a = node.args[k]
-                ashape = broadcast_shape([shapes[i] for i in c.deps(a)])
-                if ashape != cur:
+                if self.value_shape(a, shapes) != cur:
                     raise LayoutError("update value does not have the variable's shape")
         else:
             want = self.var_shapes.get(o.var)
             if want is not None and not want.is_compatible_with(shp):
                 raise LayoutError("assigned value does not have the variable's shape")
+
+    def value_shape(self, vid: int, shapes: tuple) -> tuple[int, ...]:
+        """The runtime shape of value `vid`: an input's own, a node's the broadcast of its inputs'."""
+        if vid < self.c.n_inputs:
+            return tuple(shapes[vid])
+        return broadcast_shape([shapes[i] for i in self.c.deps(vid)])
+
+    def _check_nodes(self, shapes: tuple) -> None:
+        """Shape rules of single ops beyond broadcasting (BiasAdd's bias length, AddN's equal shapes)."""
+        for k, check in self.node_checks:
+            args = [self.value_shape(a, shapes) for a in self.c.nodes[k].args]
+            if not check(args):
+                raise LayoutError(f"shapes {args} rejected by {self.c.nodes[k].op_type}")
 
     def _kernel(self, layout: Any, parallel: bool) -> Any:
         k = (layout, parallel)
@@ -317,6 +352,7 @@ class MatMulStep:
         self.tb = bool(op.attrs.get("transpose_b") or op.attrs.get("adj_y"))
         self.dtype = np.dtype(op.outputs[0].dtype.np)
         self.key = id(self)
+        self.recycler = Recycler()
 
     def __call__(self, ctx: Any, vals: list) -> None:
         a = vals[self.sa]
@@ -333,7 +369,9 @@ class MatMulStep:
             return self.fallback(ctx, vals)
         n = b.shape[1]
         if self.fresh:
-            out = np.empty((m, n), self.dtype)
+            flat = self.recycler.get(m * n, self.dtype)
+            self.recycler.put(flat)
+            out = flat.reshape(m, n)
         else:
             out = vals[ARENA_SLOT].buffer((self.key, 0), m * n, self.dtype).reshape(m, n)
         np.matmul(a, b, out=out)
@@ -361,22 +399,23 @@ def lower(plan: Plan) -> None:
         f = res.fallbacks[0]
         raise errors.UnimplementedError(f.op.node_def, f.op, f"JITFLOW_FALLBACK=error: op {f.op.name} "
                                                              f"({f.op.type}) would run interpreted: {f.reason}")
-    index = {op: i for i, op in enumerate(ops)}
     readers: dict[Tensor, set[Operation]] = {}
     for op in ops:
         for i, t in enumerate(op.inputs):
             if i not in op.opdef.ref_inputs:
                 readers.setdefault(t, set()).add(op)
-    steps: list[Step | None] = list(plan.steps)
+    own: dict[Operation, Step] = {}  # ops lowered as their own step (BLAS)
     matmul_of: dict[Tensor, Operation] = {}
-    for i, op in enumerate(ops):
+    for op in ops:
         if op.type in _BLAS and member_reason(op) == "":
             t = op.outputs[0]
-            steps[i] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
-                                      plan.steps[i])
+            own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
+                                     plan.op_steps[op])
             matmul_of[t] = op
     var_shapes = {op.name: op.attrs.get("shape") for op in ops if op.type == "VariableV2"}
     cluster_steps: list[ClusterStep] = []
+    cluster_at: dict[Operation, ClusterStep] = {}  # last member -> its cluster's step
+    clustered: set[Operation] = set()
     for members in res.clusters:
         mset = set(members)
         needed = {t for m in members for t in m.outputs
@@ -385,7 +424,8 @@ def lower(plan: Plan) -> None:
             for r in m.opdef.ref_inputs:
                 v = m.inputs[r].op
                 var_shapes.setdefault(v.name, v.attrs.get("shape"))
-        c = build_cluster(members, fed, needed, _UPDATE_REFS, L.ATTRS)
+        upd_refs = {t: (r.refs, r.reads) for t, r in L.UPDATES.items()}
+        c = build_cluster(members, fed, needed, upd_refs, L.ATTRS, "cpu", L.DATA_INPUTS, L.derived_attrs)
         in_slots = [plan.slots[i.tensor] if i.tensor is not None else -1 for i in c.inputs]
         out_slots = [plan.slots[o.tensor] if o.tensor is not None else -1 for o in c.outputs]
         fresh = [o.var is not None or (o.tensor is not None and o.tensor in fetched) for o in c.outputs]
@@ -393,15 +433,13 @@ def lower(plan: Plan) -> None:
         entry: dict[str, Any] = {"ops": epilogue_of + [m.name for m in members], "backend": c.backend,
                                  "key": "", "compile_seconds": 0.0, "source": "deferred"}
         report["clusters"].append(entry)
-        member_steps = [plan.steps[index[m]] for m in members]
+        member_steps = [plan.op_steps[m] for m in members]
         step = ClusterStep(c, in_slots, out_slots, fresh, member_steps, entry, var_shapes)
         step.fed = fed
-        cluster_steps.append(step)
         step.has_checks = any(_has_checks(c, k) for k in range(len(c.nodes)))
-        positions = sorted(index[m] for m in members)
-        for p in positions:
-            steps[p] = None
-        steps[positions[-1]] = step
+        cluster_steps.append(step)
+        cluster_at[members[-1]] = step
+        clustered |= mset
         _warm(step)
         if flags.debug_level() >= 3:
             print(f"jitflow: cluster {entry['ops']} ({c.kind}, {len(c.inputs)} inputs, "
@@ -409,24 +447,37 @@ def lower(plan: Plan) -> None:
     if flags.debug_level() >= 3:
         for f in report["fallbacks"]:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
-    _fold_constants(plan, steps, fed)
-    plan.steps = [s for s in steps if s is not None]
+    folded = _fold_constants(plan, fed)
+    steps: list[Step] = []
+    for op in ops:
+        if op in plan.lazy_vars or op in folded:
+            continue
+        cstep = cluster_at.get(op)
+        if cstep is not None:
+            done: set[Operation] = set()
+            for m in cstep.c.ops:  # variables are read just before the step that consumes them
+                steps.extend(var_reads(m, plan.lazy_vars, plan.op_steps, done))
+            steps.append(cstep)
+        elif op not in clustered:
+            steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
+            steps.append(own.get(op) or plan.op_steps[op])
+    plan.steps = steps
     _mark_array_outputs(cluster_steps, readers)
 
 
-def _fold_constants(plan: Plan, steps: list[Step | None], fed: set[Tensor]) -> None:
-    """Const values go into the plan's initial slots: no step runs for them."""
+def _fold_constants(plan: Plan, fed: set[Tensor]) -> set[Operation]:
+    """Const values go into the plan's initial slots: no step runs for them. Returns the folded ops."""
     template: list[Any] = [None] * plan.n_slots
-    any_const = False
-    for i, op in enumerate(plan.ops):
+    folded: set[Operation] = set()
+    for op in plan.ops:
         if op.type == "Const" and not op.control_inputs and op.outputs[0] not in fed:
             value = op.attrs["value"]
             if isinstance(value, np.ndarray):
                 template[plan.slots[op.outputs[0]]] = value
-                steps[i] = None
-                any_const = True
-    if any_const:
+                folded.add(op)
+    if folded:
         plan.template = template
+    return folded
 
 
 def _mark_array_outputs(cluster_steps: list[ClusterStep], readers: dict[Tensor, set[Operation]]) -> None:

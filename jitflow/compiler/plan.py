@@ -37,6 +37,10 @@ class Plan:
     # Filled by the compiler: clusters, fallbacks and timings, for explain().
     report: dict[str, Any] = field(default_factory=lambda: {"clusters": [], "fallbacks": []})
     dead_aware: bool = False
+    # The interpreted step of every op (for the compiler), and the variables read lazily (just before
+    # each consumer, see build_plan).
+    op_steps: dict[Operation, Step] = field(default_factory=dict)
+    lazy_vars: set[Operation] = field(default_factory=set)
     # Arenas of reusable buffers not in use by a run (one is taken per run: concurrent runs never share).
     arenas: list[Any] = field(default_factory=list)
     debug: int = 0  # JITFLOW_DEBUG when the plan was built (>= 2: per-step timings)
@@ -106,6 +110,19 @@ def _dead_aware_step(op: Operation, in_slots: list[int], out_slots: list[int], c
     return step
 
 
+def var_reads(op: Operation, lazy_vars: set[Operation], op_steps: dict[Operation, Step],
+              done: set[Operation] | None = None) -> list[Step]:
+    """The read steps of the variables `op` consumes, to run just before it (reads are not hoisted)."""
+    refs = op.opdef.ref_inputs
+    out = []
+    for i, t in enumerate(op.inputs):
+        if i not in refs and t.op in lazy_vars and (done is None or t.op not in done):
+            out.append(op_steps[t.op])
+            if done is not None:
+                done.add(t.op)
+    return out
+
+
 def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: Any = None) -> Plan:
     """Prunes the graph to what `fetches` need given `feeds`, assigns slots and makes one step per op.
 
@@ -138,23 +155,27 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
     fetched = set(fetches)
     lazy_vars = set() if dead_aware else {op for op in ops if op.type == "VariableV2"
                                           and op.outputs[0] not in fetched and op.outputs[0] not in fed}
+    op_steps: dict[Operation, Step] = {}
     for op in ops:
         if op in lazy_vars:
+            op_steps[op] = _interp_step(op, [], [slots[op.outputs[0]]])
             continue
         refs = op.opdef.ref_inputs
-        for i, t in enumerate(op.inputs):
-            if i not in refs and t.op in lazy_vars:
-                steps.append(_interp_step(t.op, [], [slots[t]]))
+        steps.extend(var_reads(op, lazy_vars, op_steps))
         in_slots = [NONE_SLOT if i in refs else slots[t] for i, t in enumerate(op.inputs)]
         out_slots = [TRASH_SLOT if t in fed else slots[t] for t in op.outputs]
         if dead_aware:
             ctrl = [op_slots[c] for c in op.control_inputs if c in op_slots]
             ref_dead = [op_slots[t.op] for i, t in enumerate(op.inputs) if i in refs and t.op in op_slots]
-            steps.append(_dead_aware_step(op, in_slots, out_slots, ctrl + ref_dead, op_slots[op]))
+            step = _dead_aware_step(op, in_slots, out_slots, ctrl + ref_dead, op_slots[op])
         else:
-            steps.append(_interp_step(op, in_slots, out_slots))
+            step = _interp_step(op, in_slots, out_slots)
+        op_steps[op] = step
+        steps.append(step)
     fetch_slots = [slots[f] if isinstance(f, Tensor) else -1 for f in fetches]
     plan = Plan(steps, n, [slots[t] for t in feeds], fetch_slots, ops, slots, dead_aware=dead_aware)
+    plan.op_steps = op_steps
+    plan.lazy_vars = lazy_vars
     plan.debug = flags.debug_level()
     if lower is not None and not dead_aware:
         lower(plan)

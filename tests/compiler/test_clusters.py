@@ -1,0 +1,148 @@
+"""Fusion decisions, counted: clusters, fallbacks and their reasons, stateful ops, explain, flags."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jitflow as tf
+from jitflow import errors
+from jitflow.compiler.plan import Plan
+from jitflow.explain import explain
+from tests.compiler.helpers import assert_same, counts, last_plan, run_both
+
+
+def _w2_graph() -> tuple[tf.Tensor, tf.Tensor]:
+    x = tf.placeholder(tf.float32, [None])
+    y = tf.tanh(1.5 * x + 0.3) * tf.sigmoid(x) - 0.5 * tf.square(x)
+    return x, tf.exp(-tf.abs(y)) + tf.maximum(y, 0.0)
+
+
+def test_w2_chain_is_one_cluster_without_fallbacks() -> None:
+    x, out = _w2_graph()
+    xv = np.linspace(-6, 6, 3001).astype(np.float32)
+    got, want, plan = run_both(out, {x: xv})
+    assert counts(plan) == (1, 0)
+    assert len(plan.report["clusters"][0]["ops"]) == 13
+    assert_same(got, want, rtol=4e-6)
+
+
+def test_unlowerable_op_falls_back_with_reason_and_splits_clusters() -> None:
+    x = tf.placeholder(tf.float32, [4, 5])
+    a = tf.exp(x) * 2.0
+    m = tf.argmax(a, axis=1)  # no lowering: interpreted
+    b = tf.cast(m, tf.float32) + 1.0
+    got, want, plan = run_both([a, b], {x: np.arange(20, dtype=np.float32).reshape(4, 5)})
+    assert counts(plan) == (2, 1)
+    fb = plan.report["fallbacks"][0]
+    assert fb["type"] == "ArgMax" and fb["op"] == m.op.name and "ArgMax" in fb["reason"]
+    for g, w in zip(got, want):
+        assert_same(g, w)
+
+
+def test_cluster_never_spans_a_fallback_dependency() -> None:
+    # exp -> argmax (interpreted) -> cast -> add(exp...): fusing exp with add would need argmax inside
+    x = tf.placeholder(tf.float32, [3, 4])
+    e = tf.exp(x)
+    m = tf.cast(tf.argmax(e, axis=1), tf.float32)
+    out = tf.reduce_sum(e, axis=1) + m
+    got, want, plan = run_both(out, {x: np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)})
+    assert_same(got, want)
+    order = [getattr(s, "c", None) for s in plan.steps]
+    names = [[o.name for o in c.ops] if c is not None else getattr(s, "op", None) for c, s in
+             zip(order, plan.steps)]
+    assert any(isinstance(n, list) and e.op.name in n for n in names)
+    assert counts(plan)[1] == 1
+
+
+def test_assign_sub_sgd_fuses_and_matches_interpreter() -> None:
+    rng = np.random.default_rng(4)
+    w0 = rng.normal(size=(6, 3)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [6, 3])
+    w = tf.Variable(w0)
+    grad = 2.0 * (w - x)
+    step = tf.assign_sub(w, 0.1 * grad)
+    results = []
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(w.initializer)
+            for i in range(3):
+                sess.run(step, {x: np.full((6, 3), i, np.float32)})
+            if jit:
+                plan = last_plan(sess)
+            results.append(sess.run(w))
+    assert counts(plan) == (1, 0)
+    assert plan.report["clusters"][0]["ops"][-1] == step.op.name
+    assert_same(results[0], results[1])
+
+
+def test_stateful_ops_run_once_and_in_order() -> None:
+    v = tf.Variable(1.0)
+    inc = tf.assign_add(v, 1.0)
+    with tf.control_dependencies([inc]):
+        doubled = v.read_value() * 2.0
+    with tf.Session() as sess:
+        sess.run(v.initializer)
+        assert sess.run(doubled) == 4.0
+        assert sess.run(doubled) == 6.0
+        assert sess.run(v) == 3.0
+
+
+def test_print_and_random_ops_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    x = tf.placeholder(tf.float32, [8])
+    r = tf.random_uniform([8], seed=1)
+    p = tf.Print(x * 2.0, [x], message="seen: ")
+    out = p + r
+    got, want, plan = run_both(out, {x: np.arange(8, dtype=np.float32)})
+    assert_same(got, want)
+    assert capsys.readouterr().err.count("seen: ") == 2  # once per run, compiled and interpreted
+    types = {f["type"] for f in plan.report["fallbacks"]}
+    assert {"Print", "RandomUniform"} <= types
+
+
+def test_explain_reports_clusters_and_fallbacks() -> None:
+    x = tf.placeholder(tf.float32, [None, 5])
+    y = tf.argmax(tf.nn.relu(x * 3.0), axis=1)
+    rep = explain(y, {x: np.ones((2, 5), np.float32)})
+    d = rep.to_dict()
+    assert set(d) == {"clusters", "fallbacks"}
+    (c,) = d["clusters"]
+    assert set(c) == {"ops", "backend", "key", "compile_seconds", "source"}
+    assert c["backend"] == "cpu" and c["source"] in ("compiled", "memory", "disk")
+    assert len(c["key"]) == 64 and isinstance(c["compile_seconds"], float)
+    assert d["fallbacks"] == [{"op": y.op.name, "type": "ArgMax",
+                               "reason": d["fallbacks"][0]["reason"]}]
+    text = str(rep)
+    assert "1 clusters" in text and "fallback" in text and y.op.name in text
+
+
+def test_fallback_error_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = tf.placeholder(tf.float32, [3, 2])
+    y = tf.argmax(x, axis=1)
+    monkeypatch.setenv("JITFLOW_FALLBACK", "error")
+    with tf.Session() as sess:
+        with pytest.raises(errors.UnimplementedError, match="ArgMax"):
+            sess.run(y, {x: np.ones((3, 2), np.float32)})
+        # a fully lowerable graph is fine under the flag
+        assert sess.run(x * 2.0, {x: np.ones((3, 2), np.float32)}).sum() == 12.0
+
+
+def test_jit_off_interprets_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = tf.placeholder(tf.float32, [3])
+    y = tf.exp(x) + 1.0
+    monkeypatch.setenv("JITFLOW_JIT", "0")
+    with tf.Session() as sess:
+        sess.run(y, {x: np.zeros(3, np.float32)})
+        plan: Plan = last_plan(sess)
+    assert counts(plan) == (0, 0)
+    assert len(plan.steps) >= 2
+
+
+def test_debug_levels_print_clusters_and_step_times(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    x = tf.placeholder(tf.float32, [64])
+    y = tf.exp(x) * 2.0
+    monkeypatch.setenv("JITFLOW_DEBUG", "3")
+    with tf.Session() as sess:
+        sess.run(y, {x: np.zeros(64, np.float32)})
+    err = capsys.readouterr().err
+    assert "cluster ['Exp', 'mul']" in err and "step cluster[Exp,mul]" in err
