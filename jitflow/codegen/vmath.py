@@ -8,7 +8,8 @@ splitting mantissa and exponent) emitted as integer IR through ``numba.extending
 and the special cases (inf, nan, zero, overflow, underflow) merged in with ``select``.
 
 Functions (each for float32 and float64, named ``<name>_f32`` / ``<name>_f64``): exp,
-expm1, log, log1p, tanh, sigmoid, softplus, sin, cos (one argument) and pow (two). The
+expm1, log, log1p, tanh, sigmoid, softplus, sin, cos, tan, sinh, cosh, atan, asin, acos
+(one argument) and pow (two). The
 code generator reaches them through ``VMATH[(name, dtype)]`` / :func:`lookup` and calls
 them from kernel source as module-level globals::
 
@@ -93,6 +94,7 @@ def _unary_llvm(name: str) -> Any:
 _rint = _unary_llvm("llvm.rint")  # round half even (the default rounding mode)
 _floor = _unary_llvm("llvm.floor")
 _fabs = _unary_llvm("llvm.fabs")
+_sqrt = _unary_llvm("llvm.sqrt")  # correctly rounded; nan for negative input
 
 
 @intrinsic
@@ -323,6 +325,11 @@ class _Consts:
         # P(z) = (2 atanh(s)/s - 2) / z, z = s^2 in [0, (3-2 sqrt2)^2]
         self.log_p = _c(dt, *(_LOG_P32 if f32 else _LOG_P64))
         self.log_q = _c(dt, *_LOG_Q64)
+        self.atan_p = _c(dt, *(_ATAN_P32 if f32 else _ATAN_P64))
+        sqrt2 = Decimal(2).sqrt()
+        self.tan_pi8, self.tan_3pi8 = _c(dt, float(sqrt2 - 1), float(sqrt2 + 1))
+        self.pio2_hi, self.pio2_lo = _c(dt, *_split(_PIO2, 24 if f32 else 53))
+        self.pio4_hi, self.pio4_lo = _c(dt, *_split(_PIO2 / 2, 24 if f32 else 53))
         two_thirds = Decimal(2) / Decimal(3)
         self.c3_hi = dt(float(two_thirds))
         self.c3_lo = dt(float(two_thirds - Decimal(float(two_thirds))))
@@ -370,6 +377,13 @@ _COS_C64 = ("0.041666666666666665377", "-0.0013888888888887387616", "0.000024801
 _LOG_Q64 = ("0.40000000000000027122", "0.28571428571338369481", "0.22222222271153443981",
             "0.18181808240574618522", "0.15385575224122616243", "0.13285945402169799412",
             "0.12913743912970643655")
+# P(z) = (atan(t) - t) / t^3, z = t^2 in [0, tan(pi/8)^2]
+_ATAN_P32 = ("-0.33333331792788625333", "0.19999546262302021952", "-0.14264122000096701927",
+             "0.10745271072203928854", "-0.064563897692623402544")
+_ATAN_P64 = ("-0.33333333333333330238", "0.19999999999995610666", "-0.14285714284683721144",
+             "0.11111111016530240240", "-0.090909046261438801265", "0.076921842312932492220",
+             "-0.066645251796677254467", "0.058582611366762019214", "-0.050860041681662352205",
+             "0.039246827768538822612", "-0.019194531241126507753")
 _LOG_P64 = ("0.66666666666666696996", "0.39999999999899175338", "0.28571428626106177454",
             "0.22222211115826267007", "0.18182890369327982836", "0.15331684002437791007",
             "0.14616875727366235407")
@@ -753,6 +767,65 @@ def _make_cosh(k: _Consts, exp: Any) -> Any:
     return cosh
 
 
+def _make_atan2_core(k: _Consts) -> Any:
+    """atan(y / x) in [0, pi/2] for y >= 0, x >= 0 (not both 0), with a single division.
+
+    The ratio is brought into [-tan(pi/8), tan(pi/8)] by atan(u) = pi/4 + atan((u-1)/(u+1))
+    or pi/2 + atan(-1/u), written on y and x directly.
+    """
+    zero, t1, t3, p = k.zero, k.tan_pi8, k.tan_3pi8, k.atan_p
+    pio2_hi, pio2_lo, pio4_hi, pio4_lo = k.pio2_hi, k.pio2_lo, k.pio4_hi, k.pio4_lo
+
+    @_vjit
+    def atan2_core(y, x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        big = y > t3 * x
+        mid = y > t1 * x
+        t = _fdiv(_select(big, -x, _select(mid, y - x, y)), _select(big, y, _select(mid, y + x, x)))
+        z = t * t
+        hi = _select(big, pio2_hi, _select(mid, pio4_hi, zero))
+        lo = _select(big, pio2_lo, _select(mid, pio4_lo, zero))
+        return hi + (_fma(t * z, _horner(z, p), t) + lo)
+
+    return atan2_core
+
+
+def _make_atan(k: _Consts, core: Any) -> Any:
+    one = k.one
+
+    @_vjit
+    def atan(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        return _copysign(core(_fabs(x), one), x)
+
+    return atan
+
+
+def _make_asin(k: _Consts, core: Any) -> Any:
+    one = k.one
+
+    @_vjit
+    def asin(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        # asin(a) = atan(a / sqrt(1 - a^2)); (1-a)(1+a) avoids cancellation, |x| > 1 gives nan
+        a = _fabs(x)
+        return _copysign(core(a, _sqrt((one - a) * (one + a))), x)
+
+    return asin
+
+
+def _make_acos(k: _Consts, core: Any) -> Any:
+    one, two = k.one, k.two
+
+    @_vjit
+    def acos(x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        # acos(x) = 2 atan(sqrt((1-x)/(1+x))): accurate at both ends, nan outside [-1, 1]
+        return two * core(_sqrt(one - x), _sqrt(one + x))
+
+    return acos
+
+
 def _build(dt: Any) -> dict[str, Any]:
     k = _Consts(dt)
     exp_core, expm1_core, log_core = _make_exp_core(k), _make_expm1_core(k), _make_log_core(k)
@@ -761,6 +834,7 @@ def _build(dt: Any) -> dict[str, Any]:
     trig_core = _make_trig_core(tk)
     k64 = k if dt is np.float64 else _Consts(np.float64)
     exp, expm1 = _make_exp(k, exp_core), _make_expm1(k, expm1_core)
+    atan2_core = _make_atan2_core(k)
     return {
         "exp": exp,
         "expm1": expm1,
@@ -774,13 +848,17 @@ def _build(dt: Any) -> dict[str, Any]:
         "tan": _make_tan(dt, tk, trig_core),
         "sinh": _make_sinh(k, expm1, exp),
         "cosh": _make_cosh(k, exp),
+        "atan": _make_atan(k, atan2_core),
+        "asin": _make_asin(k, atan2_core),
+        "acos": _make_acos(k, atan2_core),
         "pow": _make_pow(dt, k64, _make_pow_mag32(k64) if dt is np.float32 else _make_pow_mag64(k64)),
     }
 
 
 #: The function names every supported dtype provides.
 NAMES: tuple[str, ...] = (
-    "cos", "cosh", "exp", "expm1", "log", "log1p", "pow", "sigmoid", "sin", "sinh", "softplus", "tan", "tanh",
+    "acos", "asin", "atan", "cos", "cosh", "exp", "expm1", "log", "log1p", "pow",
+    "sigmoid", "sin", "sinh", "softplus", "tan", "tanh",
 )
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _TABLE: dict[tuple[str, str], Any] = {}

@@ -17,7 +17,8 @@ from numba import njit, prange
 from jitflow.codegen import vmath
 
 DTYPES = ("float32", "float64")
-NAMES = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "sin", "cos", "tan", "sinh", "cosh")
+NAMES = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "sin", "cos", "tan", "sinh", "cosh",
+         "atan", "asin", "acos")
 
 # Extended precision for the float64 reference where the platform has it.
 _HAS_LONGDOUBLE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
@@ -63,7 +64,7 @@ def _reference(name: str, x: np.ndarray) -> np.ndarray:
             return 1 / (1 + np.exp(-d))
         if name == "softplus":
             return np.logaddexp(wide(0), d)
-        return getattr(np, name)(d)
+        return getattr(np, {"atan": "arctan", "asin": "arcsin", "acos": "arccos"}.get(name, name))(d)
 
 
 def _grid(name: str, dtype: str) -> np.ndarray:
@@ -80,6 +81,9 @@ def _grid(name: str, dtype: str) -> np.ndarray:
     elif name in ("exp", "expm1"):
         small = mags[mags < 1]
         parts = [np.linspace(-big - 20, big + 1, 60_001), np.linspace(-2, 2, 40_001), small, -small]
+    elif name in ("asin", "acos"):  # the domain, its ends, and outside it (nan)
+        near_one = 1 - np.logspace(-17, -0.1, 20_000)
+        parts = [np.linspace(-1.5, 1.5, 60_001), near_one, -near_one, mags[mags < 1], -mags[mags < 1]]
     elif name in ("sinh", "cosh"):  # up to and past the overflow edge
         small = mags[mags < 1]
         parts = [np.linspace(-big - 2, big + 2, 60_001), np.linspace(-2, 2, 40_001), small, -small]
@@ -147,14 +151,19 @@ SPECIALS: list[tuple[str, float, float]] = [
     ("sinh", INF, INF), ("sinh", -INF, -INF), ("sinh", NAN, NAN), ("sinh", 0.0, 0.0), ("sinh", -0.0, -0.0),
     ("sinh", 1000.0, INF), ("sinh", -1000.0, -INF),
     ("cosh", INF, INF), ("cosh", -INF, INF), ("cosh", NAN, NAN), ("cosh", 0.0, 1.0), ("cosh", -1000.0, INF),
+    ("atan", INF, float(np.pi / 2)), ("atan", -INF, float(-np.pi / 2)), ("atan", NAN, NAN), ("atan", -0.0, -0.0),
+    ("asin", 1.0, float(np.pi / 2)), ("asin", -0.0, -0.0), ("asin", 1.5, NAN), ("asin", -INF, NAN), ("asin", NAN, NAN),
+    ("acos", 1.0, 0.0), ("acos", -1.0, float(np.pi)), ("acos", 0.0, float(np.pi / 2)), ("acos", -2.0, NAN),
+    ("acos", NAN, NAN),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_special_values(kernels: dict[tuple[str, str], Any], dtype: str) -> None:
     failures = []
-    for name, arg, want in SPECIALS:
+    for name, arg, exact in SPECIALS:
         got = float(_apply(kernels, name, np.array([arg], dtype=dtype))[0])
+        want = float(np.array(exact, dtype=dtype))  # e.g. pi/2 correctly rounded to the dtype
         same = (np.isnan(got) and np.isnan(want)) or (got == want and np.signbit(got) == np.signbit(want))
         if not same:
             failures.append(f"{name}({arg}) = {got}, want {want}")
