@@ -110,16 +110,30 @@ def _l2_loss_grad(op: Operation, g: Tensor) -> _GradList:
     return [M.multiply(op.inputs[0], g)]
 
 
+def _through_backprop(logits: Tensor, g_backprop: Tensor) -> Tensor | None:
+    """The logits gradient that flows through the backprop output (softmax - labels), if any flows."""
+    if g_backprop.op.type == "ZerosLike":  # the usual case: only the loss is differentiated
+        return None
+    sm = N.softmax(logits)
+    return M.multiply(M.subtract(g_backprop, M.reduce_sum(M.multiply(g_backprop, sm), -1, keepdims=True)), sm)
+
+
 @registry.register_gradient("SoftmaxCrossEntropyWithLogits")
 def _xent_grad(op: Operation, g_loss: Tensor, g_backprop: Tensor) -> _GradList:
     backprop = op.outputs[1]
     f = op.inputs[0]
-    dlogits = M.multiply(A.expand_dims(g_loss, -1), backprop)
-    dlabels = M.multiply(A.expand_dims(g_loss, -1), M.negative(N.log_softmax(f)))
+    g = A.expand_dims(g_loss, -1)
+    dlogits = M.multiply(g, backprop)
+    dlabels = M.multiply(g, M.negative(N.log_softmax(f)))
+    extra = _through_backprop(f, g_backprop)
+    if extra is not None:
+        dlogits = M.add(dlogits, extra)
+        dlabels = M.subtract(dlabels, g_backprop)
     return [dlogits, dlabels]
 
 
 @registry.register_gradient("SparseSoftmaxCrossEntropyWithLogits")
 def _sparse_xent_grad(op: Operation, g_loss: Tensor, g_backprop: Tensor) -> _GradList:
-    return [M.multiply(A.expand_dims(g_loss, -1), op.outputs[1]), None]
-
+    dlogits = M.multiply(A.expand_dims(g_loss, -1), op.outputs[1])
+    extra = _through_backprop(op.inputs[0], g_backprop)
+    return [dlogits if extra is None else M.add(dlogits, extra), None]

@@ -189,3 +189,20 @@ def test_relu_gradient_uses_fused_grad_op() -> None:
     with tf.Session() as sess:
         got = sess.run(g, {x: np.array([-1, 0, 2, 3], np.float32)})
     assert got.dtype == np.float32 and got.tolist() == [0, 0, 1, 1]
+
+
+def _backprop_output(kind: str) -> Callable[..., Any]:
+    def build(lg: tf.Tensor, *rest: tf.Tensor) -> tf.Tensor:
+        if kind == "sparse":
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=[1, 3, 0], logits=lg)
+        else:
+            loss = tf.nn.softmax_cross_entropy_with_logits_v2(labels=rest[0], logits=lg)
+        return loss.op.outputs[1] * 2.0 + tf.expand_dims(loss, -1)
+
+    return build
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_cross_entropy_backprop_output_is_differentiable(kind: str) -> None:
+    vals = [A2] if kind == "sparse" else [A2, rng.dirichlet(np.ones(4), 3)]
+    check_grads(_backprop_output(kind), *vals, rtol=1e-5, atol=1e-7)
