@@ -259,8 +259,8 @@ class MonitoredSession:
             raise RuntimeError("Run called on a closed MonitoredSession.")
         context = SessionRunContext(SessionRunArgs(fetches, feed_dict, options), self._sess)
         feeds = dict(feed_dict) if feed_dict else {}
-        requests: list[tuple[SessionRunHook, Any]] = []
-        for h in self._hooks:
+        requests: dict[int, Any] = {}  # hook position -> its extra fetches
+        for i, h in enumerate(self._hooks):
             args = h.before_run(context)
             if args is None:
                 continue
@@ -268,27 +268,17 @@ class MonitoredSession:
                 if k in feeds:
                     raise RuntimeError(f"Same tensor is fed by two hooks or by a hook and the caller: {k}")
                 feeds[k] = v
-            requests.append((h, args.fetches))
-        if any(f is not None for _, f in requests):
-            wanted = [fetches] + [f for _, f in requests if f is not None]
-            results = self._sess.run(
-                wanted, feed_dict=feeds or None, options=options, run_metadata=run_metadata
-            )
-            caller, rest = results[0], iter(results[1:])
-        else:
-            caller = self._sess.run(
-                fetches, feed_dict=feeds or None, options=options, run_metadata=run_metadata
-            )
-            rest = iter(())
-        for h, f in requests:
-            h.after_run(
-                context, SessionRunValues(next(rest) if f is not None else None, options, run_metadata)
-            )
-        for h in self._hooks:
-            if all(h is not r for r, _ in requests):
-                h.after_run(context, SessionRunValues(None, options, run_metadata))
+            if args.fetches is not None:
+                requests[i] = args.fetches
+        # One Session.run for the caller's fetches and every hook's, so each op runs once.
+        wanted = [fetches, list(requests.values())] if requests else fetches
+        out = self._sess.run(wanted, feed_dict=feeds or None, options=options, run_metadata=run_metadata)
+        results = out if requests else [out, []]
+        hook_results = dict(zip(requests, results[1]))
+        for i, h in enumerate(self._hooks):  # in hook order, as TF does
+            h.after_run(context, SessionRunValues(hook_results.get(i), options, run_metadata))
         self._should_stop = self._should_stop or context.stop_requested
-        return caller
+        return results[0]
 
     def run_step_fn(self, step_fn: Any) -> Any:
         """Calls `step_fn(step_context)`; the step may run with hooks or request a stop."""
