@@ -228,3 +228,25 @@ def test_scaffold_uses_given_saver_and_init_fn(tmp_path: pathlib.Path) -> None:
         assert seen == [scaffold]
         assert sess.run(w).tolist() == [1.0, 2.0, 3.0]
         assert sess.raw_session() is not None
+
+
+def test_after_run_follows_hook_order() -> None:
+    v = tf.Variable(1.0, name="v")
+    order: list[str] = []
+
+    class Quiet(tf.train.SessionRunHook):
+        def after_run(self, run_context: object, run_values: tf.train.SessionRunValues) -> None:
+            order.append("quiet")
+            assert run_values.results is None
+
+    class Asking(tf.train.SessionRunHook):
+        def before_run(self, run_context: object) -> tf.train.SessionRunArgs:
+            return tf.train.SessionRunArgs({"v": v.value()})
+
+        def after_run(self, run_context: object, run_values: tf.train.SessionRunValues) -> None:
+            order.append("asking")
+            assert run_values.results == {"v": 1.0}
+
+    with tf.train.MonitoredSession(hooks=[Quiet(), Asking(), Quiet()]) as sess:
+        assert sess.run(v.value()) == 1.0
+    assert order == ["quiet", "asking", "quiet"]
