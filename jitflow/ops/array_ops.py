@@ -271,14 +271,13 @@ def _dims(t: Tensor) -> tuple[int | None, ...] | None:
     return t.shape.as_tuple()
 
 
-def _norm_axis(axis: int, rank: int | None, op_name: str, extra: int = 0) -> int:
-    """`axis` made non-negative for a tensor of `rank` (+`extra` for ops that insert a dim)."""
+def _norm_axis(axis: int, rank: int | None, op_name: str) -> int:
+    """`axis` made non-negative for a tensor of `rank`; ValueError when out of range."""
     if rank is None:
         return axis
-    n = rank + extra
+    n = rank
     if not -n <= axis < n:
-        raise ValueError(f"Shape must be at least rank {abs(axis) + (0 if axis < 0 else 1) - extra} but is "
-                         f"rank {rank} for '{op_name}': axis {axis} is out of range [{-n}, {n})")
+        raise ValueError(f"axis {axis} is out of range [{-n}, {n}) for '{op_name}' with an input of rank {rank}")
     return axis % n if n else 0
 
 
