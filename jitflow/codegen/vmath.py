@@ -390,8 +390,13 @@ _LOG_P64 = ("0.66666666666666696996", "0.39999999999899175338", "0.2857142862610
 
 
 def _vjit(fn: Callable[..., Any]) -> Any:
-    """Compile a scalar math function the way every function here is compiled."""
-    return njit(nogil=True, error_model="numpy", fastmath=False)(fn)
+    """Compile a scalar math function the way every function here is compiled.
+
+    Explicit fastmath=False stops Numba from handing a fastmath caller's flags down; the
+    cfunc wrapper is never used (saves compile time). The Python wrapper must stay:
+    without it a call from the interpreter crashes.
+    """
+    return njit(nogil=True, error_model="numpy", fastmath=False, no_cfunc_wrapper=True)(fn)
 
 
 # ---------------------------------------------------------------------------------------

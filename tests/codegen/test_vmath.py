@@ -309,6 +309,12 @@ def test_prange_kernel_vectorizes_and_is_correct() -> None:
     assert re.search(r"<\d+ x float>", text), "the prange loop calling exp_f32 was not vectorized"
 
 
+def test_callable_from_python_too() -> None:
+    # handy when debugging a kernel; the compiled functions keep their Python wrappers
+    assert vmath.exp_f32(np.float32(1.0)) == pytest.approx(np.e, rel=2e-7)
+    assert vmath.pow_f64(2.0, 0.5) == pytest.approx(np.sqrt(2.0), rel=1e-15)
+
+
 def test_lookup_by_name_and_dtype_forms() -> None:
     assert vmath.lookup("exp", "float32") is vmath.exp_f32
     assert vmath.lookup("exp", np.float64) is vmath.exp_f64
