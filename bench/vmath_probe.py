@@ -278,14 +278,9 @@ def main() -> None:
         run_accuracy(min(args.n, 200_000))
         return
     if args.wide:
-        import numba
+        from jitflow.codegen.vmath import enable_wide_vectors
 
-        from jitflow.codegen.vmath import wide_vector_cpu_features
-
-        feats = wide_vector_cpu_features()
-        print("512-bit vectors:", "enabled" if feats else "not available on this CPU")
-        if feats:
-            numba.config.CPU_FEATURES = feats  # must happen before the first compile
+        print("512-bit vectors:", "enabled" if enable_wide_vectors() else "not available")
     run_w2(args.n, args.repeat)
     if args.each:
         run_each(args.n, args.repeat)

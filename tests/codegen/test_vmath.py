@@ -5,7 +5,10 @@ evaluated through those kernels, so the tests themselves take well under a secon
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -313,6 +316,34 @@ def test_callable_from_python_too() -> None:
     # handy when debugging a kernel; the compiled functions keep their Python wrappers
     assert vmath.exp_f32(np.float32(1.0)) == pytest.approx(np.e, rel=2e-7)
     assert vmath.pow_f64(2.0, 0.5) == pytest.approx(np.sqrt(2.0), rel=1e-15)
+
+
+_WIDE_SCRIPT = """
+import re, numpy as np
+from jitflow.codegen import vmath
+took = vmath.enable_wide_vectors()
+from numba import njit
+exp = vmath.exp_f32
+@njit
+def kern(x, out):
+    for i in range(x.size):
+        out[i] = exp(x[i])
+x = np.ones(64, np.float32)
+kern(x, np.empty_like(x))
+widths = {int(n) for n in re.findall(r"<(\\d+) x float>", "".join(kern.inspect_llvm().values()))}
+print(took, vmath.wide_vector_cpu_features() is not None, max(widths), vmath.enable_wide_vectors())
+"""
+
+
+def test_enable_wide_vectors_in_a_fresh_process() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_FEATURES"}
+    res = subprocess.run([sys.executable, "-c", _WIDE_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=120, check=True)
+    took, has_avx512, width, again = res.stdout.split()
+    assert took == has_avx512  # it takes effect exactly where the CPU can use it
+    assert again == "False"  # once Numba built its target machine, a second call changes nothing
+    if took == "True":
+        assert int(width) == 16
 
 
 def test_lookup_by_name_and_dtype_forms() -> None:
