@@ -235,3 +235,19 @@ def _select_v2_grad(op: Operation, g: Tensor) -> _GradList:
 for _t in ("InvertPermutation", "Shape", "Size", "Rank", "ZerosLike", "OnesLike", "OneHot", "Range",
            "LinSpace", "StridedSliceGrad"):
     registry.not_differentiable(_t)
+
+
+@registry.register_gradient("ReverseV2")
+def _reverse_grad(op: Operation, g: Tensor) -> _GradList:
+    return [A.reverse(g, op.inputs[1]), None]
+
+
+@registry.register_gradient("GatherNd")
+def _gather_nd_grad(op: Operation, g: Tensor) -> _GradList:
+    params, indices = op.inputs
+    return [A.scatter_nd(indices, g, M.cast(_shape_of(params), indices.dtype)), None]
+
+
+@registry.register_gradient("ScatterNd")
+def _scatter_nd_grad(op: Operation, g: Tensor) -> _GradList:
+    return [None, A.gather_nd(g, op.inputs[0]), None]

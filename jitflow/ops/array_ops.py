@@ -1500,3 +1500,119 @@ def tensordot(a: Any, b: Any, axes: Any, name: str | None = None) -> Tensor:
         sx, sy = shape(x), shape(y)
         parts = [gather(sx, fx), gather(sy, fy)]
         return reshape(prod, concat(parts, 0))
+
+
+# -- reverse / gather_nd / scatter_nd / sequence_mask ------------------------------------------------------------
+
+
+def _reverse_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x, a = ins
+    axes = [int(v) for v in np.asarray(a).reshape(-1)]
+    if any(not -x.ndim <= v < x.ndim for v in axes) or len({v % max(x.ndim, 1) for v in axes}) != len(axes):
+        raise InvalidArgumentError(None, None, f"'axis' must be distinct and in [{-x.ndim}, {x.ndim}), got {axes}")
+    return np.flip(x, axis=tuple(axes)) if axes else x
+
+
+def _reverse_infer(op: Operation) -> list:
+    x = op.inputs[0]
+    axes, r = _ints(op.inputs[1]), x.shape.ndims
+    if axes is not None and r is not None:
+        for v in axes:
+            _norm_axis(v, r, op.name)
+        if len({v % max(r, 1) for v in axes}) != len(axes):
+            raise ValueError(f"'axis' must not have duplicates, got {axes} for '{op.name}' (op: 'ReverseV2')")
+    return [(x.dtype, x.shape)]
+
+
+registry.register_op("ReverseV2", _reverse_infer, _reverse_kernel, registry.OPAQUE)
+
+
+def reverse(tensor: Any, axis: Any, name: str | None = None) -> Tensor:
+    """`tensor` with the order of elements along each of `axis` reversed."""
+    x = convert_to_tensor(tensor)
+    a = _int_input([axis] if isinstance(axis, (int, np.integer)) else axis, "axis")
+    return out(make_op("ReverseV2", [x, a], {"T": x.dtype, "Tidx": a.dtype}, name=name or "ReverseV2"))
+
+
+reverse_v2 = reverse
+
+
+def _nd_index(idx: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The NumPy index tuple of a [..., k] index array into the first k dims of `shape`; checked."""
+    k = idx.shape[-1]
+    if k > len(shape):
+        raise InvalidArgumentError(None, None, f"index innermost dimension length must be <= params rank; saw: "
+                                               f"{k} vs. {len(shape)}")
+    bad = np.zeros(idx.shape[:-1], dtype=bool)
+    for j in builtins_range(k):
+        bad |= (idx[..., j] < 0) | (idx[..., j] >= shape[j])
+    if np.any(bad):
+        pos = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise InvalidArgumentError(None, None, f"indices{list(pos)} = {idx[pos].tolist()} does not index into "
+                                               f"param shape {shape_str(shape)}")
+    return tuple(idx[..., j] for j in builtins_range(k))
+
+
+def _gather_nd_infer(op: Operation) -> list:
+    p, i = op.inputs
+    pd, idd = _dims(p), _dims(i)
+    if pd is None or idd is None or idd[-1] is None:
+        return [(p.dtype, TensorShape(None))]
+    k = idd[-1]
+    if k > len(pd):
+        raise ValueError(f"indices.shape[-1] must be <= params.rank, but saw indices shape: {shape_str(idd)} and "
+                         f"params shape: {shape_str(pd)} for '{op.name}' (op: 'GatherNd')")
+    return [(p.dtype, TensorShape(list(idd[:-1]) + list(pd[k:])))]
+
+
+registry.register_op("GatherNd", _gather_nd_infer,
+                     lambda ctx, op, ins: np.asarray(ins[0][_nd_index(np.asarray(ins[1]), ins[0].shape)]),
+                     registry.OPAQUE)
+
+
+def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: int = 0) -> Tensor:
+    """Slices of `params` at the index vectors in the last dimension of `indices`."""
+    if batch_dims != 0:
+        raise ValueError("gather_nd: only batch_dims=0 is supported")
+    p = convert_to_tensor(params)
+    i = _int_input(indices, "indices")
+    return out(make_op("GatherNd", [p, i], {"Tparams": p.dtype, "Tindices": i.dtype}, name=name or "GatherNd"))
+
+
+def _scatter_nd_infer(op: Operation) -> list:
+    tgt = _ints(op.inputs[2])
+    return [(op.inputs[1].dtype, TensorShape(tgt) if tgt is not None else TensorShape(None))]
+
+
+def _scatter_nd_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    idx, upd, shp = ins
+    res = np.zeros([int(d) for d in np.asarray(shp).reshape(-1)], dtype=op.outputs[0].dtype.np)
+    idx = np.asarray(idx)
+    want = idx.shape[:-1] + res.shape[idx.shape[-1]:]
+    if np.shape(upd) != want:
+        raise InvalidArgumentError(None, None, f"updates must have shape {shape_str(want)}, got "
+                                               f"{shape_str(np.shape(upd))}")
+    np.add.at(res, _nd_index(idx, res.shape), upd)  # repeated indices add up, as in TF
+    return res
+
+
+registry.register_op("ScatterNd", _scatter_nd_infer, _scatter_nd_kernel, registry.OPAQUE)
+
+
+def scatter_nd(indices: Any, updates: Any, shape: Any, name: str | None = None) -> Tensor:
+    """A zero tensor of `shape` with `updates` added at `indices` (duplicates accumulate)."""
+    i = _int_input(indices, "indices")
+    u = convert_to_tensor(updates)
+    s = _int_input(shape, "shape")
+    return out(make_op("ScatterNd", [i, u, s], {"T": u.dtype, "Tindices": i.dtype}, name=name or "ScatterNd"))
+
+
+def sequence_mask(lengths: Any, maxlen: Any = None, dtype: Any = dtypes.bool, name: str | None = None) -> Tensor:
+    """mask[..., j] = j < lengths[...] for j in [0, maxlen) (maxlen defaults to max(lengths))."""
+    from jitflow.ops import math_ops as M
+
+    with _name_scope(name, "SequenceMask"):
+        n = _int_input(lengths, "lengths")
+        m = M.reduce_max(n) if maxlen is None else M.cast(convert_to_tensor(maxlen), n.dtype)
+        mask = M.less(range(0, m, 1, dtype=n.dtype), expand_dims(n, -1))
+        return mask if dtypes.as_dtype(dtype) is dtypes.bool else M.cast(mask, dtype)

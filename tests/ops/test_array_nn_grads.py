@@ -84,6 +84,9 @@ ARRAY_CASES: dict[str, tuple[Callable[..., Any], list[np.ndarray]]] = {
     "tensordot": (lambda a, b: tf.tensordot(a, b, [[1, 2], [1, 0]]), [X, rng.randn(2, 4)]),
     "unsorted_segment_sum": (lambda t: tf.unsorted_segment_sum(t, [0, 2, 0], 4), [X]),
     "fill": (lambda t: tf.fill([2, 3], t), [np.array(1.5)]),
+    "reverse": (lambda t: tf.reverse(t, [0, 2]), [X]),
+    "gather_nd": (lambda t: tf.gather_nd(t, [[1, 2], [0, 0], [1, 2]]), [X]),
+    "scatter_nd": (lambda u: tf.scatter_nd([[1], [3], [1]], u, [5, 2]), [rng.randn(3, 2)]),
 }
 
 

@@ -436,3 +436,43 @@ def test_broadcast_to_static_shape(a: list[int], extra: list[int], data: st.Data
         t = tf.broadcast_to(np.zeros(src, np.int32), target)
         assert t.shape.as_list() == target
         assert run(t).shape == tuple(target)
+
+
+# -- reverse / gather_nd / scatter_nd / sequence_mask -----------------------------------------------------------
+
+
+def test_reverse() -> None:
+    check(tf.reverse(X, [0, -1]), X[::-1, :, ::-1])
+    check(tf.reverse(X, [1]), X[:, ::-1])
+    with pytest.raises(ValueError, match="duplicates"):
+        tf.reverse(X, [0, -3])
+    with pytest.raises(ValueError, match="out of range"):
+        tf.reverse(X, [3])
+
+
+def test_gather_nd() -> None:
+    check(tf.gather_nd(X, [[1, 2], [0, 0]]), X[[1, 0], [2, 0]])
+    check(tf.gather_nd(X, [[[1, 2, 3]]]), X[1, 2, 3].reshape(1, 1))
+    check(tf.gather_nd(X, [[1]]), X[[1]])
+    idx = tf.placeholder(tf.int32, [None, 2])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"indices\[1\] = \[0, 3\] does not index into param "
+                                                             r"shape \[2,3,4\]"):
+        run(tf.gather_nd(X, idx), {idx: [[1, 1], [0, 3]]})
+    with pytest.raises(ValueError, match="must be <= params.rank"):
+        tf.gather_nd(X, [[0, 0, 0, 0]])
+
+
+def test_scatter_nd() -> None:
+    check(tf.scatter_nd([[1], [3], [1]], [1.0, 2.0, 3.0], [5]), np.float32([0, 4, 0, 2, 0]))
+    want = np.zeros((2, 3), np.int32)
+    want[1] = [7, 8, 9]
+    check(tf.scatter_nd([[1]], [[7, 8, 9]], [2, 3]), want)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="does not index"):
+        run(tf.scatter_nd([[5]], [1.0], [5]))
+
+
+def test_sequence_mask() -> None:
+    want = np.arange(4)[None, :] < np.array([1, 3, 0])[:, None]
+    check(tf.sequence_mask([1, 3, 0], 4), want)
+    check(tf.sequence_mask([1, 3, 0]), want[:, :3])
+    check(tf.sequence_mask([2], 3, dtype=tf.float32), np.float32([[1, 1, 0]]))
