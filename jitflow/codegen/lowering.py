@@ -246,8 +246,8 @@ def _nn(fmt: str, dts: tuple[str, ...] = FLOAT) -> Template:
 _MAX0 = "({x} if ({x} > {zero} or {x} != {x}) else {zero})"  # np.maximum(x, 0): NaN propagates
 ELEMENTWISE.update({
     "Relu": _nn(_MAX0, NUMERIC),
-    "Elu": _nn("({x} if {x} > {zero} else {expm1}(({x} if {x} < {zero} else {zero})))"),
-    "Softplus": _nn("(({x} if {x} > {zero} else {zero}) + {log1p}({exp}(-abs({x}))))"),
+    "Elu": _nn("({x} if {x} > {zero} else {expm1}(({x} if ({x} < {zero} or {x} != {x}) else {zero})))"),
+    "Softplus": _nn("(" + _MAX0 + " + {log1p}({exp}(-abs({x}))))"),
     "LeakyRelu": _nn("({x} if {x} > {zero} else {x} * {alpha})"),
     "ReluGrad": _nn("({x} if {y} > {zero} else {zero})", NUMERIC),
     "Relu6Grad": _nn("({x} if ({y} > {zero} and {y} < {six}) else {zero})", NUMERIC),

@@ -1,0 +1,69 @@
+"""Activations, their gradients and optimizer updates, compiled against the interpreter."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jitflow as tf
+from tests.compiler.helpers import assert_same, counts, last_plan, run_both
+
+
+def test_activations_and_gradients() -> None:
+    xv = np.concatenate([[0.0, -0.0, np.nan, np.inf, -np.inf, 6.0, 7.5, -3.0],
+                         np.random.default_rng(5).normal(0, 4, 16)]).astype(np.float32).reshape(4, 6)
+    x = tf.placeholder(tf.float32, [4, 6])
+    acts = [tf.nn.relu(x), tf.nn.relu6(x), tf.nn.elu(x), tf.nn.softplus(x), tf.nn.leaky_relu(x, 0.3)]
+    grads = tf.gradients([tf.reduce_sum(a * x) for a in acts], [x])
+    got, want, plan = run_both(acts + grads, {x: xv})
+    assert plan.report["fallbacks"] == []
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_same(g, w, what=f"output {i}")
+
+
+def test_bias_add_checks_the_bias_length() -> None:
+    x = tf.placeholder(tf.float32, [None, None])
+    b = tf.placeholder(tf.float32, [None])
+    y = tf.nn.bias_add(x, b) * 2.0
+    with tf.Session() as sess:
+        assert_same(sess.run(y, {x: np.ones((3, 4), np.float32), b: np.arange(4, dtype=np.float32)}),
+                    (1 + np.arange(4, dtype=np.float32)[None, :].repeat(3, 0)) * 2)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="BiasAdd"):
+            sess.run(y, {x: np.ones((3, 4), np.float32), b: np.ones(1, np.float32)})
+
+
+OPTIMIZERS = [
+    lambda: tf.train.GradientDescentOptimizer(0.1),
+    lambda: tf.train.MomentumOptimizer(0.05, 0.9),
+    lambda: tf.train.MomentumOptimizer(0.05, 0.9, use_nesterov=True),
+    lambda: tf.train.AdamOptimizer(0.01),
+    lambda: tf.train.AdagradOptimizer(0.1),
+    lambda: tf.train.RMSPropOptimizer(0.01),
+]
+
+
+@pytest.mark.parametrize("make_opt", OPTIMIZERS)
+def test_optimizer_steps_match_the_interpreter(make_opt) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(6)
+    xv = rng.normal(size=(16, 5)).astype(np.float32)
+    yv = rng.normal(size=(16, 3)).astype(np.float32)
+    w0 = rng.normal(size=(5, 3)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 5])
+    y = tf.placeholder(tf.float32, [None, 3])
+    w = tf.Variable(w0)
+    b = tf.Variable(np.zeros(3, np.float32))
+    loss = tf.reduce_mean(tf.square(tf.matmul(x, w) + b - y))
+    train = make_opt().minimize(loss)
+    final = []
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(4):
+                sess.run(train, {x: xv, y: yv})
+            if jit:
+                plan = last_plan(sess)
+            final.append(sess.run([w, b] + [v for v in tf.global_variables() if v is not w and v is not b]))
+    types = {f["type"] for f in plan.report["fallbacks"]}
+    assert not any(t.startswith("Apply") for t in types), types
+    assert counts(plan)[0] >= 3
+    for g, want in zip(*final):
+        assert_same(g, want, rtol=1e-5)
