@@ -11,6 +11,7 @@ from jitflow.ops.nn_ops import (
     dropout,
     elu,
     embedding_lookup,
+    in_top_k,
     l2_loss,
     l2_normalize,
     leaky_relu,
@@ -25,5 +26,6 @@ from jitflow.ops.nn_ops import (
     softmax_cross_entropy_with_logits_v2,
     softplus,
     sparse_softmax_cross_entropy_with_logits,
+    top_k,
     xw_plus_b,
 )

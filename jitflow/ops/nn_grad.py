@@ -137,3 +137,18 @@ def _sparse_xent_grad(op: Operation, g_loss: Tensor, g_backprop: Tensor) -> _Gra
     dlogits = M.multiply(A.expand_dims(g_loss, -1), op.outputs[1])
     extra = _through_backprop(op.inputs[0], g_backprop)
     return [dlogits if extra is None else M.add(dlogits, extra), None]
+
+
+@registry.register_gradient("TopKV2")
+def _top_k_grad(op: Operation, g_values: Tensor, g_indices: Tensor) -> _GradList:
+    x = op.inputs[0]
+    idx = op.outputs[1]
+    n = A.gather(A.shape(x), A.rank(x) - 1)
+    k = A.gather(A.shape(idx), A.rank(idx) - 1)
+    rows = A.shape(x)[0] if x.shape.ndims == 2 else M.floordiv(A.size(x), n)
+    offsets = A.expand_dims(M.multiply(A.range(rows), n), -1)
+    flat = A.reshape(M.add(A.reshape(idx, A.stack([rows, k])), offsets), [-1])
+    dx = A.unsorted_segment_sum(A.reshape(g_values, [-1]), flat, M.multiply(rows, n))
+    res = A.reshape(dx, A.shape(x))
+    res.set_shape(x.shape)
+    return [res, None]

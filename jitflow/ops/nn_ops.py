@@ -866,3 +866,78 @@ def l2_normalize(x: Any, axis: Any = None, epsilon: float = 1e-12, name: str | N
         ax = axis if axis is not None else dim
         sq = M.reduce_sum(M.square(t), ax, keepdims=True)
         return M.multiply(t, M.rsqrt(M.maximum(sq, convert_to_tensor(epsilon, dtype=t.dtype))))
+
+
+# -- top_k / in_top_k --------------------------------------------------------------------------------------
+
+
+def _top_k_infer(op: Operation) -> list:
+    x = op.inputs[0]
+    dims = x.shape.as_tuple()
+    k = A._ints(op.inputs[1])
+    kk = None if k is None else k[0]
+    if dims is None:
+        return [(x.dtype, TensorShape(None)), (dtypes.int32, TensorShape(None))]
+    if not dims:
+        raise ValueError(f"Shape must be at least rank 1 but is rank 0 for '{op.name}' (op: 'TopKV2')")
+    if kk is not None and (kk < 0 or (dims[-1] is not None and dims[-1] < kk)):
+        raise ValueError(f"input must have at least k columns. Had {dims[-1]}, needed {kk} for '{op.name}' "
+                         "(op: 'TopKV2')")
+    shape = TensorShape(list(dims[:-1]) + [kk])
+    return [(x.dtype, shape), (dtypes.int32, shape)]
+
+
+def _top_k_kernel(ctx: Any, op: Operation, ins: list) -> tuple[np.ndarray, np.ndarray]:
+    x, k = ins
+    k = int(k)
+    if k < 0 or x.shape[-1] < k:
+        raise InvalidArgumentError(None, None, f"input must have at least k columns. Had {x.shape[-1]}, needed {k}")
+    # Descending order with equal values keeping the lower index first (as in TF): a stable ascending
+    # sort of the reversed row, read backwards. Works for every dtype (no negation overflow).
+    rev = np.argsort(x[..., ::-1], axis=-1, kind="stable")[..., ::-1][..., :k]
+    idx = x.shape[-1] - 1 - rev
+    return np.take_along_axis(x, idx, -1), idx.astype(np.int32)
+
+
+registry.register_op("TopKV2", _top_k_infer, _top_k_kernel, registry.OPAQUE)
+
+
+def top_k(input: Any, k: Any = 1, sorted: bool = True, name: str | None = None) -> tuple[Tensor, Tensor]:  # noqa: A002
+    """(values, indices) of the `k` largest entries along the last dimension, largest first."""
+    x = convert_to_tensor(input)
+    kt = A._int_input(k, "k")
+    op = make_op("TopKV2", [x, kt], {"sorted": bool(sorted), "T": x.dtype}, name=name or "TopKV2")
+    return op.outputs[0], op.outputs[1]
+
+
+def _in_top_k_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    pred, tgt, k = ins
+    k = int(k)
+    n, c = pred.shape
+    tgt = np.asarray(tgt)
+    if tgt.shape != (n,):
+        raise InvalidArgumentError(None, None, f"targets must be a vector of length {n}, got shape "
+                                               f"{shape_str(tgt.shape)}")
+    valid = (tgt >= 0) & (tgt < c)
+    safe = np.where(valid, tgt, 0)
+    mine = pred[np.arange(n), safe]
+    # Ties at the boundary count as in the top k; non-finite predictions never do.
+    higher = np.sum(pred > mine[:, None], axis=1)
+    finite = np.isfinite(pred).all(axis=1)
+    return valid & finite & (higher < k)
+
+
+registry.register_op("InTopKV2", lambda op: [(dtypes.bool, TensorShape([op.inputs[0].shape.as_tuple()[0]
+                                                                        if op.inputs[0].shape.ndims else None]))],
+                     _in_top_k_kernel, registry.OPAQUE, not_differentiable=True)
+
+
+def in_top_k(predictions: Any, targets: Any, k: Any, name: str | None = None) -> Tensor:
+    """Whether each target class is among the `k` highest predictions of its row."""
+    p = convert_to_tensor(predictions)
+    check_dtype("InTopKV2", p, (dtypes.float32,), "predictions")
+    if p.shape.ndims not in (None, 2):
+        raise ValueError(f"Shape must be rank 2 but is rank {p.shape.ndims} for 'InTopKV2'")
+    t = A._int_input(targets, "targets")
+    kt = convert_to_tensor(k, dtype=t.dtype) if not isinstance(k, Tensor) else k
+    return out(make_op("InTopKV2", [p, t, kt], {"T": t.dtype}, name=name or "in_top_k"))

@@ -159,6 +159,8 @@ NN_CASES: dict[str, tuple[Callable[..., Any], list[np.ndarray]]] = {
     "sigmoid_xent": (lambda lg, z: tf.nn.sigmoid_cross_entropy_with_logits(labels=z, logits=lg * 5.0),
                      [A2, rng.uniform(0, 1, (3, 4))]),
     "l2_normalize": (lambda t: tf.nn.l2_normalize(t, 1), [A2]),
+    "top_k": (lambda t: tf.nn.top_k(t, 2)[0], [A2]),
+    "top_k_3d": (lambda t: tf.nn.top_k(t, 1)[0], [rng.randn(2, 3, 4)]),
 }
 
 

@@ -312,3 +312,23 @@ def test_conveniences() -> None:
     np.testing.assert_array_equal(run(tf.nn.embedding_lookup(w, [2, 0])), w[[2, 0]])
     np.testing.assert_allclose(run(tf.nn.l2_normalize(x, 1)), x / np.linalg.norm(x, axis=1, keepdims=True),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint8])
+def test_top_k(dtype: type) -> None:
+    x = np.array([[1, 3, 3, 2], [5, 1, 0, 5]], dtype)
+    v, i = tf.nn.top_k(x, 3)
+    assert v.shape.as_list() == [2, 3]
+    got_v, got_i = run([v, i])
+    assert got_v.dtype == dtype and got_i.dtype == np.int32
+    assert got_i.tolist() == [[1, 2, 3], [0, 3, 1]]  # ties: lower index first
+    np.testing.assert_array_equal(got_v, np.take_along_axis(x, got_i, -1))
+    with pytest.raises(ValueError, match="at least k columns"):
+        tf.nn.top_k(x, 5)
+
+
+def test_in_top_k() -> None:
+    x = np.array([[1.0, 3, 3, 2], [5, 1, 0, np.nan], [0, 1, 2, 3]], np.float32)
+    assert run(tf.nn.in_top_k(x, [2, 0, 3], 1)).tolist() == [True, False, True]  # ties count; NaN rows never
+    assert run(tf.nn.in_top_k(x, [3, 0, 1], 2)).tolist() == [False, False, False]
+    assert run(tf.nn.in_top_k(x, [0, 0, 9], 4)).tolist() == [True, False, False]  # out-of-range target
