@@ -329,11 +329,14 @@ def _conv_infer(op: Operation) -> list:
 
 
 _tls = threading.local()
+_SCRATCH_MAX = 512 << 20
 
 
 def _scratch(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A per-thread work buffer, reused across runs: fresh large allocations cost a page fault per 4 KiB."""
     n = int(np.prod(shape)) * dtype.itemsize
+    if n > _SCRATCH_MAX:  # too big to keep around between runs
+        return np.empty(shape, dtype)
     buf = getattr(_tls, "buf", None)
     if buf is None or buf.nbytes < n:
         buf = np.empty(max(n, 1), np.uint8)
