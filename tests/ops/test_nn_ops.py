@@ -332,3 +332,37 @@ def test_in_top_k() -> None:
     assert run(tf.nn.in_top_k(x, [2, 0, 3], 1)).tolist() == [True, False, True]  # ties count; NaN rows never
     assert run(tf.nn.in_top_k(x, [3, 0, 1], 2)).tolist() == [False, False, False]
     assert run(tf.nn.in_top_k(x, [0, 0, 9], 4)).tolist() == [True, False, False]  # out-of-range target
+
+
+def test_conv2d_work_buffer_shared_safely() -> None:
+    """Convolutions reuse one work buffer per thread: results of several convs in one run stay intact."""
+    import threading
+
+    x1, w1 = rng.randn(2, 6, 6, 3), rng.randn(3, 3, 3, 4)
+    x2, w2 = rng.randn(1, 9, 9, 2), rng.randn(2, 2, 2, 3)
+    x1t, w1t = tf.constant(x1), tf.constant(w1)
+    c1 = tf.nn.conv2d(x1t, w1t, [1, 1, 1, 1], "SAME")
+    c2 = tf.nn.conv2d(x2, w2, [1, 2, 2, 1], "VALID")
+    grads = tf.gradients(tf.reduce_sum(c1 * c1), [x1t, w1t])
+    want1, want2 = ref_conv(x1, w1, 1, "SAME"), ref_conv(x2, w2, 2, "VALID")
+    errors: list[BaseException] = []
+    with tf.Session() as sess:
+        want_g = sess.run(grads)
+
+        def work() -> None:
+            try:
+                for _ in range(5):
+                    a, b, gx, gw = sess.run([c1, c2] + grads)
+                    np.testing.assert_allclose(a, want1, rtol=1e-10, atol=1e-10)
+                    np.testing.assert_allclose(b, want2, rtol=1e-10, atol=1e-10)
+                    np.testing.assert_array_equal(gx, want_g[0])
+                    np.testing.assert_array_equal(gw, want_g[1])
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors[0]
