@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from decimal import Decimal, getcontext
+from decimal import Context, Decimal
 from typing import Any
 
 import numpy as np
@@ -58,8 +58,6 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 __all__ = ["VMATH", "NAMES", "lookup", "wide_vector_cpu_features", "enable_wide_vectors"]  # noqa: F822 - VMATH is lazy
-
-getcontext().prec = 60
 
 # ---------------------------------------------------------------------------------------
 # Intrinsics: the few operations Python syntax cannot express without branches or calls.
@@ -286,6 +284,7 @@ def _horner(typingctx: Any, x: Any, coeffs: Any) -> Any:
 # Constants per float type.
 # ---------------------------------------------------------------------------------------
 
+_DEC = Context(prec=60)  # for deriving constants; the caller's decimal context is left alone
 _LN2 = Decimal("0.69314718055994530941723212145817656807550013436025")
 _PIO2 = Decimal("1.5707963267948966192313216916397514420985846996876")
 
@@ -295,7 +294,7 @@ def _split(value: Decimal, keep_bits: int) -> tuple[float, float]:
     hi64 = np.float64(float(value))
     drop = 52 - (keep_bits - 1)
     hi = float(np.int64(int(hi64.view(np.int64)) & ~((1 << drop) - 1)).view(np.float64))
-    return hi, float(value - Decimal(hi))
+    return hi, float(_DEC.subtract(value, Decimal(hi)))
 
 
 def _c(dt: Any, *vals: float | str) -> tuple[Any, ...]:
@@ -328,13 +327,13 @@ class _Consts:
         self.log_p = _c(dt, *(_LOG_P32 if f32 else _LOG_P64))
         self.log_q = _c(dt, *_LOG_Q64)
         self.atan_p = _c(dt, *(_ATAN_P32 if f32 else _ATAN_P64))
-        sqrt2 = Decimal(2).sqrt()
-        self.tan_pi8, self.tan_3pi8 = _c(dt, float(sqrt2 - 1), float(sqrt2 + 1))
+        sqrt2 = _DEC.sqrt(Decimal(2))
+        self.tan_pi8, self.tan_3pi8 = _c(dt, float(_DEC.subtract(sqrt2, 1)), float(_DEC.add(sqrt2, 1)))
         self.pio2_hi, self.pio2_lo = _c(dt, *_split(_PIO2, 24 if f32 else 53))
-        self.pio4_hi, self.pio4_lo = _c(dt, *_split(_PIO2 / 2, 24 if f32 else 53))
-        two_thirds = Decimal(2) / Decimal(3)
+        self.pio4_hi, self.pio4_lo = _c(dt, *_split(_DEC.divide(_PIO2, 2), 24 if f32 else 53))
+        two_thirds = _DEC.divide(2, 3)
         self.c3_hi = dt(float(two_thirds))
-        self.c3_lo = dt(float(two_thirds - Decimal(float(two_thirds))))
+        self.c3_lo = dt(float(_DEC.subtract(two_thirds, Decimal(float(two_thirds)))))
 
 
 class _TrigConsts:
@@ -343,10 +342,11 @@ class _TrigConsts:
     def __init__(self, f32: bool) -> None:
         f = np.float64
         self.zero, self.half, self.one, self.two, self.nan = _c(f, 0.0, 0.5, 1.0, 2.0, np.nan)
-        self.two_over_pi = f(float(1 / _PIO2))
+        self.two_over_pi = f(float(_DEC.divide(1, _PIO2)))
         p1 = float(_PIO2)
-        p2 = float(_PIO2 - Decimal(p1))
-        p3 = float(_PIO2 - Decimal(p1) - Decimal(p2))
+        rest = _DEC.subtract(_PIO2, Decimal(p1))
+        p2 = float(rest)
+        p3 = float(_DEC.subtract(rest, Decimal(p2)))
         self.pio2_1, self.pio2_2, self.pio2_3 = _c(f, p1, p2, p3)
         # beyond this, x * 2/pi is no longer within 1/2 of the nearest integer quadrant
         self.max_arg = f(2.0**50)
