@@ -91,6 +91,11 @@ def _node_stmts(c: Cluster, k: int, names: list[str], checks: list[str]) -> list
     return out
 
 
+def _prelude(target: Target) -> list[str]:
+    """First statements of every kernel: on the simulator, NumPy's float warnings are silenced."""
+    return ["M.quiet()"] if target.arch == "cudasim" else []
+
+
 def _decompose(flat: str, groups: list[int]) -> list[str]:
     """Row-major group indices i<g> (g in `groups`, outermost first) of the flat index `flat`."""
     if not groups:
@@ -155,6 +160,7 @@ def generate(c: Cluster, layout: Layout, target: Target) -> str:
         f"def _elementwise({args}):",
         f"{ind}n = {' * '.join(exts)}",
     ]
+    lines += [ind + s for s in _prelude(target)]
     lines += [ind + s for s in hoisted]
     lines += [f"{ind}t = cuda.grid(1)", f"{ind}step = cuda.gridsize(1)", f"{ind}while t < n:"]
     lines += [2 * ind + s for s in _decompose("t", list(range(G))) + inner]
@@ -208,6 +214,7 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
         "",
         "@cuda.jit(_SIG, cache=True)",
         f"def _partial({args}):",
+        *[ind + s for s in _prelude(target)],
         f"{ind}sh = cuda.shared.array(TPB, ACC)",
         f"{ind}tid = cuda.threadIdx.x",
         f"{ind}nout = {nout}",
@@ -218,11 +225,14 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
         f"{ind}b = cuda.blockIdx.x",
         f"{ind}while b < nout * nparts:",
         f"{ind}    j = b // nparts",
+    ]
+    lines += [2 * ind + s for s in _decompose("j", kept)]
+    lines += [
         f"{ind}    s = {init}",
         f"{ind}    r = (b % nparts) * TPB + tid",
         f"{ind}    while r < nred:",
     ]
-    lines += [3 * ind + s for s in _decompose("j", kept) + _decompose("r", reduced) + inner]
+    lines += [3 * ind + s for s in _decompose("r", reduced) + inner]
     lines += [
         f"{3 * ind}s = {device_code(comb, acc_dt if acc_dt in L.FLOAT else None)}",
         f"{3 * ind}r += nparts * TPB",
@@ -252,6 +262,28 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
         "",
         "",
     ]
+    comb_dev = device_code(comb, acc_dt if acc_dt in L.FLOAT else None)
+    rows_sig = sig[:c.n_inputs + len(c.outputs)] + ["types.int64"] * G + [_arr("int64")]
+    rows_args = ", ".join([f"a{i}" for i in range(c.n_inputs)] + [f"o{j}" for j in range(len(c.outputs))]
+                          + exts + ["err"])
+    lines += [
+        f"_SIG3 = types.void({', '.join(rows_sig)})",
+        "",
+        "",
+        "@cuda.jit(_SIG3, cache=True)",
+        f"def _rows({rows_args}):",
+        *[ind + s for s in _prelude(target)],
+        f"{ind}nout = {nout}",
+        f"{ind}nred = {nred}",
+    ]
+    lines += [ind + s for s in hoisted]
+    lines += [f"{ind}j = cuda.grid(1)", f"{ind}while j < nout:"]
+    lines += [2 * ind + s for s in _decompose("j", kept)]
+    lines += [f"{2 * ind}s = {init}", f"{2 * ind}for r in range(nred):"]
+    lines += [3 * ind + s for s in _decompose("r", reduced) + inner]
+    lines += [f"{3 * ind}s = {comb_dev}",
+              f"{2 * ind}o{j_red}[j] = {L.finish_code(rule, 's', 'nred', in_dt, red.dtype)}",
+              f"{2 * ind}j += cuda.gridsize(1)", "", ""]
     n_in, n_out = c.n_inputs, len(c.outputs)
     kept_n = " * ".join(f"exts[{g}]" for g in kept) or "1"
     red_n = " * ".join(f"exts[{g}]" for g in reduced) or "1"
@@ -262,6 +294,10 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
         f"{ind}nout = {kept_n}",
         f"{ind}nred = {red_n}",
         f"{ind}if nout == 0:",
+        f"{ind}    return",
+        f"{ind}if nout >= nred:",
+        "        # many short reductions: one thread per output, no block-wide combining",
+        f"{ind}    _rows[min((nout + TPB - 1) // TPB, MAXB), TPB](*arrays, *exts, err)",
         f"{ind}    return",
         f"{ind}out = arrays[{n_in + j_red}]",
         "    # parts per output: enough blocks to fill the device, never a part without work",
@@ -320,6 +356,7 @@ def generate_matmul(dtype: str, ta: bool, tb: bool, target: Target, epilogue: Cl
         "",
         "@cuda.jit(_SIG, cache=True)",
         f"def _matmul({', '.join(args)}):",
+        *[ind + s for s in _prelude(target)],
         f"{ind}sa = cuda.shared.array((T, T), DT)",
         f"{ind}sb = cuda.shared.array((T, T), DT)",
         f"{ind}tx = cuda.threadIdx.x",

@@ -116,3 +116,8 @@ def _device() -> dict[str, Any]:
 # the simulator replaces the device list by a fake one: that is what was actually imported
 SIMULATED: bool = "simulator" in type(cuda.gpus).__module__
 globals().update(_simulated() if SIMULATED else _device())
+
+
+def quiet() -> None:
+    """Simulator only: inf/nan stay silent, as on a GPU (kernel threads do not inherit the run's state)."""
+    np.seterr(all="ignore")

@@ -62,7 +62,7 @@ def target() -> cg.Target:
     if _target is None:
         if simulated():
             # the simulator runs a Python thread per CUDA thread: small blocks keep it fast
-            _target = cg.Target("cudasim", tpb=32, tile=4, max_blocks=64)
+            _target = cg.Target("cudasim", tpb=8, tile=4, max_blocks=4)
         else:
             cc = cuda_api().get_current_device().compute_capability
             _target = cg.Target(f"sm_{cc[0]}{cc[1]}", tpb=256, tile=16, max_blocks=4096)
@@ -87,6 +87,11 @@ def on_gpu(ops: list[Operation]) -> bool:
 def is_device_array(x: Any) -> bool:
     """True for a CUDA device array (or the simulator's stand-in)."""
     return type(x) is not np.ndarray and hasattr(x, "copy_to_host")
+
+
+def _c_order(a: np.ndarray) -> np.ndarray:
+    """`a` in C order, keeping its rank (np.ascontiguousarray makes rank 0 into rank 1)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def to_host(x: Any) -> np.ndarray:
@@ -195,7 +200,7 @@ class DeviceVariables(dict):  # type: ignore[type-arg]
             m = self._mirror.get(name)
             if m is not None and m[0] is host:
                 return m[1]
-            dev = cuda_api().to_device(np.ascontiguousarray(host))
+            dev = cuda_api().to_device(_c_order(host))
             self._mirror[name] = (host, dev)
             return dev
 
@@ -263,10 +268,10 @@ class _IO:
             hit = self.const_cache.get(k)
             if hit is not None and hit[0] is v:
                 return hit[1]
-            dev = cuda_api().to_device(np.ascontiguousarray(v))
+            dev = cuda_api().to_device(_c_order(v))
             self.const_cache[k] = (v, dev)
             return dev
-        return cuda_api().to_device(np.ascontiguousarray(v))
+        return cuda_api().to_device(_c_order(v))
 
     def put_output(self, j: int, slot: int, dev: Any, shape: tuple[int, ...], vals: list) -> None:
         """Writes output j (a flat device array) into its slot: on the host, the device, or both."""
