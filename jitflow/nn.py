@@ -8,6 +8,7 @@ from jitflow.ops.nn_ops import (
     conv2d,
     conv2d_backprop_filter,
     conv2d_backprop_input,
+    conv2d_transpose,
     dropout,
     elu,
     embedding_lookup,

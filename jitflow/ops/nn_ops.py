@@ -944,3 +944,22 @@ def in_top_k(predictions: Any, targets: Any, k: Any, name: str | None = None) ->
     t = A._int_input(targets, "targets")
     kt = convert_to_tensor(k, dtype=t.dtype) if not isinstance(k, Tensor) else k
     return out(make_op("InTopKV2", [p, t, kt], {"T": t.dtype}, name=name or "in_top_k"))
+
+
+def conv2d_transpose(value: Any, filter: Any = None, output_shape: Any = None, strides: Any = None,  # noqa: A002
+                     padding: str = "SAME", data_format: str = "NHWC", name: str | None = None,
+                     input: Any = None, filters: Any = None, dilations: Any = None) -> Tensor:
+    """The transpose of conv2d (its gradient with respect to the input): an [h, w, out, in] `filter`."""
+    v = value if value is not None else input
+    f = filter if filter is not None else filters
+    if f is None or output_shape is None or strides is None:
+        raise ValueError("conv2d_transpose needs a filter, an output_shape and strides")
+    with _name_scope(name, "conv2d_transpose") as scope:
+        ft = convert_to_tensor(f)
+        vt = convert_to_tensor(v)
+        fd, vd = ft.shape.as_tuple(), vt.shape.as_tuple()
+        if fd is not None and vd is not None and len(fd) == 4 and len(vd) == 4 and fd[3] is not None and \
+                vd[3] is not None and fd[3] != vd[3]:
+            raise ValueError(f"input channels does not match filter's input channels, {vd[3]} != {fd[3]}")
+        return conv2d_backprop_input(output_shape, ft, vt, strides, padding, data_format=data_format,
+                                     dilations=dilations, name=scope)

@@ -143,6 +143,8 @@ NN_CASES: dict[str, tuple[Callable[..., Any], list[np.ndarray]]] = {
     "conv2d_valid": (lambda x, f: tf.nn.conv2d(x, f, [1, 1, 1, 1], "VALID"), [IMG, FILT]),
     "conv2d_dilated": (lambda x, f: tf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME", dilations=[1, 2, 2, 1]),
                        [IMG, FILT]),
+    "conv2d_transpose": (lambda v, f: tf.nn.conv2d_transpose(v, f, [2, 5, 5, 3], [1, 2, 2, 1], "SAME"),
+                         [rng.randn(2, 3, 3, 2), FILT]),
     "conv2d_1x1": (lambda x, f: tf.nn.conv2d(x, f, [1, 1, 1, 1], "VALID"), [IMG, rng.randn(1, 1, 3, 2)]),
     "max_pool_same": (lambda t: tf.nn.max_pool(t, [1, 2, 2, 1], [1, 2, 2, 1], "SAME"), [IMG]),
     "max_pool_overlap": (lambda t: tf.nn.max_pool(t, [1, 3, 3, 1], [1, 1, 1, 1], "VALID"), [IMG]),

@@ -366,3 +366,16 @@ def test_conv2d_work_buffer_shared_safely() -> None:
         for t in threads:
             t.join()
     assert not errors, errors[0]
+
+
+def test_conv2d_transpose_is_the_adjoint_of_conv2d() -> None:
+    """<conv2d(x, w), y> == <x, conv2d_transpose(y, w)> for every x, y."""
+    x, w = rng.randn(2, 7, 6, 3), rng.randn(3, 2, 3, 4)
+    for stride, padding in ((1, "SAME"), (2, "SAME"), (2, "VALID")):
+        cx = run(tf.nn.conv2d(x, w, [1, stride, stride, 1], padding))
+        y = rng.randn(*cx.shape)
+        t = tf.nn.conv2d_transpose(y, w, list(x.shape), [1, stride, stride, 1], padding)
+        assert t.shape.as_list() == list(x.shape)
+        np.testing.assert_allclose(np.sum(cx * y), np.sum(x * run(t)), rtol=1e-10)
+    with pytest.raises(ValueError, match="channels"):
+        tf.nn.conv2d_transpose(rng.randn(1, 3, 3, 5), w, [1, 6, 6, 3], [1, 2, 2, 1])
