@@ -375,12 +375,21 @@ def _conv_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return res.reshape(x.shape[0], g.oh, g.ow, o).astype(op.outputs[0].dtype.np, copy=False)
 
 
+def _check_backprop(dy: np.ndarray, want: tuple[int, ...], in_depth: int, filter_depth: int) -> None:
+    if in_depth != filter_depth:
+        raise InvalidArgumentError(None, None, f"input depth {in_depth} must equal filter depth {filter_depth}")
+    if dy.shape != want:
+        raise InvalidArgumentError(None, None, f"Conv2D backprop: out_backprop has shape {shape_str(dy.shape)}, "
+                                               f"but the convolution's output shape is {shape_str(want)}")
+
+
 def _conv_backprop_input_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     sizes, f, dy = ins
     shape = tuple(int(v) for v in sizes)
     g = _Geom(shape, f.shape[0], f.shape[1], op.attrs)
     kh, kw, c, o = f.shape
     n = shape[0]
+    _check_backprop(dy, (n, g.oh, g.ow, o), shape[3], c)
     dcols = _scratch((n * g.oh * g.ow, kh * kw * c), dy.dtype)
     np.matmul(dy.reshape(-1, o), f.reshape(kh * kw * c, o).T, out=dcols)
     dcols = dcols.reshape(n, g.oh, g.ow, kh, kw, c)
@@ -398,6 +407,7 @@ def _conv_backprop_filter_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarr
     x, sizes, dy = ins
     kh, kw, c, o = (int(v) for v in sizes)
     g = _Geom(x.shape, kh, kw, op.attrs)
+    _check_backprop(dy, (x.shape[0], g.oh, g.ow, o), x.shape[3], c)
     cols = x.reshape(-1, c) if kh == kw == 1 and g.sh == g.sw == 1 else _im2col(x, g)
     return np.matmul(cols.T, dy.reshape(-1, o)).reshape(kh, kw, c, o).astype(dy.dtype, copy=False)
 

@@ -379,3 +379,12 @@ def test_conv2d_transpose_is_the_adjoint_of_conv2d() -> None:
         np.testing.assert_allclose(np.sum(cx * y), np.sum(x * run(t)), rtol=1e-10)
     with pytest.raises(ValueError, match="channels"):
         tf.nn.conv2d_transpose(rng.randn(1, 3, 3, 5), w, [1, 6, 6, 3], [1, 2, 2, 1])
+
+
+def test_conv2d_backprop_shape_mismatch_is_an_error() -> None:
+    y = tf.placeholder(tf.float64, [None, None, None, None])
+    w = rng.randn(3, 3, 2, 4)
+    t = tf.nn.conv2d_transpose(y, w, [1, 6, 6, 2], [1, 2, 2, 1], "SAME")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="out_backprop has shape \\[1,2,2,4\\]"):
+        run(t, {y: np.zeros((1, 2, 2, 4))})
+    assert run(t, {y: np.zeros((1, 3, 3, 4))}).shape == (1, 6, 6, 2)
