@@ -543,10 +543,17 @@ def _avg_pool_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return (s / _window_counts(g)[None, :, :, None].astype(x.dtype)).astype(x.dtype, copy=False)
 
 
+def _check_pool_grad(dy: np.ndarray, want: tuple[int, ...]) -> None:
+    if dy.shape != want:
+        raise InvalidArgumentError(None, None, f"Pooling gradient has shape {shape_str(dy.shape)}, but the pooled "
+                                               f"output's shape is {shape_str(want)}")
+
+
 def _max_pool_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     x, _, dy = ins
     g = _pool_geom(op, x.shape)
     n, _, _, c = x.shape
+    _check_pool_grad(dy, (n, g.oh, g.ow, c))
     xp = _pad_spatial(x, g.ph, g.pw, _neg_fill(x.dtype))
     win = _windows(xp, g.kh, g.kw, g.sh, g.sw, 1, 1, g.oh, g.ow)
     # The first maximum of each window (row-major within the window) takes the whole gradient, as in TF.
@@ -565,6 +572,7 @@ def _avg_pool_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     shape = tuple(int(v) for v in sizes)
     g = _pool_geom(op, shape)
     n, _, _, c = shape
+    _check_pool_grad(dy, (n, g.oh, g.ow, c))
     share = dy / _window_counts(g)[None, :, :, None].astype(dy.dtype)
     dxp = np.zeros((n, g.h + g.ph[0] + g.ph[1], g.w + g.pw[0] + g.pw[1], c), dtype=dy.dtype)
     for i in range(g.kh):
