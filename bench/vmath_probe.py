@@ -254,6 +254,12 @@ def fit() -> None:
          guarded(lambda z: (mp.sin(mp.sqrt(z)) - mp.sqrt(z)) / (z * mp.sqrt(z)), -mp.mpf(1) / 6), 0, q4, (3, 5)),
         ("cos C(z)=(cos(r)-1+z/2)/z^2",
          guarded(lambda z: (mp.cos(mp.sqrt(z)) - 1 + z / 2) / z**2, mp.mpf(1) / 24), 0, q4, (3, 5)),
+        ("pow's log Q(z)=(2atanh(s)/s-2-2z/3)/z^2",
+         guarded(lambda z: (2 * mp.atanh(mp.sqrt(z)) / mp.sqrt(z) - 2 - 2 * z / 3) / z**2, mp.mpf(2) / 5),
+         0, zlog, (6,)),
+        ("atan P(z)=(atan(t)-t)/t^3",
+         guarded(lambda z: (mp.atan(mp.sqrt(z)) - mp.sqrt(z)) / (z * mp.sqrt(z)), -mp.mpf(1) / 3),
+         0, (mp.sqrt(2) - 1) ** 2, (4, 10)),
     ]
     for label, g, a, b, degrees in fits:
         for deg in degrees:

@@ -306,7 +306,6 @@ class _Consts:
 
     def __init__(self, dt: Any) -> None:
         f32 = dt is np.float32
-        self.dt = dt
         self.zero, self.half, self.one, self.two = _c(dt, 0.0, 0.5, 1.0, 2.0)
         self.inf, self.nan = dt(np.inf), dt(np.nan)
         self.log2e = dt(1.0 / float(_LN2))
@@ -341,7 +340,7 @@ class _TrigConsts:
 
     def __init__(self, f32: bool) -> None:
         f = np.float64
-        self.zero, self.half, self.one, self.two, self.nan = _c(f, 0.0, 0.5, 1.0, 2.0, np.nan)
+        self.half, self.one, self.two, self.nan = _c(f, 0.5, 1.0, 2.0, np.nan)
         self.two_over_pi = f(float(_DEC.divide(1, _PIO2)))
         p1 = float(_PIO2)
         rest = _DEC.subtract(_PIO2, Decimal(p1))
