@@ -1,11 +1,11 @@
-"""The small-tensor path: a cluster on rank-0 values as one generated Python function.
+"""The one-element path: a cluster whose iteration space has a single element, in plain Python.
 
-A Numba call costs a microsecond or more before any work; on scalars (W1, W3) NumPy's scalar
-arithmetic costs tens of nanoseconds. For a cluster whose inputs are all rank 0, `build` generates a
-Python function that runs every member in order on NumPy scalars: float arithmetic and comparisons
-use Python operators on NumPy scalars (same IEEE result as the ufuncs), every other op calls its
-reference kernel, so the semantics (and errors, wrapped as the interpreter wraps them) are the
-interpreter's.
+A Numba call costs a microsecond or more before any work; on one element (the scalars of W1 and W3)
+NumPy's scalar arithmetic costs tens of nanoseconds. `generate` turns a cluster into a Python function
+over NumPy scalars using the very expression templates of the kernels (`codegen/lowering.py`), so its
+results are the compiled kernel's: each node is one statement, a reduction over one element is
+``finish(combine(init, v))``. A failed check (integer division by zero, ...) raises `CheckFailed`
+and the caller re-runs the cluster interpreted, which reports the op's error.
 """
 from __future__ import annotations
 
@@ -14,70 +14,47 @@ from typing import Any
 
 import numpy as np
 
-from jitflow.compiler.interp import op_error
-from jitflow.framework.graph import Operation, Tensor
-
-_FLOAT = ("float32", "float64")
-_BINARY = {"AddV2": "+", "Add": "+", "Sub": "-", "Mul": "*", "RealDiv": "/"}
-_COMPARE = {"Equal": "==", "NotEqual": "!=", "Less": "<", "LessEqual": "<=", "Greater": ">",
-            "GreaterEqual": ">="}
-_NUMERIC = _FLOAT + ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+from jitflow.codegen import lowering as L
+from jitflow.codegen import vmath
+from jitflow.compiler.cluster import REDUCTION, Cluster
 
 
-def _operator_expr(op: Operation, args: list[str]) -> str | None:
-    """A Python-operator expression for `op` on NumPy scalars, when it equals the ufunc's result."""
-    dts = [np.dtype(t.dtype.np).name for t in op.inputs]
-    if not dts or any(d != dts[0] for d in dts):
-        return None
-    if op.type in _BINARY and dts[0] in _FLOAT:
-        return f"{args[0]} {_BINARY[op.type]} {args[1]}"
-    if op.type == "Div" and dts[0] in _FLOAT:
-        return f"{args[0]} / {args[1]}"
-    if op.type == "Neg" and dts[0] in _FLOAT:
-        return f"-{args[0]}"
-    if op.type == "Square" and dts[0] in _FLOAT:
-        return f"{args[0]} * {args[0]}"
-    if op.type in _COMPARE and dts[0] in _NUMERIC:
-        return f"{args[0]} {_COMPARE[op.type]} {args[1]}"
-    return None
+class CheckFailed(Exception):
+    """A node's check failed: the cluster must run interpreted to raise the op's error."""
 
 
-def build(members: list[Operation], inputs: list[Tensor], outputs: list[Tensor | None],
-          fed: set[Tensor]) -> Callable[..., tuple]:
-    """`f(ctx, *input_scalars) -> tuple of output values` running `members` in order.
+def generate(c: Cluster) -> str:
+    """Source of ``run(x0, ..., xn) -> (output values...)`` on NumPy scalars."""
+    from jitflow.codegen.cpu import node_expr
 
-    `inputs` are the external tensors in argument order; `outputs` the tensors to return (None
-    entries return None).
-    """
-    names: dict[Tensor, str] = {t: f"x{i}" for i, t in enumerate(inputs)}
-    glb: dict[str, Any] = {"_op_error": op_error}
-    lines = [f"def run(ctx, {', '.join(names[t] for t in inputs)}):" if inputs else "def run(ctx):"]
-    for k, op in enumerate(members):
-        refs = op.opdef.ref_inputs
-        args = ["None" if i in refs else (names[t] if t in names else "None") for i, t in enumerate(op.inputs)]
-        res = f"v{k}"
-        expr = _operator_expr(op, args) if not refs else None
-        if expr is not None:
-            lines.append(f"    {res} = {expr}")
-        else:
-            glb[f"K{k}"] = op.opdef.kernel
-            glb[f"OP{k}"] = op
-            lines.append(f"    ins = [{', '.join(args)}]")
-            lines.append("    try:")
-            lines.append(f"        {res} = K{k}(ctx, OP{k}, ins)")
-            lines.append("    except Exception as e:")
-            lines.append(f"        raise _op_error(OP{k}, ins, e) from e")
-        outs = op.outputs
-        if len(outs) == 1:
-            if outs[0] not in fed:
-                names[outs[0]] = res
-        else:
-            for j, t in enumerate(outs):
-                if t not in fed:
-                    lines.append(f"    {res}_{j} = {res}[{j}]")
-                    names[t] = f"{res}_{j}"
-    rets = [names[t] if t is not None else "None" for t in outputs]
-    lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
-    exec(compile("\n".join(lines) + "\n", "<jitflow scalar cluster>", "exec"), glb)  # noqa: S102 - generated from op types only
+    nin = c.n_inputs
+    names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
+    lines = [f"def run({', '.join(names[:nin])}):"]
+    red = c.reduction() if c.kind == REDUCTION else None
+    last = len(c.nodes) - 1
+    for k, node in enumerate(c.nodes):
+        if red is not None and k == last:
+            rule = L.REDUCTIONS[node.op_type]
+            src = node.args[0]
+            in_dt = c.value_dtype(src)
+            acc_dt = rule.acc_dtype(in_dt)
+            acc = L.cast(rule.combine.format(acc=rule.init(acc_dt), v=L.cast(names[src], acc_dt)), acc_dt)
+            lines.append(f"    v{k} = {L.finish_code(rule, acc, '1', in_dt, node.dtype)}")
+            continue
+        e = node_expr(c, k, names)
+        for chk in e.checks:
+            lines.append(f"    if {chk}:")
+            lines.append("        raise CheckFailed()")
+        lines.append(f"    v{k} = {e.code}")
+    outs = [f"v{o.node}" for o in c.outputs]
+    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def build(c: Cluster) -> Callable[..., tuple]:
+    """The compiled Python function of `generate(c)`."""
+    glb: dict[str, Any] = {"np": np, "V": vmath, "CheckFailed": CheckFailed}
+    # generated from op types and dtypes only (no user data), like the Numba kernels
+    exec(compile(generate(c), "<jitflow one-element cluster>", "exec"), glb)  # noqa: S102
     fn: Callable[..., tuple] = glb["run"]
     return fn

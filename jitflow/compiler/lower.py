@@ -115,7 +115,6 @@ class _Entry:
 
 _INTERP = _Entry("interp")
 _SMALL = _Entry("small")
-_SCALAR = _Entry("scalar")
 
 
 class ClusterStep:
@@ -143,11 +142,7 @@ class ClusterStep:
         self.recyclers = [Recycler() for _ in c.outputs]
         self.node_checks = [(k, L.SHAPE_CHECKS[n.op_type]) for k, n in enumerate(c.nodes)
                             if n.op_type in L.SHAPE_CHECKS]
-        self.fed: set[Tensor] = set()
-        self.scalar_fn: Any = None
-        self.scalar_args = [k for k, i in enumerate(c.inputs) if i.tensor is not None]
-        self.scalar_inputs = [i.tensor for i in c.inputs if i.tensor is not None]
-        self.scalar_outputs = [o.tensor for o in c.outputs]
+        self.one_fn: Any = None
         self.need_array = [True] * len(c.outputs)  # outputs read by interpreted steps stay arrays
 
     # the hot path
@@ -156,7 +151,7 @@ class ClusterStep:
         variables = ctx.variables
         for slot, var, dt in zip(self.in_slots, self.var_names, self.in_dtypes):
             a = vals[slot] if var is None else variables.get(var)
-            if type(a) is not np.ndarray:
+            if type(a) is not np.ndarray and not isinstance(a, np.generic):
                 if a is None:
                     return self.interpret(ctx, vals)
                 a = np.asarray(a)
@@ -168,8 +163,8 @@ class ClusterStep:
         if ent is None:
             ent = self.prepare(shapes)
         if ent.kernel is None:
-            if ent is _SCALAR:
-                return self.run_scalar(ctx, vals, arrays)
+            if ent.mode == "one":
+                return self.run_one(ctx, vals, arrays, ent)
             return self.interpret(ctx, vals)
         flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
         arena: Arena = vals[ARENA_SLOT]
@@ -198,15 +193,29 @@ class ClusterStep:
                 vals[s] = arr
         return None
 
-    def run_scalar(self, ctx: Any, vals: list, arrays: list) -> None:
-        """All inputs are rank 0: the generated NumPy-scalar function (see `codegen/scalar.py`)."""
-        fn = self.scalar_fn
+    def run_one(self, ctx: Any, vals: list, arrays: list, ent: _Entry) -> None:
+        """A one-element iteration space: the generated NumPy-scalar function (`codegen/scalar.py`)."""
+        fn = self.one_fn
         if fn is None:
-            fn = self.scalar_fn = scalar.build(self.c.ops, self.scalar_inputs, self.scalar_outputs, self.fed)
-        res = fn(ctx, *[arrays[i][()] for i in self.scalar_args])
-        for v, s, wrap in zip(res, self.out_slots, self.need_array):
+            fn = self.one_fn = scalar.build(self.c)
+        try:
+            res = fn(*[a if type(a) is not np.ndarray else (a[()] if a.ndim == 0 else a.flat[0])
+                       for a in arrays])
+        except scalar.CheckFailed:
+            return self.interpret(ctx, vals)
+        for j, v in enumerate(res):
+            shape = ent.out_shapes[j]
+            var = self.stores[j]
+            if var is not None or shape or self.need_array[j]:
+                v = np.array(v, self.out_dtypes[j])
+                if shape:
+                    v = v.reshape(shape)
+                if var is not None:
+                    v.flags.writeable = False
+                    ctx.variables[var] = v
+            s = self.out_slots[j]
             if s >= 0:
-                vals[s] = np.asarray(v) if wrap else v
+                vals[s] = v
         return None
 
     def interpret(self, ctx: Any, vals: list) -> None:
@@ -259,9 +268,9 @@ class ClusterStep:
                 self._check_update(o, shp, shapes)
         if self.node_checks:
             self._check_nodes(shapes)
-        if all(len(sh) == 0 for sh in shapes):
-            return _SCALAR
         size = int(np.prod(space)) if space else 1
+        if size == 1:
+            return _Entry("one", None, out_shapes)
         if size <= SMALL_SIZE:
             return _SMALL
         layout, exts = compute_layout(list(shapes), space, axes)
@@ -435,7 +444,6 @@ def lower(plan: Plan) -> None:
         report["clusters"].append(entry)
         member_steps = [plan.op_steps[m] for m in members]
         step = ClusterStep(c, in_slots, out_slots, fresh, member_steps, entry, var_shapes)
-        step.fed = fed
         step.has_checks = any(_has_checks(c, k) for k in range(len(c.nodes)))
         cluster_steps.append(step)
         cluster_at[members[-1]] = step
@@ -481,7 +489,7 @@ def _fold_constants(plan: Plan, fed: set[Tensor]) -> set[Operation]:
 
 
 def _mark_array_outputs(cluster_steps: list[ClusterStep], readers: dict[Tensor, set[Operation]]) -> None:
-    """Scalar-path outputs read only by clusters (or only fetched) may stay NumPy scalars."""
+    """One-element outputs read only by clusters (or only fetched) may stay NumPy scalars."""
     in_cluster = {m for st in cluster_steps for m in st.c.ops}
     for st in cluster_steps:
         mine = set(st.c.ops)

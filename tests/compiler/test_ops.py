@@ -141,3 +141,21 @@ def test_matmul_bias_relu_epilogue() -> None:
     assert counts(plan)[1] == 0
     ops = [c["ops"] for c in plan.report["clusters"]]
     assert any(o[0] == "MatMul" for o in ops), ops
+
+
+def test_one_element_path_matches_interpreter() -> None:
+    # iteration spaces of one element run as Python on NumPy scalars, from the same templates
+    x = tf.placeholder(tf.float32, [1])
+    s = tf.placeholder(tf.float32, [])
+    i = tf.placeholder(tf.int32, [1, 1])
+    outs = [x * s + 1.0, tf.exp(x) - tf.sigmoid(s), tf.reduce_mean(x * 3.0, keepdims=True),
+            tf.reduce_max(tf.square(x - s)), tf.floordiv(i * 7, i + 1), tf.cast(x > s, tf.int32),
+            tf.reduce_sum(i * 2, axis=0)]
+    feed = {x: np.array([1.5], np.float32), s: np.float32(-0.25), i: np.array([[3]], np.int32)}
+    got, want, plan = run_both(outs, feed)
+    assert plan.report["fallbacks"] == []
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert_same(g, w, what=f"output {k}")
+    with tf.Session() as sess:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="FloorDiv"):
+            sess.run(outs[4], {i: np.array([[-1]], np.int32)})
