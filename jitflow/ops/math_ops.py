@@ -492,12 +492,12 @@ def _mean(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
     return np.mean(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
 
 
-def _reduction_kernel(fn: Any, empty_ok: bool = True):  # type: ignore[no-untyped-def]
+def _reduction_kernel(fn: Any):  # type: ignore[no-untyped-def]
     def kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
         x = ins[0]
         axes = _axes_runtime(op, x)
         r = fn(x, axes, op.attrs["keep_dims"])
-        return np.asarray(r, dtype=x.dtype if fn not in (np.all, np.any) else np.bool_)
+        return np.asarray(r, dtype=op.outputs[0].dtype.np)
 
     return kernel
 
@@ -518,7 +518,7 @@ def _np_reduce(ufunc_name: str):  # type: ignore[no-untyped-def]
 
 
 _REDUCTIONS = {"Sum": _np_reduce("sum"), "Mean": _mean, "Max": _np_reduce("max"), "Min": _np_reduce("min"),
-               "Prod": _np_reduce("prod"), "All": np.all, "Any": np.any}
+               "Prod": _np_reduce("prod"), "All": _np_reduce("all"), "Any": _np_reduce("any")}
 for _t, _f in _REDUCTIONS.items():
     registry.register_op(_t, _reduce_infer, _reduction_kernel(_f), registry.REDUCTION,
                          not_differentiable=_t in ("All", "Any"))
