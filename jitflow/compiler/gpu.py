@@ -236,8 +236,8 @@ def device_store(ctx: Any) -> DeviceVariables:
 # -- inputs and outputs of CUDA steps ------------------------------------------------------------------
 
 
-def _pair_key(slot: int) -> tuple[str, int]:
-    return ("cuda-pair", slot)
+def _pair_key(host: np.ndarray) -> tuple[str, int]:
+    return ("cuda-pair", id(host))
 
 
 class _IO:
@@ -257,8 +257,7 @@ class _IO:
             return v
         if type(v) is not np.ndarray:
             v = np.asarray(v)
-        slot = self.in_slots[k]
-        pair = vals[ARENA_SLOT].bufs.get(_pair_key(slot))
+        pair = vals[ARENA_SLOT].bufs.get(_pair_key(v))
         if pair is not None and pair[0] is v:
             return pair[1]
         var = self.var_reads[k]
@@ -273,28 +272,69 @@ class _IO:
             return dev
         return cuda_api().to_device(_c_order(v))
 
-    def put_output(self, j: int, slot: int, dev: Any, shape: tuple[int, ...], vals: list) -> None:
-        """Writes output j (a flat device array) into its slot: on the host, the device, or both."""
+    def put_output(self, j: int, slot: int, dev: Any, vals: list) -> None:
+        """Writes output j (a device array) into its slot: on the host, the device, or both."""
         if slot < 0:
             return
-        arr = dev.reshape(shape) if shape != tuple(dev.shape) else dev
         if self.host_out[j]:
-            host = to_host(arr)
+            host = to_host(dev)
             vals[slot] = host
             if self.dev_out[j]:
-                vals[ARENA_SLOT].bufs[_pair_key(slot)] = (host, arr)
+                vals[ARENA_SLOT].bufs[_pair_key(host)] = (host, dev)
         else:
-            vals[slot] = arr
+            vals[slot] = dev
 
 
-def _device_buffer(vals: list, key: Any, n: int, dtype: np.dtype[Any]) -> Any:
-    """A flat device array of the run's arena, reused across runs (reallocated when the size changes)."""
+def _device_buffer(vals: list, key: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:
+    """A device array of the run's arena, reused across runs (reallocated when the shape changes)."""
     bufs = vals[ARENA_SLOT].bufs
     b = bufs.get(key)
-    if b is None or b.size != n or b.dtype != dtype:
-        b = cuda_api().device_array(n, dtype)
+    if b is None or tuple(b.shape) != shape or b.dtype != dtype:
+        b = cuda_api().device_array(shape, dtype)
         bufs[key] = b
     return b
+
+
+def _flat(a: Any) -> Any:
+    """A 1-D view of a C-contiguous device array (kernels index flat arrays)."""
+    return a if len(a.shape) == 1 else a.reshape(a.size)
+
+
+class DevicePool:
+    """Device arrays given out as variable values, taken back once nothing references them.
+
+    A variable update writes a new array (earlier reads of the variable may still be in use in this run);
+    the array it replaced is free again once the run that read it is over. Reference counts tell.
+    """
+
+    KEEP = 3
+    _free_refs: int | None = None
+
+    def __init__(self) -> None:
+        self.pool: list[Any] = []
+        self.lock = threading.Lock()
+
+    def get(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:
+        """A device array of `shape` and `dtype` that nobody else references."""
+        free = self._free()
+        with self.lock:
+            for k, a in enumerate(self.pool):
+                if sys.getrefcount(a) <= free and tuple(a.shape) == shape and a.dtype == dtype:
+                    del self.pool[k]
+                    break
+            else:
+                a = cuda_api().device_array(shape, dtype)
+            self.pool.append(a)
+            if len(self.pool) > self.KEEP:
+                del self.pool[0]
+            return a
+
+    @classmethod
+    def _free(cls) -> int:
+        if cls._free_refs is None:
+            probe = [cuda_api().device_array(1, np.float32)]
+            cls._free_refs = sys.getrefcount(probe[0]) + 1  # + the loop variable that looks at it
+        return cls._free_refs
 
 
 def _host_inputs(in_slots: list[int], vals: list) -> None:
@@ -361,7 +401,9 @@ class CudaClusterStep:
         self.key = ("cuda", id(self))
         self._lock = threading.Lock()
         stored = [v for v in self.stores if v is not None]
-        self.store_once = {v for v in stored if stored.count(v) == 1}
+        # variables this step may overwrite in place (no snapshot of them is read after it: see lower_gpu_clusters)
+        self.in_place_ok = {v for v in stored if stored.count(v) == 1}
+        self.pools = [DevicePool() if v is not None else None for v in self.stores]
 
     def __call__(self, ctx: Any, vals: list) -> None:
         store = device_store(ctx)
@@ -384,28 +426,27 @@ class CudaClusterStep:
             ent = self.prepare(shapes)
         if ent is None:
             return self.interpret(ctx, vals)
-        flat = [a.reshape(a.size) if len(a.shape) != 1 else a for a in arrays]
         outs = []
         for j, dt in enumerate(self.out_dtypes):
             src = ent.in_place[j]
+            pool = self.pools[j]
             if src >= 0:
-                outs.append(flat[src])
-            elif self.stores[j] is not None:
-                outs.append(cuda_api().device_array(ent.out_sizes[j], dt))
+                outs.append(arrays[src])
+            elif pool is not None:
+                outs.append(pool.get(ent.out_shapes[j], dt))
             else:
-                outs.append(_device_buffer(vals, (self.key, j), ent.out_sizes[j], dt))
-        err = _device_buffer(vals, (self.key, -1), 1, np.dtype(np.int64))
+                outs.append(_device_buffer(vals, (self.key, j), ent.out_shapes[j], dt))
+        err = _device_buffer(vals, (self.key, -1), (1,), np.dtype(np.int64))
         if self.has_checks:
             err.copy_to_device(np.zeros(1, np.int64))
-        ent.kernel(*flat, *outs, ent.exts, err)
+        ent.kernel(*[_flat(a) for a in arrays], *[_flat(o) for o in outs], ent.exts, err)
         if self.has_checks and to_host(err)[0]:
             return self.interpret(ctx, vals)
         for j, o in enumerate(outs):
             var = self.stores[j]
-            shape = ent.out_shapes[j]
             if var is not None:
-                store.device_assign(var, o.reshape(shape) if len(shape) != 1 else o)
-            self.io.put_output(j, self.out_slots[j], o, shape, vals)
+                store.device_assign(var, o)
+            self.io.put_output(j, self.out_slots[j], o, vals)
         return None
 
     def interpret(self, ctx: Any, vals: list) -> None:
@@ -452,7 +493,7 @@ class CudaClusterStep:
         if self.has_checks or self.c.reduction() is not None:
             return res  # a failed check re-runs the cluster from the old values: they must survive
         for j, var in enumerate(self.stores):
-            if var is None or var not in self.store_once:
+            if var is None or var not in self.in_place_ok:
                 continue
             for k, v in enumerate(self.var_names):
                 if v == var and all(layout.masks[k]) and shapes[k] == out_shapes[j]:
@@ -535,13 +576,13 @@ class CudaMatMulStep:
             return self.interpret(ctx, vals)
         da = self.io.device_input(0, a, vals, store)
         db = self.io.device_input(1, b, vals, store)
-        out = _device_buffer(vals, (self.key, 0), m * n, self.dtype)
+        out = _device_buffer(vals, (self.key, 0), (m, n), self.dtype)
         if self.kernel is None:
             source = cg.generate_matmul(self.dtype.name, self.ta, self.tb, target())
             self.kernel = compile_cuda(source, {"matmul": [self.dtype.name, self.ta, self.tb]}, ["MatMul"],
                                        self.report)
-        self.kernel(da.reshape(da.size), db.reshape(db.size), out, m, n, k)
-        self.io.put_output(0, self.out_slot, out, (m, n), vals)
+        self.kernel(_flat(da), _flat(db), _flat(out), m, n, k)
+        self.io.put_output(0, self.out_slot, out, vals)
         return None
 
     def interpret(self, ctx: Any, vals: list) -> None:
@@ -618,21 +659,83 @@ def lower_gpu_clusters(plan: Plan) -> None:
             cuda_steps.append((steps[i], [st.op.outputs[0]]))
     if not cuda_steps:
         return
+    dev_readers = _device_readers(plan.ops, gpu_ops, readers, fetched, fed)
     for cs, outs in cuda_steps:
-        cs.io.host_out = [t is not None and (t in fetched or any(r not in gpu_ops for r in readers.get(t, ())))
+        cs.io.host_out = [t is not None and (t in fetched or any(r not in dev_readers for r in readers.get(t, ())))
                           for t in outs]
-        cs.io.dev_out = [t is not None and any(r in gpu_ops for r in readers.get(t, ())) for t in outs]
+        cs.io.dev_out = [t is not None and any(r in dev_readers and r.type not in SHAPE_ONLY
+                                               for r in readers.get(t, ())) for t in outs]
+    device_reads: set[str] = set()
     for i, st in enumerate(steps):
         op = getattr(st, "op", None)
         if isinstance(st, types.FunctionType) and op is not None and op.type == "VariableV2":
             t = op.outputs[0]
             rs = readers.get(t, set())
-            if rs and rs <= gpu_ops and t not in fetched and t not in fed:
+            if rs and rs <= dev_readers and t not in fetched and t not in fed:
                 steps[i] = DeviceReadStep(st, op.name, plan.slots[t])
+                device_reads.add(op.name)
+    _limit_in_place(steps, [cs for cs, _ in cuda_steps], device_reads, readers)
     plan.steps = steps
     if plan.debug >= 3:
         for cs, _ in cuda_steps:
             print(f"jitflow: cuda step {cs.report.get('ops')}", file=sys.stderr)
+
+
+# Host steps that only look at a value's shape (they work on device arrays), and ops passing it through.
+SHAPE_ONLY = frozenset({"Shape", "Size", "Rank"})
+PASS_THROUGH = frozenset({"Identity", "StopGradient"})
+
+
+def _device_readers(ops: list[Operation], gpu_ops: set[Operation], readers: dict[Tensor, set[Operation]],
+                    fetched: set[Tensor], fed: set[Tensor]) -> set[Operation]:
+    """Ops that may read a device array: CUDA ops, shape queries, and pass-throughs read only by such."""
+    dev = set(gpu_ops) | {op for op in ops if op.type in SHAPE_ONLY}
+    changed = True
+    while changed:
+        changed = False
+        for op in ops:
+            if op in dev or op.type not in PASS_THROUGH or op.control_inputs:
+                continue
+            t = op.outputs[0]
+            rs = readers.get(t, set())
+            if rs and rs <= dev and t not in fetched and t not in fed:
+                dev.add(op)
+                changed = True
+    return dev
+
+
+def _limit_in_place(steps: list[Step], cuda_steps: list[Any], device_reads: set[str],
+                    readers: dict[Tensor, set[Operation]]) -> None:
+    """No in-place update of a variable whose device snapshot (read through a pass-through) is used later.
+
+    A variable read directly is read again before each consumer, so it always sees the current value; a
+    pass-through's output keeps the value it was given, which an in-place update would change under it.
+    """
+    pos: dict[Operation, int] = {}
+    for i, st in enumerate(steps):
+        c = getattr(st, "c", None)
+        for op in (c.ops if c is not None else [getattr(st, "op", None)]):
+            if op is not None:
+                pos.setdefault(op, i)
+    last_use: dict[str, int] = {}
+    for op in pos:
+        if op.type != "VariableV2" or op.name not in device_reads:
+            continue
+        stack = [r for r in readers.get(op.outputs[0], ()) if r.type in PASS_THROUGH]
+        seen: set[Operation] = set()
+        while stack:
+            p = stack.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            for r in readers.get(p.outputs[0], ()):
+                last_use[op.name] = max(last_use.get(op.name, -1), pos.get(r, len(steps)))
+                if r.type in PASS_THROUGH:
+                    stack.append(r)
+    for cs in cuda_steps:
+        if isinstance(cs, CudaClusterStep):
+            here = steps.index(cs)
+            cs.in_place_ok = {v for v in cs.in_place_ok if last_use.get(v, -1) < here}
 
 
 def _all_on(ops: list[Operation], n_gpus: int) -> bool:
