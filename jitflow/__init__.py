@@ -67,3 +67,4 @@ from jitflow import layers, losses
 from jitflow.ops.array_ops import newaxis, reverse, reverse_v2, gather_nd, scatter_nd, sequence_mask
 from jitflow.explain import explain
 from jitflow.codegen.cache import cache_stats
+from jitflow import summary
