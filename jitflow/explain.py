@@ -3,7 +3,10 @@
 `explain(fetches, feed_dict=None, graph=None)` builds (without running) the plan that
 `Session.run(fetches, feed_dict)` would build, kernels included, and returns an `ExplainReport`.
 `collect_reports()` gives the reports of every plan built while JITFLOW_EXPLAIN_RECORD=1 (the CLI's
-`jitflow explain SCRIPT.py`).
+`jitflow explain SCRIPT.py`). In recorded plans a cluster whose kernel was never needed (it only ran
+on one-element or tiny inputs, which take the NumPy path) shows ``"source": "deferred"`` and an
+empty key; `explain()` compiles the predicted kernel of every cluster, so its sources are always
+``"compiled"``, ``"memory"`` or ``"disk"``.
 """
 from __future__ import annotations
 
@@ -77,6 +80,11 @@ def explain(fetches: Any, feed_dict: Any = None, graph: Any = None) -> ExplainRe
         feed_tensors, feed_values = sess._convert_feeds(feed_dict)
         del feed_values  # kernels are picked from static shapes when the plan is built
         plan = build_plan(flat, feed_tensors, sess._lowering())
+        from jitflow.compiler.lower import ClusterStep, compile_predicted
+
+        for step in plan.steps:  # tiny clusters compile lazily in real runs; explain shows their kernels
+            if isinstance(step, ClusterStep) and step.report.get("source") == "deferred":
+                compile_predicted(step)
         return report_of(plan)
     finally:
         sess.close()

@@ -117,13 +117,26 @@ def _to_result(v: Any, t: Tensor | Operation) -> Any:
     return v
 
 
-class _FastRun:
-    """A cached call shape: its plan, fetch structure, and per-feed conversion rules."""
+def _simple_fetches(fetches: Any) -> bool:
+    """A graph element or a flat list/tuple of them: calls shaped like this take the fast path."""
+    el = (Tensor, Operation, str)
+    if isinstance(fetches, el):
+        return True
+    return type(fetches) in (list, tuple) and all(isinstance(f, el) for f in fetches)
 
-    __slots__ = ("plan", "flat", "rebuild", "rules", "single")
+
+class _FastRun:
+    """A cached call shape: its plan, fetch structure, and per-feed conversion rules.
+
+    Keyed by the ids of the fetch objects and feed keys (a list's elements, not the list), which
+    `keep` holds so that those ids cannot be reused by other objects while the entry exists.
+    """
+
+    __slots__ = ("plan", "flat", "rebuild", "rules", "single", "keep")
 
     def __init__(self, plan: Plan, flat: list[Tensor | Operation], rebuild: Rebuild, feeds: list[Tensor],
-                 values: list[np.ndarray]) -> None:
+                 values: list[np.ndarray], keep: Any) -> None:
+        self.keep = keep
         self.plan = plan
         self.flat = flat
         self.rebuild = rebuild
@@ -285,12 +298,10 @@ class Session:
             raise RuntimeError("Attempted to use a closed Session.")
         # The hot path: a call shaped like an earlier one (same fetches, same feed keys in the same
         # order) skips fetch flattening, key conversion and plan lookup.
-        try:
-            fkey: Any = (tuple(fetches) if type(fetches) is list else fetches, type(fetches) is list,
-                         tuple(feed_dict) if feed_dict else ())
-            fast = self._fast.get(fkey)
-        except TypeError:
-            fkey, fast = None, None
+        tf_ = type(fetches)
+        fkey: Any = (tf_, tuple(map(id, fetches)) if tf_ is list or tf_ is tuple else id(fetches),
+                     tuple(map(id, feed_dict)) if feed_dict else ())
+        fast = self._fast.get(fkey)
         if fast is not None:
             feed_values = fast.convert(feed_dict)
             if feed_values is not None:
@@ -302,10 +313,13 @@ class Session:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._build(key, flat, feed_tensors)
-        if fkey is not None and not self._closed:
+        if _simple_fetches(fetches) and not self._closed:
             if len(self._fast) > 256:
                 self._fast.clear()
-            self._fast[fkey] = _FastRun(plan, flat, rebuild, feed_tensors, feed_values)
+            # the entry keeps the fetch and feed-key objects alive, so the ids in its key stay theirs
+            self._fast[fkey] = _FastRun(plan, flat, rebuild, feed_tensors, feed_values,
+                                        (fetches, tuple(fetches) if isinstance(fetches, (list, tuple)) else (),
+                                         tuple(feed_dict) if feed_dict else ()))
         raw = execute(plan, self, feed_values)
         return rebuild([_to_result(v, t) for v, t in zip(raw, flat)])
 

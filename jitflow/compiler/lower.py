@@ -40,6 +40,8 @@ PARALLEL_WORK = 1 << 23
 _GUESS_DIM = 64
 
 _ZERO_ERR = np.zeros(1, np.int64)
+# Ops whose reference kernel already is a BLAS call with reused buffers: their own step, not a fallback.
+_BLAS_KERNELS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"})
 _AXIS_REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Prod", "All", "Any")  # for kernels without checks: never written
 
 
@@ -48,6 +50,8 @@ def member_reason(op: Operation) -> str | None:
     t = op.type
     if t in STRUCTURAL:
         return "structural"
+    if t in _BLAS_KERNELS:
+        return ""  # its reference kernel is the BLAS path (im2col + GEMM into reused scratch)
     if t in _BLAS:
         dts = {np.dtype(x.dtype.np).name for x in op.inputs}
         return "" if dts <= {"float32", "float64"} and len(dts) == 1 else f"{t} on {sorted(dts)} is interpreted"
@@ -505,6 +509,39 @@ def _has_checks(c: Cluster, k: int) -> bool:
     tpl = L.ELEMENTWISE[node.op_type]
     e = tpl([f"a{i}" for i in range(len(node.args))], [c.value_dtype(a) for a in node.args], node.dtype, node)
     return bool(e is not None and e.checks)
+
+
+def compile_predicted(step: ClusterStep) -> None:
+    """Compiles the kernel that the static shapes predict even for tiny clusters (for `explain`)."""
+    shapes = _predicted_shapes(step)
+    if shapes is None:
+        return
+    try:
+        space = broadcast_shape(list(shapes))
+        red = step.c.reduction()
+        axes = None
+        if red is not None:
+            ax = red.attr("axis")
+            axes = tuple(range(len(space))) if ax is None else tuple(a % max(len(space), 1) for a in ax)
+        layout, _ = compute_layout(list(shapes), space, axes)
+    except LayoutError:
+        return
+    step._kernel(layout, False)
+
+
+def _predicted_shapes(step: ClusterStep) -> tuple | None:
+    shapes = []
+    for i in step.c.inputs:
+        if i.var is not None:
+            shp = step.var_shapes.get(i.var)
+            dims = shp.as_tuple() if shp is not None else None
+        else:
+            assert i.tensor is not None
+            dims = i.tensor.shape.as_tuple()
+        if dims is None:
+            return None
+        shapes.append(tuple(_GUESS_DIM if d is None else int(d) for d in dims))
+    return tuple(shapes)
 
 
 def _warm(step: ClusterStep) -> None:
