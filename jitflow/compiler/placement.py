@@ -1,4 +1,11 @@
-"""Device placement: which backend an op runs on, and what happens when its device does not exist."""
+"""Device placement: which backend an op runs on, and what happens when its device does not exist.
+
+`/gpu:N`, `/device:GPU:N` and full names (`/job:localhost/replica:0/task:0/device:GPU:N`) ask for CUDA
+device N. When it exists (a GPU seen by numba.cuda, or Numba's CUDA simulator), the op's compiled
+cluster runs on it (`compiler/gpu.py`). When it does not, soft placement (`allow_soft_placement=True`,
+the default) runs the op on the CPU and strict placement raises InvalidArgumentError naming the op and
+the device. `log_device_placement=True` prints where each op placed on a GPU goes.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,6 +14,13 @@ from typing import Any
 from jitflow import errors
 from jitflow.framework.device import DeviceSpec
 from jitflow.framework.graph import Operation, Tensor
+
+_CPU = "/job:localhost/replica:0/task:0/device:CPU:0"
+
+
+def _available(n_gpus: int) -> str:
+    """TF's list of the devices a session has, for error messages."""
+    return ", ".join([_CPU] + [f"/job:localhost/replica:0/task:0/device:GPU:{i}" for i in range(n_gpus)])
 
 
 def gpu_count() -> int:
@@ -49,8 +63,10 @@ def check_placement(fetches: list[Tensor | Operation], feeds: list[Tensor], conf
                 raise errors.InvalidArgumentError(
                     op.node_def, op, f"Cannot assign a device for operation {op.name}: Operation was explicitly "
                                      f"assigned to {op.device} but available devices are "
-                                     f"[ /job:localhost/replica:0/task:0/device:CPU:0 ]. Make sure the device "
+                                     f"[ {_available(n)} ]. Make sure the device "
                                      "specification refers to a valid device.")
             if log:
                 print(f"{op.name}: ({op.type}): {op.device} is not available; placed on "
-                      "/job:localhost/replica:0/task:0/device:CPU:0", file=sys.stderr)
+                      f"{_CPU}", file=sys.stderr)
+        elif log:
+            print(f"{op.name}: ({op.type}): /job:localhost/replica:0/task:0/device:GPU:{idx}", file=sys.stderr)

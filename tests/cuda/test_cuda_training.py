@@ -85,12 +85,54 @@ def test_variables_stay_on_the_device_between_runs(monkeypatch: pytest.MonkeyPat
         assert copies == [], "a training step copies nothing back to the host"
         assert isinstance(sess.variables, gpu.DeviceVariables)
         assert {"w", "b"} <= sess.variables._dirty
+        dev_w = sess.variables.device_value("w")
+        sess.run(train, {x: d["x"], y: d["y"]})
+        assert sess.variables.device_value("w") is dev_w, "the update wrote the device array in place"
         lv = sess.run(loss, {x: d["x"], y: d["y"]})
         assert copies == [()], "fetching the loss copies only the loss"
         # a host read (the Saver's path) brings the device values back
         w_host = sess._read_variables(["w"])[0]
         assert copies[-1] == (4, 3) and "w" not in sess.variables._dirty
         assert np.isfinite(lv) and w_host.shape == (4, 3) and not w_host.flags.writeable
+
+
+def test_two_layer_mlp_snapshots_survive_updates() -> None:
+    # the hidden layer's gradient reads w2's snapshot, which must not see w2's update of the same step
+    rng = np.random.default_rng(9)
+    x = tf.placeholder(tf.float32, [5, 4])
+    labels = tf.placeholder(tf.float32, [5, 2])
+    with tf.device("/gpu:0"):
+        w1 = tf.Variable(rng.normal(0, 0.5, (4, 6)).astype(np.float32))
+        w2 = tf.Variable(rng.normal(0, 0.5, (6, 2)).astype(np.float32))
+        h = tf.sigmoid(tf.matmul(x, w1))
+        out = tf.matmul(h, w2)
+        loss = tf.reduce_sum(tf.square(out - labels))
+        train = tf.train.GradientDescentOptimizer(0.05).minimize(loss)
+    feed = {x: rng.normal(size=(5, 4)).astype(np.float32), labels: rng.normal(size=(5, 2)).astype(np.float32)}
+    res = []
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(3):
+                sess.run(train, feed)
+            res.append(sess.run([w1, w2, loss], feed))
+    for g, w in zip(*res):
+        assert_same(g, w, rtol=2e-5, atol=1e-6)
+
+
+def test_snapshot_taken_before_an_in_place_candidate_keeps_its_value() -> None:
+    with tf.device("/gpu:0"):
+        v = tf.Variable(np.arange(4, dtype=np.float32), name="v")
+        snap = tf.identity(v)
+        with tf.control_dependencies([snap]):
+            upd = tf.assign_add(v, tf.ones([4]))
+        with tf.control_dependencies([upd]):
+            out = snap * 2.0
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(tf.global_variables_initializer())
+            np.testing.assert_array_equal(sess.run(out), [0.0, 2.0, 4.0, 6.0])
+            np.testing.assert_array_equal(sess.run(v), [1.0, 2.0, 3.0, 4.0])
 
 
 def test_host_writes_reach_the_device_and_sessions_are_independent() -> None:
