@@ -236,7 +236,8 @@ def _serialize(body: MetaGraphDef) -> list[bytes | memoryview]:
     for view in blob:
         blob_crc = crc.value(view, blob_crc)
     header = json.dumps({"format": FORMAT, "version": VERSION, "length": len(payload),
-                         "crc32c": crc.value(payload), "blob_length": offset[0], "blob_crc32c": blob_crc})
+                         "crc32c": crc.value(payload), "blob_length": offset[0], "blob_crc32c": blob_crc},
+                        separators=(",", ":"))  # no whitespace: every header byte is significant
     return [header.encode("utf-8") + b"\n" + payload, *blob]
 
 

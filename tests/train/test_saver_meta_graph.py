@@ -220,3 +220,19 @@ def test_well_formed_but_inconsistent_body_is_data_loss() -> None:
     bad = json.dumps(header).encode() + b"\n" + payload + raw[nl + 1 + len(payload):]
     with pytest.raises(tf.errors.DataLossError, match="out of range"):
         meta_graph.loads(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_random_damage_to_meta_graph_is_data_loss(data: st.DataObject) -> None:
+    g = tf.Graph()
+    with g.as_default():
+        tf.Variable(np.arange(4, dtype=np.float32), name="v")
+        raw = bytearray(meta_graph.dumps(tf.train.export_meta_graph()))
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    if data.draw(st.booleans()):
+        raw[pos] ^= data.draw(st.integers(1, 255))
+    else:
+        del raw[pos:]
+    with pytest.raises(tf.errors.DataLossError):
+        meta_graph.loads(bytes(raw))
