@@ -108,3 +108,23 @@ def test_concurrent_runs_match_serial_runs() -> None:
     for k, results in got.items():
         for j, r in enumerate(results):
             assert_same(r, serial[(k + j) % 8])
+
+
+def test_fast_path_follows_the_call_shape() -> None:
+    a, b = tf.constant(1.0), tf.constant(2.0)
+    x = tf.placeholder(tf.float32, [None], name="x")
+    y = x * 3.0
+    with tf.Session() as sess:
+        for _ in range(3):  # temporary tuples may reuse ids: results must follow their contents
+            assert sess.run((a, b)) == (1.0, 2.0)
+            assert sess.run((b, a)) == (2.0, 1.0)
+        fetches = [a]
+        assert sess.run(fetches) == [1.0]
+        fetches[0] = b
+        assert sess.run(fetches) == [2.0]
+        assert sess.run(y, {x: [1.0]}).tolist() == [3.0]
+        assert sess.run(y, {"x:0": [2.0, 3.0]}).tolist() == [6.0, 9.0]
+        assert sess.run(y, {x: np.array([1.0, 2.0])}).tolist() == [3.0, 6.0]  # float64 converted
+        with pytest.raises(ValueError):
+            sess.run(y, {x: [[1.0]]})
+        assert sess.run({"k": y}, {x: [1.0]}) == {"k": np.array([3.0], np.float32)}
