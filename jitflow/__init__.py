@@ -68,3 +68,11 @@ from jitflow.ops.array_ops import newaxis, reverse, reverse_v2, gather_nd, scatt
 from jitflow.explain import explain
 from jitflow.codegen.cache import cache_stats
 from jitflow import summary
+from jitflow.ops.math_ops import cumsum, cumprod, count_nonzero, norm, eye, reduce_euclidean_norm
+from jitflow.ops.random_ops import random_shuffle
+from jitflow import app
+from jitflow import tf_logging as logging
+from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_execution, enable_eager_execution,
+                                 enable_v2_behavior, executing_eagerly, compat_namespace as _compat_namespace)
+import sys as _sys
+compat = _compat_namespace(_sys.modules[__name__])

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import types
 
-from jitflow.ops import init_ops, math_ops
+from jitflow.framework import graph
+from jitflow.ops import init_ops, math_ops, random_ops
 
 initializers = types.SimpleNamespace(
     zeros=init_ops.Zeros, ones=init_ops.Ones, constant=init_ops.Constant, random_normal=init_ops.RandomNormal,
@@ -18,4 +19,42 @@ math = types.SimpleNamespace(**{n: getattr(math_ops, n) for n in (
     "is_inf", "is_finite", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
     "logical_and", "logical_or", "logical_not", "logical_xor", "add_n", "reduce_sum", "reduce_mean",
     "reduce_max", "reduce_min", "reduce_prod", "reduce_all", "reduce_any", "reduce_logsumexp", "argmax",
-    "argmin")})
+    "argmin", "cumsum", "cumprod", "count_nonzero", "reduce_euclidean_norm")})
+
+random = types.SimpleNamespace(
+    normal=random_ops.random_normal, uniform=random_ops.random_uniform,
+    truncated_normal=random_ops.truncated_normal, shuffle=random_ops.random_shuffle,
+    set_random_seed=graph.set_random_seed, set_seed=graph.set_random_seed)
+
+
+def disable_v2_behavior() -> None:
+    """jitflow always runs TF1 graph mode; there is nothing to disable."""
+
+
+def disable_eager_execution() -> None:
+    """jitflow always runs TF1 graph mode; there is nothing to disable."""
+
+
+def enable_eager_execution(*args: object, **kwargs: object) -> None:
+    raise NotImplementedError("jitflow runs TF1 graph programs; eager execution is not supported")
+
+
+enable_v2_behavior = enable_eager_execution
+
+
+def executing_eagerly() -> bool:
+    """Always False: jitflow builds graphs and runs them in sessions."""
+    return False
+
+
+def compat_namespace(module: types.ModuleType) -> types.SimpleNamespace:
+    """`tf.compat`, whose `v1` is jitflow itself (programs written against tf.compat.v1 run unchanged)."""
+    return types.SimpleNamespace(v1=module, as_bytes=_as_bytes, as_text=_as_text, as_str=_as_text)
+
+
+def _as_bytes(s: str | bytes, encoding: str = "utf-8") -> bytes:
+    return s if isinstance(s, bytes) else s.encode(encoding)
+
+
+def _as_text(s: str | bytes, encoding: str = "utf-8") -> str:
+    return s.decode(encoding) if isinstance(s, bytes) else s

@@ -385,3 +385,10 @@ def _batch_matmul_grad(op: Operation, g: Tensor) -> Grads:
 def _unbroadcast_grad(op: Operation, g: Tensor) -> Grads:
     return [_broadcast_like(g, op.inputs[0]), None]
 
+
+
+@registry.register_gradient("Cumsum")
+def _cumsum_grad(op: Operation, grad: Tensor) -> list:
+    # The gradient of a scan is the same scan run the other way over the gradient.
+    return [M.cumsum(grad, op.attrs["axis"], exclusive=op.attrs["exclusive"],
+                     reverse=not op.attrs["reverse"])]

@@ -791,3 +791,102 @@ def _operands(x: Any, y: Any, self_: Any) -> tuple[Tensor, Tensor]:
 
 
 _install_operators(Tensor)
+
+
+# -- scans and friends ---------------------------------------------------------------------------------------
+
+
+def _cumsum_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x = ins[0]
+    axis = op.attrs["axis"] % builtins.max(x.ndim, 1)
+    fn = np.cumsum if op.type == "Cumsum" else np.cumprod
+    if op.attrs["reverse"]:
+        x = np.flip(x, axis)
+    r = fn(x, axis=axis, dtype=x.dtype)
+    if op.attrs["exclusive"]:
+        ident = 0 if op.type == "Cumsum" else 1
+        r = np.concatenate([np.full_like(np.take(r, [0], axis=axis), ident), np.delete(r, -1, axis=axis)], axis)
+    if op.attrs["reverse"]:
+        r = np.flip(r, axis)
+    return np.ascontiguousarray(r)
+
+
+for _t in ("Cumsum", "Cumprod"):
+    registry.register_op(_t, lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)], _cumsum_kernel, registry.OPAQUE)
+
+
+def _scan(op_type: str, x: Any, axis: int, exclusive: bool, reverse: bool, name: str | None) -> Tensor:
+    t = convert_to_tensor(x)
+    nd = t.shape.ndims
+    if nd is not None and not -builtins.max(nd, 1) <= int(axis) < builtins.max(nd, 1):
+        raise ValueError(f"axis {axis} is out of range for a tensor of rank {nd}")
+    return out(make_op(op_type, [t], {"axis": int(axis), "exclusive": bool(exclusive), "reverse": bool(reverse),
+                                      "T": t.dtype}, name=name or op_type))
+
+
+def cumsum(x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False, name: str | None = None) -> Tensor:
+    """Cumulative sum along `axis` (optionally exclusive and/or reversed)."""
+    return _scan("Cumsum", x, axis, exclusive, reverse, name)
+
+
+def cumprod(x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False, name: str | None = None) -> Tensor:
+    """Cumulative product along `axis` (optionally exclusive and/or reversed)."""
+    return _scan("Cumprod", x, axis, exclusive, reverse, name)
+
+
+def count_nonzero(input_tensor: Any = None, axis: Any = None, keepdims: Any = None, dtype: Any = dtypes.int64,
+                  name: str | None = None, reduction_indices: Any = None, keep_dims: Any = None,
+                  input: Any = None) -> Tensor:  # noqa: A002 - TF's name
+    """Number of non-zero entries along `axis`."""
+    x = convert_to_tensor(input_tensor if input_tensor is not None else input)
+    with _name_scope(name, "count_nonzero"):
+        from jitflow.ops.array_ops import zeros_like
+
+        nz = cast(not_equal(x, zeros_like(x)), dtypes.int64)
+        return cast(reduce_sum(nz, axis, keepdims, reduction_indices=reduction_indices, keep_dims=keep_dims),
+                    dtype)
+
+
+def norm(tensor: Any, ord: Any = "euclidean", axis: Any = None, keepdims: Any = None,  # noqa: A002
+         name: str | None = None, keep_dims: Any = None) -> Tensor:
+    """Vector norms: 'euclidean'/2, 1 or inf over `axis` (all entries if None)."""
+    x = convert_to_tensor(tensor)
+    with _name_scope(name, "norm"):
+        if ord in ("euclidean", "fro", 2, 2.0):
+            return sqrt(reduce_sum(square(x), axis, keepdims, keep_dims=keep_dims))
+        if ord in (1, 1.0):
+            return reduce_sum(abs(x), axis, keepdims, keep_dims=keep_dims)
+        if ord == np.inf:
+            return reduce_max(abs(x), axis, keepdims, keep_dims=keep_dims)
+        raise ValueError(f"'ord' must be a supported vector norm, got {ord}")
+
+
+def reduce_euclidean_norm(input_tensor: Any, axis: Any = None, keepdims: bool = False,
+                          name: str | None = None) -> Tensor:
+    return norm(input_tensor, "euclidean", axis, keepdims, name=name or "reduce_euclidean_norm")
+
+
+def _eye_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    return np.eye(op.attrs["num_rows"], op.attrs["num_columns"], dtype=op.attrs["dtype"].np)
+
+
+def _eye_infer(op: Operation) -> list:
+    return [(op.attrs["dtype"], TensorShape([op.attrs["num_rows"], op.attrs["num_columns"]]))]
+
+
+registry.register_op("Eye", _eye_infer, _eye_kernel, registry.SOURCE, not_differentiable=True)
+
+
+def eye(num_rows: int, num_columns: int | None = None, batch_shape: Any = None, dtype: Any = dtypes.float32,
+        name: str | None = None) -> Tensor:
+    """An identity matrix (ones on the diagonal)."""
+    if batch_shape is not None:
+        raise ValueError("eye: batch_shape is not supported")
+    from jitflow.framework.graph import get_default_graph
+
+    rows = int(num_rows)
+    cols = rows if num_columns is None else int(num_columns)
+    if rows < 0 or cols < 0:
+        raise ValueError(f"eye: sizes must be non-negative, got {rows} x {cols}")
+    return out(get_default_graph().create_op("Eye", [], {"num_rows": rows, "num_columns": cols,
+                                                         "dtype": dtypes.as_dtype(dtype)}, name=name or "eye"))

@@ -152,3 +152,22 @@ def random_uniform(shape: Any, minval: Any = 0, maxval: Any = None, dtype: Any =
         hi = convert_to_tensor(1.0 if maxval is None else maxval, dtype=dt, name="max")
         rnd = _random_op("RandomUniform", shape, dt, seed, "RandomUniform")
         return math_ops.add(math_ops.multiply(rnd, math_ops.subtract(hi, lo)), lo, name=scope[:-1] or None)
+
+
+def _shuffle_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    x = ins[0]
+    if x.ndim == 0:
+        return x
+    return x[generator_for(ctx, op).permutation(x.shape[0])]
+
+
+registry.register_op("RandomShuffle", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)], _shuffle_kernel,
+                     registry.STATEFUL, not_differentiable=True)
+
+
+def random_shuffle(value: Any, seed: int | None = None, name: str | None = None) -> Tensor:
+    """Shuffles `value` along its first dimension (a new permutation every run)."""
+    x = convert_to_tensor(value)
+    s1, s2 = get_seed(seed)
+    return out(x.graph.create_op("RandomShuffle", [x], {"seed": s1 or 0, "seed2": s2 or 0, "T": x.dtype},
+                                 name=name or "RandomShuffle"))
