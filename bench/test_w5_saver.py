@@ -1,12 +1,14 @@
 """W5: `Saver.save` then `Saver.restore` of 8 x [2048, 4096] float32 (256 MB), against raw file I/O.
 
-    pytest bench/test_w5_saver.py                          # pytest-benchmark tables + the W5 ratio
-    JITFLOW_BENCH_SHORT=1 pytest bench/test_w5_saver.py    # 8 x [256, 512], for CI
-    python bench/test_w5_saver.py                          # just print the side-by-side ratio
+    pytest bench/test_w5_saver.py                          # pytest-benchmark rows + the W5 ratio
+    JITFLOW_BENCH_QUICK=1 pytest bench/test_w5_saver.py    # 8 x [256, 512], for CI
+    python bench/test_w5_saver.py [ROUNDS]                 # just print the interleaved side-by-side ratio
 
 The baseline is what the bytes cost without a checkpoint format: `ndarray.tofile` of each array to
-its own file, then `np.fromfile` of each. The target (BENCH.md) is save + restore <= 3 x that.
-Both are measured interleaved in one process, median of the rounds.
+its own file, then `np.fromfile` of each. The target (BENCH.md) is save + restore <= 3 x that. The
+suite's summary (bench/conftest.py) reads the rows `raw_io`, `save` and `restore`; `test_w5_ratio`
+also prints the ratio timed in turns (raw, save, restore, ...), which load from other processes hits
+alike. Like the rest of the suite, nothing here asserts speed; the restore is checked for exact values.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import pytest
 
 import jitflow as tf
 
-SHORT = os.environ.get("JITFLOW_BENCH_SHORT", "") not in ("", "0")
+SHORT = os.environ.get("JITFLOW_BENCH_QUICK", "") not in ("", "0")
 SHAPE = (256, 512) if SHORT else (2048, 4096)
 COUNT = 8
 ROUNDS = 3 if SHORT else 5
@@ -122,8 +124,8 @@ def test_w5_restore(benchmark, w5: W5) -> None:
 def test_w5_ratio(w5: W5) -> None:
     m = measure(w5)
     print("\n" + report(m))
-    if not SHORT:  # small files are dominated by fixed costs; the target is about bulk I/O
-        assert m["ratio"] <= TARGET_RATIO, report(m)
+    for v in w5.vars:  # what was timed really round-trips
+        np.testing.assert_array_equal(w5.sess.run(v), w5.values[v.op.name])
 
 
 if __name__ == "__main__":

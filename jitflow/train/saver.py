@@ -310,7 +310,9 @@ class Saver:
         (a complete, committed file) instead of being serialized again."""
         key = _graph_signature(graph, self.saver_def)
         last = self._last_meta
-        if last is not None and last[0] == key and os.path.exists(last[1]) and last[1] != path:
+        if last is not None and last[0] == key and os.path.exists(last[1]):
+            if last[1] == path:  # same prefix again: the file there is already this graph
+                return
             tmp = atomic.temp_name(path)
             try:
                 os.link(last[1], tmp)
