@@ -237,6 +237,9 @@ def test_meta_graph_reused_while_graph_unchanged(tmp_path: pathlib.Path) -> None
         p1 = saver.save(sess, str(tmp_path / "m"), global_step=1)
         p2 = saver.save(sess, str(tmp_path / "m"), global_step=2)
         assert os.stat(p1 + ".meta").st_ino == os.stat(p2 + ".meta").st_ino  # hard link, no rewrite
+        ino = os.stat(p2 + ".meta").st_ino
+        assert saver.save(sess, str(tmp_path / "m"), global_step=2) == p2
+        assert os.stat(p2 + ".meta").st_ino == ino  # the same prefix again: left as it is
         tf.add_to_collection("extra", w)  # a collection change must show up in the next export
         p3 = saver.save(sess, str(tmp_path / "m"), global_step=3)
         assert os.stat(p3 + ".meta").st_ino != os.stat(p2 + ".meta").st_ino
