@@ -140,7 +140,7 @@ class _FastRun:
         self.plan = plan
         self.flat = flat
         self.rebuild = rebuild
-        self.single = len(flat) == 1
+        self.single = len(flat) == 1 and not isinstance(keep[0], (list, tuple))
         # per feed: (numpy dtype, plan rank, static dims or None when any size goes)
         self.rules = []
         for t, v in zip(feeds, values):
@@ -158,7 +158,7 @@ class _FastRun:
                     arr = v
                 elif tv is float or tv is int or tv is bool or tv is np.ndarray or isinstance(v, np.generic):
                     try:
-                        arr = np.asarray(v, dtype=dt)
+                        arr = np.asarray(v, dt)
                     except (TypeError, ValueError, OverflowError):
                         return None
                 else:
@@ -175,8 +175,8 @@ class _FastRun:
         return out
 
     def finish(self, raw: list[Any]) -> Any:
-        if self.single:
-            return self.rebuild([_to_result(raw[0], self.flat[0])])
+        if self.single:  # one fetch, not in a list: the result is the value itself
+            return _to_result(raw[0], self.flat[0])
         return self.rebuild([_to_result(v, t) for v, t in zip(raw, self.flat)])
 
 

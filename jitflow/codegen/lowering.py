@@ -277,13 +277,11 @@ DATA_INPUTS: dict[str, tuple[int, ...]] = {"UnbroadcastTo": (0,)}
 def derived_attrs(op: Any) -> tuple[tuple[str, Any], ...] | None:
     """Code-changing attrs computed from the op (not stored on it); None: the op cannot be lowered."""
     if op.type == "UnbroadcastTo":
+        # the reduced dims follow from the target and the gradient's rank at run time
         target = op.attrs["shape"].as_tuple()
-        rank = op.inputs[0].shape.ndims
-        if target is None or None in target or rank is None or rank < len(target):
+        if target is None or None in target:
             return None
-        extra = rank - len(target)
-        axes = tuple(range(extra)) + tuple(i + extra for i, d in enumerate(target) if d == 1)
-        return (("axis", axes), ("keep_dims", False), ("target", tuple(int(d) for d in target)))
+        return (("target", tuple(int(d) for d in target)),)
     return ()
 
 # Runtime shape rules beyond broadcasting: op type -> check(arg shapes) (False: run interpreted).

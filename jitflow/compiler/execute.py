@@ -27,7 +27,7 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
     for s, v in zip(plan.feed_slots, feed_values):
         vals[s] = v
     # TF computes inf/nan silently (check_numerics is the way to catch them): NumPy must not warn
-    token = _ignore_fp_errors()
+    token = _fp_set(_IGNORE) if _fp_set is not None else _ignore_fp_errors()
     try:
         if plan.debug >= 2:
             _run_timed(plan, ctx, vals)
@@ -39,28 +39,34 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
             res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]
         return res
     finally:
-        _restore_fp_errors(token)
+        if _fp_set is not None:
+            _fp_reset(token)
+        else:
+            _restore_fp_errors(token)
         plan.arenas.append(arena)
 
 
 try:  # NumPy keeps its error state in a context variable; setting it directly is 10x cheaper than errstate
     from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj  # type: ignore[attr-defined]
 
-    _IGNORE = _make_extobj(all="ignore")
-
-    def _ignore_fp_errors() -> Any:
-        return _extobj_contextvar.set(_IGNORE)
-
-    def _restore_fp_errors(token: Any) -> None:
-        _extobj_contextvar.reset(token)
+    _IGNORE: Any = _make_extobj(all="ignore")
+    _fp_set: Any = _extobj_contextvar.set
+    _fp_reset: Any = _extobj_contextvar.reset
 except (ImportError, TypeError):  # pragma: no cover - other NumPy versions
-    def _ignore_fp_errors() -> Any:
-        cm = np.errstate(all="ignore")
-        cm.__enter__()
-        return cm
+    _IGNORE = None
+    _fp_set = None
+    _fp_reset = None
 
-    def _restore_fp_errors(token: Any) -> None:
-        token.__exit__(None, None, None)
+
+def _ignore_fp_errors() -> Any:
+    """The portable (slower) way, for NumPy versions without the context variable."""
+    cm = np.errstate(all="ignore")
+    cm.__enter__()
+    return cm
+
+
+def _restore_fp_errors(token: Any) -> None:
+    token.__exit__(None, None, None)
 
 
 def _run_timed(plan: Plan, ctx: Any, vals: list[Any]) -> None:

@@ -147,19 +147,20 @@ class ClusterStep:
         self.node_checks = [(k, L.SHAPE_CHECKS[n.op_type]) for k, n in enumerate(c.nodes)
                             if n.op_type in L.SHAPE_CHECKS]
         self.one_fn: Any = None
+        self.in_spec = list(zip(in_slots, self.var_names, self.in_dtypes))
         self.need_array = [True] * len(c.outputs)  # outputs read by interpreted steps stay arrays
 
     # the hot path
     def __call__(self, ctx: Any, vals: list) -> None:
         arrays = []
         variables = ctx.variables
-        for slot, var, dt in zip(self.in_slots, self.var_names, self.in_dtypes):
+        for slot, var, dt in self.in_spec:
             a = vals[slot] if var is None else variables.get(var)
             if type(a) is not np.ndarray and not isinstance(a, np.generic):
                 if a is None:
                     return self.interpret(ctx, vals)
                 a = np.asarray(a)
-            if a.dtype != dt:
+            if a.dtype is not dt and a.dtype != dt:  # dtypes are nearly always the canonical instances
                 return self.interpret(ctx, vals)
             arrays.append(a)
         shapes = tuple([a.shape for a in arrays])
@@ -246,23 +247,16 @@ class ClusterStep:
         out_shapes: list[tuple[int, ...]] = []
         red = c.reduction()
         if red is not None:
-            rank = len(space)
-            ax = red.attr("axis")
-            axes = tuple(range(rank)) if ax is None else tuple(sorted({a % rank for a in ax})) if rank else ()
-            if ax is not None and any(a >= rank or a < -rank for a in ax) and rank:
-                raise LayoutError("reduction axis out of range")
-            if ax is not None and rank == 0 and len(ax) and ax != (0,):
-                raise LayoutError("reduction axis out of range")
+            axes = reduce_axes(red, len(space))
         for j, o in enumerate(c.outputs):
             if red is not None and o.node == len(c.nodes) - 1:
                 keep = bool(red.attr("keep_dims", False))
                 assert axes is not None
                 shp = tuple((1 if d in axes else n) for d, n in enumerate(space) if keep or d not in axes)
                 target = red.attr("target")
-                if target is not None:  # UnbroadcastTo: the kept dims are the target's non-1 dims
-                    src = red.args[0]
-                    rank_in = c.inputs[src].rank if src < c.n_inputs else c.nodes[src - c.n_inputs].rank
-                    if len(space) != rank_in or [n for n in shp if n != 1] != [n for n in target if n != 1]:
+                if target is not None:  # UnbroadcastTo: the kept dims must be the target's
+                    extra = len(space) - len(target)
+                    if any(d != 1 and space[extra + i] != d for i, d in enumerate(target)):
                         raise LayoutError("gradient does not reduce to the target shape")
                     shp = tuple(target)
             else:
@@ -460,9 +454,10 @@ def lower(plan: Plan) -> None:
         for f in report["fallbacks"]:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
     folded = _fold_constants(plan, fed)
+    unused = _unused_shape_ops(ops, clustered, cluster_steps, fetched)
     steps: list[Step] = []
     for op in ops:
-        if op in plan.lazy_vars or op in folded:
+        if op in plan.lazy_vars or op in folded or op in unused:
             continue
         cstep = cluster_at.get(op)
         if cstep is not None:
@@ -475,6 +470,19 @@ def lower(plan: Plan) -> None:
             steps.append(own.get(op) or plan.op_steps[op])
     plan.steps = steps
     _mark_array_outputs(cluster_steps, readers)
+
+
+def _unused_shape_ops(ops: list[Operation], clustered: set[Operation], cluster_steps: list[ClusterStep],
+                      fetched: set[Tensor]) -> set[Operation]:
+    """Shape/Size/Rank ops whose value nothing reads any more (e.g. targets folded into a cluster)."""
+    read: set[Tensor] = {i.tensor for st in cluster_steps for i in st.c.inputs if i.tensor is not None}
+    controls: set[Operation] = set()
+    for op in ops:
+        controls.update(op.control_inputs)
+        if op not in clustered:
+            read.update(op.inputs)
+    return {op for op in ops if op.type in ("Shape", "Size", "Rank") and op not in controls
+            and not any(t in read or t in fetched for t in op.outputs)}
 
 
 def _fold_constants(plan: Plan, fed: set[Tensor]) -> set[Operation]:
@@ -511,6 +519,26 @@ def _has_checks(c: Cluster, k: int) -> bool:
     return bool(e is not None and e.checks)
 
 
+def reduce_axes(red: Any, rank: int) -> tuple[int, ...]:
+    """The dims a reduction node reduces for an input of `rank` (LayoutError when they do not fit)."""
+    target = red.attr("target")
+    if target is not None:  # UnbroadcastTo: sum the leading extra dims and where the target has 1s
+        extra = rank - len(target)
+        if extra < 0:
+            raise LayoutError("gradient has a lower rank than its target")
+        return tuple(range(extra)) + tuple(i + extra for i, d in enumerate(target) if d == 1)
+    ax = red.attr("axis")
+    if ax is None:
+        return tuple(range(rank))
+    if rank == 0:
+        if any(a not in (0, -1) for a in ax):
+            raise LayoutError("reduction axis out of range")
+        return ()
+    if any(a >= rank or a < -rank for a in ax):
+        raise LayoutError("reduction axis out of range")
+    return tuple(sorted({a % rank for a in ax}))
+
+
 def compile_predicted(step: ClusterStep) -> None:
     """Compiles the kernel that the static shapes predict even for tiny clusters (for `explain`)."""
     shapes = _predicted_shapes(step)
@@ -519,10 +547,7 @@ def compile_predicted(step: ClusterStep) -> None:
     try:
         space = broadcast_shape(list(shapes))
         red = step.c.reduction()
-        axes = None
-        if red is not None:
-            ax = red.attr("axis")
-            axes = tuple(range(len(space))) if ax is None else tuple(a % max(len(space), 1) for a in ax)
+        axes = reduce_axes(red, len(space)) if red is not None else None
         layout, _ = compute_layout(list(shapes), space, axes)
     except LayoutError:
         return
