@@ -27,6 +27,7 @@ from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, cluster
 from jitflow.compiler.layout import LayoutError, broadcast_shape, compute_layout
+from jitflow.compiler.placement import gpu_count, requested_gpu
 from jitflow.compiler.plan import ARENA_SLOT, Plan, Step, var_reads
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
@@ -420,6 +421,8 @@ def lower(plan: Plan) -> None:
                                      plan.op_steps[op])
             matmul_of[t] = op
     var_shapes = {op.name: op.attrs.get("shape") for op in ops if op.type == "VariableV2"}
+    gpu_plan = any(requested_gpu(op) is not None for op in ops)
+    n_gpus = gpu_count() if gpu_plan else 0
     cluster_steps: list[ClusterStep] = []
     cluster_at: dict[Operation, ClusterStep] = {}  # last member -> its cluster's step
     clustered: set[Operation] = set()
@@ -446,7 +449,8 @@ def lower(plan: Plan) -> None:
         cluster_steps.append(step)
         cluster_at[members[-1]] = step
         clustered |= mset
-        _warm(step)
+        if not (n_gpus and all(requested_gpu(m) is not None for m in members)):
+            _warm(step)  # (a GPU cluster compiles for CUDA instead)
         if flags.debug_level() >= 3:
             print(f"jitflow: cluster {entry['ops']} ({c.kind}, {len(c.inputs)} inputs, "
                   f"{len(c.outputs)} outputs)", file=sys.stderr)
@@ -470,6 +474,12 @@ def lower(plan: Plan) -> None:
             steps.append(own.get(op) or plan.op_steps[op])
     plan.steps = steps
     _mark_array_outputs(cluster_steps, readers)
+    if gpu_plan:
+        try:
+            from jitflow.compiler.gpu import lower_gpu_clusters
+        except ImportError:  # no CUDA backend in this build: everything stays on the CPU
+            return
+        lower_gpu_clusters(plan)
 
 
 def _unused_shape_ops(ops: list[Operation], clustered: set[Operation], cluster_steps: list[ClusterStep],
