@@ -176,6 +176,8 @@ def export_meta_graph(filename: str | None = None, meta_info_def: Any = None, gr
                       **kwargs: Any) -> MetaGraphDef:
     """Describes `graph` (default: the default graph) as data, writes it to `filename` if given,
     and returns it. `export_scope` keeps only ops under that name scope, with the scope stripped."""
+    if kwargs:
+        raise TypeError(f"export_meta_graph() got unexpected keyword arguments {sorted(kwargs)}")
     g = graph or get_default_graph()
     ops_out = []
     for op in g.get_operations():
@@ -325,12 +327,18 @@ def _scoped(name: str, scope: str | None) -> str:
 
 
 def import_scoped_meta_graph(meta: MetaGraphDef | str, graph: Graph | None = None,
-                             import_scope: str | None = None, clear_devices: bool = False) -> dict[str, Any]:
-    """Adds the ops and collections of `meta` to `graph`; returns the imported Variables by op name."""
+                             import_scope: str | None = None, clear_devices: bool = False,
+                             input_map: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Adds the ops and collections of `meta` to `graph`; returns the imported Variables by op name.
+
+    `input_map` maps tensor names of the saved graph ("x:0", or "x" for its first output) to tensors
+    of `graph` that imported ops read instead.
+    """
     body = read_meta_graph_file(meta) if isinstance(meta, str) else meta
     g = graph or get_default_graph()
+    mapping = _check_input_map(g, input_map)
     try:
-        _import_ops(g, body["ops"], import_scope, clear_devices)
+        _import_ops(g, body["ops"], import_scope, clear_devices, mapping)
         if g.seed is None and body.get("graph_seed") is not None:
             g.seed = int(body["graph_seed"])
         variables = _import_variables(g, body.get("variables") or {}, import_scope)
@@ -340,10 +348,24 @@ def import_scoped_meta_graph(meta: MetaGraphDef | str, graph: Graph | None = Non
     return variables
 
 
-def _import_ops(g: Graph, ops: list[dict[str, Any]], scope: str | None, clear_devices: bool) -> None:
+def _check_input_map(g: Graph, input_map: dict[str, Any] | None) -> dict[str, Tensor]:
+    mapping: dict[str, Tensor] = {}
+    for name, t in (input_map or {}).items():
+        t = getattr(t, "_as_tensor", lambda t=t: t)()  # a Variable maps to its value
+        if not isinstance(name, str) or not isinstance(t, Tensor):
+            raise TypeError(f"input_map must map tensor names to Tensors, got {name!r}: {t!r}")
+        if t.graph is not g:
+            raise ValueError(f"input_map tensor {t.name} is not in the graph being imported into")
+        mapping[name if ":" in name else name + ":0"] = t
+    return mapping
+
+
+def _import_ops(g: Graph, ops: list[dict[str, Any]], scope: str | None, clear_devices: bool,
+                mapping: dict[str, Tensor]) -> None:
     for spec in ops:
         try:
-            inputs = [g.get_tensor_by_name(_scoped(n, scope)) for n in spec["inputs"]]
+            inputs = [mapping[n] if n in mapping else g.get_tensor_by_name(_scoped(n, scope))
+                      for n in spec["inputs"]]
             controls = [g.get_operation_by_name(_scoped(n, scope)) for n in spec["control_inputs"]]
         except KeyError as e:
             raise DataLossError(None, None, f"Meta graph op {spec.get('name')!r} refers to a missing "
@@ -385,14 +407,18 @@ def _import_collections(g: Graph, collections: dict[str, list[Any]], variables: 
 
 
 def import_meta_graph(meta_graph_or_file: MetaGraphDef | str, clear_devices: bool = False,
-                      import_scope: str | None = None, **kwargs: Any) -> Any:
+                      import_scope: str | None = None, input_map: dict[str, Any] | None = None,
+                      **kwargs: Any) -> Any:
     """Recreates a saved graph in the default graph and returns a Saver for it (None if it has no
     variables), so that `saver.restore(sess, path)` loads the values."""
     from .saver import Saver
 
+    unknown = set(kwargs) - {"return_elements"}
+    if unknown:
+        raise TypeError(f"import_meta_graph() got unexpected keyword arguments {sorted(unknown)}")
     body = read_meta_graph_file(meta_graph_or_file) if isinstance(meta_graph_or_file, str) \
         else meta_graph_or_file
-    variables = import_scoped_meta_graph(body, None, import_scope, clear_devices)
+    variables = import_scoped_meta_graph(body, None, import_scope, clear_devices, input_map)
     saver_def = body.get("saver_def")
     if saver_def:
         return Saver._from_saver_def(saver_def, variables, import_scope)

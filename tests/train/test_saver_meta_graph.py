@@ -236,3 +236,18 @@ def test_random_damage_to_meta_graph_is_data_loss(data: st.DataObject) -> None:
         del raw[pos:]
     with pytest.raises(tf.errors.DataLossError):
         meta_graph.loads(bytes(raw))
+
+
+def test_input_map_rewires_imported_ops() -> None:
+    x = tf.placeholder(tf.float32, [2], name="x")
+    tf.multiply(x, 2.0, name="y")
+    body = tf.train.export_meta_graph()
+    tf.reset_default_graph()
+    c = tf.constant([1.0, 5.0], name="c")
+    tf.train.import_meta_graph(body, import_scope="imp", input_map={"x": c})
+    with tf.Session() as sess:
+        assert sess.run("imp/y:0").tolist() == [2.0, 10.0]  # no feed needed: reads c
+    with pytest.raises(TypeError):
+        tf.train.import_meta_graph(body, import_scope="bad", input_map={"x": 3.0})
+    with pytest.raises(TypeError, match="unexpected"):
+        tf.train.import_meta_graph(body, import_scope="other", bogus=1)
