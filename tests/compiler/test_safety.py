@@ -128,3 +128,20 @@ def test_fast_path_follows_the_call_shape() -> None:
         with pytest.raises(ValueError):
             sess.run(y, {x: [[1.0]]})
         assert sess.run({"k": y}, {x: [1.0]}) == {"k": np.array([3.0], np.float32)}
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_check_numerics_and_bad_gather_indices_in_compiled_plans(jit: bool) -> None:
+    x = tf.placeholder(tf.float32, [None])
+    y = tf.check_numerics(tf.log(x) * 2.0, "log went bad", name="numerics") + 1.0
+    idx = tf.placeholder(tf.int32, [None])
+    g = tf.gather(tf.exp(x), idx, name="the_gather") * 3.0
+    with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+        assert sess.run(y, {x: np.ones(4, np.float32)}).tolist() == [1.0] * 4
+        with pytest.raises(errors.InvalidArgumentError, match="log went bad") as e:
+            sess.run(y, {x: np.array([1.0, -1.0], np.float32)})
+        assert e.value.op.name == "numerics"
+        with pytest.raises(errors.InvalidArgumentError) as e2:
+            sess.run(g, {x: np.ones(3, np.float32), idx: np.array([0, 5], np.int32)})
+        assert e2.value.op.name == "the_gather"
+        assert sess.run(g, {x: np.zeros(3, np.float32), idx: np.array([2, 0], np.int32)}).tolist() == [3.0, 3.0]
