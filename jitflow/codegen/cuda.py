@@ -61,6 +61,9 @@ _NP_CALL = re.compile(r"\bnp\.(" + "|".join(("sqrt", "floor", "ceil", "rint", "t
                                              "copysign", "isinf", "isfinite", "exp", "log", "log1p",
                                              "expm1", "tanh")) + r")\(")
 _V_CALL = re.compile(r"\bV\.(\w+_f(?:32|64))\(")
+_NP_NAME = re.compile(r"\bnp\.(\w+)")
+# NumPy names that device code may keep: scalar types (casts) and constants
+_NP_KEPT = frozenset(L.SUPPORTED) | {"bool_", "inf", "nan"}
 
 
 def device_code(code: str, float_dt: str | None) -> str:
@@ -71,6 +74,9 @@ def device_code(code: str, float_dt: str | None) -> str:
             raise ValueError(f"cannot tell the float type of {code!r}")
         sfx = "f32" if float_dt == "float32" else "f64"
         code = _NP_CALL.sub(lambda m: f"M.{m.group(1)}_{sfx}(", code)
+    left = {m.group(1) for m in _NP_NAME.finditer(code)} - _NP_KEPT
+    if left or "V." in code:
+        raise ValueError(f"no device lowering for {sorted(left) or code!r}")
     return code
 
 

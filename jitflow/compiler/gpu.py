@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from jitflow.codegen import cuda as cg
-from jitflow.codegen import lowering as L
+from jitflow.codegen.cache import KernelCompileError
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.layout import Layout, LayoutError, broadcast_shape, compute_layout
 from jitflow.compiler.placement import gpu_count, requested_gpu
@@ -378,6 +378,9 @@ class _Entry:
         self.in_place = in_place  # per output: the input whose device array it overwrites, or -1
 
 
+_ON_CPU = _Entry(None, (), [], [])  # the CUDA kernel cannot be generated: run the CPU step
+
+
 class CudaClusterStep:
     """Runs a cluster placed on a GPU as a CUDA kernel (the CPU `ClusterStep` it replaces runs fallbacks)."""
 
@@ -426,6 +429,9 @@ class CudaClusterStep:
             ent = self.prepare(shapes)
         if ent is None:
             return self.interpret(ctx, vals)
+        if ent is _ON_CPU:
+            _host_inputs(self.in_slots, vals)
+            return self.base(ctx, vals)  # type: ignore[no-any-return]
         outs = []
         for j, dt in enumerate(self.out_dtypes):
             src = ent.in_place[j]
@@ -462,27 +468,42 @@ class CudaClusterStep:
             ent: _Entry | None = self._decide(shapes)
         except LayoutError:
             ent = None
+        except (ValueError, KernelCompileError) as e:
+            # no device lowering for some node: the cluster keeps its CPU kernel, and says why
+            ent = _ON_CPU
+            self.report.update(backend="cpu", cuda_fallback=str(e))
         if len(self.entries) > 64:
             self.entries.clear()
         self.entries[shapes] = ent
         return ent
 
     def _decide(self, shapes: tuple) -> _Entry:
-        c = self.c
+        # the validity rules are the CPU step's (its checks raise LayoutError): both backends agree
+        from jitflow.compiler.lower import reduce_axes
+
+        c, base = self.c, self.base
         space = broadcast_shape(list(shapes))
-        axes = _reduce_axes(c, space)
-        out_shapes: list[tuple[int, ...]] = []
         red = c.reduction()
+        axes = reduce_axes(red, len(space)) if red is not None else None
+        out_shapes: list[tuple[int, ...]] = []
         for j, o in enumerate(c.outputs):
             if red is not None and o.node == len(c.nodes) - 1:
                 assert axes is not None
                 keep = bool(red.attr("keep_dims", False))
                 shp = tuple((1 if d in axes else n) for d, n in enumerate(space) if keep or d not in axes)
+                target = red.attr("target")
+                if target is not None:  # UnbroadcastTo: the kept dims must be the target's
+                    extra = len(space) - len(target)
+                    if any(d != 1 and space[extra + i] != d for i, d in enumerate(target)):
+                        raise LayoutError("gradient does not reduce to the target shape")
+                    shp = tuple(target)
             else:
                 shp = broadcast_shape([shapes[i] for i in self.deps[j]])
             out_shapes.append(shp)
             if o.var is not None:
-                _check_update(c, o, shp, shapes, self.var_shapes)
+                base._check_update(o, shp, shapes)
+        if getattr(base, "node_checks", None):
+            base._check_nodes(shapes)
         layout, exts = compute_layout(list(shapes), space, axes)
         kernel = self._kernel(layout)
         return _Entry(kernel, tuple(int(e) for e in exts), out_shapes, self._in_place(layout, out_shapes, shapes))
@@ -512,41 +533,6 @@ class CudaClusterStep:
                 fn = compile_cuda(source, parts, [op.type for op in self.c.ops], self.report)
                 self.kernels[layout] = fn
         return fn
-
-
-def _reduce_axes(c: Cluster, space: tuple[int, ...]) -> tuple[int, ...] | None:
-    red = c.reduction()
-    if red is None:
-        return None
-    rank = len(space)
-    ax = red.attr("axis")
-    if ax is None:
-        return tuple(range(rank))
-    if rank == 0:
-        if len(ax) and tuple(ax) != (0,):
-            raise LayoutError("reduction axis out of range")
-        return ()
-    if any(a >= rank or a < -rank for a in ax):
-        raise LayoutError("reduction axis out of range")
-    return tuple(sorted({a % rank for a in ax}))
-
-
-def _check_update(c: Cluster, o: Any, shp: tuple[int, ...], shapes: tuple, var_shapes: dict[str, Any]) -> None:
-    """LayoutError unless a variable update keeps the variable's shape (the interpreter reports it)."""
-    node = c.nodes[o.node]
-    rule = L.UPDATES[node.op_type]
-    if rule.reads:
-        cur = shapes[node.args[0]]
-        if shp != cur:
-            raise LayoutError("update does not have the variable's shape")
-        for p in rule.exact_shape:
-            k = len(rule.refs) + p - sum(1 for r in rule.refs if r < p)
-            if k < len(node.args) and broadcast_shape([shapes[i] for i in c.deps(node.args[k])]) != cur:
-                raise LayoutError("update value does not have the variable's shape")
-    else:
-        want = var_shapes.get(o.var)
-        if want is not None and not want.is_compatible_with(shp):
-            raise LayoutError("assigned value does not have the variable's shape")
 
 
 class CudaMatMulStep:

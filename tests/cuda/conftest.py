@@ -1,6 +1,7 @@
 """CUDA tests run on Numba's CUDA simulator where no GPU exists; they skip when numba.cuda is unusable.
 
 The simulator must be chosen before `numba.cuda` is first imported, so it is set here, at collection.
+(No __init__.py here: a package named `cuda` would hide NVIDIA's `cuda` bindings from numba-cuda.)
 """
 from __future__ import annotations
 
@@ -18,16 +19,6 @@ if "numba" in sys.modules and "numba.cuda" not in sys.modules:
     from numba.core import config as _config
 
     _config.ENABLE_CUDASIM = int(os.environ["NUMBA_ENABLE_CUDASIM"])
-
-
-def cuda_available() -> bool:
-    """True when numba.cuda imports and sees a device (a real GPU or the simulator)."""
-    from jitflow.compiler.placement import gpu_count
-
-    return gpu_count() > 0
-
-
-needs_cuda = pytest.mark.skipif(not cuda_available(), reason="numba.cuda with a GPU or the simulator is needed")
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import jitflow as tf
 from jitflow.compiler import gpu
+from jitflow.compiler.placement import gpu_count
 from jitflow.compiler.plan import Plan
+
+# numba.cuda imports and sees a device (a real GPU, or the simulator chosen in conftest.py)
+needs_cuda = pytest.mark.skipif(gpu_count() == 0, reason="numba.cuda with a GPU or the simulator is needed")
 
 
 def run_gpu(fetches: Any, feed: dict | None = None, init: bool = False) -> tuple[Any, Any, Plan]:

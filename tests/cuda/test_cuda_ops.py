@@ -6,8 +6,7 @@ import pytest
 
 import jitflow as tf
 from tests.compiler.helpers import assert_same
-from tests.cuda.conftest import needs_cuda
-from tests.cuda.helpers import backends, cuda_steps, run_gpu
+from tests.cuda.helpers import backends, cuda_steps, needs_cuda, run_gpu
 
 pytestmark = needs_cuda
 

@@ -10,8 +10,7 @@ import pytest
 import jitflow as tf
 from jitflow.compiler import gpu
 from tests.compiler.helpers import assert_same
-from tests.cuda.conftest import needs_cuda
-from tests.cuda.helpers import backends, cuda_steps, last_plan
+from tests.cuda.helpers import backends, cuda_steps, last_plan, needs_cuda
 
 pytestmark = needs_cuda
 

@@ -7,8 +7,7 @@ import pytest
 import jitflow as tf
 from jitflow.compiler import gpu, placement
 from tests.compiler.helpers import assert_same
-from tests.cuda.conftest import needs_cuda
-from tests.cuda.helpers import backends, cuda_steps, last_plan
+from tests.cuda.helpers import backends, cuda_steps, last_plan, needs_cuda
 
 
 @pytest.mark.parametrize("spec,want", [("/gpu:0", 0), ("/GPU:2", 2), ("/device:GPU:1", 1),
