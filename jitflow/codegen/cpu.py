@@ -16,8 +16,9 @@ from jitflow.codegen import lowering as L
 from jitflow.compiler.cluster import REDUCTION, Cluster
 from jitflow.compiler.layout import Layout
 
-CODEGEN_VERSION = 1
+CODEGEN_VERSION = 2
 ENTRY = "kernel"
+LANES = 8
 
 
 def _nbtype(dt: str) -> str:
@@ -140,7 +141,7 @@ def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
     nred = " * ".join(f"e{g}" for g in range(G) if layout.reduced[g]) or "1"
     lines.append(f"{ind}nout = {nout}")
     lines.append(f"{ind}nred = {nred}")
-    lines.append(f"{ind}acc = np.empty(nout, np.{'bool_' if acc_dt == 'bool' else acc_dt})")
+    lines.append(f"{ind}acc = np.empty(nout, np.{_np_name(acc_dt)})")
     init = rule.init(acc_dt)
     lines.append(f"{ind}for j in range(nout):")
     lines.append(f"{ind}    acc[j] = {init}")
@@ -156,8 +157,20 @@ def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
     if first_trailing < G:
         body = inner + stores + [f"s = {L.cast(comb_s, acc_dt)}"]
         merge = [f"acc[{oidx}] = {L.cast(rule.combine.format(acc=f'acc[{oidx}]', v='s'), acc_dt)}"]
+        # the innermost loop accumulates into LANES independent lanes: without reassociation a single
+        # accumulator is a serial dependency chain that cannot vectorize
+        comb_l = rule.combine.format(acc="sv[k]", v=vcast)
+        lanes = [f"sv = np.full({LANES}, {init}, np.{_np_name(acc_dt)})",
+                 f"n8 = e{G - 1} - e{G - 1} % {LANES}",
+                 f"for jb in range(0, n8, {LANES}):",
+                 f"    for k in range({LANES}):",
+                 f"        i{G - 1} = jb + k"]
+        lanes += ["        " + line for line in inner + stores + [f"sv[k] = {L.cast(comb_l, acc_dt)}"]]
+        lanes += [f"for i{G - 1} in range(n8, e{G - 1}):"] + ["    " + line for line in body]
+        lanes += [f"for k in range({LANES}):",
+                  f"    s = {L.cast(rule.combine.format(acc='s', v='sv[k]'), acc_dt)}"]
         lines += _loops(G, ind, body, parallel, list(layout.reduced), split=first_trailing,
-                        split_pre=[f"s = {init}"], split_post=merge)
+                        split_pre=[f"s = {init}"], split_post=merge, innermost=lanes)
     else:
         body = inner + stores + [f"acc[{oidx}] = {L.cast(comb_a, acc_dt)}"]
         lines += _loops(G, ind, body, parallel, list(layout.reduced))
@@ -167,12 +180,27 @@ def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _np_name(dt: str) -> str:
+    return "bool_" if dt == "bool" else dt
+
+
 def _loops(G: int, ind: str, body: list[str], parallel: bool, reduced: list[bool], split: int = -1,
-           split_pre: list[str] | None = None, split_post: list[str] | None = None) -> list[str]:
-    """Nested loops over groups 0..G-1 around `body`; `split_pre`/`split_post` wrap loops split.. ."""
+           split_pre: list[str] | None = None, split_post: list[str] | None = None,
+           innermost: list[str] | None = None) -> list[str]:
+    """Nested loops over groups 0..G-1 around `body`; `split_pre`/`split_post` wrap loops split.. .
+
+    `innermost`, when given, replaces the loop over the last group together with its body.
+    """
     out: list[str] = []
     depth = ind
     for g in range(G):
+        if innermost is not None and g == G - 1:
+            if g == split:
+                out += [depth + s for s in (split_pre or [])]
+            out += [depth + s for s in innermost]
+            if 0 <= split < G:
+                out += [ind + "    " * split + s for s in (split_post or [])]
+            return out
         if g == split:
             out += [depth + s for s in (split_pre or [])]
         rng = "prange" if (g == 0 and parallel and not reduced[0]) else "range"

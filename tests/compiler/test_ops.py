@@ -159,3 +159,20 @@ def test_one_element_path_matches_interpreter() -> None:
     with tf.Session() as sess:
         with pytest.raises(tf.errors.InvalidArgumentError, match="FloorDiv"):
             sess.run(outs[4], {i: np.array([[-1]], np.int32)})
+
+
+def test_row_reductions_use_lanes_and_tails() -> None:
+    rng = np.random.default_rng(9)
+    xv = rng.normal(size=(5, 37))
+    xv[1, 9] = np.nan  # inside the lane loop
+    xv[2, 36] = np.nan  # in the tail
+    iv = rng.integers(-50, 50, size=(5, 37)).astype(np.int64)
+    x = tf.placeholder(tf.float64, [None, 37])
+    i = tf.placeholder(tf.int64, [None, 37])
+    outs = [tf.reduce_max(x * 2.0, axis=1), tf.reduce_min(x - 1.0, axis=1), tf.reduce_sum(x * x, axis=1),
+            tf.reduce_prod(x * 0.5 + 1.0, axis=1), tf.reduce_sum(i * 3, axis=1), tf.reduce_max(i + 1, axis=1),
+            tf.reduce_any(i > 45, axis=1)]
+    got, want, plan = run_both(outs, {x: xv, i: iv})
+    assert counts(plan) == (len(outs), 0)
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert_same(g, w, rtol=1e-13, what=f"output {k}")
