@@ -195,6 +195,13 @@ def test_noncontiguous_and_big_endian_inputs(tmp_path: pathlib.Path) -> None:
     assert r.read("be").dtype == np.dtype("<f4")
 
 
+def test_string_tensor_of_other_objects_is_type_error(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(TypeError, match="bytes or str"):
+        bundle.write_bundle(str(tmp_path / "c"), {"s": np.array([b"a", 3], dtype=object)})
+    bundle.write_bundle(str(tmp_path / "c"), {"s": np.array(["\u00e9t\u00e9", b"x"], dtype=object)})
+    assert bundle.BundleReader(str(tmp_path / "c")).read("s").tolist() == ["\u00e9t\u00e9".encode(), b"x"]
+
+
 def test_bad_keys_are_value_errors(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ValueError, match="Duplicate"):
         bundle.write_bundle(str(tmp_path / "c"), [("a", 1.0), ("a", 2.0)])

@@ -44,7 +44,11 @@ def _as_storable(name: str, value: Any) -> np.ndarray:
 
 
 def _string_payload(arr: np.ndarray) -> tuple[list[bytes], int]:
-    items = [x if isinstance(x, bytes) else str(x).encode() for x in arr.reshape(-1).tolist()]
+    items = []
+    for x in arr.reshape(-1).tolist():
+        if not isinstance(x, (bytes, str)):
+            raise TypeError(f"A string tensor can hold only bytes or str, got {type(x).__name__}")
+        items.append(x if isinstance(x, bytes) else x.encode("utf-8"))
     lengths = b"".join(encode_varint(len(x)) for x in items)
     c = crc.value(b"".join(struct.pack("<I", len(x)) for x in items))
     length_crc = struct.pack("<I", crc.mask(c))
@@ -103,7 +107,11 @@ def write_bundle(prefix: str, tensors: Mapping[str, Any] | Iterable[tuple[str, A
         if os.path.exists(data_tmp):
             os.remove(data_tmp)
         raise
-    os.replace(index_tmp, ipath)  # the commit point: a complete index appears last
+    try:
+        os.replace(index_tmp, ipath)  # the commit point: a complete index appears last
+    except BaseException:
+        os.remove(index_tmp)
+        raise
     if sync:
         atomic.fsync_dir(directory)
     if old_data is not None:
