@@ -410,18 +410,9 @@ class CudaClusterStep:
 
     def __call__(self, ctx: Any, vals: list) -> None:
         store = device_store(ctx)
-        arrays = []
-        for k, (slot, var, dt) in enumerate(zip(self.in_slots, self.var_names, self.in_dtypes)):
-            if var is not None:
-                a = store.device_value(var)
-            else:
-                a = vals[slot]
-                if a is None:
-                    return self.interpret(ctx, vals)
-                a = self.io.device_input(k, a, vals, store)
-            if a is None or a.dtype != dt:
-                return self.interpret(ctx, vals)
-            arrays.append(a)
+        arrays = self.gather(vals, store)
+        if arrays is None:
+            return self.interpret(ctx, vals)
         shapes = tuple([tuple(a.shape) for a in arrays])
         if shapes in self.entries:
             ent = self.entries[shapes]
@@ -432,6 +423,35 @@ class CudaClusterStep:
         if ent is _ON_CPU:
             _host_inputs(self.in_slots, vals)
             return self.base(ctx, vals)  # type: ignore[no-any-return]
+        outs = self.outputs(ent, arrays, vals)
+        err = self.err_buffer(vals)
+        ent.kernel(*[_flat(a) for a in arrays], *[_flat(o) for o in outs], ent.exts, err)
+        if self.has_checks and to_host(err)[0]:
+            return self.interpret(ctx, vals)
+        self.publish(outs, vals, store)
+        return None
+
+    def gather(self, vals: list, store: DeviceVariables, skip: int = -1) -> list[Any] | None:
+        """The inputs as device arrays (input `skip` left None); None when one is missing or mistyped."""
+        arrays: list[Any] = []
+        for k, (slot, var, dt) in enumerate(zip(self.in_slots, self.var_names, self.in_dtypes)):
+            if k == skip:
+                arrays.append(None)
+                continue
+            if var is not None:
+                a = store.device_value(var)
+            else:
+                a = vals[slot]
+                if a is None:
+                    return None
+                a = self.io.device_input(k, a, vals, store)
+            if a is None or a.dtype != dt:
+                return None
+            arrays.append(a)
+        return arrays
+
+    def outputs(self, ent: _Entry, arrays: list[Any], vals: list) -> list[Any]:
+        """Device arrays for the outputs: a variable's own array (in place), a pooled one, or the arena's."""
         outs = []
         for j, dt in enumerate(self.out_dtypes):
             src = ent.in_place[j]
@@ -442,18 +462,22 @@ class CudaClusterStep:
                 outs.append(pool.get(ent.out_shapes[j], dt))
             else:
                 outs.append(_device_buffer(vals, (self.key, j), ent.out_shapes[j], dt))
+        return outs
+
+    def err_buffer(self, vals: list) -> Any:
+        """The kernel's error flag, cleared when the cluster has checks."""
         err = _device_buffer(vals, (self.key, -1), (1,), np.dtype(np.int64))
         if self.has_checks:
             err.copy_to_device(np.zeros(1, np.int64))
-        ent.kernel(*[_flat(a) for a in arrays], *[_flat(o) for o in outs], ent.exts, err)
-        if self.has_checks and to_host(err)[0]:
-            return self.interpret(ctx, vals)
+        return err
+
+    def publish(self, outs: list[Any], vals: list, store: DeviceVariables) -> None:
+        """Stores variable values and hands the outputs to their readers."""
         for j, o in enumerate(outs):
             var = self.stores[j]
             if var is not None:
                 store.device_assign(var, o)
             self.io.put_output(j, self.out_slots[j], o, vals)
-        return None
 
     def interpret(self, ctx: Any, vals: list) -> None:
         """Runs the members' interpreted steps on host copies of the inputs (the interpreter's errors)."""
@@ -478,6 +502,12 @@ class CudaClusterStep:
         return ent
 
     def _decide(self, shapes: tuple) -> _Entry:
+        layout, exts, out_shapes = self.shape_plan(shapes)
+        kernel = self._kernel(layout)
+        return _Entry(kernel, exts, out_shapes, self._in_place(layout, out_shapes, shapes))
+
+    def shape_plan(self, shapes: tuple) -> tuple[Layout, tuple[int, ...], list[tuple[int, ...]]]:
+        """(layout, group extents, output shapes) for these input shapes; LayoutError if they do not fit."""
         # the validity rules are the CPU step's (its checks raise LayoutError): both backends agree
         from jitflow.compiler.lower import reduce_axes
 
@@ -505,8 +535,7 @@ class CudaClusterStep:
         if getattr(base, "node_checks", None):
             base._check_nodes(shapes)
         layout, exts = compute_layout(list(shapes), space, axes)
-        kernel = self._kernel(layout)
-        return _Entry(kernel, tuple(int(e) for e in exts), out_shapes, self._in_place(layout, out_shapes, shapes))
+        return layout, tuple(int(e) for e in exts), out_shapes
 
     def _in_place(self, layout: Layout, out_shapes: list[tuple[int, ...]], shapes: tuple) -> list[int]:
         """Per output: the variable input it may overwrite (each element read and written by one point)."""
@@ -552,16 +581,11 @@ class CudaMatMulStep:
 
     def __call__(self, ctx: Any, vals: list) -> None:
         store = device_store(ctx)
-        a, b = vals[self.in_slots[0]], vals[self.in_slots[1]]
-        if a is None or b is None or len(np.shape(a)) != 2 or len(np.shape(b)) != 2 \
-                or a.dtype != self.dtype or b.dtype != self.dtype:
+        dims = self.dims(vals)
+        if dims is None:
             return self.interpret(ctx, vals)
-        m, k = (a.shape[1], a.shape[0]) if self.ta else a.shape
-        k2, n = (b.shape[1], b.shape[0]) if self.tb else b.shape
-        if k != k2:
-            return self.interpret(ctx, vals)
-        da = self.io.device_input(0, a, vals, store)
-        db = self.io.device_input(1, b, vals, store)
+        m, n, k = dims
+        da, db = self.operands(vals, store)
         out = _device_buffer(vals, (self.key, 0), (m, n), self.dtype)
         if self.kernel is None:
             source = cg.generate_matmul(self.dtype.name, self.ta, self.tb, target())
@@ -571,10 +595,91 @@ class CudaMatMulStep:
         self.io.put_output(0, self.out_slot, out, vals)
         return None
 
+    def dims(self, vals: list) -> tuple[int, int, int] | None:
+        """(m, n, k) of the product, or None when the operands are not two matching 2-D arrays."""
+        a, b = vals[self.in_slots[0]], vals[self.in_slots[1]]
+        if a is None or b is None or len(np.shape(a)) != 2 or len(np.shape(b)) != 2 \
+                or a.dtype != self.dtype or b.dtype != self.dtype:
+            return None
+        m, k = (a.shape[1], a.shape[0]) if self.ta else a.shape
+        k2, n = (b.shape[1], b.shape[0]) if self.tb else b.shape
+        return (int(m), int(n), int(k)) if k == k2 else None
+
+    def operands(self, vals: list, store: DeviceVariables) -> tuple[Any, Any]:
+        """Both operands as device arrays."""
+        return (self.io.device_input(0, vals[self.in_slots[0]], vals, store),
+                self.io.device_input(1, vals[self.in_slots[1]], vals, store))
+
     def interpret(self, ctx: Any, vals: list) -> None:
         """The interpreted MatMul on host copies (the interpreter's result or error)."""
         _host_inputs(self.in_slots, vals)
         self.base.fallback(ctx, vals)
+
+
+class FusedMatMulStep:
+    """A MatMul and the elementwise cluster that is its only reader, as one kernel (bias, activation...).
+
+    The product never reaches memory: each result element runs the epilogue as it leaves the tile.
+    Shapes that do not fit (the epilogue broadcasts the product) run the two steps one after the other.
+    """
+
+    def __init__(self, mm: CudaMatMulStep, epi: CudaClusterStep, mm_input: int) -> None:
+        self.mm = mm
+        self.epi = epi
+        self.mm_input = mm_input
+        self.c = epi.c
+        self.report = epi.report
+        self.entries: dict[tuple, _Entry | None] = {}
+        self.key = ("cuda-fused", id(self))
+        self._lock = threading.Lock()
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        store = device_store(ctx)
+        dims = self.mm.dims(vals)
+        arrays = self.epi.gather(vals, store, skip=self.mm_input) if dims is not None else None
+        if dims is None or arrays is None:
+            return self.unfused(ctx, vals)
+        m, n, k = dims
+        shapes = tuple([(m, n) if i == self.mm_input else tuple(a.shape) for i, a in enumerate(arrays)])
+        ent = self.entries[shapes] if shapes in self.entries else self.prepare(shapes)
+        if ent is None:
+            return self.unfused(ctx, vals)
+        da, db = self.mm.operands(vals, store)
+        outs = self.epi.outputs(ent, arrays, vals)
+        err = self.epi.err_buffer(vals)
+        unused_c = _device_buffer(vals, (self.key, 0), (1,), self.mm.dtype)
+        rest = [_flat(a) for i, a in enumerate(arrays) if i != self.mm_input]
+        ent.kernel(_flat(da), _flat(db), unused_c, m, n, k, *rest, *[_flat(o) for o in outs], ent.exts, err)
+        if self.epi.has_checks and to_host(err)[0]:
+            return self.unfused(ctx, vals)  # the epilogue's interpreted run reports the error
+        self.epi.publish(outs, vals, store)
+        return None
+
+    def unfused(self, ctx: Any, vals: list) -> None:
+        """The MatMul step, then the epilogue's step."""
+        self.mm(ctx, vals)
+        self.epi(ctx, vals)
+
+    def prepare(self, shapes: tuple) -> _Entry | None:
+        """The fused kernel for these shapes, or None when the epilogue does not map 1:1 onto the product."""
+        try:
+            layout, exts, out_shapes = self.epi.shape_plan(shapes)
+            if not all(layout.masks[self.mm_input]):
+                raise LayoutError("the epilogue broadcasts the product")
+            with self._lock:
+                mm = self.mm
+                source = cg.generate_matmul(mm.dtype.name, mm.ta, mm.tb, target(), self.c, layout, self.mm_input,
+                                            store_c=False)
+                parts = {"matmul": [mm.dtype.name, mm.ta, mm.tb], "cluster": self.c.signature(),
+                         "layout": layout.key(), "mm_input": self.mm_input}
+                kernel = compile_cuda(source, parts, ["MatMul"] + [op.type for op in self.c.ops], self.report)
+            ent: _Entry | None = _Entry(kernel, exts, out_shapes, [-1] * len(out_shapes))
+        except (ValueError, KernelCompileError):  # LayoutError included: run the two steps
+            ent = None
+        if len(self.entries) > 64:
+            self.entries.clear()
+        self.entries[shapes] = ent
+        return ent
 
 
 class DeviceReadStep:
@@ -661,6 +766,7 @@ def lower_gpu_clusters(plan: Plan) -> None:
                 steps[i] = DeviceReadStep(st, op.name, plan.slots[t])
                 device_reads.add(op.name)
     _limit_in_place(steps, [cs for cs, _ in cuda_steps], device_reads, readers)
+    _fuse_epilogues(steps, readers, fetched)
     plan.steps = steps
     if plan.debug >= 3:
         for cs, _ in cuda_steps:
@@ -722,6 +828,53 @@ def _limit_in_place(steps: list[Step], cuda_steps: list[Any], device_reads: set[
         if isinstance(cs, CudaClusterStep):
             here = steps.index(cs)
             cs.in_place_ok = {v for v in cs.in_place_ok if last_use.get(v, -1) < here}
+
+
+def _fuse_epilogues(steps: list[Step], readers: dict[Tensor, set[Operation]], fetched: set[Tensor]) -> None:
+    """Fuses each CUDA MatMul into the elementwise CUDA cluster that alone reads its product, in place.
+
+    The fused step runs where the epilogue ran (its other inputs are ready there); only steps without side
+    effects may sit between the two, so the MatMul's operands still hold the values it would have read.
+    """
+    from jitflow.compiler.cluster import ELEMENTWISE
+
+    owner: dict[Operation, int] = {}
+    for i, st in enumerate(steps):
+        if isinstance(st, CudaClusterStep):
+            for op in st.c.ops:
+                owner[op] = i
+    drop: set[int] = set()
+    for i, mm in enumerate(steps):
+        if not isinstance(mm, CudaMatMulStep):
+            continue
+        t = mm.op.outputs[0]
+        rs = readers.get(t, set())
+        j = owner.get(next(iter(rs))) if rs else None
+        if j is None or t in fetched or any(owner.get(r) != j for r in rs):
+            continue
+        epi = steps[j]
+        assert isinstance(epi, CudaClusterStep)
+        ins = [k for k, inp in enumerate(epi.c.inputs) if inp.tensor is t]
+        if epi.c.kind != ELEMENTWISE or len(ins) != 1 or any(v is not None for v in epi.stores) \
+                or j < i or not all(_pure(steps[p]) for p in range(i + 1, j)):
+            continue
+        steps[j] = FusedMatMulStep(mm, epi, ins[0])
+        drop.add(i)
+    for i in sorted(drop, reverse=True):
+        del steps[i]
+
+
+def _pure(step: Step) -> bool:
+    """True for a step without side effects (no variable update, no stateful op)."""
+    from jitflow.framework import registry
+
+    if isinstance(step, (DeviceReadStep, CudaMatMulStep)):
+        return True
+    c = getattr(step, "c", None)
+    if c is not None:
+        return all(o.var is None for o in c.outputs) and all(op.opdef.kind != registry.STATEFUL for op in c.ops)
+    op = getattr(step, "op", None)
+    return op is not None and (op.type == "VariableV2" or op.opdef.kind != registry.STATEFUL)
 
 
 def _all_on(ops: list[Operation], n_gpus: int) -> bool:

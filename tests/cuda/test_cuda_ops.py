@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import jitflow as tf
+from jitflow.compiler import gpu
 from tests.compiler.helpers import assert_same
 from tests.cuda.helpers import backends, cuda_steps, needs_cuda, run_gpu
 
@@ -198,3 +199,38 @@ def test_empty_and_mismatched_shapes() -> None:
             sess.run(z, {x: np.ones((2, 3), np.float32), y: np.ones((4, 3), np.float32)})
         np.testing.assert_allclose(sess.run(s, {x: np.zeros((2, 3), np.float32), y: np.ones((2, 3), np.float32)}),
                                    [4.0, 4.0, 4.0])
+
+
+@pytest.mark.parametrize("ta", [False, True])
+def test_matmul_with_fused_epilogue(ta: bool) -> None:
+    rng = np.random.default_rng(5)
+    xv = rng.normal(size=(6, 5) if ta else (5, 6)).astype(np.float32)
+    wv = rng.normal(size=(6, 3)).astype(np.float32)
+    bv = rng.normal(size=3).astype(np.float32)
+    x = tf.placeholder(tf.float32, xv.shape)
+    b = tf.placeholder(tf.float32, [3])
+    with tf.device("/gpu:0"):
+        w = tf.constant(wv)
+        y = tf.nn.relu(tf.matmul(x, w, transpose_a=ta) + b) * 2.0
+    got, want, plan = run_gpu(y, {x: xv, b: bv})
+    fused = [s for s in plan.steps if isinstance(s, gpu.FusedMatMulStep)]
+    assert len(fused) == 1 and not any(isinstance(s, gpu.CudaMatMulStep) for s in plan.steps)
+    assert [e is not None for e in fused[0].entries.values()] == [True], "the fused kernel ran"
+    assert "MatMul" in plan.report["clusters"][0]["ops"] and backends(plan) == ["cuda"]
+    assert_same(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_epilogue_that_broadcasts_the_product_runs_unfused() -> None:
+    rng = np.random.default_rng(6)
+    xv = rng.normal(size=(4, 3)).astype(np.float32)
+    wv = rng.normal(size=(3, 1)).astype(np.float32)
+    zv = rng.normal(size=(4, 5)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [4, 3])
+    w = tf.placeholder(tf.float32, [3, 1])
+    z = tf.placeholder(tf.float32, [4, 5])
+    with tf.device("/gpu:0"):
+        y = tf.tanh(tf.matmul(x, w) + z)  # [4, 1] + [4, 5]
+    got, want, plan = run_gpu(y, {x: xv, w: wv, z: zv})
+    fused = [s for s in plan.steps if isinstance(s, gpu.FusedMatMulStep)]
+    assert len(fused) == 1 and list(fused[0].entries.values()) == [None]
+    assert_same(got, want, rtol=1e-5, atol=1e-6)
