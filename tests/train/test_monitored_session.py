@@ -164,18 +164,34 @@ def test_checkpoint_saver_hook_with_listener_and_own_saver(tmp_path: pathlib.Pat
         tf.train.CheckpointSaverHook(str(tmp_path))  # neither secs nor steps
 
 
-def test_logging_tensor_hook(caplog: pytest.LogCaptureFixture) -> None:
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_logging_tensor_hook() -> None:
     gs, train, acc = _model()
     hook = tf.train.LoggingTensorHook({"acc": acc.value(), "step": "global_step:0"}, every_n_iter=2,
                                       at_end=True)
-    with caplog.at_level(logging.INFO, logger="jitflow.train"):
+    log = logging.getLogger("jitflow.train")
+    capture, level = _Capture(), log.level
+    log.addHandler(capture)
+    log.setLevel(logging.INFO)
+    try:
         with tf.train.MonitoredSession(hooks=[hook]) as sess:
             for _ in range(5):
                 sess.run(train)
+    finally:
+        log.removeHandler(capture)
+        log.setLevel(level)
     # Logged at local iterations 0, 2 and 4 (values fetched in the same run as the train op), and at the end.
     assert len(hook.logged) == 4
     assert hook.logged[-1] == {"acc": 2.5, "step": 5}
-    assert any("acc = 2.5" in r.getMessage() for r in caplog.records)
+    assert "acc = 2.5, step = 5" in capture.messages
     with pytest.raises(ValueError):
         tf.train.LoggingTensorHook([acc.value()])
 
