@@ -83,6 +83,28 @@ def _saveables(var_list: Any) -> list[_Saveable]:
     return list(seen.values())
 
 
+def _resolve_var_list(d: Any, variables: dict[str, Any], import_scope: str | None) -> dict[str, Any]:
+    """The var_list of a `saver_def`: checkpoint key -> Variable (or VariableV2 tensor) in the graph."""
+    if not isinstance(d, dict) or not isinstance(d.get("var_list"), dict):
+        raise TypeError(f"saver_def must be the dict of a Saver's `saver_def`, got {type(d).__name__}")
+    g = get_default_graph()
+    out: dict[str, Any] = {}
+    for key, op_name in d["var_list"].items():
+        scoped = f"{import_scope.rstrip('/')}/{op_name}" if import_scope else str(op_name)
+        v = variables.get(scoped)
+        out[str(key)] = v if v is not None else g.get_tensor_by_name(scoped + ":0")
+    return out
+
+
+def _options_from_def(d: dict[str, Any]) -> dict[str, Any]:
+    return {"reshape": bool(d.get("reshape", False)), "sharded": bool(d.get("sharded", False)),
+            "max_to_keep": int(d.get("max_to_keep", 5) or 0),
+            "keep_checkpoint_every_n_hours": float(d.get("keep_checkpoint_every_n_hours", 10000.0)),
+            "allow_empty": bool(d.get("allow_empty", False)) or not d.get("var_list"),
+            "pad_step_number": bool(d.get("pad_step_number", False)),
+            "save_relative_paths": bool(d.get("save_relative_paths", False))}
+
+
 def _graph_signature(graph: Graph, saver_def: dict[str, Any]) -> tuple:
     """Changes whenever an export of `graph` could: ops, control edges, collections, seed, Saver."""
     collections = tuple((k, tuple(id(x) for x in graph.get_collection(k)))
@@ -114,6 +136,16 @@ class Saver:
                              "defer_build=False or var_list=None.")
         if write_version != V2:
             logger.warning("Only V2 checkpoints are written; write_version=%s ignored", write_version)
+        if saver_def is not None:  # rebuild a Saver described by another one's `saver_def`
+            g = get_default_graph()
+            known = {v.op.name: v for v in g.get_collection(GraphKeys.GLOBAL_VARIABLES)
+                     + g.get_collection(GraphKeys.LOCAL_VARIABLES)}
+            var_list = _resolve_var_list(saver_def, known, None)
+            opts = _options_from_def(saver_def)
+            reshape, sharded, max_to_keep = opts["reshape"], opts["sharded"], opts["max_to_keep"]
+            keep_checkpoint_every_n_hours = opts["keep_checkpoint_every_n_hours"]
+            allow_empty, pad_step_number = opts["allow_empty"], opts["pad_step_number"]
+            save_relative_paths = opts["save_relative_paths"]
         self._var_list = var_list
         self._reshape = reshape
         self._sharded = sharded
@@ -171,18 +203,7 @@ class Saver:
 
     @classmethod
     def _from_saver_def(cls, d: dict[str, Any], variables: dict[str, Any], import_scope: str | None) -> Saver:
-        g = get_default_graph()
-        var_list: dict[str, Any] = {}
-        for key, op_name in dict(d["var_list"]).items():
-            scoped = f"{import_scope.rstrip('/')}/{op_name}" if import_scope else op_name
-            v = variables.get(scoped)
-            var_list[key] = v if v is not None else g.get_tensor_by_name(scoped + ":0")
-        return cls(var_list if var_list else None, reshape=bool(d.get("reshape", False)),
-                   sharded=bool(d.get("sharded", False)), max_to_keep=int(d.get("max_to_keep", 5)),
-                   keep_checkpoint_every_n_hours=float(d.get("keep_checkpoint_every_n_hours", 10000.0)),
-                   allow_empty=bool(d.get("allow_empty", False)) or not var_list,
-                   pad_step_number=bool(d.get("pad_step_number", False)),
-                   save_relative_paths=bool(d.get("save_relative_paths", False)))
+        return cls(_resolve_var_list(d, variables, import_scope), **_options_from_def(d))
 
     # -- checkpoint bookkeeping -------------------------------------------------------------------------
     @property

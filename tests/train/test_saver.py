@@ -276,3 +276,16 @@ def test_concurrent_saves_keep_consistent_bookkeeping(tmp_path: pathlib.Path) ->
     assert state is not None and state.all_model_checkpoint_paths == kept
     on_disk = sorted(str(tmp_path / n[:-6]) for n in os.listdir(tmp_path) if n.endswith(".index"))
     assert on_disk == sorted(kept)
+
+
+def test_saver_from_saver_def(tmp_path: pathlib.Path) -> None:
+    a, b = _vars()
+    original = tf.train.Saver({"k": b}, max_to_keep=7, pad_step_number=True)
+    copy = tf.train.Saver(saver_def=original.saver_def)
+    assert copy.saver_def == original.saver_def
+    with tf.Session() as sess:
+        sess.run(b.initializer)
+        p = copy.save(sess, str(tmp_path / "m"), global_step=3)
+    assert p.endswith("m-00000003") and list(tf.train.load_checkpoint(p).get_variable_to_shape_map()) == ["k"]
+    with pytest.raises(TypeError):
+        tf.train.Saver(saver_def="not a saver def")
