@@ -34,8 +34,12 @@ def generate(c: Cluster) -> str:
     last = len(c.nodes) - 1
     for k, node in enumerate(c.nodes):
         if red is not None and k == last:
-            rule = L.REDUCTIONS[node.op_type]
             src = node.args[0]
+            if c.value_dtype(src) == node.dtype:
+                # one element: sum, mean, prod, max, min, all, any of it are the element itself
+                lines.append(f"    v{k} = {names[src]}")
+                continue
+            rule = L.REDUCTIONS[node.op_type]
             in_dt = c.value_dtype(src)
             acc_dt = rule.acc_dtype(in_dt)
             acc = L.cast(rule.combine.format(acc=rule.init(acc_dt), v=L.cast(names[src], acc_dt)), acc_dt)
@@ -45,10 +49,26 @@ def generate(c: Cluster) -> str:
         for chk in e.checks:
             lines.append(f"    if {chk}:")
             lines.append("        raise CheckFailed()")
-        lines.append(f"    v{k} = {e.code}")
+        lines.append(f"    v{k} = {_drop_outer_cast(c, k, e.code)}")
     outs = [f"v{o.node}" for o in c.outputs]
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     return "\n".join(lines) + "\n"
+
+
+# Ops whose NumPy-scalar evaluation already has the operands' dtype (numpy scalar arithmetic on equal
+# dtypes stays in that dtype; selects return an operand), so the outer cast of the template is a no-op.
+_PRESERVING = frozenset({"AddV2", "Add", "Sub", "Mul", "RealDiv", "Neg", "Abs", "Square", "Maximum",
+                         "Minimum", "SquaredDifference", "Select", "SelectV2", "BiasAdd", "Relu", "ReluGrad"})
+
+
+def _drop_outer_cast(c: Cluster, k: int, code: str) -> str:
+    """`code` without its outer ``np.<dtype>(...)`` when that cast cannot change the value's dtype."""
+    node = c.nodes[k]
+    prefix = f"np.{node.dtype}("
+    if (node.op_type in _PRESERVING and node.dtype in L.FLOAT and code.startswith(prefix)
+            and all(c.value_dtype(a) == node.dtype for a in node.args[-2:])):
+        return code[len(prefix):-1]
+    return code
 
 
 def build(c: Cluster) -> Callable[..., tuple]:

@@ -33,7 +33,7 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
-SMALL_SIZE = 1024
+SMALL_SIZE = 64
 # Clusters with at least this much work (elements x nodes) run the parallel (prange) kernel variant:
 # below it, waking the thread pool costs more than it saves (and competes with BLAS threads).
 PARALLEL_WORK = 1 << 23
