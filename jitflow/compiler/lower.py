@@ -28,7 +28,7 @@ from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, cluster
 from jitflow.compiler.layout import LayoutError, broadcast_shape, compute_layout
 from jitflow.compiler.placement import gpu_count, requested_gpu
-from jitflow.compiler.plan import ARENA_SLOT, Plan, Step, var_reads
+from jitflow.compiler.plan import ARENA_SLOT, TRASH_SLOT, Plan, Step, var_reads
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 
@@ -53,6 +53,10 @@ def member_reason(op: Operation) -> str | None:
         return "structural"
     if t in _BLAS_KERNELS:
         return ""  # its reference kernel is the BLAS path (im2col + GEMM into reused scratch)
+    if t in _ROW_OPS:
+        dt = np.dtype(op.inputs[0].dtype.np).name
+        ok = dt in ("float32", "float64") and np.dtype(op.inputs[1].dtype.np).name in ("int32", "int64")
+        return "" if ok else f"{t} on {dt} is interpreted"
     if t in _BLAS:
         dts = {np.dtype(x.dtype.np).name for x in op.inputs}
         return "" if dts <= {"float32", "float64"} and len(dts) == 1 else f"{t} on {sorted(dts)} is interpreted"
@@ -388,7 +392,70 @@ class MatMulStep:
         return None
 
 
+class SparseXentStep:
+    """SparseSoftmaxCrossEntropyWithLogits as one row kernel (`codegen/rows.py`) into reused buffers."""
+
+    def __init__(self, op: Operation, in_slots: list[int], out_slots: list[int], fetched: list[bool],
+                 fallback: Step, report: dict[str, Any]) -> None:
+        self.op = op
+        self.sf, self.sl = in_slots
+        self.out_slots = out_slots
+        self.fetched = fetched
+        self.fallback = fallback
+        self.report = report
+        self.dtype = np.dtype(op.inputs[0].dtype.np)
+        self.ldtype = np.dtype(op.inputs[1].dtype.np)
+        self.key = id(self)
+        self.kernel: Any = None
+        self.recyclers = [Recycler(), Recycler()]
+
+    def _compile(self) -> Any:
+        from jitflow.codegen import rows
+        from jitflow.codegen.cache import get_kernel, kernel_key
+
+        t0 = time.perf_counter()
+        src = rows.sparse_xent_source(self.dtype.name, self.ldtype.name)
+        parts = {"rows": "sparse_xent", "dtype": self.dtype.name, "labels": self.ldtype.name,
+                 "version": rows.ROWS_VERSION}
+        fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [self.op.type]}, "cpu")
+        self.report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
+                           compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
+                           source=origin)
+        return fn
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        f = vals[self.sf]
+        lab = vals[self.sl]
+        if type(f) is not np.ndarray or type(lab) is not np.ndarray or f.ndim != 2 or lab.ndim != 1 \
+                or lab.shape[0] != f.shape[0] or f.dtype != self.dtype or lab.dtype != self.ldtype \
+                or f.size <= SMALL_SIZE:
+            return self.fallback(ctx, vals)
+        if self.kernel is None:
+            self.kernel = self._compile()
+        n, k = f.shape
+        arena: Arena = vals[ARENA_SLOT]
+        outs = []
+        for j, size in enumerate((n, n * k)):
+            if self.fetched[j]:
+                o = self.recyclers[j].get(size, self.dtype)
+                self.recyclers[j].put(o)
+            else:
+                o = arena.buffer((self.key, j), size, self.dtype)
+            outs.append(o)
+        err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
+        err[0] = 0
+        fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
+        ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
+        self.kernel(fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
+        if err[0]:
+            return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
+        vals[self.out_slots[0]] = outs[0]
+        vals[self.out_slots[1]] = outs[1].reshape(n, k)
+        return None
+
+
 _BLAS = {"MatMul": MatMulStep}
+_ROW_OPS = ("SparseSoftmaxCrossEntropyWithLogits",)
 
 
 # -- the entry -----------------------------------------------------------------------------------------------
@@ -421,6 +488,13 @@ def lower(plan: Plan) -> None:
             own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
                                      plan.op_steps[op])
             matmul_of[t] = op
+        elif op.type in _ROW_OPS and member_reason(op) == "":
+            row_entry: dict[str, Any] = {"ops": [op.name], "backend": "cpu", "key": "", "compile_seconds": 0.0,
+                                         "source": "deferred"}
+            report["clusters"].append(row_entry)
+            outs = [TRASH_SLOT if t in fed else plan.slots[t] for t in op.outputs]
+            own[op] = SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs,
+                                     [t in fetched for t in op.outputs], plan.op_steps[op], row_entry)
     var_shapes = {op.name: op.attrs.get("shape") for op in ops if op.type == "VariableV2"}
     gpu_plan = any(requested_gpu(op) is not None for op in ops)
     n_gpus = gpu_count() if gpu_plan else 0

@@ -67,3 +67,26 @@ def test_optimizer_steps_match_the_interpreter(make_opt) -> None:  # type: ignor
     assert counts(plan)[0] >= 3
     for g, want in zip(*final):
         assert_same(g, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype,ldtype", [(np.float32, np.int32), (np.float64, np.int64)])
+def test_sparse_softmax_xent_row_kernel(dtype: type, ldtype: type) -> None:
+    rng = np.random.default_rng(7)
+    fv = rng.normal(0, 3, (40, 7)).astype(dtype)
+    fv[3, 2] = np.nan
+    lv = rng.integers(0, 7, 40).astype(ldtype)
+    f = tf.placeholder(tf.as_dtype(dtype), [None, 7])
+    lab = tf.placeholder(tf.as_dtype(ldtype), [None])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=f)
+    grad = tf.gradients(tf.reduce_sum(loss), [f])[0]
+    got, want, plan = run_both([loss, grad], {f: fv, lab: lv})
+    assert not any(fb["type"].startswith("SparseSoftmax") for fb in plan.report["fallbacks"])
+    for g, w in zip(got, want):
+        assert_same(g, w, rtol=2e-6 if dtype is np.float32 else 1e-13, atol=1e-7)
+    with tf.Session() as sess:
+        bad = lv.copy()
+        bad[5] = 7
+        with pytest.raises(tf.errors.InvalidArgumentError, match="label value of 7"):
+            sess.run(loss, {f: fv, lab: bad})
+        assert_same(sess.run(loss, {f: fv, lab: lv}), want[0], rtol=2e-6 if dtype is np.float32 else 1e-13,
+                    atol=1e-7)
