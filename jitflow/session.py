@@ -279,11 +279,15 @@ class Session:
             out.append(v)
         return out
 
-    def _write_variables(self, values: dict[str, np.ndarray]) -> None:
-        """Sets variables (op name → value); the session keeps private read-only copies."""
+    def _write_variables(self, values: dict[str, np.ndarray], owned: bool = False) -> None:
+        """Sets variables (op name → value); the session keeps read-only arrays.
+
+        With `owned=True` the caller hands over arrays nobody else references (a restore's freshly read
+        buffers), so they are kept without a copy.
+        """
         self._check_open()
         for n, v in values.items():
-            arr = np.array(v, copy=True)
+            arr = v if owned and type(v) is np.ndarray else np.array(v, copy=True)
             arr.flags.writeable = False
             self.variables[n] = arr
 

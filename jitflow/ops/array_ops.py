@@ -200,10 +200,15 @@ def _filled(shape: Any, dtype: Any, value: int, name: str) -> Tensor:
         with _name_scope(name):
             return fill(shape, constant(value, dtype=dt), name=name)
     shp = as_shape(shape)
-    if shp.is_fully_defined():
+    if not shp.is_fully_defined():
+        raise ValueError(f"Shape {shp} must be fully defined or a tensor")
+    if (shp.num_elements() or 0) < 1000 or dt is dtypes.string:
         return constant(np.full(shp.as_list(), value, dtype=dt.np if dt is not dtypes.string else object),
                         dtype=dt, name=name)
-    raise ValueError(f"Shape {shp} must be fully defined or a tensor")
+    # Large shapes become Fill ops, as in TF: no big constant in the graph (or in a saved meta graph).
+    with _name_scope(name) as scope:
+        dims = constant(np.array(shp.as_list(), dtype=np.int32), name="shape_as_tensor")
+        return fill(dims, constant(value, dtype=dt), name=scope)
 
 
 def zeros(shape: Any, dtype: Any = dtypes.float32, name: str | None = None) -> Tensor:

@@ -309,7 +309,7 @@ class Saver:
             if self._reshape and s.shape.is_fully_defined() and tuple(s.shape.as_list()) != v.shape:
                 v = v.reshape(tuple(s.shape.as_list()))
             out[s.op_name] = v
-        raw._write_variables(out)
+        raw._write_variables(out, owned=True)  # freshly read buffers: no second copy
 
     def _check_entry(self, s: _Saveable, reader: BundleReader, prefix: str) -> None:
         entry = reader.entries[s.key]
