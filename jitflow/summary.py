@@ -273,6 +273,29 @@ class FileWriter:
         self.close()
 
 
+class FileWriterCache:
+    """One shared FileWriter per log directory (what hooks and MonitoredTrainingSession write through)."""
+
+    _writers: dict[str, FileWriter] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def get(cls, logdir: str) -> FileWriter:
+        key = os.path.abspath(str(logdir))
+        with cls._lock:
+            w = cls._writers.get(key)
+            if w is None or w._closed:
+                w = cls._writers[key] = FileWriter(key)
+            return w
+
+    @classmethod
+    def clear(cls) -> None:
+        with cls._lock:
+            for w in cls._writers.values():
+                w.close()
+            cls._writers.clear()
+
+
 def summary_iterator(path: str) -> Iterator[dict[str, Any]]:
     """Reads an event file back: dicts with wall_time, step, file_version and summary (parsed)."""
     with open(path, "rb") as f:

@@ -60,3 +60,30 @@ def test_corrupted_event_file_is_data_loss(tmp_path):
     open(path, "wb").write(bytes(data))
     with pytest.raises(tf.errors.DataLossError):
         list(summary_iterator(path))
+
+
+def test_monitored_training_session_writes_summaries(tmp_path):
+    from jitflow.summary import FileWriterCache
+
+    gs = tf.train.get_or_create_global_step()
+    v = tf.Variable(0.0, name="v")
+    train = tf.group(tf.assign_add(gs, 1), tf.assign_add(v, 2.0))
+    tf.summary.scalar("v", v)
+    with tf.train.MonitoredTrainingSession(checkpoint_dir=str(tmp_path), save_summaries_steps=5,
+                                           save_checkpoint_secs=None,
+                                           hooks=[tf.train.StopAtStepHook(last_step=12)]) as sess:
+        while not sess.should_stop():
+            sess.run(train)
+    FileWriterCache.clear()
+    (path,) = glob.glob(os.path.join(str(tmp_path), "events.out.tfevents.*"))
+    steps = [(e["step"], e["summary"]["v"]) for e in summary_iterator(path) if "summary" in e]
+    # The global step is read in the same run that increments it, so it reports 0, 5, 10 (as TF's hook).
+    assert [s for s, _ in steps] == [0, 5, 10]
+    assert all(val in (2.0 * s, 2.0 * s + 2.0) for s, val in steps)
+
+
+def test_summary_saver_hook_arguments():
+    with pytest.raises(ValueError):
+        tf.train.SummarySaverHook(save_steps=1, output_dir="/tmp/x")
+    with pytest.raises(ValueError):
+        tf.train.SummarySaverHook(save_steps=1, summary_op=tf.constant(b""))

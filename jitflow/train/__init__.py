@@ -10,7 +10,8 @@ from jitflow.train.meta_graph import export_meta_graph, import_meta_graph
 from jitflow.train.hooks import (SessionRunHook, SessionRunArgs, SessionRunContext, SessionRunValues,
                                  SecondOrStepTimer, StopAtStepHook, CheckpointSaverHook,
                                  CheckpointSaverListener, LoggingTensorHook, StepCounterHook, NanTensorHook,
-                                 NanLossDuringTrainingError, FinalOpsHook, FeedFnHook)
+                                 NanLossDuringTrainingError, FinalOpsHook, FeedFnHook,
+                                 SummarySaverHook)
 from jitflow.train.monitored_session import (MonitoredTrainingSession, MonitoredSession,
                                              SingularMonitoredSession, Scaffold, ChiefSessionCreator)
 from jitflow.train.optimizer import Optimizer

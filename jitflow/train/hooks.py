@@ -412,3 +412,55 @@ class FeedFnHook(SessionRunHook):
 
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
         return SessionRunArgs(fetches=None, feed_dict=self.feed_fn())
+
+
+class SummarySaverHook(SessionRunHook):
+    """Runs the summary op every N steps or seconds and writes the result to an event file."""
+
+    def __init__(self, save_steps: int | None = None, save_secs: float | None = None,
+                 output_dir: str | None = None, summary_writer: Any = None, scaffold: Any = None,
+                 summary_op: Any = None) -> None:
+        if (scaffold is None) == (summary_op is None):
+            raise ValueError("Exactly one of scaffold or summary_op should be set.")
+        if summary_writer is None and output_dir is None:
+            raise ValueError("Either summary_writer or output_dir should be set.")
+        self._timer = SecondOrStepTimer(every_secs=save_secs, every_steps=save_steps)
+        self._output_dir = output_dir
+        self._writer = summary_writer
+        self._scaffold = scaffold
+        self._summary_op = summary_op
+        self._request = False
+        self._next_step: int | None = None
+
+    def _op(self) -> Any:
+        return self._summary_op if self._summary_op is not None else getattr(self._scaffold, "summary_op", None)
+
+    def begin(self) -> None:
+        from jitflow.summary import FileWriterCache
+
+        if self._writer is None and self._output_dir is not None:
+            self._writer = FileWriterCache.get(self._output_dir)
+        self._global_step_tensor = _require_global_step("SummarySaverHook")
+
+    def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
+        op = self._op()
+        # The step this run will most likely report: one past the last one seen.
+        self._request = op is not None and (self._next_step is None
+                                            or self._timer.should_trigger_for_step(self._next_step))
+        fetches: dict[str, Any] = {"global_step": self._global_step_tensor}
+        if self._request:
+            fetches["summary"] = op
+        return SessionRunArgs(fetches)
+
+    def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
+        step = int(run_values.results["global_step"])
+        if self._request:
+            self._timer.update_last_triggered_step(step)
+            summary = run_values.results.get("summary")
+            if summary is not None and self._writer is not None:
+                self._writer.add_summary(summary, step)
+        self._next_step = step + 1
+
+    def end(self, session: Any) -> None:
+        if self._writer is not None:
+            self._writer.flush()

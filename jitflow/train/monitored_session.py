@@ -94,6 +94,14 @@ class Scaffold:
             if self._local_init_op is None:
                 self._local_init_op = group(local_variables_initializer())
                 g.add_to_collection(GraphKeys.LOCAL_INIT_OP, self._local_init_op)
+        if self._summary_op is None:
+            self._summary_op = _single(g, GraphKeys.SUMMARY_OP)
+            if self._summary_op is None:
+                from jitflow.summary import merge_all
+
+                self._summary_op = merge_all()
+                if self._summary_op is not None:
+                    g.add_to_collection(GraphKeys.SUMMARY_OP, self._summary_op)
         if self._saver is None:
             self._saver = _single(g, GraphKeys.SAVERS)
             if self._saver is None:
@@ -357,6 +365,12 @@ def MonitoredTrainingSession(
     """A MonitoredSession for training: restores the latest checkpoint of `checkpoint_dir` (or
     initializes), saves one every `save_checkpoint_secs` (default 600) or `save_checkpoint_steps`, and
     at the end; logs global steps/sec every `log_step_count_steps`."""
+    if save_summaries_steps is _USE_DEFAULT and save_summaries_secs is _USE_DEFAULT:
+        save_summaries_steps, save_summaries_secs = 100, None
+    elif save_summaries_secs is _USE_DEFAULT:
+        save_summaries_secs = None
+    elif save_summaries_steps is _USE_DEFAULT:
+        save_summaries_steps = None
     if save_checkpoint_steps is _USE_DEFAULT and save_checkpoint_secs is _USE_DEFAULT:
         save_checkpoint_secs, save_checkpoint_steps = 600, None
     elif save_checkpoint_secs is _USE_DEFAULT:
@@ -369,6 +383,12 @@ def MonitoredTrainingSession(
         all_hooks += list(chief_only_hooks or [])
         if log_step_count_steps and log_step_count_steps > 0 and get_global_step() is not None:
             all_hooks.append(hooks_lib.StepCounterHook(every_n_steps=log_step_count_steps))
+        summary_dir = summary_dir or checkpoint_dir
+        if summary_dir and ((save_summaries_steps and save_summaries_steps > 0)
+                            or (save_summaries_secs and save_summaries_secs > 0)):
+            all_hooks.append(hooks_lib.SummarySaverHook(
+                save_steps=save_summaries_steps or None, save_secs=save_summaries_secs or None,
+                output_dir=summary_dir, scaffold=scaffold))
         if checkpoint_dir and (
             (save_checkpoint_secs and save_checkpoint_secs > 0)
             or (save_checkpoint_steps and save_checkpoint_steps > 0)
