@@ -23,15 +23,20 @@ from typing import Any
 import numpy as np
 
 
-def times(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """(median, min) of ``repeat`` timed calls after one warm-up call."""
+def times(fn: Callable[[], object], repeat: int) -> tuple[float, float, float]:
+    """(median wall, min wall, median CPU time of the process) of ``repeat`` calls after a warm-up.
+
+    CPU time (all threads) is the work a call costs; unlike wall time it hardly moves
+    when other processes share the cores.
+    """
     fn()
-    ts = []
+    ts, cs = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)), float(np.min(ts))
+        cs.append(time.process_time() - c0)
+    return float(np.median(ts)), float(np.min(ts)), float(np.median(cs))
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:
@@ -120,21 +125,23 @@ def run_w2(n: int, repeat: int) -> None:
     base = w2_numpy(x)
     err_np = float(np.max(np.abs(base - ref) / np.abs(ref)))
     agree = float(np.max(np.abs(out - base) / np.abs(base)))
-    print(f"W2 n={n} float32, {repeat} runs: median (min); {numba.get_num_threads()} threads")
-    t_np, m_np = times(lambda: w2_numpy(x), repeat)
-    print(f"  numpy ufuncs        {t_np * 1e3:8.2f} ({m_np * 1e3:7.2f}) ms  1.000 x   "
+    print(f"W2 n={n} float32, {repeat} runs; wall ms: median (min); CPU ms: median; ratios of medians")
+    t_np, m_np, c_np = times(lambda: w2_numpy(x), repeat)
+    print(f"  numpy ufuncs        wall {t_np * 1e3:7.2f} ({m_np * 1e3:7.2f})  cpu {c_np * 1e3:7.2f}  1.000 x  "
           f"max rel err vs float64 {err_np:.3g}")
     buf, tmp = np.empty_like(x), np.empty_like(x)
     assert np.array_equal(w2_numpy_inplace(x, buf, tmp), base)
-    t_ip, m_ip = times(lambda: w2_numpy_inplace(x, buf, tmp), repeat)
-    print(f"  numpy, out= buffers {t_ip * 1e3:8.2f} ({m_ip * 1e3:7.2f}) ms  {t_ip / t_np:.3f} x")
+    t_ip, m_ip, c_ip = times(lambda: w2_numpy_inplace(x, buf, tmp), repeat)
+    print(f"  numpy, out= buffers wall {t_ip * 1e3:7.2f} ({m_ip * 1e3:7.2f})  cpu {c_ip * 1e3:7.2f}  "
+          f"{t_ip / t_np:.3f} x")
     for threads in (numba.config.NUMBA_NUM_THREADS, 1):
         numba.set_num_threads(threads)
-        t_v, m_v = times(lambda: w2_vmath(x, out), repeat)
-        t_m, m_m = times(lambda: w2_libm(x, out), repeat)
-        print(f"  fused math.* {threads} thr {t_m * 1e3:8.2f} ({m_m * 1e3:7.2f}) ms  {t_m / t_np:.3f} x")
-        print(f"  fused vmath  {threads} thr {t_v * 1e3:8.2f} ({m_v * 1e3:7.2f}) ms  {t_v / t_np:.3f} x"
-              f"  (min/min {m_v / m_np:.3f} x; vs out= numpy {t_v / t_ip:.3f} x)")
+        t_v, m_v, c_v = times(lambda: w2_vmath(x, out), repeat)
+        t_m, m_m, c_m = times(lambda: w2_libm(x, out), repeat)
+        print(f"  fused math.* {threads} thr wall {t_m * 1e3:7.2f} ({m_m * 1e3:7.2f})  cpu {c_m * 1e3:7.2f}  "
+              f"{t_m / t_np:.3f} x")
+        print(f"  fused vmath  {threads} thr wall {t_v * 1e3:7.2f} ({m_v * 1e3:7.2f})  cpu {c_v * 1e3:7.2f}  "
+              f"{t_v / t_np:.3f} x  (vs out= numpy {t_v / t_ip:.3f} x; cpu/cpu {c_v / c_np:.3f} x)")
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     print(f"  vmath max rel err vs float64 {err_v:.3g}; vs numpy float32 {agree:.3g}")
     print(f"  vector types in w2_vmath IR: {vector_types(w2_vmath)}")
@@ -161,7 +168,7 @@ def run_each(n: int, repeat: int) -> None:
         x = np.random.default_rng(1).uniform(0.01, 10, n).astype(dt)
         out = np.empty_like(x)
         t_v = median_time(lambda k=kern, a=x, o=out: k(a, o), repeat)
-        t_np = median_time(lambda u=ufunc, a=x, o=out: u(a, out=o), repeat)
+        t_np = median_time(lambda u=ufunc, a=x, o=out: u(a, out=o), repeat)  # noqa: B023
         print(f"  {name:8s} {dt:8s} vmath {t_v * 1e3:7.2f} ms  numpy {t_np * 1e3:7.2f} ms  ratio {t_v / t_np:.2f}")
 
 
