@@ -233,11 +233,19 @@ def _helper_digests(source: str) -> dict[str, str]:
         path = _module_file(name)
         if path is None:  # `from module import name` also tries `module.name`; a real miss fails to compile
             continue
-        digest, tree = _digest_module(path)
-        seen[name] = digest
+        st = os.stat(path)
         package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
-        pending.extend(_jitflow_imports(tree, package))
+        digest, imports = _module_digest_and_imports(path, st.st_mtime_ns, st.st_size, package)
+        seen[name] = digest
+        pending.extend(imports)
     return dict(sorted(seen.items()))
+
+
+@functools.lru_cache(maxsize=512)
+def _module_digest_and_imports(path: str, mtime_ns: int, size: int, package: str) -> tuple[str, tuple[str, ...]]:
+    """A module's sha256 and the jitflow modules it imports (parsed once per file version)."""
+    digest, tree = _digest_module_cached(path, mtime_ns, size)
+    return digest, tuple(_jitflow_imports(tree, package))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -280,11 +288,6 @@ def _module_file(name: str) -> str | None:
         if os.path.isfile(candidate):
             return candidate
     return None
-
-
-def _digest_module(path: str) -> tuple[str, ast.Module]:
-    st = os.stat(path)
-    return _digest_module_cached(path, st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=256)
