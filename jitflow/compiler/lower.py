@@ -534,6 +534,10 @@ def lower(plan: Plan) -> None:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
     folded = _fold_constants(plan, fed)
     unused = _unused_shape_ops(ops, clustered, cluster_steps, fetched)
+    for st in cluster_steps:  # the interpreted fallback of a cluster still needs those values
+        pre = [plan.op_steps[t.op] for m in st.c.ops for t in m.inputs if t.op in unused]
+        if pre:
+            st.member_steps = pre + st.member_steps
     steps: list[Step] = []
     for op in ops:
         if op in plan.lazy_vars or op in folded or op in unused:
