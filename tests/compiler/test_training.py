@@ -90,3 +90,17 @@ def test_sparse_softmax_xent_row_kernel(dtype: type, ldtype: type) -> None:
             sess.run(loss, {f: fv, lab: bad})
         assert_same(sess.run(loss, {f: fv, lab: lv}), want[0], rtol=2e-6 if dtype is np.float32 else 1e-13,
                     atol=1e-7)
+
+
+def test_small_cluster_with_folded_shape_input_falls_back_correctly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jitflow.compiler import lower
+
+    monkeypatch.setattr(lower, "SMALL_SIZE", 1 << 20)  # every cluster takes the interpreted path
+    xv = np.random.default_rng(8).normal(size=(3, 4, 2))
+    a = tf.placeholder(tf.float64, [3, 4, 2])
+    b = tf.placeholder(tf.float64, [1, 4, 1])
+    loss = tf.reduce_sum(tf.where_v2(a > 0, a, b) * 2.0)
+    grads = tf.gradients(loss, [a, b])  # b's gradient reduces through UnbroadcastTo (its Shape is folded)
+    got, want, _ = run_both(grads, {a: xv, b: xv[:1, :, :1]})
+    for g, w in zip(got, want):
+        assert_same(g, w)
