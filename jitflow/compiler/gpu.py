@@ -236,8 +236,8 @@ def device_store(ctx: Any) -> DeviceVariables:
 # -- inputs and outputs of CUDA steps ------------------------------------------------------------------
 
 
-def _pair_key(host: np.ndarray) -> tuple[str, int]:
-    return ("cuda-pair", id(host))
+# arena entry of the run's values copied out that CUDA steps also read: (producer, output) -> (host, device)
+_PAIRS = "cuda-pairs"
 
 
 class _IO:
@@ -250,6 +250,7 @@ class _IO:
         self.const_cache: dict[int, tuple[Any, Any]] = {}
         self.host_out: list[bool] = []  # per output: fetched or read by a host step
         self.dev_out: list[bool] = []  # per output: read by a CUDA step
+        self.owner: Any = None  # the key of the step these outputs belong to
 
     def device_input(self, k: int, v: Any, vals: list, store: DeviceVariables) -> Any:
         """The device array for input k whose slot holds `v` (copied in when it is a host value)."""
@@ -257,9 +258,11 @@ class _IO:
             return v
         if type(v) is not np.ndarray:
             v = np.asarray(v)
-        pair = vals[ARENA_SLOT].bufs.get(_pair_key(v))
-        if pair is not None and pair[0] is v:
-            return pair[1]
+        pairs = vals[ARENA_SLOT].bufs.get(_PAIRS)
+        if pairs:
+            for host, dev in pairs.values():
+                if host is v:
+                    return dev
         var = self.var_reads[k]
         if var is not None and store.is_current(var, v):
             return store.device_value(var)
@@ -280,7 +283,7 @@ class _IO:
             host = to_host(dev)
             vals[slot] = host
             if self.dev_out[j]:
-                vals[ARENA_SLOT].bufs[_pair_key(host)] = (host, dev)
+                vals[ARENA_SLOT].bufs.setdefault(_PAIRS, {})[(self.owner, j)] = (host, dev)
         else:
             vals[slot] = dev
 
@@ -402,6 +405,7 @@ class CudaClusterStep:
         self.entries: dict[tuple, _Entry | None] = {}
         self.kernels: dict[Any, Any] = {}
         self.key = ("cuda", id(self))
+        self.io.owner = self.key
         self._lock = threading.Lock()
         stored = [v for v in self.stores if v is not None]
         # variables this step may overwrite in place (no snapshot of them is read after it: see lower_gpu_clusters)
@@ -577,6 +581,7 @@ class CudaMatMulStep:
         self.dtype = np.dtype(base.dtype)
         self.report = report
         self.key = ("cuda", id(self))
+        self.io.owner = self.key
         self.kernel: Any = None
 
     def __call__(self, ctx: Any, vals: list) -> None:

@@ -48,23 +48,28 @@ def test_chain_of_gpu_clusters_keeps_values_on_the_device(host_copies: list[tupl
         assert_same(got, sess.run(out, {x: xv, w: wv}), rtol=1e-5)
 
 
-def test_value_needed_on_both_sides_is_copied_out_once(host_copies: list[tuple[int, ...]]) -> None:
+def test_value_needed_on_both_sides_is_copied_out_once(host_copies: list[tuple[int, ...]],
+                                                       uploads: list[tuple[int, ...]]) -> None:
     x = tf.placeholder(tf.float32, [3, 5])
     with tf.device("/gpu:0"):
         y = tf.exp(x)
-        z = tf.reduce_max(y, axis=0)  # device reader of y
+        m = tf.reduce_max(y, axis=0)  # fuses with exp: the cluster is then closed
+        z = tf.reduce_min(y, axis=0) + m  # a second CUDA step reading y
     with tf.device("/cpu:0"):
         c = tf.reduce_mean(y)  # host reader of y
     xv = np.arange(15, dtype=np.float32).reshape(3, 5) / 10
     with tf.Session() as sess:
         zv, cv = sess.run([z, c], {x: xv})
     assert sorted(host_copies) == [(3, 5), (5,)]
-    assert_same(zv, np.exp(xv).max(axis=0))
+    assert uploads == [(3, 5)], "only the feed goes in: the device reader of y reuses its device array"
+    assert_same(zv, np.exp(xv).min(axis=0) + np.exp(xv).max(axis=0))
     assert_same(np.float32(cv), np.float32(np.exp(xv).mean()), rtol=1e-6)
 
 
-def test_uploads_reuse_constants(monkeypatch: pytest.MonkeyPatch) -> None:
-    uploads: list[tuple[int, ...]] = []
+@pytest.fixture
+def uploads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Shapes of the host arrays copied to the device (in order)."""
+    seen: list[tuple[int, ...]] = []
     api = gpu.cuda_api()
     real = api.to_device
 
@@ -74,10 +79,14 @@ def test_uploads_reuse_constants(monkeypatch: pytest.MonkeyPatch) -> None:
 
         @staticmethod
         def to_device(a: np.ndarray, *args: Any, **kwargs: Any) -> Any:
-            uploads.append(a.shape)
+            seen.append(a.shape)
             return real(a, *args, **kwargs)
 
     monkeypatch.setattr(gpu, "cuda_api", lambda: Spy())
+    return seen
+
+
+def test_uploads_reuse_constants(uploads: list[tuple[int, ...]]) -> None:
     x = tf.placeholder(tf.float32, [8])
     with tf.device("/gpu:0"):
         y = x * tf.constant(np.arange(8, dtype=np.float32)) + 2.0
