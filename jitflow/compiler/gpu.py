@@ -22,6 +22,7 @@ Where values live
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -67,6 +68,15 @@ def target() -> cg.Target:
             cc = cuda_api().get_current_device().compute_capability
             _target = cg.Target(f"sm_{cc[0]}{cc[1]}", tpb=256, tile=16, max_blocks=4096)
     return _target
+
+
+_sim_lock = threading.Lock()
+_no_lock = contextlib.nullcontext()
+
+
+def launch_guard() -> Any:
+    """Held around kernel launches: the simulator runs one launch at a time (its thread state is global)."""
+    return _sim_lock if target().arch == "cudasim" else _no_lock
 
 
 def usable_gpu(op: Operation, n_gpus: int) -> int | None:
@@ -429,7 +439,8 @@ class CudaClusterStep:
             return self.base(ctx, vals)  # type: ignore[no-any-return]
         outs = self.outputs(ent, arrays, vals)
         err = self.err_buffer(vals)
-        ent.kernel(*[_flat(a) for a in arrays], *[_flat(o) for o in outs], ent.exts, err)
+        with launch_guard():
+            ent.kernel(*[_flat(a) for a in arrays], *[_flat(o) for o in outs], ent.exts, err)
         if self.has_checks and to_host(err)[0]:
             return self.interpret(ctx, vals)
         self.publish(outs, vals, store)
@@ -596,7 +607,8 @@ class CudaMatMulStep:
             source = cg.generate_matmul(self.dtype.name, self.ta, self.tb, target())
             self.kernel = compile_cuda(source, {"matmul": [self.dtype.name, self.ta, self.tb]}, ["MatMul"],
                                        self.report)
-        self.kernel(_flat(da), _flat(db), _flat(out), m, n, k)
+        with launch_guard():
+            self.kernel(_flat(da), _flat(db), _flat(out), m, n, k)
         self.io.put_output(0, self.out_slot, out, vals)
         return None
 
@@ -654,7 +666,8 @@ class FusedMatMulStep:
         err = self.epi.err_buffer(vals)
         unused_c = _device_buffer(vals, (self.key, 0), (1,), self.mm.dtype)
         rest = [_flat(a) for i, a in enumerate(arrays) if i != self.mm_input]
-        ent.kernel(_flat(da), _flat(db), unused_c, m, n, k, *rest, *[_flat(o) for o in outs], ent.exts, err)
+        with launch_guard():
+            ent.kernel(_flat(da), _flat(db), unused_c, m, n, k, *rest, *[_flat(o) for o in outs], ent.exts, err)
         if self.epi.has_checks and to_host(err)[0]:
             return self.unfused(ctx, vals)  # the epilogue's interpreted run reports the error
         self.epi.publish(outs, vals, store)

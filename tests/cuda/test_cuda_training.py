@@ -179,3 +179,33 @@ def test_assign_ops_and_reads_after_them() -> None:
     for g, w in zip(*outs):
         assert_same(g, w)
     assert outs[0][2] == 2
+
+
+def test_concurrent_training_runs() -> None:
+    # Hogwild: threads share one session; updates may interleave, but every run completes and values stay sane
+    import threading
+
+    x, y, loss, train, (w, b) = _model(OPTIMIZERS["sgd"], batch=6)
+    d = _data()
+    feed = {x: d["x"], y: d["y"]}
+    errors: list[BaseException] = []
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        start = sess.run(loss, feed)
+
+        def work() -> None:
+            try:
+                for _ in range(3):
+                    sess.run(train, feed)
+            except BaseException as e:  # noqa: BLE001 - reported by the test
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        end = sess.run(loss, feed)
+        assert np.isfinite(end) and end < start
+        assert np.all(np.isfinite(sess.run(w)))
