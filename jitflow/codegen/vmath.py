@@ -9,7 +9,7 @@ and the special cases (inf, nan, zero, overflow, underflow) merged in with ``sel
 
 Functions (each for float32 and float64, named ``<name>_f32`` / ``<name>_f64``): exp,
 expm1, log, log1p, tanh, sigmoid, softplus, sin, cos, tan, sinh, cosh, atan, asin, acos
-(one argument) and pow (two). The
+(one argument) and pow(x, y), atan2(y, x) (two). The
 code generator reaches them through ``VMATH[(name, dtype)]`` / :func:`lookup` and calls
 them from kernel source as module-level globals::
 
@@ -834,6 +834,24 @@ def _make_acos(k: _Consts, core: Any) -> Any:
     return acos
 
 
+def _make_atan2(k: _Consts, core: Any) -> Any:
+    """atan2(y, x) with the C99/NumPy signed-zero and infinity cases."""
+    zero, one, inf, pio4_hi, pio4_lo = k.zero, k.one, k.inf, k.pio4_hi, k.pio4_lo
+    pi_hi, pi_lo = k.two * k.pio2_hi, k.two * k.pio2_lo
+
+    @_vjit
+    def atan2(y, x):  # type: ignore[no-untyped-def]
+        _inline_into_caller()
+        ay, ax = _fabs(y), _fabs(x)
+        t = core(ay, ax)
+        t = _select((ay == zero) & (ax == zero), zero, t)  # 0/0 in the core
+        t = _select((ay == inf) & (ax == inf), pio4_hi + pio4_lo, t)  # inf/inf in the core
+        t = _select(_copysign(one, x) < zero, (pi_hi - t) + pi_lo, t)  # x < 0 or x == -0
+        return _copysign(t, y)  # a nan stays nan
+
+    return atan2
+
+
 def _build(dt: Any) -> dict[str, Any]:
     k = _Consts(dt)
     exp_core, expm1_core, log_core = _make_exp_core(k), _make_expm1_core(k), _make_log_core(k)
@@ -859,13 +877,14 @@ def _build(dt: Any) -> dict[str, Any]:
         "atan": _make_atan(k, atan2_core),
         "asin": _make_asin(k, atan2_core),
         "acos": _make_acos(k, atan2_core),
+        "atan2": _make_atan2(k, atan2_core),
         "pow": _make_pow(dt, k64, _make_pow_mag32(k64) if dt is np.float32 else _make_pow_mag64(k64)),
     }
 
 
 #: The function names every supported dtype provides.
 NAMES: tuple[str, ...] = (
-    "acos", "asin", "atan", "cos", "cosh", "exp", "expm1", "log", "log1p", "pow",
+    "acos", "asin", "atan", "atan2", "cos", "cosh", "exp", "expm1", "log", "log1p", "pow",
     "sigmoid", "sin", "sinh", "softplus", "tan", "tanh",
 )
 _DTYPES = {"float32": np.float32, "float64": np.float64}

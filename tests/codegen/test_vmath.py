@@ -23,6 +23,7 @@ from jitflow.codegen import vmath
 DTYPES = ("float32", "float64")
 NAMES = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "sin", "cos", "tan", "sinh", "cosh",
          "atan", "asin", "acos")
+BINARY = ("pow", "atan2")
 
 # Extended precision for the float64 reference where the platform has it.
 _HAS_LONGDOUBLE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
@@ -50,7 +51,7 @@ def _map2_kernel(fn: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def kernels() -> dict[tuple[str, str], Any]:
-    return {key: (_map2_kernel(fn) if key[0] == "pow" else _map_kernel(fn)) for key, fn in vmath.VMATH.items()}
+    return {key: (_map2_kernel(fn) if key[0] in BINARY else _map_kernel(fn)) for key, fn in vmath.VMATH.items()}
 
 
 def _apply(kernels: dict[tuple[str, str], Any], name: str, x: np.ndarray) -> np.ndarray:
@@ -209,10 +210,14 @@ _VEC_RE = re.compile(r"<(\d+) x (float|double)>")
 _LIBM_RE = re.compile(r"call [^\n]*@(expf?|logf?|log1pf?|expm1f?|tanhf?|sinf?|cosf?|tanf?|sinhf?|coshf?)\(")
 
 
-def _pow(kernels: dict[tuple[str, str], Any], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _apply2(kernels: dict[tuple[str, str], Any], name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     out = np.empty_like(x)
-    kernels[("pow", x.dtype.name)](x, y, out)
+    kernels[(name, x.dtype.name)](x, y, out)
     return out
+
+
+def _pow(kernels: dict[tuple[str, str], Any], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _apply2(kernels, "pow", x, y)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -240,29 +245,50 @@ def test_pow_accuracy(kernels: dict[tuple[str, str], Any], dtype: str) -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_pow_special_values_match_numpy(kernels: dict[tuple[str, str], Any], dtype: str) -> None:
+@pytest.mark.parametrize(("name", "ufunc"), [("pow", np.power), ("atan2", np.arctan2)])
+def test_binary_special_values_match_numpy(kernels: dict[tuple[str, str], Any], name: str, ufunc: Any,
+                                           dtype: str) -> None:
     vals = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 2.5, INF, -INF, NAN]
     xs, ys = (a.ravel() for a in np.meshgrid(np.array(vals, dtype), np.array(vals, dtype)))
-    got = _pow(kernels, xs, ys)
+    got = _apply2(kernels, name, xs, ys)
     with np.errstate(all="ignore"):
-        want = np.power(xs, ys)
+        want = ufunc(xs, ys)
     for x, y, g, w in zip(xs, ys, got, want):
         if np.isnan(w):
-            assert np.isnan(g), f"pow({x}, {y}) = {g}, want nan"
+            assert np.isnan(g), f"{name}({x}, {y}) = {g}, want nan"
         elif np.isinf(w) or w == 0 or abs(w) == 1:
-            assert g == w and np.signbit(g) == np.signbit(w), f"pow({x}, {y}) = {g}, want {w}"
+            assert g == w and np.signbit(g) == np.signbit(w), f"{name}({x}, {y}) = {g}, want {w}"
         else:
-            assert abs(g - w) <= 2 * np.spacing(abs(w)), f"pow({x}, {y}) = {g}, want {w}"
+            assert abs(g - w) <= 2 * np.spacing(abs(w)), f"{name}({x}, {y}) = {g}, want {w}"
+            assert np.signbit(g) == np.signbit(w), f"{name}({x}, {y}) = {g}, want {w}"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_loop_calling_pow_vectorizes(kernels: dict[tuple[str, str], Any], dtype: str) -> None:
-    kern = kernels[("pow", dtype)]
+def test_atan2_accuracy(kernels: dict[tuple[str, str], Any], dtype: str) -> None:
+    rng = np.random.default_rng(11)
+    n = 50_000
+    signs = rng.choice([-1.0, 1.0], (2, n))
+    y = np.concatenate([rng.normal(0, 1, n), signs[0] * 10 ** rng.uniform(-20, 20, n)]).astype(dtype)
+    x = np.concatenate([rng.normal(0, 1, n), signs[1] * 10 ** rng.uniform(-20, 20, n)]).astype(dtype)
+    got = _apply2(kernels, "atan2", y, x).astype(np.float64)
+    wide = np.longdouble if (dtype == "float64" and _HAS_LONGDOUBLE) else np.float64
+    ref = np.arctan2(y.astype(wide), x.astype(wide))
+    fin = np.finfo(dtype)
+    normal = np.abs(ref) >= fin.tiny
+    rel = (np.abs(got[normal] - ref[normal]) / np.abs(ref[normal])).astype(np.float64)
+    assert rel.max() <= _EPS_BUDGET[dtype] * float(fin.eps), f"atan2_{dtype}: rel err {rel.max():.3g}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BINARY)
+def test_loop_calling_binary_function_vectorizes(kernels: dict[tuple[str, str], Any], name: str,
+                                                 dtype: str) -> None:
+    kern = kernels[(name, dtype)]
     x = np.ones(4, dtype=dtype)
     kern(x, x, np.empty_like(x))
     text = "".join(kern.inspect_llvm().values())
-    assert _VEC_RE.search(text), "the loop calling pow was not vectorized"
-    assert "@pow" not in text
+    assert _VEC_RE.search(text), f"the loop calling {name} was not vectorized"
+    assert not re.search(r"call [^\n]*@(powf?|atan2f?)\(", text), "a scalar libm call survived"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -360,5 +386,5 @@ def test_lookup_by_name_and_dtype_forms() -> None:
     assert vmath.lookup("exp", "not a dtype") is None
     assert vmath.lookup("exp", None) is None  # type: ignore[arg-type]
     assert vmath.lookup("exp", "float16") is None
-    assert set(vmath.NAMES) == {*NAMES, "pow"}
+    assert set(vmath.NAMES) == {*NAMES, *BINARY}
     assert all((n, d) in vmath.VMATH for n in vmath.NAMES for d in DTYPES)
