@@ -331,7 +331,8 @@ class DevicePool:
         """A device array of `shape` and `dtype` that nobody else references."""
         free = self._free()
         with self.lock:
-            for k, a in enumerate(self.pool):
+            for k in range(len(self.pool)):  # not enumerate: its reused tuple would hold a reference
+                a = self.pool[k]
                 if sys.getrefcount(a) <= free and tuple(a.shape) == shape and a.dtype == dtype:
                     del self.pool[k]
                     break

@@ -135,3 +135,19 @@ def test_generated_source_uses_device_math() -> None:
     assert "M.sqrt_f64(" in src and "M.floor_f64(" in src and "M.exp_f64(" in src
     assert "np.sqrt" not in src and "V." not in src and "M.quiet" not in src
     assert "cuda.grid(1)" in src and "cache=True" in src
+
+
+def test_device_pool_reuses_only_unreferenced_arrays() -> None:
+    f32 = np.dtype(np.float32)
+    pool = gpu.DevicePool()
+    a = pool.get((2, 3), f32)
+    b = pool.get((2, 3), f32)
+    assert b is not a, "a is still referenced"
+    a_id = id(a)
+    del a  # the pool still holds it, so the id stays unique
+    c = pool.get((2, 3), f32)
+    assert id(c) == a_id, "the unreferenced array is reused"
+    d = pool.get((2, 3), f32)
+    assert d is not b and d is not c, "referenced arrays are never handed out again"
+    e = pool.get((5,), f32)
+    assert tuple(e.shape) == (5,) and e.dtype == f32
