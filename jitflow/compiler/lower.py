@@ -78,7 +78,8 @@ def member_reason(op: Operation) -> str | None:
         return None
     kind = op.opdef.kind
     if L.derived_attrs(op) is None:
-        return f"{t} needs static shapes to be compiled"
+        return (f"{t} target shape is known only at run time (identity when the shapes already match, "
+                "else interpreted)")
     if kind == registry.REDUCTION:
         rule_r = L.REDUCTIONS.get(t)
         if rule_r is None:
@@ -454,6 +455,35 @@ class SparseXentStep:
         return None
 
 
+class UnbroadcastDynStep:
+    """UnbroadcastTo whose target is `Shape(x)` known only at run time: the gradient itself when it
+    already has x's shape (the common case), else the Shape and UnbroadcastTo steps interpreted."""
+
+    def __init__(self, op: Operation, g_slot: int, x_slot: int, out_slot: int, fallback: list[Step]) -> None:
+        self.op = op
+        self.sg, self.sx, self.so = g_slot, x_slot, out_slot
+        self.fallback = fallback
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        g = vals[self.sg]
+        x = vals[self.sx]
+        if isinstance(g, (np.ndarray, np.generic)) and isinstance(x, (np.ndarray, np.generic)) \
+                and g.shape == x.shape and g.dtype == self.op.outputs[0].dtype.np:
+            vals[self.so] = g
+            return None
+        for st in self.fallback:
+            st(ctx, vals)
+        return None
+
+
+def _dynamic_unbroadcast(op: Operation, fed: set[Tensor]) -> bool:
+    """True for an UnbroadcastTo whose target is the Shape of a tensor (not fed) we can read."""
+    if op.type != "UnbroadcastTo" or len(op.inputs) < 2:
+        return False
+    sh = op.inputs[1]
+    return sh.op.type == "Shape" and sh not in fed and not sh.op.control_inputs and op.outputs[0] not in fed
+
+
 _BLAS = {"MatMul": MatMulStep}
 _ROW_OPS = ("SparseSoftmaxCrossEntropyWithLogits",)
 
@@ -488,6 +518,10 @@ def lower(plan: Plan) -> None:
             own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
                                      plan.op_steps[op])
             matmul_of[t] = op
+        elif _dynamic_unbroadcast(op, fed) and member_reason(op):
+            shape_op = op.inputs[1].op
+            own[op] = UnbroadcastDynStep(op, plan.slots[op.inputs[0]], plan.slots[shape_op.inputs[0]],
+                                         plan.slots[op.outputs[0]], [plan.op_steps[shape_op], plan.op_steps[op]])
         elif op.type in _ROW_OPS and member_reason(op) == "":
             row_entry: dict[str, Any] = {"ops": [op.name], "backend": "cpu", "key": "", "compile_seconds": 0.0,
                                          "source": "deferred"}
@@ -533,7 +567,8 @@ def lower(plan: Plan) -> None:
         for f in report["fallbacks"]:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
     folded = _fold_constants(plan, fed)
-    unused = _unused_shape_ops(ops, clustered, cluster_steps, fetched)
+    unused = _unused_shape_ops(ops, clustered | {o for o, st in own.items() if isinstance(st, UnbroadcastDynStep)},
+                               cluster_steps, fetched)
     for st in cluster_steps:  # the interpreted fallback of a cluster still needs those values
         pre = [plan.op_steps[t.op] for m in st.c.ops for t in m.inputs if t.op in unused]
         if pre:
@@ -549,8 +584,11 @@ def lower(plan: Plan) -> None:
                 steps.extend(var_reads(m, plan.lazy_vars, plan.op_steps, done))
             steps.append(cstep)
         elif op not in clustered:
+            own_step = own.get(op)
+            if isinstance(own_step, UnbroadcastDynStep) and op.inputs[1].op not in unused:
+                own_step.fallback = own_step.fallback[1:]  # the Shape step runs anyway
             steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
-            steps.append(own.get(op) or plan.op_steps[op])
+            steps.append(own_step or plan.op_steps[op])
     plan.steps = steps
     _mark_array_outputs(cluster_steps, readers)
     if gpu_plan:

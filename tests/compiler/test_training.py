@@ -104,3 +104,18 @@ def test_small_cluster_with_folded_shape_input_falls_back_correctly(monkeypatch:
     got, want, _ = run_both(grads, {a: xv, b: xv[:1, :, :1]})
     for g, w in zip(got, want):
         assert_same(g, w)
+
+
+def test_runtime_target_unbroadcast_fast_and_fallback_paths() -> None:
+    x = tf.placeholder(tf.float32, [None, 3])
+    y = tf.placeholder(tf.float32, [None, 3])
+    loss = tf.reduce_sum(tf.square(x + y) * 2.0)
+    gx, gy = tf.gradients(loss, [x, y])
+    rng = np.random.default_rng(10)
+    for xs, ys in (((4, 3), (4, 3)), ((1, 3), (4, 3))):  # identity, then a real reduction
+        feed = {x: rng.normal(size=xs).astype(np.float32), y: rng.normal(size=ys).astype(np.float32)}
+        got, want, plan = run_both([gx, gy], feed)
+        assert {f["type"] for f in plan.report["fallbacks"]} == {"UnbroadcastTo"}
+        for g, w in zip(got, want):
+            assert_same(g, w)
+        assert got[0].shape == xs and got[1].shape == ys
