@@ -80,7 +80,7 @@ def explain(fetches: Any, feed_dict: Any = None, graph: Any = None) -> ExplainRe
         feed_tensors, feed_values = sess._convert_feeds(feed_dict)
         del feed_values  # kernels are picked from static shapes when the plan is built
         plan = build_plan(flat, feed_tensors, sess._lowering())
-        from jitflow.compiler.lower import ClusterStep, SparseXentStep, compile_predicted
+        from jitflow.compiler.steps import ClusterStep, SparseXentStep, compile_predicted
 
         for step in plan.steps:  # tiny clusters compile lazily in real runs; explain shows their kernels
             if isinstance(step, ClusterStep) and step.report.get("source") == "deferred":

@@ -28,7 +28,7 @@ def main() -> None:
              ("max rows", tf.reduce_max(tf.abs(x), axis=1), lambda: np.max(np.abs(xv), 1))]
     with tf.Session() as sess:
         for name, t, ref in cases:
-            tj = bench(lambda: sess.run(t, {x: xv}))
+            tj = bench(lambda t=t: sess.run(t, {x: xv}))  # type: ignore[misc]
             tn = bench(ref)
             err = np.max(np.abs(sess.run(t, {x: xv}) - ref()) / np.maximum(np.abs(ref()), 1e-30))
             print(f"{name:9s} jitflow {tj * 1e3:7.2f} ms  numpy {tn * 1e3:7.2f} ms  ratio {tj / tn:.2f}  "

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 import jitflow as tf
-from jitflow.compiler import lower
+from jitflow.compiler import steps
 
 
 def per_run(sess: tf.Session, t: tf.Tensor, feed: dict, n: int = 3000) -> float:
@@ -31,7 +31,7 @@ def main() -> None:
         xv = np.random.default_rng(0).normal(size=size).astype(np.float32)
         row = []
         for small in (0, 1 << 30):  # 0: always the kernel; huge: always interpreted
-            lower.SMALL_SIZE = small
+            steps.SMALL_SIZE = small
             with tf.Session() as sess:
                 row.append((per_run(sess, ew, {x: xv}), per_run(sess, red, {x: xv})))
         (ke, kr), (ie, ir) = row

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from jitflow.compiler import lower
+from jitflow.compiler import steps
 
 
 @pytest.fixture(autouse=True)
 def _always_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lower, "SMALL_SIZE", 0)
+    monkeypatch.setattr(steps, "SMALL_SIZE", 0)

@@ -15,8 +15,8 @@ _PROGRAM = textwrap.dedent("""
     import json, sys
     import numpy as np
     import jitflow as tf
-    from jitflow.compiler import lower
-    lower.SMALL_SIZE = 0
+    from jitflow.compiler import steps
+    steps.SMALL_SIZE = 0
     x = tf.placeholder(tf.float64, [None, 3])
     y = tf.reduce_sum(tf.sqrt(x * 4.0 + 1.5), axis=1)
     with tf.Session() as sess:

@@ -93,9 +93,9 @@ def test_sparse_softmax_xent_row_kernel(dtype: type, ldtype: type) -> None:
 
 
 def test_small_cluster_with_folded_shape_input_falls_back_correctly(monkeypatch: pytest.MonkeyPatch) -> None:
-    from jitflow.compiler import lower
+    from jitflow.compiler import steps
 
-    monkeypatch.setattr(lower, "SMALL_SIZE", 1 << 20)  # every cluster takes the interpreted path
+    monkeypatch.setattr(steps, "SMALL_SIZE", 1 << 20)  # every cluster takes the interpreted path
     xv = np.random.default_rng(8).normal(size=(3, 4, 2))
     a = tf.placeholder(tf.float64, [3, 4, 2])
     b = tf.placeholder(tf.float64, [1, 4, 1])

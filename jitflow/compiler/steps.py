@@ -1,0 +1,476 @@
+"""Compiled plan steps: a fused cluster, a BLAS matmul, a row kernel, a run-time unbroadcast.
+
+A `ClusterStep` picks a kernel per input-shape pattern (`compiler/layout.py`) and caches that choice
+by input shapes, so a replayed plan only looks up a dict before calling the kernel. One-element
+iteration spaces run as Python over NumPy scalars (`codegen/scalar.py`); other tiny ones run the
+members' interpreted steps (a kernel call costs more than a few NumPy calls). Whenever shapes do not
+check out, a variable is missing, or a kernel flags an error, a step re-runs its ops interpreted,
+which raises exactly the interpreter's error (nothing has been stored yet at that point).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from jitflow.codegen import cpu, scalar
+from jitflow.codegen import lowering as L
+from jitflow.compiler.arena import Arena, Recycler
+from jitflow.compiler.cluster import Cluster
+from jitflow.compiler.layout import LayoutError, broadcast_shape, compute_layout
+from jitflow.compiler.plan import ARENA_SLOT, Step
+from jitflow.framework.graph import Operation, Tensor
+
+# Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
+SMALL_SIZE = 64
+# Clusters with at least this much work (elements x nodes) run the parallel (prange) kernel variant:
+# below it, waking the thread pool costs more than it saves (and competes with BLAS threads).
+PARALLEL_WORK = 1 << 23
+# Size assumed for unknown static dims when predicting which kernel a plan needs.
+_GUESS_DIM = 64
+_ZERO_ERR = np.zeros(1, np.int64)  # for kernels without checks: never written
+
+
+class _Entry:
+    """What a ClusterStep decided for one tuple of input shapes."""
+
+    __slots__ = ("mode", "exts", "out_shapes", "out_sizes", "kernel")
+
+    def __init__(self, mode: str, exts: Any = None, out_shapes: Any = None, kernel: Any = None) -> None:
+        self.mode = mode  # "kernel", "small" (interpret members) or "interp" (shapes do not check out)
+        self.exts = exts
+        self.out_shapes = out_shapes
+        self.out_sizes = [int(np.prod(s)) for s in out_shapes] if out_shapes is not None else None
+        self.kernel = kernel
+
+
+_INTERP = _Entry("interp")
+_SMALL = _Entry("small")
+
+
+class ClusterStep:
+    """Runs one cluster: its kernel for the current input shapes, or its members interpreted."""
+
+    def __init__(self, c: Cluster, in_slots: list[int], out_slots: list[int], fresh: list[bool],
+                 member_steps: list[Step], report: dict[str, Any], var_shapes: dict[str, Any]) -> None:
+        self.c = c
+        self.in_slots = in_slots  # -1 for a variable's current value
+        self.out_slots = out_slots  # -1 when the output only stores a variable
+        self.fresh = fresh  # outputs that must be new arrays (fetched or stored in a variable)
+        self.member_steps = member_steps
+        self.report = report
+        self.var_shapes = var_shapes
+        self.entries: dict[tuple, _Entry] = {}
+        self.kernels: dict[tuple, Any] = {}
+        self.out_dtypes = [np.dtype(c.nodes[o.node].dtype) for o in c.outputs]
+        self.has_checks = False
+        self.in_dtypes = [np.dtype(i.dtype) for i in c.inputs]
+        self.var_names = [i.var for i in c.inputs]
+        self.stores = [o.var for o in c.outputs]
+        self.deps = [sorted(c.deps(c.n_inputs + o.node)) for o in c.outputs]
+        self.key = id(self)
+        self._lock = threading.Lock()
+        self.recyclers = [Recycler() for _ in c.outputs]
+        self.node_checks = [(k, L.SHAPE_CHECKS[n.op_type]) for k, n in enumerate(c.nodes)
+                            if n.op_type in L.SHAPE_CHECKS]
+        self.one_fn: Any = None
+        self.in_spec = list(zip(in_slots, self.var_names, self.in_dtypes))
+        self.need_array = [True] * len(c.outputs)  # outputs read by interpreted steps stay arrays
+
+    # the hot path
+    def __call__(self, ctx: Any, vals: list) -> None:
+        arrays = []
+        variables = ctx.variables
+        for slot, var, dt in self.in_spec:
+            a = vals[slot] if var is None else variables.get(var)
+            if type(a) is not np.ndarray and not isinstance(a, np.generic):
+                if a is None:
+                    return self.interpret(ctx, vals)
+                a = np.asarray(a)
+            if a.dtype is not dt and a.dtype != dt:  # dtypes are nearly always the canonical instances
+                return self.interpret(ctx, vals)
+            arrays.append(a)
+        shapes = tuple([a.shape for a in arrays])
+        ent = self.entries.get(shapes)
+        if ent is None:
+            ent = self.prepare(shapes)
+        if ent.kernel is None:
+            if ent.mode == "one":
+                return self.run_one(ctx, vals, arrays, ent)
+            return self.interpret(ctx, vals)
+        flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
+        arena: Arena = vals[ARENA_SLOT]
+        outs = []
+        for j, dt in enumerate(self.out_dtypes):
+            n = ent.out_sizes[j]
+            outs.append(self.recyclers[j].get(n, dt) if self.fresh[j] else arena.buffer((self.key, j), n, dt))
+        if self.has_checks:
+            err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
+            err[0] = 0
+            ent.kernel(*flat, *outs, ent.exts, err)
+            if err[0]:
+                return self.interpret(ctx, vals)
+        else:
+            ent.kernel(*flat, *outs, ent.exts, _ZERO_ERR)
+        for j, o in enumerate(outs):
+            if self.fresh[j]:
+                self.recyclers[j].put(o)
+            arr = o.reshape(ent.out_shapes[j])
+            var = self.stores[j]
+            if var is not None:
+                arr.flags.writeable = False
+                variables[var] = arr
+            s = self.out_slots[j]
+            if s >= 0:
+                vals[s] = arr
+        return None
+
+    def run_one(self, ctx: Any, vals: list, arrays: list, ent: _Entry) -> None:
+        """A one-element iteration space: the generated NumPy-scalar function (`codegen/scalar.py`)."""
+        fn = self.one_fn
+        if fn is None:
+            fn = self.one_fn = scalar.build(self.c)
+        try:
+            res = fn(*[a if type(a) is not np.ndarray else (a[()] if a.ndim == 0 else a.flat[0])
+                       for a in arrays])
+        except scalar.CheckFailed:
+            return self.interpret(ctx, vals)
+        for j, v in enumerate(res):
+            shape = ent.out_shapes[j]
+            var = self.stores[j]
+            if var is not None or shape or self.need_array[j]:
+                v = np.array(v, self.out_dtypes[j])
+                if shape:
+                    v = v.reshape(shape)
+                if var is not None:
+                    v.flags.writeable = False
+                    ctx.variables[var] = v
+            s = self.out_slots[j]
+            if s >= 0:
+                vals[s] = v
+        return None
+
+    def interpret(self, ctx: Any, vals: list) -> None:
+        """Runs the members' interpreted steps (exactly the interpreter's semantics and errors)."""
+        for step in self.member_steps:
+            step(ctx, vals)
+
+    # decisions per shape tuple
+    def prepare(self, shapes: tuple) -> _Entry:
+        """Decides (and caches) how to run for these input shapes; compiles the kernel if needed."""
+        try:
+            ent = self._decide(shapes)
+        except LayoutError:
+            ent = _INTERP
+        if len(self.entries) > 64:
+            self.entries.clear()  # shape-polymorphic callers: keep the table small
+        self.entries[shapes] = ent
+        return ent
+
+    def _decide(self, shapes: tuple) -> _Entry:
+        c = self.c
+        space = broadcast_shape(list(shapes))
+        axes = None
+        out_shapes: list[tuple[int, ...]] = []
+        red = c.reduction()
+        if red is not None:
+            axes = reduce_axes(red, len(space))
+        for j, o in enumerate(c.outputs):
+            if red is not None and o.node == len(c.nodes) - 1:
+                keep = bool(red.attr("keep_dims", False))
+                assert axes is not None
+                shp = tuple((1 if d in axes else n) for d, n in enumerate(space) if keep or d not in axes)
+                target = red.attr("target")
+                if target is not None:  # UnbroadcastTo: the kept dims must be the target's
+                    extra = len(space) - len(target)
+                    if any(d != 1 and space[extra + i] != d for i, d in enumerate(target)):
+                        raise LayoutError("gradient does not reduce to the target shape")
+                    shp = tuple(target)
+            else:
+                shp = broadcast_shape([shapes[i] for i in self.deps[j]])
+            out_shapes.append(shp)
+            if o.var is not None:
+                self._check_update(o, shp, shapes)
+        if self.node_checks:
+            self._check_nodes(shapes)
+        size = int(np.prod(space)) if space else 1
+        if size == 1:
+            return _Entry("one", None, out_shapes)
+        if size <= SMALL_SIZE:
+            return _SMALL
+        layout, exts = compute_layout(list(shapes), space, axes)
+        # prange runs over the first group, which must not be reduced
+        kernel = self._kernel(layout, size * len(c.nodes) >= PARALLEL_WORK and not layout.reduced[0])
+        return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel)
+
+    def _check_update(self, o: Any, shp: tuple[int, ...], shapes: tuple) -> None:
+        c = self.c
+        node = c.nodes[o.node]
+        rule = L.UPDATES[node.op_type]
+        if rule.reads:
+            cur = shapes[node.args[0]]
+            if shp != cur:
+                raise LayoutError("update does not have the variable's shape")
+            if rule.same_shape_refs and any(shapes[node.args[k]] != cur for k in range(len(rule.refs))):
+                raise LayoutError("slot variables do not have the variable's shape")
+            for p in rule.scalar_args:
+                k = len(rule.refs) + p - sum(1 for r in rule.refs if r < p)
+                if k < len(node.args) and self.value_shape(node.args[k], shapes) != ():
+                    raise LayoutError("hyperparameter is not a scalar")
+            for p in rule.exact_shape:
+                # op input p -> node arg: the read refs come first, then the non-ref inputs in order
+                k = len(rule.refs) + p - sum(1 for r in rule.refs if r < p)
+                if k >= len(node.args):
+                    continue
+                a = node.args[k]
+                if self.value_shape(a, shapes) != cur:
+                    raise LayoutError("update value does not have the variable's shape")
+        else:
+            want = self.var_shapes.get(o.var)
+            if want is not None and not want.is_compatible_with(shp):
+                raise LayoutError("assigned value does not have the variable's shape")
+
+    def value_shape(self, vid: int, shapes: tuple) -> tuple[int, ...]:
+        """The runtime shape of value `vid`: an input's own, a node's the broadcast of its inputs'."""
+        if vid < self.c.n_inputs:
+            return tuple(shapes[vid])
+        return broadcast_shape([shapes[i] for i in self.c.deps(vid)])
+
+    def _check_nodes(self, shapes: tuple) -> None:
+        """Shape rules of single ops beyond broadcasting (BiasAdd's bias length, AddN's equal shapes)."""
+        for k, check in self.node_checks:
+            args = [self.value_shape(a, shapes) for a in self.c.nodes[k].args]
+            if not check(args):
+                raise LayoutError(f"shapes {args} rejected by {self.c.nodes[k].op_type}")
+
+    def _kernel(self, layout: Any, parallel: bool) -> Any:
+        k = (layout, parallel)
+        fn = self.kernels.get(k)
+        if fn is not None:
+            return fn
+        with self._lock:
+            fn = self.kernels.get(k)
+            if fn is None:
+                fn = compile_kernel(self.c, layout, parallel, self.report)
+                self.kernels[k] = fn
+        return fn
+
+
+def compile_kernel(c: Cluster, layout: Any, parallel: bool, report: dict[str, Any]) -> Any:
+    """Generates, compiles (or loads) the kernel of `c` for `layout`; records it in `report`."""
+    from jitflow.codegen.cache import get_kernel
+
+    t0 = time.perf_counter()
+    source = cpu.generate(c, layout, parallel)
+    parts = {"cluster": c.signature(), "layout": layout.key(), "parallel": parallel,
+             "codegen": cpu.CODEGEN_VERSION}
+    fn, origin = get_kernel(source, cpu.ENTRY, parts, {"ops": [op.type for op in c.ops]}, "cpu")
+    dt = time.perf_counter() - t0
+    from jitflow.codegen.cache import kernel_key
+
+    report["key"] = kernel_key({**parts, "source": source, "entry": cpu.ENTRY, "backend": "cpu"})
+    report["compile_seconds"] = round(report.get("compile_seconds", 0.0) + (dt if origin != "memory" else 0.0), 6)
+    report["source"] = origin
+    return fn
+
+
+class MatMulStep:
+    """MatMul through NumPy's BLAS into a buffer reused across runs."""
+
+    def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step) -> None:
+        self.op = op
+        self.sa, self.sb = in_slots
+        self.out_slot = out_slot
+        self.fresh = fresh
+        self.fallback = fallback
+        self.ta = bool(op.attrs.get("transpose_a") or op.attrs.get("adj_x"))
+        self.tb = bool(op.attrs.get("transpose_b") or op.attrs.get("adj_y"))
+        self.dtype = np.dtype(op.outputs[0].dtype.np)
+        self.key = id(self)
+        self.recycler = Recycler()
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        a = vals[self.sa]
+        b = vals[self.sb]
+        if type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2 \
+                or a.dtype != self.dtype or b.dtype != self.dtype:
+            return self.fallback(ctx, vals)
+        if self.ta:
+            a = a.T
+        if self.tb:
+            b = b.T
+        m, k = a.shape
+        if b.shape[0] != k:
+            return self.fallback(ctx, vals)
+        n = b.shape[1]
+        if self.fresh:
+            flat = self.recycler.get(m * n, self.dtype)
+            self.recycler.put(flat)
+            out = flat.reshape(m, n)
+        else:
+            out = vals[ARENA_SLOT].buffer((self.key, 0), m * n, self.dtype).reshape(m, n)
+        np.matmul(a, b, out=out)
+        vals[self.out_slot] = out
+        return None
+
+
+class SparseXentStep:
+    """SparseSoftmaxCrossEntropyWithLogits as one row kernel (`codegen/rows.py`) into reused buffers."""
+
+    def __init__(self, op: Operation, in_slots: list[int], out_slots: list[int], fetched: list[bool],
+                 fallback: Step, report: dict[str, Any]) -> None:
+        self.op = op
+        self.sf, self.sl = in_slots
+        self.out_slots = out_slots
+        self.fetched = fetched
+        self.fallback = fallback
+        self.report = report
+        self.dtype = np.dtype(op.inputs[0].dtype.np)
+        self.ldtype = np.dtype(op.inputs[1].dtype.np)
+        self.key = id(self)
+        self.kernel: Any = None
+        self.recyclers = [Recycler(), Recycler()]
+
+    def _compile(self) -> Any:
+        from jitflow.codegen import rows
+        from jitflow.codegen.cache import get_kernel, kernel_key
+
+        t0 = time.perf_counter()
+        src = rows.sparse_xent_source(self.dtype.name, self.ldtype.name)
+        parts = {"rows": "sparse_xent", "dtype": self.dtype.name, "labels": self.ldtype.name,
+                 "version": rows.ROWS_VERSION}
+        fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [self.op.type]}, "cpu")
+        self.report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
+                           compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
+                           source=origin)
+        return fn
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        f = vals[self.sf]
+        lab = vals[self.sl]
+        if type(f) is not np.ndarray or type(lab) is not np.ndarray or f.ndim != 2 or lab.ndim != 1 \
+                or lab.shape[0] != f.shape[0] or f.dtype != self.dtype or lab.dtype != self.ldtype \
+                or f.size <= SMALL_SIZE:
+            return self.fallback(ctx, vals)
+        if self.kernel is None:
+            self.kernel = self._compile()
+        n, k = f.shape
+        arena: Arena = vals[ARENA_SLOT]
+        outs = []
+        for j, size in enumerate((n, n * k)):
+            if self.fetched[j]:
+                o = self.recyclers[j].get(size, self.dtype)
+                self.recyclers[j].put(o)
+            else:
+                o = arena.buffer((self.key, j), size, self.dtype)
+            outs.append(o)
+        err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
+        err[0] = 0
+        fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
+        ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
+        self.kernel(fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
+        if err[0]:
+            return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
+        vals[self.out_slots[0]] = outs[0]
+        vals[self.out_slots[1]] = outs[1].reshape(n, k)
+        return None
+
+
+class UnbroadcastDynStep:
+    """UnbroadcastTo whose target is `Shape(x)` known only at run time: the gradient itself when it
+    already has x's shape (the common case), else the Shape and UnbroadcastTo steps interpreted."""
+
+    def __init__(self, op: Operation, g_slot: int, x_slot: int, out_slot: int, fallback: list[Step]) -> None:
+        self.op = op
+        self.sg, self.sx, self.so = g_slot, x_slot, out_slot
+        self.fallback = fallback
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        g = vals[self.sg]
+        x = vals[self.sx]
+        if isinstance(g, (np.ndarray, np.generic)) and isinstance(x, (np.ndarray, np.generic)) \
+                and g.shape == x.shape and g.dtype == self.op.outputs[0].dtype.np:
+            vals[self.so] = g
+            return None
+        for st in self.fallback:
+            st(ctx, vals)
+        return None
+
+
+def _dynamic_unbroadcast(op: Operation, fed: set[Tensor]) -> bool:
+    """True for an UnbroadcastTo whose target is the Shape of a tensor (not fed) we can read."""
+    if op.type != "UnbroadcastTo" or len(op.inputs) < 2:
+        return False
+    sh = op.inputs[1]
+    return sh.op.type == "Shape" and sh not in fed and not sh.op.control_inputs and op.outputs[0] not in fed
+
+
+def reduce_axes(red: Any, rank: int) -> tuple[int, ...]:
+    """The dims a reduction node reduces for an input of `rank` (LayoutError when they do not fit)."""
+    target = red.attr("target")
+    if target is not None:  # UnbroadcastTo: sum the leading extra dims and where the target has 1s
+        extra = rank - len(target)
+        if extra < 0:
+            raise LayoutError("gradient has a lower rank than its target")
+        return tuple(range(extra)) + tuple(i + extra for i, d in enumerate(target) if d == 1)
+    ax = red.attr("axis")
+    if ax is None:
+        return tuple(range(rank))
+    if rank == 0:
+        if any(a not in (0, -1) for a in ax):
+            raise LayoutError("reduction axis out of range")
+        return ()
+    if any(a >= rank or a < -rank for a in ax):
+        raise LayoutError("reduction axis out of range")
+    return tuple(sorted({a % rank for a in ax}))
+
+
+def compile_predicted(step: ClusterStep) -> None:
+    """Compiles the kernel that the static shapes predict even for tiny clusters (for `explain`)."""
+    shapes = _predicted_shapes(step)
+    if shapes is None:
+        return
+    try:
+        space = broadcast_shape(list(shapes))
+        red = step.c.reduction()
+        axes = reduce_axes(red, len(space)) if red is not None else None
+        layout, _ = compute_layout(list(shapes), space, axes)
+    except LayoutError:
+        return
+    step._kernel(layout, False)
+
+
+def _predicted_shapes(step: ClusterStep) -> tuple | None:
+    shapes = []
+    for i in step.c.inputs:
+        if i.var is not None:
+            shp = step.var_shapes.get(i.var)
+            dims = shp.as_tuple() if shp is not None else None
+        else:
+            assert i.tensor is not None
+            dims = i.tensor.shape.as_tuple()
+        if dims is None:
+            return None
+        shapes.append(tuple(_GUESS_DIM if d is None else int(d) for d in dims))
+    return tuple(shapes)
+
+
+def _warm(step: ClusterStep) -> None:
+    """Compiles the kernel the static shapes predict, so the first run does not (unknown rank: skip)."""
+    shapes = []
+    for i in step.c.inputs:
+        if i.var is not None:
+            shp = step.var_shapes.get(i.var)
+            dims = shp.as_tuple() if shp is not None else None
+        else:
+            assert i.tensor is not None
+            dims = i.tensor.shape.as_tuple()
+        if dims is None:
+            return
+        shapes.append(tuple(_GUESS_DIM if d is None else int(d) for d in dims))
+    try:
+        step.prepare(tuple(shapes))
+    except Exception:  # noqa: BLE001 - a failed warm-up compiles (or reports) again on the first run
+        step.entries.clear()
