@@ -119,3 +119,34 @@ def test_runtime_target_unbroadcast_fast_and_fallback_paths() -> None:
         for g, w in zip(got, want):
             assert_same(g, w)
         assert got[0].shape == xs and got[1].shape == ys
+
+
+def test_mlp_training_step_plan_and_results() -> None:
+    rng = np.random.default_rng(11)
+    xv = rng.normal(size=(16, 6)).astype(np.float32)
+    yv = rng.integers(0, 3, 16).astype(np.int32)
+    x = tf.placeholder(tf.float32, [None, 6])
+    y = tf.placeholder(tf.int32, [None])
+    w1 = tf.Variable(rng.normal(0, 0.5, (6, 5)).astype(np.float32))
+    b1 = tf.Variable(np.zeros(5, np.float32))
+    w2 = tf.Variable(rng.normal(0, 0.5, (5, 3)).astype(np.float32))
+    b2 = tf.Variable(np.zeros(3, np.float32))
+    h = tf.nn.relu(tf.matmul(x, w1) + b1)
+    logits = tf.matmul(h, w2) + b2
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+    train = tf.train.GradientDescentOptimizer(0.5).minimize(loss)
+    final = []
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(3):
+                sess.run(train, {x: xv, y: yv})
+            if jit:
+                plan = last_plan(sess)
+            final.append(sess.run([w1, b1, w2, b2, loss], {x: xv, y: yv}))
+    ops = [c["ops"] for c in plan.report["clusters"]]
+    assert ["MatMul", h.op.inputs[0].op.name, h.op.name] in ops  # bias + ReLU epilogue of the matmul
+    assert {f["type"] for f in plan.report["fallbacks"]} <= {"UnbroadcastTo"}
+    assert sum(1 for o in ops if any("ApplyGradientDescent" in n for n in o)) == 4
+    for g, w in zip(*final):
+        assert_same(g, w, rtol=1e-5, atol=1e-6)
