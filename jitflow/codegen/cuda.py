@@ -400,3 +400,55 @@ def generate_matmul(dtype: str, ta: bool, tb: bool, target: Target, epilogue: Cl
     else:
         lines.append(f"{ind}_matmul[((n + T - 1) // T, (m + T - 1) // T), (T, T)](a, b, c, m, n, k)")
     return "\n".join(lines) + "\n"
+
+
+def generate_sparse_xent(dt: str, label_dt: str, target: Target) -> str:
+    """Source of ``launch(logits, labels, loss, backprop, n, k, err)``: one thread per row, the formulas of
+    the CPU row kernel (`codegen/rows.py`); a label outside ``[0, k)`` sets ``err``."""
+    sfx = "f32" if dt == "float32" else "f64"
+    one = L.const(1, dt)
+    ind = "    "
+    lines = [
+        "import numpy as np",
+        "from numba import cuda, types",
+        "from jitflow.codegen import cudamath as M",
+        "",
+        f"_SIG = types.void({_arr(dt)}, {_arr(label_dt)}, {_arr(dt)}, {_arr(dt)}, types.int64, types.int64, "
+        f"{_arr('int64')})",
+        f"TPB = {target.tpb}",
+        f"MAXB = {target.max_blocks}",
+        "",
+        "",
+        "@cuda.jit(_SIG, cache=True)",
+        "def _xent(f, lab, loss, bp, n, k, err):",
+        *[ind + s for s in _prelude(target)],
+        f"{ind}i = cuda.grid(1)",
+        f"{ind}while i < n:",
+        f"{ind}    lb = lab[i]",
+        f"{ind}    if lb < 0 or lb >= k:",
+        f"{ind}        err[0] = 1",
+        f"{ind}    else:",
+        f"{ind}        base = i * k",
+        f"{ind}        m = f[base]",
+        f"{ind}        for j in range(1, k):",
+        f"{ind}            v = f[base + j]",
+        f"{ind}            m = v if (v > m or v != v) else m",
+        f"{ind}        s = np.float64(0.0)",
+        f"{ind}        for j in range(k):",
+        f"{ind}            e = M.exp_{sfx}({L.cast('f[base + j] - m', dt)})",
+        f"{ind}            bp[base + j] = e",
+        f"{ind}            s += np.float64(e)",
+        f"{ind}        s1 = {L.cast('s', dt)}",
+        f"{ind}        loss[i] = {L.cast(f'M.log_{sfx}(s1) - ' + L.cast('f[base + lb] - m', dt), dt)}",
+        f"{ind}        for j in range(k):",
+        f"{ind}            bp[base + j] = {L.cast('bp[base + j] / s1', dt)}",
+        f"{ind}        bp[base + lb] = {L.cast(f'bp[base + lb] - {one}', dt)}",
+        f"{ind}    i += cuda.gridsize(1)",
+        "",
+        "",
+        f"def {ENTRY}(f, lab, loss, bp, n, k, err):",
+        f"{ind}if n == 0:",
+        f"{ind}    return",
+        f"{ind}_xent[min((n + TPB - 1) // TPB, MAXB), TPB](f, lab, loss, bp, n, k, err)",
+    ]
+    return "\n".join(lines) + "\n"

@@ -35,9 +35,10 @@ import numpy as np
 from jitflow.codegen import cuda as cg
 from jitflow.codegen.cache import KernelCompileError
 from jitflow.compiler.cluster import Cluster
+from jitflow.compiler.interp import op_error
 from jitflow.compiler.layout import Layout, LayoutError, broadcast_shape, compute_layout
 from jitflow.compiler.placement import gpu_count, requested_gpu
-from jitflow.compiler.plan import ARENA_SLOT, Plan, Step
+from jitflow.compiler.plan import ARENA_SLOT, TRASH_SLOT, Plan, Step
 from jitflow.framework.graph import Operation, Tensor
 
 # -- the CUDA runtime ------------------------------------------------------------------------------------
@@ -701,6 +702,109 @@ class FusedMatMulStep:
         return ent
 
 
+class CudaSparseXentStep:
+    """SparseSoftmaxCrossEntropyWithLogits on the device: loss and backprop per row."""
+
+    def __init__(self, base: Any, io: _IO) -> None:
+        self.base = base
+        self.op: Operation = base.op
+        self.io = io
+        self.in_slots = [base.sf, base.sl]
+        self.out_slots: list[int] = base.out_slots
+        self.dtype = np.dtype(base.dtype)
+        self.ldtype = np.dtype(base.ldtype)
+        self.report: dict[str, Any] = base.report
+        self.key = ("cuda", id(self))
+        self.io.owner = self.key
+        self.kernel: Any = None
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        store = device_store(ctx)
+        f, lab = vals[self.in_slots[0]], vals[self.in_slots[1]]
+        if f is None or lab is None or len(np.shape(f)) != 2 or len(np.shape(lab)) != 1 \
+                or lab.shape[0] != f.shape[0] or f.dtype != self.dtype or lab.dtype != self.ldtype:
+            return self.interpret(ctx, vals)
+        n, k = (int(d) for d in f.shape)
+        df = self.io.device_input(0, f, vals, store)
+        dl = self.io.device_input(1, lab, vals, store)
+        loss = _device_buffer(vals, (self.key, 0), (n,), self.dtype)
+        grad = _device_buffer(vals, (self.key, 1), (n, k), self.dtype)
+        err = _device_buffer(vals, (self.key, -1), (1,), np.dtype(np.int64))
+        # labels fed from the host are checked there: no device flag to read back (a sync) on every run
+        host_checked = type(lab) is np.ndarray
+        if host_checked and n and (lab.min() < 0 or lab.max() >= k):
+            return self.interpret(ctx, vals)
+        if not host_checked:
+            err.copy_to_device(np.zeros(1, np.int64))
+        if self.kernel is None:
+            source = cg.generate_sparse_xent(self.dtype.name, self.ldtype.name, target())
+            self.kernel = compile_cuda(source, {"rows": ["sparse_xent", self.dtype.name, self.ldtype.name]},
+                                       [self.op.type], self.report)
+        with launch_guard():
+            self.kernel(_flat(df), dl, loss, _flat(grad), n, k, err)
+        if not host_checked and to_host(err)[0]:
+            return self.interpret(ctx, vals)  # a label out of range: the interpreter's error
+        self.io.put_output(0, self.out_slots[0], loss, vals)
+        self.io.put_output(1, self.out_slots[1], grad, vals)
+        return None
+
+    def interpret(self, ctx: Any, vals: list) -> None:
+        """The reference kernel on host copies (its result or error)."""
+        _host_inputs(self.in_slots, vals)
+        self.base.fallback(ctx, vals)
+
+
+class DeviceUnbroadcastDyn:
+    """UnbroadcastTo(g, Shape(x)) when g may live on the device: g itself when it has x's shape (the common
+    case), else the CPU step on host copies."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.op: Operation = base.op
+        self.dtype = np.dtype(self.op.outputs[0].dtype.np)
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        b = self.base
+        g, x = vals[b.sg], vals[b.sx]
+        if g is not None and x is not None and tuple(np.shape(g)) == tuple(np.shape(x)) and g.dtype == self.dtype:
+            vals[b.so] = g
+            return None
+        _host_inputs([b.sg], vals)
+        b(ctx, vals)
+        return None
+
+
+class DeviceReshape:
+    """Reshape, ExpandDims or Squeeze of a device array: the reference kernel decides the new shape (or
+    raises its error) on a stand-in of the same shape, and the device array is reshaped without a copy."""
+
+    def __init__(self, host_step: Step, in_slots: list[int], out_slot: int) -> None:
+        op = getattr(host_step, "op", None)
+        assert op is not None
+        self.host_step = host_step
+        self.op: Operation = op
+        self.in_slots = in_slots
+        self.out_slot = out_slot
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        x = vals[self.in_slots[0]]
+        if not is_device_array(x):
+            return self.host_step(ctx, vals)  # type: ignore[func-returns-value]
+        _host_inputs(self.in_slots[1:], vals)  # the shape or axis argument is tiny
+        # zero strides: a stand-in of x's shape and dtype without x's memory
+        stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, x.dtype), shape=tuple(x.shape),
+                                                   strides=(0,) * len(x.shape))
+        ins = [stand_in] + [vals[s] for s in self.in_slots[1:]]
+        kernel = self.op.opdef.kernel
+        assert kernel is not None
+        try:
+            shape = tuple(np.shape(kernel(ctx, self.op, ins)))
+        except Exception as e:  # noqa: BLE001 - reported as the op's error, as the interpreter does
+            raise op_error(self.op, ins, e) from e
+        vals[self.out_slot] = x.reshape(shape) if shape != tuple(x.shape) else x
+        return None
+
+
 class DeviceReadStep:
     """A read of a variable consumed only by CUDA steps: its device array goes into the slot."""
 
@@ -745,6 +849,7 @@ def lower_gpu_clusters(plan: Plan) -> None:
     gpu_ops: set[Operation] = set()
     cuda_steps: list[tuple[Any, list[Tensor | None]]] = []
     listed = {name for entry in plan.report.get("clusters", []) for name in entry.get("ops", [])}
+    through: set[Operation] = set()  # ops that hand their first input on unchanged (when shapes allow)
     for i, st in enumerate(steps):
         if isinstance(st, low.ClusterStep) and _all_on(st.c.ops, n_gpus):
             c = st.c
@@ -767,9 +872,24 @@ def lower_gpu_clusters(plan: Plan) -> None:
             steps[i] = CudaMatMulStep(st, io, entry)
             gpu_ops.add(st.op)
             cuda_steps.append((steps[i], [st.op.outputs[0]]))
+        elif isinstance(st, low.SparseXentStep) and usable_gpu(st.op, n_gpus) is not None:
+            io = _IO([st.sf, st.sl], [False, False], [None, None])
+            st.report.update(backend="cuda", key="", compile_seconds=0.0, source="deferred")
+            steps[i] = CudaSparseXentStep(st, io)
+            gpu_ops.add(st.op)
+            cuda_steps.append((steps[i], [t if s > TRASH_SLOT else None
+                                          for t, s in zip(st.op.outputs, st.out_slots)]))
+        elif isinstance(st, low.UnbroadcastDynStep) and usable_gpu(st.op, n_gpus) is not None:
+            steps[i] = DeviceUnbroadcastDyn(st)
+            through.add(st.op)
+        elif isinstance(st, types.FunctionType) and (op := getattr(st, "op", None)) is not None \
+                and op.type in RESHAPES and usable_gpu(op, n_gpus) is not None:
+            steps[i] = DeviceReshape(st, [plan.slots[t] for t in op.inputs],
+                                     TRASH_SLOT if op.outputs[0] in fed else plan.slots[op.outputs[0]])
+            through.add(op)
     if not cuda_steps:
         return
-    dev_readers = _device_readers(plan.ops, gpu_ops, readers, fetched, fed)
+    dev_readers = _device_readers(plan.ops, gpu_ops, readers, fetched, fed, through)
     for cs, outs in cuda_steps:
         cs.io.host_out = [t is not None and (t in fetched or any(r not in dev_readers for r in readers.get(t, ())))
                           for t in outs]
@@ -784,7 +904,7 @@ def lower_gpu_clusters(plan: Plan) -> None:
             if rs and rs <= dev_readers and t not in fetched and t not in fed:
                 steps[i] = DeviceReadStep(st, op.name, plan.slots[t])
                 device_reads.add(op.name)
-    _limit_in_place(steps, [cs for cs, _ in cuda_steps], device_reads, readers)
+    _limit_in_place(steps, [cs for cs, _ in cuda_steps], device_reads, readers, through)
     _fuse_epilogues(steps, readers, fetched)
     plan.steps = steps
     if plan.debug >= 3:
@@ -795,17 +915,19 @@ def lower_gpu_clusters(plan: Plan) -> None:
 # Host steps that only look at a value's shape (they work on device arrays), and ops passing it through.
 SHAPE_ONLY = frozenset({"Shape", "Size", "Rank"})
 PASS_THROUGH = frozenset({"Identity", "StopGradient"})
+# Structural ops that only change a value's shape: on the device they reshape the device array.
+RESHAPES = frozenset({"Reshape", "ExpandDims", "Squeeze"})
 
 
 def _device_readers(ops: list[Operation], gpu_ops: set[Operation], readers: dict[Tensor, set[Operation]],
-                    fetched: set[Tensor], fed: set[Tensor]) -> set[Operation]:
+                    fetched: set[Tensor], fed: set[Tensor], through: set[Operation]) -> set[Operation]:
     """Ops that may read a device array: CUDA ops, shape queries, and pass-throughs read only by such."""
     dev = set(gpu_ops) | {op for op in ops if op.type in SHAPE_ONLY}
     changed = True
     while changed:
         changed = False
         for op in ops:
-            if op in dev or op.type not in PASS_THROUGH or op.control_inputs:
+            if op in dev or (op.type not in PASS_THROUGH and op not in through) or op.control_inputs:
                 continue
             t = op.outputs[0]
             rs = readers.get(t, set())
@@ -816,7 +938,7 @@ def _device_readers(ops: list[Operation], gpu_ops: set[Operation], readers: dict
 
 
 def _limit_in_place(steps: list[Step], cuda_steps: list[Any], device_reads: set[str],
-                    readers: dict[Tensor, set[Operation]]) -> None:
+                    readers: dict[Tensor, set[Operation]], through: set[Operation]) -> None:
     """No in-place update of a variable whose device snapshot (read through a pass-through) is used later.
 
     A variable read directly is read again before each consumer, so it always sees the current value; a
@@ -832,7 +954,7 @@ def _limit_in_place(steps: list[Step], cuda_steps: list[Any], device_reads: set[
     for op in pos:
         if op.type != "VariableV2" or op.name not in device_reads:
             continue
-        stack = [r for r in readers.get(op.outputs[0], ()) if r.type in PASS_THROUGH]
+        stack = [r for r in readers.get(op.outputs[0], ()) if r.type in PASS_THROUGH or r in through]
         seen: set[Operation] = set()
         while stack:
             p = stack.pop()
@@ -841,7 +963,7 @@ def _limit_in_place(steps: list[Step], cuda_steps: list[Any], device_reads: set[
             seen.add(p)
             for r in readers.get(p.outputs[0], ()):
                 last_use[op.name] = max(last_use.get(op.name, -1), pos.get(r, len(steps)))
-                if r.type in PASS_THROUGH:
+                if r.type in PASS_THROUGH or r in through:
                     stack.append(r)
     for cs in cuda_steps:
         if isinstance(cs, CudaClusterStep):

@@ -115,6 +115,7 @@ def check_fused_matmul() -> bool:
     mm = tf.matmul(x, tf.constant(np.ones((6, 3), np.float32)))
     feed = {x: np.ones((5, 6), np.float32), b: np.ones(3, np.float32)}
     ok = compile_all(cg.generate_matmul("float64", True, True, TARGET), "matmul")
+    ok &= compile_all(cg.generate_sparse_xent("float32", "int64", TARGET), "xent")
     for st in _cluster_steps(tf.nn.relu(mm + b) * 2.0, feed):
         k = next(j for j, inp in enumerate(st.c.inputs) if inp.tensor is mm)
         shapes = [_shape(st, inp, feed, {mm: (5, 3)}) for inp in st.c.inputs]

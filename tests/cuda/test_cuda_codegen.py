@@ -18,5 +18,5 @@ def test_generated_kernels_compile_to_ptx() -> None:
     assert res.returncode == 0, out[-4000:]
     ok = [line for line in res.stdout.splitlines() if line.startswith("OK ")]
     for kernel in ("math:", "ApplyAdam:_elementwise", "Mean:_partial", "Mean:_finish", "All:_rows",
-                   "matmul:_matmul", "fused:_matmul"):
+                   "matmul:_matmul", "fused:_matmul", "xent:_xent"):
         assert any(kernel in line for line in ok), f"{kernel} not compiled:\n{res.stdout}"

@@ -209,3 +209,63 @@ def test_concurrent_training_runs() -> None:
         end = sess.run(loss, feed)
         assert np.isfinite(end) and end < start
         assert np.all(np.isfinite(sess.run(w)))
+
+
+def test_mlp_with_sparse_softmax_runs_entirely_on_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    x = tf.placeholder(tf.float32, [None, 6])
+    labels = tf.placeholder(tf.int32, [None])
+    with tf.device("/gpu:0"):
+        w1 = tf.Variable(rng.normal(0, 0.5, (6, 8)).astype(np.float32))
+        b1 = tf.Variable(np.zeros(8, np.float32))
+        w2 = tf.Variable(rng.normal(0, 0.5, (8, 3)).astype(np.float32))
+        b2 = tf.Variable(np.zeros(3, np.float32))
+        logits = tf.matmul(tf.nn.relu(tf.matmul(x, w1) + b1), w2) + b2
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        train = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+    feed = {x: rng.normal(size=(5, 6)).astype(np.float32), labels: rng.integers(0, 3, 5).astype(np.int32)}
+    copies: list[tuple[int, ...]] = []
+    real = gpu.to_host
+    monkeypatch.setattr(gpu, "to_host", lambda a: copies.append(tuple(a.shape)) or real(a))
+    res = []
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(train, feed)
+            copies.clear()
+            sess.run(train, feed)
+            if jit:
+                assert copies == [], "nothing of a training step goes through the host"
+                kinds = {type(s).__name__ for s in last_plan(sess).steps}
+                assert {"CudaSparseXentStep", "DeviceUnbroadcastDyn", "DeviceReshape", "FusedMatMulStep"} <= kinds
+            res.append(sess.run([loss, w1, b2], feed))
+    for g, w in zip(*res):
+        assert_same(g, w, rtol=2e-5, atol=1e-6)
+
+
+def test_sparse_softmax_bad_labels_and_reshape_errors_match_the_interpreter() -> None:
+    logits = tf.placeholder(tf.float32, [3, 4])
+    labels = tf.placeholder(tf.int32, [3])
+    z = tf.placeholder(tf.float32, [3])
+    anyshape = tf.placeholder(tf.float32)  # unknown shape: a bad reshape fails only at run time
+    with tf.device("/gpu:0"):
+        fed = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits * 1.0)
+        computed = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(z * 2.0, tf.int32),
+                                                                  logits=logits * 1.0)
+        flat = tf.reshape(anyshape * 2.0, [-1, 6]) + 1.0
+        bad = tf.reshape(anyshape * 2.0, [5, -1]) + 1.0
+    lv = np.arange(12, dtype=np.float32).reshape(3, 4) / 5
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            good = sess.run([fed, computed, flat], {logits: lv, labels: [0, 3, 1], z: [0.0, 1.0, 1.5], anyshape: lv})
+            if jit:
+                ref = good
+            else:
+                for g, w in zip(ref, good):
+                    assert_same(g, w)
+            with pytest.raises(tf.errors.InvalidArgumentError):
+                sess.run(fed, {logits: lv, labels: [0, 4, 1]})
+            with pytest.raises(tf.errors.InvalidArgumentError):
+                sess.run(computed, {logits: lv, z: [0.0, -1.0, 1.0]})
+            with pytest.raises(tf.errors.InvalidArgumentError):
+                sess.run(bad, {anyshape: lv})
