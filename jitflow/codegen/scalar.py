@@ -78,3 +78,79 @@ def build(c: Cluster) -> Callable[..., tuple]:
     exec(compile(generate(c), "<jitflow one-element cluster>", "exec"), glb)  # noqa: S102
     fn: Callable[..., tuple] = glb["run"]
     return fn
+
+
+def step_source(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[int],
+                out_shapes: list[tuple[int, ...]], need_array: list[bool]) -> str:
+    """Source of ``step(ctx, vals) -> bool``: the whole one-element step for exactly these input shapes.
+
+    It reads its inputs from the slots (variables from ``ctx.variables``), checks type, dtype and shape
+    of each, computes the nodes, and writes the outputs; it returns False, having written nothing,
+    when an input is not as expected or a check fails (the caller then takes the general path).
+    """
+    from jitflow.codegen.cpu import node_expr
+
+    nin = c.n_inputs
+    names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
+    lines = ["def step(ctx, vals):"]
+    if any(i.var is not None for i in c.inputs) or any(o.var is not None for o in c.outputs):
+        lines.append("    variables = ctx.variables")
+    for i, inp in enumerate(c.inputs):
+        src = f"variables.get({inp.var!r})" if inp.var is not None else f"vals[{in_slots[i]}]"
+        shp = tuple(shapes[i])
+        lines.append(f"    a{i} = {src}")
+        lines.append(f"    t = type(a{i})")
+        index = "()" if not shp else ", ".join("0" for _ in shp)
+        if not shp:
+            lines.append(f"    if t is S{i}:")
+            lines.append(f"        x{i} = a{i}")
+            lines.append(f"    elif t is ndarray and a{i}.shape == () and a{i}.dtype is D{i}:")
+        else:
+            lines.append(f"    if t is ndarray and a{i}.shape == {shp!r} and a{i}.dtype is D{i}:")
+        lines.append(f"        x{i} = a{i}[{index}]")
+        lines.append("    else:")
+        lines.append("        return False")
+    red = c.reduction() if c.kind == REDUCTION else None
+    for k, node in enumerate(c.nodes):
+        if red is not None and k == len(c.nodes) - 1:
+            src_v = node.args[0]
+            if c.value_dtype(src_v) != node.dtype:
+                return ""  # a converting one-element reduction: the general path handles it
+            lines.append(f"    v{k} = {names[src_v]}")
+            continue
+        e = node_expr(c, k, names)
+        for chk in e.checks:
+            lines.append(f"    if {chk}:")
+            lines.append("        return False")
+        lines.append(f"    v{k} = {_drop_outer_cast(c, k, e.code)}")
+    for j, o in enumerate(c.outputs):
+        v = f"v{o.node}"
+        shape = out_shapes[j]
+        if o.var is not None or shape or need_array[j]:
+            lines.append(f"    {v} = np.array({v}, O{j})" + (f".reshape({shape!r})" if shape else ""))
+        if o.var is not None:
+            lines.append(f"    {v}.flags.writeable = False")
+            lines.append(f"    variables[{o.var!r}] = {v}")
+        if out_slots[j] >= 0:
+            lines.append(f"    vals[{out_slots[j]}] = {v}")
+    lines.append("    return True")
+    return "\n".join(lines) + "\n"
+
+
+def build_step(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[int],
+               out_shapes: list[tuple[int, ...]], need_array: list[bool]) -> Callable[..., bool] | None:
+    """The compiled `step_source` function, or None when this cluster has no such fast step."""
+    src = step_source(c, in_slots, shapes, out_slots, out_shapes, need_array)
+    if not src:
+        return None
+    glb: dict[str, Any] = {"np": np, "V": vmath, "ndarray": np.ndarray}
+    for i, inp in enumerate(c.inputs):
+        dt = np.dtype(inp.dtype)
+        glb[f"D{i}"] = dt
+        glb[f"S{i}"] = dt.type
+    for j, o in enumerate(c.outputs):
+        glb[f"O{j}"] = np.dtype(c.nodes[o.node].dtype)
+    # generated from op types, dtypes, shapes and slot numbers only (no user data)
+    exec(compile(src, "<jitflow one-element step>", "exec"), glb)  # noqa: S102
+    fn: Callable[..., bool] = glb["step"]
+    return fn

@@ -76,11 +76,15 @@ class ClusterStep:
         self.node_checks = [(k, L.SHAPE_CHECKS[n.op_type]) for k, n in enumerate(c.nodes)
                             if n.op_type in L.SHAPE_CHECKS]
         self.one_fn: Any = None
+        self.fast_one: Any = None  # the generated one-element step for the first one-element shapes
         self.in_spec = list(zip(in_slots, self.var_names, self.in_dtypes))
         self.need_array = [True] * len(c.outputs)  # outputs read by interpreted steps stay arrays
 
     # the hot path
     def __call__(self, ctx: Any, vals: list) -> None:
+        fast = self.fast_one
+        if fast is not None and fast(ctx, vals):
+            return None
         arrays = []
         variables = ctx.variables
         for slot, var, dt in self.in_spec:
@@ -132,6 +136,10 @@ class ClusterStep:
         fn = self.one_fn
         if fn is None:
             fn = self.one_fn = scalar.build(self.c)
+        if self.fast_one is None:  # next time, one generated function for exactly these shapes
+            shapes = tuple(a.shape for a in arrays)
+            self.fast_one = scalar.build_step(self.c, self.in_slots, shapes, self.out_slots, ent.out_shapes,
+                                              self.need_array)
         try:
             res = fn(*[a if type(a) is not np.ndarray else (a[()] if a.ndim == 0 else a.flat[0])
                        for a in arrays])

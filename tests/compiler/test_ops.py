@@ -176,3 +176,23 @@ def test_row_reductions_use_lanes_and_tails() -> None:
     assert counts(plan) == (len(outs), 0)
     for k, (g, w) in enumerate(zip(got, want)):
         assert_same(g, w, rtol=1e-13, what=f"output {k}")
+
+
+def test_one_element_fast_step_repeats_and_steps_aside() -> None:
+    v = tf.Variable(np.float32(1.0))
+    c = tf.Variable(np.array([2.0], np.float32))
+    x = tf.placeholder(tf.float32, None)
+    i = tf.placeholder(tf.int32, [])
+    bump = tf.assign(v, v * 2.0 + x)  # store without reading through a ref input
+    mix = tf.assign_add(c, c * x)
+    q = tf.floordiv(tf.constant(7), i)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for k in range(3):  # the generated step is built after the first run and reused
+            sess.run([bump, mix], {x: np.float32(1.0)})
+        assert sess.run(v) == 15.0 and sess.run(c).tolist() == [16.0]
+        assert sess.run(mix, {x: np.ones(1, np.float32)}).tolist() == [32.0]  # other shape: general path
+        assert sess.run(q, {i: 2}) == 3 and sess.run(q, {i: -2}) == -4
+        with pytest.raises(tf.errors.InvalidArgumentError, match="FloorDiv"):
+            sess.run(q, {i: 0})
+        assert sess.run(q, {i: 3}) == 2
