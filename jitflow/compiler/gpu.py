@@ -95,6 +95,41 @@ def on_gpu(ops: list[Operation]) -> bool:
     return len(devs) == 1 and None not in devs
 
 
+_multi_device = False  # set once a plan places CUDA steps on a device other than 0
+
+
+def current_device() -> int:
+    """The CUDA device the calling thread launches on (0 on the simulator, which has one)."""
+    return int(getattr(cuda_api().get_current_device(), "id", 0))
+
+
+def array_device(a: Any) -> int:
+    """The device that holds device array `a` (0 when it cannot tell, e.g. on the simulator)."""
+    ctx = getattr(getattr(a, "gpu_data", None), "context", None)
+    return int(getattr(getattr(ctx, "device", None), "id", 0))
+
+
+def here(a: Any) -> Any:
+    """Device array `a` on the current device (copied through the host when it lives on another GPU)."""
+    if _multi_device and array_device(a) != current_device():
+        return cuda_api().to_device(to_host(a))
+    return a
+
+
+class _OnDevice:
+    """Runs a CUDA step with device N current (kernels, allocations and uploads go there)."""
+
+    def __init__(self, step: Any, device: int) -> None:
+        self.step = step
+        self.device = device
+        self.op = getattr(step, "op", None)
+        self.c = getattr(step, "c", None)
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        with cuda_api().gpus[self.device]:
+            self.step(ctx, vals)
+
+
 def is_device_array(x: Any) -> bool:
     """True for a CUDA device array (or the simulator's stand-in)."""
     return type(x) is not np.ndarray and hasattr(x, "copy_to_host")
@@ -203,12 +238,15 @@ class DeviceVariables(dict):  # type: ignore[type-arg]
     def device_value(self, name: str) -> Any:
         """The device array holding the variable's current value (uploaded if stale); None if unset."""
         with self._lock:
+            m = self._mirror.get(name)
+            if m is not None and _multi_device and array_device(m[1]) != current_device():
+                self._sync(name)  # used on another GPU: move it through the host
+                m = None
             if name in self._dirty:
                 return self._mirror[name][1]
             host = dict.get(self, name)
             if host is None:
                 return None
-            m = self._mirror.get(name)
             if m is not None and m[0] is host:
                 return m[1]
             dev = cuda_api().to_device(_c_order(host))
@@ -266,14 +304,14 @@ class _IO:
     def device_input(self, k: int, v: Any, vals: list, store: DeviceVariables) -> Any:
         """The device array for input k whose slot holds `v` (copied in when it is a host value)."""
         if is_device_array(v):
-            return v
+            return here(v)
         if type(v) is not np.ndarray:
             v = np.asarray(v)
         pairs = vals[ARENA_SLOT].bufs.get(_PAIRS)
         if pairs:
             for host, dev in pairs.values():
                 if host is v:
-                    return dev
+                    return here(dev)
         var = self.var_reads[k]
         if var is not None and store.is_current(var, v):
             return store.device_value(var)
@@ -906,6 +944,7 @@ def lower_gpu_clusters(plan: Plan) -> None:
                 device_reads.add(op.name)
     _limit_in_place(steps, [cs for cs, _ in cuda_steps], device_reads, readers, through)
     _fuse_epilogues(steps, readers, fetched)
+    _place_on_devices(steps, n_gpus, readers)
     plan.steps = steps
     if plan.debug >= 3:
         for cs, _ in cuda_steps:
@@ -1016,6 +1055,26 @@ def _pure(step: Step) -> bool:
         return all(o.var is None for o in c.outputs) and all(op.opdef.kind != registry.STATEFUL for op in c.ops)
     op = getattr(step, "op", None)
     return op is not None and (op.type == "VariableV2" or op.opdef.kind != registry.STATEFUL)
+
+
+def _place_on_devices(steps: list[Step], n_gpus: int, readers: dict[Tensor, set[Operation]]) -> None:
+    """Steps of ops on /gpu:N (N > 0) run with device N current; device 0 is the default context.
+
+    A device read of a variable goes to the device of the steps that consume it.
+    """
+    global _multi_device
+    for i, st in enumerate(steps):
+        c = getattr(st, "c", None)
+        ops = list(c.ops) if c is not None else [op for op in [getattr(st, "op", None)] if op is not None]
+        if isinstance(st, DeviceReadStep) and ops:
+            ops = list(readers.get(ops[0].outputs[0], ()))
+        devs = {usable_gpu(op, n_gpus) for op in ops} - {None}
+        if isinstance(st, (CudaClusterStep, CudaMatMulStep, FusedMatMulStep, CudaSparseXentStep, DeviceReadStep,
+                           DeviceReshape, DeviceUnbroadcastDyn)) and len(devs) == 1 and devs != {0}:
+            dev = devs.pop()
+            assert dev is not None
+            steps[i] = _OnDevice(st, dev)
+            _multi_device = True
 
 
 def _all_on(ops: list[Operation], n_gpus: int) -> bool:

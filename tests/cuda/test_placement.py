@@ -106,3 +106,49 @@ def test_cpu_and_gpu_ops_in_one_graph() -> None:
     assert sorted(backends(plan)) == ["cpu", "cpu", "cuda"]
     assert_same(got[0], want[0])
     assert_same(got[1], want[1], rtol=1e-5)
+
+
+@needs_cuda
+def test_gpu_n_runs_with_device_n_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the simulator has one device: a stand-in list of two GPUs records which device each step asks for
+    gpu.target()  # fixed before the stand-in replaces the device list
+    api = gpu.cuda_api()
+    asked: list[int] = []
+
+    class TwoGpus:
+        def __getitem__(self, i: int) -> object:
+            asked.append(i)
+            return api.gpus[0]
+
+        def __len__(self) -> int:
+            return 2
+
+    class Api:
+        gpus = TwoGpus()
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(api, name)
+
+    monkeypatch.setattr(gpu, "cuda_api", lambda: Api())
+    monkeypatch.setattr(gpu, "gpu_count", lambda: 2)
+    monkeypatch.setattr(placement, "gpu_count", lambda: 2)
+    monkeypatch.setattr(gpu, "_multi_device", False)
+    x = tf.placeholder(tf.float32, [3, 4])
+    with tf.device("/gpu:1"):
+        w = tf.Variable(np.linspace(-1, 1, 8, dtype=np.float32).reshape(4, 2))
+        loss = tf.reduce_sum(tf.square(tf.matmul(x, w)))
+        train = tf.train.GradientDescentOptimizer(0.01).minimize(loss)
+    with tf.device("/gpu:0"):
+        out = tf.exp(w * 0.5)
+    xv = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+    res = []
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit, allow_soft_placement=False)) as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(train, {x: xv})
+            res.append(sess.run([loss, out], {x: xv}))
+            if jit:
+                wrapped = [s for s in last_plan(sess).steps if isinstance(s, gpu._OnDevice)]
+    assert asked and set(asked) == {1} and wrapped and all(s.device == 1 for s in wrapped)
+    for g, want in zip(*res):
+        assert_same(g, want, rtol=1e-5)
