@@ -546,6 +546,17 @@ class CudaClusterStep:
         for step in self.base.member_steps:
             step(ctx, vals)
 
+    def compile_predicted(self) -> None:
+        """Compiles the kernel the static shapes predict (unknown dims taken as 64), for `explain`."""
+        shapes = []
+        for i in self.c.inputs:
+            shp = i.tensor.shape if i.tensor is not None else self.var_shapes.get(i.var or "")
+            dims = shp.as_tuple() if shp is not None else None
+            if dims is None:
+                return
+            shapes.append(tuple(64 if d is None else int(d) for d in dims))
+        self.prepare(tuple(shapes))
+
     # decisions per shape tuple
     def prepare(self, shapes: tuple) -> _Entry | None:
         """Decides (and caches) the kernel for these input shapes; None: run interpreted."""
@@ -649,14 +660,18 @@ class CudaMatMulStep:
         m, n, k = dims
         da, db = self.operands(vals, store)
         out = _device_buffer(vals, (self.key, 0), (m, n), self.dtype)
-        if self.kernel is None:
-            source = cg.generate_matmul(self.dtype.name, self.ta, self.tb, target())
-            self.kernel = compile_cuda(source, {"matmul": [self.dtype.name, self.ta, self.tb]}, ["MatMul"],
-                                       self.report)
+        self.compile_predicted()
         with launch_guard():
             self.kernel(_flat(da), _flat(db), _flat(out), m, n, k)
         self.io.put_output(0, self.out_slot, out, vals)
         return None
+
+    def compile_predicted(self) -> None:
+        """Compiles the kernel (it does not depend on shapes), for `explain`."""
+        if self.kernel is None:
+            source = cg.generate_matmul(self.dtype.name, self.ta, self.tb, target())
+            self.kernel = compile_cuda(source, {"matmul": [self.dtype.name, self.ta, self.tb]}, ["MatMul"],
+                                       self.report)
 
     def dims(self, vals: list) -> tuple[int, int, int] | None:
         """(m, n, k) of the product, or None when the operands are not two matching 2-D arrays."""

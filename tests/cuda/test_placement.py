@@ -152,3 +152,18 @@ def test_gpu_n_runs_with_device_n_current(monkeypatch: pytest.MonkeyPatch) -> No
     assert asked and set(asked) == {1} and wrapped and all(s.device == 1 for s in wrapped)
     for g, want in zip(*res):
         assert_same(g, want, rtol=1e-5)
+
+
+@needs_cuda
+def test_cuda_steps_compile_their_predicted_kernels_for_explain() -> None:
+    x = tf.placeholder(tf.float32, [None, 3])
+    with tf.device("/gpu:0"):
+        y = tf.reduce_sum(tf.tanh(x) * 2.0, axis=1)
+    from jitflow.compiler.lower import lower
+    from jitflow.compiler.plan import build_plan
+
+    plan = build_plan([y], [x], lower)
+    steps = [s for s in plan.steps if isinstance(s, gpu.CudaClusterStep)]
+    assert len(steps) == 1 and steps[0].report["source"] == "deferred"
+    steps[0].compile_predicted()
+    assert steps[0].report["source"] in ("compiled", "memory", "disk") and len(steps[0].report["key"]) == 64
