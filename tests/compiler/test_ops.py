@@ -188,7 +188,7 @@ def test_one_element_fast_step_repeats_and_steps_aside() -> None:
     q = tf.floordiv(tf.constant(7), i)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        for k in range(3):  # the generated step is built after the first run and reused
+        for _ in range(3):  # the generated step is built after the first run and reused
             sess.run([bump, mix], {x: np.float32(1.0)})
         assert sess.run(v) == 15.0 and sess.run(c).tolist() == [16.0]
         assert sess.run(mix, {x: np.ones(1, np.float32)}).tolist() == [32.0]  # other shape: general path
