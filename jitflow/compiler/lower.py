@@ -201,8 +201,10 @@ def lower(plan: Plan) -> None:
             for m in cstep.c.ops:  # variables are read just before the step that consumes them
                 steps.extend(var_reads(m, plan.lazy_vars, plan.op_steps, done))
             steps.append(cstep)
+        elif op.type == "NoOp" and not op.outputs:
+            continue  # orders its control inputs, which the plan order already does
         elif op not in clustered:
-            own_step = own.get(op)
+            own_step = own.get(op) or _light_step(op, plan, fed)
             if isinstance(own_step, UnbroadcastDynStep) and op.inputs[1].op not in unused:
                 own_step.fallback = own_step.fallback[1:]  # the Shape step runs anyway
             steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
@@ -215,6 +217,19 @@ def lower(plan: Plan) -> None:
         except ImportError:  # no CUDA backend in this build: everything stays on the CPU
             return
         lower_gpu_clusters(plan)
+
+
+def _light_step(op: Operation, plan: Plan, fed: set[Tensor]) -> Step | None:
+    """A cheaper step than the interpreted one for Identity (a slot copy), or None."""
+    if op.type in ("Identity", "StopGradient") and len(op.inputs) == 1 and op.outputs[0] not in fed:
+        src, dst = plan.slots[op.inputs[0]], plan.slots[op.outputs[0]]
+
+        def identity(ctx: Any, vals: list) -> None:
+            vals[dst] = vals[src]
+
+        identity.op = op  # type: ignore[attr-defined]
+        return identity
+    return None
 
 
 def _unused_shape_ops(ops: list[Operation], clustered: set[Operation], cluster_steps: list[ClusterStep],
