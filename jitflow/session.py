@@ -153,6 +153,8 @@ class _FastRun:
         out = []
         if feed_dict:
             for v, (dt, rank, dims, exact) in zip(feed_dict.values(), self.rules):
+                if dt.kind == "O":
+                    return None  # strings: the general conversion (to bytes) applies
                 tv = type(v)
                 if tv is np.ndarray and v.dtype == dt:
                     arr = v

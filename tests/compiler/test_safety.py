@@ -145,3 +145,11 @@ def test_check_numerics_and_bad_gather_indices_in_compiled_plans(jit: bool) -> N
             sess.run(g, {x: np.ones(3, np.float32), idx: np.array([0, 5], np.int32)})
         assert e2.value.op.name == "the_gather"
         assert sess.run(g, {x: np.zeros(3, np.float32), idx: np.array([2, 0], np.int32)}).tolist() == [3.0, 3.0]
+
+
+def test_fast_path_keeps_string_feed_conversion() -> None:
+    p = tf.placeholder(tf.string, [None])
+    q = tf.identity(p)
+    with tf.Session() as sess:
+        for _ in range(3):
+            assert sess.run(q, {p: np.array(["ab", "c"])}).tolist() == [b"ab", b"c"]
