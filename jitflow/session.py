@@ -100,8 +100,8 @@ def _to_result(v: Any, t: Tensor | Operation) -> Any:
         if not v.flags.writeable:
             v = v.copy()
         return v[()] if v.ndim == 0 else v
-    if isinstance(v, np.generic):
-        return v
+    if isinstance(v, np.generic) and isinstance(t, Tensor) and v.dtype == t.dtype.np:
+        return v  # already what the conversion below would give
     if v is None:
         return None
     if v is DEAD:
