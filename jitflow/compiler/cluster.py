@@ -45,6 +45,8 @@ Rules (`cluster`)
 """
 from __future__ import annotations
 
+import bisect
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,11 +172,31 @@ class Clustering:
 # -- clustering ---------------------------------------------------------------------------------------
 
 
+class _Group:
+    """A cluster being formed, with what the validity checks need kept up to date (no rescans)."""
+
+    __slots__ = ("members", "last", "heap", "sens_first", "stateful", "closed", "has_red", "has_stateful",
+                 "device")
+
+    def __init__(self, op: Operation, p: int, sensitive: bool, closed: bool) -> None:
+        self.members = [op]
+        self.last = p
+        self.heap: list[tuple[int, int, Operation]] = []  # (pos, tiebreak, consumer): lazily pruned
+        self.sens_first = p if sensitive else None
+        self.stateful: list[int] = [p] if op.opdef.kind == registry.STATEFUL else []
+        self.closed = closed
+        self.has_red = op.opdef.kind == registry.REDUCTION
+        self.has_stateful = op.opdef.kind == registry.STATEFUL
+        self.device = op.device
+
+
 def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clustering:
     """Groups `ops` (a pruned plan, in order) into fusable clusters.
 
     `member_reason(op)` returns None when `op` may be a cluster member (it has a lowering), else the
-    reason it cannot be. Fed tensors cut edges: their consumers read the fed value.
+    reason it cannot be. Fed tensors cut edges: their consumers read the fed value. Runs in about
+    O(n log n): each group keeps its last position, a heap of the positions of its outside consumers
+    and its order-sensitive positions, so checking a merge does not rescan the members.
     """
     pos = {op: i for i, op in enumerate(ops)}
     consumers: dict[Operation, list[Operation]] = {op: [] for op in ops}
@@ -185,29 +207,95 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
         for c in op.control_inputs:
             if c in consumers:
                 consumers[c].append(op)
-    stateful_pos = [pos[op] for op in ops if op.opdef.kind == registry.STATEFUL]
+    # ops that change session state (variable reads do not: they happen when their consumer runs)
+    stateful_pos = [pos[op] for op in ops if op.opdef.kind == registry.STATEFUL and op.type != "VariableV2"]
 
-    cluster_of: dict[Operation, int] = {}
-    members: list[list[Operation]] = []
-    closed: list[bool] = []
+    group_of: dict[Operation, _Group] = {}
     fallbacks: list[Fallback] = []
 
-    def valid(cand: list[Operation]) -> bool:
-        last = max(pos[m] for m in cand)
-        s = set(cand)
-        for m in cand:
-            for e in consumers[m]:
-                if e not in s and pos[e] <= last:
-                    return False
+    def sensitive(m: Operation) -> bool:
         # stateful members, and members reading a variable, keep their order with outside stateful ops
-        first_stateful = min((pos[m] for m in cand if m.opdef.kind == registry.STATEFUL
-                              or any(t.op.type == "VariableV2" for t in m.inputs)), default=None)
-        if first_stateful is not None:
-            for p in stateful_pos:
-                if first_stateful < p < last and ops[p] not in s:
-                    return False
+        return m.opdef.kind == registry.STATEFUL or any(t.op.type == "VariableV2" for t in m.inputs)
+
+    def min_outside(g: _Group, cand: list[_Group], op: Operation) -> int:
+        """The first position of a consumer of `g`'s members outside the candidate (groups + op)."""
+        heap = g.heap
+        stash = []
+        res = len(ops)
+        while heap:
+            p, k, e = heap[0]
+            owner = group_of.get(e)
+            if owner is g:
+                heapq.heappop(heap)  # became a member: never outside again
+            elif e is op or (owner is not None and any(owner is c for c in cand)):
+                stash.append(heapq.heappop(heap))
+            else:
+                res = p
+                break
+        for item in stash:
+            heapq.heappush(heap, item)
+        return res
+
+    def valid(cand: list[_Group], op: Operation) -> bool:
+        p_op = pos[op]
+        last = max(max(g.last for g in cand), p_op)
+        for g in cand:
+            if min_outside(g, cand, op) <= last:
+                return False
+        for e in consumers[op]:
+            owner = group_of.get(e)
+            if not any(owner is g for g in cand) and pos[e] <= last:
+                return False
+        firsts = [g.sens_first for g in cand if g.sens_first is not None]
+        if sensitive(op):
+            firsts.append(p_op)
+        if firsts and min(firsts) < last:
+            first = min(firsts)
+            outside = bisect.bisect_left(stateful_pos, last) - bisect.bisect_right(stateful_pos, first)
+            inside = sum(bisect.bisect_left(g.stateful, last) - bisect.bisect_right(g.stateful, first)
+                         for g in cand)
+            if op.opdef.kind == registry.STATEFUL and first < p_op < last:
+                inside += 1
+            if outside != inside:
+                return False
         return True
 
+    def merge(cand: list[_Group], op: Operation, closed: bool) -> _Group:
+        p_op = pos[op]
+        base = max(cand, key=lambda g: len(g.members)) if cand else \
+            _Group(op, p_op, sensitive(op), closed)
+        if cand:
+            for g in cand:
+                if g is base:
+                    continue
+                for m in g.members:
+                    group_of[m] = base
+                base.members.extend(g.members)
+                for item in g.heap:
+                    heapq.heappush(base.heap, item)
+                base.last = max(base.last, g.last)
+                if g.sens_first is not None:
+                    base.sens_first = g.sens_first if base.sens_first is None else min(base.sens_first,
+                                                                                      g.sens_first)
+                for sp in g.stateful:
+                    bisect.insort(base.stateful, sp)
+                base.has_red |= g.has_red
+                base.has_stateful |= g.has_stateful
+            base.members.append(op)
+            base.last = max(base.last, p_op)
+            if sensitive(op):
+                base.sens_first = p_op if base.sens_first is None else min(base.sens_first, p_op)
+            if op.opdef.kind == registry.STATEFUL:
+                bisect.insort(base.stateful, p_op)
+                base.has_stateful = True
+            base.has_red |= op.opdef.kind == registry.REDUCTION
+            base.closed = closed
+        group_of[op] = base
+        for e in consumers[op]:
+            heapq.heappush(base.heap, (pos[e], id(e), e))
+        return base
+
+    order: list[_Group] = []
     for op in ops:
         reason = member_reason(op)
         if reason is not None:
@@ -215,28 +303,20 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
                 fallbacks.append(Fallback(op, reason))
             continue
         is_red = op.opdef.kind == registry.REDUCTION
-        cur = [op]
-        merged: list[int] = []
+        is_stateful = op.opdef.kind == registry.STATEFUL
+        cand: list[_Group] = []
         for t in op.inputs:
             if t in fed:
                 continue
-            ci = cluster_of.get(t.op)
-            if ci is None or ci in merged or closed[ci]:
+            g = group_of.get(t.op)
+            if g is None or any(g is c for c in cand) or g.closed or g.device != op.device:
                 continue
-            prod = members[ci]
-            if prod[0].device != op.device:
+            if is_red and (g.has_stateful or not _all_feed(g.members, op, fed)):
                 continue
-            if is_red and not _all_feed(prod, op, fed):
+            if (is_stateful or any(c.has_stateful for c in cand)) and g.has_red:
                 continue
-            if is_red and any(m.opdef.kind == registry.STATEFUL for m in prod):
-                continue
-            if (not is_red) and any(m.opdef.kind == registry.STATEFUL for m in cur) and \
-                    any(m.opdef.kind == registry.REDUCTION for m in prod):
-                continue
-            cand = prod + cur
-            if valid(cand):
-                cur = cand
-                merged.append(ci)
+            if valid(cand + [g], op):
+                cand.append(g)
         if not is_red and op.outputs:
             # horizontal fusion: other consumers of the same (non-scalar) input with the same shape
             shape = op.outputs[0].shape.as_tuple()
@@ -244,29 +324,20 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
                 if shape is None or not shape or t.shape.ndims in (None, 0):
                     continue
                 for sib in t.consumers():
-                    ci = cluster_of.get(sib)
-                    if ci is None or ci in merged or closed[ci] or sib not in pos or pos[sib] > pos[op]:
+                    g = group_of.get(sib)
+                    if g is None or any(g is c for c in cand) or g.closed or pos.get(sib, len(ops)) > pos[op]:
                         continue
-                    if not sib.outputs or sib.outputs[0].shape.as_tuple() != shape:
+                    if not sib.outputs or sib.outputs[0].shape.as_tuple() != shape or g.device != op.device:
                         continue
-                    prod = members[ci]
-                    if prod[0].device != op.device or op in prod:
+                    if g.has_red:
                         continue
-                    if any(m.opdef.kind == registry.REDUCTION for m in prod):
-                        continue
-                    cand = prod + cur
-                    if valid(cand):
-                        cur = cand
-                        merged.append(ci)
-        for ci in merged:
-            members[ci] = []
-        idx = len(members)
-        cur.sort(key=lambda m: pos[m])
-        members.append(cur)
-        closed.append(is_red)
-        for m in cur:
-            cluster_of[m] = idx
-    return Clustering([m for m in members if m], fallbacks)
+                    if valid(cand + [g], op):
+                        cand.append(g)
+        g = merge(cand, op, is_red)
+        if not cand:
+            order.append(g)
+    alive = {id(g) for g in group_of.values()}  # merged-away groups are no longer anyone's group
+    return Clustering([sorted(g.members, key=lambda m: pos[m]) for g in order if id(g) in alive], fallbacks)
 
 
 def _all_feed(prod: list[Operation], red: Operation, fed: set[Tensor]) -> bool:

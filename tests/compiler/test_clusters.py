@@ -146,3 +146,25 @@ def test_debug_levels_print_clusters_and_step_times(monkeypatch: pytest.MonkeyPa
         sess.run(y, {x: np.zeros(64, np.float32)})
     err = capsys.readouterr().err
     assert "cluster ['Exp', 'mul']" in err and "step cluster[Exp,mul]" in err
+
+
+def test_clustering_a_large_graph_is_not_quadratic() -> None:
+    import time
+
+    from jitflow.compiler import lower
+    from jitflow.compiler.cluster import cluster
+    from jitflow.compiler.prune import prune
+
+    x = tf.placeholder(tf.float32, [None, 8])
+    y = x
+    outs = []
+    for i in range(1500):
+        y = tf.tanh(y * 1.01 + 0.1) if i % 3 else tf.exp(-tf.abs(y))
+        if i % 50 == 0:
+            outs.append(tf.reduce_sum(y, axis=1))
+    ops = prune([y, *outs], [], {x})
+    t0 = time.perf_counter()
+    res = cluster(ops, {x}, lower.member_reason)
+    assert time.perf_counter() - t0 < 3.0  # a rescan per merge took ~8 s here
+    assert len(res.clusters) == 31 and not res.fallbacks
+    assert sum(len(c) for c in res.clusters) == sum(1 for op in ops if lower.member_reason(op) is None)
