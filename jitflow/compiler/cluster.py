@@ -113,6 +113,7 @@ class Cluster:
     kind: str  # ELEMENTWISE or REDUCTION
     backend: str = "cpu"  # "cpu" or "cuda"
     node_ops: list[Operation] = field(default_factory=list)  # the op of each node (for errors)
+    _deps: dict[int, frozenset[int]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_inputs(self) -> int:
@@ -124,14 +125,17 @@ class Cluster:
 
     def deps(self, vid: int) -> frozenset[int]:
         """The input indices that value `vid` depends on (its broadcast shape is theirs)."""
-        memo: dict[int, frozenset[int]] = {}
-        for i in range(self.n_inputs):
-            memo[i] = frozenset((i,))
-        for k, node in enumerate(self.nodes):
-            acc: frozenset[int] = frozenset()
-            for a in node.args:
-                acc = acc | memo[a]
-            memo[self.n_inputs + k] = acc
+        memo = self._deps
+        if memo is None or len(memo) != self.n_inputs + len(self.nodes):
+            memo = {}
+            for i in range(self.n_inputs):
+                memo[i] = frozenset((i,))
+            for k, node in enumerate(self.nodes):
+                acc: frozenset[int] = frozenset()
+                for a in node.args:
+                    acc = acc | memo[a]
+                memo[self.n_inputs + k] = acc
+            self._deps = memo
         return memo[vid]
 
     def reduction(self) -> Node | None:
@@ -190,6 +194,10 @@ class _Group:
         self.device = op.device
 
 
+# Largest cluster (in ops): compile time grows faster than linearly with kernel size.
+MAX_CLUSTER_OPS = 256
+
+
 def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clustering:
     """Groups `ops` (a pruned plan, in order) into fusable clusters.
 
@@ -237,6 +245,8 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
         return res
 
     def valid(cand: list[_Group], op: Operation) -> bool:
+        if sum(len(g.members) for g in cand) >= MAX_CLUSTER_OPS:
+            return False
         p_op = pos[op]
         last = max(max(g.last for g in cand), p_op)
         for g in cand:
