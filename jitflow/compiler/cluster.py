@@ -37,9 +37,10 @@ Rules (`cluster`)
   one pass over the shared input).
 * A cluster runs at the position of its last member. It is valid only if every op outside it that
   consumes (data or control) one of its members comes after that position, which keeps the plan
-  acyclic, and if no stateful op outside it sits between a stateful member and that position, which
-  keeps the order of stateful ops. Stateful ops are never dropped or duplicated: each runs once, in
-  its cluster or as its own step.
+  acyclic, and if no stateful op outside it sits between a stateful (or variable-reading) member and
+  that position, which keeps the order of stateful ops. Stateful ops are never dropped or
+  duplicated: each runs once, in its cluster or as its own step.
+* Clusters stop growing at `MAX_CLUSTER_OPS` ops (kernel compile time grows with kernel size).
 * Every op left out gets a reason (`Fallback`); structural ops (constants, placeholders, variable
   reads, no-ops, identities) run as their own steps without being counted as fallbacks.
 """
