@@ -127,7 +127,8 @@ def step_source(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[
         v = f"v{o.node}"
         shape = out_shapes[j]
         if o.var is not None or shape or need_array[j]:
-            lines.append(f"    {v} = np.array({v}, O{j})" + (f".reshape({shape!r})" if shape else ""))
+            # one element: nested brackets give the (1, ..., 1) shape in one call
+            lines.append(f"    {v} = np.array({'[' * len(shape)}{v}{']' * len(shape)}, O{j})")
         if o.var is not None:
             lines.append(f"    {v}.flags.writeable = False")
             lines.append(f"    variables[{o.var!r}] = {v}")

@@ -209,6 +209,8 @@ def lower(plan: Plan) -> None:
                 own_step.fallback = own_step.fallback[1:]  # the Shape step runs anyway
             steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
             steps.append(own_step or plan.op_steps[op])
+    # variable reads: a dict lookup (the interpreted step only when the variable is missing, to raise)
+    steps = [_light_var_read(st) for st in steps]
     plan.steps = steps
     _mark_array_outputs(cluster_steps, readers)
     if gpu_plan:
@@ -230,6 +232,23 @@ def _light_step(op: Operation, plan: Plan, fed: set[Tensor]) -> Step | None:
         identity.op = op  # type: ignore[attr-defined]
         return identity
     return None
+
+
+def _light_var_read(step: Step) -> Step:
+    op = getattr(step, "op", None)
+    if op is None or op.type != "VariableV2" or not hasattr(step, "slots"):
+        return step
+    name, dst = op.name, step.slots[1][0]  # type: ignore[attr-defined]
+
+    def read(ctx: Any, vals: list) -> None:
+        v = ctx.variables.get(name)
+        if v is None:
+            return step(ctx, vals)  # raises the interpreter's FailedPreconditionError
+        vals[dst] = v
+        return None
+
+    read.op = op  # type: ignore[attr-defined]
+    return read
 
 
 def _unused_shape_ops(ops: list[Operation], clustered: set[Operation], cluster_steps: list[ClusterStep],

@@ -64,6 +64,7 @@ def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> St
                 raise op_error(op, ins, e) from e
 
         step1.op = op  # type: ignore[attr-defined]
+        step1.slots = (in_slots, out_slots)  # type: ignore[attr-defined]
         return step1
 
     def stepn(ctx: Any, vals: list) -> None:

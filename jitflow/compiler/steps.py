@@ -394,12 +394,13 @@ class UnbroadcastDynStep:
         self.op = op
         self.sg, self.sx, self.so = g_slot, x_slot, out_slot
         self.fallback = fallback
+        self.dtype = np.dtype(op.outputs[0].dtype.np)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         g = vals[self.sg]
         x = vals[self.sx]
         if isinstance(g, (np.ndarray, np.generic)) and isinstance(x, (np.ndarray, np.generic)) \
-                and g.shape == x.shape and g.dtype == self.op.outputs[0].dtype.np:
+                and g.shape == x.shape and (g.dtype is self.dtype or g.dtype == self.dtype):
             vals[self.so] = g
             return None
         for st in self.fallback:
