@@ -11,7 +11,8 @@ SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.75, 1e-30, -1e30, 80.0, -80.0, np.
 
 UNARY_FLOAT = [tf.negative, tf.abs, tf.sign, tf.square, tf.sqrt, tf.rsqrt, tf.exp, tf.log, tf.log1p,
                tf.expm1, tf.sin, tf.cos, tf.tanh, tf.sigmoid, tf.floor, tf.ceil, tf.round,
-               tf.reciprocal, tf.is_nan, tf.is_inf, tf.is_finite, tf.atan, tf.cosh]
+               tf.reciprocal, tf.is_nan, tf.is_inf, tf.is_finite, tf.atan, tf.cosh, tf.sinh, tf.asin, tf.acos,
+               tf.tan]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
