@@ -16,7 +16,10 @@ from jitflow.codegen import lowering as L
 from jitflow.compiler.cluster import REDUCTION, Cluster
 from jitflow.compiler.layout import Layout
 
-CODEGEN_VERSION = 2
+CODEGEN_VERSION = 3
+# Ops whose NumPy/libm form (in the lowering tables) the CPU replaces by vmath's vectorizable one.
+# (sin/cos/tan stay libm calls: vmath's give nan beyond |x| = 2**50, where NumPy still answers.)
+CPU_VMATH = {"Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Pow": "pow"}
 ENTRY = "kernel"
 LANES = 8
 
@@ -54,14 +57,22 @@ def value_masks(c: Cluster, layout: Layout) -> list[tuple[bool, ...]]:
     return masks
 
 
-def node_expr(c: Cluster, k: int, names: list[str]) -> L.Expr:
-    """The scalar expression of node k, given the names of all value ids."""
+def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False) -> L.Expr:
+    """The scalar expression of node k, given the names of all value ids.
+
+    Backend-neutral (the lowering tables) unless `cpu_math`, which swaps in vmath's vectorizable
+    functions for the ops of `CPU_VMATH`.
+    """
     node = c.nodes[k]
     args = [names[a] for a in node.args]
     in_dts = [c.value_dtype(a) for a in node.args]
     rule = L.update_rule(node.op_type)
     if rule is not None:
         return L.Expr(rule.new(int(node.attr("slot", 0)), args, node.dtype, node))
+    fn = CPU_VMATH.get(node.op_type) if cpu_math else None
+    if fn is not None and node.dtype in L.FLOAT and all(d == node.dtype for d in in_dts):
+        sfx = "f32" if node.dtype == "float32" else "f64"
+        return L.Expr(L.cast(f"V.{fn}_{sfx}({', '.join(args)})", node.dtype))
     tpl = L.ELEMENTWISE.get(node.op_type)
     if tpl is None:
         raise ValueError(f"no lowering for {node.op_type}")
@@ -109,7 +120,7 @@ def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
     for i in range(nin):
         (hoisted if i in scalar_vals else inner).append(f"x{i} = a{i}[{index_expr(masks[i])}]")
     for k in body_nodes:
-        e = node_expr(c, k, names)
+        e = node_expr(c, k, names, cpu_math=True)
         stmt = [f"v{k} = {e.code}"]
         for chk in e.checks:
             checks.append(chk)

@@ -45,7 +45,7 @@ def generate(c: Cluster) -> str:
             acc = L.cast(rule.combine.format(acc=rule.init(acc_dt), v=L.cast(names[src], acc_dt)), acc_dt)
             lines.append(f"    v{k} = {L.finish_code(rule, acc, '1', in_dt, node.dtype)}")
             continue
-        e = node_expr(c, k, names)
+        e = node_expr(c, k, names, cpu_math=True)
         for chk in e.checks:
             lines.append(f"    if {chk}:")
             lines.append("        raise CheckFailed()")
@@ -118,7 +118,7 @@ def step_source(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[
                 return ""  # a converting one-element reduction: the general path handles it
             lines.append(f"    v{k} = {names[src_v]}")
             continue
-        e = node_expr(c, k, names)
+        e = node_expr(c, k, names, cpu_math=True)
         for chk in e.checks:
             lines.append(f"    if {chk}:")
             lines.append("        return False")
