@@ -12,22 +12,9 @@ import numpy as np
 import pytest
 
 import jitflow as tf
+from tests.gradcheck import numeric_grad
 
 rng = np.random.RandomState(0)
-
-
-def numeric_grad(sess: tf.Session, loss: tf.Tensor, phs: list[tf.Tensor], vals: list[np.ndarray], i: int,
-                 h: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(vals[i])
-    feed = dict(zip(phs, vals))
-    flat = grad.reshape(-1)
-    for j in range(vals[i].size):
-        for sign in (1, -1):
-            x = vals[i].copy()
-            x.reshape(-1)[j] += sign * h
-            feed[phs[i]] = x
-            flat[j] += sign * float(sess.run(loss, feed)) / (2 * h)
-    return grad
 
 
 def check_grads(build: Callable[..., Any], *vals: np.ndarray, rtol: float = 1e-6, atol: float = 1e-8,

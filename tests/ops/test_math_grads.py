@@ -13,23 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jitflow as tf
+from tests.gradcheck import numeric_grad
 
 Shape = Sequence[int | None] | None
-
-
-def numeric_grad(sess: tf.Session, loss: tf.Tensor, phs: list[tf.Tensor], vals: list[np.ndarray], i: int,
-                 h: float = 1e-6) -> np.ndarray:
-    """d loss / d vals[i] by central differences, one element at a time."""
-    grad = np.zeros_like(vals[i])
-    feed = dict(zip(phs, vals))
-    flat = grad.reshape(-1)
-    for j in range(vals[i].size):
-        for sign in (1, -1):
-            x = vals[i].copy()
-            x.reshape(-1)[j] += sign * h
-            feed[phs[i]] = x
-            flat[j] += sign * float(sess.run(loss, feed)) / (2 * h)
-    return grad
 
 
 def check_grads(build: Callable[..., tf.Tensor], vals: Sequence[np.ndarray], shapes: Sequence[Shape] | None = None,
