@@ -8,7 +8,10 @@ The kernel takes flat C-contiguous arrays and loops over the layout's groups::
 fails (integer division by zero, ...); the caller then re-runs the cluster interpreted, which raises
 the op's error. Inputs are read-only in the signature, so variables and constants pass without copies.
 The outermost group runs under ``prange`` when `parallel` is asked for and that group is not reduced.
-Transcendentals call `jitflow.codegen.vmath` (bound to ``V``), whose loops vectorize.
+Transcendentals call `jitflow.codegen.vmath` (bound to ``V``), whose loops vectorize. A reduction
+accumulates in the output dtype's wide type (float64 for float32 sums) into ``acc[out index]``; when
+its innermost group is reduced, that loop keeps `LANES` independent accumulators (a single one is a
+serial dependency chain that cannot vectorize) and a scalar tail.
 """
 from __future__ import annotations
 

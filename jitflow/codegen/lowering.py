@@ -11,9 +11,16 @@ Three tables, keyed by registry op type:
 * `UPDATES`: variable updates (Assign*, optimizer Apply* ops): which ref inputs they write, whether
   they read the current values, and the new value of each ref.
 
+Also: `ATTRS` (attrs that change the code, part of the kernel key), `derived_attrs(op)` (computed
+ones, e.g. UnbroadcastTo's target), `DATA_INPUTS` (inputs that are iterated over; the others only
+parameterize the op) and `SHAPE_CHECKS` (run-time shape rules beyond broadcasting, e.g. BiasAdd's).
+Adding an op type to these tables is all it takes to compile it; the tests compare every entry with
+the interpreter.
+
 Expressions use ``np.<dtype>(...)`` casts, ``np`` ufuncs on scalars and ``V.<fn>_<f32|f64>`` for the
 vectorizable transcendental functions of `jitflow.codegen.vmath` (the CPU backend binds ``V`` to that
-module; another backend binds it to its own math).
+module; another backend binds it to its own math). The tables are backend-neutral; the CPU generator
+additionally swaps some NumPy ufuncs for vmath versions (`codegen/cpu.py`, ``CPU_VMATH``).
 """
 from __future__ import annotations
 
