@@ -22,6 +22,7 @@ from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, var_reads
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
     MatMulStep,
+    SoftmaxStep,
     SparseXentStep,
     UnbroadcastDynStep,
     _dynamic_unbroadcast,
@@ -47,7 +48,8 @@ def member_reason(op: Operation) -> str | None:
         return ""  # its reference kernel is the BLAS path (im2col + GEMM into reused scratch)
     if t in _ROW_OPS:
         dt = np.dtype(op.inputs[0].dtype.np).name
-        ok = dt in ("float32", "float64") and np.dtype(op.inputs[1].dtype.np).name in ("int32", "int64")
+        ok = dt in ("float32", "float64") and (len(op.inputs) == 1 or np.dtype(op.inputs[1].dtype.np).name
+                                               in ("int32", "int64"))
         return "" if ok else f"{t} on {dt} is interpreted"
     if t in _BLAS:
         dts = {np.dtype(x.dtype.np).name for x in op.inputs}
@@ -103,7 +105,7 @@ def member_reason(op: Operation) -> str | None:
 
 
 _BLAS = {"MatMul": MatMulStep}
-_ROW_OPS = ("SparseSoftmaxCrossEntropyWithLogits",)
+_ROW_OPS = ("SparseSoftmaxCrossEntropyWithLogits", "Softmax", "LogSoftmax")
 
 
 # -- the entry -----------------------------------------------------------------------------------------------
@@ -163,8 +165,12 @@ def lower(plan: Plan) -> None:
                                          "source": "deferred"}
             report["clusters"].append(row_entry)
             outs = [TRASH_SLOT if t in fed else plan.slots[t] for t in op.outputs]
-            own[op] = SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs,
-                                     [t in fetched for t in op.outputs], plan.op_steps[op], row_entry)
+            if op.type == "SparseSoftmaxCrossEntropyWithLogits":
+                own[op] = SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs,
+                                         [t in fetched for t in op.outputs], plan.op_steps[op], row_entry)
+            else:
+                own[op] = SoftmaxStep(op, plan.slots[op.inputs[0]], outs[0], op.outputs[0] in fetched,
+                                      plan.op_steps[op], row_entry)
     var_shapes = {op.name: op.attrs.get("shape") for op in ops if op.type == "VariableV2"}
     gpu_plan = any(requested_gpu(op) is not None for op in ops)
     n_gpus = gpu_count() if gpu_plan else 0

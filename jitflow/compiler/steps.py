@@ -386,6 +386,55 @@ class SparseXentStep:
         return None
 
 
+class SoftmaxStep:
+    """Softmax / LogSoftmax along the last axis as one row kernel (`codegen/rows.py`)."""
+
+    def __init__(self, op: Operation, in_slot: int, out_slot: int, fetched: bool, fallback: Step,
+                 report: dict[str, Any]) -> None:
+        self.op = op
+        self.si, self.so = in_slot, out_slot
+        self.fetched = fetched
+        self.fallback = fallback
+        self.report = report
+        self.log = op.type == "LogSoftmax"
+        self.dtype = np.dtype(op.inputs[0].dtype.np)
+        self.key = id(self)
+        self.kernel: Any = None
+        self.recycler = Recycler()
+
+    def _compile(self) -> Any:
+        from jitflow.codegen import rows
+        from jitflow.codegen.cache import get_kernel, kernel_key
+
+        t0 = time.perf_counter()
+        src = rows.softmax_source(self.dtype.name, self.log)
+        parts = {"rows": "log_softmax" if self.log else "softmax", "dtype": self.dtype.name,
+                 "version": rows.ROWS_VERSION}
+        fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [self.op.type]}, "cpu")
+        self.report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
+                           compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
+                           source=origin)
+        return fn
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        x = vals[self.si]
+        if type(x) is not np.ndarray or x.ndim < 1 or x.dtype != self.dtype or x.size <= SMALL_SIZE:
+            return self.fallback(ctx, vals)
+        if self.kernel is None:
+            self.kernel = self._compile()
+        k = x.shape[-1]
+        n = x.size // k if k else 0
+        if self.fetched:
+            o = self.recycler.get(x.size, self.dtype)
+            self.recycler.put(o)
+        else:
+            o = vals[ARENA_SLOT].buffer((self.key, 0), x.size, self.dtype)
+        xf = x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
+        self.kernel(xf, o, np.array((n, k), np.int64), _ZERO_ERR)
+        vals[self.so] = o.reshape(x.shape)
+        return None
+
+
 class UnbroadcastDynStep:
     """UnbroadcastTo whose target is `Shape(x)` known only at run time: the gradient itself when it
     already has x's shape (the common case), else the Shape and UnbroadcastTo steps interpreted."""

@@ -150,3 +150,17 @@ def test_mlp_training_step_plan_and_results() -> None:
     assert sum(1 for o in ops if any("ApplyGradientDescent" in n for n in o)) == 4
     for g, w in zip(*final):
         assert_same(g, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_and_log_softmax_row_kernels(dtype: type) -> None:
+    rng = np.random.default_rng(12)
+    xv = rng.normal(0, 4, (3, 5, 9)).astype(dtype)
+    xv[1, 2, 4] = np.nan
+    x = tf.placeholder(tf.as_dtype(dtype), [None, 5, 9])
+    outs = [tf.nn.softmax(x), tf.nn.log_softmax(x), tf.nn.softmax(x * 2.0) + 1.0]
+    got, want, plan = run_both(outs, {x: xv})
+    assert plan.report["fallbacks"] == []
+    rtol = 4e-6 if dtype is np.float32 else 1e-13
+    for g, w in zip(got, want):
+        assert_same(g, w, rtol=rtol, atol=rtol)
