@@ -136,11 +136,13 @@ def lower(plan: Plan) -> None:
     fed = {t for t, s in plan.slots.items() if s in feed_set}
     fetched = {t for t, s in plan.slots.items() if s in set(plan.fetch_slots)}
     res = cluster(ops, fed, member_reason)
+    # an UnbroadcastTo whose target is a run-time Shape gets its own step (below): not a fallback
+    fallbacks = [f for f in res.fallbacks if not _dynamic_unbroadcast(f.op, fed)]
     report: dict[str, Any] = {"clusters": [], "fallbacks": [
-        {"op": f.op.name, "type": f.op.type, "reason": f.reason} for f in res.fallbacks]}
+        {"op": f.op.name, "type": f.op.type, "reason": f.reason} for f in fallbacks]}
     plan.report = report
-    if res.fallbacks and flags.fallback_is_error():
-        f = res.fallbacks[0]
+    if fallbacks and flags.fallback_is_error():
+        f = fallbacks[0]
         raise errors.UnimplementedError(f.op.node_def, f.op, f"JITFLOW_FALLBACK=error: op {f.op.name} "
                                                              f"({f.op.type}) would run interpreted: {f.reason}")
     readers: dict[Tensor, set[Operation]] = {}

@@ -437,7 +437,9 @@ class SoftmaxStep:
 
 class UnbroadcastDynStep:
     """UnbroadcastTo whose target is `Shape(x)` known only at run time: the gradient itself when it
-    already has x's shape (the common case), else the Shape and UnbroadcastTo steps interpreted."""
+    already has x's shape (the common case), else the Shape and UnbroadcastTo steps interpreted (the
+    reference kernel's NumPy sum, which is what a kernel would do for a reduction decided so late).
+    It is not reported as a fallback."""
 
     def __init__(self, op: Operation, g_slot: int, x_slot: int, out_slot: int, fallback: list[Step]) -> None:
         self.op = op

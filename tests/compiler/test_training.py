@@ -115,7 +115,7 @@ def test_runtime_target_unbroadcast_fast_and_fallback_paths() -> None:
     for xs, ys in (((4, 3), (4, 3)), ((1, 3), (4, 3))):  # identity, then a real reduction
         feed = {x: rng.normal(size=xs).astype(np.float32), y: rng.normal(size=ys).astype(np.float32)}
         got, want, plan = run_both([gx, gy], feed)
-        assert {f["type"] for f in plan.report["fallbacks"]} == {"UnbroadcastTo"}
+        assert plan.report["fallbacks"] == []  # the run-time unbroadcast is its own step
         for g, w in zip(got, want):
             assert_same(g, w)
         assert got[0].shape == xs and got[1].shape == ys
@@ -146,7 +146,7 @@ def test_mlp_training_step_plan_and_results() -> None:
             final.append(sess.run([w1, b1, w2, b2, loss], {x: xv, y: yv}))
     ops = [c["ops"] for c in plan.report["clusters"]]
     assert ["MatMul", h.op.inputs[0].op.name, h.op.name] in ops  # bias + ReLU epilogue of the matmul
-    assert {f["type"] for f in plan.report["fallbacks"]} <= {"UnbroadcastTo"}
+    assert plan.report["fallbacks"] == []
     assert sum(1 for o in ops if any("ApplyGradientDescent" in n for n in o)) == 4
     for g, w in zip(*final):
         assert_same(g, w, rtol=1e-5, atol=1e-6)
