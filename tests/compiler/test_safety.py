@@ -153,3 +153,34 @@ def test_fast_path_keeps_string_feed_conversion() -> None:
     with tf.Session() as sess:
         for _ in range(3):
             assert sess.run(q, {p: np.array(["ab", "c"])}).tolist() == [b"ab", b"c"]
+
+
+def test_hogwild_training_from_threads_is_safe() -> None:
+    rng = np.random.default_rng(13)
+    xv = rng.normal(size=(64, 6)).astype(np.float32)
+    yv = (xv @ rng.normal(size=(6, 1))).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 6])
+    y = tf.placeholder(tf.float32, [None, 1])
+    w = tf.Variable(np.zeros((6, 1), np.float32))
+    loss = tf.reduce_mean(tf.square(tf.matmul(x, w) - y))
+    train = tf.train.GradientDescentOptimizer(0.05).minimize(loss)
+    errors_seen: list[BaseException] = []
+    with tf.Session() as sess:
+        sess.run(w.initializer)
+        start = sess.run(loss, {x: xv, y: yv})
+
+        def work() -> None:
+            try:
+                for _ in range(60):
+                    sess.run(train, {x: xv, y: yv})
+            except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+                errors_seen.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        end = sess.run(loss, {x: xv, y: yv})
+    assert not errors_seen
+    assert np.isfinite(end) and end < start * 0.1
