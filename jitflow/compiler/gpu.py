@@ -106,7 +106,8 @@ _multi_device = False  # set once a plan places CUDA steps on a device other tha
 
 def current_device() -> int:
     """The CUDA device the calling thread launches on (0 on the simulator, which has one)."""
-    return int(getattr(cuda_api().get_current_device(), "id", 0))
+    getter = getattr(cuda_api(), "get_current_device", None)  # Numba's bundled simulator lacks it
+    return int(getattr(getter(), "id", 0)) if getter is not None else 0
 
 
 def array_device(a: Any) -> int:
