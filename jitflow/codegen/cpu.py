@@ -19,12 +19,13 @@ from jitflow.codegen import lowering as L
 from jitflow.compiler.cluster import REDUCTION, Cluster
 from jitflow.compiler.layout import Layout
 
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 7
 # Ops whose NumPy/libm form (in the lowering tables) the CPU replaces by vmath's vectorizable one.
 # (sin/cos/tan stay libm calls: vmath's give nan beyond |x| = 2**50, where NumPy still answers.)
 CPU_VMATH = {"Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Pow": "pow"}
 ENTRY = "kernel"
 LANES = 8
+CHUNKS = 16  # chunks (partial results) of a parallel reduction over its first group
 
 
 def _nbtype(dt: str) -> str:
@@ -161,33 +162,61 @@ def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
     lines.append(f"{ind}    acc[j] = {init}")
     v = names[src]
     oidx = index_expr(tuple(kept[g] for g in range(G)))
+    # a reduced first group cannot run under prange as is: split it into chunks with partial results
+    chunked = parallel and layout.reduced[0]
+    if chunked:
+        lines.append(f"{ind}nch = max(1, min(e0, {CHUNKS}))")
+        lines.append(f"{ind}part = np.empty(nch * nout, np.{_np_name(acc_dt)})  # every chunk fills its row")
+        target = f"loc[{oidx}]"  # a chunk-private array: LLVM knows it aliases nothing
+        lo0, hi0 = "lo", "hi"
+    else:
+        target = f"acc[{oidx}]"
+        lo0, hi0 = "0", "e0"
     # trailing block of reduced groups: a private scalar accumulator around those loops
     first_trailing = G
     while first_trailing > 0 and layout.reduced[first_trailing - 1]:
         first_trailing -= 1
     vcast = L.cast(v, acc_dt)
     comb_s = rule.combine.format(acc="s", v=vcast)
-    comb_a = rule.combine.format(acc=f"acc[{oidx}]", v=vcast)
+    comb_a = rule.combine.format(acc=target, v=vcast)
     if first_trailing < G:
         body = inner + stores + [f"s = {L.cast(comb_s, acc_dt)}"]
-        merge = [f"acc[{oidx}] = {L.cast(rule.combine.format(acc=f'acc[{oidx}]', v='s'), acc_dt)}"]
+        merge = [f"{target} = {L.cast(rule.combine.format(acc=target, v='s'), acc_dt)}"]
         # the innermost loop accumulates into LANES independent lanes: without reassociation a single
         # accumulator is a serial dependency chain that cannot vectorize
+        lo, hi = (lo0, hi0) if G == 1 else ("0", f"e{G - 1}")
         comb_l = rule.combine.format(acc="sv[k]", v=vcast)
         lanes = [f"sv = np.full({LANES}, {init}, np.{_np_name(acc_dt)})",
-                 f"n8 = e{G - 1} - e{G - 1} % {LANES}",
-                 f"for jb in range(0, n8, {LANES}):",
+                 f"n8 = {hi} - ({hi} - {lo}) % {LANES}",
+                 f"for jb in range({lo}, n8, {LANES}):",
                  f"    for k in range({LANES}):",
                  f"        i{G - 1} = jb + k"]
         lanes += ["        " + line for line in inner + stores + [f"sv[k] = {L.cast(comb_l, acc_dt)}"]]
-        lanes += [f"for i{G - 1} in range(n8, e{G - 1}):"] + ["    " + line for line in body]
+        lanes += [f"for i{G - 1} in range(n8, {hi}):"] + ["    " + line for line in body]
         lanes += [f"for k in range({LANES}):",
                   f"    s = {L.cast(rule.combine.format(acc='s', v='sv[k]'), acc_dt)}"]
-        lines += _loops(G, ind, body, parallel, list(layout.reduced), split=first_trailing,
-                        split_pre=[f"s = {init}"], split_post=merge, innermost=lanes)
+        loops = _loops(G, ind, body, parallel and not chunked, list(layout.reduced), split=first_trailing,
+                       split_pre=[f"s = {init}"], split_post=merge, innermost=lanes)
     else:
-        body = inner + stores + [f"acc[{oidx}] = {L.cast(comb_a, acc_dt)}"]
-        lines += _loops(G, ind, body, parallel, list(layout.reduced))
+        body = inner + stores + [f"{target} = {L.cast(comb_a, acc_dt)}"]
+        loops = _loops(G, ind, body, parallel and not chunked, list(layout.reduced))
+    if chunked:
+        lines.append(f"{ind}for ch in prange(nch):")
+        lines.append(f"{ind}    lo = (e0 * ch) // nch")
+        lines.append(f"{ind}    hi = (e0 * (ch + 1)) // nch")
+        lines.append(f"{ind}    loc = np.empty(nout, np.{_np_name(acc_dt)})")
+        lines.append(f"{ind}    for j in range(nout):")
+        lines.append(f"{ind}        loc[j] = {init}")
+        loops = ["    " + line.replace("for i0 in range(e0):", "for i0 in range(lo, hi):") for line in loops]
+        lines += loops
+        lines.append(f"{ind}    for j in range(nout):")
+        lines.append(f"{ind}        part[ch * nout + j] = loc[j]")
+        lines.append(f"{ind}for ch in range(nch):")
+        lines.append(f"{ind}    for j in range(nout):")
+        comb_p = L.cast(rule.combine.format(acc="acc[j]", v="part[ch * nout + j]"), acc_dt)
+        lines.append(f"{ind}        acc[j] = {comb_p}")
+    else:
+        lines += loops
     fin = L.finish_code(rule, "acc[j]", "nred", in_dt, red.dtype)
     lines.append(f"{ind}for j in range(nout):")
     lines.append(f"{ind}    o{j_red}[j] = {fin}")

@@ -209,8 +209,8 @@ class ClusterStep:
         if size <= SMALL_SIZE:
             return _SMALL
         layout, exts = compute_layout(list(shapes), space, axes)
-        # prange runs over the first group, which must not be reduced
-        kernel = self._kernel(layout, size * len(c.nodes) >= PARALLEL_WORK and not layout.reduced[0])
+        # prange runs over the first group (in chunks with partial results when it is reduced)
+        kernel = self._kernel(layout, size * len(c.nodes) >= PARALLEL_WORK)
         return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel)
 
     def _check_update(self, o: Any, shp: tuple[int, ...], shapes: tuple) -> None:

@@ -196,3 +196,19 @@ def test_one_element_fast_step_repeats_and_steps_aside() -> None:
         with pytest.raises(tf.errors.InvalidArgumentError, match="FloorDiv"):
             sess.run(q, {i: 0})
         assert sess.run(q, {i: 3}) == 2
+
+
+def test_parallel_kernels_for_reductions_and_elementwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jitflow.compiler import steps
+
+    monkeypatch.setattr(steps, "PARALLEL_WORK", 0)  # every kernel takes its prange variant
+    rng = np.random.default_rng(14)
+    xv = rng.normal(size=(37, 5, 19))
+    x = tf.placeholder(tf.float64, [None, 5, 19])
+    e = tf.tanh(x) * 3.0
+    outs = [e + 1.0, tf.reduce_sum(e), tf.reduce_max(e, axis=[0, 1]), tf.reduce_mean(e, axis=[1, 2]),
+            tf.reduce_min(e, axis=[0, 2], keepdims=True), tf.reduce_prod(e * 0.1 + 1.0, axis=0)]
+    got, want, plan = run_both(outs, {x: xv})
+    assert plan.report["fallbacks"] == []
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert_same(g, w, rtol=1e-12, atol=1e-12, what=f"output {k}")
