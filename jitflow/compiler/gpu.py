@@ -42,7 +42,7 @@ from jitflow.codegen import cuda as cg
 from jitflow.codegen.cache import KernelCompileError
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.interp import op_error
-from jitflow.compiler.layout import Layout, LayoutError, broadcast_shape, compute_layout
+from jitflow.compiler.layout import Layout, LayoutError, compute_layout
 from jitflow.compiler.placement import gpu_count, requested_gpu
 from jitflow.compiler.plan import ARENA_SLOT, TRASH_SLOT, Plan, Step
 from jitflow.framework.graph import Operation, Tensor
@@ -582,31 +582,7 @@ class CudaClusterStep:
     def shape_plan(self, shapes: tuple) -> tuple[Layout, tuple[int, ...], list[tuple[int, ...]]]:
         """(layout, group extents, output shapes) for these input shapes; LayoutError if they do not fit."""
         # the validity rules are the CPU step's (its checks raise LayoutError): both backends agree
-        from jitflow.compiler.lower import reduce_axes
-
-        c, base = self.c, self.base
-        space = broadcast_shape(list(shapes))
-        red = c.reduction()
-        axes = reduce_axes(red, len(space)) if red is not None else None
-        out_shapes: list[tuple[int, ...]] = []
-        for j, o in enumerate(c.outputs):
-            if red is not None and o.node == len(c.nodes) - 1:
-                assert axes is not None
-                keep = bool(red.attr("keep_dims", False))
-                shp = tuple((1 if d in axes else n) for d, n in enumerate(space) if keep or d not in axes)
-                target = red.attr("target")
-                if target is not None:  # UnbroadcastTo: the kept dims must be the target's
-                    extra = len(space) - len(target)
-                    if any(d != 1 and space[extra + i] != d for i, d in enumerate(target)):
-                        raise LayoutError("gradient does not reduce to the target shape")
-                    shp = tuple(target)
-            else:
-                shp = broadcast_shape([shapes[i] for i in self.deps[j]])
-            out_shapes.append(shp)
-            if o.var is not None:
-                base._check_update(o, shp, shapes)
-        if getattr(base, "node_checks", None):
-            base._check_nodes(shapes)
+        space, axes, out_shapes = self.base.output_shapes(shapes)
         layout, exts = compute_layout(list(shapes), space, axes)
         return layout, tuple(int(e) for e in exts), out_shapes
 

@@ -177,14 +177,14 @@ class ClusterStep:
         self.entries[shapes] = ent
         return ent
 
-    def _decide(self, shapes: tuple) -> _Entry:
+    def output_shapes(self, shapes: tuple) -> tuple[tuple[int, ...], tuple[int, ...] | None, list[tuple[int, ...]]]:
+        """(iteration space, reduced axes, output shapes) for these input shapes, after every check a
+        kernel relies on; LayoutError when the shapes do not fit (the members then run interpreted)."""
         c = self.c
         space = broadcast_shape(list(shapes))
-        axes = None
-        out_shapes: list[tuple[int, ...]] = []
         red = c.reduction()
-        if red is not None:
-            axes = reduce_axes(red, len(space))
+        axes = reduce_axes(red, len(space)) if red is not None else None
+        out_shapes: list[tuple[int, ...]] = []
         for j, o in enumerate(c.outputs):
             if red is not None and o.node == len(c.nodes) - 1:
                 keep = bool(red.attr("keep_dims", False))
@@ -203,6 +203,11 @@ class ClusterStep:
                 self._check_update(o, shp, shapes)
         if self.node_checks:
             self._check_nodes(shapes)
+        return space, axes, out_shapes
+
+    def _decide(self, shapes: tuple) -> _Entry:
+        c = self.c
+        space, axes, out_shapes = self.output_shapes(shapes)
         size = int(np.prod(space)) if space else 1
         if size == 1:
             return _Entry("one", None, out_shapes)
