@@ -769,14 +769,18 @@ def _to_2d_last(t: Tensor, axis: int) -> tuple[Tensor, Any]:
     return A.reshape(t, [-1, last if last is not None else -1] if r > 1 else [1, -1]), restore
 
 
+def _check_named_args(fn: str, sentinel: Any, labels: Any, logits: Any) -> None:
+    """TF's guard for the cross-entropy functions: labels and logits by keyword, both given."""
+    if sentinel is not None:
+        raise ValueError(f"Only call `{fn}` with named arguments (labels=..., logits=..., ...)")
+    if labels is None or logits is None:
+        raise ValueError("Both labels and logits must be provided.")
+
+
 def softmax_cross_entropy_with_logits_v2(_sentinel: Any = None, labels: Any = None, logits: Any = None,
                                          axis: int = -1, name: str | None = None, dim: int | None = None) -> Tensor:
     """-sum(labels * log_softmax(logits)) along `axis`; gradients flow to labels too."""
-    if _sentinel is not None:
-        raise ValueError("Only call `softmax_cross_entropy_with_logits_v2` with named arguments (labels=..., "
-                         "logits=..., ...)")
-    if labels is None or logits is None:
-        raise ValueError("Both labels and logits must be provided.")
+    _check_named_args("softmax_cross_entropy_with_logits_v2", _sentinel, labels, logits)
     a = dim if dim is not None else axis
     with _name_scope(name, "softmax_cross_entropy_with_logits"):
         f = convert_to_tensor(logits)
@@ -794,11 +798,7 @@ def softmax_cross_entropy_with_logits_v2(_sentinel: Any = None, labels: Any = No
 def softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None, logits: Any = None,
                                       dim: int = -1, name: str | None = None, axis: int | None = None) -> Tensor:
     """Like the v2 version, but no gradient flows into `labels` (TF1 behaviour)."""
-    if _sentinel is not None:
-        raise ValueError("Only call `softmax_cross_entropy_with_logits` with named arguments (labels=..., "
-                         "logits=..., ...)")
-    if labels is None or logits is None:
-        raise ValueError("Both labels and logits must be provided.")
+    _check_named_args("softmax_cross_entropy_with_logits", _sentinel, labels, logits)
     with _name_scope(name, "softmax_cross_entropy_with_logits_sg"):
         lab = A.stop_gradient(convert_to_tensor(labels), name="labels_stop_gradient")
     return softmax_cross_entropy_with_logits_v2(labels=lab, logits=logits, axis=axis if axis is not None else dim,
@@ -808,11 +808,7 @@ def softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None,
 def sparse_softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None, logits: Any = None,
                                              name: str | None = None) -> Tensor:
     """-log_softmax(logits)[labels] per example; `labels` are class indices of rank rank(logits) - 1."""
-    if _sentinel is not None:
-        raise ValueError("Only call `sparse_softmax_cross_entropy_with_logits` with named arguments (labels=..., "
-                         "logits=..., ...)")
-    if labels is None or logits is None:
-        raise ValueError("Both labels and logits must be provided.")
+    _check_named_args("sparse_softmax_cross_entropy_with_logits", _sentinel, labels, logits)
     with _name_scope(name, "SparseSoftmaxCrossEntropyWithLogits"):
         f = convert_to_tensor(logits)
         check_dtype("SparseSoftmaxCrossEntropyWithLogits", f, FLOATS, "features")
@@ -841,11 +837,7 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any 
 def sigmoid_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None, logits: Any = None,
                                       name: str | None = None) -> Tensor:
     """max(x, 0) - x * z + log(1 + exp(-|x|)) for logits x and labels z (stable for any x)."""
-    if _sentinel is not None:
-        raise ValueError("Only call `sigmoid_cross_entropy_with_logits` with named arguments (labels=..., "
-                         "logits=..., ...)")
-    if labels is None or logits is None:
-        raise ValueError("Both labels and logits must be provided.")
+    _check_named_args("sigmoid_cross_entropy_with_logits", _sentinel, labels, logits)
     with _name_scope(name, "logistic_loss"):
         x = convert_to_tensor(logits)
         z = convert_to_tensor(labels, dtype=x.dtype) if not isinstance(labels, Tensor) else labels
