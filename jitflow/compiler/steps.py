@@ -348,17 +348,11 @@ class SparseXentStep:
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
-        from jitflow.codegen.cache import get_kernel, kernel_key
 
-        t0 = time.perf_counter()
         src = rows.sparse_xent_source(self.dtype.name, self.ldtype.name)
         parts = {"rows": "sparse_xent", "dtype": self.dtype.name, "labels": self.ldtype.name,
                  "version": rows.ROWS_VERSION}
-        fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [self.op.type]}, "cpu")
-        self.report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
-                           compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
-                           source=origin)
-        return fn
+        return _row_kernel(src, parts, self.op, self.report)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         f = vals[self.sf]
@@ -409,17 +403,11 @@ class SoftmaxStep:
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
-        from jitflow.codegen.cache import get_kernel, kernel_key
 
-        t0 = time.perf_counter()
         src = rows.softmax_source(self.dtype.name, self.log)
         parts = {"rows": "log_softmax" if self.log else "softmax", "dtype": self.dtype.name,
                  "version": rows.ROWS_VERSION}
-        fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [self.op.type]}, "cpu")
-        self.report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
-                           compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
-                           source=origin)
-        return fn
+        return _row_kernel(src, parts, self.op, self.report)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         x = vals[self.si]
@@ -539,3 +527,16 @@ def _warm(step: ClusterStep) -> None:
         step.prepare(tuple(shapes))
     except Exception:  # noqa: BLE001 - a failed warm-up compiles (or reports) again on the first run
         step.entries.clear()
+
+
+def _row_kernel(src: str, parts: dict[str, Any], op: Operation, report: dict[str, Any]) -> Any:
+    """Loads (or compiles) a row kernel through the cache and records key, time and origin for explain."""
+    from jitflow.codegen import rows
+    from jitflow.codegen.cache import get_kernel, kernel_key
+
+    t0 = time.perf_counter()
+    fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [op.type]}, "cpu")
+    report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
+                  compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
+                  source=origin)
+    return fn
