@@ -26,3 +26,7 @@ from jitflow.train.learning_rate_decay import (exponential_decay, natural_exp_de
                                                polynomial_decay, cosine_decay, piecewise_constant)
 from jitflow.train.device_setter import replica_device_setter
 from jitflow.train.checkpoint import remove_checkpoint, get_checkpoint_mtimes
+from jitflow.distributed.cluster_spec import ClusterSpec
+from jitflow.distributed.server import Server
+from jitflow.train.ps_strategies import GreedyLoadBalancingStrategy, byte_size_load_fn
+from jitflow.train.worker_session import WorkerSessionCreator
