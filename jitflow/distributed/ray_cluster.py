@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import socket
+import sys
 import tempfile
 import time
 from typing import Any
@@ -22,6 +23,15 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 def import_ray() -> Any:
     """The `ray` module, or ImportError saying how to install it."""
+    # Ray's default for a cluster it starts is token authentication with the user's ~/.ray/auth_token;
+    # processes joining it must use it too, and Ray reads the mode once, when it is imported.
+    if "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        if "ray" in sys.modules:
+            with contextlib.suppress(ImportError, AttributeError):
+                from ray._raylet import Config  # type: ignore[attr-defined]
+
+                Config.initialize("")
     try:
         import ray
     except ImportError:
@@ -78,6 +88,17 @@ def _address_file(namespace: str) -> str:
     return os.path.join(tempfile.gettempdir(), "jitflow_ray", namespace + ".address")
 
 
+def _live_address(path: str) -> str | None:
+    """The address recorded in `path` if a Ray instance answers there, else None."""
+    with contextlib.suppress(OSError, errors.UnavailableError, ValueError):
+        with open(path) as f:
+            pid, address = f.read().split()
+        os.kill(int(pid), 0)  # the process hosting it still runs (OSError if not)
+        check_reachable(address, timeout=1.0)
+        return address
+    return None
+
+
 def _start_or_join_local(namespace: str) -> None:
     """Joins the local Ray instance another task of this program started, or starts it in this process."""
     from filelock import FileLock
@@ -86,17 +107,15 @@ def _start_or_join_local(namespace: str) -> None:
     path = _address_file(namespace)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with FileLock(path + ".lock", timeout=120):
-        with contextlib.suppress(OSError, errors.UnavailableError, ValueError):
-            with open(path) as f:
-                address = f.read().strip()
-            check_reachable(address, timeout=1.0)
+        address = _live_address(path)
+        if address is not None:  # the instance another task of this program started is up: join it
             ray.init(address=address, **_init_kwargs(namespace))
             return
         store_mb = int(os.environ.get("JITFLOW_RAY_OBJECT_STORE_MB", "256"))
         ray.init(num_cpus=int(os.environ.get("JITFLOW_RAY_NUM_CPUS", "1")), object_store_memory=store_mb << 20,
                  _node_ip_address="127.0.0.1", **_init_kwargs(namespace))
         with open(path + ".tmp", "w") as f:
-            f.write(ray.get_runtime_context().gcs_address)
+            f.write(f"{os.getpid()} {ray.get_runtime_context().gcs_address}")
         os.replace(path + ".tmp", path)
 
 
@@ -109,11 +128,7 @@ def connect(cluster: ClusterSpec) -> str:
     """
     ray = import_ray()
     namespace = namespace_for(cluster)
-    if ray.is_initialized():
-        current = ray.get_runtime_context().namespace
-        if current != namespace:
-            raise errors.FailedPreconditionError(None, None, f"This process is connected to Ray namespace "
-                                                             f"{current!r}, not {namespace!r} of {cluster}")
+    if ray.is_initialized():  # actors are named in the program's namespace explicitly: any connection does
         return namespace
     address = os.environ.get("RAY_ADDRESS")
     if address:

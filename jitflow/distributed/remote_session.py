@@ -62,6 +62,7 @@ class DistributedSession(Session):
         self._server: Server = server
         self._ray = ray_cluster.import_ray()
         self._stores: dict[Task, Any] = {}
+        self._incarnations: dict[Task, str] = {}  # the actor id of each task's store when first seen
         self._pending: list[Any] = []  # the previous step's pushes, waited for with the next pull
         self._access: dict[Any, _Access] = {}
         self._locals = {self._server.task}
@@ -111,18 +112,25 @@ class DistributedSession(Session):
             except ValueError:
                 raise errors.UnavailableError(None, None, f"/job:{task[0]}/task:{task[1]} is not serving "
                                                           "(its tf.train.Server is not running)") from None
+            # A task that restarted has a new store, without the variables this session saw: like TF's
+            # lost session handle, that aborts the session (a MonitoredSession then makes a new one).
+            incarnation = store._actor_id.hex()
+            if self._incarnations.setdefault(task, incarnation) != incarnation:
+                raise errors.AbortedError(None, None, f"/job:{task[0]}/task:{task[1]} restarted since this "
+                                                      "session connected: its variables were lost")
             self._stores[task] = store
         return store
 
     def _wait_for_stores(self) -> None:
         """Waits (bounded) until every variable-holding task of the cluster answers."""
         pending = list(self._server.variable_tasks())
+        down: tuple[type[BaseException], ...] = (errors.UnavailableError, *_ray_errors())
 
         def all_up() -> bool:
             while pending:
                 try:
                     self._ray.get(self._store(pending[0]).ping.remote(), timeout=wait_seconds())
-                except (errors.UnavailableError, *_ray_errors()):
+                except down:
                     self._stores.pop(pending[0], None)
                     return False
                 pending.pop(0)

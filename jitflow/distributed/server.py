@@ -148,8 +148,18 @@ class Server:
         with _servers_lock:
             _servers.pop(self.target, None)
         if self._store is not None:
-            ray_cluster.import_ray().kill(self._store)
-            self._store = None
+            ray = ray_cluster.import_ray()
+            ray.kill(self._store)
+            store, self._store = self._store, None
+
+            def gone() -> bool:  # ray.kill only asks: wait (bounded) until the store stops answering
+                try:
+                    ray.get(store.ping.remote(), timeout=1.0)
+                except ray.exceptions.RayError:
+                    return True
+                return False
+
+            ray_cluster.wait_for(gone, wait_seconds())
         self._started = False
 
     # -- the variable store ------------------------------------------------------------------------------

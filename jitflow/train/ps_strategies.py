@@ -24,7 +24,7 @@ def byte_size_load_fn(op: Operation) -> int:
     if shape is None or not shape.is_fully_defined():
         raise ValueError(f"byte_size_load_fn: op '{op.name}' ({op.type}) has a shape that is not fully "
                          f"defined: {shape}")
-    dtype = op.attrs.get("dtype", op.outputs[0].dtype)
+    dtype = op.attrs["dtype"] if "dtype" in op.attrs else op.outputs[0].dtype
     from jitflow import dtypes
 
     return int(shape.num_elements() * dtypes.as_dtype(dtype).size)
