@@ -66,6 +66,8 @@ def main(_):
             last_loss, _, step = mon_sess.run([loss, train_op, global_step], feed_dict={x: xb, labels: yb})
             first_loss = last_loss if first_loss is None else first_loss
             local_steps += 1
+            if FLAGS.log_every and local_steps % FLAGS.log_every == 0:
+                print(f"worker {FLAGS.task_index}: step {step} loss {last_loss:.4f}", flush=True)
             if FLAGS.step_delay:
                 import time
 
@@ -87,6 +89,7 @@ if __name__ == "__main__":
     parser.add_argument("--num_inputs", type=int, default=784)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--learning_rate", type=float, default=0.1)
+    parser.add_argument("--log_every", type=int, default=100, help="print the loss every this many local steps")
     parser.add_argument("--step_delay", type=float, default=0.0, help="seconds to sleep after each step")
     FLAGS, unparsed = parser.parse_known_args()
     tf.app.run(main=main, argv=[sys.argv[0]] + unparsed)
