@@ -53,6 +53,12 @@ class VariableStore:
         self._pushes += 1
         return dropped
 
+    def exchange(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray],
+                 names: list[str]) -> dict[str, np.ndarray]:
+        """`push(sets, deltas)`, then `pull(names)`: a worker's update of one step and its read of the next."""
+        self.push(sets, deltas)
+        return self.pull(names)
+
     def stats(self) -> dict[str, int]:
         """How many variables and bytes this store holds, and how many pushes it has applied."""
         return {"variables": len(self._values), "bytes": sum(v.nbytes for v in self._values.values()),

@@ -63,7 +63,8 @@ class DistributedSession(Session):
         self._ray = ray_cluster.import_ray()
         self._stores: dict[Task, Any] = {}
         self._incarnations: dict[Task, str] = {}  # the actor id of each task's store when first seen
-        self._pending: list[Any] = []  # the previous step's pushes, waited for with the next pull
+        self._pending: list[Any] = []  # pushes sent but not yet waited for (with the next pull)
+        self._outbox: dict[Task, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}  # not yet sent
         self._access: dict[Any, _Access] = {}
         self._locals = {self._server.task}
         self._wait_for_stores()
@@ -149,17 +150,21 @@ class DistributedSession(Session):
             raise errors.InternalError(None, None, f"A ps task failed a request: {e}") from None
         except _ray_errors() as e:
             self._stores.clear()  # a restarted task has a new actor: look it up again
-            self._pending = []
+            self._pending, self._outbox = [], {}
             raise errors.UnavailableError(None, None, f"A ps task is unavailable: {type(e).__name__}: "
                                                       f"{str(e).splitlines()[0] if str(e) else ''}") from None
 
     def _pull(self, by_task: dict[Task, list[str]]) -> dict[str, np.ndarray | None]:
-        """Fetches the named remote variables into this session (one call per task); returns them."""
+        """Fetches the named remote variables into this session; returns them.
+
+        One call per task, which first applies the updates of this session's previous step to it.
+        """
         tasks = list(by_task)
         try:
-            refs = [self._store(t).pull.remote(by_task[t]) for t in tasks]
+            refs = [self._store(t).exchange.remote(*self._outbox.pop(t, ({}, {})), by_task[t]) for t in tasks]
         except _ray_errors() as e:
             raise errors.UnavailableError(None, None, f"A ps task is unavailable: {e}") from None
+        self._flush()  # updates for tasks this run does not read go on their own
         pending, self._pending = self._pending, []
         results = self._call(refs + pending)[:len(refs)]
         store = self.variables
@@ -176,8 +181,20 @@ class DistributedSession(Session):
                 pulled[n] = v
         return pulled
 
+    def _flush(self, wait: bool = False) -> None:
+        """Sends the updates still in the outbox (one call per task); with `wait`, until they are applied."""
+        outbox, self._outbox = self._outbox, {}
+        for task, (sets, deltas) in outbox.items():
+            self._pending.append(self._store(task).push.remote(sets, deltas))
+        if wait and self._pending:
+            pending, self._pending = self._pending, []
+            self._call(pending)
+
     def _push(self, access: _Access, pulled: dict[str, np.ndarray | None], wait: bool = False) -> None:
-        """Sends what this session changed in the pulled variables (one call per task)."""
+        """Queues what this session changed in the pulled variables, for the next call to each task.
+
+        They travel with the next step's read (one message per task and step); `wait` sends them now.
+        """
         store = self.variables
         for task, names in access.by_task.items():
             sets: dict[str, np.ndarray] = {}
@@ -191,10 +208,11 @@ class DistributedSession(Session):
                 else:
                     deltas[n] = np.asarray(np.subtract(new, old))
             if sets or deltas:
-                self._pending.append(self._store(task).push.remote(sets, deltas))
-        if wait and self._pending:
-            pending, self._pending = self._pending, []
-            self._call(pending)
+                if task in self._outbox:  # an unsent earlier update goes first
+                    self._flush()
+                self._outbox[task] = (sets, deltas)
+        if wait:
+            self._flush(wait=True)
 
     # -- Session API -------------------------------------------------------------------------------------
     def run(self, fetches: Any, feed_dict: Any = None, options: Any = None, run_metadata: Any = None) -> Any:
@@ -241,10 +259,10 @@ class DistributedSession(Session):
 
     def close(self) -> None:
         """Waits (bounded) for this session's last updates to reach their tasks, then closes."""
-        if not self._closed and self._pending:
+        if not self._closed and (self._pending or self._outbox):
             try:
-                self._call(self._pending)
+                self._flush(wait=True)
             except errors.UnavailableError:
                 pass  # the task is gone; its state went with it
-        self._pending = []
+        self._pending, self._outbox = [], {}
         super().close()
