@@ -85,7 +85,7 @@ def test_ps_and_two_workers_train_with_a_worker_killed_and_restarted(ray_address
         for t in tasks:
             t.stop()
     assert w0["local_steps"] > 0 and w1["local_steps"] > 0  # both workers contributed steps
-    assert w0["local_steps"] < LAST_STEP and w0["global_step"] >= LAST_STEP
+    assert w0["local_steps"] < LAST_STEP and w0["global_step"] >= LAST_STEP - 10  # its own last update
     assert w0["last_loss"] < 0.5 * w0["first_loss"]
     # The chief's last checkpoint restores in a single-process program.
     sys.path.insert(0, str(EXAMPLE.parent))
