@@ -21,6 +21,7 @@ from jitflow.distributed.server import Server, actor_name, server_for_target, wa
 from jitflow.framework.device import DeviceSpec
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.session import Session, _flatten_fetches
+from jitflow.train.sync_replicas import SYNC_REPLICAS_KEY
 
 _VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp", "AutoReloadVariable"})
 _SETTERS = frozenset({"Assign"})  # ops whose result replaces the value rather than changing it
@@ -34,6 +35,7 @@ class _Access:
 
     by_task: dict[Task, list[str]] = field(default_factory=dict)
     set_names: set[str] = field(default_factory=set)
+    sync: Any = None  # the SyncRound of a SyncReplicasOptimizer train op this run executes, if any
 
 
 def session_class_for(target: str) -> type[Session]:
@@ -102,6 +104,10 @@ class DistributedSession(Session):
                     access.by_task.setdefault(task, []).append(var.name)
             if op.type in _SETTERS and op.inputs and self._task_of(op.inputs[0].op) is not None:
                 access.set_names.add(op.inputs[0].op.name)
+        pruned = set(ops)
+        for entry in self._graph.get_collection(SYNC_REPLICAS_KEY):
+            if entry.train_op in pruned and access.by_task:
+                access.sync = entry
         return access
 
     # -- the variable stores ---------------------------------------------------------------------------
@@ -214,6 +220,37 @@ class DistributedSession(Session):
         if wait:
             self._flush(wait=True)
 
+    def _contribute(self, access: _Access, pulled: dict[str, np.ndarray | None]) -> None:
+        """Sends this step's update to its synchronous round on every ps task, then waits for the round."""
+        sync = access.sync
+        step = pulled.get(sync.global_step)
+        if step is None:
+            raise errors.FailedPreconditionError(None, None, f"{sync.global_step} is not on a ps task or is "
+                                                             "uninitialized: synchronous training needs it there")
+        round_ = int(step)
+        store = self.variables
+        refs = []
+        for task, names in access.by_task.items():
+            deltas = {}
+            for n in names:
+                new, old = store.get(n), pulled.get(n)
+                if n != sync.global_step and new is not None and old is not None and new is not old:
+                    deltas[n] = np.asarray(np.subtract(new, old))
+            refs.append(self._store(task).contribute.remote(round_, deltas, sync.replicas_to_aggregate,
+                                                            sync.global_step))
+        self._flush()
+        if not all(self._call(refs)):
+            return  # the round was over: a stale update, dropped
+        tasks = list(access.by_task)
+
+        def complete() -> bool:
+            return min(self._call([self._store(t).completed.remote() for t in tasks])) >= round_
+
+        if not ray_cluster.wait_for(complete, wait_seconds(), interval=0.002):
+            raise errors.DeadlineExceededError(None, None, f"Synchronous round {round_} did not complete within "
+                                                           f"{wait_seconds():.0f} s: fewer than "
+                                                           f"{sync.replicas_to_aggregate} replicas contributed")
+
     # -- Session API -------------------------------------------------------------------------------------
     def run(self, fetches: Any, feed_dict: Any = None, options: Any = None, run_metadata: Any = None) -> Any:
         """Session.run with the remote variables it touches fetched before and updated after."""
@@ -225,6 +262,10 @@ class DistributedSession(Session):
         if not access.by_task:
             return super().run(fetches, feed_dict, options, run_metadata)
         pulled = self._pull(access.by_task)
+        if access.sync is not None:
+            result = super().run(fetches, feed_dict, options, run_metadata)
+            self._contribute(access, pulled)
+            return result
         try:
             return super().run(fetches, feed_dict, options, run_metadata)
         finally:

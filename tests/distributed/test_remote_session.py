@@ -194,3 +194,63 @@ def test_lost_ps_raises_unavailable_and_the_chief_recovers(servers: dict[str, An
         # The monitored session recreates its session: the chief restores the latest checkpoint.
         sess.run(m["train"], {m["x"]: xs, m["y"]: ys})
         assert sess.run(m["gs"]) == 6
+
+
+def _sync_graphs(servers: dict[str, Any], replicas: int) -> tuple[list[Any], list[dict[str, Any]]]:
+    graphs, models = [], []
+    for task in (0, 1):
+        g = tf.Graph()
+        with g.as_default():
+            opt = tf.train.SyncReplicasOptimizer(tf.train.GradientDescentOptimizer(0.1), replicas_to_aggregate=replicas,
+                                                 total_num_replicas=2)
+            models.append(_linear(servers["cluster"], task, opt))
+            models[-1]["hook"] = opt.make_session_run_hook(is_chief=task == 0)
+        graphs.append(g)
+    return graphs, models
+
+
+def test_sync_replicas_average_each_round(servers: dict[str, Any]) -> None:
+    """Two workers on the same data in lockstep: each round applies one averaged update, one global step."""
+    graphs, models = _sync_graphs(servers, replicas=2)
+    with graphs[0].as_default(), tf.Session(servers["w0"].target) as chief:
+        chief.run(tf.global_variables_initializer())
+    errors_seen: list[BaseException] = []
+
+    def work(task: int) -> None:
+        try:
+            with graphs[task].as_default(), tf.Session(servers[f"w{task}"].target) as sess:
+                _train(sess, models[task], 8)
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors_seen.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors_seen
+    with graphs[0].as_default(), tf.Session(servers["w0"].target) as sess:
+        step, w = sess.run([models[0]["gs"], models[0]["w"]])
+    with graphs[0].as_default(), tf.Session() as local:  # 8 plain SGD steps: the same updates
+        local.run(tf.global_variables_initializer())
+        _train(local, models[0], 8)
+        expected = local.run(models[0]["w"])
+    assert step == 8
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sync_round_without_enough_replicas_times_out(servers: dict[str, Any],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    graphs, models = _sync_graphs(servers, replicas=2)
+    with graphs[0].as_default(), tf.Session(servers["w0"].target) as sess:
+        sess.run(tf.global_variables_initializer())
+        monkeypatch.setenv("JITFLOW_DISTRIBUTED_TIMEOUT", "1")
+        with pytest.raises(errors.DeadlineExceededError, match="fewer than 2 replicas"):
+            _train(sess, models[0], 1)
+
+
+def test_sync_replicas_needs_a_global_step() -> None:
+    opt = tf.train.SyncReplicasOptimizer(tf.train.GradientDescentOptimizer(0.1), replicas_to_aggregate=2)
+    v = tf.Variable(1.0)
+    with pytest.raises(ValueError, match="Global step is required"):
+        opt.minimize(tf.square(v))
