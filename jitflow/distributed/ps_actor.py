@@ -37,11 +37,12 @@ class VariableStore:
         values = self._values
         return {n: values[n] for n in names if n in values}
 
-    def push(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray]) -> list[str]:
-        """Stores `sets`, then adds `deltas` to the current values; returns names of deltas it dropped.
+    def push(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray], applies: Any = ()) -> list[str]:
+        """Stores `sets`, adds `deltas` to the current values, then applies the update rules of `applies`
+        ((rule, variable names, inputs) each); returns the names of the updates it dropped.
 
-        A delta for a variable this store does not hold (it restarted since the worker read it) is
-        dropped: there is nothing to add it to.
+        An update of a variable this store does not hold (it restarted since the worker read it) is
+        dropped: there is nothing to update.
         """
         values = self._values
         for n, v in sets.items():
@@ -55,13 +56,24 @@ class VariableStore:
             new = np.asarray(np.add(cur, d, dtype=cur.dtype, casting="unsafe"))  # a fresh array: no copy
             new.flags.writeable = False
             values[n] = new
+        for rule, names, args in applies:
+            current = [values.get(n) for n in names]
+            if any(c is None for c in current):
+                dropped.extend(names)
+                continue
+            for n, arr in zip(names, rule(*current, *args)):
+                arr = np.asarray(arr, dtype=current[0].dtype)
+                if arr.flags.writeable:
+                    arr.flags.writeable = False
+                values[n] = arr
         self._pushes += 1
         return dropped
 
-    def exchange(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray],
+    def exchange(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray], applies: Any,
                  names: list[str]) -> dict[str, np.ndarray]:
-        """`push(sets, deltas)`, then `pull(names)`: a worker's update of one step and its read of the next."""
-        self.push(sets, deltas)
+        """`push(sets, deltas, applies)`, then `pull(names)`: a worker's update of one step and its read of
+        the next."""
+        self.push(sets, deltas, applies)
         return self.pull(names)
 
     def contribute(self, round_: int, deltas: dict[str, np.ndarray], replicas: int, step_name: str) -> bool:

@@ -1,10 +1,10 @@
 """Sessions of a worker task: plans run locally, variables placed on ps tasks are read and updated there.
 
-Per `run`: one call per ps task fetches the current values of the remote variables the run touches
-(plus the completion of the previous step's updates), the compiled plan runs on them locally, and one
-call per ps task sends back what the run changed: a new value where an Assign (or a restore) set the
-variable, else the difference the step made (update ops, AssignAdd), which the ps adds to its current
-value atomically. Updates from other workers that arrive meanwhile are kept: asynchronous
+Per `run`, one call per ps task carries the previous step's updates and returns the current values
+of the remote variables this run touches; the compiled plan runs on them locally. The updates are:
+for optimizer update ops, their inputs (the ps applies the update rule to its current values); for
+Assign (or a restore), the new value; for other changes (AssignAdd), the difference, which the ps adds
+to its current value. Updates from other workers that arrive meanwhile are kept: asynchronous
 between-graph replication, as TF's ps tasks do it.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from jitflow import errors
 from jitflow.compiler.prune import prune
 from jitflow.distributed import ray_cluster
+from jitflow.distributed.remote_updates import RemoteApply, find_remote_applies, messages, ship_rules_by_value
 from jitflow.distributed.server import Server, actor_name, server_for_target, wait_seconds
 from jitflow.framework.device import DeviceSpec
 from jitflow.framework.graph import Operation, Tensor
@@ -36,6 +37,9 @@ class _Access:
     by_task: dict[Task, list[str]] = field(default_factory=dict)
     set_names: set[str] = field(default_factory=set)
     sync: Any = None  # the SyncRound of a SyncReplicasOptimizer train op this run executes, if any
+    applies: list[RemoteApply] = field(default_factory=list)  # update ops the ps tasks apply themselves
+    extra: list[Tensor] = field(default_factory=list)  # their inputs, fetched along with the run's fetches
+    applied: set[str] = field(default_factory=set)  # the variables they update
 
 
 def session_class_for(target: str) -> type[Session]:
@@ -66,9 +70,10 @@ class DistributedSession(Session):
         self._stores: dict[Task, Any] = {}
         self._incarnations: dict[Task, str] = {}  # the actor id of each task's store when first seen
         self._pending: list[Any] = []  # pushes sent but not yet waited for (with the next pull)
-        self._outbox: dict[Task, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}  # not yet sent
+        self._outbox: dict[Task, tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[Any]]] = {}  # unsent
         self._access: dict[Any, _Access] = {}
         self._locals = {self._server.task}
+        ship_rules_by_value()
         self._wait_for_stores()
 
     # -- where variables live ------------------------------------------------------------------------
@@ -108,6 +113,10 @@ class DistributedSession(Session):
         for entry in self._graph.get_collection(SYNC_REPLICAS_KEY):
             if entry.train_op in pruned and access.by_task:
                 access.sync = entry
+        if access.sync is None:
+            access.applies = find_remote_applies(ops, self._task_of)
+            access.extra = [t for a in access.applies for t in a.args]
+            access.applied = {n for a in access.applies for n in a.refs}
         return access
 
     # -- the variable stores ---------------------------------------------------------------------------
@@ -167,7 +176,7 @@ class DistributedSession(Session):
         """
         tasks = list(by_task)
         try:
-            refs = [self._store(t).exchange.remote(*self._outbox.pop(t, ({}, {})), by_task[t]) for t in tasks]
+            refs = [self._store(t).exchange.remote(*self._outbox.pop(t, ({}, {}, [])), by_task[t]) for t in tasks]
         except _ray_errors() as e:
             raise errors.UnavailableError(None, None, f"A ps task is unavailable: {e}") from None
         self._flush()  # updates for tasks this run does not read go on their own
@@ -190,33 +199,39 @@ class DistributedSession(Session):
     def _flush(self, wait: bool = False) -> None:
         """Sends the updates still in the outbox (one call per task); with `wait`, until they are applied."""
         outbox, self._outbox = self._outbox, {}
-        for task, (sets, deltas) in outbox.items():
-            self._pending.append(self._store(task).push.remote(sets, deltas))
+        for task, (sets, deltas, applies) in outbox.items():
+            self._pending.append(self._store(task).push.remote(sets, deltas, applies))
         if wait and self._pending:
             pending, self._pending = self._pending, []
             self._call(pending)
 
-    def _push(self, access: _Access, pulled: dict[str, np.ndarray | None], wait: bool = False) -> None:
+    def _push(self, access: _Access, pulled: dict[str, np.ndarray | None], inputs: list[Any] | None = None,
+              wait: bool = False) -> None:
         """Queues what this session changed in the pulled variables, for the next call to each task.
 
-        They travel with the next step's read (one message per task and step); `wait` sends them now.
+        With the update ops' `inputs`, their variables get those updates (applied by the ps) rather
+        than the change the local run made. The updates travel with the next step's read (one message
+        per task and step); `wait` sends them now.
         """
         store = self.variables
+        applies = messages(access.applies, inputs) if inputs is not None else {}
+        skip = access.applied if inputs is not None else set()
         for task, names in access.by_task.items():
             sets: dict[str, np.ndarray] = {}
             deltas: dict[str, np.ndarray] = {}
             for n in names:
                 new, old = store.get(n), pulled.get(n)
-                if new is None or new is old:
+                if new is None or new is old or n in skip:
                     continue
                 if old is None or n in access.set_names or new.dtype.kind not in "iuf" or new.shape != old.shape:
                     sets[n] = new
                 else:
                     deltas[n] = np.asarray(np.subtract(new, old))
-            if sets or deltas:
+            task_applies = applies.get(task, [])
+            if sets or deltas or task_applies:
                 if task in self._outbox:  # an unsent earlier update goes first
                     self._flush()
-                self._outbox[task] = (sets, deltas)
+                self._outbox[task] = (sets, deltas, task_applies)
         if wait:
             self._flush(wait=True)
 
@@ -266,10 +281,18 @@ class DistributedSession(Session):
             result = super().run(fetches, feed_dict, options, run_metadata)
             self._contribute(access, pulled)
             return result
-        try:
-            return super().run(fetches, feed_dict, options, run_metadata)
-        finally:
-            self._push(access, pulled)
+        if not access.applies:
+            try:
+                return super().run(fetches, feed_dict, options, run_metadata)
+            finally:
+                self._push(access, pulled)
+        try:  # the update ops' inputs come back too, for the ps tasks to apply the updates
+            result, inputs = super().run([fetches, access.extra], feed_dict, options, run_metadata)
+        except BaseException:
+            self._push(access, pulled)  # whatever ran goes to the ps as changes
+            raise
+        self._push(access, pulled, inputs)
+        return result
 
     def _by_task(self, names: list[str]) -> dict[Task, list[str]]:
         out: dict[Task, list[str]] = {}

@@ -254,3 +254,28 @@ def test_sync_replicas_needs_a_global_step() -> None:
     v = tf.Variable(1.0)
     with pytest.raises(ValueError, match="Global step is required"):
         opt.minimize(tf.square(v))
+
+
+def test_the_ps_applies_update_rules_to_its_current_values(servers: dict[str, Any]) -> None:
+    """Two sessions read the same momentum state; the ps applies both updates in turn, as TF's ps does."""
+    lr, mom = 0.1, 0.9
+    m = _linear(servers["cluster"], 0, tf.train.MomentumOptimizer(lr, mom))
+    grad_w = tf.gradients(m["loss"], [m["w"]])[0]
+    xs, ys = _data()
+    feed = {m["x"]: xs, m["y"]: ys}
+    with tf.Session() as local:
+        local.run(tf.global_variables_initializer())
+        g = local.run(grad_w, feed)
+    with tf.Session(servers["w0"].target) as init:
+        init.run(tf.global_variables_initializer())
+    a, b = tf.Session(servers["w0"].target), tf.Session(servers["w1"].target)
+    a.run(m["train"], feed)  # both steps read the initial values: neither update has reached the ps yet
+    b.run(m["train"], feed)
+    a.close()
+    b.close()
+    with tf.Session(servers["w0"].target) as check:
+        w, step = check.run([m["w"], m["gs"]])
+    accum1 = g
+    accum2 = accum1 * mom + g
+    np.testing.assert_allclose(w, -lr * accum1 - lr * accum2, rtol=1e-5, atol=1e-6)
+    assert step == 2
