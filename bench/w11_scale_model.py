@@ -25,14 +25,15 @@ W4_BYTES = (784 * 512 + 512 + 512 * 10 + 10) * 4
 def measure_ps_cpu(nbytes: int, repeats: int = 50) -> float:
     """Seconds the variable store spends on one exchange of `nbytes` (without Ray's call overhead)."""
     from jitflow.distributed.ps_actor import VariableStore
+    from jitflow.train.training_ops import UPDATES
 
     store = VariableStore("ps", 0)
     n = nbytes // 4
     store.push({"w": np.zeros(n, np.float32)}, {})
-    delta = np.ones(n, np.float32)
+    sgd = (UPDATES["ApplyGradientDescent"].rule, ("w",), [np.float32(0.01), np.ones(n, np.float32)])
     t0 = time.perf_counter()
     for _ in range(repeats):
-        got = store.exchange({}, {"w": delta}, ["w"])
+        got = store.exchange({}, {}, [sgd], ["w"])
         bytes(memoryview(got["w"]))  # the copy Ray makes into its object store
     return (time.perf_counter() - t0) / repeats
 
