@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import jitflow as tf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +104,40 @@ def test_ps_and_two_workers_train_with_a_worker_killed_and_restarted(ray_address
         assert int(path.rsplit("-", 1)[1]) == sess.run(global_step)
 
 
+
+
+def test_without_ray_address_the_first_task_starts_a_local_ray(tmp_path: Path) -> None:
+    """No RAY_ADDRESS, an all-localhost ClusterSpec: the ps process starts Ray, the workers join it."""
+    pytest.importorskip("ray", reason="distributed training runs on Ray: pip install 'jitflow[distributed]'")
+    from jitflow.distributed import ray_cluster
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), JITFLOW_DISTRIBUTED_TIMEOUT="60")
+    hosts = ["--ps_hosts=localhost:24222", "--worker_hosts=localhost:24223,localhost:24224"]
+    cluster = tf.train.ClusterSpec({"ps": ["localhost:24222"], "worker": ["localhost:24223", "localhost:24224"]})
+    address_file = Path(ray_cluster._address_file(ray_cluster.namespace_for(cluster)))
+    address_file.unlink(missing_ok=True)
+    common = [*hosts, f"--train_dir={tmp_path}", "--last_step=60", "--save_steps=30", "--num_inputs=20",
+              "--hidden=16", "--batch_size=32", "--log_every=0"]
+    tasks: list[Task] = []
+    try:
+        ps = Task([*common, "--job_name=ps", "--task_index=0"], env)
+        tasks.append(ps)
+        deadline = time.monotonic() + 120
+        while not address_file.exists() and time.monotonic() < deadline and ps.proc.poll() is None:
+            time.sleep(0.2)
+        assert address_file.exists(), "\n".join(ps.lines[-20:])
+        workers = [Task([*common, "--job_name=worker", f"--task_index={i}"], env) for i in (0, 1)]
+        tasks += workers
+        summaries = [_summary(w, i) for i, w in enumerate(workers)]
+        assert all(w.proc.wait(timeout=60) == 0 for w in workers)
+        assert all(s["local_steps"] > 0 for s in summaries)
+    finally:
+        for t in reversed(tasks):
+            if t.proc.poll() is None:
+                t.proc.terminate()  # the ps ends its Ray instance on the way out
+            try:
+                t.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                t.stop()
+    assert tf.train.latest_checkpoint(str(tmp_path)) is not None
