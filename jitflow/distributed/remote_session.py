@@ -9,6 +9,9 @@ between-graph replication, as TF's ps tasks do it.
 """
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +45,17 @@ class _Access:
     applied: set[str] = field(default_factory=set)  # the variables they update
 
 
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs `method` under the session's lock: runs in several threads share the outbox and pending calls."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._remote_lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 def session_class_for(target: str) -> type[Session]:
     """The Session class for `target`: a DistributedSession for a Server of this process."""
     if server_for_target(target) is not None:
@@ -69,6 +83,7 @@ class DistributedSession(Session):
         self._ray = ray_cluster.import_ray()
         self._stores: dict[Task, Any] = {}
         self._incarnations: dict[Task, str] = {}  # the actor id of each task's store when first seen
+        self._remote_lock = threading.RLock()
         self._pending: list[Any] = []  # pushes sent but not yet waited for (with the next pull)
         self._outbox: dict[Task, tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[Any]]] = {}  # unsent
         self._access: dict[Any, _Access] = {}
@@ -169,6 +184,7 @@ class DistributedSession(Session):
             raise errors.UnavailableError(None, None, f"A ps task is unavailable: {type(e).__name__}: "
                                                       f"{str(e).splitlines()[0] if str(e) else ''}") from None
 
+    @_locked
     def _pull(self, by_task: dict[Task, list[str]]) -> dict[str, np.ndarray | None]:
         """Fetches the named remote variables into this session; returns them.
 
@@ -196,6 +212,7 @@ class DistributedSession(Session):
                 pulled[n] = v
         return pulled
 
+    @_locked
     def _flush(self, wait: bool = False) -> None:
         """Sends the updates still in the outbox (one call per task); with `wait`, until they are applied."""
         outbox, self._outbox = self._outbox, {}
@@ -205,6 +222,7 @@ class DistributedSession(Session):
             pending, self._pending = self._pending, []
             self._call(pending)
 
+    @_locked
     def _push(self, access: _Access, pulled: dict[str, np.ndarray | None], inputs: list[Any] | None = None,
               wait: bool = False) -> None:
         """Queues what this session changed in the pulled variables, for the next call to each task.
