@@ -260,11 +260,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     if args.module is None and not args.command:
         raise CliError("explain needs a script (jitflow explain SCRIPT.py [ARGS]) or -m MODULE")
-    try:
-        from jitflow.explain import collect_reports
-    except ImportError as exc:
-        raise CliError(f"explain is unavailable: cannot import jitflow.explain.collect_reports ({exc})") \
-            from None
+    from jitflow.explain import collect_reports
+
     target = args.module if args.module is not None else args.command[0]
     script_args = list(args.command if args.module is not None else args.command[1:])
     if args.module is None and not os.path.isfile(target):

@@ -343,10 +343,8 @@ class Session:
         """The compiler stage for this session's plans, or None to interpret everything."""
         if not flags.jit_enabled() or not getattr(self._config, "jit", True):
             return None
-        try:
-            from jitflow.compiler.lower import lower
-        except ImportError:
-            return None
+        from jitflow.compiler.lower import lower
+
         return lower
 
     def _check_placement(self, flat: list[Tensor | Operation], feeds: list[Tensor]) -> None:

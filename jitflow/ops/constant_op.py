@@ -7,7 +7,7 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.framework import registry
-from jitflow.framework.graph import Graph, Operation, Tensor, get_default_graph
+from jitflow.framework.graph import Operation, Tensor, get_default_graph
 from jitflow.framework.tensor_shape import TensorShape, as_shape
 
 
@@ -133,14 +133,3 @@ def convert_to_tensor(value: Any, dtype: Any = None, name: str | None = None,
 
 def is_tensor_like(value: Any) -> bool:
     return isinstance(value, Tensor) or hasattr(value, "_as_tensor")
-
-
-def graph_of(*values: Any) -> Graph:
-    """The graph of the first tensor-like among `values`, else the default graph."""
-    for v in values:
-        if isinstance(v, Tensor):
-            return v.graph
-        g = getattr(v, "graph", None)
-        if isinstance(g, Graph):
-            return g
-    return get_default_graph()
