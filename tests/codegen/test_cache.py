@@ -317,3 +317,18 @@ def test_a_full_disk_costs_the_cache_not_the_kernel(cache_dir: Path, monkeypatch
     assert origin == "compiled"
     np.testing.assert_allclose(fn(A, B), expected(7.0, A, B), rtol=1e-15)
     assert cache.list_entries() == [] and os.listdir(cache_dir / "tmp") == []
+
+
+def test_philox_kernels_live_in_the_compile_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jitflow.ops import philox
+
+    monkeypatch.setenv("JITFLOW_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(philox, "_KERNELS", {})
+    cache.clear_memory()
+    first = philox.normal(philox.PhiloxState(1, 2), 5, np.dtype(np.float32))
+    entries = [e for e in cache.list_entries() if e["description"].get("ops") == ["Philox4x32-10"]]
+    assert len(entries) == 1 and entries[0]["path"].startswith(str(tmp_path))
+    assert cache.clear()["removed"] >= 1 and not cache.list_entries()  # `jitflow cache clear` reaches them
+    monkeypatch.setattr(philox, "_KERNELS", {})
+    cache.clear_memory()
+    np.testing.assert_array_equal(philox.normal(philox.PhiloxState(1, 2), 5, np.dtype(np.float32)), first)
