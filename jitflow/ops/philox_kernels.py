@@ -118,7 +118,8 @@ def normal64(k0, k1, c0, c1, c2, c3, out):
             out[2 * g + 1] = d1
 
 
-@njit(["void(u8, u8, u8, u8, u8, u8, f4[::1], b1)", "void(u8, u8, u8, u8, u8, u8, f8[::1], b1)"], cache=True, nogil=True)
+@njit(["void(u8, u8, u8, u8, u8, u8, f4[::1], b1)", "void(u8, u8, u8, u8, u8, u8, f8[::1], b1)"],
+      cache=True, nogil=True)
 def truncated(k0, k1, c0, c1, c2, c3, out, f64):
     # Each group owns per_group * 256 / 4 reserved calls and draws words from them one at a time.
     n = out.size
