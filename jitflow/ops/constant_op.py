@@ -8,7 +8,7 @@ import numpy as np
 from jitflow import dtypes
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor, get_default_graph
-from jitflow.framework.tensor_shape import TensorShape, as_shape
+from jitflow.framework.tensor_shape import TensorShape, as_shape, known_dims
 
 
 def _const_infer(op: Operation) -> list:
@@ -83,7 +83,7 @@ def constant(value: Any, dtype: Any = None, shape: Any = None, name: str = "Cons
         shp = as_shape(shape)
         if not shp.is_fully_defined():
             raise ValueError(f"Shape of constant must be fully defined, got {shp}")
-        target = tuple(shp.as_list())
+        target = tuple(known_dims(shp.as_list()))
         if arr.shape != target:
             if verify_shape:
                 raise TypeError(f"Expected Tensor's shape: {target}, got {arr.shape}.")
