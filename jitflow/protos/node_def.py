@@ -4,10 +4,12 @@ Field names and numbers are TensorFlow's (see `_schema`)."""
 from __future__ import annotations
 
 from jitflow.protos import attr_value as _attr_value  # noqa: F401 - registers the dependency
+from jitflow.protos import full_type as _full_type  # noqa: F401 - registers the dependency
 from jitflow.protos._schema import Message, build_file
 
 _classes = build_file('tensorflow/core/framework/node_def.proto', 'tensorflow', [
     'tensorflow/core/framework/attr_value.proto',
+    'tensorflow/core/framework/full_type.proto',
 ], [
     Message('NodeDef', [
         'string name = 1',
@@ -16,6 +18,7 @@ _classes = build_file('tensorflow/core/framework/node_def.proto', 'tensorflow', 
         'string device = 4',
         'map<string, .tensorflow.AttrValue> attr = 5',
         '.tensorflow.NodeDef.ExperimentalDebugInfo experimental_debug_info = 6',
+        '.tensorflow.FullTypeDef experimental_type = 7',
     ], nested=[
         Message('ExperimentalDebugInfo', [
             'repeated string original_node_names = 1',

@@ -4,12 +4,14 @@ Field names and numbers are TensorFlow's (see `_schema`)."""
 from __future__ import annotations
 
 from jitflow.protos import attr_value as _attr_value  # noqa: F401 - registers the dependency
+from jitflow.protos import full_type as _full_type  # noqa: F401 - registers the dependency
 from jitflow.protos import resource_handle as _resource_handle  # noqa: F401 - registers the dependency
 from jitflow.protos import types as _types  # noqa: F401 - registers the dependency
 from jitflow.protos._schema import Message, build_file
 
 _classes = build_file('tensorflow/core/framework/op_def.proto', 'tensorflow', [
     'tensorflow/core/framework/attr_value.proto',
+    'tensorflow/core/framework/full_type.proto',
     'tensorflow/core/framework/resource_handle.proto',
     'tensorflow/core/framework/types.proto',
 ], [
@@ -37,6 +39,7 @@ _classes = build_file('tensorflow/core/framework/op_def.proto', 'tensorflow', [
             'string type_list_attr = 6',
             'repeated .tensorflow.ResourceHandleProto.DtypeAndShape handle_data = 7',
             'bool is_ref = 16',
+            '.tensorflow.FullTypeDef experimental_full_type = 17',
         ]),
         Message('AttrDef', [
             'string name = 1',
