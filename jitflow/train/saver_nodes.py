@@ -32,8 +32,9 @@ def _scope(ctx: ExportContext) -> str:
     return name
 
 
-def _string_const(ctx: ExportContext, name: str, values: list[bytes]) -> str:
-    arr = np.array(values, dtype=object)
+def _string_const(ctx: ExportContext, name: str, values: list[bytes] | bytes) -> str:
+    arr = np.empty((), dtype=object) if isinstance(values, bytes) else np.empty(len(values), dtype=object)
+    arr[...] = values if isinstance(values, bytes) else list(values)
     make_node(ctx, name, "Const", [], {"value": arr, "dtype": dtypes.string}, out_types=[dtypes.string])
     return name
 
@@ -45,7 +46,7 @@ def add_saver_nodes(ctx: ExportContext, graph: Graph, d: dict[str, Any]) -> Save
     var_ops = [graph.get_operation_by_name(d["var_list"][k]) for k in keys]
     types = [v.outputs[0].dtype for v in var_ops]
     str1 = [dtypes.string]
-    _string_const(ctx, f"{s}/filename/input", [b"model"])
+    _string_const(ctx, f"{s}/filename/input", b"model")
     make_node(ctx, f"{s}/filename", "PlaceholderWithDefault", [f"{s}/filename/input"],
               {"dtype": dtypes.string, "shape": []}, in_types=str1, out_types=str1)
     make_node(ctx, f"{s}/Const", "PlaceholderWithDefault", [f"{s}/filename"],

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import jitflow as tf
 from jitflow.framework.tensor_shape import TensorShape
-from jitflow.train import meta_graph
+from jitflow.train import meta_graph_json as meta_graph
 from jitflow.train.checkpoint import crc
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "tf_checkpoint"

@@ -1,0 +1,174 @@
+"""GraphDef / MetaGraphDef with TensorFlow: our files load in TF (bytes checked when TF wrote them),
+TF's files load here (tests/data/tf_graphs, made by tests/data/make_tf_graphs.py)."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+import jitflow as tf
+from jitflow.framework import op_attrs, op_schemas, registry
+
+DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "tf_graphs"
+
+
+def _net() -> dict[str, tf.Tensor]:
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    w = tf.Variable(np.arange(6, dtype=np.float32).reshape(3, 2) / 10, name="w")
+    y = tf.nn.relu(tf.matmul(x, w) + 0.5, name="y")
+    s = tf.reduce_sum(y, axis=1, name="s")
+    a = tf.argmax(y, 1, name="a")
+    c = tf.cumsum(y, axis=1, name="c")
+    return {"x": x, "w": w, "y": y, "s": s, "a": a, "c": c}
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_graph_def_roundtrip_runs_the_same(jit: bool) -> None:
+    t = _net()
+    xv = np.array([[1, -2, 3], [0.5, 0.5, -1]], np.float32)
+    cfg = tf.ConfigProto(jit=jit)
+    with tf.Session(config=cfg) as sess:
+        sess.run(tf.global_variables_initializer())
+        want = sess.run([t["y"], t["s"], t["a"], t["c"]], {t["x"]: xv})
+        gd = tf.graph_util.convert_variables_to_constants(sess, sess.graph.as_graph_def(), ["s", "a", "c"])
+    assert {n.op for n in gd.node} >= {"Const", "MatMul", "Sum", "ArgMax", "Cumsum"}
+    assert not any(n.op == "VariableV2" for n in gd.node)
+    with tf.Graph().as_default():
+        xx = tf.placeholder(tf.float32, [None, 3])
+        outs = tf.import_graph_def(gd, input_map={"x:0": xx}, return_elements=["y:0", "s:0", "a:0", "c:0"],
+                                   name="frozen")
+        assert outs[0].name == "frozen/y:0"
+        with tf.Session(config=cfg) as sess:
+            got = sess.run(outs, {xx: xv})
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+def test_messages_are_protobuf() -> None:
+    _net()
+    gd = tf.get_default_graph().as_graph_def()
+    for n in gd.node:
+        n.device = "/cpu:0"
+    again = text_format.Parse(text_format.MessageToString(gd), tf.GraphDef())
+    assert again == gd and all(n.device == "/cpu:0" for n in again.node)
+    assert gd.node[0].attr["dtype"].type == tf.float32.as_datatype_enum
+    assert isinstance(gd.node[0], tf.NodeDef)
+
+
+def test_tf_frozen_graph_gives_tf_outputs() -> None:
+    e = np.load(DATA / "expected.npz")
+    gd = tf.GraphDef()
+    gd.ParseFromString((DATA / "frozen.pb").read_bytes())
+    out, = tf.import_graph_def(gd, return_elements=["out:0"], name="")
+    for jit in (False, True):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            np.testing.assert_allclose(sess.run(out, {"x:0": e["x"]}), e["out"], rtol=1e-5, atol=1e-6)
+
+
+def test_tf_meta_graph_restores_and_trains_like_tf() -> None:
+    e = np.load(DATA / "expected.npz")
+    saver = tf.train.import_meta_graph(str(DATA / "model.ckpt.meta"))
+    assert sorted(v.op.name for v in tf.global_variables()) == ["b", "v", "w"]
+    feed = {"x:0": e["x"], "y_:0": e["y"]}
+    with tf.Session() as sess:
+        saver.restore(sess, str(DATA / "model.ckpt"))
+        np.testing.assert_allclose(sess.run("out:0", feed), e["out"], rtol=1e-5, atol=1e-6)
+        sess.run(tf.get_collection("train_op")[0], feed)
+        np.testing.assert_allclose(sess.run("loss:0", feed), e["loss_after_step4"], rtol=1e-5)
+        np.testing.assert_allclose(sess.run("w:0"), e["w_after_step4"], rtol=1e-5, atol=1e-6)
+
+
+def test_tf_write_graph_text_parses() -> None:
+    gd = text_format.Parse((DATA / "graph.pbtxt").read_text(), tf.GraphDef())
+    assert any(n.op == "ApplyGradientDescent" for n in gd.node)
+
+
+def test_import_meta_graph_into_graph_holding_the_same_ops(tmp_path: pathlib.Path) -> None:
+    """Build v1/v2, save, import the .meta into the same graph: names made unique as TF makes them."""
+    v1 = tf.Variable(tf.constant(1.0, shape=[2]), name="v1")
+    tf.Variable(tf.constant(2.0, shape=[5]), name="v2")
+    saver = tf.train.Saver()
+    (tmp_path / "log").mkdir()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(v1.assign([3.0, 4.0]))
+        saver.save(sess, str(tmp_path / "log" / "model.ckpt"))
+    with tf.Session() as sess:
+        saver = tf.train.import_meta_graph(str(tmp_path / "log" / "model.ckpt.meta"))
+        saver.restore(sess, tf.train.latest_checkpoint(str(tmp_path / "log")))
+        assert sess.run("v1:0").tolist() == [3.0, 4.0]
+    names = {op.name for op in tf.get_default_graph().get_operations()}
+    assert {"v1_1", "v1/Assign_1", "v1/read_1", "v2_1"} <= names  # TF's importer's names
+
+
+def test_write_graph_text_and_binary(tmp_path: pathlib.Path) -> None:
+    _net()
+    p1 = tf.train.write_graph(tf.get_default_graph(), str(tmp_path), "g.pbtxt")
+    p2 = tf.train.write_graph(tf.get_default_graph().as_graph_def(), str(tmp_path), "g.pb", as_text=False)
+    a = text_format.Parse(pathlib.Path(p1).read_text(), tf.GraphDef())
+    b = tf.GraphDef()
+    b.ParseFromString(pathlib.Path(p2).read_bytes())
+    assert a == b and len(a.node) >= len(tf.get_default_graph().get_operations())
+
+
+def test_graph_util_surgery() -> None:
+    x = tf.placeholder(tf.float32, [2], name="x")
+    i = tf.identity(x, name="i")
+    y = tf.check_numerics(i * 2.0, "bad", name="chk")
+    tf.identity(y, name="out")
+    tf.constant(1.0, name="unused")
+    gd = tf.get_default_graph().as_graph_def()
+    sub = tf.graph_util.extract_sub_graph(gd, ["out"])
+    assert "unused" not in {n.name for n in sub.node}
+    lean = tf.graph_util.remove_training_nodes(sub, protected_nodes=["out"])
+    ops = {n.name: n for n in lean.node}
+    assert "i" not in ops and "chk" not in ops and list(ops["out"].input) == ["mul"]
+    with pytest.raises(AssertionError, match="nope is not in graph"):
+        tf.graph_util.extract_sub_graph(gd, ["nope"])
+
+
+def test_bad_graph_defs() -> None:
+    gd = tf.GraphDef()
+    gd.node.add(name="a", op="NoSuchOp")
+    with pytest.raises(tf.errors.NotFoundError, match="NoSuchOp.*'a'"):
+        tf.import_graph_def(gd)
+    gd = tf.GraphDef()
+    gd.node.add(name="a", op="Identity", input=["b"]).attr["T"].type = 1
+    gd.node.add(name="b", op="Identity", input=["a"]).attr["T"].type = 1
+    with pytest.raises(ValueError, match="cycle"):
+        tf.import_graph_def(gd)
+    gd = tf.GraphDef()
+    gd.node.add(name="a", op="Identity", input=["missing"]).attr["T"].type = 1
+    with pytest.raises(ValueError, match="missing"):
+        tf.import_graph_def(gd)
+    gd = tf.GraphDef()
+    gd.node.add(name="p", op="Placeholder").attr["dtype"].i = 3  # an int where a type belongs
+    with pytest.raises(tf.errors.InvalidArgumentError, match="dtype"):
+        tf.import_graph_def(gd)
+    with pytest.raises(ValueError, match="not found in graph_def"):
+        tf.import_graph_def(tf.GraphDef(), input_map={"x:0": tf.constant(1.0)})
+
+
+def test_garbled_meta_file_is_data_loss_naming_it(tmp_path: pathlib.Path) -> None:
+    raw = (DATA / "model.ckpt.meta").read_bytes()
+    bad = tmp_path / "bad.meta"
+    for damaged in (raw[: len(raw) // 2], b"\xff" * 40):
+        bad.write_bytes(damaged)
+        with pytest.raises(tf.errors.DataLossError, match="bad.meta"):
+            tf.train.import_meta_graph(str(bad))
+
+
+# Op types of jitflow that travel in another form, with where it is tested.
+_HOOKED = set(op_attrs.EXPORT_HOOKS)
+
+
+def test_every_registered_op_exports_or_has_a_reason() -> None:
+    """Every op type either has TF's OpDef (export/import by the generic rule or a hook) or a reason."""
+    tf_types = set(op_schemas.tf_op_types())
+    for t in registry.registered_types():
+        if t in op_attrs.NOT_EXPORTED:
+            assert op_attrs.NOT_EXPORTED[t]
+            continue
+        assert t in tf_types or t in _HOOKED, f"{t}: no TensorFlow OpDef, no export hook, no reason"
