@@ -246,15 +246,38 @@ def import_node(ctx: ImportContext, node: NodeDef) -> Operation:
     missing = [i for i in node.input if i.startswith("^") and i[1:] not in ctx.ops]
     if missing:
         raise ValueError(f"Node '{node.name}': Unknown input node '{missing[0]}'")
-    attrs = node_attrs(node, op_schemas.get(node.op))
+    schema = op_schemas.get(node.op)
+    attrs = node_attrs(node, schema)
+    _check_input_count(node, schema, attrs, len(data))
     hook = op_attrs.IMPORT_HOOKS.get(node.op)
     op_type = node.op
-    if hook is not None:
-        op_type, data, attrs = hook(ctx, node, data, attrs)
-    with ctx.graph.control_dependencies(None):
-        return ctx.graph.create_op(op_type, data, attrs=attrs, name=ctx.renamed[node.name],
-                                   control_inputs=controls,
-                                   device=None if ctx.clear_devices else node.device, exact_name=True)
+    try:
+        if hook is not None:
+            op_type, data, attrs = hook(ctx, node, data, attrs)
+        with ctx.graph.control_dependencies(None):
+            return ctx.graph.create_op(op_type, data, attrs=attrs, name=ctx.renamed[node.name],
+                                       control_inputs=controls,
+                                       device=None if ctx.clear_devices else node.device, exact_name=True)
+    except (IndexError, KeyError, TypeError, AttributeError) as e:  # attrs or inputs the op cannot take
+        raise InvalidArgumentError(None, None, f"Node '{node.name}' ({node.op}) is malformed: "
+                                   f"{type(e).__name__}: {e}") from None
+
+
+def _check_input_count(node: NodeDef, schema: OpDef | None, attrs: dict[str, Any], n: int) -> None:
+    """InvalidArgumentError when a node has more or fewer data inputs than TF's OpDef says."""
+    if schema is None:
+        return
+    want = 0
+    for arg in schema.input_arg:
+        if arg.number_attr:
+            want += int(attrs.get(arg.number_attr, -1_000_000))
+        elif arg.type_list_attr:
+            want += len(attrs.get(arg.type_list_attr) or ())
+        else:
+            want += 1
+    if want != n:
+        raise InvalidArgumentError(None, None, f"NodeDef '{node.name}' ({node.op}) has {n} data inputs, "
+                                   f"TensorFlow's OpDef expects {max(want, 0)}")
 
 
 def import_nodes(ctx: ImportContext, graph_def: GraphDef) -> None:

@@ -65,12 +65,13 @@ def _variable_def(v: Any, scope: str | None) -> bytes | None:
     return VariableDef(**names, trainable=bool(d["trainable"])).SerializeToString()
 
 
-def _add_item(cd: CollectionDef, item: Any, scope: str | None) -> bool:
-    """Adds one collection item in TF's form; False if it has none (or lies outside `scope`)."""
-    if hasattr(item, "_to_dict") and hasattr(item, "_variable"):
+def _add_item(cd: CollectionDef, item: Any, scope: str | None, as_variable: bool) -> bool:
+    """Adds one collection item in TF's form; False if it has none (or lies outside `scope`).
+    Variables are VariableDefs in the variable collections, their tensor names elsewhere (as in TF)."""
+    if hasattr(item, "_to_dict") and hasattr(item, "_variable") and as_variable:
         b = _variable_def(item, scope)
         return b is not None and (cd.bytes_list.value.append(b) or True)
-    if isinstance(item, (Tensor, Operation)):
+    if isinstance(item, (Tensor, Operation)) or hasattr(item, "_variable"):
         name = _strip(item.name, scope)
         return name is not None and (cd.node_list.value.append(name) or True)
     if isinstance(item, (str, bytes)):
@@ -92,7 +93,7 @@ def _collections(meta: MetaGraphDef, g: Graph, keys: list[str] | None, scope: st
         for item in g.get_collection(key):
             kind = cd.WhichOneof("kind")
             probe = CollectionDef()
-            if not _add_item(probe, item, scope):
+            if not _add_item(probe, item, scope, key in VARIABLE_COLLECTIONS):
                 if _strip(getattr(item, "name", ""), scope) is not None:
                     logger.warning("Collection %r: item of type %s is not serializable; skipped",
                                    key, type(item).__name__)
@@ -182,7 +183,10 @@ def _variable(g: Graph, raw: bytes, scope: str | None, cache: dict[str, Any]) ->
     from jitflow.variables import Variable
 
     vd = VariableDef()
-    vd.ParseFromString(raw)
+    try:
+        vd.ParseFromString(raw)
+    except (DecodeError, RuntimeError) as e:
+        raise DataLossError(None, None, f"Malformed VariableDef in a meta graph collection: {e}") from None
     name = _scoped(vd.variable_name, scope)
     if name not in cache:
         cache[name] = Variable._from_dict(g, {
