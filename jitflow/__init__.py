@@ -82,5 +82,6 @@ from jitflow.protos.tensor import TensorProto
 from jitflow.framework.importer import import_graph_def
 from jitflow.framework.tensor_util import make_tensor_proto, make_ndarray
 from jitflow import graph_util
+from jitflow import saved_model
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])

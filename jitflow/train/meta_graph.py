@@ -119,7 +119,7 @@ def export_meta_graph(filename: str | None = None, meta_info_def: Any = None, gr
     g = graph or get_default_graph()
     ctx = _graph_def(g, export_scope, clear_devices)
     meta = MetaGraphDef()
-    if isinstance(saver_def, dict) and saver_def.get("var_list") is not None and not export_scope:
+    if isinstance(saver_def, dict) and saver_def.get("var_list") and not export_scope:
         meta.saver_def.CopyFrom(saver_nodes.add_saver_nodes(ctx, g, saver_def))
     elif saver_def is not None and hasattr(saver_def, "restore_op_name"):
         meta.saver_def.CopyFrom(saver_def)
@@ -235,9 +235,10 @@ def _import(meta_or_file: Any, graph: Graph | None, scope: str | None, clear_dev
     g = graph or get_default_graph()
     s_scope = saver_nodes.saver_scope(meta.saver_def) if meta.HasField("saver_def") else ""
     var_list = saver_nodes.var_list_from_nodes(meta.graph_def, s_scope) if s_scope else {}
+    skipped = saver_nodes.saver_scopes(meta.graph_def, meta.saver_def if s_scope else None)
     prefix = scope.rstrip("/") + "/" if scope else ""
     ctx = graph_io.ImportContext(g, prefix, graph_io.check_input_map(g, input_map), clear_devices,
-                                 skip=(lambda n: n.name.startswith(s_scope)) if s_scope else None)
+                                 skip=(lambda n: n.name.startswith(skipped)) if skipped else None)
     graph_io.import_nodes(ctx, meta.graph_def)
     variables = _import_collections(g, meta, scope)
     saver = saver_nodes.saver_dict(meta.saver_def, var_list, prefix) if var_list else None

@@ -83,6 +83,19 @@ def saver_scope(saver_def: SaverDef) -> str:
     return name.rsplit("/", 1)[0] + "/" if "/" in name else ""
 
 
+# Checkpoint I/O ops of TF's savers: jitflow's Saver does their work, so their subgraphs are not imported.
+SAVER_IO_OPS = {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "Save", "SaveSlices", "Restore", "RestoreSlice",
+                "ShardedFilename", "ShardedFilespec"}
+
+
+def saver_scopes(graph_def: GraphDef, saver_def: SaverDef | None) -> tuple[str, ...]:
+    """Name scopes of saver subgraphs: the SaverDef's, and that of every checkpoint I/O node."""
+    scopes = {n.name.rsplit("/", 1)[0] + "/" for n in graph_def.node if n.op in SAVER_IO_OPS and "/" in n.name}
+    if saver_def is not None and saver_scope(saver_def):
+        scopes.add(saver_scope(saver_def))
+    return tuple(sorted(scopes))
+
+
 def var_list_from_nodes(graph_def: GraphDef, scope: str) -> dict[str, str]:
     """Checkpoint key -> variable op name, read from the SaveV2 nodes under `scope`."""
     by_name = {n.name: n for n in graph_def.node}

@@ -35,6 +35,9 @@ with tf.Session() as s:
     loss4 = s.run(loss, {x: xv, y_: yv})
     w4 = s.run(w)
     saver.restore(s, os.path.join(OUT, "model.ckpt"))
+    import shutil
+    shutil.rmtree(os.path.join(OUT, "saved_model"), ignore_errors=True)
+    tf.saved_model.simple_save(s, os.path.join(OUT, "saved_model"), {"x": x}, {"out": out})
     frozen = tf.graph_util.convert_variables_to_constants(s, s.graph.as_graph_def(), ["out"])
 with open(os.path.join(OUT, "frozen.pb"), "wb") as f:
     f.write(frozen.SerializeToString())

@@ -172,3 +172,46 @@ def test_every_registered_op_exports_or_has_a_reason() -> None:
             assert op_attrs.NOT_EXPORTED[t]
             continue
         assert t in tf_types or t in _HOOKED, f"{t}: no TensorFlow OpDef, no export hook, no reason"
+
+
+def test_tf_saved_model_loads_and_ours_round_trips(tmp_path: pathlib.Path) -> None:
+    e = np.load(DATA / "expected.npz")
+    serve = [tf.saved_model.tag_constants.SERVING]
+    with tf.Session(graph=tf.Graph()) as sess:
+        mg = tf.saved_model.loader.load(sess, serve, str(DATA / "saved_model"))
+        sig = mg.signature_def[tf.saved_model.signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
+        x, out = sig.inputs["x"].name, sig.outputs["out"].name
+        np.testing.assert_allclose(sess.run(out, {x: e["x"]}), e["out"], rtol=1e-5, atol=1e-6)
+        g = sess.graph
+        tf.saved_model.simple_save(sess, str(tmp_path / "ours"), {"x": g.get_tensor_by_name(x)},
+                                   {"out": g.get_tensor_by_name(out)})
+    with tf.Session(graph=tf.Graph()) as sess:
+        mg = tf.saved_model.loader.load(sess, serve, str(tmp_path / "ours"))
+        sig = mg.signature_def["serving_default"]
+        assert sig.method_name == "tensorflow/serving/predict"
+        np.testing.assert_allclose(sess.run(sig.outputs["out"].name, {sig.inputs["x"].name: e["x"]}), e["out"],
+                                   rtol=1e-5, atol=1e-6)
+        with pytest.raises(RuntimeError, match="could not be found"):
+            tf.saved_model.loader.load(sess, ["train"], str(tmp_path / "ours"))
+    with pytest.raises(AssertionError, match="already exists"):
+        tf.saved_model.builder.SavedModelBuilder(str(tmp_path / "ours"))
+
+
+def test_file_writer_writes_the_graph_event(tmp_path: pathlib.Path) -> None:
+    import struct
+
+    from jitflow.protos.event import Event
+
+    _net()
+    w = tf.summary.FileWriter(str(tmp_path), tf.get_default_graph())
+    w.close()
+    raw = next(tmp_path.glob("events.out.tfevents.*")).read_bytes()
+    events, pos = [], 0
+    while pos < len(raw):
+        (n,) = struct.unpack_from("<Q", raw, pos)
+        events.append(Event.FromString(raw[pos + 12:pos + 12 + n]))
+        pos += 12 + n + 4
+    assert events[0].file_version == "brain.Event:2"
+    gd = tf.GraphDef.FromString(events[1].graph_def)
+    assert [n.name for n in gd.node][:3] == ["x", "w/initial_value", "w"]
+    assert "_output_shapes" in gd.node[0].attr
