@@ -74,7 +74,9 @@ def _export_axis_input(input_name: str) -> Any:
 
 def _export_as_const(ctx: ExportContext, op: Operation) -> None:
     """A source op with static attrs (Eye): its value, as TF's Const."""
-    value = op.opdef.kernel(None, op, [])
+    kernel = op.opdef.kernel
+    assert kernel is not None  # registered ops have kernels
+    value = kernel(None, op, [])
     write_op_as(ctx, op, "Const", [], {"value": np.asarray(value), "dtype": op.outputs[0].dtype})
 
 

@@ -215,3 +215,23 @@ def test_file_writer_writes_the_graph_event(tmp_path: pathlib.Path) -> None:
     gd = tf.GraphDef.FromString(events[1].graph_def)
     assert [n.name for n in gd.node][:3] == ["x", "w/initial_value", "w"]
     assert "_output_shapes" in gd.node[0].attr
+
+
+def test_monitored_training_session_writes_graph_files(tmp_path: pathlib.Path) -> None:
+    step = tf.train.get_or_create_global_step()
+    train = tf.assign_add(step, 1)
+    with tf.train.MonitoredTrainingSession(checkpoint_dir=str(tmp_path)) as sess:
+        sess.run(train)
+    gd = text_format.Parse((tmp_path / "graph.pbtxt").read_text(), tf.GraphDef())
+    assert "global_step" in {n.name for n in gd.node}
+
+
+def test_coverage_table_lists_only_ops_jitflow_has() -> None:
+    """tf_ops.pbtxt is the coverage table: TF op types jitflow runs, plus the saver I/O ops that
+    jitflow's Saver replaces (written on export, skipped on import)."""
+    from jitflow.train.saver_nodes import SAVER_IO_OPS
+
+    have = set(registry.registered_types())
+    extra = set(op_schemas.tf_op_types()) - have
+    assert extra <= SAVER_IO_OPS | {"StringJoin"}, sorted(extra)
+    assert len(have & set(op_schemas.tf_op_types())) >= 150
