@@ -89,7 +89,8 @@ def _export_unbroadcast(ctx: ExportContext, op: Operation) -> None:
     bga = ctx.unique(f"{op.name}/BroadcastGradientArgs")
     make_node(ctx, bga, "BroadcastGradientArgs", [shp, tensor_ref(shape)], {"T": sdt}, op.device, [sdt, sdt])
     total = ctx.unique(f"{op.name}/Sum")
-    make_node(ctx, total, "Sum", [tensor_ref(grad), bga], {"keep_dims": False, "Tidx": sdt}, op.device,
+    # output 1: the axes that take the (full-shaped) gradient down to `shape`, the second operand
+    make_node(ctx, total, "Sum", [tensor_ref(grad), f"{bga}:1"], {"keep_dims": False, "Tidx": sdt}, op.device,
               [grad.dtype, sdt])
     write_op_as(ctx, op, "Reshape", [total, tensor_ref(shape)], {"T": grad.dtype, "Tshape": sdt})
 

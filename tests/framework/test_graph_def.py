@@ -235,3 +235,65 @@ def test_coverage_table_lists_only_ops_jitflow_has() -> None:
     extra = set(op_schemas.tf_op_types()) - have
     assert extra <= SAVER_IO_OPS | {"StringJoin"}, sorted(extra)
     assert len(have & set(op_schemas.tf_op_types())) >= 150
+
+
+def _many_ops() -> tuple[list[tf.Tensor], dict]:
+    """A graph touching many op families (shapes, reductions, nn, control flow, random, state)."""
+    x = tf.placeholder(tf.float32, [2, 3, 4, 2], name="x")
+    i = tf.placeholder(tf.int32, [3], name="i")
+    v = tf.Variable(tf.truncated_normal([2, 3], seed=3), name="v")
+    flat = tf.reshape(x, [2, -1])
+    outs = [
+        tf.reduce_mean(x, axis=[1, 2], keepdims=True), tf.reduce_max(x), tf.reduce_prod(flat, 0),
+        tf.argmin(flat, 1), tf.cumprod(flat, axis=1, exclusive=True, reverse=True),
+        tf.nn.conv2d(x, tf.ones([2, 2, 2, 3]), [1, 1, 2, 1], "SAME"),
+        tf.nn.max_pool(x, [1, 2, 2, 1], [1, 1, 1, 1], "VALID"),
+        tf.nn.avg_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "SAME"), tf.nn.bias_add(x, [1.0, 2.0]),
+        tf.nn.softmax(flat), tf.nn.log_softmax(flat), tf.nn.leaky_relu(flat, 0.3), tf.nn.elu(flat),
+        tf.concat([flat, flat], 1), tf.stack([flat, flat], axis=1), tf.unstack(flat, axis=0)[1],
+        tf.split(flat, 2, axis=1)[0], tf.transpose(x, [3, 0, 1, 2]), tf.strided_slice(x, [0, 1], [2, 3], [1, 2]),
+        x[:, 1:, ::2, 0], tf.gather(flat, i, axis=1), tf.one_hot(i, 5, on_value=2.0, axis=0),
+        tf.tile(flat, [2, 1]), tf.pad(flat, [[1, 0], [0, 2]], mode="REFLECT"), tf.squeeze(x[:, :1], [1]),
+        tf.where(flat > 0.0, flat, -flat), tf.cast(flat, tf.int32), tf.matmul(flat, flat, transpose_b=True),
+        tf.cond(tf.reduce_sum(flat) > 0.0, lambda: flat * 2.0, lambda: flat - 1.0),
+        tf.add_n([flat, flat, flat]), tf.maximum(flat, 0.5), tf.math.floormod(i, 2), tf.range(1, 7, 2),
+        tf.eye(3), tf.shape(x), tf.size(x), tf.expand_dims(flat, -1), tf.reverse(flat, [1]),
+        tf.matmul(v, tf.ones([3, 2])), tf.clip_by_value(flat, -0.5, 0.5), tf.nn.top_k(flat, 2)[0],
+    ]
+    loss = tf.reduce_sum(tf.square(outs[5])) + tf.reduce_sum(outs[6]) + tf.reduce_sum(outs[7] * 2.0)
+    loss += tf.reduce_sum(outs[8] + tf.ones([4, 2]))
+    loss += tf.reduce_mean(outs[9] * outs[12]) + tf.reduce_sum(outs[39] * v[0, 0])
+    outs += tf.gradients(loss, [x, v])  # gradient ops, UnbroadcastTo and friends travel too
+    return outs, {x: np.random.RandomState(1).randn(2, 3, 4, 2).astype(np.float32), i: np.array([0, 3, 7])}
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_many_ops_roundtrip_through_graph_def(jit: bool) -> None:
+    outs, feed = _many_ops()
+    g1 = tf.get_default_graph()
+    cfg = tf.ConfigProto(jit=jit)
+    with tf.Session(config=cfg) as sess:
+        sess.run(tf.global_variables_initializer())
+        want = sess.run(outs, feed)
+    gd = tf.GraphDef.FromString(g1.as_graph_def().SerializeToString())
+    with tf.Graph().as_default() as g2:
+        tf.import_graph_def(gd, name="")
+        ops1 = {op.name: op for op in g1.get_operations()}
+        for op in g2.get_operations():
+            if op.name in ops1 and ops1[op.name].type not in ("Eye", "UnbroadcastTo"):  # written as other ops
+                assert op.type == ops1[op.name].type, op.name
+                for k, a in ops1[op.name].attrs.items():
+                    b = op.attrs.get(k)
+                    if k == "axis" and a is None:  # "all axes" travels as TF's Const of range(rank)
+                        a = tuple(range(op.inputs[0].shape.ndims))
+                    if isinstance(a, float):  # AttrValue floats are float32, in TF too
+                        a, b = np.float32(a), np.float32(b)
+                    same = np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b or (
+                        isinstance(a, (tuple, list)) and list(a) == list(b))
+                    assert same, (op.name, k, a, b)
+        fetches = [g2.get_tensor_by_name(t.name) for t in outs]
+        with tf.Session(config=cfg) as sess:
+            sess.run(g2.get_operation_by_name("v/Assign"))
+            got = sess.run(fetches, {g2.get_tensor_by_name(t.name): v for t, v in feed.items()})
+    for t, a, b in zip(outs, got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=t.name)
