@@ -83,5 +83,6 @@ from jitflow.framework.importer import import_graph_def
 from jitflow.framework.tensor_util import make_tensor_proto, make_ndarray
 from jitflow import graph_util
 from jitflow import saved_model
+from jitflow.graph_runner import run_graph
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])

@@ -297,3 +297,18 @@ def test_many_ops_roundtrip_through_graph_def(jit: bool) -> None:
             got = sess.run(fetches, {g2.get_tensor_by_name(t.name): v for t, v in feed.items()})
     for t, a, b in zip(outs, got, want):
         np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=t.name)
+
+
+def test_run_graph_serves_tf_models(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from jitflow.cli import main
+
+    e = np.load(DATA / "expected.npz")
+    for model in ("frozen.pb", "saved_model"):
+        got = tf.run_graph(str(DATA / model), {"x": e["x"]}, ["out"])
+        np.testing.assert_allclose(got["out"], e["out"], rtol=1e-5, atol=1e-6)
+    np.save(tmp_path / "x.npy", e["x"])
+    assert main(["run-graph", str(DATA / "saved_model"), "--input", f"x={tmp_path / 'x.npy'}", "--output", "out",
+                 "--save", str(tmp_path / "o")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "out.npy"), e["out"], rtol=1e-5, atol=1e-6)
+    assert main(["run-graph", str(DATA / "frozen.pb"), "--output", "out"]) == 1  # x not fed
+    assert "must feed a value for placeholder tensor 'x'" in capsys.readouterr().err
