@@ -79,6 +79,9 @@ from jitflow.protos.graph import GraphDef
 from jitflow.protos.node_def import NodeDef
 from jitflow.protos.attr_value import AttrValue
 from jitflow.protos.tensor import TensorProto
+from jitflow.protos.meta_graph import MetaGraphDef
+from jitflow.protos.summary import Summary
+from jitflow.protos.event import Event, SessionLog
 from jitflow.framework.importer import import_graph_def
 from jitflow.framework.tensor_util import make_tensor_proto, make_ndarray
 from jitflow import graph_util

@@ -240,6 +240,8 @@ class FileWriter:
         """Appends a serialized Summary (bytes, as fetched from a summary op) at `global_step`."""
         if isinstance(summary, np.ndarray):
             summary = summary.item()
+        if hasattr(summary, "SerializeToString"):  # a tf.Summary message built in Python
+            summary = summary.SerializeToString()
         if not isinstance(summary, (bytes, bytearray)):
             raise TypeError(f"add_summary expects a serialized Summary (bytes), got {type(summary).__name__}")
         self._write(_event(time.time(), int(global_step or 0), summary=bytes(summary)))

@@ -217,6 +217,16 @@ def test_file_writer_writes_the_graph_event(tmp_path: pathlib.Path) -> None:
     assert "_output_shapes" in gd.node[0].attr
 
 
+def test_summary_message_through_file_writer(tmp_path: pathlib.Path) -> None:
+    from jitflow.summary import summary_iterator
+
+    w = tf.summary.FileWriter(str(tmp_path))
+    w.add_summary(tf.Summary(value=[tf.Summary.Value(tag="acc", simple_value=0.25)]), 3)
+    w.close()
+    events = list(summary_iterator(str(next(tmp_path.glob("events.out.tfevents.*")))))
+    assert events[-1]["step"] == 3 and events[-1]["summary"]["acc"] == 0.25
+
+
 def test_monitored_training_session_writes_graph_files(tmp_path: pathlib.Path) -> None:
     step = tf.train.get_or_create_global_step()
     train = tf.assign_add(step, 1)
@@ -312,3 +322,17 @@ def test_run_graph_serves_tf_models(tmp_path: pathlib.Path, capsys: pytest.Captu
     np.testing.assert_allclose(np.load(tmp_path / "o" / "out.npy"), e["out"], rtol=1e-5, atol=1e-6)
     assert main(["run-graph", str(DATA / "frozen.pb"), "--output", "out"]) == 1  # x not fed
     assert "must feed a value for placeholder tensor 'x'" in capsys.readouterr().err
+
+
+def test_text_meta_graph_and_garbled_pb(tmp_path: pathlib.Path) -> None:
+    t = _net()
+    path = str(tmp_path / "m.meta")
+    tf.train.export_meta_graph(path, as_text=True, clear_devices=True)
+    assert text_format.Parse(pathlib.Path(path).read_text(), tf.MetaGraphDef()).graph_def.node
+    tf.reset_default_graph()
+    assert tf.train.import_meta_graph(path) is not None  # a Saver over the imported variable
+    assert [v.op.name for v in tf.global_variables()] == [t["w"].op.name]
+    bad = tmp_path / "bad.pb"
+    bad.write_bytes((DATA / "frozen.pb").read_bytes()[:100])
+    with pytest.raises(tf.errors.DataLossError, match="bad.pb"):
+        tf.run_graph(str(bad), {}, ["out"])
