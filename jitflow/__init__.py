@@ -74,5 +74,18 @@ from jitflow import app
 from jitflow import tf_logging as logging
 from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_execution, enable_eager_execution,
                                  enable_v2_behavior, executing_eagerly, compat_namespace as _compat_namespace)
+from jitflow.ops import graph_def_ops  # noqa: F401
+from jitflow.protos.graph import GraphDef
+from jitflow.protos.node_def import NodeDef
+from jitflow.protos.attr_value import AttrValue
+from jitflow.protos.tensor import TensorProto
+from jitflow.protos.meta_graph import MetaGraphDef
+from jitflow.protos.summary import Summary
+from jitflow.protos.event import Event, SessionLog
+from jitflow.framework.importer import import_graph_def
+from jitflow.framework.tensor_util import make_tensor_proto, make_ndarray
+from jitflow import graph_util
+from jitflow import saved_model
+from jitflow.graph_runner import run_graph
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])

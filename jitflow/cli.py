@@ -402,7 +402,7 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="jitflow", description="jitflow command-line tools: the compile cache and plan "
                      "explanations.")
     parser.add_argument("--version", action="store_true", help="print jitflow's version and exit")
-    top = parser.add_subparsers(dest="group", metavar="{cache,explain}")
+    top = parser.add_subparsers(dest="group", metavar="{cache,explain,run-graph}")
 
     cache = top.add_parser("cache", help="inspect and manage the on-disk kernel cache",
                            description="Inspect and manage the on-disk compile cache (JITFLOW_CACHE_DIR, "
@@ -445,6 +445,9 @@ def _build_parser() -> _Parser:
     explain.add_argument("command", nargs=argparse.REMAINDER, metavar="SCRIPT.py [ARGS]",
                          help="the script and its arguments")
     explain.set_defaults(func=_cmd_explain)
+    from jitflow.graph_runner import add_parser as add_run_graph
+
+    add_run_graph(top)
     return parser
 
 
@@ -458,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jitflow {__version__}")
         return 0
     if args.group is None:
-        parser.error("choose a command: cache or explain")
+        parser.error("choose a command: cache, explain or run-graph")
     if not hasattr(args, "func"):
         args.group_parser.error("choose a command: dir, list, stats, info, clear, prune, verify")
     try:

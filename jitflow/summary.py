@@ -224,6 +224,8 @@ class FileWriter:
         self._lock = threading.Lock()
         self._closed = False
         self._write(_event(time.time(), file_version="brain.Event:2"))
+        if graph is not None:
+            self.add_graph(graph)
 
     def get_logdir(self) -> str:
         return self._logdir
@@ -238,12 +240,23 @@ class FileWriter:
         """Appends a serialized Summary (bytes, as fetched from a summary op) at `global_step`."""
         if isinstance(summary, np.ndarray):
             summary = summary.item()
+        if hasattr(summary, "SerializeToString"):  # a tf.Summary message built in Python
+            summary = summary.SerializeToString()
         if not isinstance(summary, (bytes, bytearray)):
             raise TypeError(f"add_summary expects a serialized Summary (bytes), got {type(summary).__name__}")
         self._write(_event(time.time(), int(global_step or 0), summary=bytes(summary)))
 
     def add_graph(self, graph: Any, global_step: int | None = None, graph_def: Any = None) -> None:
-        """Accepted for compatibility: jitflow graphs are not written as TF GraphDefs."""
+        """Writes the graph event TensorBoard's Graphs tab shows: TF's GraphDef (with output shapes)."""
+        from jitflow.protos.event import Event
+
+        if graph is not None and graph_def is not None:
+            raise ValueError("Please pass only graph, or graph_def (deprecated), but not both.")
+        gd = graph.as_graph_def(add_shapes=True) if graph is not None else graph_def
+        if gd is None:
+            raise ValueError("add_graph needs a graph or a graph_def")
+        event = Event(wall_time=time.time(), step=int(global_step or 0), graph_def=gd.SerializeToString())
+        self._write(event.SerializeToString())
 
     def add_session_log(self, session_log: Any, global_step: int | None = None) -> None:
         """Accepted for compatibility: session logs are not recorded."""

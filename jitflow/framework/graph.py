@@ -638,6 +638,12 @@ class Graph:
     def is_fetchable(self, tensor_or_op: Any) -> bool:
         return True
 
+    def as_graph_def(self, from_version: int | None = None, add_shapes: bool = False) -> Any:
+        """This graph as TensorFlow's GraphDef protocol buffer."""
+        from jitflow.framework.importer import as_graph_def
+
+        return as_graph_def(self, from_version, add_shapes)
+
     def __repr__(self) -> str:
         return f"<jitflow.Graph object at {id(self):#x} with {len(self._ops)} ops>"
 

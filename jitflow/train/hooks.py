@@ -208,6 +208,10 @@ class CheckpointSaverHook(SessionRunHook):
 
     def after_create_session(self, session: Any, coord: Any) -> None:
         step = int(session.run(self._global_step_tensor))
+        if self._save_graph_def:  # graph.pbtxt and the graph event, as TF writes them
+            from jitflow.train.graph_files import write_graph_files
+
+            write_graph_files(self._checkpoint_dir)
         self._save(session, step)  # the state training starts from, as TF does
         self._timer.update_last_triggered_step(step)
 

@@ -350,7 +350,7 @@ class Saver:
     def export_meta_graph(self, filename: str | None = None, collection_list: list[str] | None = None,
                           as_text: bool = False, export_scope: str | None = None, clear_devices: bool = False,
                           clear_extraneous_savers: bool = False, strip_default_attrs: bool = False,
-                          save_debug_info: bool = False, graph: Graph | None = None) -> dict[str, Any]:
+                          save_debug_info: bool = False, graph: Graph | None = None) -> Any:
         """Writes the graph, its collections and this Saver to `filename`; returns the meta graph."""
         return meta_graph.export_meta_graph(filename=filename, graph=graph or self._graph,
                                             saver_def=self.saver_def, collection_list=collection_list,
