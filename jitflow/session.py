@@ -188,6 +188,13 @@ class _FastRun:
 class Session:
     """Runs graph elements with its own variable values. Thread-safe: many threads may call `run`."""
 
+    def __new__(cls, target: str = "", *args: Any, **kwargs: Any) -> Session:
+        if target and cls is Session:  # a tf.train.Server's target: a session of a distributed task
+            from jitflow.distributed.remote_session import session_class_for
+
+            cls = session_class_for(target)
+        return super().__new__(cls)
+
     def __init__(self, target: str = "", graph: Graph | None = None, config: ConfigProto | None = None) -> None:
         self._graph = graph if graph is not None else get_default_graph()
         self._config = config if config is not None else ConfigProto()

@@ -28,3 +28,7 @@ from jitflow.train.device_setter import replica_device_setter
 from jitflow.train.checkpoint import remove_checkpoint, get_checkpoint_mtimes
 from jitflow.framework.importer import write_graph
 from jitflow.protos.saver import SaverDef
+from jitflow.distributed.cluster_spec import ClusterSpec
+from jitflow.distributed.server import Server
+from jitflow.train.ps_strategies import GreedyLoadBalancingStrategy, byte_size_load_fn
+from jitflow.train.worker_session import WorkerSessionCreator
