@@ -74,5 +74,6 @@ from jitflow import app
 from jitflow import tf_logging as logging
 from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_execution, enable_eager_execution,
                                  enable_v2_behavior, executing_eagerly, compat_namespace as _compat_namespace)
+from jitflow import data
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
