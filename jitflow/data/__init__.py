@@ -5,8 +5,14 @@ from __future__ import annotations
 import types as _types
 
 from jitflow.data.dataset_ops import Dataset
-from jitflow.data.iterator_ops import (Iterator, get_output_classes, get_output_shapes, get_output_types,
-                                       make_initializable_iterator, make_one_shot_iterator)
+from jitflow.data.iterator_ops import (
+    Iterator,
+    get_output_classes,
+    get_output_shapes,
+    get_output_types,
+    make_initializable_iterator,
+    make_one_shot_iterator,
+)
 from jitflow.data.readers import FixedLengthRecordDataset, TextLineDataset, TFRecordDataset
 from jitflow.data.transforms import AUTOTUNE
 

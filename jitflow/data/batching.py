@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from jitflow import dtypes, errors
-from jitflow.data import structure
 from jitflow.data.dataset_ops import Dataset, Element, Env, as_int, read_int, tensor_captures
 from jitflow.data.function import check_output
 from jitflow.data.transforms import MapDataset
@@ -85,7 +84,7 @@ class PaddedBatchDataset(BatchDataset):
                                  f"component shape {have}.")
         values = _flat_like(flat_types, padding_values) if padding_values is not None else [None] * len(shapes)
         self._values = [np.asarray(b"" if dt == dtypes.string else 0, dtype=dt.np) if v is None
-                        else np.asarray(v, dtype=dt.np) for v, dt in zip(values, input_ds._types)]
+                        else _padding_value(v, dt) for v, dt in zip(values, input_ds._types)]
         dim = self._shapes[0].as_list()[0] if self._shapes and self._shapes[0].ndims else None
         self._shapes = [TensorShape([dim]).concatenate(p) for p in self._pads]
 
@@ -110,6 +109,20 @@ class PaddedBatchDataset(BatchDataset):
                                                               f"padded shape {shape_str(target)}.")
             out[(k,) + tuple(slice(0, s) for s in p.shape)] = p
         return out
+
+
+def _padding_value(v: Any, dt: dtypes.DType) -> np.ndarray:
+    """A padding value: a Python/NumPy scalar or a constant tensor of the component's dtype."""
+    if isinstance(v, Tensor):
+        from jitflow.ops.op_util import const_value
+
+        if v.dtype != dt:
+            raise TypeError(f"Padding value dtype {v.dtype.name} does not match the component's {dt.name}")
+        c = const_value(v)
+        if c is None:
+            raise TypeError("jitflow needs a constant padding value (a Python scalar or tf.constant)")
+        v = c
+    return np.asarray(v, dtype=dt.np)
 
 
 def _flat_like(types: Any, values: Any) -> list[Any]:
@@ -147,5 +160,3 @@ class UnbatchDataset(Dataset):
             for i in range(n):
                 yield [c[i] for c in el]
 
-
-__all__ = ["stack", "structure"]

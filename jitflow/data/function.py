@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from jitflow import dtypes, errors
+from jitflow import dtypes
 from jitflow.compiler.execute import execute
 from jitflow.compiler.plan import Plan, build_plan
 from jitflow.data import structure
@@ -168,11 +168,6 @@ def check_output(values: list[Any], fn: TracedFunction) -> list[np.ndarray]:
     return out
 
 
-def scalar_bool(values: list[Any], fn: TracedFunction) -> bool:
-    """The predicate of `filter`: a scalar bool."""
-    return bool(values[0])
-
-
 def check_predicate(fn: TracedFunction) -> None:
     """`filter`'s function must return one scalar bool (ValueError otherwise, as in TF)."""
     if len(fn.outputs) != 1 or structure.is_structure(fn.structure) or fn.outputs[0].dtype != dtypes.bool \
@@ -180,5 +175,3 @@ def check_predicate(fn: TracedFunction) -> None:
         got = ", ".join(f"{t.dtype.name}{t.shape}" for t in fn.outputs)
         raise ValueError(f"`predicate` return type must be convertible to a scalar boolean tensor. Was {got}.")
 
-
-__all__ = ["TracedFunction", "check_output", "check_predicate", "errors"]

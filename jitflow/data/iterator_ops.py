@@ -49,8 +49,29 @@ def _start(ctx: Any, key: str, dataset: Dataset, values: dict[Tensor, Any]) -> _
     return state
 
 
+def _register(ds: Dataset) -> str:
+    """Datasets are Python objects: the graph keeps them, ops name them (so graphs stay serializable)."""
+    g = get_default_graph()
+    table: dict[str, Dataset] = g.__dict__.setdefault("_datasets", {})
+    key = f"dataset_{len(table)}"
+    table[key] = ds
+    return key
+
+
+def _dataset(op: Operation, attr: str) -> Dataset | None:
+    key = op.attrs.get(attr)
+    if not key:
+        return None
+    ds = op.graph.__dict__.get("_datasets", {}).get(key)
+    if ds is None:
+        raise errors.NotFoundError(op.node_def, op, f"The dataset of {op.name} is not in this graph (datasets "
+                                                    "are Python objects and do not survive a meta graph export)")
+    return ds
+
+
 def _make_iterator_kernel(ctx: Any, op: Operation, ins: list) -> None:
-    ds: Dataset = op.attrs["dataset"]
+    ds = _dataset(op, "dataset")
+    assert ds is not None
     _start(ctx, op.attrs["iterator"], ds, dict(zip(op.inputs, ins)))
 
 
@@ -58,7 +79,7 @@ def _get_next_kernel(ctx: Any, op: Operation, ins: list) -> Any:
     key = op.attrs["iterator"]
     state = _resources(ctx).get(key)
     if state is None:
-        ds = op.attrs.get("one_shot")
+        ds = _dataset(op, "one_shot")
         if ds is None:
             raise errors.FailedPreconditionError(
                 op.node_def, op, "GetNext() failed because the iterator has not been initialized. Ensure that "
@@ -98,7 +119,7 @@ class Iterator:
         self._types = list(types)
         self._shapes = list(shapes)
         self._initializer = initializer
-        self._one_shot = one_shot
+        self._one_shot_ds = one_shot
 
     # -- construction ---------------------------------------------------------------------------------
     @staticmethod
@@ -147,15 +168,15 @@ class Iterator:
                 raise TypeError(f"Expected output shapes compatible with {self.output_shapes} but got dataset "
                                 f"with output shapes {dataset.output_shapes}.")
         g = get_default_graph()
-        return g.create_op("MakeIterator", dataset._captures(), {"iterator": self._key, "dataset": dataset},
+        return g.create_op("MakeIterator", dataset._captures(), {"iterator": self._key, "dataset": _register(dataset)},
                            name=name or "MakeIterator")
 
     def get_next(self, name: str | None = None) -> Any:
         """The next element, as a structure of tensors (one `IteratorGetNext` op)."""
-        inputs = self._one_shot._captures() if self._one_shot is not None else []
+        inputs = self._one_shot_ds._captures() if self._one_shot_ds is not None else []
         attrs = {"iterator": self._key, "output_types": self._types, "output_shapes": self._shapes}
-        if self._one_shot is not None:
-            attrs["one_shot"] = self._one_shot
+        if self._one_shot_ds is not None:
+            attrs["one_shot"] = _register(self._one_shot_ds)
         op = get_default_graph().create_op("IteratorGetNext", inputs, attrs, name=name or "IteratorGetNext")
         return structure.pack_as(self._structure, list(op.outputs))
 

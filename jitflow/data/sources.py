@@ -18,7 +18,7 @@ def _leaf(x: Any) -> Any:
     """A component: a graph Tensor (captured) or a NumPy array converted as TF converts Python values."""
     if isinstance(x, Tensor):
         return x
-    if hasattr(x, "_as_graph_element") or hasattr(x, "value") and callable(getattr(x, "value")):
+    if hasattr(x, "_as_graph_element"):  # a Variable
         from jitflow.ops.constant_op import convert_to_tensor
 
         return convert_to_tensor(x)

@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from jitflow import dtypes
-from jitflow.data import structure
 from jitflow.data.dataset_ops import Dataset, Element, Env, as_int, read_int, tensor_captures
 from jitflow.data.function import TracedFunction, check_output, check_predicate
 from jitflow.framework.graph import Tensor
@@ -292,11 +290,3 @@ class CacheDataset(Dataset):
             seen.append(el)
             yield el
         env.state[key] = seen
-
-
-def element_dtypes(ds: Dataset) -> list[dtypes.DType]:
-    """The flat component dtypes of `ds` (for iterators checking a dataset against a structure)."""
-    return list(ds._types)
-
-
-__all__ = ["AUTOTUNE", "structure"]
