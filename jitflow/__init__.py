@@ -75,5 +75,8 @@ from jitflow import tf_logging as logging
 from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_execution, enable_eager_execution,
                                  enable_v2_behavior, executing_eagerly, compat_namespace as _compat_namespace)
 from jitflow import data
+from jitflow.io_namespaces import io, python_io
+from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedLenFeature, VarLenFeature,
+                                     FixedLenSequenceFeature, decode_raw)
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
