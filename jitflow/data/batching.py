@@ -20,13 +20,15 @@ def stack(batch: list[Element]) -> Element:
     out = []
     for i in range(len(batch[0])):
         parts = [el[i] for el in batch]
-        first = np.shape(parts[0])
-        for k, p in enumerate(parts[1:], 1):
-            if np.shape(p) != first:
-                raise errors.InvalidArgumentError(
-                    None, None, f"Cannot batch tensors with different shapes in component {i}. First element "
-                                f"had shape {shape_str(first)} and element {k} had shape {shape_str(np.shape(p))}.")
-        out.append(np.stack(parts))
+        try:
+            out.append(np.stack(parts))
+        except ValueError:
+            first = np.shape(parts[0])
+            k = next(k for k, p in enumerate(parts) if np.shape(p) != first)
+            raise errors.InvalidArgumentError(
+                None, None, f"Cannot batch tensors with different shapes in component {i}. First element had "
+                            f"shape {shape_str(first)} and element {k} had shape {shape_str(np.shape(parts[k]))}."
+            ) from None
     return out
 
 

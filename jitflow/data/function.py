@@ -7,6 +7,7 @@ per session, with the element's arrays fed to the placeholders.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ class TracedFunction:
                 [x for x in flat if isinstance(x, Tensor)]
         self.ops = g.get_operations()[first:]
         self.captures = _external_feeds(self.ops, self.outputs, set(self.inputs))
-        self._plans: dict[Any, Plan] = {}
+        self._plans: weakref.WeakKeyDictionary[Any, Plan] = weakref.WeakKeyDictionary()  # per session
         self._lock = threading.Lock()
 
     @property
@@ -55,42 +56,58 @@ class TracedFunction:
         return [t.shape for t in self.outputs]
 
     def elementwise(self) -> bool:
-        """Whether running the function once over a batch equals running it per element and stacking."""
+        """Whether running the function once over a batch equals running it per element and stacking.
+
+        True when every op is elementwise (or Identity/Cast), the operands of each op that come from the
+        inputs have one rank r and its other operands rank <= r (so a leading batch dimension broadcasts
+        through), and every output comes from an input.
+        """
         if not self.inputs or not self.outputs or self.captures:
             return False
-        ranks = {t.shape.ndims for t in self.inputs}
-        if len(ranks) != 1 or None in ranks:
-            return False
-        r = ranks.pop()
-        inputs = set(self.inputs)
-        for op in self.ops:
-            if op.type == "Placeholder" and op.outputs[0] in inputs:
-                continue
-            if op.opdef.kind == registry.SOURCE:
-                if any(t.shape.ndims is None or t.shape.ndims > r for t in op.outputs):
-                    return False
-                continue
-            if op.opdef.kind != registry.ELEMENTWISE and op.type not in ("Identity", "Cast"):
+        derived: dict[Tensor, int] = {}
+        for t in self.inputs:
+            if t.shape.ndims is None:
                 return False
-        # every output must carry the batch dimension: it depends on an input
-        return all(_depends_on(t, inputs) for t in self.outputs)
+            derived[t] = t.shape.ndims
+        for op in self.ops:
+            if op.type == "Placeholder" and op.outputs[0] in derived:
+                continue
+            r = _batched_rank(op, derived)
+            if r == -2:
+                return False
+            if r >= 0:
+                derived.update((t, r) for t in op.outputs)
+        return all(t in derived for t in self.outputs)
 
     def plan(self, ctx: Any) -> Plan:
         """The sub-plan for session `ctx` (built on first use, with the session's JIT setting)."""
-        lower = ctx._lowering() if hasattr(ctx, "_lowering") else None
-        key = lower is not None
-        plan = self._plans.get(key)
+        plan = self._plans.get(ctx)
         if plan is None:
             with self._lock:
-                plan = self._plans.get(key)
+                plan = self._plans.get(ctx)
                 if plan is None:
+                    lower = ctx._lowering() if hasattr(ctx, "_lowering") else None
                     plan = build_plan(list(self.outputs), list(self.inputs) + self.captures, lower)
-                    self._plans[key] = plan
+                    self._plans[ctx] = plan
         return plan
 
     def call(self, ctx: Any, args: list[Any], captured: list[Any]) -> list[Any]:
         """The flat output arrays for one element's flat input arrays."""
         return execute(self.plan(ctx), ctx, list(args) + list(captured))
+
+
+def _batched_rank(op: Operation, derived: dict[Tensor, int]) -> int:
+    """The rank of `op`'s outputs when it depends on the inputs (-1 when it does not, -2 when it
+    cannot run over a batch)."""
+    ranks = {derived[t] for t in op.inputs if t in derived}
+    if not ranks:
+        return -1 if op.opdef.kind in (registry.SOURCE, registry.ELEMENTWISE) else -2
+    if len(ranks) > 1 or (op.opdef.kind != registry.ELEMENTWISE and op.type not in ("Identity", "Cast")):
+        return -2
+    r = ranks.pop()
+    if any(t not in derived and (t.shape.ndims is None or t.shape.ndims > r) for t in op.inputs):
+        return -2
+    return r
 
 
 def _clean(name: str) -> str:

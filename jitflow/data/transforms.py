@@ -153,9 +153,9 @@ class ShuffleDataset(Dataset):
     """`shuffle`: TF's buffer algorithm (fill `buffer_size`, emit a random buffer slot, refill it).
 
     With a seed (op or graph level), the order is deterministic: pass k of the iterator (k counts from 0
-    and stays 0 without `reshuffle_each_iteration`) draws its slot indices from NumPy's
-    `default_rng([seed, seed2, k]).integers(n)`. TensorFlow draws them from its own Philox stream, so
-    the order is not TensorFlow's.
+    and stays 0 without `reshuffle_each_iteration`) takes slot floor(u * n) of its n-element buffer, u
+    the next double of NumPy's `default_rng([seed, seed2, k]).random()` (drawn 1024 at a time).
+    TensorFlow draws from its own Philox stream, so the order is not TensorFlow's.
     """
 
     def __init__(self, input_ds: Dataset, buffer_size: Any, seed: Any, reshuffle: bool) -> None:
@@ -194,8 +194,12 @@ class ShuffleDataset(Dataset):
             buf.append(el)
             if len(buf) >= size:
                 break
+        draws, k = rng.random(1024), 0
         while buf:
-            i = int(rng.integers(len(buf)))
+            if k == 1024:
+                draws, k = rng.random(1024), 0
+            i = int(draws[k] * len(buf))  # drawn in blocks: one NumPy call per 1024 elements
+            k += 1
             out = buf[i]
             nxt = next(it, None)
             if nxt is not None:

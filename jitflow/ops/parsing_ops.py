@@ -100,7 +100,7 @@ def _fixed(key: str, per: list, dt: dtypes.DType, shape: TensorShape, default: A
 
 
 def _ragged(key: str, per: list, dt: dtypes.DType, shape: TensorShape, default: Any, kind: str) -> np.ndarray:
-    dims = tuple(shape.as_tuple() or ())
+    dims = tuple(int(d or 0) for d in shape.as_tuple() or ())
     n = int(np.prod(dims)) if dims else 1
     rows = []
     for i, v in enumerate(per):
