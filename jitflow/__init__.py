@@ -76,6 +76,7 @@ from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_exec
                                  enable_v2_behavior, executing_eagerly, compat_namespace as _compat_namespace)
 from jitflow import data
 from jitflow.io_namespaces import io, python_io
+from jitflow.ops.data_flow_ops import FIFOQueue, RandomShuffleQueue, QueueBase
 from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedLenFeature, VarLenFeature,
                                      FixedLenSequenceFeature, decode_raw)
 import sys as _sys
