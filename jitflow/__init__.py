@@ -77,6 +77,8 @@ from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_exec
 from jitflow import data
 from jitflow.io_namespaces import io, python_io
 from jitflow.ops.data_flow_ops import FIFOQueue, RandomShuffleQueue, QueueBase
+from jitflow.ops.io_ops import (ReaderBase, TFRecordReader, TextLineReader, WholeFileReader,
+                                FixedLengthRecordReader)
 from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedLenFeature, VarLenFeature,
                                      FixedLenSequenceFeature, decode_raw)
 import sys as _sys

@@ -175,6 +175,14 @@ registry.register_op("QueueIsClosedV2", lambda op: [(dtypes.bool, TensorShape([]
                      lambda ctx, op, ins: np.bool_(_state(ctx, op).closed), registry.STATEFUL)
 
 
+def _one_shape(shapes: Any) -> bool:
+    """Whether `shapes` is one shape ([], [2, 3], TensorShape) rather than a list of them (TF's rule)."""
+    if isinstance(shapes, TensorShape) or not isinstance(shapes, (list, tuple)):
+        return True
+    return not shapes or shapes[0] is None or isinstance(shapes[0], (int, np.integer)) or \
+        type(shapes[0]).__name__ == "Dimension"
+
+
 class QueueBase:
     """A queue of tuples of tensors, shared by every session run of this graph's session."""
 
@@ -187,7 +195,7 @@ class QueueBase:
         if shapes is None:
             self._shapes = [TensorShape(None)] * len(self._dtypes)
         else:
-            shapes = [shapes] if single else list(shapes)
+            shapes = [shapes] if _one_shape(shapes) else list(shapes)
             if len(shapes) != len(self._dtypes):
                 raise ValueError(f"Queue shapes must have the same length as dtypes: {len(shapes)} vs "
                                  f"{len(self._dtypes)}")
@@ -213,6 +221,11 @@ class QueueBase:
     @property
     def names(self) -> Any:
         return self._names
+
+    @property
+    def queue_ref(self) -> QueueBase:
+        """The queue itself (readers take it where TF passes the queue's handle)."""
+        return self
 
     def _op(self, op_type: str, inputs: list[Tensor], name: str, **attrs: Any) -> Operation:
         return get_default_graph().create_op(op_type, inputs, {**self._attrs, **attrs}, name=name)
