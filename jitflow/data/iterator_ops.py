@@ -75,8 +75,8 @@ def _make_iterator_kernel(ctx: Any, op: Operation, ins: list) -> None:
     _start(ctx, op.attrs["iterator"], ds, dict(zip(op.inputs, ins)))
 
 
-def _get_next_kernel(ctx: Any, op: Operation, ins: list) -> Any:
-    key = op.attrs["iterator"]
+def _lookup(ctx: Any, op: Operation, key: str, ins: list) -> _State:
+    """The session's state of iterator `key`; a one-shot iterator starts on first use."""
     state = _resources(ctx).get(key)
     if state is None:
         ds = _dataset(op, "one_shot")
@@ -87,6 +87,20 @@ def _get_next_kernel(ctx: Any, op: Operation, ins: list) -> Any:
                                  "next element.")
         with _one_shot_lock:
             state = _resources(ctx).get(key) or _start(ctx, key, ds, dict(zip(op.inputs, ins)))
+    return state
+
+
+def _get_next_kernel(ctx: Any, op: Operation, ins: list) -> Any:
+    if op.attrs.get("from_handle"):
+        handle = ins[0].item() if isinstance(ins[0], np.ndarray) else ins[0]
+        key = handle.decode() if isinstance(handle, bytes) else str(handle)
+        state = _resources(ctx).get(key)
+        if state is None:
+            raise errors.NotFoundError(op.node_def, op, f"No iterator for the string handle {key!r} in this "
+                                                        "session (run its initializer, or fetch its "
+                                                        "string_handle() first)")
+    else:
+        state = _lookup(ctx, op, op.attrs["iterator"], ins)
     with state.lock:
         try:
             el = next(state.it)
@@ -98,6 +112,12 @@ def _get_next_kernel(ctx: Any, op: Operation, ins: list) -> Any:
     return out[0] if len(out) == 1 else tuple(out)
 
 
+def _string_handle_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    if op.attrs.get("one_shot"):
+        _lookup(ctx, op, op.attrs["iterator"], ins)
+    return np.array(op.attrs["iterator"].encode(), dtype=object)
+
+
 _one_shot_lock = threading.Lock()
 
 
@@ -107,14 +127,18 @@ def _get_next_infer(op: Operation) -> list:
 
 registry.register_op("MakeIterator", lambda op: [], _make_iterator_kernel, registry.STATEFUL)
 registry.register_op("IteratorGetNext", _get_next_infer, _get_next_kernel, registry.STATEFUL)
+registry.register_op("IteratorToStringHandle", lambda op: [(dtypes.string, TensorShape([]))], _string_handle_kernel,
+                     registry.STATEFUL)
 
 
 class Iterator:
     """`tf.data.Iterator`: a cursor over a dataset, stepped by the `get_next()` op."""
 
     def __init__(self, key: str, struct: Any, types: list[dtypes.DType], shapes: list[TensorShape],
-                 initializer: Operation | None = None, one_shot: Dataset | None = None) -> None:
+                 initializer: Operation | None = None, one_shot: Dataset | None = None,
+                 handle: Tensor | None = None) -> None:
         self._key = key
+        self._handle = handle
         self._structure = struct
         self._types = list(types)
         self._shapes = list(shapes)
@@ -146,6 +170,16 @@ class Iterator:
         key = shared_name or get_default_graph().unique_name("Iterator")
         return Iterator(key, structure.map_structure(lambda _: None, output_types), types, shapes)
 
+    @staticmethod
+    def from_string_handle(string_handle: Any, output_types: Any, output_shapes: Any = None,
+                           output_classes: Any = None) -> Iterator:
+        """An iterator that steps whichever iterator the fed `string_handle` names (a feedable iterator)."""
+        from jitflow.ops.constant_op import convert_to_tensor
+
+        it = Iterator.from_structure(output_types, output_shapes)
+        it._handle = convert_to_tensor(string_handle, dtype=dtypes.string)
+        return it
+
     # -- ops ----------------------------------------------------------------------------------------------
     @property
     def initializer(self) -> Operation:
@@ -171,14 +205,25 @@ class Iterator:
         return g.create_op("MakeIterator", dataset._captures(), {"iterator": self._key, "dataset": _register(dataset)},
                            name=name or "MakeIterator")
 
+    def _one_shot_args(self) -> tuple[list[Tensor], dict[str, Any]]:
+        if self._one_shot_ds is None:
+            return [], {"iterator": self._key}
+        return self._one_shot_ds._captures(), {"iterator": self._key, "one_shot": _register(self._one_shot_ds)}
+
     def get_next(self, name: str | None = None) -> Any:
         """The next element, as a structure of tensors (one `IteratorGetNext` op)."""
-        inputs = self._one_shot_ds._captures() if self._one_shot_ds is not None else []
-        attrs = {"iterator": self._key, "output_types": self._types, "output_shapes": self._shapes}
-        if self._one_shot_ds is not None:
-            attrs["one_shot"] = _register(self._one_shot_ds)
+        inputs, attrs = self._one_shot_args()
+        if self._handle is not None:
+            inputs, attrs = [self._handle], {"iterator": "", "from_handle": True}
+        attrs.update(output_types=self._types, output_shapes=self._shapes)
         op = get_default_graph().create_op("IteratorGetNext", inputs, attrs, name=name or "IteratorGetNext")
         return structure.pack_as(self._structure, list(op.outputs))
+
+    def string_handle(self, name: str | None = None) -> Tensor:
+        """A string naming this iterator, to feed to an iterator made by `from_string_handle`."""
+        inputs, attrs = self._one_shot_args()
+        return get_default_graph().create_op("IteratorToStringHandle", inputs, attrs,
+                                             name=name or "IteratorToStringHandle").outputs[0]
 
     # -- signature ------------------------------------------------------------------------------------
     @property

@@ -262,3 +262,19 @@ def test_monitored_training_session_stops_at_end_of_input(tmp_path):
         while not mon.should_stop():
             seen.append(mon.run([x, inc])[0])
     assert seen == [0, 1, 2, 3, 4]
+
+
+def test_feedable_iterator_switches_between_iterators():
+    train = tf.data.Dataset.range(100).make_one_shot_iterator()
+    val = tf.data.Dataset.range(7, 9).make_initializable_iterator()
+    handle = tf.placeholder(tf.string, [])
+    it = tf.data.Iterator.from_string_handle(handle, train.output_types, train.output_shapes)
+    nxt = it.get_next()
+    with tf.Session() as sess:
+        th, vh = sess.run([train.string_handle(), val.string_handle()])
+        sess.run(val.initializer)
+        assert [sess.run(nxt, {handle: th}) for _ in range(2)] == [0, 1]
+        assert sess.run(nxt, {handle: vh}) == 7
+        assert sess.run(nxt, {handle: th}) == 2
+        with pytest.raises(tf.errors.NotFoundError):
+            sess.run(nxt, {handle: b"nothing"})
