@@ -87,5 +87,12 @@ from jitflow.framework.tensor_util import make_tensor_proto, make_ndarray
 from jitflow import graph_util
 from jitflow import saved_model
 from jitflow.graph_runner import run_graph
+from jitflow import data
+from jitflow.io_namespaces import io, python_io
+from jitflow.ops.data_flow_ops import FIFOQueue, RandomShuffleQueue, QueueBase
+from jitflow.ops.io_ops import (ReaderBase, TFRecordReader, TextLineReader, WholeFileReader,
+                                FixedLengthRecordReader)
+from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedLenFeature, VarLenFeature,
+                                     FixedLenSequenceFeature, decode_raw)
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])

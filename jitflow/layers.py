@@ -28,8 +28,8 @@ def _layer_name(g: Graph, base: str) -> str:
 
 
 def _scope(name: str | None, base: str, reuse: Any) -> Any:
-    g = get_default_graph()
-    return variable_scope(name if name is not None else _layer_name(g, base), reuse=reuse)
+    # unnamed: TF's default-name numbering, which restarts when an enclosing named scope is reopened
+    return variable_scope(name, default_name=base, reuse=reuse)
 
 
 def _pair(v: Any, what: str) -> tuple[int, int]:

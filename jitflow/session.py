@@ -203,6 +203,8 @@ class Session:
         # Session state, read by kernels through the ctx argument (this object).
         self.variables: dict[str, np.ndarray] = {}
         self.rngs: dict[str, Any] = {}
+        # Per-session state of input pipelines and queues (anything with close()), closed with the session.
+        self.resources: dict[str, Any] = {}
         self._plans: dict[Any, Plan] = {}
         self._fast: dict[Any, _FastRun] = {}
         self._lock = threading.RLock()
@@ -236,6 +238,9 @@ class Session:
     def close(self) -> None:
         """Frees the session's state; later runs raise RuntimeError."""
         self._closed = True
+        resources, self.resources = self.resources, {}
+        for r in resources.values():
+            r.close()
         self.variables = {}
         self.rngs = {}
         self._plans = {}

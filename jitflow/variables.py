@@ -352,10 +352,14 @@ def get_variable_scope() -> VariableScope:
 
 
 def _unique_var_scope(g: Graph, parent: str, base: str) -> str:
+    """TF's default scope name: `base`, else `base_k` for the first k whose scope was never opened."""
     prefix = f"{parent}/{base}" if parent else base
-    n = g._var_scope_counts.get(prefix, 0)
-    g._var_scope_counts[prefix] = n + 1
-    return base if n == 0 else f"{base}_{n}"
+    if not g._var_scope_counts.get(prefix, 0):
+        return base
+    k = 1
+    while g._var_scope_counts.get(f"{prefix}_{k}", 0):
+        k += 1
+    return f"{base}_{k}"
 
 
 @contextlib.contextmanager
@@ -383,13 +387,16 @@ def variable_scope(name_or_scope: Any, default_name: str | None = None, values: 
             short = _unique_var_scope(g, parent.name, default_name)  # type: ignore[arg-type]
         else:
             short = name_or_scope
-            _unique_var_scope(g, parent.name, short)
         full = f"{parent.name}/{short}" if parent.name else short
         ns_cm = g.name_scope(short) if auxiliary_name_scope else \
             contextlib.nullcontext(g.get_name_scope() + "/")
         new_reuse = True if reuse is True or parent.reuse is True else \
             (AUTO_REUSE if reuse is AUTO_REUSE or parent.reuse is AUTO_REUSE else False)
         base = parent
+    # TF: opening a scope counts it, and restarts the default-name numbering inside it
+    g._var_scope_counts[full] = g._var_scope_counts.get(full, 0) + 1
+    for k in [k for k in g._var_scope_counts if k.startswith(full + "/")]:
+        g._var_scope_counts[k] = 0
     with ns_cm as ns:
         scope = VariableScope(
             new_reuse, full,
