@@ -527,6 +527,16 @@ registry.register_op("Conv2DBackpropFilter", _backprop_filter_infer, _conv_backp
                      registry.OPAQUE)
 
 
+def conv_grad_kwargs(op: Operation) -> dict[str, Any]:
+    """strides/padding/dilations/data_format keyword arguments that rebuild `op`'s attrs (for gradients)."""
+    kw = {k: op.attrs[k] for k in ("strides", "padding", "dilations")}
+    kw["data_format"] = op.attrs.get("data_format", "NHWC")
+    if kw["padding"] == "EXPLICIT":
+        e = op.attrs["explicit_paddings"]
+        kw["padding"] = [e[i:i + 2] for i in range(0, 8, 2)]
+    return kw
+
+
 def _conv_attrs(strides: Any, padding: Any, dilations: Any, data_format: str | None, dt: dtypes.DType,
                 op_type: str = "Conv2D", name: str | None = None) -> dict[str, Any]:
     fmt = _check_format(data_format)
@@ -561,8 +571,8 @@ def conv2d_backprop_input(input_sizes: Any, filter: Any, out_backprop: Any, stri
     """The gradient of conv2d with respect to its input."""
     f, dy = same_dtype_inputs("Conv2DBackpropInput", [filter, out_backprop], ("filter", "out_backprop"))
     s = A._int_input(input_sizes, "input_sizes")
-    return out(make_op("Conv2DBackpropInput", [s, f, dy], _conv_attrs(strides, padding, dilations, data_format,
-                                                                      f.dtype, "Conv2DBackpropInput", name), name=name or "Conv2DBackpropInput"))
+    attrs = _conv_attrs(strides, padding, dilations, data_format, f.dtype, "Conv2DBackpropInput", name)
+    return out(make_op("Conv2DBackpropInput", [s, f, dy], attrs, name=name or "Conv2DBackpropInput"))
 
 
 def conv2d_backprop_filter(input: Any, filter_sizes: Any, out_backprop: Any, strides: Any,  # noqa: A002
