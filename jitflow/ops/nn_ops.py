@@ -488,15 +488,20 @@ def _conv_backprop_input_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarra
     _check_backprop(dy, (n, g.oh, g.ow, o), shape[3], c)
     dcols = _scratch((n * g.oh * g.ow, kh * kw * c), dy.dtype)
     np.matmul(dy.reshape(-1, o), f.reshape(kh * kw * c, o).T, out=dcols)
-    dcols = dcols.reshape(n, g.oh, g.ow, kh, kw, c)
+    return _from_nhwc(_col2im(dcols.reshape(n, g.oh, g.ow, kh, kw, c), g), fmt)
+
+
+def _col2im(dcols: np.ndarray, g: _Geom) -> np.ndarray:
+    """(N, H, W, C) sums of (N, OH, OW, KH, KW, C) patch entries at their input positions (padding dropped)."""
+    n, c = dcols.shape[0], dcols.shape[5]
     hp, wp = g.h + g.ph[0] + g.ph[1], g.w + g.pw[0] + g.pw[1]
-    dxp = np.zeros((n, hp, wp, c), dtype=dy.dtype)
-    for i in range(kh):  # col2im: each filter tap adds its slab back at its strided positions
+    dxp = np.zeros((n, hp, wp, c), dtype=dcols.dtype)
+    for i in range(g.kh):  # each filter tap adds its slab back at its strided positions
         r0 = i * g.dh
-        for j in range(kw):
+        for j in range(g.kw):
             c0 = j * g.dw
             dxp[:, r0:r0 + g.sh * (g.oh - 1) + 1:g.sh, c0:c0 + g.sw * (g.ow - 1) + 1:g.sw, :] += dcols[:, :, :, i, j]
-    return _from_nhwc(np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :]), fmt)
+    return np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :])
 
 
 def _conv_backprop_filter_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
