@@ -16,6 +16,7 @@ from jitflow.compiler.arena import Recycler
 from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.framework.graph import Operation
 from jitflow.kernels import conv, pool
+from jitflow.kernels.threads import threads_for
 from jitflow.ops import array_ops as A
 from jitflow.ops import nn_ops as N
 
@@ -23,6 +24,7 @@ CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
 POOL_OPS = ("MaxPool", "MaxPoolGrad", "AvgPool", "AvgPoolGrad")
 WINDOW_OPS = frozenset(CONV_OPS + POOL_OPS)
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_DATA_INPUT = {"Conv2DBackpropInput": 2, "AvgPoolGrad": 1}
 
 
 class _NoFastPath(Exception):
@@ -62,12 +64,18 @@ class WindowStep:
         self.key = id(self)
         self.recycler = Recycler()
         self.run = getattr(self, "_" + op.type)
+        self.data_index = _DATA_INPUT.get(op.type, 0)  # the batch-sized input (not a filter or sizes)
+        self.taps = _taps(op)  # elements touched per input element, roughly (a patch per tap for convs)
+        self.width = _width(op)  # GEMM multiply-adds per patch element, roughly (0: no GEMM)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         ins = [vals[s] for s in self.in_slots]
         arena = vals[ARENA_SLOT]
+        data = ins[self.data_index]
+        work = (data.size if type(data) is np.ndarray else 0) * self.taps
         try:
-            res = self.run(ins, arena)
+            with threads_for(work, work * self.width):
+                res = self.run(ins, arena)
         except _NoFastPath:
             return self.fallback(ctx, vals)
         vals[self.out_slot] = res
@@ -131,7 +139,7 @@ class WindowStep:
                 or min(fs) <= 0:
             raise _NoFastPath
         df = self._out(arena, fs, dt)
-        how = conv.filter_grad(x, dy, _geom(g), df, self._scratch(arena), numba.get_num_threads())
+        how = conv.filter_grad(x, dy, _geom(g), df, self._scratch(arena), max(numba.get_num_threads(), 1))
         self._note("kernels/conv: " + how)
         return df
 
@@ -184,6 +192,22 @@ class WindowStep:
         pool.avg_pool_grad(dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], dx)
         self._note("kernels/pool")
         return self._result(dx)
+
+
+def _taps(op: Operation) -> int:
+    fmt = op.attrs.get("data_format", "NHWC")
+    k = N._spatial(op.attrs["ksize"], fmt) if "ksize" in op.attrs else None
+    if k is None:
+        v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
+        k = tuple(v[:2]) if v is not None and None not in v[:2] else (3, 3)
+    return max(k[0] * k[1], 1)
+
+
+def _width(op: Operation) -> int:
+    if op.type not in CONV_OPS:
+        return 0
+    v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
+    return max(v[2] or 1, v[3] or 1) if v is not None and len(v) == 4 else 64
 
 
 def predicted_kernel(op: Operation) -> str:

@@ -15,9 +15,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-# Bytes of patch rows per chunk: measured on W7's shapes (bench/README.md), 2-8 MB are within noise of
-# each other and all well ahead of one whole-batch buffer.
-CHUNK_BYTES = 4 << 20
+# Bytes of patch rows per chunk. Measured on W7's shapes (bench/README.md): on an idle machine 2-16 MB
+# are within noise of each other and ahead of one whole-batch buffer (80 MB for the second layer); on a
+# loaded one every chunk's two parallel regions cost a barrier wait, so the largest of them wins.
+CHUNK_BYTES = 16 << 20
 
 
 class ConvGeom(NamedTuple):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import jitflow as tf
 from jitflow.compiler.window_steps import WindowStep
-from jitflow.kernels import conv
+from jitflow.kernels import conv, threads
 from tests.compiler.helpers import assert_same, run_both
 
 _SETTINGS = settings(max_examples=30, deadline=None)
@@ -88,10 +88,14 @@ def test_conv_and_its_gradients_match_the_interpreter(case: dict[str, Any]) -> N
     assert sorted(_window_steps(plan)) == ["Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"]
 
 
+@pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("c", [1, 8])
-def test_chunked_patches_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, c: int) -> None:
-    """Tiny chunks: several im2col/GEMM rounds per batch, and the direct filter gradient for c = 1."""
+def test_chunked_patches_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, c: int, parallel: bool) -> None:
+    """Tiny chunks: several im2col/GEMM rounds per batch, and the direct filter gradient for c = 1;
+    on both cores (thresholds 0) and on the calling thread only (thresholds above any work)."""
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0 if parallel else 1 << 60)
+    monkeypatch.setattr(threads, "PARALLEL_MACS", 0 if parallel else 1 << 60)
     rng = np.random.default_rng(c)
     case = {"x": rng.standard_normal((5, 7, 6, c)).astype(np.float32),
             "f": rng.standard_normal((3, 3, c, 4)).astype(np.float32), "strides": (1, 1), "dilations": (1, 1),
@@ -179,3 +183,14 @@ def test_explain_names_the_kernel() -> None:
             sess.run(y)
         text = str(tf.explain(y))
     assert "kernels/conv: im2col+gemm" in text and "kernels/pool" in text
+
+
+def test_thread_settings_are_restored() -> None:
+    import numba
+
+    before = numba.get_num_threads()
+    with threads.threads_for(1, 1) as n:
+        assert n == 1 and numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    with threads.threads_for(1 << 40, 1 << 40) as n:
+        assert n == before
