@@ -31,6 +31,7 @@ from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were
     compile_predicted,
     reduce_axes,
 )
+from jitflow.compiler.window_steps import WINDOW_OPS, window_step
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 
@@ -44,8 +45,8 @@ def member_reason(op: Operation) -> str | None:
     t = op.type
     if t in STRUCTURAL:
         return "structural"
-    if t in _BLAS_KERNELS:
-        return ""  # its reference kernel is the BLAS path (im2col + GEMM into reused scratch)
+    if t in _BLAS_KERNELS or t in WINDOW_OPS:
+        return ""  # its own step: the conv/pool kernels of jitflow/kernels (compiler/window_steps.py)
     if t in _ROW_OPS:
         dt = np.dtype(op.inputs[0].dtype.np).name
         ok = dt in ("float32", "float64") and (len(op.inputs) == 1 or np.dtype(op.inputs[1].dtype.np).name
@@ -158,6 +159,9 @@ def lower(plan: Plan) -> None:
             own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
                                      plan.op_steps[op])
             matmul_of[t] = op
+        elif op.type in WINDOW_OPS:
+            own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op])
+            report["clusters"].append(window_entry)
         elif _dynamic_unbroadcast(op, fed) and member_reason(op):
             shape_op = op.inputs[1].op
             own[op] = UnbroadcastDynStep(op, plan.slots[op.inputs[0]], plan.slots[shape_op.inputs[0]],
