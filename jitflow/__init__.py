@@ -58,6 +58,10 @@ from jitflow.ops.array_ops import (expand_dims, squeeze, transpose, concat, stac
 from jitflow.ops import array_grad  # noqa: F401
 from jitflow import nn
 from jitflow.ops.control_flow_ops import cond
+from jitflow.ops.while_loop import while_loop
+from jitflow.ops.tensor_array import TensorArray
+from jitflow.ops.functional_ops import map_fn, scan, foldl, foldr
+from jitflow.ops import while_grad as _while_grad  # noqa: F401 - registers the WhileGrad op
 from jitflow.ops.debug_ops import (Print, print, Assert, check_numerics, verify_tensor_all_finite, assert_equal,
                                   assert_none_equal, assert_less, assert_less_equal, assert_greater,
                                   assert_greater_equal, assert_positive, assert_negative, assert_non_negative,

@@ -123,6 +123,8 @@ bool = DType("bool", 10, np.bool_)  # noqa: A001 - TF's name
 string = DType("string", 7, np.object_)
 complex64 = DType("complex64", 8, np.complex64)
 complex128 = DType("complex128", 18, np.complex128)
+# Opaque run-time objects (TensorArrays, loop histories): never fed, fetched or compiled.
+variant = DType("variant", 21, np.object_)
 
 ALL: tuple[DType, ...] = (float16, float32, float64, int8, int16, int32, int64, uint8, uint16, uint32,
                           uint64, bool, string, complex64, complex128)

@@ -10,6 +10,7 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.framework import registry
+from jitflow.framework.function import outside_control_flow
 from jitflow.framework.graph import (
     Graph,
     GraphKeys,
@@ -69,7 +70,7 @@ class Variable:
         self._save_slice_info = None
         g = initial_value.graph if isinstance(initial_value, Tensor) else get_default_graph()
         absolute = getattr(self, "_absolute_name", False)
-        with g.as_default(), g.control_dependencies(None):
+        with g.as_default(), g.control_dependencies(None), outside_control_flow(g):
             scope_cm = g.name_scope(name + "/") if absolute and name else g.name_scope(name or "Variable")
             with scope_cm as scope:
                 if callable(initial_value):
