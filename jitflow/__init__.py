@@ -76,3 +76,4 @@ from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_exec
                                  enable_v2_behavior, executing_eagerly, compat_namespace as _compat_namespace)
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
+from jitflow.summary_events import SessionLog
