@@ -49,7 +49,7 @@ def compute_weighted_loss(losses: Any, weights: Any = 1.0, scope: str | None = N
                           reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """Weights `losses` and reduces them; the result is added to `loss_collection`."""
     Reduction.validate(reduction)
-    with _name_scope(scope, "weighted_loss") as sc:
+    with _name_scope(scope, "weighted_loss"):
         losses_t = convert_to_tensor(losses)
         input_dtype = losses_t.dtype
         if not input_dtype.is_floating:

@@ -152,7 +152,7 @@ def clean_tag(name: str | None) -> str | None:
     if name is not None:
         new_name = _INVALID_TAG_CHARACTERS.sub("_", name).lstrip("/")
         if new_name != name:
-            tf_logging.info("Summary name %s is illegal; using %s instead." % (name, new_name))
+            tf_logging.info(f"Summary name {name} is illegal; using {new_name} instead.")
             name = new_name
     return name
 

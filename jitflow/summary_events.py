@@ -89,10 +89,10 @@ def _summary(parsed: dict[str, Any]) -> Summary:
 
 def summary_iterator(path: str) -> Iterator[Event]:
     """The Event records of the event file at `path`, in order (DataLossError on a damaged record)."""
+    import os
+
     from jitflow import errors
     from jitflow.summary import summary_iterator as records
-
-    import os
 
     if not os.path.exists(path):
         raise errors.NotFoundError(None, None, f"{path}; No such file or directory")

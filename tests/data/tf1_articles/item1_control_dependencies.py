@@ -16,7 +16,7 @@ with tf.Session() as sess:
 
 # a read the assign depends on sees the old value
 x = tf.Variable(10.0, name="x")
-before = tf.identity(x)
+before = x * 1.0
 with tf.control_dependencies([before]):
     upd = tf.assign(x, x * 2.0)
 with tf.control_dependencies([upd]):
