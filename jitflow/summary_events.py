@@ -40,6 +40,9 @@ class SessionLog(_Message):
     STOP = 2
     CHECKPOINT = 3
     _defaults = {"status": 0, "checkpoint_path": "", "msg": ""}
+    status: int
+    checkpoint_path: str
+    msg: str
 
     def SerializeToString(self) -> bytes:  # noqa: N802 - protobuf's method name
         buf = varint_field(1, int(self.status)) if self.status else b""
@@ -75,6 +78,8 @@ class Summary(_Message):
 
 class Event(_Message):
     _defaults = {"wall_time": 0.0, "step": 0, "file_version": "", "summary": None, "session_log": None}
+    summary: Any
+    session_log: Any
 
 
 def _summary(parsed: dict[str, Any]) -> Summary:
