@@ -78,3 +78,4 @@ from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_exec
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
 from jitflow.summary_events import SessionLog
+from jitflow.ops.compat_ops import arg_max, arg_min

@@ -6,7 +6,6 @@ which is how protobuf merges repeated fields. `FileWriter` appends `Event` recor
 """
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
 import re
@@ -61,6 +60,7 @@ def _default_bucket_limits() -> list[float]:
 
 
 _LIMITS = _default_bucket_limits()
+_LIMITS_ARR = np.array(_LIMITS)
 
 
 def histogram_value(tag: str, values: np.ndarray) -> bytes:
@@ -68,9 +68,8 @@ def histogram_value(tag: str, values: np.ndarray) -> bytes:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(v)):
         raise ValueError(f"Nan or Inf in summary histogram for: {tag}")
-    counts = [0.0] * len(_LIMITS)
-    for x in v:
-        counts[bisect.bisect_right(_LIMITS, x)] += 1.0
+    # bucket i holds limits[i-1] <= x < limits[i] (bisect_right), counted in one vectorized pass
+    counts = np.bincount(np.searchsorted(_LIMITS_ARR, v, side="right"), minlength=len(_LIMITS)).astype(float).tolist()
     limits: list[float] = []
     buckets: list[float] = []
     i = 0

@@ -27,3 +27,4 @@ from jitflow.train.learning_rate_decay import (exponential_decay, natural_exp_de
 from jitflow.train.device_setter import replica_device_setter
 from jitflow.train.checkpoint import remove_checkpoint, get_checkpoint_mtimes
 from jitflow.summary_events import summary_iterator, SessionLog
+from jitflow.train.saver_def import SaverDef

@@ -12,8 +12,6 @@ import numpy as np
 
 from jitflow.framework.graph import GraphKeys, Tensor, get_default_graph
 
-from .training_util import get_global_step
-
 logger = logging.getLogger("jitflow.train")
 
 
@@ -79,8 +77,10 @@ class SessionRunHook:
 
 
 def _require_global_step(hook: str) -> Tensor:
-    gs = get_global_step()
-    gs = getattr(gs, "_variable", gs)  # a Variable's handle tensor: fetchable and hashable
+    """The tensor hooks fetch for the step: TF's copy of it, the value from before the run's train op."""
+    from .training_util import _get_or_create_global_step_read
+
+    gs = _get_or_create_global_step_read()
     if gs is None:
         raise RuntimeError(f"Global step should be created to use {hook}.")
     return gs
@@ -354,7 +354,9 @@ class StepCounterHook(SessionRunHook):
         if self._writer is None and self._output_dir:
             self._writer = FileWriterCache.get(self._output_dir)
         self._global_step_tensor = _require_global_step("StepCounterHook")
-        self._tag = self._global_step_tensor.op.name + "/sec"
+        from .training_util import get_global_step
+
+        self._tag = get_global_step().op.name + "/sec"
 
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
         return SessionRunArgs(self._global_step_tensor)
