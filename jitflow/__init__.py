@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 from jitflow import errors
 from jitflow import dtypes
 from jitflow.dtypes import (DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
-                            int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128)
+                            int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128,
+                            float16_ref, float32_ref, float64_ref, int32_ref, int64_ref, bool_ref, string_ref)
 from jitflow.framework.tensor_shape import TensorShape, Dimension, dimension_value
 from jitflow.framework.graph import (Graph, Operation, Tensor, GraphKeys, get_default_graph,
                                      reset_default_graph, name_scope, control_dependencies, device,
@@ -100,3 +101,5 @@ from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedL
                                      FixedLenSequenceFeature, decode_raw)
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
+from jitflow.summary_events import SessionLog
+from jitflow.ops.compat_ops import arg_max, arg_min

@@ -362,7 +362,7 @@ class Session:
     def _check_placement(self, flat: list[Tensor | Operation], feeds: list[Tensor]) -> None:
         from jitflow.compiler.placement import check_placement
 
-        check_placement(flat, feeds, self._config)
+        check_placement(flat, feeds, self._config, self._target)
 
     def _convert_feeds(self, feed_dict: Any) -> tuple[list[Tensor], list[np.ndarray]]:
         if not feed_dict:

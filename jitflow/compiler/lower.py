@@ -18,7 +18,7 @@ from jitflow import errors, flags
 from jitflow.codegen import lowering as L
 from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, cluster
 from jitflow.compiler.placement import gpu_count, requested_gpu
-from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, var_reads
+from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
     MatMulStep,
@@ -239,6 +239,7 @@ def lower(plan: Plan) -> None:
                 own_step.fallback = own_step.fallback[1:]  # the Shape step runs anyway
             steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
             steps.append(own_step or plan.op_steps[op])
+    steps.extend(fetched_reads(plan, plan.fetches))
     # variable reads: a dict lookup (the interpreted step only when the variable is missing, to raise)
     steps = [_light_var_read(st) for st in steps]
     plan.steps = steps

@@ -39,3 +39,4 @@ from jitflow.train.coordinator import Coordinator, LooperThread
 from jitflow.train.queue_runner import QueueRunner, add_queue_runner, start_queue_runners
 from jitflow.train.input import (batch, shuffle_batch, string_input_producer, slice_input_producer,
                                  range_input_producer, input_producer, limit_epochs)
+from jitflow.summary_events import summary_iterator, SessionLog
