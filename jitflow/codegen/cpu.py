@@ -16,8 +16,9 @@ serial dependency chain that cannot vectorize) and a scalar tail.
 from __future__ import annotations
 
 from jitflow.codegen import lowering as L
-from jitflow.compiler.cluster import REDUCTION, Cluster
-from jitflow.compiler.layout import Layout
+from jitflow.ir import expr
+from jitflow.ir.cluster import REDUCTION, Cluster
+from jitflow.ir.layout import Layout
 
 CODEGEN_VERSION = 7
 # Ops whose NumPy/libm form (in the lowering tables) the CPU replaces by vmath's vectorizable one.
@@ -26,6 +27,27 @@ CPU_VMATH = {"Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Co
 ENTRY = "kernel"
 LANES = 8
 CHUNKS = 16  # chunks (partial results) of a parallel reduction over its first group
+
+
+class CpuDialect(expr.Dialect):
+    """CPU spelling of formula calls: vmath's vectorizable function (``V.<fn>_<f32|f64>``) where the
+    table `vmath_names` maps the NumPy name to one, else the NumPy ufunc (a libm call)."""
+
+    def __init__(self, vmath_names: dict[str, str]) -> None:
+        self.vmath_names = vmath_names
+
+    def call(self, name: str, dt: str, args: list[str]) -> str:
+        fn = self.vmath_names.get(name)
+        if fn is None or dt not in L.FLOAT:
+            return super().call(name, dt, args)
+        return f"V.{fn}_{'f32' if dt == 'float32' else 'f64'}({', '.join(args)})"
+
+
+# vmath always stands in for these; with `cpu_math`, also for the functions of CPU_VMATH
+_VMATH_ALWAYS = {n: n for n in ("exp", "log", "log1p", "expm1", "tanh", "sigmoid")}
+CPU = CpuDialect(_VMATH_ALWAYS)
+CPU_MATH = CpuDialect({**_VMATH_ALWAYS, "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh",
+                       "cosh": "cosh"})
 
 
 def _nbtype(dt: str) -> str:
@@ -77,10 +99,9 @@ def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False) -> L
     if fn is not None and node.dtype in L.FLOAT and all(d == node.dtype for d in in_dts):
         sfx = "f32" if node.dtype == "float32" else "f64"
         return L.Expr(L.cast(f"V.{fn}_{sfx}({', '.join(args)})", node.dtype))
-    tpl = L.ELEMENTWISE.get(node.op_type)
-    if tpl is None:
+    if not L.has_elementwise(node.op_type):
         raise ValueError(f"no lowering for {node.op_type}")
-    e = tpl(args, in_dts, node.dtype, node)
+    e = L.node_code(node.op_type, args, in_dts, node.dtype, node, CPU_MATH if cpu_math else CPU)
     if e is None:
         raise ValueError(f"no lowering for {node.op_type} on {in_dts}")
     return e

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 from jitflow.codegen import cpu
 from jitflow.codegen import lowering as L
-from jitflow.compiler.cluster import REDUCTION, Cluster
-from jitflow.compiler.layout import Layout
+from jitflow.ir import expr
+from jitflow.ir.cluster import REDUCTION, Cluster
+from jitflow.ir.layout import Layout
 
 CODEGEN_VERSION = 1
 ENTRY = "launch"
@@ -84,15 +85,39 @@ def _float_of(dts: list[str]) -> str | None:
     return next((d for d in dts if d in L.FLOAT), None)
 
 
+class CudaDialect(expr.Dialect):
+    """Device spelling of formula calls: `jitflow.codegen.cudamath` (``M.<fn>_<f32|f64>``)."""
+
+    def call(self, name: str, dt: str, args: list[str]) -> str:
+        if dt not in L.FLOAT:
+            raise ValueError(f"no device lowering for {name} on {dt}")
+        return f"M.{name}_{'f32' if dt == 'float32' else 'f64'}({', '.join(args)})"
+
+
+CUDA = CudaDialect()
+
+
+def _node_expr(c: Cluster, k: int, names: list[str]) -> L.Expr:
+    """Node k as device code: rendered from its OpDef's formula, or the CPU table entry rewritten."""
+    node = c.nodes[k]
+    in_dts = [c.value_dtype(a) for a in node.args]
+    if L.elementwise_formula(node.op_type) is not None:
+        e = L.node_code(node.op_type, [names[a] for a in node.args], in_dts, node.dtype, node, CUDA)
+        if e is None:
+            raise ValueError(f"no lowering for {node.op_type} on {in_dts}")
+        return e
+    e = cpu.node_expr(c, k, names)
+    fdt = _float_of(in_dts + [node.dtype])
+    return L.Expr(device_code(e.code, fdt), tuple(device_code(chk, fdt) for chk in e.checks))
+
+
 def _node_stmts(c: Cluster, k: int, names: list[str], checks: list[str]) -> list[str]:
     """`v<k> = <expr>` and the checks of node k, as device code."""
-    node = c.nodes[k]
-    e = cpu.node_expr(c, k, names)
-    fdt = _float_of([c.value_dtype(a) for a in node.args] + [node.dtype])
-    out = [f"v{k} = {device_code(e.code, fdt)}"]
+    e = _node_expr(c, k, names)
+    out = [f"v{k} = {e.code}"]
     for chk in e.checks:
         checks.append(chk)
-        out.append(f"if {device_code(chk, fdt)}:")
+        out.append(f"if {chk}:")
         out.append(f"    err[0] = {len(checks)}")
     return out
 

@@ -28,18 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-FLOAT = ("float32", "float64")
-INT = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
-NUMERIC = FLOAT + INT
-SUPPORTED = NUMERIC + ("bool",)
+from jitflow.framework import registry
+from jitflow.ir import expr, formula
+
+FLOAT, INT, NUMERIC, SUPPORTED = expr.FLOAT, expr.INT, expr.NUMERIC, expr.SUPPORTED
 
 
-@dataclass(frozen=True)
-class Expr:
-    """A scalar expression and the conditions under which its op fails."""
-
-    code: str
-    checks: tuple[str, ...] = ()
+Expr = expr.Rendered  # a scalar expression and the conditions under which its op fails
 
 
 Template = Callable[[list[str], list[str], str, Any], "Expr | None"]
@@ -234,47 +229,7 @@ def _addn(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
 
 ELEMENTWISE.update({"Select": _select, "SelectV2": _select, "Cast": _cast, "AddN": _addn})
 
-# -- nn activations and their gradients (formulas of jitflow.ops.nn_ops' reference kernels) ------------
-
-
-def _nn(fmt: str, dts: tuple[str, ...] = FLOAT) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        if ins[0] not in dts:
-            return None
-        x = a[0]
-        y = a[1] if len(a) > 1 else ""
-        code = fmt.format(x=x, y=y, zero=const(0, out), one=const(1, out), six=const(6, out),
-                          alpha=const(float(node.attr("alpha", 0.2)) if node is not None else 0.2, out),
-                          expm1=_vm("expm1", ins[0]), log1p=_vm("log1p", ins[0]), exp=_vm("exp", ins[0]),
-                          sigmoid=_vm("sigmoid", ins[0]))
-        return Expr(cast(code, out))
-    return t
-
-
-_MAX0 = "({x} if ({x} > {zero} or {x} != {x}) else {zero})"  # np.maximum(x, 0): NaN propagates
-ELEMENTWISE.update({
-    "Relu": _nn(_MAX0, NUMERIC),
-    "Elu": _nn("({x} if {x} > {zero} else {expm1}(({x} if ({x} < {zero} or {x} != {x}) else {zero})))"),
-    "Softplus": _nn("(" + _MAX0 + " + {log1p}({exp}(-abs({x}))))"),
-    "LeakyRelu": _nn("({x} if {x} > {zero} else {x} * {alpha})"),
-    "ReluGrad": _nn("({x} if {y} > {zero} else {zero})", NUMERIC),
-    "Relu6Grad": _nn("({x} if ({y} > {zero} and {y} < {six}) else {zero})", NUMERIC),
-    "EluGrad": _nn("({x} if {y} > {zero} else {x} * ({y} + {one}))"),
-    "SoftplusGrad": _nn("{x} * {sigmoid}({y})"),
-    "LeakyReluGrad": _nn("({x} if {y} > {zero} else {x} * {alpha})"),
-    "BiasAdd": _arith("+"),
-})
-
-
-def _relu6(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] not in NUMERIC:
-        return None
-    x, zero, six = a[0], const(0, out), const(6, out)
-    m = f"({x} if ({x} > {zero} or {x} != {x}) else {zero})"
-    return Expr(cast(f"({m} if ({m} < {six} or {m} != {m}) else {six})", out))
-
-
-ELEMENTWISE["Relu6"] = _relu6
+ELEMENTWISE["BiasAdd"] = _arith("+")
 ELEMENTWISE["ZerosLike"] = lambda a, ins, out, node: Expr(const(0, out)) if out in SUPPORTED else None
 ELEMENTWISE["OnesLike"] = lambda a, ins, out, node: Expr(const(1, out)) if out in SUPPORTED else None
 
@@ -379,76 +334,13 @@ UPDATES: dict[str, UpdateRule] = {
 }
 
 
-class _Sym:
-    """A symbolic scalar: arithmetic on it builds the expression text, each result cast to `dt`."""
-
-    __array_priority__ = 1000
-
-    def __init__(self, code: str, dt: str) -> None:
-        self.code = code
-        self.dt = dt
-
-    def _lift(self, other: Any) -> str:
-        return other.code if isinstance(other, _Sym) else const(other, self.dt)
-
-    def _bin(self, op: str, other: Any, rev: bool = False) -> _Sym:
-        a, b = self.code, self._lift(other)
-        if rev:
-            a, b = b, a
-        return _Sym(cast(f"{a} {op} {b}", self.dt), self.dt)
-
-    def __add__(self, o: Any) -> _Sym:
-        return self._bin("+", o)
-
-    def __radd__(self, o: Any) -> _Sym:
-        return self._bin("+", o, True)
-
-    def __sub__(self, o: Any) -> _Sym:
-        return self._bin("-", o)
-
-    def __rsub__(self, o: Any) -> _Sym:
-        return self._bin("-", o, True)
-
-    def __mul__(self, o: Any) -> _Sym:
-        return self._bin("*", o)
-
-    def __rmul__(self, o: Any) -> _Sym:
-        return self._bin("*", o, True)
-
-    def __truediv__(self, o: Any) -> _Sym:
-        return self._bin("/", o)
-
-    def __rtruediv__(self, o: Any) -> _Sym:
-        return self._bin("/", o, True)
-
-    def __neg__(self) -> _Sym:
-        return _Sym(cast(f"-{self.code}", self.dt), self.dt)
-
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> _Sym:
-        if ufunc.__name__ == "sqrt" and method == "__call__" and len(inputs) == 1:
-            return _Sym(cast(f"np.sqrt({self.code})", self.dt), self.dt)
-        raise TypeError(f"update rules may only use arithmetic and np.sqrt, not {ufunc.__name__}")
-
-
-def _apply_rule(op_type: str) -> UpdateRule | None:
-    """The rule of an optimizer Apply op, traced from its reference update function (same formula)."""
-    try:
-        from jitflow.train import training_ops
-    except ImportError:
-        return None
-    upd = training_ops.UPDATES.get(op_type)
-    if upd is None:
-        return None
-    variants = upd.variants
+def _apply_rule(upd: formula.Update) -> UpdateRule:
+    """The rule of an optimizer Apply op, traced from its OpDef's update formula (one formula)."""
 
     def new(slot: int, a: list[str], dt: str, node: Any) -> str:
-        chosen = upd.rule
-        for attr, value, rule in variants:
-            if node is not None and bool(node.attr(attr, not value)) is value:
-                chosen = rule
-                break
-        res = chosen(*[_Sym(x, dt) for x in a])
-        return res[slot].code if isinstance(res[slot], _Sym) else cast(repr(res[slot]), dt)
+        rule = upd.chosen(lambda name, default: node.attr(name, default) if node is not None else default)
+        res = rule(*[expr.arg(i, dt) for i in range(len(a))])
+        return expr.render(res[slot], a, _NEUTRAL, dt).code
 
     nrefs = len(upd.refs)
     grad = nrefs + upd.args.index("grad") if "grad" in upd.args else -1
@@ -458,20 +350,48 @@ def _apply_rule(op_type: str) -> UpdateRule | None:
 
 
 def update_rule(op_type: str) -> UpdateRule | None:
-    """The update rule of `op_type` (Assign*, or an optimizer Apply op), or None."""
+    """The update rule of `op_type` (Assign*, or an op whose OpDef has an update formula), or None."""
     rule = UPDATES.get(op_type)
-    if rule is None and op_type.startswith("Apply"):
-        rule = _apply_rule(op_type)
-        if rule is not None:
-            UPDATES[op_type] = rule
-            ATTRS[op_type] = tuple(attr for attr, _, _ in _variants(op_type))
+    if rule is None:
+        upd = registry.lowering_of(op_type)
+        if isinstance(upd, formula.Update):
+            rule = UPDATES[op_type] = _apply_rule(upd)
+            ATTRS[op_type] = tuple(attr for attr, _, _ in upd.variants)
     return rule
 
 
-def _variants(op_type: str) -> tuple[tuple[str, bool, Any], ...]:
-    from jitflow.train import training_ops
+def elementwise_formula(op_type: str) -> formula.Elementwise | None:
+    """The formula of an elementwise op from its OpDef (its code-changing attrs join `ATTRS`), or None."""
+    f = registry.lowering_of(op_type)
+    if not isinstance(f, formula.Elementwise):
+        return None
+    if f.attrs and op_type not in ATTRS:
+        ATTRS[op_type] = f.attrs
+    return f
 
-    return training_ops.UPDATES[op_type].variants
+
+def has_elementwise(op_type: str) -> bool:
+    """True if `op_type` has an elementwise lowering (a formula or a table entry)."""
+    return op_type in ELEMENTWISE or elementwise_formula(op_type) is not None
+
+
+def node_code(op_type: str, args: list[str], in_dts: list[str], out_dt: str, node: Any,
+              dialect: expr.Dialect) -> Expr | None:
+    """The expression of an elementwise node in `dialect` (None: no lowering for these dtypes).
+
+    `node` gives the code-changing attrs (`node.attr(name, default)`; None: the defaults).
+    """
+    f = elementwise_formula(op_type)
+    if f is not None:
+        sym = f.trace(in_dts, lambda name: node.attr(name) if node is not None else _DEFAULTS.get(name))
+        return None if sym is None else expr.render(sym, args, dialect, out_dt)
+    tpl = ELEMENTWISE.get(op_type)
+    return None if tpl is None else tpl(args, in_dts, out_dt, node)
+
+
+# attr values that decide nothing about lowering, for questions asked before a node exists
+_DEFAULTS: dict[str, Any] = {"alpha": 0.2}
+_NEUTRAL = expr.Dialect()
 
 # Attrs that change the generated code (part of the node, hence of the kernel key).
 ATTRS: dict[str, tuple[str, ...]] = {

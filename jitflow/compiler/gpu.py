@@ -42,10 +42,10 @@ from jitflow.codegen import cuda as cg
 from jitflow.codegen.cache import KernelCompileError
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.interp import op_error
-from jitflow.compiler.layout import Layout, LayoutError, compute_layout
 from jitflow.compiler.placement import gpu_count, requested_gpu
 from jitflow.compiler.plan import ARENA_SLOT, TRASH_SLOT, Plan, Step
 from jitflow.framework.graph import Operation, Tensor
+from jitflow.ir.layout import Layout, LayoutError, compute_layout
 
 # -- the CUDA runtime ------------------------------------------------------------------------------------
 

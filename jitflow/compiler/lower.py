@@ -33,10 +33,12 @@ from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were
 )
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
+from jitflow.ir.expr import Dialect
 
 # Ops whose reference kernel already is a BLAS call with reused buffers: their own step, not a fallback.
 _BLAS_KERNELS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"})
 _AXIS_REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Prod", "All", "Any")
+_ANY_DIALECT = Dialect()  # whether a node lowers (and whether it can fail) is the same in every dialect
 
 
 def member_reason(op: Operation) -> str | None:
@@ -86,17 +88,17 @@ def member_reason(op: Operation) -> str | None:
         return None
     if kind == registry.STATEFUL:
         return f"stateful op {t} runs as its own step"
-    tpl = L.ELEMENTWISE.get(t)
-    if kind != registry.ELEMENTWISE and tpl is None:
+    lowered = L.has_elementwise(t)
+    if kind != registry.ELEMENTWISE and not lowered:
         return f"no lowering for {t} ({kind})"
-    if tpl is None:
-        return f"no lowering for elementwise op {t}"
+    if not lowered:
+        return op.opdef.no_lowering or f"no lowering for elementwise op {t}"
     if t == "Select" and op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:
         return "Select with a vector condition picks rows (interpreted)"
     if t == "Select" and op.inputs[0].shape.ndims is None:
         return "Select with a condition of unknown rank"
     names = [f"a{i}" for i in range(len(in_dts))]
-    if tpl(names, in_dts, out_dts[0], None) is None:
+    if L.node_code(t, names, in_dts, out_dts[0], None, _ANY_DIALECT) is None:
         return f"{t} on {', '.join(in_dts)} has no lowering"
     return None
 
@@ -319,6 +321,6 @@ def _has_checks(c: Cluster, k: int) -> bool:
     node = c.nodes[k]
     if node.op_type in L.UPDATES or c.kind == REDUCTION and k == len(c.nodes) - 1:
         return False
-    tpl = L.ELEMENTWISE[node.op_type]
-    e = tpl([f"a{i}" for i in range(len(node.args))], [c.value_dtype(a) for a in node.args], node.dtype, node)
+    e = L.node_code(node.op_type, [f"a{i}" for i in range(len(node.args))], [c.value_dtype(a) for a in node.args],
+                    node.dtype, node, _ANY_DIALECT)
     return bool(e is not None and e.checks)

@@ -13,6 +13,8 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape
+from jitflow.ir import expr as E
+from jitflow.ir.formula import Elementwise
 from jitflow.ops.constant_op import convert_to_tensor
 from jitflow.ops.op_util import (
     FLOATS,
@@ -51,6 +53,14 @@ def _truncatediv(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         q = np.abs(x) // np.abs(y)
         return np.where((x < 0) != (y < 0), -q, q).astype(x.dtype, copy=False)
     return np.trunc(np.true_divide(x, y)).astype(x.dtype, copy=False)
+
+
+def _truncate_div_formula(x: Any, y: Any) -> Any:
+    """TruncateDiv as a formula (the compiler's lowering; the kernel above also reports errors)."""
+    if E.dtype_name(x) in E.INT:
+        q = builtins.abs(x) // builtins.abs(y)  # a zero divisor: the kernel falls back
+        return E.where((x < 0) != (y < 0), -q, q)
+    return E.trunc(x / y)
 
 
 def _realdiv(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -120,8 +130,9 @@ def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 _BINARY["Div"] = _div
+_LOWERED = {"TruncateDiv": Elementwise(_truncate_div_formula, E.NUMERIC)}
 for _t, _f in _BINARY.items():
-    register_elementwise(_t, _f)
+    register_elementwise(_t, _f, lowering=_LOWERED.get(_t))
 for _t, _f in _UNARY.items():
     register_elementwise(_t, _f)
 for _t, _f in _COMPARE.items():

@@ -122,7 +122,7 @@ def test_cuda_kernels_are_keyed_by_target_and_shared() -> None:
 
 def test_generated_source_uses_device_math() -> None:
     from jitflow.codegen import cuda as cg
-    from jitflow.compiler.layout import compute_layout
+    from jitflow.ir.layout import compute_layout
 
     x = tf.placeholder(tf.float64, [4])
     with tf.device("/gpu:0"):
