@@ -21,9 +21,6 @@ from jitflow.ir.cluster import REDUCTION, Cluster
 from jitflow.ir.layout import Layout
 
 CODEGEN_VERSION = 7
-# Ops whose NumPy/libm form (in the lowering tables) the CPU replaces by vmath's vectorizable one.
-# (sin/cos/tan stay libm calls: vmath's give nan beyond |x| = 2**50, where NumPy still answers.)
-CPU_VMATH = {"Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Pow": "pow"}
 ENTRY = "kernel"
 LANES = 8
 CHUNKS = 16  # chunks (partial results) of a parallel reduction over its first group
@@ -31,7 +28,7 @@ CHUNKS = 16  # chunks (partial results) of a parallel reduction over its first g
 
 class CpuDialect(expr.Dialect):
     """CPU spelling of formula calls: vmath's vectorizable function (``V.<fn>_<f32|f64>``) where the
-    table `vmath_names` maps the NumPy name to one, else the NumPy ufunc (a libm call)."""
+    table `vmath_names` maps the NumPy name (or ``**``) to one, else the NumPy ufunc (a libm call)."""
 
     def __init__(self, vmath_names: dict[str, str]) -> None:
         self.vmath_names = vmath_names
@@ -42,12 +39,19 @@ class CpuDialect(expr.Dialect):
             return super().call(name, dt, args)
         return f"V.{fn}_{'f32' if dt == 'float32' else 'f64'}({', '.join(args)})"
 
+    def binary(self, op: str, a: str, b: str, dt: str) -> str:
+        if op == "**" and "**" in self.vmath_names and dt in L.FLOAT:
+            return self.cast(self.call("**", dt, [a, b]), dt)
+        return super().binary(op, a, b, dt)
 
-# vmath always stands in for these; with `cpu_math`, also for the functions of CPU_VMATH
+
+# vmath always stands in for these. CPU_MATH, what CPU kernels use, also takes vmath's asin, acos, atan,
+# sinh, cosh and pow; sin/cos/tan stay libm calls: vmath's give nan beyond |x| = 2**50, where NumPy
+# still answers. CPU keeps the others NumPy's.
 _VMATH_ALWAYS = {n: n for n in ("exp", "log", "log1p", "expm1", "tanh", "sigmoid")}
 CPU = CpuDialect(_VMATH_ALWAYS)
 CPU_MATH = CpuDialect({**_VMATH_ALWAYS, "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh",
-                       "cosh": "cosh"})
+                       "cosh": "cosh", "**": "pow"})
 
 
 def _nbtype(dt: str) -> str:
@@ -84,27 +88,8 @@ def value_masks(c: Cluster, layout: Layout) -> list[tuple[bool, ...]]:
 
 
 def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False) -> L.Expr:
-    """The scalar expression of node k, given the names of all value ids.
-
-    Backend-neutral (the lowering tables) unless `cpu_math`, which swaps in vmath's vectorizable
-    functions for the ops of `CPU_VMATH`.
-    """
-    node = c.nodes[k]
-    args = [names[a] for a in node.args]
-    in_dts = [c.value_dtype(a) for a in node.args]
-    rule = L.update_rule(node.op_type)
-    if rule is not None:
-        return L.Expr(rule.new(int(node.attr("slot", 0)), args, node.dtype, node))
-    fn = CPU_VMATH.get(node.op_type) if cpu_math else None
-    if fn is not None and node.dtype in L.FLOAT and all(d == node.dtype for d in in_dts):
-        sfx = "f32" if node.dtype == "float32" else "f64"
-        return L.Expr(L.cast(f"V.{fn}_{sfx}({', '.join(args)})", node.dtype))
-    if not L.has_elementwise(node.op_type):
-        raise ValueError(f"no lowering for {node.op_type}")
-    e = L.node_code(node.op_type, args, in_dts, node.dtype, node, CPU_MATH if cpu_math else CPU)
-    if e is None:
-        raise ValueError(f"no lowering for {node.op_type} on {in_dts}")
-    return e
+    """The scalar expression of node k, given the names of all value ids (`CPU_MATH` if `cpu_math`)."""
+    return L.node_expr(c, k, names, CPU_MATH if cpu_math else CPU)
 
 
 def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:

@@ -1,26 +1,24 @@
-"""Op type → scalar expression templates: what the code generators emit for each node of a cluster.
+"""What the code generators emit for each node of a cluster, from the op definitions.
 
-Three tables, keyed by registry op type:
+An elementwise op's code comes from its OpDef: `OpDef.lowering` is a `jitflow.ir.formula.Elementwise`,
+whose formula is traced into a `jitflow.ir.expr` tree and rendered by the backend's `Dialect`
+(`node_code`). A variable-update op's OpDef carries a `formula.Update` (the optimizer Apply ops), or the
+op is one of the Assign ops of `UPDATES`. Rendered expressions carry checks: conditions under which the
+op must fail (integer division by zero, ...); the kernel raises a flag and the step re-runs the cluster
+interpreted, which reports the error exactly as the interpreter does.
 
-* `ELEMENTWISE`: ``template(args, in_dtypes, out_dtype, node) -> Expr | None``; `args` are the
-  names of the scalar operands, the result is an expression of dtype `out_dtype` (None: these dtypes
-  have no lowering). `Expr.checks` are conditions under which the op must fail (integer division by
-  zero, ...): the kernel raises a flag and the step re-runs the cluster interpreted, which reports the
-  error exactly as the interpreter does.
+Tables kept here, keyed by registry op type:
+
 * `REDUCTIONS`: how to accumulate and finish a reduction.
-* `UPDATES`: variable updates (Assign*, optimizer Apply* ops): which ref inputs they write, whether
-  they read the current values, and the new value of each ref.
+* `UPDATES`: variable updates: which ref inputs they write, whether they read the current values, and
+  the new value of each ref (filled from the OpDefs' update formulas on first use).
+* `ATTRS` (attrs that change the code, part of the kernel key; formulas add theirs), `derived_attrs(op)`
+  (computed ones, e.g. UnbroadcastTo's target), `DATA_INPUTS` (inputs that are iterated over; the others
+  only parameterize the op) and `SHAPE_CHECKS` (run-time shape rules beyond broadcasting, e.g.
+  BiasAdd's).
 
-Also: `ATTRS` (attrs that change the code, part of the kernel key), `derived_attrs(op)` (computed
-ones, e.g. UnbroadcastTo's target), `DATA_INPUTS` (inputs that are iterated over; the others only
-parameterize the op) and `SHAPE_CHECKS` (run-time shape rules beyond broadcasting, e.g. BiasAdd's).
-Adding an op type to these tables is all it takes to compile it; the tests compare every entry with
-the interpreter.
-
-Expressions use ``np.<dtype>(...)`` casts, ``np`` ufuncs on scalars and ``V.<fn>_<f32|f64>`` for the
-vectorizable transcendental functions of `jitflow.codegen.vmath` (the CPU backend binds ``V`` to that
-module; another backend binds it to its own math). The tables are backend-neutral; the CPU generator
-additionally swaps some NumPy ufuncs for vmath versions (`codegen/cpu.py`, ``CPU_VMATH``).
+Rendered code uses ``np.<dtype>(...)`` casts; calls are the dialect's (NumPy ufuncs or vmath's
+vectorizable functions on the CPU, `codegen/cudamath.py` on CUDA).
 """
 from __future__ import annotations
 
@@ -30,208 +28,21 @@ from typing import Any
 
 from jitflow.framework import registry
 from jitflow.ir import expr, formula
+from jitflow.ir.cluster import Cluster
 
 FLOAT, INT, NUMERIC, SUPPORTED = expr.FLOAT, expr.INT, expr.NUMERIC, expr.SUPPORTED
-
-
 Expr = expr.Rendered  # a scalar expression and the conditions under which its op fails
 
 
-Template = Callable[[list[str], list[str], str, Any], "Expr | None"]
-
-
-def cast(expr: str, dt: str) -> str:
-    """`expr` converted to dtype `dt` (integers wrap, as NumPy's do)."""
-    return f"np.{'bool_' if dt == 'bool' else dt}({expr})"
+def cast(code: str, dt: str) -> str:
+    """`code` converted to dtype `dt` (integers wrap, as NumPy's do)."""
+    return f"np.{'bool_' if dt == 'bool' else dt}({code})"
 
 
 def const(value: float | int, dt: str) -> str:
     """A typed literal (a bare Python float would promote float32 math to float64)."""
     return cast(repr(float(value)) if dt in FLOAT else repr(int(value)), dt)
 
-
-def _vm(name: str, dt: str) -> str:
-    return f"V.{name}_{'f32' if dt == 'float32' else 'f64'}"
-
-
-# -- elementwise ----------------------------------------------------------------------------------------
-
-ELEMENTWISE: dict[str, Template] = {}
-
-
-def _reg(names: tuple[str, ...], fn: Template) -> None:
-    for n in names:
-        ELEMENTWISE[n] = fn
-
-
-def _arith(op: str, dts: tuple[str, ...] = NUMERIC) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        if ins[0] not in dts:
-            return None
-        return Expr(cast(f"{a[0]} {op} {a[1]}", out))
-    return t
-
-
-_reg(("AddV2", "Add"), _arith("+"))
-_reg(("Sub",), _arith("-"))
-_reg(("Mul",), _arith("*"))
-
-
-def _realdiv(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    return Expr(cast(f"{a[0]} / {a[1]}", out)) if ins[0] in FLOAT else None
-
-
-def _floordiv(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] in FLOAT:
-        return Expr(cast(f"np.floor({a[0]} / {a[1]})", out))
-    if ins[0] in INT:
-        return Expr(cast(f"{a[0]} // {a[1]}", out), (f"{a[1]} == 0",))
-    return None
-
-
-def _div(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    return _realdiv(a, ins, out, node) if ins[0] in FLOAT else _floordiv(a, ins, out, node)
-
-
-def _floormod(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] in INT:
-        return Expr(cast(f"{a[0]} % {a[1]}", out), (f"{a[1]} == 0",))
-    if ins[0] in FLOAT:
-        # NumPy's float mod: fmod, then moved to the divisor's sign; y == 0 gives nan
-        x, y = a
-        r = f"np.fmod({x}, {y})"
-        return Expr(cast(f"({r} + {y} if ({r} != 0 and (({r} < 0) != ({y} < 0))) else "
-                         f"(np.copysign({const(0, out)}, {y}) if {r} == 0 else {r}))", out))
-    return None
-
-
-def _pow(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] in FLOAT:
-        return Expr(cast(f"{a[0]} ** {a[1]}", out))
-    if ins[0] in INT:
-        neg = (f"{a[1]} < 0",) if not ins[0].startswith("u") else ()
-        return Expr(cast(f"{a[0]} ** {a[1]}", out), neg)
-    return None
-
-
-def _minmax(cmp: str) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        x, y = a
-        if ins[0] in FLOAT:  # NaN propagates, as in np.maximum/np.minimum
-            return Expr(cast(f"({x} if ({x} {cmp} {y} or {x} != {x}) else {y})", out))
-        if ins[0] in INT:
-            return Expr(cast(f"({x} if {x} {cmp} {y} else {y})", out))
-        return None
-    return t
-
-
-def _sqdiff(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] not in NUMERIC:
-        return None
-    return Expr(cast(f"({a[0]} - {a[1]}) * ({a[0]} - {a[1]})", out))
-
-
-ELEMENTWISE.update({"RealDiv": _realdiv, "FloorDiv": _floordiv, "Div": _div, "FloorMod": _floormod,
-                    "Pow": _pow, "Maximum": _minmax(">"), "Minimum": _minmax("<"),
-                    "SquaredDifference": _sqdiff})
-
-
-def _unary(fmt: str, dts: tuple[str, ...] = NUMERIC) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        if ins[0] not in dts:
-            return None
-        return Expr(cast(fmt.format(x=a[0], one=const(1, out), zero=const(0, out)), out))
-    return t
-
-
-def _vmath(name: str) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        return Expr(cast(f"{_vm(name, ins[0])}({a[0]})", out)) if ins[0] in FLOAT else None
-    return t
-
-
-def _sign(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    x = a[0]
-    if ins[0] in FLOAT:
-        return Expr(cast(f"({const(1, out)} if {x} > 0 else ({const(-1, out)} if {x} < 0 else {x}))", out))
-    if ins[0] in INT:
-        return Expr(cast(f"(1 if {x} > 0 else (-1 if {x} < 0 else 0))", out))
-    return None
-
-
-def _reciprocal(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] in FLOAT:
-        return Expr(cast(f"{const(1, out)} / {a[0]}", out))
-    if ins[0] in INT:
-        return Expr(cast(f"1 // {a[0]}", out), (f"{a[0]} == 0",))
-    return None
-
-
-_reg(("Neg",), _unary("-{x}"))
-_reg(("Abs",), _unary("abs({x})"))
-_reg(("Square",), _unary("{x} * {x}"))
-_reg(("Sqrt",), _unary("np.sqrt({x})", FLOAT))
-_reg(("Rsqrt",), _unary("{one} / np.sqrt({x})", FLOAT))
-# NumPy ufunc names here; the CPU generator swaps in vectorizable vmath versions (codegen/cpu.py)
-for _n, _f in (("Sin", "sin"), ("Cos", "cos"), ("Tan", "tan"), ("Asin", "arcsin"), ("Acos", "arccos"),
-               ("Atan", "arctan"), ("Sinh", "sinh"), ("Cosh", "cosh"), ("Floor", "floor"), ("Ceil", "ceil"),
-               ("Round", "rint")):
-    _reg((_n,), _unary(f"np.{_f}({{x}})", FLOAT))
-for _n, _f in (("Exp", "exp"), ("Log", "log"), ("Log1p", "log1p"), ("Expm1", "expm1"), ("Tanh", "tanh"),
-               ("Sigmoid", "sigmoid")):
-    _reg((_n,), _vmath(_f))
-_reg(("Sign",), _sign)
-_reg(("Reciprocal", "Inv"), _reciprocal)
-
-
-def _compare(op: str) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        return Expr(f"({a[0]} {op} {a[1]})") if ins[0] in SUPPORTED else None
-    return t
-
-
-for _n, _o in (("Equal", "=="), ("NotEqual", "!="), ("Less", "<"), ("LessEqual", "<="), ("Greater", ">"),
-               ("GreaterEqual", ">=")):
-    _reg((_n,), _compare(_o))
-_reg(("LogicalAnd",), lambda a, ins, out, node: Expr(f"({a[0]} & {a[1]})") if ins[0] == "bool" else None)
-_reg(("LogicalOr",), lambda a, ins, out, node: Expr(f"({a[0]} | {a[1]})") if ins[0] == "bool" else None)
-_reg(("LogicalNot",), lambda a, ins, out, node: Expr(f"(not {a[0]})") if ins[0] == "bool" else None)
-_reg(("IsNan",), lambda a, ins, out, node: Expr(f"({a[0]} != {a[0]})") if ins[0] in FLOAT else None)
-_reg(("IsInf",), lambda a, ins, out, node: Expr(f"np.isinf({a[0]})") if ins[0] in FLOAT else None)
-_reg(("IsFinite",), lambda a, ins, out, node: Expr(f"np.isfinite({a[0]})") if ins[0] in FLOAT else None)
-
-
-def _select(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] != "bool" or ins[1] not in SUPPORTED:
-        return None
-    return Expr(cast(f"({a[1]} if {a[0]} else {a[2]})", out))
-
-
-def _cast(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    src, x = ins[0], a[0]
-    if src not in SUPPORTED or out not in SUPPORTED:
-        return None
-    if out == "bool":
-        return Expr(f"({x} != 0)")
-    if src in FLOAT and out in INT:
-        return Expr(cast(f"np.trunc({x})", out))
-    return Expr(cast(x, out))
-
-
-def _addn(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] not in NUMERIC:
-        return None
-    acc = a[0]
-    for x in a[1:]:
-        acc = cast(f"{acc} + {x}", out)  # left to right, each sum in the output dtype
-    return Expr(cast(acc, out))
-
-
-ELEMENTWISE.update({"Select": _select, "SelectV2": _select, "Cast": _cast, "AddN": _addn})
-
-ELEMENTWISE["BiasAdd"] = _arith("+")
-ELEMENTWISE["ZerosLike"] = lambda a, ins, out, node: Expr(const(0, out)) if out in SUPPORTED else None
-ELEMENTWISE["OnesLike"] = lambda a, ins, out, node: Expr(const(1, out)) if out in SUPPORTED else None
 
 # Inputs that are data (iterated over); the others only parameterize the op (e.g. a target shape).
 DATA_INPUTS: dict[str, tuple[int, ...]] = {"UnbroadcastTo": (0,)}
@@ -308,14 +119,14 @@ def finish_code(rule: ReduceRule, acc: str, n: str, in_dt: str, out_dt: str) -> 
 
 # -- variable updates ------------------------------------------------------------------------------------
 
-UpdateFn = Callable[[int, list[str], str, Any], str]
+UpdateFn = Callable[[int, list[str], str, Any, expr.Dialect], str]
 
 
 @dataclass(frozen=True)
 class UpdateRule:
     """A variable update op: the refs it writes and each new value.
 
-    `new(slot, args, dtype, node)` gives the new value of the slot-th ref. `args` are the current values
+    `new(slot, args, dtype, node, dialect)` gives the new value of the slot-th ref. `args` are the current values
     of the refs (when `reads` is True) followed by the op's other inputs in order.
     """
 
@@ -328,19 +139,19 @@ class UpdateRule:
 
 
 UPDATES: dict[str, UpdateRule] = {
-    "Assign": UpdateRule((0,), lambda slot, a, dt, node: cast(a[0], dt), reads=False),
-    "AssignAdd": UpdateRule((0,), lambda slot, a, dt, node: cast(f"{a[0]} + {a[1]}", dt), exact_shape=(1,)),
-    "AssignSub": UpdateRule((0,), lambda slot, a, dt, node: cast(f"{a[0]} - {a[1]}", dt), exact_shape=(1,)),
+    "Assign": UpdateRule((0,), lambda slot, a, dt, node, d: cast(a[0], dt), reads=False),
+    "AssignAdd": UpdateRule((0,), lambda slot, a, dt, node, d: cast(f"{a[0]} + {a[1]}", dt), exact_shape=(1,)),
+    "AssignSub": UpdateRule((0,), lambda slot, a, dt, node, d: cast(f"{a[0]} - {a[1]}", dt), exact_shape=(1,)),
 }
 
 
 def _apply_rule(upd: formula.Update) -> UpdateRule:
     """The rule of an optimizer Apply op, traced from its OpDef's update formula (one formula)."""
 
-    def new(slot: int, a: list[str], dt: str, node: Any) -> str:
+    def new(slot: int, a: list[str], dt: str, node: Any, dialect: expr.Dialect) -> str:
         rule = upd.chosen(lambda name, default: node.attr(name, default) if node is not None else default)
         res = rule(*[expr.arg(i, dt) for i in range(len(a))])
-        return expr.render(res[slot], a, _NEUTRAL, dt).code
+        return expr.render(res[slot], a, dialect, dt).code
 
     nrefs = len(upd.refs)
     grad = nrefs + upd.args.index("grad") if "grad" in upd.args else -1
@@ -371,32 +182,33 @@ def elementwise_formula(op_type: str) -> formula.Elementwise | None:
 
 
 def has_elementwise(op_type: str) -> bool:
-    """True if `op_type` has an elementwise lowering (a formula or a table entry)."""
-    return op_type in ELEMENTWISE or elementwise_formula(op_type) is not None
+    """True if `op_type` has an elementwise lowering (a formula in its OpDef)."""
+    return elementwise_formula(op_type) is not None
 
 
-def node_code(op_type: str, args: list[str], in_dts: list[str], out_dt: str, node: Any,
+def node_expr(c: Cluster, k: int, names: list[str], dialect: expr.Dialect) -> Expr:
+    """The scalar expression of node k of `c` in `dialect`, given the names of all value ids."""
+    node = c.nodes[k]
+    args = [names[a] for a in node.args]
+    rule = update_rule(node.op_type)
+    if rule is not None:
+        return Expr(rule.new(int(node.attr("slot", 0)), args, node.dtype, node, dialect))
+    in_dts = [c.value_dtype(a) for a in node.args]
+    e = node_code(node.op_type, args, in_dts, node.dtype, node.attr, dialect)
+    if e is None:
+        raise ValueError(f"no lowering for {node.op_type} on {in_dts}")
+    return e
+
+
+def node_code(op_type: str, args: list[str], in_dts: list[str], out_dt: str, attr: Callable[[str], Any],
               dialect: expr.Dialect) -> Expr | None:
     """The expression of an elementwise node in `dialect` (None: no lowering for these dtypes).
 
-    `node` gives the code-changing attrs (`node.attr(name, default)`; None: the defaults).
+    `args` name the operands; `attr(name)` gives the value of a code-changing attr.
     """
     f = elementwise_formula(op_type)
-    if f is not None:
-        sym = f.trace(in_dts, lambda name: node.attr(name) if node is not None else _DEFAULTS.get(name))
-        return None if sym is None else expr.render(sym, args, dialect, out_dt)
-    tpl = ELEMENTWISE.get(op_type)
-    return None if tpl is None else tpl(args, in_dts, out_dt, node)
-
-
-# attr values that decide nothing about lowering, for questions asked before a node exists
-_DEFAULTS: dict[str, Any] = {"alpha": 0.2}
-_NEUTRAL = expr.Dialect()
+    sym = None if f is None else f.trace(in_dts, attr)
+    return None if sym is None else expr.render(sym, args, dialect, out_dt)
 
 # Attrs that change the generated code (part of the node, hence of the kernel key).
-ATTRS: dict[str, tuple[str, ...]] = {
-    "Cast": ("DstT",),
-    "LeakyRelu": ("alpha",),
-    "LeakyReluGrad": ("alpha",),
-    **{r: ("axis", "keep_dims") for r in REDUCTIONS},
-}
+ATTRS: dict[str, tuple[str, ...]] = {r: ("axis", "keep_dims") for r in REDUCTIONS}

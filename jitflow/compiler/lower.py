@@ -16,7 +16,7 @@ import numpy as np
 
 from jitflow import errors, flags
 from jitflow.codegen import lowering as L
-from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, cluster
+from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, canonical_attrs, cluster
 from jitflow.compiler.placement import gpu_count, requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, var_reads
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
@@ -98,7 +98,8 @@ def member_reason(op: Operation) -> str | None:
     if t == "Select" and op.inputs[0].shape.ndims is None:
         return "Select with a condition of unknown rank"
     names = [f"a{i}" for i in range(len(in_dts))]
-    if L.node_code(t, names, in_dts, out_dts[0], None, _ANY_DIALECT) is None:
+    attrs = dict(canonical_attrs(op, L.ATTRS.get(t, ())))
+    if L.node_code(t, names, in_dts, out_dts[0], attrs.get, _ANY_DIALECT) is None:
         return f"{t} on {', '.join(in_dts)} has no lowering"
     return None
 
@@ -322,5 +323,5 @@ def _has_checks(c: Cluster, k: int) -> bool:
     if node.op_type in L.UPDATES or c.kind == REDUCTION and k == len(c.nodes) - 1:
         return False
     e = L.node_code(node.op_type, [f"a{i}" for i in range(len(node.args))], [c.value_dtype(a) for a in node.args],
-                    node.dtype, node, _ANY_DIALECT)
+                    node.dtype, node.attr, _ANY_DIALECT)
     return bool(e is not None and e.checks)

@@ -194,20 +194,22 @@ def _stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 # The functions a formula may call, by NumPy name, and how they compute on arrays.
-_FUNCTIONS: dict[str, Callable[[Any], Any]] = {
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
     name: getattr(np, name) for name in (
         "sqrt", "floor", "ceil", "rint", "trunc", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
-        "sinh", "cosh", "exp", "log", "log1p", "expm1", "tanh", "isinf", "isfinite")
+        "sinh", "cosh", "exp", "log", "log1p", "expm1", "tanh", "isinf", "isfinite", "fmod", "copysign")
 }
 _FUNCTIONS["sigmoid"] = _stable_sigmoid
 _BOOL_FUNCTIONS = frozenset({"isinf", "isfinite"})
 
 
-def call(name: str, x: Any) -> Any:
-    """Function `name` of `_FUNCTIONS` applied to `x`."""
-    if isinstance(x, Sym):
-        return Sym("call", (x,), "bool" if name in _BOOL_FUNCTIONS else x.dt, name)
-    return _FUNCTIONS[name](x)
+def call(name: str, *xs: Any) -> Any:
+    """Function `name` of `_FUNCTIONS` applied to `xs` (the first operand gives the dtype)."""
+    s = _is_sym(*xs)
+    if s is None:
+        return _FUNCTIONS[name](*xs)
+    args = tuple(s._lift(x) for x in xs)
+    return Sym("call", args, "bool" if name in _BOOL_FUNCTIONS else args[0].dt, name)
 
 
 def _fn(name: str) -> Callable[[Any], Any]:
@@ -218,13 +220,18 @@ def _fn(name: str) -> Callable[[Any], Any]:
     return f
 
 
-sqrt, exp, log, log1p, expm1, tanh, sigmoid, trunc = (
-    _fn(n) for n in ("sqrt", "exp", "log", "log1p", "expm1", "tanh", "sigmoid", "trunc"))
+sqrt, exp, log, log1p, expm1, tanh, sigmoid, trunc, floor = (
+    _fn(n) for n in ("sqrt", "exp", "log", "log1p", "expm1", "tanh", "sigmoid", "trunc", "floor"))
 
 
 def dtype_name(x: Any) -> str:
     """The NumPy dtype name of a Sym or an array: formulas that differ by dtype test it."""
     return x.dt if isinstance(x, Sym) else np.asarray(x).dtype.name
+
+
+def as_dtype_name(dt: Any) -> str:
+    """A dtype given as a name, a NumPy dtype or a jitflow DType, as its NumPy name."""
+    return np.dtype(getattr(dt, "np", dt)).name
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -248,6 +255,9 @@ class Dialect:
     def call(self, name: str, dt: str, args: list[str]) -> str:
         return f"np.{name}({', '.join(args)})"
 
+    def binary(self, op: str, a: str, b: str, dt: str) -> str:
+        return self.cast(f"{a} {op} {b}", dt)
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -263,9 +273,13 @@ def render(value: Any, names: Sequence[str], dialect: Dialect, out_dt: str) -> R
     if not isinstance(value, Sym):
         value = constant(value, out_dt)
     code = _render(value, names, dialect, checks)
-    if value.dt != out_dt or value.op not in ("cast", "const"):
-        code = dialect.cast(code, out_dt) if out_dt != "bool" or value.dt != "bool" else code
+    if value.dt != out_dt or not (value.op in _TYPED or value.dt == "bool"):
+        code = dialect.cast(code, out_dt)
     return Rendered(code, tuple(checks))
+
+
+# nodes whose rendering already converts to their dtype
+_TYPED = frozenset(_BINARY + ("neg", "abs", "cast", "const"))
 
 
 def _render(s: Sym, names: Sequence[str], d: Dialect, checks: list[str]) -> str:
@@ -277,7 +291,7 @@ def _render(s: Sym, names: Sequence[str], d: Dialect, checks: list[str]) -> str:
     a = [_render(x, names, d, checks) for x in s.args]
     if op in _BINARY:
         _fails(op, s, a, checks)
-        return d.cast(f"{a[0]} {op} {a[1]}", s.dt)
+        return d.binary(op, a[0], a[1], s.dt)
     if op in _COMPARE:
         return f"({a[0]} {op} {a[1]})"
     if op == "where":

@@ -18,6 +18,7 @@ from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape, shape_str
 from jitflow.ir import expr as E
+from jitflow.ir.formula import Elementwise
 from jitflow.ops import array_ops as A
 from jitflow.ops import elementwise
 from jitflow.ops import math_ops as M
@@ -209,7 +210,8 @@ def _bias_add_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return v + b
 
 
-registry.register_op("BiasAdd", _bias_add_infer, _bias_add_kernel, registry.ELEMENTWISE)
+registry.register_op("BiasAdd", _bias_add_infer, _bias_add_kernel, registry.ELEMENTWISE,
+                     lowering=Elementwise(lambda x, b: x + b, E.NUMERIC))
 
 
 def bias_add(value: Any, bias: Any, data_format: str | None = None, name: str | None = None) -> Tensor:
