@@ -25,7 +25,7 @@ def host_copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
         seen.append(tuple(a.shape))
         return real(a)
 
-    monkeypatch.setattr(gpu, "to_host", counting)
+    monkeypatch.setattr(gpu.runtime, "to_host", counting)
     return seen
 
 
@@ -82,7 +82,7 @@ def uploads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
             seen.append(a.shape)
             return real(a, *args, **kwargs)
 
-    monkeypatch.setattr(gpu, "cuda_api", lambda: Spy())
+    monkeypatch.setattr(gpu.runtime, "cuda_api", lambda: Spy())
     return seen
 
 
