@@ -12,6 +12,8 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor, get_default_graph
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape, as_shape, known_dims, shape_str
+from jitflow.ir import expr as E
+from jitflow.ir.formula import Elementwise
 from jitflow.ops.constant_op import constant, convert_to_tensor
 from jitflow.ops.op_util import const_value, make_op, out
 
@@ -223,10 +225,10 @@ def ones(shape: Any, dtype: Any = dtypes.float32, name: str | None = None) -> Te
 
 registry.register_op("ZerosLike", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)],
                      lambda ctx, op, ins: np.zeros_like(ins[0]), registry.ELEMENTWISE,
-                     not_differentiable=True)
+                     not_differentiable=True, lowering=Elementwise(lambda x: 0, E.SUPPORTED))
 registry.register_op("OnesLike", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)],
                      lambda ctx, op, ins: np.ones_like(ins[0]), registry.ELEMENTWISE,
-                     not_differentiable=True)
+                     not_differentiable=True, lowering=Elementwise(lambda x: 1, E.SUPPORTED))
 
 
 def zeros_like(tensor: Any, dtype: Any = None, name: str | None = None, optimize: bool = True) -> Tensor:

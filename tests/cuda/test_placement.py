@@ -30,7 +30,7 @@ def _graph(device: str) -> tuple[tf.Tensor, tf.Tensor, np.ndarray]:
 def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine without numba-cuda or a GPU."""
     monkeypatch.setattr(placement, "gpu_count", lambda: 0)
-    monkeypatch.setattr(gpu, "gpu_count", lambda: 0)
+    monkeypatch.setattr(gpu.runtime, "gpu_count", lambda: 0)
 
 
 def test_soft_placement_without_gpu_runs_on_cpu(no_gpu: None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,10 +128,10 @@ def test_gpu_n_runs_with_device_n_current(monkeypatch: pytest.MonkeyPatch) -> No
         def __getattr__(self, name: str) -> object:
             return getattr(api, name)
 
-    monkeypatch.setattr(gpu, "cuda_api", lambda: Api())
-    monkeypatch.setattr(gpu, "gpu_count", lambda: 2)
+    monkeypatch.setattr(gpu.runtime, "cuda_api", lambda: Api())
+    monkeypatch.setattr(gpu.runtime, "gpu_count", lambda: 2)
     monkeypatch.setattr(placement, "gpu_count", lambda: 2)
-    monkeypatch.setattr(gpu, "_multi_device", False)
+    monkeypatch.setattr(gpu.runtime, "_multi_device", False)
     x = tf.placeholder(tf.float32, [3, 4])
     with tf.device("/gpu:1"):
         w = tf.Variable(np.linspace(-1, 1, 8, dtype=np.float32).reshape(4, 2))
@@ -147,7 +147,7 @@ def test_gpu_n_runs_with_device_n_current(monkeypatch: pytest.MonkeyPatch) -> No
             sess.run(train, {x: xv})
             res.append(sess.run([loss, out], {x: xv}))
             if jit:
-                wrapped = [s for s in last_plan(sess).steps if isinstance(s, gpu._OnDevice)]
+                wrapped = [s for s in last_plan(sess).steps if isinstance(s, gpu.OnDevice)]
     assert asked and set(asked) == {1} and wrapped and all(s.device == 1 for s in wrapped)
     for g, want in zip(*res):
         assert_same(g, want, rtol=1e-5)
