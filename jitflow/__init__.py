@@ -101,5 +101,4 @@ from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedL
                                      FixedLenSequenceFeature, decode_raw)
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
-from jitflow.summary_events import SessionLog
 from jitflow.ops.compat_ops import arg_max, arg_min
