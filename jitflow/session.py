@@ -203,6 +203,8 @@ class Session:
         # Session state, read by kernels through the ctx argument (this object).
         self.variables: dict[str, np.ndarray] = {}
         self.rngs: dict[str, Any] = {}
+        # Per-session state of input pipelines and queues (anything with close()), closed with the session.
+        self.resources: dict[str, Any] = {}
         self._plans: dict[Any, Plan] = {}
         self._fast: dict[Any, _FastRun] = {}
         self._lock = threading.RLock()
@@ -236,6 +238,9 @@ class Session:
     def close(self) -> None:
         """Frees the session's state; later runs raise RuntimeError."""
         self._closed = True
+        resources, self.resources = self.resources, {}
+        for r in resources.values():
+            r.close()
         self.variables = {}
         self.rngs = {}
         self._plans = {}
@@ -350,16 +355,14 @@ class Session:
         """The compiler stage for this session's plans, or None to interpret everything."""
         if not flags.jit_enabled() or not getattr(self._config, "jit", True):
             return None
-        try:
-            from jitflow.compiler.lower import lower
-        except ImportError:
-            return None
+        from jitflow.compiler.lower import lower
+
         return lower
 
     def _check_placement(self, flat: list[Tensor | Operation], feeds: list[Tensor]) -> None:
         from jitflow.compiler.placement import check_placement
 
-        check_placement(flat, feeds, self._config)
+        check_placement(flat, feeds, self._config, self._target)
 
     def _convert_feeds(self, feed_dict: Any) -> tuple[list[Tensor], list[np.ndarray]]:
         if not feed_dict:

@@ -168,6 +168,7 @@ class ChiefSessionCreator:
         self._master = master
 
     def create_session(self) -> Any:
+        """A session with the variables restored from the latest checkpoint, or initialized."""
         from jitflow.session import Session
 
         sc = self._scaffold.finalize()
@@ -177,6 +178,7 @@ class ChiefSessionCreator:
             path = latest_checkpoint(self._checkpoint_dir)
         if path is not None and sc.saver is not None:
             sc.saver.restore(sess, path)
+            _recover_last_checkpoints(sc.saver, self._checkpoint_dir)
         else:
             if sc.init_op is None and sc.init_fn is None and sc.local_init_op is None:
                 raise RuntimeError(
@@ -398,9 +400,9 @@ def MonitoredTrainingSession(
     all_hooks = list(hooks or [])
     if is_chief:
         all_hooks += list(chief_only_hooks or [])
-        if log_step_count_steps and log_step_count_steps > 0 and get_global_step() is not None:
-            all_hooks.append(hooks_lib.StepCounterHook(every_n_steps=log_step_count_steps))
         summary_dir = summary_dir or checkpoint_dir
+        if log_step_count_steps and log_step_count_steps > 0 and get_global_step() is not None:
+            all_hooks.append(hooks_lib.StepCounterHook(every_n_steps=log_step_count_steps, output_dir=summary_dir))
         if summary_dir and ((save_summaries_steps and save_summaries_steps > 0)
                             or (save_summaries_secs and save_summaries_secs > 0)):
             all_hooks.append(hooks_lib.SummarySaverHook(
@@ -430,3 +432,12 @@ def MonitoredTrainingSession(
     return MonitoredSession(
         session_creator=creator, hooks=all_hooks, stop_grace_period_secs=stop_grace_period_secs
     )
+
+
+def _recover_last_checkpoints(saver: Any, checkpoint_dir: str | None) -> None:
+    """As TF's SessionManager: a restored saver adopts the checkpoints on disk, so max_to_keep spans restarts."""
+    from jitflow.train.checkpoint.state import get_checkpoint_state
+
+    state = get_checkpoint_state(checkpoint_dir) if checkpoint_dir else None
+    if state is not None and hasattr(saver, "recover_last_checkpoints"):
+        saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))

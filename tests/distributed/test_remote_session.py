@@ -33,8 +33,11 @@ def servers() -> Iterator[dict[str, Any]]:
         made[k].stop()
 
 
-def _linear(cluster: tf.train.ClusterSpec, task: int, optimizer: Any) -> dict[str, Any]:
-    with tf.device(tf.train.replica_device_setter(cluster=cluster, worker_device=f"/job:worker/task:{task}")):
+def _linear(cluster: tf.train.ClusterSpec | None, task: int, optimizer: Any) -> dict[str, Any]:
+    """The model, placed by replica_device_setter on `cluster` (None: a single-process graph, no devices)."""
+    setter = None if cluster is None else tf.train.replica_device_setter(
+        cluster=cluster, worker_device=f"/job:worker/task:{task}")
+    with tf.device(setter):
         x = tf.placeholder(tf.float32, [None, 3], name="x")
         y = tf.placeholder(tf.float32, [None, 1], name="y")
         w = tf.Variable(tf.zeros([3, 1]), name="w")
@@ -68,10 +71,12 @@ def test_one_worker_matches_a_local_session(servers: dict[str, Any], jit: bool, 
         sess.run(tf.global_variables_initializer())
         remote = _train(sess, m, 20)
         remote_w, remote_step = sess.run([m["w"], m["gs"]])
-    with tf.Session(config=config) as sess:
-        sess.run(tf.global_variables_initializer())
-        local = _train(sess, m, 20)
-        local_w = sess.run(m["w"])
+    with tf.Graph().as_default():  # the same program in one process: no ps/worker devices
+        lm = _linear(None, 0, make_opt())
+        with tf.Session(config=config) as sess:
+            sess.run(tf.global_variables_initializer())
+            local = _train(sess, lm, 20)
+            local_w = sess.run(lm["w"])
     np.testing.assert_allclose(remote, local, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(remote_w, local_w, rtol=1e-5, atol=1e-6)
     assert remote_step == 20 and remote[-1] < remote[0] / 2
@@ -90,8 +95,8 @@ def test_variables_live_on_the_ps_between_sessions(servers: dict[str, Any]) -> N
         other.run(tf.assign(m["b"], 7.0))
     with tf.Session(servers["w0"].target) as sess:
         assert sess.run(m["b"]) == 7.0
-        with pytest.raises(errors.FailedPreconditionError, match="uninitialized"):
-            tf.Session().run(m["b"])  # a plain session has its own, uninitialized, variables
+        with pytest.raises(errors.InvalidArgumentError, match="/job:ps/task:0"):
+            tf.Session().run(m["b"])  # a session without a cluster cannot place the ps's variables (TF's placer)
 
 
 def test_concurrent_workers_apply_every_update(servers: dict[str, Any]) -> None:
@@ -133,10 +138,12 @@ def test_saver_round_trip_through_the_ps(servers: dict[str, Any], tmp_path: Any)
         saver.restore(sess, path)
     with tf.Session(servers["w1"].target) as other:  # the restore reached the ps
         np.testing.assert_array_equal(other.run(m["w"]), w)
-    with tf.Session() as local:  # a single-process program restores the chief's checkpoint
-        saver.restore(local, path)
-        np.testing.assert_array_equal(local.run(m["w"]), w)
-        assert local.run(m["gs"]) == 5
+    with tf.Graph().as_default():  # a single-process program restores the chief's checkpoint
+        lm = _linear(None, 0, tf.train.GradientDescentOptimizer(0.1))
+        with tf.Session() as local:
+            tf.train.Saver().restore(local, path)
+            np.testing.assert_array_equal(local.run(lm["w"]), w)
+            assert local.run(lm["gs"]) == 5
 
 
 def test_non_chief_waits_for_the_chief_to_initialize(servers: dict[str, Any], tmp_path: Any) -> None:
@@ -231,10 +238,12 @@ def test_sync_replicas_average_each_round(servers: dict[str, Any]) -> None:
     assert not errors_seen
     with graphs[0].as_default(), tf.Session(servers["w0"].target) as sess:
         step, w = sess.run([models[0]["gs"], models[0]["w"]])
-    with graphs[0].as_default(), tf.Session() as local:  # 8 plain SGD steps: the same updates
-        local.run(tf.global_variables_initializer())
-        _train(local, models[0], 8)
-        expected = local.run(models[0]["w"])
+    with tf.Graph().as_default():  # 8 plain SGD steps in one process: the same updates
+        lm = _linear(None, 0, tf.train.GradientDescentOptimizer(0.1))
+        with tf.Session() as local:
+            local.run(tf.global_variables_initializer())
+            _train(local, lm, 8)
+            expected = local.run(lm["w"])
     assert step == 8
     np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
 
@@ -259,13 +268,15 @@ def test_sync_replicas_needs_a_global_step() -> None:
 def test_the_ps_applies_update_rules_to_its_current_values(servers: dict[str, Any]) -> None:
     """Two sessions read the same momentum state; the ps applies both updates in turn, as TF's ps does."""
     lr, mom = 0.1, 0.9
-    m = _linear(servers["cluster"], 0, tf.train.MomentumOptimizer(lr, mom))
-    grad_w = tf.gradients(m["loss"], [m["w"]])[0]
     xs, ys = _data()
+    with tf.Graph().as_default():  # the gradient at the initial values, in one process
+        lm = _linear(None, 0, tf.train.MomentumOptimizer(lr, mom))
+        grad_w = tf.gradients(lm["loss"], [lm["w"]])[0]
+        with tf.Session() as local:
+            local.run(tf.global_variables_initializer())
+            g = local.run(grad_w, {lm["x"]: xs, lm["y"]: ys})
+    m = _linear(servers["cluster"], 0, tf.train.MomentumOptimizer(lr, mom))
     feed = {m["x"]: xs, m["y"]: ys}
-    with tf.Session() as local:
-        local.run(tf.global_variables_initializer())
-        g = local.run(grad_w, feed)
     with tf.Session(servers["w0"].target) as init:
         init.run(tf.global_variables_initializer())
     a, b = tf.Session(servers["w0"].target), tf.Session(servers["w1"].target)
