@@ -79,3 +79,8 @@ import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
 from jitflow.summary_events import SessionLog
 from jitflow.ops.compat_ops import arg_max, arg_min
+from jitflow.gfile import gfile_v1 as gfile
+if "io" not in globals():
+    import types as _types
+    io = _types.SimpleNamespace()
+io.gfile = gfile
