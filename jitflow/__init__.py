@@ -84,3 +84,5 @@ if "io" not in globals():
     import types as _types
     io = _types.SimpleNamespace()
 io.gfile = gfile
+from jitflow.ops.case_op import case
+from jitflow.ops.script_ops import py_func, numpy_function

@@ -47,3 +47,34 @@ def test_article_program_prints_what_tf_printed(program: str, jit: bool, alias: 
     got = capsys.readouterr().out
     assert _placement_lines(got) == _placement_lines(EXPECTED[program])
     assert os.getcwd() == str(tmp_path)
+
+
+def test_case_exclusive_raises_when_two_predicates_hold() -> None:
+    """TF 1.x documents that exclusive=True checks every predicate (TF 2's compat case no longer does)."""
+    import jitflow as tf
+
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.int32, [])
+    c = tf.case([(tf.less(x, 5), lambda: tf.constant(1)), (tf.less(x, 9), lambda: tf.constant(2))], exclusive=True)
+    with tf.Session() as sess:
+        assert sess.run(c, {x: 7}) == 2
+        with pytest.raises(tf.errors.InvalidArgumentError, match="exclusive=True"):
+            sess.run(c, {x: 1})
+
+
+def test_py_func_is_a_fusion_barrier_with_its_reason() -> None:
+    import numpy as np
+
+    import jitflow as tf
+
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [3])
+    y = tf.py_func(np.sinh, [x * 2.0 + 1.0], tf.float32)
+    z = tf.exp(y) * 2.0
+    report = tf.explain(z, {x: np.ones(3, np.float32)}).to_dict()
+    assert [f["type"] for f in report["fallbacks"]] == ["PyFunc"]
+    assert "Python function" in report["fallbacks"][0]["reason"]
+    assert all("PyFunc" not in c["ops"] for c in report["clusters"])
+    with tf.Session() as sess:
+        np.testing.assert_allclose(sess.run(z, {x: [0.0, 0.5, 1.0]}),
+                                   np.exp(np.sinh(np.array([1.0, 2.0, 3.0], np.float32))) * 2, rtol=1e-5)
