@@ -156,4 +156,4 @@ def dropout(inputs: Any, rate: float = 0.5, noise_shape: Any = None, seed: int |
                 lambda: array_ops.identity(x), name=lname)
 
 
-from jitflow.layers_norm import batch_normalization_layer as batch_normalization  # noqa: E402
+from jitflow.layers_norm import batch_normalization_layer as batch_normalization  # noqa: E402, F401 - tf.layers API
