@@ -29,3 +29,4 @@ from jitflow.train.checkpoint import remove_checkpoint, get_checkpoint_mtimes
 from jitflow.summary_events import summary_iterator, SessionLog
 from jitflow.train.saver_def import SaverDef
 from jitflow.train.checkpoint_init import init_from_checkpoint
+from jitflow.train.supervisor import Supervisor

@@ -24,6 +24,8 @@ class SaverDef:
                                "max_to_keep": 0, "sharded": False, "keep_checkpoint_every_n_hours": 0.0,
                                "version": 0}
 
+    version: int
+
     def __init__(self, **fields: Any) -> None:
         unknown = set(fields) - set(self._FIELDS)
         if unknown:
