@@ -185,26 +185,25 @@ def DeleteRecursively(dirname: Any) -> None:  # noqa: N802
             os.remove(p)
 
 
-def Rename(oldname: Any, newname: Any, overwrite: bool = False) -> None:  # noqa: N802
-    """Renames a file; AlreadyExistsError if `newname` exists and `overwrite` is False."""
-    src, dst = _path(oldname), _path(newname)
+def _transfer(how: Any, old: Any, new: Any, overwrite: bool) -> None:
+    """`how(src, dst)` after TF's checks: NotFoundError without `old`, AlreadyExistsError over `new`."""
+    src, dst = _path(old), _path(new)
     if not os.path.exists(src):
         raise errors.NotFoundError(None, None, f"{src}; No such file or directory")
     if os.path.exists(dst) and not overwrite:
         raise errors.AlreadyExistsError(None, None, f"file already exists: {dst}")
     with _as_tf_errors(src):
-        os.replace(src, dst)
+        how(src, dst)
+
+
+def Rename(oldname: Any, newname: Any, overwrite: bool = False) -> None:  # noqa: N802
+    """Renames a file; AlreadyExistsError if `newname` exists and `overwrite` is False."""
+    _transfer(os.replace, oldname, newname, overwrite)
 
 
 def Copy(oldpath: Any, newpath: Any, overwrite: bool = False) -> None:  # noqa: N802
     """Copies a file; AlreadyExistsError if `newpath` exists and `overwrite` is False."""
-    src, dst = _path(oldpath), _path(newpath)
-    if not os.path.exists(src):
-        raise errors.NotFoundError(None, None, f"{src}; No such file or directory")
-    if os.path.exists(dst) and not overwrite:
-        raise errors.AlreadyExistsError(None, None, f"file already exists: {dst}")
-    with _as_tf_errors(src):
-        shutil.copyfile(src, dst)
+    _transfer(shutil.copyfile, oldpath, newpath, overwrite)
 
 
 class FileStatistics:
