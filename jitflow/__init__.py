@@ -102,3 +102,10 @@ from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedL
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
 from jitflow.ops.compat_ops import arg_max, arg_min
+from jitflow.gfile import gfile_v1 as gfile
+if "io" not in globals():
+    import types as _types
+    io = _types.SimpleNamespace()
+io.gfile = gfile
+from jitflow.ops.case_op import case
+from jitflow.ops.script_ops import py_func, numpy_function

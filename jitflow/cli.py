@@ -402,7 +402,8 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="jitflow", description="jitflow command-line tools: the compile cache and plan "
                      "explanations.")
     parser.add_argument("--version", action="store_true", help="print jitflow's version and exit")
-    top = parser.add_subparsers(dest="group", metavar="{cache,explain,run-graph,launch}")
+    top = parser.add_subparsers(dest="group", metavar="{cache,explain,inspect-checkpoint,run-graph,launch}")
+    top.add_parser("inspect-checkpoint", help="print the tensors of a checkpoint (PATH [--tensor NAME] [--all])")
 
     cache = top.add_parser("cache", help="inspect and manage the on-disk kernel cache",
                            description="Inspect and manage the on-disk compile cache (JITFLOW_CACHE_DIR, "
@@ -457,6 +458,11 @@ def _build_parser() -> _Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jitflow`` console script; returns the exit status."""
     parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["inspect-checkpoint"]:  # TF's tool, with its own arguments
+        from jitflow.python.tools.inspect_checkpoint import main as inspect_main
+
+        return inspect_main(argv[1:])
     args = parser.parse_args(argv)
     if args.version:
         from jitflow import __version__
@@ -464,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jitflow {__version__}")
         return 0
     if args.group is None:
-        parser.error("choose a command: cache, explain, run-graph or launch")
+        parser.error("choose a command: cache, explain, inspect-checkpoint, run-graph or launch")
     if not hasattr(args, "func"):
         args.group_parser.error("choose a command: dir, list, stats, info, clear, prune, verify")
     try:

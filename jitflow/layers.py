@@ -214,3 +214,6 @@ def dropout(inputs: Any, rate: float = 0.5, noise_shape: Any = None, seed: int |
         raise TypeError(f"`training` must be a bool or a bool tensor, got {t.dtype.name}")
     return cond(t, lambda: nn_ops.dropout(x, rate=rate, noise_shape=noise_shape, seed=seed),
                 lambda: array_ops.identity(x), name=lname)
+
+
+from jitflow.layers_norm import batch_normalization_layer as batch_normalization  # noqa: E402, F401 - tf.layers API

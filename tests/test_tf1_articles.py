@@ -47,3 +47,69 @@ def test_article_program_prints_what_tf_printed(program: str, jit: bool, alias: 
     got = capsys.readouterr().out
     assert _placement_lines(got) == _placement_lines(EXPECTED[program])
     assert os.getcwd() == str(tmp_path)
+
+
+def test_case_exclusive_raises_when_two_predicates_hold() -> None:
+    """TF 1.x documents that exclusive=True checks every predicate (TF 2's compat case no longer does)."""
+    import jitflow as tf
+
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.int32, [])
+    c = tf.case([(tf.less(x, 5), lambda: tf.constant(1)), (tf.less(x, 9), lambda: tf.constant(2))], exclusive=True)
+    with tf.Session() as sess:
+        assert sess.run(c, {x: 7}) == 2
+        with pytest.raises(tf.errors.InvalidArgumentError, match="exclusive=True"):
+            sess.run(c, {x: 1})
+
+
+def test_py_func_is_a_fusion_barrier_with_its_reason() -> None:
+    import numpy as np
+
+    import jitflow as tf
+
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [3])
+    y = tf.py_func(np.sinh, [x * 2.0 + 1.0], tf.float32)
+    z = tf.exp(y) * 2.0
+    report = tf.explain(z, {x: np.ones(3, np.float32)}).to_dict()
+    assert [f["type"] for f in report["fallbacks"]] == ["PyFunc"]
+    assert "Python function" in report["fallbacks"][0]["reason"]
+    assert all("PyFunc" not in c["ops"] for c in report["clusters"])
+    with tf.Session() as sess:
+        np.testing.assert_allclose(sess.run(z, {x: [0.0, 0.5, 1.0]}),
+                                   np.exp(np.sinh(np.array([1.0, 2.0, 3.0], np.float32))) * 2, rtol=1e-5)
+
+
+def test_inference_batch_norm_fuses_with_its_neighbours() -> None:
+    import numpy as np
+
+    import jitflow as tf
+    from tests.compiler.helpers import assert_same, run_both
+
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [2, 4, 4, 3])
+    h = tf.layers.batch_normalization(tf.nn.relu(x * 2.0), training=False)
+    y = tf.tanh(h) + 1.0
+    feed = {x: np.random.RandomState(1).randn(2, 4, 4, 3).astype(np.float32)}
+    got, want, plan = run_both(y, feed, init=True)
+    assert_same(got, want)
+    assert not plan.report["fallbacks"]
+    fused = [c["ops"] for c in plan.report["clusters"] if any("Relu" in o for o in c["ops"])]
+    assert fused and any("Tanh" in o for o in fused[0]) and any("batchnorm" in o for o in fused[0])
+    assert not tf.get_collection(tf.GraphKeys.UPDATE_OPS)  # training=False: no moving-average updates
+
+
+def test_batch_norm_bad_input() -> None:
+    import jitflow as tf
+
+    tf.reset_default_graph()
+    with pytest.raises(ValueError, match="4-dimensional"):
+        tf.nn.fused_batch_norm(tf.zeros([2, 3]), tf.ones([3]), tf.zeros([3]))
+    with pytest.raises(ValueError, match="scale must have 3 elements"):
+        tf.nn.fused_batch_norm(tf.zeros([1, 2, 2, 3]), tf.ones([4]), tf.zeros([3]))
+    with pytest.raises(ValueError, match="mean"):
+        tf.nn.fused_batch_norm(tf.zeros([1, 2, 2, 3]), tf.ones([3]), tf.zeros([3]), is_training=False)
+    with pytest.raises(TypeError, match="training"):
+        tf.layers.batch_normalization(tf.zeros([2, 3]), training=tf.constant(1.0))
+    with pytest.raises(ValueError, match="axis"):
+        tf.layers.batch_normalization(tf.zeros([2, 3]), axis=5)

@@ -47,6 +47,8 @@ def member_reason(op: Operation) -> str | None:
     t = op.type
     if t in STRUCTURAL:
         return "structural"
+    if t in registry.INTERPRETED:
+        return registry.INTERPRETED[t]
     if t in _BLAS_KERNELS or t in WINDOW_OPS:
         return ""  # its own step: the conv/pool kernels of jitflow/kernels (compiler/window_steps.py)
     if t in _ROW_OPS:
@@ -145,8 +147,9 @@ def lower(plan: Plan) -> None:
     report: dict[str, Any] = {"clusters": [], "fallbacks": [
         {"op": f.op.name, "type": f.op.type, "reason": f.reason} for f in fallbacks]}
     plan.report = report
-    if fallbacks and flags.fallback_is_error():
-        f = fallbacks[0]
+    refused = [f for f in fallbacks if f.op.type not in registry.INTERPRETED]
+    if refused and flags.fallback_is_error():
+        f = refused[0]
         raise errors.UnimplementedError(f.op.node_def, f.op, f"JITFLOW_FALLBACK=error: op {f.op.name} "
                                                              f"({f.op.type}) would run interpreted: {f.reason}")
     readers: dict[Tensor, set[Operation]] = {}

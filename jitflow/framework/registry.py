@@ -88,6 +88,11 @@ def _unregistered_infer(op_type: str) -> InferFn:
     return infer
 
 
+# Op types that run Python by nature (py_func): always interpreted and a fusion barrier, with the reason
+# `explain` reports; JITFLOW_FALLBACK=error does not refuse them.
+INTERPRETED: dict[str, str] = {}
+
+
 def get_opdef(op_type: str) -> OpDef:
     """The OpDef of `op_type`; ValueError for unknown types."""
     try:

@@ -41,3 +41,5 @@ from jitflow.train.queue_runner import QueueRunner, add_queue_runner, start_queu
 from jitflow.train.input import (batch, shuffle_batch, string_input_producer, slice_input_producer,
                                  range_input_producer, input_producer, limit_epochs)
 from jitflow.summary_events import summary_iterator, SessionLog
+from jitflow.train.checkpoint_init import init_from_checkpoint
+from jitflow.train.supervisor import Supervisor

@@ -232,6 +232,9 @@ class CheckpointSaverHook(SessionRunHook):
             self._save(session, step)
         for listener in self._listeners:
             listener.end(session, step)
+        from jitflow.summary import FileWriterCache
+
+        FileWriterCache.get(self._checkpoint_dir).flush()
 
     def _get_saver(self) -> Any:
         if self._saver is not None:
@@ -259,6 +262,11 @@ class CheckpointSaverHook(SessionRunHook):
         self._get_saver().save(
             session, self._save_path, global_step=step, write_meta_graph=self._save_graph_def
         )
+        from jitflow.summary import FileWriterCache
+        from jitflow.summary_events import SessionLog
+
+        FileWriterCache.get(self._checkpoint_dir).add_session_log(  # TF's CHECKPOINT event
+            SessionLog(status=SessionLog.CHECKPOINT, checkpoint_path=self._save_path), step)
         stop = False
         for listener in self._listeners:
             if listener.after_save(session, step):

@@ -39,10 +39,17 @@ class CheckpointReader:
         return {k: self._bundle.dtype(k) for k in self._bundle.entries}
 
     def debug_string(self) -> bytes:
-        """One line per tensor: name (dtype) [shape], as TF's reader prints."""
-        lines = [f"{k} ({self._bundle.dtype(k).name}) {list(e.shape)}"
-                 for k, e in sorted(self._bundle.entries.items())]
+        """One line per tensor, as TF's reader prints: `name (DT_FLOAT) [5,5,3,8]`."""
+        lines = [f"{k} ({_DT_NAMES.get(self._bundle.dtype(k).name, 'DT_INVALID')}) "
+                 f"[{','.join(str(d) for d in e.shape)}]" for k, e in sorted(self._bundle.entries.items())]
         return "".join(line + "\n" for line in lines).encode()
+
+
+# TF's DataType enum names, by jitflow dtype name
+_DT_NAMES = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE", "float16": "DT_HALF", "int8": "DT_INT8",
+             "int16": "DT_INT16", "int32": "DT_INT32", "int64": "DT_INT64", "uint8": "DT_UINT8",
+             "uint16": "DT_UINT16", "uint32": "DT_UINT32", "uint64": "DT_UINT64", "bool": "DT_BOOL",
+             "string": "DT_STRING", "complex64": "DT_COMPLEX64", "complex128": "DT_COMPLEX128"}
 
 
 def _name(tensor_str: str) -> str:

@@ -11,7 +11,7 @@ import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 out = {}
-for path in sorted(glob.glob(os.path.join(here, "item*.py"))):
+for path in sorted(glob.glob(os.path.join(here, "item*.py")) + glob.glob(os.path.join(here, "api*.py"))):
     res = subprocess.run([sys.executable, os.path.join(here, "run_article.py"), "tf", path],
                          capture_output=True, text=True, check=True)
     out[os.path.basename(path)] = res.stdout

@@ -1,0 +1,1 @@
+"""`tensorflow.python.tools`: checkpoint inspection."""
