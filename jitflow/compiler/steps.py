@@ -101,9 +101,7 @@ class ClusterStep:
         if ent is None:
             ent = self.prepare(shapes)
         if ent.kernel is None:
-            if ent.mode == "one":
-                return self.run_one(ctx, vals, arrays, ent)
-            return self.interpret(ctx, vals)
+            return self.run_one(ctx, vals, arrays, ent) if ent.mode == "one" else self.interpret(ctx, vals)
         flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
         arena: Arena = vals[ARENA_SLOT]
         outs = []
