@@ -13,9 +13,8 @@ Tables kept here, keyed by registry op type:
 * `UPDATES`: variable updates: which ref inputs they write, whether they read the current values, and
   the new value of each ref (filled from the OpDefs' update formulas on first use).
 * `ATTRS` (attrs that change the code, part of the kernel key; formulas add theirs), `derived_attrs(op)`
-  (computed ones, e.g. UnbroadcastTo's target), `DATA_INPUTS` (inputs that are iterated over; the others
-  only parameterize the op) and `SHAPE_CHECKS` (run-time shape rules beyond broadcasting, e.g.
-  BiasAdd's).
+  (computed ones, e.g. UnbroadcastTo's target), and `DATA_INPUTS` (inputs that are iterated over; the
+  others only parameterize the op).
 
 Rendered code uses ``np.<dtype>(...)`` casts; calls are the dialect's (NumPy ufuncs or vmath's
 vectorizable functions on the CPU, `codegen/cudamath.py` on CUDA).
@@ -58,12 +57,11 @@ def derived_attrs(op: Any) -> tuple[tuple[str, Any], ...] | None:
         return (("target", tuple(int(d) for d in target)),)
     return ()
 
-# Runtime shape rules beyond broadcasting: op type -> check(arg shapes) (False: run interpreted).
-SHAPE_CHECKS: dict[str, Callable[[list[tuple[int, ...]]], bool]] = {
-    "BiasAdd": lambda s: len(s[0]) >= 2 and len(s[1]) == 1 and s[0][-1] == s[1][0],
-    "AddN": lambda s: all(x == s[0] for x in s),
-    "Select": lambda s: s[0] == s[1] == s[2] or len(s[0]) == 0,
-}
+
+def shape_check(op_type: str) -> Callable[[list[tuple[int, ...]]], bool] | None:
+    """The run-time shape rule of an elementwise op beyond broadcasting (its formula's), or None."""
+    f = elementwise_formula(op_type)
+    return None if f is None else f.shape_check
 
 # -- reductions --------------------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from jitflow import errors, flags
 from jitflow.codegen import lowering as L
+from jitflow.compiler import placement  # gpu_count through the module: tests stand in for it
 from jitflow.compiler.cluster import (
     REDUCTION,
     STRUCTURAL,
@@ -33,7 +34,7 @@ from jitflow.compiler.cluster import (
     canonical_attrs,
     cluster,
 )
-from jitflow.compiler.placement import gpu_count, requested_gpu
+from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, var_reads
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
@@ -132,10 +133,9 @@ def _elementwise_reason(op: Operation, in_dts: list[str], out_dts: list[str]) ->
         if kind != registry.ELEMENTWISE:
             return f"no lowering for {t} ({kind})"
         return op.opdef.no_lowering or f"no lowering for elementwise op {t}"
-    if t == "Select" and op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:
-        return "Select with a vector condition picks rows (interpreted)"
-    if t == "Select" and op.inputs[0].shape.ndims is None:
-        return "Select with a condition of unknown rank"
+    refuse = L.elementwise_formula(t).refuse  # type: ignore[union-attr]
+    if refuse is not None and (why := refuse(op)) is not None:
+        return why
     names = [f"a{i}" for i in range(len(in_dts))]
     attrs = dict(canonical_attrs(op, L.ATTRS.get(t, ())))
     if L.node_code(t, names, in_dts, out_dts[0], attrs.get, _ANY_DIALECT) is None:
@@ -249,24 +249,26 @@ def _row_step(low: Lowering, op: Operation) -> Step:
 
 
 def build_clusters(low: Lowering) -> None:
-    """Builds the IR of every cluster and its step; a cluster whose ops all sit on a GPU of this machine
-    is left for CUDA (`compiler/gpu/`), every other one compiles for the CPU now (or comes from the cache)."""
+    """Builds the IR of every cluster and its step, choosing its backend: CUDA when its ops all sit on one
+    GPU of this machine (`move_to_gpu` makes its CUDA step), else the CPU, whose kernel compiles now (or
+    comes from the cache)."""
     plan = low.plan
     assert low.clustering is not None
     var_shapes = {op.name: op.attrs.get("shape") for op in plan.ops if op.type == "VariableV2"}
-    n_gpus = gpu_count() if any(requested_gpu(op) is not None for op in plan.ops) else 0
+    n_gpus = placement.gpu_count() if any(requested_gpu(op) is not None for op in plan.ops) else 0
     upd_refs = {t: (r.refs, r.reads) for t, r in L.UPDATES.items()}
     for members in low.clustering.clusters:
         for m in members:
             for r in m.opdef.ref_inputs:
                 v = m.inputs[r].op
                 var_shapes.setdefault(v.name, v.attrs.get("shape"))
-        step = _cluster_step(low, members, upd_refs, var_shapes)
+        backend = "cuda" if n_gpus and _on_one_gpu(members, n_gpus) else "cpu"
+        step = _cluster_step(low, members, upd_refs, var_shapes, backend)
         low.cluster_steps.append(step)
         low.cluster_at[members[-1]] = step
         low.clustered.update(members)
-        if not (n_gpus and all(requested_gpu(m) is not None for m in members)):
-            _warm(step)  # (a GPU cluster compiles for CUDA instead)
+        if backend == "cpu":
+            _warm(step)  # (a CUDA cluster compiles when move_to_gpu has made its step)
         if flags.debug_level() >= 3:
             print(f"jitflow: cluster {step.report['ops']} ({step.c.kind}, {len(step.c.inputs)} inputs, "
                   f"{len(step.c.outputs)} outputs)", file=sys.stderr)
@@ -275,14 +277,21 @@ def build_clusters(low: Lowering) -> None:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
 
 
+def _on_one_gpu(members: list[Operation], n_gpus: int) -> bool:
+    """True when every op of `members` is placed on one GPU that this machine has."""
+    devs = {requested_gpu(m) for m in members}
+    idx = next(iter(devs))
+    return len(devs) == 1 and idx is not None and idx < n_gpus
+
+
 def _cluster_step(low: Lowering, members: list[Operation], upd_refs: dict[str, tuple[tuple[int, ...], bool]],
-                  var_shapes: dict[str, Any]) -> ClusterStep:
+                  var_shapes: dict[str, Any], backend: str) -> ClusterStep:
     """The IR of one cluster, and the step that runs it (reported in the plan)."""
     plan, fetched = low.plan, low.fetched
     mset = set(members)
     needed = {t for m in members for t in m.outputs
               if t in fetched or any(r not in mset for r in low.readers.get(t, ()))}
-    c = build_cluster(members, low.fed, needed, upd_refs, L.ATTRS, "cpu", L.DATA_INPUTS, L.derived_attrs)
+    c = build_cluster(members, low.fed, needed, upd_refs, L.ATTRS, backend, L.DATA_INPUTS, L.derived_attrs)
     in_slots = [plan.slots[i.tensor] if i.tensor is not None else -1 for i in c.inputs]
     out_slots = [plan.slots[o.tensor] if o.tensor is not None else -1 for o in c.outputs]
     fresh = [o.var is not None or (o.tensor is not None and o.tensor in fetched) for o in c.outputs]

@@ -73,8 +73,7 @@ class ClusterStep:
         self.key = id(self)
         self._lock = threading.Lock()
         self.recyclers = [Recycler() for _ in c.outputs]
-        self.node_checks = [(k, L.SHAPE_CHECKS[n.op_type]) for k, n in enumerate(c.nodes)
-                            if n.op_type in L.SHAPE_CHECKS]
+        self.node_checks = [(k, chk) for k, n in enumerate(c.nodes) if (chk := L.shape_check(n.op_type))]
         self.one_fn: Any = None
         self.fast_one: Any = None  # the generated one-element step for the first one-element shapes
         self.in_spec = list(zip(in_slots, self.var_names, self.in_dtypes))

@@ -17,11 +17,17 @@ from jitflow.ir import expr
 @dataclass(frozen=True)
 class Elementwise:
     """The lowering of an elementwise op: `formula(*inputs, **attrs)` for inputs whose first dtype is
-    in `dtypes`; `attrs` names the op attrs the formula reads (they change the generated code)."""
+    in `dtypes`; `attrs` names the op attrs the formula reads (they change the generated code).
+
+    `shape_check(input shapes)`: a run-time rule beyond broadcasting (False: that run is interpreted).
+    `refuse(op)`: why this op, as built, is not fused (None: it may be).
+    """
 
     formula: Callable[..., Any]
     dtypes: tuple[str, ...] = expr.FLOAT
     attrs: tuple[str, ...] = ()
+    shape_check: Callable[[list[tuple[int, ...]]], bool] | None = None
+    refuse: Callable[[Any], str | None] | None = None
 
     def trace(self, in_dts: Sequence[str], attrs: Callable[[str], Any]) -> expr.Sym | None:
         """The symbolic expression for inputs of `in_dts`, or None when those dtypes do not lower."""

@@ -219,11 +219,22 @@ class _FakeOp:
         self.name = op.name
 
 
-_SELECT = Elementwise(E.where, ("bool",))
+def _select_refusal(op: Operation) -> str | None:
+    """Why a Select is not fused: a vector condition picking rows, or a condition of unknown rank."""
+    if op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:
+        return "Select with a vector condition picks rows (interpreted)"
+    if op.inputs[0].shape.ndims is None:
+        return "Select with a condition of unknown rank"
+    return None
+
+
+_SELECT = Elementwise(E.where, ("bool",), shape_check=lambda s: s[0] == s[1] == s[2] or len(s[0]) == 0,
+                      refuse=_select_refusal)
 registry.register_op("Select", _select_infer, lambda ctx, op, ins: _select(*ins), registry.ELEMENTWISE,
                      lowering=_SELECT)
 registry.register_op("SelectV2", lambda op: [(op.inputs[1].dtype, elementwise_infer()(op)[0][1])],
-                     lambda ctx, op, ins: np.where(*ins), registry.ELEMENTWISE, lowering=_SELECT)
+                     lambda ctx, op, ins: np.where(*ins), registry.ELEMENTWISE,
+                     lowering=Elementwise(E.where, ("bool",)))  # SelectV2 broadcasts like any elementwise op
 
 
 def _cast_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
@@ -273,7 +284,7 @@ def _addn(*xs: Any) -> Any:
 
 
 registry.register_op("AddN", _addn_infer, _addn_kernel, registry.ELEMENTWISE,
-                     lowering=Elementwise(_addn, E.NUMERIC))
+                     lowering=Elementwise(_addn, E.NUMERIC, shape_check=lambda s: all(x == s[0] for x in s)))
 
 # -- public constructors -------------------------------------------------------------------------------
 

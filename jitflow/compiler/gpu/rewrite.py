@@ -85,7 +85,7 @@ def _on_device(rw: _Rewrite, st: Step) -> Step:
 
     fed = rw.fed
     if isinstance(st, low.ClusterStep):
-        return _cuda_cluster(rw, st) if _all_on(st.c.ops, rw.n_gpus) else st
+        return _cuda_cluster(rw, st) if st.c.backend == "cuda" else st  # chosen when the cluster was built
     op = getattr(st, "op", None)
     if op is None or usable_gpu(op, rw.n_gpus) is None:
         return st
@@ -114,12 +114,11 @@ def _on_device(rw: _Rewrite, st: Step) -> Step:
 
 
 def _cuda_cluster(rw: _Rewrite, st: Any) -> Step:
-    """The CUDA step of a cluster whose ops all sit on one available GPU."""
+    """The CUDA step of a cluster built for the CUDA backend (its ops all sit on one available GPU)."""
     c, fed = st.c, rw.fed
     consts = [inp.tensor is not None and inp.tensor.op.type == "Const" and inp.tensor not in fed
               for inp in c.inputs]
     io = DeviceIO(st.in_slots, consts, [_var_of(inp.tensor, fed) for inp in c.inputs])
-    c.backend = "cuda"
     st.report["backend"] = "cuda"
     st.report.update(key="", compile_seconds=0.0, source="deferred")  # the CPU kernel is not used
     return _added(rw, CudaClusterStep(st, io), c.ops, [o.tensor for o in c.outputs])
@@ -268,11 +267,6 @@ def _place_on_devices(steps: list[Step], n_gpus: int, readers: dict[Tensor, set[
             assert dev is not None
             steps[i] = OnDevice(st, dev)
             mark_multi_device()
-
-
-def _all_on(ops: list[Operation], n_gpus: int) -> bool:
-    devs = {usable_gpu(op, n_gpus) for op in ops}
-    return len(devs) == 1 and None not in devs
 
 
 def _var_of(t: Tensor | None, fed: set[Tensor]) -> str | None:
