@@ -5,7 +5,7 @@
 
 Rules (`cluster`)
 -----------------
-* Members are ops with a lowering (`codegen/lowering.py`): elementwise math, casts and broadcasts,
+* Members are ops with a lowering (their OpDef's formula, `codegen/lowering.py`): elementwise math, casts,
   reductions, variable updates (Assign*, optimizer Apply* ops).
 * A reduction joins the elementwise cluster that feeds it when every member of that cluster feeds it;
   a cluster with a reduction takes no further ops (its consumers start the next cluster).
