@@ -159,7 +159,7 @@ def _reduction(c: Cluster, layout: Layout, parallel: bool, inner: list[str]) -> 
     """A reduction: accumulate into acc[out index] around `inner`, then finish into the output."""
     G, ind = layout.ngroups, "    "
     red = c.nodes[-1]
-    rule = L.REDUCTIONS[red.op_type]
+    rule = L.reduction(red.op_type)
     in_dt = c.value_dtype(red.args[0])
     acc_dt = rule.acc_dtype(in_dt)
     j_red = next(j for j, o in enumerate(c.outputs) if o.node == len(c.nodes) - 1)

@@ -188,7 +188,7 @@ class _Reduction:
 def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
     G = layout.ngroups
     red = c.nodes[-1]
-    rule = L.REDUCTIONS[red.op_type]
+    rule = L.reduction(red.op_type)
     src = red.args[0]
     in_dt = c.value_dtype(src)
     acc_dt = rule.acc_dtype(in_dt)

@@ -39,7 +39,7 @@ def generate(c: Cluster) -> str:
                 # one element: sum, mean, prod, max, min, all, any of it are the element itself
                 lines.append(f"    v{k} = {names[src]}")
                 continue
-            rule = L.REDUCTIONS[node.op_type]
+            rule = L.reduction(node.op_type)
             in_dt = c.value_dtype(src)
             acc_dt = rule.acc_dtype(in_dt)
             acc = L.cast(rule.combine.format(acc=rule.init(acc_dt), v=L.cast(names[src], acc_dt)), acc_dt)

@@ -303,7 +303,7 @@ def canonical_attrs(op: Operation, names: tuple[str, ...]) -> tuple[tuple[str, A
 def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: set[Tensor],
                   ref_updates: dict[str, tuple[tuple[int, ...], bool]],
                   attr_names: dict[str, tuple[str, ...]], backend: str = "cpu",
-                  data_inputs: dict[str, tuple[int, ...]] | None = None,
+                  data_inputs: Any = None,
                   derived_attrs: Any = None) -> Cluster:
     """The IR of one cluster.
 
@@ -312,7 +312,7 @@ def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: se
     node per updated ref (attr ``slot`` = k, the k-th ref), whose args are the refs' current values
     (if read) followed by the op's other inputs, and whose value is stored into that variable.
     `attr_names[op_type]`: attrs that change the code; `derived_attrs(op)` adds computed ones.
-    `data_inputs[op_type]`: the inputs that are iterated over (others only parameterize the op).
+    `data_inputs(op_type)`: the inputs that are iterated over (others only parameterize the op; None: all).
     """
     inputs: list[ClusterInput] = []
     input_ids: dict[Any, int] = {}
@@ -343,8 +343,9 @@ def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: se
         if derived_attrs is not None:
             attrs = attrs + tuple(derived_attrs(op) or ())
         op_inputs = list(op.inputs)
-        if data_inputs is not None and op.type in data_inputs:
-            op_inputs = [op.inputs[i] for i in data_inputs[op.type]]
+        iterated = data_inputs(op.type) if data_inputs is not None else None
+        if iterated is not None:
+            op_inputs = [op.inputs[i] for i in iterated]
         out_t = op.outputs[0] if op.outputs else None
         if refs is not None:
             args = tuple([var_arg(op.inputs[r]) for r in refs if upd[1]]

@@ -115,7 +115,7 @@ def _update_reason(op: Operation, in_dts: list[str]) -> str | None:
 def _reduction_reason(op: Operation, in_dts: list[str]) -> str | None:
     """Why a reduction cannot be fused (None: it can)."""
     t = op.type
-    rule = L.REDUCTIONS.get(t)
+    rule = L.reduction_rule(t)
     if rule is None:
         return op.opdef.no_lowering or f"no lowering for reduction {t}"
     if in_dts[0] not in rule.dtypes:
@@ -291,7 +291,7 @@ def _cluster_step(low: Lowering, members: list[Operation], upd_refs: dict[str, t
     mset = set(members)
     needed = {t for m in members for t in m.outputs
               if t in fetched or any(r not in mset for r in low.readers.get(t, ()))}
-    c = build_cluster(members, low.fed, needed, upd_refs, L.ATTRS, backend, L.DATA_INPUTS, L.derived_attrs)
+    c = build_cluster(members, low.fed, needed, upd_refs, L.ATTRS, backend, L.data_inputs, L.derived_attrs)
     in_slots = [plan.slots[i.tensor] if i.tensor is not None else -1 for i in c.inputs]
     out_slots = [plan.slots[o.tensor] if o.tensor is not None else -1 for o in c.outputs]
     fresh = [o.var is not None or (o.tensor is not None and o.tensor in fetched) for o in c.outputs]
