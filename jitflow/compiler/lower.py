@@ -191,13 +191,18 @@ class Lowering:
     def start(cls, plan: Plan) -> Lowering:
         """The state before the first pass: which tensors are fed, fetched, and who reads each."""
         feed_set, fetch_set = set(plan.feed_slots), set(plan.fetch_slots)
-        readers: dict[Tensor, set[Operation]] = {}
-        for op in plan.ops:
-            for i, t in enumerate(op.inputs):
-                if i not in op.opdef.ref_inputs:
-                    readers.setdefault(t, set()).add(op)
         return cls(plan, {t for t, s in plan.slots.items() if s in feed_set},
-                   {t for t, s in plan.slots.items() if s in fetch_set}, readers)
+                   {t for t, s in plan.slots.items() if s in fetch_set}, readers_of(plan.ops))
+
+
+def readers_of(ops: list[Operation]) -> dict[Tensor, set[Operation]]:
+    """Tensor -> the ops of `ops` that read its value (reference inputs do not)."""
+    readers: dict[Tensor, set[Operation]] = {}
+    for op in ops:
+        for i, t in enumerate(op.inputs):
+            if i not in op.opdef.ref_inputs:
+                readers.setdefault(t, set()).add(op)
+    return readers
 
 
 def cluster_ops(low: Lowering) -> None:

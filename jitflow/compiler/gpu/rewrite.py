@@ -50,12 +50,10 @@ def lower_gpu_clusters(plan: Plan) -> None:
     n_gpus = runtime.gpu_count()
     if n_gpus == 0:
         return
+    from jitflow.compiler.lower import readers_of  # (lower imports this module lazily too)
+
     fetch_set, feed_set = set(plan.fetch_slots), set(plan.feed_slots)
-    readers: dict[Tensor, set[Operation]] = {}
-    for op in plan.ops:
-        for i, t in enumerate(op.inputs):
-            if i not in op.opdef.ref_inputs:
-                readers.setdefault(t, set()).add(op)
+    readers = readers_of(plan.ops)
     rw = _Rewrite(plan, n_gpus, {t for t, s in plan.slots.items() if s in feed_set},
                   {t for t, s in plan.slots.items() if s in fetch_set}, readers,
                   {name for entry in plan.report.get("clusters", []) for name in entry.get("ops", [])})
