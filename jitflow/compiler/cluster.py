@@ -83,6 +83,27 @@ class _Group:
 MAX_CLUSTER_OPS = 256
 
 
+def _read_var(t: Tensor) -> Operation | None:
+    """The variable whose value `t` is: the variable's own output or its snapshot (`v/read`)."""
+    op = t.op
+    if op.type == "Identity" and not op.control_inputs and op.inputs[0].op.type == "VariableV2":
+        op = op.inputs[0].op
+    return op if op.type == "VariableV2" else None
+
+
+def _reads_written(cand: list[Any], op: Operation) -> bool:
+    """Whether `op` reads a variable that a member of `cand` writes.
+
+    A cluster's variable inputs are read before its kernel runs, so such a read would miss the write
+    that precedes it; the reader starts a new cluster instead (a read before a write may fuse).
+    """
+    refs = op.opdef.ref_inputs
+    reads = {v for i, t in enumerate(op.inputs) if i not in refs and (v := _read_var(t)) is not None}
+    if not reads:
+        return False
+    return any(m.inputs[r].op in reads for g in cand for m in g.members for r in m.opdef.ref_inputs)
+
+
 def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clustering:
     """Groups `ops` (a pruned plan, in order) into fusable clusters.
 
@@ -200,6 +221,8 @@ class _Clusterer:
     def _valid(self, cand: list[_Group], op: Operation) -> bool:
         """True if `op` and the groups of `cand` may form one cluster (size, acyclicity, state order)."""
         if sum(len(g.members) for g in cand) >= MAX_CLUSTER_OPS:
+            return False
+        if _reads_written(cand, op):
             return False
         p_op = self.pos[op]
         last = max(max(g.last for g in cand), p_op)

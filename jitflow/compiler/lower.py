@@ -35,7 +35,7 @@ from jitflow.compiler.cluster import (
     cluster,
 )
 from jitflow.compiler.placement import requested_gpu
-from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, var_reads
+from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
     MatMulStep,
@@ -48,6 +48,7 @@ from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were
     compile_predicted,
     reduce_axes,
 )
+from jitflow.compiler.window_steps import WINDOW_OPS, window_step
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.expr import Dialect
@@ -63,8 +64,8 @@ def member_reason(op: Operation) -> str | None:
     t = op.type
     if t in STRUCTURAL:
         return "structural"
-    if t in _BLAS_KERNELS:
-        return ""  # its reference kernel is the BLAS path (im2col + GEMM into reused scratch)
+    if t in _BLAS_KERNELS or t in WINDOW_OPS:
+        return ""  # its own step: the conv/pool kernels of jitflow/kernels (compiler/window_steps.py)
     if t in _ROW_OPS or t in _BLAS:
         return _library_reason(op)
     try:
@@ -223,8 +224,8 @@ def cluster_ops(low: Lowering) -> None:
 
 
 def library_kernels(low: Lowering) -> None:
-    """Ops lowered as their own step: MatMul through BLAS, softmax and cross-entropy row kernels, and
-    UnbroadcastTo with a run-time target."""
+    """Ops lowered as their own step: MatMul through BLAS, convolutions and pooling (`window_steps.py`),
+    softmax and cross-entropy row kernels, and UnbroadcastTo with a run-time target."""
     plan, fed, fetched = low.plan, low.fed, low.fetched
     for op in plan.ops:
         if op.type in _BLAS and member_reason(op) == "":
@@ -232,6 +233,9 @@ def library_kernels(low: Lowering) -> None:
             low.own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
                                          plan.op_steps[op])
             low.matmul_of[t] = op
+        elif op.type in WINDOW_OPS:
+            low.own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op])
+            plan.report["clusters"].append(window_entry)
         elif _dynamic_unbroadcast(op, fed) and member_reason(op):
             shape_op = op.inputs[1].op
             low.own[op] = UnbroadcastDynStep(op, plan.slots[op.inputs[0]], plan.slots[shape_op.inputs[0]],
@@ -347,6 +351,7 @@ def order_steps(low: Lowering) -> None:
                 own_step.fallback = own_step.fallback[1:]  # the Shape step runs anyway
             steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
             steps.append(own_step or plan.op_steps[op])
+    steps.extend(fetched_reads(plan, plan.fetches))
     plan.steps = [_light_var_read(st) for st in steps]
 
 

@@ -41,7 +41,7 @@ def _bias_add_grad(op: Operation, g: Tensor) -> _GradList:
 @registry.register_gradient("Conv2D")
 def _conv2d_grad(op: Operation, g: Tensor) -> _GradList:
     x, f = op.inputs
-    kw = {k: op.attrs[k] for k in ("strides", "padding", "dilations")}
+    kw = N.conv_grad_kwargs(op)
     xs = A._int_input(x.shape.as_list(), "input_sizes") if x.shape.is_fully_defined() else A.shape(x)
     fs = A._int_input(f.shape.as_list(), "filter_sizes") if f.shape.is_fully_defined() else A.shape(f)
     dx = N.conv2d_backprop_input(xs, f, g, **kw)
@@ -54,7 +54,7 @@ def _conv2d_grad(op: Operation, g: Tensor) -> _GradList:
 @registry.register_gradient("Conv2DBackpropInput")
 def _conv2d_backprop_input_grad(op: Operation, g: Tensor) -> _GradList:
     sizes, f, dy = op.inputs
-    kw = {k: op.attrs[k] for k in ("strides", "padding", "dilations")}
+    kw = N.conv_grad_kwargs(op)
     fs = A._int_input(f.shape.as_list(), "filter_sizes") if f.shape.is_fully_defined() else A.shape(f)
     return [None, N.conv2d_backprop_filter(g, fs, dy, **kw), N.conv2d(g, f, **kw)]
 
