@@ -27,7 +27,7 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_lower_layers_import_nothing_above(package: str) -> None:
-    bad = {f"{p.name}: {m}" for p in sorted((ROOT / package).glob("*.py")) for m in _imports(p)
+    bad = {f"{p.name}: {m}" for p in sorted((ROOT / package).rglob("*.py")) for m in _imports(p)
            if m.startswith(FORBIDDEN[package])}
     assert bad == set()
 
