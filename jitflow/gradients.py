@@ -6,6 +6,7 @@ Gradients are graph ops, built from each op type's registered gradient function
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from jitflow import dtypes
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor, get_default_graph
 from jitflow.framework.graph import name_scope as _name_scope
+from jitflow.ir import formula
 from jitflow.ops.constant_op import convert_to_tensor
 from jitflow.ops.op_util import make_op, out
 
@@ -30,8 +32,18 @@ def _unbroadcast_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return r.reshape(target)
 
 
+def _unbroadcast_target(op: Operation) -> tuple[tuple[str, Any], ...] | None:
+    """The compiler's code depends on the target shape (the reduced dims follow from it and the
+    gradient's rank at run time); None while it is not fully known."""
+    target = op.attrs["shape"].as_tuple()
+    if target is None or None in target:
+        return None
+    return (("target", tuple(int(d) for d in target)),)
+
+
 registry.register_op("UnbroadcastTo", lambda op: [(op.inputs[0].dtype, op.attrs["shape"])],
-                     _unbroadcast_kernel, registry.REDUCTION)
+                     _unbroadcast_kernel, registry.REDUCTION,
+                     lowering=replace(formula.SUM, data_inputs=(0,), derived_attrs=_unbroadcast_target))
 
 
 def unbroadcast(grad: Tensor, x: Tensor) -> Tensor:

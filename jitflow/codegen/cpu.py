@@ -95,20 +95,26 @@ def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False) -> L
 def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
     """Python source of the Numba kernel for cluster `c` under `layout`."""
     G = layout.ngroups
-    nin = c.n_inputs
-    masks = value_masks(c, layout)
-    red = c.reduction() if c.kind == REDUCTION else None
-    body_nodes = range(len(c.nodes) - 1) if red is not None else range(len(c.nodes))
-    in_names = [f"a{i}" for i in range(nin)]
-    out_names = [f"o{j}" for j in range(len(c.outputs))]
-    names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
+    lines = _signature(c, parallel)
+    lines += [f"    e{g} = ext[{g}]" for g in range(G)]
+    hoisted, inner = _body(c, layout)
+    lines += ["    " + s for s in hoisted]
+    if c.kind == REDUCTION:
+        lines += _reduction(c, layout, parallel, inner)
+    else:
+        lines += _loops(G, "    ", inner, parallel, [False] * G)
+    return "\n".join(lines) + "\n"
 
+
+def _signature(c: Cluster, parallel: bool) -> list[str]:
+    """Imports, the Numba signature and the kernel's def line."""
+    in_names = [f"a{i}" for i in range(c.n_inputs)]
+    out_names = [f"o{j}" for j in range(len(c.outputs))]
     sig_args = [f"types.Array({_nbtype(i.dtype)}, 1, 'C', readonly=True)" for i in c.inputs]
     for o in c.outputs:
-        dt = c.nodes[o.node].dtype
-        sig_args.append(f"types.Array({_nbtype(dt)}, 1, 'C')")
+        sig_args.append(f"types.Array({_nbtype(c.nodes[o.node].dtype)}, 1, 'C')")
     sig_args += ["types.Array(types.int64, 1, 'C')"] * 2
-    lines = [
+    return [
         "import numpy as np",
         "from numba import njit, prange, types",
         "from jitflow.codegen import vmath as V",
@@ -119,16 +125,20 @@ def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
         f"@njit(_SIG, parallel={parallel}, cache=True, error_model='numpy', nogil=True)",
         f"def {ENTRY}({', '.join(in_names + out_names + ['ext', 'err'])}):",
     ]
-    ind = "    "
-    for g in range(G):
-        lines.append(f"{ind}e{g} = ext[{g}]")
+
+
+def _body(c: Cluster, layout: Layout) -> tuple[list[str], list[str]]:
+    """(statements computed once, before the loops; those computed per point, stores included)."""
+    nin = c.n_inputs
+    masks = value_masks(c, layout)
+    body_nodes = range(len(c.nodes) - 1) if c.kind == REDUCTION else range(len(c.nodes))
+    names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
     checks: list[str] = []
-    scalar_vals = {i for i in range(nin) if not any(masks[i])}
     # loads and nodes that do not depend on the loop indices are computed once, before the loops
     hoisted: list[str] = []
     inner: list[str] = []
     for i in range(nin):
-        (hoisted if i in scalar_vals else inner).append(f"x{i} = a{i}[{index_expr(masks[i])}]")
+        (inner if any(masks[i]) else hoisted).append(f"x{i} = a{i}[{index_expr(masks[i])}]")
     for k in body_nodes:
         e = node_expr(c, k, names, cpu_math=True)
         stmt = [f"v{k} = {e.code}"]
@@ -136,97 +146,94 @@ def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:
             checks.append(chk)
             stmt.append(f"if {chk}:")
             stmt.append(f"    err[0] = {len(checks)}")
-        vid = nin + k
-        (hoisted if not any(masks[vid]) else inner).extend(stmt)
-    stores = []
+        (inner if any(masks[nin + k]) else hoisted).extend(stmt)
     out_node_of = {o.node: j for j, o in enumerate(c.outputs)}
     for k in body_nodes:
         j = out_node_of.get(k)
         if j is not None:
-            stores.append(f"o{j}[{index_expr(masks[nin + k])}] = v{k}")
-    lines += [ind + s for s in hoisted]
+            inner.append(f"o{j}[{index_expr(masks[nin + k])}] = v{k}")
+    return hoisted, inner
 
-    if red is None:
-        loop_body = inner + stores
-        lines += _loops(G, ind, loop_body, parallel, [False] * G)
-        return "\n".join(lines) + "\n"
 
-    # reduction: accumulate into acc[out index], then finish into the output
-    rule = L.REDUCTIONS[red.op_type]
-    src = red.args[0]
-    in_dt = c.value_dtype(src)
+def _reduction(c: Cluster, layout: Layout, parallel: bool, inner: list[str]) -> list[str]:
+    """A reduction: accumulate into acc[out index] around `inner`, then finish into the output."""
+    G, ind = layout.ngroups, "    "
+    red = c.nodes[-1]
+    rule = L.reduction(red.op_type)
+    in_dt = c.value_dtype(red.args[0])
     acc_dt = rule.acc_dtype(in_dt)
-    j_red = out_node_of[len(c.nodes) - 1]
+    j_red = next(j for j, o in enumerate(c.outputs) if o.node == len(c.nodes) - 1)
     kept = tuple(not r for r in layout.reduced)
     nout = " * ".join(f"e{g}" for g in range(G) if kept[g]) or "1"
     nred = " * ".join(f"e{g}" for g in range(G) if layout.reduced[g]) or "1"
-    lines.append(f"{ind}nout = {nout}")
-    lines.append(f"{ind}nred = {nred}")
-    lines.append(f"{ind}acc = np.empty(nout, np.{_np_name(acc_dt)})")
     init = rule.init(acc_dt)
-    lines.append(f"{ind}for j in range(nout):")
-    lines.append(f"{ind}    acc[j] = {init}")
-    v = names[src]
-    oidx = index_expr(tuple(kept[g] for g in range(G)))
+    lines = [f"{ind}nout = {nout}", f"{ind}nred = {nred}", f"{ind}acc = np.empty(nout, np.{_np_name(acc_dt)})",
+             f"{ind}for j in range(nout):", f"{ind}    acc[j] = {init}"]
+    oidx = index_expr(kept)
     # a reduced first group cannot run under prange as is: split it into chunks with partial results
     chunked = parallel and layout.reduced[0]
+    target = f"loc[{oidx}]" if chunked else f"acc[{oidx}]"  # loc: chunk-private, LLVM knows it aliases nothing
+    vcast = L.cast(f"x{red.args[0]}" if red.args[0] < c.n_inputs else f"v{red.args[0] - c.n_inputs}", acc_dt)
+    loops = _reduce_loops(layout, rule, acc_dt, vcast, target, inner, parallel and not chunked,
+                          ("lo", "hi") if chunked else ("0", "e0"))
     if chunked:
-        lines.append(f"{ind}nch = max(1, min(e0, {CHUNKS}))")
-        lines.append(f"{ind}part = np.empty(nch * nout, np.{_np_name(acc_dt)})  # every chunk fills its row")
-        target = f"loc[{oidx}]"  # a chunk-private array: LLVM knows it aliases nothing
-        lo0, hi0 = "lo", "hi"
+        lines += _chunked(loops, rule, acc_dt, init)
     else:
-        target = f"acc[{oidx}]"
-        lo0, hi0 = "0", "e0"
+        lines += loops
+    fin = L.finish_code(rule, "acc[j]", "nred", in_dt, red.dtype)
+    return lines + [f"{ind}for j in range(nout):", f"{ind}    o{j_red}[j] = {fin}"]
+
+
+def _reduce_loops(layout: Layout, rule: L.ReduceRule, acc_dt: str, vcast: str, target: str, inner: list[str],
+                  parallel: bool, span0: tuple[str, str]) -> list[str]:
+    """The loops that accumulate `vcast` into `target`; group 0 runs over `span0`."""
+    G, ind = layout.ngroups, "    "
+    init = rule.init(acc_dt)
     # trailing block of reduced groups: a private scalar accumulator around those loops
     first_trailing = G
     while first_trailing > 0 and layout.reduced[first_trailing - 1]:
         first_trailing -= 1
-    vcast = L.cast(v, acc_dt)
-    comb_s = rule.combine.format(acc="s", v=vcast)
-    comb_a = rule.combine.format(acc=target, v=vcast)
-    if first_trailing < G:
-        body = inner + stores + [f"s = {L.cast(comb_s, acc_dt)}"]
-        merge = [f"{target} = {L.cast(rule.combine.format(acc=target, v='s'), acc_dt)}"]
-        # the innermost loop accumulates into LANES independent lanes: without reassociation a single
-        # accumulator is a serial dependency chain that cannot vectorize
-        lo, hi = (lo0, hi0) if G == 1 else ("0", f"e{G - 1}")
-        comb_l = rule.combine.format(acc="sv[k]", v=vcast)
-        lanes = [f"sv = np.full({LANES}, {init}, np.{_np_name(acc_dt)})",
-                 f"n8 = {hi} - ({hi} - {lo}) % {LANES}",
-                 f"for jb in range({lo}, n8, {LANES}):",
-                 f"    for k in range({LANES}):",
-                 f"        i{G - 1} = jb + k"]
-        lanes += ["        " + line for line in inner + stores + [f"sv[k] = {L.cast(comb_l, acc_dt)}"]]
-        lanes += [f"for i{G - 1} in range(n8, {hi}):"] + ["    " + line for line in body]
-        lanes += [f"for k in range({LANES}):",
-                  f"    s = {L.cast(rule.combine.format(acc='s', v='sv[k]'), acc_dt)}"]
-        loops = _loops(G, ind, body, parallel and not chunked, list(layout.reduced), split=first_trailing,
-                       split_pre=[f"s = {init}"], split_post=merge, innermost=lanes)
-    else:
-        body = inner + stores + [f"{target} = {L.cast(comb_a, acc_dt)}"]
-        loops = _loops(G, ind, body, parallel and not chunked, list(layout.reduced))
-    if chunked:
-        lines.append(f"{ind}for ch in prange(nch):")
-        lines.append(f"{ind}    lo = (e0 * ch) // nch")
-        lines.append(f"{ind}    hi = (e0 * (ch + 1)) // nch")
-        lines.append(f"{ind}    loc = np.empty(nout, np.{_np_name(acc_dt)})")
-        lines.append(f"{ind}    for j in range(nout):")
-        lines.append(f"{ind}        loc[j] = {init}")
-        loops = ["    " + line.replace("for i0 in range(e0):", "for i0 in range(lo, hi):") for line in loops]
-        lines += loops
-        lines.append(f"{ind}    for j in range(nout):")
-        lines.append(f"{ind}        part[ch * nout + j] = loc[j]")
-        lines.append(f"{ind}for ch in range(nch):")
-        lines.append(f"{ind}    for j in range(nout):")
-        comb_p = L.cast(rule.combine.format(acc="acc[j]", v="part[ch * nout + j]"), acc_dt)
-        lines.append(f"{ind}        acc[j] = {comb_p}")
-    else:
-        lines += loops
-    fin = L.finish_code(rule, "acc[j]", "nred", in_dt, red.dtype)
-    lines.append(f"{ind}for j in range(nout):")
-    lines.append(f"{ind}    o{j_red}[j] = {fin}")
-    return "\n".join(lines) + "\n"
+    if first_trailing == G:
+        body = inner + [f"{target} = {L.cast(rule.combine.format(acc=target, v=vcast), acc_dt)}"]
+        return _loops(G, ind, body, parallel, list(layout.reduced))
+    body = inner + [f"s = {L.cast(rule.combine.format(acc='s', v=vcast), acc_dt)}"]
+    merge = [f"{target} = {L.cast(rule.combine.format(acc=target, v='s'), acc_dt)}"]
+    # the innermost loop accumulates into LANES independent lanes: without reassociation a single
+    # accumulator is a serial dependency chain that cannot vectorize
+    lo, hi = span0 if G == 1 else ("0", f"e{G - 1}")
+    comb_l = rule.combine.format(acc="sv[k]", v=vcast)
+    lanes = [f"sv = np.full({LANES}, {init}, np.{_np_name(acc_dt)})",
+             f"n8 = {hi} - ({hi} - {lo}) % {LANES}",
+             f"for jb in range({lo}, n8, {LANES}):",
+             f"    for k in range({LANES}):",
+             f"        i{G - 1} = jb + k"]
+    lanes += ["        " + line for line in inner + [f"sv[k] = {L.cast(comb_l, acc_dt)}"]]
+    lanes += [f"for i{G - 1} in range(n8, {hi}):"] + ["    " + line for line in body]
+    lanes += [f"for k in range({LANES}):",
+              f"    s = {L.cast(rule.combine.format(acc='s', v='sv[k]'), acc_dt)}"]
+    return _loops(G, ind, body, parallel, list(layout.reduced), split=first_trailing,
+                  split_pre=[f"s = {init}"], split_post=merge, innermost=lanes)
+
+
+def _chunked(loops: list[str], rule: L.ReduceRule, acc_dt: str, init: str) -> list[str]:
+    """`loops` run under prange over chunks of group 0, each into its own partial result, then combined."""
+    ind = "    "
+    np_dt = _np_name(acc_dt)
+    comb_p = L.cast(rule.combine.format(acc="acc[j]", v="part[ch * nout + j]"), acc_dt)
+    return [f"{ind}nch = max(1, min(e0, {CHUNKS}))",
+            f"{ind}part = np.empty(nch * nout, np.{np_dt})  # every chunk fills its row",
+            f"{ind}for ch in prange(nch):",
+            f"{ind}    lo = (e0 * ch) // nch",
+            f"{ind}    hi = (e0 * (ch + 1)) // nch",
+            f"{ind}    loc = np.empty(nout, np.{np_dt})",
+            f"{ind}    for j in range(nout):",
+            f"{ind}        loc[j] = {init}"] + \
+        ["    " + line.replace("for i0 in range(e0):", "for i0 in range(lo, hi):") for line in loops] + \
+        [f"{ind}    for j in range(nout):",
+         f"{ind}        part[ch * nout + j] = loc[j]",
+         f"{ind}for ch in range(nch):",
+         f"{ind}    for j in range(nout):",
+         f"{ind}        acc[j] = {comb_p}"]
 
 
 def _np_name(dt: str) -> str:

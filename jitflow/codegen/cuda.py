@@ -169,14 +169,29 @@ def generate(c: Cluster, layout: Layout, target: Target) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class _Reduction:
+    """What the kernels of a reduction cluster share: groups, accumulator, source code pieces."""
+
+    kept: list[int]  # groups that index the output
+    reduced: list[int]  # groups reduced over
+    acc_dt: str
+    init: str  # the accumulator's start value
+    comb: str  # s = comb: one element into the accumulator s
+    finish: str  # the output from the accumulator s
+    nout: str
+    nred: str
+    hoisted: list[str]  # computed once per kernel
+    inner: list[str]  # computed per element (the prologue and its stores)
+
+
 def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
     G = layout.ngroups
     red = c.nodes[-1]
-    rule = L.REDUCTIONS[red.op_type]
+    rule = L.reduction(red.op_type)
     src = red.args[0]
     in_dt = c.value_dtype(src)
     acc_dt = rule.acc_dtype(in_dt)
-    j_red = next(j for j, o in enumerate(c.outputs) if o.node == len(c.nodes) - 1)
     kept = [g for g in range(G) if not layout.reduced[g]]
     reduced = [g for g in range(G) if layout.reduced[g]]
     exts = [f"e{g}" for g in range(G)]
@@ -186,12 +201,11 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
     checks: list[str] = []
     hoisted, inner = _body(c, layout, range(len(c.nodes) - 1), checks)
     src_name = f"x{src}" if src < c.n_inputs else f"v{src - c.n_inputs}"
-    init = rule.init(acc_dt)
-    comb = L.cast(rule.combine.format(acc="s", v=L.cast(src_name, acc_dt)), acc_dt)
-    tree = L.cast(rule.combine.format(acc="sh[tid]", v="sh[tid + w]"), acc_dt)
-    ind = "    "
-    nout = " * ".join(f"e{g}" for g in kept) or "1"
-    nred = " * ".join(f"e{g}" for g in reduced) or "1"
+    r = _Reduction(kept, reduced, acc_dt, rule.init(acc_dt),
+                   L.cast(rule.combine.format(acc="s", v=L.cast(src_name, acc_dt)), acc_dt),
+                   L.finish_code(rule, "s", "nred", in_dt, red.dtype),
+                   " * ".join(f"e{g}" for g in kept) or "1", " * ".join(f"e{g}" for g in reduced) or "1",
+                   hoisted, inner)
     lines += [
         f"_SIG = types.void({', '.join(sig)})",
         f"_SIG2 = types.void({_arr(acc_dt)}, {_arr(red.dtype)}, types.int64, types.int64, types.int64)",
@@ -200,29 +214,38 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
         f"ACC = {_nbtype(acc_dt)}",
         "",
         "",
+    ]
+    lines += _partial_kernel(r, rule, args, target)
+    lines += _finish_kernel(r, rule)
+    j_red = next(j for j, o in enumerate(c.outputs) if o.node == len(c.nodes) - 1)
+    rows_sig = sig[:c.n_inputs + len(c.outputs)] + ["types.int64"] * G + [_arr("int64")]
+    rows_args = ", ".join([f"a{i}" for i in range(c.n_inputs)] + [f"o{j}" for j in range(len(c.outputs))]
+                          + exts + ["err"])
+    lines += _rows_kernel(r, rows_sig, rows_args, j_red, target)
+    lines += _reduction_launch(r, c.n_inputs, len(c.outputs), j_red)
+    return "\n".join(lines) + "\n"
+
+
+def _partial_kernel(r: _Reduction, rule: L.ReduceRule, args: str, target: Target) -> list[str]:
+    """Pass 1: every (output, part) pair a block; threads accumulate privately, then a shared-memory tree."""
+    ind = "    "
+    tree = L.cast(rule.combine.format(acc="sh[tid]", v="sh[tid + w]"), r.acc_dt)
+    lines = [
         "@cuda.jit(_SIG, cache=True)",
         f"def _partial({args}):",
         *[ind + s for s in _prelude(target)],
         f"{ind}sh = cuda.shared.array(TPB, ACC)",
         f"{ind}tid = cuda.threadIdx.x",
-        f"{ind}nout = {nout}",
-        f"{ind}nred = {nred}",
+        f"{ind}nout = {r.nout}",
+        f"{ind}nred = {r.nred}",
     ]
-    lines += [ind + s for s in hoisted]
-    lines += [
-        f"{ind}b = cuda.blockIdx.x",
-        f"{ind}while b < nout * nparts:",
-        f"{ind}    j = b // nparts",
-    ]
-    lines += [2 * ind + s for s in _decompose("j", kept)]
-    lines += [
-        f"{ind}    s = {init}",
-        f"{ind}    r = (b % nparts) * TPB + tid",
-        f"{ind}    while r < nred:",
-    ]
-    lines += [3 * ind + s for s in _decompose("r", reduced) + inner]
-    lines += [
-        f"{3 * ind}s = {comb}",
+    lines += [ind + s for s in r.hoisted]
+    lines += [f"{ind}b = cuda.blockIdx.x", f"{ind}while b < nout * nparts:", f"{ind}    j = b // nparts"]
+    lines += [2 * ind + s for s in _decompose("j", r.kept)]
+    lines += [f"{ind}    s = {r.init}", f"{ind}    r = (b % nparts) * TPB + tid", f"{ind}    while r < nred:"]
+    lines += [3 * ind + s for s in _decompose("r", r.reduced) + r.inner]
+    return lines + [
+        f"{3 * ind}s = {r.comb}",
         f"{3 * ind}r += nparts * TPB",
         f"{2 * ind}sh[tid] = s",
         f"{2 * ind}cuda.syncthreads()",
@@ -238,44 +261,56 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
         f"{2 * ind}b += cuda.gridDim.x",
         "",
         "",
+    ]
+
+
+def _finish_kernel(r: _Reduction, rule: L.ReduceRule) -> list[str]:
+    """Pass 2: combines the parts of each output and finishes it."""
+    ind = "    "
+    return [
         "@cuda.jit(_SIG2, cache=True)",
         "def _finish(part, out, nout, nparts, nred):",
         f"{ind}j = cuda.grid(1)",
         f"{ind}while j < nout:",
         f"{ind}    s = part[j * nparts]",
         f"{ind}    for p in range(1, nparts):",
-        f"{ind}        s = {L.cast(rule.combine.format(acc='s', v='part[j * nparts + p]'), acc_dt)}",
-        f"{ind}    out[j] = {L.finish_code(rule, 's', 'nred', in_dt, red.dtype)}",
+        f"{ind}        s = {L.cast(rule.combine.format(acc='s', v='part[j * nparts + p]'), r.acc_dt)}",
+        f"{ind}    out[j] = {r.finish}",
         f"{ind}    j += cuda.gridsize(1)",
         "",
         "",
     ]
-    comb_dev = comb  # casts and comparisons only: the same in device code
-    rows_sig = sig[:c.n_inputs + len(c.outputs)] + ["types.int64"] * G + [_arr("int64")]
-    rows_args = ", ".join([f"a{i}" for i in range(c.n_inputs)] + [f"o{j}" for j in range(len(c.outputs))]
-                          + exts + ["err"])
-    lines += [
+
+
+def _rows_kernel(r: _Reduction, rows_sig: list[str], rows_args: str, j_red: int, target: Target) -> list[str]:
+    """Many short reductions: one thread per output reduces its row alone."""
+    ind = "    "
+    lines = [
         f"_SIG3 = types.void({', '.join(rows_sig)})",
         "",
         "",
         "@cuda.jit(_SIG3, cache=True)",
         f"def _rows({rows_args}):",
         *[ind + s for s in _prelude(target)],
-        f"{ind}nout = {nout}",
-        f"{ind}nred = {nred}",
+        f"{ind}nout = {r.nout}",
+        f"{ind}nred = {r.nred}",
     ]
-    lines += [ind + s for s in hoisted]
+    lines += [ind + s for s in r.hoisted]
     lines += [f"{ind}j = cuda.grid(1)", f"{ind}while j < nout:"]
-    lines += [2 * ind + s for s in _decompose("j", kept)]
-    lines += [f"{2 * ind}s = {init}", f"{2 * ind}for r in range(nred):"]
-    lines += [3 * ind + s for s in _decompose("r", reduced) + inner]
-    lines += [f"{3 * ind}s = {comb_dev}",
-              f"{2 * ind}o{j_red}[j] = {L.finish_code(rule, 's', 'nred', in_dt, red.dtype)}",
-              f"{2 * ind}j += cuda.gridsize(1)", "", ""]
-    n_in, n_out = c.n_inputs, len(c.outputs)
-    kept_n = " * ".join(f"exts[{g}]" for g in kept) or "1"
-    red_n = " * ".join(f"exts[{g}]" for g in reduced) or "1"
-    lines += [
+    lines += [2 * ind + s for s in _decompose("j", r.kept)]
+    lines += [f"{2 * ind}s = {r.init}", f"{2 * ind}for r in range(nred):"]
+    lines += [3 * ind + s for s in _decompose("r", r.reduced) + r.inner]
+    # the combine has casts and comparisons only: the same in device code
+    return lines + [f"{3 * ind}s = {r.comb}", f"{2 * ind}o{j_red}[j] = {r.finish}",
+                    f"{2 * ind}j += cuda.gridsize(1)", "", ""]
+
+
+def _reduction_launch(r: _Reduction, n_in: int, n_out: int, j_red: int) -> list[str]:
+    """The host-side entry: the rows kernel, or the two passes with enough parts to fill the device."""
+    ind = "    "
+    kept_n = " * ".join(f"exts[{g}]" for g in r.kept) or "1"
+    red_n = " * ".join(f"exts[{g}]" for g in r.reduced) or "1"
+    return [
         f"def {ENTRY}(*args):",
         f"{ind}arrays = args[:{n_in + n_out}]",
         f"{ind}exts, err = args[{n_in + n_out}], args[{n_in + n_out + 1}]",
@@ -290,11 +325,29 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
         f"{ind}out = arrays[{n_in + j_red}]",
         "    # parts per output: enough blocks to fill the device, never a part without work",
         f"{ind}nparts = max(1, min((nred + TPB - 1) // TPB, MAXB // nout))",
-        f"{ind}part = cuda.device_array(nout * nparts, np.{'bool_' if acc_dt == 'bool' else acc_dt})",
+        f"{ind}part = cuda.device_array(nout * nparts, np.{'bool_' if r.acc_dt == 'bool' else r.acc_dt})",
         f"{ind}_partial[min(nout * nparts, MAXB), TPB](*arrays, part, *exts, nparts, err)",
         f"{ind}_finish[min((nout + TPB - 1) // TPB, MAXB), TPB](part, out, nout, nparts, nred)",
     ]
-    return "\n".join(lines) + "\n"
+
+
+def _epilogue(epilogue: Cluster, layout: Layout, mm_input: int, sig: list[str], args: list[str]) -> list[str]:
+    """The epilogue's statements per result element (the accumulator is its input `mm_input`); its
+    arguments join `sig` and `args`."""
+    G = layout.ngroups
+    ins = [i for i in range(epilogue.n_inputs) if i != mm_input]
+    sig += [_arr(epilogue.inputs[i].dtype) for i in ins]
+    sig += [_arr(epilogue.nodes[o.node].dtype) for o in epilogue.outputs]
+    sig += ["types.int64"] * G + [_arr("int64")]
+    args += [f"a{i}" for i in ins] + [f"o{j}" for j in range(len(epilogue.outputs))]
+    args += [f"e{g}" for g in range(G)] + ["err"]
+    checks: list[str] = []
+    hoisted, inner = _body(epilogue, layout, range(len(epilogue.nodes)), checks)
+    # the accumulator is the epilogue's MatMul input: never loaded from memory
+    mm_load = f"x{mm_input} = a{mm_input}["
+    hoisted = [s for s in hoisted if not s.startswith(mm_load)]
+    inner = [s for s in inner if not s.startswith(mm_load)]
+    return hoisted + _decompose("row * n + col", list(range(G))) + [f"x{mm_input} = acc"] + inner
 
 
 def generate_matmul(dtype: str, ta: bool, tb: bool, target: Target, epilogue: Cluster | None = None,
@@ -315,20 +368,7 @@ def generate_matmul(dtype: str, ta: bool, tb: bool, target: Target, epilogue: Cl
     epi_lines: list[str] = []
     if epilogue is not None:
         assert layout is not None and 0 <= mm_input < epilogue.n_inputs
-        G = layout.ngroups
-        ins = [i for i in range(epilogue.n_inputs) if i != mm_input]
-        sig += [_arr(epilogue.inputs[i].dtype) for i in ins]
-        sig += [_arr(epilogue.nodes[o.node].dtype) for o in epilogue.outputs]
-        sig += ["types.int64"] * G + [_arr("int64")]
-        args += [f"a{i}" for i in ins] + [f"o{j}" for j in range(len(epilogue.outputs))]
-        args += [f"e{g}" for g in range(G)] + ["err"]
-        checks: list[str] = []
-        hoisted, inner = _body(epilogue, layout, range(len(epilogue.nodes)), checks)
-        # the accumulator is the epilogue's MatMul input: never loaded from memory
-        mm_load = f"x{mm_input} = a{mm_input}["
-        hoisted = [s for s in hoisted if not s.startswith(mm_load)]
-        inner = [s for s in inner if not s.startswith(mm_load)]
-        epi_lines = (hoisted + _decompose("row * n + col", list(range(G))) + [f"x{mm_input} = acc"] + inner)
+        epi_lines = _epilogue(epilogue, layout, mm_input, sig, args)
     else:
         store_c = True
     zero = L.const(0, dtype)

@@ -9,13 +9,12 @@ interpreted, which reports the error exactly as the interpreter does.
 
 Tables kept here, keyed by registry op type:
 
-* `REDUCTIONS`: how to accumulate and finish a reduction.
+* `REDUCTIONS`: how to accumulate and finish a reduction (from the OpDefs' `formula.Reduction`).
 * `UPDATES`: variable updates: which ref inputs they write, whether they read the current values, and
   the new value of each ref (filled from the OpDefs' update formulas on first use).
 * `ATTRS` (attrs that change the code, part of the kernel key; formulas add theirs), `derived_attrs(op)`
-  (computed ones, e.g. UnbroadcastTo's target), `DATA_INPUTS` (inputs that are iterated over; the others
-  only parameterize the op) and `SHAPE_CHECKS` (run-time shape rules beyond broadcasting, e.g.
-  BiasAdd's).
+  (computed ones, e.g. UnbroadcastTo's target), and `data_inputs(op_type)` (inputs that are iterated
+  over; the others only parameterize the op), both from the OpDefs.
 
 Rendered code uses ``np.<dtype>(...)`` casts; calls are the dialect's (NumPy ufuncs or vmath's
 vectorizable functions on the CPU, `codegen/cudamath.py` on CUDA).
@@ -45,25 +44,24 @@ def const(value: float | int, dt: str) -> str:
 
 
 # Inputs that are data (iterated over); the others only parameterize the op (e.g. a target shape).
-DATA_INPUTS: dict[str, tuple[int, ...]] = {"UnbroadcastTo": (0,)}
+def data_inputs(op_type: str) -> tuple[int, ...] | None:
+    """The inputs of `op_type` that are iterated over (the others only parameterize it); None: all."""
+    red = registry.lowering_of(op_type)
+    return red.data_inputs if isinstance(red, formula.Reduction) else None
 
 
 def derived_attrs(op: Any) -> tuple[tuple[str, Any], ...] | None:
     """Code-changing attrs computed from the op (not stored on it); None: the op cannot be lowered."""
-    if op.type == "UnbroadcastTo":
-        # the reduced dims follow from the target and the gradient's rank at run time
-        target = op.attrs["shape"].as_tuple()
-        if target is None or None in target:
-            return None
-        return (("target", tuple(int(d) for d in target)),)
+    red = registry.lowering_of(op.type)
+    if isinstance(red, formula.Reduction) and red.derived_attrs is not None:
+        return red.derived_attrs(op)
     return ()
 
-# Runtime shape rules beyond broadcasting: op type -> check(arg shapes) (False: run interpreted).
-SHAPE_CHECKS: dict[str, Callable[[list[tuple[int, ...]]], bool]] = {
-    "BiasAdd": lambda s: len(s[0]) >= 2 and len(s[1]) == 1 and s[0][-1] == s[1][0],
-    "AddN": lambda s: all(x == s[0] for x in s),
-    "Select": lambda s: s[0] == s[1] == s[2] or len(s[0]) == 0,
-}
+
+def shape_check(op_type: str) -> Callable[[list[tuple[int, ...]]], bool] | None:
+    """The run-time shape rule of an elementwise op beyond broadcasting (its formula's), or None."""
+    f = elementwise_formula(op_type)
+    return None if f is None else f.shape_check
 
 # -- reductions --------------------------------------------------------------------------------------------
 
@@ -79,33 +77,37 @@ class ReduceRule:
     finish: str = "{acc}"  # format with {acc} and {n} (the number of reduced elements)
 
 
-def _wide(dt: str) -> str:
-    if dt in FLOAT:
-        return "float64"  # float32 sums accumulate in float64: no worse than NumPy's pairwise sums
-    return "uint64" if dt.startswith("u") else "int64"
+# op type -> its rule, built from the OpDef's `formula.Reduction` on first use
+REDUCTIONS: dict[str, ReduceRule] = {}
 
 
-def _extreme(sign: int) -> Callable[[str], str]:
-    def init(dt: str) -> str:
-        if dt in FLOAT:
-            return cast(repr(float("inf") * sign).replace("inf", "np.inf"), dt)
-        import numpy as np
+def reduction_rule(op_type: str) -> ReduceRule | None:
+    """The rule of reduction `op_type`, from its OpDef's lowering, or None."""
+    rule = REDUCTIONS.get(op_type)
+    if rule is None:
+        red = registry.lowering_of(op_type)
+        if not isinstance(red, formula.Reduction):
+            return None
+        rule = REDUCTIONS[op_type] = ReduceRule(red.dtypes, red.acc_dtype, _start_value(red), red.combine,
+                                                "MEAN" if red.mean else "{acc}")
+        ATTRS.setdefault(op_type, ("axis", "keep_dims"))
+    return rule
 
-        info = np.iinfo(dt)
-        return cast(repr(int(info.max if sign > 0 else info.min)), dt)
-    return init
+
+def reduction(op_type: str) -> ReduceRule:
+    """The rule of reduction `op_type` (which has one: the cluster was built from it)."""
+    rule = reduction_rule(op_type)
+    if rule is None:
+        raise ValueError(f"no lowering for reduction {op_type}")
+    return rule
 
 
-REDUCTIONS: dict[str, ReduceRule] = {
-    "Sum": ReduceRule(NUMERIC, _wide, lambda dt: const(0, dt), "{acc} + {v}"),
-    "Mean": ReduceRule(NUMERIC, _wide, lambda dt: const(0, dt), "{acc} + {v}", "MEAN"),
-    "Prod": ReduceRule(NUMERIC, _wide, lambda dt: const(1, dt), "{acc} * {v}"),
-    "Max": ReduceRule(NUMERIC, lambda dt: dt, _extreme(-1), "({v} if ({v} > {acc} or {v} != {v}) else {acc})"),
-    "Min": ReduceRule(NUMERIC, lambda dt: dt, _extreme(1), "({v} if ({v} < {acc} or {v} != {v}) else {acc})"),
-    "UnbroadcastTo": ReduceRule(NUMERIC, _wide, lambda dt: const(0, dt), "{acc} + {v}"),
-    "All": ReduceRule(("bool",), lambda dt: "bool", lambda dt: "True", "({acc} & {v})"),
-    "Any": ReduceRule(("bool",), lambda dt: "bool", lambda dt: "False", "({acc} | {v})"),
-}
+_NEUTRAL = expr.Dialect()
+
+
+def _start_value(red: formula.Reduction) -> Callable[[str], str]:
+    """The literal of `red`'s start value for an accumulator dtype."""
+    return lambda dt: _NEUTRAL.const(red.init(dt), dt)
 
 
 def finish_code(rule: ReduceRule, acc: str, n: str, in_dt: str, out_dt: str) -> str:
@@ -211,4 +213,4 @@ def node_code(op_type: str, args: list[str], in_dts: list[str], out_dt: str, att
     return None if sym is None else expr.render(sym, args, dialect, out_dt)
 
 # Attrs that change the generated code (part of the node, hence of the kernel key).
-ATTRS: dict[str, tuple[str, ...]] = {r: ("axis", "keep_dims") for r in REDUCTIONS}
+ATTRS: dict[str, tuple[str, ...]] = {}

@@ -2,10 +2,10 @@
 
 A Numba call costs a microsecond or more before any work; on one element (the scalars of W1 and W3)
 NumPy's scalar arithmetic costs tens of nanoseconds. `generate` turns a cluster into a Python function
-over NumPy scalars using the very expression templates of the kernels (`codegen/lowering.py`), so its
-results are the compiled kernel's: each node is one statement, a reduction over one element is
-``finish(combine(init, v))``. A failed check (integer division by zero, ...) raises `CheckFailed`
-and the caller re-runs the cluster interpreted, which reports the op's error.
+over NumPy scalars using the very expressions of the CPU kernels (rendered from the ops' formulas by
+`codegen/lowering.py`), so its results are the compiled kernel's: each node is one statement, a
+reduction over one element is ``finish(combine(init, v))``. A failed check (integer division by zero,
+...) raises `CheckFailed` and the caller re-runs the cluster interpreted, which reports the op's error.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def generate(c: Cluster) -> str:
                 # one element: sum, mean, prod, max, min, all, any of it are the element itself
                 lines.append(f"    v{k} = {names[src]}")
                 continue
-            rule = L.REDUCTIONS[node.op_type]
+            rule = L.reduction(node.op_type)
             in_dt = c.value_dtype(src)
             acc_dt = rule.acc_dtype(in_dt)
             acc = L.cast(rule.combine.format(acc=rule.init(acc_dt), v=L.cast(names[src], acc_dt)), acc_dt)

@@ -5,7 +5,7 @@
 
 Rules (`cluster`)
 -----------------
-* Members are ops with a lowering (`codegen/lowering.py`): elementwise math, casts and broadcasts,
+* Members are ops with a lowering (their OpDef's formula, `codegen/lowering.py`): elementwise math, casts,
   reductions, variable updates (Assign*, optimizer Apply* ops).
 * A reduction joins the elementwise cluster that feeds it when every member of that cluster feeds it;
   a cluster with a reduction takes no further ops (its consumers start the next cluster).
@@ -112,33 +112,101 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
     O(n log n): each group keeps its last position, a heap of the positions of its outside consumers
     and its order-sensitive positions, so checking a merge does not rescan the members.
     """
-    pos = {op: i for i, op in enumerate(ops)}
-    consumers: dict[Operation, list[Operation]] = {op: [] for op in ops}
-    for op in ops:
+    return _Clusterer(ops, fed).run(member_reason)
+
+
+def _sensitive(m: Operation) -> bool:
+    """Stateful members, and members reading a variable, keep their order with outside stateful ops."""
+    return m.opdef.kind == registry.STATEFUL or any(t.op.type == "VariableV2" for t in m.inputs)
+
+
+class _Clusterer:
+    """The state of one `cluster` call: positions, consumers, and the group each op belongs to."""
+
+    def __init__(self, ops: list[Operation], fed: set[Tensor]) -> None:
+        self.ops = ops
+        self.fed = fed
+        self.pos = {op: i for i, op in enumerate(ops)}
+        self.consumers: dict[Operation, list[Operation]] = {op: [] for op in ops}
+        for op in ops:
+            for t in op.inputs:
+                if t.op in self.consumers and t not in fed:
+                    self.consumers[t.op].append(op)
+            for c in op.control_inputs:
+                if c in self.consumers:
+                    self.consumers[c].append(op)
+        # ops that change session state (variable reads do not: they happen when their consumer runs)
+        self.stateful_pos = [self.pos[op] for op in ops
+                             if op.opdef.kind == registry.STATEFUL and op.type != "VariableV2"]
+        self.group_of: dict[Operation, _Group] = {}
+
+    def run(self, member_reason: Any) -> Clustering:
+        """Visits the ops in order, merging each member into the groups it may join."""
+        fallbacks: list[Fallback] = []
+        order: list[_Group] = []
+        for op in self.ops:
+            reason = member_reason(op)
+            if reason is not None:
+                if reason and op.type not in STRUCTURAL:  # "" means: lowered as its own step
+                    fallbacks.append(Fallback(op, reason))
+                continue
+            cand = self._producer_groups(op)
+            if op.opdef.kind != registry.REDUCTION and op.outputs:
+                self._sibling_groups(op, cand)
+            g = self._merge(cand, op, op.opdef.kind == registry.REDUCTION)
+            if not cand:
+                order.append(g)
+        alive = {id(g) for g in self.group_of.values()}  # merged-away groups are no longer anyone's group
+        pos = self.pos
+        return Clustering([sorted(g.members, key=lambda m: pos[m]) for g in order if id(g) in alive], fallbacks)
+
+    def _producer_groups(self, op: Operation) -> list[_Group]:
+        """The groups of `op`'s producers that it may join."""
+        is_red = op.opdef.kind == registry.REDUCTION
+        is_stateful = op.opdef.kind == registry.STATEFUL
+        cand: list[_Group] = []
         for t in op.inputs:
-            if t.op in consumers and t not in fed:
-                consumers[t.op].append(op)
-        for c in op.control_inputs:
-            if c in consumers:
-                consumers[c].append(op)
-    # ops that change session state (variable reads do not: they happen when their consumer runs)
-    stateful_pos = [pos[op] for op in ops if op.opdef.kind == registry.STATEFUL and op.type != "VariableV2"]
+            if t in self.fed:
+                continue
+            g = self.group_of.get(t.op)
+            if g is None or any(g is c for c in cand) or g.closed or g.device != op.device:
+                continue
+            if is_red and (g.has_stateful or not _all_feed(g.members, op, self.fed)):
+                continue
+            if (is_stateful or any(c.has_stateful for c in cand)) and g.has_red:
+                continue
+            if self._valid(cand + [g], op):
+                cand.append(g)
+        return cand
 
-    group_of: dict[Operation, _Group] = {}
-    fallbacks: list[Fallback] = []
+    def _sibling_groups(self, op: Operation, cand: list[_Group]) -> None:
+        """Horizontal fusion: adds to `cand` the groups of other readers of `op`'s (non-scalar) inputs
+        that have `op`'s output shape."""
+        shape = op.outputs[0].shape.as_tuple()
+        if shape is None or not shape:
+            return
+        for t in op.inputs:
+            if t.shape.ndims in (None, 0):
+                continue
+            for sib in t.consumers():
+                g = self.group_of.get(sib)
+                if g is None or any(g is c for c in cand) or g.closed or g.has_red:
+                    continue
+                if self.pos.get(sib, len(self.ops)) > self.pos[op] or g.device != op.device:
+                    continue
+                if not sib.outputs or sib.outputs[0].shape.as_tuple() != shape:
+                    continue
+                if self._valid(cand + [g], op):
+                    cand.append(g)
 
-    def sensitive(m: Operation) -> bool:
-        # stateful members, and members reading a variable, keep their order with outside stateful ops
-        return m.opdef.kind == registry.STATEFUL or any(t.op.type == "VariableV2" for t in m.inputs)
-
-    def min_outside(g: _Group, cand: list[_Group], op: Operation) -> int:
+    def _min_outside(self, g: _Group, cand: list[_Group], op: Operation) -> int:
         """The first position of a consumer of `g`'s members outside the candidate (groups + op)."""
         heap = g.heap
         stash = []
-        res = len(ops)
+        res = len(self.ops)
         while heap:
             p, k, e = heap[0]
-            owner = group_of.get(e)
+            owner = self.group_of.get(e)
             if owner is g:
                 heapq.heappop(heap)  # became a member: never outside again
             elif e is op or (owner is not None and any(owner is c for c in cand)):
@@ -150,112 +218,75 @@ def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clust
             heapq.heappush(heap, item)
         return res
 
-    def valid(cand: list[_Group], op: Operation) -> bool:
+    def _valid(self, cand: list[_Group], op: Operation) -> bool:
+        """True if `op` and the groups of `cand` may form one cluster (size, acyclicity, state order)."""
         if sum(len(g.members) for g in cand) >= MAX_CLUSTER_OPS:
             return False
         if _reads_written(cand, op):
             return False
-        p_op = pos[op]
+        p_op = self.pos[op]
         last = max(max(g.last for g in cand), p_op)
-        for g in cand:
-            if min_outside(g, cand, op) <= last:
+        if any(self._min_outside(g, cand, op) <= last for g in cand):
+            return False
+        for e in self.consumers[op]:
+            owner = self.group_of.get(e)
+            if not any(owner is g for g in cand) and self.pos[e] <= last:
                 return False
-        for e in consumers[op]:
-            owner = group_of.get(e)
-            if not any(owner is g for g in cand) and pos[e] <= last:
-                return False
-        firsts = [g.sens_first for g in cand if g.sens_first is not None]
-        if sensitive(op):
-            firsts.append(p_op)
-        if firsts and min(firsts) < last:
-            first = min(firsts)
-            outside = bisect.bisect_left(stateful_pos, last) - bisect.bisect_right(stateful_pos, first)
-            inside = sum(bisect.bisect_left(g.stateful, last) - bisect.bisect_right(g.stateful, first)
-                         for g in cand)
-            if op.opdef.kind == registry.STATEFUL and first < p_op < last:
-                inside += 1
-            if outside != inside:
-                return False
-        return True
+        return self._keeps_state_order(cand, op, last)
 
-    def merge(cand: list[_Group], op: Operation, closed: bool) -> _Group:
-        p_op = pos[op]
-        base = max(cand, key=lambda g: len(g.members)) if cand else \
-            _Group(op, p_op, sensitive(op), closed)
-        if cand:
+    def _keeps_state_order(self, cand: list[_Group], op: Operation, last: int) -> bool:
+        """No stateful op outside the candidate sits between its first order-sensitive member and `last`."""
+        p_op = self.pos[op]
+        firsts = [g.sens_first for g in cand if g.sens_first is not None]
+        if _sensitive(op):
+            firsts.append(p_op)
+        if not firsts or min(firsts) >= last:
+            return True
+        first = min(firsts)
+        outside = bisect.bisect_left(self.stateful_pos, last) - bisect.bisect_right(self.stateful_pos, first)
+        inside = sum(bisect.bisect_left(g.stateful, last) - bisect.bisect_right(g.stateful, first) for g in cand)
+        if op.opdef.kind == registry.STATEFUL and first < p_op < last:
+            inside += 1
+        return outside == inside
+
+    def _merge(self, cand: list[_Group], op: Operation, closed: bool) -> _Group:
+        """`op` joined with the groups of `cand` (into the largest), or a new group of its own."""
+        p_op = self.pos[op]
+        if not cand:
+            base = _Group(op, p_op, _sensitive(op), closed)
+        else:
+            base = max(cand, key=lambda g: len(g.members))
             for g in cand:
-                if g is base:
-                    continue
-                for m in g.members:
-                    group_of[m] = base
-                base.members.extend(g.members)
-                for item in g.heap:
-                    heapq.heappush(base.heap, item)
-                base.last = max(base.last, g.last)
-                if g.sens_first is not None:
-                    base.sens_first = g.sens_first if base.sens_first is None else min(base.sens_first,
-                                                                                      g.sens_first)
-                for sp in g.stateful:
-                    bisect.insort(base.stateful, sp)
-                base.has_red |= g.has_red
-                base.has_stateful |= g.has_stateful
+                if g is not base:
+                    self._absorb(base, g)
             base.members.append(op)
             base.last = max(base.last, p_op)
-            if sensitive(op):
+            if _sensitive(op):
                 base.sens_first = p_op if base.sens_first is None else min(base.sens_first, p_op)
             if op.opdef.kind == registry.STATEFUL:
                 bisect.insort(base.stateful, p_op)
                 base.has_stateful = True
             base.has_red |= op.opdef.kind == registry.REDUCTION
             base.closed = closed
-        group_of[op] = base
-        for e in consumers[op]:
-            heapq.heappush(base.heap, (pos[e], id(e), e))
+        self.group_of[op] = base
+        for e in self.consumers[op]:
+            heapq.heappush(base.heap, (self.pos[e], id(e), e))
         return base
 
-    order: list[_Group] = []
-    for op in ops:
-        reason = member_reason(op)
-        if reason is not None:
-            if reason and op.type not in STRUCTURAL:  # "" means: lowered as its own step
-                fallbacks.append(Fallback(op, reason))
-            continue
-        is_red = op.opdef.kind == registry.REDUCTION
-        is_stateful = op.opdef.kind == registry.STATEFUL
-        cand: list[_Group] = []
-        for t in op.inputs:
-            if t in fed:
-                continue
-            g = group_of.get(t.op)
-            if g is None or any(g is c for c in cand) or g.closed or g.device != op.device:
-                continue
-            if is_red and (g.has_stateful or not _all_feed(g.members, op, fed)):
-                continue
-            if (is_stateful or any(c.has_stateful for c in cand)) and g.has_red:
-                continue
-            if valid(cand + [g], op):
-                cand.append(g)
-        if not is_red and op.outputs:
-            # horizontal fusion: other consumers of the same (non-scalar) input with the same shape
-            shape = op.outputs[0].shape.as_tuple()
-            for t in op.inputs:
-                if shape is None or not shape or t.shape.ndims in (None, 0):
-                    continue
-                for sib in t.consumers():
-                    g = group_of.get(sib)
-                    if g is None or any(g is c for c in cand) or g.closed or pos.get(sib, len(ops)) > pos[op]:
-                        continue
-                    if not sib.outputs or sib.outputs[0].shape.as_tuple() != shape or g.device != op.device:
-                        continue
-                    if g.has_red:
-                        continue
-                    if valid(cand + [g], op):
-                        cand.append(g)
-        g = merge(cand, op, is_red)
-        if not cand:
-            order.append(g)
-    alive = {id(g) for g in group_of.values()}  # merged-away groups are no longer anyone's group
-    return Clustering([sorted(g.members, key=lambda m: pos[m]) for g in order if id(g) in alive], fallbacks)
+    def _absorb(self, base: _Group, g: _Group) -> None:
+        """Moves the members of group `g` into `base`."""
+        for m in g.members:
+            self.group_of[m] = base
+        base.members.extend(g.members)
+        for item in g.heap:
+            heapq.heappush(base.heap, item)
+        base.last = max(base.last, g.last)
+        if g.sens_first is not None:
+            base.sens_first = g.sens_first if base.sens_first is None else min(base.sens_first, g.sens_first)
+        for sp in g.stateful:
+            bisect.insort(base.stateful, sp)
+        base.has_red |= g.has_red
+        base.has_stateful |= g.has_stateful
 
 
 def _all_feed(prod: list[Operation], red: Operation, fed: set[Tensor]) -> bool:
@@ -295,7 +326,7 @@ def canonical_attrs(op: Operation, names: tuple[str, ...]) -> tuple[tuple[str, A
 def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: set[Tensor],
                   ref_updates: dict[str, tuple[tuple[int, ...], bool]],
                   attr_names: dict[str, tuple[str, ...]], backend: str = "cpu",
-                  data_inputs: dict[str, tuple[int, ...]] | None = None,
+                  data_inputs: Any = None,
                   derived_attrs: Any = None) -> Cluster:
     """The IR of one cluster.
 
@@ -304,7 +335,7 @@ def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: se
     node per updated ref (attr ``slot`` = k, the k-th ref), whose args are the refs' current values
     (if read) followed by the op's other inputs, and whose value is stored into that variable.
     `attr_names[op_type]`: attrs that change the code; `derived_attrs(op)` adds computed ones.
-    `data_inputs[op_type]`: the inputs that are iterated over (others only parameterize the op).
+    `data_inputs(op_type)`: the inputs that are iterated over (others only parameterize the op; None: all).
     """
     inputs: list[ClusterInput] = []
     input_ids: dict[Any, int] = {}
@@ -335,8 +366,9 @@ def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: se
         if derived_attrs is not None:
             attrs = attrs + tuple(derived_attrs(op) or ())
         op_inputs = list(op.inputs)
-        if data_inputs is not None and op.type in data_inputs:
-            op_inputs = [op.inputs[i] for i in data_inputs[op.type]]
+        iterated = data_inputs(op.type) if data_inputs is not None else None
+        if iterated is not None:
+            op_inputs = [op.inputs[i] for i in iterated]
         out_t = op.outputs[0] if op.outputs else None
         if refs is not None:
             args = tuple([var_arg(op.inputs[r]) for r in refs if upd[1]]

@@ -1,23 +1,40 @@
 """The JIT stage of plan building: replace groups of interpreted steps by compiled ones.
 
-`lower(plan)` clusters the plan's ops (`compiler/cluster.py`), builds the cluster IR, and replaces the
-members' interpreted steps by one `ClusterStep` per cluster (placed where its last member was). MatMul
-runs through BLAS into a reused buffer. Everything else keeps its interpreted step; the reasons are in
-`plan.report["fallbacks"]`.
+`lower(plan)` runs `PASSES` in order over a `Lowering` (the plan and what earlier passes decided):
 
-The steps themselves (`ClusterStep`, `MatMulStep`, ...) live in `compiler/steps.py`.
+1. `cluster_ops`: group the ops into clusters (`compiler/cluster.py`); report the fallbacks.
+2. `library_kernels`: MatMul through BLAS, softmax/cross-entropy row kernels, run-time UnbroadcastTo.
+3. `build_clusters`: each cluster's IR and `ClusterStep`; CPU kernels compile here, GPU clusters later.
+4. `fold_constants`: Const values into the plan's initial slots.
+5. `prune_shape_ops`: Shape ops whose value nothing reads any more.
+6. `order_steps`: the new step list, variables read just before their consumers.
+7. `mark_array_outputs`: which one-element outputs may stay NumPy scalars.
+8. `move_to_gpu`: steps of ops placed on an available GPU become CUDA steps (`compiler/gpu/`).
+
+Everything else keeps its interpreted step; the reasons are in `plan.report["fallbacks"]`. The steps
+themselves (`ClusterStep`, `MatMulStep`, ...) live in `compiler/steps.py`.
 """
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from jitflow import errors, flags
 from jitflow.codegen import lowering as L
-from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, canonical_attrs, cluster
-from jitflow.compiler.placement import gpu_count, requested_gpu
+from jitflow.compiler import placement  # gpu_count through the module: tests stand in for it
+from jitflow.compiler.cluster import (
+    REDUCTION,
+    STRUCTURAL,
+    Cluster,
+    Clustering,
+    build_cluster,
+    canonical_attrs,
+    cluster,
+)
+from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
@@ -51,14 +68,8 @@ def member_reason(op: Operation) -> str | None:
         return registry.INTERPRETED[t]
     if t in _BLAS_KERNELS or t in WINDOW_OPS:
         return ""  # its own step: the conv/pool kernels of jitflow/kernels (compiler/window_steps.py)
-    if t in _ROW_OPS:
-        dt = np.dtype(op.inputs[0].dtype.np).name
-        ok = dt in ("float32", "float64") and (len(op.inputs) == 1 or np.dtype(op.inputs[1].dtype.np).name
-                                               in ("int32", "int64"))
-        return "" if ok else f"{t} on {dt} is interpreted"
-    if t in _BLAS:
-        dts = {np.dtype(x.dtype.np).name for x in op.inputs}
-        return "" if dts <= {"float32", "float64"} and len(dts) == 1 else f"{t} on {sorted(dts)} is interpreted"
+    if t in _ROW_OPS or t in _BLAS:
+        return _library_reason(op)
     try:
         in_dts = [np.dtype(x.dtype.np).name for x in op.inputs]
         out_dts = [np.dtype(x.dtype.np).name for x in op.outputs]
@@ -67,39 +78,67 @@ def member_reason(op: Operation) -> str | None:
     for dt in in_dts + out_dts:
         if dt not in L.SUPPORTED:
             return f"dtype {dt} not supported by the compiler"
-    rule = L.update_rule(t)
-    if rule is not None:
-        var_dt = in_dts[rule.refs[0]]
-        if rule.reads and var_dt not in L.NUMERIC:
-            return f"{t} of a {var_dt} variable is interpreted"
-        if any(op.inputs[r].op.type != "VariableV2" for r in rule.refs):
-            return f"{t} of a reference that is not a variable"
-        return None
-    kind = op.opdef.kind
+    if L.update_rule(t) is not None:
+        return _update_reason(op, in_dts)
     if L.derived_attrs(op) is None:
         return (f"{t} target shape is known only at run time (identity when the shapes already match, "
                 "else interpreted)")
+    kind = op.opdef.kind
     if kind == registry.REDUCTION:
-        rule_r = L.REDUCTIONS.get(t)
-        if rule_r is None:
-            return f"no lowering for reduction {t}"
-        if in_dts[0] not in rule_r.dtypes:
-            return f"{t} on {in_dts[0]} is interpreted"
-        axes = op.attrs.get("axis") if t in _AXIS_REDUCTIONS else None
-        if axes is not None and any(a < 0 for a in axes):
-            return "reduction axes are not known when the plan is built"
-        return None
+        return _reduction_reason(op, in_dts)
     if kind == registry.STATEFUL:
         return f"stateful op {t} runs as its own step"
-    lowered = L.has_elementwise(t)
-    if kind != registry.ELEMENTWISE and not lowered:
-        return f"no lowering for {t} ({kind})"
-    if not lowered:
+    return _elementwise_reason(op, in_dts, out_dts)
+
+
+def _library_reason(op: Operation) -> str:
+    """"" when a row-kernel or BLAS op takes its library step (its dtypes allow it), else why not."""
+    t = op.type
+    if t in _ROW_OPS:
+        dt = np.dtype(op.inputs[0].dtype.np).name
+        ok = dt in ("float32", "float64") and (len(op.inputs) == 1 or np.dtype(op.inputs[1].dtype.np).name
+                                               in ("int32", "int64"))
+        return "" if ok else f"{t} on {dt} is interpreted"
+    dts = {np.dtype(x.dtype.np).name for x in op.inputs}
+    return "" if dts <= {"float32", "float64"} and len(dts) == 1 else f"{t} on {sorted(dts)} is interpreted"
+
+
+def _update_reason(op: Operation, in_dts: list[str]) -> str | None:
+    """Why a variable update cannot be fused (None: it can)."""
+    rule = L.update_rule(op.type)
+    assert rule is not None
+    var_dt = in_dts[rule.refs[0]]
+    if rule.reads and var_dt not in L.NUMERIC:
+        return f"{op.type} of a {var_dt} variable is interpreted"
+    if any(op.inputs[r].op.type != "VariableV2" for r in rule.refs):
+        return f"{op.type} of a reference that is not a variable"
+    return None
+
+
+def _reduction_reason(op: Operation, in_dts: list[str]) -> str | None:
+    """Why a reduction cannot be fused (None: it can)."""
+    t = op.type
+    rule = L.reduction_rule(t)
+    if rule is None:
+        return op.opdef.no_lowering or f"no lowering for reduction {t}"
+    if in_dts[0] not in rule.dtypes:
+        return f"{t} on {in_dts[0]} is interpreted"
+    axes = op.attrs.get("axis") if t in _AXIS_REDUCTIONS else None
+    if axes is not None and any(a < 0 for a in axes):
+        return "reduction axes are not known when the plan is built"
+    return None
+
+
+def _elementwise_reason(op: Operation, in_dts: list[str], out_dts: list[str]) -> str | None:
+    """Why an elementwise (or other) op cannot be fused (None: its formula lowers for these dtypes)."""
+    t, kind = op.type, op.opdef.kind
+    if not L.has_elementwise(t):
+        if kind != registry.ELEMENTWISE:
+            return f"no lowering for {t} ({kind})"
         return op.opdef.no_lowering or f"no lowering for elementwise op {t}"
-    if t == "Select" and op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:
-        return "Select with a vector condition picks rows (interpreted)"
-    if t == "Select" and op.inputs[0].shape.ndims is None:
-        return "Select with a condition of unknown rank"
+    refuse = L.elementwise_formula(t).refuse  # type: ignore[union-attr]
+    if refuse is not None and (why := refuse(op)) is not None:
+        return why
     names = [f"a{i}" for i in range(len(in_dts))]
     attrs = dict(canonical_attrs(op, L.ATTRS.get(t, ())))
     if L.node_code(t, names, in_dts, out_dts[0], attrs.get, _ANY_DIALECT) is None:
@@ -134,126 +173,215 @@ def _wide_vectors_once() -> None:
         vmath.enable_wide_vectors()
 
 
-def lower(plan: Plan) -> None:
-    """Replaces the plan's interpreted steps by compiled clusters and BLAS steps, in place."""
-    _wide_vectors_once()
-    ops = plan.ops
-    feed_set = set(plan.feed_slots)
-    fed = {t for t, s in plan.slots.items() if s in feed_set}
-    fetched = {t for t, s in plan.slots.items() if s in set(plan.fetch_slots)}
-    res = cluster(ops, fed, member_reason)
-    # an UnbroadcastTo whose target is a run-time Shape gets its own step (below): not a fallback
-    fallbacks = [f for f in res.fallbacks if not _dynamic_unbroadcast(f.op, fed)]
-    report: dict[str, Any] = {"clusters": [], "fallbacks": [
-        {"op": f.op.name, "type": f.op.type, "reason": f.reason} for f in fallbacks]}
-    plan.report = report
-    refused = [f for f in fallbacks if f.op.type not in registry.INTERPRETED]
-    if refused and flags.fallback_is_error():
-        f = refused[0]
-        raise errors.UnimplementedError(f.op.node_def, f.op, f"JITFLOW_FALLBACK=error: op {f.op.name} "
-                                                             f"({f.op.type}) would run interpreted: {f.reason}")
+@dataclass
+class Lowering:
+    """The plan being lowered and what the passes of `lower` have decided so far."""
+
+    plan: Plan
+    fed: set[Tensor]
+    fetched: set[Tensor]
+    readers: dict[Tensor, set[Operation]]  # tensor -> the ops that read it (reference inputs aside)
+    clustering: Clustering | None = None
+    own: dict[Operation, Step] = field(default_factory=dict)  # ops lowered as their own step
+    matmul_of: dict[Tensor, Operation] = field(default_factory=dict)  # MatMul outputs (epilogue reports)
+    cluster_steps: list[ClusterStep] = field(default_factory=list)
+    cluster_at: dict[Operation, ClusterStep] = field(default_factory=dict)  # last member -> its step
+    clustered: set[Operation] = field(default_factory=set)
+    folded: set[Operation] = field(default_factory=set)  # Const ops now in the plan's template
+    unused: set[Operation] = field(default_factory=set)  # Shape ops nothing reads any more
+
+    @classmethod
+    def start(cls, plan: Plan) -> Lowering:
+        """The state before the first pass: which tensors are fed, fetched, and who reads each."""
+        feed_set, fetch_set = set(plan.feed_slots), set(plan.fetch_slots)
+        return cls(plan, {t for t, s in plan.slots.items() if s in feed_set},
+                   {t for t, s in plan.slots.items() if s in fetch_set}, readers_of(plan.ops))
+
+
+def readers_of(ops: list[Operation]) -> dict[Tensor, set[Operation]]:
+    """Tensor -> the ops of `ops` that read its value (reference inputs do not)."""
     readers: dict[Tensor, set[Operation]] = {}
     for op in ops:
         for i, t in enumerate(op.inputs):
             if i not in op.opdef.ref_inputs:
                 readers.setdefault(t, set()).add(op)
-    own: dict[Operation, Step] = {}  # ops lowered as their own step (BLAS)
-    matmul_of: dict[Tensor, Operation] = {}
-    for op in ops:
+    return readers
+
+
+def cluster_ops(low: Lowering) -> None:
+    """Groups the plan's ops into clusters and reports the ops left interpreted, with reasons.
+
+    Under JITFLOW_FALLBACK=error the first such op is an UnimplementedError instead.
+    """
+    plan = low.plan
+    res = low.clustering = cluster(plan.ops, low.fed, member_reason)
+    # an UnbroadcastTo whose target is a run-time Shape gets its own step (library_kernels): not a fallback
+    fallbacks = [f for f in res.fallbacks if not _dynamic_unbroadcast(f.op, low.fed)]
+    plan.report = {"clusters": [], "fallbacks": [
+        {"op": f.op.name, "type": f.op.type, "reason": f.reason} for f in fallbacks]}
+    refused = [f for f in fallbacks if f.op.type not in registry.INTERPRETED]  # py_func: interpreted by design
+    if refused and flags.fallback_is_error():
+        f = refused[0]
+        raise errors.UnimplementedError(f.op.node_def, f.op, f"JITFLOW_FALLBACK=error: op {f.op.name} "
+                                                             f"({f.op.type}) would run interpreted: {f.reason}")
+
+
+def library_kernels(low: Lowering) -> None:
+    """Ops lowered as their own step: MatMul through BLAS, convolutions and pooling (`window_steps.py`),
+    softmax and cross-entropy row kernels, and UnbroadcastTo with a run-time target."""
+    plan, fed, fetched = low.plan, low.fed, low.fetched
+    for op in plan.ops:
         if op.type in _BLAS and member_reason(op) == "":
             t = op.outputs[0]
-            own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
-                                     plan.op_steps[op])
-            matmul_of[t] = op
+            low.own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
+                                         plan.op_steps[op])
+            low.matmul_of[t] = op
         elif op.type in WINDOW_OPS:
-            own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op])
-            report["clusters"].append(window_entry)
+            low.own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op])
+            plan.report["clusters"].append(window_entry)
         elif _dynamic_unbroadcast(op, fed) and member_reason(op):
             shape_op = op.inputs[1].op
-            own[op] = UnbroadcastDynStep(op, plan.slots[op.inputs[0]], plan.slots[shape_op.inputs[0]],
-                                         plan.slots[op.outputs[0]], [plan.op_steps[shape_op], plan.op_steps[op]])
+            low.own[op] = UnbroadcastDynStep(op, plan.slots[op.inputs[0]], plan.slots[shape_op.inputs[0]],
+                                             plan.slots[op.outputs[0]], [plan.op_steps[shape_op], plan.op_steps[op]])
         elif op.type in _ROW_OPS and member_reason(op) == "":
-            row_entry: dict[str, Any] = {"ops": [op.name], "backend": "cpu", "key": "", "compile_seconds": 0.0,
-                                         "source": "deferred"}
-            report["clusters"].append(row_entry)
-            outs = [TRASH_SLOT if t in fed else plan.slots[t] for t in op.outputs]
-            if op.type == "SparseSoftmaxCrossEntropyWithLogits":
-                own[op] = SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs,
-                                         [t in fetched for t in op.outputs], plan.op_steps[op], row_entry)
-            else:
-                own[op] = SoftmaxStep(op, plan.slots[op.inputs[0]], outs[0], op.outputs[0] in fetched,
-                                      plan.op_steps[op], row_entry)
-    var_shapes = {op.name: op.attrs.get("shape") for op in ops if op.type == "VariableV2"}
-    gpu_plan = any(requested_gpu(op) is not None for op in ops)
-    n_gpus = gpu_count() if gpu_plan else 0
-    cluster_steps: list[ClusterStep] = []
-    cluster_at: dict[Operation, ClusterStep] = {}  # last member -> its cluster's step
-    clustered: set[Operation] = set()
-    for members in res.clusters:
-        mset = set(members)
-        needed = {t for m in members for t in m.outputs
-                  if t in fetched or any(r not in mset for r in readers.get(t, ()))}
+            low.own[op] = _row_step(low, op)
+
+
+def _row_step(low: Lowering, op: Operation) -> Step:
+    """The row-kernel step of a softmax or sparse cross-entropy op (its kernel compiles on first use)."""
+    plan, fed, fetched = low.plan, low.fed, low.fetched
+    entry: dict[str, Any] = {"ops": [op.name], "backend": "cpu", "key": "", "compile_seconds": 0.0,
+                             "source": "deferred"}
+    plan.report["clusters"].append(entry)
+    outs = [TRASH_SLOT if t in fed else plan.slots[t] for t in op.outputs]
+    if op.type == "SparseSoftmaxCrossEntropyWithLogits":
+        return SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs, [t in fetched for t in op.outputs],
+                              plan.op_steps[op], entry)
+    return SoftmaxStep(op, plan.slots[op.inputs[0]], outs[0], op.outputs[0] in fetched, plan.op_steps[op], entry)
+
+
+def build_clusters(low: Lowering) -> None:
+    """Builds the IR of every cluster and its step, choosing its backend: CUDA when its ops all sit on one
+    GPU of this machine (`move_to_gpu` makes its CUDA step), else the CPU, whose kernel compiles now (or
+    comes from the cache)."""
+    plan = low.plan
+    assert low.clustering is not None
+    var_shapes = {op.name: op.attrs.get("shape") for op in plan.ops if op.type == "VariableV2"}
+    n_gpus = placement.gpu_count() if any(requested_gpu(op) is not None for op in plan.ops) else 0
+    upd_refs = {t: (r.refs, r.reads) for t, r in L.UPDATES.items()}
+    for members in low.clustering.clusters:
         for m in members:
             for r in m.opdef.ref_inputs:
                 v = m.inputs[r].op
                 var_shapes.setdefault(v.name, v.attrs.get("shape"))
-        upd_refs = {t: (r.refs, r.reads) for t, r in L.UPDATES.items()}
-        c = build_cluster(members, fed, needed, upd_refs, L.ATTRS, "cpu", L.DATA_INPUTS, L.derived_attrs)
-        in_slots = [plan.slots[i.tensor] if i.tensor is not None else -1 for i in c.inputs]
-        out_slots = [plan.slots[o.tensor] if o.tensor is not None else -1 for o in c.outputs]
-        fresh = [o.var is not None or (o.tensor is not None and o.tensor in fetched) for o in c.outputs]
-        epilogue_of = [matmul_of[i.tensor].name for i in c.inputs if i.tensor in matmul_of]
-        entry: dict[str, Any] = {"ops": epilogue_of + [m.name for m in members], "backend": c.backend,
-                                 "key": "", "compile_seconds": 0.0, "source": "deferred"}
-        report["clusters"].append(entry)
-        member_steps = [plan.op_steps[m] for m in members]
-        step = ClusterStep(c, in_slots, out_slots, fresh, member_steps, entry, var_shapes)
-        step.has_checks = any(_has_checks(c, k) for k in range(len(c.nodes)))
-        cluster_steps.append(step)
-        cluster_at[members[-1]] = step
-        clustered |= mset
-        if not (n_gpus and all(requested_gpu(m) is not None for m in members)):
-            _warm(step)  # (a GPU cluster compiles for CUDA instead)
+        backend = "cuda" if n_gpus and _on_one_gpu(members, n_gpus) else "cpu"
+        step = _cluster_step(low, members, upd_refs, var_shapes, backend)
+        low.cluster_steps.append(step)
+        low.cluster_at[members[-1]] = step
+        low.clustered.update(members)
+        if backend == "cpu":
+            _warm(step)  # (a CUDA cluster compiles when move_to_gpu has made its step)
         if flags.debug_level() >= 3:
-            print(f"jitflow: cluster {entry['ops']} ({c.kind}, {len(c.inputs)} inputs, "
-                  f"{len(c.outputs)} outputs)", file=sys.stderr)
+            print(f"jitflow: cluster {step.report['ops']} ({step.c.kind}, {len(step.c.inputs)} inputs, "
+                  f"{len(step.c.outputs)} outputs)", file=sys.stderr)
     if flags.debug_level() >= 3:
-        for f in report["fallbacks"]:
+        for f in plan.report["fallbacks"]:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
-    folded = _fold_constants(plan, fed)
-    unused = _unused_shape_ops(ops, clustered | {o for o, st in own.items() if isinstance(st, UnbroadcastDynStep)},
-                               cluster_steps, fetched)
-    for st in cluster_steps:  # the interpreted fallback of a cluster still needs those values
-        pre = [plan.op_steps[t.op] for m in st.c.ops for t in m.inputs if t.op in unused]
+
+
+def _on_one_gpu(members: list[Operation], n_gpus: int) -> bool:
+    """True when every op of `members` is placed on one GPU that this machine has."""
+    devs = {requested_gpu(m) for m in members}
+    idx = next(iter(devs))
+    return len(devs) == 1 and idx is not None and idx < n_gpus
+
+
+def _cluster_step(low: Lowering, members: list[Operation], upd_refs: dict[str, tuple[tuple[int, ...], bool]],
+                  var_shapes: dict[str, Any], backend: str) -> ClusterStep:
+    """The IR of one cluster, and the step that runs it (reported in the plan)."""
+    plan, fetched = low.plan, low.fetched
+    mset = set(members)
+    needed = {t for m in members for t in m.outputs
+              if t in fetched or any(r not in mset for r in low.readers.get(t, ()))}
+    c = build_cluster(members, low.fed, needed, upd_refs, L.ATTRS, backend, L.data_inputs, L.derived_attrs)
+    in_slots = [plan.slots[i.tensor] if i.tensor is not None else -1 for i in c.inputs]
+    out_slots = [plan.slots[o.tensor] if o.tensor is not None else -1 for o in c.outputs]
+    fresh = [o.var is not None or (o.tensor is not None and o.tensor in fetched) for o in c.outputs]
+    epilogue_of = [low.matmul_of[i.tensor].name for i in c.inputs if i.tensor in low.matmul_of]
+    entry: dict[str, Any] = {"ops": epilogue_of + [m.name for m in members], "backend": c.backend,
+                             "key": "", "compile_seconds": 0.0, "source": "deferred"}
+    plan.report["clusters"].append(entry)
+    step = ClusterStep(c, in_slots, out_slots, fresh, [plan.op_steps[m] for m in members], entry, var_shapes)
+    step.has_checks = any(_has_checks(c, k) for k in range(len(c.nodes)))
+    return step
+
+
+def fold_constants(low: Lowering) -> None:
+    """Const values go into the plan's initial slots: no step runs for them."""
+    low.folded = _fold_constants(low.plan, low.fed)
+
+
+def prune_shape_ops(low: Lowering) -> None:
+    """Drops Shape/Size/Rank ops whose value nothing reads any more (a target folded into a cluster);
+    a cluster's interpreted fallback still runs those it needs, first."""
+    kept = low.clustered | {o for o, st in low.own.items() if isinstance(st, UnbroadcastDynStep)}
+    low.unused = _unused_shape_ops(low.plan.ops, kept, low.cluster_steps, low.fetched)
+    for st in low.cluster_steps:
+        pre = [low.plan.op_steps[t.op] for m in st.c.ops for t in m.inputs if t.op in low.unused]
         if pre:
             st.member_steps = pre + st.member_steps
+
+
+def order_steps(low: Lowering) -> None:
+    """The plan's new step list: each cluster at its last member's place, variables read just before the
+    step that consumes them (a dict lookup when the variable exists), Identity as a slot copy."""
+    plan = low.plan
     steps: list[Step] = []
-    for op in ops:
-        if op in plan.lazy_vars or op in folded or op in unused:
+    for op in plan.ops:
+        if op in plan.lazy_vars or op in low.folded or op in low.unused:
             continue
-        cstep = cluster_at.get(op)
+        cstep = low.cluster_at.get(op)
         if cstep is not None:
             done: set[Operation] = set()
-            for m in cstep.c.ops:  # variables are read just before the step that consumes them
+            for m in cstep.c.ops:
                 steps.extend(var_reads(m, plan.lazy_vars, plan.op_steps, done))
             steps.append(cstep)
         elif op.type == "NoOp" and not op.outputs:
             continue  # orders its control inputs, which the plan order already does
-        elif op not in clustered:
-            own_step = own.get(op) or _light_step(op, plan, fed)
-            if isinstance(own_step, UnbroadcastDynStep) and op.inputs[1].op not in unused:
+        elif op not in low.clustered:
+            own_step = low.own.get(op) or _light_step(op, plan, low.fed)
+            if isinstance(own_step, UnbroadcastDynStep) and op.inputs[1].op not in low.unused:
                 own_step.fallback = own_step.fallback[1:]  # the Shape step runs anyway
             steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
             steps.append(own_step or plan.op_steps[op])
     steps.extend(fetched_reads(plan, plan.fetches))
-    # variable reads: a dict lookup (the interpreted step only when the variable is missing, to raise)
-    steps = [_light_var_read(st) for st in steps]
-    plan.steps = steps
-    _mark_array_outputs(cluster_steps, readers)
-    if gpu_plan:
+    plan.steps = [_light_var_read(st) for st in steps]
+
+
+def mark_array_outputs(low: Lowering) -> None:
+    """One-element cluster outputs read only by clusters (or only fetched) may stay NumPy scalars."""
+    _mark_array_outputs(low.cluster_steps, low.readers)
+
+
+def move_to_gpu(low: Lowering) -> None:
+    """Steps of ops placed on an available GPU become CUDA steps (`compiler/gpu/`)."""
+    if any(requested_gpu(op) is not None for op in low.plan.ops):
         from jitflow.compiler.gpu import lower_gpu_clusters  # only plans that ask for a GPU load it
 
-        lower_gpu_clusters(plan)
+        lower_gpu_clusters(low.plan)
+
+
+# The passes of `lower`, in order.
+PASSES = (cluster_ops, library_kernels, build_clusters, fold_constants, prune_shape_ops, order_steps,
+          mark_array_outputs, move_to_gpu)
+
+
+def lower(plan: Plan) -> None:
+    """Replaces the plan's interpreted steps by compiled clusters and library steps, in place (`PASSES`)."""
+    _wide_vectors_once()
+    low = Lowering.start(plan)
+    for lowering_pass in PASSES:
+        lowering_pass(low)
 
 
 def _light_step(op: Operation, plan: Plan, fed: set[Tensor]) -> Step | None:

@@ -2,7 +2,7 @@
 
 `/gpu:N`, `/device:GPU:N` and full names (`/job:localhost/replica:0/task:0/device:GPU:N`) ask for CUDA
 device N. When it exists (a GPU seen by numba.cuda, or Numba's CUDA simulator), the op's compiled
-cluster runs on it (`compiler/gpu.py`). When it does not, soft placement (`allow_soft_placement=True`)
+cluster runs on it (`compiler/gpu/`). When it does not, soft placement (`allow_soft_placement=True`)
 runs the op on the CPU and strict placement raises InvalidArgumentError naming the op and
 the device. `log_device_placement=True` prints where each op goes. As in TF, strict placement is the
 default, and an op pinned to another job (`/job:ps`) needs a session with a cluster.

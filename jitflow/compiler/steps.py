@@ -74,8 +74,7 @@ class ClusterStep:
         self.key = id(self)
         self._lock = threading.Lock()
         self.recyclers = [Recycler() for _ in c.outputs]
-        self.node_checks = [(k, L.SHAPE_CHECKS[n.op_type]) for k, n in enumerate(c.nodes)
-                            if n.op_type in L.SHAPE_CHECKS]
+        self.node_checks = [(k, chk) for k, n in enumerate(c.nodes) if (chk := L.shape_check(n.op_type))]
         self.one_fn: Any = None
         self.fast_one: Any = None  # the generated one-element step for the first one-element shapes
         self.in_spec = list(zip(in_slots, self.var_names, self.in_dtypes))
@@ -102,9 +101,7 @@ class ClusterStep:
         if ent is None:
             ent = self.prepare(shapes)
         if ent.kernel is None:
-            if ent.mode == "one":
-                return self.run_one(ctx, vals, arrays, ent)
-            return self.interpret(ctx, vals)
+            return self.run_one(ctx, vals, arrays, ent) if ent.mode == "one" else self.interpret(ctx, vals)
         flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
         arena: Arena = vals[ARENA_SLOT]
         outs = []

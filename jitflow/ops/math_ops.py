@@ -14,6 +14,7 @@ from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape
 from jitflow.ir import expr as E
+from jitflow.ir import formula
 from jitflow.ir.formula import Elementwise
 from jitflow.ops.constant_op import convert_to_tensor
 from jitflow.ops.op_util import (
@@ -219,11 +220,22 @@ class _FakeOp:
         self.name = op.name
 
 
-_SELECT = Elementwise(E.where, ("bool",))
+def _select_refusal(op: Operation) -> str | None:
+    """Why a Select is not fused: a vector condition picking rows, or a condition of unknown rank."""
+    if op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:
+        return "Select with a vector condition picks rows (interpreted)"
+    if op.inputs[0].shape.ndims is None:
+        return "Select with a condition of unknown rank"
+    return None
+
+
+_SELECT = Elementwise(E.where, ("bool",), shape_check=lambda s: s[0] == s[1] == s[2] or len(s[0]) == 0,
+                      refuse=_select_refusal)
 registry.register_op("Select", _select_infer, lambda ctx, op, ins: _select(*ins), registry.ELEMENTWISE,
                      lowering=_SELECT)
 registry.register_op("SelectV2", lambda op: [(op.inputs[1].dtype, elementwise_infer()(op)[0][1])],
-                     lambda ctx, op, ins: np.where(*ins), registry.ELEMENTWISE, lowering=_SELECT)
+                     lambda ctx, op, ins: np.where(*ins), registry.ELEMENTWISE,
+                     lowering=Elementwise(E.where, ("bool",)))  # SelectV2 broadcasts like any elementwise op
 
 
 def _cast_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
@@ -273,7 +285,7 @@ def _addn(*xs: Any) -> Any:
 
 
 registry.register_op("AddN", _addn_infer, _addn_kernel, registry.ELEMENTWISE,
-                     lowering=Elementwise(_addn, E.NUMERIC))
+                     lowering=Elementwise(_addn, E.NUMERIC, shape_check=lambda s: all(x == s[0] for x in s)))
 
 # -- public constructors -------------------------------------------------------------------------------
 
@@ -609,9 +621,21 @@ def _np_reduce(ufunc_name: str):  # type: ignore[no-untyped-def]
 
 _REDUCTIONS = {"Sum": _np_reduce("sum"), "Mean": _mean, "Max": _np_reduce("max"), "Min": _np_reduce("min"),
                "Prod": _np_reduce("prod"), "All": _np_reduce("all"), "Any": _np_reduce("any")}
+# How the compiler accumulates each reduction (`jitflow.ir.formula.Reduction`).
+_REDUCE_LOWERING = {
+    "Sum": formula.SUM,
+    "Mean": formula.Reduction(E.NUMERIC, formula.wide, lambda dt: 0, "{acc} + {v}", mean=True),
+    "Prod": formula.Reduction(E.NUMERIC, formula.wide, lambda dt: 1, "{acc} * {v}"),
+    "Max": formula.Reduction(E.NUMERIC, lambda dt: dt, formula.extreme(-1),
+                             "({v} if ({v} > {acc} or {v} != {v}) else {acc})"),
+    "Min": formula.Reduction(E.NUMERIC, lambda dt: dt, formula.extreme(1),
+                             "({v} if ({v} < {acc} or {v} != {v}) else {acc})"),
+    "All": formula.Reduction(("bool",), lambda dt: "bool", lambda dt: True, "({acc} & {v})"),
+    "Any": formula.Reduction(("bool",), lambda dt: "bool", lambda dt: False, "({acc} | {v})"),
+}
 for _t, _f in _REDUCTIONS.items():
     registry.register_op(_t, _reduce_infer, _reduction_kernel(_f), registry.REDUCTION,
-                         not_differentiable=_t in ("All", "Any"))
+                         not_differentiable=_t in ("All", "Any"), lowering=_REDUCE_LOWERING[_t])
 
 
 def _reduce(op_type: str, input_tensor: Any, axis: Any, keepdims: Any, name: str | None,

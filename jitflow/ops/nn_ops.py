@@ -211,7 +211,9 @@ def _bias_add_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
 
 
 registry.register_op("BiasAdd", _bias_add_infer, _bias_add_kernel, registry.ELEMENTWISE,
-                     lowering=Elementwise(lambda x, b: x + b, E.NUMERIC))
+                     lowering=Elementwise(lambda x, b: x + b, E.NUMERIC,
+                                          shape_check=lambda s: len(s[0]) >= 2 and len(s[1]) == 1
+                                          and s[0][-1] == s[1][0]))
 
 
 def bias_add(value: Any, bias: Any, data_format: str | None = None, name: str | None = None) -> Tensor:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import types
+from dataclasses import dataclass, field
 from typing import Any
 
 from jitflow.compiler.gpu import runtime  # through the module: tests stand in for its functions
@@ -24,6 +25,21 @@ from jitflow.framework.graph import Operation, Tensor
 # -- the hook into lower() -----------------------------------------------------------------------------
 
 
+@dataclass
+class _Rewrite:
+    """What the rewrite knows about the plan: fed and fetched tensors, readers, available GPUs."""
+
+    plan: Plan
+    n_gpus: int
+    fed: set[Tensor]
+    fetched: set[Tensor]
+    readers: dict[Tensor, set[Operation]]
+    listed: set[str]  # op names the plan's report already lists in a cluster
+    gpu_ops: set[Operation] = field(default_factory=set)
+    cuda_steps: list[tuple[Any, list[Tensor | None]]] = field(default_factory=list)
+    through: set[Operation] = field(default_factory=set)  # ops that hand their first input on unchanged
+
+
 def lower_gpu_clusters(plan: Plan) -> None:
     """Moves the compiled steps of ops placed on an available GPU to CUDA, in place (see the module doc).
 
@@ -34,86 +50,99 @@ def lower_gpu_clusters(plan: Plan) -> None:
     n_gpus = runtime.gpu_count()
     if n_gpus == 0:
         return
-    from jitflow.compiler import lower as low
+    from jitflow.compiler.lower import readers_of  # (lower imports this module lazily too)
 
-    fetched = {t for t, s in plan.slots.items() if s in set(plan.fetch_slots)}
-    feed_set = set(plan.feed_slots)
-    fed = {t for t, s in plan.slots.items() if s in feed_set}
-    readers: dict[Tensor, set[Operation]] = {}
-    for op in plan.ops:
-        for i, t in enumerate(op.inputs):
-            if i not in op.opdef.ref_inputs:
-                readers.setdefault(t, set()).add(op)
-    steps: list[Step] = list(plan.steps)
-    gpu_ops: set[Operation] = set()
-    cuda_steps: list[tuple[Any, list[Tensor | None]]] = []
-    listed = {name for entry in plan.report.get("clusters", []) for name in entry.get("ops", [])}
-    through: set[Operation] = set()  # ops that hand their first input on unchanged (when shapes allow)
-    for i, st in enumerate(steps):
-        if isinstance(st, low.ClusterStep) and _all_on(st.c.ops, n_gpus):
-            c = st.c
-            consts = [inp.tensor is not None and inp.tensor.op.type == "Const" and inp.tensor not in fed
-                      for inp in c.inputs]
-            io = DeviceIO(st.in_slots, consts, [_var_of(inp.tensor, fed) for inp in c.inputs])
-            c.backend = "cuda"
-            st.report["backend"] = "cuda"
-            st.report.update(key="", compile_seconds=0.0, source="deferred")  # the CPU kernel is not used
-            steps[i] = CudaClusterStep(st, io)
-            gpu_ops.update(c.ops)
-            cuda_steps.append((steps[i], [o.tensor for o in c.outputs]))
-        elif isinstance(st, low.MatMulStep) and usable_gpu(st.op, n_gpus) is not None:
-            ins = list(st.op.inputs)
-            io = DeviceIO([st.sa, st.sb], [t.op.type == "Const" and t not in fed for t in ins],
-                     [_var_of(t, fed) for t in ins])
-            entry: dict[str, Any] = {"ops": [st.op.name], "backend": "cuda", "key": "", "compile_seconds": 0.0,
-                                     "source": "deferred"}
-            if st.op.name not in listed:
-                plan.report.setdefault("clusters", []).append(entry)
-            steps[i] = CudaMatMulStep(st, io, entry)
-            gpu_ops.add(st.op)
-            cuda_steps.append((steps[i], [st.op.outputs[0]]))
-        elif isinstance(st, low.SparseXentStep) and usable_gpu(st.op, n_gpus) is not None:
-            io = DeviceIO([st.sf, st.sl], [False, False], [None, None])
-            st.report.update(backend="cuda", key="", compile_seconds=0.0, source="deferred")
-            steps[i] = CudaSparseXentStep(st, io)
-            gpu_ops.add(st.op)
-            cuda_steps.append((steps[i], [t if s > TRASH_SLOT else None
-                                          for t, s in zip(st.op.outputs, st.out_slots)]))
-        elif isinstance(st, low.UnbroadcastDynStep) and usable_gpu(st.op, n_gpus) is not None:
-            steps[i] = DeviceUnbroadcastDyn(st)
-            through.add(st.op)
-        elif isinstance(st, types.FunctionType) and (op := getattr(st, "op", None)) is not None \
-                and op.type in RESHAPES and usable_gpu(op, n_gpus) is not None:
-            steps[i] = DeviceReshape(st, [plan.slots[t] for t in op.inputs],
-                                     TRASH_SLOT if op.outputs[0] in fed else plan.slots[op.outputs[0]])
-            through.add(op)
-    if not cuda_steps:
+    fetch_set, feed_set = set(plan.fetch_slots), set(plan.feed_slots)
+    readers = readers_of(plan.ops)
+    rw = _Rewrite(plan, n_gpus, {t for t, s in plan.slots.items() if s in feed_set},
+                  {t for t, s in plan.slots.items() if s in fetch_set}, readers,
+                  {name for entry in plan.report.get("clusters", []) for name in entry.get("ops", [])})
+    steps: list[Step] = [_on_device(rw, st) for st in plan.steps]
+    if not rw.cuda_steps:
         return
-    dev_readers = _device_readers(plan.ops, gpu_ops, readers, fetched, fed, through)
-    for cs, outs in cuda_steps:
-        cs.io.host_out = [t is not None and (t in fetched or any(r not in dev_readers for r in readers.get(t, ())))
+    dev_readers = _device_readers(plan.ops, rw.gpu_ops, readers, rw.fetched, rw.fed, rw.through)
+    for cs, outs in rw.cuda_steps:
+        cs.io.host_out = [t is not None and (t in rw.fetched or any(r not in dev_readers
+                                                                    for r in readers.get(t, ())))
                           for t in outs]
         cs.io.dev_out = [t is not None and any(r in dev_readers and r.type not in SHAPE_ONLY
                                                for r in readers.get(t, ())) for t in outs]
+    device_reads = _device_variable_reads(rw, steps, dev_readers)
+    _limit_in_place(steps, [cs for cs, _ in rw.cuda_steps], device_reads, readers, rw.through)
+    _fuse_epilogues(steps, readers, rw.fetched)
+    _place_on_devices(steps, n_gpus, readers)
+    plan.steps = steps
+    if plan.debug >= 3:
+        for cs, _ in rw.cuda_steps:
+            print(f"jitflow: cuda step {cs.report.get('ops')}", file=sys.stderr)
+
+
+def _on_device(rw: _Rewrite, st: Step) -> Step:
+    """The CUDA (or device pass-through) step replacing `st`, or `st` when it stays on the host."""
+    from jitflow.compiler import lower as low
+
+    fed = rw.fed
+    if isinstance(st, low.ClusterStep):
+        return _cuda_cluster(rw, st) if st.c.backend == "cuda" else st  # chosen when the cluster was built
+    op = getattr(st, "op", None)
+    if op is None or usable_gpu(op, rw.n_gpus) is None:
+        return st
+    if isinstance(st, low.MatMulStep):
+        ins = list(op.inputs)
+        io = DeviceIO([st.sa, st.sb], [t.op.type == "Const" and t not in fed for t in ins],
+                      [_var_of(t, fed) for t in ins])
+        entry: dict[str, Any] = {"ops": [op.name], "backend": "cuda", "key": "", "compile_seconds": 0.0,
+                                 "source": "deferred"}
+        if op.name not in rw.listed:
+            rw.plan.report.setdefault("clusters", []).append(entry)
+        return _added(rw, CudaMatMulStep(st, io, entry), [op], [op.outputs[0]])
+    if isinstance(st, low.SparseXentStep):
+        io = DeviceIO([st.sf, st.sl], [False, False], [None, None])
+        st.report.update(backend="cuda", key="", compile_seconds=0.0, source="deferred")
+        outs = [t if s > TRASH_SLOT else None for t, s in zip(op.outputs, st.out_slots)]
+        return _added(rw, CudaSparseXentStep(st, io), [op], outs)
+    if isinstance(st, low.UnbroadcastDynStep):
+        rw.through.add(op)
+        return DeviceUnbroadcastDyn(st)
+    if isinstance(st, types.FunctionType) and op.type in RESHAPES:
+        rw.through.add(op)
+        return DeviceReshape(st, [rw.plan.slots[t] for t in op.inputs],
+                             TRASH_SLOT if op.outputs[0] in fed else rw.plan.slots[op.outputs[0]])
+    return st
+
+
+def _cuda_cluster(rw: _Rewrite, st: Any) -> Step:
+    """The CUDA step of a cluster built for the CUDA backend (its ops all sit on one available GPU)."""
+    c, fed = st.c, rw.fed
+    consts = [inp.tensor is not None and inp.tensor.op.type == "Const" and inp.tensor not in fed
+              for inp in c.inputs]
+    io = DeviceIO(st.in_slots, consts, [_var_of(inp.tensor, fed) for inp in c.inputs])
+    st.report["backend"] = "cuda"
+    st.report.update(key="", compile_seconds=0.0, source="deferred")  # the CPU kernel is not used
+    return _added(rw, CudaClusterStep(st, io), c.ops, [o.tensor for o in c.outputs])
+
+
+def _added(rw: _Rewrite, step: Any, ops: list[Operation], outs: list[Tensor | None]) -> Any:
+    """Records a new CUDA step, its ops and the tensors it produces."""
+    rw.gpu_ops.update(ops)
+    rw.cuda_steps.append((step, outs))
+    return step
+
+
+def _device_variable_reads(rw: _Rewrite, steps: list[Step], dev_readers: set[Operation]) -> set[str]:
+    """Reads of variables consumed only on the device become device reads (in `steps`); their names."""
     device_reads: set[str] = set()
     for i, st in enumerate(steps):
         op = getattr(st, "op", None)
         if isinstance(st, types.FunctionType) and op is not None and op.type == "VariableV2":
             t = op.outputs[0]
-            rs = readers.get(t, set())
-            if rs and rs <= dev_readers and t not in fetched and t not in fed:
-                steps[i] = DeviceReadStep(st, op.name, plan.slots[t])
+            rs = rw.readers.get(t, set())
+            if rs and rs <= dev_readers and t not in rw.fetched and t not in rw.fed:
+                steps[i] = DeviceReadStep(st, op.name, rw.plan.slots[t])
                 device_reads.add(op.name)
-    _limit_in_place(steps, [cs for cs, _ in cuda_steps], device_reads, readers, through)
-    _fuse_epilogues(steps, readers, fetched)
-    _place_on_devices(steps, n_gpus, readers)
-    plan.steps = steps
-    if plan.debug >= 3:
-        for cs, _ in cuda_steps:
-            print(f"jitflow: cuda step {cs.report.get('ops')}", file=sys.stderr)
+    return device_reads
 
 
-# Host steps that only look at a value's shape (they work on device arrays), and ops passing it through.
 SHAPE_ONLY = frozenset({"Shape", "Size", "Rank"})
 PASS_THROUGH = frozenset({"Identity", "StopGradient"})
 # Structural ops that only change a value's shape: on the device they reshape the device array.
@@ -236,11 +265,6 @@ def _place_on_devices(steps: list[Step], n_gpus: int, readers: dict[Tensor, set[
             assert dev is not None
             steps[i] = OnDevice(st, dev)
             mark_multi_device()
-
-
-def _all_on(ops: list[Operation], n_gpus: int) -> bool:
-    devs = {usable_gpu(op, n_gpus) for op in ops}
-    return len(devs) == 1 and None not in devs
 
 
 def _var_of(t: Tensor | None, fed: set[Tensor]) -> str | None:

@@ -1,0 +1,111 @@
+"""Each pass of `lower`, run on a fresh plan after the passes before it."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import jitflow as tf
+from jitflow.compiler import lower as low
+from jitflow.compiler.plan import build_plan
+from jitflow.compiler.steps import ClusterStep, MatMulStep, SoftmaxStep
+
+
+def _lowering(fetches: list[Any], feeds: list[Any], upto: Any) -> low.Lowering:
+    """A plan of `fetches` lowered by the passes before `upto`, then by `upto`."""
+    plan = build_plan(fetches, feeds)
+    state = low.Lowering.start(plan)
+    for p in low.PASSES:
+        p(state)
+        if p is upto:
+            return state
+    raise AssertionError(f"{upto} is not a pass")
+
+
+def _mlp() -> tuple[Any, Any, Any]:
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    w = tf.Variable(np.ones((3, 2), np.float32), name="w")
+    y = tf.nn.softmax(tf.nn.relu(tf.matmul(x, w) + 1.0), name="y")
+    return x, w, y
+
+
+def test_passes_are_named_and_documented() -> None:
+    names = [p.__name__ for p in low.PASSES]
+    assert names == ["cluster_ops", "library_kernels", "build_clusters", "fold_constants", "prune_shape_ops",
+                     "order_steps", "mark_array_outputs", "move_to_gpu"]
+    assert all(p.__doc__ for p in low.PASSES)
+
+
+def test_cluster_ops_groups_and_reports_fallbacks() -> None:
+    x = tf.placeholder(tf.float32, [None], name="x")
+    y = tf.cumsum(tf.exp(x) * 2.0, name="y")  # Cumsum has no lowering
+    state = _lowering([y], [x], low.cluster_ops)
+    assert state.clustering is not None
+    assert [[m.type for m in c] for c in state.clustering.clusters] == [["Exp", "Mul"]]
+    assert [f["type"] for f in state.plan.report["fallbacks"]] == ["Cumsum"]
+
+
+def test_cluster_ops_fallback_is_an_error_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JITFLOW_FALLBACK", "error")
+    x = tf.placeholder(tf.float32, [None], name="x")
+    with pytest.raises(tf.errors.UnimplementedError, match="Cumsum"):
+        _lowering([tf.cumsum(x)], [x], low.cluster_ops)
+
+
+def test_library_kernels_take_matmul_and_softmax() -> None:
+    x, w, y = _mlp()
+    state = _lowering([y], [x], low.library_kernels)
+    kinds = {op.type: type(st) for op, st in state.own.items()}
+    assert kinds == {"MatMul": MatMulStep, "Softmax": SoftmaxStep}
+    assert [t.op.type for t in state.matmul_of] == ["MatMul"]
+
+
+def test_build_clusters_makes_cluster_steps_with_epilogue_reports() -> None:
+    x, w, y = _mlp()
+    state = _lowering([y], [x], low.build_clusters)
+    assert len(state.cluster_steps) == 1 and isinstance(state.cluster_steps[0], ClusterStep)
+    step = state.cluster_steps[0]
+    assert [m.type for m in step.c.ops] == ["AddV2", "Relu"]
+    assert step.report["ops"][0] == "MatMul"  # the product it applies to is named first
+    assert state.cluster_at[step.c.ops[-1]] is step and state.clustered == set(step.c.ops)
+
+
+def test_fold_constants_moves_consts_into_the_template() -> None:
+    x = tf.placeholder(tf.float32, [None], name="x")
+    c = tf.constant(np.arange(3, dtype=np.float32), name="c")
+    state = _lowering([x + c], [x], low.fold_constants)
+    assert [op.name for op in state.folded] == ["c"]
+    assert state.plan.template is not None
+    np.testing.assert_array_equal(state.plan.template[state.plan.slots[c]], np.arange(3))
+
+
+def test_prune_shape_ops_drops_shapes_nobody_reads() -> None:
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    b = tf.placeholder(tf.float32, [3], name="b")
+    g = tf.gradients(tf.reduce_sum(x * b), b)[0]  # UnbroadcastTo to Shape(b), a static shape
+    state = _lowering([g], [x, b], low.prune_shape_ops)
+    assert {op.type for op in state.unused} <= {"Shape", "Size", "Rank"}
+    assert all(op not in state.clustered for op in state.unused)
+
+
+def test_order_steps_puts_clusters_at_their_last_member() -> None:
+    x, w, y = _mlp()
+    state = _lowering([y], [x], low.order_steps)
+    kinds = [type(st).__name__ for st in state.plan.steps]
+    assert kinds.index("MatMulStep") < kinds.index("ClusterStep") < kinds.index("SoftmaxStep")
+
+
+def test_mark_array_outputs_keeps_scalars_only_inside() -> None:
+    x = tf.placeholder(tf.float32, [], name="x")
+    s = tf.exp(x) + 1.0
+    state = _lowering([s], [x], low.mark_array_outputs)
+    assert [st.need_array for st in state.cluster_steps] == [[False]]  # only fetched: may stay a scalar
+
+
+def test_move_to_gpu_leaves_cpu_plans_alone() -> None:
+    x, w, y = _mlp()
+    state = _lowering([y], [x], low.order_steps)
+    before = list(state.plan.steps)
+    low.move_to_gpu(state)
+    assert state.plan.steps == before
