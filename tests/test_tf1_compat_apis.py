@@ -23,8 +23,6 @@ def test_saver_def_versions_and_fields() -> None:
     assert d.max_to_keep == 3 and d.sharded is False and d == tf.train.SaverDef(max_to_keep=3, version=2)
     with pytest.raises(ValueError, match="no_such"):
         tf.train.SaverDef(no_such=1)
-    with pytest.raises(ValueError, match="enum"):
-        tf.train.SaverDef(version=9)
     v = tf.Variable(1.0, name="v")
     tf.train.Saver([v], write_version=tf.train.SaverDef.V2)  # accepted as in TF
 
