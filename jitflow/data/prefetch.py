@@ -20,6 +20,22 @@ from jitflow.framework.graph import Tensor
 
 _END = object()
 
+# A batch gathered by row index (jitflow.data.indexed) costs a few tens of microseconds; handing it over
+# from a thread costs the training step more than that in GIL hand-offs (measured in bench/W9), so such
+# pipelines are prefetched inline. Set to False to always use the worker thread.
+INLINE_CHEAP = True
+
+
+def _cheap(ds: Dataset) -> bool:
+    """Whether every element of `ds` is an index gather plus at most one batched map run."""
+    from jitflow.data.batching import BatchDataset, PaddedBatchDataset
+    from jitflow.data.indexed import index_source
+
+    if not isinstance(ds, BatchDataset) or isinstance(ds, PaddedBatchDataset):
+        return False
+    below = ds._input._input if ds._batched_map is not None else ds._input  # type: ignore[attr-defined]
+    return index_source(below) is not None
+
 
 class _Failed:
     def __init__(self, exc: BaseException) -> None:
@@ -41,6 +57,9 @@ class PrefetchDataset(Dataset):
         return tensor_captures(self._size)
 
     def _iterate(self, env: Env) -> Iterator[Element]:
+        if INLINE_CHEAP and _cheap(self._input):
+            yield from self._input._iterate(env)
+            return
         size = read_int(env, self._size)
         q: queue.Queue = queue.Queue(maxsize=max(size, 1) if size >= 0 else 2)
         done = threading.Event()  # this pass ended early (consumer gone): the worker stops too

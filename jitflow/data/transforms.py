@@ -10,6 +10,7 @@ import numpy as np
 
 from jitflow.data.dataset_ops import Dataset, Element, Env, as_int, read_int, tensor_captures
 from jitflow.data.function import TracedFunction, check_output, check_predicate
+from jitflow.data.indexed import index_source, shuffled_chunks
 from jitflow.framework.graph import Tensor
 from jitflow.framework.tensor_shape import TensorShape
 
@@ -185,6 +186,16 @@ class ShuffleDataset(Dataset):
             return np.random.default_rng()
         return np.random.default_rng([seed, seed2 or 0, k])
 
+    def _index_ok(self) -> bool:
+        return index_source(self._input) is not None
+
+    def _index_arrays(self, env: Env) -> list[np.ndarray]:
+        return self._input._index_arrays(env)  # type: ignore[attr-defined]
+
+    def _index_chunks(self, env: Env) -> Iterator[np.ndarray]:
+        return shuffled_chunks(self._input._index_chunks(env), read_int(env, self._buffer),  # type: ignore[attr-defined]
+                               self._rng(env))
+
     def _iterate(self, env: Env) -> Iterator[Element]:
         size = read_int(env, self._buffer)
         rng = self._rng(env)
@@ -223,6 +234,24 @@ class RepeatDataset(Dataset):
 
     def _own_captures(self) -> list[Tensor]:
         return tensor_captures(self._count)
+
+    def _index_ok(self) -> bool:
+        return index_source(self._input) is not None
+
+    def _index_arrays(self, env: Env) -> list[np.ndarray]:
+        return self._input._index_arrays(env)  # type: ignore[attr-defined]
+
+    def _index_chunks(self, env: Env) -> Iterator[np.ndarray]:
+        count = read_int(env, self._count)
+        k = 0
+        while count < 0 or k < count:
+            empty = True
+            for chunk in self._input._index_chunks(env):  # type: ignore[attr-defined]
+                empty = empty and not len(chunk)
+                yield chunk
+            if empty:
+                return
+            k += 1
 
     def _iterate(self, env: Env) -> Iterator[Element]:
         count = read_int(env, self._count)

@@ -278,3 +278,27 @@ def test_feedable_iterator_switches_between_iterators():
         assert sess.run(nxt, {handle: th}) == 2
         with pytest.raises(tf.errors.NotFoundError):
             sess.run(nxt, {handle: b"nothing"})
+
+
+@pytest.mark.parametrize("reshuffle", [True, False])
+def test_index_gather_path_gives_the_element_by_element_order(reshuffle):
+    """from_tensor_slices -> repeat -> shuffle -> batch runs on row indices; the order must be the one
+    the element-by-element path (a range source) gives."""
+    def run(src):
+        tf.reset_default_graph()
+        ds = src.repeat(3).shuffle(9, seed=4, reshuffle_each_iteration=reshuffle).batch(5).prefetch(2)
+        return np.concatenate(drain(ds.make_one_shot_iterator().get_next()))
+
+    fast = run(tf.data.Dataset.from_tensor_slices(np.arange(23)))
+    slow = run(tf.data.Dataset.range(23))
+    np.testing.assert_array_equal(fast, slow)
+    assert sorted(fast.tolist()) == sorted(list(range(23)) * 3)
+    # a shuffle over the repeats of a slice dataset, and a map between: still the same rows
+    tf.reset_default_graph()
+    data = np.random.RandomState(1).rand(23, 3).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((data, np.arange(23))).shuffle(6, seed=2).map(
+        lambda x, i: (x * 2.0, i)).batch(4, drop_remainder=True)
+    got = drain(ds.make_one_shot_iterator().get_next())
+    assert len(got) == 5
+    for x, i in got:
+        np.testing.assert_allclose(x, data[i] * 2.0)
