@@ -302,3 +302,23 @@ def test_index_gather_path_gives_the_element_by_element_order(reshuffle):
     assert len(got) == 5
     for x, i in got:
         np.testing.assert_allclose(x, data[i] * 2.0)
+
+
+def test_meta_graph_export_turns_pipeline_ops_into_feedable_placeholders(tmp_path):
+    ds = tf.data.Dataset.from_tensor_slices((np.ones((4, 3), np.float32), np.arange(4))).batch(2)
+    it = ds.make_initializable_iterator()
+    x, y = it.get_next()
+    out = tf.identity(tf.reduce_sum(x, axis=1) + tf.cast(y, tf.float32), name="out")
+    q = tf.FIFOQueue(2, tf.int32, shapes=[[]])
+    q.enqueue(1)
+    path = str(tmp_path / "m.meta")
+    tf.train.export_meta_graph(path)
+    g = tf.Graph()
+    with g.as_default():
+        tf.train.import_meta_graph(path)
+        xs = g.get_tensor_by_name("IteratorGetNext:0")
+        ys = g.get_tensor_by_name("IteratorGetNext:1")
+        res = tf.Session().run("out:0", {g.get_tensor_by_name("IteratorGetNext/component_0:0"): np.ones((1, 3)),
+                                         g.get_tensor_by_name("IteratorGetNext/component_1:0"): [5]})
+    assert xs.shape.as_list() == [None, 3] and ys.dtype == tf.int64
+    assert list(res) == [8.0]
