@@ -308,7 +308,7 @@ def test_meta_graph_export_turns_pipeline_ops_into_feedable_placeholders(tmp_pat
     ds = tf.data.Dataset.from_tensor_slices((np.ones((4, 3), np.float32), np.arange(4))).batch(2)
     it = ds.make_initializable_iterator()
     x, y = it.get_next()
-    out = tf.identity(tf.reduce_sum(x, axis=1) + tf.cast(y, tf.float32), name="out")
+    tf.identity(tf.reduce_sum(x, axis=1) + tf.cast(y, tf.float32), name="out")
     q = tf.FIFOQueue(2, tf.int32, shapes=[[]])
     q.enqueue(1)
     path = str(tmp_path / "m.meta")
