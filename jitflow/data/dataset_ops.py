@@ -131,6 +131,20 @@ class Dataset:
 
         return ZipDataset(datasets)
 
+    @staticmethod
+    def list_files(file_pattern: Any, shuffle: bool | None = None, seed: Any = None) -> Dataset:
+        """The names of the files matching `file_pattern` (glob), shuffled unless `shuffle=False`."""
+        from jitflow.data.readers import ListFilesDataset
+
+        ds: Dataset = ListFilesDataset(file_pattern)
+        return ds.shuffle(1 << 20, seed=seed) if shuffle is None or shuffle else ds
+
+    def shard(self, num_shards: Any, index: Any) -> Dataset:
+        """Every `num_shards`-th element, starting at `index`."""
+        from jitflow.data.transforms import ShardDataset
+
+        return ShardDataset(self, num_shards, index)
+
     def concatenate(self, dataset: Dataset) -> Dataset:
         """This dataset's elements, then `dataset`'s."""
         from jitflow.data.sources import ConcatenateDataset

@@ -302,6 +302,33 @@ class SkipDataset(TakeDataset):
                 yield el
 
 
+class ShardDataset(Dataset):
+    """`shard`: the elements whose position is `index` modulo `num_shards`."""
+
+    def __init__(self, input_ds: Dataset, num_shards: Any, index: Any) -> None:
+        from jitflow import errors
+
+        self._input = input_ds
+        self._n, self._i = as_int(num_shards, "num_shards"), as_int(index, "index")
+        if not isinstance(self._n, Tensor) and not isinstance(self._i, Tensor) and \
+                not (self._n > 0 and 0 <= self._i < self._n):
+            raise errors.InvalidArgumentError(None, None, f"Index {self._i} must be in [0, num_shards = "
+                                                          f"{self._n})")
+        self._copy_signature(input_ds)
+
+    def _children(self) -> list[Dataset]:
+        return [self._input]
+
+    def _own_captures(self) -> list[Tensor]:
+        return tensor_captures(self._n, self._i)
+
+    def _iterate(self, env: Env) -> Iterator[Element]:
+        n, i = read_int(env, self._n), read_int(env, self._i)
+        for k, el in enumerate(self._input._iterate(env)):
+            if k % n == i:
+                yield el
+
+
 class CacheDataset(Dataset):
     """`cache`: the first complete pass is kept (in memory, also when a filename is given) and replayed."""
 

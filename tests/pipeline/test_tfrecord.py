@@ -138,3 +138,19 @@ def test_text_line_and_fixed_length_datasets(tmp_path):
     rec = tf.data.FixedLengthRecordDataset(str(f), 4, header_bytes=2, footer_bytes=1).map(
         lambda r: tf.decode_raw(r, tf.uint8)).make_one_shot_iterator().get_next()
     assert [list(sess.run(rec)) for _ in range(3)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+
+
+def test_list_files_and_shard(tmp_path):
+    for name in ("b.txt", "a.txt", "c.log"):
+        (tmp_path / name).write_text(name)
+    files = tf.data.Dataset.list_files(str(tmp_path / "*.txt"), shuffle=False)
+    nxt = files.make_one_shot_iterator().get_next()
+    sess = tf.Session()
+    assert [sess.run(nxt) for _ in range(2)] == [str(tmp_path / n).encode() for n in ("a.txt", "b.txt")]
+    shuffled = tf.data.Dataset.list_files(str(tmp_path / "*"), seed=1).make_one_shot_iterator().get_next()
+    assert sorted(sess.run(shuffled) for _ in range(3)) == sorted(str(p).encode() for p in tmp_path.iterdir())
+    sh = tf.data.Dataset.range(10).shard(3, 1).make_one_shot_iterator().get_next()
+    assert [sess.run(sh) for _ in range(3)] == [1, 4, 7]
+    none = tf.data.Dataset.list_files(str(tmp_path / "*.none")).make_one_shot_iterator().get_next()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="No files matched"):
+        sess.run(none)
