@@ -26,7 +26,7 @@ def _shuffle_kernels() -> tuple[Any, Any]:
     if not _kernels:
         from numba import njit
 
-        @njit(nogil=True, cache=False)
+        @njit(nogil=True, cache=True)
         def steady(buf, inp, draws, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             size = buf.shape[0]
             for k in range(inp.shape[0]):
@@ -34,7 +34,7 @@ def _shuffle_kernels() -> tuple[Any, Any]:
                 out[k] = buf[i]
                 buf[i] = inp[k]
 
-        @njit(nogil=True, cache=False)
+        @njit(nogil=True, cache=True)
         def drain(buf, n, draws, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             for k in range(n):
                 left = n - k
