@@ -63,7 +63,7 @@ class PrefetchDataset(Dataset):
         size = read_int(env, self._size)
         q: queue.Queue = queue.Queue(maxsize=max(size, 1) if size >= 0 else 2)
         done = threading.Event()  # this pass ended early (consumer gone): the worker stops too
-        worker = threading.Thread(target=_fill, args=(self._input._iterate(env), q, env.stop, done),
+        worker = threading.Thread(target=_fill, args=(self._input._iterate(env), q, env, done),
                                   name="jitflow-prefetch", daemon=True)
         env.threads.append(worker)
         worker.start()
@@ -79,8 +79,8 @@ class PrefetchDataset(Dataset):
             done.set()
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event, done: threading.Event) -> bool:
-    while not (stop.is_set() or done.is_set()):
+def _put(q: queue.Queue, item: Any, env: Env, done: threading.Event) -> bool:
+    while not (env.gone() or done.is_set()):
         try:
             q.put(item, timeout=0.05)
             return True
@@ -98,14 +98,14 @@ def _get(q: queue.Queue, stop: threading.Event) -> Any:
                 return _END
 
 
-def _fill(source: Iterator[Element], q: queue.Queue, stop: threading.Event, done: threading.Event) -> None:
+def _fill(source: Iterator[Element], q: queue.Queue, env: Env, done: threading.Event) -> None:
     try:
         for el in source:
-            if not _put(q, el, stop, done):
+            if not _put(q, el, env, done):
                 return
-        _put(q, _END, stop, done)
+        _put(q, _END, env, done)
     except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-        _put(q, _Failed(e), stop, done)
+        _put(q, _Failed(e), env, done)
 
 
 def parallel_map(env: Env, inputs: Iterator[Element], call: Callable[[Element], Element],
@@ -118,7 +118,7 @@ def parallel_map(env: Env, inputs: Iterator[Element], call: Callable[[Element], 
             pending.append(pool.submit(call, el))
             if len(pending) >= 2 * n:
                 yield pending.popleft().result()
-            if env.stop.is_set():
+            if env.gone():
                 return
         while pending:
             yield pending.popleft().result()

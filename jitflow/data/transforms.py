@@ -54,10 +54,9 @@ class MapDataset(Dataset):
     def _iterate(self, env: Env) -> Iterator[Element]:
         fn = self._fn
         captured = env.captured(fn.captures)
-        ctx = env.ctx
 
         def call(el: Element) -> Element:
-            return check_output(fn.call(ctx, el, captured), fn)
+            return check_output(fn.call(env.ctx, el, captured), fn)
 
         if self._parallel > 1:
             from jitflow.data.prefetch import parallel_map

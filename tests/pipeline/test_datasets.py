@@ -322,3 +322,20 @@ def test_meta_graph_export_turns_pipeline_ops_into_feedable_placeholders(tmp_pat
                                          g.get_tensor_by_name("IteratorGetNext/component_1:0"): [5]})
     assert xs.shape.as_list() == [None, 3] and ys.dtype == tf.int64
     assert list(res) == [8.0]
+
+
+def test_prefetch_thread_ends_when_an_unclosed_session_is_dropped():
+    import gc
+
+    nxt = tf.data.Dataset.range(10**9).map(lambda x: x + 1).prefetch(2).make_one_shot_iterator().get_next()
+    before = threading.active_count()
+    sess = tf.Session()
+    assert sess.run(nxt) == 1
+    assert threading.active_count() == before + 1
+    del sess
+    gc.collect()
+    for _ in range(100):
+        if threading.active_count() == before:
+            break
+        threading.Event().wait(0.05)
+    assert threading.active_count() == before
