@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from jitflow import errors
 from jitflow.data.dataset_ops import Dataset, Element, Env, as_int, read_int, tensor_captures
 from jitflow.framework.graph import Tensor
 
@@ -69,7 +70,7 @@ class PrefetchDataset(Dataset):
         worker.start()
         try:
             while True:
-                item = _get(q, env.stop)
+                item = _get(q, env, worker)
                 if item is _END:
                     return
                 if isinstance(item, _Failed):
@@ -89,13 +90,16 @@ def _put(q: queue.Queue, item: Any, env: Env, done: threading.Event) -> bool:
     return False
 
 
-def _get(q: queue.Queue, stop: threading.Event) -> Any:
+def _get(q: queue.Queue, env: Env, worker: threading.Thread) -> Any:
     while True:
         try:
             return q.get(timeout=0.05)
         except queue.Empty:
-            if stop.is_set():
+            if env.stop.is_set():
                 return _END
+            if not worker.is_alive() and q.empty():  # never wait on a worker that died without a word
+                return _Failed(errors.InternalError(None, None, "The prefetch worker thread ended without "
+                                                                "producing a result or an error"))
 
 
 def _fill(source: Iterator[Element], q: queue.Queue, env: Env, done: threading.Event) -> None:

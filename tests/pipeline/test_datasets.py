@@ -339,3 +339,12 @@ def test_prefetch_thread_ends_when_an_unclosed_session_is_dropped():
             break
         threading.Event().wait(0.05)
     assert threading.active_count() == before
+
+
+def test_prefetch_consumer_does_not_wait_on_a_dead_worker(monkeypatch):
+    from jitflow.data import prefetch
+
+    monkeypatch.setattr(prefetch, "_fill", lambda *args: None)  # a worker that dies silently
+    nxt = tf.data.Dataset.range(5).prefetch(1).make_one_shot_iterator().get_next()
+    with pytest.raises(tf.errors.InternalError, match="prefetch worker"):
+        tf.Session().run(nxt)
