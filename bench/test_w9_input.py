@@ -59,6 +59,7 @@ def test_W9r_read_parse(record: Any, w9r_files: Any, name: str) -> None:
     if mod is None:
         pytest.skip("TensorFlow is not installed (optional baseline)")
     paths, size = w9r_files
+    P.w9r_warm_up(mod, lambda g: mod.Session(graph=g), paths)
     secs = P.w9r_seconds(mod, lambda g: mod.Session(graph=g), paths)
     record("W9r", name, secs / (size / 1e6), "MB", f"one pass over {size / 1e6:.0f} MB in {len(paths)} files",
            mb_per_s=size / 1e6 / secs)
