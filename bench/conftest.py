@@ -137,6 +137,9 @@ TARGETS: list[tuple[str, str, str | None, float, str]] = [
     ("W11", "jitflow 2 workers", "tensorflow 2 workers", 1.0, "seconds per example, 1 ps + 2 workers"),
     ("W7", "compiled", "tensorflow", 1.0, "aim 0.8"),
     ("W7i", "compiled", "tensorflow", 0.5, ""),
+    ("W9", "jitflow pipeline", "jitflow fed (W4)", 1.1, "step from tf.data / fed step, timed in turns"),
+    ("W9", "jitflow pipeline", "tensorflow pipeline", 1.0, "time per step (examples/s inverted)"),
+    ("W9r", "jitflow", "tensorflow", 1.0, "seconds per MB"),
 ]
 
 

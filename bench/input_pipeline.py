@@ -10,6 +10,7 @@ W4 steps timed in turns), and W9r MB/s.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -41,25 +42,52 @@ def build_w9(tf: Any, params: dict[str, np.ndarray], data: tuple[np.ndarray, np.
 
 
 def w9_step_times(tf: Any, make_session: Any, batch: int, steps: int) -> dict[str, float]:
-    """Median seconds per training step: pipeline-fed (W9) and feed_dict-fed (W4), timed in turns."""
+    """Median seconds per training step, timed in turns: pipeline-fed (W9), feed_dict-fed (W4), and for
+    jitflow also with the prefetch on its worker thread ("w9_thread")."""
     params, data = W.w4_params(), w9_data()
     feeds = W.w4_batches(batch)
-    g9, g4 = tf.Graph(), tf.Graph()
-    with g9.as_default():
-        m9 = build_w9(tf, params, data, batch)
+    g4 = tf.Graph()
     with g4.as_default():
         m4 = W.build_w4(tf, params)
-    s9, s4 = make_session(g9), make_session(g4)
-    s9.run(m9["init"])
+    s4 = make_session(g4)
     s4.run(m4["init"])
     f = {m4["x"]: feeds[0][0], m4["labels"]: feeds[0][1]}
-    for _ in range(5):  # warm-up: compile, fill the prefetch buffer
-        s9.run(m9["train"])
-        s4.run(m4["train"], f)
-    med = W.interleaved_medians({"w9": lambda: s9.run(m9["train"]), "w4": lambda: s4.run(m4["train"], f)}, steps)
-    s9.close()
-    s4.close()
+    fns = {"w4": lambda: s4.run(m4["train"], f)}
+    variants = {"w9": True, "w9_thread": False} if hasattr(tf, "__version__") and "jitflow" in tf.__name__ \
+        else {"w9": True}
+    sessions = []
+    for key, inline in variants.items():
+        g9 = tf.Graph()
+        with g9.as_default():
+            m9 = build_w9(tf, params, data, batch)
+        s9 = make_session(g9)
+        s9.run(m9["init"])
+        with _prefetch_inline(tf, inline):
+            for _ in range(5):  # warm-up: compile, start the pipeline (its prefetch mode is fixed here)
+                s9.run(m9["train"])
+        fns[key] = (lambda s, t: lambda: s.run(t))(s9, m9["train"])
+        sessions.append(s9)
+    for _ in range(5):
+        fns["w4"]()
+    med = W.interleaved_medians(fns, steps)
+    for s in sessions + [s4]:
+        s.close()
     return med
+
+
+@contextlib.contextmanager
+def _prefetch_inline(tf: Any, inline: bool) -> Any:
+    """jitflow only: whether cheap index-gather batches are prefetched inline or on the worker thread."""
+    mod = sys.modules.get("jitflow.data.prefetch")
+    if mod is None or "jitflow" not in tf.__name__:
+        yield
+        return
+    old = mod.INLINE_CHEAP
+    mod.INLINE_CHEAP = inline
+    try:
+        yield
+    finally:
+        mod.INLINE_CHEAP = old
 
 
 def write_w9r_files(tf: Any, directory: str, megabytes: float, files: int = 4) -> tuple[list[str], int]:
@@ -73,6 +101,9 @@ def write_w9r_files(tf: Any, directory: str, megabytes: float, files: int = 4) -
         "x": tf.train.Feature(float_list=tf.train.FloatList(value=x[i])),
         "y": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y[i])]))})).SerializeToString()
         for i in range(len(x))]
+    with tf.python_io.TFRecordWriter(os.path.join(directory, "warm-up.tfrecord")) as w:  # see w9r_warm_up
+        for r in recs[:512]:
+            w.write(r)
     paths = [os.path.join(directory, f"w9r-{k}.tfrecord") for k in range(files)]
     for k, p in enumerate(paths):
         with tf.python_io.TFRecordWriter(p) as w:
@@ -100,6 +131,11 @@ def w9r_seconds(tf: Any, make_session: Any, paths: list[str], batch: int = 256) 
     return dt
 
 
+def w9r_warm_up(tf: Any, make_session: Any, paths: list[str]) -> None:
+    """One pass over the small warm-up file next to `paths` (first-use compiles stay out of the timing)."""
+    w9r_seconds(tf, make_session, [os.path.join(os.path.dirname(paths[0]), "warm-up.tfrecord")])
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     backend = argv[0]
     steps = int(argv[argv.index("--steps") + 1]) if "--steps" in argv else 60
@@ -113,8 +149,10 @@ def main(argv: list[str]) -> dict[str, Any]:
     med = w9_step_times(tf, lambda g: tf.Session(graph=g), 256, steps)
     with tempfile.TemporaryDirectory() as d:
         paths, size = write_w9r_files(tf, d, mb)
+        w9r_warm_up(tf, lambda g: tf.Session(graph=g), paths)
         secs = w9r_seconds(tf, lambda g: tf.Session(graph=g), paths)
-    return {"backend": backend, "w9_step_s": med["w9"], "w4_fed_step_s": med["w4"],
+    return {"backend": backend, "w9_step_s": med["w9"], "w9_thread_step_s": med.get("w9_thread"),
+            "w4_fed_step_s": med["w4"],
             "w9_examples_per_s": 256 / med["w9"], "w9r_mb": size / 1e6, "w9r_s": secs,
             "w9r_mb_per_s": size / 1e6 / secs}
 

@@ -95,6 +95,7 @@ from jitflow.graph_runner import run_graph
 from jitflow import data
 from jitflow.io_namespaces import io, python_io
 from jitflow.ops.data_flow_ops import FIFOQueue, RandomShuffleQueue, QueueBase
+from jitflow.data import graph_export as _graph_export
 from jitflow.ops.io_ops import (ReaderBase, TFRecordReader, TextLineReader, WholeFileReader,
                                 FixedLengthRecordReader)
 from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedLenFeature, VarLenFeature,

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from jitflow import dtypes, errors
+from jitflow.data import indexed
 from jitflow.data.dataset_ops import Dataset, Element, Env, as_int, read_int, tensor_captures
 from jitflow.data.function import check_output
+from jitflow.data.indexed import index_source
 from jitflow.data.transforms import MapDataset
 from jitflow.framework.graph import Tensor
 from jitflow.framework.tensor_shape import TensorShape, as_shape, shape_str
@@ -59,7 +61,12 @@ class BatchDataset(Dataset):
     def _iterate(self, env: Env) -> Iterator[Element]:
         n = read_int(env, self._size)
         fn = self._batched_map
-        source = self._input._input._iterate(env) if fn is not None else self._input._iterate(env)  # type: ignore[attr-defined]
+        below = self._input._input if fn is not None else self._input  # type: ignore[attr-defined]
+        if index_source(below) is not None:  # rows gathered by index, no per-element Python
+            for batch in indexed.batches(below, env, n, self._drop):
+                yield check_output(fn.call(env.ctx, batch, []), fn) if fn is not None else batch
+            return
+        source = below._iterate(env)
         while True:
             buf = list(itertools.islice(source, n))
             if not buf or (self._drop and len(buf) < n):

@@ -8,6 +8,7 @@ Python generators over flat lists of NumPy arrays (one per component), see `Env`
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,11 +26,24 @@ class Env:
     """The run-time state of one initialized iterator in one session."""
 
     def __init__(self, ctx: Any, values: dict[Tensor, Any]) -> None:
-        self.ctx = ctx
+        # weak: a worker thread must not keep a dropped, unclosed session alive (it stops instead)
+        self._ctx = weakref.ref(ctx)
         self.values = values
         self.stop = threading.Event()
         self.state: dict[Any, Any] = {}  # per-dataset state (shuffle epochs, cache contents)
         self.threads: list[threading.Thread] = []
+
+    @property
+    def ctx(self) -> Any:
+        ctx = self._ctx()
+        if ctx is None:
+            raise RuntimeError("Attempted to use a closed Session.")
+        return ctx
+
+    def gone(self) -> bool:
+        """Whether the session is closed or no longer exists (workers then stop)."""
+        ctx = self._ctx()
+        return self.stop.is_set() or ctx is None or bool(getattr(ctx, "_closed", False))
 
     def captured(self, tensors: list[Tensor]) -> list[Any]:
         return [self.values[t] for t in tensors]
@@ -130,6 +144,20 @@ class Dataset:
         from jitflow.data.sources import ZipDataset
 
         return ZipDataset(datasets)
+
+    @staticmethod
+    def list_files(file_pattern: Any, shuffle: bool | None = None, seed: Any = None) -> Dataset:
+        """The names of the files matching `file_pattern` (glob), shuffled unless `shuffle=False`."""
+        from jitflow.data.readers import ListFilesDataset
+
+        ds: Dataset = ListFilesDataset(file_pattern)
+        return ds.shuffle(1 << 20, seed=seed) if shuffle is None or shuffle else ds
+
+    def shard(self, num_shards: Any, index: Any) -> Dataset:
+        """Every `num_shards`-th element, starting at `index`."""
+        from jitflow.data.transforms import ShardDataset
+
+        return ShardDataset(self, num_shards, index)
 
     def concatenate(self, dataset: Dataset) -> Dataset:
         """This dataset's elements, then `dataset`'s."""

@@ -15,10 +15,27 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from jitflow import errors
 from jitflow.data.dataset_ops import Dataset, Element, Env, as_int, read_int, tensor_captures
 from jitflow.framework.graph import Tensor
 
 _END = object()
+
+# A batch gathered by row index (jitflow.data.indexed) costs a few tens of microseconds; handing it over
+# from a thread costs the training step more than that in GIL hand-offs (measured in bench/W9), so such
+# pipelines are prefetched inline. Set to False to always use the worker thread.
+INLINE_CHEAP = True
+
+
+def _cheap(ds: Dataset) -> bool:
+    """Whether every element of `ds` is an index gather plus at most one batched map run."""
+    from jitflow.data.batching import BatchDataset, PaddedBatchDataset
+    from jitflow.data.indexed import index_source
+
+    if not isinstance(ds, BatchDataset) or isinstance(ds, PaddedBatchDataset):
+        return False
+    below = ds._input._input if ds._batched_map is not None else ds._input  # type: ignore[attr-defined]
+    return index_source(below) is not None
 
 
 class _Failed:
@@ -41,16 +58,19 @@ class PrefetchDataset(Dataset):
         return tensor_captures(self._size)
 
     def _iterate(self, env: Env) -> Iterator[Element]:
+        if INLINE_CHEAP and _cheap(self._input):
+            yield from self._input._iterate(env)
+            return
         size = read_int(env, self._size)
         q: queue.Queue = queue.Queue(maxsize=max(size, 1) if size >= 0 else 2)
         done = threading.Event()  # this pass ended early (consumer gone): the worker stops too
-        worker = threading.Thread(target=_fill, args=(self._input._iterate(env), q, env.stop, done),
+        worker = threading.Thread(target=_fill, args=(self._input._iterate(env), q, env, done),
                                   name="jitflow-prefetch", daemon=True)
         env.threads.append(worker)
         worker.start()
         try:
             while True:
-                item = _get(q, env.stop)
+                item = _get(q, env, worker)
                 if item is _END:
                     return
                 if isinstance(item, _Failed):
@@ -60,8 +80,8 @@ class PrefetchDataset(Dataset):
             done.set()
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event, done: threading.Event) -> bool:
-    while not (stop.is_set() or done.is_set()):
+def _put(q: queue.Queue, item: Any, env: Env, done: threading.Event) -> bool:
+    while not (env.gone() or done.is_set()):
         try:
             q.put(item, timeout=0.05)
             return True
@@ -70,23 +90,26 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event, done: threading.Event
     return False
 
 
-def _get(q: queue.Queue, stop: threading.Event) -> Any:
+def _get(q: queue.Queue, env: Env, worker: threading.Thread) -> Any:
     while True:
         try:
             return q.get(timeout=0.05)
         except queue.Empty:
-            if stop.is_set():
+            if env.stop.is_set():
                 return _END
+            if not worker.is_alive() and q.empty():  # never wait on a worker that died without a word
+                return _Failed(errors.InternalError(None, None, "The prefetch worker thread ended without "
+                                                                "producing a result or an error"))
 
 
-def _fill(source: Iterator[Element], q: queue.Queue, stop: threading.Event, done: threading.Event) -> None:
+def _fill(source: Iterator[Element], q: queue.Queue, env: Env, done: threading.Event) -> None:
     try:
         for el in source:
-            if not _put(q, el, stop, done):
+            if not _put(q, el, env, done):
                 return
-        _put(q, _END, stop, done)
+        _put(q, _END, env, done)
     except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-        _put(q, _Failed(e), stop, done)
+        _put(q, _Failed(e), env, done)
 
 
 def parallel_map(env: Env, inputs: Iterator[Element], call: Callable[[Element], Element],
@@ -99,7 +122,7 @@ def parallel_map(env: Env, inputs: Iterator[Element], call: Callable[[Element], 
             pending.append(pool.submit(call, el))
             if len(pending) >= 2 * n:
                 yield pending.popleft().result()
-            if env.stop.is_set():
+            if env.gone():
                 return
         while pending:
             yield pending.popleft().result()

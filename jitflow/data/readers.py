@@ -49,6 +49,20 @@ class _FileDataset(Dataset):
         raise NotImplementedError
 
 
+class ListFilesDataset(_FileDataset):
+    """`Dataset.list_files` without its shuffle: the sorted names matching the glob pattern(s)."""
+
+    def _iterate(self, env: Env) -> Iterator[Element]:
+        import glob
+
+        patterns, _ = self._names(env)
+        names = sorted({n for p in patterns for n in glob.glob(p)})
+        if not names:
+            raise errors.InvalidArgumentError(None, None, f"No files matched pattern: {', '.join(patterns)}")
+        for n in names:
+            yield [np.array(n.encode(), dtype=object)]
+
+
 class TFRecordDataset(_FileDataset):
     """`tf.data.TFRecordDataset`: the records of TFRecord files, one file after another."""
 

@@ -91,6 +91,22 @@ class TensorSliceDataset(TensorDataset):
             yield [a[i] for a in arrays]
 
 
+    # -- row-index pipelines (jitflow.data.indexed) --
+    def _index_ok(self) -> bool:
+        return True
+
+    def _index_arrays(self, env: Env) -> list[np.ndarray]:
+        arrays = [_value(env, x) for x in self._leaves]
+        if any(len(a) != len(arrays[0]) for a in arrays):
+            list(self._iterate(env))  # raises the size error
+        return arrays
+
+    def _index_chunks(self, env: Env) -> Iterator[np.ndarray]:
+        n = len(_value(env, self._leaves[0]))
+        for s in range(0, n, 4096):
+            yield np.arange(s, min(s + 4096, n), dtype=np.int64)
+
+
 class RangeDataset(Dataset):
     """`range`: int64 scalars."""
 

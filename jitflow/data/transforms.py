@@ -10,6 +10,7 @@ import numpy as np
 
 from jitflow.data.dataset_ops import Dataset, Element, Env, as_int, read_int, tensor_captures
 from jitflow.data.function import TracedFunction, check_output, check_predicate
+from jitflow.data.indexed import index_source, shuffled_chunks
 from jitflow.framework.graph import Tensor
 from jitflow.framework.tensor_shape import TensorShape
 
@@ -53,10 +54,9 @@ class MapDataset(Dataset):
     def _iterate(self, env: Env) -> Iterator[Element]:
         fn = self._fn
         captured = env.captured(fn.captures)
-        ctx = env.ctx
 
         def call(el: Element) -> Element:
-            return check_output(fn.call(ctx, el, captured), fn)
+            return check_output(fn.call(env.ctx, el, captured), fn)
 
         if self._parallel > 1:
             from jitflow.data.prefetch import parallel_map
@@ -185,6 +185,16 @@ class ShuffleDataset(Dataset):
             return np.random.default_rng()
         return np.random.default_rng([seed, seed2 or 0, k])
 
+    def _index_ok(self) -> bool:
+        return index_source(self._input) is not None
+
+    def _index_arrays(self, env: Env) -> list[np.ndarray]:
+        return self._input._index_arrays(env)  # type: ignore[attr-defined]
+
+    def _index_chunks(self, env: Env) -> Iterator[np.ndarray]:
+        return shuffled_chunks(self._input._index_chunks(env), read_int(env, self._buffer),  # type: ignore[attr-defined]
+                               self._rng(env))
+
     def _iterate(self, env: Env) -> Iterator[Element]:
         size = read_int(env, self._buffer)
         rng = self._rng(env)
@@ -223,6 +233,24 @@ class RepeatDataset(Dataset):
 
     def _own_captures(self) -> list[Tensor]:
         return tensor_captures(self._count)
+
+    def _index_ok(self) -> bool:
+        return index_source(self._input) is not None
+
+    def _index_arrays(self, env: Env) -> list[np.ndarray]:
+        return self._input._index_arrays(env)  # type: ignore[attr-defined]
+
+    def _index_chunks(self, env: Env) -> Iterator[np.ndarray]:
+        count = read_int(env, self._count)
+        k = 0
+        while count < 0 or k < count:
+            empty = True
+            for chunk in self._input._index_chunks(env):  # type: ignore[attr-defined]
+                empty = empty and not len(chunk)
+                yield chunk
+            if empty:
+                return
+            k += 1
 
     def _iterate(self, env: Env) -> Iterator[Element]:
         count = read_int(env, self._count)
@@ -270,6 +298,33 @@ class SkipDataset(TakeDataset):
             return
         for i, el in enumerate(self._input._iterate(env)):
             if i >= count:
+                yield el
+
+
+class ShardDataset(Dataset):
+    """`shard`: the elements whose position is `index` modulo `num_shards`."""
+
+    def __init__(self, input_ds: Dataset, num_shards: Any, index: Any) -> None:
+        from jitflow import errors
+
+        self._input = input_ds
+        self._n, self._i = as_int(num_shards, "num_shards"), as_int(index, "index")
+        if not isinstance(self._n, Tensor) and not isinstance(self._i, Tensor) and \
+                not (self._n > 0 and 0 <= self._i < self._n):
+            raise errors.InvalidArgumentError(None, None, f"Index {self._i} must be in [0, num_shards = "
+                                                          f"{self._n})")
+        self._copy_signature(input_ds)
+
+    def _children(self) -> list[Dataset]:
+        return [self._input]
+
+    def _own_captures(self) -> list[Tensor]:
+        return tensor_captures(self._n, self._i)
+
+    def _iterate(self, env: Env) -> Iterator[Element]:
+        n, i = read_int(env, self._n), read_int(env, self._i)
+        for k, el in enumerate(self._input._iterate(env)):
+            if k % n == i:
                 yield el
 
 

@@ -144,6 +144,10 @@ def _parse_kernel(ctx: Any, op: Operation, ins: list) -> Any:
 
     ser = np.asarray(ins[0], dtype=object)
     records = list(ser.ravel())
+    fast = _parse_fast(op, records)
+    if fast is not None:
+        outs = [a[0] for a in fast] if ser.ndim == 0 else fast
+        return outs[0] if len(outs) == 1 else tuple(outs)
     exs = []
     for r in records:
         try:
@@ -165,6 +169,21 @@ def _parse_kernel(ctx: Any, op: Operation, ins: list) -> Any:
             arr = _ragged(key, per, dt, shape, default, kind)
         outs.append(arr[0] if ser.ndim == 0 else arr)
     return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+_WIRE_KIND = {dtypes.float32: 2, dtypes.int64: 3}
+
+
+def _parse_fast(op: Operation, records: list) -> list | None:
+    """Fixed-length float/int64 features straight from the wire bytes (None: use the general path)."""
+    specs = op.attrs["specs"]
+    if not records or any(kind != "fixed" or dt not in _WIRE_KIND for kind, dt, _, _ in specs) or \
+            not all(type(r) is bytes for r in records):
+        return None
+    from jitflow.ops.example_wire import parse_fixed
+
+    return parse_fixed(records, list(op.attrs["keys"]), [_WIRE_KIND[dt] for _, dt, _, _ in specs],
+                       [tuple(shape.as_list()) for _, _, shape, _ in specs])
 
 
 registry.register_op("ParseExample", _infer, _parse_kernel, registry.OPAQUE, not_differentiable=True)

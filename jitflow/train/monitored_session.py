@@ -198,24 +198,6 @@ class ChiefSessionCreator:
         return sess
 
 
-class _Coordinator:
-    """The stop flag shared by hooks and the training loop (a minimal tf.train.Coordinator)."""
-
-    def __init__(self) -> None:
-        self._stop = False
-
-    def request_stop(self, ex: Any = None) -> None:
-        self._stop = True
-
-    def should_stop(self) -> bool:
-        return self._stop
-
-    def join(
-        self, threads: Any = None, stop_grace_period_secs: float = 120, ignore_live_threads: bool = False
-    ) -> None:
-        pass
-
-
 class _StepContext:
     """What `run_step_fn` passes to its step function."""
 
@@ -246,9 +228,15 @@ class MonitoredSession:
         for h in self._hooks:
             h.begin()  # before the graph is finalized, so hooks may add ops
         self._graph = get_default_graph()
-        self._coord = _Coordinator()
+        from jitflow.train.coordinator import Coordinator
+        from jitflow.train.queue_runner import start_queue_runners
+
+        self._coord: Any = Coordinator()
+        self._grace = stop_grace_period_secs
         self._creator = session_creator or ChiefSessionCreator()
         self._sess = self._creator.create_session()
+        # TF starts the graph's queue runners with the session, under this coordinator
+        self._threads = start_queue_runners(self._sess, self._coord)
         self._should_stop = False
         self._closed = False
         for h in self._hooks:
@@ -325,7 +313,10 @@ class MonitoredSession:
         finally:
             self._closed = True
             self._coord.request_stop()
-            self._sess.close()
+            try:
+                self._coord.join(self._threads, stop_grace_period_secs=self._grace, ignore_live_threads=True)
+            finally:
+                self._sess.close()
 
     def __enter__(self) -> MonitoredSession:
         return self

@@ -9,7 +9,7 @@ from tensorflow.core.framework import op_def_pb2
 from tensorflow.python.framework import op_def_registry
 
 EXTRA = ["SaveV2", "RestoreV2", "BroadcastGradientArgs", "BiasAddGrad", "StringJoin", "ShardedFilename",
-         "MergeV2Checkpoints", "ShapeN", "DynamicStitch"]
+         "MergeV2Checkpoints", "ShapeN", "DynamicStitch", "IdentityN"]
 names = sorted(set(json.load(open(sys.argv[1]))) | set(EXTRA))
 out = op_def_pb2.OpList()
 for n in names:

@@ -278,3 +278,73 @@ def test_feedable_iterator_switches_between_iterators():
         assert sess.run(nxt, {handle: th}) == 2
         with pytest.raises(tf.errors.NotFoundError):
             sess.run(nxt, {handle: b"nothing"})
+
+
+@pytest.mark.parametrize("reshuffle", [True, False])
+def test_index_gather_path_gives_the_element_by_element_order(reshuffle):
+    """from_tensor_slices -> repeat -> shuffle -> batch runs on row indices; the order must be the one
+    the element-by-element path (a range source) gives."""
+    def run(src):
+        tf.reset_default_graph()
+        ds = src.repeat(3).shuffle(9, seed=4, reshuffle_each_iteration=reshuffle).batch(5).prefetch(2)
+        return np.concatenate(drain(ds.make_one_shot_iterator().get_next()))
+
+    fast = run(tf.data.Dataset.from_tensor_slices(np.arange(23)))
+    slow = run(tf.data.Dataset.range(23))
+    np.testing.assert_array_equal(fast, slow)
+    assert sorted(fast.tolist()) == sorted(list(range(23)) * 3)
+    # a shuffle over the repeats of a slice dataset, and a map between: still the same rows
+    tf.reset_default_graph()
+    data = np.random.RandomState(1).rand(23, 3).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((data, np.arange(23))).shuffle(6, seed=2).map(
+        lambda x, i: (x * 2.0, i)).batch(4, drop_remainder=True)
+    got = drain(ds.make_one_shot_iterator().get_next())
+    assert len(got) == 5
+    for x, i in got:
+        np.testing.assert_allclose(x, data[i] * 2.0)
+
+
+def test_meta_graph_export_turns_pipeline_ops_into_feedable_placeholders(tmp_path):
+    ds = tf.data.Dataset.from_tensor_slices((np.ones((4, 3), np.float32), np.arange(4))).batch(2)
+    it = ds.make_initializable_iterator()
+    x, y = it.get_next()
+    tf.identity(tf.reduce_sum(x, axis=1) + tf.cast(y, tf.float32), name="out")
+    q = tf.FIFOQueue(2, tf.int32, shapes=[[]])
+    q.enqueue(1)
+    path = str(tmp_path / "m.meta")
+    tf.train.export_meta_graph(path)
+    g = tf.Graph()
+    with g.as_default():
+        tf.train.import_meta_graph(path)
+        xs = g.get_tensor_by_name("IteratorGetNext:0")
+        ys = g.get_tensor_by_name("IteratorGetNext:1")
+        res = tf.Session().run("out:0", {g.get_tensor_by_name("IteratorGetNext/component_0:0"): np.ones((1, 3)),
+                                         g.get_tensor_by_name("IteratorGetNext/component_1:0"): [5]})
+    assert xs.shape.as_list() == [None, 3] and ys.dtype == tf.int64
+    assert list(res) == [8.0]
+
+
+def test_prefetch_thread_ends_when_an_unclosed_session_is_dropped():
+    import gc
+
+    nxt = tf.data.Dataset.range(10**9).map(lambda x: x + 1).prefetch(2).make_one_shot_iterator().get_next()
+    before = threading.active_count()
+    sess = tf.Session()
+    assert sess.run(nxt) == 1
+    assert threading.active_count() == before + 1
+    del sess
+    gc.collect()
+    for _ in range(100):
+        if threading.active_count() == before:
+            break
+        threading.Event().wait(0.05)
+    assert threading.active_count() == before
+
+
+def test_prefetch_consumer_does_not_wait_on_a_dead_worker(monkeypatch):
+    from jitflow.data import prefetch
+
+    monkeypatch.setattr(prefetch, "_fill", lambda *args: None)  # a worker that dies silently
+    nxt = tf.data.Dataset.range(5).prefetch(1).make_one_shot_iterator().get_next()
+    with pytest.raises(tf.errors.InternalError, match="prefetch worker"):
+        tf.Session().run(nxt)

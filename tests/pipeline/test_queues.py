@@ -176,3 +176,14 @@ def test_coordinator_reports_errors_but_not_clean_ends():
     coord2.request_stop(tf.errors.OutOfRangeError(None, None, "done"))
     coord2.join([])
     assert coord2.should_stop() and coord2.joined
+
+
+def test_monitored_training_session_runs_queue_runners_and_stops_at_end(tmp_path):
+    xs, = tf.train.slice_input_producer([np.arange(6)], num_epochs=1, shuffle=False)
+    b = tf.train.batch([xs], 2)
+    tf.train.get_or_create_global_step()
+    seen = []
+    with tf.train.MonitoredTrainingSession(checkpoint_dir=str(tmp_path)) as mon:
+        while not mon.should_stop():
+            seen.extend(mon.run(b)[0].tolist())
+    assert seen == list(range(6))

@@ -138,3 +138,48 @@ def test_text_line_and_fixed_length_datasets(tmp_path):
     rec = tf.data.FixedLengthRecordDataset(str(f), 4, header_bytes=2, footer_bytes=1).map(
         lambda r: tf.decode_raw(r, tf.uint8)).make_one_shot_iterator().get_next()
     assert [list(sess.run(rec)) for _ in range(3)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+
+
+def test_list_files_and_shard(tmp_path):
+    for name in ("b.txt", "a.txt", "c.log"):
+        (tmp_path / name).write_text(name)
+    files = tf.data.Dataset.list_files(str(tmp_path / "*.txt"), shuffle=False)
+    nxt = files.make_one_shot_iterator().get_next()
+    sess = tf.Session()
+    assert [sess.run(nxt) for _ in range(2)] == [str(tmp_path / n).encode() for n in ("a.txt", "b.txt")]
+    shuffled = tf.data.Dataset.list_files(str(tmp_path / "*"), seed=1).make_one_shot_iterator().get_next()
+    assert sorted(sess.run(shuffled) for _ in range(3)) == sorted(str(p).encode() for p in tmp_path.iterdir())
+    sh = tf.data.Dataset.range(10).shard(3, 1).make_one_shot_iterator().get_next()
+    assert [sess.run(sh) for _ in range(3)] == [1, 4, 7]
+    none = tf.data.Dataset.list_files(str(tmp_path / "*.none")).make_one_shot_iterator().get_next()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="No files matched"):
+        sess.run(none)
+
+
+def test_fixed_length_features_take_the_compiled_wire_path_with_the_same_results():
+    from jitflow.ops.example_wire import parse_fixed
+
+    want = np.load(os.path.join(HERE, "parsed.npz"))
+    recs = records()
+    fast = parse_fixed(recs, ["image", "label"], [2, 3], [(2, 2), ()])
+    assert fast is not None
+    np.testing.assert_array_equal(fast[0], want["image"])
+    np.testing.assert_array_equal(fast[1], want["label"])
+    assert parse_fixed(recs, ["image", "absent"], [2, 3], [(2, 2), ()]) is None  # general path decides
+    assert parse_fixed(recs, ["image"], [2], [(3,)]) is None
+    # negative int64s and unpacked floats (proto2-style writers) read right too
+    ex = tf.train.Example(features=tf.train.Features(feature={
+        "n": tf.train.Feature(int64_list=tf.train.Int64List(value=[-5, 2**40]))}))
+    neg = parse_fixed([ex.SerializeToString()], ["n"], [3], [(2,)])
+    assert neg is not None and neg[0].tolist() == [[-5, 2**40]]
+    unpacked = bytes.fromhex("0a13" "0a11" "0a0166" "120c" "120a" "0d0000803f" "0d00000040")
+    assert tf.train.Example.FromString(unpacked).features.feature["f"].float_list.value == [1.0, 2.0]
+    got = parse_fixed([unpacked], ["f"], [2], [(2,)])
+    assert got is not None and got[0].tolist() == [[1.0, 2.0]]
+    ser = tf.placeholder(tf.string, [None])
+    parsed = tf.parse_example(ser, {"image": tf.FixedLenFeature([4], tf.float32),
+                                    "label": tf.FixedLenFeature([], tf.int64)})
+    out = tf.Session().run(parsed, {ser: recs})
+    np.testing.assert_array_equal(out["image"], want["image"].reshape(7, 4))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Values size: 4"):
+        tf.Session().run(tf.parse_example(ser, {"image": tf.FixedLenFeature([3], tf.float32)}), {ser: recs})
