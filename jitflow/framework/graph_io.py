@@ -9,7 +9,7 @@ as code: attrs are data, ops come from the registry.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +79,7 @@ def _derived_attrs(schema: OpDef, in_types: list[Any], out_types: list[Any]) -> 
 
 
 def make_node(ctx: ExportContext, name: str, op_type: str, inputs: list[str], attrs: dict[str, Any],
-              device: str = "", in_types: list[Any] = (), out_types: list[Any] = ()) -> NodeDef:  # type: ignore[assignment]
+              device: str = "", in_types: Sequence[Any] = (), out_types: Sequence[Any] = ()) -> NodeDef:
     """Adds a NodeDef with TF's attrs for `op_type` to the GraphDef being exported."""
     schema = op_schemas.get(op_type)
     if schema is None:

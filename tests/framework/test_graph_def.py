@@ -336,3 +336,21 @@ def test_text_meta_graph_and_garbled_pb(tmp_path: pathlib.Path) -> None:
     bad.write_bytes((DATA / "frozen.pb").read_bytes()[:100])
     with pytest.raises(tf.errors.DataLossError, match="bad.pb"):
         tf.run_graph(str(bad), {}, ["out"])
+
+
+def test_jitflow_attrs_are_tf_attrs_or_restored_by_a_hook() -> None:
+    """The attrs jitflow's ops carry (recorded from the op tests into tests/data/jitflow_op_attrs.json)
+    are TF's, or the op's import hook rebuilds them (an axis input folded back, T of logical ops)."""
+    import json
+
+    recorded = json.loads((DATA.parent / "jitflow_op_attrs.json").read_text())
+    for op_type, names in recorded.items():
+        schema = op_schemas.get(op_type)
+        if schema is None:
+            assert op_type in op_attrs.EXPORT_HOOKS or op_type in op_attrs.NOT_EXPORTED, op_type
+            continue
+        tf_names = {a.name for a in schema.attr}
+        extra = set(names) - tf_names
+        if op_type in op_attrs.NOT_EXPORTED:
+            continue
+        assert not extra or op_type in op_attrs.IMPORT_HOOKS, (op_type, sorted(extra))
