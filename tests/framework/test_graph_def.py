@@ -197,20 +197,26 @@ def test_tf_saved_model_loads_and_ours_round_trips(tmp_path: pathlib.Path) -> No
         tf.saved_model.builder.SavedModelBuilder(str(tmp_path / "ours"))
 
 
-def test_file_writer_writes_the_graph_event(tmp_path: pathlib.Path) -> None:
+def _events(folder: pathlib.Path) -> list:
+    """The Event messages of the one event file in `folder` (records: length, crc, data, crc)."""
     import struct
 
     from jitflow.protos.event import Event
 
-    _net()
-    w = tf.summary.FileWriter(str(tmp_path), tf.get_default_graph())
-    w.close()
-    raw = next(tmp_path.glob("events.out.tfevents.*")).read_bytes()
+    raw = next(folder.glob("events.out.tfevents.*")).read_bytes()
     events, pos = [], 0
     while pos < len(raw):
         (n,) = struct.unpack_from("<Q", raw, pos)
         events.append(Event.FromString(raw[pos + 12:pos + 12 + n]))
         pos += 12 + n + 4
+    return events
+
+
+def test_file_writer_writes_the_graph_event(tmp_path: pathlib.Path) -> None:
+    _net()
+    w = tf.summary.FileWriter(str(tmp_path), tf.get_default_graph())
+    w.close()
+    events = _events(tmp_path)
     assert events[0].file_version == "brain.Event:2"
     gd = tf.GraphDef.FromString(events[1].graph_def)
     assert [n.name for n in gd.node][:3] == ["x", "w/initial_value", "w"]
@@ -354,3 +360,19 @@ def test_jitflow_attrs_are_tf_attrs_or_restored_by_a_hook() -> None:
         if op_type in op_attrs.NOT_EXPORTED:
             continue
         assert not extra or op_type in op_attrs.IMPORT_HOOKS, (op_type, sorted(extra))
+
+
+def test_explain_tensorboard_writes_clusters_as_scopes(tmp_path: pathlib.Path) -> None:
+    from jitflow.cli import main
+
+    script = tmp_path / "prog.py"
+    script.write_text("import numpy as np, jitflow as tf\n"
+                      "x = tf.placeholder(tf.float32, [None, 4], name='x')\n"
+                      "y = tf.cumsum(tf.nn.relu(x * 2.0 + 1.0), 1)\n"
+                      "with tf.Session() as s:\n    s.run(y, {x: np.ones((2, 4), np.float32)})\n")
+    assert main(["explain", "--tensorboard", str(tmp_path / "tb"), str(script)]) == 0
+    event = _events(tmp_path / "tb")[1]  # after the file_version record
+    nodes = {node.name: node for node in tf.GraphDef.FromString(event.graph_def).node}
+    assert "plan_0/cluster_0/Relu" in nodes
+    fallback = nodes["plan_0/interpreted/Cumsum"]
+    assert b"Cumsum" in fallback.attr["_jitflow_fallback"].s and fallback.input == ["plan_0/cluster_0/Relu"]
