@@ -383,3 +383,15 @@ def test_explain_tensorboard_writes_clusters_as_scopes(tmp_path: pathlib.Path) -
     assert "plan_0/cluster_0/Relu" in nodes
     fallback = nodes["plan_0/interpreted/Cumsum"]
     assert b"Cumsum" in fallback.attr["_jitflow_fallback"].s and fallback.input == ["plan_0/cluster_0/Relu"]
+
+
+def test_tensorboard_reads_the_graph_event(tmp_path: pathlib.Path) -> None:
+    """TensorBoard's own event reader (an optional test dependency) finds the graph and its nodes."""
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    _net()
+    with tf.summary.FileWriter(str(tmp_path), tf.get_default_graph()) as w:
+        w.add_summary(tf.Summary(value=[tf.Summary.Value(tag="loss", simple_value=0.5)]), 7)
+    acc = accumulator.EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert {"x", "w", "y", "s"} <= {n.name for n in acc.Graph().node}  # what the Graphs tab draws
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(7, 0.5)]
