@@ -108,6 +108,9 @@ def export_op(ctx: ExportContext, op: Operation) -> None:
     """Writes `op` as one NodeDef (or a few, through its export hook)."""
     from jitflow.framework import op_attrs
 
+    if op.type in op_attrs.NOT_EXPORTED:
+        raise InvalidArgumentError(None, None, f"Op {op.name} ({op.type}) cannot be written to a GraphDef: "
+                                   f"{op_attrs.NOT_EXPORTED[op.type]}")
     hook = op_attrs.EXPORT_HOOKS.get(op.type)
     if hook is not None:
         hook(ctx, op)

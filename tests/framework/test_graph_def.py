@@ -395,3 +395,16 @@ def test_tensorboard_reads_the_graph_event(tmp_path: pathlib.Path) -> None:
     acc.Reload()
     assert {"x", "w", "y", "s"} <= {n.name for n in acc.Graph().node}  # what the Graphs tab draws
     assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(7, 0.5)]
+
+
+def test_op_without_graph_def_form_is_an_error_but_saving_goes_on(tmp_path: pathlib.Path) -> None:
+    v = tf.Variable(1.0, name="v")
+    w = tf.Variable(v.initialized_value() * 2.0, name="w")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="InitializedValue.*cannot be written"):
+        tf.get_default_graph().as_graph_def()
+    saver = tf.train.Saver()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        saver.save(sess, str(tmp_path / "m"))
+        assert sess.run(w) == 2.0
+    assert (tmp_path / "m.index").exists() and not (tmp_path / "m.meta").exists()
