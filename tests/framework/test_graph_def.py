@@ -408,3 +408,15 @@ def test_op_without_graph_def_form_is_an_error_but_saving_goes_on(tmp_path: path
         saver.save(sess, str(tmp_path / "m"))
         assert sess.run(w) == 2.0
     assert (tmp_path / "m.index").exists() and not (tmp_path / "m.meta").exists()
+
+
+def test_import_graph_def_name_scopes_are_unique() -> None:
+    with tf.Graph().as_default():
+        tf.constant(1.0, name="c")
+        gd = tf.get_default_graph().as_graph_def()
+    a = tf.import_graph_def(gd, return_elements=["c"])[0]
+    b = tf.import_graph_def(gd, return_elements=["c:0"])[0]
+    c = tf.import_graph_def(gd, return_elements=["c"], name="")[0]
+    assert (a.name, b.name, c.name) == ("import/c", "import_1/c:0", "c")
+    with pytest.raises(ValueError, match="not found in graph_def"):
+        tf.import_graph_def(gd, return_elements=["nope:0"])
