@@ -22,8 +22,6 @@ REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Prod", "All", "Any")
 
 # jitflow op types that are not written to a GraphDef, and why (kept by the registry-walk test).
 NOT_EXPORTED = {
-    "InitializedValue": "TF builds Variable.initialized_value() from a tf.cond over a ref variable; "
-                        "jitflow's single op has no TF node of the same meaning",
     "PrintV2": "TF's PrintV2 prints a string made by a StringFormat op, which jitflow folds into "
                "PrintV2's attrs and does not have as an op",
 }
@@ -116,6 +114,24 @@ def _export_report_uninitialized(ctx: ExportContext, op: Operation) -> None:
                 {"Tparams": dtypes.string, "Tindices": dtypes.int64, "Taxis": dtypes.int32, "batch_dims": 0})
 
 
+def _export_initialized_value(ctx: ExportContext, op: Operation) -> None:
+    """Variable.initialized_value() as TF builds it: cond(is_variable_initialized(v), read v, initial value)."""
+    var, init = op.inputs
+    dt, n, dev = init.dtype, op.name, op.device
+    pred = ctx.unique(f"{n}/IsVariableInitialized")
+    make_node(ctx, pred, "IsVariableInitialized", [tensor_ref(var)], {"dtype": dt}, dev)
+    make_node(ctx, ctx.unique(f"{n}/cond/Switch"), "Switch", [pred, pred], {"T": dtypes.bool}, dev)
+    pred_id = ctx.unique(f"{n}/cond/pred_id")
+    make_node(ctx, pred_id, "Identity", [pred], {"T": dtypes.bool}, dev)
+    ref_switch = ctx.unique(f"{n}/cond/read/Switch")
+    make_node(ctx, ref_switch, "RefSwitch", [tensor_ref(var), pred_id], {"T": dt}, dev)
+    read = ctx.unique(f"{n}/cond/read")
+    make_node(ctx, read, "Identity", [f"{ref_switch}:1"], {"T": dt}, dev)
+    other = ctx.unique(f"{n}/cond/Switch_1")
+    make_node(ctx, other, "Switch", [tensor_ref(init), pred_id], {"T": dt}, dev)
+    write_op_as(ctx, op, "Merge", [other, read], {"T": dt, "N": 2})
+
+
 def _export_dynamic_reduce(ctx: ExportContext, op: Operation) -> None:
     write_op_as(ctx, op, op.attrs["reduction"], [tensor_ref(t) for t in op.inputs],
                 {"keep_dims": op.attrs["keep_dims"]})
@@ -127,6 +143,7 @@ EXPORT_HOOKS: dict[str, Any] = {
     "Cumsum": _export_axis_input("axis"), "Cumprod": _export_axis_input("axis"),
     "Eye": _export_as_const, "UnbroadcastTo": _export_unbroadcast,
     "ReportUninitializedVariables": _export_report_uninitialized, "DynamicReduce": _export_dynamic_reduce,
+    "InitializedValue": _export_initialized_value,
 }
 
 

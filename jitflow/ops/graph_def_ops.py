@@ -95,3 +95,21 @@ def _dynamic_reduce_infer(op: Operation) -> list:
 
 registry.register_op("DynamicReduce", _dynamic_reduce_infer, _dynamic_reduce_kernel, registry.OPAQUE,
                      not_differentiable=True)
+
+
+def _ref_switch_kernel(ctx: Any, op: Operation, ins: list) -> Any:
+    """TF's RefSwitch of a variable: the variable is read only on the branch that is taken (TF's
+    initialized_value() cond reads it only once it is initialized)."""
+    from jitflow.compiler.interp import DEAD
+    from jitflow.ops.state_ops import _uninitialized
+
+    name = op.inputs[0].op.name
+    if not bool(np.asarray(ins[1])):
+        return ctx.variables.get(name, DEAD), DEAD
+    if name not in ctx.variables:
+        raise _uninitialized(op, name)
+    return DEAD, ctx.variables[name]
+
+
+registry.register_op("RefSwitch", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)] * 2, _ref_switch_kernel,
+                     registry.STATEFUL, ref_inputs=(0,))

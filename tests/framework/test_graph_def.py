@@ -399,15 +399,33 @@ def test_tensorboard_reads_the_graph_event(tmp_path: pathlib.Path) -> None:
 
 def test_op_without_graph_def_form_is_an_error_but_saving_goes_on(tmp_path: pathlib.Path) -> None:
     v = tf.Variable(1.0, name="v")
-    w = tf.Variable(v.initialized_value() * 2.0, name="w")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="InitializedValue.*cannot be written"):
+    printed = tf.print("v is", v)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="PrintV2.*cannot be written"):
         tf.get_default_graph().as_graph_def()
     saver = tf.train.Saver()
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
+        sess.run(printed)
         saver.save(sess, str(tmp_path / "m"))
-        assert sess.run(w) == 2.0
     assert (tmp_path / "m.index").exists() and not (tmp_path / "m.meta").exists()
+
+
+def test_initialized_value_travels_as_tf_cond(tmp_path: pathlib.Path) -> None:
+    v = tf.Variable(3.0, name="v")
+    tf.Variable(v.initialized_value() * 2.0, name="w")
+    path = str(tmp_path / "m.meta")
+    tf.train.export_meta_graph(path)
+    types = {n.op for n in tf.MetaGraphDef.FromString(pathlib.Path(path).read_bytes()).graph_def.node}
+    assert {"RefSwitch", "Merge", "IsVariableInitialized"} <= types and "InitializedValue" not in types
+    tf.reset_default_graph()
+    tf.train.import_meta_graph(path)
+    with tf.Session() as sess:
+        sess.run(tf.get_default_graph().get_operation_by_name("w/Assign"))  # v not initialized: its initial value
+        assert sess.run("w:0") == 6.0
+        sess.run(tf.global_variables_initializer())
+        sess.run(tf.assign(tf.get_default_graph().get_tensor_by_name("v:0"), 5.0))
+        sess.run(tf.get_default_graph().get_operation_by_name("w/Assign"))  # v initialized: its value
+        assert sess.run("w:0") == 10.0
 
 
 def test_import_graph_def_name_scopes_are_unique() -> None:
