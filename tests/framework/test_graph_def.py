@@ -397,17 +397,35 @@ def test_tensorboard_reads_the_graph_event(tmp_path: pathlib.Path) -> None:
     assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(7, 0.5)]
 
 
-def test_op_without_graph_def_form_is_an_error_but_saving_goes_on(tmp_path: pathlib.Path) -> None:
+def test_op_without_graph_def_form_is_an_error_but_saving_goes_on(tmp_path: pathlib.Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(op_attrs.NOT_EXPORTED, "Square", "a reason")  # every op type travels today
     v = tf.Variable(1.0, name="v")
-    printed = tf.print("v is", v)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="PrintV2.*cannot be written"):
+    tf.square(v, name="sq")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sq \\(Square\\) cannot be written.*a reason"):
         tf.get_default_graph().as_graph_def()
     saver = tf.train.Saver()
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        sess.run(printed)
         saver.save(sess, str(tmp_path / "m"))
     assert (tmp_path / "m.index").exists() and not (tmp_path / "m.meta").exists()
+
+
+def test_tf_print_travels_as_string_format(capfd: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    x = tf.constant([[1.5, 2.0], [3.0, 4.0]])
+    printed = tf.print("x is", x, "and {}", tf.constant(True), output_stream=sys.stdout, sep="|")
+    gd = tf.get_default_graph().as_graph_def()
+    assert [n.op for n in gd.node][-2:] == ["StringFormat", "PrintV2"]
+    with tf.Session() as sess:
+        sess.run(printed)
+    with tf.Graph().as_default() as g:
+        tf.import_graph_def(gd, name="")
+        with tf.Session() as sess:
+            sess.run(g.get_operation_by_name(printed.name))
+    out = capfd.readouterr().out  # TensorFlow prints the same line for this graph
+    assert out == "x is|[[1.5 2]\n [3 4]]|and {}|1\n" * 2
 
 
 def test_initialized_value_travels_as_tf_cond(tmp_path: pathlib.Path) -> None:
