@@ -7,9 +7,12 @@ import pathlib
 import numpy as np
 import pytest
 from google.protobuf import text_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import jitflow as tf
 from jitflow.framework import op_attrs, op_schemas, registry
+from tests.compiler.test_random_graphs import BINARY, REDUCE, UNARY
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "tf_graphs"
 
@@ -456,3 +459,37 @@ def test_import_graph_def_name_scopes_are_unique() -> None:
     assert (a.name, b.name, c.name) == ("import/c", "import_1/c:0", "c")
     with pytest.raises(ValueError, match="not found in graph_def"):
         tf.import_graph_def(gd, return_elements=["nope:0"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from("ubr"), st.integers(0, 7), st.integers(0, 50), st.integers(0, 50)),
+                min_size=1, max_size=6), st.integers(0, 2**16))
+def test_random_graphs_and_gradients_survive_graph_def(steps: list, seed: int) -> None:
+    """Random elementwise/reduction graphs and their gradients: same values after export + import
+    (interpreted here; the compiled path on imported graphs is covered by the tests above)."""
+    g1 = tf.Graph()
+    with g1.as_default():
+        x = tf.placeholder(tf.float32, [None, 5], name="x")
+        y = tf.placeholder(tf.float32, [5], name="y")
+        pool = [x, y]
+        for kind, k, i, j in steps:
+            a, b = pool[i % len(pool)], pool[j % len(pool)]
+            if kind == "u":
+                pool.append(UNARY[k % len(UNARY)](a))
+            elif kind == "b":
+                pool.append(BINARY[k % len(BINARY)](a, b))
+            elif a.shape.ndims == 2:
+                pool.append(REDUCE[k % len(REDUCE)](a, axis=k % 2, keepdims=bool(k % 3)))
+        outs = pool[2:] + tf.gradients(tf.add_n([tf.reduce_sum(t) for t in pool[2:]]), [x, y])
+        outs = [t for t in outs if t is not None]
+    rng = np.random.default_rng(seed)
+    feed = {"x:0": rng.normal(0, 2, (3, 5)).astype(np.float32), "y:0": rng.normal(0, 2, 5).astype(np.float32)}
+    with tf.Session(graph=g1, config=tf.ConfigProto(jit=False)) as sess:
+        want = sess.run(outs, feed)
+    gd = tf.GraphDef.FromString(g1.as_graph_def().SerializeToString())
+    with tf.Graph().as_default():
+        tf.import_graph_def(gd, name="")
+        with tf.Session(config=tf.ConfigProto(jit=False)) as sess:
+            got = sess.run([t.name for t in outs], feed)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
