@@ -287,11 +287,13 @@ def import_nodes(ctx: ImportContext, graph_def: GraphDef) -> None:
     """Imports every node of `graph_def` (but those `ctx.skip` rejects) into `ctx.graph`."""
     nodes = [n for n in graph_def.node if ctx.skip is None or not ctx.skip(n)]
     kept = {n.name for n in nodes}
-    for n in nodes:  # inputs from skipped nodes only as control edges may simply go
-        kept_inputs = [i for i in n.input if not (i.startswith("^") and i[1:] not in kept)]
+    for k, n in enumerate(nodes):  # control edges from skipped nodes simply go (on a copy: the caller's
+        kept_inputs = [i for i in n.input if not (i.startswith("^") and i[1:] not in kept)]  # proto stays)
         if len(kept_inputs) != len(n.input):
-            del n.input[:]
-            n.input.extend(kept_inputs)
+            nodes[k] = NodeDef()
+            nodes[k].CopyFrom(n)
+            del nodes[k].input[:]
+            nodes[k].input.extend(kept_inputs)
     order = _topological(nodes)
     _unique_names(ctx, order)
     for node in order:

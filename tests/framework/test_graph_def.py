@@ -480,6 +480,8 @@ def test_random_graphs_and_gradients_survive_graph_def(steps: list, seed: int) -
                 pool.append(BINARY[k % len(BINARY)](a, b))
             elif a.shape.ndims == 2:
                 pool.append(REDUCE[k % len(REDUCE)](a, axis=k % 2, keepdims=bool(k % 3)))
+        if len(pool) == 2:  # only steps that did not apply
+            pool.append(tf.square(x))
         outs = pool[2:] + tf.gradients(tf.add_n([tf.reduce_sum(t) for t in pool[2:]]), [x, y])
         outs = [t for t in outs if t is not None]
     rng = np.random.default_rng(seed)
