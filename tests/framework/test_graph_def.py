@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 from google.protobuf import text_format
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import jitflow as tf
@@ -487,7 +487,10 @@ def test_random_graphs_and_gradients_survive_graph_def(steps: list, seed: int) -
     rng = np.random.default_rng(seed)
     feed = {"x:0": rng.normal(0, 2, (3, 5)).astype(np.float32), "y:0": rng.normal(0, 2, 5).astype(np.float32)}
     with tf.Session(graph=g1, config=tf.ConfigProto(jit=False)) as sess:
-        want = sess.run(outs, feed)
+        try:
+            want = sess.run(outs, feed)
+        except tf.errors.InvalidArgumentError:  # a [?] from a reduction met a [5] at run time
+            assume(False)
     gd = tf.GraphDef.FromString(g1.as_graph_def().SerializeToString())
     with tf.Graph().as_default():
         tf.import_graph_def(gd, name="")
