@@ -10,6 +10,7 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.framework import registry
+from jitflow.framework.function import outside_control_flow
 from jitflow.framework.graph import (
     Graph,
     GraphKeys,
@@ -69,7 +70,7 @@ class Variable:
         self._save_slice_info = None
         g = initial_value.graph if isinstance(initial_value, Tensor) else get_default_graph()
         absolute = getattr(self, "_absolute_name", False)
-        with g.as_default(), g.control_dependencies(None):
+        with g.as_default(), g.control_dependencies(None), outside_control_flow(g):
             scope_cm = g.name_scope(name + "/") if absolute and name else g.name_scope(name or "Variable")
             with scope_cm as scope:
                 if callable(initial_value):
@@ -136,7 +137,8 @@ class Variable:
 
     @property
     def dtype(self) -> dtypes.DType:
-        return self._variable.dtype
+        """The reference type (`tf.float32_ref`), as a TF 1.x ref variable; `.base_dtype` is the value type."""
+        return self._variable.dtype._as_ref
 
     @property
     def shape(self) -> TensorShape:
@@ -225,7 +227,7 @@ class Variable:
         self._snapshot.set_shape(shape)
 
     def __repr__(self) -> str:
-        return f"<tf.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}_ref>"
+        return f"<tf.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}>"
 
     def __hash__(self) -> int:
         return id(self)
@@ -352,10 +354,14 @@ def get_variable_scope() -> VariableScope:
 
 
 def _unique_var_scope(g: Graph, parent: str, base: str) -> str:
+    """TF's default scope name: `base`, else `base_k` for the first k whose scope was never opened."""
     prefix = f"{parent}/{base}" if parent else base
-    n = g._var_scope_counts.get(prefix, 0)
-    g._var_scope_counts[prefix] = n + 1
-    return base if n == 0 else f"{base}_{n}"
+    if not g._var_scope_counts.get(prefix, 0):
+        return base
+    k = 1
+    while g._var_scope_counts.get(f"{prefix}_{k}", 0):
+        k += 1
+    return f"{base}_{k}"
 
 
 @contextlib.contextmanager
@@ -383,13 +389,16 @@ def variable_scope(name_or_scope: Any, default_name: str | None = None, values: 
             short = _unique_var_scope(g, parent.name, default_name)  # type: ignore[arg-type]
         else:
             short = name_or_scope
-            _unique_var_scope(g, parent.name, short)
         full = f"{parent.name}/{short}" if parent.name else short
         ns_cm = g.name_scope(short) if auxiliary_name_scope else \
             contextlib.nullcontext(g.get_name_scope() + "/")
         new_reuse = True if reuse is True or parent.reuse is True else \
             (AUTO_REUSE if reuse is AUTO_REUSE or parent.reuse is AUTO_REUSE else False)
         base = parent
+    # TF: opening a scope counts it, and restarts the default-name numbering inside it
+    g._var_scope_counts[full] = g._var_scope_counts.get(full, 0) + 1
+    for k in [k for k in g._var_scope_counts if k.startswith(full + "/")]:
+        g._var_scope_counts[k] = 0
     with ns_cm as ns:
         scope = VariableScope(
             new_reuse, full,
@@ -432,9 +441,9 @@ def _get_variable(g: Graph, full: str, scope: VariableScope, shape: Any, dtype: 
         if shape is not None and not found.shape.is_compatible_with(as_shape(shape)):
             raise ValueError(f"Trying to share variable {full}, but specified shape {as_shape(shape)} and "
                              f"found shape {found.shape}.")
-        if dt is not None and dt is not found.dtype:
+        if dt is not None and dt is not found.dtype.base_dtype:
             raise ValueError(f"Trying to share variable {full}, but specified dtype {dt.name} and found "
-                             f"dtype {found.dtype.name}.")
+                             f"dtype {found.dtype.base_dtype.name}.")
         return found
     if reuse is True:
         raise ValueError(f"Variable {full} does not exist, or was not created with tf.get_variable(). "
