@@ -7,6 +7,7 @@ For each backend (jitflow on Ray; TensorFlow 1.x's own gRPC runtime) it runs two
 1 ps + 2 workers (aggregate examples per second: the workers' rates summed over their timed windows)
 and 1 ps + 1 worker (the per-step overhead of remote variables: that worker's step time minus the
 same step in a local session of the same process). The same file is the task program (`task`).
+Each task runs with one BLAS/Numba thread (OMP_NUM_THREADS etc. default to 1 unless set).
 """
 from __future__ import annotations
 
@@ -107,7 +108,11 @@ def run_layout(backend: str, python: str, workers: int, seconds: float, batch: i
     common = [python, os.path.abspath(__file__), "task", f"--backend={backend}", f"--ps_hosts=localhost:{ports[0]}",
               "--worker_hosts=" + ",".join(f"localhost:{p}" for p in ports[1:]), f"--seconds={seconds}",
               f"--batch={batch}"]
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    # One BLAS/Numba thread per task: 3 tasks share the machine's cores, and oversubscribed BLAS threads
+    # slow a W4 step several times over on 2 cores.
+    threads = {k: os.environ.get(k, "1") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                                   "NUMBA_NUM_THREADS")}
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", **threads)
     ps = subprocess.Popen([*common, "--job_name=ps", "--task_index=0"], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     procs = []

@@ -232,7 +232,7 @@ def _event(wall_time: float, step: int = 0, file_version: str | None = None, sum
     if summary is not None:
         buf += bytes_field(5, summary)
     if session_log is not None:
-        buf += bytes_field(6, session_log)
+        buf += bytes_field(7, session_log)  # Event.session_log is field 7 (6 is the deprecated log_message)
     return buf
 
 
@@ -364,6 +364,6 @@ def summary_iterator(path: str) -> Iterator[dict[str, Any]]:
                 ev["file_version"] = bytes(val).decode()  # type: ignore[arg-type]
             elif field == 5:
                 ev["summary"] = parse_summary(bytes(val))  # type: ignore[arg-type]
-            elif field == 6:
+            elif field == 7:
                 ev["session_log"] = bytes(val)  # type: ignore[arg-type]
         yield ev

@@ -426,28 +426,24 @@ def _default_initializer(name: str, dtype: dtypes.DType) -> Any:
     raise ValueError(f"An initializer for variable {name} of {dtype.name} is required")
 
 
-def _get_variable(g: Graph, full: str, scope: VariableScope, shape: Any, dtype: Any, initializer: Any,
-                  regularizer: Any, trainable: Any, collections: Any, validate_shape: bool) -> Variable:
-    store: dict[str, Variable] = g._variable_store
-    reuse = scope.reuse
-    dt = dtypes.as_dtype(dtype) if dtype is not None else None
-    if full in store:
-        if reuse is not True and reuse is not AUTO_REUSE:
-            where = store[full]._defined_at
-            raise ValueError(f"Variable {full} already exists, disallowed. Did you mean to set reuse=True or "
-                             f"reuse=tf.AUTO_REUSE in VarScope? Originally defined at:\n\n"
-                             f"  File \"{where[0]}\", line {where[1]}, in {where[2]}")
-        found = store[full]
-        if shape is not None and not found.shape.is_compatible_with(as_shape(shape)):
-            raise ValueError(f"Trying to share variable {full}, but specified shape {as_shape(shape)} and "
-                             f"found shape {found.shape}.")
-        if dt is not None and dt is not found.dtype.base_dtype:
-            raise ValueError(f"Trying to share variable {full}, but specified dtype {dt.name} and found "
-                             f"dtype {found.dtype.base_dtype.name}.")
-        return found
-    if reuse is True:
-        raise ValueError(f"Variable {full} does not exist, or was not created with tf.get_variable(). "
-                         "Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
+def _existing_variable(found: Variable, full: str, reuse: Any, shape: Any, dt: Any) -> Variable:
+    """The variable `full` again, when the scope allows reuse and the shape and dtype agree."""
+    if reuse is not True and reuse is not AUTO_REUSE:
+        where = found._defined_at
+        raise ValueError(f"Variable {full} already exists, disallowed. Did you mean to set reuse=True or "
+                         f"reuse=tf.AUTO_REUSE in VarScope? Originally defined at:\n\n"
+                         f"  File \"{where[0]}\", line {where[1]}, in {where[2]}")
+    if shape is not None and not found.shape.is_compatible_with(as_shape(shape)):
+        raise ValueError(f"Trying to share variable {full}, but specified shape {as_shape(shape)} and "
+                         f"found shape {found.shape}.")
+    if dt is not None and dt is not found.dtype.base_dtype:
+        raise ValueError(f"Trying to share variable {full}, but specified dtype {dt.name} and found "
+                         f"dtype {found.dtype.base_dtype.name}.")
+    return found
+
+
+def _initial_value(full: str, scope: VariableScope, shape: Any, dt: Any, initializer: Any) -> tuple[Any, Any]:
+    """(initial value or a function making it, dtype) of a new variable, from its initializer or the scope's."""
     if initializer is None:
         initializer = scope.initializer
     if isinstance(initializer, type):
@@ -455,27 +451,33 @@ def _get_variable(g: Graph, full: str, scope: VariableScope, shape: Any, dtype: 
         initializer = initializer(dtype=dt or scope.dtype)
     if initializer is not None and not callable(initializer):
         # A tensor or value initializer carries its own shape (and dtype).
-        if shape is not None and not isinstance(initializer, Tensor):
-            init_val: Any = convert_to_tensor(initializer, dtype=dt)
-            if not as_shape(shape).is_compatible_with(init_val.shape):
-                raise ValueError(f"Shape of initializer {init_val.shape} is not compatible with {shape}")
-        elif shape is not None:
+        if shape is not None and isinstance(initializer, Tensor):
             raise ValueError("If initializer is a constant, do not specify shape.")
-        else:
-            init_val = convert_to_tensor(initializer, dtype=dt) if not isinstance(initializer, Tensor) \
-                else initializer
-        var_dtype = dt or init_val.dtype
-        init_fn: Any = init_val
-    else:
-        var_dtype = dt or scope.dtype
-        if shape is None:
-            raise ValueError(f"Shape of a new variable ({full}) must be fully defined, but instead was "
-                             f"<unknown>.")
-        shp = as_shape(shape)
-        if not shp.is_fully_defined():
-            raise ValueError(f"Shape of a new variable ({full}) must be fully defined, but instead was {shp}.")
-        init = initializer if initializer is not None else _default_initializer(full, var_dtype)
-        init_fn = lambda: init(shp.as_list(), dtype=var_dtype)  # noqa: E731
+        init_val = initializer if isinstance(initializer, Tensor) else convert_to_tensor(initializer, dtype=dt)
+        if shape is not None and not as_shape(shape).is_compatible_with(init_val.shape):
+            raise ValueError(f"Shape of initializer {init_val.shape} is not compatible with {shape}")
+        return init_val, dt or init_val.dtype
+    var_dtype = dt or scope.dtype
+    if shape is None:
+        raise ValueError(f"Shape of a new variable ({full}) must be fully defined, but instead was <unknown>.")
+    shp = as_shape(shape)
+    if not shp.is_fully_defined():
+        raise ValueError(f"Shape of a new variable ({full}) must be fully defined, but instead was {shp}.")
+    init = initializer if initializer is not None else _default_initializer(full, var_dtype)
+    return (lambda: init(shp.as_list(), dtype=var_dtype)), var_dtype
+
+
+def _get_variable(g: Graph, full: str, scope: VariableScope, shape: Any, dtype: Any, initializer: Any,
+                  regularizer: Any, trainable: Any, collections: Any, validate_shape: bool) -> Variable:
+    store: dict[str, Variable] = g._variable_store
+    reuse = scope.reuse
+    dt = dtypes.as_dtype(dtype) if dtype is not None else None
+    if full in store:
+        return _existing_variable(store[full], full, reuse, shape, dt)
+    if reuse is True:
+        raise ValueError(f"Variable {full} does not exist, or was not created with tf.get_variable(). "
+                         "Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
+    init_fn, var_dtype = _initial_value(full, scope, shape, dt, initializer)
     with g.as_default():
         v = _ScopedVariable(initial_value=init_fn, trainable=trainable, collections=collections, name=full,
                             dtype=var_dtype, validate_shape=validate_shape)

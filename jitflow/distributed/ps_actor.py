@@ -12,6 +12,7 @@ import numpy as np
 
 
 def _frozen(value: Any) -> np.ndarray:
+    """A read-only copy (a received array may be a view of Ray's shared memory, which it would pin)."""
     arr = np.array(value, copy=True)
     arr.flags.writeable = False  # readers keep what they got; every update stores a new array
     return arr
@@ -24,6 +25,8 @@ class VariableStore:
         self._task = (job_name, task_index)
         self._values: dict[str, np.ndarray] = {}
         self._pushes = 0
+        self._rounds: dict[int, list[dict[str, np.ndarray]]] = {}  # synchronous rounds being collected
+        self._completed = -1  # the last completed synchronous round (a global step value)
 
     def ping(self) -> tuple[str, int]:
         """The task this store serves (a liveness check)."""
@@ -34,11 +37,12 @@ class VariableStore:
         values = self._values
         return {n: values[n] for n in names if n in values}
 
-    def push(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray]) -> list[str]:
-        """Stores `sets`, then adds `deltas` to the current values; returns names of deltas it dropped.
+    def push(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray], applies: Any = ()) -> list[str]:
+        """Stores `sets`, adds `deltas` to the current values, then applies the update rules of `applies`
+        ((rule, variable names, inputs) each); returns the names of the updates it dropped.
 
-        A delta for a variable this store does not hold (it restarted since the worker read it) is
-        dropped: there is nothing to add it to.
+        An update of a variable this store does not hold (it restarted since the worker read it) is
+        dropped: there is nothing to update.
         """
         values = self._values
         for n, v in sets.items():
@@ -49,15 +53,53 @@ class VariableStore:
             if cur is None or cur.shape != np.shape(d):
                 dropped.append(n)
                 continue
-            values[n] = _frozen(np.add(cur, d, dtype=cur.dtype, casting="unsafe"))
+            new = np.asarray(np.add(cur, d, dtype=cur.dtype, casting="unsafe"))  # a fresh array: no copy
+            new.flags.writeable = False
+            values[n] = new
+        for rule, names, args in applies:
+            current = [values.get(n) for n in names]
+            if any(c is None for c in current):
+                dropped.extend(names)
+                continue
+            for n, arr in zip(names, rule(*current, *args)):
+                arr = np.asarray(arr, dtype=current[0].dtype)
+                if arr.flags.writeable:
+                    arr.flags.writeable = False
+                values[n] = arr
         self._pushes += 1
         return dropped
 
-    def exchange(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray],
+    def exchange(self, sets: dict[str, np.ndarray], deltas: dict[str, np.ndarray], applies: Any,
                  names: list[str]) -> dict[str, np.ndarray]:
-        """`push(sets, deltas)`, then `pull(names)`: a worker's update of one step and its read of the next."""
-        self.push(sets, deltas)
+        """`push(sets, deltas, applies)`, then `pull(names)`: a worker's update of one step and its read of
+        the next."""
+        self.push(sets, deltas, applies)
         return self.pull(names)
+
+    def contribute(self, round_: int, deltas: dict[str, np.ndarray], replicas: int, step_name: str) -> bool:
+        """One worker's update for synchronous round `round_`; False if that round is over (stale).
+
+        The `replicas`-th update of a round applies their average and advances `step_name` (where this
+        task holds it) by one.
+        """
+        if round_ <= self._completed:
+            return False
+        updates = self._rounds.setdefault(round_, [])
+        updates.append(deltas)
+        if len(updates) >= replicas:
+            names = {n for u in updates for n in u}
+            averaged = {n: np.add.reduce([u[n] for u in updates if n in u]) / len(updates) for n in names}
+            self.push({}, averaged)
+            step = self._values.get(step_name)
+            if step is not None:
+                self.push({}, {step_name: np.ones((), step.dtype)})
+            self._completed = round_
+            self._rounds = {r: u for r, u in self._rounds.items() if r > round_}
+        return True
+
+    def completed(self) -> int:
+        """The last completed synchronous round."""
+        return self._completed
 
     def stats(self) -> dict[str, int]:
         """How many variables and bytes this store holds, and how many pushes it has applied."""

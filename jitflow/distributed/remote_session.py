@@ -1,14 +1,17 @@
 """Sessions of a worker task: plans run locally, variables placed on ps tasks are read and updated there.
 
-Per `run`: one call per ps task fetches the current values of the remote variables the run touches
-(plus the completion of the previous step's updates), the compiled plan runs on them locally, and one
-call per ps task sends back what the run changed: a new value where an Assign (or a restore) set the
-variable, else the difference the step made (update ops, AssignAdd), which the ps adds to its current
-value atomically. Updates from other workers that arrive meanwhile are kept: asynchronous
+Per `run`, one call per ps task carries the previous step's updates and returns the current values
+of the remote variables this run touches; the compiled plan runs on them locally. The updates are:
+for optimizer update ops, their inputs (the ps applies the update rule to its current values); for
+Assign (or a restore), the new value; for other changes (AssignAdd), the difference, which the ps adds
+to its current value. Updates from other workers that arrive meanwhile are kept: asynchronous
 between-graph replication, as TF's ps tasks do it.
 """
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +20,12 @@ import numpy as np
 from jitflow import errors
 from jitflow.compiler.prune import prune
 from jitflow.distributed import ray_cluster
+from jitflow.distributed.remote_updates import RemoteApply, find_remote_applies, messages, ship_rules_by_value
 from jitflow.distributed.server import Server, actor_name, server_for_target, wait_seconds
 from jitflow.framework.device import DeviceSpec
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.session import Session, _flatten_fetches
+from jitflow.train.sync_replicas import SYNC_REPLICAS_KEY
 
 _VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp", "AutoReloadVariable"})
 _SETTERS = frozenset({"Assign"})  # ops whose result replaces the value rather than changing it
@@ -34,6 +39,21 @@ class _Access:
 
     by_task: dict[Task, list[str]] = field(default_factory=dict)
     set_names: set[str] = field(default_factory=set)
+    sync: Any = None  # the SyncRound of a SyncReplicasOptimizer train op this run executes, if any
+    applies: list[RemoteApply] = field(default_factory=list)  # update ops the ps tasks apply themselves
+    extra: list[Tensor] = field(default_factory=list)  # their inputs, fetched along with the run's fetches
+    applied: set[str] = field(default_factory=set)  # the variables they update
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs `method` under the session's lock: runs in several threads share the outbox and pending calls."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._remote_lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def session_class_for(target: str) -> type[Session]:
@@ -63,10 +83,12 @@ class DistributedSession(Session):
         self._ray = ray_cluster.import_ray()
         self._stores: dict[Task, Any] = {}
         self._incarnations: dict[Task, str] = {}  # the actor id of each task's store when first seen
+        self._remote_lock = threading.RLock()
         self._pending: list[Any] = []  # pushes sent but not yet waited for (with the next pull)
-        self._outbox: dict[Task, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}  # not yet sent
+        self._outbox: dict[Task, tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[Any]]] = {}  # unsent
         self._access: dict[Any, _Access] = {}
         self._locals = {self._server.task}
+        ship_rules_by_value()
         self._wait_for_stores()
 
     # -- where variables live ------------------------------------------------------------------------
@@ -102,6 +124,14 @@ class DistributedSession(Session):
                     access.by_task.setdefault(task, []).append(var.name)
             if op.type in _SETTERS and op.inputs and self._task_of(op.inputs[0].op) is not None:
                 access.set_names.add(op.inputs[0].op.name)
+        pruned = set(ops)
+        for entry in self._graph.get_collection(SYNC_REPLICAS_KEY):
+            if entry.train_op in pruned and access.by_task:
+                access.sync = entry
+        if access.sync is None:
+            access.applies = find_remote_applies(ops, self._task_of)
+            access.extra = [t for a in access.applies for t in a.args]
+            access.applied = {n for a in access.applies for n in a.refs}
         return access
 
     # -- the variable stores ---------------------------------------------------------------------------
@@ -154,6 +184,7 @@ class DistributedSession(Session):
             raise errors.UnavailableError(None, None, f"A ps task is unavailable: {type(e).__name__}: "
                                                       f"{str(e).splitlines()[0] if str(e) else ''}") from None
 
+    @_locked
     def _pull(self, by_task: dict[Task, list[str]]) -> dict[str, np.ndarray | None]:
         """Fetches the named remote variables into this session; returns them.
 
@@ -161,7 +192,7 @@ class DistributedSession(Session):
         """
         tasks = list(by_task)
         try:
-            refs = [self._store(t).exchange.remote(*self._outbox.pop(t, ({}, {})), by_task[t]) for t in tasks]
+            refs = [self._store(t).exchange.remote(*self._outbox.pop(t, ({}, {}, [])), by_task[t]) for t in tasks]
         except _ray_errors() as e:
             raise errors.UnavailableError(None, None, f"A ps task is unavailable: {e}") from None
         self._flush()  # updates for tasks this run does not read go on their own
@@ -181,38 +212,77 @@ class DistributedSession(Session):
                 pulled[n] = v
         return pulled
 
+    @_locked
     def _flush(self, wait: bool = False) -> None:
         """Sends the updates still in the outbox (one call per task); with `wait`, until they are applied."""
         outbox, self._outbox = self._outbox, {}
-        for task, (sets, deltas) in outbox.items():
-            self._pending.append(self._store(task).push.remote(sets, deltas))
+        for task, (sets, deltas, applies) in outbox.items():
+            self._pending.append(self._store(task).push.remote(sets, deltas, applies))
         if wait and self._pending:
             pending, self._pending = self._pending, []
             self._call(pending)
 
-    def _push(self, access: _Access, pulled: dict[str, np.ndarray | None], wait: bool = False) -> None:
+    @_locked
+    def _push(self, access: _Access, pulled: dict[str, np.ndarray | None], inputs: list[Any] | None = None,
+              wait: bool = False) -> None:
         """Queues what this session changed in the pulled variables, for the next call to each task.
 
-        They travel with the next step's read (one message per task and step); `wait` sends them now.
+        With the update ops' `inputs`, their variables get those updates (applied by the ps) rather
+        than the change the local run made. The updates travel with the next step's read (one message
+        per task and step); `wait` sends them now.
         """
         store = self.variables
+        applies = messages(access.applies, inputs) if inputs is not None else {}
+        skip = access.applied if inputs is not None else set()
         for task, names in access.by_task.items():
             sets: dict[str, np.ndarray] = {}
             deltas: dict[str, np.ndarray] = {}
             for n in names:
                 new, old = store.get(n), pulled.get(n)
-                if new is None or new is old:
+                if new is None or new is old or n in skip:
                     continue
                 if old is None or n in access.set_names or new.dtype.kind not in "iuf" or new.shape != old.shape:
                     sets[n] = new
                 else:
                     deltas[n] = np.asarray(np.subtract(new, old))
-            if sets or deltas:
+            task_applies = applies.get(task, [])
+            if sets or deltas or task_applies:
                 if task in self._outbox:  # an unsent earlier update goes first
                     self._flush()
-                self._outbox[task] = (sets, deltas)
+                self._outbox[task] = (sets, deltas, task_applies)
         if wait:
             self._flush(wait=True)
+
+    def _contribute(self, access: _Access, pulled: dict[str, np.ndarray | None]) -> None:
+        """Sends this step's update to its synchronous round on every ps task, then waits for the round."""
+        sync = access.sync
+        step = pulled.get(sync.global_step)
+        if step is None:
+            raise errors.FailedPreconditionError(None, None, f"{sync.global_step} is not on a ps task or is "
+                                                             "uninitialized: synchronous training needs it there")
+        round_ = int(step)
+        store = self.variables
+        refs = []
+        for task, names in access.by_task.items():
+            deltas = {}
+            for n in names:
+                new, old = store.get(n), pulled.get(n)
+                if n != sync.global_step and new is not None and old is not None and new is not old:
+                    deltas[n] = np.asarray(np.subtract(new, old))
+            refs.append(self._store(task).contribute.remote(round_, deltas, sync.replicas_to_aggregate,
+                                                            sync.global_step))
+        self._flush()
+        if not all(self._call(refs)):
+            return  # the round was over: a stale update, dropped
+        tasks = list(access.by_task)
+
+        def complete() -> bool:
+            return min(self._call([self._store(t).completed.remote() for t in tasks])) >= round_
+
+        if not ray_cluster.wait_for(complete, wait_seconds(), interval=0.002):
+            raise errors.DeadlineExceededError(None, None, f"Synchronous round {round_} did not complete within "
+                                                           f"{wait_seconds():.0f} s: fewer than "
+                                                           f"{sync.replicas_to_aggregate} replicas contributed")
 
     # -- Session API -------------------------------------------------------------------------------------
     def run(self, fetches: Any, feed_dict: Any = None, options: Any = None, run_metadata: Any = None) -> Any:
@@ -225,10 +295,22 @@ class DistributedSession(Session):
         if not access.by_task:
             return super().run(fetches, feed_dict, options, run_metadata)
         pulled = self._pull(access.by_task)
-        try:
-            return super().run(fetches, feed_dict, options, run_metadata)
-        finally:
-            self._push(access, pulled)
+        if access.sync is not None:
+            result = super().run(fetches, feed_dict, options, run_metadata)
+            self._contribute(access, pulled)
+            return result
+        if not access.applies:
+            try:
+                return super().run(fetches, feed_dict, options, run_metadata)
+            finally:
+                self._push(access, pulled)
+        try:  # the update ops' inputs come back too, for the ps tasks to apply the updates
+            result, inputs = super().run([fetches, access.extra], feed_dict, options, run_metadata)
+        except BaseException:
+            self._push(access, pulled)  # whatever ran goes to the ps as changes
+            raise
+        self._push(access, pulled, inputs)
+        return result
 
     def _by_task(self, names: list[str]) -> dict[Task, list[str]]:
         out: dict[Task, list[str]] = {}

@@ -32,6 +32,7 @@ from jitflow.distributed.cluster_spec import ClusterSpec
 from jitflow.distributed.server import Server
 from jitflow.train.ps_strategies import GreedyLoadBalancingStrategy, byte_size_load_fn
 from jitflow.train.worker_session import WorkerSessionCreator
+from jitflow.train.sync_replicas import SyncReplicasOptimizer
 from jitflow.protos.example import Example, SequenceExample
 from jitflow.protos.feature import (BytesList, FloatList, Int64List, Feature, Features, FeatureList,
                                     FeatureLists)

@@ -103,3 +103,15 @@ def test_byte_size_load_fn() -> None:
         tf.train.byte_size_load_fn(tf.placeholder(tf.float32, [None, 3], name="p").op)
     with pytest.raises(ValueError, match="num_tasks must be positive"):
         tf.train.GreedyLoadBalancingStrategy(0)
+
+
+def test_sync_replicas_in_a_local_session_applies_at_once() -> None:
+    opt = tf.train.SyncReplicasOptimizer(tf.train.GradientDescentOptimizer(0.5), replicas_to_aggregate=2)
+    v = tf.Variable(3.0)
+    gs = tf.train.get_or_create_global_step()
+    train = opt.minimize(tf.square(v), global_step=gs)
+    hook = opt.make_session_run_hook(is_chief=True)
+    with tf.train.MonitoredTrainingSession(hooks=[hook]) as sess:
+        sess.run(train)
+        assert sess.run([v, gs]) == [0.0, 1]  # 3 - 0.5 * 2 * 3
+    assert opt.get_slot_names() == [] and opt.get_chief_queue_runner() is None

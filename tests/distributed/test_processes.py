@@ -1,7 +1,7 @@
 """TF1's between-graph trainer (examples/distributed_train.py) as separate processes: 1 ps, 2 workers.
 
-The processes join the Ray instance of the test session through RAY_ADDRESS. Worker 1 is killed
-mid-training and restarted; it rejoins while worker 0 (the chief) keeps training.
+Without RAY_ADDRESS the ps task starts a local Ray instance and the workers join it. Worker 1 is
+killed mid-training and restarted; it rejoins while worker 0 (the chief) keeps training.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 import jitflow as tf
 
@@ -60,14 +62,32 @@ def _summary(task: Task, index: int) -> dict[str, float]:
             "last_loss": float(m[4])}
 
 
-def test_ps_and_two_workers_train_with_a_worker_killed_and_restarted(ray_address: str, tmp_path: Path) -> None:
-    env = dict(os.environ, RAY_ADDRESS=ray_address, PYTHONPATH=str(ROOT), JITFLOW_DISTRIBUTED_TIMEOUT="60")
+def _start_ps(common: list[str], env: dict[str, str], cluster: tf.train.ClusterSpec) -> Task:
+    """Starts the ps task and waits until it has started the program's local Ray instance."""
+    from jitflow.distributed import ray_cluster
+
+    address_file = Path(ray_cluster._address_file(ray_cluster.namespace_for(cluster)))
+    address_file.unlink(missing_ok=True)
+    ps = Task([*common, "--job_name=ps", "--task_index=0"], env)
+    deadline = time.monotonic() + 120
+    while not address_file.exists() and time.monotonic() < deadline and ps.proc.poll() is None:
+        time.sleep(0.2)
+    assert address_file.exists(), "\n".join(ps.lines[-20:])
+    return ps
+
+
+def test_ps_and_two_workers_train_with_a_worker_killed_and_restarted(tmp_path: Path) -> None:
+    """No RAY_ADDRESS, an all-localhost ClusterSpec: the ps process starts Ray and the workers join it."""
+    pytest.importorskip("ray", reason="distributed training runs on Ray: pip install 'jitflow[distributed]'")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), JITFLOW_DISTRIBUTED_TIMEOUT="60")
+    cluster = tf.train.ClusterSpec({"ps": ["localhost:23222"], "worker": ["localhost:23223", "localhost:23224"]})
     common = ["--ps_hosts=localhost:23222", "--worker_hosts=localhost:23223,localhost:23224",
               f"--train_dir={tmp_path}", f"--last_step={LAST_STEP}", "--save_steps=100", "--num_inputs=20",
               "--hidden=16", "--batch_size=32", "--learning_rate=0.3", "--log_every=10", "--step_delay=0.02"]
     tasks: list[Task] = []
     try:
-        tasks.append(Task([*common, "--job_name=ps", "--task_index=0"], env))
+        tasks.append(_start_ps(common, env, cluster))
         chief = Task([*common, "--job_name=worker", "--task_index=0"], env)
         tasks.append(chief)
         doomed = Task([*common, "--job_name=worker", "--task_index=1"], env)
@@ -82,8 +102,13 @@ def test_ps_and_two_workers_train_with_a_worker_killed_and_restarted(ray_address
         w0, w1 = _summary(chief, 0), _summary(rejoined, 1)
         assert chief.proc.wait(timeout=60) == 0 and rejoined.proc.wait(timeout=60) == 0
     finally:
-        for t in tasks:
-            t.stop()
+        for t in reversed(tasks):  # the ps last: it ends the Ray instance on its way out
+            if t.proc.poll() is None:
+                t.proc.terminate()
+            try:
+                t.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                t.stop()
     assert w0["local_steps"] > 0 and w1["local_steps"] > 0  # both workers contributed steps
     assert w0["local_steps"] < LAST_STEP and w0["global_step"] >= LAST_STEP - 10  # its own last update
     assert w0["last_loss"] < 0.5 * w0["first_loss"]
@@ -100,5 +125,6 @@ def test_ps_and_two_workers_train_with_a_worker_killed_and_restarted(ray_address
         tf.train.Saver().restore(sess, path)
         assert sess.run(global_step) >= LAST_STEP
         assert int(path.rsplit("-", 1)[1]) == sess.run(global_step)
+
 
 
