@@ -280,6 +280,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.dot:
         _write_text(args.dot, plans_to_dot(dicts))
         print(f"jitflow explain: wrote {args.dot}", file=sys.stderr)
+    if args.tensorboard:
+        from jitflow.explain_tensorboard import write_plans
+        from jitflow.session import recorded_plans
+
+        print(f"jitflow explain: wrote {write_plans(args.tensorboard, recorded_plans())}", file=sys.stderr)
     if args.json:
         _print_json({"program": target, "exit_code": code, "reports": dicts})
     else:
@@ -442,6 +447,8 @@ def _build_parser() -> _Parser:
     explain.add_argument("--json", action="store_true",
                          help="print the plans as JSON (the program's own output goes to stderr)")
     explain.add_argument("--dot", metavar="FILE", help="also write the plans as Graphviz text to FILE")
+    explain.add_argument("--tensorboard", metavar="LOGDIR",
+                         help="also write the plans as a graph event for TensorBoard (clusters as name scopes)")
     explain.add_argument("-m", dest="module", metavar="MODULE", help="run a module, like python -m")
     explain.add_argument("command", nargs=argparse.REMAINDER, metavar="SCRIPT.py [ARGS]",
                          help="the script and its arguments")

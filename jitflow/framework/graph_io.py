@@ -9,7 +9,7 @@ as code: attrs are data, ops come from the registry.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +79,7 @@ def _derived_attrs(schema: OpDef, in_types: list[Any], out_types: list[Any]) -> 
 
 
 def make_node(ctx: ExportContext, name: str, op_type: str, inputs: list[str], attrs: dict[str, Any],
-              device: str = "", in_types: list[Any] = (), out_types: list[Any] = ()) -> NodeDef:  # type: ignore[assignment]
+              device: str = "", in_types: Sequence[Any] = (), out_types: Sequence[Any] = ()) -> NodeDef:
     """Adds a NodeDef with TF's attrs for `op_type` to the GraphDef being exported."""
     schema = op_schemas.get(op_type)
     if schema is None:
@@ -112,6 +112,9 @@ def export_op(ctx: ExportContext, op: Operation) -> None:
     if hook is not None:
         hook(ctx, op)
         return
+    if op.type in op_attrs.NOT_EXPORTED:
+        raise InvalidArgumentError(None, None, f"Op {op.name} ({op.type}) cannot be written to a GraphDef: "
+                                   f"{op_attrs.NOT_EXPORTED[op.type]}")
     write_op_as(ctx, op, op.type, [tensor_ref(t) for t in op.inputs], dict(op.attrs))
 
 
@@ -284,11 +287,13 @@ def import_nodes(ctx: ImportContext, graph_def: GraphDef) -> None:
     """Imports every node of `graph_def` (but those `ctx.skip` rejects) into `ctx.graph`."""
     nodes = [n for n in graph_def.node if ctx.skip is None or not ctx.skip(n)]
     kept = {n.name for n in nodes}
-    for n in nodes:  # inputs from skipped nodes only as control edges may simply go
-        kept_inputs = [i for i in n.input if not (i.startswith("^") and i[1:] not in kept)]
+    for k, n in enumerate(nodes):  # control edges from skipped nodes simply go (on a copy: the caller's
+        kept_inputs = [i for i in n.input if not (i.startswith("^") and i[1:] not in kept)]  # proto stays)
         if len(kept_inputs) != len(n.input):
-            del n.input[:]
-            n.input.extend(kept_inputs)
+            nodes[k] = NodeDef()
+            nodes[k].CopyFrom(n)
+            del nodes[k].input[:]
+            nodes[k].input.extend(kept_inputs)
     order = _topological(nodes)
     _unique_names(ctx, order)
     for node in order:

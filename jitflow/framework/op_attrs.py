@@ -21,11 +21,16 @@ from jitflow.protos.node_def import NodeDef
 REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Prod", "All", "Any")
 
 # jitflow op types that are not written to a GraphDef, and why (kept by the registry-walk test).
-NOT_EXPORTED = {
-    "InitializedValue": "TF builds Variable.initialized_value() from a tf.cond over a ref variable; "
-                        "jitflow's single op has no TF node of the same meaning",
-    "PrintV2": "TF's PrintV2 prints a string made by a StringFormat op, which jitflow folds into "
-               "PrintV2's attrs and does not have as an op",
+_WHILE = ("jitflow's while_loop keeps its body and condition as subgraphs of the graph; TensorFlow needs "
+          "either its v1 frames (Enter/Exit/NextIteration) or a function library, neither of which export writes")
+_TENSOR_ARRAY = "TensorArrays here hold Python-side buffers tied to jitflow's while_loop; " + _WHILE
+NOT_EXPORTED: dict[str, str] = {
+    "While": _WHILE, "WhileGrad": _WHILE, "_SubgraphInput": _WHILE,
+    **{t: _TENSOR_ARRAY for t in (
+        "TensorArrayV3", "TensorArrayWriteV3", "TensorArrayReadV3", "TensorArrayGatherV3",
+        "TensorArrayScatterV3", "TensorArrayConcatV3", "TensorArraySplitV3", "TensorArraySizeV3",
+        "TensorArrayStack", "TensorArrayUnstack", "TensorArrayGradAdd", "TensorArrayGradFrom",
+        "TensorArrayGradFromSplit", "TensorArrayGradGather", "TensorArrayGradRead", "TensorArrayGradSplit")},
 }
 
 
@@ -116,6 +121,39 @@ def _export_report_uninitialized(ctx: ExportContext, op: Operation) -> None:
                 {"Tparams": dtypes.string, "Tindices": dtypes.int64, "Taxis": dtypes.int32, "batch_dims": 0})
 
 
+def _export_initialized_value(ctx: ExportContext, op: Operation) -> None:
+    """Variable.initialized_value() as TF builds it: cond(is_variable_initialized(v), read v, initial value)."""
+    var, init = op.inputs
+    dt, n, dev = init.dtype, op.name, op.device
+    pred = ctx.unique(f"{n}/IsVariableInitialized")
+    make_node(ctx, pred, "IsVariableInitialized", [tensor_ref(var)], {"dtype": dt}, dev)
+    make_node(ctx, ctx.unique(f"{n}/cond/Switch"), "Switch", [pred, pred], {"T": dtypes.bool}, dev)
+    pred_id = ctx.unique(f"{n}/cond/pred_id")
+    make_node(ctx, pred_id, "Identity", [pred], {"T": dtypes.bool}, dev)
+    ref_switch = ctx.unique(f"{n}/cond/read/Switch")
+    make_node(ctx, ref_switch, "RefSwitch", [tensor_ref(var), pred_id], {"T": dt}, dev)
+    read = ctx.unique(f"{n}/cond/read")
+    make_node(ctx, read, "Identity", [f"{ref_switch}:1"], {"T": dt}, dev)
+    other = ctx.unique(f"{n}/cond/Switch_1")
+    make_node(ctx, other, "Switch", [tensor_ref(init), pred_id], {"T": dt}, dev)
+    write_op_as(ctx, op, "Merge", [other, read], {"T": dt, "N": 2})
+
+
+def _export_print_v2(ctx: ExportContext, op: Operation) -> None:
+    """tf.print as TF writes it: StringFormat(tensors, template) feeding PrintV2."""
+    pieces = list(op.attrs["template"])
+    placeholder = "{}"
+    while any(placeholder in p for p in pieces):  # TF too picks a placeholder no literal contains
+        placeholder = "{" + placeholder + "}"
+    for pos in op.attrs["tensor_positions"]:
+        pieces[pos] = placeholder
+    fmt = ctx.unique(f"{op.name}/StringFormat")
+    make_node(ctx, fmt, "StringFormat", [tensor_ref(t) for t in op.inputs],
+              {"template": op.attrs["sep"].join(pieces), "placeholder": placeholder,
+               "summarize": op.attrs["summarize"]}, op.device, [t.dtype for t in op.inputs])
+    write_op_as(ctx, op, "PrintV2", [fmt], {"output_stream": op.attrs["output_stream"], "end": op.attrs["end"]})
+
+
 def _export_dynamic_reduce(ctx: ExportContext, op: Operation) -> None:
     write_op_as(ctx, op, op.attrs["reduction"], [tensor_ref(t) for t in op.inputs],
                 {"keep_dims": op.attrs["keep_dims"]})
@@ -127,6 +165,7 @@ EXPORT_HOOKS: dict[str, Any] = {
     "Cumsum": _export_axis_input("axis"), "Cumprod": _export_axis_input("axis"),
     "Eye": _export_as_const, "UnbroadcastTo": _export_unbroadcast,
     "ReportUninitializedVariables": _export_report_uninitialized, "DynamicReduce": _export_dynamic_reduce,
+    "InitializedValue": _export_initialized_value, "PrintV2": _export_print_v2,
 }
 
 
@@ -170,9 +209,17 @@ def _import_logical(ctx: ImportContext, node: NodeDef, data: list[Tensor], attrs
     return node.op, data, {**attrs, "T": dtypes.bool}
 
 
+def _import_print_v2(ctx: ImportContext, node: NodeDef, data: list[Tensor], attrs: dict[str, Any]) -> Any:
+    """TF's PrintV2 prints one string (a StringFormat's output): jitflow's PrintV2 with one tensor."""
+    stream = str(attrs.get("output_stream", "stderr"))
+    return node.op, data, {"template": [""], "tensor_positions": [0], "summarize": -1, "sep": "",
+                           "end": attrs.get("end", "\n"), "output_stream": "stdout" if "stdout" in stream else "stderr"}
+
+
 IMPORT_HOOKS: dict[str, Any] = {
     **{t: _import_reduction for t in REDUCTIONS},
     "ArgMax": _import_axis_input, "ArgMin": _import_axis_input,
     "Cumsum": _import_axis_input, "Cumprod": _import_axis_input,
     "LogicalAnd": _import_logical, "LogicalOr": _import_logical, "LogicalNot": _import_logical,
+    "PrintV2": _import_print_v2,
 }

@@ -1,25 +1,25 @@
-"""TensorFlow's OpDefs (attr names, types and defaults; input and output args) for jitflow's op types.
+"""TensorFlow's OpDefs (attr names, types and defaults; input and output args), for every TF op type.
 
-They come from `tf_ops.pbtxt` (TensorFlow's registry, docs stripped; made by
-tests/data/make_op_schemas.py) and decide how an op is written to and read from a `NodeDef`.
+They come from `tf_ops.pb.gz` (TensorFlow's whole op registry as a binary OpList, docs stripped; made
+by tests/data/make_op_schemas.py) and decide how an op is written to and read from a `NodeDef`; the
+op types jitflow has among them are its coverage table (tests/data/tf_op_coverage.txt).
 """
 from __future__ import annotations
 
 import functools
+import gzip
 import os
-
-from google.protobuf import text_format
 
 from jitflow.protos.op_def import OpDef, OpList
 
-_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_ops.pbtxt")
+_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_ops.pb.gz")
 
 
 @functools.lru_cache(maxsize=1)
 def _all() -> dict[str, OpDef]:
     """Parsed once, on first use (graph import/export only)."""
-    with open(_PATH, encoding="utf-8") as f:
-        ops = text_format.Parse(f.read(), OpList())
+    with gzip.open(_PATH, "rb") as f:
+        ops = OpList.FromString(f.read())
     return {od.name: od for od in ops.op}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from jitflow import dtypes
 from jitflow.errors import InvalidArgumentError
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation
@@ -95,3 +96,37 @@ def _dynamic_reduce_infer(op: Operation) -> list:
 
 registry.register_op("DynamicReduce", _dynamic_reduce_infer, _dynamic_reduce_kernel, registry.OPAQUE,
                      not_differentiable=True)
+
+
+def _ref_switch_kernel(ctx: Any, op: Operation, ins: list) -> Any:
+    """TF's RefSwitch of a variable: the variable is read only on the branch that is taken (TF's
+    initialized_value() cond reads it only once it is initialized)."""
+    from jitflow.compiler.interp import DEAD
+    from jitflow.ops.state_ops import _uninitialized
+
+    name = op.inputs[0].op.name
+    if not bool(np.asarray(ins[1])):
+        return ctx.variables.get(name, DEAD), DEAD
+    if name not in ctx.variables:
+        raise _uninitialized(op, name)
+    return DEAD, ctx.variables[name]
+
+
+registry.register_op("RefSwitch", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)] * 2, _ref_switch_kernel,
+                     registry.STATEFUL, ref_inputs=(0,))
+
+
+def _string_format_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    """TF's StringFormat: the template with each placeholder replaced by tf.print's rendering of a tensor."""
+    from jitflow.ops.debug_ops import _v2_format
+
+    parts = op.attrs["template"].split(op.attrs["placeholder"])
+    if len(parts) != len(ins) + 1:
+        raise InvalidArgumentError(None, None, f"{op.name}: template has {len(parts) - 1} placeholders for "
+                                   f"{len(ins)} tensors")
+    text = parts[0] + "".join(_v2_format(v, op.attrs["summarize"]) + p for v, p in zip(ins, parts[1:]))
+    return np.array(text.encode("utf-8"), dtype=object)
+
+
+registry.register_op("StringFormat", lambda op: [(dtypes.string, TensorShape([]))], _string_format_kernel,
+                     registry.OPAQUE, not_differentiable=True)

@@ -349,7 +349,11 @@ class Saver:
             except OSError:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
-        self.export_meta_graph(path, graph=graph)
+        try:
+            self.export_meta_graph(path, graph=graph)
+        except InvalidArgumentError as e:  # an op with no GraphDef form: the checkpoint itself is fine
+            logger.warning("Meta graph %s not written: %s", path, e.message)
+            return
         self._last_meta = (key, path)
 
     # -- meta graphs ------------------------------------------------------------------------------------
