@@ -118,7 +118,7 @@ def _k_grad_from(ctx: Any, op: Operation, ins: list) -> TAGrad:
     indices, g = ins
     res = TAGrad()
     for k, i in enumerate(np.asarray(indices).reshape(-1)):
-        res = res + TAGrad({int(i): np.asarray(g[k])})
+        res = res + TAGrad({int(i): np.array(g[k])})  # copies: g may be a reusable buffer
     return res
 
 
@@ -212,7 +212,7 @@ def _concat_grad(op: Operation, g: Tensor, g_lengths: Tensor) -> list[Any]:
 def _k_grad_from_split(ctx: Any, op: Operation, ins: list) -> TAGrad:
     g, lengths = ins
     starts = np.concatenate([[0], np.cumsum(lengths)])
-    return TAGrad({k: g[starts[k]:starts[k + 1]] for k in range(len(lengths))})
+    return TAGrad({k: np.array(g[starts[k]:starts[k + 1]]) for k in range(len(lengths))})
 
 
 registry.register_op("TensorArrayGradFromSplit", lambda op: [(_V, _SCALAR)], _k_grad_from_split)
@@ -237,9 +237,9 @@ class TensorArray:
             raise ValueError("Size must be provided if handle or flow is not provided.")
         with _name_scope(name, "TensorArray"):
             sz = convert_to_tensor(size, dtype=dtypes.int32, name="size")
+            car = True if clear_after_read is None else bool(clear_after_read)
             op = get_default_graph().create_op(
-                "TensorArrayV3", [sz], {"dtype": self._dtype, "dynamic_size": self._dynamic,
-                                        "clear_after_read": True if clear_after_read is None else bool(clear_after_read),
+                "TensorArrayV3", [sz], {"dtype": self._dtype, "dynamic_size": self._dynamic, "clear_after_read": car,
                                         "element_shape": self._shape_box[0], "tensor_array_name": tensor_array_name},
                 name="TensorArrayV3")
         self._flow = op.outputs[0]
