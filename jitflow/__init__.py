@@ -62,6 +62,7 @@ from jitflow.ops.while_loop import while_loop
 from jitflow.ops.tensor_array import TensorArray
 from jitflow.ops.functional_ops import map_fn, scan, foldl, foldr
 from jitflow.ops.rnn import reverse_sequence
+from jitflow.ops.clip_ops import clip_by_global_norm, global_norm, clip_by_norm
 import types as _types
 
 contrib = _types.SimpleNamespace(rnn=nn.contrib_rnn)
