@@ -72,10 +72,14 @@ def _zero_like(v: Any) -> Any:
     return zero() if zero is not None else None
 
 
-def _add(a: Any, b: Any) -> Any:
+def _add(a: Any, b: Any, owned: bool) -> Any:
+    """a + b; adds into `a` when `owned` (a buffer this loop allocated), else allocates."""
     if a is None:
         return b
     if b is None:
+        return a
+    if owned and type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype:
+        np.add(a, b, out=a)
         return a
     return a + b
 
@@ -92,6 +96,7 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     plan = lb.plan(ctx, "grad")
     idx = [k for k, t in enumerate(lb.grad_outs) if t is not None]
     acc: list[Any] = [None] * len(caps)
+    mine = [False] * len(caps)
     for vals, saved in reversed(iters):
         feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, vals)]
         res = execute(plan, ctx, vals + caps + saved + feed_g)
@@ -99,7 +104,11 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
         for k, r in zip(idx, res):
             full[k] = r
         gys = full[:n]
-        acc = [_add(a, r) for a, r in zip(acc, full[n:])]
+        for k, r in enumerate(full[n:]):
+            # the first sum allocates (a fetched value may be a variable's own array); later ones add in place
+            acc[k] = _add(acc[k], r, mine[k])
+            mine[k] = acc[k] is not None and acc[k] is not r
+
     last = iters[0][0] if iters else None
     out_g = [g if g is not None else (_zero_like(last[k]) if last is not None else None) for k, g in enumerate(gys)]
     out_c = [a if a is not None else _zero_like(c) for a, c in zip(acc, caps)]
