@@ -197,3 +197,17 @@ def test_back_prop_false_gives_no_gradient():
         x = tf.constant(2.0)
         _, y = tf.while_loop(lambda i, y: i < 2, lambda i, y: (i + 1, y * y), [0, x], back_prop=False)
         assert tf.gradients(y, [x]) == [None]
+
+
+def test_explain_shows_loop_sub_plans():
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [4])
+        _, y = tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, tf.tanh(v * 0.5 + 1.0)), [0, x])
+        (g,) = tf.gradients(y, [x])
+        rep = tf.explain(g, {x: np.ones(4, np.float32)})
+        kinds = [(lp["kind"], lp["report"].n_ops > 0) for lp in rep.loops]
+        assert kinds == [("cond", True), ("body", True), ("grad", True)]
+        body = rep.loops[1]["report"]
+        assert any("while/Tanh" in c["ops"] for c in body.clusters)
+        assert "replayed per iteration" in str(rep)
+        assert {f["type"] for f in rep.fallbacks} == {"While", "WhileGrad"}

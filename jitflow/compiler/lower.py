@@ -44,6 +44,8 @@ def member_reason(op: Operation) -> str | None:
     t = op.type
     if t in STRUCTURAL:
         return "structural"
+    if t in ("While", "WhileGrad"):  # the loop's sub-plans are lowered on their own
+        return "loop: its cond/body sub-plans are planned and compiled separately, replayed per iteration"
     if t in _BLAS_KERNELS:
         return ""  # its reference kernel is the BLAS path (im2col + GEMM into reused scratch)
     if t in _ROW_OPS:
