@@ -211,3 +211,33 @@ def test_explain_shows_loop_sub_plans():
         assert any("while/Tanh" in c["ops"] for c in body.clusters)
         assert "replayed per iteration" in str(rep)
         assert {f["type"] for f in rep.fallbacks} == {"While", "WhileGrad"}
+
+
+def test_property_matches_python_loop():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    with tf.Graph().as_default():
+        n = tf.placeholder(tf.int32, [])
+        a = tf.placeholder(tf.float64, [None])
+        _, y, s = tf.while_loop(lambda i, y, s: i < n, lambda i, y, s: (i + 1, y * 0.9 + 1.0, s + tf.reduce_sum(y)),
+                                [0, a, tf.constant(0.0, tf.float64)], shape_invariants=None)
+        (ga,) = tf.gradients(s, [a])
+        sess = tf.Session()
+
+        @settings(max_examples=12, deadline=None)
+        @given(st.integers(0, 12), st.lists(st.floats(-10, 10), min_size=1, max_size=5))
+        def check(steps, vals):
+            v = np.array(vals)
+            yv, acc, grad = v.copy(), 0.0, np.zeros_like(v)
+            for k in range(steps):
+                acc += yv.sum()
+                grad += 0.9 ** k
+                yv = yv * 0.9 + 1.0
+            r = sess.run([y, s, ga], {n: steps, a: v})
+            np.testing.assert_allclose(r[0], yv, rtol=1e-12)
+            np.testing.assert_allclose(r[1], acc, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(r[2], grad, rtol=1e-12)
+
+        check()
+        sess.close()

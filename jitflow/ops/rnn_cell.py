@@ -26,6 +26,9 @@ class LSTMStateTuple(_LSTMStateTuple):
 
     __slots__ = ()
 
+    def __repr__(self) -> str:
+        return f"LSTMStateTuple(c={self.c!r}, h={self.h!r})"
+
     @property
     def dtype(self) -> dtypes.DType:
         c, h = self
