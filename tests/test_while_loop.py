@@ -241,3 +241,28 @@ def test_property_matches_python_loop():
 
         check()
         sess.close()
+
+
+def test_runaway_loop_can_be_interrupted():
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        pytest.skip("needs SIGALRM in the main thread")
+    with tf.Graph().as_default():
+        limit = tf.placeholder(tf.int32, [])
+        r = tf.while_loop(lambda i: tf.logical_or(limit < 0, i < limit), lambda i: i + 1, [tf.constant(0)])
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGALRM, interrupt)
+        with tf.Session() as s:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0.3)
+                with pytest.raises(KeyboardInterrupt):
+                    s.run(r, {limit: -1})  # never ends by itself
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+            assert s.run(r, {limit: 5}) == 5  # the session (and its plans) still work
