@@ -132,6 +132,7 @@ _BY_NAME = {d.name: d for d in ALL}
 _BY_NAME.update({"float": float32, "double": float64, "half": float16, "int": int32, "long": int64,
                  "bool_": bool, "str": string, "bytes": string})
 _BY_ENUM = {d.as_datatype_enum: d for d in ALL}
+_BY_NAME["variant"] = _BY_ENUM[variant.as_datatype_enum] = variant
 _BY_NP = {d.np: d for d in ALL if d is not string}
 
 

@@ -81,9 +81,11 @@ def _add_loop_reports(plan: Plan, sess: Any, depth: int = 0) -> None:
     """Plans the cond/body (and gradient) sub-graphs of the plan's loops and adds their reports."""
     loops = []
     for op in plan.ops:
-        body = op.attrs.get("body") if op.type in ("While", "WhileGrad") else None
-        if body is None or depth > 8:
+        if op.type not in ("While", "WhileGrad") or depth > 8:
             continue
+        from jitflow.ops.while_loop import body_of
+
+        body = body_of(op)
         for kind in (("grad",) if op.type == "WhileGrad" else ("cond", "body")):
             sub = body.plan(sess, kind)
             _add_loop_reports(sub, sess, depth + 1)

@@ -11,7 +11,7 @@ from jitflow.errors import InternalError
 from jitflow.framework import registry
 from jitflow.framework.function import SubgraphContext, outside_control_flow
 from jitflow.framework.graph import Operation, Tensor
-from jitflow.ops.while_loop import LoopBody
+from jitflow.ops.while_loop import LoopBody, body_of
 
 
 def differentiable(dt: dtypes.DType) -> bool:
@@ -42,7 +42,7 @@ def _build_grad_body(lb: LoopBody) -> None:
 
 def while_grad(op: Operation, grads: list[Tensor]) -> list[Any]:
     """Gradients of a While op's inputs (loop variables, maximum_iterations, captures)."""
-    lb: LoopBody = op.attrs["body"]
+    lb = body_of(op)
     n = lb.n
     n_in = len(op.inputs)
     if not op.attrs["back_prop"]:
@@ -60,7 +60,7 @@ def while_grad(op: Operation, grads: list[Tensor]) -> list[Any]:
 
 
 def _grad_infer(op: Operation) -> list:
-    lb: LoopBody = op.attrs["body"]
+    lb = body_of(op)
     xs = lb.ctx.inputs + lb.ctx.captured
     return [(t.dtype, t.shape) for t in xs]
 
@@ -85,7 +85,7 @@ def _add(a: Any, b: Any, owned: bool) -> Any:
 
 
 def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
-    lb: LoopBody = op.attrs["body"]
+    lb = body_of(op)
     n = lb.n
     history = ins[0]
     if history is None:

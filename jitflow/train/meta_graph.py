@@ -59,6 +59,9 @@ def encode_value(value: Any, where: str = "value") -> Any:
         return {"tuple": [encode_value(v, where) for v in value]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"dict": {k: encode_value(v, where) for k, v in value.items()}}
+    meta = getattr(value, "_meta_encode", None)  # objects that describe themselves as data (loop bodies)
+    if meta is not None:
+        return encode_value(meta(), where)
     raise ValueError(f"Cannot serialize {where} of type {type(value).__name__} into a meta graph")
 
 
