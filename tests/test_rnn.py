@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jitflow as tf
+from tests.gradcheck import numeric_grad
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
@@ -26,15 +27,6 @@ def test_rnn_program_matches_tensorflow(jit):
     assert got["names"] == want["names"]
     for key in ("init", "init_first", "feat", "grads", "losses", "final"):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5, err_msg=key)
-
-
-def _fd(f, x0, eps=1e-5):
-    g = np.zeros_like(x0)
-    for k in range(x0.size):
-        d = np.zeros_like(x0)
-        d.flat[k] = eps
-        g.flat[k] = (f(x0 + d) - f(x0 - d)) / (2 * eps)
-    return g
 
 
 def test_dynamic_rnn_gradient_matches_finite_differences_and_static_rnn():
@@ -54,7 +46,7 @@ def test_dynamic_rnn_gradient_matches_finite_differences_and_static_rnn():
             o, so = s.run([out, tf.stack(s_out, 1)], {x: x0})
             np.testing.assert_allclose(o, so, rtol=1e-12)
             assert np.all(o[1, 2:] == 0)  # past the sequence's end: zeros
-            np.testing.assert_allclose(s.run(gx, {x: x0}), _fd(lambda v: s.run(loss, {x: v}), x0), rtol=1e-5,
+            np.testing.assert_allclose(s.run(gx, {x: x0}), numeric_grad(s, loss, [x], [x0], 0), rtol=1e-5,
                                        atol=1e-8)
 
 

@@ -37,13 +37,6 @@ class LSTMStateTuple(_LSTMStateTuple):
         return c.dtype
 
 
-def _depth(x: Tensor, who: str) -> int:
-    d = x.shape[-1].value if x.shape.ndims else None
-    if d is None:
-        raise ValueError(f"Expected inputs.shape[-1] to be known, saw shape: {x.shape} ({who})")
-    return int(d)
-
-
 def _zeros(size: Any, batch: Any, dtype: dtypes.DType) -> Any:
     if isinstance(size, (tuple, list)):
         return type(size)(*[_zeros(s, batch, dtype) for s in size]) if ls.is_namedtuple(size) else \
@@ -90,6 +83,13 @@ class RNNCell:
     def build(self, inputs_shape: Any) -> None:
         """Creates the variables (called once, in the cell's variable scope)."""
 
+    def _depth_dtype(self, inputs_shape: Any) -> tuple[int, dtypes.DType]:
+        """The inputs' depth (which must be known) and the variables' dtype."""
+        d = inputs_shape[-1].value if inputs_shape.ndims else None
+        if d is None:
+            raise ValueError(f"Expected inputs.shape[-1] to be known, saw shape: {inputs_shape}")
+        return int(d), dtypes.as_dtype(self._dtype or dtypes.float32)
+
     def call(self, inputs: Tensor, state: Any) -> tuple[Any, Any]:
         raise NotImplementedError
 
@@ -133,7 +133,21 @@ def _act(activation: Any) -> Any:
     return activation if activation is not None else math_ops.tanh
 
 
-class BasicRNNCell(RNNCell):
+class _UnitsCell(RNNCell):
+    """A cell whose state and output are one [batch, num_units] tensor."""
+
+    _num_units: int
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    @property
+    def output_size(self) -> int:
+        return self._num_units
+
+
+class BasicRNNCell(_UnitsCell):
     """output = new_state = activation(W [inputs, state] + b)."""
 
     _base_name = "basic_rnn_cell"
@@ -144,19 +158,8 @@ class BasicRNNCell(RNNCell):
         self._num_units = num_units
         self._activation = _act(activation)
 
-    @property
-    def state_size(self) -> int:
-        return self._num_units
-
-    @property
-    def output_size(self) -> int:
-        return self._num_units
-
     def build(self, inputs_shape: Any) -> None:
-        d = inputs_shape[-1].value
-        if d is None:
-            raise ValueError(f"Expected inputs.shape[-1] to be known, saw shape: {inputs_shape}")
-        dt = dtypes.as_dtype(self._dtype or dtypes.float32)
+        d, dt = self._depth_dtype(inputs_shape)
         self._kernel = self._var("kernel", [d + self._num_units, self._num_units], dt)
         self._bias = self._var("bias", [self._num_units], dt, init_ops.Zeros())
 
@@ -166,7 +169,7 @@ class BasicRNNCell(RNNCell):
         return out, out
 
 
-class GRUCell(RNNCell):
+class GRUCell(_UnitsCell):
     """Gated recurrent unit (Cho et al. 2014), TF1's formulation."""
 
     _base_name = "gru_cell"
@@ -179,20 +182,9 @@ class GRUCell(RNNCell):
         self._kernel_initializer = kernel_initializer
         self._bias_initializer = bias_initializer
 
-    @property
-    def state_size(self) -> int:
-        return self._num_units
-
-    @property
-    def output_size(self) -> int:
-        return self._num_units
-
     def build(self, inputs_shape: Any) -> None:
-        d = inputs_shape[-1].value
-        if d is None:
-            raise ValueError(f"Expected inputs.shape[-1] to be known, saw shape: {inputs_shape}")
+        d, dt = self._depth_dtype(inputs_shape)
         n = self._num_units
-        dt = dtypes.as_dtype(self._dtype or dtypes.float32)
         self._gate_kernel = self._var("gates/kernel", [d + n, 2 * n], dt, self._kernel_initializer)
         self._gate_bias = self._var("gates/bias", [2 * n], dt, self._bias_initializer or init_ops.Constant(1.0))
         self._candidate_kernel = self._var("candidate/kernel", [d + n, n], dt, self._kernel_initializer)
@@ -239,11 +231,8 @@ class BasicLSTMCell(RNNCell):
         return self._num_units
 
     def build(self, inputs_shape: Any) -> None:
-        d = inputs_shape[-1].value
-        if d is None:
-            raise ValueError(f"Expected inputs.shape[-1] to be known, saw shape: {inputs_shape}")
+        d, dt = self._depth_dtype(inputs_shape)
         n = self._num_units
-        dt = dtypes.as_dtype(self._dtype or dtypes.float32)
         self._kernel = self._var("kernel", [d + n, 4 * n], dt)
         self._bias = self._var("bias", [4 * n], dt, init_ops.Zeros())
 
@@ -289,12 +278,9 @@ class LSTMCell(RNNCell):
         return self._num_proj or self._num_units
 
     def build(self, inputs_shape: Any) -> None:
-        d = inputs_shape[-1].value
-        if d is None:
-            raise ValueError(f"Expected inputs.shape[-1] to be known, saw shape: {inputs_shape}")
+        d, dt = self._depth_dtype(inputs_shape)
         n = self._num_units
         h_depth = self._num_proj or n
-        dt = dtypes.as_dtype(self._dtype or dtypes.float32)
         self._kernel = self._var("kernel", [d + h_depth, 4 * n], dt, self._initializer)
         self._bias = self._var("bias", [4 * n], dt, init_ops.Zeros())
         if self._use_peepholes:
