@@ -111,3 +111,13 @@ def test_saver_meta_graph_round_trip_of_a_trained_loop(tmp_path):
             assert s.run(tf.get_collection("loss")[0], {xx: x0}) == pytest.approx(want, rel=1e-6)
             (gx,) = tf.gradients(tf.get_collection("loss")[0], [xx])
             assert s.run(gx, {xx: x0}).shape == (2, 3, 1)
+
+
+def test_dropout_inside_loops_draws_tensorflows_masks():
+    r = subprocess.run([sys.executable, os.path.join(DATA, "dropout_rnn_program.py")], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    want = json.load(open(os.path.join(DATA, "tf_dropout_rnn.json")))
+    for key in ("run1", "run2", "static"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
