@@ -46,7 +46,12 @@ with tf.variable_scope("d"):
 with tf.variable_scope("e"):
     out_e, st_e = tf.nn.dynamic_rnn(rnn_cell.BasicLSTMCell(4, state_is_tuple=False), tf.transpose(x, [1, 0, 2]),
                                     time_major=True, dtype=tf.float32)
-feat = tf.concat([out_a[-1], st_b[0].h, st_b[1], tf.reduce_sum(out_b, 1), tf.reduce_mean(fw_c + 2 * bw_c, 1),
+with tf.variable_scope("f"):  # tf.scan and a raw tf.while_loop, both differentiated
+    v = tf.get_variable("v", [D], initializer=tf.constant_initializer(0.3))
+    sc = tf.scan(lambda a, xt: a * v + tf.tanh(xt), tf.transpose(x, [1, 0, 2]))
+    _, wl = tf.while_loop(lambda i, h: i < T, lambda i, h: (i + 1, tf.sin(h * v) + x[:, i % T]),
+                          [tf.constant(0), tf.zeros([B, D])])
+feat = tf.concat([tf.reduce_mean(sc, 0), wl, out_a[-1], st_b[0].h, st_b[1], tf.reduce_sum(out_b, 1), tf.reduce_mean(fw_c + 2 * bw_c, 1),
                   out_d[0], out_d[-1], st_e, tf.reduce_mean(out_e, 0)], 1)
 w = tf.get_variable("w", [int(feat.shape[1]), 2])
 logits = tf.matmul(feat, w)
