@@ -51,7 +51,8 @@ with tf.variable_scope("f"):  # tf.scan and a raw tf.while_loop, both differenti
     sc = tf.scan(lambda a, xt: a * v + tf.tanh(xt), tf.transpose(x, [1, 0, 2]))
     _, wl = tf.while_loop(lambda i, h: i < T, lambda i, h: (i + 1, tf.sin(h * v) + x[:, i % T]),
                           [tf.constant(0), tf.zeros([B, D])])
-feat = tf.concat([tf.reduce_mean(sc, 0), wl, out_a[-1], st_b[0].h, st_b[1], tf.reduce_sum(out_b, 1), tf.reduce_mean(fw_c + 2 * bw_c, 1),
+feat = tf.concat([tf.reduce_mean(sc, 0), wl,
+                  out_a[-1], st_b[0].h, st_b[1], tf.reduce_sum(out_b, 1), tf.reduce_mean(fw_c + 2 * bw_c, 1),
                   out_d[0], out_d[-1], st_e, tf.reduce_mean(out_e, 0)], 1)
 w = tf.get_variable("w", [int(feat.shape[1]), 2])
 logits = tf.matmul(feat, w)
