@@ -134,6 +134,9 @@ TARGETS: list[tuple[str, str, str | None, float, str]] = [
     ("W4", "compiled", "tensorflow", 1.0, ""),
     ("W5", "save+restore", "raw_io", 3.0, "raw_io = tofile + fromfile of the same arrays"),
     ("W6", "compiled-warm", "steady+import", 1.3, "first result / (import + build + steady runs)"),
+    ("W11", "jitflow 2 workers", "tensorflow 2 workers", 1.0, "seconds per example, 1 ps + 2 workers"),
+    ("W7", "compiled", "tensorflow", 1.0, "aim 0.8"),
+    ("W7i", "compiled", "tensorflow", 0.5, ""),
     ("W8", "compiled", "tensorflow", 0.8, "PTB small LSTM training step"),
 ]
 

@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 from jitflow import errors
 from jitflow import dtypes
 from jitflow.dtypes import (DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
-                            int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128)
+                            int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128,
+                            float16_ref, float32_ref, float64_ref, int32_ref, int64_ref, bool_ref, string_ref)
 from jitflow.framework.tensor_shape import TensorShape, Dimension, dimension_value
 from jitflow.framework.graph import (Graph, Operation, Tensor, GraphKeys, get_default_graph,
                                      reset_default_graph, name_scope, control_dependencies, device,
@@ -83,5 +84,26 @@ from jitflow import app
 from jitflow import tf_logging as logging
 from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_execution, enable_eager_execution,
                                  enable_v2_behavior, executing_eagerly, compat_namespace as _compat_namespace)
+from jitflow.ops import graph_def_ops  # noqa: F401
+from jitflow.protos.graph import GraphDef
+from jitflow.protos.node_def import NodeDef
+from jitflow.protos.attr_value import AttrValue
+from jitflow.protos.tensor import TensorProto
+from jitflow.protos.meta_graph import MetaGraphDef
+from jitflow.protos.summary import Summary
+from jitflow.protos.event import Event, SessionLog
+from jitflow.framework.importer import import_graph_def
+from jitflow.framework.tensor_util import make_tensor_proto, make_ndarray
+from jitflow import graph_util
+from jitflow import saved_model
+from jitflow.graph_runner import run_graph
+from jitflow import data
+from jitflow.io_namespaces import io, python_io
+from jitflow.ops.data_flow_ops import FIFOQueue, RandomShuffleQueue, QueueBase
+from jitflow.ops.io_ops import (ReaderBase, TFRecordReader, TextLineReader, WholeFileReader,
+                                FixedLengthRecordReader)
+from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedLenFeature, VarLenFeature,
+                                     FixedLenSequenceFeature, decode_raw)
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
+from jitflow.ops.compat_ops import arg_max, arg_min

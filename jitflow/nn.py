@@ -4,6 +4,7 @@ import types as _types
 
 from jitflow.ops import nn_grad as _nn_grad  # registers the gradients of the ops below
 from jitflow.ops import rnn_cell as _rc
+from jitflow.ops.depthwise_ops import depthwise_conv2d, depthwise_conv2d_native, separable_conv2d
 from jitflow.ops.math_ops import sigmoid, tanh
 from jitflow.ops.nn_ops import (
     avg_pool,

@@ -19,9 +19,10 @@ from jitflow.codegen import cpu, scalar
 from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.cluster import Cluster
-from jitflow.compiler.layout import LayoutError, broadcast_shape, compute_layout
 from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.framework.graph import Operation, Tensor
+from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
+from jitflow.kernels.threads import blas_threads_for
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
 SMALL_SIZE = 64
@@ -324,7 +325,8 @@ class MatMulStep:
             out = flat.reshape(m, n)
         else:
             out = vals[ARENA_SLOT].buffer((self.key, 0), m * n, self.dtype).reshape(m, n)
-        np.matmul(a, b, out=out)
+        with blas_threads_for(m * n * k):  # small GEMMs on one thread (jitflow/kernels/threads.py)
+            np.matmul(a, b, out=out)
         vals[self.out_slot] = out
         return None
 

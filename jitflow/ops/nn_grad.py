@@ -17,36 +17,6 @@ def _grad_op(op_type: str, inputs: list[Tensor], attrs: dict[str, Any] | None = 
     return out(make_op(op_type, inputs, {"T": inputs[0].dtype, **(attrs or {})}, name=op_type))
 
 
-@registry.register_gradient("Relu")
-def _relu_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("ReluGrad", [g, op.outputs[0]])]
-
-
-@registry.register_gradient("Relu6")
-def _relu6_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("Relu6Grad", [g, op.outputs[0]])]
-
-
-@registry.register_gradient("Elu")
-def _elu_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("EluGrad", [g, op.outputs[0]])]
-
-
-@registry.register_gradient("Softplus")
-def _softplus_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("SoftplusGrad", [g, op.inputs[0]])]
-
-
-@registry.register_gradient("LeakyRelu")
-def _leaky_relu_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("LeakyReluGrad", [g, op.inputs[0]], {"alpha": op.attrs["alpha"]})]
-
-
-@registry.register_gradient("ReluGrad")
-def _relu_grad_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("ReluGrad", [g, op.inputs[1]]), A.zeros_like(op.inputs[1])]
-
-
 @registry.register_gradient("Softmax")
 def _softmax_grad(op: Operation, g: Tensor) -> _GradList:
     y = op.outputs[0]
@@ -71,7 +41,7 @@ def _bias_add_grad(op: Operation, g: Tensor) -> _GradList:
 @registry.register_gradient("Conv2D")
 def _conv2d_grad(op: Operation, g: Tensor) -> _GradList:
     x, f = op.inputs
-    kw = {k: op.attrs[k] for k in ("strides", "padding", "dilations")}
+    kw = N.conv_grad_kwargs(op)
     xs = A._int_input(x.shape.as_list(), "input_sizes") if x.shape.is_fully_defined() else A.shape(x)
     fs = A._int_input(f.shape.as_list(), "filter_sizes") if f.shape.is_fully_defined() else A.shape(f)
     dx = N.conv2d_backprop_input(xs, f, g, **kw)
@@ -84,7 +54,7 @@ def _conv2d_grad(op: Operation, g: Tensor) -> _GradList:
 @registry.register_gradient("Conv2DBackpropInput")
 def _conv2d_backprop_input_grad(op: Operation, g: Tensor) -> _GradList:
     sizes, f, dy = op.inputs
-    kw = {k: op.attrs[k] for k in ("strides", "padding", "dilations")}
+    kw = N.conv_grad_kwargs(op)
     fs = A._int_input(f.shape.as_list(), "filter_sizes") if f.shape.is_fully_defined() else A.shape(f)
     return [None, N.conv2d_backprop_filter(g, fs, dy, **kw), N.conv2d(g, f, **kw)]
 

@@ -17,10 +17,13 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape, shape_str
+from jitflow.ir import expr as E
+from jitflow.ir.formula import Elementwise
 from jitflow.ops import array_ops as A
+from jitflow.ops import elementwise
 from jitflow.ops import math_ops as M
 from jitflow.ops.constant_op import convert_to_tensor
-from jitflow.ops.op_util import FLOATS, check_dtype, elementwise_infer, make_op, out, same_dtype_inputs
+from jitflow.ops.op_util import FLOATS, check_dtype, make_op, out, same_dtype_inputs
 
 sigmoid = M.sigmoid
 tanh = M.tanh
@@ -28,52 +31,50 @@ tanh = M.tanh
 # -- activations ------------------------------------------------------------------------------------------
 
 
-def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, np.zeros((), x.dtype))
+# Each activation is one formula (`jitflow.ops.elementwise`): the reference kernel, the CPU and CUDA
+# kernels and the gradient op's kernels all derive from it.
 
 
-def _relu6(x: np.ndarray) -> np.ndarray:
-    return np.minimum(np.maximum(x, np.zeros((), x.dtype)), np.asarray(6, x.dtype))
+def _relu(x: Any) -> Any:
+    return E.maximum(x, 0)
 
 
-def _elu(x: np.ndarray) -> np.ndarray:
-    return np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+def _relu6(x: Any) -> Any:
+    return E.minimum(E.maximum(x, 0), 6)
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
-    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large |x|.
-    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
+def _elu(x: Any) -> Any:
+    return E.where(x > 0, x, E.expm1(E.minimum(x, 0)))
 
 
-def _leaky_relu_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    x = ins[0]
-    return np.where(x > 0, x, x * np.asarray(op.attrs["alpha"], x.dtype)).astype(x.dtype, copy=False)
-
-
-def _leaky_relu_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    g, x = ins
-    return np.where(x > 0, g, g * np.asarray(op.attrs["alpha"], g.dtype)).astype(g.dtype, copy=False)
+def _leaky_relu(x: Any, alpha: float) -> Any:
+    return E.where(x > 0, x, x * alpha)
 
 
 def _same_as_first(op: Operation) -> list:
     return [(op.inputs[0].dtype, op.inputs[0].shape)]
 
 
-for _t, _f in {"Relu": _relu, "Relu6": _relu6, "Elu": _elu, "Softplus": _softplus}.items():
-    registry.register_op(_t, _same_as_first, (lambda f: lambda ctx, op, ins: f(ins[0]))(_f), registry.ELEMENTWISE)
-registry.register_op("LeakyRelu", _same_as_first, _leaky_relu_kernel, registry.ELEMENTWISE)
+elementwise.define("Relu", _relu, E.NUMERIC, infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("ReluGrad", [g, op.outputs[0]])])
+elementwise.define("ReluGrad", lambda g, x: E.where(x > 0, g, 0), E.NUMERIC,
+                   grad=lambda op, g: [elementwise.apply("ReluGrad", [g, op.inputs[1]]),
+                                       A.zeros_like(op.inputs[1])])
+elementwise.define("Relu6", _relu6, E.NUMERIC, infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("Relu6Grad", [g, op.outputs[0]])])
+elementwise.define("Relu6Grad", lambda g, x: E.where((x > 0) & (x < 6), g, 0), E.NUMERIC)
+elementwise.define("Elu", _elu, infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("EluGrad", [g, op.outputs[0]])])
+elementwise.define("EluGrad", lambda g, y: E.where(y > 0, g, g * (y + 1)))
+elementwise.define("LeakyRelu", _leaky_relu, attrs=("alpha",), infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("LeakyReluGrad", [g, op.inputs[0]],
+                                                         {"alpha": op.attrs["alpha"]})])
+elementwise.define("LeakyReluGrad", lambda g, x, alpha: E.where(x > 0, g, g * alpha), attrs=("alpha",))
 
-# Gradient kernels (grad, features-or-outputs): elementwise, so the compiler can fuse them.
-_GRADS = {
-    "ReluGrad": lambda g, x: np.where(x > 0, g, np.zeros((), g.dtype)),
-    "Relu6Grad": lambda g, x: np.where((x > 0) & (x < 6), g, np.zeros((), g.dtype)),
-    "EluGrad": lambda g, y: np.where(y > 0, g, g * (y + 1)).astype(g.dtype, copy=False),
-    "SoftplusGrad": lambda g, x: (g * M._sigmoid(x)).astype(g.dtype, copy=False),
-}
-for _t, _f in _GRADS.items():
-    registry.register_op(_t, elementwise_infer(), (lambda f: lambda ctx, op, ins: f(*ins))(_f),
-                         registry.ELEMENTWISE)
-registry.register_op("LeakyReluGrad", elementwise_infer(), _leaky_relu_grad_kernel, registry.ELEMENTWISE)
+# Softplus, with its gradient, end to end: log(1 + e^x) = max(x, 0) + log1p(e^-|x|), no overflow.
+elementwise.define("Softplus", lambda x: E.maximum(x, 0) + E.log1p(E.exp(-abs(x))), infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("SoftplusGrad", [g, op.inputs[0]])])
+elementwise.define("SoftplusGrad", lambda g, x: g * E.sigmoid(x))
 
 
 def _activation(op_type: str, x: Any, name: str | None, attrs: dict[str, Any] | None = None) -> Tensor:
@@ -209,7 +210,8 @@ def _bias_add_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return v + b
 
 
-registry.register_op("BiasAdd", _bias_add_infer, _bias_add_kernel, registry.ELEMENTWISE)
+registry.register_op("BiasAdd", _bias_add_infer, _bias_add_kernel, registry.ELEMENTWISE,
+                     lowering=Elementwise(lambda x, b: x + b, E.NUMERIC))
 
 
 def bias_add(value: Any, bias: Any, data_format: str | None = None, name: str | None = None) -> Tensor:
@@ -229,25 +231,41 @@ def bias_add(value: Any, bias: Any, data_format: str | None = None, name: str | 
 # -- convolution and pooling geometry ---------------------------------------------------------------------------
 
 
-def _four(v: Any, what: str) -> list[int]:
+def _four(v: Any, what: str, data_format: str | None = "NHWC") -> list[int]:
+    """A 4-element strides/dilations/ksize attr (in `data_format` order) from an int or 1, 2 or 4 values."""
     if isinstance(v, (int, np.integer)):
-        return [1, int(v), int(v), 1]
-    vals = [int(x) for x in v]
+        vals = [int(v)]
+    else:
+        vals = [int(x) for x in v]
     if len(vals) == 1:
-        return [1, vals[0], vals[0], 1]
+        vals = vals * 2
     if len(vals) == 2:
-        return [1, vals[0], vals[1], 1]
+        return [1, 1, *vals] if data_format == "NCHW" else [1, *vals, 1]
     if len(vals) != 4:
         raise ValueError(f"{what} must have 1, 2 or 4 elements, got {vals}")
     return vals
 
 
-def _out_size(n: int | None, k: int, s: int, padding: str) -> int | None:
-    if n is None:
-        return None
-    if padding == "VALID":
-        return max((n - k) // s + 1, 0)
-    return -(-n // s)
+def _check_format(data_format: str | None) -> str:
+    if data_format in (None, "NHWC"):
+        return "NHWC"
+    if data_format == "NCHW":
+        return "NCHW"
+    raise ValueError(f"data_format must be 'NHWC' or 'NCHW', got {data_format!r}")
+
+
+def _check_window_attr(vals: list[int], what: str, fmt: str, op_type: str, name: str | None) -> None:
+    """TF's checks of strides/dilations/ksize: positive, and 1 on the batch and depth dimensions."""
+    for v in vals:
+        if v < 1:
+            raise ValueError(f"{what.capitalize().rstrip('s')} must be > 0, but got {v} for '{name or op_type}' "
+                             f"(op: '{op_type}')")
+    c = 1 if fmt == "NCHW" else 3
+    if vals[0] != 1 or vals[c] != 1:
+        if op_type in ("MaxPool", "AvgPool"):
+            raise ValueError("Pooling is not yet supported on the batch or depth dimensions.")
+        raise ValueError(f"Current implementation does not yet support {what} in the batch and depth "
+                         "dimensions.")
 
 
 def _pads(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
@@ -259,12 +277,46 @@ def _pads(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _check_padding(padding: Any) -> str:
+_PADDINGS = ("SAME", "VALID", "EXPLICIT")
+
+
+def _check_padding(padding: Any, op_type: str = "Conv2D") -> tuple[str, list[int]]:
+    """(padding attr, explicit_paddings attr): a string, or TF's [[0, 0], [t, b], [l, r], [0, 0]] list."""
+    if isinstance(padding, (list, tuple)):
+        pairs = [[int(v) for v in pr] for pr in padding]
+        if len(pairs) != 4 or any(len(pr) != 2 for pr in pairs) or min(v for pr in pairs for v in pr) < 0:
+            raise ValueError(f"padding should be a list of 4 non-negative [before, after] pairs, got {padding}")
+        return "EXPLICIT", [v for pr in pairs for v in pr]
     p = padding.decode() if isinstance(padding, bytes) else str(padding)
-    p = p.upper()
-    if p not in ("SAME", "VALID"):
-        raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
-    return p
+    if p.upper() not in _PADDINGS:
+        raise ValueError(f"Attr 'padding' of '{op_type}' Op passed string '{p}' not in: \"SAME\", \"VALID\", "
+                         f"\"EXPLICIT\".")
+    if p.upper() == "EXPLICIT":
+        raise ValueError("padding='EXPLICIT' needs the paddings themselves: pass a list of 4 [before, after] pairs")
+    return p.upper(), []
+
+
+def _spatial(v: list[int], data_format: str) -> tuple[int, int]:
+    """The (height, width) entries of a 4-element strides/dilations/ksize attr."""
+    return (v[2], v[3]) if data_format == "NCHW" else (v[1], v[2])
+
+
+def _explicit_hw(attrs: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) of an EXPLICIT padding attr, in the op's data format."""
+    e = attrs.get("explicit_paddings") or [0] * 8
+    h = 4 if attrs.get("data_format") == "NCHW" else 2
+    return (e[h], e[h + 1]), (e[h + 2], e[h + 3])
+
+
+def _out_dim(n: int | None, k: int | None, s: int, padding: str, pads: tuple[int, int]) -> int | None:
+    """Output size along one dim of a window op (k already dilated); may be <= 0 when invalid."""
+    if n is None or k is None:
+        return None
+    if padding == "EXPLICIT":
+        return (n + pads[0] + pads[1] - k) // s + 1
+    if padding == "VALID":
+        return (n - k) // s + 1
+    return -(-n // s)
 
 
 def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, oh: int,
@@ -283,19 +335,44 @@ def _pad_spatial(x: np.ndarray, ph: tuple[int, int], pw: tuple[int, int], value:
 
 
 class _Geom:
-    """The geometry of one 2-D window op: kernel, strides, dilations, padding and output sizes."""
+    """The geometry of one 2-D window op: kernel, strides, dilations, padding and output sizes.
+
+    `in_shape` is NHWC; the attrs are in the op's own data format.
+    """
 
     def __init__(self, in_shape: tuple[int, ...], kh: int, kw: int, attrs: dict[str, Any]) -> None:
         _, self.h, self.w, _ = in_shape
         self.kh, self.kw = kh, kw
-        self.sh, self.sw = attrs["strides"][1], attrs["strides"][2]
-        dil = attrs.get("dilations", [1, 1, 1, 1])
-        self.dh, self.dw = dil[1], dil[2]
+        fmt = attrs.get("data_format", "NHWC")
+        self.sh, self.sw = _spatial(attrs["strides"], fmt)
+        self.dh, self.dw = _spatial(attrs.get("dilations", [1, 1, 1, 1]), fmt)
         ekh, ekw = (kh - 1) * self.dh + 1, (kw - 1) * self.dw + 1
         pad = attrs["padding"]
-        self.ph, self.pw = _pads(self.h, ekh, self.sh, pad), _pads(self.w, ekw, self.sw, pad)
-        self.oh = _out_size(self.h, ekh, self.sh, pad) or 0
-        self.ow = _out_size(self.w, ekw, self.sw, pad) or 0
+        if pad == "EXPLICIT":
+            self.ph, self.pw = _explicit_hw(attrs)
+        else:
+            self.ph, self.pw = _pads(self.h, ekh, self.sh, pad), _pads(self.w, ekw, self.sw, pad)
+        self.oh = _out_dim(self.h, ekh, self.sh, pad, self.ph) or 0
+        self.ow = _out_dim(self.w, ekw, self.sw, pad, self.pw) or 0
+
+
+def _to_nhwc(x: np.ndarray, data_format: str) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if data_format == "NCHW" else x
+
+
+def _from_nhwc(x: np.ndarray, data_format: str) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if data_format == "NCHW" else x
+
+
+def _nhwc_shape(shape: Any, data_format: str) -> tuple:
+    """An NHWC shape tuple from one in the op's data format."""
+    t = tuple(shape)
+    return (t[0], t[2], t[3], t[1]) if data_format == "NCHW" else t
+
+
+def _fmt_shape(shape: tuple, data_format: str) -> tuple:
+    """The inverse of `_nhwc_shape`."""
+    return (shape[0], shape[3], shape[1], shape[2]) if data_format == "NCHW" else shape
 
 
 # -- conv2d -------------------------------------------------------------------------------------------------
@@ -304,28 +381,39 @@ class _Geom:
 def _conv_infer(op: Operation) -> list:
     x, f = op.inputs
     xd, fd = x.shape.as_tuple(), f.shape.as_tuple()
-    if xd is not None and len(xd) != 4:
-        raise ValueError(f"Shape must be rank 4 but is rank {len(xd)} for '{op.name}' (op: 'Conv2D') with input "
-                         f"shapes: {shape_str(xd)}, {shape_str(fd)}.")
-    if fd is not None and len(fd) != 4:
-        raise ValueError(f"Shape must be rank 4 but is rank {len(fd)} for '{op.name}' (op: 'Conv2D') with input "
-                         f"shapes: {shape_str(xd)}, {shape_str(fd)}.")
+    fmt = op.attrs.get("data_format", "NHWC")
+    for t in (xd, fd):
+        if t is not None and len(t) != 4:
+            raise ValueError(f"Shape must be rank 4 but is rank {len(t)} for '{op.name}' (op: 'Conv2D') with input "
+                             f"shapes: {shape_str(xd)}, {shape_str(fd)}.")
     if xd is None or fd is None:
-        return [(x.dtype, TensorShape([None if xd is None else xd[0], None, None,
-                                       None if fd is None else fd[3]]))]
-    if xd[3] is not None and fd[2] is not None and xd[3] != fd[2]:
-        raise ValueError(f"Depth of input ({xd[3]}) is not a multiple of input depth of filter ({fd[2]}) for "
+        n, o = None if xd is None else xd[0], None if fd is None else fd[3]
+        return [(x.dtype, TensorShape(list(_fmt_shape((n, None, None, o), fmt))))]
+    nd = _nhwc_shape(xd, fmt)
+    if nd[3] is not None and fd[2] is not None and nd[3] != fd[2]:
+        raise ValueError(f"Depth of input ({nd[3]}) is not a multiple of input depth of filter ({fd[2]}) for "
                          f"'{op.name}' (op: 'Conv2D') with input shapes: {shape_str(xd)}, {shape_str(fd)}.")
-    s, d, p = op.attrs["strides"], op.attrs["dilations"], op.attrs["padding"]
-    hs = [None if k is None else (k - 1) * dd + 1 for k, dd in ((fd[0], d[1]), (fd[1], d[2]))]
-    oh = None if hs[0] is None else _out_size(xd[1], hs[0], s[1], p)
-    ow = None if hs[1] is None else _out_size(xd[2], hs[1], s[2], p)
-    if p == "VALID":
-        for n, k in ((xd[1], hs[0]), (xd[2], hs[1])):
-            if n is not None and k is not None and n < k:
-                raise ValueError(f"Negative dimension size caused by subtracting {k} from {n} for '{op.name}' "
-                                 f"(op: 'Conv2D') with input shapes: {shape_str(xd)}, {shape_str(fd)}.")
-    return [(x.dtype, TensorShape([xd[0], oh, ow, fd[3]]))]
+    dims = _window_out_dims(op, nd, fd[0], fd[1], "dilations")
+    return [(x.dtype, TensorShape(list(_fmt_shape((nd[0], dims[0], dims[1], fd[3]), fmt))))]
+
+
+def _window_out_dims(op: Operation, nd: tuple, kh: int | None, kw: int | None,
+                     dil_attr: str | None) -> list[int | None]:
+    """Output (height, width) of a window op from its NHWC input shape; TF's error when one is negative."""
+    fmt = op.attrs.get("data_format", "NHWC")
+    s, p = _spatial(op.attrs["strides"], fmt), op.attrs["padding"]
+    d = _spatial(op.attrs[dil_attr], fmt) if dil_attr else (1, 1)
+    pads = _explicit_hw(op.attrs) if p == "EXPLICIT" else ((0, 0), (0, 0))
+    dims = []
+    for n, k, st, dd, pd in zip(nd[1:3], (kh, kw), s, d, pads):
+        ek = None if k is None else (k - 1) * dd + 1
+        o = _out_dim(n, ek, st, p, pd)
+        if o is not None and o <= 0:
+            ins = ", ".join(shape_str(t.shape.as_tuple()) for t in op.inputs)
+            raise ValueError(f"Negative dimension size caused by subtracting {ek} from {n + pd[0] + pd[1]} for "
+                             f"'{op.name}' (op: '{op.type}') with input shapes: {ins}.")
+        dims.append(o)
+    return dims
 
 
 _tls = threading.local()
@@ -357,22 +445,29 @@ def _im2col(x: np.ndarray, g: _Geom) -> np.ndarray:
     return cols.reshape(n * g.oh * g.ow, -1)
 
 
-def _conv_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    x, f = ins
-    if x.ndim != 4 or f.ndim != 4 or x.shape[3] != f.shape[2]:
-        raise InvalidArgumentError(None, None, f"input depth must equal filter depth: input shape "
-                                               f"{shape_str(x.shape)}, filter shape {shape_str(f.shape)}")
-    g = _Geom(x.shape, f.shape[0], f.shape[1], op.attrs)
+def _pointwise(g: _Geom) -> bool:
+    """1x1, stride 1, no padding: a plain matmul over pixels."""
+    return g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.ph == g.pw == (0, 0)
+
+
+def _check_out_size(g: _Geom, x_shape: tuple, f_shape: tuple) -> None:
     if g.oh <= 0 or g.ow <= 0:
         raise InvalidArgumentError(None, None, f"Computed output size would be negative: input "
-                                               f"{shape_str(x.shape)}, filter {shape_str(f.shape)}")
+                                               f"{shape_str(x_shape)}, filter {shape_str(f_shape)}")
+
+
+def _conv_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    fmt = op.attrs.get("data_format", "NHWC")
+    x, f = _to_nhwc(ins[0], fmt) if ins[0].ndim == 4 else ins[0], ins[1]
+    if x.ndim != 4 or f.ndim != 4 or x.shape[3] != f.shape[2]:
+        raise InvalidArgumentError(None, None, f"input depth must equal filter depth: input shape "
+                                               f"{shape_str(ins[0].shape)}, filter shape {shape_str(f.shape)}")
+    g = _Geom(x.shape, f.shape[0], f.shape[1], op.attrs)
+    _check_out_size(g, ins[0].shape, f.shape)
     kh, kw, c, o = f.shape
-    if kh == kw == 1 and g.sh == g.sw == 1:  # 1x1: a plain matmul over pixels
-        cols = x.reshape(-1, c)
-    else:
-        cols = _im2col(x, g)
+    cols = x.reshape(-1, c) if _pointwise(g) else _im2col(x, g)
     res = np.matmul(cols, f.reshape(kh * kw * c, o))
-    return res.reshape(x.shape[0], g.oh, g.ow, o).astype(op.outputs[0].dtype.np, copy=False)
+    return _from_nhwc(res.reshape(x.shape[0], g.oh, g.ow, o).astype(op.outputs[0].dtype.np, copy=False), fmt)
 
 
 def _check_backprop(dy: np.ndarray, want: tuple[int, ...], in_depth: int, filter_depth: int) -> None:
@@ -384,31 +479,42 @@ def _check_backprop(dy: np.ndarray, want: tuple[int, ...], in_depth: int, filter
 
 
 def _conv_backprop_input_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    fmt = op.attrs.get("data_format", "NHWC")
     sizes, f, dy = ins
-    shape = tuple(int(v) for v in sizes)
+    shape = _nhwc_shape((int(v) for v in sizes), fmt)
+    dy = _to_nhwc(dy, fmt) if dy.ndim == 4 else dy
     g = _Geom(shape, f.shape[0], f.shape[1], op.attrs)
     kh, kw, c, o = f.shape
     n = shape[0]
+    _check_out_size(g, shape, f.shape)
     _check_backprop(dy, (n, g.oh, g.ow, o), shape[3], c)
     dcols = _scratch((n * g.oh * g.ow, kh * kw * c), dy.dtype)
     np.matmul(dy.reshape(-1, o), f.reshape(kh * kw * c, o).T, out=dcols)
-    dcols = dcols.reshape(n, g.oh, g.ow, kh, kw, c)
+    return _from_nhwc(_col2im(dcols.reshape(n, g.oh, g.ow, kh, kw, c), g), fmt)
+
+
+def _col2im(dcols: np.ndarray, g: _Geom) -> np.ndarray:
+    """(N, H, W, C) sums of (N, OH, OW, KH, KW, C) patch entries at their input positions (padding dropped)."""
+    n, c = dcols.shape[0], dcols.shape[5]
     hp, wp = g.h + g.ph[0] + g.ph[1], g.w + g.pw[0] + g.pw[1]
-    dxp = np.zeros((n, hp, wp, c), dtype=dy.dtype)
-    for i in range(kh):  # col2im: each filter tap adds its slab back at its strided positions
+    dxp = np.zeros((n, hp, wp, c), dtype=dcols.dtype)
+    for i in range(g.kh):  # each filter tap adds its slab back at its strided positions
         r0 = i * g.dh
-        for j in range(kw):
+        for j in range(g.kw):
             c0 = j * g.dw
             dxp[:, r0:r0 + g.sh * (g.oh - 1) + 1:g.sh, c0:c0 + g.sw * (g.ow - 1) + 1:g.sw, :] += dcols[:, :, :, i, j]
     return np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :])
 
 
 def _conv_backprop_filter_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
+    fmt = op.attrs.get("data_format", "NHWC")
     x, sizes, dy = ins
+    x, dy = (_to_nhwc(v, fmt) if v.ndim == 4 else v for v in (x, dy))
     kh, kw, c, o = (int(v) for v in sizes)
     g = _Geom(x.shape, kh, kw, op.attrs)
+    _check_out_size(g, x.shape, (kh, kw, c, o))
     _check_backprop(dy, (x.shape[0], g.oh, g.ow, o), x.shape[3], c)
-    cols = x.reshape(-1, c) if kh == kw == 1 and g.sh == g.sw == 1 else _im2col(x, g)
+    cols = x.reshape(-1, c) if _pointwise(g) else _im2col(x, g)
     return np.matmul(cols.T, dy.reshape(-1, o)).reshape(kh, kw, c, o).astype(dy.dtype, copy=False)
 
 
@@ -428,22 +534,28 @@ registry.register_op("Conv2DBackpropFilter", _backprop_filter_infer, _conv_backp
                      registry.OPAQUE)
 
 
-def _conv_attrs(strides: Any, padding: Any, dilations: Any, data_format: str, dt: dtypes.DType) -> dict[str, Any]:
-    if data_format not in ("NHWC", None):
-        raise ValueError(f"Only data_format='NHWC' is supported, got {data_format!r}")
-    s = _four(strides if strides is not None else 1, "strides")
-    d = _four(dilations if dilations is not None else 1, "dilations")
-    if s[0] != 1 or s[3] != 1:
-        raise ValueError("Current implementation does not yet support strides in the batch and depth dimensions.")
-    if d[0] != 1 or d[3] != 1:
-        raise ValueError("Current implementation does not yet support dilations in the batch and depth "
-                         "dimensions.")
-    if min(s) < 1 or min(d) < 1:
-        raise ValueError(f"strides and dilations must be positive, got {s} and {d}")
-    if (s[1] > 1 or s[2] > 1) and (d[1] > 1 or d[2] > 1):
+def conv_grad_kwargs(op: Operation) -> dict[str, Any]:
+    """strides/padding/dilations/data_format keyword arguments that rebuild `op`'s attrs (for gradients)."""
+    kw = {k: op.attrs[k] for k in ("strides", "padding", "dilations")}
+    kw["data_format"] = op.attrs.get("data_format", "NHWC")
+    if kw["padding"] == "EXPLICIT":
+        e = op.attrs["explicit_paddings"]
+        kw["padding"] = [e[i:i + 2] for i in range(0, 8, 2)]
+    return kw
+
+
+def _conv_attrs(strides: Any, padding: Any, dilations: Any, data_format: str | None, dt: dtypes.DType,
+                op_type: str = "Conv2D", name: str | None = None) -> dict[str, Any]:
+    fmt = _check_format(data_format)
+    s = _four(strides if strides is not None else 1, "strides", fmt)
+    d = _four(dilations if dilations is not None else 1, "dilations", fmt)
+    _check_window_attr(s, "strides", fmt, op_type, name)
+    _check_window_attr(d, "dilations", fmt, op_type, name)
+    if max(_spatial(s, fmt)) > 1 and max(_spatial(d, fmt)) > 1:
         raise ValueError("strides > 1 not supported in conjunction with dilation_rate > 1")
-    return {"strides": s, "dilations": d, "padding": _check_padding(padding), "data_format": "NHWC", "T": dt,
-            "use_cudnn_on_gpu": True}
+    pad, explicit = _check_padding(padding, op_type)
+    return {"strides": s, "dilations": d, "padding": pad, "explicit_paddings": explicit, "data_format": fmt,
+            "T": dt, "use_cudnn_on_gpu": True}
 
 
 def conv2d(input: Any, filter: Any = None, strides: Any = None, padding: Any = None,  # noqa: A002 - TF's name
@@ -456,8 +568,8 @@ def conv2d(input: Any, filter: Any = None, strides: Any = None, padding: Any = N
         raise ValueError("conv2d needs a filter and a padding")
     x, f = same_dtype_inputs("Conv2D", [input, filter], ("input", "filter"))
     check_dtype("Conv2D", x, FLOATS, "input")
-    return out(make_op("Conv2D", [x, f], _conv_attrs(strides, padding, dilations, data_format, x.dtype),
-                       name=name or "Conv2D"))
+    return out(make_op("Conv2D", [x, f], _conv_attrs(strides, padding, dilations, data_format, x.dtype,
+                                                     name=name), name=name or "Conv2D"))
 
 
 def conv2d_backprop_input(input_sizes: Any, filter: Any, out_backprop: Any, strides: Any,  # noqa: A002
@@ -466,8 +578,8 @@ def conv2d_backprop_input(input_sizes: Any, filter: Any, out_backprop: Any, stri
     """The gradient of conv2d with respect to its input."""
     f, dy = same_dtype_inputs("Conv2DBackpropInput", [filter, out_backprop], ("filter", "out_backprop"))
     s = A._int_input(input_sizes, "input_sizes")
-    return out(make_op("Conv2DBackpropInput", [s, f, dy], _conv_attrs(strides, padding, dilations, data_format,
-                                                                      f.dtype), name=name or "Conv2DBackpropInput"))
+    attrs = _conv_attrs(strides, padding, dilations, data_format, f.dtype, "Conv2DBackpropInput", name)
+    return out(make_op("Conv2DBackpropInput", [s, f, dy], attrs, name=name or "Conv2DBackpropInput"))
 
 
 def conv2d_backprop_filter(input: Any, filter_sizes: Any, out_backprop: Any, strides: Any,  # noqa: A002
@@ -477,7 +589,7 @@ def conv2d_backprop_filter(input: Any, filter_sizes: Any, out_backprop: Any, str
     x, dy = same_dtype_inputs("Conv2DBackpropFilter", [input, out_backprop], ("input", "out_backprop"))
     s = A._int_input(filter_sizes, "filter_sizes")
     return out(make_op("Conv2DBackpropFilter", [x, s, dy], _conv_attrs(strides, padding, dilations, data_format,
-                                                                       x.dtype),
+                                                                       x.dtype, "Conv2DBackpropFilter", name),
                        name=name or "Conv2DBackpropFilter"))
 
 
@@ -492,21 +604,19 @@ def _pool_infer(op: Operation) -> list:
     if len(xd) != 4:
         raise ValueError(f"Shape must be rank 4 but is rank {len(xd)} for '{op.name}' (op: '{op.type}') with "
                          f"input shapes: {shape_str(xd)}.")
-    k, s, p = op.attrs["ksize"], op.attrs["strides"], op.attrs["padding"]
-    if p == "VALID":
-        for n, kk in ((xd[1], k[1]), (xd[2], k[2])):
-            if n is not None and n < kk:
-                raise ValueError(f"Negative dimension size caused by subtracting {kk} from {n} for '{op.name}' "
-                                 f"(op: '{op.type}') with input shapes: {shape_str(xd)}.")
-    return [(x.dtype, TensorShape([xd[0], _out_size(xd[1], k[1], s[1], p), _out_size(xd[2], k[2], s[2], p),
-                                   xd[3]]))]
+    fmt = op.attrs.get("data_format", "NHWC")
+    nd = _nhwc_shape(xd, fmt)
+    kh, kw = _spatial(op.attrs["ksize"], fmt)
+    dims = _window_out_dims(op, nd, kh, kw, None)
+    return [(x.dtype, TensorShape(list(_fmt_shape((nd[0], dims[0], dims[1], nd[3]), fmt))))]
 
 
 def _pool_geom(op: Operation, shape: tuple[int, ...]) -> _Geom:
+    """The geometry of a pooling op over an NHWC input of `shape`."""
     if len(shape) != 4:
         raise InvalidArgumentError(None, None, f"input must be 4-dimensional, got {shape_str(shape)}")
     k = op.attrs["ksize"]
-    g = _Geom(shape, k[1], k[2], op.attrs)
+    g = _Geom(shape, *_spatial(k, op.attrs.get("data_format", "NHWC")), op.attrs)
     if g.oh <= 0 or g.ow <= 0:
         raise InvalidArgumentError(None, None, f"Computed output size would be negative for input "
                                                f"{shape_str(shape)} and ksize {k}")
@@ -517,12 +627,16 @@ def _neg_fill(dt: np.dtype) -> Any:
     return -np.inf if dt.kind == "f" else np.iinfo(dt).min
 
 
+def _fmt(op: Operation) -> str:
+    return op.attrs.get("data_format", "NHWC")
+
+
 def _max_pool_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    x = ins[0]
+    x = _to_nhwc(ins[0], _fmt(op)) if ins[0].ndim == 4 else ins[0]
     g = _pool_geom(op, x.shape)
     xp = _pad_spatial(x, g.ph, g.pw, _neg_fill(x.dtype))
     win = _windows(xp, g.kh, g.kw, g.sh, g.sw, 1, 1, g.oh, g.ow)
-    return win.max(axis=(3, 4))
+    return _from_nhwc(win.max(axis=(3, 4)), _fmt(op))
 
 
 def _window_counts(g: _Geom) -> np.ndarray:
@@ -535,12 +649,13 @@ def _window_counts(g: _Geom) -> np.ndarray:
 
 
 def _avg_pool_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    x = ins[0]
+    x = _to_nhwc(ins[0], _fmt(op)) if ins[0].ndim == 4 else ins[0]
     g = _pool_geom(op, x.shape)
     xp = _pad_spatial(x, g.ph, g.pw)
     win = _windows(xp, g.kh, g.kw, g.sh, g.sw, 1, 1, g.oh, g.ow)
     s = win.sum(axis=(3, 4), dtype=x.dtype)
-    return (s / _window_counts(g)[None, :, :, None].astype(x.dtype)).astype(x.dtype, copy=False)
+    return _from_nhwc((s / _window_counts(g)[None, :, :, None].astype(x.dtype)).astype(x.dtype, copy=False),
+                      _fmt(op))
 
 
 def _check_pool_grad(dy: np.ndarray, want: tuple[int, ...]) -> None:
@@ -550,7 +665,7 @@ def _check_pool_grad(dy: np.ndarray, want: tuple[int, ...]) -> None:
 
 
 def _max_pool_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    x, _, dy = ins
+    x, _, dy = (_to_nhwc(v, _fmt(op)) if v.ndim == 4 else v for v in ins)
     g = _pool_geom(op, x.shape)
     n, _, _, c = x.shape
     _check_pool_grad(dy, (n, g.oh, g.ow, c))
@@ -564,12 +679,13 @@ def _max_pool_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     flat = ((np.arange(n)[:, None, None, None] * hp + ih) * wp + iw) * c + np.arange(c)
     acc = np.bincount(flat.reshape(-1), weights=dy.reshape(-1).astype(np.float64), minlength=n * hp * wp * c)
     dxp = acc.reshape(n, hp, wp, c).astype(dy.dtype)
-    return np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :])
+    return _from_nhwc(np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :]), _fmt(op))
 
 
 def _avg_pool_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     sizes, dy = ins
-    shape = tuple(int(v) for v in sizes)
+    shape = _nhwc_shape((int(v) for v in sizes), _fmt(op))
+    dy = _to_nhwc(dy, _fmt(op)) if dy.ndim == 4 else dy
     g = _pool_geom(op, shape)
     n, _, _, c = shape
     _check_pool_grad(dy, (n, g.oh, g.ow, c))
@@ -578,7 +694,7 @@ def _avg_pool_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     for i in range(g.kh):
         for j in range(g.kw):
             dxp[:, i:i + g.sh * (g.oh - 1) + 1:g.sh, j:j + g.sw * (g.ow - 1) + 1:g.sw, :] += share
-    return np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :])
+    return _from_nhwc(np.ascontiguousarray(dxp[:, g.ph[0]:g.ph[0] + g.h, g.pw[0]:g.pw[0] + g.w, :]), _fmt(op))
 
 
 registry.register_op("MaxPool", _pool_infer, _max_pool_kernel, registry.OPAQUE)
@@ -590,15 +706,14 @@ registry.register_op("AvgPoolGrad", lambda op: [(op.inputs[1].dtype, TensorShape
                      _avg_pool_grad_kernel, registry.OPAQUE)
 
 
-def _pool_attrs(ksize: Any, strides: Any, padding: Any, data_format: str, dt: dtypes.DType) -> dict[str, Any]:
-    if data_format not in ("NHWC", None):
-        raise ValueError(f"Only data_format='NHWC' is supported, got {data_format!r}")
-    k, s = _four(ksize, "ksize"), _four(strides, "strides")
-    if k[0] != 1 or k[3] != 1 or s[0] != 1 or s[3] != 1:
-        raise ValueError("Pooling is not yet supported on the batch or depth dimensions.")
-    if min(k) < 1 or min(s) < 1:
-        raise ValueError(f"ksize and strides must be positive, got {k} and {s}")
-    return {"ksize": k, "strides": s, "padding": _check_padding(padding), "data_format": "NHWC", "T": dt}
+def _pool_attrs(ksize: Any, strides: Any, padding: Any, data_format: str | None, dt: dtypes.DType,
+                op_type: str = "MaxPool", name: str | None = None) -> dict[str, Any]:
+    fmt = _check_format(data_format)
+    k, s = _four(ksize, "ksize", fmt), _four(strides, "strides", fmt)
+    _check_window_attr(s, "strides", fmt, op_type, name)
+    _check_window_attr(k, "ksize", fmt, op_type, name)
+    pad, _ = _check_padding(padding if isinstance(padding, (str, bytes)) else str(padding), op_type)
+    return {"ksize": k, "strides": s, "padding": pad, "data_format": fmt, "T": dt}
 
 
 def max_pool(value: Any, ksize: Any, strides: Any, padding: Any, data_format: str = "NHWC",
@@ -607,7 +722,7 @@ def max_pool(value: Any, ksize: Any, strides: Any, padding: Any, data_format: st
     x = convert_to_tensor(value if value is not None else input)
     check_dtype("MaxPool", x, FLOATS + (dtypes.int32, dtypes.int64, dtypes.uint8, dtypes.int8, dtypes.int16),
                 "input")
-    return out(make_op("MaxPool", [x], _pool_attrs(ksize, strides, padding, data_format, x.dtype),
+    return out(make_op("MaxPool", [x], _pool_attrs(ksize, strides, padding, data_format, x.dtype, "MaxPool", name),
                        name=name or "MaxPool"))
 
 
@@ -616,7 +731,7 @@ def avg_pool(value: Any, ksize: Any, strides: Any, padding: Any, data_format: st
     """Mean over `ksize` windows of an NHWC tensor (padding is not counted)."""
     x = convert_to_tensor(value if value is not None else input)
     check_dtype("AvgPool", x, FLOATS, "value")
-    return out(make_op("AvgPool", [x], _pool_attrs(ksize, strides, padding, data_format, x.dtype),
+    return out(make_op("AvgPool", [x], _pool_attrs(ksize, strides, padding, data_format, x.dtype, "AvgPool", name),
                        name=name or "AvgPool"))
 
 

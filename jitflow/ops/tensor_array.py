@@ -237,9 +237,9 @@ class TensorArray:
             raise ValueError("Size must be provided if handle or flow is not provided.")
         with _name_scope(name, "TensorArray"):
             sz = convert_to_tensor(size, dtype=dtypes.int32, name="size")
-            car = True if clear_after_read is None else bool(clear_after_read)
             op = get_default_graph().create_op(
-                "TensorArrayV3", [sz], {"dtype": self._dtype, "dynamic_size": self._dynamic, "clear_after_read": car,
+                "TensorArrayV3", [sz], {"dtype": self._dtype, "dynamic_size": self._dynamic,
+                                        "clear_after_read": clear_after_read is None or bool(clear_after_read),
                                         "element_shape": self._shape_box[0], "tensor_array_name": tensor_array_name},
                 name="TensorArrayV3")
         self._flow = op.outputs[0]

@@ -40,23 +40,10 @@ class LoopBody:
         self.grad_inputs: list[Tensor] = []  # the gradient sub-graph's inputs for the incoming gradients
         self.grad_outs: list[Tensor | None] = []  # gradient w.r.t. each loop input, then each capture
         self._plans: weakref.WeakKeyDictionary[Any, dict[str, Plan]] = weakref.WeakKeyDictionary()
-        self.op_name = ""  # the While op's name (set when it is created)
-        self.pending: Any = None  # an imported gradient not resolved yet (see body_of)
 
     @property
     def n(self) -> int:
         return len(self.outs)
-
-    def _meta_encode(self) -> dict[str, Any]:
-        """The loop as tensor names (its ops are ordinary ops of the graph), for meta-graph export."""
-        def names(ts: list[Any]) -> list[str | None]:
-            return [t.name if t is not None else None for t in ts]
-
-        return {"loop_body": True, "op_name": self.op_name, "inputs": names(self.ctx.inputs),
-                "capture_inputs": names(self.ctx.capture_inputs), "captured": names(self.ctx.captured),
-                "cond": self.cond_out.name, "outs": names(self.outs), "has_max": self.has_max,
-                "saved": names(self.saved) if self.saved is not None else None,
-                "grad_inputs": names(self.grad_inputs), "grad_outs": names(self.grad_outs)}
 
     def feeds(self) -> list[Tensor]:
         return self.ctx.inputs + self.ctx.capture_inputs
@@ -83,55 +70,11 @@ class LoopBody:
 
 
 def body_of(op: Operation) -> LoopBody:
-    """The op's LoopBody; a meta-graph import carries it as tensor names, resolved here once."""
+    """The LoopBody of a While or WhileGrad op."""
     if op.type == "WhileGrad":  # shares its forward loop's body (input 0 is that loop's history)
         return body_of(op.inputs[0].op)
-    body = op.attrs["body"]
-    if isinstance(body, dict):
-        body = _from_meta(op, body)
-        op.attrs["body"] = body
-    if body.pending is not None:
-        _resolve_pending(body)
+    body: LoopBody = op.attrs["body"]
     return body
-
-
-def _from_meta(op: Operation, d: dict[str, Any]) -> LoopBody:
-    g = op.graph
-    prefix = op.name[:len(op.name) - len(d["op_name"])] if op.name.endswith(d["op_name"]) else ""
-
-    def t(name: str | None) -> Any:
-        return g.get_tensor_by_name(prefix + name) if name is not None else None
-
-    ctx = SubgraphContext(g, None, prefix + d["op_name"])
-    ctx.inputs = [t(n) for n in d["inputs"]]
-    ctx.capture_inputs = [t(n) for n in d["capture_inputs"]]
-    ctx.captured = [t(n) for n in d["captured"]]
-    lb = LoopBody(ctx, t(d["cond"]), [t(n) for n in d["outs"]], bool(d["has_max"]))
-    lb.op_name = op.name
-    stack = [x.op for x in [lb.cond_out, *lb.outs]]
-    while stack:  # the body's ops: everything between its outputs and its inputs
-        o = stack.pop()
-        if o in ctx._ops or o.type == "VariableV2":
-            continue
-        ctx._ops.add(o)
-        if o.type != "_SubgraphInput":
-            stack.extend(x.op for x in o.inputs)
-            stack.extend(o.control_inputs)
-    if d["saved"] is not None:  # the gradient's ops come later in the graph: resolved on first use
-        lb.pending = (t, d)
-    return lb
-
-
-def _resolve_pending(lb: LoopBody) -> None:
-    t, d = lb.pending
-    try:
-        saved = [t(n) for n in d["saved"]]
-        lb.grad_inputs = [t(n) for n in d["grad_inputs"]]
-        lb.grad_outs = [t(n) for n in d["grad_outs"]]
-    except KeyError:
-        return  # not imported yet
-    lb.saved = saved
-    lb.pending = None
 
 
 def _while_infer(op: Operation) -> list:
@@ -272,7 +215,6 @@ def while_loop(cond: Any, body: Any, loop_vars: Any, shape_invariants: Any = Non
         op = g.create_op("While", ins, {"body": lb, "T": [t.dtype for t in flat], "shapes": inv,
                                         "parallel_iterations": parallel_iterations, "back_prop": bool(back_prop),
                                         "swap_memory": bool(swap_memory)}, name="Exit")
-        lb.op_name = op.name
     result = ls.pack(loop_vars, op.outputs[:len(flat)])
     if not return_same_structure and len(flat) == 1 and isinstance(result, (list, tuple)):
         return result[0]

@@ -1,0 +1,240 @@
+"""Plan steps for convolution and pooling ops: the fast kernels of `jitflow/kernels/` in compiled plans.
+
+Each step checks what the fast kernel needs (float dtypes, rank-4 inputs whose shapes agree); anything
+else runs the op's interpreted step, which raises the interpreter's error. The kernel chosen for the
+input shapes (direct, im2col + GEMM, plain GEMM) is written into the plan report, so `explain` shows
+it. NCHW inputs are transposed to NHWC around the NHWC kernels.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from jitflow.compiler.arena import Recycler
+from jitflow.compiler.plan import ARENA_SLOT, Step
+from jitflow.framework.graph import Operation
+from jitflow.kernels import conv, pool
+from jitflow.kernels.threads import threads_for
+from jitflow.ops import array_ops as A
+from jitflow.ops import nn_ops as N
+
+CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
+POOL_OPS = ("MaxPool", "MaxPoolGrad", "AvgPool", "AvgPoolGrad")
+WINDOW_OPS = frozenset(CONV_OPS + POOL_OPS)
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_DATA_INPUT = {"Conv2DBackpropInput": 2, "AvgPoolGrad": 1}
+
+
+class _NoFastPath(Exception):
+    """The inputs are not what the fast kernel handles: run the interpreted step."""
+
+
+def _geom(g: N._Geom) -> conv.ConvGeom:
+    return conv.ConvGeom(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.ph[0], g.pw[0], g.oh, g.ow)
+
+
+def _float4(*arrays: Any) -> np.dtype:
+    """The common float dtype of rank-4 arrays, or _NoFastPath."""
+    dt = arrays[0].dtype if type(arrays[0]) is np.ndarray else None
+    if dt not in _FLOATS or any(type(a) is not np.ndarray or a.ndim != 4 or a.dtype != dt for a in arrays):
+        raise _NoFastPath
+    return dt
+
+
+def _sizes(v: Any) -> tuple[int, ...]:
+    if type(v) is not np.ndarray or v.shape != (4,):
+        raise _NoFastPath
+    return tuple(int(s) for s in v)
+
+
+class WindowStep:
+    """One conv or pooling op through its fast kernel, into buffers reused across runs."""
+
+    def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step,
+                 report: dict[str, Any]) -> None:
+        self.op = op
+        self.in_slots = in_slots
+        self.out_slot = out_slot
+        self.fresh = fresh
+        self.fallback = fallback
+        self.report = report
+        self.fmt = op.attrs.get("data_format", "NHWC")
+        self.key = id(self)
+        self.recycler = Recycler()
+        self.run = getattr(self, "_" + op.type)
+        self.data_index = _DATA_INPUT.get(op.type, 0)  # the batch-sized input (not a filter or sizes)
+        self.taps = _taps(op)  # elements touched per input element, roughly (a patch per tap for convs)
+        self.width = _width(op)  # GEMM multiply-adds per patch element, roughly (0: no GEMM)
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        ins = [vals[s] for s in self.in_slots]
+        arena = vals[ARENA_SLOT]
+        data = ins[self.data_index]
+        work = (data.size if type(data) is np.ndarray else 0) * self.taps
+        try:
+            with threads_for(work, work * self.width):
+                res = self.run(ins, arena)
+        except _NoFastPath:
+            return self.fallback(ctx, vals)
+        vals[self.out_slot] = res
+        return None
+
+    # -- buffers and layout ---------------------------------------------------------------------------------
+
+    def _out(self, arena: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        n = int(np.prod(shape))
+        if self.fresh:  # handed to the user: never an arena buffer
+            flat = self.recycler.get(n, dtype)
+            self.recycler.put(flat)
+            return flat.reshape(shape)
+        return arena.buffer((self.key, 0), n, dtype).reshape(shape)
+
+    def _scratch(self, arena: Any) -> conv.Alloc:
+        return lambda n, dt: arena.buffer((self.key, 1), max(n, 1), dt)[:n]
+
+    def _nhwc(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if self.fmt == "NCHW" else x)
+
+    def _result(self, y: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if self.fmt == "NCHW" else y
+
+    def _note(self, how: str) -> None:
+        if self.report.get("source") != how:
+            self.report["source"] = how
+
+    # -- convolutions -----------------------------------------------------------------------------------------
+
+    def _Conv2D(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[0], ins[1])
+        x, f = self._nhwc(ins[0]), np.ascontiguousarray(ins[1])
+        if x.shape[3] != f.shape[2]:
+            raise _NoFastPath
+        g = N._Geom(x.shape, f.shape[0], f.shape[1], self.op.attrs)
+        if g.oh <= 0 or g.ow <= 0 or x.shape[0] == 0 or f.shape[3] == 0:
+            raise _NoFastPath
+        y = self._out(arena, (x.shape[0], g.oh, g.ow, f.shape[3]), dt)
+        self._note("kernels/conv: " + conv.forward(x, f, _geom(g), y, self._scratch(arena)))
+        return self._result(y)
+
+    def _Conv2DBackpropInput(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[1], ins[2])
+        shape = N._nhwc_shape(_sizes(ins[0]), self.fmt)
+        f, dy = np.ascontiguousarray(ins[1]), self._nhwc(ins[2])
+        g = N._Geom(shape, f.shape[0], f.shape[1], self.op.attrs)
+        if shape[3] != f.shape[2] or dy.shape != (shape[0], g.oh, g.ow, f.shape[3]) or min(shape) <= 0:
+            raise _NoFastPath
+        dx = self._out(arena, shape, dt)
+        conv.conv2d_backprop_input(dy, f, _geom(g), dx, self._scratch(arena))
+        self._note("kernels/conv: " + ("gemm" if conv.method(shape[3], _geom(g)) == "gemm" else "gemm+col2im"))
+        return self._result(dx)
+
+    def _Conv2DBackpropFilter(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[0], ins[2])
+        fs = _sizes(ins[1])
+        x, dy = self._nhwc(ins[0]), self._nhwc(ins[2])
+        g = N._Geom(x.shape, fs[0], fs[1], self.op.attrs)
+        if x.shape[3] != fs[2] or dy.shape != (x.shape[0], g.oh, g.ow, fs[3]) or min(x.shape) <= 0 \
+                or min(fs) <= 0:
+            raise _NoFastPath
+        df = self._out(arena, fs, dt)
+        how = conv.filter_grad(x, dy, _geom(g), df, self._scratch(arena), max(numba.get_num_threads(), 1))
+        self._note("kernels/conv: " + how)
+        return df
+
+    # -- pooling ----------------------------------------------------------------------------------------------
+
+    def _pool_geom(self, shape: tuple[int, ...]) -> N._Geom:
+        kh, kw = N._spatial(self.op.attrs["ksize"], self.fmt)
+        g = N._Geom(shape, kh, kw, self.op.attrs)
+        if g.oh <= 0 or g.ow <= 0 or min(shape) <= 0:
+            raise _NoFastPath
+        return g
+
+    def _MaxPool(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[0])
+        x = self._nhwc(ins[0])
+        g = self._pool_geom(x.shape)
+        y = self._out(arena, (x.shape[0], g.oh, g.ow, x.shape[3]), dt)
+        pool.max_pool(x, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], y)
+        self._note("kernels/pool")
+        return self._result(y)
+
+    def _AvgPool(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[0])
+        x = self._nhwc(ins[0])
+        g = self._pool_geom(x.shape)
+        y = self._out(arena, (x.shape[0], g.oh, g.ow, x.shape[3]), dt)
+        pool.avg_pool(x, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], y)
+        self._note("kernels/pool")
+        return self._result(y)
+
+    def _MaxPoolGrad(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[0], ins[2])
+        x, dy = self._nhwc(ins[0]), self._nhwc(ins[2])
+        g = self._pool_geom(x.shape)
+        if dy.shape != (x.shape[0], g.oh, g.ow, x.shape[3]):
+            raise _NoFastPath
+        dx = self._out(arena, x.shape, dt)
+        pool.max_pool_grad(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], dx)
+        self._note("kernels/pool")
+        return self._result(dx)
+
+    def _AvgPoolGrad(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[1])
+        shape = N._nhwc_shape(_sizes(ins[0]), self.fmt)
+        dy = self._nhwc(ins[1])
+        g = self._pool_geom(shape)
+        if dy.shape != (shape[0], g.oh, g.ow, shape[3]):
+            raise _NoFastPath
+        dx = self._out(arena, shape, dt)
+        pool.avg_pool_grad(dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], dx)
+        self._note("kernels/pool")
+        return self._result(dx)
+
+
+def _taps(op: Operation) -> int:
+    fmt = op.attrs.get("data_format", "NHWC")
+    k = N._spatial(op.attrs["ksize"], fmt) if "ksize" in op.attrs else None
+    if k is None:
+        v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
+        k = tuple(v[:2]) if v is not None and None not in v[:2] else (3, 3)
+    return max(k[0] * k[1], 1)
+
+
+def _width(op: Operation) -> int:
+    if op.type not in CONV_OPS:
+        return 0
+    v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
+    return max(v[2] or 1, v[3] or 1) if v is not None and len(v) == 4 else 64
+
+
+def predicted_kernel(op: Operation) -> str:
+    """The kernel the step will run, from the static shapes (updated at run time if they differ)."""
+    if op.type in POOL_OPS:
+        return "kernels/pool"
+    fmt = op.attrs.get("data_format", "NHWC")
+    fshape = op.inputs[1].shape.as_tuple() if op.type != "Conv2DBackpropFilter" else None
+    xshape = op.inputs[0].shape.as_tuple() if op.type != "Conv2DBackpropInput" else None
+    c = (fshape[2] if fshape else None) if xshape is None else N._nhwc_shape(xshape, fmt)[3]
+    k = fshape[:2] if fshape else None
+    if op.type == "Conv2DBackpropFilter" and (v := A._ints(op.inputs[1])) is not None:
+        c, k = v[2], v[:2]
+    if c is None or k is None or None in k:
+        return "kernels/conv (chosen by shape at the first run)"
+    sh, sw = N._spatial(op.attrs["strides"], fmt)
+    g = conv.ConvGeom(k[0], k[1], sh, sw, 1, 1, int(op.attrs["padding"] == "EXPLICIT"), 0, 1, 1)
+    how = conv.method(c, g, "filter_grad" if op.type == "Conv2DBackpropFilter" else "forward")
+    if op.type == "Conv2DBackpropInput" and how != "gemm":
+        how = "gemm+col2im"
+    return "kernels/conv: " + how
+
+
+def window_step(op: Operation, slots: dict, fetched: set, fallback: Step) -> tuple[WindowStep, dict[str, Any]]:
+    """The step for a conv/pool `op` and its plan-report entry."""
+    entry: dict[str, Any] = {"ops": [op.name], "backend": "cpu", "key": "", "compile_seconds": 0.0,
+                             "source": predicted_kernel(op)}
+    t = op.outputs[0]
+    step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, fallback, entry)
+    return step, entry

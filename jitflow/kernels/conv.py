@@ -1,0 +1,249 @@
+"""Convolution as BLAS GEMM over a tiled im2col (NHWC, any stride, dilation and padding).
+
+The patch matrix of a whole batch is large (80 MB for W7's second layer), so every driver walks the
+batch in chunks of images whose patch rows fit in a few MB: a parallel Numba kernel writes the
+chunk's patches, and the GEMM that consumes them reads them back from cache instead of memory.
+
+Geometry arguments are plain ints: kernel (kh, kw), strides (sh, sw), dilations (dh, dw), the padding
+before the first row and column (pt, pl), and the output size (oh, ow).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+# Bytes of patch rows per chunk. Measured on W7's shapes (bench/README.md): on an idle machine 2-16 MB
+# are within noise of each other and ahead of one whole-batch buffer (80 MB for the second layer); on a
+# loaded one every chunk's two parallel regions cost a barrier wait, so the largest of them wins.
+CHUNK_BYTES = 16 << 20
+
+
+class ConvGeom(NamedTuple):
+    """Window geometry of one 2-D convolution over an NHWC input."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pl: int
+    oh: int
+    ow: int
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):  # type: ignore[no-untyped-def]
+    """cols[(b*oh + i)*ow + j, (a*kw + e)*C + c] = x[n0 + b, i*sh - pt + a*dh, j*sw - pl + e*dw, c] (0 outside)."""
+    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
+    for t in prange((n1 - n0) * oh):
+        n = n0 + t // oh
+        i = t % oh
+        for j in range(ow):
+            r = t * ow + j
+            for a in range(kh):
+                y = i * sh - pt + a * dh
+                for e in range(kw):
+                    xx = j * sw - pl + e * dw
+                    base = (a * kw + e) * ch
+                    if 0 <= y < h and 0 <= xx < w:
+                        for c in range(ch):
+                            cols[r, base + c] = x[n, y, xx, c]
+                    else:
+                        for c in range(ch):
+                            cols[r, base + c] = 0
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _col2im(dcols, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dx):  # type: ignore[no-untyped-def]
+    """The adjoint of `_im2col`: dx[n0:n1] += every patch entry at its input position (one thread per image)."""
+    h, w, ch = dx.shape[1], dx.shape[2], dx.shape[3]
+    for b in prange(n1 - n0):
+        n = n0 + b
+        for i in range(oh):
+            for j in range(ow):
+                r = (b * oh + i) * ow + j
+                for a in range(kh):
+                    y = i * sh - pt + a * dh
+                    if y < 0 or y >= h:
+                        continue
+                    for e in range(kw):
+                        xx = j * sw - pl + e * dw
+                        if xx < 0 or xx >= w:
+                            continue
+                        base = (a * kw + e) * ch
+                        for c in range(ch):
+                            dx[n, y, xx, c] += dcols[r, base + c]
+
+
+def _is_pointwise(g: ConvGeom) -> bool:
+    """A 1x1, stride-1, unpadded conv is a plain matmul over pixels: no patches needed."""
+    return g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.pt == g.pl == 0
+
+
+def chunk_images(n: int, g: ConvGeom, k: int, itemsize: int, chunk_bytes: int = 0) -> int:
+    """Images per chunk so that one chunk's patch rows take about `chunk_bytes` (default CHUNK_BYTES)."""
+    per_image = max(g.oh * g.ow * k * itemsize, 1)
+    return max(1, min(n, (chunk_bytes or CHUNK_BYTES) // per_image))
+
+
+Alloc = Callable[[int, np.dtype], np.ndarray]
+
+
+def fresh(n: int, dtype: np.dtype) -> np.ndarray:
+    """An `Alloc` that allocates every time (tests; callers that run once)."""
+    return np.empty(n, dtype)
+
+
+def _scratch(alloc: Alloc, rows: int, k: int, dtype: np.dtype) -> np.ndarray:
+    """A patch buffer from the caller (kept across runs: page faults of fresh buffers cost as much as im2col)."""
+    return alloc(rows * k, dtype).reshape(rows, k)
+
+
+def _geom_args(g: ConvGeom) -> tuple[int, ...]:
+    return g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.oh, g.ow
+
+
+def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc,
+           chunk: int = 0) -> np.ndarray:
+    """out[n, i, j, o] = sum over window and channels of x * f; `out` is (N, OH, OW, O), C-contiguous."""
+    n, c = x.shape[0], x.shape[3]
+    k = g.kh * g.kw * c
+    o = f.shape[3]
+    fm = f.reshape(k, o)
+    out2 = out.reshape(-1, o)
+    if _is_pointwise(g):
+        np.matmul(x.reshape(-1, c), fm, out=out2)
+        return out
+    step = chunk or chunk_images(n, g, k, x.dtype.itemsize)
+    rows = g.oh * g.ow
+    cols = _scratch(scratch, step * rows, k, x.dtype)
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        part = cols[:(n1 - n0) * rows]
+        _im2col(x, n0, n1, *_geom_args(g), part)  # type: ignore[call-arg]
+        np.matmul(part, fm, out=out2[n0 * rows:n1 * rows])
+    return out
+
+
+def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scratch: Alloc,
+                           chunk: int = 0) -> np.ndarray:
+    """df (KH, KW, C, O) = sum over the batch of patches^T @ dy, one chunk of images at a time."""
+    n, c = x.shape[0], x.shape[3]
+    k = g.kh * g.kw * c
+    o = dy.shape[3]
+    df2 = df.reshape(k, o)
+    dy2 = dy.reshape(-1, o)
+    if _is_pointwise(g):
+        np.matmul(x.reshape(-1, c).T, dy2, out=df2)
+        return df
+    step = chunk or chunk_images(n, g, k, x.dtype.itemsize)
+    rows = g.oh * g.ow
+    cols = _scratch(scratch, step * rows, k, x.dtype)
+    part_sum = np.empty((k, o), df.dtype) if n > step else df2
+    df2[...] = 0
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        part = cols[:(n1 - n0) * rows]
+        _im2col(x, n0, n1, *_geom_args(g), part)  # type: ignore[call-arg]
+        if part_sum is df2:
+            np.matmul(part.T, dy2[n0 * rows:n1 * rows], out=df2)
+        else:
+            np.matmul(part.T, dy2[n0 * rows:n1 * rows], out=part_sum)
+            df2 += part_sum
+    return df
+
+
+def conv2d_backprop_input(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.ndarray, scratch: Alloc,
+                          chunk: int = 0) -> np.ndarray:
+    """dx (N, H, W, C): each chunk's patch gradients dy @ f^T, scattered back by `_col2im`."""
+    n, c = dx.shape[0], dx.shape[3]
+    k = g.kh * g.kw * c
+    o = dy.shape[3]
+    fm = f.reshape(k, o)
+    dy2 = dy.reshape(-1, o)
+    if _is_pointwise(g):
+        np.matmul(dy2, fm.T, out=dx.reshape(-1, c))
+        return dx
+    dx[...] = 0
+    step = chunk or chunk_images(n, g, k, dy.dtype.itemsize)
+    rows = g.oh * g.ow
+    dcols = _scratch(scratch, step * rows, k, dy.dtype)
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        part = dcols[:(n1 - n0) * rows]
+        np.matmul(dy2[n0 * rows:n1 * rows], fm.T, out=part)
+        _col2im(part, n0, n1, *_geom_args(g), dx)  # type: ignore[call-arg]
+    return dx
+
+
+# -- direct kernel: few input channels, where writing patches costs more than the GEMM saves ---------------
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _direct_filter_grad(x, dy, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, parts):  # type: ignore[no-untyped-def]
+    """parts[p] = the filter gradient of images p, p + P, p + 2P, ... (P = len(parts)); summed by the caller."""
+    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
+    no = dy.shape[3]
+    np_ = parts.shape[0]
+    for p in prange(np_):
+        acc = parts[p]
+        acc[...] = 0
+        for n in range(p, x.shape[0], np_):
+            for i in range(oh):
+                for a in range(kh):
+                    y = i * sh - pt + a * dh
+                    if y < 0 or y >= h:
+                        continue
+                    for j in range(ow):
+                        g = dy[n, i, j]
+                        for e in range(kw):
+                            xx = j * sw - pl + e * dw
+                            if xx < 0 or xx >= w:
+                                continue
+                            for c in range(ch):
+                                v = x[n, y, xx, c]
+                                row = acc[a, e, c]
+                                for o in range(no):
+                                    row[o] += v * g[o]
+
+
+# -- choice by shape ----------------------------------------------------------------------------------------
+
+# Input channels up to which the filter gradient runs the direct kernel instead of im2col + GEMM: with
+# so few channels the GEMM is a thin K x O product whose patches cost more to write than it saves
+# (W7's first layer, C = 1: direct 5.1 ms, im2col + GEMM 9.7 ms). The forward pass measured the other
+# way round (im2col + GEMM 4.4 ms, direct 6.1 ms), so it always takes the GEMM.
+DIRECT_MAX_CHANNELS = 4
+
+
+def method(c: int, g: ConvGeom, op: str = "forward") -> str:
+    """How a convolution with `c` input channels runs: "gemm" (1x1), "direct" or "im2col+gemm"."""
+    if _is_pointwise(g):
+        return "gemm"
+    if op == "filter_grad" and c <= DIRECT_MAX_CHANNELS:
+        return "direct"
+    return "im2col+gemm"
+
+
+def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc) -> str:
+    """conv2d by the method chosen for its shape; returns the method."""
+    conv2d(x, f, g, out, scratch)
+    return method(x.shape[3], g)
+
+
+def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scratch: Alloc,
+                threads: int) -> str:
+    """conv2d_backprop_filter by the method chosen for its shape; returns the method."""
+    how = method(x.shape[3], g, "filter_grad")
+    if how == "direct":
+        parts = scratch(threads * df.size, df.dtype).reshape((threads,) + df.shape)
+        _direct_filter_grad(x, dy, *_geom_args(g), parts)  # type: ignore[call-arg]
+        np.sum(parts, axis=0, out=df)
+    else:
+        conv2d_backprop_filter(x, dy, g, df, scratch)
+    return how

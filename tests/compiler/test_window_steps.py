@@ -1,0 +1,196 @@
+"""Conv and pooling ops through their fast kernels (compiler/window_steps.py) against the interpreter.
+
+Random shapes, strides, dilations, SAME/VALID/explicit padding, NHWC and NCHW, float32 and float64;
+each graph also differentiates the op, so the backprop ops run through their kernels too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import jitflow as tf
+from jitflow.compiler.window_steps import WindowStep
+from jitflow.kernels import conv, threads
+from tests.compiler.helpers import assert_same, run_both
+
+_SETTINGS = settings(max_examples=30, deadline=None)
+
+
+def _window_steps(plan: Any) -> list[str]:
+    return [s.op.type for s in plan.steps if isinstance(s, WindowStep)]
+
+
+def _nchw(a: np.ndarray, fmt: str) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if fmt == "NCHW" else a
+
+
+def _padding(draw: Any, k: tuple[int, int], fmt: str) -> Any:
+    kind = draw(st.sampled_from(["SAME", "VALID", "EXPLICIT"]))
+    if kind != "EXPLICIT":
+        return kind
+    t, b, left, r = (draw(st.integers(0, kk)) for kk in (k[0], k[0], k[1], k[1]))
+    return [[0, 0], [0, 0], [t, b], [left, r]] if fmt == "NCHW" else [[0, 0], [t, b], [left, r], [0, 0]]
+
+
+@st.composite
+def conv_cases(draw: Any) -> dict[str, Any]:
+    """A random conv2d: input, filter, strides, dilations, padding, format, dtype."""
+    fmt = draw(st.sampled_from(["NHWC", "NCHW"]))
+    dt = draw(st.sampled_from([np.float32, np.float64]))
+    n, h, w, c, o = (draw(st.integers(lo, hi)) for lo, hi in ((1, 3), (1, 9), (1, 9), (1, 6), (1, 5)))
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (1, 1) if max(s) > 1 else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pad = _padding(draw, k, fmt)
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    x = rng.standard_normal((n, h, w, c)).astype(dt)
+    f = rng.standard_normal((*k, c, o)).astype(dt)
+    return {"x": _nchw(x, fmt), "f": f, "strides": s, "dilations": d, "padding": pad, "fmt": fmt, "rng": rng}
+
+
+def _conv_graph(case: dict[str, Any]) -> list[Any]:
+    x, f = tf.constant(case["x"]), tf.constant(case["f"])
+    y = tf.nn.conv2d(x, f, strides=list(case["strides"]), padding=case["padding"], data_format=case["fmt"],
+                     dilations=list(case["dilations"]))
+    r = tf.constant(case["rng"].standard_normal(y.shape.as_list()).astype(case["x"].dtype))
+    return [y, *tf.gradients(tf.reduce_sum(y * r), [x, f])]
+
+
+def _compare(fetches: list[Any], rtol: float | None = None) -> Any:
+    got, want, plan = run_both(fetches)
+    for i, (a, b) in enumerate(zip(got, want)):
+        tol = rtol if rtol is not None else (2e-4 if np.asarray(a).dtype == np.float32 else 1e-11)
+        scale = float(np.max(np.abs(b))) if np.size(b) else 1.0
+        assert_same(a, b, rtol=tol, atol=tol * scale, what=f"output {i}")
+    return plan
+
+
+def _output_is_empty(case: dict[str, Any]) -> bool:
+    with tf.Graph().as_default():
+        try:
+            y = tf.nn.conv2d(tf.constant(case["x"]), tf.constant(case["f"]), strides=list(case["strides"]),
+                             padding=case["padding"], data_format=case["fmt"], dilations=list(case["dilations"]))
+        except ValueError:  # VALID (or explicit) window larger than the padded input
+            return True
+        return 0 in y.shape.as_list()
+
+
+@_SETTINGS
+@given(conv_cases())
+def test_conv_and_its_gradients_match_the_interpreter(case: dict[str, Any]) -> None:
+    assume(not _output_is_empty(case))
+    with tf.Graph().as_default():
+        plan = _compare(_conv_graph(case))
+    assert sorted(_window_steps(plan)) == ["Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"]
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+@pytest.mark.parametrize("c", [1, 8])
+def test_chunked_patches_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, c: int, parallel: bool) -> None:
+    """Tiny chunks: several im2col/GEMM rounds per batch, and the direct filter gradient for c = 1;
+    on both cores (thresholds 0) and on the calling thread only (thresholds above any work)."""
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0 if parallel else 1 << 60)
+    monkeypatch.setattr(threads, "PARALLEL_MACS", 0 if parallel else 1 << 60)
+    rng = np.random.default_rng(c)
+    case = {"x": rng.standard_normal((5, 7, 6, c)).astype(np.float32),
+            "f": rng.standard_normal((3, 3, c, 4)).astype(np.float32), "strides": (1, 1), "dilations": (1, 1),
+            "padding": "SAME", "fmt": "NHWC", "rng": rng}
+    with tf.Graph().as_default():
+        plan = _compare(_conv_graph(case))
+    sources = " ".join(e["source"] for e in plan.report["clusters"])
+    assert ("direct" in sources) == (c == 1) and "im2col+gemm" in sources
+
+
+@st.composite
+def pool_cases(draw: Any) -> dict[str, Any]:
+    """A random max/avg pool, with ties (small integers) or NaNs in the input sometimes."""
+    fmt = draw(st.sampled_from(["NHWC", "NCHW"]))
+    dt = draw(st.sampled_from([np.float32, np.float64]))
+    n, h, w, c = (draw(st.integers(lo, hi)) for lo, hi in ((1, 3), (1, 9), (1, 9), (1, 5)))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pad = draw(st.sampled_from(["SAME", "VALID"]))
+    assume(pad == "SAME" or (h >= k[0] and w >= k[1]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    values = draw(st.sampled_from(["normal", "ties", "nan"]))
+    x = rng.integers(-2, 3, (n, h, w, c)).astype(dt) if values == "ties" else rng.standard_normal((n, h, w, c))
+    x = x.astype(dt)
+    if values == "nan":
+        x.reshape(-1)[rng.integers(0, x.size)] = np.nan
+    return {"x": _nchw(x, fmt), "k": k, "s": s, "pad": pad, "fmt": fmt, "rng": rng,
+            "kind": draw(st.sampled_from(["max", "avg"]))}
+
+
+@_SETTINGS
+@given(pool_cases())
+def test_pooling_and_its_gradient_match_the_interpreter(case: dict[str, Any]) -> None:
+    with tf.Graph().as_default():
+        x = tf.constant(case["x"])
+        fn = tf.nn.max_pool if case["kind"] == "max" else tf.nn.avg_pool
+        y = fn(x, [1, *case["k"], 1] if case["fmt"] == "NHWC" else [1, 1, *case["k"]],
+               [1, *case["s"], 1] if case["fmt"] == "NHWC" else [1, 1, *case["s"]], case["pad"],
+               data_format=case["fmt"])
+        r = tf.constant(case["rng"].standard_normal(y.shape.as_list()).astype(case["x"].dtype))
+        plan = _compare([y, tf.gradients(tf.reduce_sum(y * r), x)[0]])
+    want = {"max": ["MaxPool", "MaxPoolGrad"], "avg": ["AvgPool", "AvgPoolGrad"]}[case["kind"]]
+    assert sorted(_window_steps(plan)) == want
+
+
+def test_runtime_shapes_raise_the_interpreters_errors() -> None:
+    """Shapes known only at run time: a mismatch raises InvalidArgumentError, as interpreted."""
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32)
+        f = tf.placeholder(tf.float32)
+        y = tf.nn.conv2d(x, f, [1, 1, 1, 1], "VALID")
+        with tf.Session() as sess:
+            good = sess.run(y, {x: np.ones((1, 4, 4, 2)), f: np.ones((3, 3, 2, 1))})
+            assert good.shape == (1, 2, 2, 1) and np.all(good == 18)
+            with pytest.raises(tf.errors.InvalidArgumentError, match="depth"):
+                sess.run(y, {x: np.ones((1, 4, 4, 2)), f: np.ones((3, 3, 3, 1))})
+            with pytest.raises(tf.errors.InvalidArgumentError, match="negative"):
+                sess.run(y, {x: np.ones((1, 2, 2, 2)), f: np.ones((3, 3, 2, 1))})
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: tf.nn.conv2d(tf.zeros([1, 8, 8, 3]), tf.zeros([3, 3, 4, 5]), [1, 1, 1, 1], "SAME"),
+     r"Depth of input \(3\) is not a multiple of input depth of filter \(4\)"),
+    (lambda: tf.nn.conv2d(tf.zeros([1, 8, 8, 3]), tf.zeros([3, 3, 3, 5]), [1, 0, 0, 1], "SAME"),
+     "Stride must be > 0, but got 0"),
+    (lambda: tf.nn.conv2d(tf.zeros([1, 8, 8, 3]), tf.zeros([3, 3, 3, 5]), [1, 1, 1, 1], "FOO"),
+     "Attr 'padding' of 'Conv2D' Op passed string 'FOO' not in"),
+    (lambda: tf.nn.conv2d(tf.zeros([1, 2, 2, 3]), tf.zeros([3, 3, 3, 5]), [1, 1, 1, 1], "VALID"),
+     "Negative dimension size caused by subtracting 3 from 2"),
+    (lambda: tf.nn.max_pool(tf.zeros([1, 2, 2, 3]), [1, 3, 3, 1], [1, 1, 1, 1], "VALID"),
+     "Negative dimension size caused by subtracting 3 from 2"),
+    (lambda: tf.nn.max_pool(tf.zeros([1, 4, 4, 3]), [1, 2, 2, 1], [1, 0, 0, 1], "VALID"),
+     "Stride must be > 0, but got 0"),
+])
+def test_bad_input_raises_tfs_errors_at_build_time(build: Any, message: str) -> None:
+    with tf.Graph().as_default(), pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_explain_names_the_kernel() -> None:
+    with tf.Graph().as_default():
+        x = tf.constant(np.ones((2, 6, 6, 3), np.float32))
+        y = tf.nn.max_pool(tf.nn.conv2d(x, tf.ones([3, 3, 3, 4]), [1, 1, 1, 1], "SAME"), 2, 2, "VALID")
+        with tf.Session() as sess:
+            sess.run(y)
+        text = str(tf.explain(y))
+    assert "kernels/conv: im2col+gemm" in text and "kernels/pool" in text
+
+
+def test_thread_settings_are_restored() -> None:
+    import numba
+
+    before = numba.get_num_threads()
+    with threads.threads_for(1, 1) as n:
+        assert n == 1 and numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    with threads.threads_for(1 << 40, 1 << 40) as n:
+        assert n == before
