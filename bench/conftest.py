@@ -140,6 +140,7 @@ TARGETS: list[tuple[str, str, str | None, float, str]] = [
     ("W9", "jitflow pipeline", "jitflow fed (W4)", 1.1, "step from tf.data / fed step, timed in turns"),
     ("W9", "jitflow pipeline", "tensorflow pipeline", 1.0, "time per step (examples/s inverted)"),
     ("W9r", "jitflow", "tensorflow", 1.0, "seconds per MB"),
+    ("W8", "compiled", "tensorflow", 0.8, "PTB small LSTM training step"),
 ]
 
 

@@ -62,6 +62,11 @@ from jitflow.ops.control_flow_ops import cond
 from jitflow.ops.while_loop import while_loop
 from jitflow.ops.tensor_array import TensorArray
 from jitflow.ops.functional_ops import map_fn, scan, foldl, foldr
+from jitflow.ops.rnn import reverse_sequence
+from jitflow.ops.clip_ops import clip_by_global_norm, global_norm, clip_by_norm
+import types as _types
+
+contrib = _types.SimpleNamespace(rnn=nn.contrib_rnn)
 from jitflow.ops import while_grad as _while_grad  # noqa: F401 - registers the WhileGrad op
 from jitflow.ops.debug_ops import (Print, print, Assert, check_numerics, verify_tensor_all_finite, assert_equal,
                                   assert_none_equal, assert_less, assert_less_equal, assert_greater,

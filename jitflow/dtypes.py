@@ -144,6 +144,7 @@ _BY_NAME = {d.name: d for d in ALL}
 _BY_NAME.update({"float": float32, "double": float64, "half": float16, "int": int32, "long": int64,
                  "bool_": bool, "str": string, "bytes": string})
 _BY_ENUM = {d.as_datatype_enum: d for d in ALL}
+_BY_NAME["variant"] = _BY_ENUM[variant.as_datatype_enum] = variant
 _BY_NP = {d.np: d for d in ALL if d is not string}
 # TF's reference types: the dtype of a ref variable (`Variable.dtype`); enum = value type's + 100
 _REF = {d: DType(d.name + "_ref", d.as_datatype_enum + 100, d.np, base=d) for d in ALL}

@@ -36,9 +36,17 @@ class ExplainReport:
     def fallbacks(self) -> list[dict[str, Any]]:
         return [dict(f) for f in self._report.get("fallbacks", [])]
 
+    @property
+    def loops(self) -> list[dict[str, Any]]:
+        """The sub-plans of each loop op: [{op, kind: cond|body|grad, report: ExplainReport}]."""
+        return list(self._report.get("loops", []))
+
     def to_dict(self) -> dict[str, Any]:
         """{"clusters": [{ops, backend, key, compile_seconds, source}], "fallbacks": [{op, type, reason}]}."""
-        return {"clusters": self.clusters, "fallbacks": self.fallbacks}
+        d: dict[str, Any] = {"clusters": self.clusters, "fallbacks": self.fallbacks}
+        if self.loops:
+            d["loops"] = [{"op": x["op"], "kind": x["kind"], "plan": x["report"].to_dict()} for x in self.loops]
+        return d
 
     def __str__(self) -> str:
         lines = [f"plan: {self.n_ops} ops, {len(self.clusters)} clusters, {len(self.fallbacks)} fallbacks"
@@ -49,6 +57,9 @@ class ExplainReport:
                          f"{c['compile_seconds']:.3f} s: {', '.join(c['ops'])}")
         for f in self.fallbacks:
             lines.append(f"  fallback {f['op']} ({f['type']}): {f['reason']}")
+        for x in self.loops:  # a loop's sub-plans, replayed once per iteration
+            sub = str(x["report"]).rstrip("\n").replace("\n", "\n    ")
+            lines.append(f"  loop {x['op']} {x['kind']} (replayed per iteration) {sub}")
         return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
@@ -64,6 +75,23 @@ def report_of(plan: Plan) -> ExplainReport:
 
 def _lowered(plan: Plan) -> bool:
     return bool(plan.report.get("clusters") or plan.report.get("fallbacks")) or not plan.ops
+
+
+def _add_loop_reports(plan: Plan, sess: Any, depth: int = 0) -> None:
+    """Plans the cond/body (and gradient) sub-graphs of the plan's loops and adds their reports."""
+    loops = []
+    for op in plan.ops:
+        if op.type not in ("While", "WhileGrad") or depth > 8:
+            continue
+        from jitflow.ops.while_loop import body_of
+
+        body = body_of(op)
+        for kind in (("grad",) if op.type == "WhileGrad" else ("cond", "body")):
+            sub = body.plan(sess, kind)
+            _add_loop_reports(sub, sess, depth + 1)
+            loops.append({"op": op.name, "kind": kind, "report": report_of(sub)})
+    if loops:
+        plan.report["loops"] = loops
 
 
 def explain(fetches: Any, feed_dict: Any = None, graph: Any = None) -> ExplainReport:
@@ -87,6 +115,7 @@ def explain(fetches: Any, feed_dict: Any = None, graph: Any = None) -> ExplainRe
                 compile_predicted(step)
             elif isinstance(step, (SparseXentStep, SoftmaxStep)) and step.kernel is None:
                 step.kernel = step._compile()
+        _add_loop_reports(plan, sess)
         return report_of(plan)
     finally:
         sess.close()

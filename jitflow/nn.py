@@ -1,6 +1,9 @@
 """The `tf.nn` namespace: re-exports only."""
 # ruff: noqa: F401
+import types as _types
+
 from jitflow.ops import nn_grad as _nn_grad  # registers the gradients of the ops below
+from jitflow.ops import rnn_cell as _rc
 from jitflow.ops.batch_norm import batch_normalization, fused_batch_norm
 from jitflow.ops.depthwise_ops import depthwise_conv2d, depthwise_conv2d_native, separable_conv2d
 from jitflow.ops.math_ops import sigmoid, tanh
@@ -32,3 +35,12 @@ from jitflow.ops.nn_ops import (
     top_k,
     xw_plus_b,
 )
+from jitflow.ops.rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn, static_rnn
+
+rnn_cell = _types.SimpleNamespace(**{n: getattr(_rc, n) for n in (
+    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell", "DropoutWrapper",
+    "ResidualWrapper", "DeviceWrapper", "LSTMStateTuple")})
+# tf.contrib.rnn: the cells plus the static and dynamic rnn functions, under their TF 1.x names.
+contrib_rnn = _types.SimpleNamespace(**vars(rnn_cell), static_rnn=static_rnn, dynamic_rnn=dynamic_rnn,
+                                     static_bidirectional_rnn=static_bidirectional_rnn,
+                                     bidirectional_dynamic_rnn=bidirectional_dynamic_rnn)

@@ -5,15 +5,7 @@ import numpy as np
 import pytest
 
 import jitflow as tf
-
-
-def _fd_grad(sess, loss, x, x0, eps=1e-5):
-    g = np.zeros_like(x0)
-    for k in range(x0.size):
-        d = np.zeros_like(x0)
-        d.flat[k] = eps
-        g.flat[k] = (sess.run(loss, {x: x0 + d}) - sess.run(loss, {x: x0 - d})) / (2 * eps)
-    return g
+from tests.gradcheck import numeric_grad
 
 
 def test_write_read_stack_gather_concat_size():
@@ -67,7 +59,7 @@ def test_loop_gradients_through_tensor_arrays():
         loss = tf.reduce_sum(o.stack() ** 2) + tf.reduce_sum(h) + tf.reduce_sum(o.gather([1, 1]))
         (gx,) = tf.gradients(loss, [x])
         with tf.Session() as s:
-            np.testing.assert_allclose(s.run(gx, {x: x0}), _fd_grad(s, loss, x, x0), rtol=1e-5, atol=1e-8)
+            np.testing.assert_allclose(s.run(gx, {x: x0}), numeric_grad(s, loss, [x], [x0], 0), rtol=1e-5, atol=1e-8)
 
 
 def test_map_fn_scan_folds():
@@ -91,4 +83,4 @@ def test_map_fn_scan_folds():
             np.testing.assert_allclose(r[3], np.cumprod(x0[::-1], 0)[::-1])
             np.testing.assert_allclose(r[4], x0[0] - x0[1] - x0[2])
             np.testing.assert_allclose(r[5], -x0.sum(0))
-            np.testing.assert_allclose(s.run(gx, {x: x0}), _fd_grad(s, loss, x, x0), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(s.run(gx, {x: x0}), numeric_grad(s, loss, [x], [x0], 0), rtol=1e-5, atol=1e-6)

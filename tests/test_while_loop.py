@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import jitflow as tf
+from tests.gradcheck import numeric_grad
 
 
 def _run(fetches, feed=None, jit=True, init=True):
@@ -133,15 +134,6 @@ def test_nested_while():
         assert _both(acc, {outer_n: 6}) == expected
 
 
-def _fd(f, x, eps=1e-3):
-    g = np.zeros_like(x)
-    for k in range(x.size):
-        d = np.zeros_like(x)
-        d.flat[k] = eps
-        g.flat[k] = (f(x + d) - f(x - d)) / (2 * eps)
-    return g
-
-
 def test_gradients_match_finite_differences():
     rng = np.random.RandomState(0)
     w0 = rng.randn(3, 3).astype(np.float64) * 0.5
@@ -161,16 +153,9 @@ def test_gradients_match_finite_differences():
                 s.run(tf.global_variables_initializer())
                 lv, a, b = s.run([loss, gx, gw], {x: x0})
 
-                def f_x(v):
-                    return s.run(loss, {x: v})
-
-                def f_w(v):
-                    s.run(w.assign(v))
-                    return s.run(loss, {x: x0})
-
-                np.testing.assert_allclose(a, _fd(f_x, x0), rtol=1e-5, atol=1e-7)
-                np.testing.assert_allclose(b, _fd(f_w, w0), rtol=1e-5, atol=1e-7)
-                s.run(w.assign(w0))
+                np.testing.assert_allclose(a, numeric_grad(s, loss, [x], [x0], 0), rtol=1e-5, atol=1e-7)
+                # the variable's gradient: feeding its value stands in for assigning it
+                np.testing.assert_allclose(b, numeric_grad(s, loss, [x, w], [x0, w0], 1), rtol=1e-5, atol=1e-7)
 
 
 def test_gradient_through_cond_in_loop_and_nested_loop():
@@ -197,3 +182,72 @@ def test_back_prop_false_gives_no_gradient():
         x = tf.constant(2.0)
         _, y = tf.while_loop(lambda i, y: i < 2, lambda i, y: (i + 1, y * y), [0, x], back_prop=False)
         assert tf.gradients(y, [x]) == [None]
+
+
+def test_explain_shows_loop_sub_plans():
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [4])
+        _, y = tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, tf.tanh(v * 0.5 + 1.0)), [0, x])
+        (g,) = tf.gradients(y, [x])
+        rep = tf.explain(g, {x: np.ones(4, np.float32)})
+        kinds = [(lp["kind"], lp["report"].n_ops > 0) for lp in rep.loops]
+        assert kinds == [("cond", True), ("body", True), ("grad", True)]
+        body = rep.loops[1]["report"]
+        assert any("while/Tanh" in c["ops"] for c in body.clusters)
+        assert "replayed per iteration" in str(rep)
+        assert {f["type"] for f in rep.fallbacks} == {"While", "WhileGrad"}
+
+
+def test_property_matches_python_loop():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    with tf.Graph().as_default():
+        n = tf.placeholder(tf.int32, [])
+        a = tf.placeholder(tf.float64, [None])
+        _, y, s = tf.while_loop(lambda i, y, s: i < n, lambda i, y, s: (i + 1, y * 0.9 + 1.0, s + tf.reduce_sum(y)),
+                                [0, a, tf.constant(0.0, tf.float64)], shape_invariants=None)
+        (ga,) = tf.gradients(s, [a])
+        sess = tf.Session()
+
+        @settings(max_examples=12, deadline=None)
+        @given(st.integers(0, 12), st.lists(st.floats(-10, 10), min_size=1, max_size=5))
+        def check(steps, vals):
+            v = np.array(vals)
+            yv, acc, grad = v.copy(), 0.0, np.zeros_like(v)
+            for k in range(steps):
+                acc += yv.sum()
+                grad += 0.9 ** k
+                yv = yv * 0.9 + 1.0
+            r = sess.run([y, s, ga], {n: steps, a: v})
+            np.testing.assert_allclose(r[0], yv, rtol=1e-12)
+            np.testing.assert_allclose(r[1], acc, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(r[2], grad, rtol=1e-12)
+
+        check()
+        sess.close()
+
+
+def test_runaway_loop_can_be_interrupted():
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        pytest.skip("needs SIGALRM in the main thread")
+    with tf.Graph().as_default():
+        limit = tf.placeholder(tf.int32, [])
+        r = tf.while_loop(lambda i: tf.logical_or(limit < 0, i < limit), lambda i: i + 1, [tf.constant(0)])
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGALRM, interrupt)
+        with tf.Session() as s:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0.3)
+                with pytest.raises(KeyboardInterrupt):
+                    s.run(r, {limit: -1})  # never ends by itself
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+            assert s.run(r, {limit: 5}) == 5  # the session (and its plans) still work

@@ -118,7 +118,7 @@ def _k_grad_from(ctx: Any, op: Operation, ins: list) -> TAGrad:
     indices, g = ins
     res = TAGrad()
     for k, i in enumerate(np.asarray(indices).reshape(-1)):
-        res = res + TAGrad({int(i): np.asarray(g[k])})
+        res = res + TAGrad({int(i): np.array(g[k])})  # copies: g may be a reusable buffer
     return res
 
 
@@ -212,7 +212,7 @@ def _concat_grad(op: Operation, g: Tensor, g_lengths: Tensor) -> list[Any]:
 def _k_grad_from_split(ctx: Any, op: Operation, ins: list) -> TAGrad:
     g, lengths = ins
     starts = np.concatenate([[0], np.cumsum(lengths)])
-    return TAGrad({k: g[starts[k]:starts[k + 1]] for k in range(len(lengths))})
+    return TAGrad({k: np.array(g[starts[k]:starts[k + 1]]) for k in range(len(lengths))})
 
 
 registry.register_op("TensorArrayGradFromSplit", lambda op: [(_V, _SCALAR)], _k_grad_from_split)

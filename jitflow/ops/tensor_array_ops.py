@@ -34,7 +34,7 @@ class TAValue:
         return InvalidArgumentError(None, None, f"TensorArray {self.name}: {msg}")
 
     def write(self, index: int, value: Any, check: bool = True) -> None:
-        v = np.asarray(value, dtype=self.np_dtype)
+        v = np.array(value, dtype=self.np_dtype)  # a copy: the value may be a run's reusable buffer
         n = len(self.items)
         if index < 0:
             raise self._err(f"Tried to write to index {index} but array size is: {n}")
@@ -72,7 +72,13 @@ class TAValue:
         if not idx:
             shape = self.element_shape if self.element_shape is not None else ()
             return np.zeros((0, *shape), self.np_dtype)
-        return np.stack([self.read(i) for i in idx])
+        return np.stack([self._read_or_zeros(i) for i in idx])
+
+    def _read_or_zeros(self, index: int) -> np.ndarray:
+        """Stack and gather read unwritten elements as zeros once the element shape is known (as TF does)."""
+        if 0 <= index < len(self.items) and self.items[index] is None and self.element_shape is not None:
+            return np.zeros(self.element_shape, self.np_dtype)
+        return self.read(index)
 
     def size(self) -> int:
         return len(self.items)

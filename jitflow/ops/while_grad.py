@@ -11,7 +11,7 @@ from jitflow.errors import InternalError
 from jitflow.framework import registry
 from jitflow.framework.function import SubgraphContext, outside_control_flow
 from jitflow.framework.graph import Operation, Tensor
-from jitflow.ops.while_loop import LoopBody
+from jitflow.ops.while_loop import LoopBody, body_of
 
 
 def differentiable(dt: dtypes.DType) -> bool:
@@ -42,7 +42,7 @@ def _build_grad_body(lb: LoopBody) -> None:
 
 def while_grad(op: Operation, grads: list[Tensor]) -> list[Any]:
     """Gradients of a While op's inputs (loop variables, maximum_iterations, captures)."""
-    lb: LoopBody = op.attrs["body"]
+    lb = body_of(op)
     n = lb.n
     n_in = len(op.inputs)
     if not op.attrs["back_prop"]:
@@ -60,7 +60,7 @@ def while_grad(op: Operation, grads: list[Tensor]) -> list[Any]:
 
 
 def _grad_infer(op: Operation) -> list:
-    lb: LoopBody = op.attrs["body"]
+    lb = body_of(op)
     xs = lb.ctx.inputs + lb.ctx.captured
     return [(t.dtype, t.shape) for t in xs]
 
@@ -72,16 +72,20 @@ def _zero_like(v: Any) -> Any:
     return zero() if zero is not None else None
 
 
-def _add(a: Any, b: Any) -> Any:
+def _add(a: Any, b: Any, owned: bool) -> Any:
+    """a + b; adds into `a` when `owned` (a buffer this loop allocated), else allocates."""
     if a is None:
         return b
     if b is None:
+        return a
+    if owned and type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype:
+        np.add(a, b, out=a)
         return a
     return a + b
 
 
 def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
-    lb: LoopBody = op.attrs["body"]
+    lb = body_of(op)
     n = lb.n
     history = ins[0]
     if history is None:
@@ -92,6 +96,7 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     plan = lb.plan(ctx, "grad")
     idx = [k for k, t in enumerate(lb.grad_outs) if t is not None]
     acc: list[Any] = [None] * len(caps)
+    mine = [False] * len(caps)
     for vals, saved in reversed(iters):
         feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, vals)]
         res = execute(plan, ctx, vals + caps + saved + feed_g)
@@ -99,7 +104,11 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
         for k, r in zip(idx, res):
             full[k] = r
         gys = full[:n]
-        acc = [_add(a, r) for a, r in zip(acc, full[n:])]
+        for k, r in enumerate(full[n:]):
+            # the first sum allocates (a fetched value may be a variable's own array); later ones add in place
+            acc[k] = _add(acc[k], r, mine[k])
+            mine[k] = acc[k] is not None and acc[k] is not r
+
     last = iters[0][0] if iters else None
     out_g = [g if g is not None else (_zero_like(last[k]) if last is not None else None) for k, g in enumerate(gys)]
     out_c = [a if a is not None else _zero_like(c) for a, c in zip(acc, caps)]

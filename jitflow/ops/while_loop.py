@@ -69,7 +69,16 @@ class LoopBody:
         return plan
 
 
+def body_of(op: Operation) -> LoopBody:
+    """The LoopBody of a While or WhileGrad op."""
+    if op.type == "WhileGrad":  # shares its forward loop's body (input 0 is that loop's history)
+        return body_of(op.inputs[0].op)
+    body: LoopBody = op.attrs["body"]
+    return body
+
+
 def _while_infer(op: Operation) -> list:
+    body_of(op)
     return [(dt, sh) for dt, sh in zip(op.attrs["T"], op.attrs["shapes"])] + [(dtypes.variant, TensorShape([]))]
 
 
@@ -82,7 +91,7 @@ def _truth(v: Any, op: Operation) -> bool:
 
 
 def _while_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
-    body: LoopBody = op.attrs["body"]
+    body = body_of(op)
     n = body.n
     vals = list(ins[:n])
     max_iter = int(ins[n]) if body.has_max else -1

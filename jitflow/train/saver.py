@@ -351,7 +351,7 @@ class Saver:
                     os.remove(tmp)
         try:
             self.export_meta_graph(path, graph=graph)
-        except InvalidArgumentError as e:  # an op with no GraphDef form: the checkpoint itself is fine
+        except (InvalidArgumentError, NotFoundError) as e:  # ops with no GraphDef form: the checkpoint is fine
             logger.warning("Meta graph %s not written: %s", path, e.message)
             return
         self._last_meta = (key, path)
