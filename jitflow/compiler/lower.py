@@ -31,7 +31,7 @@ from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were
     compile_predicted,
     reduce_axes,
 )
-from jitflow.compiler.window_steps import WINDOW_OPS, window_step
+from jitflow.compiler.window_steps import WINDOW_OPS, find_epilogues, window_step
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 
@@ -136,7 +136,10 @@ def lower(plan: Plan) -> None:
     feed_set = set(plan.feed_slots)
     fed = {t for t, s in plan.slots.items() if s in feed_set}
     fetched = {t for t, s in plan.slots.items() if s in set(plan.fetch_slots)}
-    res = cluster(ops, fed, member_reason)
+    epilogues = find_epilogues(ops, fetched, fed)  # Conv2D -> BiasAdd (-> Relu) in the conv's output pass
+    absorbed = {m for e in epilogues.values() for m in e.ops}
+    fused_at = {e.ops[-1]: conv_op for conv_op, e in epilogues.items()}
+    res = cluster(ops, fed, lambda op: "" if op in absorbed else member_reason(op))
     # an UnbroadcastTo whose target is a run-time Shape gets its own step (below): not a fallback
     fallbacks = [f for f in res.fallbacks if not _dynamic_unbroadcast(f.op, fed)]
     report: dict[str, Any] = {"clusters": [], "fallbacks": [
@@ -160,7 +163,8 @@ def lower(plan: Plan) -> None:
                                      plan.op_steps[op])
             matmul_of[t] = op
         elif op.type in WINDOW_OPS:
-            own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op])
+            own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op], epilogues.get(op),
+                                                plan.op_steps)
             report["clusters"].append(window_entry)
         elif _dynamic_unbroadcast(op, fed) and member_reason(op):
             shape_op = op.inputs[1].op
@@ -223,7 +227,13 @@ def lower(plan: Plan) -> None:
             st.member_steps = pre + st.member_steps
     steps: list[Step] = []
     for op in ops:
-        if op in plan.lazy_vars or op in folded or op in unused:
+        if op in plan.lazy_vars or op in folded or op in unused or op in epilogues or op in absorbed:
+            if op not in fused_at:
+                continue
+            conv_op = fused_at[op]  # a fused conv runs where its last epilogue op was: its bias is ready
+            for m in [conv_op, *epilogues[conv_op].ops]:
+                steps.extend(var_reads(m, plan.lazy_vars, plan.op_steps))
+            steps.append(own[conv_op])
             continue
         cstep = cluster_at.get(op)
         if cstep is not None:
