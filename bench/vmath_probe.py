@@ -1,5 +1,8 @@
 """Probe for jitflow.codegen.vmath: W2 chain speed, vectorization, accuracy; coefficient fits.
 
+A developer tool, run by hand (nothing in the test suite or the benchmarks runs it): it re-derives
+vmath's polynomial coefficients and prints the accuracy table quoted in vmath's docstring.
+
     python bench/vmath_probe.py                 # W2 on 10M float32: vmath vs NumPy vs math.*
     python bench/vmath_probe.py --wide          # the same with 512-bit vectors allowed
     python bench/vmath_probe.py --each          # also each function vs its NumPy ufunc

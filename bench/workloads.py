@@ -311,10 +311,15 @@ def w4_batches(batch: int, count: int = 4, seed: int = 1) -> list[tuple[np.ndarr
              rng.integers(0, W4_OUT, batch).astype(np.int32)) for _ in range(count)]
 
 
-def build_w4(tf: Any, params: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The MLP with variables initialized from `params`; returns x, labels, loss, train, init, vars."""
-    x = tf.placeholder(tf.float32, shape=[None, W4_IN], name="x")
-    labels = tf.placeholder(tf.int32, shape=[None], name="labels")
+def build_w4(tf: Any, params: dict[str, np.ndarray], inputs: Any = None) -> dict[str, Any]:
+    """The MLP with variables initialized from `params`; returns x, labels, loss, train, init, vars.
+
+    `inputs`, when given, is the (x, labels) pair to train on (an input pipeline's tensors, for W9)."""
+    if inputs is not None:
+        x, labels = inputs
+    else:
+        x = tf.placeholder(tf.float32, shape=[None, W4_IN], name="x")
+        labels = tf.placeholder(tf.int32, shape=[None], name="labels")
     v = {k: tf.Variable(val, name=k) for k, val in params.items()}
     hidden = tf.nn.relu(tf.matmul(x, v["w1"]) + v["b1"])
     logits = tf.matmul(hidden, v["w2"]) + v["b2"]

@@ -9,7 +9,8 @@ from jitflow import errors
 from jitflow import dtypes
 from jitflow import kernels as _kernels  # sets OMP_WAIT_POLICY before any parallel kernel runs
 from jitflow.dtypes import (DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
-                            int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128)
+                            int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128,
+                            float16_ref, float32_ref, float64_ref, int32_ref, int64_ref, bool_ref, string_ref)
 from jitflow.framework.tensor_shape import TensorShape, Dimension, dimension_value
 from jitflow.framework.graph import (Graph, Operation, Tensor, GraphKeys, get_default_graph,
                                      reset_default_graph, name_scope, control_dependencies, device,
@@ -59,6 +60,10 @@ from jitflow.ops.array_ops import (expand_dims, squeeze, transpose, concat, stac
 from jitflow.ops import array_grad  # noqa: F401
 from jitflow import nn
 from jitflow.ops.control_flow_ops import cond
+from jitflow.ops.while_loop import while_loop
+from jitflow.ops.tensor_array import TensorArray
+from jitflow.ops.functional_ops import map_fn, scan, foldl, foldr
+from jitflow.ops import while_grad as _while_grad  # noqa: F401 - registers the WhileGrad op
 from jitflow.ops.debug_ops import (Print, print, Assert, check_numerics, verify_tensor_all_finite, assert_equal,
                                   assert_none_equal, assert_less, assert_less_equal, assert_greater,
                                   assert_greater_equal, assert_positive, assert_negative, assert_non_negative,
@@ -75,5 +80,26 @@ from jitflow import app
 from jitflow import tf_logging as logging
 from jitflow._namespaces import (random, disable_v2_behavior, disable_eager_execution, enable_eager_execution,
                                  enable_v2_behavior, executing_eagerly, compat_namespace as _compat_namespace)
+from jitflow.ops import graph_def_ops  # noqa: F401
+from jitflow.protos.graph import GraphDef
+from jitflow.protos.node_def import NodeDef
+from jitflow.protos.attr_value import AttrValue
+from jitflow.protos.tensor import TensorProto
+from jitflow.protos.meta_graph import MetaGraphDef
+from jitflow.protos.summary import Summary
+from jitflow.protos.event import Event, SessionLog
+from jitflow.framework.importer import import_graph_def
+from jitflow.framework.tensor_util import make_tensor_proto, make_ndarray
+from jitflow import graph_util
+from jitflow import saved_model
+from jitflow.graph_runner import run_graph
+from jitflow import data
+from jitflow.io_namespaces import io, python_io
+from jitflow.ops.data_flow_ops import FIFOQueue, RandomShuffleQueue, QueueBase
+from jitflow.ops.io_ops import (ReaderBase, TFRecordReader, TextLineReader, WholeFileReader,
+                                FixedLengthRecordReader)
+from jitflow.ops.parsing_ops import (parse_example, parse_single_example, FixedLenFeature, VarLenFeature,
+                                     FixedLenSequenceFeature, decode_raw)
 import sys as _sys
 compat = _compat_namespace(_sys.modules[__name__])
+from jitflow.ops.compat_ops import arg_max, arg_min

@@ -260,11 +260,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     if args.module is None and not args.command:
         raise CliError("explain needs a script (jitflow explain SCRIPT.py [ARGS]) or -m MODULE")
-    try:
-        from jitflow.explain import collect_reports
-    except ImportError as exc:
-        raise CliError(f"explain is unavailable: cannot import jitflow.explain.collect_reports ({exc})") \
-            from None
+    from jitflow.explain import collect_reports
+
     target = args.module if args.module is not None else args.command[0]
     script_args = list(args.command if args.module is not None else args.command[1:])
     if args.module is None and not os.path.isfile(target):
@@ -405,7 +402,7 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="jitflow", description="jitflow command-line tools: the compile cache and plan "
                      "explanations.")
     parser.add_argument("--version", action="store_true", help="print jitflow's version and exit")
-    top = parser.add_subparsers(dest="group", metavar="{cache,explain}")
+    top = parser.add_subparsers(dest="group", metavar="{cache,explain,run-graph,launch}")
 
     cache = top.add_parser("cache", help="inspect and manage the on-disk kernel cache",
                            description="Inspect and manage the on-disk compile cache (JITFLOW_CACHE_DIR, "
@@ -448,6 +445,12 @@ def _build_parser() -> _Parser:
     explain.add_argument("command", nargs=argparse.REMAINDER, metavar="SCRIPT.py [ARGS]",
                          help="the script and its arguments")
     explain.set_defaults(func=_cmd_explain)
+    from jitflow.graph_runner import add_parser as add_run_graph
+
+    add_run_graph(top)
+    from jitflow.distributed.launch import add_parser as add_launch_parser
+
+    add_launch_parser(top)
     return parser
 
 
@@ -461,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jitflow {__version__}")
         return 0
     if args.group is None:
-        parser.error("choose a command: cache or explain")
+        parser.error("choose a command: cache, explain, run-graph or launch")
     if not hasattr(args, "func"):
         args.group_parser.error("choose a command: dir, list, stats, info, clear, prune, verify")
     try:

@@ -10,12 +10,13 @@ import numpy as np
 class DType:
     """A tensor element type (`tf.float32`, ...), with TF's enum value and NumPy dtype."""
 
-    __slots__ = ("name", "_enum", "_np")
+    __slots__ = ("name", "_enum", "_np", "_base")
 
-    def __init__(self, name: str, enum: int, np_dtype: Any) -> None:
+    def __init__(self, name: str, enum: int, np_dtype: Any, base: DType | None = None) -> None:
         self.name = name
         self._enum = enum
         self._np = np.dtype(np_dtype)
+        self._base = base  # for a reference type (`float32_ref`, a ref variable's dtype): its value type
 
     @property
     def as_numpy_dtype(self) -> type:
@@ -32,11 +33,19 @@ class DType:
 
     @property
     def base_dtype(self) -> DType:
-        return self
+        return self._base if self._base is not None else self
 
     @property
     def real_dtype(self) -> DType:
-        return self
+        return self.base_dtype
+
+    @property
+    def _is_ref_dtype(self) -> builtins.bool:
+        return self._base is not None
+
+    @property
+    def _as_ref(self) -> DType:
+        return self if self._base is not None else _REF[self]
 
     @property
     def is_floating(self) -> builtins.bool:
@@ -102,6 +111,9 @@ class DType:
     def __repr__(self) -> str:
         return f"tf.{self.name}"
 
+    def __str__(self) -> str:
+        return f"<dtype: {self.name!r}>"
+
     def __reduce__(self) -> Any:
         return (as_dtype, (self.name,))
 
@@ -123,6 +135,8 @@ bool = DType("bool", 10, np.bool_)  # noqa: A001 - TF's name
 string = DType("string", 7, np.object_)
 complex64 = DType("complex64", 8, np.complex64)
 complex128 = DType("complex128", 18, np.complex128)
+# Opaque run-time objects (TensorArrays, loop histories): never fed, fetched or compiled.
+variant = DType("variant", 21, np.object_)
 
 ALL: tuple[DType, ...] = (float16, float32, float64, int8, int16, int32, int64, uint8, uint16, uint32,
                           uint64, bool, string, complex64, complex128)
@@ -131,12 +145,19 @@ _BY_NAME.update({"float": float32, "double": float64, "half": float16, "int": in
                  "bool_": bool, "str": string, "bytes": string})
 _BY_ENUM = {d.as_datatype_enum: d for d in ALL}
 _BY_NP = {d.np: d for d in ALL if d is not string}
+# TF's reference types: the dtype of a ref variable (`Variable.dtype`); enum = value type's + 100
+_REF = {d: DType(d.name + "_ref", d.as_datatype_enum + 100, d.np, base=d) for d in ALL}
+float16_ref, float32_ref, float64_ref = _REF[float16], _REF[float32], _REF[float64]
+int32_ref, int64_ref, bool_ref, string_ref = _REF[int32], _REF[int64], _REF[bool], _REF[string]
 
 
 def as_dtype(value: Any) -> DType:
-    """Converts a DType, name, TF enum, NumPy dtype or Python type into a `DType`."""
+    """Converts a DType, name, TF enum, NumPy dtype or Python type into a `DType`.
+
+    A reference type (`float32_ref`) converts to its value type: every op takes values, not refs.
+    """
     if isinstance(value, DType):
-        return value
+        return value.base_dtype
     if isinstance(value, str):
         if value.endswith("_ref"):
             value = value[:-4]

@@ -45,7 +45,7 @@ def unbroadcast(grad: Tensor, x: Tensor) -> Tensor:
 
 
 def _is_differentiable_dtype(dt: dtypes.DType) -> bool:
-    return dt.is_floating or dt.is_complex
+    return dt.is_floating or dt.is_complex or dt is dtypes.variant  # variant: TensorArray flows
 
 
 def _as_xs(xs: Any) -> list[Tensor]:
@@ -138,6 +138,10 @@ def _aggregate(gs: list[Tensor] | None) -> Tensor | None:
         return None
     if len(gs) == 1:
         return gs[0]
+    if gs[0].dtype is dtypes.variant:  # TensorArray gradients add element by element
+        from jitflow.ops.tensor_array import add_grads
+
+        return add_grads(gs)
     from jitflow.ops.math_ops import add_n
 
     return add_n(gs)

@@ -12,6 +12,7 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.framework.graph import Graph, Tensor, get_default_graph
+from jitflow.framework.tensor_shape import known_dims
 from jitflow.ops import array_ops, init_ops, math_ops, nn_ops
 from jitflow.ops.constant_op import convert_to_tensor
 from jitflow.variables import get_variable, get_variable_scope, variable_scope
@@ -33,8 +34,8 @@ def _layer_name(g: Graph, base: str) -> str:
 
 
 def _scope(name: str | None, base: str, reuse: Any) -> Any:
-    g = get_default_graph()
-    return variable_scope(name if name is not None else _layer_name(g, base), reuse=reuse)
+    # unnamed: TF's default-name numbering, which restarts when an enclosing named scope is reopened
+    return variable_scope(name, default_name=base, reuse=reuse)
 
 
 def _pair(v: Any, what: str) -> tuple[int, int]:
@@ -70,10 +71,11 @@ def dense(inputs: Any, units: int, activation: Callable[..., Tensor] | None = No
     with _scope(name, "dense", reuse):
         kernel = get_variable("kernel", [last, units], dtype=x.dtype, initializer=kernel_initializer,
                               regularizer=kernel_regularizer, trainable=trainable)
-        if x.shape.ndims == 2:
+        rank = x.shape.ndims
+        if rank == 2:
             y = math_ops.matmul(x, kernel, name="MatMul")
         else:
-            y = array_ops.tensordot(x, kernel, [[x.shape.ndims - 1], [0]], name="Tensordot")
+            y = array_ops.tensordot(x, kernel, [[(rank or 0) - 1], [0]], name="Tensordot")
         if use_bias:
             bias = get_variable("bias", [units], dtype=x.dtype,
                                 initializer=bias_initializer or init_ops.Zeros(), regularizer=bias_regularizer,
@@ -192,7 +194,7 @@ def flatten(inputs: Any, name: str | None = None, data_format: str = "channels_l
     dims = x.shape.as_tuple()
     if dims is None or any(d is None for d in dims[1:]):
         raise ValueError(f"flatten needs the non-batch dimensions to be known, got {x.shape}")
-    n = int(np.prod(dims[1:])) if len(dims) > 1 else 1
+    n = int(np.prod(known_dims(dims[1:]))) if len(dims) > 1 else 1
     return array_ops.reshape(x, [-1, n], name=name or _layer_name(get_default_graph(), "flatten"))
 
 

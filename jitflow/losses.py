@@ -30,11 +30,11 @@ class Reduction:
             raise ValueError(f"Invalid Reduction Key {key}.")
 
 
-def _safe_div(num: Tensor, den: Tensor) -> Tensor:
-    """num / den, or 0 where den is 0."""
+def _safe_div(num: Tensor, den: Tensor, name: str | None = None) -> Tensor:
+    """num / den, or 0 where den is 0 (TF names the loss's final op "value")."""
     zero = array_ops.zeros_like(den)
     safe = math_ops.where_v2(math_ops.equal(den, zero), array_ops.ones_like(den), den)
-    return math_ops.where_v2(math_ops.greater(den, zero), math_ops.truediv(num, safe), zero)
+    return math_ops.where_v2(math_ops.greater(den, zero), math_ops.truediv(num, safe), zero, name=name)
 
 
 def _num_present(losses: Tensor, weights: Tensor) -> Tensor:
@@ -63,11 +63,12 @@ def compute_weighted_loss(losses: Any, weights: Any = 1.0, scope: str | None = N
         else:
             loss = math_ops.reduce_sum(weighted)
             if reduction == Reduction.MEAN:
-                loss = _safe_div(loss, math_ops.reduce_sum(math_ops.multiply(array_ops.ones_like(losses_t), w)))
+                loss = _safe_div(loss, math_ops.reduce_sum(math_ops.multiply(array_ops.ones_like(losses_t), w)),
+                                 "value")
             elif reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
-                loss = _safe_div(loss, _num_present(losses_t, w))
+                loss = _safe_div(loss, _num_present(losses_t, w), "value")
             elif reduction == Reduction.SUM_OVER_BATCH_SIZE:
-                loss = _safe_div(loss, math_ops.cast(array_ops.size(losses_t), dtypes.float32))
+                loss = _safe_div(loss, math_ops.cast(array_ops.size(losses_t), dtypes.float32), "value")
         loss = math_ops.cast(loss, input_dtype)
         if loss_collection:
             get_default_graph().add_to_collection(loss_collection, loss)
@@ -78,10 +79,10 @@ def mean_squared_error(labels: Any, predictions: Any, weights: Any = 1.0, scope:
                        loss_collection: str | None = GraphKeys.LOSSES,
                        reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """Weighted mean of (labels - predictions)²."""
-    with _name_scope(scope, "mean_squared_error"):
+    with _name_scope(scope, "mean_squared_error") as sc:
         p = convert_to_tensor(predictions)
         lab = math_ops.cast(convert_to_tensor(labels), p.dtype)
-        return compute_weighted_loss(math_ops.squared_difference(p, lab), weights, None, loss_collection,
+        return compute_weighted_loss(math_ops.squared_difference(p, lab), weights, sc, loss_collection,
                                      reduction)
 
 
@@ -89,10 +90,10 @@ def absolute_difference(labels: Any, predictions: Any, weights: Any = 1.0, scope
                         loss_collection: str | None = GraphKeys.LOSSES,
                         reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """Weighted mean of |labels - predictions|."""
-    with _name_scope(scope, "absolute_difference"):
+    with _name_scope(scope, "absolute_difference") as sc:
         p = convert_to_tensor(predictions)
         lab = math_ops.cast(convert_to_tensor(labels), p.dtype)
-        return compute_weighted_loss(math_ops.abs(math_ops.subtract(p, lab)), weights, None, loss_collection,
+        return compute_weighted_loss(math_ops.abs(math_ops.subtract(p, lab)), weights, sc, loss_collection,
                                      reduction)
 
 
@@ -100,63 +101,63 @@ def huber_loss(labels: Any, predictions: Any, weights: Any = 1.0, delta: float =
                loss_collection: str | None = GraphKeys.LOSSES,
                reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """Quadratic within `delta` of the label, linear beyond."""
-    with _name_scope(scope, "huber_loss"):
+    with _name_scope(scope, "huber_loss") as sc:
         p = convert_to_tensor(predictions)
         err = math_ops.abs(math_ops.subtract(p, math_ops.cast(convert_to_tensor(labels), p.dtype)))
         quad = math_ops.minimum(err, delta)
         lin = math_ops.subtract(err, quad)
         losses = math_ops.add(math_ops.multiply(0.5, math_ops.square(quad)), math_ops.multiply(delta, lin))
-        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+        return compute_weighted_loss(losses, weights, sc, loss_collection, reduction)
 
 
 def log_loss(labels: Any, predictions: Any, weights: Any = 1.0, epsilon: float = 1e-7, scope: str | None = None,
              loss_collection: str | None = GraphKeys.LOSSES,
              reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """Binary cross-entropy of probabilities."""
-    with _name_scope(scope, "log_loss"):
+    with _name_scope(scope, "log_loss") as sc:
         p = convert_to_tensor(predictions)
         lab = math_ops.cast(convert_to_tensor(labels), p.dtype)
         losses = math_ops.subtract(
             math_ops.negative(math_ops.multiply(lab, math_ops.log(math_ops.add(p, epsilon)))),
             math_ops.multiply(math_ops.subtract(1.0, lab), math_ops.log(math_ops.add(math_ops.subtract(1.0, p),
                                                                                        epsilon))))
-        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+        return compute_weighted_loss(losses, weights, sc, loss_collection, reduction)
 
 
 def softmax_cross_entropy(onehot_labels: Any, logits: Any, weights: Any = 1.0, label_smoothing: float = 0,
                           scope: str | None = None, loss_collection: str | None = GraphKeys.LOSSES,
                           reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """Softmax cross-entropy against one-hot labels (optionally smoothed)."""
-    with _name_scope(scope, "softmax_cross_entropy_loss"):
+    with _name_scope(scope, "softmax_cross_entropy_loss") as sc:
         lg = convert_to_tensor(logits)
         lab = math_ops.cast(convert_to_tensor(onehot_labels), lg.dtype)
         if label_smoothing > 0:
             n = math_ops.cast(array_ops.shape(lab)[-1], lg.dtype)
             lab = math_ops.add(math_ops.multiply(lab, 1.0 - label_smoothing), math_ops.truediv(label_smoothing, n))
         losses = nn_ops.softmax_cross_entropy_with_logits_v2(labels=lab, logits=lg, name="xentropy")
-        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+        return compute_weighted_loss(losses, weights, sc, loss_collection, reduction)
 
 
 def sparse_softmax_cross_entropy(labels: Any, logits: Any, weights: Any = 1.0, scope: str | None = None,
                                  loss_collection: str | None = GraphKeys.LOSSES,
                                  reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """Softmax cross-entropy against integer class labels."""
-    with _name_scope(scope, "sparse_softmax_cross_entropy_loss"):
+    with _name_scope(scope, "sparse_softmax_cross_entropy_loss") as sc:
         losses = nn_ops.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits, name="xentropy")
-        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+        return compute_weighted_loss(losses, weights, sc, loss_collection, reduction)
 
 
 def sigmoid_cross_entropy(multi_class_labels: Any, logits: Any, weights: Any = 1.0, label_smoothing: float = 0,
                           scope: str | None = None, loss_collection: str | None = GraphKeys.LOSSES,
                           reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """Sigmoid cross-entropy against multi-label targets (optionally smoothed)."""
-    with _name_scope(scope, "sigmoid_cross_entropy_loss"):
+    with _name_scope(scope, "sigmoid_cross_entropy_loss") as sc:
         lg = convert_to_tensor(logits)
         lab = math_ops.cast(convert_to_tensor(multi_class_labels), lg.dtype)
         if label_smoothing > 0:
             lab = math_ops.add(math_ops.multiply(lab, 1.0 - label_smoothing), 0.5 * label_smoothing)
         losses = nn_ops.sigmoid_cross_entropy_with_logits(labels=lab, logits=lg, name="xentropy")
-        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+        return compute_weighted_loss(losses, weights, sc, loss_collection, reduction)
 
 
 def add_loss(loss: Tensor, loss_collection: str = GraphKeys.LOSSES) -> None:

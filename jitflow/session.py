@@ -188,6 +188,13 @@ class _FastRun:
 class Session:
     """Runs graph elements with its own variable values. Thread-safe: many threads may call `run`."""
 
+    def __new__(cls, target: str = "", *args: Any, **kwargs: Any) -> Session:
+        if target and cls is Session:  # a tf.train.Server's target: a session of a distributed task
+            from jitflow.distributed.remote_session import session_class_for
+
+            cls = session_class_for(target)
+        return super().__new__(cls)
+
     def __init__(self, target: str = "", graph: Graph | None = None, config: ConfigProto | None = None) -> None:
         self._graph = graph if graph is not None else get_default_graph()
         self._config = config if config is not None else ConfigProto()
@@ -196,6 +203,8 @@ class Session:
         # Session state, read by kernels through the ctx argument (this object).
         self.variables: dict[str, np.ndarray] = {}
         self.rngs: dict[str, Any] = {}
+        # Per-session state of input pipelines and queues (anything with close()), closed with the session.
+        self.resources: dict[str, Any] = {}
         self._plans: dict[Any, Plan] = {}
         self._fast: dict[Any, _FastRun] = {}
         self._lock = threading.RLock()
@@ -229,6 +238,9 @@ class Session:
     def close(self) -> None:
         """Frees the session's state; later runs raise RuntimeError."""
         self._closed = True
+        resources, self.resources = self.resources, {}
+        for r in resources.values():
+            r.close()
         self.variables = {}
         self.rngs = {}
         self._plans = {}
@@ -343,16 +355,14 @@ class Session:
         """The compiler stage for this session's plans, or None to interpret everything."""
         if not flags.jit_enabled() or not getattr(self._config, "jit", True):
             return None
-        try:
-            from jitflow.compiler.lower import lower
-        except ImportError:
-            return None
+        from jitflow.compiler.lower import lower
+
         return lower
 
     def _check_placement(self, flat: list[Tensor | Operation], feeds: list[Tensor]) -> None:
         from jitflow.compiler.placement import check_placement
 
-        check_placement(flat, feeds, self._config)
+        check_placement(flat, feeds, self._config, self._target)
 
     def _convert_feeds(self, feed_dict: Any) -> tuple[list[Tensor], list[np.ndarray]]:
         if not feed_dict:

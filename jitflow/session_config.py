@@ -44,10 +44,11 @@ class GraphOptions(_Options):
 
 
 class ConfigProto(_Options):
-    """Session configuration. `allow_soft_placement` (default True here: ops placed on a missing GPU run
-    on the CPU) and `log_device_placement` are honoured; `jit=False` is jitflow's switch to interpret."""
+    """Session configuration. `allow_soft_placement` (default False, as TF: an op placed on a missing GPU
+    is an error; True runs it on the CPU) and `log_device_placement` are honoured; `jit=False` is
+    jitflow's switch to interpret."""
 
-    _defaults = {"allow_soft_placement": True, "log_device_placement": False, "device_count": dict,
+    _defaults = {"allow_soft_placement": False, "log_device_placement": False, "device_count": dict,
                  "intra_op_parallelism_threads": 0, "inter_op_parallelism_threads": 0,
                  "use_per_session_threads": False, "gpu_options": GPUOptions, "graph_options": GraphOptions,
                  "operation_timeout_in_ms": 0, "isolate_session_state": False, "jit": True}

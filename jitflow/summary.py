@@ -6,8 +6,9 @@ which is how protobuf merges repeated fields. `FileWriter` appends `Event` recor
 """
 from __future__ import annotations
 
-import bisect
+import contextlib
 import os
+import re
 import socket
 import struct
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jitflow import dtypes
+from jitflow import dtypes, tf_logging
 from jitflow.errors import DataLossError
 from jitflow.framework import registry
 from jitflow.framework.graph import GraphKeys, Operation, Tensor, get_default_graph
@@ -59,6 +60,7 @@ def _default_bucket_limits() -> list[float]:
 
 
 _LIMITS = _default_bucket_limits()
+_LIMITS_ARR = np.array(_LIMITS)
 
 
 def histogram_value(tag: str, values: np.ndarray) -> bytes:
@@ -66,9 +68,8 @@ def histogram_value(tag: str, values: np.ndarray) -> bytes:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(v)):
         raise ValueError(f"Nan or Inf in summary histogram for: {tag}")
-    counts = [0.0] * len(_LIMITS)
-    for x in v:
-        counts[bisect.bisect_right(_LIMITS, x)] += 1.0
+    # bucket i holds limits[i-1] <= x < limits[i] (bisect_right), counted in one vectorized pass
+    counts = np.bincount(np.searchsorted(_LIMITS_ARR, v, side="right"), minlength=len(_LIMITS)).astype(float).tolist()
     limits: list[float] = []
     buckets: list[float] = []
     i = 0
@@ -142,10 +143,27 @@ registry.register_op("HistogramSummary", _STRING_SCALAR, _histogram_kernel, regi
 registry.register_op("MergeSummary", _STRING_SCALAR, _merge_kernel, registry.OPAQUE, not_differentiable=True)
 
 
-def _tag(name: str, family: str | None) -> str:
-    scope = get_default_graph().get_name_scope()
+_INVALID_TAG_CHARACTERS = re.compile(r"[^-/\w\.]")
+
+
+def clean_tag(name: str | None) -> str | None:
+    """TF's renaming of illegal summary names ('W1:0' -> 'W1_0'), with TF's log line."""
+    if name is not None:
+        new_name = _INVALID_TAG_CHARACTERS.sub("_", name).lstrip("/")
+        if new_name != name:
+            tf_logging.info(f"Summary name {name} is illegal; using {new_name} instead.")
+            name = new_name
+    return name
+
+
+@contextlib.contextmanager
+def _summary_scope(name: str, family: str | None) -> Iterator[tuple[str, str]]:
+    """(tag, scope) as TF's summary_scope: the op is named by the unique scope, the tag follows it."""
+    name, family = clean_tag(name) or "", clean_tag(family)
     base = f"{family}/{name}" if family else name
-    return f"{scope}/{base}" if scope else base
+    with get_default_graph().name_scope(base) as scope:
+        tag = scope.rstrip("/")
+        yield (f"{family}/{tag}" if family else tag), scope
 
 
 def _collect(t: Tensor, collections: Any) -> Tensor:
@@ -163,15 +181,19 @@ def scalar(name: str, tensor: Any, collections: Any = None, family: str | None =
         raise TypeError(f"Summary scalar for '{name}' needs a real number, got {x.dtype.name}")
     from jitflow.ops.math_ops import cast
 
-    tags = convert_to_tensor(_tag(name, family).encode(), dtype=dtypes.string)
-    return _collect(out(make_op("ScalarSummary", [tags, cast(x, dtypes.float32)], {}, name=name)), collections)
+    with _summary_scope(name, family) as (tag, scope):
+        tags = convert_to_tensor(tag.encode(), dtype=dtypes.string)
+        t = out(make_op("ScalarSummary", [tags, cast(x, dtypes.float32)], {}, name=scope))
+    return _collect(t, collections)
 
 
 def histogram(name: str, values: Any, collections: Any = None, family: str | None = None) -> Tensor:
     """A summary of the distribution of `values`, tagged `name`."""
     x = convert_to_tensor(values)
-    tag = convert_to_tensor(_tag(name, family).encode(), dtype=dtypes.string)
-    return _collect(out(make_op("HistogramSummary", [tag, x], {}, name=name)), collections)
+    with _summary_scope(name, family) as (tag, scope):
+        tag_t = convert_to_tensor(tag.encode(), dtype=dtypes.string)
+        t = out(make_op("HistogramSummary", [tag_t, x], {}, name=scope))
+    return _collect(t, collections)
 
 
 def merge(inputs: list[Any], collections: Any = None, name: str | None = None) -> Tensor:
@@ -200,7 +222,8 @@ def _record(data: bytes) -> bytes:
         struct.pack("<I", crc.mask(crc.value(data)))
 
 
-def _event(wall_time: float, step: int = 0, file_version: str | None = None, summary: bytes | None = None) -> bytes:
+def _event(wall_time: float, step: int = 0, file_version: str | None = None, summary: bytes | None = None,
+           session_log: bytes | None = None) -> bytes:
     buf = _double_field(1, wall_time)
     if step:
         buf += varint_field(2, step)
@@ -208,6 +231,8 @@ def _event(wall_time: float, step: int = 0, file_version: str | None = None, sum
         buf += bytes_field(3, file_version.encode())
     if summary is not None:
         buf += bytes_field(5, summary)
+    if session_log is not None:
+        buf += bytes_field(7, session_log)  # Event.session_log is field 7 (6 is the deprecated log_message)
     return buf
 
 
@@ -224,6 +249,8 @@ class FileWriter:
         self._lock = threading.Lock()
         self._closed = False
         self._write(_event(time.time(), file_version="brain.Event:2"))
+        if graph is not None:
+            self.add_graph(graph)
 
     def get_logdir(self) -> str:
         return self._logdir
@@ -238,15 +265,28 @@ class FileWriter:
         """Appends a serialized Summary (bytes, as fetched from a summary op) at `global_step`."""
         if isinstance(summary, np.ndarray):
             summary = summary.item()
+        if hasattr(summary, "SerializeToString"):  # a tf.Summary message built in Python
+            summary = summary.SerializeToString()
         if not isinstance(summary, (bytes, bytearray)):
             raise TypeError(f"add_summary expects a serialized Summary (bytes), got {type(summary).__name__}")
         self._write(_event(time.time(), int(global_step or 0), summary=bytes(summary)))
 
     def add_graph(self, graph: Any, global_step: int | None = None, graph_def: Any = None) -> None:
-        """Accepted for compatibility: jitflow graphs are not written as TF GraphDefs."""
+        """Writes the graph event TensorBoard's Graphs tab shows: TF's GraphDef (with output shapes)."""
+        from jitflow.protos.event import Event
+
+        if graph is not None and graph_def is not None:
+            raise ValueError("Please pass only graph, or graph_def (deprecated), but not both.")
+        gd = graph.as_graph_def(add_shapes=True) if graph is not None else graph_def
+        if gd is None:
+            raise ValueError("add_graph needs a graph or a graph_def")
+        event = Event(wall_time=time.time(), step=int(global_step or 0), graph_def=gd.SerializeToString())
+        self._write(event.SerializeToString())
 
     def add_session_log(self, session_log: Any, global_step: int | None = None) -> None:
-        """Accepted for compatibility: session logs are not recorded."""
+        """Appends a `tf.SessionLog` (START, STOP, CHECKPOINT) at `global_step`."""
+        data = session_log if isinstance(session_log, bytes) else session_log.SerializeToString()
+        self._write(_event(time.time(), int(global_step or 0), session_log=data))
 
     def flush(self) -> None:
         with self._lock:
@@ -324,4 +364,6 @@ def summary_iterator(path: str) -> Iterator[dict[str, Any]]:
                 ev["file_version"] = bytes(val).decode()  # type: ignore[arg-type]
             elif field == 5:
                 ev["summary"] = parse_summary(bytes(val))  # type: ignore[arg-type]
+            elif field == 7:
+                ev["session_log"] = bytes(val)  # type: ignore[arg-type]
         yield ev

@@ -10,6 +10,7 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.framework import registry
+from jitflow.framework.function import outside_control_flow
 from jitflow.framework.graph import (
     Graph,
     GraphKeys,
@@ -69,7 +70,7 @@ class Variable:
         self._save_slice_info = None
         g = initial_value.graph if isinstance(initial_value, Tensor) else get_default_graph()
         absolute = getattr(self, "_absolute_name", False)
-        with g.as_default(), g.control_dependencies(None):
+        with g.as_default(), g.control_dependencies(None), outside_control_flow(g):
             scope_cm = g.name_scope(name + "/") if absolute and name else g.name_scope(name or "Variable")
             with scope_cm as scope:
                 if callable(initial_value):
@@ -136,7 +137,8 @@ class Variable:
 
     @property
     def dtype(self) -> dtypes.DType:
-        return self._variable.dtype
+        """The reference type (`tf.float32_ref`), as a TF 1.x ref variable; `.base_dtype` is the value type."""
+        return self._variable.dtype._as_ref
 
     @property
     def shape(self) -> TensorShape:
@@ -225,7 +227,7 @@ class Variable:
         self._snapshot.set_shape(shape)
 
     def __repr__(self) -> str:
-        return f"<tf.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}_ref>"
+        return f"<tf.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}>"
 
     def __hash__(self) -> int:
         return id(self)
@@ -352,10 +354,14 @@ def get_variable_scope() -> VariableScope:
 
 
 def _unique_var_scope(g: Graph, parent: str, base: str) -> str:
+    """TF's default scope name: `base`, else `base_k` for the first k whose scope was never opened."""
     prefix = f"{parent}/{base}" if parent else base
-    n = g._var_scope_counts.get(prefix, 0)
-    g._var_scope_counts[prefix] = n + 1
-    return base if n == 0 else f"{base}_{n}"
+    if not g._var_scope_counts.get(prefix, 0):
+        return base
+    k = 1
+    while g._var_scope_counts.get(f"{prefix}_{k}", 0):
+        k += 1
+    return f"{base}_{k}"
 
 
 @contextlib.contextmanager
@@ -383,13 +389,16 @@ def variable_scope(name_or_scope: Any, default_name: str | None = None, values: 
             short = _unique_var_scope(g, parent.name, default_name)  # type: ignore[arg-type]
         else:
             short = name_or_scope
-            _unique_var_scope(g, parent.name, short)
         full = f"{parent.name}/{short}" if parent.name else short
         ns_cm = g.name_scope(short) if auxiliary_name_scope else \
             contextlib.nullcontext(g.get_name_scope() + "/")
         new_reuse = True if reuse is True or parent.reuse is True else \
             (AUTO_REUSE if reuse is AUTO_REUSE or parent.reuse is AUTO_REUSE else False)
         base = parent
+    # TF: opening a scope counts it, and restarts the default-name numbering inside it
+    g._var_scope_counts[full] = g._var_scope_counts.get(full, 0) + 1
+    for k in [k for k in g._var_scope_counts if k.startswith(full + "/")]:
+        g._var_scope_counts[k] = 0
     with ns_cm as ns:
         scope = VariableScope(
             new_reuse, full,
@@ -417,28 +426,24 @@ def _default_initializer(name: str, dtype: dtypes.DType) -> Any:
     raise ValueError(f"An initializer for variable {name} of {dtype.name} is required")
 
 
-def _get_variable(g: Graph, full: str, scope: VariableScope, shape: Any, dtype: Any, initializer: Any,
-                  regularizer: Any, trainable: Any, collections: Any, validate_shape: bool) -> Variable:
-    store: dict[str, Variable] = g._variable_store
-    reuse = scope.reuse
-    dt = dtypes.as_dtype(dtype) if dtype is not None else None
-    if full in store:
-        if reuse is not True and reuse is not AUTO_REUSE:
-            where = store[full]._defined_at
-            raise ValueError(f"Variable {full} already exists, disallowed. Did you mean to set reuse=True or "
-                             f"reuse=tf.AUTO_REUSE in VarScope? Originally defined at:\n\n"
-                             f"  File \"{where[0]}\", line {where[1]}, in {where[2]}")
-        found = store[full]
-        if shape is not None and not found.shape.is_compatible_with(as_shape(shape)):
-            raise ValueError(f"Trying to share variable {full}, but specified shape {as_shape(shape)} and "
-                             f"found shape {found.shape}.")
-        if dt is not None and dt is not found.dtype:
-            raise ValueError(f"Trying to share variable {full}, but specified dtype {dt.name} and found "
-                             f"dtype {found.dtype.name}.")
-        return found
-    if reuse is True:
-        raise ValueError(f"Variable {full} does not exist, or was not created with tf.get_variable(). "
-                         "Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
+def _existing_variable(found: Variable, full: str, reuse: Any, shape: Any, dt: Any) -> Variable:
+    """The variable `full` again, when the scope allows reuse and the shape and dtype agree."""
+    if reuse is not True and reuse is not AUTO_REUSE:
+        where = found._defined_at
+        raise ValueError(f"Variable {full} already exists, disallowed. Did you mean to set reuse=True or "
+                         f"reuse=tf.AUTO_REUSE in VarScope? Originally defined at:\n\n"
+                         f"  File \"{where[0]}\", line {where[1]}, in {where[2]}")
+    if shape is not None and not found.shape.is_compatible_with(as_shape(shape)):
+        raise ValueError(f"Trying to share variable {full}, but specified shape {as_shape(shape)} and "
+                         f"found shape {found.shape}.")
+    if dt is not None and dt is not found.dtype.base_dtype:
+        raise ValueError(f"Trying to share variable {full}, but specified dtype {dt.name} and found "
+                         f"dtype {found.dtype.base_dtype.name}.")
+    return found
+
+
+def _initial_value(full: str, scope: VariableScope, shape: Any, dt: Any, initializer: Any) -> tuple[Any, Any]:
+    """(initial value or a function making it, dtype) of a new variable, from its initializer or the scope's."""
     if initializer is None:
         initializer = scope.initializer
     if isinstance(initializer, type):
@@ -446,27 +451,33 @@ def _get_variable(g: Graph, full: str, scope: VariableScope, shape: Any, dtype: 
         initializer = initializer(dtype=dt or scope.dtype)
     if initializer is not None and not callable(initializer):
         # A tensor or value initializer carries its own shape (and dtype).
-        if shape is not None and not isinstance(initializer, Tensor):
-            init_val: Any = convert_to_tensor(initializer, dtype=dt)
-            if not as_shape(shape).is_compatible_with(init_val.shape):
-                raise ValueError(f"Shape of initializer {init_val.shape} is not compatible with {shape}")
-        elif shape is not None:
+        if shape is not None and isinstance(initializer, Tensor):
             raise ValueError("If initializer is a constant, do not specify shape.")
-        else:
-            init_val = convert_to_tensor(initializer, dtype=dt) if not isinstance(initializer, Tensor) \
-                else initializer
-        var_dtype = dt or init_val.dtype
-        init_fn: Any = init_val
-    else:
-        var_dtype = dt or scope.dtype
-        if shape is None:
-            raise ValueError(f"Shape of a new variable ({full}) must be fully defined, but instead was "
-                             f"<unknown>.")
-        shp = as_shape(shape)
-        if not shp.is_fully_defined():
-            raise ValueError(f"Shape of a new variable ({full}) must be fully defined, but instead was {shp}.")
-        init = initializer if initializer is not None else _default_initializer(full, var_dtype)
-        init_fn = lambda: init(shp.as_list(), dtype=var_dtype)  # noqa: E731
+        init_val = initializer if isinstance(initializer, Tensor) else convert_to_tensor(initializer, dtype=dt)
+        if shape is not None and not as_shape(shape).is_compatible_with(init_val.shape):
+            raise ValueError(f"Shape of initializer {init_val.shape} is not compatible with {shape}")
+        return init_val, dt or init_val.dtype
+    var_dtype = dt or scope.dtype
+    if shape is None:
+        raise ValueError(f"Shape of a new variable ({full}) must be fully defined, but instead was <unknown>.")
+    shp = as_shape(shape)
+    if not shp.is_fully_defined():
+        raise ValueError(f"Shape of a new variable ({full}) must be fully defined, but instead was {shp}.")
+    init = initializer if initializer is not None else _default_initializer(full, var_dtype)
+    return (lambda: init(shp.as_list(), dtype=var_dtype)), var_dtype
+
+
+def _get_variable(g: Graph, full: str, scope: VariableScope, shape: Any, dtype: Any, initializer: Any,
+                  regularizer: Any, trainable: Any, collections: Any, validate_shape: bool) -> Variable:
+    store: dict[str, Variable] = g._variable_store
+    reuse = scope.reuse
+    dt = dtypes.as_dtype(dtype) if dtype is not None else None
+    if full in store:
+        return _existing_variable(store[full], full, reuse, shape, dt)
+    if reuse is True:
+        raise ValueError(f"Variable {full} does not exist, or was not created with tf.get_variable(). "
+                         "Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
+    init_fn, var_dtype = _initial_value(full, scope, shape, dt, initializer)
     with g.as_default():
         v = _ScopedVariable(initial_value=init_fn, trainable=trainable, collections=collections, name=full,
                             dtype=var_dtype, validate_shape=validate_shape)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -301,16 +300,7 @@ def test_explain_module_mode_and_errors(tmp_path: Path) -> None:
     assert boom.returncode == 1 and "RuntimeError: boom" in boom.stderr and "no plans" in boom.stdout
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jitflow.explain") is not None,
-                    reason="jitflow.explain exists: covered by the real explain test")
-def test_explain_without_the_report_module_errors_clearly(tmp_path: Path) -> None:
-    (tmp_path / "p.py").write_text("print('ran')\n")
-    proc = jitflow(tmp_path, "explain", str(tmp_path / "p.py"), code=1)
-    assert "ran" not in proc.stdout and "jitflow.explain" in proc.stderr
-
-
 def test_explain_real_program(tmp_path: Path) -> None:
-    pytest.importorskip("jitflow.explain")
     prog = tmp_path / "tfprog.py"
     prog.write_text(textwrap.dedent('''
         import jitflow as tf

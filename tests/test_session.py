@@ -160,5 +160,22 @@ def test_strict_placement_raises_for_missing_gpu():
     with tf.Session(config=tf.ConfigProto(allow_soft_placement=False)) as sess:
         with pytest.raises(tf.errors.InvalidArgumentError, match="GPU:3"):
             sess.run(a)
-    with tf.Session() as sess:
+    with tf.Session() as sess:  # strict is TF's default
+        with pytest.raises(tf.errors.InvalidArgumentError, match="allow_soft_placement"):
+            sess.run(a)
+    with tf.Session(config=tf.ConfigProto(allow_soft_placement=True)) as sess:
         assert sess.run(a) == 2.0
+
+
+def test_other_job_without_cluster_raises_even_with_soft_placement(capsys):
+    with tf.device("/job:ps/task:0"):
+        v = tf.Variable(2.0, name="v")
+    for soft in (False, True):
+        with tf.Session(config=tf.ConfigProto(allow_soft_placement=soft)) as sess:
+            with pytest.raises(tf.errors.InvalidArgumentError, match="operation v.*/job:ps.*allow_soft_placement"):
+                sess.run(v.initializer)
+    with tf.device("/job:localhost/replica:0/task:0/device:CPU:0"):
+        w = tf.constant(3.0, name="w") * 2.0
+    with tf.Session(config=tf.ConfigProto(log_device_placement=True)) as sess:
+        assert sess.run(w) == 6.0
+    assert "w: (Const): /job:localhost/replica:0/task:0/device:CPU:0" in capsys.readouterr().out

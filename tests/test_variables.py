@@ -9,7 +9,10 @@ import jitflow as tf
 
 def test_variable_ops_and_names():
     v = tf.Variable([1.0, 2.0], name="v")
-    assert v.name == "v:0" and v.op.type == "VariableV2" and v.dtype == tf.float32
+    assert v.name == "v:0" and v.op.type == "VariableV2"
+    # a TF 1.x ref variable: its dtype is the reference type, its values are plain float32
+    assert v.dtype == tf.float32_ref and v.dtype != tf.float32 and v.dtype.base_dtype == tf.float32
+    assert v.value().dtype == tf.float32 and str(v.dtype) == "<dtype: 'float32_ref'>"
     assert v.initializer.name == "v/Assign" and v.value().name == "v/read:0"
     assert v.initial_value.op.name == "v/initial_value"
     assert v in tf.global_variables() and v in tf.trainable_variables()

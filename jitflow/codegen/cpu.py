@@ -16,16 +16,42 @@ serial dependency chain that cannot vectorize) and a scalar tail.
 from __future__ import annotations
 
 from jitflow.codegen import lowering as L
-from jitflow.compiler.cluster import REDUCTION, Cluster
-from jitflow.compiler.layout import Layout
+from jitflow.ir import expr
+from jitflow.ir.cluster import REDUCTION, Cluster
+from jitflow.ir.layout import Layout
 
 CODEGEN_VERSION = 7
-# Ops whose NumPy/libm form (in the lowering tables) the CPU replaces by vmath's vectorizable one.
-# (sin/cos/tan stay libm calls: vmath's give nan beyond |x| = 2**50, where NumPy still answers.)
-CPU_VMATH = {"Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Pow": "pow"}
 ENTRY = "kernel"
 LANES = 8
 CHUNKS = 16  # chunks (partial results) of a parallel reduction over its first group
+
+
+class CpuDialect(expr.Dialect):
+    """CPU spelling of formula calls: vmath's vectorizable function (``V.<fn>_<f32|f64>``) where the
+    table `vmath_names` maps the NumPy name (or ``**``) to one, else the NumPy ufunc (a libm call)."""
+
+    def __init__(self, vmath_names: dict[str, str]) -> None:
+        self.vmath_names = vmath_names
+
+    def call(self, name: str, dt: str, args: list[str]) -> str:
+        fn = self.vmath_names.get(name)
+        if fn is None or dt not in L.FLOAT:
+            return super().call(name, dt, args)
+        return f"V.{fn}_{'f32' if dt == 'float32' else 'f64'}({', '.join(args)})"
+
+    def binary(self, op: str, a: str, b: str, dt: str) -> str:
+        if op == "**" and "**" in self.vmath_names and dt in L.FLOAT:
+            return self.cast(self.call("**", dt, [a, b]), dt)
+        return super().binary(op, a, b, dt)
+
+
+# vmath always stands in for these. CPU_MATH, what CPU kernels use, also takes vmath's asin, acos, atan,
+# sinh, cosh and pow; sin/cos/tan stay libm calls: vmath's give nan beyond |x| = 2**50, where NumPy
+# still answers. CPU keeps the others NumPy's.
+_VMATH_ALWAYS = {n: n for n in ("exp", "log", "log1p", "expm1", "tanh", "sigmoid")}
+CPU = CpuDialect(_VMATH_ALWAYS)
+CPU_MATH = CpuDialect({**_VMATH_ALWAYS, "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh",
+                       "cosh": "cosh", "**": "pow"})
 
 
 def _nbtype(dt: str) -> str:
@@ -62,28 +88,8 @@ def value_masks(c: Cluster, layout: Layout) -> list[tuple[bool, ...]]:
 
 
 def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False) -> L.Expr:
-    """The scalar expression of node k, given the names of all value ids.
-
-    Backend-neutral (the lowering tables) unless `cpu_math`, which swaps in vmath's vectorizable
-    functions for the ops of `CPU_VMATH`.
-    """
-    node = c.nodes[k]
-    args = [names[a] for a in node.args]
-    in_dts = [c.value_dtype(a) for a in node.args]
-    rule = L.update_rule(node.op_type)
-    if rule is not None:
-        return L.Expr(rule.new(int(node.attr("slot", 0)), args, node.dtype, node))
-    fn = CPU_VMATH.get(node.op_type) if cpu_math else None
-    if fn is not None and node.dtype in L.FLOAT and all(d == node.dtype for d in in_dts):
-        sfx = "f32" if node.dtype == "float32" else "f64"
-        return L.Expr(L.cast(f"V.{fn}_{sfx}({', '.join(args)})", node.dtype))
-    tpl = L.ELEMENTWISE.get(node.op_type)
-    if tpl is None:
-        raise ValueError(f"no lowering for {node.op_type}")
-    e = tpl(args, in_dts, node.dtype, node)
-    if e is None:
-        raise ValueError(f"no lowering for {node.op_type} on {in_dts}")
-    return e
+    """The scalar expression of node k, given the names of all value ids (`CPU_MATH` if `cpu_math`)."""
+    return L.node_expr(c, k, names, CPU_MATH if cpu_math else CPU)
 
 
 def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:

@@ -1,8 +1,8 @@
 """CUDA code generation: one Numba CUDA kernel module per (cluster, layout, target), as Python source.
 
-The scalar expressions are the CPU backend's (`codegen/lowering.py` through `cpu.node_expr`); NumPy ufunc
-calls and vmath calls are rewritten into `jitflow.codegen.cudamath` calls (bound to ``M``) with the float
-type spelled out. Every generated module defines a host-side entry that launches its kernels::
+Node expressions are rendered from the ops' formulas (`codegen/lowering.py`, `jitflow.ir.expr`) in the
+device dialect `CUDA`: calls go to `jitflow.codegen.cudamath` (bound to ``M``) with the float type
+spelled out. Every generated module defines a host-side entry that launches its kernels::
 
     launch(in_0, ..., in_n, out_0, ..., out_m, exts, err)
 
@@ -23,13 +23,13 @@ A `Target` fixes what differs between devices: the architecture name that goes i
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from jitflow.codegen import cpu
 from jitflow.codegen import lowering as L
-from jitflow.compiler.cluster import REDUCTION, Cluster
-from jitflow.compiler.layout import Layout
+from jitflow.ir import expr
+from jitflow.ir.cluster import REDUCTION, Cluster
+from jitflow.ir.layout import Layout
 
 CODEGEN_VERSION = 1
 ENTRY = "launch"
@@ -56,43 +56,25 @@ def _arr(dt: str) -> str:
     return f"types.Array({_nbtype(dt)}, 1, 'C')"
 
 
-_NP_CALL = re.compile(r"\bnp\.(" + "|".join(("sqrt", "floor", "ceil", "rint", "trunc", "sin", "cos", "tan",
-                                             "arcsin", "arccos", "arctan", "sinh", "cosh", "fmod",
-                                             "copysign", "isinf", "isfinite", "exp", "log", "log1p",
-                                             "expm1", "tanh")) + r")\(")
-_V_CALL = re.compile(r"\bV\.(\w+_f(?:32|64))\(")
-_NP_NAME = re.compile(r"\bnp\.(\w+)")
-# NumPy names that device code may keep: scalar types (casts) and constants
-_NP_KEPT = frozenset(L.SUPPORTED) | {"bool_", "inf", "nan"}
+class CudaDialect(expr.Dialect):
+    """Device spelling of formula calls: `jitflow.codegen.cudamath` (``M.<fn>_<f32|f64>``)."""
+
+    def call(self, name: str, dt: str, args: list[str]) -> str:
+        if dt not in L.FLOAT:
+            raise ValueError(f"no device lowering for {name} on {dt}")
+        return f"M.{name}_{'f32' if dt == 'float32' else 'f64'}({', '.join(args)})"
 
 
-def device_code(code: str, float_dt: str | None) -> str:
-    """A CPU scalar expression made valid device code: ufunc and vmath calls go to ``M`` (cudamath)."""
-    code = _V_CALL.sub(r"M.\1(", code)
-    if _NP_CALL.search(code):
-        if float_dt is None:
-            raise ValueError(f"cannot tell the float type of {code!r}")
-        sfx = "f32" if float_dt == "float32" else "f64"
-        code = _NP_CALL.sub(lambda m: f"M.{m.group(1)}_{sfx}(", code)
-    left = {m.group(1) for m in _NP_NAME.finditer(code)} - _NP_KEPT
-    if left or "V." in code:
-        raise ValueError(f"no device lowering for {sorted(left) or code!r}")
-    return code
-
-
-def _float_of(dts: list[str]) -> str | None:
-    return next((d for d in dts if d in L.FLOAT), None)
+CUDA = CudaDialect()
 
 
 def _node_stmts(c: Cluster, k: int, names: list[str], checks: list[str]) -> list[str]:
     """`v<k> = <expr>` and the checks of node k, as device code."""
-    node = c.nodes[k]
-    e = cpu.node_expr(c, k, names)
-    fdt = _float_of([c.value_dtype(a) for a in node.args] + [node.dtype])
-    out = [f"v{k} = {device_code(e.code, fdt)}"]
+    e = L.node_expr(c, k, names, CUDA)
+    out = [f"v{k} = {e.code}"]
     for chk in e.checks:
         checks.append(chk)
-        out.append(f"if {device_code(chk, fdt)}:")
+        out.append(f"if {chk}:")
         out.append(f"    err[0] = {len(checks)}")
     return out
 
@@ -240,7 +222,7 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
     ]
     lines += [3 * ind + s for s in _decompose("r", reduced) + inner]
     lines += [
-        f"{3 * ind}s = {device_code(comb, acc_dt if acc_dt in L.FLOAT else None)}",
+        f"{3 * ind}s = {comb}",
         f"{3 * ind}r += nparts * TPB",
         f"{2 * ind}sh[tid] = s",
         f"{2 * ind}cuda.syncthreads()",
@@ -268,7 +250,7 @@ def _generate_reduction(c: Cluster, layout: Layout, target: Target) -> str:
         "",
         "",
     ]
-    comb_dev = device_code(comb, acc_dt if acc_dt in L.FLOAT else None)
+    comb_dev = comb  # casts and comparisons only: the same in device code
     rows_sig = sig[:c.n_inputs + len(c.outputs)] + ["types.int64"] * G + [_arr("int64")]
     rows_args = ", ".join([f"a{i}" for i in range(c.n_inputs)] + [f"o{j}" for j in range(len(c.outputs))]
                           + exts + ["err"])

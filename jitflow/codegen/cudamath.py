@@ -1,8 +1,7 @@
 """Scalar math for generated CUDA kernels, called as ``M.<name>_<f32|f64>(...)``.
 
-`jitflow.codegen.cuda` rewrites the ``np.<ufunc>(...)`` and ``V.<fn>_<f32|f64>(...)`` calls of the
-lowering tables (`codegen/lowering.py`) into calls of this module, with the float type spelled out,
-because NumPy ufuncs are not all available in CUDA device code.
+`jitflow.codegen.cuda` renders the function calls of op formulas (`jitflow.ir.expr`) as calls of this
+module, with the float type spelled out, because NumPy ufuncs are not all available in device code.
 
 On a GPU every function is a device function over libdevice (NVIDIA's math library). On Numba's CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``) kernels run as Python on NumPy scalars, so every function is the

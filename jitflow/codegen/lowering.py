@@ -1,26 +1,24 @@
-"""Op type → scalar expression templates: what the code generators emit for each node of a cluster.
+"""What the code generators emit for each node of a cluster, from the op definitions.
 
-Three tables, keyed by registry op type:
+An elementwise op's code comes from its OpDef: `OpDef.lowering` is a `jitflow.ir.formula.Elementwise`,
+whose formula is traced into a `jitflow.ir.expr` tree and rendered by the backend's `Dialect`
+(`node_code`). A variable-update op's OpDef carries a `formula.Update` (the optimizer Apply ops), or the
+op is one of the Assign ops of `UPDATES`. Rendered expressions carry checks: conditions under which the
+op must fail (integer division by zero, ...); the kernel raises a flag and the step re-runs the cluster
+interpreted, which reports the error exactly as the interpreter does.
 
-* `ELEMENTWISE`: ``template(args, in_dtypes, out_dtype, node) -> Expr | None``; `args` are the
-  names of the scalar operands, the result is an expression of dtype `out_dtype` (None: these dtypes
-  have no lowering). `Expr.checks` are conditions under which the op must fail (integer division by
-  zero, ...): the kernel raises a flag and the step re-runs the cluster interpreted, which reports the
-  error exactly as the interpreter does.
+Tables kept here, keyed by registry op type:
+
 * `REDUCTIONS`: how to accumulate and finish a reduction.
-* `UPDATES`: variable updates (Assign*, optimizer Apply* ops): which ref inputs they write, whether
-  they read the current values, and the new value of each ref.
+* `UPDATES`: variable updates: which ref inputs they write, whether they read the current values, and
+  the new value of each ref (filled from the OpDefs' update formulas on first use).
+* `ATTRS` (attrs that change the code, part of the kernel key; formulas add theirs), `derived_attrs(op)`
+  (computed ones, e.g. UnbroadcastTo's target), `DATA_INPUTS` (inputs that are iterated over; the others
+  only parameterize the op) and `SHAPE_CHECKS` (run-time shape rules beyond broadcasting, e.g.
+  BiasAdd's).
 
-Also: `ATTRS` (attrs that change the code, part of the kernel key), `derived_attrs(op)` (computed
-ones, e.g. UnbroadcastTo's target), `DATA_INPUTS` (inputs that are iterated over; the others only
-parameterize the op) and `SHAPE_CHECKS` (run-time shape rules beyond broadcasting, e.g. BiasAdd's).
-Adding an op type to these tables is all it takes to compile it; the tests compare every entry with
-the interpreter.
-
-Expressions use ``np.<dtype>(...)`` casts, ``np`` ufuncs on scalars and ``V.<fn>_<f32|f64>`` for the
-vectorizable transcendental functions of `jitflow.codegen.vmath` (the CPU backend binds ``V`` to that
-module; another backend binds it to its own math). The tables are backend-neutral; the CPU generator
-additionally swaps some NumPy ufuncs for vmath versions (`codegen/cpu.py`, ``CPU_VMATH``).
+Rendered code uses ``np.<dtype>(...)`` casts; calls are the dialect's (NumPy ufuncs or vmath's
+vectorizable functions on the CPU, `codegen/cudamath.py` on CUDA).
 """
 from __future__ import annotations
 
@@ -28,255 +26,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-FLOAT = ("float32", "float64")
-INT = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
-NUMERIC = FLOAT + INT
-SUPPORTED = NUMERIC + ("bool",)
+from jitflow.framework import registry
+from jitflow.ir import expr, formula
+from jitflow.ir.cluster import Cluster
+
+FLOAT, INT, NUMERIC, SUPPORTED = expr.FLOAT, expr.INT, expr.NUMERIC, expr.SUPPORTED
+Expr = expr.Rendered  # a scalar expression and the conditions under which its op fails
 
 
-@dataclass(frozen=True)
-class Expr:
-    """A scalar expression and the conditions under which its op fails."""
-
-    code: str
-    checks: tuple[str, ...] = ()
-
-
-Template = Callable[[list[str], list[str], str, Any], "Expr | None"]
-
-
-def cast(expr: str, dt: str) -> str:
-    """`expr` converted to dtype `dt` (integers wrap, as NumPy's do)."""
-    return f"np.{'bool_' if dt == 'bool' else dt}({expr})"
+def cast(code: str, dt: str) -> str:
+    """`code` converted to dtype `dt` (integers wrap, as NumPy's do)."""
+    return f"np.{'bool_' if dt == 'bool' else dt}({code})"
 
 
 def const(value: float | int, dt: str) -> str:
     """A typed literal (a bare Python float would promote float32 math to float64)."""
     return cast(repr(float(value)) if dt in FLOAT else repr(int(value)), dt)
 
-
-def _vm(name: str, dt: str) -> str:
-    return f"V.{name}_{'f32' if dt == 'float32' else 'f64'}"
-
-
-# -- elementwise ----------------------------------------------------------------------------------------
-
-ELEMENTWISE: dict[str, Template] = {}
-
-
-def _reg(names: tuple[str, ...], fn: Template) -> None:
-    for n in names:
-        ELEMENTWISE[n] = fn
-
-
-def _arith(op: str, dts: tuple[str, ...] = NUMERIC) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        if ins[0] not in dts:
-            return None
-        return Expr(cast(f"{a[0]} {op} {a[1]}", out))
-    return t
-
-
-_reg(("AddV2", "Add"), _arith("+"))
-_reg(("Sub",), _arith("-"))
-_reg(("Mul",), _arith("*"))
-
-
-def _realdiv(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    return Expr(cast(f"{a[0]} / {a[1]}", out)) if ins[0] in FLOAT else None
-
-
-def _floordiv(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] in FLOAT:
-        return Expr(cast(f"np.floor({a[0]} / {a[1]})", out))
-    if ins[0] in INT:
-        return Expr(cast(f"{a[0]} // {a[1]}", out), (f"{a[1]} == 0",))
-    return None
-
-
-def _div(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    return _realdiv(a, ins, out, node) if ins[0] in FLOAT else _floordiv(a, ins, out, node)
-
-
-def _floormod(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] in INT:
-        return Expr(cast(f"{a[0]} % {a[1]}", out), (f"{a[1]} == 0",))
-    if ins[0] in FLOAT:
-        # NumPy's float mod: fmod, then moved to the divisor's sign; y == 0 gives nan
-        x, y = a
-        r = f"np.fmod({x}, {y})"
-        return Expr(cast(f"({r} + {y} if ({r} != 0 and (({r} < 0) != ({y} < 0))) else "
-                         f"(np.copysign({const(0, out)}, {y}) if {r} == 0 else {r}))", out))
-    return None
-
-
-def _pow(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] in FLOAT:
-        return Expr(cast(f"{a[0]} ** {a[1]}", out))
-    if ins[0] in INT:
-        neg = (f"{a[1]} < 0",) if not ins[0].startswith("u") else ()
-        return Expr(cast(f"{a[0]} ** {a[1]}", out), neg)
-    return None
-
-
-def _minmax(cmp: str) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        x, y = a
-        if ins[0] in FLOAT:  # NaN propagates, as in np.maximum/np.minimum
-            return Expr(cast(f"({x} if ({x} {cmp} {y} or {x} != {x}) else {y})", out))
-        if ins[0] in INT:
-            return Expr(cast(f"({x} if {x} {cmp} {y} else {y})", out))
-        return None
-    return t
-
-
-def _sqdiff(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] not in NUMERIC:
-        return None
-    return Expr(cast(f"({a[0]} - {a[1]}) * ({a[0]} - {a[1]})", out))
-
-
-ELEMENTWISE.update({"RealDiv": _realdiv, "FloorDiv": _floordiv, "Div": _div, "FloorMod": _floormod,
-                    "Pow": _pow, "Maximum": _minmax(">"), "Minimum": _minmax("<"),
-                    "SquaredDifference": _sqdiff})
-
-
-def _unary(fmt: str, dts: tuple[str, ...] = NUMERIC) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        if ins[0] not in dts:
-            return None
-        return Expr(cast(fmt.format(x=a[0], one=const(1, out), zero=const(0, out)), out))
-    return t
-
-
-def _vmath(name: str) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        return Expr(cast(f"{_vm(name, ins[0])}({a[0]})", out)) if ins[0] in FLOAT else None
-    return t
-
-
-def _sign(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    x = a[0]
-    if ins[0] in FLOAT:
-        return Expr(cast(f"({const(1, out)} if {x} > 0 else ({const(-1, out)} if {x} < 0 else {x}))", out))
-    if ins[0] in INT:
-        return Expr(cast(f"(1 if {x} > 0 else (-1 if {x} < 0 else 0))", out))
-    return None
-
-
-def _reciprocal(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] in FLOAT:
-        return Expr(cast(f"{const(1, out)} / {a[0]}", out))
-    if ins[0] in INT:
-        return Expr(cast(f"1 // {a[0]}", out), (f"{a[0]} == 0",))
-    return None
-
-
-_reg(("Neg",), _unary("-{x}"))
-_reg(("Abs",), _unary("abs({x})"))
-_reg(("Square",), _unary("{x} * {x}"))
-_reg(("Sqrt",), _unary("np.sqrt({x})", FLOAT))
-_reg(("Rsqrt",), _unary("{one} / np.sqrt({x})", FLOAT))
-# NumPy ufunc names here; the CPU generator swaps in vectorizable vmath versions (codegen/cpu.py)
-for _n, _f in (("Sin", "sin"), ("Cos", "cos"), ("Tan", "tan"), ("Asin", "arcsin"), ("Acos", "arccos"),
-               ("Atan", "arctan"), ("Sinh", "sinh"), ("Cosh", "cosh"), ("Floor", "floor"), ("Ceil", "ceil"),
-               ("Round", "rint")):
-    _reg((_n,), _unary(f"np.{_f}({{x}})", FLOAT))
-for _n, _f in (("Exp", "exp"), ("Log", "log"), ("Log1p", "log1p"), ("Expm1", "expm1"), ("Tanh", "tanh"),
-               ("Sigmoid", "sigmoid")):
-    _reg((_n,), _vmath(_f))
-_reg(("Sign",), _sign)
-_reg(("Reciprocal", "Inv"), _reciprocal)
-
-
-def _compare(op: str) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        return Expr(f"({a[0]} {op} {a[1]})") if ins[0] in SUPPORTED else None
-    return t
-
-
-for _n, _o in (("Equal", "=="), ("NotEqual", "!="), ("Less", "<"), ("LessEqual", "<="), ("Greater", ">"),
-               ("GreaterEqual", ">=")):
-    _reg((_n,), _compare(_o))
-_reg(("LogicalAnd",), lambda a, ins, out, node: Expr(f"({a[0]} & {a[1]})") if ins[0] == "bool" else None)
-_reg(("LogicalOr",), lambda a, ins, out, node: Expr(f"({a[0]} | {a[1]})") if ins[0] == "bool" else None)
-_reg(("LogicalNot",), lambda a, ins, out, node: Expr(f"(not {a[0]})") if ins[0] == "bool" else None)
-_reg(("IsNan",), lambda a, ins, out, node: Expr(f"({a[0]} != {a[0]})") if ins[0] in FLOAT else None)
-_reg(("IsInf",), lambda a, ins, out, node: Expr(f"np.isinf({a[0]})") if ins[0] in FLOAT else None)
-_reg(("IsFinite",), lambda a, ins, out, node: Expr(f"np.isfinite({a[0]})") if ins[0] in FLOAT else None)
-
-
-def _select(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] != "bool" or ins[1] not in SUPPORTED:
-        return None
-    return Expr(cast(f"({a[1]} if {a[0]} else {a[2]})", out))
-
-
-def _cast(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    src, x = ins[0], a[0]
-    if src not in SUPPORTED or out not in SUPPORTED:
-        return None
-    if out == "bool":
-        return Expr(f"({x} != 0)")
-    if src in FLOAT and out in INT:
-        return Expr(cast(f"np.trunc({x})", out))
-    return Expr(cast(x, out))
-
-
-def _addn(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] not in NUMERIC:
-        return None
-    acc = a[0]
-    for x in a[1:]:
-        acc = cast(f"{acc} + {x}", out)  # left to right, each sum in the output dtype
-    return Expr(cast(acc, out))
-
-
-ELEMENTWISE.update({"Select": _select, "SelectV2": _select, "Cast": _cast, "AddN": _addn})
-
-# -- nn activations and their gradients (formulas of jitflow.ops.nn_ops' reference kernels) ------------
-
-
-def _nn(fmt: str, dts: tuple[str, ...] = FLOAT) -> Template:
-    def t(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-        if ins[0] not in dts:
-            return None
-        x = a[0]
-        y = a[1] if len(a) > 1 else ""
-        code = fmt.format(x=x, y=y, zero=const(0, out), one=const(1, out), six=const(6, out),
-                          alpha=const(float(node.attr("alpha", 0.2)) if node is not None else 0.2, out),
-                          expm1=_vm("expm1", ins[0]), log1p=_vm("log1p", ins[0]), exp=_vm("exp", ins[0]),
-                          sigmoid=_vm("sigmoid", ins[0]))
-        return Expr(cast(code, out))
-    return t
-
-
-_MAX0 = "({x} if ({x} > {zero} or {x} != {x}) else {zero})"  # np.maximum(x, 0): NaN propagates
-ELEMENTWISE.update({
-    "Relu": _nn(_MAX0, NUMERIC),
-    "Elu": _nn("({x} if {x} > {zero} else {expm1}(({x} if ({x} < {zero} or {x} != {x}) else {zero})))"),
-    "Softplus": _nn("(" + _MAX0 + " + {log1p}({exp}(-abs({x}))))"),
-    "LeakyRelu": _nn("({x} if {x} > {zero} else {x} * {alpha})"),
-    "ReluGrad": _nn("({x} if {y} > {zero} else {zero})", NUMERIC),
-    "Relu6Grad": _nn("({x} if ({y} > {zero} and {y} < {six}) else {zero})", NUMERIC),
-    "EluGrad": _nn("({x} if {y} > {zero} else {x} * ({y} + {one}))"),
-    "SoftplusGrad": _nn("{x} * {sigmoid}({y})"),
-    "LeakyReluGrad": _nn("({x} if {y} > {zero} else {x} * {alpha})"),
-    "BiasAdd": _arith("+"),
-})
-
-
-def _relu6(a: list[str], ins: list[str], out: str, node: Any) -> Expr | None:
-    if ins[0] not in NUMERIC:
-        return None
-    x, zero, six = a[0], const(0, out), const(6, out)
-    m = f"({x} if ({x} > {zero} or {x} != {x}) else {zero})"
-    return Expr(cast(f"({m} if ({m} < {six} or {m} != {m}) else {six})", out))
-
-
-ELEMENTWISE["Relu6"] = _relu6
-ELEMENTWISE["ZerosLike"] = lambda a, ins, out, node: Expr(const(0, out)) if out in SUPPORTED else None
-ELEMENTWISE["OnesLike"] = lambda a, ins, out, node: Expr(const(1, out)) if out in SUPPORTED else None
 
 # Inputs that are data (iterated over); the others only parameterize the op (e.g. a target shape).
 DATA_INPUTS: dict[str, tuple[int, ...]] = {"UnbroadcastTo": (0,)}
@@ -353,14 +119,14 @@ def finish_code(rule: ReduceRule, acc: str, n: str, in_dt: str, out_dt: str) -> 
 
 # -- variable updates ------------------------------------------------------------------------------------
 
-UpdateFn = Callable[[int, list[str], str, Any], str]
+UpdateFn = Callable[[int, list[str], str, Any, expr.Dialect], str]
 
 
 @dataclass(frozen=True)
 class UpdateRule:
     """A variable update op: the refs it writes and each new value.
 
-    `new(slot, args, dtype, node)` gives the new value of the slot-th ref. `args` are the current values
+    `new(slot, args, dtype, node, dialect)` gives the new value of the slot-th ref. `args` are the current values
     of the refs (when `reads` is True) followed by the op's other inputs in order.
     """
 
@@ -373,82 +139,19 @@ class UpdateRule:
 
 
 UPDATES: dict[str, UpdateRule] = {
-    "Assign": UpdateRule((0,), lambda slot, a, dt, node: cast(a[0], dt), reads=False),
-    "AssignAdd": UpdateRule((0,), lambda slot, a, dt, node: cast(f"{a[0]} + {a[1]}", dt), exact_shape=(1,)),
-    "AssignSub": UpdateRule((0,), lambda slot, a, dt, node: cast(f"{a[0]} - {a[1]}", dt), exact_shape=(1,)),
+    "Assign": UpdateRule((0,), lambda slot, a, dt, node, d: cast(a[0], dt), reads=False),
+    "AssignAdd": UpdateRule((0,), lambda slot, a, dt, node, d: cast(f"{a[0]} + {a[1]}", dt), exact_shape=(1,)),
+    "AssignSub": UpdateRule((0,), lambda slot, a, dt, node, d: cast(f"{a[0]} - {a[1]}", dt), exact_shape=(1,)),
 }
 
 
-class _Sym:
-    """A symbolic scalar: arithmetic on it builds the expression text, each result cast to `dt`."""
+def _apply_rule(upd: formula.Update) -> UpdateRule:
+    """The rule of an optimizer Apply op, traced from its OpDef's update formula (one formula)."""
 
-    __array_priority__ = 1000
-
-    def __init__(self, code: str, dt: str) -> None:
-        self.code = code
-        self.dt = dt
-
-    def _lift(self, other: Any) -> str:
-        return other.code if isinstance(other, _Sym) else const(other, self.dt)
-
-    def _bin(self, op: str, other: Any, rev: bool = False) -> _Sym:
-        a, b = self.code, self._lift(other)
-        if rev:
-            a, b = b, a
-        return _Sym(cast(f"{a} {op} {b}", self.dt), self.dt)
-
-    def __add__(self, o: Any) -> _Sym:
-        return self._bin("+", o)
-
-    def __radd__(self, o: Any) -> _Sym:
-        return self._bin("+", o, True)
-
-    def __sub__(self, o: Any) -> _Sym:
-        return self._bin("-", o)
-
-    def __rsub__(self, o: Any) -> _Sym:
-        return self._bin("-", o, True)
-
-    def __mul__(self, o: Any) -> _Sym:
-        return self._bin("*", o)
-
-    def __rmul__(self, o: Any) -> _Sym:
-        return self._bin("*", o, True)
-
-    def __truediv__(self, o: Any) -> _Sym:
-        return self._bin("/", o)
-
-    def __rtruediv__(self, o: Any) -> _Sym:
-        return self._bin("/", o, True)
-
-    def __neg__(self) -> _Sym:
-        return _Sym(cast(f"-{self.code}", self.dt), self.dt)
-
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> _Sym:
-        if ufunc.__name__ == "sqrt" and method == "__call__" and len(inputs) == 1:
-            return _Sym(cast(f"np.sqrt({self.code})", self.dt), self.dt)
-        raise TypeError(f"update rules may only use arithmetic and np.sqrt, not {ufunc.__name__}")
-
-
-def _apply_rule(op_type: str) -> UpdateRule | None:
-    """The rule of an optimizer Apply op, traced from its reference update function (same formula)."""
-    try:
-        from jitflow.train import training_ops
-    except ImportError:
-        return None
-    upd = training_ops.UPDATES.get(op_type)
-    if upd is None:
-        return None
-    variants = upd.variants
-
-    def new(slot: int, a: list[str], dt: str, node: Any) -> str:
-        chosen = upd.rule
-        for attr, value, rule in variants:
-            if node is not None and bool(node.attr(attr, not value)) is value:
-                chosen = rule
-                break
-        res = chosen(*[_Sym(x, dt) for x in a])
-        return res[slot].code if isinstance(res[slot], _Sym) else cast(repr(res[slot]), dt)
+    def new(slot: int, a: list[str], dt: str, node: Any, dialect: expr.Dialect) -> str:
+        rule = upd.chosen(lambda name, default: node.attr(name, default) if node is not None else default)
+        res = rule(*[expr.arg(i, dt) for i in range(len(a))])
+        return expr.render(res[slot], a, dialect, dt).code
 
     nrefs = len(upd.refs)
     grad = nrefs + upd.args.index("grad") if "grad" in upd.args else -1
@@ -458,25 +161,54 @@ def _apply_rule(op_type: str) -> UpdateRule | None:
 
 
 def update_rule(op_type: str) -> UpdateRule | None:
-    """The update rule of `op_type` (Assign*, or an optimizer Apply op), or None."""
+    """The update rule of `op_type` (Assign*, or an op whose OpDef has an update formula), or None."""
     rule = UPDATES.get(op_type)
-    if rule is None and op_type.startswith("Apply"):
-        rule = _apply_rule(op_type)
-        if rule is not None:
-            UPDATES[op_type] = rule
-            ATTRS[op_type] = tuple(attr for attr, _, _ in _variants(op_type))
+    if rule is None:
+        upd = registry.lowering_of(op_type)
+        if isinstance(upd, formula.Update):
+            rule = UPDATES[op_type] = _apply_rule(upd)
+            ATTRS[op_type] = tuple(attr for attr, _, _ in upd.variants)
     return rule
 
 
-def _variants(op_type: str) -> tuple[tuple[str, bool, Any], ...]:
-    from jitflow.train import training_ops
+def elementwise_formula(op_type: str) -> formula.Elementwise | None:
+    """The formula of an elementwise op from its OpDef (its code-changing attrs join `ATTRS`), or None."""
+    f = registry.lowering_of(op_type)
+    if not isinstance(f, formula.Elementwise):
+        return None
+    if f.attrs and op_type not in ATTRS:
+        ATTRS[op_type] = f.attrs
+    return f
 
-    return training_ops.UPDATES[op_type].variants
+
+def has_elementwise(op_type: str) -> bool:
+    """True if `op_type` has an elementwise lowering (a formula in its OpDef)."""
+    return elementwise_formula(op_type) is not None
+
+
+def node_expr(c: Cluster, k: int, names: list[str], dialect: expr.Dialect) -> Expr:
+    """The scalar expression of node k of `c` in `dialect`, given the names of all value ids."""
+    node = c.nodes[k]
+    args = [names[a] for a in node.args]
+    rule = update_rule(node.op_type)
+    if rule is not None:
+        return Expr(rule.new(int(node.attr("slot", 0)), args, node.dtype, node, dialect))
+    in_dts = [c.value_dtype(a) for a in node.args]
+    e = node_code(node.op_type, args, in_dts, node.dtype, node.attr, dialect)
+    if e is None:
+        raise ValueError(f"no lowering for {node.op_type} on {in_dts}")
+    return e
+
+
+def node_code(op_type: str, args: list[str], in_dts: list[str], out_dt: str, attr: Callable[[str], Any],
+              dialect: expr.Dialect) -> Expr | None:
+    """The expression of an elementwise node in `dialect` (None: no lowering for these dtypes).
+
+    `args` name the operands; `attr(name)` gives the value of a code-changing attr.
+    """
+    f = elementwise_formula(op_type)
+    sym = None if f is None else f.trace(in_dts, attr)
+    return None if sym is None else expr.render(sym, args, dialect, out_dt)
 
 # Attrs that change the generated code (part of the node, hence of the kernel key).
-ATTRS: dict[str, tuple[str, ...]] = {
-    "Cast": ("DstT",),
-    "LeakyRelu": ("alpha",),
-    "LeakyReluGrad": ("alpha",),
-    **{r: ("axis", "keep_dims") for r in REDUCTIONS},
-}
+ATTRS: dict[str, tuple[str, ...]] = {r: ("axis", "keep_dims") for r in REDUCTIONS}

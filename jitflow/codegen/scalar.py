@@ -16,7 +16,7 @@ import numpy as np
 
 from jitflow.codegen import lowering as L
 from jitflow.codegen import vmath
-from jitflow.compiler.cluster import REDUCTION, Cluster
+from jitflow.ir.cluster import REDUCTION, Cluster
 
 
 class CheckFailed(Exception):

@@ -9,12 +9,10 @@ and the special cases (inf, nan, zero, overflow, underflow) merged in with ``sel
 
 Functions (each for float32 and float64, named ``<name>_f32`` / ``<name>_f64``): exp,
 expm1, log, log1p, tanh, sigmoid, softplus, sin, cos, tan, sinh, cosh, atan, asin, acos
-(one argument) and pow(x, y), atan2(y, x) (two). The
-code generator reaches them through ``VMATH[(name, dtype)]`` / :func:`lookup` and calls
-them from kernel source as module-level globals::
-
-    from jitflow.codegen.vmath import lookup
-    glb = {"vexp": lookup("exp", "float32")}   # then `out[i] = vexp(x[i])` in a prange loop
+(one argument) and pow(x, y), atan2(y, x) (two). Generated CPU kernels import this
+module as ``V`` and call them by name (``V.exp_f32(x)``; `codegen/cpu.py`'s dialect picks
+which formula functions go here); ``VMATH[(name, dtype)]`` and :func:`lookup` serve the
+tests and ``bench/vmath_probe.py``.
 
 Design choices worth knowing:
 

@@ -1,4 +1,9 @@
-"""The interpreter: runs one op through its NumPy reference kernel, turning failures into TF errors."""
+"""What interpreted steps share: TF errors raised from reference kernels, and the dead-branch marker.
+
+The interpreted steps themselves are built by `compiler/plan.py` (one per op, calling the op's NumPy
+reference kernel); `op_error` turns a kernel's failure into the TF error that names the op and its
+input shapes, for them and for every compiled step that falls back to them.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -42,13 +47,3 @@ def op_error(op: Operation, inputs: list[Any] | None, exc: BaseException) -> err
         return errors.ResourceExhaustedError(op.node_def, op, f"OOM when running {op.name}"
                                              + describe(op, inputs))
     return errors.InvalidArgumentError(op.node_def, op, f"{type(exc).__name__}: {exc}" + describe(op, inputs))
-
-
-def run_kernel(ctx: Any, op: Operation, inputs: list[Any]) -> Any:
-    """Runs `op`'s reference kernel; any failure becomes a TF error naming the op."""
-    kernel = op.opdef.kernel
-    assert kernel is not None
-    try:
-        return kernel(ctx, op, inputs)
-    except Exception as e:  # noqa: BLE001 - every kernel failure is reported as the op's error
-        raise op_error(op, inputs, e) from e

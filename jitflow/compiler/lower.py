@@ -16,9 +16,9 @@ import numpy as np
 
 from jitflow import errors, flags
 from jitflow.codegen import lowering as L
-from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, cluster
+from jitflow.compiler.cluster import REDUCTION, STRUCTURAL, Cluster, build_cluster, canonical_attrs, cluster
 from jitflow.compiler.placement import gpu_count, requested_gpu
-from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, var_reads
+from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
     MatMulStep,
@@ -34,10 +34,12 @@ from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were
 from jitflow.compiler.window_steps import WINDOW_OPS, find_epilogues, window_step
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
+from jitflow.ir.expr import Dialect
 
 # Ops whose reference kernel already is a BLAS call with reused buffers: their own step, not a fallback.
 _BLAS_KERNELS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"})
 _AXIS_REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Prod", "All", "Any")
+_ANY_DIALECT = Dialect()  # whether a node lowers (and whether it can fail) is the same in every dialect
 
 
 def member_reason(op: Operation) -> str | None:
@@ -87,17 +89,18 @@ def member_reason(op: Operation) -> str | None:
         return None
     if kind == registry.STATEFUL:
         return f"stateful op {t} runs as its own step"
-    tpl = L.ELEMENTWISE.get(t)
-    if kind != registry.ELEMENTWISE and tpl is None:
+    lowered = L.has_elementwise(t)
+    if kind != registry.ELEMENTWISE and not lowered:
         return f"no lowering for {t} ({kind})"
-    if tpl is None:
-        return f"no lowering for elementwise op {t}"
+    if not lowered:
+        return op.opdef.no_lowering or f"no lowering for elementwise op {t}"
     if t == "Select" and op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:
         return "Select with a vector condition picks rows (interpreted)"
     if t == "Select" and op.inputs[0].shape.ndims is None:
         return "Select with a condition of unknown rank"
     names = [f"a{i}" for i in range(len(in_dts))]
-    if tpl(names, in_dts, out_dts[0], None) is None:
+    attrs = dict(canonical_attrs(op, L.ATTRS.get(t, ())))
+    if L.node_code(t, names, in_dts, out_dts[0], attrs.get, _ANY_DIALECT) is None:
         return f"{t} on {', '.join(in_dts)} has no lowering"
     return None
 
@@ -249,15 +252,14 @@ def lower(plan: Plan) -> None:
                 own_step.fallback = own_step.fallback[1:]  # the Shape step runs anyway
             steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
             steps.append(own_step or plan.op_steps[op])
+    steps.extend(fetched_reads(plan, plan.fetches))
     # variable reads: a dict lookup (the interpreted step only when the variable is missing, to raise)
     steps = [_light_var_read(st) for st in steps]
     plan.steps = steps
     _mark_array_outputs(cluster_steps, readers)
     if gpu_plan:
-        try:
-            from jitflow.compiler.gpu import lower_gpu_clusters
-        except ImportError:  # no CUDA backend in this build: everything stays on the CPU
-            return
+        from jitflow.compiler.gpu import lower_gpu_clusters  # only plans that ask for a GPU load it
+
         lower_gpu_clusters(plan)
 
 
@@ -333,6 +335,6 @@ def _has_checks(c: Cluster, k: int) -> bool:
     node = c.nodes[k]
     if node.op_type in L.UPDATES or c.kind == REDUCTION and k == len(c.nodes) - 1:
         return False
-    tpl = L.ELEMENTWISE[node.op_type]
-    e = tpl([f"a{i}" for i in range(len(node.args))], [c.value_dtype(a) for a in node.args], node.dtype, node)
+    e = L.node_code(node.op_type, [f"a{i}" for i in range(len(node.args))], [c.value_dtype(a) for a in node.args],
+                    node.dtype, node.attr, _ANY_DIALECT)
     return bool(e is not None and e.checks)

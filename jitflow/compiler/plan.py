@@ -41,6 +41,7 @@ class Plan:
     # each consumer, see build_plan).
     op_steps: dict[Operation, Step] = field(default_factory=dict)
     lazy_vars: set[Operation] = field(default_factory=set)
+    fetches: list[Any] = field(default_factory=list)
     # Arenas of reusable buffers not in use by a run (one is taken per run: concurrent runs never share).
     arenas: list[Any] = field(default_factory=list)
     debug: int = 0  # JITFLOW_DEBUG when the plan was built (>= 2: per-step timings)
@@ -113,15 +114,70 @@ def _dead_aware_step(op: Operation, in_slots: list[int], out_slots: list[int], c
 
 def var_reads(op: Operation, lazy_vars: set[Operation], op_steps: dict[Operation, Step],
               done: set[Operation] | None = None) -> list[Step]:
-    """The read steps of the variables `op` consumes, to run just before it (reads are not hoisted)."""
+    """The read steps of the variables `op` consumes, to run just before it (reads are not hoisted).
+
+    A variable's snapshot (`v/read`, an Identity of the variable) is read lazily too, after its variable.
+    """
     refs = op.opdef.ref_inputs
-    out = []
+    out: list[Step] = []
     for i, t in enumerate(op.inputs):
-        if i not in refs and t.op in lazy_vars and (done is None or t.op not in done):
-            out.append(op_steps[t.op])
-            if done is not None:
-                done.add(t.op)
+        if i not in refs and t.op in lazy_vars:
+            out.extend(var_reads(t.op, lazy_vars, op_steps, done))
+            if done is None or t.op not in done:
+                out.append(op_steps[t.op])
+                if done is not None:
+                    done.add(t.op)
     return out
+
+
+def lazy_reads(ops: list[Operation], fed: set[Tensor]) -> set[Operation]:
+    """Variables, and the snapshots (`v/read`) that must be read late, read when their consumer runs.
+
+    A variable's own output is always read by its consumer's step (TF's reference semantics): a read
+    ordered after an assign by control dependencies sees the new value. A snapshot is read late only
+    when one of its consumers depends on an assign of that variable; otherwise it keeps its early place,
+    so that (as in TF, whose reads run as soon as they can) unordered readers see the value from before
+    the step's updates.
+    """
+    lazy = {op for op in ops if op.type == "VariableV2" and op.outputs[0] not in fed}
+    snaps = [op for op in ops if op.type == "Identity" and not op.control_inputs and op.inputs[0].op in lazy
+             and op.outputs[0] not in fed]
+    if not snaps:
+        return lazy
+    writers: dict[Operation, int] = {}  # variable -> bit mask of the ops that write it
+    bit: dict[Operation, int] = {}
+    for op in ops:
+        for r in op.opdef.ref_inputs:
+            b = bit.setdefault(op, 1 << len(bit))
+            writers[op.inputs[r].op] = writers.get(op.inputs[r].op, 0) | b
+    if not writers:
+        return lazy
+    after: dict[Operation, int] = {}  # op -> mask of the writers it (transitively) runs after
+    for op in ops:
+        m = bit.get(op, 0)
+        for t in op.inputs:
+            m |= after.get(t.op, 0)
+        for c in op.control_inputs:
+            m |= after.get(c, 0)
+        after[op] = m
+    consumers: dict[Operation, list[Operation]] = {s: [] for s in snaps}
+    for op in ops:
+        for t in op.inputs:
+            if t.op in consumers:
+                consumers[t.op].append(op)
+    return lazy | {s for s in snaps if any(after[c] & writers.get(s.inputs[0].op, 0) for c in consumers[s])}
+
+
+def fetched_reads(plan: Plan, fetches: list[Tensor | Operation]) -> list[Step]:
+    """Fetched variables (and snapshots) are read once more when the run ends: TF returns their final value."""
+    steps: list[Step] = []
+    done: set[Operation] = set()
+    for f in fetches:
+        if isinstance(f, Tensor) and f.op in plan.lazy_vars and f.op not in done:
+            steps.extend(var_reads(f.op, plan.lazy_vars, plan.op_steps, done))
+            steps.append(plan.op_steps[f.op])
+            done.add(f.op)
+    return steps
 
 
 def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: Any = None) -> Plan:
@@ -153,13 +209,11 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
     # A variable is read when its consumer runs (TF's reference semantics), so a read ordered after an
     # assign by control dependencies sees the new value: its VariableV2 step is emitted just before each
     # consumer instead of once, early.
-    fetched = set(fetches)
-    lazy_vars = set() if dead_aware else {op for op in ops if op.type == "VariableV2"
-                                          and op.outputs[0] not in fetched and op.outputs[0] not in fed}
+    lazy_vars = set() if dead_aware else lazy_reads(ops, fed)
     op_steps: dict[Operation, Step] = {}
     for op in ops:
         if op in lazy_vars:
-            op_steps[op] = _interp_step(op, [], [slots[op.outputs[0]]])
+            op_steps[op] = _interp_step(op, [slots[t] for t in op.inputs], [slots[op.outputs[0]]])
             continue
         refs = op.opdef.ref_inputs
         steps.extend(var_reads(op, lazy_vars, op_steps))
@@ -177,6 +231,8 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
     plan = Plan(steps, n, [slots[t] for t in feeds], fetch_slots, ops, slots, dead_aware=dead_aware)
     plan.op_steps = op_steps
     plan.lazy_vars = lazy_vars
+    plan.fetches = list(fetches)
+    steps.extend(fetched_reads(plan, fetches))
     plan.debug = flags.debug_level()
     if lower is not None and not dead_aware:
         lower(plan)

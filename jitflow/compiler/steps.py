@@ -19,9 +19,9 @@ from jitflow.codegen import cpu, scalar
 from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.cluster import Cluster
-from jitflow.compiler.layout import LayoutError, broadcast_shape, compute_layout
 from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.framework.graph import Operation, Tensor
+from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
 from jitflow.kernels.threads import blas_threads_for
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).

@@ -39,9 +39,9 @@ class DeviceSpec:
             elif key == "task" and val.isdigit():
                 out = replace(out, task=int(val))
             elif key == "device" and val:
-                dtype, _, idx = val.partition(":")
+                dtype, _, ordinal = val.partition(":")
                 out = replace(out, device_type=dtype.upper(),
-                              device_index=int(idx) if idx.isdigit() else None)
+                              device_index=int(ordinal) if ordinal.isdigit() else None)
             else:
                 raise ValueError(f"Unknown attribute: '{part}' in '{spec}'")
         return out

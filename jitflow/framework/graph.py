@@ -11,7 +11,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jitflow import dtypes
 from jitflow.framework import registry
@@ -95,6 +95,38 @@ class Tensor:
     # Python operators are installed by jitflow.ops.math_ops; NumPy must defer to them.
     __array_priority__ = 100
     __array_ufunc__ = None
+
+    if TYPE_CHECKING:  # installed at import time by jitflow.ops.math_ops._install_operators
+        def __add__(self, other: Any) -> Tensor: ...
+        def __radd__(self, other: Any) -> Tensor: ...
+        def __sub__(self, other: Any) -> Tensor: ...
+        def __rsub__(self, other: Any) -> Tensor: ...
+        def __mul__(self, other: Any) -> Tensor: ...
+        def __rmul__(self, other: Any) -> Tensor: ...
+        def __truediv__(self, other: Any) -> Tensor: ...
+        def __rtruediv__(self, other: Any) -> Tensor: ...
+        def __floordiv__(self, other: Any) -> Tensor: ...
+        def __rfloordiv__(self, other: Any) -> Tensor: ...
+        def __mod__(self, other: Any) -> Tensor: ...
+        def __rmod__(self, other: Any) -> Tensor: ...
+        def __pow__(self, other: Any) -> Tensor: ...
+        def __rpow__(self, other: Any) -> Tensor: ...
+        def __matmul__(self, other: Any) -> Tensor: ...
+        def __rmatmul__(self, other: Any) -> Tensor: ...
+        def __lt__(self, other: Any) -> Tensor: ...
+        def __le__(self, other: Any) -> Tensor: ...
+        def __gt__(self, other: Any) -> Tensor: ...
+        def __ge__(self, other: Any) -> Tensor: ...
+        def __and__(self, other: Any) -> Tensor: ...
+        def __rand__(self, other: Any) -> Tensor: ...
+        def __or__(self, other: Any) -> Tensor: ...
+        def __ror__(self, other: Any) -> Tensor: ...
+        def __xor__(self, other: Any) -> Tensor: ...
+        def __neg__(self) -> Tensor: ...
+        def __abs__(self) -> Tensor: ...
+        def __invert__(self) -> Tensor: ...
+        def __pos__(self) -> Tensor: ...
+        def __getitem__(self, key: Any) -> Tensor: ...
 
     def __init__(self, op: Operation, value_index: int, dtype: dtypes.DType, shape: TensorShape) -> None:
         self._op = op
@@ -366,45 +398,14 @@ class Graph:
         opdef = registry.get_opdef(op_type)
         if opdef.kernel is None:
             raise ValueError(f"Op type '{op_type}' has no kernel")
-        for i, t in enumerate(inputs):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"Input {i} of op '{op_type}' must be a Tensor, got {type(t).__name__}")
-            if t.graph is not self:
-                raise ValueError(f"Tensor {t.name} must be from the same graph as the op '{name or op_type}' "
-                                 "being created.")
+        self._check_inputs(op_type, name, inputs)
         with self._lock:
-            if name and name.endswith("/") and not exact_name:
-                exact_name, name, scoped = True, name[:-1], True  # a scope name: used as is
-            else:
-                scoped = False
-            if exact_name:
-                if name is None or name in self._ops_by_name:
-                    raise ValueError(f"Duplicate node name in graph: '{name}'")
-                full = name
-                self._mark_name_used(full)
-            else:
-                base = name if name else op_type
-                if name and not _VALID_OP_NAME.match(name):
-                    raise ValueError(f"'{name}' is not a valid node name")
-                full = self.unique_name(base)
+            full, exact_name, scoped = self._new_op_name(op_type, name, exact_name)
             cf = self._control_flow_context
             if cf is not None:
                 inputs, extra_ctrl = cf.enter_op(op_type, list(inputs))
                 control_inputs = list(control_inputs or ()) + list(extra_ctrl)
-            ctrl: list[Operation] = []
-            if not exact_name or scoped:
-                for deps in self._control_dependencies_stack:
-                    if deps is None:
-                        ctrl = []
-                        continue
-                    ctrl.extend(deps)
-            for c in control_inputs or ():
-                c = c.op if isinstance(c, Tensor) else getattr(c, "op", c)
-                ctrl.append(c)
-            ctrl = list(dict.fromkeys(ctrl))
-            for c in ctrl:
-                if c.graph is not self:
-                    raise ValueError(f"Control input {c.name} must be from the same graph.")
+            ctrl = self._control_inputs_for(control_inputs, use_scopes=not exact_name or scoped)
             op = Operation(self, op_type, full, list(inputs), dict(attrs or {}), ctrl, "", opdef,
                            user_frame())
             if device is not None:
@@ -413,15 +414,59 @@ class Graph:
                 op._set_device(self._apply_device_stack(op))
             outs = opdef.infer(op)
             op._outputs = tuple(Tensor(op, i, dt, as_shape(sh)) for i, (dt, sh) in enumerate(outs))
-            op._id = len(self._ops)
-            self._last_id += 1
-            self._ops.append(op)
-            self._ops_by_name[full] = op
-            for t in op._inputs:
-                self._consumers.setdefault(t.op, []).append(op)
+            self._add_op(op)
             if cf is not None:
                 cf.created(op)
             return op
+
+    def _check_inputs(self, op_type: str, name: str | None, inputs: list[Any]) -> None:
+        """TypeError for a non-tensor input, ValueError for one from another graph."""
+        for i, t in enumerate(inputs):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"Input {i} of op '{op_type}' must be a Tensor, got {type(t).__name__}")
+            if t.graph is not self:
+                raise ValueError(f"Tensor {t.name} must be from the same graph as the op '{name or op_type}' "
+                                 "being created.")
+
+    def _new_op_name(self, op_type: str, name: str | None, exact_name: bool) -> tuple[str, bool, bool]:
+        """(full name, exact, scoped): a name ending in '/' is a scope's name and is used as is."""
+        scoped = False
+        if name and name.endswith("/") and not exact_name:
+            exact_name, name, scoped = True, name[:-1], True
+        if exact_name:
+            if name is None or name in self._ops_by_name:
+                raise ValueError(f"Duplicate node name in graph: '{name}'")
+            self._mark_name_used(name)
+            return name, exact_name, scoped
+        if name and not _VALID_OP_NAME.match(name):
+            raise ValueError(f"'{name}' is not a valid node name")
+        return self.unique_name(name if name else op_type), exact_name, scoped
+
+    def _control_inputs_for(self, control_inputs: list[Any] | None, use_scopes: bool) -> list[Operation]:
+        """The op's control inputs: the active control_dependencies scopes (if `use_scopes`) plus its own."""
+        ctrl: list[Operation] = []
+        if use_scopes:
+            for deps in self._control_dependencies_stack:
+                if deps is None:  # control_dependencies(None) clears the outer scopes
+                    ctrl = []
+                    continue
+                ctrl.extend(deps)
+        for c in control_inputs or ():
+            ctrl.append(c.op if isinstance(c, Tensor) else getattr(c, "op", c))
+        ctrl = list(dict.fromkeys(ctrl))
+        for c in ctrl:
+            if c.graph is not self:
+                raise ValueError(f"Control input {c.name} must be from the same graph.")
+        return ctrl
+
+    def _add_op(self, op: Operation) -> None:
+        """Registers a built op: its id, its name and its consumers' index."""
+        op._id = len(self._ops)
+        self._last_id += 1
+        self._ops.append(op)
+        self._ops_by_name[op.name] = op
+        for t in op._inputs:
+            self._consumers.setdefault(t.op, []).append(op)
 
     def get_operations(self) -> list[Operation]:
         return list(self._ops)
@@ -605,6 +650,12 @@ class Graph:
 
     def is_fetchable(self, tensor_or_op: Any) -> bool:
         return True
+
+    def as_graph_def(self, from_version: int | None = None, add_shapes: bool = False) -> Any:
+        """This graph as TensorFlow's GraphDef protocol buffer."""
+        from jitflow.framework.importer import as_graph_def
+
+        return as_graph_def(self, from_version, add_shapes)
 
     def __repr__(self) -> str:
         return f"<jitflow.Graph object at {id(self):#x} with {len(self._ops)} ops>"

@@ -1,7 +1,9 @@
 """The op registry: one `OpDef` per op type.
 
 An OpDef holds everything jitflow knows about an op type: its static shape/dtype function, its NumPy
-reference kernel (the specification of what the op means), its fusion kind, and its gradient.
+reference kernel (the specification of what the op means), its fusion kind, its gradient, and its
+lowering: the formula (`jitflow.ir.formula`) from which the code generators derive its kernels, or
+the reason it has none.
 Ops are fully determined by (type, inputs, attrs), so a graph can be rebuilt from data alone.
 """
 from __future__ import annotations
@@ -36,6 +38,10 @@ class OpDef:
     # Inputs that are variable references (Assign's `ref`): the producer is not evaluated for them,
     # the kernel gets None there and finds the variable through `op.inputs[i].op.name`.
     ref_inputs: tuple[int, ...] = ()
+    # A `jitflow.ir.formula` object (Elementwise, Update) the code generators render, or None.
+    lowering: Any = None
+    # Why an op that could be fused has no `lowering` (it runs as its own or an interpreted step).
+    no_lowering: str = ""
 
 
 _REGISTRY: dict[str, OpDef] = {}
@@ -43,9 +49,9 @@ _REGISTRY: dict[str, OpDef] = {}
 
 def register_op(op_type: str, infer: InferFn, kernel: KernelFn | None, kind: str = OPAQUE,
                 grad: GradFn | None = None, not_differentiable: bool = False,
-                ref_inputs: tuple[int, ...] = ()) -> OpDef:
+                ref_inputs: tuple[int, ...] = (), lowering: Any = None, no_lowering: str = "") -> OpDef:
     """Registers (or replaces) the definition of `op_type`."""
-    opdef = OpDef(op_type, infer, kernel, kind, grad, not_differentiable, ref_inputs)
+    opdef = OpDef(op_type, infer, kernel, kind, grad, not_differentiable, ref_inputs, lowering, no_lowering)
     old = _REGISTRY.get(op_type)
     if old is not None and opdef.grad is None:
         opdef.grad = old.grad  # gradients may be registered before the op
@@ -89,6 +95,12 @@ def get_opdef(op_type: str) -> OpDef:
     except KeyError:
         raise ValueError(f"Op type not registered '{op_type}'") from None
     return opdef
+
+
+def lowering_of(op_type: str) -> Any:
+    """The `lowering` of `op_type`'s OpDef, or None (also for unknown types)."""
+    opdef = _REGISTRY.get(op_type)
+    return None if opdef is None else opdef.lowering
 
 
 def registered_types() -> list[str]:

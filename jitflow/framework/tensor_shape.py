@@ -239,6 +239,14 @@ class TensorShape:
         return (TensorShape, (None if self._dims is None else list(self._dims),))
 
 
+def known_dims(dims: Iterable[int | None]) -> list[int]:
+    """`dims` as ints; ValueError if any is unknown (for callers that checked, and for the type checker)."""
+    out = list(dims)
+    if any(d is None for d in out):
+        raise ValueError(f"Shape {shape_str(out)} must be fully defined here")
+    return [int(d) for d in out if d is not None]
+
+
 def as_shape(shape: Any) -> TensorShape:
     """Converts a list/tuple/TensorShape/None into a `TensorShape`."""
     return shape if isinstance(shape, TensorShape) else TensorShape(shape)

@@ -11,7 +11,9 @@ from jitflow.errors import InvalidArgumentError
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor, get_default_graph
 from jitflow.framework.graph import name_scope as _name_scope
-from jitflow.framework.tensor_shape import TensorShape, as_shape, shape_str
+from jitflow.framework.tensor_shape import TensorShape, as_shape, known_dims, shape_str
+from jitflow.ir import expr as E
+from jitflow.ir.formula import Elementwise
 from jitflow.ops.constant_op import constant, convert_to_tensor
 from jitflow.ops.op_util import const_value, make_op, out
 
@@ -223,10 +225,10 @@ def ones(shape: Any, dtype: Any = dtypes.float32, name: str | None = None) -> Te
 
 registry.register_op("ZerosLike", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)],
                      lambda ctx, op, ins: np.zeros_like(ins[0]), registry.ELEMENTWISE,
-                     not_differentiable=True)
+                     not_differentiable=True, lowering=Elementwise(lambda x: 0, E.SUPPORTED))
 registry.register_op("OnesLike", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)],
                      lambda ctx, op, ins: np.ones_like(ins[0]), registry.ELEMENTWISE,
-                     not_differentiable=True)
+                     not_differentiable=True, lowering=Elementwise(lambda x: 1, E.SUPPORTED))
 
 
 def zeros_like(tensor: Any, dtype: Any = None, name: str | None = None, optimize: bool = True) -> Tensor:
@@ -490,7 +492,8 @@ def _concat_infer(op: Operation) -> list:
                                  f"are {shape_str(_dims(values[0]))} and {shape_str(dims)}. for '{op.name}' "
                                  "(op: 'ConcatV2')")
             res[i] = res[i] if res[i] is not None else d
-        total = None if total is None or dims[a] is None else total + dims[a]
+        along = dims[a]
+        total = None if total is None or along is None else total + along
     res[a] = total
     return [(dt, TensorShape(res))]
 
@@ -605,9 +608,10 @@ def unstack(value: Any, num: int | None = None, axis: int = 0, name: str = "unst
             raise ValueError(f"axis = {axis} not in [{-len(dims)}, {len(dims)})")
         axis %= len(dims)
     if num is None:
-        if dims is None or dims[axis] is None:
+        along = None if dims is None else dims[axis]
+        if along is None:
             raise ValueError(f"Cannot infer num from shape {x.shape}")
-        num = dims[axis]
+        num = along
     return list(make_op("Unpack", [x], {"num": int(num), "axis": int(axis), "T": x.dtype}, name=name).outputs)
 
 
@@ -1435,7 +1439,7 @@ def boolean_mask(tensor: Any, mask: Any, name: str = "boolean_mask", axis: Any =
         rest = list(dims[a + k:])
         flat_dim: int | None = None
         if all(d is not None for d in dims[a:a + k]):
-            flat_dim = int(np.prod(dims[a:a + k]))
+            flat_dim = int(np.prod(known_dims(dims[a:a + k])))
         if all(d is not None for d in lead + rest):
             new_shape: Any = lead + [-1 if flat_dim is None else flat_dim] + rest
         else:
@@ -1492,13 +1496,13 @@ def tensordot(a: Any, b: Any, axes: Any, name: str | None = None) -> Tensor:
         xt = transpose(x, fx + ax) if fx + ax != list(builtins_range(len(dx))) else x
         yt = transpose(y, ay + fy) if ay + fy != list(builtins_range(len(dy))) else y
         k = [dx[i] if dx[i] is not None else dy[j] for i, j in zip(ax, ay)]
-        kk = int(np.prod(k)) if all(d is not None for d in k) else -1
+        kk = int(np.prod(known_dims(k))) if all(d is not None for d in k) else -1
         free_x = [dx[i] for i in fx]
         free_y = [dy[j] for j in fy]
-        x2 = reshape(xt, [-1, kk] if kk != -1 or None in free_x else [int(np.prod(free_x)), -1])
+        x2 = reshape(xt, [-1, kk] if kk != -1 or None in free_x else [int(np.prod(known_dims(free_x))), -1])
         if kk == -1 and None in free_x:
             raise ValueError("tensordot needs either the contracted or the free dimensions of 'a' to be known")
-        y2 = reshape(yt, [kk if kk != -1 else -1, -1 if None in free_y else int(np.prod(free_y))])
+        y2 = reshape(yt, [kk if kk != -1 else -1, -1 if None in free_y else int(np.prod(known_dims(free_y)))])
         prod = matmul(x2, y2)
         if None not in free_x + free_y:
             return reshape(prod, free_x + free_y)

@@ -7,8 +7,8 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.framework import registry
-from jitflow.framework.graph import Graph, Operation, Tensor, get_default_graph
-from jitflow.framework.tensor_shape import TensorShape, as_shape
+from jitflow.framework.graph import Operation, Tensor, get_default_graph
+from jitflow.framework.tensor_shape import TensorShape, as_shape, known_dims
 
 
 def _const_infer(op: Operation) -> list:
@@ -83,7 +83,7 @@ def constant(value: Any, dtype: Any = None, shape: Any = None, name: str = "Cons
         shp = as_shape(shape)
         if not shp.is_fully_defined():
             raise ValueError(f"Shape of constant must be fully defined, got {shp}")
-        target = tuple(shp.as_list())
+        target = tuple(known_dims(shp.as_list()))
         if arr.shape != target:
             if verify_shape:
                 raise TypeError(f"Expected Tensor's shape: {target}, got {arr.shape}.")
@@ -133,14 +133,3 @@ def convert_to_tensor(value: Any, dtype: Any = None, name: str | None = None,
 
 def is_tensor_like(value: Any) -> bool:
     return isinstance(value, Tensor) or hasattr(value, "_as_tensor")
-
-
-def graph_of(*values: Any) -> Graph:
-    """The graph of the first tensor-like among `values`, else the default graph."""
-    for v in values:
-        if isinstance(v, Tensor):
-            return v.graph
-        g = getattr(v, "graph", None)
-        if isinstance(g, Graph):
-            return g
-    return get_default_graph()

@@ -57,7 +57,7 @@ def tuple(tensors: list[Any], name: str | None = None, control_inputs: Any = Non
 
     with _name_scope(name, "tuple"):
         gate = group(*[t for t in tensors if t is not None], *(control_inputs or []))
-        res = []
+        res: list[Tensor | None] = []
         for t in tensors:
             if t is None:
                 res.append(None)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from jitflow import dtypes
-from jitflow.framework.tensor_shape import as_shape
+from jitflow.framework.tensor_shape import as_shape, known_dims
 from jitflow.ops import array_ops, random_ops
 from jitflow.ops.constant_op import constant
 
@@ -113,7 +113,7 @@ class VarianceScaling(Initializer):
     def __call__(self, shape: Any, dtype: Any = None, partition_info: Any = None) -> Any:
         dt = self._dtype(dtype)
         dims = as_shape(shape).as_list()
-        fan_in, fan_out = _fans([int(d) for d in dims])
+        fan_in, fan_out = _fans(known_dims(dims))
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale = self.scale / max(1.0, n)
         if self.distribution == "truncated_normal":

@@ -13,6 +13,8 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape
+from jitflow.ir import expr as E
+from jitflow.ir.formula import Elementwise
 from jitflow.ops.constant_op import convert_to_tensor
 from jitflow.ops.op_util import (
     FLOATS,
@@ -98,6 +100,73 @@ def _select(c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(c, x, y)
 
 
+# -- formulas: what the compiler generates for each op (`jitflow.ir.expr`); the kernels above stay the
+# reference, and also report errors (an integer division by zero makes a compiled kernel fall back to them).
+
+
+def _is_int(x: Any) -> bool:
+    return E.dtype_name(x) in E.INT
+
+
+def _truncate_div(x: Any, y: Any) -> Any:
+    if _is_int(x):
+        q = builtins.abs(x) // builtins.abs(y)
+        return E.where((x < 0) != (y < 0), -q, q)
+    return E.trunc(x / y)
+
+
+def _floor_div(x: Any, y: Any) -> Any:
+    return x // y if _is_int(x) else E.floor(x / y)
+
+
+def _floor_mod(x: Any, y: Any) -> Any:
+    if _is_int(x):
+        return x % y
+    # NumPy's float mod: fmod, then moved to the divisor's sign; y == 0 gives nan
+    r = E.call("fmod", x, y)
+    return E.where((r != 0) & ((r < 0) != (y < 0)), r + y, E.where(r == 0, E.call("copysign", 0, y), r))
+
+
+def _sign_formula(x: Any) -> Any:
+    if E.dtype_name(x).startswith("u"):
+        return E.where(x > 0, 1, x)
+    return E.where(x > 0, 1, E.where(x < 0, -1, x))
+
+
+def _reciprocal_formula(x: Any) -> Any:
+    return 1 // x if _is_int(x) else 1 / x
+
+
+def _ufunc(name: str) -> Elementwise:
+    return Elementwise(lambda x: E.call(name, x), E.FLOAT)
+
+
+_N, _F, _B, _S = E.NUMERIC, E.FLOAT, ("bool",), E.SUPPORTED
+LOWERING: dict[str, Elementwise] = {
+    "AddV2": Elementwise(lambda x, y: x + y, _N), "Add": Elementwise(lambda x, y: x + y, _N),
+    "Sub": Elementwise(lambda x, y: x - y, _N), "Mul": Elementwise(lambda x, y: x * y, _N),
+    "RealDiv": Elementwise(lambda x, y: x / y, _F), "TruncateDiv": Elementwise(_truncate_div, _N),
+    "FloorDiv": Elementwise(_floor_div, _N), "FloorMod": Elementwise(_floor_mod, _N),
+    "Div": Elementwise(lambda x, y: _floor_div(x, y) if _is_int(x) else x / y, _N),
+    "Pow": Elementwise(lambda x, y: x ** y, _N),
+    "Maximum": Elementwise(E.maximum, _N), "Minimum": Elementwise(E.minimum, _N),
+    "SquaredDifference": Elementwise(lambda x, y: (x - y) * (x - y), _N),
+    "Neg": Elementwise(lambda x: -x, _N), "Abs": Elementwise(lambda x: builtins.abs(x), _N),
+    "Square": Elementwise(lambda x: x * x, _N), "Sign": Elementwise(_sign_formula, _N),
+    "Reciprocal": Elementwise(_reciprocal_formula, _N), "Inv": Elementwise(_reciprocal_formula, _N),
+    "Rsqrt": Elementwise(lambda x: 1 / E.sqrt(x), _F), "Round": _ufunc("rint"),
+    **{t: _ufunc(t.lower()) for t in ("Sqrt", "Exp", "Log", "Log1p", "Expm1", "Sin", "Cos", "Tan", "Tanh",
+                                      "Sigmoid", "Floor", "Ceil", "Sinh", "Cosh")},
+    "Asin": _ufunc("arcsin"), "Acos": _ufunc("arccos"), "Atan": _ufunc("arctan"),
+    "Equal": Elementwise(lambda x, y: x == y, _S), "NotEqual": Elementwise(lambda x, y: x != y, _S),
+    "Less": Elementwise(lambda x, y: x < y, _S), "LessEqual": Elementwise(lambda x, y: x <= y, _S),
+    "Greater": Elementwise(lambda x, y: x > y, _S), "GreaterEqual": Elementwise(lambda x, y: x >= y, _S),
+    "LogicalAnd": Elementwise(lambda x, y: x & y, _B), "LogicalOr": Elementwise(lambda x, y: x | y, _B),
+    "LogicalNot": Elementwise(lambda x: ~x, _B), "IsNan": Elementwise(E.isnan, _F),
+    "IsInf": _ufunc("isinf"), "IsFinite": _ufunc("isfinite"),
+}
+
+
 _BINARY = {
     "AddV2": np.add, "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "RealDiv": _realdiv,
     "Div": None, "FloorDiv": _floordiv, "FloorMod": _floormod, "TruncateDiv": _truncatediv,
@@ -121,17 +190,19 @@ def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 _BINARY["Div"] = _div
 for _t, _f in _BINARY.items():
-    register_elementwise(_t, _f)
+    register_elementwise(_t, _f, lowering=LOWERING.get(_t))
 for _t, _f in _UNARY.items():
-    register_elementwise(_t, _f)
+    register_elementwise(_t, _f, lowering=LOWERING.get(_t))
 for _t, _f in _COMPARE.items():
-    register_elementwise(_t, _f, dtypes.bool, not_differentiable=True)
+    register_elementwise(_t, _f, dtypes.bool, not_differentiable=True, lowering=LOWERING.get(_t))
 for _t, _f in _LOGICAL.items():
-    register_elementwise(_t, _f, dtypes.bool, not_differentiable=True)
-register_elementwise("LogicalNot", np.logical_not, dtypes.bool, not_differentiable=True)
-register_elementwise("IsNan", np.isnan, dtypes.bool, not_differentiable=True)
-register_elementwise("IsInf", np.isinf, dtypes.bool, not_differentiable=True)
-register_elementwise("IsFinite", np.isfinite, dtypes.bool, not_differentiable=True)
+    register_elementwise(_t, _f, dtypes.bool, not_differentiable=True, lowering=LOWERING.get(_t))
+register_elementwise("LogicalNot", np.logical_not, dtypes.bool, not_differentiable=True,
+                     lowering=LOWERING["LogicalNot"])
+register_elementwise("IsNan", np.isnan, dtypes.bool, not_differentiable=True, lowering=LOWERING["IsNan"])
+register_elementwise("IsInf", np.isinf, dtypes.bool, not_differentiable=True, lowering=LOWERING["IsInf"])
+register_elementwise("IsFinite", np.isfinite, dtypes.bool, not_differentiable=True,
+                     lowering=LOWERING["IsFinite"])
 
 
 def _select_infer(op: Operation) -> list:
@@ -148,9 +219,11 @@ class _FakeOp:
         self.name = op.name
 
 
-registry.register_op("Select", _select_infer, lambda ctx, op, ins: _select(*ins), registry.ELEMENTWISE)
+_SELECT = Elementwise(E.where, ("bool",))
+registry.register_op("Select", _select_infer, lambda ctx, op, ins: _select(*ins), registry.ELEMENTWISE,
+                     lowering=_SELECT)
 registry.register_op("SelectV2", lambda op: [(op.inputs[1].dtype, elementwise_infer()(op)[0][1])],
-                     lambda ctx, op, ins: np.where(*ins), registry.ELEMENTWISE)
+                     lambda ctx, op, ins: np.where(*ins), registry.ELEMENTWISE, lowering=_SELECT)
 
 
 def _cast_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
@@ -162,8 +235,17 @@ def _cast_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return np.asarray(x).astype(dst)
 
 
+def _cast(x: Any, DstT: Any) -> Any:  # noqa: N803 - TF's attr name
+    dst = E.as_dtype_name(DstT)
+    if dst == "bool":
+        return x != 0
+    if E.dtype_name(x) in E.FLOAT and dst in E.INT:
+        return E.cast(E.trunc(x), dst)  # toward zero, as the kernel above
+    return E.cast(x, dst)
+
+
 registry.register_op("Cast", lambda op: [(op.attrs["DstT"], op.inputs[0].shape)], _cast_kernel,
-                     registry.ELEMENTWISE)
+                     registry.ELEMENTWISE, lowering=Elementwise(_cast, E.SUPPORTED, ("DstT",)))
 
 
 def _addn_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
@@ -183,7 +265,15 @@ def _addn_infer(op: Operation) -> list:
     return [(op.inputs[0].dtype, shape)]
 
 
-registry.register_op("AddN", _addn_infer, _addn_kernel, registry.ELEMENTWISE)
+def _addn(*xs: Any) -> Any:
+    acc = xs[0]
+    for x in xs[1:]:
+        acc = acc + x  # left to right, each sum in the output dtype
+    return acc
+
+
+registry.register_op("AddN", _addn_infer, _addn_kernel, registry.ELEMENTWISE,
+                     lowering=Elementwise(_addn, E.NUMERIC))
 
 # -- public constructors -------------------------------------------------------------------------------
 

@@ -17,36 +17,6 @@ def _grad_op(op_type: str, inputs: list[Tensor], attrs: dict[str, Any] | None = 
     return out(make_op(op_type, inputs, {"T": inputs[0].dtype, **(attrs or {})}, name=op_type))
 
 
-@registry.register_gradient("Relu")
-def _relu_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("ReluGrad", [g, op.outputs[0]])]
-
-
-@registry.register_gradient("Relu6")
-def _relu6_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("Relu6Grad", [g, op.outputs[0]])]
-
-
-@registry.register_gradient("Elu")
-def _elu_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("EluGrad", [g, op.outputs[0]])]
-
-
-@registry.register_gradient("Softplus")
-def _softplus_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("SoftplusGrad", [g, op.inputs[0]])]
-
-
-@registry.register_gradient("LeakyRelu")
-def _leaky_relu_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("LeakyReluGrad", [g, op.inputs[0]], {"alpha": op.attrs["alpha"]})]
-
-
-@registry.register_gradient("ReluGrad")
-def _relu_grad_grad(op: Operation, g: Tensor) -> _GradList:
-    return [_grad_op("ReluGrad", [g, op.inputs[1]]), A.zeros_like(op.inputs[1])]
-
-
 @registry.register_gradient("Softmax")
 def _softmax_grad(op: Operation, g: Tensor) -> _GradList:
     y = op.outputs[0]

@@ -17,10 +17,13 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape, shape_str
+from jitflow.ir import expr as E
+from jitflow.ir.formula import Elementwise
 from jitflow.ops import array_ops as A
+from jitflow.ops import elementwise
 from jitflow.ops import math_ops as M
 from jitflow.ops.constant_op import convert_to_tensor
-from jitflow.ops.op_util import FLOATS, check_dtype, elementwise_infer, make_op, out, same_dtype_inputs
+from jitflow.ops.op_util import FLOATS, check_dtype, make_op, out, same_dtype_inputs
 
 sigmoid = M.sigmoid
 tanh = M.tanh
@@ -28,52 +31,50 @@ tanh = M.tanh
 # -- activations ------------------------------------------------------------------------------------------
 
 
-def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, np.zeros((), x.dtype))
+# Each activation is one formula (`jitflow.ops.elementwise`): the reference kernel, the CPU and CUDA
+# kernels and the gradient op's kernels all derive from it.
 
 
-def _relu6(x: np.ndarray) -> np.ndarray:
-    return np.minimum(np.maximum(x, np.zeros((), x.dtype)), np.asarray(6, x.dtype))
+def _relu(x: Any) -> Any:
+    return E.maximum(x, 0)
 
 
-def _elu(x: np.ndarray) -> np.ndarray:
-    return np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+def _relu6(x: Any) -> Any:
+    return E.minimum(E.maximum(x, 0), 6)
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
-    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large |x|.
-    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
+def _elu(x: Any) -> Any:
+    return E.where(x > 0, x, E.expm1(E.minimum(x, 0)))
 
 
-def _leaky_relu_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    x = ins[0]
-    return np.where(x > 0, x, x * np.asarray(op.attrs["alpha"], x.dtype)).astype(x.dtype, copy=False)
-
-
-def _leaky_relu_grad_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
-    g, x = ins
-    return np.where(x > 0, g, g * np.asarray(op.attrs["alpha"], g.dtype)).astype(g.dtype, copy=False)
+def _leaky_relu(x: Any, alpha: float) -> Any:
+    return E.where(x > 0, x, x * alpha)
 
 
 def _same_as_first(op: Operation) -> list:
     return [(op.inputs[0].dtype, op.inputs[0].shape)]
 
 
-for _t, _f in {"Relu": _relu, "Relu6": _relu6, "Elu": _elu, "Softplus": _softplus}.items():
-    registry.register_op(_t, _same_as_first, (lambda f: lambda ctx, op, ins: f(ins[0]))(_f), registry.ELEMENTWISE)
-registry.register_op("LeakyRelu", _same_as_first, _leaky_relu_kernel, registry.ELEMENTWISE)
+elementwise.define("Relu", _relu, E.NUMERIC, infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("ReluGrad", [g, op.outputs[0]])])
+elementwise.define("ReluGrad", lambda g, x: E.where(x > 0, g, 0), E.NUMERIC,
+                   grad=lambda op, g: [elementwise.apply("ReluGrad", [g, op.inputs[1]]),
+                                       A.zeros_like(op.inputs[1])])
+elementwise.define("Relu6", _relu6, E.NUMERIC, infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("Relu6Grad", [g, op.outputs[0]])])
+elementwise.define("Relu6Grad", lambda g, x: E.where((x > 0) & (x < 6), g, 0), E.NUMERIC)
+elementwise.define("Elu", _elu, infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("EluGrad", [g, op.outputs[0]])])
+elementwise.define("EluGrad", lambda g, y: E.where(y > 0, g, g * (y + 1)))
+elementwise.define("LeakyRelu", _leaky_relu, attrs=("alpha",), infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("LeakyReluGrad", [g, op.inputs[0]],
+                                                         {"alpha": op.attrs["alpha"]})])
+elementwise.define("LeakyReluGrad", lambda g, x, alpha: E.where(x > 0, g, g * alpha), attrs=("alpha",))
 
-# Gradient kernels (grad, features-or-outputs): elementwise, so the compiler can fuse them.
-_GRADS = {
-    "ReluGrad": lambda g, x: np.where(x > 0, g, np.zeros((), g.dtype)),
-    "Relu6Grad": lambda g, x: np.where((x > 0) & (x < 6), g, np.zeros((), g.dtype)),
-    "EluGrad": lambda g, y: np.where(y > 0, g, g * (y + 1)).astype(g.dtype, copy=False),
-    "SoftplusGrad": lambda g, x: (g * M._sigmoid(x)).astype(g.dtype, copy=False),
-}
-for _t, _f in _GRADS.items():
-    registry.register_op(_t, elementwise_infer(), (lambda f: lambda ctx, op, ins: f(*ins))(_f),
-                         registry.ELEMENTWISE)
-registry.register_op("LeakyReluGrad", elementwise_infer(), _leaky_relu_grad_kernel, registry.ELEMENTWISE)
+# Softplus, with its gradient, end to end: log(1 + e^x) = max(x, 0) + log1p(e^-|x|), no overflow.
+elementwise.define("Softplus", lambda x: E.maximum(x, 0) + E.log1p(E.exp(-abs(x))), infer=_same_as_first,
+                   grad=lambda op, g: [elementwise.apply("SoftplusGrad", [g, op.inputs[0]])])
+elementwise.define("SoftplusGrad", lambda g, x: g * E.sigmoid(x))
 
 
 def _activation(op_type: str, x: Any, name: str | None, attrs: dict[str, Any] | None = None) -> Tensor:
@@ -209,7 +210,8 @@ def _bias_add_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return v + b
 
 
-registry.register_op("BiasAdd", _bias_add_infer, _bias_add_kernel, registry.ELEMENTWISE)
+registry.register_op("BiasAdd", _bias_add_infer, _bias_add_kernel, registry.ELEMENTWISE,
+                     lowering=Elementwise(lambda x, b: x + b, E.NUMERIC))
 
 
 def bias_add(value: Any, bias: Any, data_format: str | None = None, name: str | None = None) -> Tensor:

@@ -104,13 +104,13 @@ NUMERIC = FLOATS + INTS + (dtypes.complex64, dtypes.complex128)
 
 
 def register_elementwise(op_type: str, fn: Callable[..., Any], out_dtype: dtypes.DType | None = None,
-                         not_differentiable: bool = False) -> None:
-    """Registers an elementwise op whose NumPy kernel is `fn(*inputs)`."""
+                         not_differentiable: bool = False, lowering: Any = None) -> None:
+    """Registers an elementwise op whose NumPy kernel is `fn(*inputs)` (`lowering`: see OpDef)."""
     def kernel(ctx: Any, op: Operation, ins: list) -> Any:
         return fn(*ins)
 
     registry.register_op(op_type, elementwise_infer(out_dtype), kernel, registry.ELEMENTWISE,
-                         not_differentiable=not_differentiable)
+                         not_differentiable=not_differentiable, lowering=lowering)
 
 
 def const_value(t: Tensor) -> np.ndarray | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,12 +71,14 @@ _KERNELS: dict[str, Any] = {}
 
 
 def _kernels() -> dict[str, Any]:
-    """The Numba kernels (`philox_kernels.py`), imported on first use so that importing jitflow stays
-    free of Numba's start-up cost."""
+    """The Numba kernels (`philox_kernels.py`), compiled or loaded through jitflow's compile cache on
+    first use, so that importing jitflow stays free of Numba's start-up cost."""
     if not _KERNELS:
-        from jitflow.ops import philox_kernels as K
+        from jitflow.codegen.cache import get_kernel
 
-        _KERNELS.update(words=K.words, normal32=K.normal32, normal64=K.normal64, truncated=K.truncated)
+        source = (Path(__file__).parent / "philox_kernels.py").read_text(encoding="utf-8")
+        entry, _ = get_kernel(source, "kernels", {"kind": "philox"}, {"ops": ["Philox4x32-10"]})
+        _KERNELS.update(entry())
     return _KERNELS
 
 

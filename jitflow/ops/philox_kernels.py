@@ -1,5 +1,9 @@
 """Numba kernels of the Philox generator and TF's distributions (used by `ops/philox.py`).
 
+This file is kernel source, never imported as a module: `ops/philox.py` hands its text to jitflow's
+compile cache (:func:`jitflow.codegen.cache.get_kernel`), which compiles the explicitly typed entries
+once and keeps them under ``JITFLOW_CACHE_DIR`` with every other kernel, and calls :func:`kernels`.
+
 Numba's float32 math.log/sin/cos are the C library's logf/sinf/cosf, which TF's kernels call, so the
 Box-Muller results match TF's bit for bit (NumPy's SIMD versions differ in the last bit for about 1% of
 inputs). All integer arithmetic is on uint64 values holding 32-bit words; literals are wrapped in
@@ -41,7 +45,7 @@ def rounds(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-@njit(cache=True, nogil=True)
+@njit("void(u8, u8, u8, u8, u8, u8, i8, u8, u4[::1])", cache=True, nogil=True)
 def words(k0, k1, c0, c1, c2, c3, count, stride, out):
     for g in range(count):
         a0, a1, a2, a3 = add128(c0, c1, c2, c3, np.uint64(g) * stride)
@@ -84,7 +88,7 @@ def bm64(x0, x1, x2, x3):
     return math.sin(v1) * r, math.cos(v1) * r
 
 
-@njit(cache=True, nogil=True)
+@njit("void(u8, u8, u8, u8, u8, u8, f4[::1])", cache=True, nogil=True)
 def normal32(k0, k1, c0, c1, c2, c3, out):
     n = out.size
     for g in range((n + 3) // 4):
@@ -102,7 +106,7 @@ def normal32(k0, k1, c0, c1, c2, c3, out):
             out[i + 3] = f3
 
 
-@njit(cache=True, nogil=True)
+@njit("void(u8, u8, u8, u8, u8, u8, f8[::1])", cache=True, nogil=True)
 def normal64(k0, k1, c0, c1, c2, c3, out):
     n = out.size
     for g in range((n + 1) // 2):
@@ -114,7 +118,8 @@ def normal64(k0, k1, c0, c1, c2, c3, out):
             out[2 * g + 1] = d1
 
 
-@njit(cache=True, nogil=True)
+@njit(["void(u8, u8, u8, u8, u8, u8, f4[::1], b1)", "void(u8, u8, u8, u8, u8, u8, f8[::1], b1)"],
+      cache=True, nogil=True)
 def truncated(k0, k1, c0, c1, c2, c3, out, f64):
     # Each group owns per_group * 256 / 4 reserved calls and draws words from them one at a time.
     n = out.size
@@ -141,3 +146,7 @@ def truncated(k0, k1, c0, c1, c2, c3, out, f64):
                         out[g * per_group + have] = v
                     have += 1
 
+
+def kernels():
+    """The entry points, by name (the compile cache's entry function for this source)."""
+    return {"words": words, "normal32": normal32, "normal64": normal64, "truncated": truncated}

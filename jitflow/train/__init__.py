@@ -26,3 +26,17 @@ from jitflow.train.learning_rate_decay import (exponential_decay, natural_exp_de
                                                polynomial_decay, cosine_decay, piecewise_constant)
 from jitflow.train.device_setter import replica_device_setter
 from jitflow.train.checkpoint import remove_checkpoint, get_checkpoint_mtimes
+from jitflow.framework.importer import write_graph
+from jitflow.protos.saver import SaverDef
+from jitflow.distributed.cluster_spec import ClusterSpec
+from jitflow.distributed.server import Server
+from jitflow.train.ps_strategies import GreedyLoadBalancingStrategy, byte_size_load_fn
+from jitflow.train.worker_session import WorkerSessionCreator
+from jitflow.protos.example import Example, SequenceExample
+from jitflow.protos.feature import (BytesList, FloatList, Int64List, Feature, Features, FeatureList,
+                                    FeatureLists)
+from jitflow.train.coordinator import Coordinator, LooperThread
+from jitflow.train.queue_runner import QueueRunner, add_queue_runner, start_queue_runners
+from jitflow.train.input import (batch, shuffle_batch, string_input_producer, slice_input_producer,
+                                 range_input_producer, input_producer, limit_epochs)
+from jitflow.summary_events import summary_iterator, SessionLog

@@ -12,8 +12,6 @@ import numpy as np
 
 from jitflow.framework.graph import GraphKeys, Tensor, get_default_graph
 
-from .training_util import get_global_step
-
 logger = logging.getLogger("jitflow.train")
 
 
@@ -79,8 +77,10 @@ class SessionRunHook:
 
 
 def _require_global_step(hook: str) -> Tensor:
-    gs = get_global_step()
-    gs = getattr(gs, "_variable", gs)  # a Variable's handle tensor: fetchable and hashable
+    """The tensor hooks fetch for the step: TF's copy of it, the value from before the run's train op."""
+    from .training_util import _get_or_create_global_step_read
+
+    gs = _get_or_create_global_step_read()
     if gs is None:
         raise RuntimeError(f"Global step should be created to use {hook}.")
     return gs
@@ -208,6 +208,10 @@ class CheckpointSaverHook(SessionRunHook):
 
     def after_create_session(self, session: Any, coord: Any) -> None:
         step = int(session.run(self._global_step_tensor))
+        if self._save_graph_def:  # graph.pbtxt and the graph event, as TF writes them
+            from jitflow.train.graph_files import write_graph_files
+
+            write_graph_files(self._checkpoint_dir)
         self._save(session, step)  # the state training starts from, as TF does
         self._timer.update_last_triggered_step(step)
 
@@ -343,22 +347,38 @@ class StepCounterHook(SessionRunHook):
             raise ValueError("exactly one of every_n_steps and every_n_secs should be provided.")
         self._timer = SecondOrStepTimer(every_steps=every_n_steps, every_secs=every_n_secs)
         self._steps_per_run = steps_per_run
+        self._output_dir = output_dir
+        self._writer = summary_writer
+        self._tag = "global_step/sec"
         self.rates: list[float] = []  # every measured steps/sec, oldest first
 
     def begin(self) -> None:
+        from jitflow.summary import FileWriterCache
+
+        if self._writer is None and self._output_dir:
+            self._writer = FileWriterCache.get(self._output_dir)
         self._global_step_tensor = _require_global_step("StepCounterHook")
+        from .training_util import get_global_step
+
+        self._tag = get_global_step().op.name + "/sec"
 
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
         return SessionRunArgs(self._global_step_tensor)
 
     def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
-        step = int(run_values.results) + self._steps_per_run
+        if not self._timer.should_trigger_for_step(int(run_values.results) + self._steps_per_run):
+            return
+        step = int(run_context.session.run(self._global_step_tensor))  # the real step, after the train op
         if self._timer.should_trigger_for_step(step):
             secs, steps = self._timer.update_last_triggered_step(step)
             if secs is not None and steps is not None and secs > 0:
                 rate = steps / secs
                 self.rates.append(rate)
-                logger.info("global_step/sec: %g", rate)
+                if self._writer is not None:
+                    from jitflow.summary import scalar_value
+
+                    self._writer.add_summary(scalar_value(self._tag, rate), step)
+                logger.info("%s: %g", self._tag, rate)
 
 
 class NanLossDuringTrainingError(RuntimeError):
@@ -453,13 +473,21 @@ class SummarySaverHook(SessionRunHook):
         return SessionRunArgs(fetches)
 
     def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
-        step = int(run_values.results["global_step"])
+        # As TF: the fetched step is stale (read in the run that increments it), so the real one is read
+        # again when a summary is written; the first run also logs the session's START.
+        global_step = int(run_values.results["global_step"]) + 1
+        if self._next_step is None or self._request:
+            global_step = int(run_context.session.run(self._global_step_tensor))
+        if self._next_step is None and self._writer is not None:
+            from jitflow.summary_events import SessionLog
+
+            self._writer.add_session_log(SessionLog(status=SessionLog.START), global_step)
         if self._request:
-            self._timer.update_last_triggered_step(step)
+            self._timer.update_last_triggered_step(global_step)
             summary = run_values.results.get("summary")
             if summary is not None and self._writer is not None:
-                self._writer.add_summary(summary, step)
-        self._next_step = step + 1
+                self._writer.add_summary(summary, global_step)
+        self._next_step = global_step + 1
 
     def end(self, session: Any) -> None:
         if self._writer is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jitflow.errors import OutOfRangeError
+from jitflow.errors import AbortedError, OutOfRangeError, UnavailableError
 from jitflow.framework.graph import Graph, GraphKeys, get_default_graph
 
 from . import hooks as hooks_lib
@@ -165,17 +165,20 @@ class ChiefSessionCreator:
         self._config = config
         self._checkpoint_dir = checkpoint_dir
         self._checkpoint_filename_with_path = checkpoint_filename_with_path
+        self._master = master
 
     def create_session(self) -> Any:
+        """A session with the variables restored from the latest checkpoint, or initialized."""
         from jitflow.session import Session
 
         sc = self._scaffold.finalize()
-        sess = Session(graph=get_default_graph(), config=self._config)
+        sess = Session(self._master, graph=get_default_graph(), config=self._config)
         path = self._checkpoint_filename_with_path
         if path is None and self._checkpoint_dir:
             path = latest_checkpoint(self._checkpoint_dir)
         if path is not None and sc.saver is not None:
             sc.saver.restore(sess, path)
+            _recover_last_checkpoints(sc.saver, self._checkpoint_dir)
         else:
             if sc.init_op is None and sc.init_fn is None and sc.local_init_op is None:
                 raise RuntimeError(
@@ -280,13 +283,29 @@ class MonitoredSession:
                 requests[i] = args.fetches
         # One Session.run for the caller's fetches and every hook's, so each op runs once.
         wanted = [fetches, list(requests.values())] if requests else fetches
-        out = self._sess.run(wanted, feed_dict=feeds or None, options=options, run_metadata=run_metadata)
+        out = self._run_recovering(wanted, feeds or None, options, run_metadata)
         results = out if requests else [out, []]
         hook_results = dict(zip(requests, results[1]))
         for i, h in enumerate(self._hooks):  # in hook order, as TF does
             h.after_run(context, SessionRunValues(hook_results.get(i), options, run_metadata))
         self._should_stop = self._should_stop or context.stop_requested
         return results[0]
+
+    def _run_recovering(self, fetches: Any, feed_dict: Any, options: Any, run_metadata: Any) -> Any:
+        """Session.run; when a task of a distributed session is lost, a new session (the chief restores
+        the latest checkpoint) runs the step again, as TF's recoverable session does."""
+        while True:
+            try:
+                return self._sess.run(fetches, feed_dict=feed_dict, options=options, run_metadata=run_metadata)
+            except (UnavailableError, AbortedError) as e:
+                logger.warning("Recreating the session after %s: %s", type(e).__name__, e.message)
+                try:
+                    self._sess.close()
+                except (UnavailableError, AbortedError):
+                    pass
+                self._sess = self._creator.create_session()
+                for h in self._hooks:
+                    h.after_create_session(self._sess, self._coord)
 
     def run_step_fn(self, step_fn: Any) -> Any:
         """Calls `step_fn(step_context)`; the step may run with hooks or request a stop."""
@@ -381,9 +400,9 @@ def MonitoredTrainingSession(
     all_hooks = list(hooks or [])
     if is_chief:
         all_hooks += list(chief_only_hooks or [])
-        if log_step_count_steps and log_step_count_steps > 0 and get_global_step() is not None:
-            all_hooks.append(hooks_lib.StepCounterHook(every_n_steps=log_step_count_steps))
         summary_dir = summary_dir or checkpoint_dir
+        if log_step_count_steps and log_step_count_steps > 0 and get_global_step() is not None:
+            all_hooks.append(hooks_lib.StepCounterHook(every_n_steps=log_step_count_steps, output_dir=summary_dir))
         if summary_dir and ((save_summaries_steps and save_summaries_steps > 0)
                             or (save_summaries_secs and save_summaries_secs > 0)):
             all_hooks.append(hooks_lib.SummarySaverHook(
@@ -402,9 +421,23 @@ def MonitoredTrainingSession(
                     save_graph_def=save_graph_def,
                 )
             )
-    creator = ChiefSessionCreator(
+    creator: Any = ChiefSessionCreator(
         scaffold=scaffold, master=master, config=config, checkpoint_dir=checkpoint_dir
     )
+    if not is_chief:
+        from .worker_session import WorkerSessionCreator
+
+        creator = WorkerSessionCreator(scaffold=scaffold, master=master, config=config,
+                                       max_wait_secs=max_wait_secs)
     return MonitoredSession(
         session_creator=creator, hooks=all_hooks, stop_grace_period_secs=stop_grace_period_secs
     )
+
+
+def _recover_last_checkpoints(saver: Any, checkpoint_dir: str | None) -> None:
+    """As TF's SessionManager: a restored saver adopts the checkpoints on disk, so max_to_keep spans restarts."""
+    from jitflow.train.checkpoint.state import get_checkpoint_state
+
+    state = get_checkpoint_state(checkpoint_dir) if checkpoint_dir else None
+    if state is not None and hasattr(saver, "recover_last_checkpoints"):
+        saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))

@@ -122,9 +122,9 @@ class Optimizer:
                                     f"{g}") from None
             if not isinstance(v, Variable):
                 raise NotImplementedError(f"('Trying to optimize unsupported type ', {v!r})")
-            if g is not None and g.dtype is not v.dtype:
+            if g is not None and g.dtype is not v.dtype.base_dtype:
                 raise TypeError(f"Gradient dtype {g.dtype.name} does not match variable {v.name} "
-                                f"dtype {v.dtype.name}")
+                                f"dtype {v.dtype.base_dtype.name}")
             converted.append((g, v))
         var_list = [v for g, v in converted if g is not None]
         if not var_list:
@@ -194,7 +194,7 @@ class Optimizer:
     @staticmethod
     def _cast_like(t: Tensor, var: Variable) -> Tensor:
         """`t` in `var`'s dtype (updates compute in the variable's precision)."""
-        return t if t.dtype is var.dtype else cast(t, var.dtype)
+        return t if t.dtype is var.dtype.base_dtype else cast(t, var.dtype)
 
     def _assert_valid_dtypes(self, tensors: list[Any]) -> None:
         for t in tensors:
@@ -214,7 +214,7 @@ class Optimizer:
             # Slots live next to their variable (same device), under its name, outside any name scope.
             with g.as_default(), g.name_scope(None), _device_of(var):
                 slot = Variable(lambda: _filled(var, value), trainable=False, name=f"{var.op.name}/{op_name}",
-                                dtype=var.dtype)
+                                dtype=var.dtype.base_dtype)
             named[key] = slot
         return slot
 

@@ -76,10 +76,14 @@ def _saveables(var_list: Any) -> list[_Saveable]:
             raise TypeError(f"Saver var_list must be a list or a dict, got {type(var_list).__name__}")
         items = [(_op_name(v), v) for v in var_list]
     seen: dict[str, _Saveable] = {}
+    ops: set[str] = set()
     for key, v in items:
         if key in seen:
             raise ValueError(f"At least two variables have the same name: {key}")
         seen[key] = _Saveable(key, v)
+        if seen[key].op_name in ops:  # one variable under two keys: the restore would be ambiguous
+            raise ValueError(f"The same saveable will be restored with two names: {key}")
+        ops.add(seen[key].op_name)
     return list(seen.values())
 
 
@@ -265,7 +269,9 @@ class Saver:
                                  f"'{save_path}'")
         save_dir = os.path.dirname(save_path)
         if save_dir and not os.path.isdir(save_dir):
-            raise ValueError(f"Parent directory of {save_path} doesn't exist, can't save.")
+            if os.path.exists(save_dir):
+                raise ValueError(f"Parent directory of {save_path} doesn't exist, can't save.")
+            os.makedirs(save_dir, exist_ok=True)  # TF's V2 save creates the checkpoint directory
         if self._is_empty:
             return None
         values = raw._read_variables([s.op_name for s in saveables])
@@ -350,7 +356,7 @@ class Saver:
     def export_meta_graph(self, filename: str | None = None, collection_list: list[str] | None = None,
                           as_text: bool = False, export_scope: str | None = None, clear_devices: bool = False,
                           clear_extraneous_savers: bool = False, strip_default_attrs: bool = False,
-                          save_debug_info: bool = False, graph: Graph | None = None) -> dict[str, Any]:
+                          save_debug_info: bool = False, graph: Graph | None = None) -> Any:
         """Writes the graph, its collections and this Saver to `filename`; returns the meta graph."""
         return meta_graph.export_meta_graph(filename=filename, graph=graph or self._graph,
                                             saver_def=self.saver_def, collection_list=collection_list,

@@ -8,8 +8,7 @@ keeps the whole rule in one place, so the compiler can fuse it into one kernel.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,22 +17,12 @@ from jitflow.errors import InvalidArgumentError
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.tensor_shape import shape_str
+from jitflow.ir.formula import Update, UpdateFn
 from jitflow.ops.op_util import make_op, out
 from jitflow.ops.state_ops import _uninitialized
 
-# rule(*values in input order) -> new values of the variables (var first, then the slots). Rules are
-# elementwise arithmetic on arrays or scalars alike, so a code generator can compile them per element.
-UpdateFn = Callable[..., tuple]
-
-
-@dataclass(frozen=True)
-class _Update:
-    """The signature of one Apply op: its variable inputs, then its other inputs, and its update rule."""
-
-    refs: tuple[str, ...]  # var and slot names, in input order, first
-    args: tuple[str, ...]  # then the scalar hyperparameters and "grad", in TF's input order
-    rule: UpdateFn
-    variants: tuple[tuple[str, bool, UpdateFn], ...] = ()  # (bool attr, value selecting it, rule)
+# Rules are elementwise arithmetic on arrays or symbols alike: the reference kernel runs them on arrays,
+# the code generators trace them (`jitflow.ir.formula.Update`).
 
 
 def _gradient_descent(var: Any, alpha: Any, grad: Any) -> tuple:
@@ -90,27 +79,23 @@ def _centered_rmsprop(var: Any, mg: Any, ms: Any, mom: Any, lr: Any, rho: Any, m
     return var - mom, mg, ms, mom
 
 
-UPDATES: dict[str, _Update] = {
-    "ApplyGradientDescent": _Update(("var",), ("alpha", "grad"), _gradient_descent),
-    "ApplyMomentum": _Update(("var", "accum"), ("lr", "grad", "momentum"), _momentum,
+UPDATES: dict[str, Update] = {
+    "ApplyGradientDescent": Update(("var",), ("alpha", "grad"), _gradient_descent),
+    "ApplyMomentum": Update(("var", "accum"), ("lr", "grad", "momentum"), _momentum,
                              (("use_nesterov", True, _nesterov_momentum),)),
-    "ApplyAdam": _Update(("var", "m", "v"), ("beta1_power", "beta2_power", "lr", "beta1", "beta2", "epsilon",
+    "ApplyAdam": Update(("var", "m", "v"), ("beta1_power", "beta2_power", "lr", "beta1", "beta2", "epsilon",
                                              "grad"), _adam, (("use_nesterov", True, _nesterov_adam),)),
-    "ApplyAdagrad": _Update(("var", "accum"), ("lr", "grad"), _adagrad,
+    "ApplyAdagrad": Update(("var", "accum"), ("lr", "grad"), _adagrad,
                             (("update_slots", False, _adagrad_fixed_accum),)),
-    "ApplyRMSProp": _Update(("var", "ms", "mom"), ("lr", "rho", "momentum", "epsilon", "grad"), _rmsprop),
-    "ApplyCenteredRMSProp": _Update(("var", "mg", "ms", "mom"), ("lr", "rho", "momentum", "epsilon", "grad"),
+    "ApplyRMSProp": Update(("var", "ms", "mom"), ("lr", "rho", "momentum", "epsilon", "grad"), _rmsprop),
+    "ApplyCenteredRMSProp": Update(("var", "mg", "ms", "mom"), ("lr", "rho", "momentum", "epsilon", "grad"),
                                     _centered_rmsprop),
 }
 
 
 def update_rule(op: Operation) -> UpdateFn:
     """The elementwise update rule an Apply op runs, chosen by its attrs (e.g. use_nesterov)."""
-    upd = UPDATES[op.type]
-    for attr, value, rule in upd.variants:
-        if attr in op.attrs and bool(op.attrs[attr]) is value:
-            return rule
-    return upd.rule
+    return UPDATES[op.type].chosen(lambda name, default: op.attrs.get(name, default))
 
 
 def _infer(op: Operation) -> list:
@@ -131,7 +116,7 @@ def _infer(op: Operation) -> list:
 
 
 # Per op: (variable names, signature, rule). Built on an op's first run; the hot path only indexes it.
-_Spec = tuple[tuple[str, ...], _Update, UpdateFn]
+_Spec = tuple[tuple[str, ...], Update, UpdateFn]
 _SPECS: weakref.WeakKeyDictionary[Operation, _Spec] = weakref.WeakKeyDictionary()
 
 
@@ -143,7 +128,7 @@ def _spec(op: Operation) -> _Spec:
     return spec
 
 
-def _checked_args(op: Operation, upd: _Update, var: np.ndarray, args: list) -> list:
+def _checked_args(op: Operation, upd: Update, var: np.ndarray, args: list) -> list:
     """The non-reference inputs, validated: grad of var's shape, scalars, all in var's dtype."""
     res = []
     for name, v in zip(upd.args, args):
@@ -159,7 +144,7 @@ def _checked_args(op: Operation, upd: _Update, var: np.ndarray, args: list) -> l
     return res
 
 
-def _well_formed(args: list, upd: _Update, var: np.ndarray) -> bool:
+def _well_formed(args: list, upd: Update, var: np.ndarray) -> bool:
     """True if the inputs are what the optimizers build: arrays of var's dtype, scalars and a var-shaped grad."""
     for name, a in zip(upd.args, args):
         if not isinstance(a, (np.ndarray, np.generic)) or a.dtype != var.dtype:
@@ -197,7 +182,7 @@ def _kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
 
 for _t, _u in UPDATES.items():
     registry.register_op(_t, _infer, _kernel, registry.STATEFUL, not_differentiable=True,
-                         ref_inputs=tuple(range(len(_u.refs))))
+                         ref_inputs=tuple(range(len(_u.refs))), lowering=_u)
 
 
 def apply_update(op_type: str, refs: Sequence[Tensor], args: Sequence[Tensor], name: str,

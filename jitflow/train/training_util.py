@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from jitflow import dtypes
-from jitflow.framework.graph import Graph, GraphKeys, get_default_graph
+from jitflow.framework.graph import Graph, GraphKeys, Tensor, get_default_graph
 from jitflow.ops.init_ops import zeros_initializer
 from jitflow.variables import get_variable
 
@@ -62,3 +62,25 @@ def get_or_create_global_step(graph: Graph | None = None) -> Any:
     g = graph if graph is not None else get_default_graph()
     gs = get_global_step(g)
     return gs if gs is not None else create_global_step(g)
+
+
+GLOBAL_STEP_READ_KEY = "global_step_read_op_cache"
+
+
+def _get_or_create_global_step_read(graph: Graph | None = None) -> Tensor | None:
+    """TF's copy of the global step (`global_step/add:0`, the step plus zero) that session hooks fetch.
+
+    Being a copy computed from the variable, it holds the step from before the run's train op, where
+    fetching the variable itself gives its value at the end of the run.
+    """
+    g = graph or get_default_graph()
+    cached = g.get_collection(GLOBAL_STEP_READ_KEY)
+    if cached:
+        return cached[0]
+    gs = get_global_step(g)
+    if gs is None:
+        return None
+    with g.as_default(), g.name_scope(None), g.control_dependencies(None), g.name_scope(gs.op.name + "/"):
+        read = gs + 0
+    g.add_to_collection(GLOBAL_STEP_READ_KEY, read)
+    return read

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from jitflow.codegen import cache
+from jitflow.codegen.cache import key as cache_key
+from jitflow.codegen.cache import store as cache_store
 
 # A complete generated module of the kind the code generator emits: eager signature, cache=True.
 SOURCE = '''
@@ -92,12 +94,12 @@ def test_key_accepts_dtypes_and_rejects_unknown_objects() -> None:
 def test_key_includes_format_version_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     parts = {"source": "x"}
     k = cache.kernel_key(parts)
-    env = cache._environment()
+    env = cache_key._environment()
     assert {"jitflow", "numba", "llvmlite", "numpy", "python", "cpu_name", "cpu_features"} <= set(env)
-    monkeypatch.setattr(cache, "FORMAT_VERSION", cache.FORMAT_VERSION + 1)
+    monkeypatch.setattr(cache_key, "FORMAT_VERSION", cache.FORMAT_VERSION + 1)
     assert cache.kernel_key(parts) != k
     monkeypatch.undo()
-    monkeypatch.setattr(cache, "_environment", lambda: {**env, "numba": "0.0.0"})
+    monkeypatch.setattr(cache_key, "_environment", lambda: {**env, "numba": "0.0.0"})
     assert cache.kernel_key(parts) != k
 
 
@@ -106,7 +108,7 @@ def test_key_follows_imported_jitflow_helpers(tmp_path: Path, monkeypatch: pytes
     helper.write_text("from jitflow.fake import inner\n")
     inner.write_text("X = 1\n")
     files = {"jitflow.fake": None, "jitflow.fake.helper": str(helper), "jitflow.fake.inner": str(inner)}
-    monkeypatch.setattr(cache, "_module_file", lambda name: files.get(name))
+    monkeypatch.setattr(cache_key, "_module_file", lambda name: files.get(name))
     src = "from jitflow.fake import helper\n"
     k = cache.kernel_key({"source": src})
     assert cache.kernel_key({"source": src}) == k
@@ -240,7 +242,7 @@ def test_losing_the_publish_race_keeps_the_winner(cache_dir: Path, monkeypatch: 
     before = (entry / "meta.json").read_bytes()
     cache.clear_memory()
     # pretend the entry appeared only after this process looked: it compiles, then finds it taken
-    monkeypatch.setattr(cache, "_load_from_disk", lambda *a: None)
+    monkeypatch.setattr(cache_store, "_load_from_disk", lambda *a: None)
     fn, origin = get(2.0)
     assert origin == "compiled"
     np.testing.assert_allclose(fn(A, B), expected(2.0, A, B), rtol=1e-15)
@@ -309,9 +311,24 @@ def test_a_full_disk_costs_the_cache_not_the_kernel(cache_dir: Path, monkeypatch
     def no_space(path: str, obj: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cache, "_write_json_atomic", no_space)
+    monkeypatch.setattr(cache_store, "_write_json_atomic", no_space)
     with pytest.warns(RuntimeWarning, match="cannot store compiled kernels"):
         fn, origin = get(7.0)
     assert origin == "compiled"
     np.testing.assert_allclose(fn(A, B), expected(7.0, A, B), rtol=1e-15)
     assert cache.list_entries() == [] and os.listdir(cache_dir / "tmp") == []
+
+
+def test_philox_kernels_live_in_the_compile_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jitflow.ops import philox
+
+    monkeypatch.setenv("JITFLOW_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(philox, "_KERNELS", {})
+    cache.clear_memory()
+    first = philox.normal(philox.PhiloxState(1, 2), 5, np.dtype(np.float32))
+    entries = [e for e in cache.list_entries() if e["description"].get("ops") == ["Philox4x32-10"]]
+    assert len(entries) == 1 and entries[0]["path"].startswith(str(tmp_path))
+    assert cache.clear()["removed"] >= 1 and not cache.list_entries()  # `jitflow cache clear` reaches them
+    monkeypatch.setattr(philox, "_KERNELS", {})
+    cache.clear_memory()
+    np.testing.assert_array_equal(philox.normal(philox.PhiloxState(1, 2), 5, np.dtype(np.float32)), first)

@@ -18,7 +18,7 @@ os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
 import jitflow as tf  # noqa: E402
 from jitflow.codegen import cuda as cg  # noqa: E402
 from jitflow.compiler import lower  # noqa: E402
-from jitflow.compiler.layout import broadcast_shape, compute_layout  # noqa: E402
+from jitflow.ir.layout import broadcast_shape, compute_layout  # noqa: E402
 
 TARGET = cg.Target("sm_80", 256, 16, 4096)
 

@@ -74,7 +74,7 @@ def test_variables_stay_on_the_device_between_runs(monkeypatch: pytest.MonkeyPat
         copies.append(tuple(a.shape))
         return real(a)
 
-    monkeypatch.setattr(gpu, "to_host", counting)
+    monkeypatch.setattr(gpu.runtime, "to_host", counting)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         sess.run(train, {x: d["x"], y: d["y"]})  # first run: variables uploaded
@@ -226,7 +226,7 @@ def test_mlp_with_sparse_softmax_runs_entirely_on_the_device(monkeypatch: pytest
     feed = {x: rng.normal(size=(5, 6)).astype(np.float32), labels: rng.integers(0, 3, 5).astype(np.int32)}
     copies: list[tuple[int, ...]] = []
     real = gpu.to_host
-    monkeypatch.setattr(gpu, "to_host", lambda a: copies.append(tuple(a.shape)) or real(a))
+    monkeypatch.setattr(gpu.runtime, "to_host", lambda a: copies.append(tuple(a.shape)) or real(a))
     res = []
     for jit in (True, False):
         with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:

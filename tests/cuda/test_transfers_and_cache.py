@@ -25,7 +25,7 @@ def host_copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
         seen.append(tuple(a.shape))
         return real(a)
 
-    monkeypatch.setattr(gpu, "to_host", counting)
+    monkeypatch.setattr(gpu.runtime, "to_host", counting)
     return seen
 
 
@@ -82,7 +82,7 @@ def uploads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
             seen.append(a.shape)
             return real(a, *args, **kwargs)
 
-    monkeypatch.setattr(gpu, "cuda_api", lambda: Spy())
+    monkeypatch.setattr(gpu.runtime, "cuda_api", lambda: Spy())
     return seen
 
 
@@ -122,7 +122,7 @@ def test_cuda_kernels_are_keyed_by_target_and_shared() -> None:
 
 def test_generated_source_uses_device_math() -> None:
     from jitflow.codegen import cuda as cg
-    from jitflow.compiler.layout import compute_layout
+    from jitflow.ir.layout import compute_layout
 
     x = tf.placeholder(tf.float64, [4])
     with tf.device("/gpu:0"):

@@ -181,8 +181,12 @@ def test_save_errors(tmp_path: pathlib.Path) -> None:
     saver = tf.train.Saver()
     with tf.Session() as sess:
         sess.run(w.initializer)
-        with pytest.raises(ValueError, match="Parent directory"):
-            saver.save(sess, str(tmp_path / "nodir" / "m"))
+        (tmp_path / "afile").write_text("")
+        with pytest.raises(ValueError, match="Parent directory"):  # the parent is a file
+            saver.save(sess, str(tmp_path / "afile" / "m"))
+        # a missing directory is created, as TF's V2 save does
+        assert saver.save(sess, str(tmp_path / "new" / "dir" / "m")) == str(tmp_path / "new" / "dir" / "m")
+        assert tf.train.checkpoint_exists(str(tmp_path / "new" / "dir" / "m"))
         with pytest.raises(ValueError, match="path components"):
             saver.save(sess, str(tmp_path / "m"), latest_filename="a/b")
         with pytest.raises(TypeError, match="Session"):

@@ -16,7 +16,7 @@ import jitflow as tf
 def test_global_step_lifecycle() -> None:
     assert tf.train.get_global_step() is None
     gs = tf.train.get_or_create_global_step()
-    assert gs.name == "global_step:0" and gs.dtype == tf.int64 and gs.shape.as_list() == []
+    assert gs.name == "global_step:0" and gs.dtype.base_dtype == tf.int64 and gs.shape.as_list() == []
     assert tf.get_collection(tf.GraphKeys.GLOBAL_STEP) == [gs]
     assert gs in tf.global_variables() and gs not in tf.trainable_variables()
     assert tf.train.get_global_step() is gs and tf.train.get_or_create_global_step() is gs

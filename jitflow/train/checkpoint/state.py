@@ -6,8 +6,6 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from jitflow.errors import NotFoundError
-
 from . import atomic
 
 logger = logging.getLogger("jitflow.train")
@@ -273,9 +271,3 @@ def remove_checkpoint(checkpoint_prefix: str, checkpoint_format_version: int = 2
         if name in (f"{base}.index", f"{base}.{meta_graph_suffix}", base) or \
                 (name.startswith(f"{base}.data-") and "-of-" in name):
             atomic.discard(os.path.join(directory, name))
-
-
-def require_checkpoint(prefix: str) -> None:
-    """NotFoundError unless a checkpoint exists at `prefix`."""
-    if not checkpoint_exists(prefix):
-        raise NotFoundError(None, None, f"Failed to find any matching files for {prefix}")

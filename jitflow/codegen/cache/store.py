@@ -1,4 +1,4 @@
-"""Content-keyed compile cache for generated Numba kernels: in memory and on disk.
+"""The verified store of compiled kernels: in memory and on disk (keys come from :mod:`.key`).
 
 The code generator hands over a complete Python module (``source``) that defines one
 entry function with Numba decorators carrying explicit signatures (so it compiles when
@@ -10,14 +10,6 @@ where it came from:
 ``"memory"``    already obtained by this process for the same key (clusters with the same
                 structure share one kernel);
 ``"disk"``      loaded from the on-disk cache, written earlier by any process.
-
-Key
-    :func:`kernel_key` is the one function that says what changes generated code: the
-    caller's parts (source, cluster structure, dtypes, ranks, backend, target, ...), plus
-    :data:`FORMAT_VERSION`, the versions of jitflow, Numba, llvmlite, NumPy and Python,
-    the CPU name and features (host and Numba's overrides), Numba's codegen settings, and
-    a sha256 of every jitflow module the source imports (transitively), so that editing
-    ``vmath.py`` invalidates the kernels that use it. Source-file timestamps play no part.
 
 Disk layout (root = ``JITFLOW_CACHE_DIR`` or ``~/.cache/jitflow``, see :mod:`jitflow.flags`)
     ``<root>/<key[:2]>/<key>/kernel.py``   the source, never modified after creation;
@@ -54,26 +46,15 @@ Debug output
     ``JITFLOW_DEBUG>=1`` prints one line per compile/load event to stderr; ``>=4`` also
     prints the generated source.
 
-Public API
-    For the code generator: :func:`get_kernel`, :func:`kernel_key`, :class:`KernelCompileError`,
-    :func:`cache_stats`, :func:`reset_stats`, :func:`clear_memory`.
-    For ``jitflow cache``: :func:`cache_root`, :func:`usable_root`, :func:`list_entries`,
-    :func:`entry_info`, :func:`find_key`, :func:`disk_summary`, :func:`clear`, :func:`prune`,
-    :func:`verify`.
-
 Nothing here imports Numba until a kernel is keyed or compiled, so the CLI's listing
 commands start fast.
 """
 from __future__ import annotations
 
-import ast
 import contextlib
-import enum
-import functools
 import hashlib
 import json
 import os
-import platform
 import shutil
 import stat
 import sys
@@ -87,17 +68,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitflow import flags
+from jitflow.codegen.cache.key import FORMAT_VERSION, kernel_key
 
-FORMAT_VERSION = 1
 """Bump when the entry layout or the way kernels are generated changes incompatibly."""
 
 ORIGINS = ("compiled", "memory", "disk")
 
 _KERNEL_FILE = "kernel.py"
-_META_FILE = "meta.json"
-_TMP_DIR = "tmp"
+META_FILE = "meta.json"
+TMP_DIR = "tmp"
 _MODULE_PREFIX = "_jitflow_kernel_"
-_STALE_TMP_SECONDS = 3600.0
+STALE_TMP_SECONDS = 3600.0
 
 
 class KernelCompileError(RuntimeError):
@@ -125,180 +106,6 @@ _stats_lock = threading.Lock()
 _warned: set[str] = set()
 _touched: set[str] = set()
 
-
-# --------------------------------------------------------------------------- key
-
-
-def kernel_key(parts: Mapping[str, object]) -> str:
-    """Return the sha256 hex key of a kernel: `parts` plus everything else that changes its code.
-
-    `parts` holds whatever the generator knows (``source``, cluster structure, dtypes, ranks,
-    backend, target, jitflow codegen flags, ...). Values may be None, bool, int, float, str,
-    lists/tuples (equal), dicts (str or int keys), sets, NumPy dtypes and scalars, jitflow
-    DTypes and enums; anything else raises TypeError rather than keying on a ``repr``.
-    Added here: :data:`FORMAT_VERSION`, the jitflow/Numba/llvmlite/NumPy/Python versions,
-    CPU name and features, Numba's codegen settings, and a hash of each jitflow module that
-    ``parts["source"]`` imports (transitively).
-    """
-    source = parts.get("source")
-    payload = {
-        "format": FORMAT_VERSION,
-        "parts": _canonical(dict(parts)),
-        "env": _environment(),
-        "helpers": _helper_digests(source) if isinstance(source, str) else {},
-    }
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(blob.encode("ascii")).hexdigest()
-
-
-def _canonical(obj: Any) -> Any:
-    """A JSON-ready, deterministic form of `obj` (raises TypeError for unknown types)."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if isinstance(obj, (list, tuple)):
-        return [_canonical(x) for x in obj]
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            if not isinstance(k, (str, int)) or isinstance(k, bool):
-                raise TypeError(f"kernel_key: dict keys must be str or int, got {type(k).__name__}")
-            name = str(k)
-            if name in out:
-                raise TypeError(f"kernel_key: dict keys {name!r} collide once converted to text")
-            out[name] = _canonical(v)
-        return out
-    if isinstance(obj, (set, frozenset)):
-        items = [_canonical(x) for x in obj]
-        return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
-    if isinstance(obj, bytes):
-        return "bytes:" + obj.hex()
-    if isinstance(obj, enum.Enum):
-        return f"enum:{type(obj).__qualname__}.{obj.name}"
-    dtypes_mod = sys.modules.get("jitflow.dtypes")
-    if dtypes_mod is not None and isinstance(obj, dtypes_mod.DType):
-        return f"tf:{obj.name}"
-    if "numpy" in sys.modules:
-        import numpy as np
-
-        if isinstance(obj, np.dtype):
-            return f"dtype:{obj.str}"
-        if isinstance(obj, type) and issubclass(obj, np.generic):
-            return f"dtype:{np.dtype(obj).str}"
-        if isinstance(obj, np.generic) and not isinstance(obj, (np.void, np.object_)):
-            return _canonical(obj.item())
-    raise TypeError(f"kernel_key: cannot key a value of type {type(obj).__name__}: {obj!r:.80}")
-
-
-@functools.lru_cache(maxsize=1)
-def _environment() -> dict[str, Any]:
-    """Versions, CPU and Numba codegen settings of this process (constant for its lifetime)."""
-    import llvmlite
-    import llvmlite.binding as llvm
-    import numba
-    import numpy
-
-    import jitflow
-
-    try:
-        features = llvm.get_host_cpu_features().flatten()
-    except RuntimeError:  # some platforms cannot report features; the name still separates CPUs
-        features = ""
-    cfg = numba.config
-    return {
-        "jitflow": getattr(jitflow, "__version__", "?"),
-        "numba": numba.__version__,
-        "llvmlite": llvmlite.__version__,
-        "numpy": numpy.__version__,
-        "python": sys.version,
-        "implementation": sys.implementation.name,
-        "machine": platform.machine(),
-        "cpu_name": llvm.get_host_cpu_name(),
-        "cpu_features": features,
-        "numba_config": {
-            name: str(getattr(cfg, name, None))
-            for name in ("OPT", "CPU_NAME", "CPU_FEATURES", "ENABLE_AVX", "BOUNDSCHECK",
-                         "DEBUGINFO_DEFAULT", "FASTMATH", "LOOP_VECTORIZE", "SLP_VECTORIZE")
-        },
-    }
-
-
-def _helper_digests(source: str) -> dict[str, str]:
-    """sha256 of every jitflow module `source` imports, following their jitflow imports."""
-    pending = list(_source_imports(source))
-    seen: dict[str, str] = {}
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        path = _module_file(name)
-        if path is None:  # `from module import name` also tries `module.name`; a real miss fails to compile
-            continue
-        st = os.stat(path)
-        package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
-        digest, imports = _module_digest_and_imports(path, st.st_mtime_ns, st.st_size, package)
-        seen[name] = digest
-        pending.extend(imports)
-    return dict(sorted(seen.items()))
-
-
-@functools.lru_cache(maxsize=512)
-def _module_digest_and_imports(path: str, mtime_ns: int, size: int, package: str) -> tuple[str, tuple[str, ...]]:
-    """A module's sha256 and the jitflow modules it imports (parsed once per file version)."""
-    digest, tree = _digest_module_cached(path, mtime_ns, size)
-    return digest, tuple(_jitflow_imports(tree, package))
-
-
-@functools.lru_cache(maxsize=1024)
-def _source_imports(source: str) -> tuple[str, ...]:
-    """The jitflow modules a kernel source imports directly (parsed once per distinct source)."""
-    try:
-        return tuple(_jitflow_imports(ast.parse(source), package=None))
-    except SyntaxError:  # the compile step reports it properly
-        return ()
-
-
-def _jitflow_imports(tree: ast.Module, package: str | None) -> list[str]:
-    """Names of jitflow modules imported by `tree` (absolute, or relative to `package`)."""
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.extend(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level and package is not None:
-                anchor = package.split(".")
-                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
-                base = ".".join(anchor + ([base] if base else []))
-            elif node.level:
-                continue
-            names.append(base)
-            # `from pkg import mod` may name submodules; a non-module name resolves to no file
-            names.extend(f"{base}.{a.name}" for a in node.names if a.name != "*")
-    return [n for n in names if n == "jitflow" or n.startswith("jitflow.")]
-
-
-def _module_file(name: str) -> str | None:
-    """The file of jitflow module `name`, found by path (importing nothing)."""
-    import jitflow
-
-    root = os.path.dirname(os.path.abspath(jitflow.__file__ or ""))
-    rel = name.split(".")[1:]
-    base = os.path.join(root, *rel)
-    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
-        if os.path.isfile(candidate):
-            return candidate
-    return None
-
-
-@functools.lru_cache(maxsize=256)
-def _digest_module_cached(path: str, mtime_ns: int, size: int) -> tuple[str, ast.Module]:
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        tree = ast.parse(data)
-    except SyntaxError:
-        tree = ast.Module(body=[], type_ignores=[])
-    return hashlib.sha256(data).hexdigest(), tree
 
 
 # --------------------------------------------------------------------------- get_kernel
@@ -350,7 +157,7 @@ def _load_from_disk(root: str, key: str, entry: str) -> tuple[Callable[..., Any]
         return None
     t0 = time.perf_counter()
     try:
-        meta, source = _read_verified(path, key)
+        meta, source = read_verified(path, key)
         module = _exec_kernel(os.path.join(path, _KERNEL_FILE), source, key)
         fn = _entry_of(module, entry, key)
     except FileNotFoundError:
@@ -416,7 +223,7 @@ def _compile(root: str | None, key: str, source: str, entry: str, description: d
 def _publish(root: str, build: str, key: str, entry: str, description: dict[str, Any],
              backend: str, compile_seconds: float) -> bool:
     """Move a finished build into place; True if it was moved (False: not stored)."""
-    files = _file_table(build)
+    files = file_table(build)
     if not any(name.startswith("__pycache__/") for name in files):
         _warn_once(f"nocache:{key}", f"jitflow: kernel {key[:12]} ({entry}) wrote no Numba cache files "
                    "(its source lacks cache=True?); it will be recompiled by every process")
@@ -440,7 +247,7 @@ def _publish(root: str, build: str, key: str, entry: str, description: dict[str,
         "files": files,
         "size": sum(f["size"] for f in files.values()),
     }
-    _write_json_atomic(os.path.join(build, _META_FILE), meta)
+    _write_json_atomic(os.path.join(build, META_FILE), meta)
     final = entry_path(key, root)
     os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
     try:
@@ -512,14 +319,14 @@ def _numba_cache_misses(module: types.ModuleType) -> int:
     return misses
 
 
-def _read_verified(path: str, key: str) -> tuple[dict[str, Any], str]:
+def read_verified(path: str, key: str) -> tuple[dict[str, Any], str]:
     """Check an entry against its meta.json; return (meta, source) or raise CacheCorruptError."""
     for d in (os.path.dirname(path), path, os.path.join(path, "__pycache__")):
         problem = root_problem(d) if os.path.exists(d) else None
         if problem is not None:  # others could have swapped files (meta.json included) under us
             raise CacheCorruptError(f"directory {os.path.basename(d)[:12]}: {problem}")
     try:
-        meta = json.loads(_read_entry_file(path, _META_FILE).decode("utf-8"))
+        meta = json.loads(_read_entry_file(path, META_FILE).decode("utf-8"))
     except FileNotFoundError:
         raise CacheCorruptError("meta.json is missing") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -560,14 +367,14 @@ def _read_entry_file(path: str, name: str) -> bytes:
         return f.read()
 
 
-def _file_table(path: str) -> dict[str, dict[str, Any]]:
+def file_table(path: str) -> dict[str, dict[str, Any]]:
     """{relative name: {size, sha256}} for every file in an entry except meta.json."""
     table: dict[str, dict[str, Any]] = {}
     for dirpath, _dirs, names in os.walk(path):
         for n in names:
             full = os.path.join(dirpath, n)
             rel = os.path.relpath(full, path).replace(os.sep, "/")
-            if rel == _META_FILE:
+            if rel == META_FILE:
                 continue
             with open(full, "rb") as f:
                 data = f.read()
@@ -577,10 +384,10 @@ def _file_table(path: str) -> dict[str, dict[str, Any]]:
 
 def _refresh_hashes(path: str, meta: dict[str, Any]) -> None:
     meta = dict(meta)
-    meta["files"] = _file_table(path)
+    meta["files"] = file_table(path)
     meta["size"] = sum(f["size"] for f in meta["files"].values())
     try:
-        _write_json_atomic(os.path.join(path, _META_FILE), meta)
+        _write_json_atomic(os.path.join(path, META_FILE), meta)
     except OSError:
         pass  # a later load re-checks the hashes and rebuilds the entry
 
@@ -610,7 +417,7 @@ def _discard_corrupt(root: str, key: str, path: str, reason: str) -> None:
     _stats.corrupt += 1
     _warn_once(f"corrupt:{key}", f"jitflow: compile cache entry {key[:12]} is corrupt ({reason}); "
                "deleting and recompiling it")
-    _remove_entry(root, path)
+    remove_entry(root, path)
 
 
 # --------------------------------------------------------------------------- the directory
@@ -663,14 +470,14 @@ def entry_path(key: str, root: str | None = None) -> str:
 def _new_build_dir(root: str | None) -> str:
     if root is None:
         return tempfile.mkdtemp(prefix="jitflow-kernel-")
-    tmp = os.path.join(root, _TMP_DIR)
+    tmp = os.path.join(root, TMP_DIR)
     os.makedirs(tmp, mode=0o700, exist_ok=True)
     return tempfile.mkdtemp(prefix="build-", dir=tmp)
 
 
-def _remove_entry(root: str, path: str) -> bool:
+def remove_entry(root: str, path: str) -> bool:
     """Delete an entry atomically (rename into tmp, then remove); False if it was already gone."""
-    tmp = os.path.join(root, _TMP_DIR)
+    tmp = os.path.join(root, TMP_DIR)
     try:
         os.makedirs(tmp, mode=0o700, exist_ok=True)
         grave = tempfile.mkdtemp(prefix="trash-", dir=tmp)
@@ -684,238 +491,10 @@ def _remove_entry(root: str, path: str) -> bool:
     return True
 
 
-def _iter_entry_dirs(root: str) -> Iterator[tuple[str, str]]:
-    """(key, path) of every directory that looks like an entry, complete or not."""
-    try:
-        shards = sorted(os.listdir(root))
-    except OSError:
-        return
-    for shard in shards:
-        if len(shard) != 2 or not _is_hex(shard):
-            continue
-        shard_path = os.path.join(root, shard)
-        try:
-            names = sorted(os.listdir(shard_path))
-        except OSError:
-            continue
-        for name in names:
-            if len(name) == 64 and _is_hex(name) and name.startswith(shard):
-                yield name, os.path.join(shard_path, name)
 
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
-
-
-def _entry_summary(key: str, path: str) -> dict[str, Any]:
-    """Cheap description of an entry from meta.json and stat (no hashing)."""
-    info: dict[str, Any] = {"key": key, "path": path}
-    try:
-        with open(os.path.join(path, _META_FILE), encoding="utf-8") as f:
-            meta = json.load(f)
-        if not isinstance(meta, dict):
-            raise ValueError("not an object")
-    except (OSError, ValueError):
-        meta = {}
-        info["problem"] = "meta.json is missing or unreadable"
-    try:
-        mtime = os.stat(path).st_mtime
-    except OSError:
-        mtime = 0.0
-    created = _number(meta.get("created"), mtime)
-    last = _number(meta.get("last_used"), 0.0)
-    info.update({
-        "backend": meta.get("backend", "?"),
-        "entry": meta.get("entry", "?"),
-        "description": meta.get("description", {}),
-        "created": created,
-        "last_used": max(last, mtime),
-        "size": _tree_size(path),
-        "compile_seconds": meta.get("compile_seconds"),
-        "jitflow": meta.get("jitflow"),
-        "numba": meta.get("numba"),
-    })
-    return info
-
-
-def _number(value: Any, default: float) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
-
-
-def _tree_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirs, names in os.walk(path):
-        for n in names:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, n)).st_size
-    return total
-
-
-def cache_root() -> str:
-    """The configured cache directory (whether or not it exists or is usable)."""
-    return flags.cache_dir()
-
-
-def list_entries() -> list[dict[str, Any]]:
-    """Every entry (most recently used first): key, path, backend, entry, description,
-    created, last_used (epoch seconds), size (bytes), compile_seconds, versions."""
-    entries = [_entry_summary(k, p) for k, p in _iter_entry_dirs(cache_root())]
-    entries.sort(key=lambda e: e["last_used"], reverse=True)
-    return entries
-
-
-def find_key(prefix: str) -> str:
-    """The full key of the one entry whose key starts with `prefix` (KeyError otherwise)."""
-    prefix = prefix.strip().lower()
-    if not prefix or not _is_hex(prefix):
-        raise KeyError(f"not a cache key: {prefix!r}")
-    matches = [k for k, _ in _iter_entry_dirs(cache_root()) if k.startswith(prefix)]
-    if not matches:
-        raise KeyError(f"no cache entry matches {prefix!r}")
-    if len(matches) > 1:
-        raise KeyError(f"{len(matches)} cache entries match {prefix!r}; give more characters")
-    return matches[0]
-
-
-def entry_info(key: str) -> dict[str, Any]:
-    """Everything about one entry (a unique key prefix is enough): its summary, its
-    meta.json, its files, and ``problem`` (None if it passes the integrity check)."""
-    full = find_key(key)
-    path = entry_path(full)
-    info = _entry_summary(full, path)
-    try:
-        meta, _ = _read_verified(path, full)
-        info["problem"] = None
-    except (CacheCorruptError, OSError) as exc:
-        meta = {}
-        info["problem"] = str(exc) if isinstance(exc, CacheCorruptError) else f"unreadable: {exc}"
-    info["meta"] = meta
-    info["files"] = meta.get("files", {}) if meta else {}
-    return info
-
-
-def verify(fix: bool = False) -> list[dict[str, Any]]:
-    """Check every entry's files against meta.json; return ``[{key, path, problem, removed}]``
-    for the bad ones (empty list: all good). With `fix`, bad entries are deleted."""
-    root = cache_root()
-    bad: list[dict[str, Any]] = []
-    for key, path in _iter_entry_dirs(root):
-        try:
-            meta, _ = _read_verified(path, key)
-            extra = sorted(set(_file_table(path)) - set(meta["files"]))
-            problem = f"unexpected files: {', '.join(extra)}" if extra else None
-        except CacheCorruptError as exc:
-            problem = str(exc)
-        except OSError as exc:
-            problem = f"unreadable: {exc.strerror or exc}"
-        if problem is None:
-            continue
-        removed = _remove_entry(root, path) if fix else False
-        bad.append({"key": key, "path": path, "problem": problem, "removed": removed})
-    return bad
-
-
-def clear() -> dict[str, int]:
-    """Delete every entry and leftover build directory; return {"removed", "freed"} (bytes)."""
-    root = cache_root()
-    removed = freed = 0
-    for key, path in list(_iter_entry_dirs(root)):
-        size = _tree_size(path)
-        if _remove_entry(root, path):
-            removed += 1
-            freed += size
-            _touched.discard(key)
-    _clean_tmp(root, older_than=0.0)
-    _remove_empty_shards(root)
-    return {"removed": removed, "freed": freed}
-
-
-def prune(max_size: int | None = None, older_than_s: float | None = None) -> dict[str, Any]:
-    """Delete entries unused for more than `older_than_s` seconds, then least recently used
-    ones until the total size is at most `max_size` bytes. Returns {"removed": [keys],
-    "freed", "remaining", "remaining_size"}. Also cleans stale build directories."""
-    if max_size is not None and max_size < 0:
-        raise ValueError("max_size must be >= 0")
-    if older_than_s is not None and older_than_s < 0:
-        raise ValueError("older_than_s must be >= 0")
-    root = cache_root()
-    entries = list_entries()  # newest first
-    now = time.time()
-    doomed: list[dict[str, Any]] = []
-    keep: list[dict[str, Any]] = []
-    for e in entries:
-        old = older_than_s is not None and now - e["last_used"] > older_than_s
-        (doomed if old else keep).append(e)
-    if max_size is not None:
-        total = sum(e["size"] for e in keep)
-        while keep and total > max_size:
-            victim = keep.pop()  # least recently used
-            total -= victim["size"]
-            doomed.append(victim)
-    removed: list[str] = []
-    freed = 0
-    for e in doomed:
-        if _remove_entry(root, e["path"]):
-            removed.append(e["key"])
-            freed += e["size"]
-            _touched.discard(e["key"])
-    _clean_tmp(root, older_than=_STALE_TMP_SECONDS)
-    _remove_empty_shards(root)
-    return {"removed": removed, "freed": freed, "remaining": len(keep),
-            "remaining_size": sum(e["size"] for e in keep)}
-
-
-def _clean_tmp(root: str, older_than: float) -> None:
-    """Remove build/trash directories left by processes that died (older than `older_than` s)."""
-    tmp = os.path.join(root, _TMP_DIR)
-    now = time.time()
-    try:
-        names = os.listdir(tmp)
-    except OSError:
-        return
-    for n in names:
-        p = os.path.join(tmp, n)
-        with contextlib.suppress(OSError):
-            if now - os.stat(p).st_mtime >= older_than:
-                shutil.rmtree(p, ignore_errors=True)
-
-
-def _remove_empty_shards(root: str) -> None:
-    try:
-        shards = os.listdir(root)
-    except OSError:
-        return
-    for shard in shards:
-        if len(shard) == 2 and _is_hex(shard):
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.join(root, shard))  # fails (ignored) unless empty
-
-
-def disk_summary() -> dict[str, Any]:
-    """Totals for the cache directory: dir, usable/problem, entries, size, by backend,
-    oldest/newest last use, format version."""
-    root = cache_root()
-    entries = list_entries()
-    by_backend: dict[str, dict[str, int]] = {}
-    for e in entries:
-        b = by_backend.setdefault(str(e["backend"]), {"entries": 0, "size": 0})
-        b["entries"] += 1
-        b["size"] += e["size"]
-    exists = os.path.exists(root)
-    problem = root_problem(root) if exists else None  # a missing root is created on first use
-    return {
-        "dir": root,
-        "exists": exists,
-        "disk_cache_enabled": flags.disk_cache_enabled(),
-        "usable": problem is None,
-        "problem": problem,
-        "format_version": FORMAT_VERSION,
-        "entries": len(entries),
-        "size": sum(e["size"] for e in entries),
-        "by_backend": by_backend,
-        "oldest_use": min((e["last_used"] for e in entries), default=None),
-        "newest_use": max((e["last_used"] for e in entries), default=None),
-    }
+def forget_touched(key: str) -> None:
+    """Forget that this process touched entry `key` (it was removed: a new one may be touched again)."""
+    _touched.discard(key)
 
 
 # --------------------------------------------------------------------------- stats, debug

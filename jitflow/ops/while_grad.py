@@ -1,0 +1,110 @@
+"""The gradient of a `While` loop: the body's gradient sub-graph, replayed over the kept forward values."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jitflow import dtypes
+from jitflow.compiler.execute import execute
+from jitflow.errors import InternalError
+from jitflow.framework import registry
+from jitflow.framework.function import SubgraphContext, outside_control_flow
+from jitflow.framework.graph import Operation, Tensor
+from jitflow.ops.while_loop import LoopBody
+
+
+def differentiable(dt: dtypes.DType) -> bool:
+    return dt.is_floating or dt.is_complex or dt is dtypes.variant
+
+
+def _build_grad_body(lb: LoopBody) -> None:
+    """Traces d(body outputs)/d(body inputs, captures) once; records which body values it reads."""
+    from jitflow.gradients import gradients
+
+    ctx = lb.ctx
+    g = ctx.graph
+    gctx = SubgraphContext(g, None, ctx.name + "grad")
+    lb.grad_inputs = [gctx.add_input(t.dtype, t.shape, "grad_y") for t in lb.outs]
+    xs = ctx.inputs + ctx.capture_inputs
+    pairs = [(y, gy) for y, gy in zip(lb.outs, lb.grad_inputs) if differentiable(y.dtype)]
+    start = len(g._ops)
+    with outside_control_flow(g), g.control_dependencies(None):
+        dx = gradients([y for y, _ in pairs], xs, grad_ys=[gy for _, gy in pairs]) if pairs else [None] * len(xs)
+    lb.grad_outs = [d if d is not None and differentiable(x.dtype) else None for x, d in zip(xs, dx)]
+    saved: dict[Tensor, None] = {}
+    for op in g._ops[start:]:
+        for t in op.inputs:
+            if ctx.contains(t.op) and t.op.type != "_SubgraphInput":
+                saved[t] = None
+    lb.saved = list(saved)
+
+
+def while_grad(op: Operation, grads: list[Tensor]) -> list[Any]:
+    """Gradients of a While op's inputs (loop variables, maximum_iterations, captures)."""
+    lb: LoopBody = op.attrs["body"]
+    n = lb.n
+    n_in = len(op.inputs)
+    if not op.attrs["back_prop"]:
+        return [None] * n_in
+    if lb.saved is None:
+        _build_grad_body(lb)
+    caps = lb.ctx.captured
+    gop = op.graph.create_op("WhileGrad", [op.outputs[n]] + list(grads[:n]),
+                             {"body": lb, "forward": op.name}, name="WhileGrad")
+    res: list[Any] = [t if differentiable(t.dtype) else None for t in gop.outputs[:n]]
+    if lb.has_max:
+        res.append(None)
+    res.extend(t if differentiable(t.dtype) else None for t in gop.outputs[n:n + len(caps)])
+    return res
+
+
+def _grad_infer(op: Operation) -> list:
+    lb: LoopBody = op.attrs["body"]
+    xs = lb.ctx.inputs + lb.ctx.captured
+    return [(t.dtype, t.shape) for t in xs]
+
+
+def _zero_like(v: Any) -> Any:
+    if isinstance(v, np.ndarray) or np.isscalar(v):
+        return np.zeros_like(v)
+    zero = getattr(v, "zero_grad", None)
+    return zero() if zero is not None else None
+
+
+def _add(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
+    lb: LoopBody = op.attrs["body"]
+    n = lb.n
+    history = ins[0]
+    if history is None:
+        raise InternalError(op.node_def, op, f"The forward loop '{op.attrs['forward']}' kept no values for its "
+                                             "gradient")
+    caps, iters = history
+    gys: list[Any] = list(ins[1:])
+    plan = lb.plan(ctx, "grad")
+    idx = [k for k, t in enumerate(lb.grad_outs) if t is not None]
+    acc: list[Any] = [None] * len(caps)
+    for vals, saved in reversed(iters):
+        feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, vals)]
+        res = execute(plan, ctx, vals + caps + saved + feed_g)
+        full: list[Any] = [None] * (n + len(caps))
+        for k, r in zip(idx, res):
+            full[k] = r
+        gys = full[:n]
+        acc = [_add(a, r) for a, r in zip(acc, full[n:])]
+    last = iters[0][0] if iters else None
+    out_g = [g if g is not None else (_zero_like(last[k]) if last is not None else None) for k, g in enumerate(gys)]
+    out_c = [a if a is not None else _zero_like(c) for a, c in zip(acc, caps)]
+    return (*out_g, *out_c)
+
+
+registry.register_op("WhileGrad", _grad_infer, _grad_kernel, registry.STATEFUL)
+registry.not_differentiable("WhileGrad")
