@@ -48,7 +48,7 @@ from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were
     compile_predicted,
     reduce_axes,
 )
-from jitflow.compiler.window_steps import WINDOW_OPS, window_step
+from jitflow.compiler.window_steps import WINDOW_OPS, Epilogue, find_epilogues, window_step
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.expr import Dialect
@@ -191,6 +191,8 @@ class Lowering:
     clustered: set[Operation] = field(default_factory=set)
     folded: set[Operation] = field(default_factory=set)  # Const ops now in the plan's template
     unused: set[Operation] = field(default_factory=set)  # Shape ops nothing reads any more
+    epilogues: dict[Operation, Epilogue] = field(default_factory=dict)  # Conv2D -> its fused BiasAdd (Relu)
+    absorbed: set[Operation] = field(default_factory=set)  # epilogue ops run inside their conv's step
 
     @classmethod
     def start(cls, plan: Plan) -> Lowering:
@@ -216,7 +218,10 @@ def cluster_ops(low: Lowering) -> None:
     Under JITFLOW_FALLBACK=error the first such op is an UnimplementedError instead.
     """
     plan = low.plan
-    res = low.clustering = cluster(plan.ops, low.fed, member_reason)
+    low.epilogues = find_epilogues(plan.ops, low.fetched, low.fed)  # Conv2D -> BiasAdd (-> Relu), one pass
+    low.absorbed = {m for e in low.epilogues.values() for m in e.ops}
+    absorbed = low.absorbed
+    res = low.clustering = cluster(plan.ops, low.fed, lambda op: "" if op in absorbed else member_reason(op))
     # an UnbroadcastTo whose target is a run-time Shape gets its own step (library_kernels): not a fallback
     fallbacks = [f for f in res.fallbacks if not _dynamic_unbroadcast(f.op, low.fed)]
     plan.report = {"clusters": [], "fallbacks": [
@@ -239,7 +244,8 @@ def library_kernels(low: Lowering) -> None:
                                          plan.op_steps[op])
             low.matmul_of[t] = op
         elif op.type in WINDOW_OPS:
-            low.own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op])
+            low.own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op],
+                                                    low.epilogues.get(op), plan.op_steps)
             plan.report["clusters"].append(window_entry)
         elif _dynamic_unbroadcast(op, fed) and member_reason(op):
             shape_op = op.inputs[1].op
@@ -339,8 +345,16 @@ def order_steps(low: Lowering) -> None:
     step that consumes them (a dict lookup when the variable exists), Identity as a slot copy."""
     plan = low.plan
     steps: list[Step] = []
+    fused_at = {e.ops[-1]: conv_op for conv_op, e in low.epilogues.items()}
     for op in plan.ops:
-        if op in plan.lazy_vars or op in low.folded or op in low.unused:
+        if op in fused_at:  # a fused conv runs where its last epilogue op was: its bias is ready there
+            conv_op = fused_at[op]
+            for m in [conv_op, *low.epilogues[conv_op].ops]:
+                steps.extend(var_reads(m, plan.lazy_vars, plan.op_steps))
+            steps.append(low.own[conv_op])
+            continue
+        if op in plan.lazy_vars or op in low.folded or op in low.unused or op in low.epilogues \
+                or op in low.absorbed:
             continue
         cstep = low.cluster_at.get(op)
         if cstep is not None:

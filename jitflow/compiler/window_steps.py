@@ -7,14 +7,15 @@ it. NCHW inputs are transposed to NHWC around the NHWC kernels.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 
 from jitflow.compiler.arena import Recycler
+from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import ARENA_SLOT, Step
-from jitflow.framework.graph import Operation
+from jitflow.framework.graph import Operation, Tensor
 from jitflow.kernels import conv, pool
 from jitflow.kernels.threads import threads_for
 from jitflow.ops import array_ops as A
@@ -49,12 +50,53 @@ def _sizes(v: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in v)
 
 
+class Epilogue(NamedTuple):
+    """A BiasAdd (and the Relu after it) that a Conv2D step applies in its own output pass."""
+
+    ops: list[Operation]  # [BiasAdd] or [BiasAdd, Relu]
+    out: Tensor  # the tensor the fused step produces (the last op's output)
+
+    @property
+    def relu(self) -> bool:
+        return len(self.ops) == 2
+
+
+def _sole_reader(t: Tensor, readers: dict[Tensor, list[Operation]], fetched: set, fed: set) -> Any:
+    rs = readers.get(t, [])
+    return rs[0] if len(rs) == 1 and t not in fetched and t not in fed else None
+
+
+def find_epilogues(ops: list[Operation], fetched: set, fed: set) -> dict[Operation, Epilogue]:
+    """Conv2D -> BiasAdd (-> Relu) chains whose intermediate values nothing else reads (nor fetches)."""
+    readers: dict[Tensor, list[Operation]] = {}
+    controls = {c for op in ops for c in op.control_inputs}
+    for op in ops:
+        for t in op.inputs:
+            readers.setdefault(t, []).append(op)
+    found: dict[Operation, Epilogue] = {}
+    for op in ops:
+        if op.type != "Conv2D" or op.attrs.get("data_format", "NHWC") != "NHWC" or requested_gpu(op) is not None:
+            continue
+        b = _sole_reader(op.outputs[0], readers, fetched, fed)
+        if b is None or b.type != "BiasAdd" or b.inputs[0] is not op.outputs[0] or b.outputs[0] in fed \
+                or b.attrs.get("data_format", "NHWC") != "NHWC" or {op, b} & controls:
+            continue
+        r = _sole_reader(b.outputs[0], readers, fetched, fed)
+        if r is not None and r.type == "Relu" and r not in controls and r.outputs[0] not in fed:
+            found[op] = Epilogue([b, r], r.outputs[0])
+        else:
+            found[op] = Epilogue([b], b.outputs[0])
+    return found
+
+
 class WindowStep:
     """One conv or pooling op through its fast kernel, into buffers reused across runs."""
 
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step,
-                 report: dict[str, Any]) -> None:
+                 report: dict[str, Any], bias_slot: int = -1, relu: bool = False) -> None:
         self.op = op
+        self.bias_slot = bias_slot  # a fused BiasAdd's bias (-1: no epilogue)
+        self.relu = relu
         self.in_slots = in_slots
         self.out_slot = out_slot
         self.fresh = fresh
@@ -70,6 +112,8 @@ class WindowStep:
 
     def __call__(self, ctx: Any, vals: list) -> None:
         ins = [vals[s] for s in self.in_slots]
+        if self.bias_slot >= 0:
+            ins.append(vals[self.bias_slot])
         arena = vals[ARENA_SLOT]
         data = ins[self.data_index]
         work = (data.size if type(data) is np.ndarray else 0) * self.taps
@@ -114,8 +158,13 @@ class WindowStep:
         g = N._Geom(x.shape, f.shape[0], f.shape[1], self.op.attrs)
         if g.oh <= 0 or g.ow <= 0 or x.shape[0] == 0 or f.shape[3] == 0:
             raise _NoFastPath
+        bias = ins[2] if self.bias_slot >= 0 else None
+        if self.bias_slot >= 0 and (type(bias) is not np.ndarray or bias.dtype != dt
+                                    or bias.shape != (f.shape[3],)):
+            raise _NoFastPath  # the interpreted BiasAdd raises the right error
         y = self._out(arena, (x.shape[0], g.oh, g.ow, f.shape[3]), dt)
-        self._note("kernels/conv: " + conv.forward(x, f, _geom(g), y, self._scratch(arena)))
+        how = conv.forward(x, f, _geom(g), y, self._scratch(arena), bias, self.relu)
+        self._note("kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else "")))
         return self._result(y)
 
     def _Conv2DBackpropInput(self, ins: list, arena: Any) -> np.ndarray:
@@ -231,10 +280,26 @@ def predicted_kernel(op: Operation) -> str:
     return "kernels/conv: " + how
 
 
-def window_step(op: Operation, slots: dict, fetched: set, fallback: Step) -> tuple[WindowStep, dict[str, Any]]:
-    """The step for a conv/pool `op` and its plan-report entry."""
+def window_step(op: Operation, slots: dict, fetched: set, fallback: Step,
+                epilogue: Epilogue | None = None,
+                op_steps: dict | None = None) -> tuple[WindowStep, dict[str, Any]]:
+    """The step for a conv/pool `op` (with its fused epilogue, if any) and its plan-report entry."""
     entry: dict[str, Any] = {"ops": [op.name], "backend": "cpu", "key": "", "compile_seconds": 0.0,
                              "source": predicted_kernel(op)}
-    t = op.outputs[0]
-    step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, fallback, entry)
+    if epilogue is None:
+        t = op.outputs[0]
+        step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, fallback, entry)
+        return step, entry
+    assert op_steps is not None
+    entry["ops"] += [m.name for m in epilogue.ops]
+    entry["source"] += " +bias" + ("+relu" if epilogue.relu else "")
+    member_steps = [fallback] + [op_steps[m] for m in epilogue.ops]
+
+    def interpreted(ctx: Any, vals: list) -> None:  # the chain op by op: the interpreter's values and errors
+        for st in member_steps:
+            st(ctx, vals)
+
+    t = epilogue.out
+    step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, interpreted, entry,
+                      slots[epilogue.ops[0].inputs[1]], epilogue.relu)
     return step, entry

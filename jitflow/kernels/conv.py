@@ -80,6 +80,20 @@ def _col2im(dcols, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dx):  # type:
                             dx[n, y, xx, c] += dcols[r, base + c]
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _bias_act(out, bias, relu):  # type: ignore[no-untyped-def]
+    """out[r, :] = out[r, :] + bias, then max(., 0) when `relu`: the conv's epilogue, on a chunk in cache."""
+    for r in prange(out.shape[0]):
+        row = out[r]
+        if relu:
+            for o in range(row.shape[0]):
+                v = row[o] + bias[o]
+                row[o] = 0 if v < 0 else v  # np.maximum(v, 0): NaN stays NaN
+        else:
+            for o in range(row.shape[0]):
+                row[o] += bias[o]
+
+
 def _is_pointwise(g: ConvGeom) -> bool:
     """A 1x1, stride-1, unpadded conv is a plain matmul over pixels: no patches needed."""
     return g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.pt == g.pl == 0
@@ -109,8 +123,11 @@ def _geom_args(g: ConvGeom) -> tuple[int, ...]:
 
 
 def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc,
-           chunk: int = 0) -> np.ndarray:
-    """out[n, i, j, o] = sum over window and channels of x * f; `out` is (N, OH, OW, O), C-contiguous."""
+           chunk: int = 0, bias: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
+    """out[n, i, j, o] = sum over window and channels of x * f; `out` is (N, OH, OW, O), C-contiguous.
+
+    With `bias`, each chunk's rows get `+ bias` (and ReLU when `relu`) right after their GEMM.
+    """
     n, c = x.shape[0], x.shape[3]
     k = g.kh * g.kw * c
     o = f.shape[3]
@@ -118,6 +135,8 @@ def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: 
     out2 = out.reshape(-1, o)
     if _is_pointwise(g):
         np.matmul(x.reshape(-1, c), fm, out=out2)
+        if bias is not None:
+            _bias_act(out2, bias, relu)  # type: ignore[call-arg]
         return out
     step = chunk or chunk_images(n, g, k, x.dtype.itemsize)
     rows = g.oh * g.ow
@@ -126,7 +145,10 @@ def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: 
         n1 = min(n, n0 + step)
         part = cols[:(n1 - n0) * rows]
         _im2col(x, n0, n1, *_geom_args(g), part)  # type: ignore[call-arg]
-        np.matmul(part, fm, out=out2[n0 * rows:n1 * rows])
+        dst = out2[n0 * rows:n1 * rows]
+        np.matmul(part, fm, out=dst)
+        if bias is not None:
+            _bias_act(dst, bias, relu)  # type: ignore[call-arg]
     return out
 
 
@@ -230,9 +252,10 @@ def method(c: int, g: ConvGeom, op: str = "forward") -> str:
     return "im2col+gemm"
 
 
-def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc) -> str:
-    """conv2d by the method chosen for its shape; returns the method."""
-    conv2d(x, f, g, out, scratch)
+def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc,
+            bias: np.ndarray | None = None, relu: bool = False) -> str:
+    """conv2d (with its bias/ReLU epilogue) by the method chosen for its shape; returns the method."""
+    conv2d(x, f, g, out, scratch, bias=bias, relu=relu)
     return method(x.shape[3], g)
 
 

@@ -4,7 +4,8 @@ Every parallel region ends in a barrier that waits for all its threads, and Open
 small GEMMs over its threads. On a loaded 2-core machine a barrier can wait a whole scheduler time
 slice for a descheduled thread: W7i (batch-1 inference) took 42 ms with OpenBLAS on 2 threads and
 3.3 ms on one (bench/README.md). So small calls run on the calling thread only (Numba's thread count
-and OpenBLAS's are both thread-local settings here), and big calls still use both cores.
+and OpenBLAS's are both thread-local settings here), and big calls still use both cores. On an idle
+machine the thresholds below cost at most a few ms per call.
 """
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from typing import Any
 import numba
 import numpy as np
 
-# Elements a Numba kernel touches per call below which it runs on the calling thread only.
-PARALLEL_ELEMENTS = 1 << 18
-# Multiply-adds of a GEMM below which OpenBLAS runs it on the calling thread only (~0.5 ms on one core).
-PARALLEL_MACS = 1 << 25
+# Elements a Numba kernel touches per call below which it runs on the calling thread only (~1 ms).
+PARALLEL_ELEMENTS = 1 << 20
+# Multiply-adds of a GEMM below which OpenBLAS runs it on the calling thread only (~4 ms on one core).
+# Measured on the loaded machine: a 32x2048x1024 GEMM (67 M) took a median 100-190 ms on two threads
+# and 14 ms on one; a 25088x800x64 one (1.3 G) 250-270 ms on two and 300-410 ms on one.
+PARALLEL_MACS = 1 << 28
 
 
 def _openblas_local_setter() -> Any:

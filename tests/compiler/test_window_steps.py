@@ -194,3 +194,33 @@ def test_thread_settings_are_restored() -> None:
     assert numba.get_num_threads() == before
     with threads.threads_for(1 << 40, 1 << 40) as n:
         assert n == before
+
+
+@pytest.mark.parametrize("relu, fetch_mid", [(True, False), (False, False), (True, True)])
+def test_bias_relu_epilogue_matches_the_interpreter(relu: bool, fetch_mid: bool) -> None:
+    """Conv2D -> BiasAdd (-> Relu) with variables, trained one step: fused into the conv's output pass
+    (the Relu stays out when the BiasAdd's value is fetched); values and updates as interpreted."""
+    rng = np.random.default_rng(3)
+    xv = rng.standard_normal((4, 9, 9, 3)).astype(np.float32)
+    results = []
+    for jit in (True, False):
+        with tf.Graph().as_default():
+            x = tf.constant(xv)
+            f = tf.Variable(rng.standard_normal((3, 3, 3, 5)).astype(np.float32) if jit else results[0][-2])
+            b = tf.Variable(np.linspace(-1, 1, 5, dtype=np.float32))
+            pre = tf.nn.bias_add(tf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME"), b)
+            y = tf.nn.relu(pre) if relu else pre
+            loss = tf.reduce_sum(y * y)
+            train = tf.train.GradientDescentOptimizer(0.01).minimize(loss)
+            fetches = [y, loss, train] + ([pre] if fetch_mid else [])
+            with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+                sess.run(tf.global_variables_initializer())
+                f0 = sess.run(f)
+                got = sess.run(fetches)
+                entries = [e["ops"] for e in sess._plans[next(reversed(sess._plans))].report["clusters"]] \
+                    if jit else []
+                results.append([got[0], got[1], *sess.run([f, b]), f0, entries])
+    fused = [e for e in results[0][-1] if len(e) > 1 and e[0] == "Conv2D"]
+    assert fused == [["Conv2D", "BiasAdd"] + (["Relu"] if relu and not fetch_mid else [])]
+    for a, w, name in zip(results[0][:4], results[1][:4], ("y", "loss", "f", "b")):
+        np.testing.assert_allclose(a, w, rtol=2e-5, atol=2e-5, err_msg=name)
