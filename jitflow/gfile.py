@@ -60,7 +60,7 @@ class GFile:
 
     def _file(self) -> Any:
         if self._f is None:
-            text = {} if "b" in self.mode else {"encoding": "utf-8", "newline": ""}
+            text: dict[str, Any] = {} if "b" in self.mode else {"encoding": "utf-8", "newline": ""}
             with _as_tf_errors(self.name):
                 self._f = open(self.name, self.mode, **text)  # noqa: SIM115 - closed by close()
         return self._f

@@ -66,6 +66,8 @@ def _fused(x: Tensor, axis: int, parts: tuple, epsilon: float, flag: bool | None
 def _plain(x: Tensor, axis: int, parts: tuple, epsilon: float, flag: bool | None, t: Tensor | None) -> tuple:
     g, b, mm, mv = parts
     nd = x.shape.ndims
+    if nd is None:
+        raise ValueError(f"Input {x.name} to batch_normalization must have a known rank")
     axes = [i for i in range(nd) if i != axis]
     shape = [1] * nd
     shape[axis] = -1

@@ -399,7 +399,8 @@ def _vjit(fn: Callable[..., Any]) -> Any:
     cfunc wrapper is never used (saves compile time). The Python wrapper must stay:
     without it a call from the interpreter crashes.
     """
-    return njit(nogil=True, error_model="numpy", fastmath=False, no_cfunc_wrapper=True)(fn)
+    options: dict[str, Any] = {"nogil": True, "error_model": "numpy", "fastmath": False, "no_cfunc_wrapper": True}
+    return njit(**options)(fn)  # no_cfunc_wrapper is a Numba option its type stubs do not list
 
 
 # ---------------------------------------------------------------------------------------

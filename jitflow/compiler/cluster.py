@@ -371,6 +371,7 @@ def build_cluster(members: list[Operation], fed: set[Tensor], needed_outside: se
             op_inputs = [op.inputs[i] for i in iterated]
         out_t = op.outputs[0] if op.outputs else None
         if refs is not None:
+            assert upd is not None  # refs come from it
             args = tuple([var_arg(op.inputs[r]) for r in refs if upd[1]]
                          + [arg(t) for i, t in enumerate(op_inputs) if i not in refs])
             for k, r in enumerate(refs):

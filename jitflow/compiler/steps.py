@@ -105,8 +105,10 @@ class ClusterStep:
         flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
         arena: Arena = vals[ARENA_SLOT]
         outs = []
+        sizes = ent.out_sizes
+        assert sizes is not None  # a compiled entry knows its output sizes
         for j, dt in enumerate(self.out_dtypes):
-            n = ent.out_sizes[j]
+            n = sizes[j]
             outs.append(self.recyclers[j].get(n, dt) if self.fresh[j] else arena.buffer((self.key, j), n, dt))
         if self.has_checks:
             err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))

@@ -7,6 +7,7 @@ it. NCHW inputs are transposed to NHWC around the NHWC kernels.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numba
@@ -16,6 +17,7 @@ from jitflow.compiler.arena import Recycler
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.framework.graph import Operation, Tensor
+from jitflow.framework.tensor_shape import known_dims
 from jitflow.kernels import conv, pool
 from jitflow.kernels.threads import threads_for
 from jitflow.ops import array_ops as A
@@ -245,11 +247,13 @@ class WindowStep:
 
 def _taps(op: Operation) -> int:
     fmt = op.attrs.get("data_format", "NHWC")
-    k = N._spatial(op.attrs["ksize"], fmt) if "ksize" in op.attrs else None
-    if k is None:
+    if "ksize" in op.attrs:
+        kh, kw = N._spatial(op.attrs["ksize"], fmt)
+    else:
         v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
-        k = tuple(v[:2]) if v is not None and None not in v[:2] else (3, 3)
-    return max(k[0] * k[1], 1)
+        known = [d for d in (v[:2] if v is not None else ()) if d is not None]
+        kh, kw = (known[0], known[1]) if len(known) == 2 else (3, 3)  # unknown filter: assume 3x3
+    return max(kh * kw, 1)
 
 
 def _width(op: Operation) -> int:
@@ -267,13 +271,14 @@ def predicted_kernel(op: Operation) -> str:
     fshape = op.inputs[1].shape.as_tuple() if op.type != "Conv2DBackpropFilter" else None
     xshape = op.inputs[0].shape.as_tuple() if op.type != "Conv2DBackpropInput" else None
     c = (fshape[2] if fshape else None) if xshape is None else N._nhwc_shape(xshape, fmt)[3]
-    k = fshape[:2] if fshape else None
+    k: Sequence[int | None] | None = fshape[:2] if fshape else None
     if op.type == "Conv2DBackpropFilter" and (v := A._ints(op.inputs[1])) is not None:
         c, k = v[2], v[:2]
     if c is None or k is None or None in k:
         return "kernels/conv (chosen by shape at the first run)"
+    kh, kw = known_dims(k)
     sh, sw = N._spatial(op.attrs["strides"], fmt)
-    g = conv.ConvGeom(k[0], k[1], sh, sw, 1, 1, int(op.attrs["padding"] == "EXPLICIT"), 0, 1, 1)
+    g = conv.ConvGeom(kh, kw, sh, sw, 1, 1, int(op.attrs["padding"] == "EXPLICIT"), 0, 1, 1)
     how = conv.method(c, g, "filter_grad" if op.type == "Conv2DBackpropFilter" else "forward")
     if op.type == "Conv2DBackpropInput" and how != "gemm":
         how = "gemm+col2im"

@@ -35,6 +35,7 @@ class ClusterSpec:
     """
 
     def __init__(self, cluster: Any) -> None:
+        source: Mapping[Any, Any]
         if isinstance(cluster, ClusterSpec):
             source = cluster.as_dict()
         elif isinstance(cluster, Mapping):

@@ -57,8 +57,9 @@ class VariableStore:
             new.flags.writeable = False
             values[n] = new
         for rule, names, args in applies:
-            current = [values.get(n) for n in names]
-            if any(c is None for c in current):
+            found = [values.get(n) for n in names]
+            current = [c for c in found if c is not None]
+            if len(current) != len(found):
                 dropped.extend(names)
                 continue
             for n, arr in zip(names, rule(*current, *args)):

@@ -24,7 +24,7 @@ def _check_graph_def(graph_def: Any) -> GraphDef:
 
 
 def _return_elements(ctx: graph_io.ImportContext, names: list[str]) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for name in names:
         op_name, _, idx = name.partition(":")
         op = ctx.ops.get(op_name)

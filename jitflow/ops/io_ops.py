@@ -86,7 +86,8 @@ def _read_kernel(ctx: Any, op: Operation, ins: list) -> Any:
         key, value = _next_record(ctx, op, st)
         return np.array(key, dtype=object), np.array(value, dtype=object)
     n = int(ins[0])
-    keys, values = [], []
+    keys: list[Any] = []
+    values: list[Any] = []
     while len(keys) < n:
         try:
             k, v = _next_record(ctx, op, st)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,12 +169,16 @@ LOWERING: dict[str, Elementwise] = {
 }
 
 
-_BINARY = {
+def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _floordiv(x, y) if x.dtype.kind in "iu" else np.true_divide(x, y)
+
+
+_BINARY: dict[str, Callable[..., Any]] = {
     "AddV2": np.add, "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "RealDiv": _realdiv,
-    "Div": None, "FloorDiv": _floordiv, "FloorMod": _floormod, "TruncateDiv": _truncatediv,
+    "Div": _div, "FloorDiv": _floordiv, "FloorMod": _floormod, "TruncateDiv": _truncatediv,
     "Pow": _pow, "Maximum": np.maximum, "Minimum": np.minimum, "SquaredDifference": _squared_difference,
 }
-_UNARY = {
+_UNARY: dict[str, Callable[..., Any]] = {
     "Neg": np.negative, "Abs": np.abs, "Sign": _sign, "Square": np.square, "Sqrt": np.sqrt, "Rsqrt": _rsqrt,
     "Exp": np.exp, "Log": np.log, "Log1p": np.log1p, "Expm1": np.expm1, "Sin": np.sin, "Cos": np.cos,
     "Tan": np.tan, "Tanh": np.tanh, "Sigmoid": _sigmoid, "Floor": np.floor, "Ceil": np.ceil,
@@ -185,11 +190,6 @@ _COMPARE = {"Equal": np.equal, "NotEqual": np.not_equal, "Less": np.less, "LessE
 _LOGICAL = {"LogicalAnd": np.logical_and, "LogicalOr": np.logical_or}
 
 
-def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return _floordiv(x, y) if x.dtype.kind in "iu" else np.true_divide(x, y)
-
-
-_BINARY["Div"] = _div
 for _t, _f in _BINARY.items():
     register_elementwise(_t, _f, lowering=LOWERING.get(_t))
 for _t, _f in _UNARY.items():
@@ -207,8 +207,9 @@ register_elementwise("IsFinite", np.isfinite, dtypes.bool, not_differentiable=Tr
 
 
 def _select_infer(op: Operation) -> list:
-    return elementwise_infer()(_FakeOp(op, op.inputs[1:])) if op.inputs[0].shape.ndims == 1 and \
-        (op.inputs[1].shape.ndims or 0) > 1 else [(op.inputs[1].dtype, elementwise_infer()(op)[0][1])]
+    if op.inputs[0].shape.ndims == 1 and (op.inputs[1].shape.ndims or 0) > 1:  # a vector picking rows
+        return elementwise_infer()(typing.cast(Operation, _FakeOp(op, op.inputs[1:])))
+    return [(op.inputs[1].dtype, elementwise_infer()(op)[0][1])]
 
 
 class _FakeOp:

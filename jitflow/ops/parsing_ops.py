@@ -13,7 +13,7 @@ import numpy as np
 from jitflow import dtypes, errors
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor, get_default_graph
-from jitflow.framework.tensor_shape import TensorShape, as_shape, shape_str
+from jitflow.framework.tensor_shape import TensorShape, as_shape, known_dims, shape_str
 from jitflow.ops.constant_op import convert_to_tensor
 
 FixedLenFeature = collections.namedtuple("FixedLenFeature", ["shape", "dtype", "default_value"])
@@ -43,7 +43,7 @@ def _spec(key: str, f: Any) -> tuple:
         return ("seq", dt, shape, default)
     if isinstance(f, FixedLenFeature):
         if default is not None:
-            default = np.broadcast_to(default, shape.as_tuple()).copy()
+            default = np.broadcast_to(default, known_dims(shape.as_list())).copy()
         return ("fixed", dt, shape, default)
     raise ValueError(f"Unsupported feature spec for '{key}': {f!r}")
 
@@ -100,7 +100,7 @@ def _packed_floats(fl: Any) -> np.ndarray:
 
 
 def _fixed(key: str, per: list, dt: dtypes.DType, shape: TensorShape, default: Any) -> np.ndarray:
-    dims = shape.as_tuple() or ()
+    dims = tuple(known_dims(shape.as_list())) if shape.ndims is not None else ()
     n = int(np.prod(dims)) if dims else 1
     rows = []
     for i, v in enumerate(per):

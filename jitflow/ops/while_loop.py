@@ -59,9 +59,9 @@ class LoopBody:
         if plan is None:
             lower = sess._lowering() if hasattr(sess, "_lowering") else None
             if kind == "cond":
-                plan = build_plan([self.cond_out], self.feeds(), lower)
+                plan = build_plan([*[self.cond_out]], self.feeds(), lower)
             elif kind == "body":
-                plan = build_plan(self.outs + (self.saved or []), self.feeds(), lower)
+                plan = build_plan([*self.outs, *(self.saved or [])], self.feeds(), lower)
             else:
                 fetch = [t for t in self.grad_outs if t is not None]
                 plan = build_plan(fetch, self.feeds() + (self.saved or []) + self.grad_inputs, lower)  # type: ignore[arg-type]

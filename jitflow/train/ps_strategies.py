@@ -27,7 +27,7 @@ def byte_size_load_fn(op: Operation) -> int:
     dtype = op.attrs["dtype"] if "dtype" in op.attrs else op.outputs[0].dtype
     from jitflow import dtypes
 
-    return int(shape.num_elements() * dtypes.as_dtype(dtype).size)
+    return int((shape.num_elements() or 0) * dtypes.as_dtype(dtype).size)  # fully defined: checked above
 
 
 class GreedyLoadBalancingStrategy:
