@@ -74,7 +74,7 @@ class Variable:
             scope_cm = g.name_scope(name + "/") if absolute and name else g.name_scope(name or "Variable")
             with scope_cm as scope:
                 if callable(initial_value):
-                    with g.name_scope("Initializer"):
+                    with g.name_scope("Initializer"), g.device(None):  # as TF: the initializer is not pinned
                         initial_value = initial_value()
                 self._initial_value = convert_to_tensor(initial_value, dtype=dtype, name="initial_value") \
                     if not isinstance(initial_value, Tensor) else initial_value

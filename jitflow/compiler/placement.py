@@ -59,7 +59,7 @@ def check_placement(fetches: list[Tensor | Operation], feeds: list[Tensor], conf
     n = gpu_count() if any(requested_gpu(op) is not None for op in ops) else 0
     lines = []
     for op in reversed(ops):  # consumers first: the op named in an error is the one nearest the fetch
-        spec = DeviceSpec.from_string(op.device)
+        spec = DeviceSpec.from_string(_colocated_device(op))
         if spec.job not in (None, "localhost") and not target:
             raise _placement_error(op, n, "allow_soft_placement does not move an op to another job: this "
                                           "session has no cluster")
@@ -72,6 +72,15 @@ def check_placement(fetches: list[Tensor | Operation], feeds: list[Tensor], conf
         lines.append(f"{op.name}: ({op.type}): {where}")
     if log:
         print("\n".join(reversed(lines)), flush=True)  # TF's placer prints these on stdout
+
+
+def _colocated_device(op: Operation) -> str:
+    """The device an op is placed on: an op that takes a variable by reference (Assign, Apply*) goes
+    with that variable, as TF's placer colocates them; any other op where it asks."""
+    for i in sorted(op.opdef.ref_inputs):
+        if i < len(op.inputs) and op.inputs[i].op.device:
+            return op.inputs[i].op.device
+    return op.device
 
 
 def _device_for(spec: DeviceSpec, n_gpus: int) -> str | None:
