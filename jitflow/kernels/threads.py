@@ -21,10 +21,11 @@ import numpy as np
 
 # Elements a Numba kernel touches per call below which it runs on the calling thread only (~1 ms).
 PARALLEL_ELEMENTS = 1 << 20
-# Multiply-adds of a GEMM below which OpenBLAS runs it on the calling thread only (~4 ms on one core).
-# Measured on the loaded machine: a 32x2048x1024 GEMM (67 M) took a median 100-190 ms on two threads
-# and 14 ms on one; a 25088x800x64 one (1.3 G) 250-270 ms on two and 300-410 ms on one.
-PARALLEL_MACS = 1 << 28
+# Multiply-adds of a GEMM below which OpenBLAS runs it on the calling thread only (~0.1 ms on one core:
+# batch-1 inference). On a loaded machine two threads lost even on a 32x2048x1024 GEMM (67 M: 100-190 ms
+# on two, 14 ms on one), but on an idle one a 2^28 threshold made W4's 103 M-MAC GEMMs single-threaded
+# and its step 1.7x slower (bench/README.md), so the threshold favours the idle machine.
+PARALLEL_MACS = 1 << 22
 
 
 def _openblas_local_setter() -> Any:
