@@ -1,18 +1,21 @@
-"""tensorflow/core/example/example.proto: Example and SequenceExample."""
+"""TensorFlow's tensorflow/core/example/example.proto: Example and SequenceExample.
+
+Field names and numbers are TensorFlow's (see `_schema`)."""
 from __future__ import annotations
 
-from jitflow.protos import builder as b
 from jitflow.protos import feature
+from jitflow.protos._schema import Message, build_file
 
-_file = b.new_file("tensorflow/core/example/example.proto", "tensorflow",
-                   ("tensorflow/core/example/feature.proto",))
-b.add_message(_file, "Example", [("features", 1, b.MESSAGE, b.OPTIONAL, ".tensorflow.Features", False)])
-b.add_message(_file, "SequenceExample", [
-    ("context", 1, b.MESSAGE, b.OPTIONAL, ".tensorflow.Features", False),
-    ("feature_lists", 2, b.MESSAGE, b.OPTIONAL, ".tensorflow.FeatureLists", False)])
-
-_classes = b.register(_file)
-Example = _classes["Example"]
-SequenceExample = _classes["SequenceExample"]
+_classes = build_file('tensorflow/core/example/example.proto', 'tensorflow', [
+    'tensorflow/core/example/feature.proto',
+], [
+    Message('Example', ['.tensorflow.Features features = 1']),
+    Message('SequenceExample', [
+        '.tensorflow.Features context = 1',
+        '.tensorflow.FeatureLists feature_lists = 2',
+    ]),
+])
+Example = _classes['Example']
+SequenceExample = _classes['SequenceExample']
 
 __all__ = ["Example", "SequenceExample", "feature"]

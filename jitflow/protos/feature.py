@@ -1,27 +1,28 @@
-"""tensorflow/core/example/feature.proto: Feature, Features, FeatureList, FeatureLists and value lists."""
+"""TensorFlow's tensorflow/core/example/feature.proto: Feature, Features, FeatureList, FeatureLists and
+the value lists.
+
+Field names and numbers are TensorFlow's (see `_schema`)."""
 from __future__ import annotations
 
-from jitflow.protos import builder as b
+from jitflow.protos._schema import Message, build_file
 
-_file = b.new_file("tensorflow/core/example/feature.proto", "tensorflow")
-b.add_message(_file, "BytesList", [("value", 1, b.BYTES, b.REPEATED, "", False)])
-b.add_message(_file, "FloatList", [("value", 1, b.FLOAT, b.REPEATED, "", True)])
-b.add_message(_file, "Int64List", [("value", 1, b.INT64, b.REPEATED, "", True)])
-b.add_message(_file, "Feature", [("bytes_list", 1, b.MESSAGE, b.OPTIONAL, ".tensorflow.BytesList", False),
-                                 ("float_list", 2, b.MESSAGE, b.OPTIONAL, ".tensorflow.FloatList", False),
-                                 ("int64_list", 3, b.MESSAGE, b.OPTIONAL, ".tensorflow.Int64List", False)],
-              oneof="kind")
-_features = b.add_message(_file, "Features", [])
-b.add_map(_features, "tensorflow.Features", "feature", 1, ".tensorflow.Feature")
-b.add_message(_file, "FeatureList", [("feature", 1, b.MESSAGE, b.REPEATED, ".tensorflow.Feature", False)])
-_lists = b.add_message(_file, "FeatureLists", [])
-b.add_map(_lists, "tensorflow.FeatureLists", "feature_list", 1, ".tensorflow.FeatureList")
-
-_classes = b.register(_file)
-BytesList = _classes["BytesList"]
-FloatList = _classes["FloatList"]
-Int64List = _classes["Int64List"]
-Feature = _classes["Feature"]
-Features = _classes["Features"]
-FeatureList = _classes["FeatureList"]
-FeatureLists = _classes["FeatureLists"]
+_classes = build_file('tensorflow/core/example/feature.proto', 'tensorflow', [], [
+    Message('BytesList', ['repeated bytes value = 1']),
+    Message('FloatList', ['repeated float value = 1']),  # proto3: packed
+    Message('Int64List', ['repeated int64 value = 1']),
+    Message('Feature', [
+        '.tensorflow.BytesList bytes_list = 1 [oneof kind]',
+        '.tensorflow.FloatList float_list = 2 [oneof kind]',
+        '.tensorflow.Int64List int64_list = 3 [oneof kind]',
+    ]),
+    Message('Features', ['map<string, .tensorflow.Feature> feature = 1']),
+    Message('FeatureList', ['repeated .tensorflow.Feature feature = 1']),
+    Message('FeatureLists', ['map<string, .tensorflow.FeatureList> feature_list = 1']),
+])
+BytesList = _classes['BytesList']
+FloatList = _classes['FloatList']
+Int64List = _classes['Int64List']
+Feature = _classes['Feature']
+Features = _classes['Features']
+FeatureList = _classes['FeatureList']
+FeatureLists = _classes['FeatureLists']
