@@ -14,8 +14,8 @@ import numpy as np
 
 from jitflow import dtypes, errors, flags
 from jitflow.compiler.execute import execute
-from jitflow.compiler.interp import DEAD
 from jitflow.compiler.plan import Plan, build_plan
+from jitflow.framework.dead_value import DEAD
 from jitflow.framework.graph import Graph, Operation, Tensor, get_default_graph
 from jitflow.framework.tensor_shape import shape_str
 from jitflow.ops.constant_op import to_numpy

@@ -1,4 +1,4 @@
-"""What interpreted steps share: TF errors raised from reference kernels, and the dead-branch marker.
+"""What interpreted steps share: TF errors raised from reference kernels.
 
 The interpreted steps themselves are built by `compiler/plan.py` (one per op, calling the op's NumPy
 reference kernel); `op_error` turns a kernel's failure into the TF error that names the op and its
@@ -11,20 +11,9 @@ from typing import Any
 import numpy as np
 
 from jitflow import errors
+from jitflow.framework.dead_value import DEAD
 from jitflow.framework.graph import Operation
 from jitflow.framework.tensor_shape import shape_str
-
-
-class _Dead:
-    """The value of a tensor on the branch of a `cond` that was not taken."""
-
-    _instance = None
-
-    def __repr__(self) -> str:
-        return "<dead>"
-
-
-DEAD = _Dead()
 
 
 def describe(op: Operation, inputs: list[Any] | None = None) -> str:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jitflow import flags
-from jitflow.compiler.interp import DEAD, op_error
+from jitflow.compiler.interp import op_error
 from jitflow.compiler.prune import prune
+from jitflow.framework.dead_value import DEAD
 from jitflow.framework.graph import Operation, Tensor
 
 Step = Callable[[Any, list], None]

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from jitflow import dtypes
-from jitflow.compiler.interp import DEAD
 from jitflow.errors import InvalidArgumentError
 from jitflow.framework import registry
+from jitflow.framework.dead_value import DEAD
 from jitflow.framework.graph import Operation, Tensor, get_default_graph
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape

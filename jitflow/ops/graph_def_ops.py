@@ -101,7 +101,7 @@ registry.register_op("DynamicReduce", _dynamic_reduce_infer, _dynamic_reduce_ker
 def _ref_switch_kernel(ctx: Any, op: Operation, ins: list) -> Any:
     """TF's RefSwitch of a variable: the variable is read only on the branch that is taken (TF's
     initialized_value() cond reads it only once it is initialized)."""
-    from jitflow.compiler.interp import DEAD
+    from jitflow.framework.dead_value import DEAD
     from jitflow.ops.state_ops import _uninitialized
 
     name = op.inputs[0].op.name
