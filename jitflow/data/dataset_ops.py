@@ -57,21 +57,12 @@ class Env:
         self.threads = []
 
 
-class Dataset:
-    """A sequence of elements, each a structure of tensors with fixed dtypes and compatible shapes."""
+class Signature:
+    """`output_types` / `output_shapes` / `output_classes` of a structure of tensors (datasets, iterators)."""
 
     _structure: Any = None
     _types: list[dtypes.DType]
     _shapes: list[TensorShape]
-
-    # -- signature ----------------------------------------------------------------------------------
-    def _set_signature(self, struct: Any, types: list[dtypes.DType], shapes: list[TensorShape]) -> None:
-        self._structure = structure.map_structure(lambda _: None, struct)
-        self._types = list(types)
-        self._shapes = list(shapes)
-
-    def _copy_signature(self, other: Dataset) -> None:
-        self._set_signature(other._structure, other._types, other._shapes)
 
     @property
     def output_types(self) -> Any:
@@ -84,6 +75,19 @@ class Dataset:
     @property
     def output_classes(self) -> Any:
         return structure.pack_as(self._structure, [Tensor] * len(self._types))
+
+
+class Dataset(Signature):
+    """A sequence of elements, each a structure of tensors with fixed dtypes and compatible shapes."""
+
+    # -- signature ----------------------------------------------------------------------------------
+    def _set_signature(self, struct: Any, types: list[dtypes.DType], shapes: list[TensorShape]) -> None:
+        self._structure = structure.map_structure(lambda _: None, struct)
+        self._types = list(types)
+        self._shapes = list(shapes)
+
+    def _copy_signature(self, other: Dataset) -> None:
+        self._set_signature(other._structure, other._types, other._shapes)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} shapes: {self.output_shapes}, types: {self.output_types}>"

@@ -13,7 +13,7 @@ import numpy as np
 
 from jitflow import dtypes, errors
 from jitflow.data import structure
-from jitflow.data.dataset_ops import Dataset, Env
+from jitflow.data.dataset_ops import Dataset, Env, Signature
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor, get_default_graph
 from jitflow.framework.tensor_shape import TensorShape, as_shape
@@ -131,7 +131,7 @@ registry.register_op("IteratorToStringHandle", lambda op: [(dtypes.string, Tenso
                      registry.STATEFUL)
 
 
-class Iterator:
+class Iterator(Signature):
     """`tf.data.Iterator`: a cursor over a dataset, stepped by the `get_next()` op."""
 
     def __init__(self, key: str, struct: Any, types: list[dtypes.DType], shapes: list[TensorShape],
@@ -224,19 +224,6 @@ class Iterator:
         inputs, attrs = self._one_shot_args()
         return get_default_graph().create_op("IteratorToStringHandle", inputs, attrs,
                                              name=name or "IteratorToStringHandle").outputs[0]
-
-    # -- signature ------------------------------------------------------------------------------------
-    @property
-    def output_types(self) -> Any:
-        return structure.pack_as(self._structure, self._types)
-
-    @property
-    def output_shapes(self) -> Any:
-        return structure.pack_as(self._structure, self._shapes)
-
-    @property
-    def output_classes(self) -> Any:
-        return structure.pack_as(self._structure, [Tensor] * len(self._types))
 
 
 def make_one_shot_iterator(dataset: Dataset) -> Iterator:

@@ -24,6 +24,7 @@ import numpy as np
 from jitflow import dtypes
 from jitflow.errors import DataLossError
 from jitflow.framework.graph import Graph, GraphKeys, Operation, Tensor, get_default_graph
+from jitflow.framework.graph_io import check_input_map
 from jitflow.framework.tensor_shape import TensorShape
 
 from .checkpoint import atomic, crc
@@ -339,7 +340,7 @@ def import_scoped_meta_graph(meta: MetaGraphDef | str, graph: Graph | None = Non
     """
     body = read_meta_graph_file(meta) if isinstance(meta, str) else meta
     g = graph or get_default_graph()
-    mapping = _check_input_map(g, input_map)
+    mapping = check_input_map(g, input_map)
     try:
         _import_ops(g, body["ops"], import_scope, clear_devices, mapping)
         if g.seed is None and body.get("graph_seed") is not None:
@@ -349,18 +350,6 @@ def import_scoped_meta_graph(meta: MetaGraphDef | str, graph: Graph | None = Non
     except (KeyError, TypeError, AttributeError) as e:
         raise DataLossError(None, None, f"Malformed meta graph: {type(e).__name__}: {e}") from None
     return variables
-
-
-def _check_input_map(g: Graph, input_map: dict[str, Any] | None) -> dict[str, Tensor]:
-    mapping: dict[str, Tensor] = {}
-    for name, t in (input_map or {}).items():
-        t = getattr(t, "_as_tensor", lambda t=t: t)()  # a Variable maps to its value
-        if not isinstance(name, str) or not isinstance(t, Tensor):
-            raise TypeError(f"input_map must map tensor names to Tensors, got {name!r}: {t!r}")
-        if t.graph is not g:
-            raise ValueError(f"input_map tensor {t.name} is not in the graph being imported into")
-        mapping[name if ":" in name else name + ":0"] = t
-    return mapping
 
 
 def _import_ops(g: Graph, ops: list[dict[str, Any]], scope: str | None, clear_devices: bool,
