@@ -36,6 +36,7 @@ from jitflow.compiler.cluster import (
 )
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
+from jitflow.compiler.step import IdentityStep, VarReadStep
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
     MatMulStep,
@@ -403,31 +404,15 @@ def lower(plan: Plan) -> None:
 def _light_step(op: Operation, plan: Plan, fed: set[Tensor]) -> Step | None:
     """A cheaper step than the interpreted one for Identity (a slot copy), or None."""
     if op.type in ("Identity", "StopGradient") and len(op.inputs) == 1 and op.outputs[0] not in fed:
-        src, dst = plan.slots[op.inputs[0]], plan.slots[op.outputs[0]]
-
-        def identity(ctx: Any, vals: list) -> None:
-            vals[dst] = vals[src]
-
-        identity.op = op  # type: ignore[attr-defined]
-        return identity
+        return IdentityStep(op, plan.slots[op.inputs[0]], plan.slots[op.outputs[0]])
     return None
 
 
 def _light_var_read(step: Step) -> Step:
-    op = getattr(step, "op", None)
-    if op is None or op.type != "VariableV2" or not hasattr(step, "slots"):
+    """A variable's interpreted read as a dict lookup (`VarReadStep`); other steps unchanged."""
+    if step.kind != "op" or len(step.ops) != 1 or step.ops[0].type != "VariableV2" or len(step.writes) != 1:
         return step
-    name, dst = op.name, step.slots[1][0]  # type: ignore[attr-defined]
-
-    def read(ctx: Any, vals: list) -> None:
-        v = ctx.variables.get(name)
-        if v is None:
-            return step(ctx, vals)  # raises the interpreter's FailedPreconditionError
-        vals[dst] = v
-        return None
-
-    read.op = op  # type: ignore[attr-defined]
-    return read
+    return VarReadStep(step, step.writes[0])
 
 
 def _unused_shape_ops(ops: list[Operation], clustered: set[Operation], cluster_steps: list[ClusterStep],

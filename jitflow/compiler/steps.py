@@ -20,6 +20,7 @@ from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.plan import ARENA_SLOT, Step
+from jitflow.compiler.step import CPU, has_effects, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
 from jitflow.kernels.threads import blas_threads_for
@@ -54,9 +55,16 @@ _SMALL = _Entry("small")
 class ClusterStep:
     """Runs one cluster: its kernel for the current input shapes, or its members interpreted."""
 
+    kind = "cluster"
+    backend = CPU  # a cluster built for CUDA (`c.backend`) is replaced by its CUDA step (`compiler/gpu/`)
+
     def __init__(self, c: Cluster, in_slots: list[int], out_slots: list[int], fresh: list[bool],
                  member_steps: list[Step], report: dict[str, Any], var_shapes: dict[str, Any]) -> None:
         self.c = c
+        self.ops = tuple(c.ops)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots(out_slots)
+        self.stateful = any(o.var is not None for o in c.outputs) or has_effects(c.ops)
         self.in_slots = in_slots  # -1 for a variable's current value
         self.out_slots = out_slots  # -1 when the output only stores a variable
         self.fresh = fresh  # outputs that must be new arrays (fetched or stored in a variable)
@@ -292,8 +300,15 @@ def compile_kernel(c: Cluster, layout: Any, parallel: bool, report: dict[str, An
 class MatMulStep:
     """MatMul through NumPy's BLAS into a buffer reused across runs."""
 
+    kind = "matmul"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots([out_slot])
         self.sa, self.sb = in_slots
         self.out_slot = out_slot
         self.fresh = fresh
@@ -333,9 +348,16 @@ class MatMulStep:
 class SparseXentStep:
     """SparseSoftmaxCrossEntropyWithLogits as one row kernel (`codegen/rows.py`) into reused buffers."""
 
+    kind = "sparse_xent"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slots: list[int], fetched: list[bool],
                  fallback: Step, report: dict[str, Any]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots(out_slots)
         self.sf, self.sl = in_slots
         self.out_slots = out_slots
         self.fetched = fetched
@@ -389,9 +411,16 @@ class SparseXentStep:
 class SoftmaxStep:
     """Softmax / LogSoftmax along the last axis as one row kernel (`codegen/rows.py`)."""
 
+    kind = "softmax"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slot: int, out_slot: int, fetched: bool, fallback: Step,
                  report: dict[str, Any]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots([in_slot])
+        self.writes = value_slots([out_slot])
         self.si, self.so = in_slot, out_slot
         self.fetched = fetched
         self.fallback = fallback
@@ -435,8 +464,15 @@ class UnbroadcastDynStep:
     reference kernel's NumPy sum, which is what a kernel would do for a reduction decided so late).
     It is not reported as a fallback."""
 
+    kind = "unbroadcast"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, g_slot: int, x_slot: int, out_slot: int, fallback: list[Step]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots([g_slot, x_slot])
+        self.writes = value_slots([out_slot])
         self.sg, self.sx, self.so = g_slot, x_slot, out_slot
         self.fallback = fallback
         self.dtype = np.dtype(op.outputs[0].dtype.np)
