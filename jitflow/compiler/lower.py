@@ -25,6 +25,7 @@ import numpy as np
 from jitflow import errors, flags
 from jitflow.codegen import lowering as L
 from jitflow.compiler import placement  # gpu_count through the module: tests stand in for it
+from jitflow.compiler.backend import backend, cluster_backend, devices_of
 from jitflow.compiler.cluster import (
     REDUCTION,
     STRUCTURAL,
@@ -34,7 +35,6 @@ from jitflow.compiler.cluster import (
     canonical_attrs,
     cluster,
 )
-from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
 from jitflow.compiler.step import IdentityStep, VarReadStep
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
@@ -276,19 +276,19 @@ def build_clusters(low: Lowering) -> None:
     plan = low.plan
     assert low.clustering is not None
     var_shapes = {op.name: op.attrs.get("shape") for op in plan.ops if op.type == "VariableV2"}
-    n_gpus = placement.gpu_count() if any(requested_gpu(op) is not None for op in plan.ops) else 0
+    n_gpus = placement.gpu_count() if devices_of(plan.ops) else 0
     upd_refs = {t: (r.refs, r.reads) for t, r in L.UPDATES.items()}
     for members in low.clustering.clusters:
         for m in members:
             for r in m.opdef.ref_inputs:
                 v = m.inputs[r].op
                 var_shapes.setdefault(v.name, v.attrs.get("shape"))
-        backend = "cuda" if n_gpus and _on_one_gpu(members, n_gpus) else "cpu"
-        step = _cluster_step(low, members, upd_refs, var_shapes, backend)
+        name = cluster_backend(members, n_gpus)
+        step = _cluster_step(low, members, upd_refs, var_shapes, name)
         low.cluster_steps.append(step)
         low.cluster_at[members[-1]] = step
         low.clustered.update(members)
-        if backend == "cpu":
+        if backend(name).compiles_when_built:
             _warm(step)  # (a CUDA cluster compiles when move_to_gpu has made its step)
         if flags.debug_level() >= 3:
             print(f"jitflow: cluster {step.report['ops']} ({step.c.kind}, {len(step.c.inputs)} inputs, "
@@ -296,13 +296,6 @@ def build_clusters(low: Lowering) -> None:
     if flags.debug_level() >= 3:
         for f in plan.report["fallbacks"]:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
-
-
-def _on_one_gpu(members: list[Operation], n_gpus: int) -> bool:
-    """True when every op of `members` is placed on one GPU that this machine has."""
-    devs = {requested_gpu(m) for m in members}
-    idx = next(iter(devs))
-    return len(devs) == 1 and idx is not None and idx < n_gpus
 
 
 def _cluster_step(low: Lowering, members: list[Operation], upd_refs: dict[str, tuple[tuple[int, ...], bool]],
@@ -381,11 +374,10 @@ def mark_array_outputs(low: Lowering) -> None:
 
 
 def move_to_gpu(low: Lowering) -> None:
-    """Steps of ops placed on an available GPU become CUDA steps (`compiler/gpu/`)."""
-    if any(requested_gpu(op) is not None for op in low.plan.ops):
-        from jitflow.compiler.gpu import lower_gpu_clusters  # only plans that ask for a GPU load it
-
-        lower_gpu_clusters(low.plan)
+    """Steps of ops placed on an available GPU become CUDA steps: the CUDA backend's `place`
+    (`compiler/gpu/`, loaded only for plans that ask for a GPU)."""
+    for name in devices_of(low.plan.ops):
+        backend(name).place(low.plan)
 
 
 # The passes of `lower`, in order.

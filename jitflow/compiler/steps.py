@@ -10,7 +10,6 @@ which raises exactly the interpreter's error (nothing has been stored yet at tha
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from jitflow.codegen import cpu, scalar
 from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena, Recycler
+from jitflow.compiler.backend import backend
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.compiler.step import CPU, has_effects, value_slots
@@ -280,21 +280,12 @@ class ClusterStep:
 
 
 def compile_kernel(c: Cluster, layout: Any, parallel: bool, report: dict[str, Any]) -> Any:
-    """Generates, compiles (or loads) the kernel of `c` for `layout`; records it in `report`."""
-    from jitflow.codegen.cache import get_kernel
-
-    t0 = time.perf_counter()
-    source = cpu.generate(c, layout, parallel)
+    """Generates, compiles (or loads) the CPU kernel of `c` for `layout`; records it in `report`."""
+    cpu_backend = backend(CPU)
+    source = cpu_backend.render(c, layout, parallel)
     parts = {"cluster": c.signature(), "layout": layout.key(), "parallel": parallel,
              "codegen": cpu.CODEGEN_VERSION}
-    fn, origin = get_kernel(source, cpu.ENTRY, parts, {"ops": [op.type for op in c.ops]}, "cpu")
-    dt = time.perf_counter() - t0
-    from jitflow.codegen.cache import kernel_key
-
-    report["key"] = kernel_key({**parts, "source": source, "entry": cpu.ENTRY, "backend": "cpu"})
-    report["compile_seconds"] = round(report.get("compile_seconds", 0.0) + (dt if origin != "memory" else 0.0), 6)
-    report["source"] = origin
-    return fn
+    return cpu_backend.compile(source, parts, [op.type for op in c.ops], report)
 
 
 class MatMulStep:
@@ -569,11 +560,6 @@ def _warm(step: ClusterStep) -> None:
 def _row_kernel(src: str, parts: dict[str, Any], op: Operation, report: dict[str, Any]) -> Any:
     """Loads (or compiles) a row kernel through the cache and records key, time and origin for explain."""
     from jitflow.codegen import rows
-    from jitflow.codegen.cache import get_kernel, kernel_key
 
-    t0 = time.perf_counter()
-    fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [op.type]}, "cpu")
-    report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
-                  compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
-                  source=origin)
-    return fn
+    report["compile_seconds"] = 0.0  # the report's entry is this kernel's alone
+    return backend(CPU).compile(src, parts, [op.type], report, rows.ENTRY)

@@ -10,6 +10,7 @@ import numpy as np
 
 from jitflow.codegen import cuda as cg
 from jitflow.codegen.cache import KernelCompileError
+from jitflow.compiler.backend import backend
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.gpu import runtime  # through the module: tests stand in for its functions
 from jitflow.compiler.gpu.memory import (
@@ -234,9 +235,10 @@ class CudaClusterStep:
         with self._lock:
             fn = self.kernels.get(layout)
             if fn is None:
-                source = cg.generate(self.c, layout, target())
+                cuda_backend = backend(CUDA)
+                source = cuda_backend.render(self.c, layout)
                 parts = {"cluster": self.c.signature(), "layout": layout.key()}
-                fn = compile_cuda(source, parts, [op.type for op in self.c.ops], self.report)
+                fn = cuda_backend.compile(source, parts, [op.type for op in self.c.ops], self.report)
                 self.kernels[layout] = fn
         return fn
 
