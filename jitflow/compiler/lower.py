@@ -28,7 +28,6 @@ from jitflow.compiler import placement  # gpu_count through the module: tests st
 from jitflow.compiler.backend import backend, cluster_backend, devices_of
 from jitflow.compiler.cluster import (
     REDUCTION,
-    STRUCTURAL,
     Cluster,
     Clustering,
     build_cluster,
@@ -63,7 +62,7 @@ _ANY_DIALECT = Dialect()  # whether a node lowers (and whether it can fail) is t
 def member_reason(op: Operation) -> str | None:
     """None if `op` can join a cluster; "" if it is lowered as its own step; else why it cannot."""
     t = op.type
-    if t in STRUCTURAL:
+    if op.opdef.structural:
         return "structural"
     if t in registry.INTERPRETED:
         return registry.INTERPRETED[t]
@@ -71,7 +70,7 @@ def member_reason(op: Operation) -> str | None:
         return "loop: its cond/body sub-plans are planned and compiled separately, replayed per iteration"
     if t in _BLAS_KERNELS or t in WINDOW_OPS:
         return ""  # its own step: the conv/pool kernels of jitflow/kernels (compiler/window_steps.py)
-    if t in _ROW_OPS or t in _BLAS:
+    if op.opdef.library:
         return _library_reason(op)
     try:
         in_dts = [np.dtype(x.dtype.np).name for x in op.inputs]
@@ -97,7 +96,7 @@ def member_reason(op: Operation) -> str | None:
 def _library_reason(op: Operation) -> str:
     """"" when a row-kernel or BLAS op takes its library step (its dtypes allow it), else why not."""
     t = op.type
-    if t in _ROW_OPS:
+    if op.opdef.library == "rows":
         dt = np.dtype(op.inputs[0].dtype.np).name
         ok = dt in ("float32", "float64") and (len(op.inputs) == 1 or np.dtype(op.inputs[1].dtype.np).name
                                                in ("int32", "int64"))
@@ -147,13 +146,6 @@ def _elementwise_reason(op: Operation, in_dts: list[str], out_dts: list[str]) ->
     if L.node_code(t, names, in_dts, out_dts[0], attrs.get, _ANY_DIALECT) is None:
         return f"{t} on {', '.join(in_dts)} has no lowering"
     return None
-
-
-# -- steps -------------------------------------------------------------------------------------------------
-
-
-_BLAS = {"MatMul": MatMulStep}
-_ROW_OPS = ("SparseSoftmaxCrossEntropyWithLogits", "Softmax", "LogSoftmax")
 
 
 # -- the entry -----------------------------------------------------------------------------------------------
@@ -239,9 +231,9 @@ def library_kernels(low: Lowering) -> None:
     softmax and cross-entropy row kernels, and UnbroadcastTo with a run-time target."""
     plan, fed, fetched = low.plan, low.fed, low.fetched
     for op in plan.ops:
-        if op.type in _BLAS and member_reason(op) == "":
+        if op.opdef.library == "blas" and member_reason(op) == "":
             t = op.outputs[0]
-            low.own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
+            low.own[op] = MatMulStep(op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
                                          plan.op_steps[op])
             low.matmul_of[t] = op
         elif op.type in WINDOW_OPS:
@@ -252,7 +244,7 @@ def library_kernels(low: Lowering) -> None:
             shape_op = op.inputs[1].op
             low.own[op] = UnbroadcastDynStep(op, plan.slots[op.inputs[0]], plan.slots[shape_op.inputs[0]],
                                              plan.slots[op.outputs[0]], [plan.op_steps[shape_op], plan.op_steps[op]])
-        elif op.type in _ROW_OPS and member_reason(op) == "":
+        elif op.opdef.library == "rows" and member_reason(op) == "":
             low.own[op] = _row_step(low, op)
 
 
