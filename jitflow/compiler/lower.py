@@ -52,6 +52,7 @@ from jitflow.compiler.window_steps import WINDOW_OPS, Epilogue, find_epilogues, 
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.expr import Dialect
+from jitflow.kernels.omp import passive_wait
 
 # Ops whose reference kernel already is a BLAS call with reused buffers: their own step, not a fallback.
 _BLAS_KERNELS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"})
@@ -149,23 +150,6 @@ def _elementwise_reason(op: Operation, in_dts: list[str], out_dts: list[str]) ->
 
 
 # -- the entry -----------------------------------------------------------------------------------------------
-
-
-_wide_tried = False
-
-
-def _wide_vectors_once() -> None:
-    """512-bit vectors for the kernels on AVX-512 hosts (~20% on W2); must precede the first compile.
-
-    A process-wide Numba setting (see `vmath.enable_wide_vectors`); it is part of every kernel's cache
-    key, so kernels built with and without it never mix.
-    """
-    global _wide_tried
-    if not _wide_tried:
-        _wide_tried = True
-        from jitflow.codegen import vmath
-
-        vmath.enable_wide_vectors()
 
 
 @dataclass
@@ -379,7 +363,7 @@ PASSES = (cluster_ops, library_kernels, build_clusters, fold_constants, prune_sh
 
 def lower(plan: Plan) -> None:
     """Replaces the plan's interpreted steps by compiled clusters and library steps, in place (`PASSES`)."""
-    _wide_vectors_once()
+    passive_wait()  # before any parallel kernel of the plan runs (jitflow/kernels/omp.py)
     low = Lowering.start(plan)
     for lowering_pass in PASSES:
         lowering_pass(low)
