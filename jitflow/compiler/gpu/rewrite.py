@@ -250,6 +250,8 @@ def _place_on_devices(steps: list[Step], n_gpus: int, readers: dict[Tensor, set[
     """
     for i, st in enumerate(steps):
         ops = list(st.ops)
+        if st.kind == "fused_matmul":  # it runs where its epilogue ran: on the epilogue's device
+            ops = list(cast(FusedMatMulStep, st).epi.ops)
         if st.kind == "device_read" and ops:
             ops = list(readers.get(ops[0].outputs[0], ()))
         devs = {usable_gpu(op, n_gpus) for op in ops} - {None}
