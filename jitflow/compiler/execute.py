@@ -9,7 +9,7 @@ import numpy as np
 
 from jitflow.compiler.arena import Arena
 from jitflow.compiler.plan import ARENA_SLOT, Plan
-from jitflow.compiler.step import describe_step
+from jitflow.compiler.step import bound_calls, describe_step
 
 
 def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
@@ -33,8 +33,11 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
         if plan.debug >= 2:
             _run_timed(plan, ctx, vals)
         else:
-            for step in plan.steps:
-                step(ctx, vals)
+            bound = plan.bound
+            if bound is None or bound[0] is not plan.steps:
+                bound = plan.bound = bound_calls(plan.steps)
+            for call in bound[1]:
+                call(ctx, vals)
         res = [vals[s] if s >= 0 else None for s in plan.fetch_slots]
         if arena.ids:
             res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]

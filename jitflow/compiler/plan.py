@@ -9,6 +9,7 @@ of reusable buffers; feeds start at slot 3.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from jitflow.compiler.step import (  # noqa: F401 - the slot numbers are re-expo
     FIRST_SLOT,
     NONE_SLOT,
     TRASH_SLOT,
+    Call,
     DeadAwareStep,
     Step,
     op_step,
@@ -49,6 +51,8 @@ class Plan:
     debug: int = 0  # JITFLOW_DEBUG when the plan was built (>= 2: per-step timings)
     # Initial slot values (constants folded in by the compiler), copied at the start of every run.
     template: list[Any] | None = None
+    # (steps, their bound calls) as `execute` last bound them (`step.bound_calls`)
+    bound: tuple[Sequence[Step], list[Call]] | None = None
 
 
 def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> Step:

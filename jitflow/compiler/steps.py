@@ -10,6 +10,7 @@ which raises exactly the interpreter's error (nothing has been stored yet at tha
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.backend import backend
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.plan import ARENA_SLOT, Step
-from jitflow.compiler.step import CPU, has_effects, value_slots
+from jitflow.compiler.step import CPU, Call, bound_calls, has_effects, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
 from jitflow.kernels.threads import blas_threads_for
@@ -69,6 +70,7 @@ class ClusterStep:
         self.out_slots = out_slots  # -1 when the output only stores a variable
         self.fresh = fresh  # outputs that must be new arrays (fetched or stored in a variable)
         self.member_steps = member_steps
+        self.bound: tuple[Sequence[Step], list[Call]] | None = None  # member_steps and their bound calls
         self.report = report
         self.var_shapes = var_shapes
         self.entries: dict[tuple, _Entry] = {}
@@ -170,8 +172,11 @@ class ClusterStep:
 
     def interpret(self, ctx: Any, vals: list) -> None:
         """Runs the members' interpreted steps (exactly the interpreter's semantics and errors)."""
-        for step in self.member_steps:
-            step(ctx, vals)
+        bound = self.bound
+        if bound is None or bound[0] is not self.member_steps:  # (prune_shape_ops prepends steps)
+            bound = self.bound = bound_calls(self.member_steps)
+        for call in bound[1]:
+            call(ctx, vals)
 
     # decisions per shape tuple
     def prepare(self, shapes: tuple) -> _Entry:
