@@ -22,7 +22,9 @@ from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
-from jitflow.kernels.threads import blas_threads_for
+from jitflow.kernels.adaptive import ALL, ThreadChoice, run_with
+from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
+from jitflow.kernels.threads import PARALLEL_MACS, blas_threads_for
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
 SMALL_SIZE = 64
@@ -37,14 +39,18 @@ _ZERO_ERR = np.zeros(1, np.int64)  # for kernels without checks: never written
 class _Entry:
     """What a ClusterStep decided for one tuple of input shapes."""
 
-    __slots__ = ("mode", "exts", "out_shapes", "out_sizes", "kernel")
+    __slots__ = ("mode", "exts", "out_shapes", "out_sizes", "kernel", "threads", "work")
 
-    def __init__(self, mode: str, exts: Any = None, out_shapes: Any = None, kernel: Any = None) -> None:
+    def __init__(self, mode: str, exts: Any = None, out_shapes: Any = None, kernel: Any = None,
+                 work: int = 0) -> None:
         self.mode = mode  # "kernel", "small" (interpret members) or "interp" (shapes do not check out)
         self.exts = exts
         self.out_shapes = out_shapes
         self.out_sizes = [int(np.prod(s)) for s in out_shapes] if out_shapes is not None else None
         self.kernel = kernel
+        self.work = work
+        # a parallel kernel runs on one thread or all, whichever the current load makes faster
+        self.threads = ThreadChoice(ALL) if work >= PARALLEL_WORK else None
 
 
 _INTERP = _Entry("interp")
@@ -113,11 +119,14 @@ class ClusterStep:
         if self.has_checks:
             err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
             err[0] = 0
-            ent.kernel(*flat, *outs, ent.exts, err)
-            if err[0]:
-                return self.interpret(ctx, vals)
         else:
-            ent.kernel(*flat, *outs, ent.exts, _ZERO_ERR)
+            err = _ZERO_ERR
+        if ent.threads is None:
+            ent.kernel(*flat, *outs, ent.exts, err)
+        else:
+            run_with(ent.threads, ent.work, None, ent.kernel, *flat, *outs, ent.exts, err)
+        if self.has_checks and err[0]:
+            return self.interpret(ctx, vals)
         for j, o in enumerate(outs):
             if self.fresh[j]:
                 self.recyclers[j].put(o)
@@ -215,8 +224,9 @@ class ClusterStep:
             return _SMALL
         layout, exts = compute_layout(list(shapes), space, axes)
         # prange runs over the first group (in chunks with partial results when it is reduced)
-        kernel = self._kernel(layout, size * len(c.nodes) >= PARALLEL_WORK)
-        return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel)
+        work = size * len(c.nodes)
+        kernel = self._kernel(layout, work >= PARALLEL_WORK)
+        return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel, work)
 
     def _check_update(self, o: Any, shp: tuple[int, ...], shapes: tuple) -> None:
         c = self.c
@@ -303,6 +313,7 @@ class MatMulStep:
         self.dtype = np.dtype(op.outputs[0].dtype.np)
         self.key = id(self)
         self.recycler = Recycler()
+        self.threads = ThreadChoice(ALL)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         a = vals[self.sa]
@@ -324,8 +335,12 @@ class MatMulStep:
             out = flat.reshape(m, n)
         else:
             out = vals[ARENA_SLOT].buffer((self.key, 0), m * n, self.dtype).reshape(m, n)
-        with blas_threads_for(m * n * k):  # small GEMMs on one thread (jitflow/kernels/threads.py)
-            np.matmul(a, b, out=out)
+        macs = m * n * k
+        if macs < PARALLEL_MACS:
+            with blas_threads_for(macs):  # small GEMMs on one thread (jitflow/kernels/threads.py)
+                np.matmul(a, b, out=out)
+        else:  # big ones on as many threads as the current load makes fastest
+            run_with(self.threads, macs, SET_BLAS_LOCAL, np.matmul, a, b, out)
         vals[self.out_slot] = out
         return None
 
