@@ -53,6 +53,14 @@ class _Entry:
         self.threads = ThreadChoice(ALL) if work >= PARALLEL_WORK else None
 
 
+def _launch(ent: _Entry, flat: list, outs: list, err: np.ndarray) -> None:
+    """Calls the entry's kernel (a parallel one with the thread count its ThreadChoice picks)."""
+    if ent.threads is None:
+        ent.kernel(*flat, *outs, ent.exts, err)
+    else:
+        run_with(ent.threads, ent.work, None, ent.kernel, *flat, *outs, ent.exts, err)
+
+
 _INTERP = _Entry("interp")
 _SMALL = _Entry("small")
 
@@ -121,10 +129,7 @@ class ClusterStep:
             err[0] = 0
         else:
             err = _ZERO_ERR
-        if ent.threads is None:
-            ent.kernel(*flat, *outs, ent.exts, err)
-        else:
-            run_with(ent.threads, ent.work, None, ent.kernel, *flat, *outs, ent.exts, err)
+        _launch(ent, flat, outs, err)
         if self.has_checks and err[0]:
             return self.interpret(ctx, vals)
         for j, o in enumerate(outs):
