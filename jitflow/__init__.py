@@ -79,6 +79,8 @@ from jitflow.ops.array_ops import newaxis, reverse, reverse_v2, gather_nd, scatt
 from jitflow.explain import explain
 from jitflow.codegen.cache import cache_stats
 from jitflow import summary
+from jitflow import image
+from jitflow.image import random_crop, saturate_cast
 from jitflow.ops.math_ops import cumsum, cumprod, count_nonzero, norm, eye, reduce_euclidean_norm
 from jitflow.ops.random_ops import random_shuffle
 from jitflow import app
