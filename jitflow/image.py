@@ -345,20 +345,21 @@ def random_brightness(image: Any, max_delta: float, seed: int | None = None) -> 
 
 def random_contrast(image: Any, lower: float, upper: float, seed: int | None = None) -> Tensor:
     """`tf.image.random_contrast`: a factor uniform in [lower, upper)."""
-    if upper <= lower:
-        raise ValueError("upper must be > lower.")
-    if lower < 0:
-        raise ValueError("lower must be non-negative.")
+    _check_range(lower, upper)
     return adjust_contrast(image, R.random_uniform([], lower, upper, seed=seed))
 
 
 def random_saturation(image: Any, lower: float, upper: float, seed: int | None = None) -> Tensor:
     """`tf.image.random_saturation`: a factor uniform in [lower, upper)."""
+    _check_range(lower, upper)
+    return adjust_saturation(image, R.random_uniform([], lower, upper, seed=seed))
+
+
+def _check_range(lower: float, upper: float) -> None:
     if upper <= lower:
         raise ValueError("upper must be > lower.")
     if lower < 0:
         raise ValueError("lower must be non-negative.")
-    return adjust_saturation(image, R.random_uniform([], lower, upper, seed=seed))
 
 
 def random_hue(image: Any, max_delta: float, seed: int | None = None) -> Tensor:

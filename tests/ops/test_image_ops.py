@@ -21,7 +21,7 @@ def _run(t, jit=True):
 @pytest.mark.parametrize("kind", ["bilinear", "nearest"])
 @pytest.mark.parametrize("tag,size", [("up", [8, 11]), ("down", [3, 4])])
 @pytest.mark.parametrize("ac,hp", [(False, False), (True, False), (False, True)])
-def test_resize_and_its_gradient_match_tf(kind, tag, size, ac, hp):
+def test_resize_matches_tf(kind, tag, size, ac, hp):
     key = f"{kind}_{tag}_ac{int(ac)}_hp{int(hp)}"
     fn = tf.image.resize_bilinear if kind == "bilinear" else tf.image.resize_nearest_neighbor
     x = tf.constant(IMG)
