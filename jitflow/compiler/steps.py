@@ -10,7 +10,6 @@ which raises exactly the interpreter's error (nothing has been stored yet at tha
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,10 @@ import numpy as np
 from jitflow.codegen import cpu, scalar
 from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena, Recycler
+from jitflow.compiler.backend import backend
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.plan import ARENA_SLOT, Step
+from jitflow.compiler.step import CPU, has_effects, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
 from jitflow.kernels.adaptive import ALL, ThreadChoice, run_with
@@ -68,9 +69,16 @@ _SMALL = _Entry("small")
 class ClusterStep:
     """Runs one cluster: its kernel for the current input shapes, or its members interpreted."""
 
+    kind = "cluster"
+    backend = CPU  # a cluster built for CUDA (`c.backend`) is replaced by its CUDA step (`compiler/gpu/`)
+
     def __init__(self, c: Cluster, in_slots: list[int], out_slots: list[int], fresh: list[bool],
                  member_steps: list[Step], report: dict[str, Any], var_shapes: dict[str, Any]) -> None:
         self.c = c
+        self.ops = tuple(c.ops)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots(out_slots)
+        self.stateful = any(o.var is not None for o in c.outputs) or has_effects(c.ops)
         self.in_slots = in_slots  # -1 for a variable's current value
         self.out_slots = out_slots  # -1 when the output only stores a variable
         self.fresh = fresh  # outputs that must be new arrays (fetched or stored in a variable)
@@ -287,28 +295,26 @@ class ClusterStep:
 
 
 def compile_kernel(c: Cluster, layout: Any, parallel: bool, report: dict[str, Any]) -> Any:
-    """Generates, compiles (or loads) the kernel of `c` for `layout`; records it in `report`."""
-    from jitflow.codegen.cache import get_kernel
-
-    t0 = time.perf_counter()
-    source = cpu.generate(c, layout, parallel)
+    """Generates, compiles (or loads) the CPU kernel of `c` for `layout`; records it in `report`."""
+    cpu_backend = backend(CPU)
+    source = cpu_backend.render(c, layout, parallel)
     parts = {"cluster": c.signature(), "layout": layout.key(), "parallel": parallel,
              "codegen": cpu.CODEGEN_VERSION}
-    fn, origin = get_kernel(source, cpu.ENTRY, parts, {"ops": [op.type for op in c.ops]}, "cpu")
-    dt = time.perf_counter() - t0
-    from jitflow.codegen.cache import kernel_key
-
-    report["key"] = kernel_key({**parts, "source": source, "entry": cpu.ENTRY, "backend": "cpu"})
-    report["compile_seconds"] = round(report.get("compile_seconds", 0.0) + (dt if origin != "memory" else 0.0), 6)
-    report["source"] = origin
-    return fn
+    return cpu_backend.compile(source, parts, [op.type for op in c.ops], report)
 
 
 class MatMulStep:
     """MatMul through NumPy's BLAS into a buffer reused across runs."""
 
+    kind = "matmul"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots([out_slot])
         self.sa, self.sb = in_slots
         self.out_slot = out_slot
         self.fresh = fresh
@@ -353,9 +359,16 @@ class MatMulStep:
 class SparseXentStep:
     """SparseSoftmaxCrossEntropyWithLogits as one row kernel (`codegen/rows.py`) into reused buffers."""
 
+    kind = "sparse_xent"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slots: list[int], fetched: list[bool],
                  fallback: Step, report: dict[str, Any]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots(out_slots)
         self.sf, self.sl = in_slots
         self.out_slots = out_slots
         self.fetched = fetched
@@ -409,9 +422,16 @@ class SparseXentStep:
 class SoftmaxStep:
     """Softmax / LogSoftmax along the last axis as one row kernel (`codegen/rows.py`)."""
 
+    kind = "softmax"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slot: int, out_slot: int, fetched: bool, fallback: Step,
                  report: dict[str, Any]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots([in_slot])
+        self.writes = value_slots([out_slot])
         self.si, self.so = in_slot, out_slot
         self.fetched = fetched
         self.fallback = fallback
@@ -455,8 +475,15 @@ class UnbroadcastDynStep:
     reference kernel's NumPy sum, which is what a kernel would do for a reduction decided so late).
     It is not reported as a fallback."""
 
+    kind = "unbroadcast"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, g_slot: int, x_slot: int, out_slot: int, fallback: list[Step]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots([g_slot, x_slot])
+        self.writes = value_slots([out_slot])
         self.sg, self.sx, self.so = g_slot, x_slot, out_slot
         self.fallback = fallback
         self.dtype = np.dtype(op.outputs[0].dtype.np)
@@ -553,11 +580,6 @@ def _warm(step: ClusterStep) -> None:
 def _row_kernel(src: str, parts: dict[str, Any], op: Operation, report: dict[str, Any]) -> Any:
     """Loads (or compiles) a row kernel through the cache and records key, time and origin for explain."""
     from jitflow.codegen import rows
-    from jitflow.codegen.cache import get_kernel, kernel_key
 
-    t0 = time.perf_counter()
-    fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [op.type]}, "cpu")
-    report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
-                  compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
-                  source=origin)
-    return fn
+    report["compile_seconds"] = 0.0  # the report's entry is this kernel's alone
+    return backend(CPU).compile(src, parts, [op.type], report, rows.ENTRY)
