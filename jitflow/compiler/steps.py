@@ -22,7 +22,7 @@ from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
-from jitflow.kernels.threads import blas_threads_for
+from jitflow.kernels.threads import blas_threads_for, threads_for
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
 SMALL_SIZE = 64
@@ -378,7 +378,8 @@ class SparseXentStep:
         err[0] = 0
         fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
         ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
-        self.kernel(fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
+        with threads_for(n * k):  # the rows run under prange
+            self.kernel(fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
         if err[0]:
             return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
         vals[self.out_slots[0]] = outs[0]
@@ -424,7 +425,8 @@ class SoftmaxStep:
         else:
             o = vals[ARENA_SLOT].buffer((self.key, 0), x.size, self.dtype)
         xf = x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
-        self.kernel(xf, o, np.array((n, k), np.int64), _ZERO_ERR)
+        with threads_for(x.size):  # the rows run under prange
+            self.kernel(xf, o, np.array((n, k), np.int64), _ZERO_ERR)
         vals[self.so] = o.reshape(x.shape)
         return None
 
