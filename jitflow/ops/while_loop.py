@@ -26,6 +26,7 @@ from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape
 from jitflow.ops import loop_structure as ls
 from jitflow.ops.constant_op import convert_to_tensor
+from jitflow.ops.while_hoist import Hoisted, find_hoisted, grad_fetches
 
 
 class LoopBody:
@@ -39,6 +40,7 @@ class LoopBody:
         self.saved: list[Tensor] | None = None  # body values the gradient needs (set when it is built)
         self.grad_inputs: list[Tensor] = []  # the gradient sub-graph's inputs for the incoming gradients
         self.grad_outs: list[Tensor | None] = []  # gradient w.r.t. each loop input, then each capture
+        self.grad_ops: set[Operation] = set()  # the ops of the gradient sub-graph
         self._plans: weakref.WeakKeyDictionary[Any, dict[str, Plan]] = weakref.WeakKeyDictionary()
 
     @property
@@ -63,10 +65,17 @@ class LoopBody:
             elif kind == "body":
                 plan = build_plan([*self.outs, *(self.saved or [])], self.feeds(), lower)
             else:
-                fetch = [t for t in self.grad_outs if t is not None]
+                fetch, _ = grad_fetches(self.grad_outs, self.hoisted(lower is not None))
                 plan = build_plan(fetch, self.feeds() + (self.saved or []) + self.grad_inputs, lower)  # type: ignore[arg-type]
+                if lower is not None:
+                    caps = self.ctx.captured
+                    plan.report["hoisted"] = [h.describe(caps[h.index - self.n]) for h in self.hoisted(True)]
             per[key] = plan
         return plan
+
+    def hoisted(self, compiled: bool) -> list[Hoisted]:
+        """The capture gradients a compiled backward loop sums after the loop (`ops/while_hoist.py`)."""
+        return find_hoisted(self.grad_outs, self.n, self.grad_ops) if compiled else []
 
 
 def body_of(op: Operation) -> LoopBody:
