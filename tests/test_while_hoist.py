@@ -67,3 +67,31 @@ def test_interpreter_sums_per_iteration() -> None:
             grad_op = next(op for op in tf.get_default_graph().get_operations() if op.type == "WhileGrad")
             assert "hoisted" not in body_of(grad_op).plan(s, "grad").report
         np.testing.assert_allclose(v, np.full((3, 3), 12.0, np.float32))  # x^T (1 w^T) + (x w)^T 1
+
+
+def test_transposed_capture_copied_once_per_loop_run() -> None:
+    from jitflow.compiler.loop_invariants import InvariantTransposeMatMul
+    from jitflow.ops.while_loop import body_of
+
+    rng = np.random.RandomState(2)
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float64, [2, 3])
+        w = tf.placeholder(tf.float64, [3, 3])
+        _, h = tf.while_loop(lambda i, h: i < 3, lambda i, h: (i + 1, tf.tanh(tf.matmul(h, w, transpose_b=True))),
+                             [0, x])
+        loss = tf.reduce_sum(h * h)
+        gx, gw = tf.gradients(loss, [x, w])
+        xv, wv = rng.randn(2, 3), rng.randn(3, 3)
+        with tf.Session(config=tf.ConfigProto(jit=False)) as s:
+            want = [s.run([h, gx, gw], {x: xv, w: wv * k}) for k in (1.0, -2.0)]
+        with tf.Session() as s:
+            first = s.run([h, gx, gw], {x: xv, w: wv})
+            wv *= -2.0  # the same array, changed in place: the next run must not reuse the old copy
+            second = s.run([h, gx, gw], {x: xv, w: wv})
+            while_op = next(op for op in tf.get_default_graph().get_operations() if op.type == "While")
+            wrapped = [st for st in body_of(while_op).plan(s, "body").steps
+                       if isinstance(st, InvariantTransposeMatMul)]
+        assert len(wrapped) == 1
+        for got, exp in zip((first, second), want):
+            for g, e in zip(got, exp):
+                np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)

@@ -95,7 +95,7 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
                                              "gradient")
     caps, iters = history
     gys: list[Any] = list(ins[1:])
-    plan = lb.plan(ctx, "grad")
+    plan = lb.begin(ctx, "grad")
     hoisted = lb.hoisted(_compiled(ctx))
     _, idx = grad_fetches(lb.grad_outs, hoisted)
     stash = Stash(hoisted)

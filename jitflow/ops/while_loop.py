@@ -17,6 +17,7 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.compiler.execute import execute
+from jitflow.compiler.loop_invariants import begin_loop, hoist_transposes
 from jitflow.compiler.plan import Plan, build_plan
 from jitflow.errors import InvalidArgumentError
 from jitflow.framework import registry
@@ -41,7 +42,7 @@ class LoopBody:
         self.grad_inputs: list[Tensor] = []  # the gradient sub-graph's inputs for the incoming gradients
         self.grad_outs: list[Tensor | None] = []  # gradient w.r.t. each loop input, then each capture
         self.grad_ops: set[Operation] = set()  # the ops of the gradient sub-graph
-        self._plans: weakref.WeakKeyDictionary[Any, dict[str, Plan]] = weakref.WeakKeyDictionary()
+        self._plans: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
     @property
     def n(self) -> int:
@@ -70,7 +71,16 @@ class LoopBody:
                 if lower is not None:
                     caps = self.ctx.captured
                     plan.report["hoisted"] = [h.describe(caps[h.index - self.n]) for h in self.hoisted(True)]
+            if lower is not None:
+                per[key + "#invariant"] = hoist_transposes(plan, set(self.ctx.capture_inputs))
             per[key] = plan
+        return plan
+
+    def begin(self, sess: Any, kind: str) -> Plan:
+        """The `plan` of `kind`, ready for a new run of the loop (loop-invariant copies forgotten)."""
+        plan = self.plan(sess, kind)
+        key = kind + ("+saved" if kind == "body" and self.saved is not None else "")
+        begin_loop(self._plans[sess].get(key + "#invariant", []))  # type: ignore[arg-type]
         return plan
 
     def hoisted(self, compiled: bool) -> list[Hoisted]:
@@ -105,7 +115,7 @@ def _while_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     vals = list(ins[:n])
     max_iter = int(ins[n]) if body.has_max else -1
     caps = list(ins[n + 1:] if body.has_max else ins[n:])
-    cond_plan, body_plan = body.plan(ctx, "cond"), body.plan(ctx, "body")
+    cond_plan, body_plan = body.begin(ctx, "cond"), body.begin(ctx, "body")
     record = body.saved is not None
     iters: list[tuple[list, list]] = []
     i = 0
