@@ -70,3 +70,18 @@ def test_softmax_rows_special_values(dtype: type, log: bool) -> None:
     assert not plan.report["fallbacks"]
     assert_same(got, want, **_tol(dtype))
     assert np.isnan(got[0, 1]).all() and np.isnan(got[0, 2]).all()
+
+
+def test_sparse_xent_rows_on_all_threads() -> None:
+    """Big enough for the rows to run on every thread (`threads_for`): same values, same label error."""
+    rows, k = 1100, 1000
+    fv = _logits(np.float32, rows, k)
+    lv = np.random.default_rng(5).integers(0, k, rows).astype(np.int32)
+    f = tf.placeholder(tf.float32, [None, k])
+    lab = tf.placeholder(tf.int32, [None])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=f)
+    got, want, _ = run_both(loss, {f: fv, lab: lv})
+    assert_same(got, want, **_tol(np.float32))
+    lv[rows - 3] = k
+    with tf.Session() as sess, pytest.raises(tf.errors.InvalidArgumentError, match=f"label value of {k}"):
+        sess.run(loss, {f: fv, lab: lv})
