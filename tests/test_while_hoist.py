@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jitflow as tf
 from tests.gradcheck import numeric_grad
@@ -95,3 +97,44 @@ def test_transposed_capture_copied_once_per_loop_run() -> None:
         for got, exp in zip((first, second), want):
             for g, e in zip(got, exp):
                 np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.booleans(), st.booleans(), st.lists(st.integers(1, 5), min_size=1, max_size=6), st.integers(1, 4),
+       st.integers(1, 4))
+def test_stash_sums_equal_per_iteration_sums(ta: bool, tb: bool, ks: list[int], m: int, n: int) -> None:
+    """One GEMM over operands stacked along the contraction axis (whose length may change per iteration)
+    equals the sum of the per-iteration products; one column sum equals the sum of column sums."""
+    from jitflow.ops.while_hoist import Hoisted, Stash
+
+    rng = np.random.default_rng(len(ks) * 100 + m * 10 + n)
+    with tf.Graph().as_default():
+        a = tf.placeholder(tf.float64, [None, None])
+        b = tf.placeholder(tf.float64, [None, None])
+        mm = tf.matmul(a, b, transpose_a=ta, transpose_b=tb).op
+        colsum = tf.reduce_sum(a, axis=0).op
+    stash = Stash([Hoisted(0, mm), Hoisted(1, colsum)])
+    want_mm = np.zeros((m, n))
+    want_cs = np.zeros(m)
+    for k in ks:
+        av = rng.normal(size=(k, m) if ta else (m, k))
+        bv = rng.normal(size=(n, k) if tb else (k, n))
+        cv = rng.normal(size=(k, m))
+        want_mm += (av.T if ta else av) @ (bv.T if tb else bv)
+        want_cs += cv.sum(axis=0)
+        stash.add([av, bv, cv])
+    got = stash.finish()
+    np.testing.assert_allclose(got[0], want_mm, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], want_cs, rtol=1e-12, atol=1e-12)
+
+
+def test_stash_reports_a_size_mismatch_as_matmul_does() -> None:
+    from jitflow.ops.while_hoist import Hoisted, Stash
+
+    with tf.Graph().as_default():
+        mm = tf.matmul(tf.placeholder(tf.float32, None), tf.placeholder(tf.float32, None), transpose_a=True).op
+    stash = Stash([Hoisted(0, mm)])
+    stash.add([np.ones((3, 2), np.float32), np.ones((4, 5), np.float32)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Matrix size-incompatible: In\[0\]: \[2, 3\], "
+                                                             r"In\[1\]: \[4, 5\]"):
+        stash.finish()
