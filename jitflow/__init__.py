@@ -7,7 +7,6 @@ __version__ = "0.1.0"
 
 from jitflow import errors
 from jitflow import dtypes
-from jitflow import kernels as _kernels  # sets OMP_WAIT_POLICY before any parallel kernel runs
 from jitflow.dtypes import (DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
                             int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128,
                             float16_ref, float32_ref, float64_ref, int32_ref, int64_ref, bool_ref, string_ref)
@@ -79,6 +78,8 @@ from jitflow.ops.array_ops import newaxis, reverse, reverse_v2, gather_nd, scatt
 from jitflow.explain import explain
 from jitflow.codegen.cache import cache_stats
 from jitflow import summary
+from jitflow import image
+from jitflow.image import random_crop, saturate_cast
 from jitflow.ops.math_ops import cumsum, cumprod, count_nonzero, norm, eye, reduce_euclidean_norm
 from jitflow.ops.random_ops import random_shuffle
 from jitflow import app

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from jitflow.compiler.plan import Plan
+from jitflow.compiler.step import CPU
 from jitflow.compiler.steps import MatMulStep
 from jitflow.framework.graph import Tensor
 
@@ -23,9 +24,14 @@ class InvariantTransposeMatMul:
     """A MatMul step whose transposed operand is loop-invariant: it is transposed into a row-major copy
     once, and the wrapped step gets that copy's transposed view (the same values, in BLAS's fast order)."""
 
+    kind = "matmul"
+    backend = CPU
+    stateful = False
+
     def __init__(self, inner: MatMulStep, operand: int) -> None:
         self.inner = inner
         self.op = inner.op
+        self.ops, self.reads, self.writes = inner.ops, inner.reads, inner.writes
         self.slot = inner.sb if operand == 1 else inner.sa
         self.src: Any = None  # the array the copy was made from (held: its id stays unique)
         self.view: Any = None

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from jitflow.compiler.plan import Step
+from jitflow.compiler.step import CPU, value_slots
 from jitflow.framework.graph import Operation, Tensor
 
 SLICE_OPS = ("Split", "SplitV", "ConcatV2")
@@ -31,9 +32,16 @@ def _const_ints(t: Tensor) -> list[int] | None:
 class SplitStep:
     """Split / SplitV into views, for inputs of the rank and split-axis size the plan was built for."""
 
+    kind = "split"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, x_slot: int, out_slots: list[int], axis: int, sizes: list[int],
                  fallback: Step) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots([x_slot])
+        self.writes = value_slots(out_slots)
         self.sx = x_slot
         self.out_slots = out_slots
         self.fallback = fallback
@@ -57,8 +65,15 @@ class SplitStep:
 class ConcatStep:
     """ConcatV2 of arrays of one dtype along a constant axis: one ``np.concatenate``."""
 
+    kind = "concat"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, axis: int, fallback: Step) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots([out_slot])
         self.in_slots = in_slots
         self.so = out_slot
         self.axis = axis

@@ -17,6 +17,7 @@ backward loop hoisted under ``hoisted``).
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,13 @@ import numpy as np
 
 from jitflow.errors import InvalidArgumentError
 from jitflow.framework.graph import Operation, Tensor
-from jitflow.kernels.threads import blas_threads_for
+from jitflow.kernels.adaptive import ALL, ThreadChoice, run_with
+from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
+from jitflow.kernels.threads import PARALLEL_MACS, blas_threads_for
 
 _FLOATS = ("float32", "float64")
+# One thread-count choice per hoisted GEMM, kept across runs as a step keeps its own.
+_THREADS: weakref.WeakKeyDictionary[Operation, ThreadChoice] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -138,8 +143,14 @@ def _matmul_sum(op: Operation, a_parts: list[Any], b_parts: list[Any]) -> np.nda
     b_all = np.concatenate(b_list, axis=1 if tb else 0)
     a_op = a_all.T if ta else a_all
     b_op = b_all.T if tb else b_all
-    with blas_threads_for(a_op.shape[0] * a_op.shape[1] * b_op.shape[1]):
-        return np.matmul(a_op, b_op)
+    macs = a_op.shape[0] * a_op.shape[1] * b_op.shape[1]
+    if macs < PARALLEL_MACS:
+        with blas_threads_for(macs):
+            return np.matmul(a_op, b_op)
+    choice = _THREADS.get(op)
+    if choice is None:
+        choice = _THREADS[op] = ThreadChoice(ALL)
+    return run_with(choice, macs, SET_BLAS_LOCAL, np.matmul, a_op, b_op)  # the load decides (adaptive.py)
 
 
 def _colsum(op: Operation, parts: list[Any]) -> np.ndarray:
