@@ -48,3 +48,29 @@ def test_gradients_through_split_and_concat() -> None:
     xv = np.random.default_rng(1).normal(size=(3, 6))
     got, want, _ = run_both(g, {x: xv})
     assert_same(got, want)
+
+
+def test_loop_plans_with_light_and_invariant_steps_keep_the_step_protocol() -> None:
+    from jitflow.ops.while_loop import body_of
+    from tests.compiler.step_checks import check_plan
+
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [2, 6])
+        w = tf.Variable(np.ones((6, 6), np.float32) * 0.1)
+
+        def body(i, h):
+            a, b = tf.split(tf.matmul(h, w, transpose_b=True), 2, axis=1)
+            return i + 1, tf.concat([tf.tanh(a), b], 1)
+
+        _, h = tf.while_loop(lambda i, h: i < 3, body, [0, x])
+        (gx,) = tf.gradients(tf.reduce_sum(h), [x])
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(gx, {x: np.ones((2, 6), np.float32)})
+            ops = tf.get_default_graph().get_operations()
+            loop = next(op for op in ops if op.type == "While")
+            grad = next(op for op in ops if op.type == "WhileGrad")
+            body_plan = body_of(loop).plan(sess, "body")
+            seen = check_plan(body_plan) | check_plan(body_of(grad).plan(sess, "grad"))
+            assert any(type(st).__name__ == "InvariantTransposeMatMul" for st in body_plan.steps)
+    assert {("split", "cpu"), ("concat", "cpu"), ("matmul", "cpu")} <= seen, seen
