@@ -33,20 +33,22 @@ class InvariantTransposeMatMul:
         self.op = inner.op
         self.ops, self.reads, self.writes = inner.ops, inner.reads, inner.writes
         self.slot = inner.sb if operand == 1 else inner.sa
-        self.src: Any = None  # the array the copy was made from (held: its id stays unique)
-        self.view: Any = None
+        # (the array the copy was made from, the copy's transposed view): one attribute, replaced whole,
+        # so that concurrent runs never pair an array with another array's copy
+        self.cache: tuple[Any, Any] = (None, None)
 
     def reset(self) -> None:
         """Forgets the copy (a new loop run may capture other arrays)."""
-        self.src = self.view = None
+        self.cache = (None, None)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         x = vals[self.slot]
-        if x is not self.src:
+        cache = self.cache
+        if cache[0] is not x:
             if type(x) is not np.ndarray or x.ndim != 2 or x.dtype != self.inner.dtype:
                 return self.inner(ctx, vals)  # the step's own checks (and fallback) decide
-            self.src, self.view = x, np.ascontiguousarray(x.T).T
-        vals[self.slot] = self.view
+            cache = self.cache = (x, np.ascontiguousarray(x.T).T)
+        vals[self.slot] = cache[1]
         try:
             return self.inner(ctx, vals)
         finally:
