@@ -25,7 +25,7 @@ from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
 from jitflow.kernels.adaptive import ALL, ThreadChoice, run_with
 from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
-from jitflow.kernels.threads import PARALLEL_MACS, blas_threads_for
+from jitflow.kernels.threads import PARALLEL_ELEMENTS, PARALLEL_MACS, blas_threads_for, threads_for
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
 SMALL_SIZE = 64
@@ -379,6 +379,7 @@ class SparseXentStep:
         self.key = id(self)
         self.kernel: Any = None
         self.recyclers = [Recycler(), Recycler()]
+        self.threads = ThreadChoice(ALL)
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
@@ -411,7 +412,7 @@ class SparseXentStep:
         err[0] = 0
         fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
         ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
-        self.kernel(fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
+        _run_rows(self.threads, n * k, self.kernel, fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
         if err[0]:
             return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
         vals[self.out_slots[0]] = outs[0]
@@ -441,6 +442,7 @@ class SoftmaxStep:
         self.key = id(self)
         self.kernel: Any = None
         self.recycler = Recycler()
+        self.threads = ThreadChoice(ALL)
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
@@ -464,7 +466,7 @@ class SoftmaxStep:
         else:
             o = vals[ARENA_SLOT].buffer((self.key, 0), x.size, self.dtype)
         xf = x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
-        self.kernel(xf, o, np.array((n, k), np.int64), _ZERO_ERR)
+        _run_rows(self.threads, x.size, self.kernel, xf, o, np.array((n, k), np.int64), _ZERO_ERR)
         vals[self.so] = o.reshape(x.shape)
         return None
 
@@ -575,6 +577,16 @@ def _warm(step: ClusterStep) -> None:
         step.prepare(tuple(shapes))
     except Exception:  # noqa: BLE001 - a failed warm-up compiles (or reports) again on the first run
         step.entries.clear()
+
+
+def _run_rows(choice: ThreadChoice, work: int, kernel: Any, *args: Any) -> None:
+    """Runs a row kernel (rows under prange): small ones on this thread, big ones on the thread count
+    that the current load makes fastest (`kernels/adaptive.py`)."""
+    if work < PARALLEL_ELEMENTS:
+        with threads_for(work):
+            kernel(*args)
+    else:
+        run_with(choice, work, None, kernel, *args)
 
 
 def _row_kernel(src: str, parts: dict[str, Any], op: Operation, report: dict[str, Any]) -> Any:
