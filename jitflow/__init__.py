@@ -116,3 +116,9 @@ if "io" not in globals():
 io.gfile = gfile
 from jitflow.ops.case_op import case
 from jitflow.ops.script_ops import py_func, numpy_function
+from jitflow.ops.special_math import (asinh, acosh, atanh, atan2, rint, erf, erfc, lgamma, digamma, div_no_nan,
+                                     log_sigmoid)
+from jitflow.ops.segment_ops import (segment_sum, segment_mean, segment_max, segment_min, segment_prod,
+                                     unsorted_segment_max, unsorted_segment_min, unsorted_segment_prod,
+                                     unsorted_segment_mean, unsorted_segment_sqrt_n, sort, argsort)
+math.unsorted_segment_sum = unsorted_segment_sum

@@ -36,6 +36,7 @@ from jitflow.ops.nn_ops import (
     xw_plus_b,
 )
 from jitflow.ops.rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn, static_rnn
+from jitflow.ops.special_math import selu, silu, softsign, swish
 
 rnn_cell = _types.SimpleNamespace(**{n: getattr(_rc, n) for n in (
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell", "DropoutWrapper",
