@@ -75,6 +75,7 @@ from jitflow.ops.debug_ops import (Print, print, Assert, check_numerics, verify_
                                   assert_non_positive, assert_rank, assert_rank_at_least, assert_type,
                                   is_numeric_tensor, debugging)
 from jitflow import layers, losses
+from jitflow import metrics
 from jitflow.ops.array_ops import newaxis, reverse, reverse_v2, gather_nd, scatter_nd, sequence_mask
 from jitflow.explain import explain
 from jitflow.codegen.cache import cache_stats
