@@ -43,3 +43,7 @@ from jitflow.train.input import (batch, shuffle_batch, string_input_producer, sl
 from jitflow.summary_events import summary_iterator, SessionLog
 from jitflow.train.checkpoint_init import init_from_checkpoint
 from jitflow.train.supervisor import Supervisor
+from jitflow.train.adadelta import AdadeltaOptimizer
+from jitflow.train.ftrl import FtrlOptimizer
+from jitflow.train.proximal import ProximalGradientDescentOptimizer, ProximalAdagradOptimizer
+from jitflow.train.moving_averages import ExponentialMovingAverage
