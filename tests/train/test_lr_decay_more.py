@@ -23,4 +23,4 @@ def test_schedules_match_tensorflow() -> None:
             tf.train.piecewise_constant_decay(s, [5, 10], [1.0, 0.5, 0.1])]
     with tf.Session() as sess:
         got = [[sess.run(o, {s: k}) for k in range(0, 40, 3)] for o in outs]
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got, want, rtol=5e-6, atol=1e-8)  # float32 log/pow round differently
