@@ -123,3 +123,5 @@ from jitflow.ops.segment_ops import (segment_sum, segment_mean, segment_max, seg
                                      unsorted_segment_max, unsorted_segment_min, unsorted_segment_prod,
                                      unsorted_segment_mean, unsorted_segment_sqrt_n, sort, argsort)
 math.unsorted_segment_sum = unsorted_segment_sum
+from jitflow.ops.nn_extras import space_to_depth, depth_to_space
+math.zero_fraction = nn.zero_fraction

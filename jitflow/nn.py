@@ -7,6 +7,18 @@ from jitflow.ops import rnn_cell as _rc
 from jitflow.ops.batch_norm import batch_normalization, fused_batch_norm
 from jitflow.ops.depthwise_ops import depthwise_conv2d, depthwise_conv2d_native, separable_conv2d
 from jitflow.ops.math_ops import sigmoid, tanh
+from jitflow.ops.nn_extras import (
+    crelu,
+    depth_to_space,
+    local_response_normalization,
+    lrn,
+    normalize_moments,
+    relu_layer,
+    space_to_depth,
+    sufficient_statistics,
+    weighted_cross_entropy_with_logits,
+    zero_fraction,
+)
 from jitflow.ops.nn_ops import (
     avg_pool,
     bias_add,
@@ -36,7 +48,7 @@ from jitflow.ops.nn_ops import (
     xw_plus_b,
 )
 from jitflow.ops.rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn, static_rnn
-from jitflow.ops.special_math import selu, silu, softsign, swish
+from jitflow.ops.special_math import log_sigmoid, selu, silu, softsign, swish
 
 rnn_cell = _types.SimpleNamespace(**{n: getattr(_rc, n) for n in (
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell", "DropoutWrapper",
