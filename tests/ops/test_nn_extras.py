@@ -2,26 +2,20 @@
 there with the same calls), compiled and interpreted; shape errors."""
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
 import jitflow as tf
+from tests import fixture_script
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "nn_extras")
 TF = np.load(os.path.join(HERE, "tf_values.npz"))
 
 
 def _fixture_module():  # type: ignore[no-untyped-def]
-    """make_fixture.py's inputs and `build` (it imports TensorFlow only inside main)."""
-    spec = importlib.util.spec_from_file_location("nn_extras_fixture", os.path.join(HERE, "make_fixture.py"))
-    assert spec is not None and spec.loader is not None
-    src = open(os.path.join(HERE, "make_fixture.py")).read().replace("import tensorflow.compat.v1 as tf\n", "")
-    mod = importlib.util.module_from_spec(spec)
-    exec(compile(src, spec.origin or "make_fixture.py", "exec"), mod.__dict__)  # noqa: S102 - our own fixture script
-    return mod
+    return fixture_script.load(os.path.join(HERE, "make_fixture.py"))
 
 
 @pytest.mark.parametrize("jit", [True, False])
