@@ -9,43 +9,19 @@ import numpy as np
 import pytest
 
 import jitflow as tf
+from tests import fixture_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "data", "metrics", "tf_metrics.json")) as _f:
     TF = json.load(_f)
 INPUTS = TF["inputs"]
-
-
-def _build(lab, score, w, cls, pcls):  # type: ignore[no-untyped-def]
-    # the same calls, in the same order, as make_fixture.py
-    pred = tf.cast(score > 0.5, tf.int64)
-    m = tf.metrics
-    return {
-        "accuracy": m.accuracy(lab, pred),
-        "accuracy_w": m.accuracy(lab, pred, weights=w),
-        "mean": m.mean(score),
-        "mean_w": m.mean(score, weights=w),
-        "precision": m.precision(lab, pred),
-        "recall_w": m.recall(lab, pred, weights=w),
-        "auc": m.auc(lab, score),
-        "auc_pr": m.auc(lab, score, curve="PR", num_thresholds=50),
-        "auc_w_minoring": m.auc(lab, score, weights=w, summation_method="minoring"),
-        "mse": m.mean_squared_error(tf.cast(lab, tf.float32), score),
-        "mae_w": m.mean_absolute_error(tf.cast(lab, tf.float32), score, weights=w),
-        "rmse": m.root_mean_squared_error(tf.cast(lab, tf.float32), score),
-        "tp": m.true_positives(lab, pred),
-        "fp_w": m.false_positives(lab, pred, weights=w),
-        "fn": m.false_negatives(lab, pred),
-        "tn": m.true_negatives(lab, pred),
-        "mean_iou": m.mean_iou(cls, pcls, 3),
-        "mean_iou_w": m.mean_iou(cls, pcls, 3, weights=w),
-    }
+FIXTURE = fixture_script.load(os.path.join(HERE, "data", "metrics", "make_fixture.py"))
 
 
 def _graph():  # type: ignore[no-untyped-def]
     phs = [tf.placeholder(tf.int64, [16]), tf.placeholder(tf.float32, [16]), tf.placeholder(tf.float32, [16]),
            tf.placeholder(tf.int32, [16]), tf.placeholder(tf.int32, [16])]
-    return phs, _build(*phs)
+    return phs, FIXTURE.build(tf, *phs)
 
 
 def _feed(phs, b):  # type: ignore[no-untyped-def]

@@ -133,34 +133,31 @@ def _divisible(n: Any, b: int, what: str) -> None:
         raise ValueError(f"{what}: dimension size must be evenly divisible by {b} but is {n}")
 
 
+def _rearrange(x: Tensor, b: int, what: str, data_format: str, to_depth: bool) -> Tensor:
+    """[N, H, W, C] as [N, H', b, W', b, C'] (space to depth) or [N, H, W, b, b, C'] (depth to space), the two
+    block axes swapped with the middle one, then merged: the element order of TF's kernels."""
+    if b < 2:
+        raise ValueError(f"Value for attr 'block_size' of {b} must be at least minimum 2")
+    _, h, w, c = _nhwc(x, what, data_format)
+    if to_depth:
+        _divisible(h, b, what)
+        _divisible(w, b, what)
+        split, merged = [-1, h // b, b, w // b, b, c], [-1, h // b, w // b, b * b * c]
+    else:
+        _divisible(c, b * b, what)
+        split, merged = [-1, h, w, b, b, c // (b * b)], [-1, h * b, w * b, c // (b * b)]
+    static = all(isinstance(d, int) for d in (h, w, c))
+    y = A.transpose(A.reshape(x, split if static else A.stack(split)), [0, 1, 3, 2, 4, 5])
+    return A.reshape(y, merged if static else A.stack(merged))
+
+
 def space_to_depth(input: Any, block_size: int, name: str | None = None, data_format: str = "NHWC") -> Tensor:  # noqa: A002
     """Moves b x b spatial blocks into the depth: [N, H, W, C] -> [N, H/b, W/b, b*b*C]."""
     with name_scope(name, "SpaceToDepth"):
-        x = convert_to_tensor(input)
-        b = int(block_size)
-        if b < 2:
-            raise ValueError(f"Value for attr 'block_size' of {b} must be at least minimum 2")
-        n, h, w, c = _nhwc(x, "space_to_depth", data_format)
-        _divisible(h, b, "space_to_depth")
-        _divisible(w, b, "space_to_depth")
-        y = A.reshape(x, A.stack([-1, h // b, b, w // b, b, c]) if not all(isinstance(d, int) for d in (h, w, c))
-                      else [-1, h // b, b, w // b, b, c])
-        y = A.transpose(y, [0, 1, 3, 2, 4, 5])
-        return A.reshape(y, [-1, h // b, w // b, b * b * c] if all(isinstance(d, int) for d in (h, w, c))
-                         else A.stack([-1, h // b, w // b, b * b * c]))
+        return _rearrange(convert_to_tensor(input), int(block_size), "space_to_depth", data_format, True)
 
 
 def depth_to_space(input: Any, block_size: int, name: str | None = None, data_format: str = "NHWC") -> Tensor:  # noqa: A002
     """Moves depth into b x b spatial blocks: [N, H, W, C] -> [N, H*b, W*b, C/(b*b)]."""
     with name_scope(name, "DepthToSpace"):
-        x = convert_to_tensor(input)
-        b = int(block_size)
-        if b < 2:
-            raise ValueError(f"Value for attr 'block_size' of {b} must be at least minimum 2")
-        n, h, w, c = _nhwc(x, "depth_to_space", data_format)
-        _divisible(c, b * b, "depth_to_space")
-        static = all(isinstance(d, int) for d in (h, w, c))
-        y = A.reshape(x, [-1, h, w, b, b, c // (b * b)] if static else A.stack([-1, h, w, b, b, c // (b * b)]))
-        y = A.transpose(y, [0, 1, 3, 2, 4, 5])
-        return A.reshape(y, [-1, h * b, w * b, c // (b * b)] if static
-                         else A.stack([-1, h * b, w * b, c // (b * b)]))
+        return _rearrange(convert_to_tensor(input), int(block_size), "depth_to_space", data_format, False)

@@ -9,20 +9,15 @@ import numpy as np
 import pytest
 
 import jitflow as tf
+from tests import fixture_script
 from tests.compiler.helpers import assert_same, counts, run_both
 from tests.gradcheck import numeric_grad
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TF = np.load(os.path.join(HERE, "..", "data", "api_math", "tf_values.npz"))
-X = np.array([0.0, -1.0, -2.5, 0.5, 1e-8, 3.0, 30.0, -0.0, np.inf, -np.inf, np.nan, 0.999, 1.5, -0.3], np.float32)
-Y = np.array([0.0, np.nan, 2.0, -1.0, 0.0, 3.0, 0.5, 1.0, 2.0, -3.0, 1.0, 0.0, -0.7, 4.0], np.float32)
-D = np.arange(15, dtype=np.float32).reshape(5, 3) - 6.0
-D[1, 1] = 0.0
-SORTED = np.array([0, 0, 2, 2, 3], np.int32)
-UNSORTED = np.array([1, -1, 1, 0, 3], np.int32)
-UNARY = ["asinh", "acosh", "atanh", "rint", "erf", "erfc", "lgamma", "digamma", "softsign", "log_sigmoid",
-         "reciprocal_no_nan"]
-BINARY = ["atan2", "xlogy", "xlog1py", "xdivy", "divide_no_nan", "multiply_no_nan"]
+FIXTURE = fixture_script.load(os.path.join(HERE, "..", "data", "api_math", "make_fixture.py"))
+X, Y, D, SORTED, UNSORTED = FIXTURE.X, FIXTURE.Y, FIXTURE.D, FIXTURE.SORTED, FIXTURE.UNSORTED
+UNARY, BINARY, SEG, USEG = FIXTURE.UNARY, FIXTURE.BINARY, FIXTURE.SEG, FIXTURE.USEG
 
 
 def _fetches(x: tf.Tensor, y: tf.Tensor) -> dict:
@@ -76,11 +71,6 @@ def test_integer_inputs_are_a_type_error_naming_the_argument() -> None:
         tf.math.erf(tf.constant([1, 2]))
     with pytest.raises(TypeError, match="features"):
         tf.nn.selu(tf.constant([1, 2]))
-
-
-SEG = ["segment_sum", "segment_mean", "segment_max", "segment_min", "segment_prod"]
-USEG = ["unsorted_segment_sum", "unsorted_segment_max", "unsorted_segment_min", "unsorted_segment_prod",
-        "unsorted_segment_mean", "unsorted_segment_sqrt_n"]
 
 
 def test_segment_ops_and_their_gradients_match_tensorflow() -> None:

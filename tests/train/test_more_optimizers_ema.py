@@ -10,31 +10,17 @@ import numpy as np
 import pytest
 
 import jitflow as tf
+from tests import fixture_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "..", "data", "optimizers_ema", "tf_values.json")) as _f:
     TF = json.load(_f)
-X = np.array([[1.0, 2.0], [-1.0, 0.5], [0.3, -2.0]], np.float32)
-Y = np.array([[1.0, 0.0, -1.0], [0.5, 2.0, 0.0], [-1.0, 1.0, 3.0]], np.float32)
-W0 = np.array([[0.1, -0.2, 0.3], [0.05, 0.4, -0.5]], np.float32)
-OPTIMIZERS = {
-    "adadelta": lambda: tf.train.AdadeltaOptimizer(1.0, rho=0.9, epsilon=1e-6),
-    "ftrl": lambda: tf.train.FtrlOptimizer(0.1),
-    "ftrl_l1l2": lambda: tf.train.FtrlOptimizer(0.2, l1_regularization_strength=0.05, l2_regularization_strength=0.1),
-    "ftrl_shrink_power": lambda: tf.train.FtrlOptimizer(0.2, learning_rate_power=-0.7, l1_regularization_strength=0.01,
-                                                        l2_shrinkage_regularization_strength=0.1),
-    "proximal_gd": lambda: tf.train.ProximalGradientDescentOptimizer(0.05, l1_regularization_strength=0.1,
-                                                                     l2_regularization_strength=0.2),
-    "proximal_adagrad": lambda: tf.train.ProximalAdagradOptimizer(0.1, l1_regularization_strength=0.05,
-                                                                  l2_regularization_strength=0.1),
-}
+FIXTURE = fixture_script.load(os.path.join(HERE, "..", "data", "optimizers_ema", "make_fixture.py"))
+OPTIMIZERS = FIXTURE.optimizers(tf)
 
 
 def _model():  # type: ignore[no-untyped-def]
-    w = tf.Variable(W0, name="w")
-    b = tf.Variable(tf.zeros([3]), name="b")
-    loss = tf.reduce_sum(tf.square(tf.matmul(tf.constant(X), w) + b - Y))
-    return w, b, loss
+    return FIXTURE.model(tf)
 
 
 @pytest.mark.parametrize("jit", [True, False])
@@ -65,12 +51,7 @@ def test_ftrl_rejects_bad_arguments() -> None:
 @pytest.mark.parametrize("jit", [True, False])
 def test_exponential_moving_average_matches_tensorflow(jit: bool) -> None:
     want = TF["ema"]
-    w, b, loss = _model()
-    step = tf.train.get_or_create_global_step()
-    train = tf.train.GradientDescentOptimizer(0.05).minimize(loss, global_step=step)
-    ema = tf.train.ExponentialMovingAverage(0.9, num_updates=step, zero_debias=True)
-    with tf.control_dependencies([train]):
-        update = ema.apply([w, b, loss])
+    (w, b, loss), ema, update = FIXTURE.ema_graph(tf)
     assert [v.op.name for v in tf.global_variables()] == want["names"]
     assert ema.average_name(w) == want["average_name"]
     assert [v.op.name for v in tf.moving_average_variables()] == want["moving_average_variables"]

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-tf.disable_v2_behavior()
 X = np.array([0.0, -1.0, -2.5, 0.5, 1e-8, 3.0, 30.0, -0.0, np.inf, -np.inf, np.nan, 0.999, 1.5, -0.3], np.float32)
 Y = np.array([0.0, np.nan, 2.0, -1.0, 0.0, 3.0, 0.5, 1.0, 2.0, -3.0, 1.0, 0.0, -0.7, 4.0], np.float32)
 D = np.arange(15, dtype=np.float32).reshape(5, 3) - 6.0
@@ -23,6 +22,7 @@ USEG = ["unsorted_segment_sum", "unsorted_segment_max", "unsorted_segment_min", 
 
 
 def main() -> None:
+    tf.disable_v2_behavior()
     x, y, d = tf.constant(X), tf.constant(Y), tf.constant(D)
     fetch = {}
     for n in UNARY:

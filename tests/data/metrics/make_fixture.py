@@ -8,7 +8,6 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-tf.disable_v2_behavior()
 rng = np.random.RandomState(0)
 LABELS = [rng.randint(0, 2, 16).astype(np.int64), rng.randint(0, 2, 16).astype(np.int64)]
 SCORES = [rng.rand(16).astype(np.float32), rng.rand(16).astype(np.float32)]
@@ -17,7 +16,7 @@ CLASSES = [rng.randint(0, 3, 16).astype(np.int32), rng.randint(0, 3, 16).astype(
 PRED_CLASSES = [rng.randint(0, 3, 16).astype(np.int32), rng.randint(0, 3, 16).astype(np.int32)]
 
 
-def build(lab, score, w, cls, pcls):
+def build(tf, lab, score, w, cls, pcls):  # also builds jitflow's metrics in tests/test_metrics.py
     pred = tf.cast(score > 0.5, tf.int64)
     m = tf.metrics
     return {
@@ -43,9 +42,10 @@ def build(lab, score, w, cls, pcls):
 
 
 def main() -> None:
+    tf.disable_v2_behavior()
     phs = [tf.placeholder(tf.int64, [16]), tf.placeholder(tf.float32, [16]), tf.placeholder(tf.float32, [16]),
            tf.placeholder(tf.int32, [16]), tf.placeholder(tf.int32, [16])]
-    metrics = build(*phs)
+    metrics = build(tf, *phs)
     out = {"local_variables": [v.name for v in tf.local_variables()],
            "metric_variables": [v.name for v in tf.get_collection(tf.GraphKeys.METRIC_VARIABLES)],
            "global_variables": [v.name for v in tf.global_variables()], "updates": [], "values": None}
