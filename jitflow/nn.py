@@ -53,6 +53,7 @@ from jitflow.ops.nn_ops import (
                                            top_k,
                                            xw_plus_b,
 )
+from jitflow.ops.pool_argmax import max_pool_with_argmax
 from jitflow.ops.rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn, static_rnn
 from jitflow.ops.special_math import log_sigmoid, selu, silu, softsign, swish
 
