@@ -121,7 +121,8 @@ from jitflow.ops.special_math import (asinh, acosh, atanh, atan2, rint, erf, erf
                                      log_sigmoid)
 from jitflow.ops.segment_ops import (segment_sum, segment_mean, segment_max, segment_min, segment_prod,
                                      unsorted_segment_max, unsorted_segment_min, unsorted_segment_prod,
-                                     unsorted_segment_mean, unsorted_segment_sqrt_n, sort, argsort)
+                                     unsorted_segment_mean, unsorted_segment_sqrt_n, sort, argsort,
+                                     confusion_matrix)
 math.unsorted_segment_sum = unsorted_segment_sum
 from jitflow.ops.nn_extras import space_to_depth, depth_to_space
 math.zero_fraction = nn.zero_fraction

@@ -25,10 +25,10 @@ math.__dict__.update({n: getattr(m, n) for m, names in (
     (math_ops, ("asin", "acos", "atan", "sinh", "cosh", "mod", "invert_permutation")),
     (special_math, ("asinh", "acosh", "atanh", "atan2", "rint", "erf", "erfc", "lgamma", "digamma", "softsign",
                     "xlogy", "xlog1py", "xdivy", "div_no_nan", "multiply_no_nan", "reciprocal_no_nan",
-                    "log_sigmoid")),
+                    "log_sigmoid", "reduce_variance", "reduce_std")),
     (segment_ops, ("segment_sum", "segment_mean", "segment_max", "segment_min", "segment_prod",
                    "unsorted_segment_max", "unsorted_segment_min", "unsorted_segment_prod",
-                   "unsorted_segment_mean", "unsorted_segment_sqrt_n")),
+                   "unsorted_segment_mean", "unsorted_segment_sqrt_n", "confusion_matrix")),
     (nn_ops, ("top_k", "in_top_k", "log_softmax", "softmax", "softplus", "l2_normalize")),
 ) for n in names if hasattr(m, n)}, divide_no_nan=special_math.div_no_nan)
 

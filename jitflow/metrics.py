@@ -17,6 +17,7 @@ from jitflow.ops import math_ops as M
 from jitflow.ops import state_ops
 from jitflow.ops.constant_op import constant, convert_to_tensor
 from jitflow.ops.debug_ops import assert_greater_equal, assert_less_equal
+from jitflow.ops.segment_ops import confusion_matrix
 from jitflow.ops.special_math import div_no_nan
 from jitflow.variables import Variable, variable_scope
 
@@ -290,16 +291,6 @@ def auc(labels: Any, predictions: Any, weights: Any = None, num_thresholds: int 
 # -- mean_iou --------------------------------------------------------------------------------------------
 
 
-def _confusion_matrix(labels: Tensor, predictions: Tensor, num_classes: int, weights: Tensor | None) -> Tensor:
-    """[num_classes, num_classes] float64 counts, rows the labels, columns the predictions."""
-    lab = A.reshape(M.cast(labels, dtypes.int64), [-1])
-    p = A.reshape(M.cast(predictions, dtypes.int64), [-1])
-    w = A.ones_like(lab, dtype=dtypes.float64) if weights is None else \
-        A.reshape(M.cast(weights, dtypes.float64) * A.ones_like(M.cast(predictions, dtypes.float64)), [-1])
-    flat = A.unsorted_segment_sum(w, lab * num_classes + p, num_classes * num_classes)
-    return A.reshape(flat, [num_classes, num_classes])
-
-
 def mean_iou(labels: Any, predictions: Any, num_classes: int, weights: Any = None, metrics_collections: Any = None,
              updates_collections: Any = None, name: str | None = None) -> Pair:
     """Mean intersection-over-union over the classes that occur; the update op returns the confusion matrix
@@ -307,7 +298,8 @@ def mean_iou(labels: Any, predictions: Any, num_classes: int, weights: Any = Non
     with variable_scope(name, "mean_iou"):
         lab, p, w = _labels_predictions(labels, predictions, weights)
         total = metric_variable([num_classes, num_classes], dtypes.float64, name="total_confusion_matrix")
-        update = state_ops.assign_add(total, _confusion_matrix(lab, p, num_classes, w))
+        w64 = None if w is None else M.cast(w, dtypes.float64) * A.ones_like(M.cast(p, dtypes.float64))
+        update = state_ops.assign_add(total, confusion_matrix(lab, p, num_classes, w64, dtypes.float64))
         cm = total.value()
         rows = M.cast(M.reduce_sum(cm, 0), dtypes.float32)
         cols = M.cast(M.reduce_sum(cm, 1), dtypes.float32)

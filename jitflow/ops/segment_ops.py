@@ -317,3 +317,26 @@ def argsort(values: Any, axis: int = -1, direction: str = "ASCENDING", stable: b
         res = _undo(idx, perm)
         res.set_shape(x.shape)
         return res
+
+
+# -- confusion matrix: a segment sum over label * num_classes + prediction -------------------------------------
+
+
+def confusion_matrix(labels: Any, predictions: Any, num_classes: Any = None, weights: Any = None,
+                     dtype: Any = dtypes.int32, name: str | None = None) -> Tensor:
+    """[num_classes, num_classes] counts (or summed weights), rows the labels, columns the predictions;
+    `num_classes` defaults to the largest label or prediction + 1, as in TF."""
+    with _name_scope(name or "confusion_matrix"):
+        dt = dtypes.as_dtype(dtype)
+        lab = M.cast(A.reshape(convert_to_tensor(labels), [-1]), dtypes.int64)
+        pred = M.cast(A.reshape(convert_to_tensor(predictions), [-1]), dtypes.int64)
+        if num_classes is None:
+            n = M.maximum(M.reduce_max(lab), M.reduce_max(pred)) + 1
+        else:
+            n = M.cast(convert_to_tensor(num_classes), dtypes.int64)
+        w = M.cast(A.ones_like(lab), dt) if weights is None else M.cast(A.reshape(convert_to_tensor(weights), [-1]), dt)
+        flat = unsorted_segment_sum(w, lab * n + pred, n * n)
+        res = A.reshape(flat, A.stack([n, n]))
+        if isinstance(num_classes, int):
+            res.set_shape([num_classes, num_classes])
+        return res

@@ -283,3 +283,22 @@ def swish(features: Any, beta: float = 1.0, name: str | None = None) -> Tensor:
 
 
 silu = swish
+
+
+def reduce_variance(input_tensor: Any, axis: Any = None, keepdims: bool = False, name: str | None = None) -> Tensor:
+    """The mean squared deviation from the mean over `axis`."""
+    from jitflow.framework.graph import name_scope
+
+    with name_scope(name or "reduce_variance"):
+        x = convert_to_tensor(input_tensor)
+        check_dtype("reduce_variance", x, FLOATS, "input_tensor")
+        means = M.reduce_mean(x, axis, keepdims=True)
+        return M.reduce_mean(M.square(x - means), axis, keepdims=keepdims)
+
+
+def reduce_std(input_tensor: Any, axis: Any = None, keepdims: bool = False, name: str | None = None) -> Tensor:
+    """The standard deviation over `axis`: sqrt(reduce_variance)."""
+    from jitflow.framework.graph import name_scope
+
+    with name_scope(name or "reduce_std"):
+        return M.sqrt(reduce_variance(input_tensor, axis, keepdims))

@@ -114,3 +114,23 @@ def test_sort_and_argsort() -> None:
         np.testing.assert_array_equal(sess.run(tf.sort(i)), np.sort(i))
     with pytest.raises(ValueError, match="ASCENDING"):
         tf.sort(D, direction="UP")
+
+
+def test_confusion_matrix_and_reduce_variance() -> None:
+    lab, pred = np.array([0, 1, 2, 2, 1]), np.array([0, 2, 2, 1, 1])
+    w = np.array([1.0, 2.0, 0.5, 1.0, 3.0], np.float32)
+    want = np.zeros((4, 4))
+    np.add.at(want, (lab, pred), 1)
+    x = np.random.RandomState(0).randn(3, 4).astype(np.float32)
+    with tf.Session() as sess:
+        cm, cmw, cm_auto = sess.run([tf.math.confusion_matrix(lab, pred, 4),
+                                     tf.confusion_matrix(lab, pred, 3, weights=w, dtype=tf.float32),
+                                     tf.math.confusion_matrix(lab, pred)])
+        var, std = sess.run([tf.math.reduce_variance(x, 1, keepdims=True), tf.math.reduce_std(x)])
+    np.testing.assert_array_equal(cm, want)
+    assert cm.dtype == np.int32 and cm_auto.shape == (3, 3)
+    wantw = np.zeros((3, 3))
+    np.add.at(wantw, (lab, pred), w)
+    np.testing.assert_allclose(cmw, wantw)
+    np.testing.assert_allclose(var, x.var(1, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(std, x.std(), rtol=1e-5)
