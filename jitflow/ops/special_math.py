@@ -51,12 +51,35 @@ def _nonzero(x: Tensor) -> Tensor:
 
 # -- formula ops ------------------------------------------------------------------------------------------
 
-elementwise.define("Asinh", lambda x: E.call("arcsinh", x),
-                   grad=lambda op, g: [g / M.cosh(op.outputs[0])])
-elementwise.define("Acosh", lambda x: E.call("arccosh", x),
-                   grad=lambda op, g: [g / M.sinh(op.outputs[0])])
-elementwise.define("Atanh", lambda x: E.call("arctanh", x),
-                   grad=lambda op, g: [g * M.reciprocal(1 - M.square(op.inputs[0]))])
+_LN2 = math.log(2.0)
+
+
+def _big(x: Any) -> float:
+    """Beyond this |x|, x^2 + 1 rounds to x^2 and asinh/acosh are log(2|x|) to the last bit."""
+    return 2.0 ** 12 if E.dtype_name(x) == "float32" else 2.0 ** 28
+
+
+# The inverse hyperbolics in log / log1p / sqrt (vectorized on CPUs, where Numba's own are 25x slower), in the
+# usual accurate forms (glibc's): no cancellation near 0 or 1, no overflow of x^2 for large x.
+def _asinh(x: Any) -> Any:
+    a = abs(x)
+    r = E.where(a > _big(x), E.log(a) + _LN2, E.log1p(a + a * a / (1 + E.sqrt(1 + a * a))))
+    return E.call("copysign", r, x)
+
+
+def _acosh(x: Any) -> Any:
+    t = x - 1
+    return E.where(x > _big(x), E.log(x) + _LN2, E.log1p(t + E.sqrt(t * 2 + t * t)))
+
+
+def _atanh(x: Any) -> Any:
+    a = abs(x)
+    return E.call("copysign", E.log1p(a * 2 / (1 - a)) * 0.5, x)
+
+
+elementwise.define("Asinh", _asinh, grad=lambda op, g: [g / M.cosh(op.outputs[0])])
+elementwise.define("Acosh", _acosh, grad=lambda op, g: [g / M.sinh(op.outputs[0])])
+elementwise.define("Atanh", _atanh, grad=lambda op, g: [g * M.reciprocal(1 - M.square(op.inputs[0]))])
 elementwise.define("Rint", lambda x: E.call("rint", x), grad=lambda op, g: [None])
 
 
