@@ -51,7 +51,7 @@ class CpuDialect(expr.Dialect):
 _VMATH_ALWAYS = {n: n for n in ("exp", "log", "log1p", "expm1", "tanh", "sigmoid")}
 CPU = CpuDialect(_VMATH_ALWAYS)
 CPU_MATH = CpuDialect({**_VMATH_ALWAYS, "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh",
-                       "cosh": "cosh", "**": "pow"})
+                       "cosh": "cosh", "**": "pow", "arctan2": "atan2"})
 
 
 def _nbtype(dt: str) -> str:

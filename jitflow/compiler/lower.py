@@ -35,6 +35,7 @@ from jitflow.compiler.cluster import (
     cluster,
 )
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
+from jitflow.compiler.slice_steps import SLICE_OPS, slice_step
 from jitflow.compiler.step import IdentityStep, VarReadStep
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
@@ -370,7 +371,9 @@ def lower(plan: Plan) -> None:
 
 
 def _light_step(op: Operation, plan: Plan, fed: set[Tensor]) -> Step | None:
-    """A cheaper step than the interpreted one for Identity (a slot copy), or None."""
+    """A cheaper step than the interpreted one for Identity (a slot copy), Split/Concat, or None."""
+    if op.type in SLICE_OPS:
+        return slice_step(op, plan.slots, fed, plan.op_steps[op])
     if op.type in ("Identity", "StopGradient") and len(op.inputs) == 1 and op.outputs[0] not in fed:
         return IdentityStep(op, plan.slots[op.inputs[0]], plan.slots[op.outputs[0]])
     return None

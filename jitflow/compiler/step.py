@@ -5,7 +5,7 @@ compiled, on any backend, is an object that declares:
 
 * `kind`: what it is, for passes that rewrite steps (`"op"` for an interpreted op, `"cluster"`,
   `"matmul"`, `"softmax"`, `"sparse_xent"`, `"unbroadcast"`, `"window"`, `"chain"`, `"device_read"`,
-  `"reshape"`, `"fused_matmul"`);
+  `"reshape"`, `"fused_matmul"`, `"split"`, `"concat"`);
 * `ops`: the graph ops whose semantics it implements;
 * `reads` / `writes`: the value slots it reads and the ones it produces for later steps (feeds and
   op outputs; the reserved slots below `FIRST_SLOT` are never listed; a step that falls back to its

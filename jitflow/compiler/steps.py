@@ -24,7 +24,9 @@ from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.compiler.step import CPU, Call, bound_calls, has_effects, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
-from jitflow.kernels.threads import blas_threads_for
+from jitflow.kernels.adaptive import ALL, ThreadChoice, run_with
+from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
+from jitflow.kernels.threads import PARALLEL_ELEMENTS, PARALLEL_MACS, blas_threads_for, threads_for
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
 SMALL_SIZE = 64
@@ -39,14 +41,26 @@ _ZERO_ERR = np.zeros(1, np.int64)  # for kernels without checks: never written
 class _Entry:
     """What a ClusterStep decided for one tuple of input shapes."""
 
-    __slots__ = ("mode", "exts", "out_shapes", "out_sizes", "kernel")
+    __slots__ = ("mode", "exts", "out_shapes", "out_sizes", "kernel", "threads", "work")
 
-    def __init__(self, mode: str, exts: Any = None, out_shapes: Any = None, kernel: Any = None) -> None:
+    def __init__(self, mode: str, exts: Any = None, out_shapes: Any = None, kernel: Any = None,
+                 work: int = 0) -> None:
         self.mode = mode  # "kernel", "small" (interpret members) or "interp" (shapes do not check out)
         self.exts = exts
         self.out_shapes = out_shapes
         self.out_sizes = [int(np.prod(s)) for s in out_shapes] if out_shapes is not None else None
         self.kernel = kernel
+        self.work = work
+        # a parallel kernel runs on one thread or all, whichever the current load makes faster
+        self.threads = ThreadChoice(ALL) if work >= PARALLEL_WORK else None
+
+
+def _launch(ent: _Entry, flat: list, outs: list, err: np.ndarray) -> None:
+    """Calls the entry's kernel (a parallel one with the thread count its ThreadChoice picks)."""
+    if ent.threads is None:
+        ent.kernel(*flat, *outs, ent.exts, err)
+    else:
+        run_with(ent.threads, ent.work, None, ent.kernel, *flat, *outs, ent.exts, err)
 
 
 _INTERP = _Entry("interp")
@@ -123,11 +137,11 @@ class ClusterStep:
         if self.has_checks:
             err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
             err[0] = 0
-            ent.kernel(*flat, *outs, ent.exts, err)
-            if err[0]:
-                return self.interpret(ctx, vals)
         else:
-            ent.kernel(*flat, *outs, ent.exts, _ZERO_ERR)
+            err = _ZERO_ERR
+        _launch(ent, flat, outs, err)
+        if self.has_checks and err[0]:
+            return self.interpret(ctx, vals)
         for j, o in enumerate(outs):
             if self.fresh[j]:
                 self.recyclers[j].put(o)
@@ -228,8 +242,9 @@ class ClusterStep:
             return _SMALL
         layout, exts = compute_layout(list(shapes), space, axes)
         # prange runs over the first group (in chunks with partial results when it is reduced)
-        kernel = self._kernel(layout, size * len(c.nodes) >= PARALLEL_WORK)
-        return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel)
+        work = size * len(c.nodes)
+        kernel = self._kernel(layout, work >= PARALLEL_WORK)
+        return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel, work)
 
     def _check_update(self, o: Any, shp: tuple[int, ...], shapes: tuple) -> None:
         c = self.c
@@ -314,6 +329,7 @@ class MatMulStep:
         self.dtype = np.dtype(op.outputs[0].dtype.np)
         self.key = id(self)
         self.recycler = Recycler()
+        self.threads = ThreadChoice(ALL)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         a = vals[self.sa]
@@ -335,8 +351,12 @@ class MatMulStep:
             out = flat.reshape(m, n)
         else:
             out = vals[ARENA_SLOT].buffer((self.key, 0), m * n, self.dtype).reshape(m, n)
-        with blas_threads_for(m * n * k):  # small GEMMs on one thread (jitflow/kernels/threads.py)
-            np.matmul(a, b, out=out)
+        macs = m * n * k
+        if macs < PARALLEL_MACS:
+            with blas_threads_for(macs):  # small GEMMs on one thread (jitflow/kernels/threads.py)
+                np.matmul(a, b, out=out)
+        else:  # big ones on as many threads as the current load makes fastest
+            run_with(self.threads, macs, SET_BLAS_LOCAL, np.matmul, a, b, out)
         vals[self.out_slot] = out
         return None
 
@@ -364,6 +384,7 @@ class SparseXentStep:
         self.key = id(self)
         self.kernel: Any = None
         self.recyclers = [Recycler(), Recycler()]
+        self.threads = ThreadChoice(ALL)
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
@@ -396,7 +417,7 @@ class SparseXentStep:
         err[0] = 0
         fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
         ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
-        self.kernel(fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
+        _run_rows(self.threads, n * k, self.kernel, fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
         if err[0]:
             return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
         vals[self.out_slots[0]] = outs[0]
@@ -426,6 +447,7 @@ class SoftmaxStep:
         self.key = id(self)
         self.kernel: Any = None
         self.recycler = Recycler()
+        self.threads = ThreadChoice(ALL)
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
@@ -449,7 +471,7 @@ class SoftmaxStep:
         else:
             o = vals[ARENA_SLOT].buffer((self.key, 0), x.size, self.dtype)
         xf = x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
-        self.kernel(xf, o, np.array((n, k), np.int64), _ZERO_ERR)
+        _run_rows(self.threads, x.size, self.kernel, xf, o, np.array((n, k), np.int64), _ZERO_ERR)
         vals[self.so] = o.reshape(x.shape)
         return None
 
@@ -560,6 +582,16 @@ def _warm(step: ClusterStep) -> None:
         step.prepare(tuple(shapes))
     except Exception:  # noqa: BLE001 - a failed warm-up compiles (or reports) again on the first run
         step.entries.clear()
+
+
+def _run_rows(choice: ThreadChoice, work: int, kernel: Any, *args: Any) -> None:
+    """Runs a row kernel (rows under prange): small ones on this thread, big ones on the thread count
+    that the current load makes fastest (`kernels/adaptive.py`)."""
+    if work < PARALLEL_ELEMENTS:
+        with threads_for(work):
+            kernel(*args)
+    else:
+        run_with(choice, work, None, kernel, *args)
 
 
 def _row_kernel(src: str, parts: dict[str, Any], op: Operation, report: dict[str, Any]) -> Any:
