@@ -66,3 +66,17 @@ def test_interpreted_plan_steps() -> None:
         compiled = _run([c, s], {x: np.arange(4, dtype=np.float32)}, init=False)
     assert interpreted == {("op", "interp")}, interpreted
     assert ("cluster", "cpu") in compiled, compiled  # the loop body's addition
+
+
+def test_slice_and_loop_plan_steps() -> None:
+    """Split/concat steps, and a loop body whose MatMul reads a loop-invariant weight."""
+    rng = np.random.default_rng(2)
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [4, 6], name="x")
+        a, b = tf.split(x, 2, axis=1)
+        y = tf.concat([b, a * 2.0], axis=1)
+        w = tf.constant(rng.standard_normal((6, 6)).astype(np.float32))
+        _, h = tf.while_loop(lambda i, h: i < 3, lambda i, h: (i + 1, tf.tanh(tf.matmul(h, w, transpose_b=True))),
+                             [tf.constant(0), y])
+        seen = _run([y, h], {x: rng.standard_normal((4, 6)).astype(np.float32)}, init=False)
+    assert {"split", "concat", "matmul"} <= {k for k, _ in seen}, seen
