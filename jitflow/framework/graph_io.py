@@ -294,6 +294,11 @@ def import_nodes(ctx: ImportContext, graph_def: GraphDef) -> None:
             nodes[k].CopyFrom(n)
             del nodes[k].input[:]
             nodes[k].input.extend(kept_inputs)
+    if any(n.op in ("Enter", "RefEnter") for n in nodes):  # TF 1.x loop frames: rebuilt as While ops
+        from jitflow.framework import loop_import
+
+        loop_import.import_nodes(ctx, nodes)
+        return
     order = _topological(nodes)
     _unique_names(ctx, order)
     for node in order:

@@ -1,0 +1,25 @@
+"""Registers how loops and TensorArrays travel in GraphDefs: TF's TensorArray ops import as jitflow's
+handle-based `TFTensorArray*` ops (and export back under TF's names); jitflow's own loops and
+TensorArrays export as TF 1.x frames (loop_export.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+from jitflow.framework import op_attrs
+from jitflow.framework.graph import Operation, Tensor
+from jitflow.framework.graph_io import ExportContext, ImportContext, tensor_ref, write_op_as
+from jitflow.ops import tf_loop_ops
+from jitflow.protos.node_def import NodeDef
+
+
+def _import_tensor_array(ctx: ImportContext, node: NodeDef, data: list[Tensor], attrs: dict[str, Any]) -> Any:
+    return tf_loop_ops.TF_TENSOR_ARRAY_TYPES[node.op], data, attrs
+
+
+def _export_tensor_array(ctx: ExportContext, op: Operation) -> None:
+    write_op_as(ctx, op, op.type[2:], [tensor_ref(t) for t in op.inputs], dict(op.attrs))
+
+
+for _tf, _ours in tf_loop_ops.TF_TENSOR_ARRAY_TYPES.items():
+    op_attrs.IMPORT_HOOKS[_tf] = _import_tensor_array
+    op_attrs.EXPORT_HOOKS[_ours] = _export_tensor_array
