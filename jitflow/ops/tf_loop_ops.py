@@ -133,11 +133,11 @@ _TA_OPS: list[tuple[str, Any, Any]] = [
                                           (dtypes.int64, TensorShape([None]))], _k_concat),
     ("TFTensorArraySizeV3", lambda op: [(dtypes.int32, _SCALAR)],
      lambda c, op, ins: np.int32(_handle(op, ins[0]).size())),
-    ("TFTensorArrayCloseV3", lambda op: [], lambda c, op, ins: None),
-    ("TFTensorArrayGradV3", lambda op: [(_V, _SCALAR), _FLOW],
+    ("TensorArrayCloseV3", lambda op: [], lambda c, op, ins: None),
+    ("TensorArrayGradV3", lambda op: [(_V, _SCALAR), _FLOW],
      lambda c, op, ins: (_handle(op, ins[0]).grad(str(op.attrs.get("source", ""))), _ZERO_FLOW)),
 ]
-TF_TENSOR_ARRAY_TYPES = {t[2:]: t for t, _, _ in _TA_OPS}  # TF's op type -> jitflow's
+TF_TENSOR_ARRAY_TYPES = {t[2:]: t for t, _, _ in _TA_OPS if t.startswith("TF")}  # TF's op type -> jitflow's
 for _t, _infer, _k in _TA_OPS:
     registry.register_op(_t, _infer, _k, registry.STATEFUL)
     registry.not_differentiable(_t)

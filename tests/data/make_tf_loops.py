@@ -77,3 +77,5 @@ with tf.Graph().as_default():  # a tiny RNN training graph, saved as .meta + che
         res["rnn_kernel3"] = s.run(tf.trainable_variables()[0])
 np.savez(os.path.join(OUT, "expected.npz"), **res)
 print(sorted(res))
+with open(os.path.join(OUT, "checkpoint"), "w") as f:  # relative paths: the folder may move
+    f.write('model_checkpoint_path: "rnn.ckpt"\nall_model_checkpoint_paths: "rnn.ckpt"\n')
