@@ -34,6 +34,7 @@ class ExportContext:
     graph_def: GraphDef
     clear_devices: bool = False
     names: set[str] = field(default_factory=set)
+    loops: Any = None  # loop_export.LoopExport: the frames being written
 
     def unique(self, name: str) -> str:
         """A node name not yet in this GraphDef (for nodes that an export adds)."""
@@ -132,8 +133,11 @@ def graph_to_graph_def(graph: Graph, ops: Iterable[Operation] | None = None,
     gd = GraphDef()
     gd.versions.producer = PRODUCER
     ctx = ExportContext(gd, clear_devices, {op.name for op in graph.get_operations()})
-    for op in (graph.get_operations() if ops is None else ops):
+    from jitflow.framework import loop_export  # loops: their sub-graphs are written as TF frames
+
+    for op in loop_export.prepare(ctx, graph, list(graph.get_operations() if ops is None else ops)):
         export_op(ctx, op)
+    loop_export.finish(ctx)
     return gd
 
 

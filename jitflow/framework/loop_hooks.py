@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jitflow.framework import op_attrs
+from jitflow.framework import loop_tensor_arrays, op_attrs
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph_io import ExportContext, ImportContext, tensor_ref, write_op_as
 from jitflow.ops import tf_loop_ops
@@ -23,3 +23,18 @@ def _export_tensor_array(ctx: ExportContext, op: Operation) -> None:
 for _tf, _ours in tf_loop_ops.TF_TENSOR_ARRAY_TYPES.items():
     op_attrs.IMPORT_HOOKS[_tf] = _import_tensor_array
     op_attrs.EXPORT_HOOKS[_ours] = _export_tensor_array
+
+
+def _export_while(ctx: ExportContext, op: Operation) -> None:
+    from jitflow.framework.loop_frame_export import export_while
+
+    export_while(ctx, op)
+
+
+def _export_nothing(ctx: ExportContext, op: Operation) -> None:
+    """A sub-graph input: its frame's Merge or Identity stands for it."""
+
+
+op_attrs.EXPORT_HOOKS.update(loop_tensor_arrays.EXPORT_HOOKS)
+op_attrs.EXPORT_HOOKS["While"] = _export_while
+op_attrs.EXPORT_HOOKS["_SubgraphInput"] = _export_nothing
