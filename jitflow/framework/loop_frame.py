@@ -7,8 +7,20 @@ from jitflow import dtypes
 from jitflow.framework import graph_io
 from jitflow.framework.function import SubgraphContext, tracing
 from jitflow.framework.graph import Operation, Tensor
-from jitflow.framework.loop_import import (ENTER, EXIT, NEXT, FrameGraph, _base, _import_level, _out_index,
-                                           _strip_controls, fresh_name, malformed, side_effect_ops, sub_context)
+from jitflow.framework.loop_import import (
+    ENTER,
+    EXIT,
+    NEXT,
+    FrameGraph,
+    _base,
+    _import_level,
+    _out_index,
+    _strip_controls,
+    fresh_name,
+    malformed,
+    side_effect_ops,
+    sub_context,
+)
 from jitflow.protos.node_def import NodeDef
 
 
@@ -126,8 +138,9 @@ def import_frame(ctx: graph_io.ImportContext, fg: FrameGraph, name: str) -> None
     _check_loop(p, cond, ins, outs)
     lb = LoopBody(sctx, cond, outs, False)
     pi = p.enters[0].attr["parallel_iterations"].i if p.enters and "parallel_iterations" in p.enters[0].attr else 10
+    shapes = [x.shape.merge_with(y.shape) for x, y in zip(ins, outs)]  # TF keeps them equal: take what is known
     op = g.create_op("While", inits + sctx.captured,
-                     {"body": lb, "T": [t.dtype for t in inits], "shapes": [t.shape for t in ins],
+                     {"body": lb, "T": [t.dtype for t in inits], "shapes": shapes,
                       "parallel_iterations": int(pi) or 10, "back_prop": True, "swap_memory": False},
                      name=fresh_name(ctx, scope + "While"), exact_name=True)
     _import_exits(ctx, p, op, outer)

@@ -64,7 +64,7 @@ def export_while(ctx: ExportContext, op: Operation) -> None:
 
 def _write_loop(st: LoopExport, fr: Frame, init_refs: list[str], types: list[dtypes.DType]) -> list[str]:
     """Enter/Merge, the condition, Switch/Identity, the body and NextIteration; returns the Switches."""
-    lb, scope, pi = fr.lb, fr.scope, fr.op.attrs["parallel_iterations"]
+    lb, scope = fr.lb, fr.scope
     enters = [st._enter(fr, r, dt, False) for r, dt in zip(init_refs, types)]
     nexts = [st.ctx.unique(f"{scope}NextIteration") for _ in enters]
     for e, nx, dt in zip(enters, nexts, types):

@@ -15,6 +15,7 @@ Frames nest (a loop in a loop body). Malformed frames are an InvalidArgumentErro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from jitflow.errors import InvalidArgumentError
 from jitflow.framework import graph_io
 from jitflow.framework.graph import Operation, Tensor
@@ -59,12 +60,12 @@ class FrameGraph:
         for n in _postorder(nodes, self.by_name):
             self.frame_of[n.name] = self._assign(n)
         for n in nodes:
-            f = self.frame_of[n.name]
-            if f != TOP:
-                self.frames[f].nodes.append(n)
-        for f in self.frames.values():
-            if f.parent != TOP:
-                self.frames[f.parent].children.append(f.name)
+            name = self.frame_of[n.name]
+            if name != TOP:
+                self.frames[name].nodes.append(n)
+        for fr in self.frames.values():
+            if fr.parent != TOP:
+                self.frames[fr.parent].children.append(fr.name)
 
     def depth(self, f: str) -> int:
         d = 0

@@ -1,0 +1,242 @@
+"""Loops in GraphDefs and MetaGraphDefs: TF 1.x frames written by TensorFlow run here
+(tests/data/tf_loops, made by tests/data/make_tf_loops.py), jitflow's loops are written as such frames
+and read back, and malformed frames are refused."""
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+import jitflow as tf
+from jitflow.protos.graph import GraphDef
+from jitflow.protos.meta_graph import MetaGraphDef
+
+DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "tf_loops"
+E = np.load(DATA / "expected.npz")
+
+
+def _graph_def(name: str) -> GraphDef:
+    gd = GraphDef()
+    gd.ParseFromString((DATA / name).read_bytes())
+    return gd
+
+
+def _run_imported(gd: GraphDef, fetches: list[str], feed: dict[str, np.ndarray], jit: bool) -> list:
+    with tf.Graph().as_default():
+        tf.import_graph_def(gd, name="")
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as s:
+            return s.run(fetches, feed)
+
+
+def _loops(g: tf.Graph) -> list:
+    return [op for op in g.get_operations() if op.type == "While"]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_tf_while_loop_graph_runs(jit: bool) -> None:
+    i, a = _run_imported(_graph_def("while.pb"), ["r_i:0", "r_a:0"], {"x:0": E["wx"]}, jit)
+    assert i == E["while_i"]
+    np.testing.assert_allclose(a, E["while_a"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_tf_frozen_dynamic_rnn_lstm_runs(jit: bool) -> None:
+    out, h = _run_imported(_graph_def("frozen_lstm.pb"), ["out:0", "h:0"], {"x:0": E["x"], "lens:0": E["lens"]},
+                           jit)
+    np.testing.assert_allclose(out, E["lstm_out"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h, E["lstm_h"], rtol=1e-5, atol=1e-6)
+
+
+def test_tf_frames_become_while_ops_with_tf_exit_names() -> None:
+    with tf.Graph().as_default() as g:
+        tf.import_graph_def(_graph_def("frozen_lstm.pb"), name="imp")
+        (loop,) = _loops(g)
+        assert loop.attrs["body"].n == 5  # the iteration counter, time, output TensorArray flow, (c, h)
+        h = g.get_tensor_by_name("imp/rnn/while/Exit_4:0")  # h (the frozen graph keeps only the Exits it uses)
+        assert h.shape.as_list() == [None, 4]
+        assert not any(op.type in ("Enter", "Merge", "NextIteration") for op in g.get_operations())
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_tf_training_meta_graph_continues_training(jit: bool) -> None:
+    feed = {"x:0": E["x"], "y:0": E["y"]}
+    with tf.Graph().as_default() as g:
+        saver = tf.train.import_meta_graph(str(DATA / "rnn.ckpt.meta"))
+        assert len(_loops(g)) == 3  # the forward loop and the gradient loops of two tf.gradients calls
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as s:
+            saver.restore(s, str(DATA / "rnn.ckpt"))
+            pred, dx = s.run(["pred:0", "dloss_dx:0"], feed)
+            np.testing.assert_allclose(pred, E["rnn_pred"], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(dx, E["rnn_dx"], rtol=1e-5, atol=1e-7)
+            s.run(tf.get_collection("train_op")[0], feed)
+            np.testing.assert_allclose(s.run("loss:0", feed), E["rnn_loss3"], rtol=1e-5)
+            np.testing.assert_allclose(s.run(tf.trainable_variables()[0]), E["rnn_kernel3"], rtol=1e-5, atol=1e-6)
+
+
+# ---- jitflow -> GraphDef -> jitflow ------------------------------------------------------------------
+
+def _build_loops() -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    x = tf.placeholder(tf.float32, [None, 5, 3], name="x")
+    k = tf.placeholder(tf.int32, [], name="k")
+    _, a = tf.while_loop(lambda i, a: i < k, lambda i, a: (i + 1, a * 0.5 + tf.reduce_sum(x)),
+                         [tf.constant(0), tf.constant(1.0)], maximum_iterations=4, name="capped")
+    collatz, _ = tf.while_loop(lambda s, n: n > 1,
+                               lambda s, n: (s + 1, tf.cond(tf.equal(n % 2, 0), lambda: n // 2, lambda: 3 * n + 1)),
+                               [0, k + 5], name="collatz")
+
+    def outer(i, acc):
+        inner = tf.while_loop(lambda j, b: j < i, lambda j, b: (j + 1, b + tf.cast(j, tf.float32)),
+                              [0, tf.constant(0.0)], name="inner")[1]
+        return i + 1, acc + inner
+
+    nested = tf.while_loop(lambda i, acc: i < k, outer, [0, tf.constant(0.0)], name="outer")[1]
+    sq = tf.map_fn(lambda r: tf.reduce_sum(r * r), x[0], name="squares")
+    cum = tf.scan(lambda c, r: c + r, x[0], name="cum")
+    cell = tf.nn.rnn_cell.LSTMCell(4, initializer=tf.random_normal_initializer(seed=2))
+    outs, state = tf.nn.dynamic_rnn(cell, x, sequence_length=tf.fill(tf.shape(x)[:1], k), dtype=tf.float32)
+    fetch = {"a": a, "collatz": collatz, "nested": nested, "sq": sq, "cum": cum, "out": outs, "h": state.h}
+    return {name: tf.identity(t, name=f"f_{name}") for name, t in fetch.items()}, x
+
+
+def _feed() -> dict[str, np.ndarray]:
+    return {"x:0": E["x"], "k:0": np.int32(3)}
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_jitflow_loops_round_trip_through_graph_def(jit: bool) -> None:
+    with tf.Graph().as_default() as g:
+        fetch, _ = _build_loops()
+        names = sorted(fetch)
+        with tf.Session() as s:
+            s.run(tf.global_variables_initializer())
+            want = s.run([fetch[n] for n in names], _feed())
+            gd = tf.graph_util.convert_variables_to_constants(s, g.as_graph_def(), [f"f_{n}" for n in names])
+    ops = {n.op for n in gd.node}
+    assert ops >= {"Enter", "Merge", "Switch", "LoopCond", "NextIteration", "Exit", "TensorArrayV3",
+                   "TensorArrayReadV3", "TensorArrayWriteV3", "TensorArrayScatterV3", "TensorArrayGatherV3"}
+    assert "While" not in ops
+    frames = {n.attr["frame_name"].s.decode() for n in gd.node if n.op == "Enter"}
+    assert {"capped/while_context", "outer/while_context", "outer/inner/while_context"} <= frames
+    got = _run_imported(gd, [f"f_{n}:0" for n in names], _feed(), jit)
+    for n, w, v in zip(names, want, got):
+        np.testing.assert_allclose(v, w, rtol=1e-6, err_msg=n)
+
+
+def test_exits_carry_tf_names() -> None:
+    with tf.Graph().as_default() as g:
+        x = tf.placeholder(tf.float32, [], name="x")
+        i, v = tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 2.0), [0, x])
+        tf.identity(v, name="v")
+        gd = g.as_graph_def()
+    exits = sorted(n.name for n in gd.node if n.op == "Exit")
+    assert exits == ["while/Exit", "while/Exit_1"]
+    assert next(n for n in gd.node if n.name == "v").input[0] == "while/Exit_1"
+    assert _run_imported(gd, ["v:0", "while/Exit_1:0"], {"x:0": np.float32(1.5)}, True) == [12.0, 12.0]
+
+
+def _save_and_reload(tmp_path: pathlib.Path, build: Callable[[], tf.Tensor], feed: Callable[[], dict]) -> None:
+    with tf.Graph().as_default():
+        out = build()
+        saver = tf.train.Saver()
+        with tf.Session() as s:
+            s.run(tf.global_variables_initializer())
+            want = s.run(out, feed())
+            path = saver.save(s, str(tmp_path / "model"))
+    assert (tmp_path / "model.meta").exists()
+    with tf.Graph().as_default() as g:
+        saver = tf.train.import_meta_graph(path + ".meta")
+        assert _loops(g)
+        with tf.Session() as s:
+            saver.restore(s, path)
+            np.testing.assert_allclose(s.run(out.name, feed()), want, rtol=1e-6)
+        # an imported loop is written again as a frame, and reads back the same
+        tf.train.export_meta_graph(str(tmp_path / "again.meta"))
+    with tf.Graph().as_default():
+        saver = tf.train.import_meta_graph(str(tmp_path / "again.meta"))
+        with tf.Session() as s:
+            saver.restore(s, path)
+            np.testing.assert_allclose(s.run(out.name, feed()), want, rtol=1e-6)
+
+
+def test_saver_writes_meta_graph_of_dynamic_rnn_and_it_reloads(tmp_path: pathlib.Path) -> None:
+    def build() -> tf.Tensor:
+        x = tf.placeholder(tf.float32, [None, 5, 3], name="x")
+        cell = tf.nn.rnn_cell.MultiRNNCell([tf.nn.rnn_cell.GRUCell(4), tf.nn.rnn_cell.BasicLSTMCell(3)])
+        outs, _ = tf.nn.dynamic_rnn(cell, x, dtype=tf.float32)
+        return tf.identity(outs, name="out")
+
+    _save_and_reload(tmp_path, build, lambda: {"x:0": E["x"]})
+
+
+def test_gradients_through_an_imported_loop_match_the_native_loop() -> None:
+    def build() -> tuple[tf.Tensor, tf.Tensor]:
+        x = tf.placeholder(tf.float32, [3], name="x")
+        _, y = tf.while_loop(lambda i, v: i < 4, lambda i, v: (i + 1, tf.tanh(v * 1.5) + v), [0, x])
+        return x, tf.identity(y, name="y")
+
+    xv = np.array([0.1, -0.4, 0.3], np.float32)
+    with tf.Graph().as_default() as g:
+        x, y = build()
+        gd = g.as_graph_def()
+        want = tf.Session().run(tf.gradients(tf.reduce_sum(y * y), x)[0], {x: xv})
+    with tf.Graph().as_default():
+        x, y = tf.import_graph_def(gd, return_elements=["x:0", "y:0"], name="")
+        got = tf.Session().run(tf.gradients(tf.reduce_sum(y * y), x)[0], {x: xv})
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+# ---- malformed frames ----------------------------------------------------------------------------------
+
+def _loop_nodes() -> GraphDef:
+    return _graph_def("while.pb")
+
+
+def _edit(fn: Callable[[GraphDef], None]) -> GraphDef:
+    gd = _loop_nodes()
+    fn(gd)
+    return gd
+
+
+def _node(gd: GraphDef, name: str):  # noqa: ANN202 - a NodeDef
+    return next(n for n in gd.node if n.name == name)
+
+
+def _drop(gd: GraphDef, name: str) -> None:
+    keep = [n for n in gd.node if n.name != name]
+    del gd.node[:]
+    gd.node.extend(keep)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda gd: _drop(gd, "loop/LoopCond") or _node(gd, "loop/Switch").input.__setitem__(1, "loop/LogicalAnd"),
+     "0 LoopCond"),
+    (lambda gd: _node(gd, "loop/Merge_1").input.__setitem__(1, "loop/add_1"), "cycle that does not pass"),
+    (lambda gd: _node(gd, "loop/Merge_1").input.__setitem__(1, "loop/Enter_1"), "must switch a loop variable"),
+    (lambda gd: _node(gd, "loop/Exit_2").input.__setitem__(0, "loop/Identity_2"), "Switch's false output"),
+    (lambda gd: _node(gd, "loop/NextIteration_2").input.__setitem__(0, "loop/Less"), "the body returns bool"),
+    (lambda gd: _node(gd, "loop/Enter_2").attr["frame_name"].__setattr__("s", b""), "frame_name"),
+])
+def test_malformed_frames_are_invalid_argument(edit: Callable[[GraphDef], None], message: str) -> None:
+    gd = _edit(edit)
+    with tf.Graph().as_default():
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            tf.import_graph_def(gd, name="")
+
+
+def test_meta_graph_of_tf_keeps_while_context_out_of_collections() -> None:
+    meta = MetaGraphDef()
+    meta.ParseFromString((DATA / "rnn.ckpt.meta").read_bytes())
+    assert "while_context" in meta.collection_def
+    with tf.Graph().as_default() as g:
+        tf.train.import_meta_graph(meta)
+        assert g.get_collection("while_context") == []
+
+
+def test_reading_a_body_value_outside_its_loop_fails_at_run_time() -> None:
+    gd = _edit(lambda gd: _node(gd, "r_a").input.__setitem__(0, "loop/add_2"))  # no Exit on the way out
+    with tf.Graph().as_default():
+        tf.import_graph_def(gd, name="")
+        with pytest.raises(tf.errors.InvalidArgumentError, match="not fed by its enclosing op"):
+            tf.Session().run("r_a:0", {"x:0": E["wx"]})
