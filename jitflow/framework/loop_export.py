@@ -21,6 +21,7 @@ from jitflow.framework.graph_io import ExportContext, export_op, make_node, tens
 from jitflow.protos.node_def import NodeDef
 
 RESOURCE = 20  # DT_RESOURCE: TF's type of TensorArray and stack handles
+VARIANT, FLOAT = dtypes.variant.as_datatype_enum, dtypes.float32.as_datatype_enum
 _HANDLE_SOURCES = {"TFTensorArrayV3": 0, "TensorArrayGradV3": 0, "StackV2": 0}
 
 
@@ -40,6 +41,14 @@ class Frame:
     switches: dict[Tensor, str] = field(default_factory=dict)
     pivot: dict[str, str] = field(default_factory=dict)
     loop_cond: str = ""
+    members: set[Operation] = field(default_factory=set)  # the ops written inside (the sub-graph's by default)
+    fixed: dict[Tensor, str] = field(default_factory=dict)  # tensors with a frame-local name (gradient frames)
+    parallel: int = 10  # parallel_iterations
+    renames: dict[str, str] | None = None  # op name -> node name, when the ops are written a second time
+
+    def __post_init__(self) -> None:
+        if not self.members and self.lb is not None:
+            self.members = self.lb.ctx._ops
 
 
 class LoopExport:
@@ -52,9 +61,19 @@ class LoopExport:
         self.remap: dict[str, str] = {}
         self.frames: list[Frame] = []
         self.exit_idents: set[Operation] = set()
+        self.grads: dict[Operation, list[Operation]] = {}  # forward While -> its WhileGrad ops
+        self.pushes: dict[Operation, Any] = {}  # WhileGrad -> what its forward frame pushed for it
+        self.counters: dict[Operation, str] = {}  # forward While -> the Exit of its iteration counter
+        self.grad_sets: dict[Operation, set[Operation]] = {}  # WhileGrad -> its gradient ops
         for op in graph.get_operations():
             if op.type == "While":
                 self._note_loop(op)
+            elif op.type == "WhileGrad":
+                from jitflow.framework import loop_grad_export
+
+                self.grads.setdefault(op.inputs[0].op, []).append(op)
+                self.grad_sets[op] = loop_grad_export.grad_members(op)
+                self.inner |= self.grad_sets[op] | {t.op for t in op.inputs[0].op.attrs["body"].grad_inputs}
 
     def _note_loop(self, op: Operation) -> None:
         lb = op.attrs["body"]
@@ -69,14 +88,25 @@ class LoopExport:
                 self.exit_idents.add(ident)
 
     def top_level(self, ops: list[Operation]) -> list[Operation]:
-        """The ops written outside every frame."""
-        return [op for op in ops if op not in self.inner and op not in self.exit_idents]
+        """The ops written outside every frame. Ops outside that read a sub-graph's values (the unused
+        branches of a loop's gradient, which never run) are left out, with what reads them."""
+        dead: set[Operation] = set()
+        out = []
+        for op in ops:
+            if op in self.inner or op in self.exit_idents:
+                continue
+            if any(t.op in self.inner or t.op in dead for t in op.inputs) or \
+                    any(c in self.inner or c in dead for c in op.control_inputs):
+                dead.add(op)
+                continue
+            out.append(op)
+        return out
 
     def finish(self) -> None:
         """Rewrites references to While outputs (and jitflow TensorArray flows) to TF's nodes."""
-        if not self.remap:
-            return
         for node in self.ctx.graph_def.node:
+            if "T" in node.attr and node.attr["T"].type == VARIANT:
+                node.attr["T"].type = FLOAT  # a jitflow TensorArray flow: TF's flows are float
             for i, r in enumerate(node.input):
                 new = self.remap.get(r)
                 if new is not None:
@@ -87,7 +117,7 @@ class LoopExport:
     def level_of(self, op: Operation) -> int:
         """How deep in the frames being written `op` lives (0: outside them all)."""
         for d in range(len(self.frames), 0, -1):
-            if op in self.frames[d - 1].lb.ctx._ops:
+            if op in self.frames[d - 1].members:
                 return d
         return 0
 
@@ -97,13 +127,18 @@ class LoopExport:
         if depth == 0:
             return tensor_ref(t)
         fr = self.frames[depth - 1]
-        if t.op.type == "_SubgraphInput" and t.op in fr.lb.ctx._ops:
+        if t in fr.fixed:
+            return fr.fixed[t]
+        if fr.renames is not None and t.op.name in fr.renames:
+            new = fr.renames[t.op.name]
+            return new if t.value_index == 0 else f"{new}:{t.value_index}"
+        if t.op.type == "_SubgraphInput" and t.op in fr.members:
             ins = fr.lb.ctx.inputs
             if t in ins:
                 k = ins.index(t)
                 return fr.merges[k] if fr.region == "cond" else fr.idents[k]
             return self.enter(fr, depth, self.outer_of[t], t)
-        if t.op not in fr.lb.ctx._ops:
+        if t.op not in fr.members:
             return self.enter(fr, depth, t, t)
         if fr.region == "body" and t.op in fr.cond_ops:
             return self.switch_true(fr, t)
@@ -132,7 +167,7 @@ class LoopExport:
     def _enter(self, fr: Frame, src: str, dt: dtypes.DType, const: bool, resource: bool = False) -> str:
         name = self.ctx.unique(f"{fr.scope}Enter")
         node = self.node(name, "Enter", [src], {"T": dt, "frame_name": fr.frame_name, "is_constant": const,
-                                                "parallel_iterations": fr.op.attrs["parallel_iterations"]})
+                                                "parallel_iterations": fr.parallel})
         if resource:
             node.attr["T"].type = RESOURCE
         return name
@@ -200,6 +235,8 @@ def export_region(st: LoopExport, fr: Frame, ops: list[Operation]) -> None:
             continue
         export_op(st.ctx, op)
         for node in st.ctx.graph_def.node[start:]:
+            if fr.renames is not None and node.name == op.name:  # (a second gradient of one loop)
+                node.name = fr.renames[op.name] = st.ctx.unique(op.name)
             _localize(st, fr, node)
 
 
@@ -214,8 +251,10 @@ def _localize(st: LoopExport, fr: Frame, node: NodeDef) -> None:
         if op.type == "TensorArrayV3" and idx == "0":
             continue  # a TensorArray handle, already named for this frame
         if ctrl:
-            if op not in fr.lb.ctx._ops:
+            if op not in fr.members:
                 node.input[i] = "^" + fr.pivot[fr.region]  # an outer control input: TF needs it in-frame
+            elif fr.renames is not None and name in fr.renames:
+                node.input[i] = "^" + fr.renames[name]
             continue
         node.input[i] = st.ref(op.outputs[int(idx or 0)])
     if not node.input:

@@ -5,6 +5,7 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.errors import InvalidArgumentError
+from jitflow.framework import loop_grad_export
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph_io import ExportContext, tensor_ref
 from jitflow.framework.loop_export import Frame, LoopExport, export_region, state, tf_type
@@ -47,22 +48,24 @@ def export_while(ctx: ExportContext, op: Operation) -> None:
     lb = op.attrs["body"]
     n = lb.n
     scope = op.name.rsplit("/", 1)[0] + "/" if "/" in op.name else ""
-    fr = Frame(op, lb, _frame_name(st, scope), scope)
+    fr = Frame(op, lb, _frame_name(st, scope), scope, parallel=op.attrs["parallel_iterations"])
     outer_pivot = st.frames[-1].pivot[st.frames[-1].region] if st.frames else None
     init_refs = [st.ref(t) for t in op.inputs[:n]]
     types = [tf_type(t, st) for t in op.inputs[:n]]
-    if lb.has_max:
+    counter = lb.has_max or op in st.grads  # an iteration count: for maximum_iterations, for the gradient
+    if counter:
         init_refs.append(_const(st, f"{scope}iteration_counter", 0, outer_pivot))
         types.append(dtypes.int32)
     st.frames.append(fr)
     try:
-        nexts = _write_loop(st, fr, init_refs, types)
+        nexts = _write_loop(st, fr, init_refs, types, counter)
     finally:
         st.frames.pop()
     _write_exits(st, fr, op, types, nexts)
 
 
-def _write_loop(st: LoopExport, fr: Frame, init_refs: list[str], types: list[dtypes.DType]) -> list[str]:
+def _write_loop(st: LoopExport, fr: Frame, init_refs: list[str], types: list[dtypes.DType],
+                counter: bool) -> list[str]:
     """Enter/Merge, the condition, Switch/Identity, the body and NextIteration; returns the Switches."""
     lb, scope = fr.lb, fr.scope
     enters = [st._enter(fr, r, dt, False) for r, dt in zip(init_refs, types)]
@@ -96,18 +99,23 @@ def _write_loop(st: LoopExport, fr: Frame, init_refs: list[str], types: list[dty
     fr.region = "body"
     export_region(st, fr, [o for o in closure(list(lb.outs), members) if o not in fr.cond_ops])
     outs = [st.ref(t) for t in lb.outs]
-    if lb.has_max:
+    pushes = loop_grad_export.write_pushes(st, fr)
+    if counter:
         one = _const(st, f"{scope}add/y", 1, fr.idents[0])
         add = st.ctx.unique(f"{scope}add")
         st.node(add, "AddV2", [fr.idents[-1], one], {"T": dtypes.int32})
         outs.append(add)
-    for nx, r, dt in zip(nexts, outs, types):
-        st.node(nx, "NextIteration", [r], {"T": dt})
+    for k, (nx, r, dt) in enumerate(zip(nexts, outs, types)):
+        st.node(nx, "NextIteration", [r] + (pushes if k == 0 else []), {"T": dt})  # pushes run each iteration
     return switches
 
 
 def _write_exits(st: LoopExport, fr: Frame, op: Operation, types: list[dtypes.DType], switches: list[str]) -> None:
     """An Exit per variable, under TF's names; references to the While's outputs are pointed at them."""
+    if any(c.type != "WhileGrad" for c in op.outputs[fr.lb.n].consumers()):
+        stub = st.ctx.unique(f"{fr.scope}history")  # jitflow's record for the gradient; TF's are stacks
+        st.node(stub, "Const", [], {"value": np.float32(0), "dtype": dtypes.float32})
+        st.remap[tensor_ref(op.outputs[fr.lb.n])] = stub
     named = list(getattr(fr.lb, "exit_names", None) or [])
     for k, (sw, dt) in enumerate(zip(switches, types)):
         name = named[k] if k < len(named) and named[k] else None
@@ -117,6 +125,8 @@ def _write_exits(st: LoopExport, fr: Frame, op: Operation, types: list[dtypes.DT
         name = name or st.ctx.unique(f"{fr.scope}Exit")
         st.ctx.names.add(name)
         st.node(name, "Exit", [sw], {"T": dt})
+        if k == fr.lb.n:
+            st.counters[op] = name
         if k < fr.lb.n:
             st.remap[tensor_ref(op.outputs[k])] = name
             if k == 0:

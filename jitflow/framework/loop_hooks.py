@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jitflow.framework import loop_tensor_arrays, op_attrs
+from jitflow.framework import loop_grad_export, loop_tensor_arrays, op_attrs
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph_io import ExportContext, ImportContext, tensor_ref, write_op_as
 from jitflow.ops import tf_loop_ops
@@ -36,5 +36,6 @@ def _export_nothing(ctx: ExportContext, op: Operation) -> None:
 
 
 op_attrs.EXPORT_HOOKS.update(loop_tensor_arrays.EXPORT_HOOKS)
+op_attrs.EXPORT_HOOKS.update(loop_grad_export.EXPORT_HOOKS)
 op_attrs.EXPORT_HOOKS["While"] = _export_while
 op_attrs.EXPORT_HOOKS["_SubgraphInput"] = _export_nothing

@@ -21,13 +21,7 @@ from jitflow.protos.node_def import NodeDef
 REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Prod", "All", "Any")
 
 # jitflow op types that are not written to a GraphDef, and why (kept by the registry-walk test).
-_GRAD_LOOP = ("jitflow keeps a loop's gradient as one op that replays the body's gradient over the values the "
-              "forward loop kept; it is not written as TF's stack-based gradient frame")
-NOT_EXPORTED: dict[str, str] = {
-    "WhileGrad": _GRAD_LOOP,
-    **{t: _GRAD_LOOP for t in ("TensorArrayGradAdd", "TensorArrayGradFrom", "TensorArrayGradFromSplit",
-                               "TensorArrayGradGather", "TensorArrayGradRead", "TensorArrayGradSplit")},
-}
+NOT_EXPORTED: dict[str, str] = {}
 
 
 def _const(ctx: ExportContext, name: str, value: Any, dtype: dtypes.DType) -> str:

@@ -95,7 +95,7 @@ def _build_loops() -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     sq = tf.map_fn(lambda r: tf.reduce_sum(r * r), x[0], name="squares")
     cum = tf.scan(lambda c, r: c + r, x[0], name="cum")
     cell = tf.nn.rnn_cell.LSTMCell(4, initializer=tf.random_normal_initializer(seed=2))
-    outs, state = tf.nn.dynamic_rnn(cell, x, sequence_length=tf.fill(tf.shape(x)[:1], k), dtype=tf.float32)
+    outs, state = tf.nn.dynamic_rnn(cell, x, sequence_length=tf.stack([tf.constant(5), k]), dtype=tf.float32)
     fetch = {"a": a, "collatz": collatz, "nested": nested, "sq": sq, "cum": cum, "out": outs, "h": state.h}
     return {name: tf.identity(t, name=f"f_{name}") for name, t in fetch.items()}, x
 
@@ -240,3 +240,48 @@ def test_reading_a_body_value_outside_its_loop_fails_at_run_time() -> None:
         tf.import_graph_def(gd, name="")
         with pytest.raises(tf.errors.InvalidArgumentError, match="not fed by its enclosing op"):
             tf.Session().run("r_a:0", {"x:0": E["wx"]})
+
+
+def _train_graph(cell_fn: Callable[[], object]) -> dict[str, object]:
+    tf.set_random_seed(5)
+    x = tf.placeholder(tf.float32, [None, 5, 3], name="x")
+    y = tf.placeholder(tf.float32, [None, 4], name="y")
+    outs, _ = tf.nn.dynamic_rnn(cell_fn(), x, dtype=tf.float32)
+    pred = tf.identity(outs[:, -1, :4], name="pred")
+    loss = tf.reduce_mean(tf.square(pred - y), name="loss")
+    train = tf.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    tf.add_to_collection("train_op", train)
+    (dx,) = tf.gradients(loss, x)
+    tf.identity(dx, name="dx")
+    return {"x": x, "y": y, "loss": loss, "train": train}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_training_graph_round_trips_and_keeps_training(tmp_path: pathlib.Path, cell: str) -> None:
+    """Saver.save writes the loop's gradient as a TF gradient frame; after import_meta_graph + restore,
+    training goes on exactly as in the original graph."""
+    make = {"lstm": lambda: tf.nn.rnn_cell.LSTMCell(4), "gru": lambda: tf.nn.rnn_cell.GRUCell(4)}[cell]
+    feed = {"x:0": E["x"], "y:0": E["y"]}
+    path = str(tmp_path / "model")
+    with tf.Graph().as_default():
+        t = _train_graph(make)
+        with tf.Session() as s:
+            s.run(tf.global_variables_initializer())
+            s.run(t["train"], feed)
+            tf.train.Saver().save(s, path)
+            dx = s.run("dx:0", feed)
+            losses = [s.run([t["train"], t["loss"]], feed)[1] for _ in range(2)]
+    meta = MetaGraphDef()
+    meta.ParseFromString(pathlib.Path(path + ".meta").read_bytes())
+    ops = {n.op for n in meta.graph_def.node}
+    assert {"StackV2", "StackPushV2", "StackPopV2", "TensorArrayGradV3"} <= ops
+    assert not ops & {"While", "WhileGrad", "TensorArrayGradRead", "TensorArrayGradFrom"}
+    for jit in (True, False):
+        with tf.Graph().as_default():
+            saver = tf.train.import_meta_graph(path + ".meta")
+            train = tf.get_collection("train_op")[0]
+            with tf.Session(config=tf.ConfigProto(jit=jit)) as s:
+                saver.restore(s, path)
+                np.testing.assert_allclose(s.run("dx:0", feed), dx, rtol=1e-5, atol=1e-7)
+                got = [s.run([train, "loss:0"], feed)[1] for _ in range(2)]
+        np.testing.assert_allclose(got, losses, rtol=1e-5)

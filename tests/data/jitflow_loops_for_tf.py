@@ -1,0 +1,45 @@
+"""Writes, with jitflow, the loop graphs that tests/data/tf_reads_jitflow_loops.py checks with TensorFlow:
+
+    python tests/data/jitflow_loops_for_tf.py DIR && /path/to/tf/python tests/data/tf_reads_jitflow_loops.py DIR
+
+- frozen.pb: while_loops (maximum_iterations, a cond in the body, a loop in a loop), map_fn, scan and a
+  dynamic_rnn LSTM with sequence_length, frozen; fetches f_a, f_collatz, f_nested, f_sq, f_cum, f_out, f_h;
+- model.ckpt + .meta: a dynamic_rnn GRU trained one step with SGD, with `train_op` and `dx` (a second
+  tf.gradients of the same loop); one more step's loss in expected.npz.
+"""
+import os
+import sys
+
+import numpy as np
+
+import jitflow as tf
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from tests.framework.test_loop_graph_def import E, _build_loops, _train_graph  # noqa: E402
+
+OUT = sys.argv[1]
+os.makedirs(OUT, exist_ok=True)
+res = {"x": E["x"], "y": E["y"], "k": np.int32(3)}
+with tf.Graph().as_default() as g:
+    fetch, _ = _build_loops()
+    names = sorted(fetch)
+    with tf.Session() as s:
+        s.run(tf.global_variables_initializer())
+        for n, v in zip(names, s.run([fetch[n] for n in names], {"x:0": res["x"], "k:0": res["k"]})):
+            res["f_" + n] = v
+        gd = tf.graph_util.convert_variables_to_constants(s, g.as_graph_def(), [f"f_{n}" for n in names])
+with open(os.path.join(OUT, "frozen.pb"), "wb") as f:
+    f.write(gd.SerializeToString())
+
+feed = {"x:0": res["x"], "y:0": res["y"]}
+with tf.Graph().as_default():
+    t = _train_graph(lambda: tf.nn.rnn_cell.GRUCell(4))
+    with tf.Session() as s:
+        s.run(tf.global_variables_initializer())
+        s.run(t["train"], feed)
+        tf.train.Saver().save(s, os.path.join(OUT, "model.ckpt"))
+        res["loss1"], res["dx"] = s.run(["loss:0", "dx:0"], feed)
+        s.run(t["train"], feed)
+        res["loss2"] = s.run(t["loss"], feed)
+np.savez(os.path.join(OUT, "expected.npz"), **res)
+print("wrote", OUT)
