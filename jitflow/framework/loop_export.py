@@ -161,12 +161,15 @@ class LoopExport:
         """The constant Enter through which frame `fr` reads the outer tensor."""
         if outer not in fr.enters:
             src = self.ref(outer, depth - 1)
-            fr.enters[outer] = self._enter(fr, src, tf_type(outer, self), True, resource=is_handle(outer, self))
+            fr.enters[outer] = self._enter(fr, src, tf_type(outer, self), True, resource=is_handle(outer, self),
+                                          ref=outer.op.type in ("VariableV2", "Variable"))
         return fr.enters[outer]
 
-    def _enter(self, fr: Frame, src: str, dt: dtypes.DType, const: bool, resource: bool = False) -> str:
+    def _enter(self, fr: Frame, src: str, dt: dtypes.DType, const: bool, resource: bool = False,
+               ref: bool = False) -> str:
+        """An Enter into frame `fr` (a RefEnter for a variable used by reference, as TF writes it)."""
         name = self.ctx.unique(f"{fr.scope}Enter")
-        node = self.node(name, "Enter", [src], {"T": dt, "frame_name": fr.frame_name, "is_constant": const,
+        node = self.node(name, "RefEnter" if ref else "Enter", [src], {"T": dt, "frame_name": fr.frame_name, "is_constant": const,
                                                 "parallel_iterations": fr.parallel})
         if resource:
             node.attr["T"].type = RESOURCE

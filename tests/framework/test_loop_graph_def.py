@@ -285,3 +285,39 @@ def test_training_graph_round_trips_and_keeps_training(tmp_path: pathlib.Path, c
                 np.testing.assert_allclose(s.run("dx:0", feed), dx, rtol=1e-5, atol=1e-7)
                 got = [s.run([train, "loss:0"], feed)[1] for _ in range(2)]
         np.testing.assert_allclose(got, losses, rtol=1e-5)
+
+
+def test_imported_lstm_body_is_compiled_like_a_native_loop() -> None:
+    with tf.Graph().as_default() as g:
+        tf.import_graph_def(_graph_def("frozen_lstm.pb"), name="")
+        rep = tf.explain(g.get_tensor_by_name("out:0"), {"x:0": E["x"], "lens:0": E["lens"]})
+    kinds = [lp["kind"] for lp in rep.loops]
+    assert kinds == ["cond", "body"]
+    body = rep.loops[1]["report"]
+    gates = [c["ops"] for c in body.clusters if any("Sigmoid" in o for o in c["ops"])]
+    assert gates and len(gates[0]) > 2  # the LSTM gates fused into one kernel
+
+
+def test_body_assigning_a_variable_round_trips(tmp_path: pathlib.Path) -> None:
+    """A variable a body assigns enters the frame by reference (RefEnter), as in TF."""
+    with tf.Graph().as_default():
+        v = tf.Variable(0.0, name="v")
+
+        def body(i: tf.Tensor) -> tf.Tensor:
+            with tf.control_dependencies([tf.assign_add(v, 1.0)]):
+                return i + 1
+
+        tf.identity(tf.while_loop(lambda i: i < 4, body, [tf.constant(0)]), name="r")
+        saver = tf.train.Saver()
+        with tf.Session() as s:
+            s.run(tf.global_variables_initializer())
+            path = saver.save(s, str(tmp_path / "model"))
+    meta = MetaGraphDef()
+    meta.ParseFromString(pathlib.Path(path + ".meta").read_bytes())
+    assert [n.input[0] for n in meta.graph_def.node if n.op == "RefEnter"] == ["v"]
+    with tf.Graph().as_default():
+        saver = tf.train.import_meta_graph(path + ".meta")
+        with tf.Session() as s:
+            saver.restore(s, path)
+            assert s.run("r:0") == 4
+            assert s.run("v:0") == 4.0
