@@ -169,8 +169,8 @@ class LoopExport:
                ref: bool = False) -> str:
         """An Enter into frame `fr` (a RefEnter for a variable used by reference, as TF writes it)."""
         name = self.ctx.unique(f"{fr.scope}Enter")
-        node = self.node(name, "RefEnter" if ref else "Enter", [src], {"T": dt, "frame_name": fr.frame_name, "is_constant": const,
-                                                "parallel_iterations": fr.parallel})
+        attrs = {"T": dt, "frame_name": fr.frame_name, "is_constant": const, "parallel_iterations": fr.parallel}
+        node = self.node(name, "RefEnter" if ref else "Enter", [src], attrs)
         if resource:
             node.attr["T"].type = RESOURCE
         return name
