@@ -1,6 +1,8 @@
 """Writes one jitflow While as a TensorFlow 1.x loop frame (the layout is described in loop_export.py)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from jitflow import dtypes
@@ -116,13 +118,9 @@ def _write_exits(st: LoopExport, fr: Frame, op: Operation, types: list[dtypes.DT
         stub = st.ctx.unique(f"{fr.scope}history")  # jitflow's record for the gradient; TF's are stacks
         st.node(stub, "Const", [], {"value": np.float32(0), "dtype": dtypes.float32})
         st.remap[tensor_ref(op.outputs[fr.lb.n])] = stub
-    named = list(getattr(fr.lb, "exit_names", None) or [])
+    named = exit_names(op)
     for k, (sw, dt) in enumerate(zip(switches, types)):
-        name = named[k] if k < len(named) and named[k] else None
-        if name is None and k < fr.lb.n:
-            name = op.name if k == 0 else f"{op.name}_{k}"
-            name = name if k == 0 or name not in st.ctx.names else st.ctx.unique(name)
-        name = name or st.ctx.unique(f"{fr.scope}Exit")
+        name = named[k] if k < len(named) else st.ctx.unique(f"{fr.scope}Exit")
         st.ctx.names.add(name)
         st.node(name, "Exit", [sw], {"T": dt})
         if k == fr.lb.n:
@@ -131,3 +129,30 @@ def _write_exits(st: LoopExport, fr: Frame, op: Operation, types: list[dtypes.DT
             st.remap[tensor_ref(op.outputs[k])] = name
             if k == 0:
                 st.remap["^" + op.name] = "^" + name
+
+
+def exit_names(op: Operation) -> list[str]:
+    """The names of a While's Exit nodes in a GraphDef: TF's (`while/Exit`, `while/Exit_1`, ...), or
+    those the loop was imported with."""
+    lb = op.attrs["body"]
+    named = list(getattr(lb, "exit_names", None) or [])
+    taken = op.graph._ops_by_name
+    out: list[str] = []
+    for k in range(lb.n):
+        if k < len(named) and named[k]:
+            out.append(named[k])
+            continue
+        base = op.name if k == 0 else f"{op.name}_{k}"
+        name, i = base, 0
+        while k and (name in taken or name in out):
+            i += 1
+            name = f"{base}_{i}"
+        out.append(name)
+    return out
+
+
+def graph_def_name(item: Any) -> str:
+    """The name of a tensor or op in the GraphDef jitflow writes (a While's outputs are its Exits)."""
+    if isinstance(item, Tensor) and item.op.type == "While" and item.value_index < item.op.attrs["body"].n:
+        return exit_names(item.op)[item.value_index] + ":0"
+    return str(item.name)

@@ -72,7 +72,9 @@ def _add_item(cd: CollectionDef, item: Any, scope: str | None, as_variable: bool
         b = _variable_def(item, scope)
         return b is not None and (cd.bytes_list.value.append(b) or True)
     if isinstance(item, (Tensor, Operation)) or hasattr(item, "_variable"):
-        name = _strip(item.name, scope)
+        from jitflow.framework.loop_frame_export import graph_def_name  # a loop's outputs: its Exit nodes
+
+        name = _strip(graph_def_name(item), scope)
         return name is not None and (cd.node_list.value.append(name) or True)
     if isinstance(item, (str, bytes)):
         cd.bytes_list.value.append(item.encode() if isinstance(item, str) else item)

@@ -321,3 +321,16 @@ def test_body_assigning_a_variable_round_trips(tmp_path: pathlib.Path) -> None:
             saver.restore(s, path)
             assert s.run("r:0") == 4
             assert s.run("v:0") == 4.0
+
+
+def test_collections_name_loop_outputs_by_their_exits(tmp_path: pathlib.Path) -> None:
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [], name="x")
+        _, v = tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 2.0), [0, x])
+        tf.add_to_collection("final", v)
+        meta = tf.train.export_meta_graph(str(tmp_path / "m.meta"))
+    assert list(meta.collection_def["final"].node_list.value) == ["while/Exit_1:0"]
+    with tf.Graph().as_default():
+        tf.train.import_meta_graph(str(tmp_path / "m.meta"))
+        (v,) = tf.get_collection("final")
+        assert tf.Session().run(v, {"x:0": 1.0}) == 8.0
