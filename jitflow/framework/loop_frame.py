@@ -150,7 +150,7 @@ def _run_side_effects(body: graph_io.ImportContext, fg: FrameGraph, name: str, p
                       outs: list[Tensor]) -> None:
     """Ops of the body that nothing reads (a gradient's stack pushes) run before its first result."""
     consumed = {_base(r) for f in fg.subtree(name) for n in fg.frames[f].nodes for r in n.input}
-    side = side_effect_ops(body, p.body, consumed)
+    side = side_effect_ops(body, p.body, consumed, set(p.switch_var))
     ctrl = {_base(r) for n in [*p.nexts, p.cond] for r in n.input if r.startswith("^")}  # TF orders pushes so
     side += [body.ops[c] for c in sorted(ctrl) if c in body.ops and body.ops[c] not in side]
     if side and outs:

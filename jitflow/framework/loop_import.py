@@ -221,6 +221,24 @@ def sub_context(ctx: graph_io.ImportContext, extra: dict[str, Tensor]) -> graph_
                                   ctx.renamed, ctx.ops, ctx.used_inputs)
 
 
-def side_effect_ops(ctx: graph_io.ImportContext, members: list[NodeDef], consumed: set[str]) -> list[Operation]:
-    """The imported ops among `members` that no node of the frame reads (they must still run)."""
-    return [ctx.ops[n.name] for n in members if n.name not in consumed and n.name in ctx.ops]
+def side_effect_ops(ctx: graph_io.ImportContext, members: list[NodeDef], consumed: set[str],
+                    loop_switches: set[str]) -> list[Operation]:
+    """The stateful imported ops among `members` that no node of the frame reads (they must still run).
+    Those inside a cond's branch are left to their branch: a dead control input would kill the loop."""
+    from jitflow.framework import registry
+
+    by_name = {n.name: n for n in members}
+    branch: set[str] = set()
+    for n in graph_io._topological(list(members)):
+        for r in n.input:
+            src = by_name.get(_base(r))
+            if _base(r) in branch or (src is not None and src.op in ("Switch", "RefSwitch")
+                                      and src.name not in loop_switches):
+                branch.add(n.name)
+    out = []
+    for n in members:
+        op = ctx.ops.get(n.name)
+        if op is not None and n.name not in consumed and n.name not in branch and \
+                registry.get_opdef(op.type).kind == registry.STATEFUL and op.type != "ControlTrigger":
+            out.append(op)
+    return out

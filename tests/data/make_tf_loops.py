@@ -3,7 +3,8 @@ graphs with TF 1.x control-flow frames (Enter/Merge/Switch/LoopCond/NextIteratio
 
 - frozen_lstm.pb: a dynamic_rnn LSTM inference graph with its variables frozen (TF's
   convert_variables_to_constants), output `out`;
-- while.pb: a plain tf.while_loop with a loop invariant and maximum_iterations (`x` -> `r:0`, `r:1`);
+- while.pb: a plain tf.while_loop with a loop invariant and maximum_iterations (`x` -> `r_i`, `r_a`);
+- nested.pb: a tf.cond in a loop body and a loop inside a loop (`n` -> `acc`);
 - rnn.ckpt.*: a tiny BasicRNNCell dynamic_rnn trained 2 steps with SGD, its .meta and checkpoint (the
   gradient loop with its stacks included); collection `train_op`;
 - expected.npz: the inputs and the values TF computed (outputs, loss after one more step, weights).
@@ -51,6 +52,20 @@ with tf.Graph().as_default():  # a plain while_loop
     with tf.Session() as s:
         res["while_i"], res["while_a"] = s.run(["r_i:0", "r_a:0"], {x: wx})
     tf.train.write_graph(tf.get_default_graph(), OUT, "while.pb", as_text=False)
+
+with tf.Graph().as_default():  # a tf.cond inside a loop body, and a loop inside a loop
+    n = tf.placeholder(tf.int32, [], name="n")
+
+    def outer(i, acc):
+        inner = tf.while_loop(lambda j, b: j < i, lambda j, b: [j + 1, b + tf.cast(j, tf.float32)],
+                              [0, tf.constant(0.0)], name="inner")[1]
+        step = tf.cond(tf.equal(i % 2, 0), lambda: inner * 2.0, lambda: -inner)
+        return [i + 1, acc + step]
+
+    tf.identity(tf.while_loop(lambda i, acc: i < n, outer, [0, tf.constant(0.0)], name="outer")[1], name="acc")
+    with tf.Session() as s:
+        res["nested_acc"] = s.run("acc:0", {n: 6})
+    tf.train.write_graph(tf.get_default_graph(), OUT, "nested.pb", as_text=False)
 
 with tf.Graph().as_default():  # a tiny RNN training graph, saved as .meta + checkpoint
     tf.set_random_seed(3)

@@ -334,3 +334,11 @@ def test_collections_name_loop_outputs_by_their_exits(tmp_path: pathlib.Path) ->
         tf.train.import_meta_graph(str(tmp_path / "m.meta"))
         (v,) = tf.get_collection("final")
         assert tf.Session().run(v, {"x:0": 1.0}) == 8.0
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_tf_cond_in_loop_and_nested_loop_run(jit: bool) -> None:
+    gd = _graph_def("nested.pb")
+    assert len({n.attr["frame_name"].s for n in gd.node if n.op == "Enter"}) == 2
+    (acc,) = _run_imported(gd, ["acc:0"], {"n:0": np.int32(6)}, jit)
+    np.testing.assert_allclose(acc, E["nested_acc"])
