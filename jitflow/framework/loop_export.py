@@ -230,7 +230,7 @@ def finish(ctx: ExportContext) -> None:
 def export_region(st: LoopExport, fr: Frame, ops: list[Operation]) -> None:
     """Writes the ops of the cond or body part of a frame, with their references made frame-local."""
     for op in ops:
-        if op.type == "_SubgraphInput":
+        if op.type == "_SubgraphInput" or op in st.exit_idents:  # (a nested loop's Exit stands for it)
             continue
         start = len(st.ctx.graph_def.node)
         if op.type == "While":

@@ -4,6 +4,7 @@
 
 - frozen.pb: while_loops (maximum_iterations, a cond in the body, a loop in a loop), map_fn, scan and a
   dynamic_rnn LSTM with sequence_length, frozen; fetches f_a, f_collatz, f_nested, f_sq, f_cum, f_out, f_h;
+- again_nested.pb, again_frozen_lstm.pb: tests/data/tf_loops' TF-written graphs imported and written back;
 - model.ckpt + .meta: a dynamic_rnn GRU trained one step with SGD, with `train_op` and `dx` (a second
   tf.gradients of the same loop); one more step's loss in expected.npz.
 """
@@ -30,6 +31,16 @@ with tf.Graph().as_default() as g:
         gd = tf.graph_util.convert_variables_to_constants(s, g.as_graph_def(), [f"f_{n}" for n in names])
 with open(os.path.join(OUT, "frozen.pb"), "wb") as f:
     f.write(gd.SerializeToString())
+
+TF_LOOPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_loops")
+for name in ("nested.pb", "frozen_lstm.pb"):  # TF-written loops, imported here and written back
+    gd = tf.GraphDef()
+    with open(os.path.join(TF_LOOPS, name), "rb") as f:
+        gd.ParseFromString(f.read())
+    with tf.Graph().as_default() as g:
+        tf.import_graph_def(gd, name="")
+        with open(os.path.join(OUT, "again_" + name), "wb") as f:
+            f.write(g.as_graph_def().SerializeToString())
 
 feed = {"x:0": res["x"], "y:0": res["y"]}
 with tf.Graph().as_default():

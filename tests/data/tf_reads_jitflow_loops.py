@@ -18,6 +18,15 @@ with tf.Graph().as_default(), tf.Session() as s:
         assert np.allclose(v, e[n], rtol=1e-5, atol=1e-6), n
     print("frozen loops (while, max iterations, cond in body, nested, map_fn, scan, dynamic_rnn):",
           "same outputs")
+t = np.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_loops", "expected.npz"))
+for name, feed, want in [("nested.pb", {"n:0": np.int32(6)}, {"acc:0": t["nested_acc"]}),
+                         ("frozen_lstm.pb", {"x:0": t["x"], "lens:0": t["lens"]},
+                          {"out:0": t["lstm_out"], "h:0": t["lstm_h"]})]:
+    with tf.Graph().as_default(), tf.Session() as s:
+        tf.import_graph_def(tf.GraphDef.FromString(open(os.path.join(D, "again_" + name), "rb").read()), name="")
+        for k, v in want.items():
+            assert np.allclose(s.run(k, feed), v, rtol=1e-5, atol=1e-6), (name, k)
+    print(f"{name} written by TF, imported and written again by jitflow: TF's outputs")
 with tf.Graph().as_default(), tf.Session() as s:
     saver = tf.train.import_meta_graph(os.path.join(D, "model.ckpt.meta"))
     saver.restore(s, os.path.join(D, "model.ckpt"))

@@ -342,3 +342,18 @@ def test_tf_cond_in_loop_and_nested_loop_run(jit: bool) -> None:
     assert len({n.attr["frame_name"].s for n in gd.node if n.op == "Enter"}) == 2
     (acc,) = _run_imported(gd, ["acc:0"], {"n:0": np.int32(6)}, jit)
     np.testing.assert_allclose(acc, E["nested_acc"])
+
+
+@pytest.mark.parametrize("name, feed, fetch", [
+    ("nested.pb", {"n:0": np.int32(6)}, ["acc:0"]),
+    ("frozen_lstm.pb", {"x:0": E["x"], "lens:0": E["lens"]}, ["out:0", "h:0"]),
+    ("while.pb", {"x:0": E["wx"]}, ["r_i:0", "r_a:0"]),
+])
+def test_tf_loops_imported_here_are_written_back_as_frames(name: str, feed: dict, fetch: list[str]) -> None:
+    with tf.Graph().as_default() as g:
+        tf.import_graph_def(_graph_def(name), name="")
+        want = tf.Session().run(fetch, feed)
+        gd = g.as_graph_def()
+    assert "While" not in {n.op for n in gd.node}
+    for w, v in zip(want, _run_imported(gd, fetch, feed, True)):
+        np.testing.assert_allclose(v, w, rtol=1e-6)
