@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import jitflow as tf
 from jitflow.protos.graph import GraphDef
@@ -357,3 +359,35 @@ def test_tf_loops_imported_here_are_written_back_as_frames(name: str, feed: dict
     assert "While" not in {n.op for n in gd.node}
     for w, v in zip(want, _run_imported(gd, fetch, feed, True)):
         np.testing.assert_allclose(v, w, rtol=1e-6)
+
+
+_STEPS = {"add": lambda v, c: v + c, "mul": lambda v, c: v * c, "tanh": lambda v, c: tf.tanh(v) + c,
+          "max": lambda v, c: tf.maximum(v, c)}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 5), steps=st.lists(st.sampled_from(sorted(_STEPS)), min_size=1, max_size=3),
+       consts=st.lists(st.floats(-2, 2, width=32), min_size=3, max_size=3), cap=st.one_of(st.none(), st.integers(0, 6)),
+       use_ta=st.booleans())
+def test_property_loops_round_trip(n: int, steps: list[str], consts: list[float], cap: int | None,
+                                   use_ta: bool) -> None:
+    """Random loops (a counter, a vector carried through random steps, a captured tensor, maybe a
+    TensorArray and maximum_iterations) compute the same after GraphDef export and import."""
+    with tf.Graph().as_default() as g:
+        x = tf.placeholder(tf.float32, [3], name="x")
+        w = tf.reduce_sum(x) * 0.1
+
+        def body(i: tf.Tensor, v: tf.Tensor, ta: tf.TensorArray) -> tuple:
+            for s, c in zip(steps, consts):
+                v = _STEPS[s](v, c + w)
+            return i + 1, v, ta.write(i, v) if use_ta else ta
+
+        ta0 = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[3])
+        _, v, ta = tf.while_loop(lambda i, v, ta: i < n, body, [tf.constant(0), x, ta0], maximum_iterations=cap)
+        fetch = [tf.identity(v, name="v")] + ([tf.identity(ta.stack(), name="stacked")] if use_ta else [])
+        xv = np.array([0.5, -1.0, 2.0], np.float32)
+        want = tf.Session(config=tf.ConfigProto(jit=False)).run(fetch, {x: xv})
+        gd = g.as_graph_def()
+    got = _run_imported(gd, [t.name for t in fetch], {"x:0": xv}, False)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-6)
