@@ -8,12 +8,25 @@ from typing import Any
 from jitflow.framework import loop_grad_export, loop_tensor_arrays, op_attrs
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph_io import ExportContext, ImportContext, tensor_ref, write_op_as
+from jitflow.framework.tensor_shape import TensorShape, as_shape
 from jitflow.ops import tf_loop_ops
 from jitflow.protos.node_def import NodeDef
 
 
 def _import_tensor_array(ctx: ImportContext, node: NodeDef, data: list[Tensor], attrs: dict[str, Any]) -> Any:
+    if node.op in ("TensorArrayReadV3", "TensorArrayGatherV3") and data:
+        es = as_shape(attrs.get("element_shape"))
+        if es.ndims is None:  # TF's ReadV3 has no element_shape: the array's own, for static shapes
+            attrs = {**attrs, "element_shape": _array_element_shape(data[0])}
     return tf_loop_ops.TF_TENSOR_ARRAY_TYPES[node.op], data, attrs
+
+
+def _array_element_shape(handle: Tensor) -> TensorShape:
+    """The element_shape the TensorArrayV3 behind `handle` was created with (unknown if not found)."""
+    op = handle.op
+    while op.type in ("TensorArrayGradV3", "Identity"):
+        op = op.inputs[0].op
+    return as_shape(op.attrs.get("element_shape")) if op.type == "TFTensorArrayV3" else TensorShape(None)
 
 
 def _export_tensor_array(ctx: ExportContext, op: Operation) -> None:

@@ -140,7 +140,8 @@ _TA_OPS: list[tuple[str, Any, Any]] = [
 TF_TENSOR_ARRAY_TYPES = {t[2:]: t for t, _, _ in _TA_OPS if t.startswith("TF")}  # TF's op type -> jitflow's
 for _t, _infer, _k in _TA_OPS:
     registry.register_op(_t, _infer, _k, registry.STATEFUL)
-    registry.not_differentiable(_t)
+    if _t not in ("TFTensorArrayReadV3", "TFTensorArrayGatherV3", "TFTensorArrayWriteV3", "TFTensorArrayScatterV3"):
+        registry.not_differentiable(_t)  # (the others' gradients are below)
 
 
 # ---- stacks ----------------------------------------------------------------------------------------
@@ -208,3 +209,60 @@ registry.register_op("SigmoidGrad", _like_dy, lambda c, op, ins: ins[1] * ins[0]
 registry.register_op("ConcatOffset", lambda op: [(t.dtype, t.shape) for t in op.inputs[1:]], _k_concat_offset)
 for _t in ("TanhGrad", "SigmoidGrad", "ConcatOffset"):
     registry.not_differentiable(_t)
+
+
+# ---- gradients of TF-form TensorArray ops (TF's rules: the gradient array of a handle, by source) ------------
+
+def _mk(op_type: str, inputs: list, attrs: dict, name: str) -> Operation:
+    return inputs[0].graph.create_op(op_type, inputs, attrs, name=name)
+
+
+def _grad_handle(op: Operation, flow: Any) -> Operation:
+    """TensorArrayGradV3 of `op`'s array, ordered after `flow`."""
+    return _mk("TensorArrayGradV3", [op.inputs[0], flow], {"source": GRAD_SOURCE}, "TensorArrayGrad")
+
+
+def _flow_or_input(op: Operation, g: Any) -> Any:
+    return g if g is not None else op.inputs[-1]
+
+
+GRAD_SOURCE = "gradients"
+
+
+@registry.register_gradient("TFTensorArrayReadV3")
+def _read_grad(op: Operation, g: Any) -> list:
+    gh = _grad_handle(op, op.inputs[2])
+    w = _mk("TFTensorArrayWriteV3", [gh.outputs[0], op.inputs[1], g, gh.outputs[1]], {"T": g.dtype},
+            "TensorArrayWrite")
+    return [None, None, w.outputs[0]]
+
+
+@registry.register_gradient("TFTensorArrayGatherV3")
+def _gather_grad(op: Operation, g: Any) -> list:
+    gh = _grad_handle(op, op.inputs[2])
+    w = _mk("TFTensorArrayScatterV3", [gh.outputs[0], op.inputs[1], g, gh.outputs[1]], {"T": g.dtype},
+            "TensorArrayScatter")
+    return [None, None, w.outputs[0]]
+
+
+@registry.register_gradient("TFTensorArrayWriteV3")
+def _write_grad(op: Operation, g: Any) -> list:
+    flow = _flow_or_input(op, g)
+    gh = _grad_handle(op, flow)
+    value = op.inputs[2]
+    r = _mk("TFTensorArrayReadV3", [gh.outputs[0], op.inputs[1], gh.outputs[1]],
+            {"dtype": value.dtype, "element_shape": value.shape}, "TensorArrayRead")
+    return [None, None, r.outputs[0], flow]
+
+
+@registry.register_gradient("TFTensorArrayScatterV3")
+def _scatter_grad(op: Operation, g: Any) -> list:
+    flow = _flow_or_input(op, g)
+    gh = _grad_handle(op, flow)
+    value = op.inputs[2]
+    dims = value.shape.as_tuple()
+    r = _mk("TFTensorArrayGatherV3", [gh.outputs[0], op.inputs[1], gh.outputs[1]],
+            {"dtype": value.dtype, "element_shape": TensorShape(dims[1:]) if dims else TensorShape(None)},
+            "TensorArrayGather")
+    return [None, None, r.outputs[0], flow]
+

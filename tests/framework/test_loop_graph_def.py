@@ -391,3 +391,21 @@ def test_property_loops_round_trip(n: int, steps: list[str], consts: list[float]
     got = _run_imported(gd, [t.name for t in fetch], {"x:0": xv}, False)
     for a, b in zip(want, got):
         np.testing.assert_allclose(b, a, rtol=1e-6)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_new_gradients_through_a_tf_written_loop_match_tf(jit: bool) -> None:
+    """tf.gradients built here through TF's imported loop and TensorArrays (not TF's own gradient
+    nodes) give TF's gradient, and the update TF's train_op makes."""
+    feed = {"x:0": E["x"], "y:0": E["y"]}
+    with tf.Graph().as_default() as g:
+        saver = tf.train.import_meta_graph(str(DATA / "rnn.ckpt.meta"))
+        loss = g.get_tensor_by_name("loss:0")
+        kernel = tf.trainable_variables()[0]
+        dx, dk = tf.gradients(loss, [g.get_tensor_by_name("x:0"), kernel])
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as s:
+            saver.restore(s, str(DATA / "rnn.ckpt"))
+            np.testing.assert_allclose(s.run(dx, feed), E["rnn_dx"], rtol=1e-5, atol=1e-7)
+            k0, dkv = s.run([kernel, dk], feed)
+            s.run(tf.get_collection("train_op")[0], feed)
+            np.testing.assert_allclose((k0 - s.run(kernel)) / 0.1, dkv, rtol=1e-4, atol=1e-6)
