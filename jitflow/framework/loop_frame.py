@@ -124,7 +124,7 @@ def import_frame(ctx: graph_io.ImportContext, fg: FrameGraph, name: str) -> None
     scope = ctx.prefix + _scope(name)
     sctx = SubgraphContext(g, g._control_flow_context, scope)
     with tracing(sctx):
-        ins = [sctx.add_input(t.dtype, t.shape, "loop_var") for t in inits]
+        ins = [sctx.add_input(t.dtype, t.shape, _scope(name) + "loop_var") for t in inits]
         extra = dict(outer)
         for k, m in enumerate(p.merges):
             extra[f"{m.name}:0"] = ins[k]

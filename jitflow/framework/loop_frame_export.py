@@ -92,10 +92,12 @@ def _write_loop(st: LoopExport, fr: Frame, init_refs: list[str], types: list[dty
     fr.loop_cond = st.ctx.unique(f"{scope}LoopCond")
     st.node(fr.loop_cond, "LoopCond", [cond], {})
     switches = []
-    for m, dt in zip(fr.merges, types):
+    for k, (m, dt) in enumerate(zip(fr.merges, types)):
         switches.append(st.ctx.unique(f"{scope}Switch"))
         st.node(switches[-1], "Switch", [m, fr.loop_cond], {"T": dt})
-        fr.idents.append(st.ctx.unique(f"{scope}Identity"))
+        # the body's view of a variable takes the name of the sub-graph input it stands for (TF's Identity_k)
+        native = k < lb.n and getattr(lb, "exit_names", None) is None  # (an imported loop's inputs are not)
+        fr.idents.append(lb.ctx.inputs[k].op.name if native else st.ctx.unique(f"{scope}Identity"))
         st.node(fr.idents[-1], "Identity", [f"{switches[-1]}:1"], {"T": dt})
     fr.pivot["body"] = fr.idents[0]
     fr.region = "body"

@@ -132,6 +132,10 @@ def export_meta_graph(filename: str | None = None, meta_info_def: Any = None, gr
     meta.meta_info_def.stripped_op_list.CopyFrom(op_schemas.op_list([n.op for n in ctx.graph_def.node]))
     meta.graph_def.CopyFrom(ctx.graph_def)
     _collections(meta, g, collection_list, export_scope)
+    if collection_list is None or GraphKeys.WHILE_CONTEXT in collection_list:
+        from jitflow.framework.loop_contexts import add_while_contexts  # (TF builds loop gradients from them)
+
+        add_while_contexts(meta)
     if filename:
         write_meta_graph_file(filename, meta, as_text)
     return meta

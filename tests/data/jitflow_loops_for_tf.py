@@ -5,6 +5,8 @@
 - frozen.pb: while_loops (maximum_iterations, a cond in the body, a loop in a loop), map_fn, scan and a
   dynamic_rnn LSTM with sequence_length, frozen; fetches f_a, f_collatz, f_nested, f_sq, f_cum, f_out, f_h;
 - again_nested.pb, again_frozen_lstm.pb: tests/data/tf_loops' TF-written graphs imported and written back;
+- infer.ckpt + .meta: a dynamic_rnn LSTM inference graph (with its `while_context`), on which both
+  sides build an SGD step after import_meta_graph;
 - model.ckpt + .meta: a dynamic_rnn GRU trained one step with SGD, with `train_op` and `dx` (a second
   tf.gradients of the same loop); one more step's loss in expected.npz.
 """
@@ -52,5 +54,20 @@ with tf.Graph().as_default():
         res["loss1"], res["dx"] = s.run(["loss:0", "dx:0"], feed)
         s.run(t["train"], feed)
         res["loss2"] = s.run(t["loss"], feed)
+with tf.Graph().as_default():  # an inference graph: TF builds its training step on the imported loop
+    x = tf.placeholder(tf.float32, [None, 5, 3], name="x")
+    y = tf.placeholder(tf.float32, [None, 4], name="y")
+    _, state = tf.nn.dynamic_rnn(tf.nn.rnn_cell.LSTMCell(4), x, dtype=tf.float32)
+    tf.reduce_mean(tf.square(state.h - y), name="loss")
+    with tf.Session() as s:
+        s.run(tf.global_variables_initializer())
+        tf.train.Saver().save(s, os.path.join(OUT, "infer.ckpt"))
+with tf.Graph().as_default() as g:
+    saver = tf.train.import_meta_graph(os.path.join(OUT, "infer.ckpt.meta"))
+    train = tf.train.GradientDescentOptimizer(0.1).minimize(g.get_tensor_by_name("loss:0"))
+    with tf.Session() as s:
+        saver.restore(s, os.path.join(OUT, "infer.ckpt"))
+        s.run(train, feed)
+        res["infer_loss_after_step"] = s.run("loss:0", feed)
 np.savez(os.path.join(OUT, "expected.npz"), **res)
 print("wrote", OUT)

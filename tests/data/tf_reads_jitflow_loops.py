@@ -36,3 +36,11 @@ with tf.Graph().as_default(), tf.Session() as s:
     s.run(tf.get_collection("train_op")[0], feed)
     assert np.allclose(s.run("loss:0", feed), e["loss2"], rtol=1e-5), "training step differs"
     print("RNN training meta graph: imported, restored, gradient and one more step match jitflow")
+with tf.Graph().as_default() as g, tf.Session() as s:
+    saver = tf.train.import_meta_graph(os.path.join(D, "infer.ckpt.meta"))
+    train = tf.train.GradientDescentOptimizer(0.1).minimize(g.get_tensor_by_name("loss:0"))
+    saver.restore(s, os.path.join(D, "infer.ckpt"))
+    feed = {"x:0": e["x"], "y:0": e["y"]}
+    s.run(train, feed)
+    assert np.allclose(s.run("loss:0", feed), e["infer_loss_after_step"], rtol=1e-5), "new gradient differs"
+    print("LSTM inference meta graph: TF builds gradients through the imported loop; step matches jitflow")

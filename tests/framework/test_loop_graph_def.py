@@ -409,3 +409,23 @@ def test_new_gradients_through_a_tf_written_loop_match_tf(jit: bool) -> None:
             k0, dkv = s.run([kernel, dk], feed)
             s.run(tf.get_collection("train_op")[0], feed)
             np.testing.assert_allclose((k0 - s.run(kernel)) / 0.1, dkv, rtol=1e-4, atol=1e-6)
+
+
+def test_meta_graph_carries_tf_while_contexts(tmp_path: pathlib.Path) -> None:
+    """The `while_context` collection TF builds new loop gradients from (checked against TF's layout)."""
+    from jitflow.protos.control_flow import WhileContextDef
+
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [3], name="x")
+        w = tf.constant(2.0, name="w")
+        tf.while_loop(lambda i, a: i < 3, lambda i, a: [i + 1, a * w], [0, x])
+        meta = tf.train.export_meta_graph()
+    (raw,) = meta.collection_def["while_context"].bytes_list.value
+    ctx = WhileContextDef.FromString(raw)
+    assert ctx.context_name == "while/while_context" and ctx.back_prop
+    assert (ctx.pivot_name, ctx.pivot_for_pred_name, ctx.pivot_for_body_name) == \
+        ("while/LoopCond:0", "while/Merge:0", "while/Identity:0")
+    assert list(ctx.loop_exit_names) == ["while/Exit:0", "while/Exit_1:0"]
+    assert list(ctx.loop_enter_names) == ["while/Enter:0", "while/Enter_1:0"]
+    assert dict(ctx.values_def.external_values) == {"w:0": "while/Enter_2:0"}
+    assert {"while/Switch:1", "while/Merge:1", "while/NextIteration_1:0", "w:0"} <= set(ctx.values_def.values)
