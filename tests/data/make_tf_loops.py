@@ -5,6 +5,7 @@ graphs with TF 1.x control-flow frames (Enter/Merge/Switch/LoopCond/NextIteratio
   convert_variables_to_constants), output `out`;
 - while.pb: a plain tf.while_loop with a loop invariant and maximum_iterations (`x` -> `r_i`, `r_a`);
 - nested.pb: a tf.cond in a loop body and a loop inside a loop (`n` -> `acc`);
+- functional.pb: map_fn, scan, foldl and a dynamic_size TensorArray (`x` -> `squares`, `cum`, `fold`, `grown`);
 - rnn.ckpt.*: a tiny BasicRNNCell dynamic_rnn trained 2 steps with SGD, its .meta and checkpoint (the
   gradient loop with its stacks included); collection `train_op`;
 - expected.npz: the inputs and the values TF computed (outputs, loss after one more step, weights).
@@ -66,6 +67,21 @@ with tf.Graph().as_default():  # a tf.cond inside a loop body, and a loop inside
     with tf.Session() as s:
         res["nested_acc"] = s.run("acc:0", {n: 6})
     tf.train.write_graph(tf.get_default_graph(), OUT, "nested.pb", as_text=False)
+
+with tf.Graph().as_default():  # map_fn, scan, foldl and a dynamically sized TensorArray
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    tf.identity(tf.map_fn(lambda r: tf.reduce_sum(r * r), x), name="squares")
+    tf.identity(tf.scan(lambda c, r: c * 0.5 + r, x), name="cum")
+    tf.identity(tf.foldl(lambda c, r: c + tf.reduce_max(r), x, initializer=tf.constant(0.0)), name="fold")
+    ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+    _, ta = tf.while_loop(lambda i, t: i < 4, lambda i, t: [i + 1, t.write(i, tf.cast(i, tf.float32) * 2.0)],
+                          [0, ta])
+    tf.identity(ta.stack(), name="grown")
+    with tf.Session() as s:
+        for k, v in zip(["squares", "cum", "fold", "grown"],
+                        s.run(["squares:0", "cum:0", "fold:0", "grown:0"], {x: xs[0]})):
+            res["fn_" + k] = v
+    tf.train.write_graph(tf.get_default_graph(), OUT, "functional.pb", as_text=False)
 
 with tf.Graph().as_default():  # a tiny RNN training graph, saved as .meta + checkpoint
     tf.set_random_seed(3)

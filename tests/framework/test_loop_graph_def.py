@@ -429,3 +429,11 @@ def test_meta_graph_carries_tf_while_contexts(tmp_path: pathlib.Path) -> None:
     assert list(ctx.loop_enter_names) == ["while/Enter:0", "while/Enter_1:0"]
     assert dict(ctx.values_def.external_values) == {"w:0": "while/Enter_2:0"}
     assert {"while/Switch:1", "while/Merge:1", "while/NextIteration_1:0", "w:0"} <= set(ctx.values_def.values)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_tf_map_fn_scan_foldl_and_dynamic_tensor_array_run(jit: bool) -> None:
+    names = ["squares", "cum", "fold", "grown"]
+    got = _run_imported(_graph_def("functional.pb"), [n + ":0" for n in names], {"x:0": E["x"][0]}, jit)
+    for n, v in zip(names, got):
+        np.testing.assert_allclose(v, E["fn_" + n], rtol=1e-6, err_msg=n)
