@@ -187,7 +187,7 @@ def _import_exits(ctx: graph_io.ImportContext, p: LoopParts, op: Operation, oute
         if not e.input:
             raise malformed(e.name, "an Exit needs an input")
         v = ex.tensor(e.input[0], e.name)
-        if v.op is not op and v.op.name not in keep:
+        if v.op is not op and not any(ctx.ops.get(k) is v.op for k in keep):
             raise malformed(e.name, "an Exit must read a loop Switch's false output")
         direct = v.op is op and lb.exit_names[v.value_index] is None
         with ctx.graph.control_dependencies(None):

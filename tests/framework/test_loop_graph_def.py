@@ -437,3 +437,23 @@ def test_tf_map_fn_scan_foldl_and_dynamic_tensor_array_run(jit: bool) -> None:
     got = _run_imported(_graph_def("functional.pb"), [n + ":0" for n in names], {"x:0": E["x"][0]}, jit)
     for n, v in zip(names, got):
         np.testing.assert_allclose(v, E["fn_" + n], rtol=1e-6, err_msg=n)
+
+
+def test_loops_import_under_a_scope_and_twice_into_one_graph() -> None:
+    feed = {"scoped/x:0": E["x"], "scoped/y:0": E["y"]}
+    with tf.Graph().as_default():
+        tf.constant(1.0, name="x")
+        saver = tf.train.import_meta_graph(str(DATA / "rnn.ckpt.meta"), import_scope="scoped", clear_devices=True)
+        with tf.Session() as s:
+            saver.restore(s, str(DATA / "rnn.ckpt"))
+            s.run(tf.get_collection("train_op")[0], feed)
+            np.testing.assert_allclose(s.run("scoped/loss:0", feed), E["rnn_loss3"], rtol=1e-5)
+    with tf.Graph().as_default() as g:
+        gd = _graph_def("frozen_lstm.pb")
+        tf.import_graph_def(gd, name="")
+        tf.import_graph_def(gd, name="")  # TF's importer renames the second copy (rnn_1/..., out_1)
+        assert len(_loops(g)) == 2
+        feed2 = {"x:0": E["x"], "lens:0": E["lens"], "x_1:0": E["x"][::-1], "lens_1:0": E["lens"][::-1]}
+        a, b = tf.Session().run(["out:0", "out_1:0"], feed2)
+    np.testing.assert_allclose(a, E["lstm_out"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b, E["lstm_out"][::-1], rtol=1e-5, atol=1e-6)
