@@ -3,6 +3,7 @@ graphs with TF 1.x control-flow frames (Enter/Merge/Switch/LoopCond/NextIteratio
 
 - frozen_lstm.pb: a dynamic_rnn LSTM inference graph with its variables frozen (TF's
   convert_variables_to_constants), output `out`;
+- frozen_bidi.pb: a frozen bidirectional_dynamic_rnn (2-layer GRU forward, LSTM backward), output `out`;
 - while.pb: a plain tf.while_loop with a loop invariant and maximum_iterations (`x` -> `r_i`, `r_a`);
 - nested.pb: a tf.cond in a loop body and a loop inside a loop (`n` -> `acc`);
 - functional.pb: map_fn, scan, foldl and a dynamic_size TensorArray (`x` -> `squares`, `cum`, `fold`, `grown`);
@@ -40,6 +41,20 @@ with tf.Graph().as_default():  # frozen LSTM inference graph
         res["lstm_out"], res["lstm_h"] = s.run([out, h], {x: xs, seq: lens})
         frozen = tf.graph_util.convert_variables_to_constants(s, s.graph.as_graph_def(), ["out", "h"])
 with open(os.path.join(OUT, "frozen_lstm.pb"), "wb") as f:
+    f.write(frozen.SerializeToString())
+
+with tf.Graph().as_default():  # frozen bidirectional_dynamic_rnn: 2-layer GRU forward, LSTM backward
+    x = tf.placeholder(tf.float32, [None, 5, 3], name="x")
+    seq = tf.placeholder(tf.int32, [None], name="lens")
+    fw = tf.nn.rnn_cell.MultiRNNCell([tf.nn.rnn_cell.GRUCell(4), tf.nn.rnn_cell.GRUCell(3)])
+    (of, ob), _ = tf.nn.bidirectional_dynamic_rnn(fw, tf.nn.rnn_cell.BasicLSTMCell(4), x, sequence_length=seq,
+                                                  dtype=tf.float32)
+    tf.concat([of, ob], 2, name="out")
+    with tf.Session() as s:
+        s.run(tf.global_variables_initializer())
+        res["bidi_out"] = s.run("out:0", {x: xs, seq: lens})
+        frozen = tf.graph_util.convert_variables_to_constants(s, s.graph.as_graph_def(), ["out"])
+with open(os.path.join(OUT, "frozen_bidi.pb"), "wb") as f:
     f.write(frozen.SerializeToString())
 
 with tf.Graph().as_default():  # a plain while_loop

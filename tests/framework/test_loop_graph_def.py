@@ -457,3 +457,9 @@ def test_loops_import_under_a_scope_and_twice_into_one_graph() -> None:
         a, b = tf.Session().run(["out:0", "out_1:0"], feed2)
     np.testing.assert_allclose(a, E["lstm_out"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b, E["lstm_out"][::-1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_tf_frozen_bidirectional_rnn_runs(jit: bool) -> None:
+    (out,) = _run_imported(_graph_def("frozen_bidi.pb"), ["out:0"], {"x:0": E["x"], "lens:0": E["lens"]}, jit)
+    np.testing.assert_allclose(out, E["bidi_out"], rtol=1e-5, atol=1e-6)
