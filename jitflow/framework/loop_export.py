@@ -22,7 +22,7 @@ from jitflow.protos.node_def import NodeDef
 
 RESOURCE = 20  # DT_RESOURCE: TF's type of TensorArray and stack handles
 VARIANT, FLOAT = dtypes.variant.as_datatype_enum, dtypes.float32.as_datatype_enum
-_HANDLE_SOURCES = {"TFTensorArrayV3": 0, "TensorArrayGradV3": 0, "StackV2": 0}
+_HANDLE_SOURCES = {"TFTensorArrayV3": 0, "TensorArrayGradV3": 0, "TensorArrayGradWithShape": 0, "StackV2": 0}
 
 
 @dataclass

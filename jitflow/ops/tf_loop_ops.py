@@ -137,6 +137,10 @@ _TA_OPS: list[tuple[str, Any, Any]] = [
     ("TensorArrayGradV3", lambda op: [(_V, _SCALAR), _FLOW],
      lambda c, op, ins: (_handle(op, ins[0]).grad(str(op.attrs.get("source", ""))), _ZERO_FLOW)),
 ]
+registry.register_op("TensorArrayGradWithShape", lambda op: [(_V, _SCALAR), _FLOW],  # (shape_to_prepend: unused)
+                     lambda c, op, ins: (_handle(op, ins[0]).grad(str(op.attrs.get("source", ""))), _ZERO_FLOW),
+                     registry.STATEFUL)
+registry.not_differentiable("TensorArrayGradWithShape")
 TF_TENSOR_ARRAY_TYPES = {t[2:]: t for t, _, _ in _TA_OPS if t.startswith("TF")}  # TF's op type -> jitflow's
 for _t, _infer, _k in _TA_OPS:
     registry.register_op(_t, _infer, _k, registry.STATEFUL)
@@ -181,7 +185,14 @@ registry.register_op("StackPopV2", lambda op: [(op.attrs["elem_type"], TensorSha
                      registry.STATEFUL)
 registry.register_op("StackCloseV2", lambda op: [], lambda c, op, ins: None, registry.STATEFUL)
 registry.register_op("ControlTrigger", lambda op: [], lambda c, op, ins: None, registry.STATEFUL)
-for _t in ("StackV2", "StackPushV2", "StackPopV2", "StackCloseV2", "ControlTrigger"):
+# TF < 1.5 wrote the first stack ops (a string_ref handle, no size input): the same stacks
+registry.register_op("Stack", lambda op: [(_V, _SCALAR)], lambda c, op, ins: _Stack(op.attrs.get("stack_name")
+                                                                                     or op.name), registry.STATEFUL)
+for _old, _new in (("StackPush", "StackPushV2"), ("StackPop", "StackPopV2"), ("StackClose", "StackCloseV2")):
+    _d = registry.get_opdef(_new)
+    registry.register_op(_old, _d.infer, _d.kernel, registry.STATEFUL)
+for _t in ("StackV2", "StackPushV2", "StackPopV2", "StackCloseV2", "ControlTrigger", "Stack", "StackPush", "StackPop",
+           "StackClose"):
     registry.not_differentiable(_t)
 
 

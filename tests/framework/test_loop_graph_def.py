@@ -463,3 +463,22 @@ def test_loops_import_under_a_scope_and_twice_into_one_graph() -> None:
 def test_tf_frozen_bidirectional_rnn_runs(jit: bool) -> None:
     (out,) = _run_imported(_graph_def("frozen_bidi.pb"), ["out:0"], {"x:0": E["x"], "lens:0": E["lens"]}, jit)
     np.testing.assert_allclose(out, E["bidi_out"], rtol=1e-5, atol=1e-6)
+
+
+def test_stacks_of_older_tensorflow_import() -> None:
+    """TF < 1.5 wrote Stack/StackPush/StackPop (no size input); they run as the same stacks."""
+    from google.protobuf import text_format
+
+    gd = text_format.Parse('''
+        node { name: "s" op: "Stack" attr { key: "elem_type" value { type: DT_FLOAT } } }
+        node { name: "v" op: "Const" attr { key: "dtype" value { type: DT_FLOAT } }
+               attr { key: "value" value { tensor { dtype: DT_FLOAT tensor_shape {} float_val: 3.5 } } } }
+        node { name: "push" op: "StackPush" input: "s" input: "v" attr { key: "T" value { type: DT_FLOAT } } }
+        node { name: "pop" op: "StackPop" input: "s" input: "^push" attr { key: "elem_type" value { type: DT_FLOAT } } }
+        node { name: "pop2" op: "StackPop" input: "s" input: "^pop" attr { key: "elem_type" value { type: DT_FLOAT } } }
+    ''', GraphDef())
+    with tf.Graph().as_default():
+        tf.import_graph_def(gd, name="")
+        assert tf.Session().run("pop:0") == 3.5
+        with pytest.raises(tf.errors.InvalidArgumentError, match="is empty"):
+            tf.Session().run("pop2:0")
