@@ -38,7 +38,6 @@ class Frame:
     idents: list[str] = field(default_factory=list)
     cond_ops: set[Operation] = field(default_factory=set)
     enters: dict[Any, str] = field(default_factory=dict)
-    switches: dict[Tensor, str] = field(default_factory=dict)
     pivot: dict[str, str] = field(default_factory=dict)
     loop_cond: str = ""
     members: set[Operation] = field(default_factory=set)  # the ops written inside (the sub-graph's by default)
@@ -140,9 +139,7 @@ class LoopExport:
             return self.enter(fr, depth, self.outer_of[t], t)
         if t.op not in fr.members:
             return self.enter(fr, depth, t, t)
-        if fr.region == "body" and t.op in fr.cond_ops:
-            return self.switch_true(fr, t)
-        return tensor_ref(t)
+        return tensor_ref(t)  # (a body op may read a condition value directly, as TF writes it)
 
     def handle_ref(self, ta: Operation) -> str:
         """How the current frame names the handle of the TensorArray that `ta` created."""
@@ -174,14 +171,6 @@ class LoopExport:
         if resource:
             node.attr["T"].type = RESOURCE
         return name
-
-    def switch_true(self, fr: Frame, t: Tensor) -> str:
-        """A condition value read by the body: through a Switch on the LoopCond, as TF requires."""
-        if t not in fr.switches:
-            name = self.ctx.unique(f"{fr.scope}Switch")
-            self.node(name, "Switch", [tensor_ref(t), fr.loop_cond], {"T": tf_type(t, self)})
-            fr.switches[t] = f"{name}:1"
-        return fr.switches[t]
 
     def node(self, name: str, op_type: str, inputs: list[str], attrs: dict[str, Any]) -> NodeDef:
         return make_node(self.ctx, name, op_type, inputs, attrs)

@@ -16,7 +16,7 @@ with tf.Graph().as_default(), tf.Session() as s:
     got = s.run([n + ":0" for n in names], {"x:0": e["x"], "k:0": e["k"]})
     for n, v in zip(names, got):
         assert np.allclose(v, e[n], rtol=1e-5, atol=1e-6), n
-    print("frozen loops (while, max iterations, cond in body, nested, map_fn, scan, dynamic_rnn):",
+    print("frozen loops (while, max iterations, cond in body, nested, in a cond, map_fn, scan, dynamic_rnn):",
           "same outputs")
 t = np.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_loops", "expected.npz"))
 for name, feed, want in [("nested.pb", {"n:0": np.int32(6)}, {"acc:0": t["nested_acc"]}),

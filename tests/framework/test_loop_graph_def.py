@@ -94,11 +94,23 @@ def _build_loops() -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         return i + 1, acc + inner
 
     nested = tf.while_loop(lambda i, acc: i < k, outer, [0, tf.constant(0.0)], name="outer")[1]
+    in_cond = tf.cond(k > 2, lambda: tf.while_loop(lambda v: v < 100, lambda v: v * 2, [k], name="doubling"),
+                      lambda: tf.constant(-1))
+    seen = []
+
+    def test(i: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+        seen.append(i < k)
+        return seen[-1]
+
+    # the body reads a value the condition computed
+    _, reads_cond = tf.while_loop(test, lambda i, v: (i + 1, v + tf.cast(seen[0], tf.float32)), [0, 0.5],
+                                  name="reads_cond")
     sq = tf.map_fn(lambda r: tf.reduce_sum(r * r), x[0], name="squares")
     cum = tf.scan(lambda c, r: c + r, x[0], name="cum")
     cell = tf.nn.rnn_cell.LSTMCell(4, initializer=tf.random_normal_initializer(seed=2))
     outs, state = tf.nn.dynamic_rnn(cell, x, sequence_length=tf.stack([tf.constant(5), k]), dtype=tf.float32)
-    fetch = {"a": a, "collatz": collatz, "nested": nested, "sq": sq, "cum": cum, "out": outs, "h": state.h}
+    fetch = {"a": a, "collatz": collatz, "nested": nested, "sq": sq, "cum": cum, "out": outs, "h": state.h,
+             "in_cond": in_cond, "reads_cond": reads_cond}
     return {name: tf.identity(t, name=f"f_{name}") for name, t in fetch.items()}, x
 
 
