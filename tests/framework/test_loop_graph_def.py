@@ -494,3 +494,13 @@ def test_stacks_of_older_tensorflow_import() -> None:
         assert tf.Session().run("pop:0") == 3.5
         with pytest.raises(tf.errors.InvalidArgumentError, match="is empty"):
             tf.Session().run("pop2:0")
+
+
+def test_input_map_and_return_elements_with_loops() -> None:
+    with tf.Graph().as_default():
+        x = tf.constant(E["x"])
+        out, h = tf.import_graph_def(_graph_def("frozen_lstm.pb"), input_map={"x:0": x, "lens": tf.constant(E["lens"])},
+                                     return_elements=["out:0", "rnn/while/Exit_4:0"], name="imp")
+        got_out, got_h = tf.Session().run([out, h])
+    np.testing.assert_allclose(got_out, E["lstm_out"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_h, E["lstm_h"], rtol=1e-5, atol=1e-6)
