@@ -73,7 +73,8 @@ def write_pushes(st: LoopExport, fr: Frame) -> list[str]:
             st.node(acc, "StackV2", [size], {"elem_type": tf_type(t, st), "stack_name": ""})
             enter = st._enter(fr, acc, dtypes.float32, True, resource=True)
             push = st.ctx.unique(f"{g.name}/StackPushV2")
-            st.node(push, "StackPushV2", [enter, st.ref(t)], {"T": tf_type(t, st), "swap_memory": False})
+            st.node(push, "StackPushV2", [enter, st.ref(t)],
+                    {"T": tf_type(t, st), "swap_memory": bool(fr.op.attrs.get("swap_memory"))})
             out.append("^" + push)
             pushed.append((t, acc))
         st.pushes[g] = pushed
