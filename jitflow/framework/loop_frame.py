@@ -37,6 +37,7 @@ class LoopParts:
     exits: list[NodeDef] = field(default_factory=list)
     body: list[NodeDef] = field(default_factory=list)
     exit_side: list[NodeDef] = field(default_factory=list)  # ops between a Switch:0 and an Exit
+    views: dict[str, int] = field(default_factory=dict)  # Identity(Switch:1) -> its variable: the input itself
 
 
 def _is_const(n: NodeDef) -> bool:
@@ -74,6 +75,9 @@ def _parts(fg: FrameGraph, name: str) -> LoopParts:
             p.exits.append(n)
         elif n.op in NEXT:
             raise malformed(n.name, "a NextIteration must feed a loop variable's Merge")
+        elif n.op == "Identity" and len(n.input) == 1 and n.input[0].endswith(":1") \
+                and _base(n.input[0]) in p.switch_var:
+            p.views[n.name] = p.switch_var[_base(n.input[0])]  # (one step less per variable and iteration)
         else:
             p.body.append(n)
     _split_exit_side(p)
@@ -130,6 +134,8 @@ def import_frame(ctx: graph_io.ImportContext, fg: FrameGraph, name: str) -> None
             extra[f"{m.name}:0"] = ins[k]
         for sw, k in p.switch_var.items():
             extra[f"{sw}:1"] = ins[k]
+        for view, k in p.views.items():
+            extra[f"{view}:0"] = ins[k]
         body = sub_context(ctx, extra)
         _import_level(body, fg, name, p.body)
         cond = sctx.inside(body.tensor(p.cond.input[0], p.cond.name))
@@ -186,9 +192,10 @@ def _import_exits(ctx: graph_io.ImportContext, p: LoopParts, op: Operation, oute
     for e in p.exits:
         if not e.input:
             raise malformed(e.name, "an Exit needs an input")
-        v = ex.tensor(e.input[0], e.name)
-        if v.op is not op and not any(ctx.ops.get(k) is v.op for k in keep):
+        src = e.input[0]
+        if not ((_base(src) in p.switch_var and _out_index(src) == 0) or _base(src) in keep):
             raise malformed(e.name, "an Exit must read a loop Switch's false output")
+        v = ex.tensor(src, e.name)
         direct = v.op is op and lb.exit_names[v.value_index] is None
         with ctx.graph.control_dependencies(None):
             ident = ctx.graph.create_op("Identity", [v], {"T": v.dtype, "_loop_exit": direct},
