@@ -68,6 +68,7 @@ import types as _types
 
 contrib = _types.SimpleNamespace(rnn=nn.contrib_rnn)
 from jitflow.ops import while_grad as _while_grad  # noqa: F401 - registers the WhileGrad op
+from jitflow.framework import loop_hooks as _loop_hooks  # noqa: F401 - loops and TensorArrays in GraphDefs
 from jitflow.ops.debug_ops import (Print, print, Assert, check_numerics, verify_tensor_all_finite, assert_equal,
                                   assert_none_equal, assert_less, assert_less_equal, assert_greater,
                                   assert_greater_equal, assert_positive, assert_negative, assert_non_negative,

@@ -88,8 +88,8 @@ def test_dropout_wrapper_keeps_tf_seed_rule_and_residual_adds():
 
 
 def test_saver_checkpoints_a_loop_model(tmp_path):
-    """A loop has no TF GraphDef form yet: Saver.save writes the checkpoint and says why the .meta is
-    missing; restoring into the rebuilt graph gives the same model."""
+    """Saver.save writes the checkpoint and the .meta (the loop and its gradient as TF 1.x frames);
+    restoring into the rebuilt graph, or into the imported meta graph, gives the same model."""
     x0 = np.random.RandomState(0).rand(2, 3, 1).astype(np.float32)
     path = str(tmp_path / "model")
 
@@ -106,12 +106,17 @@ def test_saver_checkpoints_a_loop_model(tmp_path):
             s.run(train, {x: x0})
             tf.train.Saver().save(s, path)
             want = s.run(loss, {x: x0})
-    assert os.path.exists(path + ".index") and not os.path.exists(path + ".meta")
+    assert os.path.exists(path + ".index") and os.path.exists(path + ".meta")
     with tf.Graph().as_default():
         x, loss, _ = build()
         with tf.Session() as s:
             tf.train.Saver().restore(s, path)
             assert s.run(loss, {x: x0}) == pytest.approx(want, rel=1e-6)
+    with tf.Graph().as_default():
+        saver = tf.train.import_meta_graph(path + ".meta")
+        with tf.Session() as s:
+            saver.restore(s, path)
+            assert s.run(loss.name, {x.name: x0}) == pytest.approx(want, rel=1e-6)
 
 
 def test_dropout_inside_loops_draws_tensorflows_masks():

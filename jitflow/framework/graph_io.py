@@ -34,6 +34,7 @@ class ExportContext:
     graph_def: GraphDef
     clear_devices: bool = False
     names: set[str] = field(default_factory=set)
+    loops: Any = None  # loop_export.LoopExport: the frames being written
 
     def unique(self, name: str) -> str:
         """A node name not yet in this GraphDef (for nodes that an export adds)."""
@@ -132,8 +133,11 @@ def graph_to_graph_def(graph: Graph, ops: Iterable[Operation] | None = None,
     gd = GraphDef()
     gd.versions.producer = PRODUCER
     ctx = ExportContext(gd, clear_devices, {op.name for op in graph.get_operations()})
-    for op in (graph.get_operations() if ops is None else ops):
+    from jitflow.framework import loop_export  # loops: their sub-graphs are written as TF frames
+
+    for op in loop_export.prepare(ctx, graph, list(graph.get_operations() if ops is None else ops)):
         export_op(ctx, op)
+    loop_export.finish(ctx)
     return gd
 
 
@@ -294,6 +298,11 @@ def import_nodes(ctx: ImportContext, graph_def: GraphDef) -> None:
             nodes[k].CopyFrom(n)
             del nodes[k].input[:]
             nodes[k].input.extend(kept_inputs)
+    if any(n.op in ("Enter", "RefEnter") for n in nodes):  # TF 1.x loop frames: rebuilt as While ops
+        from jitflow.framework import loop_import
+
+        loop_import.import_nodes(ctx, nodes)
+        return
     order = _topological(nodes)
     _unique_names(ctx, order)
     for node in order:

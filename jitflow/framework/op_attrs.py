@@ -21,17 +21,7 @@ from jitflow.protos.node_def import NodeDef
 REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Prod", "All", "Any")
 
 # jitflow op types that are not written to a GraphDef, and why (kept by the registry-walk test).
-_WHILE = ("jitflow's while_loop keeps its body and condition as subgraphs of the graph; TensorFlow needs "
-          "either its v1 frames (Enter/Exit/NextIteration) or a function library, neither of which export writes")
-_TENSOR_ARRAY = "TensorArrays here hold Python-side buffers tied to jitflow's while_loop; " + _WHILE
-NOT_EXPORTED: dict[str, str] = {
-    "While": _WHILE, "WhileGrad": _WHILE, "_SubgraphInput": _WHILE,
-    **{t: _TENSOR_ARRAY for t in (
-        "TensorArrayV3", "TensorArrayWriteV3", "TensorArrayReadV3", "TensorArrayGatherV3",
-        "TensorArrayScatterV3", "TensorArrayConcatV3", "TensorArraySplitV3", "TensorArraySizeV3",
-        "TensorArrayStack", "TensorArrayUnstack", "TensorArrayGradAdd", "TensorArrayGradFrom",
-        "TensorArrayGradFromSplit", "TensorArrayGradGather", "TensorArrayGradRead", "TensorArrayGradSplit")},
-}
+NOT_EXPORTED: dict[str, str] = {}
 
 
 def _const(ctx: ExportContext, name: str, value: Any, dtype: dtypes.DType) -> str:

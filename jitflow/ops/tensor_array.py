@@ -98,7 +98,7 @@ for _t in ("TensorArrayV3", "TensorArraySizeV3"):
     registry.not_differentiable(_t)
 
 
-# -- gradients: the element gradients travel as a TAGrad -------------------------------------------------------
+# -- gradients: the element gradients travel as a TAGrad (attr `forward`: the forward op's flow) ----------------
 def _k_grad_read(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     g, index, like = ins
     return as_grad(g).get(int(index), np.asarray(like))
@@ -156,13 +156,15 @@ def add_grads(gs: list[Tensor]) -> Tensor:
 @registry.register_gradient("TensorArrayWriteV3")
 def _write_grad(op: Operation, g: Tensor) -> list[Any]:
     _, index, value = op.inputs
-    return [g, None, _mk("TensorArrayGradRead", [g, index, value], "TensorArrayGradRead").outputs[0]]
+    gx = _mk("TensorArrayGradRead", [g, index, value], "TensorArrayGradRead", forward=op.inputs[0])
+    return [g, None, gx.outputs[0]]
 
 
 @registry.register_gradient("TensorArrayScatterV3")
 def _scatter_grad(op: Operation, g: Tensor) -> list[Any]:
     _, indices, value = op.inputs
-    return [g, None, _mk("TensorArrayGradGather", [g, indices, value], "TensorArrayGradGather").outputs[0]]
+    gx = _mk("TensorArrayGradGather", [g, indices, value], "TensorArrayGradGather", forward=op.inputs[0])
+    return [g, None, gx.outputs[0]]
 
 
 @registry.register_gradient("TensorArrayUnstack")
@@ -172,13 +174,14 @@ def _unstack_grad(op: Operation, g: Tensor) -> list[Any]:
 
     value = op.inputs[1]
     idx = _range(shape(value)[0])
-    return [g, _mk("TensorArrayGradGather", [g, idx, value], "TensorArrayGradGather").outputs[0]]
+    return [g, _mk("TensorArrayGradGather", [g, idx, value], "TensorArrayGradGather", forward=op.inputs[0]).outputs[0]]
 
 
 @registry.register_gradient("TensorArraySplitV3")
 def _split_grad(op: Operation, g: Tensor) -> list[Any]:
     _, value, lengths = op.inputs
-    return [g, _mk("TensorArrayGradSplit", [g, value, lengths], "TensorArrayGradSplit").outputs[0], None]
+    gx = _mk("TensorArrayGradSplit", [g, value, lengths], "TensorArrayGradSplit", forward=op.inputs[0])
+    return [g, gx.outputs[0], None]
 
 
 @registry.register_gradient("TensorArrayReadV3")
@@ -186,12 +189,13 @@ def _read_grad(op: Operation, g: Tensor) -> list[Any]:
     from jitflow.ops.array_ops import expand_dims, reshape
 
     idx = reshape(op.inputs[1], [1])
-    return [_mk("TensorArrayGradFrom", [idx, expand_dims(g, 0)], "TensorArrayGradFrom").outputs[0], None]
+    gx = _mk("TensorArrayGradFrom", [idx, expand_dims(g, 0)], "TensorArrayGradFrom", forward=op.inputs[0])
+    return [gx.outputs[0], None]
 
 
 @registry.register_gradient("TensorArrayGatherV3")
 def _gather_grad(op: Operation, g: Tensor) -> list[Any]:
-    return [_mk("TensorArrayGradFrom", [op.inputs[1], g], "TensorArrayGradFrom").outputs[0], None]
+    return [_mk("TensorArrayGradFrom", [op.inputs[1], g], "TensorArrayGradFrom", forward=op.inputs[0]).outputs[0], None]
 
 
 @registry.register_gradient("TensorArrayStack")
@@ -200,13 +204,14 @@ def _stack_grad(op: Operation, g: Tensor) -> list[Any]:
     from jitflow.ops.array_ops import shape
 
     idx = _range(shape(g)[0])
-    return [_mk("TensorArrayGradFrom", [idx, g], "TensorArrayGradFrom").outputs[0]]
+    return [_mk("TensorArrayGradFrom", [idx, g], "TensorArrayGradFrom", forward=op.inputs[0]).outputs[0]]
 
 
 @registry.register_gradient("TensorArrayConcatV3")
 def _concat_grad(op: Operation, g: Tensor, g_lengths: Tensor) -> list[Any]:
     parts_lengths = op.outputs[1]
-    return [_mk("TensorArrayGradFromSplit", [g, parts_lengths], "TensorArrayGradFromSplit").outputs[0]]
+    return [_mk("TensorArrayGradFromSplit", [g, parts_lengths], "TensorArrayGradFromSplit",
+               forward=op.inputs[0]).outputs[0]]
 
 
 def _k_grad_from_split(ctx: Any, op: Operation, ins: list) -> TAGrad:

@@ -72,7 +72,9 @@ def _add_item(cd: CollectionDef, item: Any, scope: str | None, as_variable: bool
         b = _variable_def(item, scope)
         return b is not None and (cd.bytes_list.value.append(b) or True)
     if isinstance(item, (Tensor, Operation)) or hasattr(item, "_variable"):
-        name = _strip(item.name, scope)
+        from jitflow.framework.loop_frame_export import graph_def_name  # a loop's outputs: its Exit nodes
+
+        name = _strip(graph_def_name(item), scope)
         return name is not None and (cd.node_list.value.append(name) or True)
     if isinstance(item, (str, bytes)):
         cd.bytes_list.value.append(item.encode() if isinstance(item, str) else item)
@@ -130,6 +132,10 @@ def export_meta_graph(filename: str | None = None, meta_info_def: Any = None, gr
     meta.meta_info_def.stripped_op_list.CopyFrom(op_schemas.op_list([n.op for n in ctx.graph_def.node]))
     meta.graph_def.CopyFrom(ctx.graph_def)
     _collections(meta, g, collection_list, export_scope)
+    if collection_list is None or GraphKeys.WHILE_CONTEXT in collection_list:
+        from jitflow.framework.loop_contexts import add_while_contexts  # (TF builds loop gradients from them)
+
+        add_while_contexts(meta)
     if filename:
         write_meta_graph_file(filename, meta, as_text)
     return meta
