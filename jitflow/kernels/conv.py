@@ -15,6 +15,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from jitflow.kernels import direct
+
 # Bytes of patch rows per chunk. Measured on W7's shapes (bench/README.md): on an idle machine 2-16 MB
 # are within noise of each other and ahead of one whole-batch buffer (80 MB for the second layer); on a
 # loaded one every chunk's two parallel regions cost a barrier wait, so the largest of them wins.
@@ -203,51 +205,14 @@ def conv2d_backprop_input(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.nda
     return dx
 
 
-# -- direct kernel: few input channels, where writing patches costs more than the GEMM saves ---------------
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _direct_filter_grad(x, dy, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, parts):  # type: ignore[no-untyped-def]
-    """parts[p] = the filter gradient of images p, p + P, p + 2P, ... (P = len(parts)); summed by the caller."""
-    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
-    no = dy.shape[3]
-    np_ = parts.shape[0]
-    for p in prange(np_):
-        acc = parts[p]
-        acc[...] = 0
-        for n in range(p, x.shape[0], np_):
-            for i in range(oh):
-                for a in range(kh):
-                    y = i * sh - pt + a * dh
-                    if y < 0 or y >= h:
-                        continue
-                    for j in range(ow):
-                        g = dy[n, i, j]
-                        for e in range(kw):
-                            xx = j * sw - pl + e * dw
-                            if xx < 0 or xx >= w:
-                                continue
-                            for c in range(ch):
-                                v = x[n, y, xx, c]
-                                row = acc[a, e, c]
-                                for o in range(no):
-                                    row[o] += v * g[o]
-
-
 # -- choice by shape ----------------------------------------------------------------------------------------
 
-# Input channels up to which the filter gradient runs the direct kernel instead of im2col + GEMM: with
-# so few channels the GEMM is a thin K x O product whose patches cost more to write than it saves
-# (W7's first layer, C = 1: direct 5.1 ms, im2col + GEMM 9.7 ms). The forward pass measured the other
-# way round (im2col + GEMM 4.4 ms, direct 6.1 ms), so it always takes the GEMM.
-DIRECT_MAX_CHANNELS = 4
-
-
 def method(c: int, g: ConvGeom, op: str = "forward") -> str:
-    """How a convolution with `c` input channels runs: "gemm" (1x1), "direct" or "im2col+gemm"."""
+    """How a convolution with `c` input channels runs: "gemm" (1x1), "direct" (`kernels/direct.py`: few
+    channels, stride 1; forward and filter gradient) or "im2col+gemm"."""
     if _is_pointwise(g):
         return "gemm"
-    if op == "filter_grad" and c <= DIRECT_MAX_CHANNELS:
+    if op in ("forward", "filter_grad") and direct.applies(c, g):
         return "direct"
     return "im2col+gemm"
 
@@ -255,8 +220,12 @@ def method(c: int, g: ConvGeom, op: str = "forward") -> str:
 def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc,
             bias: np.ndarray | None = None, relu: bool = False) -> str:
     """conv2d (with its bias/ReLU epilogue) by the method chosen for its shape; returns the method."""
-    conv2d(x, f, g, out, scratch, bias=bias, relu=relu)
-    return method(x.shape[3], g)
+    how = method(x.shape[3], g)
+    if how == "direct":
+        direct.forward(x, f, g, out, scratch, bias, relu)
+    else:
+        conv2d(x, f, g, out, scratch, bias=bias, relu=relu)
+    return how
 
 
 def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scratch: Alloc,
@@ -264,9 +233,7 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scra
     """conv2d_backprop_filter by the method chosen for its shape; returns the method."""
     how = method(x.shape[3], g, "filter_grad")
     if how == "direct":
-        parts = scratch(threads * df.size, df.dtype).reshape((threads,) + df.shape)
-        _direct_filter_grad(x, dy, *_geom_args(g), parts)  # type: ignore[call-arg]
-        np.sum(parts, axis=0, out=df)
+        direct.filter_grad(x, dy, g, df, scratch, threads)
     else:
         conv2d_backprop_filter(x, dy, g, df, scratch)
     return how

@@ -91,7 +91,7 @@ def test_conv_and_its_gradients_match_the_interpreter(case: dict[str, Any]) -> N
 @pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("c", [1, 8])
 def test_chunked_patches_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, c: int, parallel: bool) -> None:
-    """Tiny chunks: several im2col/GEMM rounds per batch, and the direct filter gradient for c = 1;
+    """Tiny chunks: several im2col/GEMM rounds per batch (c = 8), and the direct kernels for c = 1;
     on both cores (thresholds 0) and on the calling thread only (thresholds above any work)."""
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
     monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0 if parallel else 1 << 60)
@@ -103,7 +103,7 @@ def test_chunked_patches_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, 
     with tf.Graph().as_default():
         plan = _compare(_conv_graph(case))
     sources = " ".join(e["source"] for e in plan.report["clusters"])
-    assert ("direct" in sources) == (c == 1) and "im2col+gemm" in sources
+    assert ("direct" in sources) == (c == 1) and ("im2col+gemm" in sources) == (c != 1)
 
 
 @st.composite
@@ -177,12 +177,13 @@ def test_bad_input_raises_tfs_errors_at_build_time(build: Any, message: str) -> 
 
 def test_explain_names_the_kernel() -> None:
     with tf.Graph().as_default():
-        x = tf.constant(np.ones((2, 6, 6, 3), np.float32))
-        y = tf.nn.max_pool(tf.nn.conv2d(x, tf.ones([3, 3, 3, 4]), [1, 1, 1, 1], "SAME"), 2, 2, "VALID")
+        x = tf.constant(np.ones((2, 6, 6, 5), np.float32))
+        y = tf.nn.max_pool(tf.nn.conv2d(x, tf.ones([3, 3, 5, 4]), [1, 1, 1, 1], "SAME"), 2, 2, "VALID")
+        z = tf.nn.conv2d(y, tf.ones([2, 2, 4, 3]), [1, 1, 1, 1], "SAME")
         with tf.Session() as sess:
-            sess.run(y)
-        text = str(tf.explain(y))
-    assert "kernels/conv: im2col+gemm" in text and "kernels/pool" in text
+            sess.run(z)
+        text = str(tf.explain(z))
+    assert "kernels/conv: im2col+gemm" in text and "kernels/pool" in text and "kernels/conv: direct" in text
 
 
 def test_thread_settings_are_restored() -> None:
