@@ -225,3 +225,49 @@ def test_bias_relu_epilogue_matches_the_interpreter(relu: bool, fetch_mid: bool)
     assert fused == [["Conv2D", "BiasAdd"] + (["Relu"] if relu and not fetch_mid else [])]
     for a, w, name in zip(results[0][:4], results[1][:4], ("y", "loss", "f", "b")):
         np.testing.assert_allclose(a, w, rtol=2e-5, atol=2e-5, err_msg=name)
+
+
+@st.composite
+def relu_pool_cases(draw: Any) -> dict[str, Any]:
+    """BiasAdd -> Relu -> MaxPool with non-overlapping windows (gaps sometimes), ties and NaNs sometimes."""
+    dt = draw(st.sampled_from([np.float32, np.float64]))
+    n, h, w, c = (draw(st.integers(lo, hi)) for lo, hi in ((1, 3), (1, 9), (1, 9), (1, 5)))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (k[0] + draw(st.integers(0, 1)), k[1] + draw(st.integers(0, 1)))
+    pad = draw(st.sampled_from(["SAME", "VALID"]))
+    assume(pad == "SAME" or (h >= k[0] and w >= k[1]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    values = draw(st.sampled_from(["normal", "ties", "nan"]))
+    x = (rng.integers(-2, 3, (n, h, w, c)) if values == "ties" else rng.standard_normal((n, h, w, c))).astype(dt)
+    if values == "nan":
+        x.reshape(-1)[rng.integers(0, x.size)] = np.nan
+    return {"x": x, "b": rng.standard_normal(c).astype(dt), "k": k, "s": s, "pad": pad, "rng": rng,
+            "bias_grad": draw(st.booleans())}
+
+
+@_SETTINGS
+@given(relu_pool_cases())
+def test_max_pool_grad_with_relu_and_bias_gradients_fused(case: dict[str, Any]) -> None:
+    """MaxPoolGrad -> ReluGrad (-> the bias gradient): one step, values as interpreted."""
+    with tf.Graph().as_default():
+        x, b = tf.constant(case["x"]), tf.constant(case["b"])
+        act = tf.nn.relu(tf.nn.bias_add(x, b)) if case["bias_grad"] else tf.nn.relu(x)
+        y = tf.nn.max_pool(act, [1, *case["k"], 1], [1, *case["s"], 1], case["pad"])
+        r = tf.constant(case["rng"].standard_normal(y.shape.as_list()).astype(case["x"].dtype))
+        wrt = [x, b] if case["bias_grad"] else [x]
+        plan = _compare([y, *tf.gradients(tf.reduce_sum(y * r), wrt)])
+    sources = [e["source"] for e in plan.report["clusters"] if "MaxPoolGrad" in e["ops"][0]]
+    assert sources == ["kernels/pool: tiled +relu grad" + (" +bias grad" if case["bias_grad"] else "")]
+
+
+def test_relu_grad_stays_out_when_its_input_is_fetched() -> None:
+    """A fetched MaxPoolGrad value (or a ReLU mask of another tensor) keeps the ops apart."""
+    rng = np.random.default_rng(1)
+    with tf.Graph().as_default():
+        x = tf.constant(rng.standard_normal((2, 6, 6, 3)).astype(np.float32))
+        a = tf.nn.relu(x)
+        y = tf.nn.max_pool(a, 2, 2, "VALID")
+        dx = tf.gradients(tf.reduce_sum(y * y), x)[0]
+        pool_grad = dx.op.inputs[0]
+        plan = _compare([dx, pool_grad])
+    assert ["kernels/pool: tiled"] == [e["source"] for e in plan.report["clusters"] if "MaxPoolGrad" in e["ops"][0]]
