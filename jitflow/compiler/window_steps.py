@@ -7,6 +7,7 @@ it. NCHW inputs are transposed to NHWC around the NHWC kernels.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -181,7 +182,7 @@ class WindowStep:
     # -- buffers and layout ---------------------------------------------------------------------------------
 
     def _out(self, arena: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         if self.fresh:  # handed to the user: never an arena buffer
             flat = self.recycler.get(n, dtype)
             self.recycler.put(flat)
