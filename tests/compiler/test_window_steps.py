@@ -271,3 +271,22 @@ def test_relu_grad_stays_out_when_its_input_is_fetched() -> None:
         pool_grad = dx.op.inputs[0]
         plan = _compare([dx, pool_grad])
     assert ["kernels/pool: tiled"] == [e["source"] for e in plan.report["clusters"] if "MaxPoolGrad" in e["ops"][0]]
+
+
+@pytest.mark.parametrize("pressure, busy", [("3.50", False), ("91.20", True)])
+def test_thread_thresholds_follow_cpu_pressure(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, pressure: str,
+                                               busy: bool) -> None:
+    """A busy machine (CPU pressure over the bar) keeps mid-sized calls on the calling thread."""
+    import numba
+
+    psi = tmp_path / "cpu"
+    psi.write_text(f"some avg10={pressure} avg60=1.00 avg300=1.00 total=1\nfull avg10=0.00 avg60=0.00\n")
+    monkeypatch.setattr(threads, "_PSI", str(psi))
+    monkeypatch.setattr(threads, "_busy", [-1e9, False])
+    assert threads.machine_busy() is busy
+    mid = threads.PARALLEL_ELEMENTS * 2
+    with threads.threads_for(mid) as n:
+        assert n == (1 if busy else numba.get_num_threads())
+    monkeypatch.setattr(threads, "_PSI", str(tmp_path / "missing"))
+    monkeypatch.setattr(threads, "_busy", [-1e9, True])
+    assert threads.machine_busy() is False
