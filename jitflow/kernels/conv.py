@@ -1,5 +1,10 @@
 """Convolution as BLAS GEMM over a tiled im2col (NHWC, any stride, dilation and padding).
 
+`method` picks per shape (and `explain` shows it): a 1x1 stride-1 conv is a plain GEMM; a stride-1
+conv with at most `direct.MAX_CHANNELS` input channels runs its forward pass and filter gradient
+through the direct kernels of `direct.py` (W7's first layer: forward 2x, filter gradient 3-5x faster
+than im2col + GEMM, whose K = 25 is far from what BLAS runs well); everything else is im2col + GEMM.
+
 The patch matrix of a whole batch is large (80 MB for W7's second layer), so every driver walks the
 batch in chunks of images whose patch rows fit in a few MB: a parallel Numba kernel writes the
 chunk's patches, and the GEMM that consumes them reads them back from cache instead of memory.
@@ -232,6 +237,8 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scra
                 threads: int) -> str:
     """conv2d_backprop_filter by the method chosen for its shape; returns the method."""
     how = method(x.shape[3], g, "filter_grad")
+    if how == "direct" and not np.isfinite(x).all():
+        how = "im2col+gemm"  # the direct kernel's dropped positions would turn an inf into NaN (inf * 0)
     if how == "direct":
         direct.filter_grad(x, dy, g, df, scratch, threads)
     else:

@@ -13,7 +13,9 @@ gradient, meet zeros).
   in the same pass.
 - filter gradient: per image, dy is transposed once to (O, positions); each (tap, channel) entry of
   the gradient is then a dot product over positions, computed in 4 x 2 register blocks. Every thread
-  sums a share of the images into its own partial gradient; the caller adds the partials.
+  sums a share of the images into its own partial gradient; the caller adds the partials. The dropped
+  positions multiply real inputs by zero, so an input with an inf or NaN takes the GEMM path instead
+  (`conv.filter_grad` checks).
 """
 from __future__ import annotations
 

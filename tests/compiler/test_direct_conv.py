@@ -73,3 +73,7 @@ def test_direct_kernels_on_uneven_shapes_and_nan() -> None:
     want_df = conv.conv2d_backprop_filter(x, dy, g, np.empty_like(f), conv.fresh)
     got_df = direct.filter_grad(x, dy, g, np.empty_like(f), conv.fresh, 3)
     assert_same(got_df, want_df, rtol=1e-4, atol=1e-3)
+    x[1, 10, 11, 1] = np.inf  # the filter gradient then takes the GEMM path: inf where it belongs, not NaN
+    want_df = conv.conv2d_backprop_filter(x, dy, g, np.empty_like(f), conv.fresh)
+    assert conv.filter_grad(x, dy, g, got_df, conv.fresh, 2) == "im2col+gemm"
+    assert_same(got_df, want_df)
