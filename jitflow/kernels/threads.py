@@ -17,8 +17,10 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -105,3 +107,95 @@ def threads_for(elements: int, macs: int = 0) -> Iterator[int]:
             yield 1
         finally:
             numba.set_num_threads(prev)
+
+
+# -- chunks handed out to worker threads -----------------------------------------------------------------
+
+
+def chunk_workers(elements: int) -> int:
+    """Threads for a call that hands out chunks (`run_chunks`): all of Numba's for big calls, busy machine
+    or not (a descheduled thread only delays its own chunk: W7 on the loaded machine, 315-424 ms per
+    step against 360-457 ms on one thread; bench/README.md), the calling thread for small ones."""
+    return int(numba.config.NUMBA_NUM_THREADS) if elements >= PARALLEL_ELEMENTS else 1  # type: ignore[attr-defined]
+
+
+class _Workers:
+    """Persistent helper threads, each with OpenBLAS and Numba on one thread, that run chunks of a call."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+
+    def ensure(self, n: int) -> None:
+        with self.lock:
+            while len(self.threads) < n:
+                t = threading.Thread(target=self._loop, name=f"jitflow-chunks-{len(self.threads)}", daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _loop(self) -> None:
+        if _SET_BLAS_LOCAL is not None:
+            _SET_BLAS_LOCAL(1)
+        numba.set_num_threads(1)
+        while True:
+            fn, done = self.tasks.get()
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller, which re-raises it
+                done.append(e)
+            else:
+                done.append(None)
+            finally:
+                done.event.set()
+
+
+class _Done(list):
+    """A worker's result slot: [exception or None] and an event set when the worker has finished."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = threading.Event()
+
+
+_WORKERS = _Workers()
+
+
+def run_chunks(n: int, step: int, workers: int, work: Callable[[int, int, int], None]) -> None:
+    """Calls work(w, n0, n1) for the chunks [n0, n1) of range(n), `step` at a time, on `workers` threads
+    (the caller and workers - 1 helpers), each taking the next chunk when it is free.
+
+    Dynamic hand-out instead of one parallel region per chunk: a thread the scheduler takes away only
+    delays its own chunk, where a barrier would stall every thread (W7's second conv on the loaded
+    machine: 24 ms against 40 ms; bench/README.md). Every thread runs OpenBLAS and Numba on one thread,
+    and `w` (0..workers-1) tells `work` which per-thread buffers to use.
+    """
+    nxt = [0]
+    lock = threading.Lock()
+
+    def loop(w: int) -> None:
+        while True:
+            with lock:
+                n0 = nxt[0]
+                nxt[0] = n0 + step
+            if n0 >= n:
+                return
+            work(w, n0, min(n, n0 + step))
+
+    helpers = max(0, min(workers, -(-n // step)) - 1)
+    if helpers:
+        _WORKERS.ensure(helpers)
+    dones = []
+    for w in range(1, helpers + 1):
+        d = _Done()
+        _WORKERS.tasks.put((lambda w=w: loop(w), d))
+        dones.append(d)
+    with threads_for(0):  # the calling thread single-threaded too
+        try:
+            loop(0)
+        finally:
+            for d in dones:
+                d.event.wait()
+    for d in dones:
+        if d[0] is not None:
+            raise d[0]

@@ -92,8 +92,10 @@ def test_conv_and_its_gradients_match_the_interpreter(case: dict[str, Any]) -> N
 @pytest.mark.parametrize("c", [1, 8])
 def test_chunked_patches_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, c: int, parallel: bool) -> None:
     """Tiny chunks: several im2col/GEMM rounds per batch (c = 8), and the direct kernels for c = 1;
-    on both cores (thresholds 0) and on the calling thread only (thresholds above any work)."""
+    on both cores (thresholds 0: each thread takes chunks as it is free) and on the calling thread only
+    (thresholds above any work: one chunk after another)."""
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv, "WORKER_CHUNK_BYTES", 1)
     monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0 if parallel else 1 << 60)
     monkeypatch.setattr(threads, "PARALLEL_MACS", 0 if parallel else 1 << 60)
     rng = np.random.default_rng(c)
@@ -290,3 +292,33 @@ def test_thread_thresholds_follow_cpu_pressure(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(threads, "_PSI", str(tmp_path / "missing"))
     monkeypatch.setattr(threads, "_busy", [-1e9, True])
     assert threads.machine_busy() is False
+
+
+def test_chunks_on_worker_threads_match_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three conv drivers with chunks handed to two threads give what one thread gives; an error in
+    a helper thread's chunk reaches the caller."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread: no helper threads")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((9, 6, 5, 3))
+    f = rng.standard_normal((3, 2, 3, 4))
+    g = conv.ConvGeom(3, 2, 1, 2, 1, 1, 1, 0, 6, 2)
+    dy = rng.standard_normal((9, 6, 2, 4))
+    res = []
+    for chunk, threshold in ((9, 1 << 60), (1, 0)):  # one thread, one chunk; two threads, nine chunks
+        monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", threshold)
+        out = np.empty((9, 6, 2, 4))
+        res.append([conv.conv2d(x, f, g, out, conv.fresh, chunk=chunk).copy(),
+                    conv.conv2d_backprop_filter(x, dy, g, np.empty_like(f), conv.fresh, chunk=chunk),
+                    conv.conv2d_backprop_input(dy, f, g, np.empty_like(x), conv.fresh, chunk=chunk)])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+    def bad(w: int, n0: int, n1: int) -> None:
+        if n0 == 3:
+            raise ValueError("chunk 3")
+
+    with pytest.raises(ValueError, match="chunk 3"):
+        threads.run_chunks(8, 1, 2, bad)
