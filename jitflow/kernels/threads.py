@@ -139,63 +139,59 @@ class _Workers:
             _SET_BLAS_LOCAL(1)
         numba.set_num_threads(1)
         while True:
-            fn, done = self.tasks.get()
-            try:
-                fn()
-            except BaseException as e:  # noqa: BLE001 - handed to the caller, which re-raises it
-                done.append(e)
-            else:
-                done.append(None)
-            finally:
-                done.event.set()
-
-
-class _Done(list):
-    """A worker's result slot: [exception or None] and an event set when the worker has finished."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.event = threading.Event()
+            self.tasks.get()()
 
 
 _WORKERS = _Workers()
 
 
-def run_chunks(n: int, step: int, workers: int, work: Callable[[int, int, int], None]) -> None:
+class _Chunks:
+    """One call's chunks: handed out in order, counted when finished; the first error is kept."""
+
+    def __init__(self, n: int, step: int, work: Callable[[int, int, int], object]) -> None:
+        self.n, self.step, self.work = n, step, work
+        self.next = 0
+        self.left = -(-n // step)
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+
+    def loop(self, w: int) -> None:
+        while True:
+            with self.cond:
+                n0 = self.next
+                self.next = n0 + self.step
+            if n0 >= self.n:
+                return
+            try:
+                self.work(w, n0, min(self.n, n0 + self.step))
+            except BaseException as e:  # noqa: BLE001 - re-raised by the caller
+                self.error = self.error or e
+            with self.cond:
+                self.left -= 1
+                if self.left == 0:
+                    self.cond.notify_all()
+
+
+def run_chunks(n: int, step: int, workers: int, work: Callable[[int, int, int], object]) -> None:
     """Calls work(w, n0, n1) for the chunks [n0, n1) of range(n), `step` at a time, on `workers` threads
     (the caller and workers - 1 helpers), each taking the next chunk when it is free.
 
     Dynamic hand-out instead of one parallel region per chunk: a thread the scheduler takes away only
     delays its own chunk, where a barrier would stall every thread (W7's second conv on the loaded
-    machine: 24 ms against 40 ms; bench/README.md). Every thread runs OpenBLAS and Numba on one thread,
-    and `w` (0..workers-1) tells `work` which per-thread buffers to use.
+    machine: 24 ms against 40 ms; bench/README.md). The caller waits for chunks, not for helpers: a
+    helper that starts late finds nothing left. Every thread runs OpenBLAS and Numba on one thread, and
+    `w` (0..workers-1) tells `work` which per-thread buffers to use.
     """
-    nxt = [0]
-    lock = threading.Lock()
-
-    def loop(w: int) -> None:
-        while True:
-            with lock:
-                n0 = nxt[0]
-                nxt[0] = n0 + step
-            if n0 >= n:
-                return
-            work(w, n0, min(n, n0 + step))
-
-    helpers = max(0, min(workers, -(-n // step)) - 1)
+    chunks = _Chunks(n, step, work)
+    helpers = max(0, min(workers, chunks.left) - 1)
     if helpers:
         _WORKERS.ensure(helpers)
-    dones = []
     for w in range(1, helpers + 1):
-        d = _Done()
-        _WORKERS.tasks.put((lambda w=w: loop(w), d))
-        dones.append(d)
+        _WORKERS.tasks.put(lambda w=w: chunks.loop(w))
     with threads_for(0):  # the calling thread single-threaded too
-        try:
-            loop(0)
-        finally:
-            for d in dones:
-                d.event.wait()
-    for d in dones:
-        if d[0] is not None:
-            raise d[0]
+        chunks.loop(0)
+    with chunks.cond:
+        while chunks.left > 0:
+            chunks.cond.wait()
+    if chunks.error is not None:
+        raise chunks.error
