@@ -11,7 +11,6 @@ from jitflow.kernels import gemm, threads
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_sliced_matmul_matches_numpy(monkeypatch: pytest.MonkeyPatch, m: int, k: int, n: int, dt: type) -> None:
     monkeypatch.setattr(threads, "PARALLEL_MACS", 0)  # slice every GEMM (when two threads are available)
-    monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0)
     rng = np.random.default_rng(m * n)
     a, b = rng.standard_normal((m, k)).astype(dt), rng.standard_normal((k, n)).astype(dt)
     for x, y in ((a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b))):  # transposed operands too
