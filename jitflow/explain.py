@@ -44,6 +44,8 @@ class ExplainReport:
     def to_dict(self) -> dict[str, Any]:
         """{"clusters": [{ops, backend, key, compile_seconds, source}], "fallbacks": [{op, type, reason}]}."""
         d: dict[str, Any] = {"clusters": self.clusters, "fallbacks": self.fallbacks}
+        if self._report.get("hoisted"):
+            d["hoisted"] = [dict(h) for h in self._report["hoisted"]]
         if self.loops:
             d["loops"] = [{"op": x["op"], "kind": x["kind"], "plan": x["report"].to_dict()} for x in self.loops]
         return d
@@ -57,6 +59,8 @@ class ExplainReport:
                          f"{c['compile_seconds']:.3f} s: {', '.join(c['ops'])}")
         for f in self.fallbacks:
             lines.append(f"  fallback {f['op']} ({f['type']}): {f['reason']}")
+        for h in self._report.get("hoisted", []):  # a backward loop's capture gradients summed after it
+            lines.append(f"  hoisted {h['op']} ({h['type']}): the gradient of {h['capture']}, {h['as']}")
         for x in self.loops:  # a loop's sub-plans, replayed once per iteration
             sub = str(x["report"]).rstrip("\n").replace("\n", "\n    ")
             lines.append(f"  loop {x['op']} {x['kind']} (replayed per iteration) {sub}")

@@ -17,6 +17,7 @@ import numpy as np
 from jitflow.compiler.arena import Recycler
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import ARENA_SLOT, Step
+from jitflow.compiler.step import CPU, Chain, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.tensor_shape import known_dims
 from jitflow.kernels import conv, pool
@@ -143,10 +144,17 @@ def _relu_grad_epilogue(op: Operation, readers: dict[Tensor, list[Operation]], c
 class WindowStep:
     """One conv or pooling op through its fast kernel, into buffers reused across runs."""
 
+    kind = "window"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step,
                  report: dict[str, Any], bias_slot: int = -1, relu: bool = False, extra_slot: int = -1) -> None:
         self.op = op
         self.extra_slot = extra_slot  # a fused bias gradient's output (-1: none)
+        self.ops = fallback.ops  # the op and its fused epilogue's ops: what the fallback runs
+        self.reads = value_slots([*in_slots, bias_slot])
+        self.writes = value_slots([out_slot, extra_slot])
         self.bias_slot = bias_slot  # a fused BiasAdd's bias (-1: no epilogue)
         self.relu = relu
         self.in_slots = in_slots
@@ -358,12 +366,8 @@ def window_step(op: Operation, slots: dict, fetched: set, fallback: Step,
     assert op_steps is not None
     entry["ops"] += [m.name for m in epilogue.ops]
     entry["source"] += " +bias" + ("+relu" if epilogue.relu else "")
-    member_steps = [fallback] + [op_steps[m] for m in epilogue.ops]
-
-    def interpreted(ctx: Any, vals: list) -> None:  # the chain op by op: the interpreter's values and errors
-        for st in member_steps:
-            st(ctx, vals)
-
+    # the chain op by op: the interpreter's values and errors
+    interpreted = Chain([fallback] + [op_steps[m] for m in epilogue.ops])
     t = epilogue.out
     if op.type == "MaxPoolGrad":
         entry["source"] = "kernels/pool: tiled +relu grad" + (" +bias grad" if epilogue.extra is not None else "")

@@ -16,6 +16,7 @@ import jitflow as tf
 from jitflow.compiler.window_steps import WindowStep
 from jitflow.kernels import conv, threads
 from tests.compiler.helpers import assert_same, run_both
+from tests.compiler.step_checks import check_plan
 
 _SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -260,6 +261,9 @@ def test_max_pool_grad_with_relu_and_bias_gradients_fused(case: dict[str, Any]) 
         plan = _compare([y, *tf.gradients(tf.reduce_sum(y * r), wrt)])
     sources = [e["source"] for e in plan.report["clusters"] if "MaxPoolGrad" in e["ops"][0]]
     assert sources == ["kernels/pool: tiled +relu grad" + (" +bias grad" if case["bias_grad"] else "")]
+    check_plan(plan)  # the fused step declares the ReluGrad's and the bias gradient's outputs as writes
+    fused = [s for s in plan.steps if isinstance(s, WindowStep) and s.op.type == "MaxPoolGrad"]
+    assert len(fused) == 1 and len(fused[0].writes) == (2 if case["bias_grad"] else 1)
 
 
 def test_relu_grad_stays_out_when_its_input_is_fetched() -> None:
