@@ -127,7 +127,8 @@ def _conv_ops() -> list[tuple[str, Any, float]]:
 def test_w7_conv_gflops(record: Any) -> None:
     """GFLOP/s of each conv op of W7 alone (median of several calls)."""
     for name, fn, flops in _conv_ops():
-        fn()
+        how = fn()  # the method chosen for the shape (as `explain` shows it)
+        name += f" [{how if isinstance(how, str) else 'gemm+col2im'}]"
         times = []
         for _ in range(ROUNDS):
             t0 = time.perf_counter()

@@ -316,9 +316,9 @@ def order_steps(low: Lowering) -> None:
     step that consumes them (a dict lookup when the variable exists), Identity as a slot copy."""
     plan = low.plan
     steps: list[Step] = []
-    fused_at = {e.ops[-1]: conv_op for conv_op, e in low.epilogues.items()}
+    fused_at = {e.at: conv_op for conv_op, e in low.epilogues.items()}
     for op in plan.ops:
-        if op in fused_at:  # a fused conv runs where its last epilogue op was: its bias is ready there
+        if op in fused_at:  # a fused step runs at its epilogue's place (`Epilogue.at`): its inputs are ready
             conv_op = fused_at[op]
             for m in [conv_op, *low.epilogues[conv_op].ops]:
                 steps.extend(var_reads(m, plan.lazy_vars, plan.op_steps))

@@ -24,6 +24,7 @@ from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.compiler.step import CPU, Call, bound_calls, has_effects, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
+from jitflow.kernels import gemm
 from jitflow.kernels.adaptive import ALL, ThreadChoice, run_with
 from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
 from jitflow.kernels.threads import PARALLEL_ELEMENTS, PARALLEL_MACS, blas_threads_for, threads_for
@@ -356,7 +357,7 @@ class MatMulStep:
             with blas_threads_for(macs):  # small GEMMs on one thread (jitflow/kernels/threads.py)
                 np.matmul(a, b, out=out)
         else:  # big ones on as many threads as the current load makes fastest
-            run_with(self.threads, macs, SET_BLAS_LOCAL, np.matmul, a, b, out)
+            run_with(self.threads, macs, SET_BLAS_LOCAL, gemm.matmul, a, b, out)  # all threads: slices
         vals[self.out_slot] = out
         return None
 

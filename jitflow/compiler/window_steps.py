@@ -7,6 +7,7 @@ it. NCHW inputs are transposed to NHWC around the NHWC kernels.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -54,14 +55,22 @@ def _sizes(v: Any) -> tuple[int, ...]:
 
 
 class Epilogue(NamedTuple):
-    """A BiasAdd (and the Relu after it) that a Conv2D step applies in its own output pass."""
+    """Ops that a conv or pool step applies in its own output pass: a Conv2D's BiasAdd (and the Relu after
+    it), or a MaxPoolGrad's ReluGrad (and the bias gradient of the same values)."""
 
-    ops: list[Operation]  # [BiasAdd] or [BiasAdd, Relu]
-    out: Tensor  # the tensor the fused step produces (the last op's output)
+    ops: list[Operation]  # [BiasAdd], [BiasAdd, Relu], [ReluGrad] or [ReluGrad, Sum | BiasAddGrad]
+    out: Tensor  # the tensor the fused step produces (the last op's output; the ReluGrad's for a pool)
+    extra: Tensor | None = None  # a second output: the bias gradient of a MaxPoolGrad's epilogue
 
     @property
     def relu(self) -> bool:
-        return len(self.ops) == 2
+        return len(self.ops) == 2 or self.ops[0].type == "ReluGrad"
+
+    @property
+    def at(self) -> Operation:
+        """The op at whose place the fused step runs: the last (a conv's bias is read there), or for a pool
+        gradient the ReluGrad (its other readers, the conv gradients, follow it)."""
+        return self.ops[0] if self.ops[0].type == "ReluGrad" else self.ops[-1]
 
 
 def _sole_reader(t: Tensor, readers: dict[Tensor, list[Operation]], fetched: set, fed: set) -> Any:
@@ -78,6 +87,10 @@ def find_epilogues(ops: list[Operation], fetched: set, fed: set) -> dict[Operati
             readers.setdefault(t, []).append(op)
     found: dict[Operation, Epilogue] = {}
     for op in ops:
+        if op.type == "MaxPoolGrad":
+            e = _relu_grad_epilogue(op, readers, controls, fetched, fed)
+            if e is not None:
+                found[op] = e
         if op.type != "Conv2D" or op.attrs.get("data_format", "NHWC") != "NHWC" or requested_gpu(op) is not None:
             continue
         b = _sole_reader(op.outputs[0], readers, fetched, fed)
@@ -92,6 +105,42 @@ def find_epilogues(ops: list[Operation], fetched: set, fed: set) -> dict[Operati
     return found
 
 
+def _tiled(op: Operation) -> bool:
+    """True when a pool's windows never overlap (strides >= window) in NHWC: its gradient writes each
+    input element once (`pool.max_pool_grad_tiled`)."""
+    if op.attrs.get("data_format", "NHWC") != "NHWC" or "ksize" not in op.attrs:
+        return False
+    (kh, kw), (sh, sw) = N._spatial(op.attrs["ksize"], "NHWC"), N._spatial(op.attrs["strides"], "NHWC")
+    return sh >= kh and sw >= kw
+
+
+def _bias_grad_reader(t: Tensor, readers: dict[Tensor, list[Operation]], controls: set, fed: set) -> Any:
+    """The op summing rank-4 NHWC `t` over all but its channels (BiasAdd's gradient), if one reads it."""
+    for r in readers.get(t, []):
+        if r in controls or r.outputs[0] in fed or r.inputs[0] is not t:
+            continue
+        if r.type == "BiasAddGrad" and r.attrs.get("data_format", "NHWC") == "NHWC":
+            return r
+        if r.type == "Sum" and tuple(r.attrs.get("axis") or ()) == (0, 1, 2) and not r.attrs.get("keep_dims"):
+            return r
+    return None
+
+
+def _relu_grad_epilogue(op: Operation, readers: dict[Tensor, list[Operation]], controls: set, fetched: set,
+                        fed: set) -> Epilogue | None:
+    """MaxPoolGrad -> ReluGrad(., the pool's input) (+ the bias gradient of that): one pass, see `_tiled`."""
+    if not _tiled(op) or requested_gpu(op) is not None or op in controls or op.inputs[0].shape.ndims != 4:
+        return None
+    r = _sole_reader(op.outputs[0], readers, fetched, fed)
+    if r is None or r.type != "ReluGrad" or r.inputs[0] is not op.outputs[0] or r.inputs[1] is not op.inputs[0] \
+            or r in controls or r.outputs[0] in fed or requested_gpu(r) is not None:
+        return None
+    b = _bias_grad_reader(r.outputs[0], readers, controls, fed)
+    if b is None or requested_gpu(b) is not None:
+        return Epilogue([r], r.outputs[0])
+    return Epilogue([r, b], r.outputs[0], b.outputs[0])
+
+
 class WindowStep:
     """One conv or pooling op through its fast kernel, into buffers reused across runs."""
 
@@ -100,11 +149,12 @@ class WindowStep:
     stateful = False
 
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step,
-                 report: dict[str, Any], bias_slot: int = -1, relu: bool = False) -> None:
+                 report: dict[str, Any], bias_slot: int = -1, relu: bool = False, extra_slot: int = -1) -> None:
         self.op = op
+        self.extra_slot = extra_slot  # a fused bias gradient's output (-1: none)
         self.ops = fallback.ops  # the op and its fused epilogue's ops: what the fallback runs
         self.reads = value_slots([*in_slots, bias_slot])
-        self.writes = value_slots([out_slot])
+        self.writes = value_slots([out_slot, extra_slot])
         self.bias_slot = bias_slot  # a fused BiasAdd's bias (-1: no epilogue)
         self.relu = relu
         self.in_slots = in_slots
@@ -132,13 +182,15 @@ class WindowStep:
                 res = self.run(ins, arena)
         except _NoFastPath:
             return self.fallback(ctx, vals)
+        if self.extra_slot >= 0:
+            res, vals[self.extra_slot] = res
         vals[self.out_slot] = res
         return None
 
     # -- buffers and layout ---------------------------------------------------------------------------------
 
     def _out(self, arena: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         if self.fresh:  # handed to the user: never an arena buffer
             flat = self.recycler.get(n, dtype)
             self.recycler.put(flat)
@@ -229,16 +281,24 @@ class WindowStep:
         self._note("kernels/pool")
         return self._result(y)
 
-    def _MaxPoolGrad(self, ins: list, arena: Any) -> np.ndarray:
+    def _MaxPoolGrad(self, ins: list, arena: Any) -> Any:  # dx, or (dx, bias gradient) when fused
         dt = _float4(ins[0], ins[2])
         x, dy = self._nhwc(ins[0]), self._nhwc(ins[2])
         g = self._pool_geom(x.shape)
         if dy.shape != (x.shape[0], g.oh, g.ow, x.shape[3]):
             raise _NoFastPath
         dx = self._out(arena, x.shape, dt)
-        pool.max_pool_grad(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], dx)
-        self._note("kernels/pool")
-        return self._result(dx)
+        if not _tiled(self.op):
+            pool.max_pool_grad(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], dx)
+            self._note("kernels/pool")
+            return self._result(dx)
+        parts = self._scratch(arena)(numba.get_num_threads() * x.shape[3], dt).reshape(-1, x.shape[3])
+        covered = g.sh == g.kh and g.sw == g.kw and (g.oh - 1) * g.sh - g.ph[0] + g.kh >= x.shape[1] \
+            and (g.ow - 1) * g.sw - g.pw[0] + g.kw >= x.shape[2]
+        pool.max_pool_grad_tiled(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], self.relu, not covered, dx, parts)
+        self._note("kernels/pool: tiled" + (" +relu grad" if self.relu else "")
+                   + (" +bias grad" if self.extra_slot >= 0 else ""))
+        return (dx, parts.sum(axis=0)) if self.extra_slot >= 0 else dx
 
     def _AvgPoolGrad(self, ins: list, arena: Any) -> np.ndarray:
         dt = _float4(ins[1])
@@ -274,7 +334,7 @@ def _width(op: Operation) -> int:
 def predicted_kernel(op: Operation) -> str:
     """The kernel the step will run, from the static shapes (updated at run time if they differ)."""
     if op.type in POOL_OPS:
-        return "kernels/pool"
+        return "kernels/pool: tiled" if op.type == "MaxPoolGrad" and _tiled(op) else "kernels/pool"
     fmt = op.attrs.get("data_format", "NHWC")
     fshape = op.inputs[1].shape.as_tuple() if op.type != "Conv2DBackpropFilter" else None
     xshape = op.inputs[0].shape.as_tuple() if op.type != "Conv2DBackpropInput" else None
@@ -309,6 +369,12 @@ def window_step(op: Operation, slots: dict, fetched: set, fallback: Step,
     # the chain op by op: the interpreter's values and errors
     interpreted = Chain([fallback] + [op_steps[m] for m in epilogue.ops])
     t = epilogue.out
+    if op.type == "MaxPoolGrad":
+        entry["source"] = "kernels/pool: tiled +relu grad" + (" +bias grad" if epilogue.extra is not None else "")
+        extra = -1 if epilogue.extra is None else slots[epilogue.extra]
+        step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, interpreted, entry,
+                          relu=True, extra_slot=extra)
+        return step, entry
     step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, interpreted, entry,
                       slots[epilogue.ops[0].inputs[1]], epilogue.relu)
     return step, entry

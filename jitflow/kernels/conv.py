@@ -1,5 +1,10 @@
 """Convolution as BLAS GEMM over a tiled im2col (NHWC, any stride, dilation and padding).
 
+`method` picks per shape (and `explain` shows it): a 1x1 stride-1 conv is a plain GEMM; a stride-1
+conv with at most `direct.MAX_CHANNELS` input channels runs its forward pass and filter gradient
+through the direct kernels of `direct.py` (W7's first layer: forward 2x, filter gradient 3-5x faster
+than im2col + GEMM, whose K = 25 is far from what BLAS runs well); everything else is im2col + GEMM.
+
 The patch matrix of a whole batch is large (80 MB for W7's second layer), so every driver walks the
 batch in chunks of images whose patch rows fit in a few MB: a parallel Numba kernel writes the
 chunk's patches, and the GEMM that consumes them reads them back from cache instead of memory.
@@ -12,13 +17,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+from jitflow.kernels import direct, threads
 
 # Bytes of patch rows per chunk. Measured on W7's shapes (bench/README.md): on an idle machine 2-16 MB
 # are within noise of each other and ahead of one whole-batch buffer (80 MB for the second layer); on a
 # loaded one every chunk's two parallel regions cost a barrier wait, so the largest of them wins.
 CHUNK_BYTES = 16 << 20
+# Bytes of patch rows per chunk when every core takes chunks on its own (`threads.run_chunks`): the chunk
+# stays in the core's own L2 (2 MB here) between im2col and GEMM. W7's second conv forward, loaded
+# machine: 24 ms with 2-image chunks (1.2 MB), 33 ms with 4, 37 ms with 8, 40 ms one region per 16 MB.
+WORKER_CHUNK_BYTES = 3 << 19
 
 
 class ConvGeom(NamedTuple):
@@ -105,6 +117,37 @@ def chunk_images(n: int, g: ConvGeom, k: int, itemsize: int, chunk_bytes: int = 
     return max(1, min(n, (chunk_bytes or CHUNK_BYTES) // per_image))
 
 
+def _plan_chunks(n: int, g: ConvGeom, k: int, itemsize: int, chunk: int) -> tuple[int, int]:
+    """(images per chunk, threads): with enough chunks, one thread per core takes chunks as it is free
+    (`threads.run_chunks`); otherwise the calling thread walks the few chunks, each kernel and GEMM on
+    the cores the step was given (batch-1 inference)."""
+    workers = threads.chunk_workers(n * g.oh * g.ow * k)
+    small = chunk or chunk_images(n, g, k, itemsize, WORKER_CHUNK_BYTES)
+    if workers > 1 and -(-n // small) >= 2 * workers and _threadsafe_layer():
+        return small, workers
+    return chunk or chunk_images(n, g, k, itemsize), 1
+
+
+def _each_chunk(n: int, step: int, workers: int, work: Callable[[int, int, int], None]) -> None:
+    if workers > 1:
+        threads.run_chunks(n, step, workers, work)
+        return
+    for n0 in range(0, n, step):
+        work(0, n0, min(n, n0 + step))
+
+
+_LAYER_OK: list[bool] = []
+
+
+def _threadsafe_layer() -> bool:
+    """True when Numba's threading layer lets several threads launch parallel kernels at once (OpenMP,
+    TBB; the workqueue layer aborts the process instead)."""
+    if not _LAYER_OK:
+        _bias_act(np.zeros((1, 1)), np.zeros(1), False)  # type: ignore[call-arg]  # loads the layer
+        _LAYER_OK.append(numba.threading_layer() in ("omp", "tbb"))
+    return _LAYER_OK[0]
+
+
 Alloc = Callable[[int, np.dtype], np.ndarray]
 
 
@@ -138,17 +181,19 @@ def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: 
         if bias is not None:
             _bias_act(out2, bias, relu)  # type: ignore[call-arg]
         return out
-    step = chunk or chunk_images(n, g, k, x.dtype.itemsize)
+    step, workers = _plan_chunks(n, g, k, x.dtype.itemsize, chunk)
     rows = g.oh * g.ow
-    cols = _scratch(scratch, step * rows, k, x.dtype)
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
-        part = cols[:(n1 - n0) * rows]
+    cols = _scratch(scratch, workers * step * rows, k, x.dtype)
+
+    def work(w: int, n0: int, n1: int) -> None:
+        part = cols[w * step * rows:(w * step + n1 - n0) * rows]
         _im2col(x, n0, n1, *_geom_args(g), part)  # type: ignore[call-arg]
         dst = out2[n0 * rows:n1 * rows]
         np.matmul(part, fm, out=dst)
         if bias is not None:
             _bias_act(dst, bias, relu)  # type: ignore[call-arg]
+
+    _each_chunk(n, step, workers, work)
     return out
 
 
@@ -163,20 +208,19 @@ def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.nd
     if _is_pointwise(g):
         np.matmul(x.reshape(-1, c).T, dy2, out=df2)
         return df
-    step = chunk or chunk_images(n, g, k, x.dtype.itemsize)
+    step, workers = _plan_chunks(n, g, k, x.dtype.itemsize, chunk)
     rows = g.oh * g.ow
-    cols = _scratch(scratch, step * rows, k, x.dtype)
-    part_sum = np.empty((k, o), df.dtype) if n > step else df2
-    df2[...] = 0
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
-        part = cols[:(n1 - n0) * rows]
+    cols = _scratch(scratch, workers * step * rows, k, x.dtype)
+    sums = np.zeros((workers, 2, k, o), df.dtype)  # per thread: its running sum, the chunk's product
+
+    def work(w: int, n0: int, n1: int) -> None:
+        part = cols[w * step * rows:(w * step + n1 - n0) * rows]
         _im2col(x, n0, n1, *_geom_args(g), part)  # type: ignore[call-arg]
-        if part_sum is df2:
-            np.matmul(part.T, dy2[n0 * rows:n1 * rows], out=df2)
-        else:
-            np.matmul(part.T, dy2[n0 * rows:n1 * rows], out=part_sum)
-            df2 += part_sum
+        np.matmul(part.T, dy2[n0 * rows:n1 * rows], out=sums[w, 1])
+        sums[w, 0] += sums[w, 1]
+
+    _each_chunk(n, step, workers, work)
+    np.sum(sums[:, 0], axis=0, out=df2)
     return df
 
 
@@ -191,63 +235,28 @@ def conv2d_backprop_input(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.nda
     if _is_pointwise(g):
         np.matmul(dy2, fm.T, out=dx.reshape(-1, c))
         return dx
-    dx[...] = 0
-    step = chunk or chunk_images(n, g, k, dy.dtype.itemsize)
+    step, workers = _plan_chunks(n, g, k, dy.dtype.itemsize, chunk)
     rows = g.oh * g.ow
-    dcols = _scratch(scratch, step * rows, k, dy.dtype)
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
-        part = dcols[:(n1 - n0) * rows]
+    dcols = _scratch(scratch, workers * step * rows, k, dy.dtype)
+
+    def work(w: int, n0: int, n1: int) -> None:
+        part = dcols[w * step * rows:(w * step + n1 - n0) * rows]
         np.matmul(dy2[n0 * rows:n1 * rows], fm.T, out=part)
+        dx[n0:n1] = 0
         _col2im(part, n0, n1, *_geom_args(g), dx)  # type: ignore[call-arg]
+
+    _each_chunk(n, step, workers, work)
     return dx
-
-
-# -- direct kernel: few input channels, where writing patches costs more than the GEMM saves ---------------
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _direct_filter_grad(x, dy, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, parts):  # type: ignore[no-untyped-def]
-    """parts[p] = the filter gradient of images p, p + P, p + 2P, ... (P = len(parts)); summed by the caller."""
-    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
-    no = dy.shape[3]
-    np_ = parts.shape[0]
-    for p in prange(np_):
-        acc = parts[p]
-        acc[...] = 0
-        for n in range(p, x.shape[0], np_):
-            for i in range(oh):
-                for a in range(kh):
-                    y = i * sh - pt + a * dh
-                    if y < 0 or y >= h:
-                        continue
-                    for j in range(ow):
-                        g = dy[n, i, j]
-                        for e in range(kw):
-                            xx = j * sw - pl + e * dw
-                            if xx < 0 or xx >= w:
-                                continue
-                            for c in range(ch):
-                                v = x[n, y, xx, c]
-                                row = acc[a, e, c]
-                                for o in range(no):
-                                    row[o] += v * g[o]
 
 
 # -- choice by shape ----------------------------------------------------------------------------------------
 
-# Input channels up to which the filter gradient runs the direct kernel instead of im2col + GEMM: with
-# so few channels the GEMM is a thin K x O product whose patches cost more to write than it saves
-# (W7's first layer, C = 1: direct 5.1 ms, im2col + GEMM 9.7 ms). The forward pass measured the other
-# way round (im2col + GEMM 4.4 ms, direct 6.1 ms), so it always takes the GEMM.
-DIRECT_MAX_CHANNELS = 4
-
-
 def method(c: int, g: ConvGeom, op: str = "forward") -> str:
-    """How a convolution with `c` input channels runs: "gemm" (1x1), "direct" or "im2col+gemm"."""
+    """How a convolution with `c` input channels runs: "gemm" (1x1), "direct" (`kernels/direct.py`: few
+    channels, stride 1; forward and filter gradient) or "im2col+gemm"."""
     if _is_pointwise(g):
         return "gemm"
-    if op == "filter_grad" and c <= DIRECT_MAX_CHANNELS:
+    if op in ("forward", "filter_grad") and direct.applies(c, g):
         return "direct"
     return "im2col+gemm"
 
@@ -255,18 +264,22 @@ def method(c: int, g: ConvGeom, op: str = "forward") -> str:
 def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc,
             bias: np.ndarray | None = None, relu: bool = False) -> str:
     """conv2d (with its bias/ReLU epilogue) by the method chosen for its shape; returns the method."""
-    conv2d(x, f, g, out, scratch, bias=bias, relu=relu)
-    return method(x.shape[3], g)
+    how = method(x.shape[3], g)
+    if how == "direct":
+        direct.forward(x, f, g, out, scratch, bias, relu)
+    else:
+        conv2d(x, f, g, out, scratch, bias=bias, relu=relu)
+    return how
 
 
 def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scratch: Alloc,
                 threads: int) -> str:
     """conv2d_backprop_filter by the method chosen for its shape; returns the method."""
     how = method(x.shape[3], g, "filter_grad")
+    if how == "direct" and not np.isfinite(x).all():
+        how = "im2col+gemm"  # the direct kernel's dropped positions would turn an inf into NaN (inf * 0)
     if how == "direct":
-        parts = scratch(threads * df.size, df.dtype).reshape((threads,) + df.shape)
-        _direct_filter_grad(x, dy, *_geom_args(g), parts)  # type: ignore[call-arg]
-        np.sum(parts, axis=0, out=df)
+        direct.filter_grad(x, dy, g, df, scratch, threads)
     else:
         conv2d_backprop_filter(x, dy, g, df, scratch)
     return how

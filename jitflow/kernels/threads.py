@@ -6,13 +6,21 @@ slice for a descheduled thread: W7i (batch-1 inference) took 42 ms with OpenBLAS
 3.3 ms on one (bench/README.md). So small calls run on the calling thread only (Numba's thread count
 and OpenBLAS's are both thread-local settings here), and big calls still use both cores. On an idle
 machine the thresholds below cost at most a few ms per call.
+
+The thresholds follow the machine's state: when other processes keep the cores busy (Linux's CPU
+pressure, /proc/pressure/cpu, read at most once a second) they are BUSY_FACTOR times higher, so only
+big calls use both cores; on an idle machine small GEMMs use both (a batch-1 dense layer's
+1x3136x1024 GEMV: 165 us on one thread, 102 us on two; under load two threads took up to 20 ms).
 """
 from __future__ import annotations
 
 import ctypes
 import glob
 import os
-from collections.abc import Iterator
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,11 +29,39 @@ import numpy as np
 
 # Elements a Numba kernel touches per call below which it runs on the calling thread only (~1 ms).
 PARALLEL_ELEMENTS = 1 << 20
-# Multiply-adds of a GEMM below which OpenBLAS runs it on the calling thread only (~0.1 ms on one core:
+# Multiply-adds of a GEMM below which OpenBLAS runs it on the calling thread only (~0.05 ms on one core:
 # batch-1 inference). On a loaded machine two threads lost even on a 32x2048x1024 GEMM (67 M: 100-190 ms
 # on two, 14 ms on one), but on an idle one a 2^28 threshold made W4's 103 M-MAC GEMMs single-threaded
-# and its step 1.7x slower (bench/README.md), so the threshold favours the idle machine.
-PARALLEL_MACS = 1 << 22
+# and its step 1.7x slower (bench/README.md): this is the idle machine's threshold, BUSY_FACTOR the load's.
+PARALLEL_MACS = 1 << 21
+# How much higher both thresholds are while the machine is busy (W4's 103 M-MAC GEMMs then run on one
+# thread; W7's conv GEMMs, 260 M and up per chunk, on two).
+BUSY_FACTOR = 64
+# CPU pressure ("some avg10": % of the last 10 s in which some runnable task waited for a core) from
+# which the machine counts as busy. jitflow's own threads wait passively, so they add little to it.
+BUSY_PRESSURE = 50.0
+_PSI = "/proc/pressure/cpu"
+_busy = [-1e9, False]  # [when last read (time.monotonic), busy]
+
+
+def machine_busy() -> bool:
+    """True while other processes keep the cores busy (CPU pressure >= BUSY_PRESSURE); False where the
+    kernel does not report pressure. Read at most once a second (a read costs ~30 us)."""
+    now = time.monotonic()
+    if now - _busy[0] < 1.0:
+        return bool(_busy[1])
+    _busy[0] = now
+    try:
+        with open(_PSI, "rb") as fh:
+            some = fh.readline().split()
+        _busy[1] = float(some[1].split(b"=")[1]) >= BUSY_PRESSURE
+    except (OSError, IndexError, ValueError):
+        _busy[1] = False
+    return bool(_busy[1])
+
+
+def _factor() -> int:
+    return BUSY_FACTOR if machine_busy() else 1
 
 
 def _openblas_local_setter() -> Any:
@@ -48,7 +84,7 @@ _SET_BLAS_LOCAL = _openblas_local_setter()
 @contextmanager
 def blas_threads_for(macs: int) -> Iterator[None]:
     """Runs the block with OpenBLAS on the calling thread only when the GEMM work is small."""
-    if macs >= PARALLEL_MACS or _SET_BLAS_LOCAL is None:
+    if macs >= PARALLEL_MACS * _factor() or _SET_BLAS_LOCAL is None:
         yield
         return
     prev = _SET_BLAS_LOCAL(1)
@@ -62,7 +98,7 @@ def blas_threads_for(macs: int) -> Iterator[None]:
 def threads_for(elements: int, macs: int = 0) -> Iterator[int]:
     """Runs the block with Numba's (and OpenBLAS's) thread counts chosen for its work; yields Numba's."""
     with blas_threads_for(macs):
-        if elements >= PARALLEL_ELEMENTS:
+        if elements >= PARALLEL_ELEMENTS * _factor():
             yield numba.get_num_threads()
             return
         prev = numba.get_num_threads()
@@ -71,3 +107,91 @@ def threads_for(elements: int, macs: int = 0) -> Iterator[int]:
             yield 1
         finally:
             numba.set_num_threads(prev)
+
+
+# -- chunks handed out to worker threads -----------------------------------------------------------------
+
+
+def chunk_workers(elements: int) -> int:
+    """Threads for a call that hands out chunks (`run_chunks`): all of Numba's for big calls, busy machine
+    or not (a descheduled thread only delays its own chunk: W7 on the loaded machine, 315-424 ms per
+    step against 360-457 ms on one thread; bench/README.md), the calling thread for small ones."""
+    return int(numba.config.NUMBA_NUM_THREADS) if elements >= PARALLEL_ELEMENTS else 1  # type: ignore[attr-defined]
+
+
+class _Workers:
+    """Persistent helper threads, each with OpenBLAS and Numba on one thread, that run chunks of a call."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+
+    def ensure(self, n: int) -> None:
+        with self.lock:
+            while len(self.threads) < n:
+                t = threading.Thread(target=self._loop, name=f"jitflow-chunks-{len(self.threads)}", daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _loop(self) -> None:
+        if _SET_BLAS_LOCAL is not None:
+            _SET_BLAS_LOCAL(1)
+        numba.set_num_threads(1)
+        while True:
+            self.tasks.get()()
+
+
+_WORKERS = _Workers()
+
+
+class _Chunks:
+    """One call's chunks: handed out in order, counted when finished; the first error is kept."""
+
+    def __init__(self, n: int, step: int, work: Callable[[int, int, int], object]) -> None:
+        self.n, self.step, self.work = n, step, work
+        self.next = 0
+        self.left = -(-n // step)
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+
+    def loop(self, w: int) -> None:
+        while True:
+            with self.cond:
+                n0 = self.next
+                self.next = n0 + self.step
+            if n0 >= self.n:
+                return
+            try:
+                self.work(w, n0, min(self.n, n0 + self.step))
+            except BaseException as e:  # noqa: BLE001 - re-raised by the caller
+                self.error = self.error or e
+            with self.cond:
+                self.left -= 1
+                if self.left == 0:
+                    self.cond.notify_all()
+
+
+def run_chunks(n: int, step: int, workers: int, work: Callable[[int, int, int], object]) -> None:
+    """Calls work(w, n0, n1) for the chunks [n0, n1) of range(n), `step` at a time, on `workers` threads
+    (the caller and workers - 1 helpers), each taking the next chunk when it is free.
+
+    Dynamic hand-out instead of one parallel region per chunk: a thread the scheduler takes away only
+    delays its own chunk, where a barrier would stall every thread (W7's second conv on the loaded
+    machine: 24 ms against 40 ms; bench/README.md). The caller waits for chunks, not for helpers: a
+    helper that starts late finds nothing left. Every thread runs OpenBLAS and Numba on one thread, and
+    `w` (0..workers-1) tells `work` which per-thread buffers to use.
+    """
+    chunks = _Chunks(n, step, work)
+    helpers = max(0, min(workers, chunks.left) - 1)
+    if helpers:
+        _WORKERS.ensure(helpers)
+    for w in range(1, helpers + 1):
+        _WORKERS.tasks.put(lambda w=w: chunks.loop(w))
+    with threads_for(0):  # the calling thread single-threaded too
+        chunks.loop(0)
+    with chunks.cond:
+        while chunks.left > 0:
+            chunks.cond.wait()
+    if chunks.error is not None:
+        raise chunks.error

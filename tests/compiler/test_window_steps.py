@@ -16,6 +16,7 @@ import jitflow as tf
 from jitflow.compiler.window_steps import WindowStep
 from jitflow.kernels import conv, threads
 from tests.compiler.helpers import assert_same, run_both
+from tests.compiler.step_checks import check_plan
 
 _SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -91,9 +92,11 @@ def test_conv_and_its_gradients_match_the_interpreter(case: dict[str, Any]) -> N
 @pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("c", [1, 8])
 def test_chunked_patches_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, c: int, parallel: bool) -> None:
-    """Tiny chunks: several im2col/GEMM rounds per batch, and the direct filter gradient for c = 1;
-    on both cores (thresholds 0) and on the calling thread only (thresholds above any work)."""
+    """Tiny chunks: several im2col/GEMM rounds per batch (c = 8), and the direct kernels for c = 1;
+    on both cores (thresholds 0: each thread takes chunks as it is free) and on the calling thread only
+    (thresholds above any work: one chunk after another)."""
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv, "WORKER_CHUNK_BYTES", 1)
     monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0 if parallel else 1 << 60)
     monkeypatch.setattr(threads, "PARALLEL_MACS", 0 if parallel else 1 << 60)
     rng = np.random.default_rng(c)
@@ -103,7 +106,7 @@ def test_chunked_patches_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, 
     with tf.Graph().as_default():
         plan = _compare(_conv_graph(case))
     sources = " ".join(e["source"] for e in plan.report["clusters"])
-    assert ("direct" in sources) == (c == 1) and "im2col+gemm" in sources
+    assert ("direct" in sources) == (c == 1) and ("im2col+gemm" in sources) == (c != 1)
 
 
 @st.composite
@@ -177,12 +180,13 @@ def test_bad_input_raises_tfs_errors_at_build_time(build: Any, message: str) -> 
 
 def test_explain_names_the_kernel() -> None:
     with tf.Graph().as_default():
-        x = tf.constant(np.ones((2, 6, 6, 3), np.float32))
-        y = tf.nn.max_pool(tf.nn.conv2d(x, tf.ones([3, 3, 3, 4]), [1, 1, 1, 1], "SAME"), 2, 2, "VALID")
+        x = tf.constant(np.ones((2, 6, 6, 5), np.float32))
+        y = tf.nn.max_pool(tf.nn.conv2d(x, tf.ones([3, 3, 5, 4]), [1, 1, 1, 1], "SAME"), 2, 2, "VALID")
+        z = tf.nn.conv2d(y, tf.ones([2, 2, 4, 3]), [1, 1, 1, 1], "SAME")
         with tf.Session() as sess:
-            sess.run(y)
-        text = str(tf.explain(y))
-    assert "kernels/conv: im2col+gemm" in text and "kernels/pool" in text
+            sess.run(z)
+        text = str(tf.explain(z))
+    assert "kernels/conv: im2col+gemm" in text and "kernels/pool" in text and "kernels/conv: direct" in text
 
 
 def test_thread_settings_are_restored() -> None:
@@ -224,3 +228,101 @@ def test_bias_relu_epilogue_matches_the_interpreter(relu: bool, fetch_mid: bool)
     assert fused == [["Conv2D", "BiasAdd"] + (["Relu"] if relu and not fetch_mid else [])]
     for a, w, name in zip(results[0][:4], results[1][:4], ("y", "loss", "f", "b")):
         np.testing.assert_allclose(a, w, rtol=2e-5, atol=2e-5, err_msg=name)
+
+
+@st.composite
+def relu_pool_cases(draw: Any) -> dict[str, Any]:
+    """BiasAdd -> Relu -> MaxPool with non-overlapping windows (gaps sometimes), ties and NaNs sometimes."""
+    dt = draw(st.sampled_from([np.float32, np.float64]))
+    n, h, w, c = (draw(st.integers(lo, hi)) for lo, hi in ((1, 3), (1, 9), (1, 9), (1, 5)))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (k[0] + draw(st.integers(0, 1)), k[1] + draw(st.integers(0, 1)))
+    pad = draw(st.sampled_from(["SAME", "VALID"]))
+    assume(pad == "SAME" or (h >= k[0] and w >= k[1]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    values = draw(st.sampled_from(["normal", "ties", "nan"]))
+    x = (rng.integers(-2, 3, (n, h, w, c)) if values == "ties" else rng.standard_normal((n, h, w, c))).astype(dt)
+    if values == "nan":
+        x.reshape(-1)[rng.integers(0, x.size)] = np.nan
+    return {"x": x, "b": rng.standard_normal(c).astype(dt), "k": k, "s": s, "pad": pad, "rng": rng,
+            "bias_grad": draw(st.booleans())}
+
+
+@_SETTINGS
+@given(relu_pool_cases())
+def test_max_pool_grad_with_relu_and_bias_gradients_fused(case: dict[str, Any]) -> None:
+    """MaxPoolGrad -> ReluGrad (-> the bias gradient): one step, values as interpreted."""
+    with tf.Graph().as_default():
+        x, b = tf.constant(case["x"]), tf.constant(case["b"])
+        act = tf.nn.relu(tf.nn.bias_add(x, b)) if case["bias_grad"] else tf.nn.relu(x)
+        y = tf.nn.max_pool(act, [1, *case["k"], 1], [1, *case["s"], 1], case["pad"])
+        r = tf.constant(case["rng"].standard_normal(y.shape.as_list()).astype(case["x"].dtype))
+        wrt = [x, b] if case["bias_grad"] else [x]
+        plan = _compare([y, *tf.gradients(tf.reduce_sum(y * r), wrt)])
+    sources = [e["source"] for e in plan.report["clusters"] if "MaxPoolGrad" in e["ops"][0]]
+    assert sources == ["kernels/pool: tiled +relu grad" + (" +bias grad" if case["bias_grad"] else "")]
+    check_plan(plan)  # the fused step declares the ReluGrad's and the bias gradient's outputs as writes
+    fused = [s for s in plan.steps if isinstance(s, WindowStep) and s.op.type == "MaxPoolGrad"]
+    assert len(fused) == 1 and len(fused[0].writes) == (2 if case["bias_grad"] else 1)
+
+
+def test_relu_grad_stays_out_when_its_input_is_fetched() -> None:
+    """A fetched MaxPoolGrad value (or a ReLU mask of another tensor) keeps the ops apart."""
+    rng = np.random.default_rng(1)
+    with tf.Graph().as_default():
+        x = tf.constant(rng.standard_normal((2, 6, 6, 3)).astype(np.float32))
+        a = tf.nn.relu(x)
+        y = tf.nn.max_pool(a, 2, 2, "VALID")
+        dx = tf.gradients(tf.reduce_sum(y * y), x)[0]
+        pool_grad = dx.op.inputs[0]
+        plan = _compare([dx, pool_grad])
+    assert ["kernels/pool: tiled"] == [e["source"] for e in plan.report["clusters"] if "MaxPoolGrad" in e["ops"][0]]
+
+
+@pytest.mark.parametrize("pressure, busy", [("3.50", False), ("91.20", True)])
+def test_thread_thresholds_follow_cpu_pressure(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, pressure: str,
+                                               busy: bool) -> None:
+    """A busy machine (CPU pressure over the bar) keeps mid-sized calls on the calling thread."""
+    import numba
+
+    psi = tmp_path / "cpu"
+    psi.write_text(f"some avg10={pressure} avg60=1.00 avg300=1.00 total=1\nfull avg10=0.00 avg60=0.00\n")
+    monkeypatch.setattr(threads, "_PSI", str(psi))
+    monkeypatch.setattr(threads, "_busy", [-1e9, False])
+    assert threads.machine_busy() is busy
+    mid = threads.PARALLEL_ELEMENTS * 2
+    with threads.threads_for(mid) as n:
+        assert n == (1 if busy else numba.get_num_threads())
+    monkeypatch.setattr(threads, "_PSI", str(tmp_path / "missing"))
+    monkeypatch.setattr(threads, "_busy", [-1e9, True])
+    assert threads.machine_busy() is False
+
+
+def test_chunks_on_worker_threads_match_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three conv drivers with chunks handed to two threads give what one thread gives; an error in
+    a helper thread's chunk reaches the caller."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread: no helper threads")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((9, 6, 5, 3))
+    f = rng.standard_normal((3, 2, 3, 4))
+    g = conv.ConvGeom(3, 2, 1, 2, 1, 1, 1, 0, 6, 2)
+    dy = rng.standard_normal((9, 6, 2, 4))
+    res = []
+    for chunk, threshold in ((9, 1 << 60), (1, 0)):  # one thread, one chunk; two threads, nine chunks
+        monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", threshold)
+        out = np.empty((9, 6, 2, 4))
+        res.append([conv.conv2d(x, f, g, out, conv.fresh, chunk=chunk).copy(),
+                    conv.conv2d_backprop_filter(x, dy, g, np.empty_like(f), conv.fresh, chunk=chunk),
+                    conv.conv2d_backprop_input(dy, f, g, np.empty_like(x), conv.fresh, chunk=chunk)])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+    def bad(w: int, n0: int, n1: int) -> None:
+        if n0 == 3:
+            raise ValueError("chunk 3")
+
+    with pytest.raises(ValueError, match="chunk 3"):
+        threads.run_chunks(8, 1, 2, bad)

@@ -1,0 +1,218 @@
+"""Direct convolution kernels for stride-1 convs with few input channels (a network's first layer).
+
+With one or three input channels im2col's patches are as large as the conv's output and the GEMM
+over them has K = 25, far from what BLAS runs well. These kernels instead copy the input once into a
+zero-padded planar image per channel (N, C, HP, WP) and treat every image as one long row of
+HP * WP positions: output pixel (i, j) sits at position q = i * WP + j, and tap (a, e, c) of its
+window at q + off[a, e, c]. The loops over q are long, contiguous and free of bounds checks, so they
+vectorize; the WP - OW positions at the end of each row are computed and dropped (or, in the filter
+gradient, meet zeros).
+
+- forward: per image, a block of rows is accumulated as (O, positions) four taps at a time, then
+  written out transposed to NHWC with the bias already in and ReLU applied: the conv's whole epilogue
+  in the same pass.
+- filter gradient: per image, dy is transposed once to (O, positions); each (tap, channel) entry of
+  the gradient is then a dot product over positions, computed in 4 x 2 register blocks. Every thread
+  sums a share of the images into its own partial gradient; the caller adds the partials. The dropped
+  positions multiply real inputs by zero, so an input with an inf or NaN takes the GEMM path instead
+  (`conv.filter_grad` checks).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+# Input channels up to which a stride-1 conv runs these kernels instead of im2col + GEMM (bench/README.md:
+# W7's first layer, C = 1).
+MAX_CHANNELS = 4
+# Taps combined per pass over an accumulator row.
+UNROLL = 4
+# Positions per forward block: the block's (O, positions) accumulator stays in L1/L2.
+BLOCK_POSITIONS = 512
+
+
+def applies(c: int, g: Any) -> bool:
+    """True when a conv with `c` input channels and geometry `g` (a `conv.ConvGeom`) runs here."""
+    return c <= MAX_CHANNELS and g.sh == 1 and g.sw == 1
+
+
+def planar_shape(x_shape: tuple[int, ...], g: Any) -> tuple[int, int, int, int]:
+    """(N, C, HP, WP): every window of every output position, junk columns included, lies inside."""
+    wp = g.ow + (g.kw - 1) * g.dw
+    hp = g.oh + (g.kh - 1) * g.dh + 1  # one more row: the junk positions of the last row read into it
+    return x_shape[0], x_shape[3], hp, wp
+
+
+@functools.lru_cache(maxsize=256)  # per run otherwise: ~20 us of meshgrid, a tenth of a batch-1 conv
+def tap_offsets(g: Any, hp: int, wp: int, c: int) -> np.ndarray:
+    """off[(a * KW + e) * C + ch] = position of tap (a, e, ch) relative to its window's corner; padded
+    with zeros to a multiple of UNROLL (the filter gradient computes those rows and drops them)."""
+    a, e, ch = np.meshgrid(np.arange(g.kh), np.arange(g.kw), np.arange(c), indexing="ij")
+    off = (ch * hp * wp + a * g.dh * wp + e * g.dw).reshape(-1)
+    k4 = -(-off.size // UNROLL) * UNROLL
+    res = np.concatenate([off, np.zeros(k4 - off.size, off.dtype)]).astype(np.int64)
+    res.flags.writeable = False  # shared by every call with this geometry
+    return res
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def pad_planar(x, pt, pl, xp):  # type: ignore[no-untyped-def]
+    """xp[n, c, pt + y, pl + x] = x[n, y, x, c]; zeros elsewhere (input past xp's edge is dropped)."""
+    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
+    for n in prange(x.shape[0]):
+        xp[n] = 0
+        for y in range(max(0, -pt), min(h, xp.shape[2] - pt)):
+            for xx in range(max(0, -pl), min(w, xp.shape[3] - pl)):
+                for c in range(ch):
+                    xp[n, c, pt + y, pl + xx] = x[n, y, xx, c]
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _accumulate(img, fm, off, k, q0, m, buf):  # type: ignore[no-untyped-def]
+    """buf[o, :m] += sum over the k taps t of fm[t, o] * img[q0 + off[t] : ... + m], four taps and two
+    channels per pass."""
+    k4 = k - k % UNROLL
+    for t in range(0, k4, UNROLL):
+        a0, a1, a2, a3 = off[t] + q0, off[t + 1] + q0, off[t + 2] + q0, off[t + 3] + q0
+        x0, x1, x2, x3 = img[a0:a0 + m], img[a1:a1 + m], img[a2:a2 + m], img[a3:a3 + m]
+        no = buf.shape[0]
+        for o in range(0, no - 1, 2):  # two channels per pass: the four tap rows are loaded once for both
+            f0, f1, f2, f3 = fm[t, o], fm[t + 1, o], fm[t + 2, o], fm[t + 3, o]
+            e0, e1, e2, e3 = fm[t, o + 1], fm[t + 1, o + 1], fm[t + 2, o + 1], fm[t + 3, o + 1]
+            b, c = buf[o], buf[o + 1]
+            for q in range(m):
+                v0, v1, v2, v3 = x0[q], x1[q], x2[q], x3[q]
+                b[q] += f0 * v0 + f1 * v1 + f2 * v2 + f3 * v3
+                c[q] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+        if no % 2:
+            o = no - 1
+            f0, f1, f2, f3 = fm[t, o], fm[t + 1, o], fm[t + 2, o], fm[t + 3, o]
+            b = buf[o]
+            for q in range(m):
+                b[q] += f0 * x0[q] + f1 * x1[q] + f2 * x2[q] + f3 * x3[q]
+    for t in range(k4, k):  # the last taps one at a time: no padding tap multiplies an inf or NaN by 0
+        x0 = img[off[t] + q0:off[t] + q0 + m]
+        for o in range(buf.shape[0]):
+            f0 = fm[t, o]
+            b = buf[o]
+            for q in range(m):
+                b[q] += f0 * x0[q]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def conv_forward(xp, fm, off, bias, has_bias, relu, out):  # type: ignore[no-untyped-def]
+    """out[n, i, j, o] = (bias[o] +) sum over taps of xp * fm, then max(., 0) when `relu` (NaN stays NaN).
+
+    `fm` is the filter as (K, O): one row per tap of `off`.
+    """
+    wp = xp.shape[3]
+    oh, ow, no = out.shape[1], out.shape[2], out.shape[3]
+    rows = max(1, BLOCK_POSITIONS // wp)
+    for n in prange(xp.shape[0]):
+        img = xp[n].reshape(-1)
+        buf = np.empty((no, rows * wp + 16), out.dtype)  # +16: rows not a power-of-two apart (cache sets)
+        for i0 in range(0, oh, rows):
+            i1 = min(oh, i0 + rows)
+            m = (i1 - i0) * wp
+            for o in range(no):
+                buf[o, :m] = bias[o] if has_bias else 0
+            _accumulate(img, fm, off, fm.shape[0], i0 * wp, m, buf)
+            for i in range(i0, i1):
+                r = (i - i0) * wp
+                for j in range(ow):
+                    dst = out[n, i, j]
+                    for o in range(no):
+                        v = buf[o, r + j]
+                        dst[o] = 0 if relu and v < 0 else v
+
+
+@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+def _dots(img, dyt, off, zero, acc):  # type: ignore[no-untyped-def]
+    """acc[t, o] += dot(img[off[t]:off[t] + L], dyt[o]) for every tap t and channel o (4 taps x 2 channels);
+    `zero` is 0 in the accumulators' dtype."""
+    no, span = dyt.shape
+    for t in range(0, off.shape[0], UNROLL):
+        y0, y1 = img[off[t]:off[t] + span], img[off[t + 1]:off[t + 1] + span]
+        y2, y3 = img[off[t + 2]:off[t + 2] + span], img[off[t + 3]:off[t + 3] + span]
+        for o in range(0, no, 2):
+            o1 = min(o + 1, no - 1)  # an odd last channel is computed twice and stored once
+            d0, d1 = dyt[o], dyt[o1]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            for q in range(span):
+                x0, x1, x2, x3, g0, g1 = y0[q], y1[q], y2[q], y3[q], d0[q], d1[q]
+                s00 += x0 * g0
+                s01 += x1 * g0
+                s02 += x2 * g0
+                s03 += x3 * g0
+                s10 += x0 * g1
+                s11 += x1 * g1
+                s12 += x2 * g1
+                s13 += x3 * g1
+            acc[t, o] += s00
+            acc[t + 1, o] += s01
+            acc[t + 2, o] += s02
+            acc[t + 3, o] += s03
+            if o1 != o:
+                acc[t, o1] += s10
+                acc[t + 1, o1] += s11
+                acc[t + 2, o1] += s12
+                acc[t + 3, o1] += s13
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def filter_grad_parts(xp, dy, off, parts):  # type: ignore[no-untyped-def]
+    """parts[p, t, o] = sum over images n = p, p + P, ... of dot(tap t's positions of xp[n], dy[n, :, :, o])."""
+    wp = xp.shape[3]
+    oh, ow, no = dy.shape[1], dy.shape[2], dy.shape[3]
+    npart = parts.shape[0]
+    for p in prange(npart):
+        acc = parts[p]
+        acc[...] = 0
+        dyt = np.zeros((no, oh * wp), dy.dtype)  # the junk positions stay zero
+        zero = dyt[0, 0]
+        for n in range(p, xp.shape[0], npart):
+            for i in range(oh):
+                for j in range(ow):
+                    src = dy[n, i, j]
+                    for o in range(no):
+                        dyt[o, i * wp + j] = src[o]
+            _dots(xp[n].reshape(-1), dyt, off, zero, acc)
+
+
+# -- drivers ------------------------------------------------------------------------------------------------
+
+
+def _planar(x: np.ndarray, g: Any, scratch: Any, extra: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The padded planar input, its tap offsets, and `extra` more scratch elements (one buffer for all)."""
+    shape = planar_shape(x.shape, g)
+    size = math.prod(shape)
+    buf = scratch(size + extra, x.dtype)
+    xp = buf[:size].reshape(shape)
+    pad_planar(x, g.pt, g.pl, xp)
+    return xp, tap_offsets(g, shape[2], shape[3], x.shape[3]), buf[size:]
+
+
+def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
+            bias: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
+    """conv2d of NHWC `x` with (KH, KW, C, O) `f` into `out`, with the optional bias and ReLU applied."""
+    k, o = f.shape[0] * f.shape[1] * f.shape[2], f.shape[3]
+    xp, off, _ = _planar(x, g, scratch, 0)
+    fm = np.ascontiguousarray(f.reshape(k, o))
+    conv_forward(xp, fm, off[:k], fm[0] if bias is None else bias, bias is not None, relu, out)
+    return out
+
+
+def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: Any, threads: int) -> np.ndarray:
+    """The (KH, KW, C, O) filter gradient `df` of a conv of `x` whose output gradient is `dy`."""
+    k, o = df.shape[0] * df.shape[1] * df.shape[2], df.shape[3]
+    k4 = -(-k // UNROLL) * UNROLL
+    parts_n = max(1, min(threads, x.shape[0]))
+    xp, off, rest = _planar(x, g, scratch, parts_n * k4 * o)
+    parts = rest.reshape(parts_n, k4, o)
+    filter_grad_parts(xp, dy, off, parts)
+    np.sum(parts[:, :k], axis=0, out=df.reshape(k, o))
+    return df
