@@ -4,9 +4,11 @@ A fixed size threshold (`threads.py`) picks the right thread count for an idle m
 2-core machine every parallel region's barrier can wait a scheduler time slice for a descheduled thread:
 measured with four other processes running, a 64x2048x1024 GEMM took 44-64 ms (median) on two OpenBLAS
 threads and 8 ms on one, while idle it takes 1.8 ms on two and 3.5 ms on one. No threshold is right for
-both, so each big step keeps a `ThreadChoice`: it times its calls, runs with the option whose recent
-time per unit of work is lower, and re-tries the other option every `EXPLORE_EVERY` calls to notice
-when the load changes.
+both, so each big step keeps a `ThreadChoice`. It runs on all threads while their time per unit of work
+stays near the best it has seen; once that time grows by half (other processes took the cores) it tries
+one thread, keeps whichever is faster by a clear margin, and while on one thread re-tries all threads
+every `EXPLORE_EVERY` calls to notice when the machine is free again. On an idle machine nothing is
+explored, so nothing is lost there.
 """
 from __future__ import annotations
 
@@ -16,13 +18,17 @@ from typing import Any
 
 import numba
 
-# Calls between two tries of the option not chosen: rare enough that a wrong try costs little on
-# average (1/32 of a step's time at most twice over), frequent enough to follow load within a second.
+# Calls between two tries of all threads while one thread is chosen.
 EXPLORE_EVERY = 32
-# Tries of each option before the measured means are trusted.
+# Samples of each option (after its first call, which pays page faults and is not counted) before the
+# means are compared.
 WARMUP_TRIES = 2
 # Weight of the newest sample in the running mean of seconds per unit of work.
 ALPHA = 0.25
+# All threads count as slowed down when their running mean exceeds the best rate seen by this factor.
+SLOWDOWN = 1.5
+# The option not in use must be this much faster to be switched to (noise must not flip the choice).
+MARGIN = 0.8
 
 ONE, ALL = 0, 1  # the two options: the calling thread only, or every thread
 
@@ -30,41 +36,50 @@ ONE, ALL = 0, 1  # the two options: the calling thread only, or every thread
 class ThreadChoice:
     """Chooses, call by call, between running a kernel on one thread and on all threads.
 
-    `prior` is the option a size rule prefers (used until both options have been timed); work is
-    given per call so that steps whose sizes vary (batch size) compare like with like.
+    Starts with `prior` (the option a size rule prefers). Work is given per call so that steps whose
+    sizes vary (batch size) compare like with like.
     """
 
-    __slots__ = ("best", "calls", "mean", "tries")
+    __slots__ = ("best", "calls", "fastest", "mean", "tries")
 
     def __init__(self, prior: int) -> None:
         self.best = prior
         self.calls = 0
         self.mean = [0.0, 0.0]
-        self.tries = [0, 0]
+        self.tries = [0, 0]  # calls timed per option, the uncounted first one included
+        self.fastest = float("inf")  # the best all-thread rate seen
 
     def pick(self) -> int:
         """The option to run this call with."""
         self.calls += 1
-        other = 1 - self.best
-        if self.tries[other] < WARMUP_TRIES or self.calls % EXPLORE_EVERY == 0:
-            return other
-        return self.best
+        if self.best == ONE:
+            return ALL if self.tries[ALL] <= WARMUP_TRIES or self.calls % EXPLORE_EVERY == 0 else ONE
+        slowed = self.tries[ALL] > WARMUP_TRIES and self.mean[ALL] > SLOWDOWN * self.fastest
+        if slowed and (self.tries[ONE] <= WARMUP_TRIES or self.calls % 4 == 0):
+            return ONE  # the cores look taken: time one thread (every 4th call while it stays so)
+        return ALL
 
     def record(self, option: int, seconds: float, work: int) -> None:
         """Adds the time of one call that ran with `option` over `work` units."""
-        rate = seconds / max(work, 1)
         n = self.tries[option]
-        self.mean[option] = rate if n == 0 else self.mean[option] + ALPHA * (rate - self.mean[option])
         self.tries[option] = n + 1
-        if min(self.tries) >= WARMUP_TRIES:
-            self.best = ONE if self.mean[ONE] < self.mean[ALL] else ALL
+        if n == 0:
+            return  # the first call of each option pays page faults and first-use costs
+        rate = seconds / max(work, 1)
+        self.mean[option] = rate if n == 1 else self.mean[option] + ALPHA * (rate - self.mean[option])
+        if option == ALL:
+            self.fastest = min(self.fastest, rate)
+        if min(self.tries) > WARMUP_TRIES:
+            other = 1 - self.best
+            if self.mean[other] < MARGIN * self.mean[self.best]:
+                self.best = other
 
     def describe(self) -> str:
         """One line for `explain`: the current choice and the measured means."""
-        if min(self.tries) == 0:
-            return f"{'1 thread' if self.best == ONE else 'all threads'} (not yet measured)"
-        ratio = self.mean[ONE] / self.mean[ALL] if self.mean[ALL] else float("inf")
-        return f"{'1 thread' if self.best == ONE else 'all threads'} (1-thread/all-thread time {ratio:.2f})"
+        name = "1 thread" if self.best == ONE else "all threads"
+        if min(self.tries) <= WARMUP_TRIES:
+            return f"{name} (one thread not tried: all threads not slowed down)"
+        return f"{name} (1-thread/all-thread time {self.mean[ONE] / self.mean[ALL]:.2f})"
 
 
 def run_with(choice: ThreadChoice, work: int, set_blas: Callable[[int], int] | None,
