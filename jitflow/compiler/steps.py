@@ -331,6 +331,7 @@ class MatMulStep:
         self.key = id(self)
         self.recycler = Recycler()
         self.threads = ThreadChoice(ALL)
+        self.all_threads = gemm.AllThreads()  # OpenBLAS's threads or slices, by measurement
 
     def __call__(self, ctx: Any, vals: list) -> None:
         a = vals[self.sa]
@@ -357,7 +358,7 @@ class MatMulStep:
             with blas_threads_for(macs):  # small GEMMs on one thread (jitflow/kernels/threads.py)
                 np.matmul(a, b, out=out)
         else:  # big ones on as many threads as the current load makes fastest
-            run_with(self.threads, macs, SET_BLAS_LOCAL, gemm.matmul, a, b, out)  # all threads: slices
+            run_with(self.threads, macs, SET_BLAS_LOCAL, self.all_threads, a, b, out)
         vals[self.out_slot] = out
         return None
 

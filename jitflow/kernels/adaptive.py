@@ -5,7 +5,7 @@ A fixed size threshold (`threads.py`) picks the right thread count for an idle m
 measured with four other processes running, a 64x2048x1024 GEMM took 44-64 ms (median) on two OpenBLAS
 threads and 8 ms on one, while idle it takes 1.8 ms on two and 3.5 ms on one. No threshold is right for
 both, so each big step keeps a `ThreadChoice`. It runs on all threads while their time per unit of work
-stays near the best it has seen; once that time grows by half (other processes took the cores) it tries
+stays near the best it has seen; once that time doubles (other processes took the cores) it tries
 one thread, keeps whichever is faster by a clear margin, and while on one thread re-tries all threads
 every `EXPLORE_EVERY` calls to notice when the machine is free again. On an idle machine nothing is
 explored, so nothing is lost there.
@@ -25,8 +25,9 @@ EXPLORE_EVERY = 32
 WARMUP_TRIES = 2
 # Weight of the newest sample in the running mean of seconds per unit of work.
 ALPHA = 0.25
-# All threads count as slowed down when their running mean exceeds the best rate seen by this factor.
-SLOWDOWN = 1.5
+# All threads count as slowed down when their running mean exceeds its lowest value by this factor (on
+# a loaded machine two-thread calls slowed by 5-20x; an idle machine's noise stays well below 2x).
+SLOWDOWN = 2.0
 # The option not in use must be this much faster to be switched to (noise must not flip the choice).
 MARGIN = 0.8
 
@@ -47,7 +48,7 @@ class ThreadChoice:
         self.calls = 0
         self.mean = [0.0, 0.0]
         self.tries = [0, 0]  # calls timed per option, the uncounted first one included
-        self.fastest = float("inf")  # the best all-thread rate seen
+        self.fastest = float("inf")  # the lowest running mean of all threads (robust to one fast call)
 
     def pick(self) -> int:
         """The option to run this call with."""
@@ -55,8 +56,8 @@ class ThreadChoice:
         if self.best == ONE:
             return ALL if self.tries[ALL] <= WARMUP_TRIES or self.calls % EXPLORE_EVERY == 0 else ONE
         slowed = self.tries[ALL] > WARMUP_TRIES and self.mean[ALL] > SLOWDOWN * self.fastest
-        if slowed and (self.tries[ONE] <= WARMUP_TRIES or self.calls % 4 == 0):
-            return ONE  # the cores look taken: time one thread (every 4th call while it stays so)
+        if slowed and (self.tries[ONE] <= WARMUP_TRIES or self.calls % EXPLORE_EVERY == 0):
+            return ONE  # the cores look taken: time one thread
         return ALL
 
     def record(self, option: int, seconds: float, work: int) -> None:
@@ -67,8 +68,8 @@ class ThreadChoice:
             return  # the first call of each option pays page faults and first-use costs
         rate = seconds / max(work, 1)
         self.mean[option] = rate if n == 1 else self.mean[option] + ALPHA * (rate - self.mean[option])
-        if option == ALL:
-            self.fastest = min(self.fastest, rate)
+        if option == ALL and n > WARMUP_TRIES:
+            self.fastest = min(self.fastest, self.mean[ALL])
         if min(self.tries) > WARMUP_TRIES:
             other = 1 - self.best
             if self.mean[other] < MARGIN * self.mean[self.best]:
@@ -84,7 +85,8 @@ class ThreadChoice:
 
 def run_with(choice: ThreadChoice, work: int, set_blas: Callable[[int], int] | None,
              fn: Callable[..., Any], *args: Any) -> Any:
-    """Calls `fn(*args)` with the thread count `choice` picks (Numba's and OpenBLAS's, both thread-local)."""
+    """Calls `fn(*args)` with the thread count `choice` picks (Numba's for this thread; OpenBLAS's, which is
+    process-wide, restored when the call ends)."""
     option = choice.pick()
     t0 = time.perf_counter()
     if option == ALL:

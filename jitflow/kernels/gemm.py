@@ -8,6 +8,9 @@ from cache rather than split.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numba
 import numpy as np
 
@@ -32,3 +35,43 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         threads.run_chunks(n, -(-n // SLICES), workers,
                            lambda w, c0, c1: np.matmul(a, b[:, c0:c1], out=out[:, c0:c1]))
     return out
+
+
+def _blas(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return np.matmul(a, b, out=out)
+
+
+class AllThreads:
+    """How one step runs a big GEMM on all threads: OpenBLAS's own threads or `matmul`'s slices.
+
+    Which is faster depends on what runs around the GEMM, not on its shape alone: measured idle, W4's
+    256x784x512 took 1.0 ms on OpenBLAS's threads and 1.3 ms as slices, but inside W7's step, between
+    chunked convolutions, OpenBLAS's threads (which spin for a while after each call) slowed the step
+    from 84-88 to 121-143 ms. So each step times both on its first calls (after one uncounted call of
+    each) and keeps the faster by its median.
+    """
+
+    __slots__ = ("chosen", "times")
+
+    TRIES = 3
+
+    def __init__(self) -> None:
+        self.chosen: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+        self.times: tuple[list[float], list[float]] = ([], [])
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if self.chosen is not None:
+            return self.chosen(a, b, out)
+        k = 0 if len(self.times[0]) <= len(self.times[1]) else 1
+        fn = (_blas, matmul)[k]
+        t0 = time.perf_counter()
+        fn(a, b, out)
+        self.times[k].append(time.perf_counter() - t0)
+        if min(len(t) for t in self.times) > self.TRIES:  # the first of each is not counted
+            blas, slices = (sorted(t[1:])[len(t[1:]) // 2] for t in self.times)
+            self.chosen = _blas if blas <= slices else matmul
+        return out
+
+    def describe(self) -> str:
+        """For reports: which way was chosen (or that it is still being measured)."""
+        return "measuring" if self.chosen is None else ("OpenBLAS threads" if self.chosen is _blas else "slices")

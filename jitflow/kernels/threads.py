@@ -3,8 +3,12 @@
 Every parallel region ends in a barrier that waits for all its threads, and OpenBLAS splits even
 small GEMMs over its threads. On a loaded 2-core machine a barrier can wait a whole scheduler time
 slice for a descheduled thread: W7i (batch-1 inference) took 42 ms with OpenBLAS on 2 threads and
-3.3 ms on one (bench/README.md). So small calls run on the calling thread only (Numba's thread count
-and OpenBLAS's are both thread-local settings here), and big calls still use both cores. On an idle
+3.3 ms on one (bench/README.md). So small calls run on the calling thread only, and big calls still
+use both cores. Numba's thread count is a setting of the calling thread; OpenBLAS's is not: its
+`openblas_set_num_threads_local` sets the process-wide count and returns the previous one (measured: a
+helper thread that set 1 left the main thread's GEMMs on one core), so every change of it here is undone
+when the call ends, and concurrent runs in several threads can only change each other's thread counts,
+never results. On an idle
 machine the thresholds below cost at most a few ms per call.
 
 The thresholds follow the machine's state: when other processes keep the cores busy (Linux's CPU
@@ -65,7 +69,7 @@ def _factor() -> int:
 
 
 def _openblas_local_setter() -> Any:
-    """OpenBLAS's `openblas_set_num_threads_local` (thread-local, returns the previous value), or None."""
+    """OpenBLAS's `openblas_set_num_threads_local` (process-wide in this build; returns the previous value)."""
     libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
     for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
         try:
@@ -135,9 +139,7 @@ class _Workers:
                 self.threads.append(t)
 
     def _loop(self) -> None:
-        if _SET_BLAS_LOCAL is not None:
-            _SET_BLAS_LOCAL(1)
-        numba.set_num_threads(1)
+        numba.set_num_threads(1)  # Numba's count is per thread; OpenBLAS's is set by run_chunks' caller
         while True:
             self.tasks.get()()
 
@@ -186,12 +188,12 @@ def run_chunks(n: int, step: int, workers: int, work: Callable[[int, int, int], 
     helpers = max(0, min(workers, chunks.left) - 1)
     if helpers:
         _WORKERS.ensure(helpers)
-    for w in range(1, helpers + 1):
-        _WORKERS.tasks.put(lambda w=w: chunks.loop(w))
-    with threads_for(0):  # the calling thread single-threaded too
+    with threads_for(0):  # OpenBLAS (for every thread) and the caller's Numba on one thread until all are done
+        for w in range(1, helpers + 1):
+            _WORKERS.tasks.put(lambda w=w: chunks.loop(w))
         chunks.loop(0)
-    with chunks.cond:
-        while chunks.left > 0:
-            chunks.cond.wait()
+        with chunks.cond:
+            while chunks.left > 0:
+                chunks.cond.wait()
     if chunks.error is not None:
         raise chunks.error

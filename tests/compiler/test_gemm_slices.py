@@ -16,3 +16,19 @@ def test_sliced_matmul_matches_numpy(monkeypatch: pytest.MonkeyPatch, m: int, k:
     for x, y in ((a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b))):  # transposed operands too
         out = gemm.matmul(x, y, np.empty((x.shape[0], y.shape[1]), dt))
         np.testing.assert_allclose(out, x @ y, rtol=1e-5 if dt == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_all_threads_choice_times_both_ways_then_keeps_one() -> None:
+    from jitflow.kernels.gemm import AllThreads
+
+    rng = np.random.RandomState(3)
+    a, b = rng.rand(300, 200).astype(np.float32), rng.rand(200, 260).astype(np.float32)
+    choice = AllThreads()
+    assert choice.describe() == "measuring"
+    for _ in range(2 * (AllThreads.TRIES + 1)):
+        out = np.empty((300, 260), np.float32)
+        np.testing.assert_allclose(choice(a, b, out), a @ b, rtol=1e-5)
+    assert [len(t) for t in choice.times] == [AllThreads.TRIES + 1] * 2
+    assert choice.describe() in ("OpenBLAS threads", "slices")
+    out = np.empty((300, 260), np.float32)
+    np.testing.assert_allclose(choice(a, b, out), a @ b, rtol=1e-5)
