@@ -1,0 +1,51 @@
+"""The conv, pooling and BiasAddGrad kernels of `codegen/cuda_conv.py` for `ptx_check.py` (run from there)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import jitflow as tf
+from jitflow.codegen import cuda as cg
+from jitflow.codegen import cuda_conv as cc
+from jitflow.ir.layout import compute_layout
+
+# strided + SAME-padded, dilated + VALID, and NCHW: the index arithmetic of each form
+WINDOWS = [cc.Window(9, 7, 3, 8, 3, 3, 2, 2, 1, 1, 1, 1, 5, 4),
+           cc.Window(9, 7, 3, 8, 2, 3, 1, 1, 2, 2, 0, 0, 7, 3),
+           cc.Window(9, 7, 3, 8, 3, 3, 1, 1, 1, 1, 1, 1, 9, 7, "NCHW")]
+
+
+def check_conv(compile_all: Callable[[str, str], bool], target: cg.Target) -> bool:
+    ok = True
+    # float64 once: the dtype only changes the declared types (each compile takes a second or two)
+    for k, g, dt in [(0, WINDOWS[0], "float32"), (0, WINDOWS[0], "float64"), (1, WINDOWS[1], "float32"),
+                     (2, WINDOWS[2], "float32")]:
+        for op_type in cc.GEMMS:
+            ok &= compile_all(cc.generate_conv(op_type, g, dt, target), f"conv{k}:{op_type}:{dt}")
+        if k != 1:  # pooling has no dilation
+            for op_type in ("MaxPool", "AvgPool", "MaxPoolGrad", "AvgPoolGrad"):
+                ok &= compile_all(cc.generate_pool(op_type, g, dt, target), f"pool{k}:{op_type}:{dt}")
+    for inner in (0, 12):
+        ok &= compile_all(cc.generate_bias_grad("float32", inner, target), f"bias_grad{inner}")
+    return ok & _check_fused(compile_all, target)
+
+
+def _check_fused(compile_all: Callable[[str, str], bool], target: cg.Target) -> bool:
+    """Conv2D with its BiasAdd + Relu cluster as the epilogue."""
+    from ptx_check import _cluster_steps, _shape
+
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [2, 9, 7, 3])
+    b = tf.placeholder(tf.float32, [8])
+    y = tf.nn.conv2d(x, tf.constant(np.ones((3, 3, 3, 8), np.float32)), [1, 2, 2, 1], "SAME")
+    feed: dict[Any, Any] = {x: np.ones((2, 9, 7, 3), np.float32), b: np.ones(8, np.float32)}
+    ok = True
+    for st in _cluster_steps(tf.nn.relu(tf.nn.bias_add(y, b)), feed):
+        k = next(j for j, inp in enumerate(st.c.inputs) if inp.tensor is y)
+        shapes = [_shape(st, inp, feed, {y: (2, 5, 4, 8)}) for inp in st.c.inputs]
+        layout, _ = compute_layout(shapes, (2, 5, 4, 8))
+        src = cc.generate_conv("Conv2D", WINDOWS[0], "float32", target, st.c, layout, k)
+        ok &= compile_all(src, "conv_fused")
+    return ok
