@@ -223,12 +223,12 @@ def _tile_load(name: str, load: list[str], k_fastest: bool, other: int, t: Tiles
 
 def generate_conv(op_type: str, g: Window, dtype: str, target: Target, epilogue: Cluster | None = None,
                   layout: Layout | None = None, conv_input: int = -1) -> str:
-    """Source of ``launch(src_a, src_b, out, batch, splits, [epilogue inputs, outputs, exts, err])``.
+    """Source of ``launch(src_a, src_b, out, batch, splits, [part] | [epilogue inputs, outputs, exts, err])``.
 
-    `src_a` / `src_b` are (x, filter), (dy, filter) or (x, dy) as the op takes them; `out` receives C
-    (with `splits` > 1: `splits` partial products, summed into `out[:size]` by the second kernel, so
-    `out` then holds splits + 1 products). With an `epilogue` (Conv2D only) `out` is unused and the
-    epilogue cluster, whose input `conv_input` is the conv's output, stores its own outputs.
+    `src_a` / `src_b` are (x, filter), (dy, filter) or (x, dy) as the op takes them; `out` receives C.
+    With `splits` > 1 (`conv_splits`), `part` holds `splits` partial products that the second kernel
+    sums into `out`. With an `epilogue` (Conv2D only) `out` is unused and the epilogue cluster, whose
+    input `conv_input` is the conv's output, stores its own outputs.
     """
     t = tiles_for(target)
     gm = GEMMS[op_type](g)
@@ -323,13 +323,13 @@ def _conv_launch(gm: _Gemm, g: Window, dtype: str, op_type: str, fused: bool) ->
             "Conv2DBackpropFilter": str(g.kh * g.kw * g.c)}[op_type]
     nk = f"batch * {g.oh * g.ow}" if gm.nk == "nk" else gm.nk
     return [
-        f"@cuda.jit(types.void({_arr(dtype)}, types.int64, types.int64), cache=True)",
-        "def _sum_splits(dst, size, splits):",
+        f"@cuda.jit(types.void({_arr(dtype)}, {_arr(dtype)}, types.int64, types.int64), cache=True)",
+        "def _sum_splits(part, dst, size, splits):",
         "    t = cuda.grid(1)",
         "    while t < size:",
-        "        s = dst[size + t]",
+        "        s = part[t]",
         "        for z in range(1, splits):",
-        "            s += dst[(z + 1) * size + t]",
+        "            s += part[z * size + t]",
         "        dst[t] = s",
         "        t += cuda.gridsize(1)",
         "",
@@ -346,9 +346,10 @@ def _conv_launch(gm: _Gemm, g: Window, dtype: str, op_type: str, fused: bool) ->
           [f"{IND}if splits == 1:",
            f"{IND}    _conv_gemm[grid, NT](src_a, src_b, dst, nrows, nk, kchunk)",
            f"{IND}    return",
-           f"{IND}_conv_gemm[grid, NT](src_a, src_b, dst[nrows * NCOL:], nrows, nk, kchunk)",
+           f"{IND}part = rest[0]",
+           f"{IND}_conv_gemm[grid, NT](src_a, src_b, part, nrows, nk, kchunk)",
            f"{IND}size = nrows * NCOL",
-           f"{IND}_sum_splits[min((size + NT - 1) // NT, 4096), NT](dst, size, splits)"]),
+           f"{IND}_sum_splits[min((size + NT - 1) // NT, 4096), NT](part, dst, size, splits)"]),
     ]
 
 

@@ -6,6 +6,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from jitflow.compiler.gpu import conv as gconv
 from jitflow.compiler.gpu import runtime  # through the module: tests stand in for its functions
 from jitflow.compiler.gpu.memory import DeviceIO
 from jitflow.compiler.gpu.runtime import OnDevice, mark_multi_device, usable_gpu
@@ -20,6 +21,7 @@ from jitflow.compiler.gpu.steps import (
 )
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step
+from jitflow.compiler.window_steps import WindowStep
 from jitflow.framework.graph import Operation, Tensor
 
 # -- the hook into lower() -----------------------------------------------------------------------------
@@ -70,6 +72,7 @@ def lower_gpu_clusters(plan: Plan) -> None:
     device_reads = _device_variable_reads(rw, steps, dev_readers)
     _limit_in_place(steps, [cs for cs, _ in rw.cuda_steps], device_reads, readers, rw.through)
     _fuse_epilogues(steps, readers, rw.fetched)
+    gconv.fuse_conv_epilogues(steps, readers, rw.fetched)
     _place_on_devices(steps, n_gpus, readers)
     plan.steps = steps
     if plan.debug >= 3:
@@ -101,6 +104,8 @@ def _on_device(rw: _Rewrite, st: Step) -> Step:
         st.report.update(backend="cuda", key="", compile_seconds=0.0, source="deferred")
         outs = [t if s > TRASH_SLOT else None for t, s in zip(op.outputs, st.out_slots)]
         return _added(rw, CudaSparseXentStep(st, io), [op], outs)
+    if op.type in gconv.DEVICE_WINDOW_OPS and (isinstance(st, WindowStep) or op.type == "BiasAddGrad"):
+        return _device_window(rw, st, op)
     if isinstance(st, low.UnbroadcastDynStep):
         rw.through.add(op)
         return DeviceUnbroadcastDyn(st)
@@ -109,6 +114,18 @@ def _on_device(rw: _Rewrite, st: Step) -> Step:
         return DeviceReshape(st, [rw.plan.slots[t] for t in op.inputs],
                              TRASH_SLOT if op.outputs[0] in fed else rw.plan.slots[op.outputs[0]])
     return st
+
+
+def _device_window(rw: _Rewrite, st: Step, op: Operation) -> Step:
+    """The CUDA step of a conv, pooling or BiasAddGrad op (`compiler/gpu/conv.py`)."""
+    entry = getattr(st, "report", None)
+    if entry is None:  # BiasAddGrad's interpreted step: a cluster of the report now, not a fallback
+        entry = {"ops": [op.name]}
+        rw.plan.report.setdefault("clusters", []).append(entry)
+        rw.plan.report["fallbacks"] = [f for f in rw.plan.report.get("fallbacks", []) if f["op"] != op.name]
+    consts = [t.op.type == "Const" and t not in rw.fed for t in op.inputs]
+    step = gconv.device_window_step(st, op, rw.plan.slots, rw.fed, consts, _var_of, entry)
+    return _added(rw, step, [op], [op.outputs[0]])
 
 
 def _cuda_cluster(rw: _Rewrite, st: Any) -> Step:
@@ -260,7 +277,8 @@ def _place_on_devices(steps: list[Step], n_gpus: int, readers: dict[Tensor, set[
             ops = list(readers.get(ops[0].outputs[0], ()))
         devs = {usable_gpu(op, n_gpus) for op in ops} - {None}
         if isinstance(st, (CudaClusterStep, CudaMatMulStep, FusedMatMulStep, CudaSparseXentStep, DeviceReadStep,
-                           DeviceReshape, DeviceUnbroadcastDyn)) and len(devs) == 1 and devs != {0}:
+                           DeviceReshape, DeviceUnbroadcastDyn, gconv.CudaWindowStep)) and len(devs) == 1 \
+                and devs != {0}:
             dev = devs.pop()
             assert dev is not None
             steps[i] = OnDevice(st, dev)
