@@ -282,7 +282,7 @@ def build_clusters(low: Lowering) -> None:
             for r in m.opdef.ref_inputs:
                 v = m.inputs[r].op
                 var_shapes.setdefault(v.name, v.attrs.get("shape"))
-        backend = "cuda" if n_gpus and _on_one_gpu(members, n_gpus) else "cpu"
+        backend = "cuda" if n_gpus and _on_one_gpu(members, n_gpus) and not _host_scalars(members) else "cpu"
         step = _cluster_step(low, members, upd_refs, var_shapes, backend)
         low.cluster_steps.append(step)
         low.cluster_at[members[-1]] = step
@@ -295,6 +295,13 @@ def build_clusters(low: Lowering) -> None:
     if flags.debug_level() >= 3:
         for f in plan.report["fallbacks"]:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
+
+
+def _host_scalars(members: list[Operation]) -> bool:
+    """int32 scalar clusters of GPU ops run on the host, as TF keeps int32 in host memory (gpu/loop_state)."""
+    from jitflow.compiler.gpu.loop_state import host_scalars
+
+    return host_scalars(members)
 
 
 def _on_one_gpu(members: list[Operation], n_gpus: int) -> bool:

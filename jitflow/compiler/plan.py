@@ -48,6 +48,11 @@ class Plan:
     debug: int = 0  # JITFLOW_DEBUG when the plan was built (>= 2: per-step timings)
     # Initial slot values (constants folded in by the compiler), copied at the start of every run.
     template: list[Any] | None = None
+    # GPU plans (compiler/gpu/loop_state.py): fetched values may stay device arrays (a loop body's); the
+    # feeds (by position) that may be given device arrays, and those that CUDA steps read.
+    device_fetches: bool = False
+    device_feeds: frozenset[int] = frozenset()
+    device_used: frozenset[int] = frozenset()
 
 
 def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> Step:

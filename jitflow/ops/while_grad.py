@@ -68,6 +68,8 @@ def _grad_infer(op: Operation) -> list:
 def _zero_like(v: Any) -> Any:
     if isinstance(v, np.ndarray) or np.isscalar(v):
         return np.zeros_like(v)
+    if hasattr(v, "copy_to_host"):  # a device array kept by a loop on a GPU
+        return np.zeros(v.shape, v.dtype)
     zero = getattr(v, "zero_grad", None)
     return zero() if zero is not None else None
 
@@ -82,6 +84,15 @@ def _add(a: Any, b: Any, owned: bool) -> Any:
         np.add(a, b, out=a)
         return a
     return a + b
+
+
+def _feed(plan: Any, values: list[Any]) -> list[Any]:
+    """Forward values kept on a GPU go in as device arrays where the plan takes them, else as host copies."""
+    if not any(hasattr(v, "copy_to_host") for v in values):
+        return values
+    from jitflow.compiler.gpu import loop_state
+
+    return loop_state.feed(plan, values)
 
 
 def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
@@ -99,7 +110,7 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     mine = [False] * len(caps)
     for vals, saved in reversed(iters):
         feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, vals)]
-        res = execute(plan, ctx, vals + caps + saved + feed_g)
+        res = execute(plan, ctx, _feed(plan, vals + caps + saved + feed_g))
         full: list[Any] = [None] * (n + len(caps))
         for k, r in zip(idx, res):
             full[k] = r

@@ -61,12 +61,24 @@ class LoopBody:
             if kind == "cond":
                 plan = build_plan([*[self.cond_out]], self.feeds(), lower)
             elif kind == "body":
-                plan = build_plan([*self.outs, *(self.saved or [])], self.feeds(), lower)
+                plan = build_plan([*self.outs, *(self.saved or [])], self.feeds(), _device_fetching(lower))
             else:
                 fetch = [t for t in self.grad_outs if t is not None]
                 plan = build_plan(fetch, self.feeds() + (self.saved or []) + self.grad_inputs, lower)  # type: ignore[arg-type]
             per[key] = plan
         return plan
+
+
+def _device_fetching(lower: Any) -> Any:
+    """`lower` for a body plan: values computed on a GPU stay there for the next iteration (gpu/loop_state)."""
+    if lower is None:
+        return None
+
+    def lower_body(plan: Plan) -> None:
+        plan.device_fetches = True
+        lower(plan)
+
+    return lower_body
 
 
 def body_of(op: Operation) -> LoopBody:
@@ -97,6 +109,10 @@ def _while_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     max_iter = int(ins[n]) if body.has_max else -1
     caps = list(ins[n + 1:] if body.has_max else ins[n:])
     cond_plan, body_plan = body.plan(ctx, "cond"), body.plan(ctx, "body")
+    if body_plan.device_fetches and (body_plan.device_feeds or body_plan.device_used):
+        from jitflow.compiler.gpu import loop_state  # the body runs CUDA steps: its state stays there
+
+        return loop_state.run_loop(ctx, body, vals, caps, max_iter, lambda v: _truth(v, op))
     record = body.saved is not None
     iters: list[tuple[list, list]] = []
     i = 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jitflow.compiler.gpu import conv as gconv
-from jitflow.compiler.gpu import runtime  # through the module: tests stand in for its functions
+from jitflow.compiler.gpu import loop_state, runtime  # runtime through the module: tests stand in for it
 from jitflow.compiler.gpu.memory import DeviceIO
 from jitflow.compiler.gpu.runtime import OnDevice, mark_multi_device, usable_gpu
 from jitflow.compiler.gpu.steps import (
@@ -64,11 +64,14 @@ def lower_gpu_clusters(plan: Plan) -> None:
         return
     dev_readers = _device_readers(plan.ops, rw.gpu_ops, readers, rw.fetched, rw.fed, rw.through)
     for cs, outs in rw.cuda_steps:
-        cs.io.host_out = [t is not None and (t in rw.fetched or any(r not in dev_readers
-                                                                    for r in readers.get(t, ())))
-                          for t in outs]
+        kept = loop_state.kept_on_device(plan, cs, outs, rw.fetched)  # fetched, yet left on the device
+        cs.io.host_out = [t is not None and (t in rw.fetched and not keep or any(r not in dev_readers
+                                                                                 for r in readers.get(t, ())))
+                          for t, keep in zip(outs, kept)]
+        cs.io.detach = kept
         cs.io.dev_out = [t is not None and any(r in dev_readers and r.type not in SHAPE_ONLY
                                                for r in readers.get(t, ())) for t in outs]
+    loop_state.note_device_feeds(plan, readers, dev_readers, rw.gpu_ops)
     device_reads = _device_variable_reads(rw, steps, dev_readers)
     _limit_in_place(steps, [cs for cs, _ in rw.cuda_steps], device_reads, readers, rw.through)
     _fuse_epilogues(steps, readers, rw.fetched)
