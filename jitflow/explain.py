@@ -44,6 +44,8 @@ class ExplainReport:
     def to_dict(self) -> dict[str, Any]:
         """{"clusters": [{ops, backend, key, compile_seconds, source}], "fallbacks": [{op, type, reason}]}."""
         d: dict[str, Any] = {"clusters": self.clusters, "fallbacks": self.fallbacks}
+        if self._report.get("loop_state"):
+            d["loop_state"] = list(self._report["loop_state"])
         if self.loops:
             d["loops"] = [{"op": x["op"], "kind": x["kind"], "plan": x["report"].to_dict()} for x in self.loops]
         return d
@@ -57,6 +59,8 @@ class ExplainReport:
                          f"{c['compile_seconds']:.3f} s: {', '.join(c['ops'])}")
         for f in self.fallbacks:
             lines.append(f"  fallback {f['op']} ({f['type']}): {f['reason']}")
+        if self._report.get("loop_state"):  # a GPU loop body's values handed to the next iteration on the device
+            lines.append(f"  loop state on the device: {', '.join(self._report['loop_state'])}")
         for x in self.loops:  # a loop's sub-plans, replayed once per iteration
             sub = str(x["report"]).rstrip("\n").replace("\n", "\n    ")
             lines.append(f"  loop {x['op']} {x['kind']} (replayed per iteration) {sub}")

@@ -131,3 +131,10 @@ def test_bad_inputs_give_the_interpreters_errors() -> None:
     with tf.Session() as sess:  # the same steps still run good inputs on the device afterwards
         got = sess.run(y, {x: np.ones((1, 5, 5, 2), np.float32)})
     np.testing.assert_allclose(got, np.full((1, 3, 3, 4), 18.0, np.float32))
+
+
+def test_explain_names_the_device_kernels() -> None:
+    fetches, feed = _conv_net(np.float32, "NHWC", 1, "SAME", 1, 1)
+    text = str(tf.explain(fetches, feed))
+    assert "[cuda]" in text and "codegen/cuda_conv: implicit GEMM" in text and "+BiasAdd+Relu" in text
+    assert "split k" in text and "gather per input" in text and "per output" in text

@@ -102,3 +102,12 @@ def test_loop_with_a_host_op_and_maximum_iterations() -> None:
     got, want = _both([y], {x: np.array([0.1, -0.3, 0.7], np.float32)})
     assert_same(got[0], want[0], rtol=1e-5)
     assert g is not None
+
+
+def test_explain_shows_the_loop_state_on_the_device() -> None:
+    x, outs = _rnn_loop(3)
+    report = tf.explain(outs, {x: X0})
+    body = next(lp["report"] for lp in report.loops if lp["kind"] == "body")
+    assert [b for b in (c["backend"] for c in body.clusters)].count("cuda") >= 2
+    assert len(body.to_dict()["loop_state"]) == 2  # h and c; the counter i stays on the host
+    assert "loop state on the device: " in str(report)

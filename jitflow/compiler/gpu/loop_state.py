@@ -62,6 +62,8 @@ def note_device_feeds(plan: Plan, readers: dict[Tensor, set[Operation]], dev_rea
             used.add(k)
     plan.device_feeds = frozenset(ok)
     plan.device_used = frozenset(used)
+    if plan.device_fetches:  # for explain: the loop values that stay on the device between iterations
+        plan.report["loop_state"] = [t.name for t, s in plan.slots.items() if s in fetched and t.op in gpu_ops]
 
 
 def _host_plan_feeds(plan: Plan) -> None:
