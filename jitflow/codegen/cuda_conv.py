@@ -40,6 +40,7 @@ from jitflow.ir.cluster import Cluster
 from jitflow.ir.layout import Layout
 
 IND = "    "
+_IMPORTS = ["import numpy as np", "from numba import cuda, types", "from jitflow.codegen import cudamath as M", ""]
 
 
 @dataclass(frozen=True)
@@ -240,10 +241,7 @@ def generate_conv(op_type: str, g: Window, dtype: str, target: Target, epilogue:
         assert layout is not None and op_type == "Conv2D" and g.fmt == "NHWC"
         epi_lines = _epilogue(epilogue, layout, conv_input, sig, args)
     lines = [
-        "import numpy as np",
-        "from numba import cuda, types",
-        "from jitflow.codegen import cudamath as M",
-        "",
+        *_IMPORTS,
         f"_SIG = types.void({', '.join(sig)})",
         f"DT = {_nbtype(dtype)}",
         f"TM, TN, TK, RM, RN = {t.tm}, {t.tn}, {t.tk}, {t.rm}, {t.rn}",
@@ -368,10 +366,7 @@ def conv_splits(op_type: str, g: Window, batch: int, target: Target) -> int:
 
 def _pool_header(dtype: str, target: Target, sig: list[str]) -> list[str]:
     return [
-        "import numpy as np",
-        "from numba import cuda, types",
-        "from jitflow.codegen import cudamath as M",
-        "",
+        *_IMPORTS,
         f"_SIG = types.void({', '.join(sig)})",
         f"TPB = {target.tpb}",
         f"MAXB = {target.max_blocks}",

@@ -138,3 +138,27 @@ def test_explain_names_the_device_kernels() -> None:
     text = str(tf.explain(fetches, feed))
     assert "[cuda]" in text and "codegen/cuda_conv: implicit GEMM" in text and "+BiasAdd+Relu" in text
     assert "split k" in text and "gather per input" in text and "per output" in text
+
+
+def test_cnn_training_steps_on_the_device() -> None:
+    rng = np.random.default_rng(5)
+    xv = rng.normal(size=(2, 6, 6, 1)).astype(np.float32)
+    yv = np.array([0, 2], np.int64)
+    x = tf.placeholder(tf.float32, [2, 6, 6, 1])
+    labels = tf.placeholder(tf.int64, [2])
+    with tf.device("/gpu:0"):
+        f = tf.Variable(rng.normal(0, 0.5, (3, 3, 1, 2)).astype(np.float32))
+        b = tf.Variable(np.full(2, 0.1, np.float32))
+        w = tf.Variable(rng.normal(0, 0.5, (18, 3)).astype(np.float32))
+        h = tf.nn.max_pool(tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME"), b)),
+                           [1, 2, 2, 1], [1, 2, 2, 1], "VALID")
+        logits = tf.matmul(tf.reshape(h, [2, 18]), w)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        train = tf.train.GradientDescentOptimizer(0.5).minimize(loss)
+    results = []
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(tf.global_variables_initializer())
+            losses = [sess.run([loss, train], {x: xv, labels: yv})[0] for _ in range(3)]
+            results.append([*losses, *sess.run([f, b, w])])
+    _same_all(results[0], results[1], 1e-4)

@@ -25,7 +25,6 @@ from jitflow.compiler.gpu.runtime import is_device_array, launch_guard, target
 from jitflow.compiler.gpu.steps import CudaClusterStep, _Entry, compile_cuda
 from jitflow.compiler.plan import Step
 from jitflow.framework.graph import Operation, Tensor
-from jitflow.ir.layout import LayoutError
 from jitflow.ops import nn_ops as N
 
 CONV = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
@@ -176,7 +175,11 @@ class CudaWindowStep:
         if ins is None or run.splits != 1:
             return False
         shapes = tuple([run.out_shape if i == self.epi_input else tuple(a.shape) for i, a in enumerate(ins)])
-        ent = self.entries[shapes] if shapes in self.entries else self._prepare(shapes, run)
+        if shapes not in self.entries:
+            if len(self.entries) > 64:
+                self.entries.clear()
+            self.entries[shapes] = self._fused_entry(shapes, run)
+        ent = self.entries[shapes]
         if ent is None:
             return False
         outs = epi.outputs(ent, ins, vals)
@@ -191,14 +194,14 @@ class CudaWindowStep:
         epi.publish(outs, vals, store)
         return True
 
-    def _prepare(self, shapes: tuple, run: Launch) -> _Entry | None:
+    def _fused_entry(self, shapes: tuple, run: Launch) -> _Entry | None:
         """The fused kernel for these shapes, or None when the epilogue does not map 1:1 onto the output."""
         epi = self.epi
         assert epi is not None and run.window is not None
         try:
             layout, exts, out_shapes = epi.shape_plan(shapes)
             if not all(layout.masks[self.epi_input]):
-                raise LayoutError("the epilogue broadcasts the conv's output")
+                return None  # the epilogue broadcasts the conv's output: run the two steps
             with self._lock:
                 source = cc.generate_conv("Conv2D", run.window, run.dtype.name, target(), epi.c, layout,
                                           self.epi_input)
@@ -206,13 +209,9 @@ class CudaWindowStep:
                          "layout": layout.key(), "conv_input": self.epi_input}
                 kernel = compile_cuda(source, parts, ["Conv2D"] + [op.type for op in epi.c.ops], self.report)
                 self._note(self.report.get("source", ""))
-            ent: _Entry | None = _Entry(kernel, exts, out_shapes, [-1] * len(out_shapes))
         except (ValueError, KernelCompileError):  # LayoutError included: run the two steps
-            ent = None
-        if len(self.entries) > 64:
-            self.entries.clear()
-        self.entries[shapes] = ent
-        return ent
+            return None
+        return _Entry(kernel, exts, out_shapes, [-1] * len(out_shapes))
 
 
 def _is_array(a: Any) -> bool:
