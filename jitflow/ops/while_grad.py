@@ -80,6 +80,10 @@ def _add(a: Any, b: Any, owned: bool) -> Any:
         return b
     if b is None:
         return a
+    if hasattr(a, "copy_to_host") or hasattr(b, "copy_to_host"):  # gradients of a loop on a GPU: summed there
+        from jitflow.compiler.gpu import loop_state
+
+        return loop_state.add(a, b, owned)
     if owned and type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype:
         np.add(a, b, out=a)
         return a
@@ -105,6 +109,10 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     caps, iters = history
     gys: list[Any] = list(ins[1:])
     plan = lb.plan(ctx, "grad")
+    if plan.device_fetches and plan.device_used:  # the incoming gradients go up once, not per iteration
+        from jitflow.compiler.gpu import loop_state
+
+        gys = loop_state.upload([plan], gys, n + len(caps) + len(lb.saved or []), {})
     idx = [k for k, t in enumerate(lb.grad_outs) if t is not None]
     acc: list[Any] = [None] * len(caps)
     mine = [False] * len(caps)
@@ -123,7 +131,16 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     last = iters[0][0] if iters else None
     out_g = [g if g is not None else (_zero_like(last[k]) if last is not None else None) for k, g in enumerate(gys)]
     out_c = [a if a is not None else _zero_like(c) for a, c in zip(acc, caps)]
-    return (*out_g, *out_c)
+    return tuple(_host([*out_g, *out_c]))
+
+
+def _host(values: list[Any]) -> list[Any]:
+    """The gradients as host values (a loop on a GPU leaves them on the device)."""
+    if not any(hasattr(v, "copy_to_host") for v in values):
+        return values
+    from jitflow.compiler.gpu import loop_state
+
+    return loop_state.to_host_all(values)
 
 
 registry.register_op("WhileGrad", _grad_infer, _grad_kernel, registry.STATEFUL)

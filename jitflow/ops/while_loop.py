@@ -64,13 +64,15 @@ class LoopBody:
                 plan = build_plan([*self.outs, *(self.saved or [])], self.feeds(), _device_fetching(lower))
             else:
                 fetch = [t for t in self.grad_outs if t is not None]
-                plan = build_plan(fetch, self.feeds() + (self.saved or []) + self.grad_inputs, lower)  # type: ignore[arg-type]
+                plan = build_plan(fetch, self.feeds() + (self.saved or []) + self.grad_inputs,  # type: ignore[arg-type]
+                                  _device_fetching(lower))
             per[key] = plan
         return plan
 
 
 def _device_fetching(lower: Any) -> Any:
-    """`lower` for a body plan: values computed on a GPU stay there for the next iteration (gpu/loop_state)."""
+    """`lower` for a body or gradient plan: values computed on a GPU stay there for the next iteration
+    (`compiler/gpu/loop_state.py`)."""
     if lower is None:
         return None
 

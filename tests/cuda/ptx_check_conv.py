@@ -28,7 +28,26 @@ def check_conv(compile_all: Callable[[str, str], bool], target: cg.Target) -> bo
     ok &= compile_all(cc.generate_conv("Conv2D", WINDOWS[0], "float64", target), "conv0:Conv2D:float64")
     ok &= compile_all(cc.generate_pool("AvgPoolGrad", WINDOWS[2], "float64", target), "pool2:AvgPoolGrad:float64")
     ok &= compile_all(cc.generate_bias_grad("float32", 12, target), "bias_grad12")
-    return ok & _check_fused(compile_all, target)
+    return ok & _check_fused(compile_all, target) & _check_loop_add()
+
+
+def _check_loop_add() -> bool:
+    """The gradient sums of a loop on a GPU (`compiler/gpu/loop_state.add_arrays`)."""
+    from numba import cuda, types
+    from ptx_check import CCS
+
+    from jitflow.compiler.gpu import loop_state
+
+    ok = True
+    for dt in (types.float32, types.float64):
+        for cc_ in CCS:
+            try:
+                cuda.compile_ptx(loop_state.add_arrays, (dt[::1], dt[::1], dt[::1]), cc=cc_)
+                print(f"OK loop_add:{dt} sm_{cc_[0]}{cc_[1]}")
+            except Exception as e:  # noqa: BLE001 - reported line by line
+                print(f"FAIL loop_add:{dt} sm_{cc_[0]}{cc_[1]}: {type(e).__name__}: {e}")
+                ok = False
+    return ok
 
 
 def _check_fused(compile_all: Callable[[str, str], bool], target: cg.Target) -> bool:

@@ -56,26 +56,43 @@ def _rnn_loop(iters: int) -> tuple[Any, Any]:
     return x, [h, c]
 
 
+def _transfers(build: Any, iters: int, host_copies: list, uploads: list) -> tuple[list, list]:
+    """(host copies, uploads) of a warm run of `build(iters)`'s fetches; its values checked against the
+    interpreter's."""
+    with tf.Graph().as_default():
+        x, fetches = build(iters)
+        got, want = _both(fetches, {x: X0})
+        with tf.Session() as s:
+            s.run(tf.global_variables_initializer())
+            s.run(fetches, {x: X0})  # plans built, kernels compiled
+            host_copies.clear()
+            uploads.clear()
+            s.run(fetches, {x: X0})
+            seen = (sorted(host_copies), sorted(uploads))
+    for a, b in zip(got, want):
+        assert_same(a, b, rtol=2e-5, atol=1e-6)
+    return seen
+
+
 def test_loop_state_stays_on_the_device(host_copies: list, uploads: list) -> None:
-    seen = {}
-    for iters in (2, 7):
-        with tf.Graph().as_default():
-            x, outs = _rnn_loop(iters)
-            got, want = _both(outs, {x: X0}, runs=2)
-            with tf.Session() as s:
-                s.run(tf.global_variables_initializer())
-                s.run(outs, {x: X0})  # plans built, kernels compiled
-                host_copies.clear()
-                uploads.clear()
-                s.run(outs, {x: X0})
-                seen[iters] = (sorted(host_copies), sorted(uploads))
-        for a, b in zip(got, want):
-            assert_same(a, b, rtol=1e-5, atol=1e-6)
+    seen = {iters: _transfers(_rnn_loop, iters, host_copies, uploads) for iters in (2, 7)}
     assert seen[2] == seen[7], f"transfers grow with the iterations: {seen}"
     copies, ups = seen[7]
     assert copies == [(2, 3), (3,)], "only the final values leave the device"
     # x (the first h and a capture: one upload), c's start, w: once per run
     assert ups == [(2, 3), (3,), (3, 3)], f"the loop's inputs and captures, once per run: {ups}"
+
+
+def _rnn_grads(iters: int) -> tuple[Any, Any]:
+    x, outs = _rnn_loop(iters)
+    w = tf.trainable_variables()[0]
+    with tf.device("/gpu:0"):  # (gradient ops go where the caller's device scope says, as in TF)
+        return x, tf.gradients(tf.reduce_sum(outs[0] * outs[0]) + tf.reduce_sum(outs[1]), [x, w])
+
+
+def test_gradient_loop_keeps_its_state_on_the_device(host_copies: list, uploads: list) -> None:
+    seen = {iters: _transfers(_rnn_grads, iters, host_copies, uploads) for iters in (2, 6)}
+    assert seen[2] == seen[6], f"transfers grow with the iterations: {seen}"
 
 
 def test_condition_on_the_device_crosses_once_per_iteration(host_copies: list) -> None:

@@ -10,20 +10,27 @@ the final values to the host when the loop ends (`to_host_all`). So the transfer
 with its iteration count, except for a condition computed on the device: its bool crosses once per
 iteration (as TF's LoopCond does). Integer scalars, such as loop counters, stay on the host anyway
 (`host_scalars`: TF keeps int32 tensors of GPU ops in host memory).
+
+The gradient's backward loop (`ops/while_grad.py`) works the same way: its plan fetches device arrays,
+the kept forward values are fed where they are, the incoming gradients go up once, and the gradients
+of the captures are summed on the device (`add`).
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from numba import cuda  # (a GPU plan has imported it already: placement.gpu_count)
 
 from jitflow import dtypes
 from jitflow.compiler.gpu import runtime  # through the module: tests stand in for its functions
-from jitflow.compiler.gpu.runtime import c_order, is_device_array
+from jitflow.compiler.gpu.memory import flat
+from jitflow.compiler.gpu.runtime import c_order, is_device_array, launch_guard
 from jitflow.compiler.plan import Plan
 from jitflow.framework.graph import Operation, Tensor
 
 _HOST_DTYPES = (dtypes.int32, dtypes.bool)
+_SHAPE_ONLY = ("Shape", "Size", "Rank")
 
 
 def host_scalars(members: list[Operation]) -> bool:
@@ -58,8 +65,8 @@ def note_device_feeds(plan: Plan, readers: dict[Tensor, set[Operation]], dev_rea
         rs = readers.get(t, set())
         if rs <= dev_readers and (s not in fetched or plan.device_fetches):
             ok.add(k)
-        if rs & gpu_ops:
-            used.add(k)
+        if rs & gpu_ops or any(r in dev_readers and r.type not in _SHAPE_ONLY for r in rs):
+            used.add(k)  # read by a CUDA step, or passed to one (a reshape, say)
     plan.device_feeds = frozenset(ok)
     plan.device_used = frozenset(used)
     if plan.device_fetches:  # for explain: the loop values that stay on the device between iterations
@@ -100,6 +107,37 @@ def upload(plans: list[Plan], values: list[Any], first: int, done: dict[int, Any
 def to_host_all(values: list[Any]) -> list[Any]:
     """Host copies of the device arrays among `values` (what leaves the loop)."""
     return [runtime.to_host(v) if is_device_array(v) else v for v in values]
+
+
+def add_arrays(a, b, out):  # type: ignore[no-untyped-def]
+    """out = a + b over flat device arrays (compiled for the device on first use; one thread per element)."""
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = a[i] + b[i]
+
+
+_add_kernel: Any = None
+
+
+def add(a: Any, b: Any, owned: bool) -> Any:
+    """a + b on the device (a gradient loop's sums): into `a` when `owned` (an array the loop made)."""
+    global _add_kernel
+    api = runtime.cuda_api()
+    if not is_device_array(a):
+        a = api.to_device(c_order(np.asarray(a)))
+        owned = True
+    if not is_device_array(b):
+        b = api.to_device(c_order(np.asarray(b)))
+    if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
+        return runtime.to_host(a) + runtime.to_host(b)  # (not seen in practice: NumPy's broadcasting rules)
+    out = a if owned else api.device_array(a.shape, a.dtype)
+    if _add_kernel is None:
+        _add_kernel = api.jit(add_arrays)
+    n = int(a.size)
+    if n:
+        with launch_guard():
+            _add_kernel[(n + 255) // 256, 256](flat(a), flat(b), flat(out))
+    return out
 
 
 def on_device(plan: Plan) -> bool:
