@@ -23,7 +23,7 @@ from jitflow.compiler.gpu import runtime  # through the module: tests stand in f
 from jitflow.compiler.gpu.memory import DeviceIO, device_buffer, device_store, flat, host_inputs
 from jitflow.compiler.gpu.runtime import is_device_array, launch_guard, target
 from jitflow.compiler.gpu.steps import CudaClusterStep, _Entry, compile_cuda
-from jitflow.compiler.plan import Step
+from jitflow.compiler.plan import FIRST_SLOT, Step
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ops import nn_ops as N
 
@@ -61,10 +61,17 @@ def describe(op_type: str, fused: list[str] | None = None) -> str:
 class CudaWindowStep:
     """A conv, pooling or BiasAddGrad op on the device (optionally with a fused elementwise epilogue)."""
 
+    kind = "window"
+    backend = "cuda"
+    stateful = False
+
     def __init__(self, base: Any, op: Operation, in_slots: list[int], out_slot: int, io: DeviceIO,
                  report: dict[str, Any]) -> None:
         self.base = base  # the host step it replaces: runs the op interpreted when the kernel cannot
         self.op = op
+        self.ops: tuple[Operation, ...] = (op,)
+        self.reads = tuple(dict.fromkeys(s for s in in_slots if s >= FIRST_SLOT))
+        self.writes = (out_slot,) if out_slot >= FIRST_SLOT else ()
         self.in_slots = in_slots
         self.out_slot = out_slot
         self.io = io
@@ -330,6 +337,9 @@ def fuse_conv_epilogues(steps: list[Step], readers: dict[Tensor, set[Operation]]
                 or not all(_pure(steps[p]) for p in range(i + 1, j)):
             continue
         cs.epi, cs.epi_input = epi, ins[0]
+        cs.ops = cs.ops + tuple(epi.c.ops)
+        cs.reads = tuple(dict.fromkeys([*cs.reads, *(s for s in epi.in_slots if s >= FIRST_SLOT)]))
+        cs.writes = tuple(dict.fromkeys([*cs.writes, *(s for s in epi.out_slots if s >= FIRST_SLOT)]))
         cs.report["fused"] = [op.name for op in epi.c.ops]
         cs._note("deferred")
         epi.report["source"] = f"fused into {cs.op.name}"
