@@ -238,7 +238,7 @@ def generate_conv(op_type: str, g: Window, dtype: str, target: Target, epilogue:
     args = ["src_a", "src_b", "dst", "nrows", "nk", "kchunk"]
     epi_lines: list[str] = []
     if epilogue is not None:
-        assert layout is not None and op_type == "Conv2D" and g.fmt == "NHWC"
+        assert layout is not None and op_type == "Conv2D"
         epi_lines = _epilogue(epilogue, layout, conv_input, sig, args)
     lines = [
         *_IMPORTS,
@@ -309,10 +309,17 @@ def _gemm_store(gm: _Gemm, epi_lines: list[str]) -> list[str]:
         "        if row < nrows and col < NCOL:",
     ]
     if epi_lines:
-        return lines + ["            acc_pq = acc[p, q]"] + [IND * 3 + s.replace("= acc", "= acc_pq")
-                                                                 if s.endswith("= acc") else IND * 3 + s
+        # the epilogue indexes the conv's output tensor: C[row, col] sits at out_index (NCHW: not row * n + col)
+        return lines + ["            acc_pq = acc[p, q]"] + [IND * 3 + _epilogue_line(s, gm.out_index)
                                                                  for s in epi_lines]
     return lines + [f"            dst[zoff + {gm.out_index}] = acc[p, q]"]
+
+
+def _epilogue_line(s: str, out_index: str) -> str:
+    """One statement of the epilogue, reading the register tile's element and the output's flat index."""
+    if s == "r_ = row * n + col":
+        return f"r_ = {out_index}"
+    return s[:-len("= acc")] + "= acc_pq" if s.endswith("= acc") else s
 
 
 def _conv_launch(gm: _Gemm, g: Window, dtype: str, op_type: str, fused: bool) -> list[str]:

@@ -51,22 +51,30 @@ def _check_loop_add() -> bool:
 
 
 def _check_fused(compile_all: Callable[[str, str], bool], target: cg.Target) -> bool:
-    """Conv2D with its BiasAdd + Relu cluster as the epilogue."""
+    """Conv2D with its BiasAdd + Relu cluster as the epilogue, NHWC and NCHW."""
+    ok = True
+    for g, x_shape, y_shape in [(WINDOWS[0], (2, 9, 7, 3), (2, 5, 4, 8)), (WINDOWS[2], (2, 3, 9, 7), (2, 8, 9, 7))]:
+        ok &= _check_fused_one(compile_all, target, g, x_shape, y_shape)
+    return ok
+
+
+def _check_fused_one(compile_all: Callable[[str, str], bool], target: cg.Target, g: cc.Window,
+                     x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> bool:
     from ptx_check import _cluster_steps, _shape
 
     tf.reset_default_graph()
-    x = tf.placeholder(tf.float32, [2, 9, 7, 3])
+    x = tf.placeholder(tf.float32, x_shape)
     b = tf.placeholder(tf.float32, [8])
+    strides = [1, g.sh, g.sw, 1] if g.fmt == "NHWC" else [1, 1, g.sh, g.sw]
     with tf.device("/gpu:0"):  # (a conv on the CPU would take its bias and ReLU into its own step)
-        y = tf.nn.conv2d(x, tf.constant(np.ones((3, 3, 3, 8), np.float32)), [1, 2, 2, 1], "SAME")
-    feed: dict[Any, Any] = {x: np.ones((2, 9, 7, 3), np.float32), b: np.ones(8, np.float32)}
+        y = tf.nn.conv2d(x, tf.constant(np.ones((3, 3, 3, 8), np.float32)), strides, "SAME", data_format=g.fmt)
+        z = tf.nn.relu(tf.nn.bias_add(y, b, data_format=g.fmt))
+    feed: dict[Any, Any] = {x: np.ones(x_shape, np.float32), b: np.ones(8, np.float32)}
     ok = True
-    with tf.device("/gpu:0"):
-        z = tf.nn.relu(tf.nn.bias_add(y, b))
     for st in _cluster_steps(z, feed):
         k = next(j for j, inp in enumerate(st.c.inputs) if inp.tensor is y)
-        shapes = [_shape(st, inp, feed, {y: (2, 5, 4, 8)}) for inp in st.c.inputs]
-        layout, _ = compute_layout(shapes, (2, 5, 4, 8))
-        src = cc.generate_conv("Conv2D", WINDOWS[0], "float32", target, st.c, layout, k)
-        ok &= compile_all(src, "conv_fused")
+        shapes = [_shape(st, inp, feed, {y: y_shape}) for inp in st.c.inputs]
+        layout, _ = compute_layout(shapes, y_shape)
+        src = cc.generate_conv("Conv2D", g, "float32", target, st.c, layout, k)
+        ok &= compile_all(src, f"conv_fused_{g.fmt}")
     return ok

@@ -21,6 +21,7 @@ def test_generated_kernels_compile_to_ptx() -> None:
                    "matmul:_matmul", "fused:_matmul", "xent:_xent", "Conv2D:float32:_conv_gemm sm_80",
                    "Conv2D:float64:_conv_gemm sm_90", "Conv2DBackpropInput:float32:_conv_gemm sm_90",
                    "Conv2DBackpropFilter:float32:_sum_splits sm_90", "MaxPoolGrad:float32:_pool sm_90",
-                   "AvgPoolGrad:float64:_pool sm_80", "conv_fused:_conv_gemm sm_90", "bias_grad12:_partial sm_90",
+                   "AvgPoolGrad:float64:_pool sm_80", "conv_fused_NHWC:_conv_gemm sm_90",
+                   "conv_fused_NCHW:_conv_gemm sm_80", "bias_grad12:_partial sm_90",
                    "loop_add:float32 sm_90"):
         assert any(kernel in line for line in ok), f"{kernel} not compiled:\n{res.stdout}"

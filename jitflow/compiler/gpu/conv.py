@@ -6,7 +6,7 @@ agree, nothing empty); anything else runs the op interpreted on host copies, whi
 interpreter's values and errors. Kernels are compiled per geometry (`cuda_conv.Window`) through the
 compile cache; the plan report names the kernel, so `explain` shows it.
 
-`fuse_conv_epilogues` gives a Conv2D (NHWC) the elementwise CUDA cluster that alone reads its output
+`fuse_conv_epilogues` gives a Conv2D the elementwise CUDA cluster that alone reads its output
 (BiasAdd, Relu, ...): the fused kernel runs the cluster on each result element as it leaves the GEMM's
 registers. Shapes that do not fit (the cluster broadcasts the conv's output) run the two steps in turn.
 """
@@ -311,7 +311,7 @@ def device_window_step(st: Step, op: Operation, slots: dict[Tensor, int], fed: s
 
 
 def fuse_conv_epilogues(steps: list[Step], readers: dict[Tensor, set[Operation]], fetched: set[Tensor]) -> None:
-    """Gives each NHWC CUDA Conv2D the elementwise CUDA cluster that alone reads its output, in place.
+    """Gives each CUDA Conv2D the elementwise CUDA cluster that alone reads its output, in place.
 
     The fused step runs where the epilogue ran; only steps without side effects may sit between the two,
     so the conv's operands still hold the values it would have read.
@@ -322,7 +322,7 @@ def fuse_conv_epilogues(steps: list[Step], readers: dict[Tensor, set[Operation]]
     owner = {op: i for i, st in enumerate(steps) if isinstance(st, CudaClusterStep) for op in st.c.ops}
     drop: list[int] = []
     for i, cs in enumerate(steps):
-        if not isinstance(cs, CudaWindowStep) or cs.op.type != "Conv2D" or cs.fmt != "NHWC" or cs.epi is not None:
+        if not isinstance(cs, CudaWindowStep) or cs.op.type != "Conv2D" or cs.epi is not None:
             continue
         t = cs.op.outputs[0]
         rs = readers.get(t, set())
