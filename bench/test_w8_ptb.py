@@ -6,9 +6,11 @@ Timed: ``sess.run([cost, train_op])`` warm, for jitflow (compiled and, for refer
 TensorFlow when importable, side by side in one run; plus the first step of a fresh process with an
 empty compile cache (cold) and with the cache the cold run left (warm).
 
-What this measures: the loop runs as a While op whose body plan (with its compiled clusters and BLAS
-matmuls) is replayed once per time step from Python, forward and backward; it is not a single compiled
-loop.
+What this measures: the loop runs as a While op whose body plan (compiled clusters, BLAS matmuls, light
+split/concat steps) is replayed once per time step from Python, forward and backward; it is not a single
+compiled loop. The backward loop sums the weight and bias gradients after the loop (one GEMM / column
+sum over all steps, `jitflow/ops/while_hoist.py`) and multiplies by a row-major copy of the transposed
+kernel made once per loop run (`jitflow/compiler/loop_invariants.py`).
 """
 from __future__ import annotations
 

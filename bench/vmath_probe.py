@@ -4,7 +4,7 @@ A developer tool, run by hand (nothing in the test suite or the benchmarks runs 
 vmath's polynomial coefficients and prints the accuracy table quoted in vmath's docstring.
 
     python bench/vmath_probe.py                 # W2 on 10M float32: vmath vs NumPy vs math.*
-    python bench/vmath_probe.py --wide          # the same with 512-bit vectors allowed
+    python bench/vmath_probe.py --wide          # the same with 512-bit vectors allowed process-wide
     python bench/vmath_probe.py --each          # also each function vs its NumPy ufunc
     python bench/vmath_probe.py --accuracy      # max relative error of every function
     python bench/vmath_probe.py --fit           # re-derive the polynomial coefficients (mpmath)
@@ -110,6 +110,24 @@ def build_kernels() -> tuple[Any, Any]:
             out[i] = math.exp(-abs(y)) + (y if y > zero else zero)
 
     return w2_vmath, w2_libm
+
+
+def enable_wide_vectors() -> bool:
+    """Lets every Numba function of this (probe) process use 512-bit vectors on AVX-512 hosts.
+
+    A process-wide Numba setting, fine for this tool; jitflow's kernels ask for 512-bit vectors per
+    function instead (`vmath.wide_vectors`). It must precede the first compile; False when it cannot
+    take effect (no AVX-512, or NUMBA_CPU_FEATURES set).
+    """
+    from llvmlite import binding as llvm
+    from numba.core import config
+
+    base = getattr(config, "CPU_FEATURES", None)
+    feats = llvm.get_host_cpu_features().flatten()
+    if base or "+avx512f" not in feats.split(","):
+        return False
+    setattr(config, "CPU_FEATURES", feats + ",-prefer-256-bit")  # noqa: B010 - not in numba's stubs
+    return True
 
 
 def run_w2(n: int, repeat: int) -> None:
@@ -320,8 +338,6 @@ def main() -> None:
         run_accuracy(min(args.n, 200_000))
         return
     if args.wide:
-        from jitflow.codegen.vmath import enable_wide_vectors
-
         print("512-bit vectors:", "enabled" if enable_wide_vectors() else "not available")
     run_w2(args.n, args.repeat)
     if args.each:

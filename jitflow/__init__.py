@@ -7,7 +7,6 @@ __version__ = "0.1.0"
 
 from jitflow import errors
 from jitflow import dtypes
-from jitflow import kernels as _kernels  # sets OMP_WAIT_POLICY before any parallel kernel runs
 from jitflow.dtypes import (DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
                             int64, uint8, uint16, uint32, uint64, bool, string, complex64, complex128,
                             float16_ref, float32_ref, float64_ref, int32_ref, int64_ref, bool_ref, string_ref)
@@ -75,10 +74,13 @@ from jitflow.ops.debug_ops import (Print, print, Assert, check_numerics, verify_
                                   assert_non_positive, assert_rank, assert_rank_at_least, assert_type,
                                   is_numeric_tensor, debugging)
 from jitflow import layers, losses
+from jitflow import metrics
 from jitflow.ops.array_ops import newaxis, reverse, reverse_v2, gather_nd, scatter_nd, sequence_mask
 from jitflow.explain import explain
 from jitflow.codegen.cache import cache_stats
 from jitflow import summary
+from jitflow import image
+from jitflow.image import random_crop, saturate_cast
 from jitflow.ops.math_ops import cumsum, cumprod, count_nonzero, norm, eye, reduce_euclidean_norm
 from jitflow.ops.random_ops import random_shuffle
 from jitflow import app
@@ -116,3 +118,12 @@ if "io" not in globals():
 io.gfile = gfile
 from jitflow.ops.case_op import case
 from jitflow.ops.script_ops import py_func, numpy_function
+from jitflow.ops.special_math import (asinh, acosh, atanh, atan2, rint, erf, erfc, lgamma, digamma, div_no_nan,
+                                     log_sigmoid)
+from jitflow.ops.segment_ops import (segment_sum, segment_mean, segment_max, segment_min, segment_prod,
+                                     unsorted_segment_max, unsorted_segment_min, unsorted_segment_prod,
+                                     unsorted_segment_mean, unsorted_segment_sqrt_n, sort, argsort,
+                                     confusion_matrix)
+math.unsorted_segment_sum = unsorted_segment_sum
+from jitflow.ops.nn_extras import space_to_depth, depth_to_space
+math.zero_fraction = nn.zero_fraction

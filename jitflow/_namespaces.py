@@ -4,7 +4,7 @@ from __future__ import annotations
 import types
 
 from jitflow.framework import graph
-from jitflow.ops import init_ops, math_ops, random_ops
+from jitflow.ops import array_ops, init_ops, math_ops, nn_ops, random_ops, segment_ops, special_math
 
 initializers = types.SimpleNamespace(
     zeros=init_ops.Zeros, ones=init_ops.Ones, constant=init_ops.Constant, random_normal=init_ops.RandomNormal,
@@ -20,6 +20,17 @@ math = types.SimpleNamespace(**{n: getattr(math_ops, n) for n in (
     "logical_and", "logical_or", "logical_not", "logical_xor", "add_n", "reduce_sum", "reduce_mean",
     "reduce_max", "reduce_min", "reduce_prod", "reduce_all", "reduce_any", "reduce_logsumexp", "argmax",
     "argmin", "cumsum", "cumprod", "count_nonzero", "reduce_euclidean_norm")})
+# tf.math's further names: trigonometry, special functions, *_no_nan, segment reductions, top-k
+math.__dict__.update({n: getattr(m, n) for m, names in (
+    (math_ops, ("asin", "acos", "atan", "sinh", "cosh", "mod")), (array_ops, ("invert_permutation",)),
+    (special_math, ("asinh", "acosh", "atanh", "atan2", "rint", "erf", "erfc", "lgamma", "digamma", "softsign",
+                    "xlogy", "xlog1py", "xdivy", "div_no_nan", "multiply_no_nan", "reciprocal_no_nan",
+                    "log_sigmoid", "reduce_variance", "reduce_std")),
+    (segment_ops, ("segment_sum", "segment_mean", "segment_max", "segment_min", "segment_prod",
+                   "unsorted_segment_max", "unsorted_segment_min", "unsorted_segment_prod",
+                   "unsorted_segment_mean", "unsorted_segment_sqrt_n", "confusion_matrix")),
+    (nn_ops, ("top_k", "in_top_k", "log_softmax", "softmax", "softplus", "l2_normalize")),
+) for n in names}, divide_no_nan=special_math.div_no_nan)
 
 random = types.SimpleNamespace(
     normal=random_ops.random_normal, uniform=random_ops.random_uniform,

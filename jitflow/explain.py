@@ -46,6 +46,8 @@ class ExplainReport:
         d: dict[str, Any] = {"clusters": self.clusters, "fallbacks": self.fallbacks}
         if self._report.get("loop_state"):
             d["loop_state"] = list(self._report["loop_state"])
+        if self._report.get("hoisted"):
+            d["hoisted"] = [dict(h) for h in self._report["hoisted"]]
         if self.loops:
             d["loops"] = [{"op": x["op"], "kind": x["kind"], "plan": x["report"].to_dict()} for x in self.loops]
         return d
@@ -61,6 +63,8 @@ class ExplainReport:
             lines.append(f"  fallback {f['op']} ({f['type']}): {f['reason']}")
         if self._report.get("loop_state"):  # a GPU loop body's values handed to the next iteration on the device
             lines.append(f"  loop state on the device: {', '.join(self._report['loop_state'])}")
+        for h in self._report.get("hoisted", []):  # a backward loop's capture gradients summed after it
+            lines.append(f"  hoisted {h['op']} ({h['type']}): the gradient of {h['capture']}, {h['as']}")
         for x in self.loops:  # a loop's sub-plans, replayed once per iteration
             sub = str(x["report"]).rstrip("\n").replace("\n", "\n    ")
             lines.append(f"  loop {x['op']} {x['kind']} (replayed per iteration) {sub}")

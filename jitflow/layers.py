@@ -216,4 +216,21 @@ def dropout(inputs: Any, rate: float = 0.5, noise_shape: Any = None, seed: int |
                 lambda: array_ops.identity(x), name=lname)
 
 
+from jitflow.layers_classes import (  # noqa: E402, F401 - tf.layers' classes and 1-D layers
+    AveragePooling1D,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv1D,
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPooling1D,
+    MaxPooling2D,
+    average_pooling1d,
+    conv1d,
+    max_pooling1d,
+)
 from jitflow.layers_norm import batch_normalization_layer as batch_normalization  # noqa: E402, F401 - tf.layers API

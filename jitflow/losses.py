@@ -191,3 +191,33 @@ def get_total_loss(add_regularization_losses: bool = True, name: str = "total_lo
     if not losses:
         raise ValueError("No losses found in the graph")
     return math_ops.add_n(losses, name=name)
+
+
+def hinge_loss(labels: Any, logits: Any, weights: Any = 1.0, scope: str | None = None,
+               loss_collection: str | None = GraphKeys.LOSSES,
+               reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
+    """Weighted max(0, 1 - (2 * labels - 1) * logits) for labels in {0, 1}."""
+    with _name_scope(scope, "hinge_loss") as sc:
+        x = math_ops.cast(convert_to_tensor(logits), dtypes.float32)
+        lab = math_ops.cast(convert_to_tensor(labels), dtypes.float32)
+        if not x.shape.is_compatible_with(lab.shape):
+            raise ValueError(f"Shapes {x.shape} and {lab.shape} are incompatible")
+        signs = math_ops.subtract(2.0 * lab, array_ops.ones_like(lab))
+        losses = nn_ops.relu(math_ops.subtract(array_ops.ones_like(lab), math_ops.multiply(signs, x)))
+        return compute_weighted_loss(losses, weights, sc, loss_collection, reduction)
+
+
+def cosine_distance(labels: Any, predictions: Any, axis: int | None = None, weights: Any = 1.0,
+                    scope: str | None = None, loss_collection: str | None = GraphKeys.LOSSES,
+                    reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS, dim: int | None = None) -> Tensor:
+    """Weighted 1 - sum(labels * predictions) along `axis` (inputs already unit-normalized)."""
+    axis = dim if axis is None else axis
+    if axis is None:
+        raise ValueError("You must specify 'axis'.")
+    with _name_scope(scope, "cosine_distance_loss") as sc:
+        p = math_ops.cast(convert_to_tensor(predictions), dtypes.float32)
+        lab = math_ops.cast(convert_to_tensor(labels), dtypes.float32)
+        if not p.shape.is_compatible_with(lab.shape):
+            raise ValueError(f"Shapes {p.shape} and {lab.shape} are incompatible")
+        losses = 1 - math_ops.reduce_sum(math_ops.multiply(p, lab), axis=(axis,), keepdims=True)
+        return compute_weighted_loss(losses, weights, sc, loss_collection, reduction)

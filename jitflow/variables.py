@@ -41,7 +41,7 @@ def _initialized_value_kernel(ctx: Any, op: Operation, ins: list) -> Any:
 
 
 registry.register_op("InitializedValue", lambda op: [(op.inputs[1].dtype, op.inputs[0].shape)],
-                     _initialized_value_kernel, registry.STATEFUL, ref_inputs=(0,))
+                     _initialized_value_kernel, registry.STATEFUL, ref_inputs=(0,), structural=True)
 
 
 class Variable:
@@ -564,7 +564,7 @@ def _report_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
 
 
 registry.register_op("ReportUninitializedVariables", lambda op: [(dtypes.string, TensorShape([None]))],
-                     _report_kernel, registry.STATEFUL, not_differentiable=True)
+                     _report_kernel, registry.STATEFUL, not_differentiable=True, structural=True)
 
 
 def report_uninitialized_variables(var_list: Any = None, name: str = "report_uninitialized_variables"

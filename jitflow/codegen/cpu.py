@@ -51,7 +51,7 @@ class CpuDialect(expr.Dialect):
 _VMATH_ALWAYS = {n: n for n in ("exp", "log", "log1p", "expm1", "tanh", "sigmoid")}
 CPU = CpuDialect(_VMATH_ALWAYS)
 CPU_MATH = CpuDialect({**_VMATH_ALWAYS, "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh",
-                       "cosh": "cosh", "**": "pow"})
+                       "cosh": "cosh", "**": "pow", "arctan2": "atan2"})
 
 
 def _nbtype(dt: str) -> str:
@@ -124,6 +124,7 @@ def _signature(c: Cluster, parallel: bool) -> list[str]:
         "",
         f"@njit(_SIG, parallel={parallel}, cache=True, error_model='numpy', nogil=True)",
         f"def {ENTRY}({', '.join(in_names + out_names + ['ext', 'err'])}):",
+        "    V.wide_vectors()  # 512-bit vectors in this kernel (and nowhere else) on AVX-512 hosts",
     ]
 
 
@@ -223,6 +224,7 @@ def _chunked(loops: list[str], rule: L.ReduceRule, acc_dt: str, init: str) -> li
     return [f"{ind}nch = max(1, min(e0, {CHUNKS}))",
             f"{ind}part = np.empty(nch * nout, np.{np_dt})  # every chunk fills its row",
             f"{ind}for ch in prange(nch):",
+            f"{ind}    V.wide_vectors()",
             f"{ind}    lo = (e0 * ch) // nch",
             f"{ind}    hi = (e0 * (ch + 1)) // nch",
             f"{ind}    loc = np.empty(nout, np.{np_dt})",
@@ -262,6 +264,8 @@ def _loops(G: int, ind: str, body: list[str], parallel: bool, reduced: list[bool
         rng = "prange" if (g == 0 and parallel and not reduced[0]) else "range"
         out.append(f"{depth}for i{g} in {rng}(e{g}):")
         depth += "    "
+        if rng == "prange":  # Numba outlines a prange body into a function of its own
+            out.append(f"{depth}V.wide_vectors()")
     out += [depth + s for s in body]
     if 0 <= split < G:
         out += [ind + "    " * split + s for s in (split_post or [])]

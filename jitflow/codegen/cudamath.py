@@ -18,7 +18,7 @@ from numba import cuda
 # ufunc names the generator may emit (one argument), then those of two arguments
 UNARY = ("sqrt", "floor", "ceil", "rint", "trunc", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh",
          "cosh", "exp", "log", "log1p", "expm1", "tanh", "sigmoid", "isinf", "isfinite")
-BINARY = ("fmod", "copysign")
+BINARY = ("fmod", "copysign", "arctan2")
 
 # libdevice names of each function: (float32, float64)
 _LIBDEVICE = {
@@ -28,6 +28,7 @@ _LIBDEVICE = {
     "arctan": ("atanf", "atan"), "sinh": ("sinhf", "sinh"), "cosh": ("coshf", "cosh"), "exp": ("expf", "exp"),
     "log": ("logf", "log"), "log1p": ("log1pf", "log1p"), "expm1": ("expm1f", "expm1"),
     "tanh": ("tanhf", "tanh"), "fmod": ("fmodf", "fmod"), "copysign": ("copysignf", "copysign"),
+    "arctan2": ("atan2f", "atan2"),
 }
 
 

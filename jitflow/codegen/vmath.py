@@ -31,9 +31,11 @@ Design choices worth knowing:
 * Polynomial coefficients are minimax (Remez, relative error) fits made with mpmath;
   ``bench/vmath_probe.py --fit`` re-derives them.
 * Nothing is compiled or even created at import: the Numba functions are made on first
-  use, which leaves room to call :func:`enable_wide_vectors` first. On AVX-512 hosts LLVM
-  otherwise keeps to 256-bit vectors; these compute-bound loops run ~1.4-1.6x faster
-  at 512 bits.
+  use. On AVX-512 hosts LLVM keeps to 256-bit vectors unless told otherwise; these
+  compute-bound loops run ~1.4-1.6x faster at 512 bits, so each generated kernel calls
+  :func:`wide_vectors`, which asks for 512-bit vectors in that kernel's own LLVM functions
+  (a function attribute), leaving Numba's process-wide settings, and every function that
+  is not jitflow's, as they were.
 
 Accuracy (``tests/codegen/test_vmath.py``, against float64 / extended-precision NumPy):
 max relative error about 2 eps at worst: float32 <= 2.1e-7 (asin, acos, sigmoid, tanh:
@@ -59,7 +61,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["VMATH", "NAMES", "lookup", "wide_vector_cpu_features", "enable_wide_vectors"]  # noqa: F822 - VMATH is lazy
+__all__ = ["VMATH", "NAMES", "lookup", "wide_vectors"]  # noqa: F822 - VMATH is lazy
 
 # ---------------------------------------------------------------------------------------
 # Intrinsics: the few operations Python syntax cannot express without branches or calls.
@@ -109,6 +111,27 @@ def _inline_into_caller(typingctx: Any) -> Any:
 
     def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> Any:
         builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
+def wide_vectors(typingctx: Any) -> Any:
+    """Let LLVM vectorize the function being compiled with 512-bit registers (emits no code).
+
+    Sets the LLVM function attribute ``"prefer-vector-width"="512"`` on that function alone: on
+    AVX-512 hosts LLVM's tuning for current Xeons otherwise keeps to 256-bit vectors, and jitflow's
+    compute-bound kernel loops run ~1.4-1.6x faster at 512 bits. Hosts without AVX-512 ignore it, and
+    no other function (a user's own Numba code included) is affected. Call it first in every function
+    that holds a hot loop, including the body of each ``prange`` loop (Numba outlines that body into a
+    function of its own).
+    """
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> Any:
+        # llvmlite's attribute set only takes enum attributes by name; a string attribute is added as
+        # the text LLVM parses ("key"="value")
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
         return context.get_dummy_value()
 
     return types.none(), codegen
@@ -894,11 +917,7 @@ _TABLE_LOCK = threading.Lock()
 
 
 def _table() -> dict[tuple[str, str], Any]:
-    """Create the Numba functions on first use, so importing this module compiles nothing.
-
-    Creating a Numba function fixes Numba's target machine for the process; staying lazy
-    leaves room to set ``numba.config.CPU_FEATURES`` (see wide_vector_cpu_features) first.
-    """
+    """Create the Numba functions on first use, so importing this module compiles nothing."""
     with _TABLE_LOCK:
         if not _TABLE:
             built = {(name, dtname): fn for dtname, dt in _DTYPES.items() for name, fn in _build(dt).items()}
@@ -930,39 +949,3 @@ def lookup(name: str, dtype: str | np.dtype[Any] | type) -> Any | None:
     except TypeError:
         return None
     return _table().get((name, key))
-
-
-def wide_vector_cpu_features() -> str | None:
-    """A Numba CPU feature string that lets LLVM vectorize with 512-bit registers, or None.
-
-    On AVX-512 hosts LLVM's tuning for current Xeons prefers 256-bit vectors; the loops
-    calling these functions are compute-bound and run about 1.6x faster at 512 bits.
-    Apply with ``numba.config.CPU_FEATURES = feats`` before the process compiles its
-    first function (Numba builds its target machine once). None on hosts without AVX-512.
-    """
-    from llvmlite import binding as llvm
-    from numba.core import config
-
-    base = getattr(config, "CPU_FEATURES", None) or llvm.get_host_cpu_features().flatten()
-    if "+avx512f" not in base.split(","):
-        return None
-    return base + ",-prefer-256-bit"
-
-
-def enable_wide_vectors() -> bool:
-    """Let every Numba function compiled from now on in this process use 512-bit vectors.
-
-    True if it took effect. False, changing nothing, when the CPU has no AVX-512, when
-    ``NUMBA_CPU_FEATURES`` was set explicitly, or when Numba has already built its target
-    machine (any ``njit`` function created before this call fixes it for the process).
-    """
-    from numba.core import config
-    from numba.core.registry import cpu_target
-
-    if getattr(config, "CPU_FEATURES", None) or "_toplevel_target_context" in vars(cpu_target):
-        return False
-    feats = wide_vector_cpu_features()
-    if feats is None:
-        return False
-    setattr(config, "CPU_FEATURES", feats)  # noqa: B010 - not declared in numba's stubs
-    return True

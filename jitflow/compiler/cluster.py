@@ -33,13 +33,8 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.cluster import ELEMENTWISE, REDUCTION, Cluster, ClusterInput, ClusterOutput, Node
 
-# Ops that run as their own (cheap) interpreted steps by design; they are not fallbacks.
-STRUCTURAL = frozenset({
-    "Const", "Placeholder", "PlaceholderWithDefault", "VariableV2", "NoOp", "Identity", "StopGradient",
-    "Shape", "Size", "Rank", "IsVariableInitialized", "Reshape", "ExpandDims", "Squeeze",
-    "InitializedValue", "ReportUninitializedVariables",
-})
-
+# Structural ops (`OpDef.structural`: Const, Identity, Reshape, Shape, ...) run as their own (cheap)
+# interpreted steps by design; they are not fallbacks.
 
 
 @dataclass
@@ -147,7 +142,7 @@ class _Clusterer:
         for op in self.ops:
             reason = member_reason(op)
             if reason is not None:
-                if reason and op.type not in STRUCTURAL:  # "" means: lowered as its own step
+                if reason and not op.opdef.structural:  # "" means: lowered as its own step
                     fallbacks.append(Fallback(op, reason))
                 continue
             cand = self._producer_groups(op)

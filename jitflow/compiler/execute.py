@@ -9,6 +9,7 @@ import numpy as np
 
 from jitflow.compiler.arena import Arena
 from jitflow.compiler.plan import ARENA_SLOT, Plan
+from jitflow.compiler.step import describe_step
 
 
 def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
@@ -75,14 +76,4 @@ def _run_timed(plan: Plan, ctx: Any, vals: list[Any]) -> None:
         t0 = time.perf_counter()
         step(ctx, vals)
         dt = time.perf_counter() - t0
-        print(f"jitflow: step {_step_name(step)} {dt * 1e6:.1f} us", file=sys.stderr)
-
-
-def _step_name(step: Any) -> str:
-    c = getattr(step, "c", None)
-    if c is not None:
-        return "cluster[" + ",".join(op.name for op in c.ops) + "]"
-    op = getattr(step, "op", None)
-    if op is not None:
-        return f"{op.type}:{op.name}"
-    return getattr(step, "__qualname__", type(step).__name__)
+        print(f"jitflow: step {describe_step(step)} {dt * 1e6:.1f} us", file=sys.stderr)

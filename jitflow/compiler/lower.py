@@ -25,17 +25,18 @@ import numpy as np
 from jitflow import errors, flags
 from jitflow.codegen import lowering as L
 from jitflow.compiler import placement  # gpu_count through the module: tests stand in for it
+from jitflow.compiler.backend import backend, cluster_backend, devices_of
 from jitflow.compiler.cluster import (
     REDUCTION,
-    STRUCTURAL,
     Cluster,
     Clustering,
     build_cluster,
     canonical_attrs,
     cluster,
 )
-from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
+from jitflow.compiler.slice_steps import SLICE_OPS, slice_step
+from jitflow.compiler.step import IdentityStep, VarReadStep
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
     MatMulStep,
@@ -52,6 +53,7 @@ from jitflow.compiler.window_steps import WINDOW_OPS, Epilogue, find_epilogues, 
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.expr import Dialect
+from jitflow.kernels.omp import passive_wait
 
 # Ops whose reference kernel already is a BLAS call with reused buffers: their own step, not a fallback.
 _BLAS_KERNELS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"})
@@ -62,7 +64,7 @@ _ANY_DIALECT = Dialect()  # whether a node lowers (and whether it can fail) is t
 def member_reason(op: Operation) -> str | None:
     """None if `op` can join a cluster; "" if it is lowered as its own step; else why it cannot."""
     t = op.type
-    if t in STRUCTURAL:
+    if op.opdef.structural:
         return "structural"
     if t in registry.INTERPRETED:
         return registry.INTERPRETED[t]
@@ -70,7 +72,7 @@ def member_reason(op: Operation) -> str | None:
         return "loop: its cond/body sub-plans are planned and compiled separately, replayed per iteration"
     if t in _BLAS_KERNELS or t in WINDOW_OPS:
         return ""  # its own step: the conv/pool kernels of jitflow/kernels (compiler/window_steps.py)
-    if t in _ROW_OPS or t in _BLAS:
+    if op.opdef.library:
         return _library_reason(op)
     try:
         in_dts = [np.dtype(x.dtype.np).name for x in op.inputs]
@@ -96,7 +98,7 @@ def member_reason(op: Operation) -> str | None:
 def _library_reason(op: Operation) -> str:
     """"" when a row-kernel or BLAS op takes its library step (its dtypes allow it), else why not."""
     t = op.type
-    if t in _ROW_OPS:
+    if op.opdef.library == "rows":
         dt = np.dtype(op.inputs[0].dtype.np).name
         ok = dt in ("float32", "float64") and (len(op.inputs) == 1 or np.dtype(op.inputs[1].dtype.np).name
                                                in ("int32", "int64"))
@@ -148,31 +150,7 @@ def _elementwise_reason(op: Operation, in_dts: list[str], out_dts: list[str]) ->
     return None
 
 
-# -- steps -------------------------------------------------------------------------------------------------
-
-
-_BLAS = {"MatMul": MatMulStep}
-_ROW_OPS = ("SparseSoftmaxCrossEntropyWithLogits", "Softmax", "LogSoftmax")
-
-
 # -- the entry -----------------------------------------------------------------------------------------------
-
-
-_wide_tried = False
-
-
-def _wide_vectors_once() -> None:
-    """512-bit vectors for the kernels on AVX-512 hosts (~20% on W2); must precede the first compile.
-
-    A process-wide Numba setting (see `vmath.enable_wide_vectors`); it is part of every kernel's cache
-    key, so kernels built with and without it never mix.
-    """
-    global _wide_tried
-    if not _wide_tried:
-        _wide_tried = True
-        from jitflow.codegen import vmath
-
-        vmath.enable_wide_vectors()
 
 
 @dataclass
@@ -238,9 +216,9 @@ def library_kernels(low: Lowering) -> None:
     softmax and cross-entropy row kernels, and UnbroadcastTo with a run-time target."""
     plan, fed, fetched = low.plan, low.fed, low.fetched
     for op in plan.ops:
-        if op.type in _BLAS and member_reason(op) == "":
+        if op.opdef.library == "blas" and member_reason(op) == "":
             t = op.outputs[0]
-            low.own[op] = _BLAS[op.type](op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
+            low.own[op] = MatMulStep(op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
                                          plan.op_steps[op])
             low.matmul_of[t] = op
         elif op.type in WINDOW_OPS:
@@ -251,7 +229,7 @@ def library_kernels(low: Lowering) -> None:
             shape_op = op.inputs[1].op
             low.own[op] = UnbroadcastDynStep(op, plan.slots[op.inputs[0]], plan.slots[shape_op.inputs[0]],
                                              plan.slots[op.outputs[0]], [plan.op_steps[shape_op], plan.op_steps[op]])
-        elif op.type in _ROW_OPS and member_reason(op) == "":
+        elif op.opdef.library == "rows" and member_reason(op) == "":
             low.own[op] = _row_step(low, op)
 
 
@@ -275,19 +253,21 @@ def build_clusters(low: Lowering) -> None:
     plan = low.plan
     assert low.clustering is not None
     var_shapes = {op.name: op.attrs.get("shape") for op in plan.ops if op.type == "VariableV2"}
-    n_gpus = placement.gpu_count() if any(requested_gpu(op) is not None for op in plan.ops) else 0
+    n_gpus = placement.gpu_count() if devices_of(plan.ops) else 0
     upd_refs = {t: (r.refs, r.reads) for t, r in L.UPDATES.items()}
     for members in low.clustering.clusters:
         for m in members:
             for r in m.opdef.ref_inputs:
                 v = m.inputs[r].op
                 var_shapes.setdefault(v.name, v.attrs.get("shape"))
-        backend = "cuda" if n_gpus and _on_one_gpu(members, n_gpus) and not _host_scalars(members) else "cpu"
-        step = _cluster_step(low, members, upd_refs, var_shapes, backend)
+        name = cluster_backend(members, n_gpus)
+        if name == "cuda" and _host_scalars(members):
+            name = "cpu"
+        step = _cluster_step(low, members, upd_refs, var_shapes, name)
         low.cluster_steps.append(step)
         low.cluster_at[members[-1]] = step
         low.clustered.update(members)
-        if backend == "cpu":
+        if backend(name).compiles_when_built:
             _warm(step)  # (a CUDA cluster compiles when move_to_gpu has made its step)
         if flags.debug_level() >= 3:
             print(f"jitflow: cluster {step.report['ops']} ({step.c.kind}, {len(step.c.inputs)} inputs, "
@@ -302,13 +282,6 @@ def _host_scalars(members: list[Operation]) -> bool:
     from jitflow.compiler.gpu.loop_state import host_scalars
 
     return host_scalars(members)
-
-
-def _on_one_gpu(members: list[Operation], n_gpus: int) -> bool:
-    """True when every op of `members` is placed on one GPU that this machine has."""
-    devs = {requested_gpu(m) for m in members}
-    idx = next(iter(devs))
-    return len(devs) == 1 and idx is not None and idx < n_gpus
 
 
 def _cluster_step(low: Lowering, members: list[Operation], upd_refs: dict[str, tuple[tuple[int, ...], bool]],
@@ -387,11 +360,10 @@ def mark_array_outputs(low: Lowering) -> None:
 
 
 def move_to_gpu(low: Lowering) -> None:
-    """Steps of ops placed on an available GPU become CUDA steps (`compiler/gpu/`)."""
-    if any(requested_gpu(op) is not None for op in low.plan.ops):
-        from jitflow.compiler.gpu import lower_gpu_clusters  # only plans that ask for a GPU load it
-
-        lower_gpu_clusters(low.plan)
+    """Steps of ops placed on an available GPU become CUDA steps: the CUDA backend's `place`
+    (`compiler/gpu/`, loaded only for plans that ask for a GPU)."""
+    for name in devices_of(low.plan.ops):
+        backend(name).place(low.plan)
 
 
 # The passes of `lower`, in order.
@@ -401,40 +373,26 @@ PASSES = (cluster_ops, library_kernels, build_clusters, fold_constants, prune_sh
 
 def lower(plan: Plan) -> None:
     """Replaces the plan's interpreted steps by compiled clusters and library steps, in place (`PASSES`)."""
-    _wide_vectors_once()
+    passive_wait()  # before any parallel kernel of the plan runs (jitflow/kernels/omp.py)
     low = Lowering.start(plan)
     for lowering_pass in PASSES:
         lowering_pass(low)
 
 
 def _light_step(op: Operation, plan: Plan, fed: set[Tensor]) -> Step | None:
-    """A cheaper step than the interpreted one for Identity (a slot copy), or None."""
+    """A cheaper step than the interpreted one for Identity (a slot copy), Split/Concat, or None."""
+    if op.type in SLICE_OPS:
+        return slice_step(op, plan.slots, fed, plan.op_steps[op])
     if op.type in ("Identity", "StopGradient") and len(op.inputs) == 1 and op.outputs[0] not in fed:
-        src, dst = plan.slots[op.inputs[0]], plan.slots[op.outputs[0]]
-
-        def identity(ctx: Any, vals: list) -> None:
-            vals[dst] = vals[src]
-
-        identity.op = op  # type: ignore[attr-defined]
-        return identity
+        return IdentityStep(op, plan.slots[op.inputs[0]], plan.slots[op.outputs[0]])
     return None
 
 
 def _light_var_read(step: Step) -> Step:
-    op = getattr(step, "op", None)
-    if op is None or op.type != "VariableV2" or not hasattr(step, "slots"):
+    """A variable's interpreted read as a dict lookup (`VarReadStep`); other steps unchanged."""
+    if step.kind != "op" or len(step.ops) != 1 or step.ops[0].type != "VariableV2" or len(step.writes) != 1:
         return step
-    name, dst = op.name, step.slots[1][0]  # type: ignore[attr-defined]
-
-    def read(ctx: Any, vals: list) -> None:
-        v = ctx.variables.get(name)
-        if v is None:
-            return step(ctx, vals)  # raises the interpreter's FailedPreconditionError
-        vals[dst] = v
-        return None
-
-    read.op = op  # type: ignore[attr-defined]
-    return read
+    return VarReadStep(step, step.writes[0])
 
 
 def _unused_shape_ops(ops: list[Operation], clustered: set[Operation], cluster_steps: list[ClusterStep],

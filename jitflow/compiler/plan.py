@@ -1,28 +1,29 @@
 """Stage 3 of a run: a plan, built once per run signature and replayed on every later call.
 
-A plan is a flat list of steps over numbered value slots. Each step is a closure `step(ctx, vals)` that
-reads its input slots and writes its output slots; the interpreter makes one step per op, the compiler
-one per fused cluster. Slot 0 always holds None (the value passed for reference inputs), slot 1 takes
-values nobody reads (outputs of ops whose tensor is fed), slot 2 holds the run's `Arena` of reusable
-buffers; feeds start at slot 3.
+A plan is a flat list of steps over numbered value slots. Each step implements the `Step` protocol
+(`compiler/step.py`): called as `step(ctx, vals)`, it reads its input slots and writes its output slots,
+and declares its ops, slots, effects and backend. The interpreter makes one step per op (`OpStep`),
+the compiler one per fused cluster. Slot 0 always holds None (the value passed for reference inputs),
+slot 1 takes values nobody reads (outputs of ops whose tensor is fed), slot 2 holds the run's `Arena`
+of reusable buffers; feeds start at slot 3.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jitflow import flags
-from jitflow.compiler.interp import op_error
 from jitflow.compiler.prune import prune
-from jitflow.framework.dead_value import DEAD
+from jitflow.compiler.step import (  # noqa: F401 - the slot numbers are re-exported: defined here first
+    ARENA_SLOT,
+    FIRST_SLOT,
+    NONE_SLOT,
+    TRASH_SLOT,
+    DeadAwareStep,
+    Step,
+    op_step,
+)
 from jitflow.framework.graph import Operation, Tensor
-
-Step = Callable[[Any, list], None]
-NONE_SLOT = 0
-TRASH_SLOT = 1
-ARENA_SLOT = 2
-FIRST_SLOT = 3
 
 
 @dataclass
@@ -56,66 +57,14 @@ class Plan:
 
 
 def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> Step:
-    kernel = op.opdef.kernel
-    assert kernel is not None
-    n = len(out_slots)
-
-    if n == 1:
-        o = out_slots[0]
-
-        def step1(ctx: Any, vals: list) -> None:
-            ins = [vals[i] for i in in_slots]
-            try:
-                vals[o] = kernel(ctx, op, ins)
-            except Exception as e:  # noqa: BLE001 - reported as the op's error
-                raise op_error(op, ins, e) from e
-
-        step1.op = op  # type: ignore[attr-defined]
-        step1.slots = (in_slots, out_slots)  # type: ignore[attr-defined]
-        return step1
-
-    def stepn(ctx: Any, vals: list) -> None:
-        ins = [vals[i] for i in in_slots]
-        try:
-            res = kernel(ctx, op, ins)
-        except Exception as e:  # noqa: BLE001 - reported as the op's error
-            raise op_error(op, ins, e) from e
-        if n:
-            for s, v in zip(out_slots, res):
-                vals[s] = v
-
-    stepn.op = op  # type: ignore[attr-defined]
-    return stepn
+    """The interpreted step of `op`: its reference kernel from `in_slots` into `out_slots`."""
+    return op_step(op, in_slots, out_slots)
 
 
 def _dead_aware_step(op: Operation, in_slots: list[int], out_slots: list[int], ctrl_slots: list[int],
                      op_slot: int) -> Step:
     """A step for graphs with `cond`: an op with a dead input or control input is dead itself."""
-    inner = _interp_step(op, in_slots, out_slots)
-    is_merge = op.type == "Merge"
-
-    def step(ctx: Any, vals: list) -> None:
-        if is_merge:
-            for k, i in enumerate(in_slots):
-                if vals[i] is not DEAD:
-                    if any(vals[c] is DEAD for c in ctrl_slots):
-                        break
-                    vals[out_slots[0]] = vals[i]
-                    if len(out_slots) > 1:
-                        import numpy as np
-
-                        vals[out_slots[1]] = np.int32(k)
-                    vals[op_slot] = True
-                    return
-        elif not any(vals[i] is DEAD for i in in_slots) and not any(vals[c] is DEAD for c in ctrl_slots):
-            inner(ctx, vals)
-            vals[op_slot] = True
-            return
-        for s in out_slots:
-            vals[s] = DEAD
-        vals[op_slot] = DEAD
-
-    return step
+    return DeadAwareStep(op, in_slots, out_slots, ctrl_slots, op_slot)
 
 
 def var_reads(op: Operation, lazy_vars: set[Operation], op_steps: dict[Operation, Step],

@@ -44,5 +44,7 @@ def prune(fetch_tensors: Iterable[Tensor], target_ops: Iterable[Operation],
 def _deps(op: Operation, fed: set[Tensor]) -> list[Operation]:
     refs = op.opdef.ref_inputs
     deps = [t.op for i, t in enumerate(op.inputs) if t not in fed and i not in refs]
-    deps.extend(op.control_inputs)
+    # a control dependency on an op whose outputs are all fed is met by the feed (as in TF: tf.metrics.mean
+    # of a placeholder depends on its value)
+    deps.extend(c for c in op.control_inputs if not (c.outputs and all(t in fed for t in c.outputs)))
     return deps

@@ -10,7 +10,6 @@ which raises exactly the interpreter's error (nothing has been stored yet at tha
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,15 @@ import numpy as np
 from jitflow.codegen import cpu, scalar
 from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena, Recycler
+from jitflow.compiler.backend import backend
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.plan import ARENA_SLOT, Step
+from jitflow.compiler.step import CPU, has_effects, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.layout import LayoutError, broadcast_shape, compute_layout
-from jitflow.kernels.threads import blas_threads_for
+from jitflow.kernels.adaptive import ALL, ThreadChoice, run_with
+from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
+from jitflow.kernels.threads import PARALLEL_ELEMENTS, PARALLEL_MACS, blas_threads_for, threads_for
 
 # Iteration spaces up to this many elements run interpreted (measured: bench/probes/small_probe.py).
 SMALL_SIZE = 64
@@ -37,14 +40,26 @@ _ZERO_ERR = np.zeros(1, np.int64)  # for kernels without checks: never written
 class _Entry:
     """What a ClusterStep decided for one tuple of input shapes."""
 
-    __slots__ = ("mode", "exts", "out_shapes", "out_sizes", "kernel")
+    __slots__ = ("mode", "exts", "out_shapes", "out_sizes", "kernel", "threads", "work")
 
-    def __init__(self, mode: str, exts: Any = None, out_shapes: Any = None, kernel: Any = None) -> None:
+    def __init__(self, mode: str, exts: Any = None, out_shapes: Any = None, kernel: Any = None,
+                 work: int = 0) -> None:
         self.mode = mode  # "kernel", "small" (interpret members) or "interp" (shapes do not check out)
         self.exts = exts
         self.out_shapes = out_shapes
         self.out_sizes = [int(np.prod(s)) for s in out_shapes] if out_shapes is not None else None
         self.kernel = kernel
+        self.work = work
+        # a parallel kernel runs on one thread or all, whichever the current load makes faster
+        self.threads = ThreadChoice(ALL) if work >= PARALLEL_WORK else None
+
+
+def _launch(ent: _Entry, flat: list, outs: list, err: np.ndarray) -> None:
+    """Calls the entry's kernel (a parallel one with the thread count its ThreadChoice picks)."""
+    if ent.threads is None:
+        ent.kernel(*flat, *outs, ent.exts, err)
+    else:
+        run_with(ent.threads, ent.work, None, ent.kernel, *flat, *outs, ent.exts, err)
 
 
 _INTERP = _Entry("interp")
@@ -54,9 +69,16 @@ _SMALL = _Entry("small")
 class ClusterStep:
     """Runs one cluster: its kernel for the current input shapes, or its members interpreted."""
 
+    kind = "cluster"
+    backend = CPU  # a cluster built for CUDA (`c.backend`) is replaced by its CUDA step (`compiler/gpu/`)
+
     def __init__(self, c: Cluster, in_slots: list[int], out_slots: list[int], fresh: list[bool],
                  member_steps: list[Step], report: dict[str, Any], var_shapes: dict[str, Any]) -> None:
         self.c = c
+        self.ops = tuple(c.ops)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots(out_slots)
+        self.stateful = any(o.var is not None for o in c.outputs) or has_effects(c.ops)
         self.in_slots = in_slots  # -1 for a variable's current value
         self.out_slots = out_slots  # -1 when the output only stores a variable
         self.fresh = fresh  # outputs that must be new arrays (fetched or stored in a variable)
@@ -113,11 +135,11 @@ class ClusterStep:
         if self.has_checks:
             err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
             err[0] = 0
-            ent.kernel(*flat, *outs, ent.exts, err)
-            if err[0]:
-                return self.interpret(ctx, vals)
         else:
-            ent.kernel(*flat, *outs, ent.exts, _ZERO_ERR)
+            err = _ZERO_ERR
+        _launch(ent, flat, outs, err)
+        if self.has_checks and err[0]:
+            return self.interpret(ctx, vals)
         for j, o in enumerate(outs):
             if self.fresh[j]:
                 self.recyclers[j].put(o)
@@ -215,8 +237,9 @@ class ClusterStep:
             return _SMALL
         layout, exts = compute_layout(list(shapes), space, axes)
         # prange runs over the first group (in chunks with partial results when it is reduced)
-        kernel = self._kernel(layout, size * len(c.nodes) >= PARALLEL_WORK)
-        return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel)
+        work = size * len(c.nodes)
+        kernel = self._kernel(layout, work >= PARALLEL_WORK)
+        return _Entry("kernel", np.array(exts, np.int64), out_shapes, kernel, work)
 
     def _check_update(self, o: Any, shp: tuple[int, ...], shapes: tuple) -> None:
         c = self.c
@@ -272,28 +295,26 @@ class ClusterStep:
 
 
 def compile_kernel(c: Cluster, layout: Any, parallel: bool, report: dict[str, Any]) -> Any:
-    """Generates, compiles (or loads) the kernel of `c` for `layout`; records it in `report`."""
-    from jitflow.codegen.cache import get_kernel
-
-    t0 = time.perf_counter()
-    source = cpu.generate(c, layout, parallel)
+    """Generates, compiles (or loads) the CPU kernel of `c` for `layout`; records it in `report`."""
+    cpu_backend = backend(CPU)
+    source = cpu_backend.render(c, layout, parallel)
     parts = {"cluster": c.signature(), "layout": layout.key(), "parallel": parallel,
              "codegen": cpu.CODEGEN_VERSION}
-    fn, origin = get_kernel(source, cpu.ENTRY, parts, {"ops": [op.type for op in c.ops]}, "cpu")
-    dt = time.perf_counter() - t0
-    from jitflow.codegen.cache import kernel_key
-
-    report["key"] = kernel_key({**parts, "source": source, "entry": cpu.ENTRY, "backend": "cpu"})
-    report["compile_seconds"] = round(report.get("compile_seconds", 0.0) + (dt if origin != "memory" else 0.0), 6)
-    report["source"] = origin
-    return fn
+    return cpu_backend.compile(source, parts, [op.type for op in c.ops], report)
 
 
 class MatMulStep:
     """MatMul through NumPy's BLAS into a buffer reused across runs."""
 
+    kind = "matmul"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots([out_slot])
         self.sa, self.sb = in_slots
         self.out_slot = out_slot
         self.fresh = fresh
@@ -303,6 +324,7 @@ class MatMulStep:
         self.dtype = np.dtype(op.outputs[0].dtype.np)
         self.key = id(self)
         self.recycler = Recycler()
+        self.threads = ThreadChoice(ALL)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         a = vals[self.sa]
@@ -324,8 +346,12 @@ class MatMulStep:
             out = flat.reshape(m, n)
         else:
             out = vals[ARENA_SLOT].buffer((self.key, 0), m * n, self.dtype).reshape(m, n)
-        with blas_threads_for(m * n * k):  # small GEMMs on one thread (jitflow/kernels/threads.py)
-            np.matmul(a, b, out=out)
+        macs = m * n * k
+        if macs < PARALLEL_MACS:
+            with blas_threads_for(macs):  # small GEMMs on one thread (jitflow/kernels/threads.py)
+                np.matmul(a, b, out=out)
+        else:  # big ones on as many threads as the current load makes fastest
+            run_with(self.threads, macs, SET_BLAS_LOCAL, np.matmul, a, b, out)
         vals[self.out_slot] = out
         return None
 
@@ -333,9 +359,16 @@ class MatMulStep:
 class SparseXentStep:
     """SparseSoftmaxCrossEntropyWithLogits as one row kernel (`codegen/rows.py`) into reused buffers."""
 
+    kind = "sparse_xent"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slots: list[int], fetched: list[bool],
                  fallback: Step, report: dict[str, Any]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots(in_slots)
+        self.writes = value_slots(out_slots)
         self.sf, self.sl = in_slots
         self.out_slots = out_slots
         self.fetched = fetched
@@ -346,6 +379,7 @@ class SparseXentStep:
         self.key = id(self)
         self.kernel: Any = None
         self.recyclers = [Recycler(), Recycler()]
+        self.threads = ThreadChoice(ALL)
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
@@ -378,7 +412,7 @@ class SparseXentStep:
         err[0] = 0
         fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
         ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
-        self.kernel(fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
+        _run_rows(self.threads, n * k, self.kernel, fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
         if err[0]:
             return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
         vals[self.out_slots[0]] = outs[0]
@@ -389,9 +423,16 @@ class SparseXentStep:
 class SoftmaxStep:
     """Softmax / LogSoftmax along the last axis as one row kernel (`codegen/rows.py`)."""
 
+    kind = "softmax"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slot: int, out_slot: int, fetched: bool, fallback: Step,
                  report: dict[str, Any]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots([in_slot])
+        self.writes = value_slots([out_slot])
         self.si, self.so = in_slot, out_slot
         self.fetched = fetched
         self.fallback = fallback
@@ -401,6 +442,7 @@ class SoftmaxStep:
         self.key = id(self)
         self.kernel: Any = None
         self.recycler = Recycler()
+        self.threads = ThreadChoice(ALL)
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
@@ -424,7 +466,7 @@ class SoftmaxStep:
         else:
             o = vals[ARENA_SLOT].buffer((self.key, 0), x.size, self.dtype)
         xf = x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
-        self.kernel(xf, o, np.array((n, k), np.int64), _ZERO_ERR)
+        _run_rows(self.threads, x.size, self.kernel, xf, o, np.array((n, k), np.int64), _ZERO_ERR)
         vals[self.so] = o.reshape(x.shape)
         return None
 
@@ -435,8 +477,15 @@ class UnbroadcastDynStep:
     reference kernel's NumPy sum, which is what a kernel would do for a reduction decided so late).
     It is not reported as a fallback."""
 
+    kind = "unbroadcast"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, g_slot: int, x_slot: int, out_slot: int, fallback: list[Step]) -> None:
         self.op = op
+        self.ops = (op,)
+        self.reads = value_slots([g_slot, x_slot])
+        self.writes = value_slots([out_slot])
         self.sg, self.sx, self.so = g_slot, x_slot, out_slot
         self.fallback = fallback
         self.dtype = np.dtype(op.outputs[0].dtype.np)
@@ -530,14 +579,19 @@ def _warm(step: ClusterStep) -> None:
         step.entries.clear()
 
 
+def _run_rows(choice: ThreadChoice, work: int, kernel: Any, *args: Any) -> None:
+    """Runs a row kernel (rows under prange): small ones on this thread, big ones on the thread count
+    that the current load makes fastest (`kernels/adaptive.py`)."""
+    if work < PARALLEL_ELEMENTS:
+        with threads_for(work):
+            kernel(*args)
+    else:
+        run_with(choice, work, None, kernel, *args)
+
+
 def _row_kernel(src: str, parts: dict[str, Any], op: Operation, report: dict[str, Any]) -> Any:
     """Loads (or compiles) a row kernel through the cache and records key, time and origin for explain."""
     from jitflow.codegen import rows
-    from jitflow.codegen.cache import get_kernel, kernel_key
 
-    t0 = time.perf_counter()
-    fn, origin = get_kernel(src, rows.ENTRY, parts, {"ops": [op.type]}, "cpu")
-    report.update(key=kernel_key({**parts, "source": src, "entry": rows.ENTRY, "backend": "cpu"}),
-                  compile_seconds=round(time.perf_counter() - t0, 6) if origin != "memory" else 0.0,
-                  source=origin)
-    return fn
+    report["compile_seconds"] = 0.0  # the report's entry is this kernel's alone
+    return backend(CPU).compile(src, parts, [op.type], report, rows.ENTRY)

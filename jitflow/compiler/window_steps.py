@@ -16,6 +16,7 @@ import numpy as np
 from jitflow.compiler.arena import Recycler
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import ARENA_SLOT, Step
+from jitflow.compiler.step import CPU, Chain, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.tensor_shape import known_dims
 from jitflow.kernels import conv, pool
@@ -94,9 +95,16 @@ def find_epilogues(ops: list[Operation], fetched: set, fed: set) -> dict[Operati
 class WindowStep:
     """One conv or pooling op through its fast kernel, into buffers reused across runs."""
 
+    kind = "window"
+    backend = CPU
+    stateful = False
+
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step,
                  report: dict[str, Any], bias_slot: int = -1, relu: bool = False) -> None:
         self.op = op
+        self.ops = fallback.ops  # the op and its fused epilogue's ops: what the fallback runs
+        self.reads = value_slots([*in_slots, bias_slot])
+        self.writes = value_slots([out_slot])
         self.bias_slot = bias_slot  # a fused BiasAdd's bias (-1: no epilogue)
         self.relu = relu
         self.in_slots = in_slots
@@ -298,12 +306,8 @@ def window_step(op: Operation, slots: dict, fetched: set, fallback: Step,
     assert op_steps is not None
     entry["ops"] += [m.name for m in epilogue.ops]
     entry["source"] += " +bias" + ("+relu" if epilogue.relu else "")
-    member_steps = [fallback] + [op_steps[m] for m in epilogue.ops]
-
-    def interpreted(ctx: Any, vals: list) -> None:  # the chain op by op: the interpreter's values and errors
-        for st in member_steps:
-            st(ctx, vals)
-
+    # the chain op by op: the interpreter's values and errors
+    interpreted = Chain([fallback] + [op_steps[m] for m in epilogue.ops])
     t = epilogue.out
     step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, interpreted, entry,
                       slots[epilogue.ops[0].inputs[1]], epilogue.relu)

@@ -12,6 +12,7 @@ from jitflow.data import indexed
 from jitflow.data.dataset_ops import Dataset, Element, Env, as_int, read_int, tensor_captures
 from jitflow.data.function import check_output
 from jitflow.data.indexed import index_source
+from jitflow.data.readers import RecordFileDataset
 from jitflow.data.transforms import MapDataset
 from jitflow.framework.graph import Tensor
 from jitflow.framework.tensor_shape import TensorShape, as_shape, shape_str
@@ -65,6 +66,12 @@ class BatchDataset(Dataset):
         if index_source(below) is not None:  # rows gathered by index, no per-element Python
             for batch in indexed.batches(below, env, n, self._drop):
                 yield check_output(fn.call(env.ctx, batch, []), fn) if fn is not None else batch
+            return
+        if isinstance(below, RecordFileDataset):  # record strings batched as they are read
+            for records in below.record_batches(env, n):
+                if self._drop and len(records) < n:
+                    return
+                yield check_output(fn.call(env.ctx, [records], []), fn) if fn is not None else [records]
             return
         source = below._iterate(env)
         while True:

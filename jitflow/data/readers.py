@@ -1,6 +1,7 @@
 """File datasets: TFRecordDataset, TextLineDataset, FixedLengthRecordDataset."""
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,14 +40,6 @@ class _FileDataset(Dataset):
         names = [f.decode() if isinstance(f, bytes) else str(f) for f in np.asarray(files, dtype=object).ravel()]
         return names, TFRecordOptions.get_compression_type_string(comp)
 
-    def _iterate(self, env: Env) -> Iterator[Element]:
-        names, comp = self._names(env)
-        for name in names:
-            for rec in self._records(name, comp):
-                yield [np.array(rec, dtype=object)]
-
-    def _records(self, name: str, comp: str) -> Iterator[bytes]:
-        raise NotImplementedError
 
 
 class ListFilesDataset(_FileDataset):
@@ -63,7 +56,35 @@ class ListFilesDataset(_FileDataset):
             yield [np.array(n.encode(), dtype=object)]
 
 
-class TFRecordDataset(_FileDataset):
+class RecordFileDataset(_FileDataset):
+    """A file dataset whose elements are the records of each file in turn (see `_records`)."""
+
+    def _iterate(self, env: Env) -> Iterator[Element]:
+        names, comp = self._names(env)
+        for name in names:
+            for rec in self._records(name, comp):
+                yield [np.array(rec, dtype=object)]
+
+    def record_batches(self, env: Env, n: int) -> Iterator[np.ndarray]:
+        """The records as object vectors of `n` (the last one shorter), across file boundaries.
+
+        `batch` reads through this: one array per batch instead of one 0-d array per record.
+        """
+        names, comp = self._names(env)
+        records = itertools.chain.from_iterable(self._records(name, comp) for name in names)
+        while True:
+            chunk = list(itertools.islice(records, n))
+            if not chunk:
+                return
+            out = np.empty(len(chunk), dtype=object)
+            out[:] = chunk  # element-wise: never a 2-D array of equal-length bytes
+            yield out
+
+    def _records(self, name: str, comp: str) -> Iterator[bytes]:
+        raise NotImplementedError
+
+
+class TFRecordDataset(RecordFileDataset):
     """`tf.data.TFRecordDataset`: the records of TFRecord files, one file after another."""
 
     def __init__(self, filenames: Any, compression_type: Any = None, buffer_size: Any = None,
@@ -74,7 +95,7 @@ class TFRecordDataset(_FileDataset):
         return read_records(name, comp)
 
 
-class TextLineDataset(_FileDataset):
+class TextLineDataset(RecordFileDataset):
     """`tf.data.TextLineDataset`: the lines of text files, without their line endings."""
 
     def __init__(self, filenames: Any, compression_type: Any = None, buffer_size: Any = None) -> None:
@@ -89,7 +110,7 @@ class TextLineDataset(_FileDataset):
             f.close()
 
 
-class FixedLengthRecordDataset(_FileDataset):
+class FixedLengthRecordDataset(RecordFileDataset):
     """`tf.data.FixedLengthRecordDataset`: records of `record_bytes` bytes between a header and a footer."""
 
     def __init__(self, filenames: Any, record_bytes: int, header_bytes: int | None = None,

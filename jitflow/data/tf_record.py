@@ -13,10 +13,14 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+import crc32c as _crc32c
+
 from jitflow import errors
 from jitflow.train.checkpoint import crc
 
 _CHUNK = 1 << 22
+_HEAD = struct.Struct("<QI")
+_U32 = struct.Struct("<I")
 
 
 class TFRecordCompressionType:
@@ -163,38 +167,49 @@ def read_records(path: str, compression: str = "", check_crc: bool = True) -> It
     try:
         buf, pos, base = b"", 0, 0  # base: the file offset of buf[0]
         while True:
-            if len(buf) - pos < 12:
-                buf, base, pos = buf[pos:], base + pos, 0
-                while len(buf) < 12:
-                    chunk = _read(f, path)
-                    if not chunk:
-                        break
-                    buf += chunk
-                if not buf:
-                    return
-                if len(buf) < 12:
+            records, pos = _scan(buf, pos, base, path, check_crc)
+            yield from records
+            buf, base, pos = buf[pos:], base + pos, 0
+            chunk = _read(f, path)
+            if not chunk:
+                if buf:
                     raise _truncated(path, base)
-            header = buf[pos:pos + 8]
-            (length,), (lcrc,) = struct.unpack("<Q", header), struct.unpack_from("<I", buf, pos + 8)
-            if check_crc and crc.mask(crc.value(header)) != lcrc:
-                raise errors.DataLossError(None, None, f"corrupted record at {base + pos} in {path} (length CRC "
-                                                       "mismatch)")
-            end = pos + 16 + length
-            if end > len(buf):
-                buf, base, pos, end = buf[pos:], base + pos, 0, 16 + length
-                while len(buf) < end:
-                    chunk = _read(f, path)
-                    if not chunk:
-                        raise _truncated(path, base)
-                    buf += chunk
-            data = buf[pos + 12:end - 4]
-            if check_crc and crc.mask(crc.value(data)) != struct.unpack_from("<I", buf, end - 4)[0]:
-                raise errors.DataLossError(None, None, f"corrupted record at {base + pos} in {path} (data CRC "
-                                                       "mismatch)")
-            pos = end
-            yield data
+                return
+            buf += chunk
     finally:
         f.close()
+
+
+def _scan(buf: bytes, pos: int, base: int, path: str, check_crc: bool) -> tuple[list[bytes], int]:
+    """The complete records in `buf` from `pos` on, and the offset where the first incomplete one starts.
+
+    The CRC masking of `crc.mask` is written out inline: this loop runs once per record.
+    """
+    out = []
+    n = len(buf)
+    unpack_from = _HEAD.unpack_from
+    crc32c = _crc32c.crc32c
+    while pos + 12 <= n:
+        length, lcrc = unpack_from(buf, pos)
+        if check_crc:
+            c = crc32c(buf[pos:pos + 8])
+            if ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF != lcrc:
+                raise _corrupt(path, base + pos, "length")
+        end = pos + 16 + length
+        if end > n:
+            break
+        data = buf[pos + 12:end - 4]
+        if check_crc:
+            c = crc32c(data)
+            if ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF != _U32.unpack_from(buf, end - 4)[0]:
+                raise _corrupt(path, base + pos, "data")
+        out.append(data)
+        pos = end
+    return out, pos
+
+
+def _corrupt(path: str, offset: int, what: str) -> errors.DataLossError:
+    return errors.DataLossError(None, None, f"corrupted record at {offset} in {path} ({what} CRC mismatch)")
 
 
 def _truncated(path: str, offset: int) -> errors.DataLossError:

@@ -3,7 +3,7 @@
 An OpDef holds everything jitflow knows about an op type: its static shape/dtype function, its NumPy
 reference kernel (the specification of what the op means), its fusion kind, its gradient, and its
 lowering: the formula (`jitflow.ir.formula`) from which the code generators derive its kernels, or
-the reason it has none.
+the reason it has none, or the library step that runs it (`library`), or that it is structural.
 Ops are fully determined by (type, inputs, attrs), so a graph can be rebuilt from data alone.
 """
 from __future__ import annotations
@@ -42,6 +42,12 @@ class OpDef:
     lowering: Any = None
     # Why an op that could be fused has no `lowering` (it runs as its own or an interpreted step).
     no_lowering: str = ""
+    # An op that feeds, names, reshapes or describes values without computing them (Const, Identity,
+    # Reshape, Shape, ...): never a cluster member, and not reported as a fallback.
+    structural: bool = False
+    # The library step that runs the op in compiled plans: "blas" (MatMul through NumPy's BLAS) or
+    # "rows" (softmax and cross-entropy row kernels, `codegen/rows.py`); "" for none.
+    library: str = ""
 
 
 _REGISTRY: dict[str, OpDef] = {}
@@ -49,9 +55,11 @@ _REGISTRY: dict[str, OpDef] = {}
 
 def register_op(op_type: str, infer: InferFn, kernel: KernelFn | None, kind: str = OPAQUE,
                 grad: GradFn | None = None, not_differentiable: bool = False,
-                ref_inputs: tuple[int, ...] = (), lowering: Any = None, no_lowering: str = "") -> OpDef:
+                ref_inputs: tuple[int, ...] = (), lowering: Any = None, no_lowering: str = "",
+                structural: bool = False, library: str = "") -> OpDef:
     """Registers (or replaces) the definition of `op_type`."""
-    opdef = OpDef(op_type, infer, kernel, kind, grad, not_differentiable, ref_inputs, lowering, no_lowering)
+    opdef = OpDef(op_type, infer, kernel, kind, grad, not_differentiable, ref_inputs, lowering, no_lowering,
+                  structural, library)
     old = _REGISTRY.get(op_type)
     if old is not None and opdef.grad is None:
         opdef.grad = old.grad  # gradients may be registered before the op

@@ -197,7 +197,8 @@ def _stable_sigmoid(x: np.ndarray) -> np.ndarray:
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     name: getattr(np, name) for name in (
         "sqrt", "floor", "ceil", "rint", "trunc", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
-        "sinh", "cosh", "exp", "log", "log1p", "expm1", "tanh", "isinf", "isfinite", "fmod", "copysign")
+        "sinh", "cosh", "exp", "log", "log1p", "expm1", "tanh", "isinf", "isfinite", "fmod", "copysign",
+        "arctan2")
 }
 _FUNCTIONS["sigmoid"] = _stable_sigmoid
 _BOOL_FUNCTIONS = frozenset({"isinf", "isfinite"})

@@ -6,9 +6,5 @@ every kernel here is tested against.
 """
 from __future__ import annotations
 
-import os
-
-# Numba's OpenMP threads spin after each parallel region by default; on a 2-core machine that spinning
-# takes the cores from the BLAS threads of the GEMM that follows (measured: W7's second conv 3x slower,
-# bench/README.md). Must be set before the OpenMP runtime loads, i.e. before the first parallel kernel.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Numba's OpenMP threads wait passively in compiled plans: `omp.passive_wait` (the policy is the
+# process's, but the environment variable is not left behind).

@@ -34,7 +34,7 @@ def _placeholder_kernel(ctx: Any, op: Operation, ins: list) -> Any:
 
 
 registry.register_op("Placeholder", lambda op: [(op.attrs["dtype"], op.attrs["shape"])], _placeholder_kernel,
-                     registry.SOURCE)
+                     registry.SOURCE, structural=True)
 
 
 def placeholder(dtype: Any, shape: Any = None, name: str | None = None) -> Tensor:
@@ -48,7 +48,8 @@ def _pwd_infer(op: Operation) -> list:
     return [(op.inputs[0].dtype, op.attrs["shape"])]
 
 
-registry.register_op("PlaceholderWithDefault", _pwd_infer, lambda ctx, op, ins: ins[0], registry.OPAQUE)
+registry.register_op("PlaceholderWithDefault", _pwd_infer, lambda ctx, op, ins: ins[0], registry.OPAQUE,
+                     structural=True)
 
 
 def placeholder_with_default(input: Any, shape: Any, name: str | None = None) -> Tensor:
@@ -64,9 +65,9 @@ def placeholder_with_default(input: Any, shape: Any, name: str | None = None) ->
 # -- identity ------------------------------------------------------------------------------------------------
 
 registry.register_op("Identity", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)],
-                     lambda ctx, op, ins: ins[0], registry.OPAQUE)
+                     lambda ctx, op, ins: ins[0], registry.OPAQUE, structural=True)
 registry.register_op("StopGradient", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)],
-                     lambda ctx, op, ins: ins[0], registry.OPAQUE, not_differentiable=True)
+                     lambda ctx, op, ins: ins[0], registry.OPAQUE, not_differentiable=True, structural=True)
 
 
 def identity(input: Any, name: str | None = None) -> Tensor:
@@ -85,13 +86,13 @@ def stop_gradient(input: Any, name: str | None = None) -> Tensor:
 
 registry.register_op("Shape", lambda op: [(op.attrs["out_type"], TensorShape([op.inputs[0].shape.ndims]))],
                      lambda ctx, op, ins: np.array(np.shape(ins[0]), dtype=op.attrs["out_type"].np),
-                     registry.OPAQUE, not_differentiable=True)
+                     registry.OPAQUE, not_differentiable=True, structural=True)
 registry.register_op("Size", lambda op: [(op.attrs["out_type"], TensorShape([]))],
                      lambda ctx, op, ins: np.array(np.size(ins[0]), dtype=op.attrs["out_type"].np),
-                     registry.OPAQUE, not_differentiable=True)
+                     registry.OPAQUE, not_differentiable=True, structural=True)
 registry.register_op("Rank", lambda op: [(dtypes.int32, TensorShape([]))],
                      lambda ctx, op, ins: np.array(np.ndim(ins[0]), dtype=np.int32), registry.OPAQUE,
-                     not_differentiable=True)
+                     not_differentiable=True, structural=True)
 
 
 def shape(input: Any, name: str | None = None, out_type: Any = dtypes.int32) -> Tensor:
@@ -158,7 +159,7 @@ def _reshape_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
                                                f"the requested shape has {int(np.prod(tgt))}") from None
 
 
-registry.register_op("Reshape", _reshape_infer, _reshape_kernel, registry.OPAQUE)
+registry.register_op("Reshape", _reshape_infer, _reshape_kernel, registry.OPAQUE, structural=True)
 
 
 def reshape(tensor: Any, shape: Any, name: str | None = None) -> Tensor:
@@ -326,7 +327,7 @@ def _expand_dims_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return np.expand_dims(x, a % (x.ndim + 1))
 
 
-registry.register_op("ExpandDims", _expand_dims_infer, _expand_dims_kernel, registry.OPAQUE)
+registry.register_op("ExpandDims", _expand_dims_infer, _expand_dims_kernel, registry.OPAQUE, structural=True)
 
 
 def expand_dims(input: Any, axis: Any = None, name: str | None = None, dim: Any = None) -> Tensor:
@@ -378,7 +379,7 @@ def _squeeze_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return np.squeeze(x, axis=norm)
 
 
-registry.register_op("Squeeze", _squeeze_infer, _squeeze_kernel, registry.OPAQUE)
+registry.register_op("Squeeze", _squeeze_infer, _squeeze_kernel, registry.OPAQUE, structural=True)
 
 
 def squeeze(input: Any, axis: Any = None, name: str | None = None, squeeze_dims: Any = None) -> Tensor:

@@ -20,7 +20,7 @@ def _const_kernel(ctx: Any, op: Operation, inputs: list) -> np.ndarray:
     return op.attrs["value"]
 
 
-registry.register_op("Const", _const_infer, _const_kernel, registry.SOURCE)
+registry.register_op("Const", _const_infer, _const_kernel, registry.SOURCE, structural=True)
 
 
 def _python_dtype(value: Any) -> dtypes.DType:

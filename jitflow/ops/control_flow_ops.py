@@ -16,7 +16,7 @@ from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape
 from jitflow.ops.constant_op import convert_to_tensor
 
-registry.register_op("NoOp", lambda op: [], lambda ctx, op, ins: None, registry.OPAQUE)
+registry.register_op("NoOp", lambda op: [], lambda ctx, op, ins: None, registry.OPAQUE, structural=True)
 
 
 def no_op(name: str | None = None) -> Operation:

@@ -795,7 +795,7 @@ def _matmul_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return np.matmul(a, b)
 
 
-registry.register_op("MatMul", _matmul_infer, _matmul_kernel, registry.OPAQUE)
+registry.register_op("MatMul", _matmul_infer, _matmul_kernel, registry.OPAQUE, library="blas")
 
 
 def _bmm_infer(op: Operation) -> list:

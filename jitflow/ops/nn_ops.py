@@ -143,9 +143,9 @@ def _check_rank1(x: np.ndarray) -> np.ndarray:
 
 
 registry.register_op("Softmax", _softmax_infer, lambda ctx, op, ins: _softmax(_check_rank1(ins[0])),
-                     registry.OPAQUE)
+                     registry.OPAQUE, library="rows")
 registry.register_op("LogSoftmax", _softmax_infer, lambda ctx, op, ins: _log_softmax(_check_rank1(ins[0])),
-                     registry.OPAQUE)
+                     registry.OPAQUE, library="rows")
 
 
 def _along_last(op_type: str, logits: Any, axis: int | None, name: str | None) -> Tensor:
@@ -865,7 +865,8 @@ def _sparse_xent_kernel(ctx: Any, op: Operation, ins: list) -> tuple[np.ndarray,
 
 
 registry.register_op("SoftmaxCrossEntropyWithLogits", _xent_infer, _xent_kernel, registry.OPAQUE)
-registry.register_op("SparseSoftmaxCrossEntropyWithLogits", _xent_infer, _sparse_xent_kernel, registry.OPAQUE)
+registry.register_op("SparseSoftmaxCrossEntropyWithLogits", _xent_infer, _sparse_xent_kernel, registry.OPAQUE,
+                     library="rows")
 
 
 def _to_2d_last(t: Tensor, axis: int) -> tuple[Tensor, Any]:

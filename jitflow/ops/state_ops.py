@@ -31,7 +31,7 @@ def _variable_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
 
 
 registry.register_op("VariableV2", lambda op: [(op.attrs["dtype"], op.attrs["shape"])], _variable_kernel,
-                     registry.STATEFUL)
+                     registry.STATEFUL, structural=True)
 
 
 def variable_op(shape: Any, dtype: dtypes.DType, name: str) -> Tensor:
@@ -110,7 +110,7 @@ registry.register_op("AssignSub", _update_infer, _assign_update_kernel(-1), regi
                      ref_inputs=(0,), not_differentiable=True)
 registry.register_op("IsVariableInitialized", lambda op: [(dtypes.bool, TensorShape([]))],
                      lambda ctx, op, ins: np.array(op.inputs[0].op.name in ctx.variables),
-                     registry.STATEFUL, ref_inputs=(0,), not_differentiable=True)
+                     registry.STATEFUL, ref_inputs=(0,), not_differentiable=True, structural=True)
 
 
 def _ref(x: Any) -> Tensor:

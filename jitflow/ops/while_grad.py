@@ -11,6 +11,7 @@ from jitflow.errors import InternalError
 from jitflow.framework import registry
 from jitflow.framework.function import SubgraphContext, outside_control_flow
 from jitflow.framework.graph import Operation, Tensor
+from jitflow.ops.while_hoist import Stash, grad_fetches
 from jitflow.ops.while_loop import LoopBody, body_of
 
 
@@ -33,6 +34,7 @@ def _build_grad_body(lb: LoopBody) -> None:
         dx = gradients([y for y, _ in pairs], xs, grad_ys=[gy for _, gy in pairs]) if pairs else [None] * len(xs)
     lb.grad_outs = [d if d is not None and differentiable(x.dtype) else None for x, d in zip(xs, dx)]
     saved: dict[Tensor, None] = {}
+    lb.grad_ops = set(g._ops[start:])
     for op in g._ops[start:]:
         for t in op.inputs:
             if ctx.contains(t.op) and t.op.type != "_SubgraphInput":
@@ -108,12 +110,14 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
                                              "gradient")
     caps, iters = history
     gys: list[Any] = list(ins[1:])
-    plan = lb.plan(ctx, "grad")
+    plan = lb.begin(ctx, "grad")
+    hoisted = lb.hoisted(_compiled(ctx))
+    _, idx = grad_fetches(lb.grad_outs, hoisted)
+    stash = Stash(hoisted)
     if plan.device_fetches and plan.device_used:  # the incoming gradients go up once, not per iteration
         from jitflow.compiler.gpu import loop_state
 
         gys = loop_state.upload([plan], gys, n + len(caps) + len(lb.saved or []), {})
-    idx = [k for k, t in enumerate(lb.grad_outs) if t is not None]
     acc: list[Any] = [None] * len(caps)
     mine = [False] * len(caps)
     for vals, saved in reversed(iters):
@@ -122,12 +126,16 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
         full: list[Any] = [None] * (n + len(caps))
         for k, r in zip(idx, res):
             full[k] = r
+        if hoisted:
+            stash.add(res[len(idx):])
         gys = full[:n]
         for k, r in enumerate(full[n:]):
             # the first sum allocates (a fetched value may be a variable's own array); later ones add in place
             acc[k] = _add(acc[k], r, mine[k])
             mine[k] = acc[k] is not None and acc[k] is not r
 
+    for k, total in stash.finish().items():
+        acc[k - n] = total
     last = iters[0][0] if iters else None
     out_g = [g if g is not None else (_zero_like(last[k]) if last is not None else None) for k, g in enumerate(gys)]
     out_c = [a if a is not None else _zero_like(c) for a, c in zip(acc, caps)]
@@ -141,6 +149,11 @@ def _host(values: list[Any]) -> list[Any]:
     from jitflow.compiler.gpu import loop_state
 
     return loop_state.to_host_all(values)
+
+
+def _compiled(ctx: Any) -> bool:
+    """Whether `ctx` (the session) plans sub-graphs with the JIT (the interpreter sums per iteration)."""
+    return hasattr(ctx, "_lowering") and ctx._lowering() is not None
 
 
 registry.register_op("WhileGrad", _grad_infer, _grad_kernel, registry.STATEFUL)

@@ -17,6 +17,7 @@ import numpy as np
 
 from jitflow import dtypes
 from jitflow.compiler.execute import execute
+from jitflow.compiler.loop_invariants import begin_loop, hoist_transposes
 from jitflow.compiler.plan import Plan, build_plan
 from jitflow.errors import InvalidArgumentError
 from jitflow.framework import registry
@@ -26,6 +27,7 @@ from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape
 from jitflow.ops import loop_structure as ls
 from jitflow.ops.constant_op import convert_to_tensor
+from jitflow.ops.while_hoist import Hoisted, find_hoisted, grad_fetches
 
 
 class LoopBody:
@@ -39,7 +41,8 @@ class LoopBody:
         self.saved: list[Tensor] | None = None  # body values the gradient needs (set when it is built)
         self.grad_inputs: list[Tensor] = []  # the gradient sub-graph's inputs for the incoming gradients
         self.grad_outs: list[Tensor | None] = []  # gradient w.r.t. each loop input, then each capture
-        self._plans: weakref.WeakKeyDictionary[Any, dict[str, Plan]] = weakref.WeakKeyDictionary()
+        self.grad_ops: set[Operation] = set()  # the ops of the gradient sub-graph
+        self._plans: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
     @property
     def n(self) -> int:
@@ -63,11 +66,37 @@ class LoopBody:
             elif kind == "body":
                 plan = build_plan([*self.outs, *(self.saved or [])], self.feeds(), _device_fetching(lower))
             else:
-                fetch = [t for t in self.grad_outs if t is not None]
+                fetch, _ = grad_fetches(self.grad_outs, self.hoisted(lower is not None))
                 plan = build_plan(fetch, self.feeds() + (self.saved or []) + self.grad_inputs,  # type: ignore[arg-type]
                                   _device_fetching(lower))
+                if lower is not None:
+                    caps = self.ctx.captured
+                    plan.report["hoisted"] = [h.describe(caps[h.index - self.n]) for h in self.hoisted(True)]
+            if lower is not None:
+                per[key + "#invariant"] = hoist_transposes(plan, set(self.ctx.capture_inputs))
             per[key] = plan
         return plan
+
+    def begin(self, sess: Any, kind: str) -> Plan:
+        """The `plan` of `kind`, ready for a new run of the loop (loop-invariant copies forgotten)."""
+        plan = self.plan(sess, kind)
+        key = kind + ("+saved" if kind == "body" and self.saved is not None else "")
+        begin_loop(self._plans[sess].get(key + "#invariant", []))  # type: ignore[arg-type]
+        return plan
+
+    def hoisted(self, compiled: bool) -> list[Hoisted]:
+        """The capture gradients a compiled backward loop sums after the loop (`ops/while_hoist.py`)."""
+        found = find_hoisted(self.grad_outs, self.n, self.grad_ops) if compiled else []
+        # a loop on a GPU sums its capture gradients on the device as it goes (compiler/gpu/loop_state.py)
+        return [h for h in found if not _on_gpu(h.op)]
+
+
+def _on_gpu(op: Operation) -> bool:
+    """True when `op` runs on a GPU of this machine."""
+    from jitflow.compiler.placement import gpu_count, requested_gpu
+
+    idx = requested_gpu(op)
+    return idx is not None and idx < gpu_count()
 
 
 def _device_fetching(lower: Any) -> Any:
@@ -110,7 +139,7 @@ def _while_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     vals = list(ins[:n])
     max_iter = int(ins[n]) if body.has_max else -1
     caps = list(ins[n + 1:] if body.has_max else ins[n:])
-    cond_plan, body_plan = body.plan(ctx, "cond"), body.plan(ctx, "body")
+    cond_plan, body_plan = body.begin(ctx, "cond"), body.begin(ctx, "body")
     if body_plan.device_fetches and (body_plan.device_feeds or body_plan.device_used):
         from jitflow.compiler.gpu import loop_state  # the body runs CUDA steps: its state stays there
 

@@ -23,7 +23,8 @@ from jitflow.train.rmsprop import RMSPropOptimizer
 from jitflow.train.training_util import (get_global_step, get_or_create_global_step, create_global_step,
                                          global_step, assert_global_step)
 from jitflow.train.learning_rate_decay import (exponential_decay, natural_exp_decay, inverse_time_decay,
-                                               polynomial_decay, cosine_decay, piecewise_constant)
+                                               polynomial_decay, cosine_decay, piecewise_constant,
+                                               piecewise_constant_decay, cosine_decay_restarts, linear_cosine_decay)
 from jitflow.train.device_setter import replica_device_setter
 from jitflow.train.checkpoint import remove_checkpoint, get_checkpoint_mtimes
 from jitflow.framework.importer import write_graph
@@ -43,3 +44,7 @@ from jitflow.train.input import (batch, shuffle_batch, string_input_producer, sl
 from jitflow.summary_events import summary_iterator, SessionLog
 from jitflow.train.checkpoint_init import init_from_checkpoint
 from jitflow.train.supervisor import Supervisor
+from jitflow.train.adadelta import AdadeltaOptimizer
+from jitflow.train.ftrl import FtrlOptimizer
+from jitflow.train.proximal import ProximalGradientDescentOptimizer, ProximalAdagradOptimizer
+from jitflow.train.moving_averages import ExponentialMovingAverage

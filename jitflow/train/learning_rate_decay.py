@@ -102,3 +102,39 @@ def piecewise_constant(x: Any, boundaries: Any, values: Any, name: str | None = 
         for b, v in zip(reversed(bs), reversed(vs[:-1])):
             out = M.where_v2(M.less_equal(xt, b), v, out)
         return out
+
+
+piecewise_constant_decay = piecewise_constant
+
+
+def cosine_decay_restarts(learning_rate: Any, global_step: Any, first_decay_steps: Any, t_mul: float = 2.0,
+                          m_mul: float = 1.0, alpha: Any = 0.0, name: str | None = None) -> Tensor:
+    """Cosine decay with warm restarts (SGDR): period i lasts first_decay_steps * t_mul^i steps and starts
+    at learning_rate * m_mul^i."""
+    with name_scope(name, "SGDRDecay") as scope:
+        lr, step = _step_and_rate(learning_rate, global_step, "cosine_decay_restarts")
+        done = step / M.cast(first_decay_steps, lr.dtype)
+        t = M.cast(t_mul, lr.dtype)
+        if t_mul == 1.0:
+            i = M.floor(done)
+            done = done - i
+        else:  # geometric periods: which restart, and how far into it
+            i = M.floor(M.log(1.0 - done * (1.0 - t)) / M.log(t))
+            sum_r = (1.0 - M.pow(t, i)) / (1.0 - t)
+            done = (done - sum_r) / M.pow(t, i)
+        cosine = 0.5 * M.pow(M.cast(m_mul, lr.dtype), i) * (1.0 + M.cos(math.pi * done))
+        a = M.cast(alpha, lr.dtype)
+        return M.multiply(lr, (1 - a) * cosine + a, name=scope)
+
+
+def linear_cosine_decay(learning_rate: Any, global_step: Any, decay_steps: Any, num_periods: Any = 0.5,
+                        alpha: Any = 0.0, beta: Any = 0.001, name: str | None = None) -> Tensor:
+    """learning_rate * ((alpha + linear) * cosine + beta), linear falling from 1 to 0 over decay_steps and
+    cosine running `num_periods` periods."""
+    with name_scope(name, "LinearCosineDecay") as scope:
+        lr, step = _step_and_rate(learning_rate, global_step, "linear_cosine_decay")
+        steps = M.cast(decay_steps, lr.dtype)
+        step = M.minimum(step, steps)
+        linear = (steps - step) / steps
+        cosine = 0.5 * (1.0 + M.cos(math.pi * 2.0 * M.cast(num_periods, lr.dtype) * (step / steps)))
+        return M.multiply(lr, (M.cast(alpha, lr.dtype) + linear) * cosine + M.cast(beta, lr.dtype), name=scope)

@@ -180,9 +180,15 @@ def _kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return store[names[0]]
 
 
-for _t, _u in UPDATES.items():
-    registry.register_op(_t, _infer, _kernel, registry.STATEFUL, not_differentiable=True,
-                         ref_inputs=tuple(range(len(_u.refs))), lowering=_u)
+def register_update(op_type: str, update: Update) -> None:
+    """Registers the update op `op_type` with its rule: one formula for the kernel and the compiler."""
+    UPDATES[op_type] = update
+    registry.register_op(op_type, _infer, _kernel, registry.STATEFUL, not_differentiable=True,
+                         ref_inputs=tuple(range(len(update.refs))), lowering=update)
+
+
+for _t, _u in list(UPDATES.items()):
+    register_update(_t, _u)
 
 
 def apply_update(op_type: str, refs: Sequence[Tensor], args: Sequence[Tensor], name: str,

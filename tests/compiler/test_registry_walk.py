@@ -101,3 +101,39 @@ def test_integer_division_by_zero_is_the_interpreters_error(fn: Any) -> None:
         with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
             with pytest.raises(tf.errors.InvalidArgumentError, match="division by zero"):
                 sess.run(y, {x: np.array([1, 0, 2], np.int32)})
+
+
+LIBRARY_STEP = {"MatMul": "matmul", "Softmax": "softmax", "LogSoftmax": "softmax",
+                "SparseSoftmaxCrossEntropyWithLogits": "sparse_xent"}
+
+
+def test_library_and_structural_ops_are_declared_on_their_opdefs() -> None:
+    """The compiler's op-type lists are OpDef properties: `library` ops have a library step of their own,
+    and `structural` ops are neither fused nor lowered (they only feed, name or reshape values)."""
+    opdefs = [registry.get_opdef(t) for t in registry.registered_types()]
+    library = {d.type: d.library for d in opdefs if d.library}
+    assert set(library.values()) <= {"blas", "rows"}
+    assert set(library) == set(LIBRARY_STEP)
+    structural = [d for d in opdefs if d.structural]
+    assert {"Const", "Placeholder", "Identity", "Reshape", "Shape", "VariableV2", "NoOp"} \
+        <= {d.type for d in structural}
+    for d in structural:
+        assert d.lowering is None and not d.library and d.kind not in (registry.ELEMENTWISE, registry.REDUCTION), d.type
+
+
+def test_library_ops_run_as_their_library_steps_and_structural_ops_are_not_fallbacks() -> None:
+    rng = np.random.default_rng(3)
+    x = tf.placeholder(tf.float32, [None, 20], name="x")
+    labels = tf.placeholder(tf.int32, [None], name="labels")
+    w = tf.constant(rng.standard_normal((20, 10)).astype(np.float32))
+    logits = tf.reshape(tf.identity(tf.matmul(x, w)), [-1, 10])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    outs = [loss, tf.nn.softmax(logits), tf.nn.log_softmax(logits), tf.shape(logits)]
+    feed = {x: rng.standard_normal((16, 20)).astype(np.float32), labels: rng.integers(0, 10, 16).astype(np.int32)}
+    got, want, plan = run_both(outs, feed)
+    for g, w_ in zip(got, want):
+        assert_same(g, w_, rtol=1e-5)
+    kinds = {st.ops[0].type: st.kind for st in plan.steps if len(st.ops) == 1}
+    for t, kind in LIBRARY_STEP.items():
+        assert kinds[t] == kind, (t, kinds)
+    assert not [f for f in plan.report["fallbacks"] if registry.get_opdef(f["type"]).structural]

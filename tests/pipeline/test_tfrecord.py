@@ -183,3 +183,34 @@ def test_fixed_length_features_take_the_compiled_wire_path_with_the_same_results
     np.testing.assert_array_equal(out["image"], want["image"].reshape(7, 4))
     with pytest.raises(tf.errors.InvalidArgumentError, match="Values size: 4"):
         tf.Session().run(tf.parse_example(ser, {"image": tf.FixedLenFeature([3], tf.float32)}), {ser: recs})
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_batches_of_records_span_files_and_equal_the_records_in_order(tmp_path, drop):
+    paths = []
+    expect = []
+    for k, count in enumerate((5, 0, 7)):  # an empty file in the middle
+        p = str(tmp_path / f"part-{k}.tfrecord")
+        with tf.python_io.TFRecordWriter(p) as w:
+            for i in range(count):
+                rec = b"r%d-%d" % (k, i) * (i + 1)
+                w.write(rec)
+                expect.append(rec)
+        paths.append(p)
+    batched = tf.data.TFRecordDataset(paths).batch(4, drop_remainder=drop)
+    lines = tf.data.TextLineDataset([str(tmp_path / "lines.txt")]).batch(2)
+    (tmp_path / "lines.txt").write_bytes(b"a\nbb\r\nccc")
+    got, got_lines = [], []
+    nb, nl = batched.make_one_shot_iterator().get_next(), lines.make_one_shot_iterator().get_next()
+    with tf.Session() as sess:
+        for out, dst in ((nb, got), (nl, got_lines)):
+            try:
+                while True:
+                    b = sess.run(out)
+                    assert b.dtype == object and b.ndim == 1
+                    dst.append(list(b))
+            except tf.errors.OutOfRangeError:
+                pass
+    want = [expect[i:i + 4] for i in range(0, len(expect), 4)]
+    assert got == ([w for w in want if len(w) == 4] if drop else want)
+    assert got_lines == [[b"a", b"bb"], [b"ccc"]]

@@ -1,15 +1,17 @@
 """The CUDA backend of a plan: CUDA steps, variables mirrored on the device, and the transfers between.
 
-Modules: `runtime` (numba.cuda, the compile target, devices), `memory` (device variables, buffer pools,
-copies), `steps` (the CUDA steps), `rewrite` (`lower_gpu_clusters`, the pass that puts them in a plan).
+Modules: `backend` (`CudaBackend`, the `compiler/backend.py` interface), `runtime` (numba.cuda, the
+compile target, devices), `memory` (device variables, buffer pools, copies), `steps` (the CUDA steps),
+`rewrite` (`lower_gpu_clusters`, the pass that puts them in a plan).
 
-`lower_gpu_clusters(plan)` runs at the end of `compiler/lower.py`'s `lower`. It replaces the compiled steps
-whose ops are placed on an available GPU (`/gpu:N`, `/device:GPU:N`, see `compiler/placement.py`) by CUDA
-steps (kernels of `codegen/cuda.py`, through the content-keyed cache): clusters (`CudaClusterStep`),
-MatMul (`CudaMatMulStep`, or `FusedMatMulStep` with the elementwise cluster that alone reads it) and
-sparse softmax cross-entropy (`CudaSparseXentStep`). Reads of variables consumed only on the device become
-`DeviceReadStep`s; Identity, Reshape/ExpandDims/Squeeze and run-time UnbroadcastTo pass device arrays
-through; Shape/Size/Rank read only shapes. Steps of ops on /gpu:N with N > 0 run with device N current.
+`lower_gpu_clusters(plan)` runs at the end of `compiler/lower.py`'s `lower`, as the CUDA backend's
+`place`. It replaces the compiled steps whose ops are placed on an available GPU (`/gpu:N`,
+`/device:GPU:N`, see `compiler/placement.py`) by CUDA steps (kernels of `codegen/cuda.py`, through the
+content-keyed cache): clusters (`CudaClusterStep`), MatMul (`CudaMatMulStep`, or `FusedMatMulStep` with
+the elementwise cluster that alone reads it) and sparse softmax cross-entropy (`CudaSparseXentStep`).
+Reads of variables consumed only on the device become `DeviceReadStep`s; Identity,
+Reshape/ExpandDims/Squeeze and run-time UnbroadcastTo pass device arrays through; Shape/Size/Rank read
+only shapes. Steps of ops on /gpu:N with N > 0 run with device N current.
 Without numba-cuda (or Numba's bundled numba.cuda), a GPU or the simulator, nothing changes: those ops
 stay on the CPU (soft placement).
 

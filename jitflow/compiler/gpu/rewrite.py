@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import sys
-import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from jitflow.compiler.gpu import conv as gconv
 from jitflow.compiler.gpu import loop_state, runtime  # runtime through the module: tests stand in for it
@@ -21,7 +20,7 @@ from jitflow.compiler.gpu.steps import (
 )
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step
-from jitflow.compiler.window_steps import WindowStep
+from jitflow.compiler.step import CPU, CUDA
 from jitflow.framework.graph import Operation, Tensor
 
 # -- the hook into lower() -----------------------------------------------------------------------------
@@ -85,34 +84,40 @@ def lower_gpu_clusters(plan: Plan) -> None:
 
 def _on_device(rw: _Rewrite, st: Step) -> Step:
     """The CUDA (or device pass-through) step replacing `st`, or `st` when it stays on the host."""
-    from jitflow.compiler import lower as low
-
     fed = rw.fed
-    if isinstance(st, low.ClusterStep):
-        return _cuda_cluster(rw, st) if st.c.backend == "cuda" else st  # chosen when the cluster was built
-    op = getattr(st, "op", None)
+    if st.backend != CPU and st.kind != "op":
+        return st
+    if st.kind == "cluster":
+        c = cast(Any, st).c
+        return _cuda_cluster(rw, st) if c.backend == "cuda" else st  # chosen when the cluster was built
+    op = st.ops[0] if len(st.ops) == 1 else None
     if op is None or usable_gpu(op, rw.n_gpus) is None:
         return st
-    if isinstance(st, low.MatMulStep):
+    return _op_on_device(rw, cast(Any, st), op, fed)
+
+
+def _op_on_device(rw: _Rewrite, st: Any, op: Operation, fed: set[Tensor]) -> Step:
+    """The CUDA step of a one-op step placed on an available GPU (by its declared kind), or `st`."""
+    if st.kind == "matmul":
         ins = list(op.inputs)
-        io = DeviceIO([st.sa, st.sb], [t.op.type == "Const" and t not in fed for t in ins],
+        io = DeviceIO([rw.plan.slots[t] for t in ins], [t.op.type == "Const" and t not in fed for t in ins],
                       [_var_of(t, fed) for t in ins])
         entry: dict[str, Any] = {"ops": [op.name], "backend": "cuda", "key": "", "compile_seconds": 0.0,
                                  "source": "deferred"}
         if op.name not in rw.listed:
             rw.plan.report.setdefault("clusters", []).append(entry)
         return _added(rw, CudaMatMulStep(st, io, entry), [op], [op.outputs[0]])
-    if isinstance(st, low.SparseXentStep):
-        io = DeviceIO([st.sf, st.sl], [False, False], [None, None])
+    if st.kind == "sparse_xent":
+        io = DeviceIO([rw.plan.slots[t] for t in op.inputs], [False, False], [None, None])
         st.report.update(backend="cuda", key="", compile_seconds=0.0, source="deferred")
-        outs = [t if s > TRASH_SLOT else None for t, s in zip(op.outputs, st.out_slots)]
+        outs = [t if t not in fed else None for t in op.outputs]
         return _added(rw, CudaSparseXentStep(st, io), [op], outs)
-    if op.type in gconv.DEVICE_WINDOW_OPS and (isinstance(st, WindowStep) or op.type == "BiasAddGrad"):
+    if op.type in gconv.DEVICE_WINDOW_OPS and (st.kind == "window" or op.type == "BiasAddGrad"):
         return _device_window(rw, st, op)
-    if isinstance(st, low.UnbroadcastDynStep):
+    if st.kind == "unbroadcast":
         rw.through.add(op)
         return DeviceUnbroadcastDyn(st)
-    if isinstance(st, types.FunctionType) and op.type in RESHAPES:
+    if st.kind == "op" and op.type in RESHAPES:
         rw.through.add(op)
         return DeviceReshape(st, [rw.plan.slots[t] for t in op.inputs],
                              TRASH_SLOT if op.outputs[0] in fed else rw.plan.slots[op.outputs[0]])
@@ -153,8 +158,8 @@ def _device_variable_reads(rw: _Rewrite, steps: list[Step], dev_readers: set[Ope
     """Reads of variables consumed only on the device become device reads (in `steps`); their names."""
     device_reads: set[str] = set()
     for i, st in enumerate(steps):
-        op = getattr(st, "op", None)
-        if isinstance(st, types.FunctionType) and op is not None and op.type == "VariableV2":
+        op = st.ops[0] if st.kind == "op" and len(st.ops) == 1 else None
+        if op is not None and op.type == "VariableV2":
             t = op.outputs[0]
             rs = rw.readers.get(t, set())
             if rs and rs <= dev_readers and t not in rw.fetched and t not in rw.fed:
@@ -196,10 +201,8 @@ def _limit_in_place(steps: list[Step], cuda_steps: list[Any], device_reads: set[
     """
     pos: dict[Operation, int] = {}
     for i, st in enumerate(steps):
-        c = getattr(st, "c", None)
-        for op in (c.ops if c is not None else [getattr(st, "op", None)]):
-            if op is not None:
-                pos.setdefault(op, i)
+        for op in st.ops:
+            pos.setdefault(op, i)
     last_use: dict[str, int] = {}
     for op in pos:
         if op.type != "VariableV2" or op.name not in device_reads:
@@ -216,7 +219,7 @@ def _limit_in_place(steps: list[Step], cuda_steps: list[Any], device_reads: set[
                 if r.type in PASS_THROUGH or r in through:
                     stack.append(r)
     for cs in cuda_steps:
-        if isinstance(cs, CudaClusterStep):
+        if cs.kind == "cluster":
             here = steps.index(cs)
             cs.in_place_ok = {v for v in cs.in_place_ok if last_use.get(v, -1) < here}
 
@@ -231,25 +234,24 @@ def _fuse_epilogues(steps: list[Step], readers: dict[Tensor, set[Operation]], fe
 
     owner: dict[Operation, int] = {}
     for i, st in enumerate(steps):
-        if isinstance(st, CudaClusterStep):
-            for op in st.c.ops:
+        if st.kind == "cluster" and st.backend == CUDA:
+            for op in st.ops:
                 owner[op] = i
     drop: set[int] = set()
     for i, mm in enumerate(steps):
-        if not isinstance(mm, CudaMatMulStep):
+        if mm.kind != "matmul" or mm.backend != CUDA:
             continue
-        t = mm.op.outputs[0]
+        t = mm.ops[0].outputs[0]
         rs = readers.get(t, set())
         j = owner.get(next(iter(rs))) if rs else None
         if j is None or t in fetched or any(owner.get(r) != j for r in rs):
             continue
-        epi = steps[j]
-        assert isinstance(epi, CudaClusterStep)
+        epi = cast(CudaClusterStep, steps[j])
         ins = [k for k, inp in enumerate(epi.c.inputs) if inp.tensor is t]
         if epi.c.kind != ELEMENTWISE or len(ins) != 1 or any(v is not None for v in epi.stores) \
                 or j < i or not all(_pure(steps[p]) for p in range(i + 1, j)):
             continue
-        steps[j] = FusedMatMulStep(mm, epi, ins[0])
+        steps[j] = FusedMatMulStep(cast(CudaMatMulStep, mm), epi, ins[0])
         drop.add(i)
     for i in sorted(drop, reverse=True):
         del steps[i]
@@ -257,15 +259,7 @@ def _fuse_epilogues(steps: list[Step], readers: dict[Tensor, set[Operation]], fe
 
 def _pure(step: Step) -> bool:
     """True for a step without side effects (no variable update, no stateful op)."""
-    from jitflow.framework import registry
-
-    if isinstance(step, (DeviceReadStep, CudaMatMulStep)):
-        return True
-    c = getattr(step, "c", None)
-    if c is not None:
-        return all(o.var is None for o in c.outputs) and all(op.opdef.kind != registry.STATEFUL for op in c.ops)
-    op = getattr(step, "op", None)
-    return op is not None and (op.type == "VariableV2" or op.opdef.kind != registry.STATEFUL)
+    return not step.stateful
 
 
 def _place_on_devices(steps: list[Step], n_gpus: int, readers: dict[Tensor, set[Operation]]) -> None:
@@ -274,14 +268,13 @@ def _place_on_devices(steps: list[Step], n_gpus: int, readers: dict[Tensor, set[
     A device read of a variable goes to the device of the steps that consume it.
     """
     for i, st in enumerate(steps):
-        c = getattr(st, "c", None)
-        ops = list(c.ops) if c is not None else [op for op in [getattr(st, "op", None)] if op is not None]
-        if isinstance(st, DeviceReadStep) and ops:
+        ops = list(st.ops)
+        if st.kind == "fused_matmul":  # it runs where its epilogue ran: on the epilogue's device
+            ops = list(cast(FusedMatMulStep, st).epi.ops)
+        if st.kind == "device_read" and ops:
             ops = list(readers.get(ops[0].outputs[0], ()))
         devs = {usable_gpu(op, n_gpus) for op in ops} - {None}
-        if isinstance(st, (CudaClusterStep, CudaMatMulStep, FusedMatMulStep, CudaSparseXentStep, DeviceReadStep,
-                           DeviceReshape, DeviceUnbroadcastDyn, gconv.CudaWindowStep)) and len(devs) == 1 \
-                and devs != {0}:
+        if st.backend == CUDA and len(devs) == 1 and devs != {0}:
             dev = devs.pop()
             assert dev is not None
             steps[i] = OnDevice(st, dev)

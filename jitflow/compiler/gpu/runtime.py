@@ -92,11 +92,13 @@ def here(a: Any) -> Any:
 class OnDevice:
     """Runs a CUDA step with device N current (kernels, allocations and uploads go there)."""
 
+    kind = "on_device"  # the step it runs is `step`
+    backend = "cuda"
+
     def __init__(self, step: Any, device: int) -> None:
         self.step = step
         self.device = device
-        self.op = getattr(step, "op", None)
-        self.c = getattr(step, "c", None)
+        self.ops, self.reads, self.writes, self.stateful = step.ops, step.reads, step.writes, step.stateful
 
     def __call__(self, ctx: Any, vals: list) -> None:
         with cuda_api().gpus[self.device]:

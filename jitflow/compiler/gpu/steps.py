@@ -10,6 +10,7 @@ import numpy as np
 
 from jitflow.codegen import cuda as cg
 from jitflow.codegen.cache import KernelCompileError
+from jitflow.compiler.backend import backend
 from jitflow.compiler.cluster import Cluster
 from jitflow.compiler.gpu import runtime  # through the module: tests stand in for its functions
 from jitflow.compiler.gpu.memory import (
@@ -24,6 +25,7 @@ from jitflow.compiler.gpu.memory import (
 from jitflow.compiler.gpu.runtime import is_device_array, launch_guard, target
 from jitflow.compiler.interp import op_error
 from jitflow.compiler.plan import Step
+from jitflow.compiler.step import CUDA, value_slots
 from jitflow.framework.graph import Operation
 from jitflow.ir.layout import Layout, LayoutError, compute_layout
 
@@ -67,10 +69,14 @@ _ON_CPU = _Entry(None, (), [], [])  # the CUDA kernel cannot be generated: run t
 class CudaClusterStep:
     """Runs a cluster placed on a GPU as a CUDA kernel (the CPU `ClusterStep` it replaces runs fallbacks)."""
 
+    kind = "cluster"
+    backend = CUDA
+
     def __init__(self, base: Any, io: DeviceIO) -> None:
         c: Cluster = base.c
         self.base = base
         self.c = c
+        self.ops, self.reads, self.writes, self.stateful = base.ops, base.reads, base.writes, base.stateful
         self.io = io
         self.in_slots: list[int] = base.in_slots
         self.out_slots: list[int] = base.out_slots
@@ -229,9 +235,10 @@ class CudaClusterStep:
         with self._lock:
             fn = self.kernels.get(layout)
             if fn is None:
-                source = cg.generate(self.c, layout, target())
+                cuda_backend = backend(CUDA)
+                source = cuda_backend.render(self.c, layout)
                 parts = {"cluster": self.c.signature(), "layout": layout.key()}
-                fn = compile_cuda(source, parts, [op.type for op in self.c.ops], self.report)
+                fn = cuda_backend.compile(source, parts, [op.type for op in self.c.ops], self.report)
                 self.kernels[layout] = fn
         return fn
 
@@ -239,9 +246,14 @@ class CudaClusterStep:
 class CudaMatMulStep:
     """MatMul of two 2-D float arrays as a tiled CUDA kernel."""
 
+    kind = "matmul"
+    backend = CUDA
+    stateful = False
+
     def __init__(self, base: Any, io: DeviceIO, report: dict[str, Any]) -> None:
         self.base = base
         self.op: Operation = base.op
+        self.ops, self.reads, self.writes = base.ops, base.reads, base.writes
         self.io = io
         self.in_slots = [base.sa, base.sb]
         self.out_slot: int = base.out_slot
@@ -301,11 +313,18 @@ class FusedMatMulStep:
     Shapes that do not fit (the epilogue broadcasts the product) run the two steps one after the other.
     """
 
+    kind = "fused_matmul"
+    backend = CUDA
+
     def __init__(self, mm: CudaMatMulStep, epi: CudaClusterStep, mm_input: int) -> None:
         self.mm = mm
         self.epi = epi
         self.mm_input = mm_input
         self.c = epi.c
+        self.ops = mm.ops + epi.ops
+        self.reads = value_slots([*mm.reads, *epi.reads])
+        self.writes = value_slots([*mm.writes, *epi.writes])
+        self.stateful = epi.stateful
         self.report = epi.report
         self.entries: dict[tuple, _Entry | None] = {}
         self.key = ("cuda-fused", id(self))
@@ -364,9 +383,14 @@ class FusedMatMulStep:
 class CudaSparseXentStep:
     """SparseSoftmaxCrossEntropyWithLogits on the device: loss and backprop per row."""
 
+    kind = "sparse_xent"
+    backend = CUDA
+    stateful = False
+
     def __init__(self, base: Any, io: DeviceIO) -> None:
         self.base = base
         self.op: Operation = base.op
+        self.ops, self.reads, self.writes = base.ops, base.reads, base.writes
         self.io = io
         self.in_slots = [base.sf, base.sl]
         self.out_slots: list[int] = base.out_slots
@@ -417,9 +441,14 @@ class DeviceUnbroadcastDyn:
     """UnbroadcastTo(g, Shape(x)) when g may live on the device: g itself when it has x's shape (the common
     case), else the CPU step on host copies."""
 
+    kind = "unbroadcast"
+    backend = CUDA
+    stateful = False
+
     def __init__(self, base: Any) -> None:
         self.base = base
         self.op: Operation = base.op
+        self.ops, self.reads, self.writes = base.ops, base.reads, base.writes
         self.dtype = np.dtype(self.op.outputs[0].dtype.np)
 
     def __call__(self, ctx: Any, vals: list) -> None:
@@ -437,11 +466,15 @@ class DeviceReshape:
     """Reshape, ExpandDims or Squeeze of a device array: the reference kernel decides the new shape (or
     raises its error) on a stand-in of the same shape, and the device array is reshaped without a copy."""
 
+    kind = "reshape"
+    backend = CUDA
+    stateful = False
+
     def __init__(self, host_step: Step, in_slots: list[int], out_slot: int) -> None:
-        op = getattr(host_step, "op", None)
-        assert op is not None
+        op = host_step.ops[0]
         self.host_step = host_step
         self.op: Operation = op
+        self.ops, self.reads, self.writes = host_step.ops, host_step.reads, host_step.writes
         self.in_slots = in_slots
         self.out_slot = out_slot
 
@@ -467,9 +500,14 @@ class DeviceReshape:
 class DeviceReadStep:
     """A read of a variable consumed only by CUDA steps: its device array goes into the slot."""
 
+    kind = "device_read"
+    backend = CUDA
+    stateful = False
+
     def __init__(self, host_step: Step, name: str, slot: int) -> None:
         self.host_step = host_step
-        self.op = getattr(host_step, "op", None)
+        self.op = host_step.ops[0]
+        self.ops, self.reads, self.writes = host_step.ops, host_step.reads, host_step.writes
         self.name = name
         self.slot = slot
 

@@ -1,0 +1,87 @@
+"""The row kernels (softmax, log-softmax, sparse cross-entropy) against the interpreter.
+
+Rows wider than a vector (with a scalar tail), and the special values whose handling the kernels'
+fast-math passes must keep: NaN anywhere in a row, +inf, -inf, a row of -inf only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jitflow as tf
+from tests.compiler.helpers import assert_same, run_both
+
+
+def _logits(dtype: type, rows: int, k: int) -> np.ndarray:
+    fv = np.random.default_rng(3).normal(0, 4, (rows, k)).astype(dtype)
+    fv[1, k - 1] = np.nan  # last element: the vector loop's tail
+    fv[2, 0] = np.nan  # first element: the max's starting value
+    fv[3, k // 2] = np.inf
+    fv[4, 5] = -np.inf
+    fv[5, :] = -np.inf
+    fv[6, :] = 1e30 if dtype is np.float32 else 1e300
+    return fv
+
+
+def _tol(dtype: type) -> dict:
+    return {"rtol": 3e-6 if dtype is np.float32 else 1e-13, "atol": 1e-7}
+
+
+@pytest.mark.parametrize("dtype,ldtype,k", [(np.float32, np.int32, 37), (np.float64, np.int64, 101),
+                                            (np.float32, np.int64, 1)])
+def test_sparse_xent_special_values(dtype: type, ldtype: type, k: int) -> None:
+    fv = _logits(dtype, 12, max(k, 7))[:, :k]
+    lv = np.random.default_rng(4).integers(0, k, 12).astype(ldtype)
+    f = tf.placeholder(tf.as_dtype(dtype), [None, k])
+    lab = tf.placeholder(tf.as_dtype(ldtype), [None])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=f)
+    grad = tf.gradients(tf.reduce_sum(loss), [f])[0]
+    got, want, plan = run_both([loss, grad], {f: fv, lab: lv})
+    assert not plan.report["fallbacks"]
+    for g, w, what in zip(got, want, ("loss", "backprop")):
+        assert_same(g, w, what=what, **_tol(dtype))
+    if k > 1:
+        assert np.isnan(got[0][1]) and np.isnan(got[1][1]).all()  # a NaN spreads over its row
+        assert np.isnan(got[0][2]) and np.isnan(got[1][2]).all()
+
+
+@pytest.mark.parametrize("bad", [-1, 37, 1 << 20])
+def test_sparse_xent_label_out_of_range_compiled(bad: int) -> None:
+    f = tf.placeholder(tf.float32, [None, 37])
+    lab = tf.placeholder(tf.int32, [None])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=f)
+    lv = np.zeros(9, np.int32)
+    lv[7] = bad
+    with tf.Session() as sess:
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=rf"label value of {bad} which is outside the valid range of \[0, 37\)"):
+            sess.run(loss, {f: np.ones((9, 37), np.float32), lab: lv})
+        ok = sess.run(loss, {f: np.ones((9, 37), np.float32), lab: np.zeros(9, np.int32)})  # still usable
+    np.testing.assert_allclose(ok, np.log(37.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_rows_special_values(dtype: type, log: bool) -> None:
+    fv = _logits(dtype, 9, 53).reshape(3, 3, 53)
+    x = tf.placeholder(tf.as_dtype(dtype), [None, 3, 53])
+    y = tf.nn.log_softmax(x) if log else tf.nn.softmax(x)
+    got, want, plan = run_both(y, {x: fv})
+    assert not plan.report["fallbacks"]
+    assert_same(got, want, **_tol(dtype))
+    assert np.isnan(got[0, 1]).all() and np.isnan(got[0, 2]).all()
+
+
+def test_sparse_xent_rows_on_all_threads() -> None:
+    """Big enough for the rows to run on every thread (`threads_for`): same values, same label error."""
+    rows, k = 1100, 1000
+    fv = _logits(np.float32, rows, k)
+    lv = np.random.default_rng(5).integers(0, k, rows).astype(np.int32)
+    f = tf.placeholder(tf.float32, [None, k])
+    lab = tf.placeholder(tf.int32, [None])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=f)
+    got, want, _ = run_both(loss, {f: fv, lab: lv})
+    assert_same(got, want, **_tol(np.float32))
+    lv[rows - 3] = k
+    with tf.Session() as sess, pytest.raises(tf.errors.InvalidArgumentError, match=f"label value of {k}"):
+        sess.run(loss, {f: fv, lab: lv})
