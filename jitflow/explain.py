@@ -44,6 +44,8 @@ class ExplainReport:
     def to_dict(self) -> dict[str, Any]:
         """{"clusters": [{ops, backend, key, compile_seconds, source}], "fallbacks": [{op, type, reason}]}."""
         d: dict[str, Any] = {"clusters": self.clusters, "fallbacks": self.fallbacks}
+        if self._report.get("loop_state"):
+            d["loop_state"] = list(self._report["loop_state"])
         if self._report.get("hoisted"):
             d["hoisted"] = [dict(h) for h in self._report["hoisted"]]
         if self.loops:
@@ -59,6 +61,8 @@ class ExplainReport:
                          f"{c['compile_seconds']:.3f} s: {', '.join(c['ops'])}")
         for f in self.fallbacks:
             lines.append(f"  fallback {f['op']} ({f['type']}): {f['reason']}")
+        if self._report.get("loop_state"):  # a GPU loop body's values handed to the next iteration on the device
+            lines.append(f"  loop state on the device: {', '.join(self._report['loop_state'])}")
         for h in self._report.get("hoisted", []):  # a backward loop's capture gradients summed after it
             lines.append(f"  hoisted {h['op']} ({h['type']}): the gradient of {h['capture']}, {h['as']}")
         for x in self.loops:  # a loop's sub-plans, replayed once per iteration

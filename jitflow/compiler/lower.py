@@ -261,6 +261,8 @@ def build_clusters(low: Lowering) -> None:
                 v = m.inputs[r].op
                 var_shapes.setdefault(v.name, v.attrs.get("shape"))
         name = cluster_backend(members, n_gpus)
+        if name == "cuda" and _host_scalars(members):
+            name = "cpu"
         step = _cluster_step(low, members, upd_refs, var_shapes, name)
         low.cluster_steps.append(step)
         low.cluster_at[members[-1]] = step
@@ -273,6 +275,13 @@ def build_clusters(low: Lowering) -> None:
     if flags.debug_level() >= 3:
         for f in plan.report["fallbacks"]:
             print(f"jitflow: fallback {f['op']} ({f['type']}): {f['reason']}", file=sys.stderr)
+
+
+def _host_scalars(members: list[Operation]) -> bool:
+    """int32 scalar clusters of GPU ops run on the host, as TF keeps int32 in host memory (gpu/loop_state)."""
+    from jitflow.compiler.gpu.loop_state import host_scalars
+
+    return host_scalars(members)
 
 
 def _cluster_step(low: Lowering, members: list[Operation], upd_refs: dict[str, tuple[tuple[int, ...], bool]],

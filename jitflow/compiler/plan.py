@@ -53,6 +53,11 @@ class Plan:
     template: list[Any] | None = None
     # (steps, their bound calls) as `execute` last bound them (`step.bound_calls`)
     bound: tuple[Sequence[Step], list[Call]] | None = None
+    # GPU plans (compiler/gpu/loop_state.py): fetched values may stay device arrays (a loop body's); the
+    # feeds (by position) that may be given device arrays, and those that CUDA steps read.
+    device_fetches: bool = False
+    device_feeds: frozenset[int] = frozenset()
+    device_used: frozenset[int] = frozenset()
 
 
 def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> Step:

@@ -70,6 +70,8 @@ def _grad_infer(op: Operation) -> list:
 def _zero_like(v: Any) -> Any:
     if isinstance(v, np.ndarray) or np.isscalar(v):
         return np.zeros_like(v)
+    if hasattr(v, "copy_to_host"):  # a device array kept by a loop on a GPU
+        return np.zeros(v.shape, v.dtype)
     zero = getattr(v, "zero_grad", None)
     return zero() if zero is not None else None
 
@@ -80,10 +82,23 @@ def _add(a: Any, b: Any, owned: bool) -> Any:
         return b
     if b is None:
         return a
+    if hasattr(a, "copy_to_host") or hasattr(b, "copy_to_host"):  # gradients of a loop on a GPU: summed there
+        from jitflow.compiler.gpu import loop_state
+
+        return loop_state.add(a, b, owned)
     if owned and type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype:
         np.add(a, b, out=a)
         return a
     return a + b
+
+
+def _feed(plan: Any, values: list[Any]) -> list[Any]:
+    """Forward values kept on a GPU go in as device arrays where the plan takes them, else as host copies."""
+    if not any(hasattr(v, "copy_to_host") for v in values):
+        return values
+    from jitflow.compiler.gpu import loop_state
+
+    return loop_state.feed(plan, values)
 
 
 def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
@@ -99,11 +114,15 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     hoisted = lb.hoisted(_compiled(ctx))
     _, idx = grad_fetches(lb.grad_outs, hoisted)
     stash = Stash(hoisted)
+    if plan.device_fetches and plan.device_used:  # the incoming gradients go up once, not per iteration
+        from jitflow.compiler.gpu import loop_state
+
+        gys = loop_state.upload([plan], gys, n + len(caps) + len(lb.saved or []), {})
     acc: list[Any] = [None] * len(caps)
     mine = [False] * len(caps)
     for vals, saved in reversed(iters):
         feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, vals)]
-        res = execute(plan, ctx, vals + caps + saved + feed_g)
+        res = execute(plan, ctx, _feed(plan, vals + caps + saved + feed_g))
         full: list[Any] = [None] * (n + len(caps))
         for k, r in zip(idx, res):
             full[k] = r
@@ -120,7 +139,16 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     last = iters[0][0] if iters else None
     out_g = [g if g is not None else (_zero_like(last[k]) if last is not None else None) for k, g in enumerate(gys)]
     out_c = [a if a is not None else _zero_like(c) for a, c in zip(acc, caps)]
-    return (*out_g, *out_c)
+    return tuple(_host([*out_g, *out_c]))
+
+
+def _host(values: list[Any]) -> list[Any]:
+    """The gradients as host values (a loop on a GPU leaves them on the device)."""
+    if not any(hasattr(v, "copy_to_host") for v in values):
+        return values
+    from jitflow.compiler.gpu import loop_state
+
+    return loop_state.to_host_all(values)
 
 
 def _compiled(ctx: Any) -> bool:

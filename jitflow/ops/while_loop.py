@@ -64,10 +64,11 @@ class LoopBody:
             if kind == "cond":
                 plan = build_plan([*[self.cond_out]], self.feeds(), lower)
             elif kind == "body":
-                plan = build_plan([*self.outs, *(self.saved or [])], self.feeds(), lower)
+                plan = build_plan([*self.outs, *(self.saved or [])], self.feeds(), _device_fetching(lower))
             else:
                 fetch, _ = grad_fetches(self.grad_outs, self.hoisted(lower is not None))
-                plan = build_plan(fetch, self.feeds() + (self.saved or []) + self.grad_inputs, lower)  # type: ignore[arg-type]
+                plan = build_plan(fetch, self.feeds() + (self.saved or []) + self.grad_inputs,  # type: ignore[arg-type]
+                                  _device_fetching(lower))
                 if lower is not None:
                     caps = self.ctx.captured
                     plan.report["hoisted"] = [h.describe(caps[h.index - self.n]) for h in self.hoisted(True)]
@@ -85,7 +86,30 @@ class LoopBody:
 
     def hoisted(self, compiled: bool) -> list[Hoisted]:
         """The capture gradients a compiled backward loop sums after the loop (`ops/while_hoist.py`)."""
-        return find_hoisted(self.grad_outs, self.n, self.grad_ops) if compiled else []
+        found = find_hoisted(self.grad_outs, self.n, self.grad_ops) if compiled else []
+        # a loop on a GPU sums its capture gradients on the device as it goes (compiler/gpu/loop_state.py)
+        return [h for h in found if not _on_gpu(h.op)]
+
+
+def _on_gpu(op: Operation) -> bool:
+    """True when `op` runs on a GPU of this machine."""
+    from jitflow.compiler.placement import gpu_count, requested_gpu
+
+    idx = requested_gpu(op)
+    return idx is not None and idx < gpu_count()
+
+
+def _device_fetching(lower: Any) -> Any:
+    """`lower` for a body or gradient plan: values computed on a GPU stay there for the next iteration
+    (`compiler/gpu/loop_state.py`)."""
+    if lower is None:
+        return None
+
+    def lower_body(plan: Plan) -> None:
+        plan.device_fetches = True
+        lower(plan)
+
+    return lower_body
 
 
 def body_of(op: Operation) -> LoopBody:
@@ -116,6 +140,10 @@ def _while_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     max_iter = int(ins[n]) if body.has_max else -1
     caps = list(ins[n + 1:] if body.has_max else ins[n:])
     cond_plan, body_plan = body.begin(ctx, "cond"), body.begin(ctx, "body")
+    if body_plan.device_fetches and (body_plan.device_feeds or body_plan.device_used):
+        from jitflow.compiler.gpu import loop_state  # the body runs CUDA steps: its state stays there
+
+        return loop_state.run_loop(ctx, body, vals, caps, max_iter, lambda v: _truth(v, op))
     record = body.saved is not None
     iters: list[tuple[list, list]] = []
     i = 0

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
@@ -31,3 +33,41 @@ def _always_compile(monkeypatch: pytest.MonkeyPatch) -> None:
         if hasattr(mod, "SMALL_SIZE"):
             monkeypatch.setattr(mod, "SMALL_SIZE", 0)
             return
+
+
+@pytest.fixture
+def host_copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Shapes of the device arrays copied to the host (in order)."""
+    from jitflow.compiler import gpu
+
+    seen: list[tuple[int, ...]] = []
+    real = gpu.to_host
+
+    def counting(a: Any) -> np.ndarray:
+        seen.append(tuple(a.shape))
+        return real(a)
+
+    monkeypatch.setattr(gpu.runtime, "to_host", counting)
+    return seen
+
+
+@pytest.fixture
+def uploads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Shapes of the host arrays copied to the device (in order)."""
+    from jitflow.compiler import gpu
+
+    seen: list[tuple[int, ...]] = []
+    api = gpu.cuda_api()
+    real = api.to_device
+
+    class Spy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(api, name)
+
+        @staticmethod
+        def to_device(a: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+            seen.append(a.shape)
+            return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(gpu.runtime, "cuda_api", lambda: Spy())
+    return seen

@@ -1,4 +1,4 @@
-"""Compiles generated CUDA kernels to PTX for sm_80 without a GPU (needs NVVM and NVRTC, not a driver).
+"""Compiles generated CUDA kernels to PTX for sm_80 and sm_90 without a GPU (needs NVVM, not a driver).
 
 Run as a script (the simulator must be off): prints "OK <label>" per kernel, "FAIL <label>: <error>",
 or "UNAVAILABLE <why>" when this machine cannot compile CUDA code at all. `test_cuda_codegen.py` runs it.
@@ -21,6 +21,7 @@ from jitflow.compiler import lower  # noqa: E402
 from jitflow.ir.layout import broadcast_shape, compute_layout  # noqa: E402
 
 TARGET = cg.Target("sm_80", 256, 16, 4096)
+CCS = ((8, 0), (9, 0))  # every kernel is compiled for each of these
 
 
 def _kernels(source: str) -> list[tuple[Any, Any]]:
@@ -48,12 +49,13 @@ def compile_all(source: str, label: str) -> bool:
 
     ok = True
     for fn, sig in _kernels(source):
-        try:
-            cuda.compile_ptx(fn, sig.args, cc=(8, 0))
-            print(f"OK {label}:{fn.__name__}")
-        except Exception as e:  # noqa: BLE001 - reported line by line
-            print(f"FAIL {label}:{fn.__name__}: {type(e).__name__}: {e}")
-            ok = False
+        for cc in CCS:
+            try:
+                cuda.compile_ptx(fn, sig.args, cc=cc)
+                print(f"OK {label}:{fn.__name__} sm_{cc[0]}{cc[1]}")
+            except Exception as e:  # noqa: BLE001 - reported line by line
+                print(f"FAIL {label}:{fn.__name__} sm_{cc[0]}{cc[1]}: {type(e).__name__}: {e}")
+                ok = False
     return ok
 
 
@@ -144,6 +146,9 @@ def main() -> int:
     dispatcher.get_current_device = lambda: _Device()  # type: ignore[attr-defined]
     ok = check_graph("math", _math) & check_graph("adam", _adam)
     ok &= check_fused_matmul()
+    from ptx_check_conv import check_conv  # the conv, pooling and BiasAddGrad kernels
+
+    ok &= check_conv(compile_all, TARGET)
     return 0 if ok else 1
 
 

@@ -1,10 +1,7 @@
 """What crosses between host and device in a plan, and how CUDA kernels are keyed and cached."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import pytest
 
 import jitflow as tf
 from jitflow.codegen import cache
@@ -13,20 +10,6 @@ from tests.compiler.helpers import assert_same
 from tests.cuda.helpers import cuda_steps, last_plan, needs_cuda
 
 pytestmark = needs_cuda
-
-
-@pytest.fixture
-def host_copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
-    """Shapes of the device arrays copied to the host (in order)."""
-    seen: list[tuple[int, ...]] = []
-    real = gpu.to_host
-
-    def counting(a: Any) -> np.ndarray:
-        seen.append(tuple(a.shape))
-        return real(a)
-
-    monkeypatch.setattr(gpu.runtime, "to_host", counting)
-    return seen
 
 
 def test_chain_of_gpu_clusters_keeps_values_on_the_device(host_copies: list[tuple[int, ...]]) -> None:
@@ -64,26 +47,6 @@ def test_value_needed_on_both_sides_is_copied_out_once(host_copies: list[tuple[i
     assert uploads == [(3, 5)], "only the feed goes in: the device reader of y reuses its device array"
     assert_same(zv, np.exp(xv).min(axis=0) + np.exp(xv).max(axis=0))
     assert_same(np.float32(cv), np.float32(np.exp(xv).mean()), rtol=1e-6)
-
-
-@pytest.fixture
-def uploads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
-    """Shapes of the host arrays copied to the device (in order)."""
-    seen: list[tuple[int, ...]] = []
-    api = gpu.cuda_api()
-    real = api.to_device
-
-    class Spy:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(api, name)
-
-        @staticmethod
-        def to_device(a: np.ndarray, *args: Any, **kwargs: Any) -> Any:
-            seen.append(a.shape)
-            return real(a, *args, **kwargs)
-
-    monkeypatch.setattr(gpu.runtime, "cuda_api", lambda: Spy())
-    return seen
 
 
 def test_uploads_reuse_constants(uploads: list[tuple[int, ...]]) -> None:

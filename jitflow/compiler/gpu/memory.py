@@ -172,6 +172,8 @@ class DeviceIO:
         self.host_out: list[bool] = []  # per output: fetched or read by a host step
         self.dev_out: list[bool] = []  # per output: read by a CUDA step
         self.owner: Any = None  # the key of the step these outputs belong to
+        self.detach: list[bool] = []  # per output: fetched as a device array (it must outlive the run)
+        self._detach_pools: dict[int, DevicePool] = {}
 
     def device_input(self, k: int, v: Any, vals: list, store: DeviceVariables) -> Any:
         """The device array for input k whose slot holds `v` (copied in when it is a host value)."""
@@ -207,6 +209,17 @@ class DeviceIO:
                 vals[ARENA_SLOT].bufs.setdefault(_PAIRS, {})[(self.owner, j)] = (host, dev)
         else:
             vals[slot] = dev
+            if self.detach and self.detach[j]:
+                self._detached(j, dev, vals)
+
+    def _detached(self, j: int, dev: Any, vals: list) -> None:
+        """Output j leaves the run as a device array: the arena gets another buffer for the next run
+        (from a pool that reuses those nobody holds any more), so the fetched one is never overwritten."""
+        bufs = vals[ARENA_SLOT].bufs
+        key = (self.owner, j)
+        if bufs.get(key) is dev:
+            pool = self._detach_pools.setdefault(j, DevicePool())
+            bufs[key] = pool.get(tuple(dev.shape), dev.dtype)
 
 
 def device_buffer(vals: list, key: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:

@@ -5,7 +5,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from jitflow.compiler.gpu import runtime  # through the module: tests stand in for its functions
+from jitflow.compiler.gpu import conv as gconv
+from jitflow.compiler.gpu import loop_state, runtime  # runtime through the module: tests stand in for it
 from jitflow.compiler.gpu.memory import DeviceIO
 from jitflow.compiler.gpu.runtime import OnDevice, mark_multi_device, usable_gpu
 from jitflow.compiler.gpu.steps import (
@@ -62,14 +63,18 @@ def lower_gpu_clusters(plan: Plan) -> None:
         return
     dev_readers = _device_readers(plan.ops, rw.gpu_ops, readers, rw.fetched, rw.fed, rw.through)
     for cs, outs in rw.cuda_steps:
-        cs.io.host_out = [t is not None and (t in rw.fetched or any(r not in dev_readers
-                                                                    for r in readers.get(t, ())))
-                          for t in outs]
+        kept = loop_state.kept_on_device(plan, cs, outs, rw.fetched)  # fetched, yet left on the device
+        cs.io.host_out = [t is not None and (t in rw.fetched and not keep or any(r not in dev_readers
+                                                                                 for r in readers.get(t, ())))
+                          for t, keep in zip(outs, kept)]
+        cs.io.detach = kept
         cs.io.dev_out = [t is not None and any(r in dev_readers and r.type not in SHAPE_ONLY
                                                for r in readers.get(t, ())) for t in outs]
+    loop_state.note_device_feeds(plan, readers, dev_readers, rw.gpu_ops)
     device_reads = _device_variable_reads(rw, steps, dev_readers)
     _limit_in_place(steps, [cs for cs, _ in rw.cuda_steps], device_reads, readers, rw.through)
     _fuse_epilogues(steps, readers, rw.fetched)
+    gconv.fuse_conv_epilogues(steps, readers, rw.fetched)
     _place_on_devices(steps, n_gpus, readers)
     plan.steps = steps
     if plan.debug >= 3:
@@ -107,6 +112,8 @@ def _op_on_device(rw: _Rewrite, st: Any, op: Operation, fed: set[Tensor]) -> Ste
         st.report.update(backend="cuda", key="", compile_seconds=0.0, source="deferred")
         outs = [t if t not in fed else None for t in op.outputs]
         return _added(rw, CudaSparseXentStep(st, io), [op], outs)
+    if op.type in gconv.DEVICE_WINDOW_OPS and (st.kind == "window" or op.type == "BiasAddGrad"):
+        return _device_window(rw, st, op)
     if st.kind == "unbroadcast":
         rw.through.add(op)
         return DeviceUnbroadcastDyn(st)
@@ -115,6 +122,18 @@ def _op_on_device(rw: _Rewrite, st: Any, op: Operation, fed: set[Tensor]) -> Ste
         return DeviceReshape(st, [rw.plan.slots[t] for t in op.inputs],
                              TRASH_SLOT if op.outputs[0] in fed else rw.plan.slots[op.outputs[0]])
     return st
+
+
+def _device_window(rw: _Rewrite, st: Step, op: Operation) -> Step:
+    """The CUDA step of a conv, pooling or BiasAddGrad op (`compiler/gpu/conv.py`)."""
+    entry = getattr(st, "report", None)
+    if entry is None:  # BiasAddGrad's interpreted step: a cluster of the report now, not a fallback
+        entry = {"ops": [op.name]}
+        rw.plan.report.setdefault("clusters", []).append(entry)
+        rw.plan.report["fallbacks"] = [f for f in rw.plan.report.get("fallbacks", []) if f["op"] != op.name]
+    consts = [t.op.type == "Const" and t not in rw.fed for t in op.inputs]
+    step = gconv.device_window_step(st, op, rw.plan.slots, rw.fed, consts, _var_of, entry)
+    return _added(rw, step, [op], [op.outputs[0]])
 
 
 def _cuda_cluster(rw: _Rewrite, st: Any) -> Step:
