@@ -53,7 +53,6 @@ from jitflow.compiler.window_steps import WINDOW_OPS, Epilogue, find_epilogues, 
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.expr import Dialect
-from jitflow.kernels import gemm
 from jitflow.kernels.omp import passive_wait
 
 # Ops whose reference kernel already is a BLAS call with reused buffers: their own step, not a fallback.
@@ -365,7 +364,7 @@ _CHUNKED_CONVS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilt
 
 
 def gemm_threads(low: Lowering) -> None:
-    """In a plan with chunked convolutions, big MatMuls run as slices on the same helper threads.
+    """In a plan with chunked convolutions, big batched MatMuls run as slices on the same helper threads.
 
     OpenBLAS's own threads spin for a while after each call and take the cores from the conv helpers
     that follow: measured on W7, 84-88 ms per step with sliced GEMMs against 120-143 ms with OpenBLAS's
@@ -375,7 +374,7 @@ def gemm_threads(low: Lowering) -> None:
     if any(st.kind == "window" and any(op.type in _CHUNKED_CONVS for op in st.ops) for st in steps):
         for st in steps:
             if isinstance(st, MatMulStep):
-                st.all_threads.chosen = gemm.matmul
+                st.all_threads.sliced_batches = True
 
 
 def move_to_gpu(low: Lowering) -> None:

@@ -51,15 +51,21 @@ class AllThreads:
     each) and keeps the faster by its median.
     """
 
-    __slots__ = ("chosen", "times")
+    __slots__ = ("chosen", "times", "sliced_batches")
 
     TRIES = 3
+    # Rows from which `sliced_batches` steps take slices (a batch-1 GEMV is faster on OpenBLAS's threads:
+    # W7i 0.49-0.52 ms against 0.60-0.62 ms as slices).
+    BATCH_ROWS = 64
 
     def __init__(self) -> None:
         self.chosen: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
         self.times: tuple[list[float], list[float]] = ([], [])
+        self.sliced_batches = False  # set by the lower pass `gemm_threads` for plans with chunked convs
 
     def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if self.sliced_batches and a.shape[0] >= self.BATCH_ROWS:
+            return matmul(a, b, out)
         if self.chosen is not None:
             return self.chosen(a, b, out)
         k = 0 if len(self.times[0]) <= len(self.times[1]) else 1

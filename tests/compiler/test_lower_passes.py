@@ -104,18 +104,16 @@ def test_mark_array_outputs_keeps_scalars_only_inside() -> None:
 
 
 def test_gemm_threads_slices_the_matmuls_of_plans_with_chunked_convs() -> None:
-    from jitflow.kernels import gemm
-
     x, w, y = _mlp()
     alone = _lowering([y], [x], low.gemm_threads)
     mm = [st for st in alone.plan.steps if isinstance(st, MatMulStep)]
-    assert mm and all(st.all_threads.chosen is None for st in mm)  # left to measurement
+    assert mm and not any(st.all_threads.sliced_batches for st in mm)  # left to measurement
     img = tf.placeholder(tf.float32, [None, 8, 8, 2])
     conv = tf.nn.conv2d(img, tf.ones([3, 3, 2, 4]), [1, 1, 1, 1], "SAME")
     out = tf.matmul(tf.reshape(conv, [-1, 256]), tf.ones([256, 5]))
     both = _lowering([out], [img], low.gemm_threads)
     mm = [st for st in both.plan.steps if isinstance(st, MatMulStep)]
-    assert mm and all(st.all_threads.chosen is gemm.matmul for st in mm)
+    assert mm and all(st.all_threads.sliced_batches for st in mm)
 
 
 def test_move_to_gpu_leaves_cpu_plans_alone() -> None:
