@@ -75,13 +75,6 @@ class ThreadChoice:
             if self.mean[other] < MARGIN * self.mean[self.best]:
                 self.best = other
 
-    def describe(self) -> str:
-        """One line for `explain`: the current choice and the measured means."""
-        name = "1 thread" if self.best == ONE else "all threads"
-        if min(self.tries) <= WARMUP_TRIES:
-            return f"{name} (one thread not tried: all threads not slowed down)"
-        return f"{name} (1-thread/all-thread time {self.mean[ONE] / self.mean[ALL]:.2f})"
-
 
 def run_with(choice: ThreadChoice, work: int, set_blas: Callable[[int], int] | None,
              fn: Callable[..., Any], *args: Any) -> Any:

@@ -77,7 +77,3 @@ class AllThreads:
             blas, slices = (sorted(t[1:])[len(t[1:]) // 2] for t in self.times)
             self.chosen = _blas if blas <= slices else matmul
         return out
-
-    def describe(self) -> str:
-        """For reports: which way was chosen (or that it is still being measured)."""
-        return "measuring" if self.chosen is None else ("OpenBLAS threads" if self.chosen is _blas else "slices")

@@ -24,8 +24,7 @@ def _drive(choice: ThreadChoice, seconds: dict[int, float], calls: int, work: in
 def test_idle_machine_never_tries_one_thread() -> None:
     c = ThreadChoice(ALL)
     picked = _drive(c, {ONE: 1.0, ALL: 0.5}, 500)
-    assert picked == [ALL] * 500 and c.best == ALL
-    assert "not tried" in c.describe()
+    assert picked == [ALL] * 500 and c.best == ALL and c.tries[ONE] == 0
 
 
 def test_first_call_of_an_option_is_not_counted() -> None:
@@ -43,17 +42,15 @@ def test_follows_a_change_of_load() -> None:
     assert c.best == ONE and ONE in picked[:10]
     _drive(c, {ONE: 2.0, ALL: 1.0}, 8 * EXPLORE_EVERY)  # and idle again
     assert c.best == ALL
-    assert "all threads" in c.describe()
 
 
 def test_noise_within_the_margin_does_not_switch() -> None:
     c = ThreadChoice(ALL)
     _drive(c, {ONE: 1.0, ALL: 1.0}, 10)
-    _drive(c, {ONE: 0.9, ALL: 2.0}, 4)  # slowed down: one thread gets timed
-    _drive(c, {ONE: 0.9, ALL: 1.0}, 200)  # 10% apart: within the margin, whichever was chosen stays
-    before = c.best
-    _drive(c, {ONE: 0.95, ALL: 1.0}, 200)
-    assert c.best == before
+    picked = _drive(c, {ONE: 2.9, ALL: 3.0}, 40)  # slowed down 3x: one thread gets timed...
+    assert picked.count(ONE) >= 3 and c.best == ALL  # ...but is within the 20% margin: no switch
+    _drive(c, {ONE: 2.0, ALL: 3.0}, 8 * EXPLORE_EVERY)  # clearly faster: switch
+    assert c.best == ONE
 
 
 def test_prior_one_thread_checks_all_threads_and_compares_per_unit_of_work() -> None:
