@@ -167,6 +167,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         ["entries", str(s["entries"])],
         ["total size", format_size(s["size"])],
         ["backends", backends],
+        ["kernel library", f"{s['library']['files']} Numba cache files of the hand-written kernels "
+                           f"({format_size(s['library']['size'])})"],
         ["oldest use", f"{_when(s['oldest_use'])} ({format_age(now - s['oldest_use'])})"
          if s["oldest_use"] else "-"],
         ["newest use", f"{_when(s['newest_use'])} ({format_age(now - s['newest_use'])})"
@@ -219,7 +221,8 @@ def _cmd_clear(args: argparse.Namespace) -> int:
         _print_json({"dir": cache.cache_root(), **result})
     else:
         freed = format_size(result["freed"])
-        print(f"removed {result['removed']} entries ({freed}) from {cache.cache_root()}")
+        print(f"removed {result['removed']} entries and {result['library_files']} hand-written kernel "
+              f"cache files ({freed}) from {cache.cache_root()}")
     return 0
 
 

@@ -24,9 +24,9 @@ _kernels: dict[str, Any] = {}
 def _shuffle_kernels() -> tuple[Any, Any]:
     """(steady, drain) Numba kernels of the shuffle buffer, compiled on first use."""
     if not _kernels:
-        from numba import njit
+        from jitflow.codegen.cache.library import njit
 
-        @njit(nogil=True, cache=True)
+        @njit(nogil=True)
         def steady(buf, inp, draws, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             size = buf.shape[0]
             for k in range(inp.shape[0]):
@@ -34,7 +34,7 @@ def _shuffle_kernels() -> tuple[Any, Any]:
                 out[k] = buf[i]
                 buf[i] = inp[k]
 
-        @njit(nogil=True, cache=True)
+        @njit(nogil=True)
         def drain(buf, n, draws, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             for k in range(n):
                 left = n - k

@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from jitflow.codegen.cache.library import njit
 from jitflow.kernels import direct, threads
 
 # Bytes of patch rows per chunk. Measured on W7's shapes (bench/README.md): on an idle machine 2-16 MB
@@ -48,7 +49,7 @@ class ConvGeom(NamedTuple):
     ow: int
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def _im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):  # type: ignore[no-untyped-def]
     """cols[(b*oh + i)*ow + j, (a*kw + e)*C + c] = x[n0 + b, i*sh - pt + a*dh, j*sw - pl + e*dw, c] (0 outside)."""
     h, w, ch = x.shape[1], x.shape[2], x.shape[3]
@@ -70,7 +71,7 @@ def _im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):  # type: i
                             cols[r, base + c] = 0
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def _col2im(dcols, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dx):  # type: ignore[no-untyped-def]
     """The adjoint of `_im2col`: dx[n0:n1] += every patch entry at its input position (one thread per image)."""
     h, w, ch = dx.shape[1], dx.shape[2], dx.shape[3]
@@ -92,7 +93,7 @@ def _col2im(dcols, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dx):  # type:
                             dx[n, y, xx, c] += dcols[r, base + c]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def _bias_act(out, bias, relu):  # type: ignore[no-untyped-def]
     """out[r, :] = out[r, :] + bias, then max(., 0) when `relu`: the conv's epilogue, on a chunk in cache."""
     for r in prange(out.shape[0]):

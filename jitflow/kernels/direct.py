@@ -24,7 +24,9 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from jitflow.codegen.cache.library import njit
 
 # Input channels up to which a stride-1 conv runs these kernels instead of im2col + GEMM (bench/README.md:
 # W7's first layer, C = 1).
@@ -59,7 +61,7 @@ def tap_offsets(g: Any, hp: int, wp: int, c: int) -> np.ndarray:
     return res
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def pad_planar(x, pt, pl, xp):  # type: ignore[no-untyped-def]
     """xp[n, c, pt + y, pl + x] = x[n, y, x, c]; zeros elsewhere (input past xp's edge is dropped)."""
     h, w, ch = x.shape[1], x.shape[2], x.shape[3]
@@ -71,7 +73,7 @@ def pad_planar(x, pt, pl, xp):  # type: ignore[no-untyped-def]
                     xp[n, c, pt + y, pl + xx] = x[n, y, xx, c]
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
+@njit(nogil=True, fastmath={"contract"})
 def _accumulate(img, fm, off, k, q0, m, buf):  # type: ignore[no-untyped-def]
     """buf[o, :m] += sum over the k taps t of fm[t, o] * img[q0 + off[t] : ... + m], four taps and two
     channels per pass."""
@@ -103,7 +105,7 @@ def _accumulate(img, fm, off, k, q0, m, buf):  # type: ignore[no-untyped-def]
                 b[q] += f0 * x0[q]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def conv_forward(xp, fm, off, bias, has_bias, relu, out):  # type: ignore[no-untyped-def]
     """out[n, i, j, o] = (bias[o] +) sum over taps of xp * fm, then max(., 0) when `relu` (NaN stays NaN).
 
@@ -130,7 +132,7 @@ def conv_forward(xp, fm, off, bias, has_bias, relu, out):  # type: ignore[no-unt
                         dst[o] = 0 if relu and v < 0 else v
 
 
-@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+@njit(nogil=True, fastmath={"contract", "reassoc"})
 def _dots(img, dyt, off, zero, acc):  # type: ignore[no-untyped-def]
     """acc[t, o] += dot(img[off[t]:off[t] + L], dyt[o]) for every tap t and channel o (4 taps x 2 channels);
     `zero` is 0 in the accumulators' dtype."""
@@ -163,7 +165,7 @@ def _dots(img, dyt, off, zero, acc):  # type: ignore[no-untyped-def]
                 acc[t + 3, o1] += s13
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def filter_grad_parts(xp, dy, off, parts):  # type: ignore[no-untyped-def]
     """parts[p, t, o] = sum over images n = p, p + P, ... of dot(tap t's positions of xp[n], dy[n, :, :, o])."""
     wp = xp.shape[3]

@@ -8,17 +8,19 @@ which is what the NumPy reference kernel's argmax picks.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from jitflow.codegen.cache.library import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _span(i, s, p, k, n):  # type: ignore[no-untyped-def]
     """The clipped input range [lo, hi) of output position i along one axis."""
     lo = i * s - p
     return max(lo, 0), min(lo + k, n)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def max_pool(x, kh, kw, sh, sw, pt, pl, out):  # type: ignore[no-untyped-def]
     """out[n, i, j, c] = max of x[n, window(i, j), c]."""
     h, w, ch = x.shape[1], x.shape[2], x.shape[3]
@@ -41,7 +43,7 @@ def max_pool(x, kh, kw, sh, sw, pt, pl, out):  # type: ignore[no-untyped-def]
                             o[c] = v
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def max_pool_grad(x, dy, kh, kw, sh, sw, pt, pl, dx):  # type: ignore[no-untyped-def]
     """dx = zeros; each window's gradient goes to its first maximum (channels scanned as vectors)."""
     h, w, ch = x.shape[1], x.shape[2], x.shape[3]
@@ -72,7 +74,7 @@ def max_pool_grad(x, dy, kh, kw, sh, sw, pt, pl, dx):  # type: ignore[no-untyped
                     dx[n, p // w, p % w, c] += g[c]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def avg_pool(x, kh, kw, sh, sw, pt, pl, out):  # type: ignore[no-untyped-def]
     """out[n, i, j, c] = mean of x[n, window(i, j), c] over the window's real (unpadded) pixels."""
     h, w = x.shape[1], x.shape[2]
@@ -91,7 +93,7 @@ def avg_pool(x, kh, kw, sh, sw, pt, pl, out):  # type: ignore[no-untyped-def]
             o /= (y1 - y0) * (x1 - x0)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def avg_pool_grad(dy, kh, kw, sh, sw, pt, pl, dx):  # type: ignore[no-untyped-def]
     """dx = zeros; each window's gradient, divided by its pixel count, goes to all its pixels."""
     h, w = dx.shape[1], dx.shape[2]
@@ -108,7 +110,7 @@ def avg_pool_grad(dy, kh, kw, sh, sw, pt, pl, dx):  # type: ignore[no-untyped-de
                         dx[n, y, xx] += g
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _window_grad(x, g, n, y0, y1, x0, x1, relu, dx, best, at, db):  # type: ignore[no-untyped-def]
     """One window of a tiled max pool's gradient: g to each channel's first maximum, 0 to the rest of the
     window; with `relu`, 0 also where that maximum is not > 0 (ReLU's mask). Adds what it writes to db."""
@@ -142,7 +144,7 @@ def _window_grad(x, g, n, y0, y1, x0, x1, relu, dx, best, at, db):  # type: igno
             k += 1
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def max_pool_grad_tiled(x, dy, kh, kw, sh, sw, pt, pl, relu, zero_first, dx, db_parts):  # type: ignore[no-untyped-def]
     """MaxPoolGrad for windows that do not overlap (strides >= window), each input element written once;
     with `relu`, ReluGrad(., x) fused in. db_parts[p] = the sum over images p, p + P, ... of what went

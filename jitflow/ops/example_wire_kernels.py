@@ -1,13 +1,14 @@
 """Numba kernels of the compiled tf.train.Example reader (`ops/example_wire.py`).
 
-Imported on first use, so that importing jitflow does not import Numba. Compiled lazily in each
-process (no Numba on-disk cache: every compiled artifact that persists goes through jitflow's cache).
+Imported on first use, so that importing jitflow does not import Numba. Compiled lazily; Numba's
+cache files go under jitflow's compile cache root (:mod:`jitflow.codegen.cache.library`).
 """
 # mypy: ignore-errors
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from jitflow.codegen.cache.library import njit
 
 
 @njit(nogil=True)

@@ -2,7 +2,8 @@
 
 Three modules: :mod:`.key` says what identifies a kernel (:func:`kernel_key`), :mod:`.store`
 compiles, verifies, publishes and loads entries (:func:`get_kernel`), and :mod:`.admin` is what
-``jitflow cache`` does to the directory (list, info, verify, clear, prune).
+``jitflow cache`` does to the directory (list, info, verify, clear, prune). :mod:`.library` keeps
+Numba's own cache files of the hand-written kernels (`kernels/`) under the same root.
 
 For the code generator: :func:`get_kernel`, :func:`kernel_key`, :class:`KernelCompileError`,
 :func:`cache_stats`, :func:`reset_stats`, :func:`clear_memory`.

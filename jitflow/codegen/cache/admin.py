@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jitflow import flags
-from jitflow.codegen.cache import store
+from jitflow.codegen.cache import library, store
 from jitflow.codegen.cache.key import FORMAT_VERSION
 
 
@@ -146,9 +146,11 @@ def verify(fix: bool = False) -> list[dict[str, Any]]:
 
 
 def clear() -> dict[str, int]:
-    """Delete every entry and leftover build directory; return {"removed", "freed"} (bytes)."""
+    """Delete every entry, leftover build directory and the hand-written kernels' cache files;
+    return {"removed" (entries), "freed" (bytes), "library_files"}."""
     root = cache_root()
-    removed = freed = 0
+    lib = library.clear_library()
+    removed, freed = 0, lib["size"]
     for key, path in list(_iter_entry_dirs(root)):
         size = _tree_size(path)
         if store.remove_entry(root, path):
@@ -157,7 +159,7 @@ def clear() -> dict[str, int]:
             store.forget_touched(key)
     _clean_tmp(root, older_than=0.0)
     _remove_empty_shards(root)
-    return {"removed": removed, "freed": freed}
+    return {"removed": removed, "freed": freed, "library_files": lib["files"]}
 
 
 def prune(max_size: int | None = None, older_than_s: float | None = None) -> dict[str, Any]:
@@ -243,6 +245,7 @@ def disk_summary() -> dict[str, Any]:
         "entries": len(entries),
         "size": sum(e["size"] for e in entries),
         "by_backend": by_backend,
+        "library": library.library_summary(),
         "oldest_use": min((e["last_used"] for e in entries), default=None),
         "newest_use": max((e["last_used"] for e in entries), default=None),
     }

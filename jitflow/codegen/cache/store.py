@@ -273,7 +273,7 @@ def _exec_kernel(path: str, source: str, key: str) -> types.ModuleType:
     previous = sys.modules.get(name)
     sys.modules[name] = module
     try:
-        with _in_tree_numba_cache():
+        with own_numba_locators():
             exec(code, module.__dict__)
     except BaseException:
         if previous is not None:
@@ -292,8 +292,9 @@ def _entry_of(module: types.ModuleType, entry: str, key: str) -> Callable[..., A
 
 
 @contextlib.contextmanager
-def _in_tree_numba_cache() -> Iterator[None]:
-    """Make Numba put its cache next to kernel.py even if the user set NUMBA_CACHE_DIR."""
+def own_numba_locators() -> Iterator[None]:
+    """Ignore the user's NUMBA_CACHE_DIR / NUMBA_CACHE_LOCATOR_CLASSES while jitflow's kernels attach
+    their caches (next to kernel.py for generated ones, under the root for hand-written ones)."""
     from numba.core import config
 
     saved = {n: getattr(config, n) for n in ("CACHE_DIR", "CACHE_LOCATOR_CLASSES") if hasattr(config, n)}
