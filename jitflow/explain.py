@@ -116,13 +116,10 @@ def explain(fetches: Any, feed_dict: Any = None, graph: Any = None) -> ExplainRe
         feed_tensors, feed_values = sess._convert_feeds(feed_dict)
         del feed_values  # kernels are picked from static shapes when the plan is built
         plan = build_plan(flat, feed_tensors, sess._lowering())
-        from jitflow.compiler.steps import ClusterStep, SoftmaxStep, SparseXentStep, compile_predicted
+        from jitflow.compiler.steps import compile_lazy
 
         for step in plan.steps:  # tiny clusters compile lazily in real runs; explain shows their kernels
-            if isinstance(step, ClusterStep) and step.report.get("source") == "deferred":
-                compile_predicted(step)
-            elif isinstance(step, (SparseXentStep, SoftmaxStep)) and step.kernel is None:
-                step.kernel = step._compile()
+            compile_lazy(step)
         _add_loop_reports(plan, sess)
         return report_of(plan)
     finally:

@@ -537,8 +537,17 @@ def reduce_axes(red: Any, rank: int) -> tuple[int, ...]:
     return tuple(sorted({a % rank for a in ax}))
 
 
+def compile_lazy(step: Any) -> None:
+    """Compiles now what `step` would compile on its first run (for `explain`): the kernel the static
+    shapes predict for a cluster left to the interpreter while tiny, a row step's kernel."""
+    if step.kind == "cluster" and step.backend == "cpu" and step.report.get("source") == "deferred":
+        compile_predicted(step)
+    elif step.kind in ("softmax", "sparse_xent") and step.backend == "cpu" and step.kernel is None:
+        step.kernel = step._compile()
+
+
 def compile_predicted(step: ClusterStep) -> None:
-    """Compiles the kernel that the static shapes predict even for tiny clusters (for `explain`)."""
+    """Compiles the kernel that the static shapes predict even for tiny clusters."""
     shapes = _predicted_shapes(step)
     if shapes is None:
         return

@@ -103,7 +103,7 @@ class CudaWindowStep:
     def interpret(self, ctx: Any, vals: list) -> None:
         """The op's interpreted step on host copies (its values or errors), then any epilogue's step."""
         host_inputs(self.in_slots, vals)
-        fallback = getattr(self.base, "fallback", self.base)
+        fallback = self.base.fallback if self.base.kind == "window" else self.base  # a WindowStep: its ops
         fallback(ctx, vals)
         if self.epi is not None:
             self.epi(ctx, vals)

@@ -50,7 +50,7 @@ def kept_on_device(plan: Plan, step: Any, outs: list[Tensor | None], fetched: se
     """
     if not plan.device_fetches:
         return [False] * len(outs)
-    stores = getattr(step, "stores", None) or [None] * len(outs)
+    stores = step.stores if step.kind == "cluster" else [None] * len(outs)  # only clusters assign
     return [t is not None and t in fetched and v is None for t, v in zip(outs, stores)]
 
 

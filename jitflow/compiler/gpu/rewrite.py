@@ -126,7 +126,7 @@ def _op_on_device(rw: _Rewrite, st: Any, op: Operation, fed: set[Tensor]) -> Ste
 
 def _device_window(rw: _Rewrite, st: Step, op: Operation) -> Step:
     """The CUDA step of a conv, pooling or BiasAddGrad op (`compiler/gpu/conv.py`)."""
-    entry = getattr(st, "report", None)
+    entry = cast(Any, st).report if st.kind == "window" else None  # a WindowStep reports its kernel
     if entry is None:  # BiasAddGrad's interpreted step: a cluster of the report now, not a fallback
         entry = {"ops": [op.name]}
         rw.plan.report.setdefault("clusters", []).append(entry)
