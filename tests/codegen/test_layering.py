@@ -49,3 +49,21 @@ def _imports_of(stmt: ast.stmt) -> set[str]:
     if isinstance(stmt, ast.Import):
         return {a.name for a in stmt.names}
     return set()
+
+
+def _function_lengths() -> dict[str, int]:
+    lengths = {}
+    for p in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno is not None
+                lengths[f"{p.relative_to(ROOT)}:{node.lineno} {node.name}"] = node.end_lineno - node.lineno + 1
+    return lengths
+
+
+def test_functions_stay_small() -> None:
+    """No function over 80 lines, and the median stays at 6 lines: stages read as small named steps."""
+    lengths = _function_lengths()
+    assert {name: n for name, n in lengths.items() if n > 80} == {}
+    ordered = sorted(lengths.values())
+    assert ordered[len(ordered) // 2] <= 6
