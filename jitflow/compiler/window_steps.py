@@ -20,16 +20,17 @@ from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.compiler.step import CPU, Chain, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.tensor_shape import known_dims
-from jitflow.kernels import conv, pool
+from jitflow.kernels import conv, depthwise, pool
 from jitflow.kernels.threads import threads_for
 from jitflow.ops import array_ops as A
 from jitflow.ops import nn_ops as N
 
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
 POOL_OPS = ("MaxPool", "MaxPoolGrad", "AvgPool", "AvgPoolGrad")
-WINDOW_OPS = frozenset(CONV_OPS + POOL_OPS)
+DEPTHWISE_OPS = ("DepthwiseConv2dNative", "DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
+WINDOW_OPS = frozenset(CONV_OPS + POOL_OPS + DEPTHWISE_OPS)
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_DATA_INPUT = {"Conv2DBackpropInput": 2, "AvgPoolGrad": 1}
+_DATA_INPUT = {"Conv2DBackpropInput": 2, "AvgPoolGrad": 1, "DepthwiseConv2dNativeBackpropInput": 2}
 
 
 class _NoFastPath(Exception):
@@ -254,6 +255,51 @@ class WindowStep:
         self._note("kernels/conv: " + how)
         return df
 
+    # -- depthwise convolutions -------------------------------------------------------------------------------
+
+    def _DepthwiseConv2dNative(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[0], ins[1])
+        x, f = self._nhwc(ins[0]), np.ascontiguousarray(ins[1])
+        if x.shape[3] != f.shape[2] or min(x.shape) <= 0 or min(f.shape) <= 0:
+            raise _NoFastPath
+        g = N._Geom(x.shape, f.shape[0], f.shape[1], self.op.attrs)
+        if g.oh <= 0 or g.ow <= 0:
+            raise _NoFastPath
+        y = self._out(arena, (x.shape[0], g.oh, g.ow, x.shape[3] * f.shape[3]), dt)
+        depthwise.forward(x, f, *_window(g), y)
+        self._note("kernels/depthwise: direct")
+        return self._result(y)
+
+    def _DepthwiseConv2dNativeBackpropInput(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[1], ins[2])
+        shape = N._nhwc_shape(_sizes(ins[0]), self.fmt)
+        f, dy = np.ascontiguousarray(ins[1]), self._nhwc(ins[2])
+        if shape[3] != f.shape[2] or min(shape) <= 0 or min(f.shape) <= 0:
+            raise _NoFastPath
+        g = N._Geom(shape, f.shape[0], f.shape[1], self.op.attrs)
+        if g.oh <= 0 or g.ow <= 0 or dy.shape != (shape[0], g.oh, g.ow, shape[3] * f.shape[3]):
+            raise _NoFastPath
+        dx = self._out(arena, shape, dt)
+        depthwise.backprop_input(dy, f, *_window(g), dx)
+        self._note("kernels/depthwise: direct")
+        return self._result(dx)
+
+    def _DepthwiseConv2dNativeBackpropFilter(self, ins: list, arena: Any) -> np.ndarray:
+        dt = _float4(ins[0], ins[2])
+        fs = _sizes(ins[1])
+        x, dy = self._nhwc(ins[0]), self._nhwc(ins[2])
+        if x.shape[3] != fs[2] or min(x.shape) <= 0 or min(fs) <= 0:
+            raise _NoFastPath
+        g = N._Geom(x.shape, fs[0], fs[1], self.op.attrs)
+        if g.oh <= 0 or g.ow <= 0 or dy.shape != (x.shape[0], g.oh, g.ow, fs[2] * fs[3]):
+            raise _NoFastPath
+        chunks = max(numba.get_num_threads(), 1)
+        parts = self._scratch(arena)(chunks * math.prod(fs), dt).reshape(chunks, fs[0], fs[1], fs[2] * fs[3])
+        df = self._out(arena, fs, dt)
+        depthwise.backprop_filter(x, dy, _window(g), df, parts)
+        self._note("kernels/depthwise: direct")
+        return df
+
     # -- pooling ----------------------------------------------------------------------------------------------
 
     def _pool_geom(self, shape: tuple[int, ...]) -> N._Geom:
@@ -313,18 +359,25 @@ class WindowStep:
         return self._result(dx)
 
 
+def _window(g: N._Geom) -> tuple[int, int, int, int, int, int]:
+    """(sh, sw, dh, dw, top pad, left pad): what the depthwise kernels take."""
+    return g.sh, g.sw, g.dh, g.dw, g.ph[0], g.pw[0]
+
+
 def _taps(op: Operation) -> int:
     fmt = op.attrs.get("data_format", "NHWC")
     if "ksize" in op.attrs:
         kh, kw = N._spatial(op.attrs["ksize"], fmt)
     else:
-        v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
+        v = A._ints(op.inputs[1]) if op.type.endswith("BackpropFilter") else op.inputs[1].shape.as_tuple()
         known = [d for d in (v[:2] if v is not None else ()) if d is not None]
         kh, kw = (known[0], known[1]) if len(known) == 2 else (3, 3)  # unknown filter: assume 3x3
     return max(kh * kw, 1)
 
 
 def _width(op: Operation) -> int:
+    if op.type in DEPTHWISE_OPS:
+        return 1  # no GEMM: one multiply-add per tap and output channel
     if op.type not in CONV_OPS:
         return 0
     v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
@@ -335,6 +388,8 @@ def predicted_kernel(op: Operation) -> str:
     """The kernel the step will run, from the static shapes (updated at run time if they differ)."""
     if op.type in POOL_OPS:
         return "kernels/pool: tiled" if op.type == "MaxPoolGrad" and _tiled(op) else "kernels/pool"
+    if op.type in DEPTHWISE_OPS:
+        return "kernels/depthwise: direct"
     fmt = op.attrs.get("data_format", "NHWC")
     fshape = op.inputs[1].shape.as_tuple() if op.type != "Conv2DBackpropFilter" else None
     xshape = op.inputs[0].shape.as_tuple() if op.type != "Conv2DBackpropInput" else None
