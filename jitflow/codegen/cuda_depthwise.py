@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from jitflow.codegen import lowering as L
 from jitflow.codegen.cuda import ENTRY, Target, _arr, _nbtype, _prelude
-from jitflow.codegen.cuda_conv import IND, SIM_BIAS, GPU_BIAS, Window, _pool_header, _split, _x_index, _y_index
+from jitflow.codegen.cuda_conv import GPU_BIAS, IND, SIM_BIAS, Window, _pool_header, _split, _x_index, _y_index
 
 FORWARD = "DepthwiseConv2dNative"
 BACKPROP_INPUT = "DepthwiseConv2dNativeBackpropInput"

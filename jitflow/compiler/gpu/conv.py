@@ -1,6 +1,6 @@
 """CUDA steps for convolution, pooling and BiasAddGrad ops placed on a GPU (kernels: `codegen/cuda_conv.py`).
 
-`device_window_step` replaces a conv/pool `WindowStep` (or BiasAddGrad's interpreted step) of an op on
+`device_window_step` replaces a conv/pool/depthwise `WindowStep` (or BiasAddGrad's interpreted step) of an op on
 /gpu:N by a `CudaWindowStep`. The step checks what its kernel needs (float32/64, rank 4, shapes that
 agree, nothing empty); anything else runs the op interpreted on host copies, which gives the
 interpreter's values and errors. Kernels are compiled per geometry (`cuda_conv.Window`) through the
@@ -66,7 +66,7 @@ def describe(op_type: str, fused: list[str] | None = None) -> str:
 
 
 class CudaWindowStep:
-    """A conv, depthwise conv, pooling or BiasAddGrad op on the device (optionally with a fused elementwise epilogue)."""
+    """A conv, depthwise conv, pooling or BiasAddGrad op on the device (optionally with a fused epilogue)."""
 
     kind = "window"
     backend = "cuda"
