@@ -15,6 +15,9 @@ from jitflow.ir.layout import compute_layout
 WINDOWS = [cc.Window(9, 7, 3, 8, 3, 3, 2, 2, 1, 1, 1, 1, 5, 4),
            cc.Window(9, 7, 3, 8, 2, 3, 1, 1, 2, 2, 0, 0, 7, 3),
            cc.Window(9, 7, 3, 8, 3, 3, 1, 1, 1, 1, 1, 1, 9, 7, "NCHW")]
+# depthwise (o = c * multiplier): strided + SAME-padded with a multiplier of 2, dilated + VALID in NCHW
+DEPTHWISE_WINDOWS = [cc.Window(9, 7, 3, 6, 3, 3, 2, 2, 1, 1, 1, 1, 5, 4),
+                     cc.Window(9, 7, 3, 3, 2, 3, 1, 1, 2, 2, 0, 0, 7, 3, "NCHW")]
 
 
 def check_conv(compile_all: Callable[[str, str], bool], target: cg.Target) -> bool:
@@ -28,7 +31,18 @@ def check_conv(compile_all: Callable[[str, str], bool], target: cg.Target) -> bo
     ok &= compile_all(cc.generate_conv("Conv2D", WINDOWS[0], "float64", target), "conv0:Conv2D:float64")
     ok &= compile_all(cc.generate_pool("AvgPoolGrad", WINDOWS[2], "float64", target), "pool2:AvgPoolGrad:float64")
     ok &= compile_all(cc.generate_bias_grad("float32", 12, target), "bias_grad12")
-    return ok & _check_fused(compile_all, target) & _check_loop_add()
+    return ok & _check_depthwise(compile_all, target) & _check_fused(compile_all, target) & _check_loop_add()
+
+
+def _check_depthwise(compile_all: Callable[[str, str], bool], target: cg.Target) -> bool:
+    """The three depthwise kernels (`codegen/cuda_depthwise.py`) on both geometries, float64 on the second."""
+    from jitflow.codegen import cuda_depthwise as cdw
+
+    ok = True
+    for k, (g, dt) in enumerate(zip(DEPTHWISE_WINDOWS, ("float32", "float64"))):
+        for op_type in cdw.OPS:
+            ok &= compile_all(cdw.generate_depthwise(op_type, g, dt, target), f"depthwise{k}:{op_type}:{dt}")
+    return ok
 
 
 def _check_loop_add() -> bool:

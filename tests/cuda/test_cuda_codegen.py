@@ -23,5 +23,8 @@ def test_generated_kernels_compile_to_ptx() -> None:
                    "Conv2DBackpropFilter:float32:_sum_splits sm_90", "MaxPoolGrad:float32:_pool sm_90",
                    "AvgPoolGrad:float64:_pool sm_80", "conv_fused_NHWC:_conv_gemm sm_90",
                    "conv_fused_NCHW:_conv_gemm sm_80", "bias_grad12:_partial sm_90",
-                   "loop_add:float32 sm_90"):
+                   "loop_add:float32 sm_90", "DepthwiseConv2dNative:float32:_depthwise sm_80",
+                   "DepthwiseConv2dNativeBackpropInput:float64:_depthwise sm_90",
+                   "DepthwiseConv2dNativeBackpropFilter:float32:_partial sm_80",
+                   "DepthwiseConv2dNativeBackpropFilter:float64:_sum_splits sm_90"):
         assert any(kernel in line for line in ok), f"{kernel} not compiled:\n{res.stdout}"

@@ -1,6 +1,6 @@
 """CUDA steps for convolution, pooling and BiasAddGrad ops placed on a GPU (kernels: `codegen/cuda_conv.py`).
 
-`device_window_step` replaces a conv/pool `WindowStep` (or BiasAddGrad's interpreted step) of an op on
+`device_window_step` replaces a conv/pool/depthwise `WindowStep` (or BiasAddGrad's interpreted step) of an op on
 /gpu:N by a `CudaWindowStep`. The step checks what its kernel needs (float32/64, rank 4, shapes that
 agree, nothing empty); anything else runs the op interpreted on host copies, which gives the
 interpreter's values and errors. Kernels are compiled per geometry (`cuda_conv.Window`) through the
@@ -19,6 +19,7 @@ import numpy as np
 
 from jitflow.codegen import cuda_conv as cc
 from jitflow.codegen.cache import KernelCompileError
+from jitflow.codegen.cuda_depthwise import generate_depthwise
 from jitflow.compiler.gpu import runtime  # through the module: tests stand in for its functions
 from jitflow.compiler.gpu.memory import DeviceIO, device_buffer, device_store, flat, host_inputs
 from jitflow.compiler.gpu.runtime import is_device_array, launch_guard, target
@@ -29,12 +30,14 @@ from jitflow.ops import nn_ops as N
 
 CONV = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
 POOL = ("MaxPool", "AvgPool", "MaxPoolGrad", "AvgPoolGrad")
-DEVICE_WINDOW_OPS = frozenset(CONV + POOL + ("BiasAddGrad",))
+DEPTHWISE = ("DepthwiseConv2dNative", "DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
+DEVICE_WINDOW_OPS = frozenset(CONV + POOL + DEPTHWISE + ("BiasAddGrad",))
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # per op: the inputs the kernel reads (device arrays) and the one that holds sizes (host ints), or -1
 _ARRAYS = {"Conv2D": (0, 1), "Conv2DBackpropInput": (2, 1), "Conv2DBackpropFilter": (0, 2), "MaxPool": (0,),
-           "AvgPool": (0,), "MaxPoolGrad": (0, 2), "AvgPoolGrad": (1,), "BiasAddGrad": (0,)}
-_SIZES = {"Conv2DBackpropInput": 0, "Conv2DBackpropFilter": 1, "AvgPoolGrad": 0}
+           "AvgPool": (0,), "MaxPoolGrad": (0, 2), "AvgPoolGrad": (1,), "BiasAddGrad": (0,),
+           DEPTHWISE[0]: (0, 1), DEPTHWISE[1]: (2, 1), DEPTHWISE[2]: (0, 2)}
+_SIZES = {"Conv2DBackpropInput": 0, "Conv2DBackpropFilter": 1, "AvgPoolGrad": 0, DEPTHWISE[1]: 0, DEPTHWISE[2]: 1}
 
 
 class Launch(NamedTuple):
@@ -55,11 +58,15 @@ def describe(op_type: str, fused: list[str] | None = None) -> str:
         return f"codegen/cuda_conv: {how}" + (" +" + "+".join(fused) if fused else "")
     if op_type == "BiasAddGrad":
         return "codegen/cuda_conv: channel sums"
+    if op_type in DEPTHWISE:
+        from jitflow.compiler.gpu.depthwise import describe as describe_depthwise  # (it imports this module)
+
+        return describe_depthwise(op_type)
     return "codegen/cuda_conv: " + ("gather per input" if op_type.endswith("Grad") else "per output")
 
 
 class CudaWindowStep:
-    """A conv, pooling or BiasAddGrad op on the device (optionally with a fused elementwise epilogue)."""
+    """A conv, depthwise conv, pooling or BiasAddGrad op on the device (optionally with a fused epilogue)."""
 
     kind = "window"
     backend = "cuda"
@@ -125,6 +132,10 @@ class CudaWindowStep:
             return None
         if self.op.type in CONV:
             return _conv_launch(self.op, self.fmt, shapes, sizes, dt)
+        if self.op.type in DEPTHWISE:
+            from jitflow.compiler.gpu.depthwise import depthwise_launch  # (it imports this module)
+
+            return depthwise_launch(self.op, self.fmt, shapes, sizes, dt)
         return _pool_launch(self.op, self.fmt, shapes, sizes, dt)
 
     def _kernel(self, run: Launch) -> Any:
@@ -146,6 +157,9 @@ class CudaWindowStep:
         elif t in CONV:
             assert run.window is not None
             source = cc.generate_conv(t, run.window, dt, target())
+        elif t in DEPTHWISE:
+            assert run.window is not None
+            source = generate_depthwise(t, run.window, dt, target())
         else:
             assert run.window is not None
             source = cc.generate_pool(t, run.window, dt, target())
@@ -165,7 +179,7 @@ class CudaWindowStep:
             if self.op.type == "BiasAddGrad":
                 c = run.out_shape[0]
                 kernel(flats[0], out, int(arrays[0].size) // c, c)
-            elif self.op.type in CONV:
+            elif self.op.type in CONV or self.op.type in DEPTHWISE:
                 size = int(np.prod(run.out_shape))
                 rest = [device_buffer(vals, (self.key, 1), (size * run.splits,), run.dtype)] if run.splits > 1 else []
                 kernel(flats[0], flats[1], flat(out), run.batch, run.splits, *rest)
