@@ -31,6 +31,7 @@ from jitflow.compiler.steps import MatMulStep
 from jitflow.ops.tensor_array_ops import _CLEARED, TAValue, _compatible
 
 _HISTORY_START = 64
+RUNS = {"forward": 0, "grad": 0}  # compiled loop runs in this process (tests check that they ran)
 
 
 def run_keep(plan: Plan, ctx: Any, feeds: list[Any]) -> tuple[list[Any], dict[int, SlotInfo]]:
@@ -345,6 +346,7 @@ def run_forward(ctx: Any, body: Any, vals: list[Any], caps: list[Any], max_iter:
     if status == BAIL:
         return None
     commit_tas(tas)
+    RUNS["forward"] += 1
     outs = [rt[r].reshape(info.shape) if isinstance(r, str) else feeds[k]
             for k, (r, info) in enumerate(zip(prog.refs[:body.n], prog.infos))]
     return (*outs, (caps, NativeHistory(prog, rt, feeds, body.n, count)) if record else None)
