@@ -12,6 +12,8 @@ until one call takes about `CHUNK_SECONDS`.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,11 +22,16 @@ import numpy as np
 
 from jitflow.compiler import native_blas
 from jitflow.compiler.native_loop import BAIL, DONE, HELPERS, NATIVE_VERSION, Module, Unsupported
+from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
 from jitflow.kernels.threads import blas_threads_for
 
 CHUNK_SECONDS = 0.05  # a compiled loop returns to Python (for Ctrl-C) about this often
 _FIRST_CHUNK = 8
 _MAX_CHUNK = 1 << 20
+# OpenBLAS threads for the GEMMs inside a compiled loop: 0 decides as a MatMul step does (both cores on an
+# idle machine, one while other processes keep the cores busy: `blas_threads_for`); JITFLOW_LOOP_BLAS_THREADS
+# fixes it. W8's 20x400x800 GEMMs: 2 threads ~30% faster idle, many times slower on a busy machine.
+LOOP_BLAS_THREADS = int(os.environ.get("JITFLOW_LOOP_BLAS_THREADS", "0"))
 _HEAD = ["import numpy as np", "from numba import njit, types", "from jitflow.codegen import vmath as V"]
 _FIXED = ["it", "lim", "stop", "st", "err"]  # the loop function's leading arguments
 
@@ -87,7 +94,7 @@ def run_chunks(fn: Callable[..., int], it: int, lim: int, end: int, args: list[A
     st = np.zeros(1, np.int64)
     err = np.zeros(1, np.int64)
     chunk = _FIRST_CHUNK
-    with blas_threads_for(macs):
+    with _blas_threads(LOOP_BLAS_THREADS) if LOOP_BLAS_THREADS else blas_threads_for(macs):
         while True:
             stop = min(it + chunk, end)
             if grow is not None:
@@ -101,3 +108,16 @@ def run_chunks(fn: Callable[..., int], it: int, lim: int, end: int, args: list[A
             dt = time.perf_counter() - t0
             if dt < CHUNK_SECONDS / 2 and chunk < _MAX_CHUNK:  # Python (and Ctrl-C) gets control back
                 chunk *= 2
+
+
+@contextlib.contextmanager
+def _blas_threads(n: int) -> Any:
+    """OpenBLAS on `n` threads for the block (0: as it is)."""
+    if n <= 0 or SET_BLAS_LOCAL is None:
+        yield
+        return
+    prev = SET_BLAS_LOCAL(n)
+    try:
+        yield
+    finally:
+        SET_BLAS_LOCAL(prev)

@@ -102,16 +102,24 @@ def describe(body: Any, sess: Any, kind: str) -> str:
     nat = native_of(body, sess, "grad" if kind == "grad" else "forward")
     if nat.reason is not None:
         return f"replayed per iteration: {nat.reason}"
-    progs = [p for p in nat.programs.values() if isinstance(p, Program)]
-    if progs:
-        fused = progs[-1].fused
-        parts = sorted({f: fused.count(f) for f in fused}.items())
-        return "compiled loop: fuses " + ", ".join(f"{n}x {f}" for f, n in parts)
-    plans = [body.plan(sess, k) for k in (("grad",) if kind == "grad" else ("cond", "body"))]
-    kinds = [st.kind for p in plans for st in p.steps]
-    return (f"compiled loop (from its second run on): {kinds.count('cluster')} kernels, "
-            f"{kinds.count('matmul')} GEMMs through OpenBLAS, "
-            f"{kinds.count('split') + kinds.count('concat')} split/concat, TensorArray rows in buffers")
+    progs = list(nat.programs.values())
+    if progs and all(isinstance(p, str) for p in progs):  # its inputs so far: shapes it cannot compile
+        return f"replayed per iteration: {progs[-1]}"
+    return "compiled loop: one native function for all iterations, fusing " + ", ".join(fused_parts(body.plan(sess, kind)))
+
+
+def fused_parts(plan: Plan) -> list[str]:
+    """What a plan's steps become in a compiled loop (counted), for explain."""
+    names: list[str] = []
+    for st in plan.steps:
+        if st.kind == "cluster":
+            names.append("kernel[" + "+".join(op.type for op in st.ops) + "]")
+        elif st.kind == "matmul":
+            names.append("GEMM (OpenBLAS)")
+        elif st.ops:
+            names.append(st.ops[0].type)
+    counts = {nm: names.count(nm) for nm in names}
+    return [f"{c}x {nm}" if c > 1 else nm for nm, c in counts.items()]
 
 
 # -- the forward program ---------------------------------------------------------------------------------
