@@ -174,13 +174,12 @@ def inline_kernel(source: str, name: str) -> str:
 def why_not(plan: Plan) -> str | None:
     """Why the steps of `plan` cannot run in a compiled loop (None: they can, shapes permitting)."""
     for st in plan.steps:
-        t = type(st)
-        if t is ClusterStep:
+        if isinstance(st, ClusterStep):
             if st.backend != CPU or any(v is not None for v in st.var_names) or any(v is not None for v in st.stores):
                 return f"cluster {st.ops[0].name} reads or assigns a variable, or does not run on the CPU"
-        elif t in (MatMulStep, InvariantTransposeMatMul, SplitStep, ConcatStep, IdentityStep):
+        elif isinstance(st, (MatMulStep, InvariantTransposeMatMul, SplitStep, ConcatStep, IdentityStep)):
             continue
-        elif t is OpStep and st.ops[0].type in NATIVE_OPS:
+        elif isinstance(st, OpStep) and st.ops[0].type in NATIVE_OPS:
             continue
         else:
             op = st.ops[0] if st.ops else None
@@ -221,20 +220,19 @@ class Translator:
 
     def run(self) -> list[str]:
         for st in self.plan.steps:
-            t = type(st)
-            if t is ClusterStep:
+            if isinstance(st, ClusterStep):
                 self.cluster(st)
-            elif t is MatMulStep:
+            elif isinstance(st, MatMulStep):
                 self.matmul(st, None)
-            elif t is InvariantTransposeMatMul:
+            elif isinstance(st, InvariantTransposeMatMul):
                 self.matmul(st.inner, st.slot)
-            elif t is SplitStep:
+            elif isinstance(st, SplitStep):
                 self.split(st)
-            elif t is ConcatStep:
+            elif isinstance(st, ConcatStep):
                 self.concat(st)
-            elif t is IdentityStep:
+            elif isinstance(st, IdentityStep):
                 self.env[st.dst] = self.env.get(st.src)
-            elif t is OpStep and st.ops[0].type in NATIVE_OPS:
+            elif isinstance(st, OpStep) and st.ops[0].type in NATIVE_OPS:
                 self.op(st)
             else:
                 raise Unsupported(f"step {st.kind} of {[op.name for op in st.ops]}")

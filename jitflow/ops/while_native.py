@@ -45,7 +45,7 @@ def run_keep(plan: Plan, ctx: Any, feeds: list[Any]) -> tuple[list[Any], dict[in
             holder["infos"] = {s: slot_info(v) for s, v in enumerate(vals) if s > ARENA_SLOT and v is not None}
 
     steps = plan.steps
-    plan.steps = [*steps, _Spy()]
+    plan.steps = [*steps, _Spy()]  # type: ignore[list-item]
     try:
         res = execute(plan, ctx, feeds)
     finally:
@@ -105,7 +105,8 @@ def describe(body: Any, sess: Any, kind: str) -> str:
     progs = list(nat.programs.values())
     if progs and all(isinstance(p, str) for p in progs):  # its inputs so far: shapes it cannot compile
         return f"replayed per iteration: {progs[-1]}"
-    return "compiled loop: one native function for all iterations, fusing " + ", ".join(fused_parts(body.plan(sess, kind)))
+    parts = fused_parts(body.plan(sess, kind))
+    return "compiled loop: one native function for all iterations, fusing " + ", ".join(parts)
 
 
 def fused_parts(plan: Plan) -> list[str]:
@@ -297,17 +298,17 @@ class NativeHistory(Sequence):
     per iteration as views (what a replayed gradient reads)."""
 
     def __init__(self, prog: ForwardProgram, rt: dict[str, Any], feeds: list[Any], n: int, count: int) -> None:
-        self.prog, self.rt, self.feeds, self.n, self.count = prog, rt, feeds, n, count
+        self.prog, self.rt, self.feeds, self.n, self.rows = prog, rt, feeds, n, count
 
     def __len__(self) -> int:
-        return self.count
+        return self.rows
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self.count))]
+            return [self[j] for j in range(*i.indices(self.rows))]
         if i < 0:
-            i += self.count
-        if not 0 <= i < self.count:
+            i += self.rows
+        if not 0 <= i < self.rows:
             raise IndexError(i)
         p = self.prog
         vals = [self.rt[f"hv{k}"][i].reshape(p.infos[k].shape) if isinstance(p.refs[k], str) else self.feeds[k]

@@ -117,14 +117,14 @@ class GradProgram:
                           f"    if _i < 0 or _i >= ag{k}.shape[0]: {BAIL_STMT}",
                           f"    ag{k}[_i, :] += {o.value}[_r * {e}:(_r + 1) * {e}]", f"    agm{k}[_i] = 1"]
             else:
-                info = infos.get(slots[p])
+                ci = infos.get(slots[p])
                 cap = caps[k - n]
-                if not isinstance(o, str) or info is None or not _is_array(cap) or info.shape != np.shape(cap) \
-                        or info.dtype != cap.dtype:
+                if not isinstance(o, str) or ci is None or not _is_array(cap) or ci.shape != np.shape(cap) \
+                        or ci.dtype != cap.dtype:
                     raise Unsupported(f"the gradient of capture {k - n} is not an array of its shape")
-                mod.arg(f"a{k}", "runtime", None, info.dtype, 1)
+                mod.arg(f"a{k}", "runtime", None, ci.dtype, 1)
                 lines.append(f"a{k}[:] += {o}")
-                self.sums[k] = info
+                self.sums[k] = ci
         return lines
 
     def _state(self, outs: list[Any], idx: list[int], slots: list[int], infos: dict[int, SlotInfo],
@@ -144,9 +144,10 @@ class GradProgram:
             if o is None:
                 then.append(f"{r}[:] = 0")
                 continue
-            info = infos.get(s)
+            got_info = infos.get(s)
             want = self.infos[len(self.infos) - n + k]
-            if not isinstance(o, str) or info is None or info.size != want.size or info.dtype != want.dtype:
+            if not isinstance(o, str) or got_info is None or got_info.size != want.size \
+                    or got_info.dtype != want.dtype:
                 raise Unsupported(f"the gradient of loop value {k} changes shape or dtype")
             if o == r:
                 continue
