@@ -151,3 +151,16 @@ def test_a_runaway_compiled_loop_can_be_interrupted() -> None:
             finally:
                 timer.cancel()
             assert sess.run(i, {n: 7}) == 7  # the session still works
+
+
+def test_replayed_gradient_reads_the_compiled_forward_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled forward loop whose backward loop is replayed: the history buffers read as per-iteration
+    values (`NativeHistory`)."""
+    from jitflow.ops import while_native_grad
+
+    monkeypatch.setattr(while_native_grad, "run_grad", lambda *a, **k: None)
+    ref, _, _ = _runs(_lstm(tf.float64, True, True), False)
+    got, runs, _ = _runs(_lstm(tf.float64, True, True), True)
+    assert runs == {"forward": 2, "grad": 0}
+    for r, g in zip(ref[-1], got[-1]):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-11, atol=1e-11)

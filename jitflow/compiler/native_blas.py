@@ -30,7 +30,7 @@ gemm64 = types.ExternalFunction("{DGEMM}", types.void(_I32, _I32, _I32, _I64, _I
                                   _I64, _I64, _I64, types.float64, _I64, _I64))
 
 
-@njit(inline='always')
+@njit
 def _gemm_f32(a, b, c, ta, tb, m, n, k, lda, ldb):
     if m == 0 or n == 0:
         return
@@ -41,7 +41,7 @@ def _gemm_f32(a, b, c, ta, tb, m, n, k, lda, ldb):
            a.ctypes.data, lda, b.ctypes.data, ldb, np.float32(0.0), c.ctypes.data, n)
 
 
-@njit(inline='always')
+@njit
 def _gemm_f64(a, b, c, ta, tb, m, n, k, lda, ldb):
     if m == 0 or n == 0:
         return

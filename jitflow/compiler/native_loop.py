@@ -42,13 +42,13 @@ NATIVE_OPS = ALIAS_OPS | TA_OPS | {"Select"}
 
 # Helpers every generated module defines (after numba_blas.PREAMBLE).
 HELPERS = f'''
-@njit(inline='always')
+@njit
 def _bail(st, it):
     st[0] = {BAIL}
     return it
 
 
-@njit(inline='always')
+@njit
 def _copy_part(dst, src, outer, dtot, doff, stot, soff, inner):
     for r in range(outer):
         d = r * dtot + doff
@@ -57,7 +57,7 @@ def _copy_part(dst, src, outer, dtot, doff, stot, soff, inner):
             dst[d + j] = src[s + j]
 
 
-@njit(inline='always')
+@njit
 def _select(c, x, y, out):
     n = out.size
     inner = n // c.size
@@ -65,6 +65,11 @@ def _select(c, x, y, out):
         out[i] = x[i] if c[i // inner] else y[i]
 '''
 BAIL_STMT = "return _bail(st, it)"  # the statement that stops a generated loop with status BAIL
+
+
+def _ints(*values: int) -> str:
+    """Integer arguments as int64 values: a literal would compile the callee once per distinct value."""
+    return ", ".join(f"np.int64({v})" for v in values)
 
 
 class Unsupported(Exception):
@@ -152,13 +157,6 @@ def nb_type(dtype: Any, ndim: int, readonly: bool = False) -> str:
         return f"types.{name}"
     return f"types.Array(types.{name}, {ndim}, 'C'{', readonly=True' if readonly else ''})"
 
-    def kernel(self, source: str) -> str:
-        """The function name of a cluster kernel inlined into the module."""
-        name = self.kernels.get(source)
-        if name is None:
-            name = self.kernels[source] = f"_k{len(self.kernels)}"
-            self.kernel_src.append(inline_kernel(source, name))
-        return name
 
 
 def inline_kernel(source: str, name: str) -> str:
@@ -289,7 +287,7 @@ class Translator:
         self.infos[st.out_slot] = info
         c = self.out(st.out_slot)
         fn = "_gemm_f32" if st.dtype.name == "float32" else "_gemm_f64"
-        self.lines.append(f"{fn}({an}, {bn}, {c}, {ta}, {tb}, {m}, {n}, {k}, {lda}, {ldb})")
+        self.lines.append(f"{fn}({an}, {bn}, {c}, {ta}, {tb}, {_ints(m, n, k, lda, ldb)})")
         self.mod.fused.append("MatMul")
 
     def split(self, st: SplitStep) -> None:
@@ -306,7 +304,7 @@ class Translator:
             shape = (*x.shape[:ax], cut.stop - cut.start, *x.shape[ax + 1:])
             self.infos[s] = SlotInfo("array", shape, x.dtype)
             o = self.out(s)
-            self.lines.append(f"_copy_part({o}, {xn}, {outer}, {inner}, 0, {tot}, {cut.start * rest}, {inner})")
+            self.lines.append(f"_copy_part({o}, {xn}, {_ints(outer, inner, 0, tot, cut.start * rest, inner)})")
 
     def concat(self, st: ConcatStep) -> None:
         xs = [self.array(s) for s in st.in_slots]
@@ -324,7 +322,7 @@ class Translator:
         off = 0
         for s, x in zip(st.in_slots, xs):
             inner = x.shape[ax] * rest
-            self.lines.append(f"_copy_part({o}, {self.name(s)}, {outer}, {total * rest}, {off}, {inner}, 0, {inner})")
+            self.lines.append(f"_copy_part({o}, {self.name(s)}, {_ints(outer, total * rest, off, inner, 0, inner)})")
             off += inner
 
     def op(self, st: OpStep) -> None:

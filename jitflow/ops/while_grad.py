@@ -122,6 +122,7 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     acc: list[Any] = [None] * len(caps)
     mine = [False] * len(caps)
     learn = None
+    example: tuple | None = None
     if iters and not (plan.device_fetches and plan.device_used):
         first = iters[len(iters) - 1]
         feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, first[0])]
@@ -132,10 +133,9 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
         learn = key if while_native_grad.wants_example(ctx, lb, key) else None
     for vals, saved in reversed(iters):
         feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, vals)]
-        if learn is not None:  # the first iteration's slots show the compiled backward loop its shapes
+        if learn is not None and example is None:  # the first iteration's slots show the compiled loop its shapes
             res, infos = while_native.run_keep(plan, ctx, vals + caps + saved + feed_g)
-            while_native_grad.learn(ctx, lb, learn, caps, feed_g, (vals, saved), infos, hoisted)
-            learn = None
+            example = (caps, feed_g, (vals, saved), infos, hoisted)
         else:
             res = execute(plan, ctx, _feed(plan, vals + caps + saved + feed_g))
         full: list[Any] = [None] * (n + len(caps))
@@ -149,6 +149,8 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
             acc[k] = _add(acc[k], r, mine[k])
             mine[k] = acc[k] is not None and acc[k] is not r
 
+    if learn is not None and example is not None:  # compiled once the loop is done
+        while_native_grad.learn(ctx, lb, learn, *example)
     for k, total in stash.finish().items():
         acc[k - n] = total
     last = iters[0][0] if iters else None

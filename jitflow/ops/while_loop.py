@@ -150,17 +150,17 @@ def _while_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
     if native is not None:
         return native
     learn = while_native.wants_example(ctx, body, vals + caps, record)
+    example: tuple | None = None
     iters: list[tuple[list, list]] = []
     i = 0
     while i != max_iter:
-        if learn is not None:  # the first iteration's slots show the compiled loop its shapes
+        if learn is not None and example is None:  # the first iteration's slots show the compiled loop its shapes
             res, cond_infos = while_native.run_keep(cond_plan, ctx, vals + caps)
             if not _truth(res[0], op):
                 break
             feeds = vals + caps
             res, body_infos = while_native.run_keep(body_plan, ctx, feeds)
-            while_native.learn(ctx, body, learn, feeds, cond_infos, body_infos)
-            learn = None
+            example = (feeds, cond_infos, body_infos)
         elif _truth(execute(cond_plan, ctx, vals + caps)[0], op):
             res = execute(body_plan, ctx, vals + caps)
         else:
@@ -169,6 +169,8 @@ def _while_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
             iters.append((vals, res[n:]))
         vals = res[:n]
         i += 1
+    if learn is not None and example is not None:  # compiled once the loop is done (Ctrl-C stays with the loop)
+        while_native.learn(ctx, body, learn, *example)
     return (*vals, (caps, iters) if record else None)
 
 
