@@ -164,3 +164,22 @@ def test_replayed_gradient_reads_the_compiled_forward_history(monkeypatch: pytes
     assert runs == {"forward": 2, "grad": 0}
     for r, g in zip(ref[-1], got[-1]):
         np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-11, atol=1e-11)
+
+
+def test_dynamic_tensor_array_growing_past_its_size_is_replayed() -> None:
+    """Rows past a dynamic TensorArray's size make the compiled loop stop; the replay grows the array."""
+    def build() -> tuple[list[Any], dict[Any, Any]]:
+        n = tf.placeholder(tf.int32, [])
+        ta = tf.TensorArray(tf.float32, size=1, dynamic_size=True)
+
+        def body(i: Any, t: Any) -> Any:
+            return i + 1, t.write(i, tf.ones([2]) * tf.cast(i, tf.float32))
+
+        _, out = tf.while_loop(lambda i, t: i < n, body, [0, ta])
+        return [out.stack()], {n: 4}
+    ref, _, _ = _runs(build, False)
+    got, runs, rep = _runs(build, True)
+    assert runs["forward"] == 0  # every compiled run stops at row 1 and is replayed
+    assert "body (compiled loop" in str(rep)
+    np.testing.assert_array_equal(got[-1][0], ref[-1][0])
+    np.testing.assert_array_equal(ref[-1][0], np.repeat(np.arange(4.0), 2).reshape(4, 2))
