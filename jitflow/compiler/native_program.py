@@ -52,7 +52,7 @@ class Program:
         types = ", ".join(fixed + [mod.types[n] for n in self.names])
         self.source = (f"{src}\n\n\n_SIG = types.int64({types})\n\n\n"
                        f"@njit(_SIG, cache=True, nogil=True, error_model='numpy')\ndef loop({sig}):\n{body}\n")
-        if not native_blas.ensure_symbols():
+        if "_gemm_f" in body and not native_blas.ensure_symbols():  # (loops without GEMMs need no BLAS)
             raise Unsupported("NumPy's OpenBLAS (numpy.libs) is not available to call GEMM from compiled code")
         from jitflow.codegen.cache import KernelCompileError, get_kernel
 
