@@ -248,12 +248,27 @@ def _results(gp: GradProgram, rt: dict[str, Any], caps: list[Any], feed_g: list[
     if hoisted:  # the operands of every iteration, in the order a replayed loop would have kept them
         stash = Stash(hoisted)
         kept = [(rt[f"ho{p}"], info) for p, info in sorted(gp.operands.items())]
-        lists = [lst for parts in stash.parts for lst in parts]
-        for lst, (buf, info) in zip(lists, kept):
-            lst.extend(buf[t].reshape(info.shape) for t in range(count))
+        i = 0
+        for h, parts in zip(hoisted, stash.parts):
+            stacked = _row_stacked(h.op) and all(len(info.shape) == 2 for _, info in kept[i:i + len(parts)])
+            for lst in parts:
+                buf, info = kept[i]
+                i += 1
+                if stacked:  # the operands of all iterations as one matrix, already in row order
+                    lst.append(buf[:count].reshape(count * info.shape[0], info.shape[1]))
+                else:
+                    lst.extend(buf[t].reshape(info.shape) for t in range(count))
         for k, total in stash.finish().items():
             out_c[k - n] = total
     return out_g + [c if c is not None else _zero_like(cap) for c, cap in zip(out_c, caps)]
+
+
+def _row_stacked(op: Any) -> bool:
+    """True when the sum over iterations stacks every operand of `op` along its rows (axis 0): x^T @ dy,
+    and a column sum."""
+    if op.type == "MatMul":
+        return bool(op.attrs.get("transpose_a")) and not op.attrs.get("transpose_b")
+    return True
 
 
 def learn(ctx: Any, lb: Any, key: tuple, caps: list[Any], feed_g: list[Any], first: Any, infos: dict[int, SlotInfo],
