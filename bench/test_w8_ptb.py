@@ -6,11 +6,12 @@ Timed: ``sess.run([cost, train_op])`` warm, for jitflow (compiled and, for refer
 TensorFlow when importable, side by side in one run; plus the first step of a fresh process with an
 empty compile cache (cold) and with the cache the cold run left (warm).
 
-What this measures: the loop runs as a While op whose body plan (compiled clusters, BLAS matmuls, light
-split/concat steps) is replayed once per time step from Python, forward and backward; it is not a single
-compiled loop. The backward loop sums the weight and bias gradients after the loop (one GEMM / column
-sum over all steps, `jitflow/ops/while_hoist.py`) and multiplies by a row-major copy of the transposed
-kernel made once per loop run (`jitflow/compiler/loop_invariants.py`).
+What this measures: the forward and backward loops each run as one compiled loop (`jitflow/ops/while_native.py`:
+all time steps in one generated Numba function, the LSTM cell's fused kernels inlined into it, the gate GEMMs
+through OpenBLAS, TensorArrays in row buffers), from the second step on (the first replays the loop and learns
+its shapes). The backward loop sums the weight and bias gradients after the loop (one GEMM / column sum over
+all steps, `jitflow/ops/while_hoist.py`) and multiplies by a row-major copy of the transposed kernel made once
+per loop run.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def _bench(tfm: Any, session: Any, measure: Any, variant: str, jit: str) -> floa
 
 
 def test_w8_jitflow_compiled(measure: Any) -> None:
-    _bench(tf, lambda g: tf.Session(graph=g), measure, "compiled", "JIT; loop body plans replayed per step")
+    _bench(tf, lambda g: tf.Session(graph=g), measure, "compiled", "JIT; compiled native loops")
 
 
 def test_w8_jitflow_interpreted(measure: Any) -> None:

@@ -49,7 +49,8 @@ class ExplainReport:
         if self._report.get("hoisted"):
             d["hoisted"] = [dict(h) for h in self._report["hoisted"]]
         if self.loops:
-            d["loops"] = [{"op": x["op"], "kind": x["kind"], "plan": x["report"].to_dict()} for x in self.loops]
+            d["loops"] = [{"op": x["op"], "kind": x["kind"], "mode": x.get("mode"), "plan": x["report"].to_dict()}
+                          for x in self.loops]
         return d
 
     def __str__(self) -> str:
@@ -65,9 +66,9 @@ class ExplainReport:
             lines.append(f"  loop state on the device: {', '.join(self._report['loop_state'])}")
         for h in self._report.get("hoisted", []):  # a backward loop's capture gradients summed after it
             lines.append(f"  hoisted {h['op']} ({h['type']}): the gradient of {h['capture']}, {h['as']}")
-        for x in self.loops:  # a loop's sub-plans, replayed once per iteration
+        for x in self.loops:  # a loop's sub-plans: one compiled loop, or replayed once per iteration
             sub = str(x["report"]).rstrip("\n").replace("\n", "\n    ")
-            lines.append(f"  loop {x['op']} {x['kind']} (replayed per iteration) {sub}")
+            lines.append(f"  loop {x['op']} {x['kind']} ({x.get('mode', 'replayed per iteration')}) {sub}")
         return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
@@ -92,12 +93,13 @@ def _add_loop_reports(plan: Plan, sess: Any, depth: int = 0) -> None:
         if op.type not in ("While", "WhileGrad") or depth > 8:
             continue
         from jitflow.ops.while_loop import body_of
+        from jitflow.ops.while_native import describe
 
         body = body_of(op)
         for kind in (("grad",) if op.type == "WhileGrad" else ("cond", "body")):
             sub = body.plan(sess, kind)
             _add_loop_reports(sub, sess, depth + 1)
-            loops.append({"op": op.name, "kind": kind, "report": report_of(sub)})
+            loops.append({"op": op.name, "kind": kind, "report": report_of(sub), "mode": describe(body, sess, kind)})
     if loops:
         plan.report["loops"] = loops
 

@@ -59,7 +59,8 @@ def w8_steps(name: str, steps: int) -> None:
 
 def loop_overhead(steps: int, t: int = 400) -> None:
     """Per-iteration time of a 2-layer LSTM(8) at batch 1: the kernels do almost nothing, so this is the
-    cost of replaying the body (and gradient) plan per iteration; tiny clusters still call their kernels."""
+    loop's own cost per iteration (a compiled loop's, or the replay's where a loop does not compile) plus
+    the run's fixed cost spread over the iterations; tiny clusters still call their kernels."""
     import jitflow as tf
     from jitflow.compiler import steps as compiled_steps
 

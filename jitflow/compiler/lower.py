@@ -69,7 +69,7 @@ def member_reason(op: Operation) -> str | None:
     if t in registry.INTERPRETED:
         return registry.INTERPRETED[t]
     if t in ("While", "WhileGrad"):  # the loop's sub-plans are lowered on their own
-        return "loop: its cond/body sub-plans are planned and compiled separately, replayed per iteration"
+        return "loop: its cond/body sub-plans are planned and compiled separately (see the loop's entries)"
     if t in _BLAS_KERNELS or t in WINDOW_OPS:
         return ""  # its own step: the conv/pool kernels of jitflow/kernels (compiler/window_steps.py)
     if op.opdef.library:

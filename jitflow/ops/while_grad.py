@@ -11,6 +11,7 @@ from jitflow.errors import InternalError
 from jitflow.framework import registry
 from jitflow.framework.function import SubgraphContext, outside_control_flow
 from jitflow.framework.graph import Operation, Tensor
+from jitflow.ops import while_native, while_native_grad
 from jitflow.ops.while_hoist import Stash, grad_fetches
 from jitflow.ops.while_loop import LoopBody, body_of
 
@@ -120,9 +121,23 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
         gys = loop_state.upload([plan], gys, n + len(caps) + len(lb.saved or []), {})
     acc: list[Any] = [None] * len(caps)
     mine = [False] * len(caps)
+    learn = None
+    example: tuple | None = None
+    if iters and not (plan.device_fetches and plan.device_used):
+        first = iters[len(iters) - 1]
+        feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, first[0])]
+        native = while_native_grad.run_grad(ctx, lb, caps, iters, feed_g, hoisted)
+        if native is not None:
+            return tuple(native)
+        key = while_native_grad.grad_key(caps, feed_g, first, len(hoisted))
+        learn = key if while_native_grad.wants_example(ctx, lb, key) else None
     for vals, saved in reversed(iters):
         feed_g = [g if g is not None else _zero_like(v) for g, v in zip(gys, vals)]
-        res = execute(plan, ctx, _feed(plan, vals + caps + saved + feed_g))
+        if learn is not None and example is None:  # the first iteration's slots show the compiled loop its shapes
+            res, infos = while_native.run_keep(plan, ctx, vals + caps + saved + feed_g)
+            example = (caps, feed_g, (vals, saved), infos, hoisted)
+        else:
+            res = execute(plan, ctx, _feed(plan, vals + caps + saved + feed_g))
         full: list[Any] = [None] * (n + len(caps))
         for k, r in zip(idx, res):
             full[k] = r
@@ -134,6 +149,8 @@ def _grad_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
             acc[k] = _add(acc[k], r, mine[k])
             mine[k] = acc[k] is not None and acc[k] is not r
 
+    if learn is not None and example is not None:  # compiled once the loop is done
+        while_native_grad.learn(ctx, lb, learn, *example)
     for k, total in stash.finish().items():
         acc[k - n] = total
     last = iters[0][0] if iters else None

@@ -139,8 +139,8 @@ def _matmul_sum(op: Operation, a_parts: list[Any], b_parts: list[Any]) -> np.nda
             raise InvalidArgumentError(op.node_def, op, "Matrix size-incompatible: In[0]: "
                                                         f"{list(a.T.shape if ta else a.shape)}, In[1]: "
                                                         f"{list(b.T.shape if tb else b.shape)}")
-    a_all = np.concatenate(a_list, axis=0 if ta else 1)
-    b_all = np.concatenate(b_list, axis=1 if tb else 0)
+    a_all = a_list[0] if len(a_list) == 1 else np.concatenate(a_list, axis=0 if ta else 1)  # (one: pre-stacked)
+    b_all = b_list[0] if len(b_list) == 1 else np.concatenate(b_list, axis=1 if tb else 0)
     a_op = a_all.T if ta else a_all
     b_op = b_all.T if tb else b_all
     macs = a_op.shape[0] * a_op.shape[1] * b_op.shape[1]
@@ -159,4 +159,4 @@ def _colsum(op: Operation, parts: list[Any]) -> np.ndarray:
     if len({x.shape[1] for x in xs}) != 1:
         raise InvalidArgumentError(op.node_def, op, f"The gradient '{op.name}' changes shape across iterations: "
                                                     f"{sorted({x.shape for x in xs})}")
-    return np.add.reduce(np.concatenate(xs, axis=0), axis=0)
+    return np.add.reduce(xs[0] if len(xs) == 1 else np.concatenate(xs, axis=0), axis=0)

@@ -26,6 +26,7 @@ from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape
 from jitflow.ops import loop_structure as ls
+from jitflow.ops import while_native
 from jitflow.ops.constant_op import convert_to_tensor
 from jitflow.ops.while_hoist import Hoisted, find_hoisted, grad_fetches
 
@@ -145,14 +146,31 @@ def _while_kernel(ctx: Any, op: Operation, ins: list) -> tuple:
 
         return loop_state.run_loop(ctx, body, vals, caps, max_iter, lambda v: _truth(v, op))
     record = body.saved is not None
+    native = while_native.run_forward(ctx, body, vals, caps, max_iter, record)
+    if native is not None:
+        return native
+    learn = while_native.wants_example(ctx, body, vals + caps, record)
+    example: tuple | None = None
     iters: list[tuple[list, list]] = []
     i = 0
-    while i != max_iter and _truth(execute(cond_plan, ctx, vals + caps)[0], op):
-        res = execute(body_plan, ctx, vals + caps)
+    while i != max_iter:
+        if learn is not None and example is None:  # the first iteration's slots show the compiled loop its shapes
+            res, cond_infos = while_native.run_keep(cond_plan, ctx, vals + caps)
+            if not _truth(res[0], op):
+                break
+            feeds = vals + caps
+            res, body_infos = while_native.run_keep(body_plan, ctx, feeds)
+            example = (feeds, cond_infos, body_infos)
+        elif _truth(execute(cond_plan, ctx, vals + caps)[0], op):
+            res = execute(body_plan, ctx, vals + caps)
+        else:
+            break
         if record:
             iters.append((vals, res[n:]))
         vals = res[:n]
         i += 1
+    if learn is not None and example is not None:  # compiled once the loop is done (Ctrl-C stays with the loop)
+        while_native.learn(ctx, body, learn, *example)
     return (*vals, (caps, iters) if record else None)
 
 
