@@ -228,7 +228,8 @@ def test_property_matches_python_loop():
         sess.close()
 
 
-def test_runaway_loop_can_be_interrupted():
+@pytest.mark.parametrize("jit", [False, True])
+def test_runaway_loop_can_be_interrupted(jit):
     import signal
     import threading
 
@@ -242,7 +243,9 @@ def test_runaway_loop_can_be_interrupted():
             raise KeyboardInterrupt
 
         old = signal.signal(signal.SIGALRM, interrupt)
-        with tf.Session() as s:
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as s:
+            for _ in range(3):  # every kernel and the compiled loop are built before the alarm can land
+                assert s.run(r, {limit: 5}) == 5
             try:
                 signal.setitimer(signal.ITIMER_REAL, 0.3)
                 with pytest.raises(KeyboardInterrupt):
