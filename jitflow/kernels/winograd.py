@@ -1,0 +1,299 @@
+"""Winograd convolution F(m x m', r x r') for stride-1, undilated convs with 2..5-tap windows (NHWC).
+
+A tile of m x m' outputs needs an (m + r - 1) x (m' + r' - 1) tile of the input. In the transformed
+domain the window sum of each tile becomes one multiply per tile point and channel pair:
+
+    y_tile = A_h^T [ sum_c (G_h g G_w^T)[c, o] * (B_h^T d_c B_w) ] A_w
+
+so per tile point p the work is one GEMM (tiles x C) @ (C x O), a x a' GEMMs in all instead of
+im2col's one GEMM with K = r r' C. W7's second layer (5x5, 14x14 outputs) runs F(2x2, 5x5) with
+6x6 tiles: 36 / (4 * 25) = 0.36 of the multiply-adds, and no patch matrix.
+
+Gradients go through the same transforms, exactly (the chain rule through linear maps):
+- input gradient: the forward conv of dy with the filter rotated by 180 degrees and its channels
+  swapped, padded by r - 1 - pad;
+- filter gradient: per tile point, dU[p] = V[p]^T @ (A_h dy_tile A_w^T)[p] summed over tiles (a GEMM
+  with K = tiles), then dg = G_h^T dU G_w.
+
+The transforms mix a tile's values with coefficients up to ~5, so an inf or NaN in one input element
+would spread to outputs whose windows do not hold it (inf - inf): inputs that are not all finite, or
+so large that the transforms could overflow, take the im2col path instead (`safe`).
+
+Every driver walks the batch in chunks of images whose transformed tiles (V and M) stay in cache;
+chunks go to one thread per core (`threads.run_chunks`) when there are enough of them.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from jitflow.kernels import threads
+
+# Largest tile side: 6 keeps the transforms' coefficients small (interpolation points 0, +-1, +-2).
+TILE = 6
+_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)
+# Bytes of transformed tiles (V and M) per chunk when every core takes chunks on its own.
+WORKER_CHUNK_BYTES = 3 << 20
+# Tiles per block of a transform kernel's parallel loop (the block's scratch tile is allocated once).
+BLOCK_TILES = 16
+
+
+class Plan(NamedTuple):
+    """One conv's tiling: output tile (mh, mw), tiles per image (th, tw), transform matrices (float64)."""
+
+    mh: int
+    mw: int
+    th: int
+    tw: int
+    bt_h: np.ndarray  # (ah, ah): input tile -> transformed (B^T)
+    bt_w: np.ndarray
+    g_h: np.ndarray  # (ah, kh): filter -> transformed (G)
+    g_w: np.ndarray
+    at_h: np.ndarray  # (mh, ah): transformed -> output tile (A^T)
+    at_w: np.ndarray
+
+    @property
+    def points(self) -> int:
+        return self.bt_h.shape[0] * self.bt_w.shape[0]
+
+
+@functools.lru_cache(maxsize=16)
+def matrices(m: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A^T, G, B^T) of the 1-D F(m, r) (Cook-Toom, points 0, +-1, +-2, ... and infinity), such that
+    A^T ((G g) * (B^T d)) = [sum_j g[j] d[i + j] for i < m] for every g (r taps) and d (m + r - 1)."""
+    a = m + r - 1
+    pts = _POINTS[:a - 1]
+    at, g = np.zeros((m, a)), np.zeros((a, r))
+    for k, p in enumerate(pts):
+        at[:, k] = [p ** i for i in range(m)]
+        g[k] = [p ** j / math.prod(p - q for q in pts if q != p) for j in range(r)]
+    at[m - 1, a - 1] = g[a - 1, r - 1] = 1.0
+    # B^T, column l: sum_k A^T[i, k] G[k, j] B^T[k, l] = [l == i + j] (consistent, so solved exactly)
+    rows = np.array([at[i] * g[:, j] for i in range(m) for j in range(r)])
+    rhs = np.array([[float(ll == i + j) for ll in range(a)] for i in range(m) for j in range(r)])
+    bt = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+    bt[np.abs(bt) < 1e-9] = 0.0  # exact zeros: the kernels skip them
+    bt = np.round(bt * 8) / 8  # the exact entries are multiples of 1/8 for these points
+    assert np.abs(rows @ bt - rhs).max() < 1e-9
+    for arr in (at, g, bt):
+        arr.flags.writeable = False
+    return at, g, bt
+
+
+def _tile(o: int, r: int) -> int:
+    """Output tile side for `o` outputs of an `r`-tap window: fewest transformed points in all."""
+    return min(range(2, TILE - r + 2), key=lambda m: (-(-o // m) * (m + r - 1), -m))
+
+
+def applies(c: int, o: int, g: Any) -> bool:
+    """True when a conv (geometry `g`, a `conv.ConvGeom`; c input and o output channels) runs here:
+    stride 1, no dilation, 2..5 taps per side, and enough channels for the per-point GEMMs to pay."""
+    return g.sh == g.sw == 1 and g.dh == g.dw == 1 and 2 <= g.kh <= TILE - 1 and 2 <= g.kw <= TILE - 1 \
+        and min(c, o) >= 8
+
+
+@functools.lru_cache(maxsize=64)
+def plan(kh: int, kw: int, oh: int, ow: int) -> Plan:
+    """The tiling of a conv with a kh x kw window and oh x ow outputs."""
+    mh, mw = _tile(oh, kh), _tile(ow, kw)
+    at_h, g_h, bt_h = matrices(mh, kh)
+    at_w, g_w, bt_w = matrices(mw, kw)
+    return Plan(mh, mw, -(-oh // mh), -(-ow // mw), bt_h, bt_w, g_h, g_w, at_h, at_w)
+
+
+def label(kh: int, kw: int, oh: int, ow: int) -> str:
+    """How `explain` names the method: "winograd F(2x2,5x5)" (output tile, window)."""
+    p = plan(kh, kw, oh, ow)
+    return f"winograd F({p.mh}x{p.mw},{kh}x{kw})"
+
+
+def safe(*arrays: np.ndarray) -> bool:
+    """True when every element is finite and small enough that the transforms cannot overflow."""
+    return all(_bounded(a.reshape(-1), np.finfo(a.dtype).max / 1e6) for a in arrays)  # type: ignore[call-arg]
+
+
+@njit(cache=True, nogil=True)
+def _bounded(a, limit):  # type: ignore[no-untyped-def]
+    """True when every |a[i]| <= limit (NaN fails)."""
+    for i in range(a.shape[0]):
+        v = a[i]
+        if not (-limit <= v <= limit):
+            return False
+    return True
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _tiles_in(x, n0, n1, pt, pl, mh, mw, th, tw, bh, bw, v):  # type: ignore[no-untyped-def]
+    """v[p * aw + q, t, c] = sum_ij bh[p, i] bw[q, j] x[n, ti*mh - pt + i, tj*mw - pl + j, c] (0 outside)
+    for tile t = ((n - n0) * th + ti) * tw + tj of images n0..n1: the separable transform of each tile."""
+    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
+    ah, rh = bh.shape
+    aw, rw = bw.shape
+    nt = (n1 - n0) * th * tw
+    for blk in prange((nt + BLOCK_TILES - 1) // BLOCK_TILES):
+        tmp = np.empty((ah, rw, ch), v.dtype)
+        for t in range(blk * BLOCK_TILES, min(nt, (blk + 1) * BLOCK_TILES)):
+            n = n0 + t // (th * tw)
+            y0 = (t // tw) % th * mh - pt
+            x0 = t % tw * mw - pl
+            tmp[:] = 0
+            for i in range(rh):  # rows: tmp[p, j] = sum_i bh[p, i] x[y0 + i, x0 + j]
+                y = y0 + i
+                if y < 0 or y >= h:
+                    continue
+                for j in range(rw):
+                    xx = x0 + j
+                    if xx < 0 or xx >= w:
+                        continue
+                    src = x[n, y, xx]
+                    for p in range(ah):
+                        coef = bh[p, i]
+                        if coef != 0:
+                            for c in range(ch):
+                                tmp[p, j, c] += coef * src[c]
+            for p in range(ah):  # columns: v[p, q] = sum_j bw[q, j] tmp[p, j]
+                for q in range(aw):
+                    row = v[p * aw + q, t]
+                    row[:] = 0
+                    for j in range(rw):
+                        coef = bw[q, j]
+                        if coef != 0:
+                            for c in range(ch):
+                                row[c] += coef * tmp[p, j, c]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _tiles_out(mm, n0, n1, mh, mw, th, tw, ah_, aw_, bias, has_bias, relu, y):  # type: ignore[no-untyped-def]
+    """y[n, ti*mh + i, tj*mw + j, o] = sum_pq ah_[i, p] aw_[j, q] mm[p * aw + q, t, o] (+ bias, ReLU) for the
+    outputs inside y: the inverse transform of each tile with the conv's epilogue."""
+    oh, ow, co = y.shape[1], y.shape[2], y.shape[3]
+    ah, aw = ah_.shape[1], aw_.shape[1]
+    nt = (n1 - n0) * th * tw
+    for blk in prange((nt + BLOCK_TILES - 1) // BLOCK_TILES):
+        tmp = np.empty((mh, aw, co), y.dtype)
+        for t in range(blk * BLOCK_TILES, min(nt, (blk + 1) * BLOCK_TILES)):
+            n = n0 + t // (th * tw)
+            y0 = (t // tw) % th * mh
+            x0 = t % tw * mw
+            tmp[:] = 0
+            for p in range(ah):
+                for q in range(aw):
+                    src = mm[p * aw + q, t]
+                    for i in range(mh):
+                        coef = ah_[i, p]
+                        if coef != 0:
+                            for c in range(co):
+                                tmp[i, q, c] += coef * src[c]
+            for i in range(min(mh, oh - y0)):
+                for j in range(min(mw, ow - x0)):
+                    dst = y[n, y0 + i, x0 + j]
+                    for c in range(co):
+                        dst[c] = bias[c] if has_bias else 0
+                    for q in range(aw):
+                        coef = aw_[j, q]
+                        if coef != 0:
+                            for c in range(co):
+                                dst[c] += coef * tmp[i, q, c]
+                    if relu:
+                        for c in range(co):
+                            if dst[c] < 0:  # np.maximum(v, 0): NaN stays NaN
+                                dst[c] = 0
+
+
+def _cast(p: Plan, dt: np.dtype) -> Plan:
+    return Plan(p.mh, p.mw, p.th, p.tw, *(np.ascontiguousarray(m, dt) for m in p[4:]))
+
+
+def _chunking(n: int, per_image: int) -> tuple[int, int]:
+    """(images per chunk, worker threads) for a batch of n images of `per_image` transformed bytes."""
+    workers = threads.chunk_workers(n * per_image // 4)
+    step = max(1, min(n, WORKER_CHUNK_BYTES // max(per_image, 1)))
+    if workers > 1 and -(-n // step) >= 2 * workers and _threads_ok():
+        return step, workers
+    return max(1, min(n, (4 * WORKER_CHUNK_BYTES) // max(per_image, 1))), 1
+
+
+def _threads_ok() -> bool:
+    from jitflow.kernels import conv  # the threading-layer check lives with the other chunked kernels
+
+    return conv._threadsafe_layer()
+
+
+def _each(n: int, step: int, workers: int, work: Any) -> None:
+    if workers > 1:
+        threads.run_chunks(n, step, workers, work)
+        return
+    for n0 in range(0, n, step):
+        work(0, n0, min(n, n0 + step))
+
+
+def _buffers(scratch: Any, workers: int, pts: int, tiles: int, widths: tuple[int, ...],
+             dt: np.dtype) -> list[list[np.ndarray]]:
+    """Per worker, one (pts, tiles, width) buffer per width, carved from one scratch allocation."""
+    sizes = [pts * tiles * wd for wd in widths]
+    flat = scratch(workers * sum(sizes), dt)
+    out, at = [], 0
+    for _ in range(workers):
+        bufs = []
+        for wd, sz in zip(widths, sizes):
+            bufs.append(flat[at:at + sz].reshape(pts, tiles, wd))
+            at += sz
+        out.append(bufs)
+    return out
+
+
+def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
+            bias: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
+    """out (N, OH, OW, O) = conv2d(x, f) (+ bias, ReLU) for a geometry where `applies` holds."""
+    n, c, o = x.shape[0], x.shape[3], f.shape[3]
+    p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
+    pts, per = p.points, p.th * p.tw
+    u = np.einsum("pa,qe,aeco->pqco", p.g_h, p.g_w, f, optimize=True).reshape(pts, c, o)
+    step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
+    bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
+    b = bias if bias is not None else np.zeros(1, x.dtype)
+
+    def work(w: int, n0: int, n1: int) -> None:
+        v, mm = (buf[:, :(n1 - n0) * per] for buf in bufs[w])
+        _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)  # type: ignore[call-arg]
+        np.matmul(v, u, out=mm)
+        _tiles_out(mm, n0, n1, p.mh, p.mw, p.th, p.tw, p.at_h, p.at_w, b, bias is not None, relu,  # type: ignore[call-arg]
+                   out)
+
+    _each(n, step, workers, work)
+    return out
+
+
+def input_grad(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, scratch: Any) -> np.ndarray:
+    """dx (N, H, W, C) of conv2d: the forward conv of dy with f rotated 180 degrees, channels swapped."""
+    fr = np.ascontiguousarray(f[::-1, ::-1].transpose(0, 1, 3, 2))
+    h, w = dx.shape[1], dx.shape[2]
+    gr = type(g)(g.kh, g.kw, 1, 1, 1, 1, g.kh - 1 - g.pt, g.kw - 1 - g.pl, h, w)
+    return forward(dy, fr, gr, dx, scratch)
+
+
+def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: Any) -> np.ndarray:
+    """df (KH, KW, C, O) of conv2d: per tile point, V^T @ (A dy A^T) summed over tiles, then G^T . G."""
+    n, c, o = x.shape[0], x.shape[3], dy.shape[3]
+    p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
+    pts, per = p.points, p.th * p.tw
+    at_ht, at_wt = np.ascontiguousarray(p.at_h.T), np.ascontiguousarray(p.at_w.T)
+    step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
+    bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
+    sums = np.zeros((workers, 2, pts, c, o), x.dtype)  # per thread: its running sum, the chunk's product
+
+    def work(w: int, n0: int, n1: int) -> None:
+        v, dm = (buf[:, :(n1 - n0) * per] for buf in bufs[w])
+        _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)  # type: ignore[call-arg]
+        _tiles_in(dy, n0, n1, 0, 0, p.mh, p.mw, p.th, p.tw, at_ht, at_wt, dm)  # type: ignore[call-arg]
+        np.matmul(v.transpose(0, 2, 1), dm, out=sums[w, 1])
+        sums[w, 0] += sums[w, 1]
+
+    _each(n, step, workers, work)
+    du = sums[:, 0].sum(axis=0).reshape(p.bt_h.shape[0], p.bt_w.shape[0], c, o)
+    df[...] = np.einsum("pa,qe,pqco->aeco", p.g_h, p.g_w, du, optimize=True)
+    return df
