@@ -6,8 +6,9 @@ domain the window sum of each tile becomes one multiply per tile point and chann
     y_tile = A_h^T [ sum_c (G_h g G_w^T)[c, o] * (B_h^T d_c B_w) ] A_w
 
 so per tile point p the work is one GEMM (tiles x C) @ (C x O), a x a' GEMMs in all instead of
-im2col's one GEMM with K = r r' C. W7's second layer (5x5, 14x14 outputs) runs F(2x2, 5x5) with
-6x6 tiles: 36 / (4 * 25) = 0.36 of the multiply-adds, and no patch matrix.
+im2col's one GEMM with K = r r' C. W7's second layer (5x5, 14x14 outputs) runs F(4x4, 5x5) with
+8x8 tiles (4x4 tiles cover 16x16 outputs): 64 * 16 / (196 * 25) = 0.21 of the multiply-adds, and no
+patch matrix (one thread, batch 128: 14.6 ms against 33.6 ms for im2col + GEMM; F(2x2, 5x5) 18 ms).
 
 Gradients go through the same transforms, exactly (the chain rule through linear maps):
 - input gradient: the forward conv of dy with the filter rotated by 180 degrees and its channels
@@ -15,12 +16,14 @@ Gradients go through the same transforms, exactly (the chain rule through linear
 - filter gradient: per tile point, dU[p] = V[p]^T @ (A_h dy_tile A_w^T)[p] summed over tiles (a GEMM
   with K = tiles), then dg = G_h^T dU G_w.
 
-The transforms mix a tile's values with coefficients up to ~5, so an inf or NaN in one input element
+The transforms mix a tile's values with coefficients up to ~20, so an inf or NaN in one input element
 would spread to outputs whose windows do not hold it (inf - inf): inputs that are not all finite, or
 so large that the transforms could overflow, take the im2col path instead (`safe`).
 
 Every driver walks the batch in chunks of images whose transformed tiles (V and M) stay in cache;
-chunks go to one thread per core (`threads.run_chunks`) when there are enough of them.
+chunks go to one thread per core (`threads.run_chunks`) when there are enough of them. The transforms
+work on whole rows of tiles, so that their loops run over contiguous runs of several tiles' channels
+(LLVM vectorizes Numba's loops 64 floats at a time: a 32-channel loop alone runs scalar).
 """
 from __future__ import annotations
 
@@ -33,13 +36,13 @@ from numba import njit, prange
 
 from jitflow.kernels import threads
 
-# Largest tile side: 6 keeps the transforms' coefficients small (interpolation points 0, +-1, +-2).
-TILE = 6
-_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)
+# Largest input tile side (interpolation points 0, +-1, +-2, +-1/2 and infinity).
+TILE = 8
+# Largest output tile side (float32 error grows with it).
+MAX_OUT = 4
+_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
 # Bytes of transformed tiles (V and M) per chunk when every core takes chunks on its own.
 WORKER_CHUNK_BYTES = 3 << 20
-# Tiles per block of a transform kernel's parallel loop (the block's scratch tile is allocated once).
-BLOCK_TILES = 16
 
 
 class Plan(NamedTuple):
@@ -77,7 +80,6 @@ def matrices(m: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rhs = np.array([[float(ll == i + j) for ll in range(a)] for i in range(m) for j in range(r)])
     bt = np.linalg.lstsq(rows, rhs, rcond=None)[0]
     bt[np.abs(bt) < 1e-9] = 0.0  # exact zeros: the kernels skip them
-    bt = np.round(bt * 8) / 8  # the exact entries are multiples of 1/8 for these points
     assert np.abs(rows @ bt - rhs).max() < 1e-9
     for arr in (at, g, bt):
         arr.flags.writeable = False
@@ -85,8 +87,10 @@ def matrices(m: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _tile(o: int, r: int) -> int:
-    """Output tile side for `o` outputs of an `r`-tap window: fewest transformed points in all."""
-    return min(range(2, TILE - r + 2), key=lambda m: (-(-o // m) * (m + r - 1), -m))
+    """Output tile side for `o` outputs of an `r`-tap window: fewest transformed points in all, tiles of
+    at most MAX_OUT outputs per side (float32 error grows with the tile: F(4, 5) is ~5e-6 of the output's
+    scale on W7's second layer, im2col's ~6e-7)."""
+    return min(range(2, min(MAX_OUT, TILE - r + 1) + 1), key=lambda m: (-(-o // m) * (m + r - 1), -m))
 
 
 def applies(c: int, o: int, g: Any) -> bool:
@@ -125,82 +129,97 @@ def _out_of_range(a, limit):  # type: ignore[no-untyped-def]
     return bad
 
 
+@njit(cache=True, nogil=True)
+def _axpy(dst, src, coef):  # type: ignore[no-untyped-def]
+    for k in range(dst.shape[0]):
+        dst[k] += coef * src[k]
+
+
+@njit(cache=True, nogil=True)
+def _strip_rows(x, n, y0, x0, bh, rows):  # type: ignore[no-untyped-def]
+    """rows[p, col * C + c] = sum_i bh[p, i] x[n, y0 + i, x0 + col, c] (0 outside the image): the first
+    pass of a whole row of tiles, as long loops over contiguous runs of input rows."""
+    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
+    rows[:] = 0
+    c0, c1 = max(0, x0), min(w, x0 + rows.shape[1] // ch)
+    if c1 <= c0:
+        return
+    xf = x.reshape(x.shape[0], h, w * ch)
+    for i in range(bh.shape[1]):
+        y = y0 + i
+        if 0 <= y < h:
+            src = xf[n, y, c0 * ch:c1 * ch]
+            for p in range(bh.shape[0]):
+                if bh[p, i] != 0:
+                    _axpy(rows[p, (c0 - x0) * ch:(c1 - x0) * ch], src, bh[p, i])
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _tiles_in(x, n0, n1, pt, pl, mh, mw, th, tw, bh, bw, v):  # type: ignore[no-untyped-def]
-    """v[p * aw + q, t, c] = sum_ij bh[p, i] bw[q, j] x[n, ti*mh - pt + i, tj*mw - pl + j, c] (0 outside)
-    for tile t = ((n - n0) * th + ti) * tw + tj of images n0..n1: the separable transform of each tile."""
-    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
-    ah, rh = bh.shape
+    """v[p * aw + q, t * C + c] = sum_ij bh[p, i] bw[q, j] x[n, ti*mh - pt + i, tj*mw - pl + j, c] (0 outside)
+    for tile t = ((n - n0) * th + ti) * tw + tj of images n0..n1 (x C-contiguous).
+
+    Per row of tiles: the row pass over whole input rows (`_strip_rows`), its columns regrouped by phase
+    (col % mw) so that tap j of every tile in the row is one contiguous run, then the column pass as one
+    long loop per (point, tap) over all the row's tiles."""
+    ch = x.shape[3]
+    ah = bh.shape[0]
     aw, rw = bw.shape
-    nt = (n1 - n0) * th * tw
-    for blk in prange((nt + BLOCK_TILES - 1) // BLOCK_TILES):
-        tmp = np.empty((ah, rw, ch), v.dtype)
-        for t in range(blk * BLOCK_TILES, min(nt, (blk + 1) * BLOCK_TILES)):
-            n = n0 + t // (th * tw)
-            y0 = (t // tw) % th * mh - pt
-            x0 = t % tw * mw - pl
-            tmp[:] = 0
-            for i in range(rh):  # rows: tmp[p, j] = sum_i bh[p, i] x[y0 + i, x0 + j]
-                y = y0 + i
-                if y < 0 or y >= h:
-                    continue
-                for j in range(rw):
-                    xx = x0 + j
-                    if xx < 0 or xx >= w:
-                        continue
-                    src = x[n, y, xx]
-                    for p in range(ah):
-                        coef = bh[p, i]
-                        if coef != 0:
-                            for c in range(ch):
-                                tmp[p, j, c] += coef * src[c]
-            for p in range(ah):  # columns: v[p, q] = sum_j bw[q, j] tmp[p, j]
+    k = tw - 1 + (rw + mw - 1) // mw  # columns per phase
+    for b in prange(n1 - n0):
+        rows = np.empty((ah, k * mw * ch), v.dtype)
+        poly = np.empty((ah, mw, k * ch), v.dtype)
+        for ti in range(th):
+            _strip_rows(x, n0 + b, ti * mh - pt, -pl, bh, rows)
+            for p in range(ah):
+                for col in range(k * mw):
+                    poly[p, col % mw, col // mw * ch:(col // mw + 1) * ch] = rows[p, col * ch:(col + 1) * ch]
+            t0 = (b * th + ti) * tw
+            for p in range(ah):
                 for q in range(aw):
-                    row = v[p * aw + q, t]
-                    row[:] = 0
+                    dst = v[p * aw + q, t0 * ch:(t0 + tw) * ch]
+                    dst[:] = 0
                     for j in range(rw):
-                        coef = bw[q, j]
-                        if coef != 0:
-                            for c in range(ch):
-                                row[c] += coef * tmp[p, j, c]
+                        if bw[q, j] != 0:
+                            _axpy(dst, poly[p, j % mw, j // mw * ch:(j // mw + tw) * ch], bw[q, j])
+
+
+@njit(cache=True, nogil=True)
+def _emit(dst, src, bias, has_bias, relu):  # type: ignore[no-untyped-def]
+    """dst = src (+ bias) (then max(., 0)): the conv's epilogue on one output pixel."""
+    for c in range(dst.shape[0]):
+        v = src[c] + bias[c] if has_bias else src[c]
+        dst[c] = 0 if relu and v < 0 else v  # np.maximum(v, 0): NaN stays NaN
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _tiles_out(mm, n0, n1, mh, mw, th, tw, ah_, aw_, bias, has_bias, relu, y):  # type: ignore[no-untyped-def]
-    """y[n, ti*mh + i, tj*mw + j, o] = sum_pq ah_[i, p] aw_[j, q] mm[p * aw + q, t, o] (+ bias, ReLU) for the
-    outputs inside y: the inverse transform of each tile with the conv's epilogue."""
+def _tiles_out(mm, n0, n1, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y):  # type: ignore[no-untyped-def]
+    """y[n, ti*mh + i, tj*mw + j, o] = sum_pq at_h[i, p] at_w[j, q] mm[p * aw + q, t * O + o] (+ bias, ReLU)
+    for the outputs inside y: per row of tiles, the column pass (one long loop per point and tap over
+    the row's tiles), the row pass, then the epilogue while writing each pixel."""
     oh, ow, co = y.shape[1], y.shape[2], y.shape[3]
-    ah, aw = ah_.shape[1], aw_.shape[1]
-    nt = (n1 - n0) * th * tw
-    for blk in prange((nt + BLOCK_TILES - 1) // BLOCK_TILES):
-        tmp = np.empty((mh, aw, co), y.dtype)
-        for t in range(blk * BLOCK_TILES, min(nt, (blk + 1) * BLOCK_TILES)):
-            n = n0 + t // (th * tw)
-            y0 = (t // tw) % th * mh
-            x0 = t % tw * mw
-            tmp[:] = 0
+    ah, aw = at_h.shape[1], at_w.shape[1]
+    run = tw * co
+    for b in prange(n1 - n0):
+        cols = np.empty((ah, mw * run), y.dtype)  # [p, j, tj, o]
+        out = np.empty((mh, mw * run), y.dtype)  # [i, j, tj, o]
+        for ti in range(th):
+            t0 = (b * th + ti) * tw
+            cols[:] = 0
             for p in range(ah):
                 for q in range(aw):
-                    src = mm[p * aw + q, t]
-                    for i in range(mh):
-                        coef = ah_[i, p]
-                        if coef != 0:
-                            for c in range(co):
-                                tmp[i, q, c] += coef * src[c]
-            for i in range(min(mh, oh - y0)):
-                for j in range(min(mw, ow - x0)):
-                    dst = y[n, y0 + i, x0 + j]
-                    for c in range(co):
-                        dst[c] = bias[c] if has_bias else 0
-                    for q in range(aw):
-                        coef = aw_[j, q]
-                        if coef != 0:
-                            for c in range(co):
-                                dst[c] += coef * tmp[i, q, c]
-                    if relu:
-                        for c in range(co):
-                            if dst[c] < 0:  # np.maximum(v, 0): NaN stays NaN
-                                dst[c] = 0
+                    for j in range(mw):
+                        if at_w[j, q] != 0:
+                            _axpy(cols[p, j * run:(j + 1) * run], mm[p * aw + q, t0 * co:t0 * co + run], at_w[j, q])
+            out[:] = 0
+            for i in range(min(mh, oh - ti * mh)):
+                for p in range(ah):
+                    if at_h[i, p] != 0:
+                        _axpy(out[i], cols[p], at_h[i, p])
+                for tj in range(tw):
+                    for j in range(min(mw, ow - tj * mw)):
+                        at = (j * tw + tj) * co
+                        _emit(y[n0 + b, ti * mh + i, tj * mw + j], out[i, at:at + co], bias, has_bias, relu)
 
 
 def _cast(p: Plan, dt: np.dtype) -> Plan:
@@ -239,14 +258,14 @@ def _each(n: int, step: int, workers: int, work: Any) -> None:
 
 def _buffers(scratch: Any, workers: int, pts: int, tiles: int, widths: tuple[int, ...],
              dt: np.dtype) -> list[list[np.ndarray]]:
-    """Per worker, one (pts, tiles, width) buffer per width, carved from one scratch allocation."""
+    """Per worker, one (pts, tiles * width) buffer per width, carved from one scratch allocation."""
     sizes = [pts * tiles * wd for wd in widths]
     flat = scratch(workers * sum(sizes), dt)
     out, at = [], 0
     for _ in range(workers):
         bufs = []
         for wd, sz in zip(widths, sizes):
-            bufs.append(flat[at:at + sz].reshape(pts, tiles, wd))
+            bufs.append(flat[at:at + sz].reshape(pts, tiles * wd))
             at += sz
         out.append(bufs)
     return out
@@ -264,9 +283,10 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
     b = bias if bias is not None else np.zeros(1, x.dtype)
 
     def work(w: int, n0: int, n1: int) -> None:
-        v, mm = (buf[:, :(n1 - n0) * per] for buf in bufs[w])
+        v, mm = bufs[w]
         _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)  # type: ignore[call-arg]
-        np.matmul(v, u, out=mm)
+        tc = (n1 - n0) * per
+        np.matmul(v.reshape(pts, -1, c)[:, :tc], u, out=mm.reshape(pts, -1, o)[:, :tc])
         _tiles_out(mm, n0, n1, p.mh, p.mw, p.th, p.tw, p.at_h, p.at_w, b, bias is not None, relu,  # type: ignore[call-arg]
                    out)
 
@@ -293,10 +313,11 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
     sums = np.zeros((workers, 2, pts, c, o), x.dtype)  # per thread: its running sum, the chunk's product
 
     def work(w: int, n0: int, n1: int) -> None:
-        v, dm = (buf[:, :(n1 - n0) * per] for buf in bufs[w])
+        v, dm = bufs[w]
         _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)  # type: ignore[call-arg]
         _tiles_in(dy, n0, n1, 0, 0, p.mh, p.mw, p.th, p.tw, at_ht, at_wt, dm)  # type: ignore[call-arg]
-        np.matmul(v.transpose(0, 2, 1), dm, out=sums[w, 1])
+        tc = (n1 - n0) * per
+        np.matmul(v.reshape(pts, -1, c)[:, :tc].transpose(0, 2, 1), dm.reshape(pts, -1, o)[:, :tc], out=sums[w, 1])
         sums[w, 0] += sums[w, 1]
 
     _each(n, step, workers, work)

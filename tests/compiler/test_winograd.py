@@ -18,7 +18,7 @@ from jitflow.kernels import conv, threads, winograd
 from tests.compiler.test_window_steps import _compare, _conv_graph, _nchw, _output_is_empty, _padding
 
 
-@pytest.mark.parametrize("m, r", [(2, 2), (5, 2), (2, 3), (4, 3), (3, 4), (2, 5)])
+@pytest.mark.parametrize("m, r", [(2, 2), (4, 2), (2, 3), (4, 3), (3, 4), (4, 4), (2, 5), (3, 5), (4, 5)])
 def test_transforms_compute_a_correlation(m: int, r: int) -> None:
     """A^T ((G g) * (B^T d)) is the m outputs of an r-tap correlation, for random g and d (float64)."""
     at, g, bt = winograd.matrices(m, r)
@@ -105,5 +105,5 @@ def test_explain_names_winograd() -> None:
             sess.run(tf.global_variables_initializer())
             sess.run(step)
         text = str(tf.explain(step))
-    assert "kernels/conv: winograd F(2x2,5x5) +bias+relu" in text
+    assert "kernels/conv: winograd F(4x4,5x5) +bias+relu" in text
     assert text.count("kernels/conv: winograd") >= 3
