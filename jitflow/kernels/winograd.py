@@ -227,10 +227,15 @@ def _cast(p: Plan, dt: np.dtype) -> Plan:
 
 
 def _filter_tf(p: Plan, f: np.ndarray) -> np.ndarray:
-    """U[p * aw + q] = (G_h f G_w^T)[p, q]: (points, C, O) for the per-point GEMMs (two small matmuls)."""
+    """U[p * aw + q] = (G_h f G_w^T)[p, q]: (points, C, O) for the per-point GEMMs."""
     kh, kw, c, o = f.shape
-    rows = (p.g_h @ f.reshape(kh, -1)).reshape(-1, kw, c * o)
-    return np.matmul(p.g_w, rows).reshape(-1, c, o)
+    return _sandwich(p.g_h, p.g_w, f.reshape(kh, kw, c * o)).reshape(-1, c, o)
+
+
+def _sandwich(left: np.ndarray, right: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """out[p, q] = sum_ae left[p, a] right[q, e] t[a, e] for t (A, E, K), as two 2-operand einsums (OpenBLAS
+    took 6-8 ms for the 8x5 @ 5x40960 GEMM of a 5x5x64x128 filter; einsum's own loop 0.2 ms)."""
+    return np.einsum("qe,pek->pqk", right, np.einsum("pa,aek->pek", left, t))
 
 
 def _chunking(n: int, per_image: int) -> tuple[int, int]:
@@ -321,6 +326,6 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
         sums[w, 0] += sums[w, 1]
 
     _each(n, step, workers, work)
-    du = sums[:, 0].sum(axis=0).reshape(p.bt_h.shape[0], -1)
-    df.reshape(g.kh, g.kw, c * o)[...] = np.matmul(p.g_w.T, (p.g_h.T @ du).reshape(g.kh, p.bt_w.shape[0], c * o))
+    du = sums[:, 0].sum(axis=0).reshape(p.bt_h.shape[0], p.bt_w.shape[0], c * o)
+    df.reshape(g.kh, g.kw, c * o)[...] = _sandwich(np.ascontiguousarray(p.g_h.T), np.ascontiguousarray(p.g_w.T), du)
     return df
