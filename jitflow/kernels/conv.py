@@ -219,7 +219,8 @@ def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.nd
         np.matmul(part.T, dy2[n0 * rows:n1 * rows], out=sums[w, 1])
         sums[w, 0] += sums[w, 1]
 
-    _each_chunk(n, step, workers, work)
+    with threads.reduction_gemms(workers):
+        _each_chunk(n, step, workers, work)
     np.sum(sums[:, 0], axis=0, out=df2)
     return df
 

@@ -325,7 +325,8 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
         np.matmul(v.reshape(pts, -1, c)[:, :tc].transpose(0, 2, 1), dm.reshape(pts, -1, o)[:, :tc], out=sums[w, 1])
         sums[w, 0] += sums[w, 1]
 
-    _each(n, step, workers, work)
+    with threads.reduction_gemms(workers):
+        _each(n, step, workers, work)
     du = sums[:, 0].sum(axis=0).reshape(p.bt_h.shape[0], p.bt_w.shape[0], c * o)
     df.reshape(g.kh, g.kw, c * o)[...] = _sandwich(np.ascontiguousarray(p.g_h.T), np.ascontiguousarray(p.g_w.T), du)
     return df
