@@ -327,11 +327,22 @@ def _taps(op: Operation) -> int:
     return max(kh * kw, 1)
 
 
+# A GEMM side (patch length kh*kw*C or output channels O) below which a conv's GEMMs run on one OpenBLAS
+# thread: two threads on such thin GEMMs took 3.6-8 ms instead of 0.18 ms on a loaded machine (12544x4 @
+# 4x64 and 12544x64 @ 64x4, dcgan's last transposed conv; bench/README.md).
+THIN_GEMM = 16
+
+
 def _width(op: Operation) -> int:
+    """GEMM multiply-adds per patch element, roughly; 0 when the GEMMs are thin (see THIN_GEMM)."""
     if op.type not in CONV_OPS:
         return 0
     v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
-    return max(v[2] or 1, v[3] or 1) if v is not None and len(v) == 4 else 64
+    if v is None or len(v) != 4:
+        return 64
+    if None not in v and min(v[0] * v[1] * v[2], v[3]) < THIN_GEMM:
+        return 0
+    return max(v[2] or 1, v[3] or 1)
 
 
 def predicted_kernel(op: Operation) -> str:

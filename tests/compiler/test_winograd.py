@@ -107,3 +107,14 @@ def test_explain_names_winograd() -> None:
         text = str(tf.explain(step))
     assert "kernels/conv: winograd F(4x4,5x5) +bias+relu" in text
     assert text.count("kernels/conv: winograd") >= 3
+
+
+def test_thin_conv_gemms_ask_for_one_blas_thread() -> None:
+    """A conv whose GEMMs have a side under THIN_GEMM (patch length kh*kw*C or O) reports no GEMM width, so
+    its step runs OpenBLAS on one thread; a wide one reports its channel count."""
+    from jitflow.compiler import window_steps
+
+    with tf.Graph().as_default():
+        thin = tf.nn.conv2d(tf.zeros([2, 8, 8, 1]), tf.zeros([2, 2, 1, 64]), [1, 2, 2, 1], "SAME")
+        wide = tf.nn.conv2d(tf.zeros([2, 8, 8, 32]), tf.zeros([5, 5, 32, 64]), [1, 1, 1, 1], "SAME")
+        assert window_steps._width(thin.op) == 0 and window_steps._width(wide.op) == 64
