@@ -340,8 +340,10 @@ def _width(op: Operation) -> int:
     v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
     if v is None or len(v) != 4:
         return 64
-    if None not in v and min(v[0] * v[1] * v[2], v[3]) < THIN_GEMM:
-        return 0
+    if None not in v:
+        kh, kw, c, o = known_dims(v)
+        if min(kh * kw * c, o) < THIN_GEMM:
+            return 0
     return max(v[2] or 1, v[3] or 1)
 
 

@@ -285,6 +285,7 @@ def _buffers(scratch: Any, workers: int, pts: int, tiles: int, widths: tuple[int
 def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
             bias: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
     """out (N, OH, OW, O) = conv2d(x, f) (+ bias, ReLU) for a geometry where `applies` holds."""
+    x = np.ascontiguousarray(x)  # the transforms read whole rows as flat runs
     n, c, o = x.shape[0], x.shape[3], f.shape[3]
     p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
     pts, per = p.points, p.th * p.tw
@@ -315,6 +316,7 @@ def input_grad(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, scratch: A
 
 def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: Any) -> np.ndarray:
     """df (KH, KW, C, O) of conv2d: per tile point, V^T @ (A dy A^T) summed over tiles, then G^T . G."""
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     n, c, o = x.shape[0], x.shape[3], dy.shape[3]
     p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
     pts, per = p.points, p.th * p.tw
