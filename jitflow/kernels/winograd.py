@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -232,6 +235,40 @@ def _filter_tf(p: Plan, f: np.ndarray) -> np.ndarray:
     return _sandwich(p.g_h, p.g_w, f.reshape(kh, kw, c * o)).reshape(-1, c, o)
 
 
+class _FilterCache:
+    """Transformed filters of recent calls, reused while the filter's values are unchanged (inference: W7i's
+    batch-1 conv2 spent ~50 of its ~170 us transforming the same filter every run). A hit costs a copy's
+    comparison (~15 us for 51k floats); filters over MAX_ELEMENTS are not kept."""
+
+    SIZE = 4
+    MAX_ELEMENTS = 1 << 18
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, kind: str, p: Plan, f: np.ndarray, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """`make()` (the transform of `f` for plan `p`), or the one made for equal values before."""
+        if f.size > self.MAX_ELEMENTS:
+            return make()
+        key = (kind, f.__array_interface__["data"][0], f.shape, f.dtype.str, p.mh, p.mw, p.bt_h.shape[0],
+               p.bt_w.shape[0])
+        with self.lock:
+            hit = self.entries.get(key)
+        if hit is not None and np.array_equal(hit[0], f):
+            return hit[1]
+        u = make()
+        with self.lock:
+            self.entries[key] = (f.copy(), u)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.SIZE:
+                self.entries.popitem(last=False)
+        return u
+
+
+_FILTERS = _FilterCache()
+
+
 def _sandwich(left: np.ndarray, right: np.ndarray, t: np.ndarray) -> np.ndarray:
     """out[p, q] = sum_ae left[p, a] right[q, e] t[a, e] for t (A, E, K): 2-D GEMMs on one OpenBLAS thread
     (two threads took 6-8 ms for the 8x5 @ 5x40960 GEMM of a 5x5x64x128 filter on a loaded machine, one
@@ -283,13 +320,15 @@ def _buffers(scratch: Any, workers: int, pts: int, tiles: int, widths: tuple[int
 
 
 def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
-            bias: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
-    """out (N, OH, OW, O) = conv2d(x, f) (+ bias, ReLU) for a geometry where `applies` holds."""
+            bias: np.ndarray | None = None, relu: bool = False, rotated: np.ndarray | None = None) -> np.ndarray:
+    """out (N, OH, OW, O) = conv2d(x, f) (+ bias, ReLU) for a geometry where `applies` holds (`rotated`:
+    the filter that `f` was made from by `input_grad`, whose values key the filter-transform cache)."""
     x = np.ascontiguousarray(x)  # the transforms read whole rows as flat runs
     n, c, o = x.shape[0], x.shape[3], f.shape[3]
     p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
     pts, per = p.points, p.th * p.tw
-    u = _filter_tf(p, f)
+    u = _FILTERS.get("forward" if rotated is None else "rotated", p, f if rotated is None else rotated,
+                     lambda: _filter_tf(p, f))
     step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
     bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
     b = bias if bias is not None else np.zeros(1, x.dtype)
@@ -311,7 +350,7 @@ def input_grad(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, scratch: A
     fr = np.ascontiguousarray(f[::-1, ::-1].transpose(0, 1, 3, 2))
     h, w = dx.shape[1], dx.shape[2]
     gr = type(g)(g.kh, g.kw, 1, 1, 1, 1, g.kh - 1 - g.pt, g.kw - 1 - g.pl, h, w)
-    return forward(dy, fr, gr, dx, scratch)
+    return forward(dy, fr, gr, dx, scratch, rotated=f)
 
 
 def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: Any) -> np.ndarray:

@@ -118,3 +118,23 @@ def test_thin_conv_gemms_ask_for_one_blas_thread() -> None:
         thin = tf.nn.conv2d(tf.zeros([2, 8, 8, 1]), tf.zeros([2, 2, 1, 64]), [1, 2, 2, 1], "SAME")
         wide = tf.nn.conv2d(tf.zeros([2, 8, 8, 32]), tf.zeros([5, 5, 32, 64]), [1, 1, 1, 1], "SAME")
         assert window_steps._width(thin.op) == 0 and window_steps._width(wide.op) == 64
+
+
+def test_filter_transform_cache_follows_in_place_updates() -> None:
+    """The transformed filter is reused only while the filter's values are equal: an update in place (a
+    training step's ApplyAdam writes into the same buffer) is seen on the next call."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 9, 9, 8))
+    f = rng.standard_normal((5, 5, 8, 8))
+    g = conv.ConvGeom(5, 5, 1, 1, 1, 1, 2, 2, 9, 9)
+    got, want = np.empty((1, 9, 9, 8)), np.empty((1, 9, 9, 8))
+    for _ in range(3):
+        for kernel, out in ((winograd.forward, got), (conv.conv2d, want)):
+            kernel(x, f, g, out, conv.fresh)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+        dx, dx_want = np.empty_like(x), np.empty_like(x)
+        winograd.input_grad(got, f, g, dx, conv.fresh)
+        conv.conv2d_backprop_input(got, f, g, dx_want, conv.fresh)
+        np.testing.assert_allclose(dx, dx_want, rtol=1e-10, atol=1e-10)
+        f *= 0.5  # in place: same buffer, new values
+        f[0, 0, 0, 0] += 1.0
