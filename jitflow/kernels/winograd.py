@@ -43,6 +43,8 @@ from jitflow.kernels import threads
 TILE = 8
 # Largest output tile side (float32 error grows with it).
 MAX_OUT = 4
+# Largest window side taken (the tested range; 6- and 7-tap windows would fit 8x8 tiles with 2-3 outputs).
+MAX_TAPS = 5
 _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
 # Bytes of transformed tiles (V and M) per chunk when every core takes chunks on its own.
 WORKER_CHUNK_BYTES = 3 << 20
@@ -99,7 +101,7 @@ def _tile(o: int, r: int) -> int:
 def applies(c: int, o: int, g: Any) -> bool:
     """True when a conv (geometry `g`, a `conv.ConvGeom`; c input and o output channels) runs here:
     stride 1, no dilation, 2..5 taps per side, and enough channels for the per-point GEMMs to pay."""
-    return g.sh == g.sw == 1 and g.dh == g.dw == 1 and 2 <= g.kh <= TILE - 1 and 2 <= g.kw <= TILE - 1 \
+    return g.sh == g.sw == 1 and g.dh == g.dw == 1 and 2 <= g.kh <= MAX_TAPS and 2 <= g.kw <= MAX_TAPS \
         and min(c, o) >= 8
 
 
