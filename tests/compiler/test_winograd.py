@@ -138,3 +138,26 @@ def test_filter_transform_cache_follows_in_place_updates() -> None:
         np.testing.assert_allclose(dx, dx_want, rtol=1e-10, atol=1e-10)
         f *= 0.5  # in place: same buffer, new values
         f[0, 0, 0, 0] += 1.0
+
+
+_TF_CASES = {"same_5x5": "SAME", "valid_3x3": "VALID", "explicit_4x2": [[0, 0], [3, 0], [1, 1], [0, 0]]}
+
+
+@pytest.mark.parametrize("name", sorted(_TF_CASES))
+def test_winograd_matches_tensorflows_conv_and_gradients(name: str) -> None:
+    """TensorFlow's conv2d, input and filter gradients (recorded by tests/data/make_winograd_fixture.py)."""
+    import os
+
+    data = np.load(os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "winograd_tf.npz"))
+    x, f, r = (data[f"{name}/{k}"] for k in ("x", "f", "r"))
+    with tf.Graph().as_default():
+        xt, ft = tf.constant(x), tf.constant(f)
+        y = tf.nn.conv2d(xt, ft, [1, 1, 1, 1], _TF_CASES[name])
+        fetches = [y, *tf.gradients(y, [xt, ft], grad_ys=tf.constant(r))]
+        with tf.Session() as sess:
+            got = sess.run(fetches)
+        text = str(tf.explain(fetches))
+    for k, value in zip(("y", "dx", "df"), got):
+        want = data[f"{name}/{k}"]
+        np.testing.assert_allclose(value, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()), err_msg=k)
+    assert text.count("kernels/conv: winograd") == 3
