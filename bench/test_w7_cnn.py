@@ -118,7 +118,7 @@ def _conv_ops() -> list[tuple[str, Any, float]]:
                 x, f, g, out, lambda n, dt: a(n, dt, "f")), flops),
             (f"{name} filter grad", lambda x=x, dy=dy, g=g, df=df, a=alloc: conv.filter_grad(
                 x, dy, g, df, lambda n, dt: a(n, dt, "w"), 2), flops),
-            (f"{name} input grad", lambda dy=dy, f=f, g=g, dx=dx, a=alloc: conv.conv2d_backprop_input(
+            (f"{name} input grad", lambda dy=dy, f=f, g=g, dx=dx, a=alloc: conv.input_grad(
                 dy, f, g, dx, lambda n, dt: a(n, dt, "i")), flops),
         ]
     return cases
@@ -128,7 +128,7 @@ def test_w7_conv_gflops(record: Any) -> None:
     """GFLOP/s of each conv op of W7 alone (median of several calls)."""
     for name, fn, flops in _conv_ops():
         how = fn()  # the method chosen for the shape (as `explain` shows it)
-        name += f" [{how if isinstance(how, str) else 'gemm+col2im'}]"
+        name += f" [{how}]"
         times = []
         for _ in range(ROUNDS):
             t0 = time.perf_counter()

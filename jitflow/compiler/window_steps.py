@@ -20,7 +20,7 @@ from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.compiler.step import CPU, Chain, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.tensor_shape import known_dims
-from jitflow.kernels import conv, depthwise, pool
+from jitflow.kernels import conv, depthwise, pool, winograd
 from jitflow.kernels.threads import threads_for
 from jitflow.ops import array_ops as A
 from jitflow.ops import nn_ops as N
@@ -227,6 +227,7 @@ class WindowStep:
             raise _NoFastPath  # the interpreted BiasAdd raises the right error
         y = self._out(arena, (x.shape[0], g.oh, g.ow, f.shape[3]), dt)
         how = conv.forward(x, f, _geom(g), y, self._scratch(arena), bias, self.relu)
+        how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
         self._note("kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else "")))
         return self._result(y)
 
@@ -238,8 +239,9 @@ class WindowStep:
         if shape[3] != f.shape[2] or dy.shape != (shape[0], g.oh, g.ow, f.shape[3]) or min(shape) <= 0:
             raise _NoFastPath
         dx = self._out(arena, shape, dt)
-        conv.conv2d_backprop_input(dy, f, _geom(g), dx, self._scratch(arena))
-        self._note("kernels/conv: " + ("gemm" if conv.method(shape[3], _geom(g)) == "gemm" else "gemm+col2im"))
+        how = conv.input_grad(dy, f, _geom(g), dx, self._scratch(arena))
+        how = winograd.label(g.kh, g.kw, shape[1], shape[2]) if how == "winograd" else how
+        self._note("kernels/conv: " + how)
         return self._result(dx)
 
     def _Conv2DBackpropFilter(self, ins: list, arena: Any) -> np.ndarray:
@@ -252,6 +254,7 @@ class WindowStep:
             raise _NoFastPath
         df = self._out(arena, fs, dt)
         how = conv.filter_grad(x, dy, _geom(g), df, self._scratch(arena), max(numba.get_num_threads(), 1))
+        how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
         self._note("kernels/conv: " + how)
         return df
 
@@ -375,13 +378,26 @@ def _taps(op: Operation) -> int:
     return max(kh * kw, 1)
 
 
+# A GEMM side (patch length kh*kw*C or output channels O) below which a conv's GEMMs run on one OpenBLAS
+# thread: two threads on such thin GEMMs took 3.6-8 ms instead of 0.18 ms on a loaded machine (12544x4 @
+# 4x64 and 12544x64 @ 64x4, dcgan's last transposed conv; bench/README.md).
+THIN_GEMM = 16
+
+
 def _width(op: Operation) -> int:
+    """GEMM multiply-adds per patch element, roughly; 0 when the GEMMs are thin (see THIN_GEMM)."""
     if op.type in DEPTHWISE_OPS:
         return 1  # no GEMM: one multiply-add per tap and output channel
     if op.type not in CONV_OPS:
         return 0
     v = A._ints(op.inputs[1]) if op.type == "Conv2DBackpropFilter" else op.inputs[1].shape.as_tuple()
-    return max(v[2] or 1, v[3] or 1) if v is not None and len(v) == 4 else 64
+    if v is None or len(v) != 4:
+        return 64
+    if None not in v:
+        kh, kw, c, o = known_dims(v)
+        if min(kh * kw * c, o) < THIN_GEMM:
+            return 0
+    return max(v[2] or 1, v[3] or 1)
 
 
 def predicted_kernel(op: Operation) -> str:
@@ -394,18 +410,31 @@ def predicted_kernel(op: Operation) -> str:
     fshape = op.inputs[1].shape.as_tuple() if op.type != "Conv2DBackpropFilter" else None
     xshape = op.inputs[0].shape.as_tuple() if op.type != "Conv2DBackpropInput" else None
     c = (fshape[2] if fshape else None) if xshape is None else N._nhwc_shape(xshape, fmt)[3]
+    o = (fshape[3] if fshape else None) or 0
     k: Sequence[int | None] | None = fshape[:2] if fshape else None
     if op.type == "Conv2DBackpropFilter" and (v := A._ints(op.inputs[1])) is not None:
-        c, k = v[2], v[:2]
+        c, k, o = v[2], v[:2], v[3] or 0
     if c is None or k is None or None in k:
         return "kernels/conv (chosen by shape at the first run)"
     kh, kw = known_dims(k)
     sh, sw = N._spatial(op.attrs["strides"], fmt)
-    g = conv.ConvGeom(kh, kw, sh, sw, 1, 1, int(op.attrs["padding"] == "EXPLICIT"), 0, 1, 1)
-    how = conv.method(c, g, "filter_grad" if op.type == "Conv2DBackpropFilter" else "forward")
-    if op.type == "Conv2DBackpropInput" and how != "gemm":
+    dh, dw = N._spatial(op.attrs.get("dilations") or [1, 1, 1, 1], fmt)
+    g = conv.ConvGeom(kh, kw, sh, sw, dh, dw, int(op.attrs["padding"] == "EXPLICIT"), 0, 1, 1)
+    kind = {"Conv2DBackpropFilter": "filter_grad", "Conv2DBackpropInput": "input_grad"}.get(op.type, "forward")
+    how = conv.method(c, g, kind, o)
+    if op.type == "Conv2DBackpropInput" and how not in ("gemm", "winograd"):
         how = "gemm+col2im"
-    return "kernels/conv: " + how
+    return "kernels/conv: " + (_winograd_label(op, kh, kw) if how == "winograd" else how)
+
+
+def _winograd_label(op: Operation, kh: int, kw: int) -> str:
+    """"winograd F(2x2,5x5)" where the spatial size that the tiles cover is known, else "winograd"."""
+    t = op.inputs[2] if op.type == "Conv2DBackpropFilter" else op.outputs[0]
+    dims = t.shape.as_tuple()
+    if dims is None or len(dims) != 4:
+        return "winograd"
+    _, h, w, _ = N._nhwc_shape(dims, op.attrs.get("data_format", "NHWC"))
+    return "winograd" if h is None or w is None else winograd.label(kh, kw, h, w)
 
 
 def window_step(op: Operation, slots: dict, fetched: set, fallback: Step,

@@ -22,7 +22,7 @@ import numpy as np
 from numba import prange
 
 from jitflow.codegen.cache.library import njit
-from jitflow.kernels import direct, threads
+from jitflow.kernels import direct, threads, winograd
 
 # Bytes of patch rows per chunk. Measured on W7's shapes (bench/README.md): on an idle machine 2-16 MB
 # are within noise of each other and ahead of one whole-batch buffer (80 MB for the second layer); on a
@@ -220,7 +220,8 @@ def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.nd
         np.matmul(part.T, dy2[n0 * rows:n1 * rows], out=sums[w, 1])
         sums[w, 0] += sums[w, 1]
 
-    _each_chunk(n, step, workers, work)
+    with threads.reduction_gemms(workers):
+        _each_chunk(n, step, workers, work)
     np.sum(sums[:, 0], axis=0, out=df2)
     return df
 
@@ -252,22 +253,29 @@ def conv2d_backprop_input(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.nda
 
 # -- choice by shape ----------------------------------------------------------------------------------------
 
-def method(c: int, g: ConvGeom, op: str = "forward") -> str:
-    """How a convolution with `c` input channels runs: "gemm" (1x1), "direct" (`kernels/direct.py`: few
-    channels, stride 1; forward and filter gradient) or "im2col+gemm"."""
+def method(c: int, g: ConvGeom, op: str = "forward", o: int = 0) -> str:
+    """How a convolution with `c` input and `o` output channels runs: "gemm" (1x1), "direct"
+    (`kernels/direct.py`: few channels, stride 1; forward and filter gradient), "winograd"
+    (`kernels/winograd.py`: stride 1, 2..5 taps, >= 8 channels each way) or "im2col+gemm"."""
     if _is_pointwise(g):
         return "gemm"
     if op in ("forward", "filter_grad") and direct.applies(c, g):
         return "direct"
+    if o and winograd.applies(c, o, g):
+        return "winograd"
     return "im2col+gemm"
 
 
 def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc,
             bias: np.ndarray | None = None, relu: bool = False) -> str:
     """conv2d (with its bias/ReLU epilogue) by the method chosen for its shape; returns the method."""
-    how = method(x.shape[3], g)
+    how = method(x.shape[3], g, o=f.shape[3])
+    if how == "winograd" and not winograd.safe(x, f):
+        how = "im2col+gemm"  # an inf or NaN would spread over its whole tile (see winograd.py)
     if how == "direct":
         direct.forward(x, f, g, out, scratch, bias, relu)
+    elif how == "winograd":
+        winograd.forward(x, f, g, out, scratch, bias, relu)
     else:
         conv2d(x, f, g, out, scratch, bias=bias, relu=relu)
     return how
@@ -276,11 +284,26 @@ def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch:
 def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scratch: Alloc,
                 threads: int) -> str:
     """conv2d_backprop_filter by the method chosen for its shape; returns the method."""
-    how = method(x.shape[3], g, "filter_grad")
+    how = method(x.shape[3], g, "filter_grad", dy.shape[3])
     if how == "direct" and not np.isfinite(x).all():
         how = "im2col+gemm"  # the direct kernel's dropped positions would turn an inf into NaN (inf * 0)
+    if how == "winograd" and not winograd.safe(x, dy):
+        how = "im2col+gemm"
     if how == "direct":
         direct.filter_grad(x, dy, g, df, scratch, threads)
+    elif how == "winograd":
+        winograd.filter_grad(x, dy, g, df, scratch)
     else:
         conv2d_backprop_filter(x, dy, g, df, scratch)
     return how
+
+
+def input_grad(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.ndarray, scratch: Alloc) -> str:
+    """conv2d_backprop_input by the method chosen for its shape; returns the method ("gemm",
+    "winograd" or "gemm+col2im")."""
+    how = method(dx.shape[3], g, "input_grad", dy.shape[3])
+    if how == "winograd" and winograd.safe(dy, f):
+        winograd.input_grad(dy, f, g, dx, scratch)
+        return how
+    conv2d_backprop_input(dy, f, g, dx, scratch)
+    return "gemm" if how == "gemm" else "gemm+col2im"

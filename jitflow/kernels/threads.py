@@ -99,6 +99,20 @@ def blas_threads_for(macs: int) -> Iterator[None]:
 
 
 @contextmanager
+def reduction_gemms(workers: int) -> Iterator[None]:
+    """Runs the block's filter-gradient GEMMs (a small output, K = every patch row) with OpenBLAS on one
+    thread when the caller walks the chunks itself (`workers` == 1). OpenBLAS splits only the output, so
+    a second thread has little to do, and on a loaded machine some processes hit a pathological
+    two-thread case: 4x12544 @ 12544x64 (dcgan's last transposed conv) took 212-216 ms instead of
+    0.16-0.6 ms, in about one process in four."""
+    if workers > 1:  # run_chunks already puts every thread's OpenBLAS on one thread
+        yield
+        return
+    with blas_threads_for(0):
+        yield
+
+
+@contextmanager
 def threads_for(elements: int, macs: int = 0) -> Iterator[int]:
     """Runs the block with Numba's (and OpenBLAS's) thread counts chosen for its work; yields Numba's."""
     with blas_threads_for(macs):

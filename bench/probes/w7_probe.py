@@ -1,0 +1,100 @@
+"""W7 / W7i probe: Winograd on and off in one process, interleaved, and the plan's steps timed one by one.
+
+Usage::
+
+    python bench/probes/w7_probe.py ab [ROUNDS]       # W7 step and W7i run, im2col + GEMM vs Winograd, in turns
+    python bench/probes/w7_probe.py steps [BATCH] [RUNS]   # per-step min / median over RUNS (JITFLOW_DEBUG=2)
+
+`ab` switches Winograd off by making `winograd.applies` return False (the method is chosen per call),
+so both variants run the same plan and buffers; each round times 3 training steps and 30 batch-1
+inference runs per variant. `steps` runs the training step (BATCH > 1) or the batch-1 logits with
+`JITFLOW_DEBUG=2` and aggregates the per-step timings it prints.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import statistics
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import cnn_workload as cw  # noqa: E402
+
+
+def _session(tf: Any, batch: int) -> tuple[Any, Any, dict, dict]:
+    g = tf.Graph()
+    with g.as_default():
+        m = cw.build_cnn(tf, None)
+    xs, ys = cw.cnn_batch(batch)
+    sess = tf.Session(graph=g)
+    sess.run(m["init"])
+    return sess, m, {m["x"]: xs, m["y"]: ys, m["keep"]: 0.75}, {m["x"]: xs[:1], m["keep"]: 1.0}
+
+
+def _timed(fn: Any, n: int, into: list) -> None:
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        into.append(time.perf_counter() - t0)
+
+
+def ab(rounds: int) -> None:
+    """Interleaved W7 / W7i with Winograd off (0) and on (1)."""
+    import jitflow as tf
+    from jitflow.kernels import winograd
+
+    on = winograd.applies
+    off = lambda c, o, g: False  # noqa: E731
+    sess, m, feed, feed1 = _session(tf, 128)
+    res: dict[tuple[int, str], list[float]] = {(v, k): [] for v in (0, 1) for k in ("w7", "w7i")}
+    for v in (0, 1):  # warm both variants up
+        winograd.applies = on if v else off  # type: ignore[assignment]
+        sess.run(m["train"], feed)
+        sess.run(m["logits"], feed1)
+    for _ in range(rounds):
+        for v in (0, 1):
+            winograd.applies = on if v else off  # type: ignore[assignment]
+            _timed(lambda: sess.run(m["train"], feed), 3, res[(v, "w7")])
+            _timed(lambda: sess.run(m["logits"], feed1), 30, res[(v, "w7i")])
+    winograd.applies = on  # type: ignore[assignment]
+    for (v, k), ts in sorted(res.items()):
+        name = "winograd" if v else "im2col+gemm"
+        print(f"{k:4s} {name:12s} min {min(ts) * 1e3:8.3f} ms  median {statistics.median(ts) * 1e3:8.3f} ms")
+
+
+def steps(batch: int, runs: int) -> None:
+    """Per-step min / median of the training step (batch > 1) or the batch-1 logits."""
+    os.environ["JITFLOW_DEBUG"] = "2"
+    import jitflow as tf
+
+    sess, m, feed, feed1 = _session(tf, max(batch, 2))
+    fetch, fd = (m["train"], feed) if batch > 1 else (m["logits"], feed1)
+    with contextlib.redirect_stderr(io.StringIO()):  # the first runs: compile events, the plans' first timings
+        for _ in range(3):
+            sess.run(fetch, fd)
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        for _ in range(runs):
+            sess.run(fetch, fd)
+    rows: dict[str, list[float]] = {}
+    for line in buf.getvalue().splitlines():
+        hit = re.match(r"jitflow: step (.*) ([0-9.]+) us$", line)
+        if hit:
+            rows.setdefault(hit.group(1), []).append(float(hit.group(2)) / 1e3)
+    table = sorted(((statistics.median(v), min(v), k) for k, v in rows.items()), reverse=True)
+    for med, low, k in table[:25]:
+        print(f"{med:8.2f} {low:8.2f} ms  {k[:110]}")
+    print(f"sum of medians {sum(r[0] for r in table):.2f} ms, of minima {sum(r[1] for r in table):.2f} ms")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "ab"
+    if mode == "ab":
+        ab(int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+    else:
+        steps(int(sys.argv[2]) if len(sys.argv) > 2 else 128, int(sys.argv[3]) if len(sys.argv) > 3 else 8)

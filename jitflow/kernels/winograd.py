@@ -1,0 +1,382 @@
+"""Winograd convolution F(m x m', r x r') for stride-1, undilated convs with 2..5-tap windows (NHWC).
+
+A tile of m x m' outputs needs an (m + r - 1) x (m' + r' - 1) tile of the input. In the transformed
+domain the window sum of each tile becomes one multiply per tile point and channel pair:
+
+    y_tile = A_h^T [ sum_c (G_h g G_w^T)[c, o] * (B_h^T d_c B_w) ] A_w
+
+so per tile point p the work is one GEMM (tiles x C) @ (C x O), a x a' GEMMs in all instead of
+im2col's one GEMM with K = r r' C. W7's second layer (5x5, 14x14 outputs) runs F(4x4, 5x5) with
+8x8 tiles (4x4 tiles cover 16x16 outputs): 64 * 16 / (196 * 25) = 0.21 of the multiply-adds, and no
+patch matrix (one thread, batch 128: 14.6 ms against 33.6 ms for im2col + GEMM; F(2x2, 5x5) 18 ms).
+
+Gradients go through the same transforms, exactly (the chain rule through linear maps):
+- input gradient: the forward conv of dy with the filter rotated by 180 degrees and its channels
+  swapped, padded by r - 1 - pad;
+- filter gradient: per tile point, dU[p] = V[p]^T @ (A_h dy_tile A_w^T)[p] summed over tiles (a GEMM
+  with K = tiles), then dg = G_h^T dU G_w.
+
+The transforms mix a tile's values with coefficients up to ~20, so an inf or NaN in one input element
+would spread to outputs whose windows do not hold it (inf - inf): inputs that are not all finite, or
+so large that the transforms could overflow, take the im2col path instead (`safe`).
+
+Every driver walks the batch in chunks of images whose transformed tiles (V and M) stay in cache;
+chunks go to one thread per core (`threads.run_chunks`) when there are enough of them. The transforms
+work on whole rows of tiles, so that their loops run over contiguous runs of several tiles' channels
+(LLVM vectorizes Numba's loops 64 floats at a time: a 32-channel loop alone runs scalar).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from numba import prange
+
+from jitflow.codegen.cache.library import njit
+from jitflow.kernels import threads
+
+# Largest input tile side (interpolation points 0, +-1, +-2, +-1/2 and infinity).
+TILE = 8
+# Largest output tile side (float32 error grows with it).
+MAX_OUT = 4
+# Largest window side taken (the tested range; 6- and 7-tap windows would fit 8x8 tiles with 2-3 outputs).
+MAX_TAPS = 5
+_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
+# Bytes of transformed tiles (V and M) per chunk when every core takes chunks on its own.
+WORKER_CHUNK_BYTES = 3 << 20
+
+
+class Plan(NamedTuple):
+    """One conv's tiling: output tile (mh, mw), tiles per image (th, tw), transform matrices (float64)."""
+
+    mh: int
+    mw: int
+    th: int
+    tw: int
+    bt_h: np.ndarray  # (ah, ah): input tile -> transformed (B^T)
+    bt_w: np.ndarray
+    g_h: np.ndarray  # (ah, kh): filter -> transformed (G)
+    g_w: np.ndarray
+    at_h: np.ndarray  # (mh, ah): transformed -> output tile (A^T)
+    at_w: np.ndarray
+
+    @property
+    def points(self) -> int:
+        return self.bt_h.shape[0] * self.bt_w.shape[0]
+
+
+@functools.lru_cache(maxsize=16)
+def matrices(m: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A^T, G, B^T) of the 1-D F(m, r) (Cook-Toom, points 0, +-1, +-2, ... and infinity), such that
+    A^T ((G g) * (B^T d)) = [sum_j g[j] d[i + j] for i < m] for every g (r taps) and d (m + r - 1)."""
+    a = m + r - 1
+    pts = _POINTS[:a - 1]
+    at, g = np.zeros((m, a)), np.zeros((a, r))
+    for k, p in enumerate(pts):
+        at[:, k] = [p ** i for i in range(m)]
+        g[k] = [p ** j / math.prod(p - q for q in pts if q != p) for j in range(r)]
+    at[m - 1, a - 1] = g[a - 1, r - 1] = 1.0
+    # B^T, column l: sum_k A^T[i, k] G[k, j] B^T[k, l] = [l == i + j] (consistent, so solved exactly)
+    rows = np.array([at[i] * g[:, j] for i in range(m) for j in range(r)])
+    rhs = np.array([[float(ll == i + j) for ll in range(a)] for i in range(m) for j in range(r)])
+    bt = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+    bt[np.abs(bt) < 1e-9] = 0.0  # exact zeros: the kernels skip them
+    assert np.abs(rows @ bt - rhs).max() < 1e-9
+    for arr in (at, g, bt):
+        arr.flags.writeable = False
+    return at, g, bt
+
+
+def _tile(o: int, r: int) -> int:
+    """Output tile side for `o` outputs of an `r`-tap window: fewest transformed points in all, tiles of
+    at most MAX_OUT outputs per side (float32 error grows with the tile: F(4, 5) is ~5e-6 of the output's
+    scale on W7's second layer, im2col's ~6e-7)."""
+    return min(range(2, min(MAX_OUT, TILE - r + 1) + 1), key=lambda m: (-(-o // m) * (m + r - 1), -m))
+
+
+def applies(c: int, o: int, g: Any) -> bool:
+    """True when a conv (geometry `g`, a `conv.ConvGeom`; c input and o output channels) runs here:
+    stride 1, no dilation, 2..5 taps per side, and enough channels for the per-point GEMMs to pay."""
+    return g.sh == g.sw == 1 and g.dh == g.dw == 1 and 2 <= g.kh <= MAX_TAPS and 2 <= g.kw <= MAX_TAPS \
+        and min(c, o) >= 8
+
+
+@functools.lru_cache(maxsize=64)
+def plan(kh: int, kw: int, oh: int, ow: int) -> Plan:
+    """The tiling of a conv with a kh x kw window and oh x ow outputs."""
+    mh, mw = _tile(oh, kh), _tile(ow, kw)
+    at_h, g_h, bt_h = matrices(mh, kh)
+    at_w, g_w, bt_w = matrices(mw, kw)
+    return Plan(mh, mw, -(-oh // mh), -(-ow // mw), bt_h, bt_w, g_h, g_w, at_h, at_w)
+
+
+def label(kh: int, kw: int, oh: int, ow: int) -> str:
+    """How `explain` names the method: "winograd F(2x2,5x5)" (output tile, window)."""
+    p = plan(kh, kw, oh, ow)
+    return f"winograd F({p.mh}x{p.mw},{kh}x{kw})"
+
+
+def safe(*arrays: np.ndarray) -> bool:
+    """True when every element is finite and small enough that the transforms cannot overflow."""
+    return all(_out_of_range(a.reshape(-1), np.finfo(a.dtype).max / 1e6) == 0 for a in arrays)  # type: ignore[call-arg]
+
+
+@njit(nogil=True)
+def _out_of_range(a, limit):  # type: ignore[no-untyped-def]
+    """How many |a[i]| > limit or NaN: a branch-free count that vectorizes (0.05 ms per 800k floats)."""
+    bad = 0
+    for i in range(a.shape[0]):
+        bad += 0 if abs(a[i]) <= limit else 1
+    return bad
+
+
+@njit(nogil=True)
+def _axpy(dst, src, coef):  # type: ignore[no-untyped-def]
+    for k in range(dst.shape[0]):
+        dst[k] += coef * src[k]
+
+
+@njit(nogil=True)
+def _strip_rows(x, n, y0, x0, bh, rows):  # type: ignore[no-untyped-def]
+    """rows[p, col * C + c] = sum_i bh[p, i] x[n, y0 + i, x0 + col, c] (0 outside the image): the first
+    pass of a whole row of tiles, as long loops over contiguous runs of input rows."""
+    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
+    rows[:] = 0
+    c0, c1 = max(0, x0), min(w, x0 + rows.shape[1] // ch)
+    if c1 <= c0:
+        return
+    xf = x.reshape(x.shape[0], h, w * ch)
+    for i in range(bh.shape[1]):
+        y = y0 + i
+        if 0 <= y < h:
+            src = xf[n, y, c0 * ch:c1 * ch]
+            for p in range(bh.shape[0]):
+                if bh[p, i] != 0:
+                    _axpy(rows[p, (c0 - x0) * ch:(c1 - x0) * ch], src, bh[p, i])
+
+
+@njit(parallel=True, nogil=True)
+def _tiles_in(x, n0, n1, pt, pl, mh, mw, th, tw, bh, bw, v):  # type: ignore[no-untyped-def]
+    """v[p * aw + q, t * C + c] = sum_ij bh[p, i] bw[q, j] x[n, ti*mh - pt + i, tj*mw - pl + j, c] (0 outside)
+    for tile t = ((n - n0) * th + ti) * tw + tj of images n0..n1 (x C-contiguous).
+
+    Per row of tiles: the row pass over whole input rows (`_strip_rows`), its columns regrouped by phase
+    (col % mw) so that tap j of every tile in the row is one contiguous run, then the column pass as one
+    long loop per (point, tap) over all the row's tiles."""
+    ch = x.shape[3]
+    ah = bh.shape[0]
+    aw, rw = bw.shape
+    k = tw - 1 + (rw + mw - 1) // mw  # columns per phase
+    for b in prange(n1 - n0):
+        rows = np.empty((ah, k * mw * ch), v.dtype)
+        poly = np.empty((ah, mw, k * ch), v.dtype)
+        for ti in range(th):
+            _strip_rows(x, n0 + b, ti * mh - pt, -pl, bh, rows)
+            for p in range(ah):
+                for col in range(k * mw):
+                    poly[p, col % mw, col // mw * ch:(col // mw + 1) * ch] = rows[p, col * ch:(col + 1) * ch]
+            t0 = (b * th + ti) * tw
+            for p in range(ah):
+                for q in range(aw):
+                    dst = v[p * aw + q, t0 * ch:(t0 + tw) * ch]
+                    dst[:] = 0
+                    for j in range(rw):
+                        if bw[q, j] != 0:
+                            _axpy(dst, poly[p, j % mw, j // mw * ch:(j // mw + tw) * ch], bw[q, j])
+
+
+@njit(nogil=True)
+def _emit(dst, src, bias, has_bias, relu):  # type: ignore[no-untyped-def]
+    """dst = src (+ bias) (then max(., 0)): the conv's epilogue on one output pixel."""
+    for c in range(dst.shape[0]):
+        v = src[c] + bias[c] if has_bias else src[c]
+        dst[c] = 0 if relu and v < 0 else v  # np.maximum(v, 0): NaN stays NaN
+
+
+@njit(parallel=True, nogil=True)
+def _tiles_out(mm, n0, n1, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y):  # type: ignore[no-untyped-def]
+    """y[n, ti*mh + i, tj*mw + j, o] = sum_pq at_h[i, p] at_w[j, q] mm[p * aw + q, t * O + o] (+ bias, ReLU)
+    for the outputs inside y: per row of tiles, the column pass (one long loop per point and tap over
+    the row's tiles), the row pass, then the epilogue while writing each pixel."""
+    oh, ow, co = y.shape[1], y.shape[2], y.shape[3]
+    ah, aw = at_h.shape[1], at_w.shape[1]
+    run = tw * co
+    for b in prange(n1 - n0):
+        cols = np.empty((ah, mw * run), y.dtype)  # [p, j, tj, o]
+        out = np.empty((mh, mw * run), y.dtype)  # [i, j, tj, o]
+        for ti in range(th):
+            t0 = (b * th + ti) * tw
+            cols[:] = 0
+            for p in range(ah):
+                for q in range(aw):
+                    for j in range(mw):
+                        if at_w[j, q] != 0:
+                            _axpy(cols[p, j * run:(j + 1) * run], mm[p * aw + q, t0 * co:t0 * co + run], at_w[j, q])
+            out[:] = 0
+            for i in range(min(mh, oh - ti * mh)):
+                for p in range(ah):
+                    if at_h[i, p] != 0:
+                        _axpy(out[i], cols[p], at_h[i, p])
+                for tj in range(tw):
+                    for j in range(min(mw, ow - tj * mw)):
+                        at = (j * tw + tj) * co
+                        _emit(y[n0 + b, ti * mh + i, tj * mw + j], out[i, at:at + co], bias, has_bias, relu)
+
+
+def _cast(p: Plan, dt: np.dtype) -> Plan:
+    return Plan(p.mh, p.mw, p.th, p.tw, *(np.ascontiguousarray(m, dt) for m in p[4:]))
+
+
+def _filter_tf(p: Plan, f: np.ndarray) -> np.ndarray:
+    """U[p * aw + q] = (G_h f G_w^T)[p, q]: (points, C, O) for the per-point GEMMs."""
+    kh, kw, c, o = f.shape
+    return _sandwich(p.g_h, p.g_w, f.reshape(kh, kw, c * o)).reshape(-1, c, o)
+
+
+class _FilterCache:
+    """Transformed filters of recent calls, reused while the filter's values are unchanged (inference: W7i's
+    batch-1 conv2 spent ~50 of its ~170 us transforming the same filter every run). A hit costs a copy's
+    comparison (~15 us for 51k floats); filters over MAX_ELEMENTS are not kept."""
+
+    SIZE = 4
+    MAX_ELEMENTS = 1 << 18
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, kind: str, p: Plan, f: np.ndarray, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """`make()` (the transform of `f` for plan `p`), or the one made for equal values before."""
+        if f.size > self.MAX_ELEMENTS:
+            return make()
+        key = (kind, f.__array_interface__["data"][0], f.shape, f.dtype.str, p.mh, p.mw, p.bt_h.shape[0],
+               p.bt_w.shape[0])
+        with self.lock:
+            hit = self.entries.get(key)
+        if hit is not None and np.array_equal(hit[0], f):
+            return hit[1]
+        u = make()
+        with self.lock:
+            self.entries[key] = (f.copy(), u)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.SIZE:
+                self.entries.popitem(last=False)
+        return u
+
+
+_FILTERS = _FilterCache()
+
+
+def _sandwich(left: np.ndarray, right: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """out[p, q] = sum_ae left[p, a] right[q, e] t[a, e] for t (A, E, K): 2-D GEMMs on one OpenBLAS thread
+    (two threads took 6-8 ms for the 8x5 @ 5x40960 GEMM of a 5x5x64x128 filter on a loaded machine, one
+    0.2 ms; einsum 0.46 ms)."""
+    with threads.blas_threads_for(0):
+        rows = (left @ t.reshape(t.shape[0], -1)).reshape(left.shape[0], t.shape[1], -1)
+        out = np.empty((left.shape[0], right.shape[0], t.shape[2]), t.dtype)
+        for i in range(left.shape[0]):
+            np.matmul(right, rows[i], out=out[i])
+    return out
+
+
+def _chunking(n: int, per_image: int) -> tuple[int, int]:
+    """(images per chunk, worker threads) for a batch of n images of `per_image` transformed bytes."""
+    workers = threads.chunk_workers(n * per_image // 4)
+    step = max(1, min(n, WORKER_CHUNK_BYTES // max(per_image, 1)))
+    if workers > 1 and -(-n // step) >= 2 * workers and _threads_ok():
+        return step, workers
+    return step, 1
+
+
+def _threads_ok() -> bool:
+    from jitflow.kernels import conv  # the threading-layer check lives with the other chunked kernels
+
+    return conv._threadsafe_layer()
+
+
+def _each(n: int, step: int, workers: int, work: Any) -> None:
+    if workers > 1:
+        threads.run_chunks(n, step, workers, work)
+        return
+    for n0 in range(0, n, step):
+        work(0, n0, min(n, n0 + step))
+
+
+def _buffers(scratch: Any, workers: int, pts: int, tiles: int, widths: tuple[int, ...],
+             dt: np.dtype) -> list[list[np.ndarray]]:
+    """Per worker, one (pts, tiles * width) buffer per width, carved from one scratch allocation."""
+    sizes = [pts * tiles * wd for wd in widths]
+    flat = scratch(workers * sum(sizes), dt)
+    out, at = [], 0
+    for _ in range(workers):
+        bufs = []
+        for wd, sz in zip(widths, sizes):
+            bufs.append(flat[at:at + sz].reshape(pts, tiles * wd))
+            at += sz
+        out.append(bufs)
+    return out
+
+
+def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
+            bias: np.ndarray | None = None, relu: bool = False, rotated: np.ndarray | None = None) -> np.ndarray:
+    """out (N, OH, OW, O) = conv2d(x, f) (+ bias, ReLU) for a geometry where `applies` holds (`rotated`:
+    the filter that `f` was made from by `input_grad`, whose values key the filter-transform cache)."""
+    x = np.ascontiguousarray(x)  # the transforms read whole rows as flat runs
+    n, c, o = x.shape[0], x.shape[3], f.shape[3]
+    p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
+    pts, per = p.points, p.th * p.tw
+    u = _FILTERS.get("forward" if rotated is None else "rotated", p, f if rotated is None else rotated,
+                     lambda: _filter_tf(p, f))
+    step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
+    bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
+    b = bias if bias is not None else np.zeros(1, x.dtype)
+
+    def work(w: int, n0: int, n1: int) -> None:
+        v, mm = bufs[w]
+        _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)  # type: ignore[call-arg]
+        tc = (n1 - n0) * per
+        np.matmul(v.reshape(pts, -1, c)[:, :tc], u, out=mm.reshape(pts, -1, o)[:, :tc])
+        _tiles_out(mm, n0, n1, p.mh, p.mw, p.th, p.tw, p.at_h, p.at_w, b, bias is not None, relu,  # type: ignore[call-arg]
+                   out)
+
+    _each(n, step, workers, work)
+    return out
+
+
+def input_grad(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, scratch: Any) -> np.ndarray:
+    """dx (N, H, W, C) of conv2d: the forward conv of dy with f rotated 180 degrees, channels swapped."""
+    fr = np.ascontiguousarray(f[::-1, ::-1].transpose(0, 1, 3, 2))
+    h, w = dx.shape[1], dx.shape[2]
+    gr = type(g)(g.kh, g.kw, 1, 1, 1, 1, g.kh - 1 - g.pt, g.kw - 1 - g.pl, h, w)
+    return forward(dy, fr, gr, dx, scratch, rotated=f)
+
+
+def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: Any) -> np.ndarray:
+    """df (KH, KW, C, O) of conv2d: per tile point, V^T @ (A dy A^T) summed over tiles, then G^T . G."""
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    n, c, o = x.shape[0], x.shape[3], dy.shape[3]
+    p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
+    pts, per = p.points, p.th * p.tw
+    at_ht, at_wt = np.ascontiguousarray(p.at_h.T), np.ascontiguousarray(p.at_w.T)
+    step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
+    bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
+    sums = np.zeros((workers, 2, pts, c, o), x.dtype)  # per thread: its running sum, the chunk's product
+
+    def work(w: int, n0: int, n1: int) -> None:
+        v, dm = bufs[w]
+        _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)  # type: ignore[call-arg]
+        _tiles_in(dy, n0, n1, 0, 0, p.mh, p.mw, p.th, p.tw, at_ht, at_wt, dm)  # type: ignore[call-arg]
+        tc = (n1 - n0) * per
+        np.matmul(v.reshape(pts, -1, c)[:, :tc].transpose(0, 2, 1), dm.reshape(pts, -1, o)[:, :tc], out=sums[w, 1])
+        sums[w, 0] += sums[w, 1]
+
+    with threads.reduction_gemms(workers):
+        _each(n, step, workers, work)
+    du = sums[:, 0].sum(axis=0).reshape(p.bt_h.shape[0], p.bt_w.shape[0], c * o)
+    df.reshape(g.kh, g.kw, c * o)[...] = _sandwich(np.ascontiguousarray(p.g_h.T), np.ascontiguousarray(p.g_w.T), du)
+    return df
