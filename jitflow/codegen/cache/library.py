@@ -28,7 +28,8 @@ from jitflow import flags
 from jitflow.codegen.cache import store
 
 LIBRARY_DIR = "library"
-_private: list[str] = []
+_private: list[str] = []  # the temporary directory used without a usable root
+_classes: list[type] = []  # (KernelLocator, KernelCache), built on first use
 
 
 def library_root() -> str:
@@ -88,8 +89,6 @@ def _cache_classes() -> tuple[type, type]:
     _classes.extend([KernelLocator, KernelCache])
     return KernelLocator, KernelCache
 
-
-_classes: list[type] = []
 
 
 def _discard(cache: Any, exc: Exception) -> None:
