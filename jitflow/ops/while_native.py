@@ -66,6 +66,17 @@ def signature(values: Sequence[Any]) -> tuple:
     return tuple(out)
 
 
+
+def store_line(k: int, o: str, r: str, state: set[str], first: list[str], then: list[str]) -> None:
+    """Appends ``r[:] = o`` for loop value `k` to `then`. Where `o` is another loop value's buffer, it is
+    copied first (into `first`), because every new value must be read before any buffer is overwritten."""
+    if o == r:
+        return
+    if o in state:
+        first.append(f"_t{k} = {o}.copy()")
+        o = f"_t{k}"
+    then.append(f"{r}[:] = {o}")
+
 class NativeLoops:
     """The compiled forms of one loop in one session: per key, a `Program` or why there is none."""
 
@@ -209,12 +220,7 @@ class ForwardProgram:
             if not isinstance(o, str) or info is None or info.shape != self.infos[k].shape \
                     or info.dtype != self.infos[k].dtype:
                 raise Unsupported(f"loop value {k} changes shape or dtype, or is not an array")
-            if o == r:
-                continue
-            if o in state:
-                first.append(f"_t{k} = {o}.copy()")
-                o = f"_t{k}"
-            then.append(f"{r}[:] = {o}")
+            store_line(k, o, r, state, first, then)
         return first + then
 
     def bind(self, feeds: list[Any], cap: int) -> tuple[dict[str, Any], list[Any]]:

@@ -27,7 +27,7 @@ from jitflow.compiler.native_loop import (
 from jitflow.compiler.native_program import Program, run_chunks
 from jitflow.ops.tensor_array_ops import TAGrad, TAValue
 from jitflow.ops.while_hoist import Stash, grad_fetches
-from jitflow.ops.while_native import RUNS, NativeHistory, _max_macs, native_of, readonly, signature
+from jitflow.ops.while_native import RUNS, NativeHistory, _max_macs, native_of, readonly, signature, store_line
 
 
 def grad_key(caps: list[Any], feed_g: list[Any], first: tuple[list[Any], list[Any]], n_hoisted: int) -> tuple:
@@ -149,12 +149,7 @@ class GradProgram:
             if not isinstance(o, str) or got_info is None or got_info.size != want.size \
                     or got_info.dtype != want.dtype:
                 raise Unsupported(f"the gradient of loop value {k} changes shape or dtype")
-            if o == r:
-                continue
-            if o in state:
-                first.append(f"_t{k} = {o}.copy()")
-                o = f"_t{k}"
-            then.append(f"{r}[:] = {o}")
+            store_line(k, o, r, state, first, then)
         return first + then
 
 
