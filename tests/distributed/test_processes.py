@@ -123,8 +123,10 @@ def test_ps_and_two_workers_train_with_a_worker_killed_and_restarted(tmp_path: P
     assert path is not None
     with tf.Session() as sess:
         tf.train.Saver().restore(sess, path)
-        assert sess.run(global_step) >= LAST_STEP
-        assert int(path.rsplit("-", 1)[1]) == sess.run(global_step)
+        restored = sess.run(global_step)
+        # As under TF, the name's step is read before the values are saved; the other worker
+        # may apply an update in between, so the saved step can be one or more ahead.
+        assert LAST_STEP <= int(path.rsplit("-", 1)[1]) <= restored
 
 
 
