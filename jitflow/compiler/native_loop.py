@@ -34,7 +34,7 @@ from jitflow.compiler.steps import ClusterStep, MatMulStep
 from jitflow.ir.layout import LayoutError, compute_layout
 from jitflow.ops.tensor_array_ops import TAGrad, TAValue
 
-NATIVE_VERSION = 1
+NATIVE_VERSION = 2
 DONE, CHUNK, BAIL = 1, 0, 2  # statuses the generated loop leaves in st[0]
 ALIAS_OPS = frozenset({"Reshape", "ExpandDims", "Squeeze", "Identity", "StopGradient"})
 TA_OPS = frozenset({"TensorArrayReadV3", "TensorArrayWriteV3", "TensorArrayGradRead", "TensorArrayGradFrom"})
@@ -51,10 +51,10 @@ def _bail(st, it):
 @njit
 def _copy_part(dst, src, outer, dtot, doff, stot, soff, inner):
     for r in range(outer):
-        d = r * dtot + doff
-        s = r * stot + soff
+        dv = dst[r * dtot + doff:r * dtot + doff + inner]  # row views: vectorized, no wraparound checks
+        sv = src[r * stot + soff:r * stot + soff + inner]
         for j in range(inner):
-            dst[d + j] = src[s + j]
+            dv[j] = sv[j]
 
 
 @njit
