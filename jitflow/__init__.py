@@ -128,3 +128,7 @@ from jitflow.ops.segment_ops import (segment_sum, segment_mean, segment_max, seg
 math.unsorted_segment_sum = unsorted_segment_sum
 from jitflow.ops.nn_extras import space_to_depth, depth_to_space
 math.zero_fraction = nn.zero_fraction
+
+from jitflow.kernels.blas_spin import short_spin as _short_spin
+
+_short_spin()  # OpenBLAS's workers sleep ~20 us after a GEMM, not ~80 ms (jitflow/kernels/blas_spin.py)

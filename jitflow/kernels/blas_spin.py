@@ -1,0 +1,58 @@
+"""OpenBLAS's worker threads sleep soon after a GEMM instead of spinning for tens of milliseconds.
+
+After each threaded call an OpenBLAS worker spins, waiting for the next one, for ``2**timeout`` CPU
+cycles before it sleeps; NumPy's build uses the default exponent 28, about 80 ms. On a 2-core machine
+that spinning worker shares a core with whatever runs next, so a parallel Numba kernel that follows a
+GEMM gets half a core for its second thread. Measured (in one process, switching between the two
+settings every few steps, bench/README.md): the dcgan example's training step 95 -> 76 ms (median; its
+Winograd transforms and pooling kernels follow GEMMs), and W7, W7i and W8 unchanged within noise.
+`short_spin()` restarts OpenBLAS's thread server with the exponent `SPIN_EXPONENT` (about 20 us): long
+enough that the GEMMs of a compiled loop, a few microseconds apart, still find their workers awake.
+
+OpenBLAS reads the exponent from ``OPENBLAS_THREAD_TIMEOUT`` when it reads its environment
+(`openblas_read_env`, exported) and applies it when its thread server starts; `blas_thread_shutdown_`
+(exported; the call its own fork handler makes) stops the server, and the next threaded call starts it
+again. The variable is set only around that read, so child processes see the user's environment. A
+timeout the user set is kept, as is any BLAS other than NumPy's bundled OpenBLAS. Like the OpenMP wait
+policy (`omp.py`) this is a setting of the process, changed once, when jitflow is imported (a program's
+imports run before its threads start, so no BLAS call can be in flight in another thread).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+from jitflow.compiler import native_blas
+
+_VAR = "OPENBLAS_THREAD_TIMEOUT"
+SPIN_EXPONENT = 16
+_lock = threading.Lock()
+_done: list[bool] = []
+
+
+def short_spin() -> bool:
+    """Restarts NumPy's OpenBLAS thread server with short spinning (once per process; see the module
+    doc). True when it did; False when already done, the user chose a timeout, or the library lacks
+    the calls."""
+    with _lock:
+        if _done:
+            return False
+        _done.append(True)
+        if _VAR in os.environ:
+            return False
+        path = native_blas.library_path()
+        if path is None:
+            return False
+        try:
+            lib = ctypes.CDLL(path)
+            shutdown, read_env = lib.blas_thread_shutdown_, lib.openblas_read_env
+        except (OSError, AttributeError):  # another OpenBLAS build: its default spinning stays
+            return False
+        os.environ[_VAR] = str(SPIN_EXPONENT)
+        try:
+            shutdown()
+            read_env()
+        finally:
+            del os.environ[_VAR]
+        return True
