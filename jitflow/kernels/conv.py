@@ -107,9 +107,11 @@ def _bias_act(out, bias, relu):  # type: ignore[no-untyped-def]
                 row[o] += bias[o]
 
 
-def _is_pointwise(g: ConvGeom) -> bool:
-    """A 1x1, stride-1, unpadded conv is a plain matmul over pixels: no patches needed."""
-    return g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.pt == g.pl == 0
+def _is_pointwise(g: ConvGeom, hw: tuple[int, int] | None) -> bool:
+    """A 1x1, stride-1, unpadded conv is a plain matmul over pixels: no patches needed. `hw`: the input's
+    height and width (the output's must equal them: explicit bottom/right padding is not in `g`); None
+    only for a label chosen before shapes are known."""
+    return g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.pt == g.pl == 0 and (hw is None or (g.oh, g.ow) == hw)
 
 
 def chunk_images(n: int, g: ConvGeom, k: int, itemsize: int, chunk_bytes: int = 0) -> int:
@@ -177,7 +179,7 @@ def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: 
     o = f.shape[3]
     fm = f.reshape(k, o)
     out2 = out.reshape(-1, o)
-    if _is_pointwise(g):
+    if _is_pointwise(g, x.shape[1:3]):
         np.matmul(x.reshape(-1, c), fm, out=out2)
         if bias is not None:
             _bias_act(out2, bias, relu)  # type: ignore[call-arg]
@@ -206,7 +208,7 @@ def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.nd
     o = dy.shape[3]
     df2 = df.reshape(k, o)
     dy2 = dy.reshape(-1, o)
-    if _is_pointwise(g):
+    if _is_pointwise(g, x.shape[1:3]):
         np.matmul(x.reshape(-1, c).T, dy2, out=df2)
         return df
     step, workers = _plan_chunks(n, g, k, x.dtype.itemsize, chunk)
@@ -234,7 +236,7 @@ def conv2d_backprop_input(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.nda
     o = dy.shape[3]
     fm = f.reshape(k, o)
     dy2 = dy.reshape(-1, o)
-    if _is_pointwise(g):
+    if _is_pointwise(g, dx.shape[1:3]):
         np.matmul(dy2, fm.T, out=dx.reshape(-1, c))
         return dx
     step, workers = _plan_chunks(n, g, k, dy.dtype.itemsize, chunk)
@@ -253,11 +255,11 @@ def conv2d_backprop_input(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.nda
 
 # -- choice by shape ----------------------------------------------------------------------------------------
 
-def method(c: int, g: ConvGeom, op: str = "forward", o: int = 0) -> str:
+def method(c: int, g: ConvGeom, op: str = "forward", o: int = 0, hw: tuple[int, int] | None = None) -> str:
     """How a convolution with `c` input and `o` output channels runs: "gemm" (1x1), "direct"
     (`kernels/direct.py`: few channels, stride 1; forward and filter gradient), "winograd"
     (`kernels/winograd.py`: stride 1, 2..5 taps, >= 8 channels each way) or "im2col+gemm"."""
-    if _is_pointwise(g):
+    if _is_pointwise(g, hw):
         return "gemm"
     if op in ("forward", "filter_grad") and direct.applies(c, g):
         return "direct"
@@ -269,7 +271,7 @@ def method(c: int, g: ConvGeom, op: str = "forward", o: int = 0) -> str:
 def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc,
             bias: np.ndarray | None = None, relu: bool = False) -> str:
     """conv2d (with its bias/ReLU epilogue) by the method chosen for its shape; returns the method."""
-    how = method(x.shape[3], g, o=f.shape[3])
+    how = method(x.shape[3], g, o=f.shape[3], hw=x.shape[1:3])
     if how == "winograd" and not winograd.safe(x, f):
         how = "im2col+gemm"  # an inf or NaN would spread over its whole tile (see winograd.py)
     if how == "direct":
@@ -284,7 +286,7 @@ def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch:
 def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scratch: Alloc,
                 threads: int) -> str:
     """conv2d_backprop_filter by the method chosen for its shape; returns the method."""
-    how = method(x.shape[3], g, "filter_grad", dy.shape[3])
+    how = method(x.shape[3], g, "filter_grad", dy.shape[3], x.shape[1:3])
     if how == "direct" and not np.isfinite(x).all():
         how = "im2col+gemm"  # the direct kernel's dropped positions would turn an inf into NaN (inf * 0)
     if how == "winograd" and not winograd.safe(x, dy):
@@ -301,7 +303,7 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scra
 def input_grad(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.ndarray, scratch: Alloc) -> str:
     """conv2d_backprop_input by the method chosen for its shape; returns the method ("gemm",
     "winograd" or "gemm+col2im")."""
-    how = method(dx.shape[3], g, "input_grad", dy.shape[3])
+    how = method(dx.shape[3], g, "input_grad", dy.shape[3], dx.shape[1:3])
     if how == "winograd" and winograd.safe(dy, f):
         winograd.input_grad(dy, f, g, dx, scratch)
         return how

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -55,6 +56,22 @@ def test_direct_conv_and_filter_gradient_match_the_interpreter(case: dict[str, A
     unpadded = isinstance(pad, str) or not np.any(np.asarray(pad))  # a 1x1 kernel pads nothing with SAME
     pointwise = case["f"].shape[:2] == (1, 1) and unpadded
     assert pointwise or sum("direct" in s for s in sources) == 2, sources
+
+
+@pytest.mark.parametrize("padding", [[[0, 0], [0, 0], [0, 1], [0, 0]], [[0, 0], [0, 2], [0, 0], [0, 0]]])
+def test_1x1_conv_with_only_bottom_or_right_padding_is_not_a_plain_matmul(padding: list) -> None:
+    """Padding after the last row or column makes the output bigger than the input (hypothesis found a
+    1x1 input with one column of right padding taking the pointwise GEMM path)."""
+    rng = np.random.default_rng(3)
+    xv = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    with tf.Graph().as_default():
+        x, f = tf.constant(xv), tf.constant(rng.standard_normal((1, 1, 5, 6)).astype(np.float32))
+        y = tf.nn.conv2d(x, f, [1, 1, 1, 1], padding)
+        r = tf.constant(rng.standard_normal(y.shape.as_list()).astype(np.float32))
+        got, want, _ = run_both([y, *tf.gradients(tf.reduce_sum(y * r), [x, f])])
+    assert got[0].shape == (2, 3 + padding[1][1], 4 + padding[2][1], 6)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert_same(a, b, rtol=2e-5, atol=2e-5, what=f"output {i}")
 
 
 def test_direct_kernels_on_uneven_shapes_and_nan() -> None:
