@@ -58,20 +58,71 @@ def test_winograd_conv_and_its_gradients_match_the_interpreter(case: dict[str, A
     assert _sources(plan).count("kernels/conv: winograd") == 3
 
 
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
 @pytest.mark.parametrize("parallel", [True, False])
-def test_chunks_on_worker_threads_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, parallel: bool) -> None:
+def test_chunks_on_worker_threads_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, parallel: bool,
+                                                        padding: str) -> None:
     """One image per chunk: on both cores (each thread takes chunks, filter gradients summed per thread)
-    and on the calling thread only."""
+    and on the calling thread only; VALID takes the adjoint input gradient, SAME the rotated-filter one."""
     monkeypatch.setattr(winograd, "WORKER_CHUNK_BYTES", 1)
     monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0 if parallel else 1 << 60)
     monkeypatch.setattr(threads, "PARALLEL_MACS", 0 if parallel else 1 << 60)
     rng = np.random.default_rng(1)
     case = {"x": rng.standard_normal((7, 9, 8, 8)).astype(np.float32),
             "f": rng.standard_normal((5, 5, 8, 9)).astype(np.float32), "strides": (1, 1), "dilations": (1, 1),
-            "padding": "SAME", "fmt": "NHWC", "rng": rng}
+            "padding": padding, "fmt": "NHWC", "rng": rng}
     with tf.Graph().as_default():
         plan = _compare(_conv_graph(case))
     assert _sources(plan).count("kernels/conv: winograd") == 3
+
+
+@st.composite
+def input_grad_cases(draw: Any) -> tuple[Any, ...]:
+    """dy and a filter of a random stride-1 conv with explicit padding on all four sides."""
+    dt = draw(st.sampled_from([np.float32, np.float64]))
+    kh, kw = draw(st.integers(2, 5)), draw(st.integers(2, 5))
+    h, w = draw(st.integers(kh, 13)), draw(st.integers(kw, 13))
+    pt, pb, pl, pr = (draw(st.integers(0, k - 1)) for k in (kh, kh, kw, kw))
+    n, c, o = draw(st.integers(1, 3)), draw(st.integers(8, 11)), draw(st.integers(8, 11))
+    g = conv.ConvGeom(kh, kw, 1, 1, 1, 1, pt, pl, h + pt + pb - kh + 1, w + pl + pr - kw + 1)
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    dy = rng.standard_normal((n, g.oh, g.ow, o)).astype(dt)
+    return dy, rng.standard_normal((kh, kw, c, o)).astype(dt), g, (n, h, w, c)
+
+
+@settings(max_examples=40, deadline=None)
+@given(input_grad_cases())
+def test_both_winograd_input_gradients_equal_gemm_and_col2im(case: tuple[Any, ...]) -> None:
+    """The adjoint form (the forward's tiles, transposed maps) and the rotated-filter form give what
+    GEMM + col2im gives, for every padding (the driver picks the one with fewer tiles)."""
+    dy, f, g, shape = case
+    want = conv.conv2d_backprop_input(dy, f, g, np.empty(shape, dy.dtype), conv.fresh)
+    adjoint = winograd._input_grad_adjoint(dy, f, g, np.full(shape, np.nan, dy.dtype), conv.fresh)
+    either = winograd.input_grad(dy, f, g, np.full(shape, np.nan, dy.dtype), conv.fresh)
+    tol = 5e-5 if dy.dtype == np.float32 else 1e-11
+    scale = max(float(np.abs(want).max()), 1.0)
+    np.testing.assert_allclose(adjoint, want, rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(either, want, rtol=0, atol=tol * scale)
+
+
+def test_valid_conv_input_gradient_takes_the_adjoint_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dcgan's second discriminator layer (12x12 inputs, 5x5 window, 8x8 outputs) has 4 forward tiles and
+    9 in the rotated-filter form: the adjoint runs. A SAME conv has as many either way: the rotated form."""
+    calls: list[tuple[int, int]] = []
+    adjoint = winograd._input_grad_adjoint
+
+    def spy(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, scratch: Any) -> np.ndarray:
+        calls.append((g.oh, g.ow))
+        return adjoint(dy, f, g, dx, scratch)
+
+    monkeypatch.setattr(winograd, "_input_grad_adjoint", spy)
+    rng = np.random.default_rng(2)
+    f = rng.standard_normal((5, 5, 8, 8)).astype(np.float32)
+    for pad, h, oh in ((0, 12, 8), (2, 14, 14)):
+        dy = rng.standard_normal((2, oh, oh, 8)).astype(np.float32)
+        g = conv.ConvGeom(5, 5, 1, 1, 1, 1, pad, pad, oh, oh)
+        winograd.input_grad(dy, f, g, np.empty((2, h, h, 8), np.float32), conv.fresh)
+    assert calls == [(8, 8)]
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, 1e38])
