@@ -200,25 +200,32 @@ def _emit(dst, src, bias, has_bias, relu):  # type: ignore[no-untyped-def]
         dst[c] = 0 if relu and v < 0 else v  # np.maximum(v, 0): NaN stays NaN
 
 
+@njit(nogil=True)
+def _col_pass(cols, mm, start, run, lw):  # type: ignore[no-untyped-def]
+    """cols[p, j * run:(j + 1) * run] = sum_q lw[j, q] mm[p * aw + q, start:start + run]: the column pass of a
+    row of tiles back from the transformed domain (one long loop per point and tap over the row's tiles)."""
+    aw = lw.shape[1]
+    cols[:] = 0
+    for p in range(cols.shape[0]):
+        for q in range(aw):
+            for j in range(lw.shape[0]):
+                if lw[j, q] != 0:
+                    _axpy(cols[p, j * run:(j + 1) * run], mm[p * aw + q, start:start + run], lw[j, q])
+
+
 @njit(parallel=True, nogil=True)
 def _tiles_out(mm, n0, n1, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y):  # type: ignore[no-untyped-def]
     """y[n, ti*mh + i, tj*mw + j, o] = sum_pq at_h[i, p] at_w[j, q] mm[p * aw + q, t * O + o] (+ bias, ReLU)
     for the outputs inside y: per row of tiles, the column pass (one long loop per point and tap over
     the row's tiles), the row pass, then the epilogue while writing each pixel."""
     oh, ow, co = y.shape[1], y.shape[2], y.shape[3]
-    ah, aw = at_h.shape[1], at_w.shape[1]
+    ah = at_h.shape[1]
     run = tw * co
     for b in prange(n1 - n0):
         cols = np.empty((ah, mw * run), y.dtype)  # [p, j, tj, o]
         out = np.empty((mh, mw * run), y.dtype)  # [i, j, tj, o]
         for ti in range(th):
-            t0 = (b * th + ti) * tw
-            cols[:] = 0
-            for p in range(ah):
-                for q in range(aw):
-                    for j in range(mw):
-                        if at_w[j, q] != 0:
-                            _axpy(cols[p, j * run:(j + 1) * run], mm[p * aw + q, t0 * co:t0 * co + run], at_w[j, q])
+            _col_pass(cols, mm, (b * th + ti) * tw * co, run, at_w)
             out[:] = 0
             for i in range(min(mh, oh - ti * mh)):
                 for p in range(ah):
@@ -230,27 +237,21 @@ def _tiles_out(mm, n0, n1, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y):
                         _emit(y[n0 + b, ti * mh + i, tj * mw + j], out[i, at:at + co], bias, has_bias, relu)
 
 
-
 @njit(parallel=True, nogil=True)
 def _tiles_add(dv, n0, n1, pt, pl, mh, mw, th, tw, bh, bw, dx):  # type: ignore[no-untyped-def]
     """dx[n, ti*mh - pt + i, tj*mw - pl + j, c] += sum_pq bh[p, i] bw[q, j] dv[p * aw + q, t * C + c] for the
     positions inside dx: the adjoint of `_tiles_in` (tiles overlap by r - 1, so each image's tiles are
     added one after the other on one thread). Per row of tiles: the column pass, the row pass, the adds."""
     h, w, ch = dx.shape[1], dx.shape[2], dx.shape[3]
-    ah, aw = bh.shape[0], bw.shape[0]
+    ah = bh.shape[0]
     ih, iw = bh.shape[1], bw.shape[1]
+    bwt = bw.T
     run = tw * ch
     for b in prange(n1 - n0):
         cols = np.empty((ah, iw * run), dx.dtype)  # [p, j, tj, c]
         rows = np.empty((ih, iw * run), dx.dtype)  # [i, j, tj, c]
         for ti in range(th):
-            t0 = (b * th + ti) * tw
-            cols[:] = 0
-            for p in range(ah):
-                for q in range(aw):
-                    for j in range(iw):
-                        if bw[q, j] != 0:
-                            _axpy(cols[p, j * run:(j + 1) * run], dv[p * aw + q, t0 * ch:t0 * ch + run], bw[q, j])
+            _col_pass(cols, dv, (b * th + ti) * tw * ch, run, bwt)
             rows[:] = 0
             for i in range(ih):
                 y = ti * mh - pt + i
