@@ -144,6 +144,12 @@ def _axpy(dst, src, coef):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True)
+def _add(dst, src):  # type: ignore[no-untyped-def]
+    for k in range(dst.shape[0]):
+        dst[k] += src[k]
+
+
+@njit(nogil=True)
 def _strip_rows(x, n, y0, x0, bh, rows):  # type: ignore[no-untyped-def]
     """rows[p, col * C + c] = sum_i bh[p, i] x[n, y0 + i, x0 + col, c] (0 outside the image): the first
     pass of a whole row of tiles, as long loops over contiguous runs of input rows."""
@@ -265,7 +271,8 @@ def _tiles_add(dv, n0, n1, pt, pl, mh, mw, th, tw, bh, bw, dx):  # type: ignore[
                         xx = tj * mw - pl + j
                         if 0 <= xx < w:
                             at = (j * tw + tj) * ch
-                            _axpy(dx[n0 + b, y, xx], rows[i, at:at + ch], 1.0)
+                            _add(dx[n0 + b, y, xx], rows[i, at:at + ch])
+
 
 def _cast(p: Plan, dt: np.dtype) -> Plan:
     return Plan(p.mh, p.mw, p.th, p.tw, *(np.ascontiguousarray(m, dt) for m in p[4:]))
