@@ -359,24 +359,6 @@ def mark_array_outputs(low: Lowering) -> None:
     _mark_array_outputs(low.cluster_steps, low.readers)
 
 
-# Conv ops whose CPU steps hand chunks to helper threads with OpenBLAS on one thread (kernels/threads.py).
-_CHUNKED_CONVS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"})
-
-
-def gemm_threads(low: Lowering) -> None:
-    """In a plan with chunked convolutions, big batched MatMuls run as slices on the same helper threads.
-
-    OpenBLAS's own threads spin for a while after each call and take the cores from the conv helpers
-    that follow: measured on W7, 84-88 ms per step with sliced GEMMs against 120-143 ms with OpenBLAS's
-    threads, although each GEMM alone is faster on OpenBLAS's threads (which other plans keep choosing).
-    """
-    steps = low.plan.steps
-    if any(st.kind == "window" and any(op.type in _CHUNKED_CONVS for op in st.ops) for st in steps):
-        for st in steps:
-            if isinstance(st, MatMulStep):
-                st.all_threads.sliced_batches = True
-
-
 def move_to_gpu(low: Lowering) -> None:
     """Steps of ops placed on an available GPU become CUDA steps: the CUDA backend's `place`
     (`compiler/gpu/`, loaded only for plans that ask for a GPU)."""
@@ -386,7 +368,7 @@ def move_to_gpu(low: Lowering) -> None:
 
 # The passes of `lower`, in order.
 PASSES = (cluster_ops, library_kernels, build_clusters, fold_constants, prune_shape_ops, order_steps,
-          mark_array_outputs, gemm_threads, move_to_gpu)
+          mark_array_outputs, move_to_gpu)
 
 
 def lower(plan: Plan) -> None:

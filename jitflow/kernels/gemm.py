@@ -45,27 +45,23 @@ class AllThreads:
     """How one step runs a big GEMM on all threads: OpenBLAS's own threads or `matmul`'s slices.
 
     Which is faster depends on what runs around the GEMM, not on its shape alone: measured idle, W4's
-    256x784x512 took 1.0 ms on OpenBLAS's threads and 1.3 ms as slices, but inside W7's step, between
-    chunked convolutions, OpenBLAS's threads (which spin for a while after each call) slowed the step
-    from 84-88 to 121-143 ms. So each step times both on its first calls (after one uncounted call of
-    each) and keeps the faster by its median.
+    256x784x512 took 1.0 ms on OpenBLAS's threads and 1.3 ms as slices; on a loaded machine slices let a
+    descheduled thread hand its share on (the module doc). So each step times both on its first calls
+    (after one uncounted call of each) and keeps the faster by its median. (Plans with chunked convs
+    used to take slices always, while OpenBLAS's workers spun ~80 ms after each call; since they sleep
+    after ~20 us, `kernels/blas_spin.py`, measurement is as good there: W7 54.2 vs 55.6 ms, dcgan 66.4
+    vs 67.0 ms median, switching in one process.)
     """
 
-    __slots__ = ("chosen", "times", "sliced_batches")
+    __slots__ = ("chosen", "times")
 
     TRIES = 3
-    # Rows from which `sliced_batches` steps take slices (a batch-1 GEMV is faster on OpenBLAS's threads:
-    # W7i 0.49-0.52 ms against 0.60-0.62 ms as slices).
-    BATCH_ROWS = 64
 
     def __init__(self) -> None:
         self.chosen: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
         self.times: tuple[list[float], list[float]] = ([], [])
-        self.sliced_batches = False  # set by the lower pass `gemm_threads` for plans with chunked convs
 
     def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-        if self.sliced_batches and a.shape[0] >= self.BATCH_ROWS:
-            return matmul(a, b, out)
         if self.chosen is not None:
             return self.chosen(a, b, out)
         k = 0 if len(self.times[0]) <= len(self.times[1]) else 1

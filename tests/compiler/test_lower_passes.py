@@ -33,7 +33,7 @@ def _mlp() -> tuple[Any, Any, Any]:
 def test_passes_are_named_and_documented() -> None:
     names = [p.__name__ for p in low.PASSES]
     assert names == ["cluster_ops", "library_kernels", "build_clusters", "fold_constants", "prune_shape_ops",
-                     "order_steps", "mark_array_outputs", "gemm_threads", "move_to_gpu"]
+                     "order_steps", "mark_array_outputs", "move_to_gpu"]
     assert all(p.__doc__ for p in low.PASSES)
 
 
@@ -101,19 +101,6 @@ def test_mark_array_outputs_keeps_scalars_only_inside() -> None:
     s = tf.exp(x) + 1.0
     state = _lowering([s], [x], low.mark_array_outputs)
     assert [st.need_array for st in state.cluster_steps] == [[False]]  # only fetched: may stay a scalar
-
-
-def test_gemm_threads_slices_the_matmuls_of_plans_with_chunked_convs() -> None:
-    x, w, y = _mlp()
-    alone = _lowering([y], [x], low.gemm_threads)
-    mm = [st for st in alone.plan.steps if isinstance(st, MatMulStep)]
-    assert mm and not any(st.all_threads.sliced_batches for st in mm)  # left to measurement
-    img = tf.placeholder(tf.float32, [None, 8, 8, 2])
-    conv = tf.nn.conv2d(img, tf.ones([3, 3, 2, 4]), [1, 1, 1, 1], "SAME")
-    out = tf.matmul(tf.reshape(conv, [-1, 256]), tf.ones([256, 5]))
-    both = _lowering([out], [img], low.gemm_threads)
-    mm = [st for st in both.plan.steps if isinstance(st, MatMulStep)]
-    assert mm and all(st.all_threads.sliced_batches for st in mm)
 
 
 def test_move_to_gpu_leaves_cpu_plans_alone() -> None:
