@@ -22,7 +22,8 @@ import numpy as np
 from numba import prange
 
 from jitflow.codegen.cache.library import njit
-from jitflow.kernels import direct, threads, winograd
+from jitflow.kernels import direct, read_only, threads, winograd
+from jitflow.kernels.omp import passive_wait
 
 # Bytes of patch rows per chunk. Measured on W7's shapes (bench/README.md): on an idle machine 2-16 MB
 # are within noise of each other and ahead of one whole-batch buffer (80 MB for the second layer); on a
@@ -146,7 +147,7 @@ def _threadsafe_layer() -> bool:
     """True when Numba's threading layer lets several threads launch parallel kernels at once (OpenMP,
     TBB; the workqueue layer aborts the process instead)."""
     if not _LAYER_OK:
-        _bias_act(np.zeros((1, 1)), np.zeros(1), False)  # type: ignore[call-arg]  # loads the layer
+        passive_wait()  # loads Numba's threading layer (jitflow/kernels/omp.py)
         _LAYER_OK.append(numba.threading_layer() in ("omp", "tbb"))
     return _LAYER_OK[0]
 
@@ -179,6 +180,7 @@ def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: 
     o = f.shape[3]
     fm = f.reshape(k, o)
     out2 = out.reshape(-1, o)
+    bias = None if bias is None else read_only(bias)
     if _is_pointwise(g, x.shape[1:3]):
         np.matmul(x.reshape(-1, c), fm, out=out2)
         if bias is not None:

@@ -27,6 +27,7 @@ import numpy as np
 from numba import prange
 
 from jitflow.codegen.cache.library import njit
+from jitflow.kernels import read_only
 
 # Input channels up to which a stride-1 conv runs these kernels instead of im2col + GEMM (bench/README.md:
 # W7's first layer, C = 1).
@@ -204,7 +205,7 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
     k, o = f.shape[0] * f.shape[1] * f.shape[2], f.shape[3]
     xp, off, _ = _planar(x, g, scratch, 0)
     fm = np.ascontiguousarray(f.reshape(k, o))
-    conv_forward(xp, fm, off[:k], fm[0] if bias is None else bias, bias is not None, relu, out)
+    conv_forward(xp, fm, off[:k], read_only(fm[0] if bias is None else bias), bias is not None, relu, out)
     return out
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from numba import prange
 
 from jitflow.codegen.cache.library import njit
-from jitflow.kernels import threads
+from jitflow.kernels import read_only, threads
 
 # Largest input tile side (interpolation points 0, +-1, +-2, +-1/2 and infinity).
 TILE = 8
@@ -380,7 +380,7 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
                      lambda: _filter_tf(p, f))
     step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
     bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
-    b = bias if bias is not None else np.zeros(1, x.dtype)
+    b = read_only(bias if bias is not None else np.zeros(1, x.dtype))
 
     def work(w: int, n0: int, n1: int) -> None:
         v, mm = bufs[w]
