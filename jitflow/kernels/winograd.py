@@ -244,14 +244,14 @@ def _tiles_out(mm, n0, n1, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y):
 
 
 @njit(parallel=True, nogil=True)
-def _tiles_add(dv, n0, n1, pt, pl, mh, mw, th, tw, bh, bw, dx):  # type: ignore[no-untyped-def]
-    """dx[n, ti*mh - pt + i, tj*mw - pl + j, c] += sum_pq bh[p, i] bw[q, j] dv[p * aw + q, t * C + c] for the
+def _tiles_add(dv, n0, n1, pt, pl, mh, mw, th, tw, bh, bwt, dx):  # type: ignore[no-untyped-def]
+    """dx[n, ti*mh - pt + i, tj*mw - pl + j, c] += sum_pq bh[p, i] bwt[j, q] dv[p * aw + q, t * C + c] for the
     positions inside dx: the adjoint of `_tiles_in` (tiles overlap by r - 1, so each image's tiles are
-    added one after the other on one thread). Per row of tiles: the column pass, the row pass, the adds."""
+    added one after the other on one thread). Per row of tiles: the column pass, the row pass, the adds.
+    `bwt` is B_w^T's transpose, C-contiguous like the output transform's matrix (one `_col_pass` build)."""
     h, w, ch = dx.shape[1], dx.shape[2], dx.shape[3]
     ah = bh.shape[0]
-    ih, iw = bh.shape[1], bw.shape[1]
-    bwt = bw.T
+    ih, iw = bh.shape[1], bwt.shape[0]
     run = tw * ch
     for b in prange(n1 - n0):
         cols = np.empty((ah, iw * run), dx.dtype)  # [p, j, tj, c]
@@ -423,6 +423,7 @@ def _input_grad_adjoint(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, s
     pts, per = p.points, p.th * p.tw
     u = _FILTERS.get("forward", p, f, lambda: _filter_tf(p, f)).transpose(0, 2, 1)
     at_ht, at_wt = np.ascontiguousarray(p.at_h.T), np.ascontiguousarray(p.at_w.T)
+    bwt = np.ascontiguousarray(p.bt_w.T)
     step, workers = _chunking(n, pts * per * (c + o) * dy.dtype.itemsize)
     bufs = _buffers(scratch, workers, pts, step * per, (o, c), dy.dtype)
 
@@ -432,7 +433,7 @@ def _input_grad_adjoint(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, s
         tc = (n1 - n0) * per
         np.matmul(dm.reshape(pts, -1, o)[:, :tc], u, out=dv.reshape(pts, -1, c)[:, :tc])
         dx[n0:n1] = 0
-        _tiles_add(dv, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, dx)  # type: ignore[call-arg]
+        _tiles_add(dv, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, bwt, dx)  # type: ignore[call-arg]
 
     _each(n, step, workers, work)
     return dx
