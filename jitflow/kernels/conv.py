@@ -6,7 +6,7 @@ through the direct kernels of `direct.py` (W7's first layer: forward 2x, filter 
 than im2col + GEMM, whose K = 25 is far from what BLAS runs well); everything else is im2col + GEMM.
 
 The patch matrix of a whole batch is large (80 MB for W7's second layer), so every driver walks the
-batch in chunks of images whose patch rows fit in a few MB: a parallel Numba kernel writes the
+batch in chunks of images whose patch rows fit in a few MB: a Numba kernel writes the
 chunk's patches, and the GEMM that consumes them reads them back from cache instead of memory.
 
 Geometry arguments are plain ints: kernel (kh, kw), strides (sh, sw), dilations (dh, dw), the padding
@@ -17,13 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numba
 import numpy as np
-from numba import prange
 
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import direct, read_only, threads, winograd
-from jitflow.kernels.omp import passive_wait
 
 # Bytes of patch rows per chunk. Measured on W7's shapes (bench/README.md): on an idle machine 2-16 MB
 # are within noise of each other and ahead of one whole-batch buffer (80 MB for the second layer); on a
@@ -50,11 +47,12 @@ class ConvGeom(NamedTuple):
     ow: int
 
 
-@njit(parallel=True, nogil=True)
-def _im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):  # type: ignore[no-untyped-def]
-    """cols[(b*oh + i)*ow + j, (a*kw + e)*C + c] = x[n0 + b, i*sh - pt + a*dh, j*sw - pl + e*dw, c] (0 outside)."""
+@njit(nogil=True)
+def _im2col_rows(x, n0, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols, lo, hi):  # type: ignore[no-untyped-def]
+    """cols[(b*oh + i)*ow + j, (a*kw + e)*C + c] = x[n0 + b, i*sh - pt + a*dh, j*sw - pl + e*dw, c] (0 outside)
+    for the patch rows of output rows t = b * oh + i in [lo, hi)."""
     h, w, ch = x.shape[1], x.shape[2], x.shape[3]
-    for t in prange((n1 - n0) * oh):
+    for t in range(lo, hi):
         n = n0 + t // oh
         i = t % oh
         for j in range(ow):
@@ -72,11 +70,12 @@ def _im2col(x, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):  # type: i
                             cols[r, base + c] = 0
 
 
-@njit(parallel=True, nogil=True)
-def _col2im(dcols, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dx):  # type: ignore[no-untyped-def]
-    """The adjoint of `_im2col`: dx[n0:n1] += every patch entry at its input position (one thread per image)."""
+@njit(nogil=True)
+def _col2im_images(dcols, n0, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dx, lo, hi):  # type: ignore[no-untyped-def]
+    """The adjoint of `_im2col_rows`: dx[n0 + b] += every patch entry at its input position, for b in [lo, hi)
+    (one thread per image)."""
     h, w, ch = dx.shape[1], dx.shape[2], dx.shape[3]
-    for b in prange(n1 - n0):
+    for b in range(lo, hi):
         n = n0 + b
         for i in range(oh):
             for j in range(ow):
@@ -94,10 +93,11 @@ def _col2im(dcols, n0, n1, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dx):  # type:
                             dx[n, y, xx, c] += dcols[r, base + c]
 
 
-@njit(parallel=True, nogil=True)
-def _bias_act(out, bias, relu):  # type: ignore[no-untyped-def]
-    """out[r, :] = out[r, :] + bias, then max(., 0) when `relu`: the conv's epilogue, on a chunk in cache."""
-    for r in prange(out.shape[0]):
+@njit(nogil=True)
+def _bias_act_rows(out, bias, relu, lo, hi):  # type: ignore[no-untyped-def]
+    """out[r, :] = out[r, :] + bias, then max(., 0) when `relu`, for r in [lo, hi): the conv's epilogue, on a
+    chunk in cache."""
+    for r in range(lo, hi):
         row = out[r]
         if relu:
             for o in range(row.shape[0]):
@@ -106,6 +106,21 @@ def _bias_act(out, bias, relu):  # type: ignore[no-untyped-def]
         else:
             for o in range(row.shape[0]):
                 row[o] += bias[o]
+
+
+def _im2col(x: np.ndarray, n0: int, n1: int, g: ConvGeom, cols: np.ndarray) -> None:
+    """The patch rows of images [n0, n1) into `cols` (`_im2col_rows`), on the step's threads."""
+    threads.parallel_range(_im2col_rows, (n1 - n0) * g.oh, x, n0, *_geom_args(g), cols)
+
+
+def _col2im(dcols: np.ndarray, n0: int, n1: int, g: ConvGeom, dx: np.ndarray) -> None:
+    """dx[n0:n1] += the patch gradients `dcols` at their input positions (`_col2im_images`)."""
+    threads.parallel_range(_col2im_images, n1 - n0, dcols, n0, *_geom_args(g), dx)
+
+
+def _bias_act(out: np.ndarray, bias: np.ndarray, relu: bool) -> None:
+    """out += bias (then ReLU when `relu`), row by row (`_bias_act_rows`)."""
+    threads.parallel_range(_bias_act_rows, out.shape[0], out, bias, relu)
 
 
 def _is_pointwise(g: ConvGeom, hw: tuple[int, int] | None) -> bool:
@@ -127,7 +142,7 @@ def _plan_chunks(n: int, g: ConvGeom, k: int, itemsize: int, chunk: int) -> tupl
     the cores the step was given (batch-1 inference)."""
     workers = threads.chunk_workers(n * g.oh * g.ow * k)
     small = chunk or chunk_images(n, g, k, itemsize, WORKER_CHUNK_BYTES)
-    if workers > 1 and -(-n // small) >= 2 * workers and _threadsafe_layer():
+    if workers > 1 and -(-n // small) >= 2 * workers:
         return small, workers
     return chunk or chunk_images(n, g, k, itemsize), 1
 
@@ -138,18 +153,6 @@ def _each_chunk(n: int, step: int, workers: int, work: Callable[[int, int, int],
         return
     for n0 in range(0, n, step):
         work(0, n0, min(n, n0 + step))
-
-
-_LAYER_OK: list[bool] = []
-
-
-def _threadsafe_layer() -> bool:
-    """True when Numba's threading layer lets several threads launch parallel kernels at once (OpenMP,
-    TBB; the workqueue layer aborts the process instead)."""
-    if not _LAYER_OK:
-        passive_wait()  # loads Numba's threading layer (jitflow/kernels/omp.py)
-        _LAYER_OK.append(numba.threading_layer() in ("omp", "tbb"))
-    return _LAYER_OK[0]
 
 
 Alloc = Callable[[int, np.dtype], np.ndarray]
@@ -184,7 +187,7 @@ def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: 
     if _is_pointwise(g, x.shape[1:3]):
         np.matmul(x.reshape(-1, c), fm, out=out2)
         if bias is not None:
-            _bias_act(out2, bias, relu)  # type: ignore[call-arg]
+            _bias_act(out2, bias, relu)
         return out
     step, workers = _plan_chunks(n, g, k, x.dtype.itemsize, chunk)
     rows = g.oh * g.ow
@@ -192,11 +195,11 @@ def conv2d(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: 
 
     def work(w: int, n0: int, n1: int) -> None:
         part = cols[w * step * rows:(w * step + n1 - n0) * rows]
-        _im2col(x, n0, n1, *_geom_args(g), part)  # type: ignore[call-arg]
+        _im2col(x, n0, n1, g, part)
         dst = out2[n0 * rows:n1 * rows]
         np.matmul(part, fm, out=dst)
         if bias is not None:
-            _bias_act(dst, bias, relu)  # type: ignore[call-arg]
+            _bias_act(dst, bias, relu)
 
     _each_chunk(n, step, workers, work)
     return out
@@ -220,7 +223,7 @@ def conv2d_backprop_filter(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.nd
 
     def work(w: int, n0: int, n1: int) -> None:
         part = cols[w * step * rows:(w * step + n1 - n0) * rows]
-        _im2col(x, n0, n1, *_geom_args(g), part)  # type: ignore[call-arg]
+        _im2col(x, n0, n1, g, part)
         np.matmul(part.T, dy2[n0 * rows:n1 * rows], out=sums[w, 1])
         sums[w, 0] += sums[w, 1]
 
@@ -249,7 +252,7 @@ def conv2d_backprop_input(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.nda
         part = dcols[w * step * rows:(w * step + n1 - n0) * rows]
         np.matmul(dy2[n0 * rows:n1 * rows], fm.T, out=part)
         dx[n0:n1] = 0
-        _col2im(part, n0, n1, *_geom_args(g), dx)  # type: ignore[call-arg]
+        _col2im(part, n0, n1, g, dx)
 
     _each_chunk(n, step, workers, work)
     return dx

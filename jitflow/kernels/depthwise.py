@@ -2,16 +2,16 @@
 
 out[n, i, j, c*M + m] = sum over the window of x[n, i*sh - pt + a*dh, j*sw - pl + e*dw, c] * f[a, e, c, m].
 Each input channel meets only its own M filters, so there is no GEMM to hand to BLAS: the kernels
-run over output rows under `prange`, with the channels innermost (contiguous in NHWC, so the loop
+run over ranges of output rows (`threads.parallel_range`), with the channels innermost (contiguous in NHWC, so the loop
 vectorizes). The input gradient gathers, for each input pixel, the output pixels whose windows hold
 it (no two threads write one element); the filter gradient sums per-thread partial filters.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from jitflow.codegen.cache.library import njit
+from jitflow.kernels import threads
 
 
 @njit(nogil=True, fastmath={"contract"})
@@ -26,14 +26,14 @@ def _tap(xrow, frow, mult, acc):  # type: ignore[no-untyped-def]  # pragma: no c
                 acc[ch * mult + m] += xrow[ch] * frow[ch * mult + m]
 
 
-@njit(parallel=True, nogil=True, fastmath={"contract"})
-def forward(x, f, sh, sw, dh, dw, pt, pl, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """out = the depthwise conv of x with f ([kh, kw, c, mult], C-contiguous)."""
+@njit(nogil=True, fastmath={"contract"})
+def _forward_rows(x, f, sh, sw, dh, dw, pt, pl, out, lo, hi):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """`forward` for the output rows b * OH + i in [lo, hi)."""
     n, h, w, c = x.shape
     kh, kw, _, mult = f.shape
     f3 = f.reshape(kh, kw, c * mult)
     oh, ow = out.shape[1], out.shape[2]
-    for row in prange(n * oh):
+    for row in range(lo, hi):
         b, i = row // oh, row % oh
         for j in range(ow):
             acc = out[b, i, j]
@@ -48,14 +48,14 @@ def forward(x, f, sh, sw, dh, dw, pt, pl, out):  # type: ignore[no-untyped-def] 
                         _tap(x[b, y, xx], f3[a, e], mult, acc)
 
 
-@njit(parallel=True, nogil=True, fastmath={"contract"})
-def backprop_input(dy, f, sh, sw, dh, dw, pt, pl, dx):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """dx = the input gradient of the depthwise conv, gathered per input pixel."""
+@njit(nogil=True, fastmath={"contract"})
+def _backprop_input_rows(dy, f, sh, sw, dh, dw, pt, pl, dx, lo, hi):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """`backprop_input` for the input rows b * H + y in [lo, hi)."""
     n, h, w, c = dx.shape
     kh, kw, _, mult = f.shape
     f3 = f.reshape(kh, kw, c * mult)
     oh, ow = dy.shape[1], dy.shape[2]
-    for row in prange(n * h):
+    for row in range(lo, hi):
         b, y = row // h, row % h
         for xx in range(w):
             acc = dx[b, y, xx]
@@ -78,15 +78,15 @@ def backprop_input(dy, f, sh, sw, dh, dw, pt, pl, dx):  # type: ignore[no-untype
                                 acc[ch] += g[ch * mult + m] * fr[ch * mult + m]
 
 
-@njit(parallel=True, nogil=True, fastmath={"contract"})
-def backprop_filter_parts(x, dy, sh, sw, dh, dw, pt, pl, parts):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """parts[k] = the filter gradient ([kh, kw, c*mult]) of the k-th slice of output rows (summed by the caller)."""
+@njit(nogil=True, fastmath={"contract"})
+def _backprop_filter_parts(x, dy, sh, sw, dh, dw, pt, pl, parts, lo, hi):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """parts[k] for k in [lo, hi): the filter gradient ([kh, kw, c*mult]) of the k-th slice of output rows."""
     n, h, w, c = x.shape
     chunks, kh, kw, cm = parts.shape
     mult = cm // c
     oh, ow = dy.shape[1], dy.shape[2]
     rows = n * oh
-    for k in prange(chunks):
+    for k in range(lo, hi):
         part = parts[k]
         part[:] = 0
         for row in range(k * rows // chunks, (k + 1) * rows // chunks):
@@ -102,8 +102,20 @@ def backprop_filter_parts(x, dy, sh, sw, dh, dw, pt, pl, parts):  # type: ignore
                             _tap(x[b, y, xx], dy[b, i, j], mult, part[a, e])
 
 
+def forward(x: np.ndarray, f: np.ndarray, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int,
+            out: np.ndarray) -> None:
+    """out = the depthwise conv of x with f ([kh, kw, c, mult], C-contiguous)."""
+    threads.parallel_range(_forward_rows, out.shape[0] * out.shape[1], x, f, sh, sw, dh, dw, pt, pl, out)
+
+
+def backprop_input(dy: np.ndarray, f: np.ndarray, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int,
+                   dx: np.ndarray) -> None:
+    """dx = the input gradient of the depthwise conv, gathered per input pixel."""
+    threads.parallel_range(_backprop_input_rows, dx.shape[0] * dx.shape[1], dy, f, sh, sw, dh, dw, pt, pl, dx)
+
+
 def backprop_filter(x: np.ndarray, dy: np.ndarray, geom: tuple[int, ...], df: np.ndarray,
                     parts: np.ndarray) -> None:
     """df ([kh, kw, c, mult]) = the filter gradient; `parts`: scratch of shape (chunks, kh, kw, c*mult)."""
-    backprop_filter_parts(x, dy, *geom, parts)
+    threads.parallel_range(_backprop_filter_parts, parts.shape[0], x, dy, *geom, parts)
     np.sum(parts, axis=0, out=df.reshape(parts.shape[1:]))

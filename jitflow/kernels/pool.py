@@ -1,4 +1,5 @@
-"""Max and average pooling over NHWC windows, forward and backward, as parallel Numba kernels.
+"""Max and average pooling over NHWC windows, forward and backward, as Numba kernels over a range of
+rows or images, run on the step's threads by `threads.parallel_range`.
 
 Windows are clipped to the input (padding never wins a max and is not counted in an average, as in
 TF). Gradients run one thread per image, so overlapping windows add into `dx` without races. The max
@@ -8,9 +9,9 @@ which is what the NumPy reference kernel's argmax picks.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from jitflow.codegen.cache.library import njit
+from jitflow.kernels import threads
 
 
 @njit(nogil=True)
@@ -20,44 +21,52 @@ def _span(i, s, p, k, n):  # type: ignore[no-untyped-def]
     return max(lo, 0), min(lo + k, n)
 
 
-@njit(parallel=True, nogil=True)
-def max_pool(x, kh, kw, sh, sw, pt, pl, out):  # type: ignore[no-untyped-def]
-    """out[n, i, j, c] = max of x[n, window(i, j), c]."""
+@njit(nogil=True)
+def _max_pool_rows(x, kh, kw, sh, sw, pt, pl, out, lo, hi):  # type: ignore[no-untyped-def]
+    """out[n, i, j, c] = max of x[n, window(i, j), c] for the output rows t = n * OH + i in [lo, hi)."""
     h, w, ch = x.shape[1], x.shape[2], x.shape[3]
     oh, ow = out.shape[1], out.shape[2]
-    for t in prange(x.shape[0] * oh):
+    for t in range(lo, hi):
         n = t // oh
         i = t % oh
         y0, y1 = _span(i, sh, pt, kh, h)
         for j in range(ow):
             x0, x1 = _span(j, sw, pl, kw, w)
             o = out[n, i, j]
-            o[:] = x[n, y0, x0]
+            first = x[n, y0, x0]
+            for c in range(ch):
+                o[c] = first[c]
             for y in range(y0, y1):
                 for xx in range(x0, x1):
                     row = x[n, y, xx]
                     for c in range(ch):
                         v = row[c]
                         b = o[c]
-                        if b == b and (v > b or v != v):
-                            o[c] = v
+                        o[c] = v if (b == b) & ((v > b) | (v != v)) else b  # a select: the loop vectorizes
 
 
-@njit(parallel=True, nogil=True)
-def max_pool_grad(x, dy, kh, kw, sh, sw, pt, pl, dx):  # type: ignore[no-untyped-def]
-    """dx = zeros; each window's gradient goes to its first maximum (channels scanned as vectors)."""
+def max_pool(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> None:
+    """out[n, i, j, c] = max of x[n, window(i, j), c]."""
+    threads.parallel_range(_max_pool_rows, x.shape[0] * out.shape[1], x, kh, kw, sh, sw, pt, pl, out)
+
+
+@njit(nogil=True)
+def _max_pool_grad_images(x, dy, kh, kw, sh, sw, pt, pl, dx, lo, hi):  # type: ignore[no-untyped-def]
+    """`max_pool_grad` for images [lo, hi)."""
     h, w, ch = x.shape[1], x.shape[2], x.shape[3]
     oh, ow = dy.shape[1], dy.shape[2]
-    for n in prange(x.shape[0]):
+    best = np.empty(ch, x.dtype)
+    at = np.empty(ch, np.int64)
+    for n in range(lo, hi):
         dx[n] = 0
-        best = np.empty(ch, x.dtype)
-        at = np.empty(ch, np.int64)
         for i in range(oh):
             y0, y1 = _span(i, sh, pt, kh, h)
             for j in range(ow):
                 x0, x1 = _span(j, sw, pl, kw, w)
-                best[:] = x[n, y0, x0]
-                at[:] = y0 * w + x0
+                first = x[n, y0, x0]
+                for c in range(ch):
+                    best[c] = first[c]
+                    at[c] = y0 * w + x0
                 for y in range(y0, y1):
                     for xx in range(x0, x1):
                         row = x[n, y, xx]
@@ -74,12 +83,19 @@ def max_pool_grad(x, dy, kh, kw, sh, sw, pt, pl, dx):  # type: ignore[no-untyped
                     dx[n, p // w, p % w, c] += g[c]
 
 
-@njit(parallel=True, nogil=True)
-def avg_pool(x, kh, kw, sh, sw, pt, pl, out):  # type: ignore[no-untyped-def]
-    """out[n, i, j, c] = mean of x[n, window(i, j), c] over the window's real (unpadded) pixels."""
-    h, w = x.shape[1], x.shape[2]
+def max_pool_grad(x: np.ndarray, dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int,
+                  dx: np.ndarray) -> None:
+    """dx = zeros; each window's gradient goes to its first maximum (one thread per image: windows that
+    overlap add into dx without races)."""
+    threads.parallel_range(_max_pool_grad_images, x.shape[0], x, dy, kh, kw, sh, sw, pt, pl, dx)
+
+
+@njit(nogil=True)
+def _avg_pool_rows(x, kh, kw, sh, sw, pt, pl, out, lo, hi):  # type: ignore[no-untyped-def]
+    """`avg_pool` for the output rows t = n * OH + i in [lo, hi)."""
+    h, w, ch = x.shape[1], x.shape[2], x.shape[3]
     oh, ow = out.shape[1], out.shape[2]
-    for t in prange(x.shape[0] * oh):
+    for t in range(lo, hi):
         n = t // oh
         i = t % oh
         y0, y1 = _span(i, sh, pt, kh, h)
@@ -89,25 +105,42 @@ def avg_pool(x, kh, kw, sh, sw, pt, pl, out):  # type: ignore[no-untyped-def]
             o[:] = 0
             for y in range(y0, y1):
                 for xx in range(x0, x1):
-                    o += x[n, y, xx]
-            o /= (y1 - y0) * (x1 - x0)
+                    row = x[n, y, xx]
+                    for c in range(ch):
+                        o[c] += row[c]
+            k = (y1 - y0) * (x1 - x0)
+            for c in range(ch):
+                o[c] /= k
 
 
-@njit(parallel=True, nogil=True)
-def avg_pool_grad(dy, kh, kw, sh, sw, pt, pl, dx):  # type: ignore[no-untyped-def]
-    """dx = zeros; each window's gradient, divided by its pixel count, goes to all its pixels."""
-    h, w = dx.shape[1], dx.shape[2]
+def avg_pool(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> None:
+    """out[n, i, j, c] = mean of x[n, window(i, j), c] over the window's real (unpadded) pixels."""
+    threads.parallel_range(_avg_pool_rows, x.shape[0] * out.shape[1], x, kh, kw, sh, sw, pt, pl, out)
+
+
+@njit(nogil=True)
+def _avg_pool_grad_images(dy, kh, kw, sh, sw, pt, pl, dx, lo, hi):  # type: ignore[no-untyped-def]
+    """`avg_pool_grad` for images [lo, hi)."""
+    h, w, ch = dx.shape[1], dx.shape[2], dx.shape[3]
     oh, ow = dy.shape[1], dy.shape[2]
-    for n in prange(dx.shape[0]):
+    for n in range(lo, hi):
         dx[n] = 0
         for i in range(oh):
             y0, y1 = _span(i, sh, pt, kh, h)
             for j in range(ow):
                 x0, x1 = _span(j, sw, pl, kw, w)
-                g = dy[n, i, j] / ((y1 - y0) * (x1 - x0))
+                g = dy[n, i, j]
+                k = (y1 - y0) * (x1 - x0)
                 for y in range(y0, y1):
                     for xx in range(x0, x1):
-                        dx[n, y, xx] += g
+                        d = dx[n, y, xx]
+                        for c in range(ch):
+                            d[c] += g[c] / k
+
+
+def avg_pool_grad(dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, dx: np.ndarray) -> None:
+    """dx = zeros; each window's gradient, divided by its pixel count, goes to all its pixels."""
+    threads.parallel_range(_avg_pool_grad_images, dx.shape[0], dy, kh, kw, sh, sw, pt, pl, dx)
 
 
 @njit(nogil=True)
@@ -144,19 +177,17 @@ def _window_grad(x, g, n, y0, y1, x0, x1, relu, dx, best, at, db):  # type: igno
             k += 1
 
 
-@njit(parallel=True, nogil=True)
-def max_pool_grad_tiled(x, dy, kh, kw, sh, sw, pt, pl, relu, zero_first, dx, db_parts):  # type: ignore[no-untyped-def]
-    """MaxPoolGrad for windows that do not overlap (strides >= window), each input element written once;
-    with `relu`, ReluGrad(., x) fused in. db_parts[p] = the sum over images p, p + P, ... of what went
-    into dx (the bias gradient, when x is a BiasAdd's ReLU). `zero_first`: some pixels lie in no window."""
+@njit(nogil=True)
+def _max_pool_grad_parts(x, dy, kh, kw, sh, sw, pt, pl, relu, zero_first, dx, db_parts, lo, hi):  # type: ignore[no-untyped-def]
+    """`max_pool_grad_tiled` for the parts p in [lo, hi): images p, p + P, ..., their bias sum in db_parts[p]."""
     h, w, ch = x.shape[1], x.shape[2], x.shape[3]
     oh, ow = dy.shape[1], dy.shape[2]
     nparts = db_parts.shape[0]
-    for p in prange(nparts):
+    best = np.empty(ch, x.dtype)
+    at = np.empty(ch, np.int64)
+    for p in range(lo, hi):
         db = db_parts[p]
         db[:] = 0
-        best = np.empty(ch, x.dtype)
-        at = np.empty(ch, np.int64)
         for n in range(p, x.shape[0], nparts):
             if zero_first:
                 dx[n] = 0
@@ -165,3 +196,12 @@ def max_pool_grad_tiled(x, dy, kh, kw, sh, sw, pt, pl, relu, zero_first, dx, db_
                 for j in range(ow):
                     x0, x1 = _span(j, sw, pl, kw, w)
                     _window_grad(x, dy[n, i, j], n, y0, y1, x0, x1, relu, dx, best, at, db)
+
+
+def max_pool_grad_tiled(x: np.ndarray, dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int,
+                        relu: bool, zero_first: bool, dx: np.ndarray, db_parts: np.ndarray) -> None:
+    """MaxPoolGrad for windows that do not overlap (strides >= window), each input element written once;
+    with `relu`, ReluGrad(., x) fused in. db_parts[p] = the sum over images p, p + P, ... of what went
+    into dx (the bias gradient, when x is a BiasAdd's ReLU). `zero_first`: some pixels lie in no window."""
+    threads.parallel_range(_max_pool_grad_parts, db_parts.shape[0], x, dy, kh, kw, sh, sw, pt, pl, relu, zero_first,
+                           dx, db_parts)

@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import prange
 
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import read_only, threads
@@ -125,7 +124,7 @@ def label(kh: int, kw: int, oh: int, ow: int) -> str:
 
 def safe(*arrays: np.ndarray) -> bool:
     """True when every element is finite and small enough that the transforms cannot overflow."""
-    return all(_out_of_range(a.reshape(-1), np.finfo(a.dtype).max / 1e6) == 0 for a in arrays)  # type: ignore[call-arg]
+    return all(_out_of_range(a.reshape(-1), np.finfo(a.dtype).max / 1e6) == 0 for a in arrays)
 
 
 @njit(nogil=True)
@@ -168,8 +167,8 @@ def _strip_rows(x, n, y0, x0, bh, rows):  # type: ignore[no-untyped-def]
                     _axpy(rows[p, (c0 - x0) * ch:(c1 - x0) * ch], src, bh[p, i])
 
 
-@njit(parallel=True, nogil=True)
-def _tiles_in(x, n0, n1, pt, pl, mh, mw, th, tw, bh, bw, v):  # type: ignore[no-untyped-def]
+@njit(nogil=True)
+def _tiles_in_images(x, n0, pt, pl, mh, mw, th, tw, bh, bw, v, lo, hi):  # type: ignore[no-untyped-def]
     """v[p * aw + q, t * C + c] = sum_ij bh[p, i] bw[q, j] x[n, ti*mh - pt + i, tj*mw - pl + j, c] (0 outside)
     for tile t = ((n - n0) * th + ti) * tw + tj of images n0..n1 (x C-contiguous).
 
@@ -180,14 +179,17 @@ def _tiles_in(x, n0, n1, pt, pl, mh, mw, th, tw, bh, bw, v):  # type: ignore[no-
     ah = bh.shape[0]
     aw, rw = bw.shape
     k = tw - 1 + (rw + mw - 1) // mw  # columns per phase
-    for b in prange(n1 - n0):
+    for b in range(lo, hi):
         rows = np.empty((ah, k * mw * ch), v.dtype)
         poly = np.empty((ah, mw, k * ch), v.dtype)
         for ti in range(th):
             _strip_rows(x, n0 + b, ti * mh - pt, -pl, bh, rows)
             for p in range(ah):
                 for col in range(k * mw):
-                    poly[p, col % mw, col // mw * ch:(col // mw + 1) * ch] = rows[p, col * ch:(col + 1) * ch]
+                    dst = poly[p, col % mw, col // mw * ch:(col // mw + 1) * ch]
+                    src = rows[p, col * ch:(col + 1) * ch]
+                    for c in range(ch):
+                        dst[c] = src[c]
             t0 = (b * th + ti) * tw
             for p in range(ah):
                 for q in range(aw):
@@ -219,15 +221,15 @@ def _col_pass(cols, mm, start, run, lw):  # type: ignore[no-untyped-def]
                     _axpy(cols[p, j * run:(j + 1) * run], mm[p * aw + q, start:start + run], lw[j, q])
 
 
-@njit(parallel=True, nogil=True)
-def _tiles_out(mm, n0, n1, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y):  # type: ignore[no-untyped-def]
+@njit(nogil=True)
+def _tiles_out_images(mm, n0, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y, lo, hi):  # type: ignore[no-untyped-def]
     """y[n, ti*mh + i, tj*mw + j, o] = sum_pq at_h[i, p] at_w[j, q] mm[p * aw + q, t * O + o] (+ bias, ReLU)
     for the outputs inside y: per row of tiles, the column pass (one long loop per point and tap over
     the row's tiles), the row pass, then the epilogue while writing each pixel."""
     oh, ow, co = y.shape[1], y.shape[2], y.shape[3]
     ah = at_h.shape[1]
     run = tw * co
-    for b in prange(n1 - n0):
+    for b in range(lo, hi):
         cols = np.empty((ah, mw * run), y.dtype)  # [p, j, tj, o]
         out = np.empty((mh, mw * run), y.dtype)  # [i, j, tj, o]
         for ti in range(th):
@@ -243,8 +245,8 @@ def _tiles_out(mm, n0, n1, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y):
                         _emit(y[n0 + b, ti * mh + i, tj * mw + j], out[i, at:at + co], bias, has_bias, relu)
 
 
-@njit(parallel=True, nogil=True)
-def _tiles_add(dv, n0, n1, pt, pl, mh, mw, th, tw, bh, bwt, dx):  # type: ignore[no-untyped-def]
+@njit(nogil=True)
+def _tiles_add_images(dv, n0, pt, pl, mh, mw, th, tw, bh, bwt, dx, lo, hi):  # type: ignore[no-untyped-def]
     """dx[n, ti*mh - pt + i, tj*mw - pl + j, c] += sum_pq bh[p, i] bwt[j, q] dv[p * aw + q, t * C + c] for the
     positions inside dx: the adjoint of `_tiles_in` (tiles overlap by r - 1, so each image's tiles are
     added one after the other on one thread). Per row of tiles: the column pass, the row pass, the adds.
@@ -253,7 +255,7 @@ def _tiles_add(dv, n0, n1, pt, pl, mh, mw, th, tw, bh, bwt, dx):  # type: ignore
     ah = bh.shape[0]
     ih, iw = bh.shape[1], bwt.shape[0]
     run = tw * ch
-    for b in prange(n1 - n0):
+    for b in range(lo, hi):
         cols = np.empty((ah, iw * run), dx.dtype)  # [p, j, tj, c]
         rows = np.empty((ih, iw * run), dx.dtype)  # [i, j, tj, c]
         for ti in range(th):
@@ -272,6 +274,24 @@ def _tiles_add(dv, n0, n1, pt, pl, mh, mw, th, tw, bh, bwt, dx):  # type: ignore
                         if 0 <= xx < w:
                             at = (j * tw + tj) * ch
                             _add(dx[n0 + b, y, xx], rows[i, at:at + ch])
+
+
+def _tiles_in(x: np.ndarray, n0: int, n1: int, pt: int, pl: int, mh: int, mw: int, th: int, tw: int,
+              bh: np.ndarray, bw: np.ndarray, v: np.ndarray) -> None:
+    """The input transform of images [n0, n1) into v (`_tiles_in_images`), on the step's threads."""
+    threads.parallel_range(_tiles_in_images, n1 - n0, x, n0, pt, pl, mh, mw, th, tw, bh, bw, v)
+
+
+def _tiles_out(mm: np.ndarray, n0: int, n1: int, mh: int, mw: int, th: int, tw: int, at_h: np.ndarray,
+               at_w: np.ndarray, bias: np.ndarray, has_bias: bool, relu: bool, y: np.ndarray) -> None:
+    """The output transform and epilogue of images [n0, n1) (`_tiles_out_images`)."""
+    threads.parallel_range(_tiles_out_images, n1 - n0, mm, n0, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y)
+
+
+def _tiles_add(dv: np.ndarray, n0: int, n1: int, pt: int, pl: int, mh: int, mw: int, th: int, tw: int,
+               bh: np.ndarray, bwt: np.ndarray, dx: np.ndarray) -> None:
+    """dx[n0:n1] += the adjoint input transform of dv (`_tiles_add_images`)."""
+    threads.parallel_range(_tiles_add_images, n1 - n0, dv, n0, pt, pl, mh, mw, th, tw, bh, bwt, dx)
 
 
 def _cast(p: Plan, dt: np.dtype) -> Plan:
@@ -334,15 +354,9 @@ def _chunking(n: int, per_image: int) -> tuple[int, int]:
     """(images per chunk, worker threads) for a batch of n images of `per_image` transformed bytes."""
     workers = threads.chunk_workers(n * per_image // 4)
     step = max(1, min(n, WORKER_CHUNK_BYTES // max(per_image, 1)))
-    if workers > 1 and -(-n // step) >= 2 * workers and _threads_ok():
+    if workers > 1 and -(-n // step) >= 2 * workers:
         return step, workers
     return step, 1
-
-
-def _threads_ok() -> bool:
-    from jitflow.kernels import conv  # the threading-layer check lives with the other chunked kernels
-
-    return conv._threadsafe_layer()
 
 
 def _each(n: int, step: int, workers: int, work: Any) -> None:
@@ -384,10 +398,10 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
 
     def work(w: int, n0: int, n1: int) -> None:
         v, mm = bufs[w]
-        _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)  # type: ignore[call-arg]
+        _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)
         tc = (n1 - n0) * per
         np.matmul(v.reshape(pts, -1, c)[:, :tc], u, out=mm.reshape(pts, -1, o)[:, :tc])
-        _tiles_out(mm, n0, n1, p.mh, p.mw, p.th, p.tw, p.at_h, p.at_w, b, bias is not None, relu,  # type: ignore[call-arg]
+        _tiles_out(mm, n0, n1, p.mh, p.mw, p.th, p.tw, p.at_h, p.at_w, b, bias is not None, relu,
                    out)
 
     _each(n, step, workers, work)
@@ -429,11 +443,11 @@ def _input_grad_adjoint(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, s
 
     def work(w: int, n0: int, n1: int) -> None:
         dm, dv = bufs[w]
-        _tiles_in(dy, n0, n1, 0, 0, p.mh, p.mw, p.th, p.tw, at_ht, at_wt, dm)  # type: ignore[call-arg]
+        _tiles_in(dy, n0, n1, 0, 0, p.mh, p.mw, p.th, p.tw, at_ht, at_wt, dm)
         tc = (n1 - n0) * per
         np.matmul(dm.reshape(pts, -1, o)[:, :tc], u, out=dv.reshape(pts, -1, c)[:, :tc])
         dx[n0:n1] = 0
-        _tiles_add(dv, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, bwt, dx)  # type: ignore[call-arg]
+        _tiles_add(dv, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, bwt, dx)
 
     _each(n, step, workers, work)
     return dx
@@ -452,8 +466,8 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
 
     def work(w: int, n0: int, n1: int) -> None:
         v, dm = bufs[w]
-        _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)  # type: ignore[call-arg]
-        _tiles_in(dy, n0, n1, 0, 0, p.mh, p.mw, p.th, p.tw, at_ht, at_wt, dm)  # type: ignore[call-arg]
+        _tiles_in(x, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, p.bt_w, v)
+        _tiles_in(dy, n0, n1, 0, 0, p.mh, p.mw, p.th, p.tw, at_ht, at_wt, dm)
         tc = (n1 - n0) * per
         np.matmul(v.reshape(pts, -1, c)[:, :tc].transpose(0, 2, 1), dm.reshape(pts, -1, o)[:, :tc], out=sums[w, 1])
         sums[w, 0] += sums[w, 1]

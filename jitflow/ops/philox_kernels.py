@@ -1,8 +1,9 @@
 """Numba kernels of the Philox generator and TF's distributions (used by `ops/philox.py`).
 
 This file is kernel source, never imported as a module: `ops/philox.py` hands its text to jitflow's
-compile cache (:func:`jitflow.codegen.cache.get_kernel`), which compiles the explicitly typed entries
-once and keeps them under ``JITFLOW_CACHE_DIR`` with every other kernel, and calls :func:`kernels`.
+compile cache (:func:`jitflow.codegen.cache.get_kernel`) with one explicitly typed entry left in (see
+`ENTRIES`), which it compiles once and keeps under ``JITFLOW_CACHE_DIR`` with every other kernel, and
+calls :func:`kernels`.
 
 Numba's float32 math.log/sin/cos are the C library's logf/sinf/cosf, which TF's kernels call, so the
 Box-Muller results match TF's bit for bit (NumPy's SIMD versions differ in the last bit for about 1% of
@@ -118,8 +119,7 @@ def normal64(k0, k1, c0, c1, c2, c3, out):
             out[2 * g + 1] = d1
 
 
-@njit(["void(u8, u8, u8, u8, u8, u8, f4[::1], b1)", "void(u8, u8, u8, u8, u8, u8, f8[::1], b1)"],
-      cache=True, nogil=True)
+@njit(inline="always", cache=True)
 def truncated(k0, k1, c0, c1, c2, c3, out, f64):
     # Each group owns per_group * 256 / 4 reserved calls and draws words from them one at a time.
     n = out.size
@@ -147,6 +147,21 @@ def truncated(k0, k1, c0, c1, c2, c3, out, f64):
                     have += 1
 
 
+@njit("void(u8, u8, u8, u8, u8, u8, f4[::1])", cache=True, nogil=True)
+def truncated32(k0, k1, c0, c1, c2, c3, out):
+    truncated(k0, k1, c0, c1, c2, c3, out, False)
+
+
+@njit("void(u8, u8, u8, u8, u8, u8, f8[::1])", cache=True, nogil=True)
+def truncated64(k0, k1, c0, c1, c2, c3, out):
+    truncated(k0, k1, c0, c1, c2, c3, out, True)
+
+
 def kernels():
-    """The entry points, by name (the compile cache's entry function for this source)."""
-    return {"words": words, "normal32": normal32, "normal64": normal64, "truncated": truncated}
+    """The entry points this source defines, by name (the compile cache's entry function for it)."""
+    return {name: globals()[name] for name in ENTRIES if name in globals()}
+
+
+# Functions compiled when the source runs (explicit signatures); `ops/philox.py` hands the compile cache this
+# source with only the entry it needs left in, so a program that draws float32 normals compiles only those.
+ENTRIES = ("words", "normal32", "normal64", "truncated32", "truncated64")

@@ -92,7 +92,7 @@ def test_hand_written_kernels_use_it() -> None:
     from jitflow.data import indexed
     from jitflow.kernels import conv, direct, pool
 
-    for fn in (conv._im2col, direct.conv_forward, pool.max_pool, pool.max_pool_grad_tiled,
+    for fn in (conv._im2col_rows, direct._conv_forward_images, pool._max_pool_rows, pool._max_pool_grad_parts,
                *indexed._shuffle_kernels()):
         assert type(fn._cache).__name__ == "KernelCache", fn
         assert Path(fn._cache.cache_path).parent.name == library.LIBRARY_DIR

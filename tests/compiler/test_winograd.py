@@ -223,7 +223,8 @@ def test_every_kind_of_bias_shares_one_compiled_kernel() -> None:
     x = rng.standard_normal((2, 9, 9, 8)).astype(np.float32)
     frozen = rng.standard_normal(8).astype(np.float32)
     frozen.flags.writeable = False
-    for kernel, run, c in ((winograd._tiles_out, winograd.forward, 8), (direct.conv_forward, direct.forward, 2)):
+    for kernel, run, c in ((winograd._tiles_out_images, winograd.forward, 8),
+                           (direct._conv_forward_images, direct.forward, 2)):
         f = rng.standard_normal((3, 3, c, 8)).astype(np.float32)
         g = conv.ConvGeom(3, 3, 1, 1, 1, 1, 1, 1, 9, 9)
         run(x[..., :c], f, g, np.empty((2, 9, 9, 8), np.float32), conv.fresh, frozen.copy())
