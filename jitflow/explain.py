@@ -48,6 +48,8 @@ class ExplainReport:
             d["loop_state"] = list(self._report["loop_state"])
         if self._report.get("hoisted"):
             d["hoisted"] = [dict(h) for h in self._report["hoisted"]]
+        if self._report.get("deduplicated"):
+            d["deduplicated"] = [{"op": a, "same_as": b} for a, b in self._report["deduplicated"]]
         if self.loops:
             d["loops"] = [{"op": x["op"], "kind": x["kind"], "mode": x.get("mode"), "plan": x["report"].to_dict()}
                           for x in self.loops]
@@ -64,6 +66,10 @@ class ExplainReport:
             lines.append(f"  fallback {f['op']} ({f['type']}): {f['reason']}")
         if self._report.get("loop_state"):  # a GPU loop body's values handed to the next iteration on the device
             lines.append(f"  loop state on the device: {', '.join(self._report['loop_state'])}")
+        dups = self._report.get("deduplicated", [])
+        if dups:  # common subexpressions (compiler/cse.py): computed once, read by both
+            shown = ", ".join(f"{a} = {b}" for a, b in dups[:3]) + (", ..." if len(dups) > 3 else "")
+            lines.append(f"  deduplicated {len(dups)} ops: {shown}")
         for h in self._report.get("hoisted", []):  # a backward loop's capture gradients summed after it
             lines.append(f"  hoisted {h['op']} ({h['type']}): the gradient of {h['capture']}, {h['as']}")
         for x in self.loops:  # a loop's sub-plans: one compiled loop, or replayed once per iteration

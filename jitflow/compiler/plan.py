@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jitflow import flags
+from jitflow.compiler.cse import dedupe
 from jitflow.compiler.prune import prune
 from jitflow.compiler.step import (  # noqa: F401 - the slot numbers are re-exported: defined here first
     ARENA_SLOT,
@@ -148,6 +149,9 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
     fetch_tensors = [f for f in fetches if isinstance(f, Tensor)]
     targets = [f for f in fetches if isinstance(f, Operation)]
     ops = prune(fetch_tensors, targets, fed)
+    removed: list[tuple[str, str]] = []
+    if lower is not None:  # the interpreter runs every op as written: the reference the JIT is tested against
+        ops, fetches, removed = dedupe(ops, fetches, fed)
     slots: dict[Tensor, int] = {}
     n = FIRST_SLOT
     for t in feeds:
@@ -195,4 +199,6 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
     plan.debug = flags.debug_level()
     if lower is not None and not dead_aware:
         lower(plan)
+    if removed:
+        plan.report["deduplicated"] = removed
     return plan
