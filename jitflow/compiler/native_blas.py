@@ -9,11 +9,9 @@ cached on disk (a ctypes function object would embed its address). Pointers pass
 from __future__ import annotations
 
 import ctypes
-import glob
-import os
 import threading
 
-import numpy as np
+from jitflow.kernels import openblas
 
 SGEMM = "scipy_cblas_sgemm64_"
 DGEMM = "scipy_cblas_dgemm64_"
@@ -53,29 +51,21 @@ def _gemm_f64(a, b, c, ta, tb, m, n, k, lda, ldb):
 '''
 
 
-def library_path() -> str | None:
-    """The OpenBLAS shared library NumPy ships (None when this NumPy has none we can use)."""
-    here = os.path.dirname(np.__file__)
-    found = sorted(glob.glob(os.path.join(here, "..", "numpy.libs", "libscipy_openblas64_*.so")))
-    return found[0] if found else None
-
-
 def ensure_symbols() -> bool:
     """Registers the GEMM symbols with LLVM (once); False when NumPy's OpenBLAS is not available."""
     with _lock:
         if "ok" in _state:
             return _state["ok"]
         ok = False
-        path = library_path()
-        if path is not None:
+        lib = openblas.library()
+        if lib is not None:
             try:
                 import llvmlite.binding as llvm
 
-                lib = ctypes.CDLL(path)
                 for name in (SGEMM, DGEMM):
                     llvm.add_symbol(name, ctypes.cast(getattr(lib, name), ctypes.c_void_p).value)
                 ok = True
-            except (OSError, AttributeError):  # another build of NumPy: loops stay replayed
+            except AttributeError:  # another build of NumPy: loops stay replayed
                 ok = False
         _state["ok"] = ok
         return ok

@@ -19,11 +19,10 @@ imports run before its threads start, so no BLAS call can be in flight in anothe
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 
-from jitflow.compiler import native_blas
+from jitflow.kernels import openblas
 
 _VAR = "OPENBLAS_THREAD_TIMEOUT"
 SPIN_EXPONENT = 16
@@ -41,13 +40,10 @@ def short_spin() -> bool:
         _done.append(True)
         if _VAR in os.environ:
             return False
-        path = native_blas.library_path()
-        if path is None:
-            return False
+        lib = openblas.library()
         try:
-            lib = ctypes.CDLL(path)
             shutdown, read_env = lib.blas_thread_shutdown_, lib.openblas_read_env
-        except (OSError, AttributeError):  # another OpenBLAS build: its default spinning stays
+        except AttributeError:  # no library, or another OpenBLAS build: its default spinning stays
             return False
         os.environ[_VAR] = str(SPIN_EXPONENT)
         try:

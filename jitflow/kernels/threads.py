@@ -19,8 +19,6 @@ big calls use both cores; on an idle machine small GEMMs use both (a batch-1 den
 from __future__ import annotations
 
 import ctypes
-import glob
-import os
 import queue
 import threading
 import time
@@ -29,7 +27,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import numba
-import numpy as np
+
+from jitflow.kernels import openblas
 
 # Elements a Numba kernel touches per call below which it runs on the calling thread only (~1 ms).
 PARALLEL_ELEMENTS = 1 << 20
@@ -70,16 +69,13 @@ def _factor() -> int:
 
 def _openblas_local_setter() -> Any:
     """OpenBLAS's `openblas_set_num_threads_local` (process-wide in this build; returns the previous value)."""
-    libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
-        try:
-            fn = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        fn.argtypes = [ctypes.c_int]
-        fn.restype = ctypes.c_int
-        return fn
-    return None
+    lib = openblas.library()
+    fn = getattr(lib, "openblas_set_num_threads_local", None) if lib is not None else None
+    if fn is None:
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
 
 
 _SET_BLAS_LOCAL = _openblas_local_setter()

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from jitflow.compiler import native_blas
+from jitflow.kernels import openblas
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = r'''
 import ctypes, os, sys
 import numpy as np
-from jitflow.compiler import native_blas
 a = np.random.RandomState(0).rand(300, 400)
 before = a @ a.T  # the server runs (threaded GEMM) before jitflow restarts it
 import jitflow
-lib = ctypes.CDLL(native_blas.library_path())
+from jitflow.kernels import openblas
+lib = ctypes.CDLL(openblas.library_path())
 after = a @ a.T
 import resource, time
 t0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -38,14 +38,14 @@ def _child(env_extra: dict[str, str]) -> list[str]:
     return out.stdout.split()
 
 
-@pytest.mark.skipif(native_blas.library_path() is None, reason="NumPy without its bundled OpenBLAS")
+@pytest.mark.skipif(openblas.library_path() is None, reason="NumPy without its bundled OpenBLAS")
 def test_import_sets_short_spinning_and_leaves_the_environment_alone() -> None:
     timeout, env_after, same, spun_ms = _child({})
     assert timeout == "16" and env_after == "None" and same == "True"
     assert int(spun_ms) < 30  # the worker went to sleep (OpenBLAS's default spins ~80 ms after a GEMM)
 
 
-@pytest.mark.skipif(native_blas.library_path() is None, reason="NumPy without its bundled OpenBLAS")
+@pytest.mark.skipif(openblas.library_path() is None, reason="NumPy without its bundled OpenBLAS")
 def test_a_timeout_the_user_set_is_kept() -> None:
     timeout, env_after, same, _ = _child({"OPENBLAS_THREAD_TIMEOUT": "22"})
     assert timeout == "22" and env_after == "22" and same == "True"
