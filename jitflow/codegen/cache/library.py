@@ -17,10 +17,13 @@ a private temporary directory, removed at exit.
 from __future__ import annotations
 
 import atexit
+import functools
 import glob
 import os
 import shutil
+import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -103,25 +106,69 @@ def _discard(cache: Any, exc: Exception) -> None:
                      f"({type(exc).__name__}: {exc}); recompiling")
 
 
-def njit(*signatures: Any, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+class LazyKernel:
+    """A hand-written kernel whose Numba dispatcher is made on first use.
+
+    Making a dispatcher starts Numba's CPU target (~0.5 s once per process), so importing the kernel
+    modules must not: a program whose steps never reach them (all its clusters one element, or
+    interpreted) never pays it. On first use every `LazyKernel` of the same module is resolved and the
+    module's globals are pointed at the dispatchers, so kernels calling each other are compiled against
+    real dispatchers; calls and attributes (``signatures``, ``stats``) go to the dispatcher.
+    """
+
+    def __init__(self, fn: Callable[..., Any], signatures: tuple[Any, ...], options: dict[str, Any]) -> None:
+        self._fn, self._signatures, self._options = fn, signatures, options
+        self._dispatcher: Any = None
+        functools.update_wrapper(self, fn)
+
+    def _resolve(self) -> Any:
+        if self._dispatcher is None:
+            with _resolve_lock:
+                module = sys.modules.get(self._fn.__module__)
+                for name, value in list(vars(module).items()) if module is not None else ():
+                    if isinstance(value, LazyKernel):
+                        setattr(module, name, value._make())
+                self._make()
+        return self._dispatcher
+
+    def _make(self) -> Any:
+        if self._dispatcher is None:
+            import numba
+
+            _, cache_class = _cache_classes()
+            dispatcher = numba.njit(**self._options)(self._fn)
+            with store.own_numba_locators():
+                dispatcher._cache = cache_class(self._fn)  # what Numba's enable_caching() does with its own class
+            for sig in self._signatures:
+                dispatcher.compile(sig)
+            self._dispatcher = dispatcher
+        return self._dispatcher
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        d = self._dispatcher
+        return (d if d is not None else self._resolve())(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_fn", "_signatures", "_options", "_dispatcher"):
+            raise AttributeError(name)  # not built yet (copy, pickle): never a dispatcher's attribute
+        return getattr(self._resolve(), name)
+
+
+_resolve_lock = threading.RLock()
+
+
+def njit(*signatures: Any, **options: Any) -> Callable[[Callable[..., Any]], LazyKernel]:
     """``numba.njit`` for jitflow's own kernels, cached under the compile cache root.
 
-    Takes Numba's options except ``cache`` (always on). Explicit signatures compile at decoration
-    time, after the cache is attached, so they are loaded from it too.
+    Takes Numba's options except ``cache`` (always on). The dispatcher is made on first use
+    (`LazyKernel`); explicit signatures compile then, after the cache is attached, so they are loaded
+    from it too.
     """
     if "cache" in options:
         raise TypeError("jitflow's kernels are always cached; do not pass cache=")
 
-    def decorate(fn: Callable[..., Any]) -> Any:
-        import numba
-
-        _, cache_class = _cache_classes()
-        dispatcher = numba.njit(**options)(fn)
-        with store.own_numba_locators():
-            dispatcher._cache = cache_class(fn)  # what Numba's enable_caching() does with its own class
-        for sig in signatures:
-            dispatcher.compile(sig)
-        return dispatcher
+    def decorate(fn: Callable[..., Any]) -> LazyKernel:
+        return LazyKernel(fn, signatures, options)
 
     return decorate
 
