@@ -87,9 +87,23 @@ def value_masks(c: Cluster, layout: Layout) -> list[tuple[bool, ...]]:
     return masks
 
 
-def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False) -> L.Expr:
-    """The scalar expression of node k, given the names of all value ids (`CPU_MATH` if `cpu_math`)."""
-    return L.node_expr(c, k, names, CPU_MATH if cpu_math else CPU)
+class NumpyScalarDialect(CpuDialect):
+    """Formula calls as the interpreter makes them (``F["exp"](x)``: `ir/expr.py`'s functions on NumPy
+    scalars), for the one-element path (`codegen/scalar.py`): no Numba function is called there, so a
+    program whose clusters are all one element never starts Numba (its first use costs ~0.5 s)."""
+
+    def call(self, name: str, dt: str, args: list[str]) -> str:
+        return f"F[{name!r}]({', '.join(args)})"
+
+
+NUMPY_SCALAR = NumpyScalarDialect({})
+
+
+def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False,
+              dialect: CpuDialect | None = None) -> L.Expr:
+    """The scalar expression of node k, given the names of all value ids (`CPU_MATH` if `cpu_math`, or
+    `dialect`)."""
+    return L.node_expr(c, k, names, dialect or (CPU_MATH if cpu_math else CPU))
 
 
 def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:

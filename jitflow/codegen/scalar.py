@@ -2,9 +2,11 @@
 
 A Numba call costs a microsecond or more before any work; on one element (the scalars of W1 and W3)
 NumPy's scalar arithmetic costs tens of nanoseconds. `generate` turns a cluster into a Python function
-over NumPy scalars using the very expressions of the CPU kernels (rendered from the ops' formulas by
-`codegen/lowering.py`), so its results are the compiled kernel's: each node is one statement, a
-reduction over one element is ``finish(combine(init, v))``. A failed check (integer division by zero,
+over NumPy scalars using the expressions of the CPU kernels (rendered from the ops' formulas by
+`codegen/lowering.py`), with the formulas' functions (exp, tanh, pow, ...) computed as the interpreter
+computes them (`cpu.NUMPY_SCALAR`: NumPy's, not the kernels' vectorizable vmath, which would start Numba
+in programs that otherwise never need it): each node is one statement, a reduction over one element is
+``finish(combine(init, v))``. A failed check (integer division by zero,
 ...) raises `CheckFailed` and the caller re-runs the cluster interpreted, which reports the op's error.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from jitflow.codegen import lowering as L
-from jitflow.codegen import vmath
+from jitflow.ir import expr
 from jitflow.ir.cluster import REDUCTION, Cluster
 
 
@@ -25,7 +27,7 @@ class CheckFailed(Exception):
 
 def generate(c: Cluster) -> str:
     """Source of ``run(x0, ..., xn) -> (output values...)`` on NumPy scalars."""
-    from jitflow.codegen.cpu import node_expr
+    from jitflow.codegen.cpu import NUMPY_SCALAR, node_expr
 
     nin = c.n_inputs
     names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
@@ -45,7 +47,7 @@ def generate(c: Cluster) -> str:
             acc = L.cast(rule.combine.format(acc=rule.init(acc_dt), v=L.cast(names[src], acc_dt)), acc_dt)
             lines.append(f"    v{k} = {L.finish_code(rule, acc, '1', in_dt, node.dtype)}")
             continue
-        e = node_expr(c, k, names, cpu_math=True)
+        e = node_expr(c, k, names, dialect=NUMPY_SCALAR)
         for chk in e.checks:
             lines.append(f"    if {chk}:")
             lines.append("        raise CheckFailed()")
@@ -73,7 +75,7 @@ def _drop_outer_cast(c: Cluster, k: int, code: str) -> str:
 
 def build(c: Cluster) -> Callable[..., tuple]:
     """The compiled Python function of `generate(c)`."""
-    glb: dict[str, Any] = {"np": np, "V": vmath, "CheckFailed": CheckFailed}
+    glb: dict[str, Any] = {"np": np, "F": expr.FUNCTIONS, "CheckFailed": CheckFailed}
     # generated from op types and dtypes only (no user data), like the Numba kernels
     exec(compile(generate(c), "<jitflow one-element cluster>", "exec"), glb)  # noqa: S102
     fn: Callable[..., tuple] = glb["run"]
@@ -88,7 +90,7 @@ def step_source(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[
     of each, computes the nodes, and writes the outputs; it returns False, having written nothing,
     when an input is not as expected or a check fails (the caller then takes the general path).
     """
-    from jitflow.codegen.cpu import node_expr
+    from jitflow.codegen.cpu import NUMPY_SCALAR, node_expr
 
     nin = c.n_inputs
     names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
@@ -118,7 +120,7 @@ def step_source(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[
                 return ""  # a converting one-element reduction: the general path handles it
             lines.append(f"    v{k} = {names[src_v]}")
             continue
-        e = node_expr(c, k, names, cpu_math=True)
+        e = node_expr(c, k, names, dialect=NUMPY_SCALAR)
         for chk in e.checks:
             lines.append(f"    if {chk}:")
             lines.append("        return False")
@@ -144,7 +146,7 @@ def build_step(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[i
     src = step_source(c, in_slots, shapes, out_slots, out_shapes, need_array)
     if not src:
         return None
-    glb: dict[str, Any] = {"np": np, "V": vmath, "ndarray": np.ndarray}
+    glb: dict[str, Any] = {"np": np, "F": expr.FUNCTIONS, "ndarray": np.ndarray}
     for i, inp in enumerate(c.inputs):
         dt = np.dtype(inp.dtype)
         glb[f"D{i}"] = dt

@@ -15,8 +15,9 @@ and a kernel whose check fires re-runs the cluster interpreted, which raises the
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -201,6 +202,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
         "arctan2")
 }
 _FUNCTIONS["sigmoid"] = _stable_sigmoid
+FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType(_FUNCTIONS)  # read-only, for generated code
 _BOOL_FUNCTIONS = frozenset({"isinf", "isfinite"})
 
 

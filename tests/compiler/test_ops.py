@@ -1,6 +1,12 @@
 """Every op with a lowering, compiled, against the interpreter on the same graph."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -212,3 +218,28 @@ def test_parallel_kernels_for_reductions_and_elementwise(monkeypatch: pytest.Mon
     assert plan.report["fallbacks"] == []
     for k, (g, w) in enumerate(zip(got, want)):
         assert_same(g, w, rtol=1e-12, atol=1e-12, what=f"output {k}")
+
+
+def test_one_element_programs_never_start_numba() -> None:
+    """Scalar programs (the linear-regression examples) run on NumPy scalars only: starting Numba's CPU
+    target costs ~0.5 s, more than such a program's whole run."""
+    code = """
+import numpy as np, numba, jitflow as tf
+def started():
+    return "_toplevel_target_context" in vars(numba.core.registry.cpu_target)
+x = tf.placeholder(tf.float32, [])
+w = tf.Variable(0.5)
+loss = tf.pow(x * w - 1.0, 2.0) + tf.exp(w) + tf.sigmoid(x) + tf.tanh(w)
+train = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+with tf.Session() as sess:
+    sess.run(w.initializer)
+    for v in (0.5, 1.5, 2.5):
+        sess.run(train, {x: v})
+    before = started()
+    sess.run(tf.exp(tf.fill([1000], x)) * 2.0, {x: 1.0})  # a real kernel: now Numba starts
+print(before, started())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "JITFLOW_CACHE_DIR": str(Path(tempfile.mkdtemp()))})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
