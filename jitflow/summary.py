@@ -40,8 +40,8 @@ def _float_field(field: int, value: float) -> bytes:
     return wire_tag(field, 5) + struct.pack("<f", value)
 
 
-def _packed_doubles(field: int, values: list[float]) -> bytes:
-    return bytes_field(field, struct.pack(f"<{len(values)}d", *values))
+def _packed_doubles(field: int, values: np.ndarray) -> bytes:
+    return bytes_field(field, np.asarray(values, "<f8").tobytes())
 
 
 def scalar_value(tag: str, value: float) -> bytes:
@@ -61,6 +61,29 @@ def _default_bucket_limits() -> list[float]:
 
 _LIMITS = _default_bucket_limits()
 _LIMITS_ARR = np.array(_LIMITS)
+_LIMITS_INF = np.append(_LIMITS_ARR, np.inf)  # one past the end, so that the last fix-up compares with inf
+_CELLS: list[np.ndarray] = []
+
+
+def _cells() -> np.ndarray:
+    """For each value of a float64's top 16 bits (sign, exponent, 4 mantissa bits): how many limits lie at or
+    below the cell's lowest value. A cell spans 2**-4 of a binade, less than the limits' ratio of 1.1, so
+    at most one limit falls inside it and one comparison finishes the search."""
+    if not _CELLS:
+        prefix = np.arange(1 << 16, dtype=np.uint64) << np.uint64(48)
+        low = np.where(prefix >> np.uint64(63) == 1, prefix | np.uint64((1 << 48) - 1), prefix).view(np.float64)
+        with np.errstate(invalid="ignore"):
+            _CELLS.append(np.searchsorted(_LIMITS_ARR, low, side="right").astype(np.int64))
+    return _CELLS[0]
+
+
+def _bucket_index(v: np.ndarray) -> np.ndarray:
+    """np.searchsorted(_LIMITS_ARR, v, side="right") for finite float64 `v`, by a table of the values' top bits
+    and one comparison (a binary search per value cost ~70 ns; histogram summaries of a layer's weights
+    every step made that most of a small program's run)."""
+    j = _cells()[np.ascontiguousarray(v).view(np.uint64) >> np.uint64(48)]
+    j += _LIMITS_INF[j] <= v
+    return j
 
 
 def histogram_value(tag: str, values: np.ndarray) -> bytes:
@@ -69,19 +92,15 @@ def histogram_value(tag: str, values: np.ndarray) -> bytes:
     if not np.all(np.isfinite(v)):
         raise ValueError(f"Nan or Inf in summary histogram for: {tag}")
     # bucket i holds limits[i-1] <= x < limits[i] (bisect_right), counted in one vectorized pass
-    counts = np.bincount(np.searchsorted(_LIMITS_ARR, v, side="right"), minlength=len(_LIMITS)).astype(float).tolist()
-    limits: list[float] = []
-    buckets: list[float] = []
-    i = 0
-    while i < len(counts):
-        end, count = _LIMITS[i], counts[i]
-        i += 1
-        if count <= 0.0:
-            while i < len(counts) and counts[i] <= 0.0:
-                end, count = _LIMITS[i], counts[i]
-                i += 1
-        limits.append(end)
-        buckets.append(count)
+    index = np.minimum(_bucket_index(v), len(_LIMITS) - 1)  # DBL_MAX: the last bucket
+    counts = np.bincount(index, minlength=len(_LIMITS)).astype(np.float64)
+    # a run of empty buckets collapses into one, with the run's last limit: keep the non-empty buckets and
+    # the empty ones that end a run (one vectorized pass; a Python loop over the 1,549 took ~0.4 ms a call)
+    empty = counts <= 0.0
+    keep = ~empty
+    keep[:-1] |= empty[:-1] & ~empty[1:]
+    keep[-1] |= empty[-1]
+    limits, buckets = _LIMITS_ARR[keep], counts[keep]
     histo = (_double_field(1, float(v.min()) if v.size else 0.0) + _double_field(2, float(v.max()) if v.size else 0.0)
              + _double_field(3, float(v.size)) + _double_field(4, float(v.sum()))
              + _double_field(5, float((v * v).sum())) + _packed_doubles(6, limits) + _packed_doubles(7, buckets))

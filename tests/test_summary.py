@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jitflow as tf
 from jitflow.summary import summary_iterator
@@ -91,3 +93,49 @@ def test_summary_saver_hook_arguments():
         tf.train.SummarySaverHook(save_steps=1, output_dir="/tmp/x")
     with pytest.raises(ValueError):
         tf.train.SummarySaverHook(save_steps=1, summary_op=tf.constant(b""))
+
+
+def _reference_histogram(values):
+    """TF's HistogramProto buckets the plain way: a binary search per value, empty runs collapsed in a loop."""
+    from jitflow.summary import _LIMITS
+
+    counts = np.zeros(len(_LIMITS))
+    for x in np.asarray(values, np.float64).reshape(-1):
+        counts[min(int(np.searchsorted(_LIMITS, x, side="right")), len(_LIMITS) - 1)] += 1
+    limits, buckets, i = [], [], 0
+    while i < len(counts):
+        end, count = _LIMITS[i], counts[i]
+        i += 1
+        if count <= 0:
+            while i < len(counts) and counts[i] <= 0:
+                end, count = _LIMITS[i], counts[i]
+                i += 1
+        limits.append(end)
+        buckets.append(count)
+    return limits, buckets
+
+
+_EDGES = st.sampled_from([0.0, -0.0, 1e-12, -1e-12, 5e-324, -5e-324, 1.1e-12, np.finfo(np.float64).max,
+                          -np.finfo(np.float64).max, 1.0, -1.0, 3.0e19])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=False, allow_infinity=False), _EDGES), max_size=300),
+       st.booleans())
+def test_histogram_buckets_match_a_binary_search(values, as_float32):
+    from jitflow.summary import histogram_value, parse_summary
+
+    v = np.array(values, np.float64)
+    if as_float32:
+        v = v[np.abs(v) < 3e38].astype(np.float32)
+    limits, buckets = _reference_histogram(v)
+    h = parse_summary(histogram_value("w", v))["w"]
+    assert h["bucket_limit"] == limits and h["bucket"] == buckets
+
+
+def test_values_next_to_every_limit_fall_on_its_sides():
+    from jitflow.summary import _LIMITS_ARR, histogram_value, parse_summary
+
+    inner = _LIMITS_ARR[1:-1]
+    near = np.concatenate([inner, np.nextafter(inner, np.inf), np.nextafter(inner, -np.inf)])
+    assert parse_summary(histogram_value("n", near))["n"]["bucket"] == _reference_histogram(near)[1]
