@@ -11,8 +11,9 @@ this plan only, by a shadow op: the same name, type, attributes and device, read
 (never added to the graph). Every later stage sees one consistent graph.
 
 Only pure ops take part: no stateful op, no op with a reference input or a variable's value as an
-input (a variable read early and one read after an assign differ), no op with control inputs or a fed
-output, and no graph with control flow (`cond`, `while_loop`). Ops downstream of a removed duplicate
+input (a variable read early and one read after an assign differ), no op on TensorArray or resource
+handles, no op with control inputs or a fed output, and no graph with control flow (`cond`,
+`while_loop`). Ops downstream of a removed duplicate
 that are stateful are shadowed too when they update variables by name (assignments, optimizers); any
 other stateful op there (queues, prints, iterators) leaves the plan as it was.
 """
@@ -31,6 +32,8 @@ _CONTROL_FLOW = frozenset({"Switch", "RefSwitch", "Merge", "Enter", "Exit", "Nex
 _NOT_VALUES = frozenset({"Placeholder", "PlaceholderWithDefault", "_SubgraphInput"})
 # Stateful ops that name the variables they update (reference inputs): safe to run as a shadow op.
 _VARIABLE_UPDATES = ("Apply", "Assign", "ResourceApply")
+# Dtypes of objects rather than values (TensorArrays, resources).
+_HANDLES = frozenset({"variant", "resource"})
 # Constant values up to this size take part (larger ones are compared by identity only).
 _MAX_CONST_BYTES = 1 << 16
 
@@ -89,6 +92,8 @@ def _key(op: Operation, inputs: list[Tensor], fed: set[Tensor]) -> tuple | None:
         return None
     if any(t in fed for t in op.outputs) or any(t.op.type == "VariableV2" for t in inputs):
         return None
+    if any(t.dtype.name in _HANDLES for t in (*inputs, *op.outputs)):
+        return None  # a TensorArray's or resource's object may change in place: equal inputs, unequal state
     try:
         attrs = _freeze(op.attrs)
     except _Unkeyed:
