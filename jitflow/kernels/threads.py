@@ -159,12 +159,13 @@ _WORKERS = _Workers()
 
 class _Chunks:
     """One call's chunks: handed out in order, counted when finished; the first error is kept. With
-    `guided`, a chunk is 1 / (2 * workers) of what is left, never under `step`: few calls for most of the
-    range, small ones at its end, where a thread that finishes early would otherwise wait for a big one."""
+    `guided` (the number of threads taking them; 0: every chunk is `step` long), a chunk is 1 / (2 * guided)
+    of what is left, never under `step`: few calls for most of the range, small ones at its end, where a
+    thread that finishes early would otherwise wait for a big one."""
 
     def __init__(self, n: int, step: int, work: Callable[[int, int, int], object], guided: int = 0) -> None:
         self.n, self.step, self.work = n, step, work
-        self.split = 2 * guided  # 0: every chunk is `step` long
+        self.split = 2 * guided
         self.next = 0
         self.left = n  # elements not yet finished
         self.error: BaseException | None = None
@@ -227,7 +228,8 @@ def parallel_range(kernel: Callable[..., object], n: int, *args: Any, elements: 
     """Calls kernel(*args, lo, hi) for chunks [lo, hi) covering range(n): on the calling thread alone when
     its Numba thread count is 1 (small calls, set by `threads_for`; every thread inside `run_chunks`) or
     when the call touches fewer than PARALLEL_ELEMENTS `elements` (a pass over a step's small input, such
-    as the padding copy before a direct conv), otherwise on that many threads through `run_chunks`.
+    as the padding copy before a direct conv), otherwise on that many threads, the caller and `run_chunks`'
+    helpers taking chunks as they are free.
 
     The kernels are plain nogil Numba functions over [lo, hi) rather than `prange` loops: a parallel
     Numba function compiles about 3x slower (conv_forward: 2.1 s against 0.7 s), which made a small
