@@ -99,11 +99,9 @@ class NumpyScalarDialect(CpuDialect):
 NUMPY_SCALAR = NumpyScalarDialect({})
 
 
-def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False,
-              dialect: CpuDialect | None = None) -> L.Expr:
-    """The scalar expression of node k, given the names of all value ids (`CPU_MATH` if `cpu_math`, or
-    `dialect`)."""
-    return L.node_expr(c, k, names, dialect or (CPU_MATH if cpu_math else CPU))
+def node_expr(c: Cluster, k: int, names: list[str], cpu_math: bool = False) -> L.Expr:
+    """The scalar expression of node k, given the names of all value ids (`CPU_MATH` if `cpu_math`)."""
+    return L.node_expr(c, k, names, CPU_MATH if cpu_math else CPU)
 
 
 def generate(c: Cluster, layout: Layout, parallel: bool = False) -> str:

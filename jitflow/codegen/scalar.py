@@ -27,7 +27,7 @@ class CheckFailed(Exception):
 
 def generate(c: Cluster) -> str:
     """Source of ``run(x0, ..., xn) -> (output values...)`` on NumPy scalars."""
-    from jitflow.codegen.cpu import NUMPY_SCALAR, node_expr
+    from jitflow.codegen.cpu import NUMPY_SCALAR
 
     nin = c.n_inputs
     names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
@@ -47,7 +47,7 @@ def generate(c: Cluster) -> str:
             acc = L.cast(rule.combine.format(acc=rule.init(acc_dt), v=L.cast(names[src], acc_dt)), acc_dt)
             lines.append(f"    v{k} = {L.finish_code(rule, acc, '1', in_dt, node.dtype)}")
             continue
-        e = node_expr(c, k, names, dialect=NUMPY_SCALAR)
+        e = L.node_expr(c, k, names, NUMPY_SCALAR)
         for chk in e.checks:
             lines.append(f"    if {chk}:")
             lines.append("        raise CheckFailed()")
@@ -90,7 +90,7 @@ def step_source(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[
     of each, computes the nodes, and writes the outputs; it returns False, having written nothing,
     when an input is not as expected or a check fails (the caller then takes the general path).
     """
-    from jitflow.codegen.cpu import NUMPY_SCALAR, node_expr
+    from jitflow.codegen.cpu import NUMPY_SCALAR
 
     nin = c.n_inputs
     names = [f"x{i}" for i in range(nin)] + [f"v{k}" for k in range(len(c.nodes))]
@@ -120,7 +120,7 @@ def step_source(c: Cluster, in_slots: list[int], shapes: tuple, out_slots: list[
                 return ""  # a converting one-element reduction: the general path handles it
             lines.append(f"    v{k} = {names[src_v]}")
             continue
-        e = node_expr(c, k, names, dialect=NUMPY_SCALAR)
+        e = L.node_expr(c, k, names, NUMPY_SCALAR)
         for chk in e.checks:
             lines.append(f"    if {chk}:")
             lines.append("        return False")
