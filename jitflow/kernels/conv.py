@@ -277,12 +277,13 @@ def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch:
             bias: np.ndarray | None = None, relu: bool = False) -> str:
     """conv2d (with its bias/ReLU epilogue) by the method chosen for its shape; returns the method."""
     how = method(x.shape[3], g, o=f.shape[3], hw=x.shape[1:3])
-    if how == "winograd" and not winograd.safe(x, f):
-        how = "im2col+gemm"  # an inf or NaN would spread over its whole tile (see winograd.py)
+    if how == "winograd":
+        # an inf or NaN would spread over its whole tile (see winograd.py); the filter is checked there
+        if winograd.safe(x) and winograd.forward(x, f, g, out, scratch, bias, relu) is not None:
+            return how
+        how = "im2col+gemm"
     if how == "direct":
         direct.forward(x, f, g, out, scratch, bias, relu)
-    elif how == "winograd":
-        winograd.forward(x, f, g, out, scratch, bias, relu)
     else:
         conv2d(x, f, g, out, scratch, bias=bias, relu=relu)
     return how
@@ -309,8 +310,7 @@ def input_grad(dy: np.ndarray, f: np.ndarray, g: ConvGeom, dx: np.ndarray, scrat
     """conv2d_backprop_input by the method chosen for its shape; returns the method ("gemm",
     "winograd" or "gemm+col2im")."""
     how = method(dx.shape[3], g, "input_grad", dy.shape[3], dx.shape[1:3])
-    if how == "winograd" and winograd.safe(dy, f):
-        winograd.input_grad(dy, f, g, dx, scratch)
+    if how == "winograd" and winograd.safe(dy) and winograd.input_grad(dy, f, g, dx, scratch) is not None:
         return how
     conv2d_backprop_input(dy, f, g, dx, scratch)
     return "gemm" if how == "gemm" else "gemm+col2im"

@@ -33,7 +33,6 @@ import functools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -294,7 +293,10 @@ def _tiles_add(dv: np.ndarray, n0: int, n1: int, pt: int, pl: int, mh: int, mw: 
     threads.parallel_range(_tiles_add_images, n1 - n0, dv, n0, pt, pl, mh, mw, th, tw, bh, bwt, dx)
 
 
-def _cast(p: Plan, dt: np.dtype) -> Plan:
+@functools.lru_cache(maxsize=64)
+def _typed(kh: int, kw: int, oh: int, ow: int, dt: np.dtype) -> Plan:
+    """`plan(...)` with its matrices in `dt` (cached: a batch-1 call is ~100 us, the casts were ~10)."""
+    p = plan(kh, kw, oh, ow)
     return Plan(p.mh, p.mw, p.th, p.tw, *(np.ascontiguousarray(m, dt) for m in p[4:]))
 
 
@@ -306,33 +308,59 @@ def _filter_tf(p: Plan, f: np.ndarray) -> np.ndarray:
 
 class _FilterCache:
     """Transformed filters of recent calls, reused while the filter's values are unchanged (inference: W7i's
-    batch-1 conv2 spent ~50 of its ~170 us transforming the same filter every run). A hit costs a copy's
-    comparison (~15 us for 51k floats); filters over MAX_ELEMENTS are not kept."""
+    batch-1 conv2 spent ~50 of its ~170 us transforming the same filter every run). A hit costs a bitwise
+    comparison with a copy (~4 us for 51k floats); filters over MAX_ELEMENTS are not kept. A filter that
+    is not `safe` for the transforms is cached as None: whether it is depends on its values only."""
 
     SIZE = 4
     MAX_ELEMENTS = 1 << 18
 
     def __init__(self) -> None:
-        self.entries: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.entries: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, kind: str, p: Plan, f: np.ndarray, make: Callable[[], np.ndarray]) -> np.ndarray:
-        """`make()` (the transform of `f` for plan `p`), or the one made for equal values before."""
+    def get(self, kind: str, p: Plan, f: np.ndarray, source: np.ndarray | None = None) -> np.ndarray | None:
+        """The transform of `f` for plan `p` (made now, or for equal values before); None when `f` is not
+        `safe` (the caller takes another method). `source`: the array `f` was made from (a rotated
+        filter's original), whose values key the entry instead."""
+        if source is None:
+            source = f
         if f.size > self.MAX_ELEMENTS:
-            return make()
-        key = (kind, f.__array_interface__["data"][0], f.shape, f.dtype.str, p.mh, p.mw, p.bt_h.shape[0],
-               p.bt_w.shape[0])
+            return _filter_tf(p, f) if safe(f) else None
+        key = (kind, source.__array_interface__["data"][0], source.shape, source.dtype.str, p.mh, p.mw,
+               p.bt_h.shape[0], p.bt_w.shape[0])
         with self.lock:
             hit = self.entries.get(key)
-        if hit is not None and np.array_equal(hit[0], f):
+        bits = np.ascontiguousarray(source).reshape(-1).view(_BITS[source.dtype.itemsize])
+        if hit is not None and _same_bits(hit[0], bits):
             return hit[1]
-        u = make()
+        u = _filter_tf(p, f) if safe(f) else None
         with self.lock:
-            self.entries[key] = (f.copy(), u)
+            self.entries[key] = (bits.copy(), u)
             self.entries.move_to_end(key)
             while len(self.entries) > self.SIZE:
                 self.entries.popitem(last=False)
         return u
+
+
+# Same-size unsigned integers: filters compare by their bits (a NaN equals itself, -0.0 differs from 0.0).
+_BITS: dict[int, np.dtype] = {4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
+
+
+@njit(nogil=True)
+def _same_bits(a, b):  # type: ignore[no-untyped-def]
+    """a == b everywhere (equal sizes): OR of XORs per block of 1024, which vectorizes, with an exit per block."""
+    n = a.shape[0]
+    if b.shape[0] != n:
+        return False
+    for lo in range(0, n, 1024):
+        av, bv = a[lo:lo + 1024], b[lo:lo + 1024]  # slices: no negative-index checks in the loop
+        d = av[0] ^ av[0]
+        for i in range(av.shape[0]):
+            d |= av[i] ^ bv[i]
+        if d != 0:
+            return False
+    return True
 
 
 _FILTERS = _FilterCache()
@@ -383,15 +411,18 @@ def _buffers(scratch: Any, workers: int, pts: int, tiles: int, widths: tuple[int
 
 
 def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
-            bias: np.ndarray | None = None, relu: bool = False, rotated: np.ndarray | None = None) -> np.ndarray:
+            bias: np.ndarray | None = None, relu: bool = False,
+            rotated: np.ndarray | None = None) -> np.ndarray | None:
     """out (N, OH, OW, O) = conv2d(x, f) (+ bias, ReLU) for a geometry where `applies` holds (`rotated`:
-    the filter that `f` was made from by `input_grad`, whose values key the filter-transform cache)."""
+    the filter that `f` was made from by `input_grad`, whose values key the filter-transform cache).
+    None, with nothing written, when the filter is not `safe` (x must be checked by the caller)."""
     x = np.ascontiguousarray(x)  # the transforms read whole rows as flat runs
     n, c, o = x.shape[0], x.shape[3], f.shape[3]
-    p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
+    p = _typed(g.kh, g.kw, g.oh, g.ow, x.dtype)
     pts, per = p.points, p.th * p.tw
-    u = _FILTERS.get("forward" if rotated is None else "rotated", p, f if rotated is None else rotated,
-                     lambda: _filter_tf(p, f))
+    u = _FILTERS.get("forward" if rotated is None else "rotated", p, f, rotated)
+    if u is None:
+        return None
     step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
     bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
     b = read_only(bias if bias is not None else np.zeros(1, x.dtype))
@@ -408,8 +439,9 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
     return out
 
 
-def input_grad(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, scratch: Any) -> np.ndarray:
-    """dx (N, H, W, C) of conv2d, by whichever of two exact forms has fewer tiles (`full_conv_tiles`)."""
+def input_grad(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, scratch: Any) -> np.ndarray | None:
+    """dx (N, H, W, C) of conv2d, by whichever of two exact forms has fewer tiles (`full_conv_tiles`); None
+    when the filter is not `safe` (dy must be checked by the caller)."""
     p = plan(g.kh, g.kw, g.oh, g.ow)
     if p.th * p.tw < full_conv_tiles(g, dx.shape[1], dx.shape[2]):
         return _input_grad_adjoint(dy, f, g, dx, scratch)
@@ -427,15 +459,19 @@ def full_conv_tiles(g: Any, h: int, w: int) -> int:
     return pr.th * pr.tw
 
 
-def _input_grad_adjoint(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray, scratch: Any) -> np.ndarray:
+def _input_grad_adjoint(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray,
+                        scratch: Any) -> np.ndarray | None:
     """dx by the transposes of the forward's three linear maps, on the forward's tiles: per tile point,
     dV[p] = (A dy_tile A^T)[p] @ U[p]^T, then dx += B dV B^T per tile (`_tiles_add`). U is the forward
     pass's transformed filter (shared through the filter cache)."""
     dy = np.ascontiguousarray(dy)
     n, c, o = dx.shape[0], dx.shape[3], dy.shape[3]
-    p = _cast(plan(g.kh, g.kw, g.oh, g.ow), dy.dtype)
+    p = _typed(g.kh, g.kw, g.oh, g.ow, dy.dtype)
     pts, per = p.points, p.th * p.tw
-    u = _FILTERS.get("forward", p, f, lambda: _filter_tf(p, f)).transpose(0, 2, 1)
+    uf = _FILTERS.get("forward", p, f)
+    if uf is None:
+        return None
+    u = uf.transpose(0, 2, 1)
     at_ht, at_wt = np.ascontiguousarray(p.at_h.T), np.ascontiguousarray(p.at_w.T)
     bwt = np.ascontiguousarray(p.bt_w.T)
     step, workers = _chunking(n, pts * per * (c + o) * dy.dtype.itemsize)
@@ -457,7 +493,7 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
     """df (KH, KW, C, O) of conv2d: per tile point, V^T @ (A dy A^T) summed over tiles, then G^T . G."""
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     n, c, o = x.shape[0], x.shape[3], dy.shape[3]
-    p = _cast(plan(g.kh, g.kw, g.oh, g.ow), x.dtype)
+    p = _typed(g.kh, g.kw, g.oh, g.ow, x.dtype)
     pts, per = p.points, p.th * p.tw
     at_ht, at_wt = np.ascontiguousarray(p.at_h.T), np.ascontiguousarray(p.at_w.T)
     step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)

@@ -191,6 +191,32 @@ def test_filter_transform_cache_follows_in_place_updates() -> None:
         f[0, 0, 0, 0] += 1.0
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e38])
+def test_a_filter_that_turns_bad_in_place_takes_the_gemm_path(bad: float) -> None:
+    """The filter's safety is decided with its cached transform: a value written into the cached filter's
+    buffer (NaN or inf) is a cache miss, the forward and both gradients leave Winograd for it, and come
+    back when the value is finite again."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 6, 8)).astype(np.float32)
+    f = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    g = conv.ConvGeom(3, 3, 1, 1, 1, 1, 1, 1, 6, 6)
+    out, want = np.empty((2, 6, 6, 8), np.float32), np.empty((2, 6, 6, 8), np.float32)
+    assert conv.forward(x, f, g, out, conv.fresh) == "winograd"
+    f[1, 1, 2, 3] = bad
+    assert conv.forward(x, f, g, out, conv.fresh) == "im2col+gemm"
+    conv.conv2d(x, f, g, want, conv.fresh)
+    np.testing.assert_array_equal(out, want)
+    dy = rng.standard_normal(out.shape).astype(np.float32)
+    dx, dx_want = np.empty_like(x), np.empty_like(x)
+    assert conv.input_grad(dy, f, g, dx, conv.fresh) == "gemm+col2im"
+    conv.conv2d_backprop_input(dy, f, g, dx_want, conv.fresh)
+    np.testing.assert_array_equal(dx, dx_want)
+    f[1, 1, 2, 3] = 0.5
+    assert conv.forward(x, f, g, out, conv.fresh) == "winograd"
+    conv.conv2d(x, f, g, want, conv.fresh)
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
+
+
 _TF_CASES = {"same_5x5": "SAME", "valid_3x3": "VALID", "explicit_4x2": [[0, 0], [3, 0], [1, 1], [0, 0]]}
 
 
