@@ -11,7 +11,6 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 
 from jitflow.compiler.arena import Recycler
@@ -21,7 +20,7 @@ from jitflow.compiler.step import CPU, Chain, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.tensor_shape import known_dims
 from jitflow.kernels import conv, depthwise, pool, winograd
-from jitflow.kernels.threads import threads_for
+from jitflow.kernels.threads import numba_threads, threads_for
 from jitflow.ops import array_ops as A
 from jitflow.ops import nn_ops as N
 
@@ -253,7 +252,7 @@ class WindowStep:
                 or min(fs) <= 0:
             raise _NoFastPath
         df = self._out(arena, fs, dt)
-        how = conv.filter_grad(x, dy, _geom(g), df, self._scratch(arena), max(numba.get_num_threads(), 1))
+        how = conv.filter_grad(x, dy, _geom(g), df, self._scratch(arena), max(numba_threads(), 1))
         how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
         self._note("kernels/conv: " + how)
         return df
@@ -296,7 +295,7 @@ class WindowStep:
         g = N._Geom(x.shape, fs[0], fs[1], self.op.attrs)
         if g.oh <= 0 or g.ow <= 0 or dy.shape != (x.shape[0], g.oh, g.ow, fs[2] * fs[3]):
             raise _NoFastPath
-        chunks = max(numba.get_num_threads(), 1)
+        chunks = max(numba_threads(), 1)
         parts = self._scratch(arena)(chunks * math.prod(fs), dt).reshape(chunks, fs[0], fs[1], fs[2] * fs[3])
         df = self._out(arena, fs, dt)
         depthwise.backprop_filter(x, dy, _window(g), df, parts)
@@ -341,7 +340,7 @@ class WindowStep:
             pool.max_pool_grad(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], dx)
             self._note("kernels/pool")
             return self._result(dx)
-        parts = self._scratch(arena)(numba.get_num_threads() * x.shape[3], dt).reshape(-1, x.shape[3])
+        parts = self._scratch(arena)(numba_threads() * x.shape[3], dt).reshape(-1, x.shape[3])
         covered = g.sh == g.kh and g.sw == g.kw and (g.oh - 1) * g.sh - g.ph[0] + g.kh >= x.shape[1] \
             and (g.ow - 1) * g.sw - g.pw[0] + g.kw >= x.shape[2]
         pool.max_pool_grad_tiled(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], self.relu, not covered, dx, parts)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numba
+from jitflow.kernels import threads
 
 # Calls between two tries of all threads while one thread is chosen.
 EXPLORE_EVERY = 32
@@ -85,13 +85,13 @@ def run_with(choice: ThreadChoice, work: int, set_blas: Callable[[int], int] | N
     if option == ALL:
         result = fn(*args)
     else:
-        prev_numba = numba.get_num_threads()
-        numba.set_num_threads(1)
+        prev_numba = threads.numba_threads()
+        threads.set_numba_threads(1)
         prev_blas = set_blas(1) if set_blas is not None else 0
         try:
             result = fn(*args)
         finally:
-            numba.set_num_threads(prev_numba)
+            threads.set_numba_threads(prev_numba)
             if set_blas is not None:
                 set_blas(prev_blas)
     choice.record(option, time.perf_counter() - t0, work)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import numba
 import numpy as np
 
 from jitflow.kernels import threads
@@ -24,7 +23,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out = a @ b for 2-D float arrays (`out` C-contiguous, not overlapping the inputs)."""
     m, n = out.shape
     macs = m * n * a.shape[1]
-    workers = numba.get_num_threads() if macs >= threads.PARALLEL_MACS else 1  # thread-local: callers narrow it
+    workers = threads.numba_threads() if macs >= threads.PARALLEL_MACS else 1  # thread-local: callers narrow it
     if workers < 2 or max(m, n) < 2 * SLICES:
         with threads.blas_threads_for(macs):
             np.matmul(a, b, out=out)

@@ -81,17 +81,22 @@ def _openblas_local_setter() -> Any:
 _SET_BLAS_LOCAL = _openblas_local_setter()
 
 
-@contextmanager
-def blas_threads_for(macs: int) -> Iterator[None]:
-    """Runs the block with OpenBLAS on the calling thread only when the GEMM work is small."""
-    if macs >= PARALLEL_MACS * _factor() or _SET_BLAS_LOCAL is None:
-        yield
-        return
-    prev = _SET_BLAS_LOCAL(1)
-    try:
-        yield
-    finally:
-        _SET_BLAS_LOCAL(prev)
+class blas_threads_for:  # noqa: N801 - used as a function: `with blas_threads_for(macs):`
+    """Runs the block with OpenBLAS on the calling thread only when the GEMM work is small (a class, not a
+    generator: it is entered around every kernel call, ~1 us cheaper)."""
+
+    __slots__ = ("prev",)
+
+    def __init__(self, macs: int) -> None:
+        self.prev = 0 if macs >= PARALLEL_MACS * _factor() or _SET_BLAS_LOCAL is None else -1
+
+    def __enter__(self) -> None:
+        if self.prev:
+            self.prev = _SET_BLAS_LOCAL(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.prev:
+            _SET_BLAS_LOCAL(self.prev)
 
 
 @contextmanager
@@ -108,19 +113,54 @@ def reduction_gemms(workers: int) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def threads_for(elements: int, macs: int = 0) -> Iterator[int]:
+class threads_for:  # noqa: N801 - used as a function: `with threads_for(elements, macs) as n:`
     """Runs the block with Numba's (and OpenBLAS's) thread counts chosen for its work; yields Numba's."""
-    with blas_threads_for(macs):
-        if elements >= PARALLEL_ELEMENTS * _factor():
-            yield numba.get_num_threads()
-            return
-        prev = numba.get_num_threads()
-        numba.set_num_threads(1)  # thread-local: other threads' kernels are unaffected
-        try:
-            yield 1
-        finally:
-            numba.set_num_threads(prev)
+
+    __slots__ = ("blas", "prev")
+
+    def __init__(self, elements: int, macs: int = 0) -> None:
+        self.blas = blas_threads_for(macs)
+        self.prev = 0 if elements >= PARALLEL_ELEMENTS * _factor() else -1
+
+    def __enter__(self) -> int:
+        self.blas.__enter__()
+        if not self.prev:
+            return numba_threads()
+        self.prev = numba_threads()
+        set_numba_threads(1)  # thread-local: other threads' kernels are unaffected
+        return 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.prev > 0:
+            set_numba_threads(self.prev)
+        self.blas.__exit__()
+
+
+# Numba's thread count of the calling thread: `numba.get_num_threads` / `set_num_threads` check that the
+# threading layer is up (a process-wide lock) on every call, ~1 us each, about 20 times in a batch-1 CNN
+# run. Once it is up, its own getter and setter are called directly (where this Numba has them).
+_NUMBA_CALLS: list[Any] = []
+
+
+def _numba_calls() -> list[Any]:
+    if not _NUMBA_CALLS:
+        numba.get_num_threads()  # starts the threading layer (once)
+        from numba.np.ufunc import parallel
+
+        get, put = getattr(parallel, "_get_num_threads", None), getattr(parallel, "_set_num_threads", None)
+        direct = callable(get) and callable(put) and get() == numba.get_num_threads()
+        _NUMBA_CALLS[:] = [get, put] if direct else [numba.get_num_threads, numba.set_num_threads]
+    return _NUMBA_CALLS
+
+
+def numba_threads() -> int:
+    """`numba.get_num_threads()` of the calling thread."""
+    return int((_NUMBA_CALLS or _numba_calls())[0]())
+
+
+def set_numba_threads(n: int) -> None:
+    """`numba.set_num_threads(n)` for the calling thread (1 <= n <= NUMBA_NUM_THREADS)."""
+    (_NUMBA_CALLS or _numba_calls())[1](n)
 
 
 # -- chunks handed out to worker threads -----------------------------------------------------------------
@@ -149,7 +189,7 @@ class _Workers:
                 self.threads.append(t)
 
     def _loop(self) -> None:
-        numba.set_num_threads(1)  # Numba's count is per thread; OpenBLAS's is set by run_chunks' caller
+        set_numba_threads(1)  # Numba's count is per thread; OpenBLAS's is set by run_chunks' caller
         while True:
             self.tasks.get()()
 
@@ -235,7 +275,7 @@ def parallel_range(kernel: Callable[..., object], n: int, *args: Any, elements: 
     Numba function compiles about 3x slower (conv_forward: 2.1 s against 0.7 s), which made a small
     CNN's first run with an empty compile cache take ~23 s, most of it compiling these kernels.
     """
-    workers = min(numba.get_num_threads(), n)
+    workers = min(numba_threads(), n)
     if workers < 2 or 0 <= elements < PARALLEL_ELEMENTS:
         kernel(*args, 0, n)
         return
