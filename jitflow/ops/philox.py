@@ -56,12 +56,6 @@ def philox(key: tuple[int, int], counter: int, count: int, stride: int = 1) -> n
     return out.reshape(count, 4)
 
 
-def _uint32_to_float(x: np.ndarray) -> np.ndarray:
-    """[0, 1) floats from the low 23 bits, as TF's Uint32ToFloat."""
-    bits = (x & np.uint32(0x7FFFFF)) | np.uint32(127 << 23)
-    return bits.view(np.float32) - np.float32(1.0)
-
-
 def _uint64_to_double(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """[0, 1) doubles from 20 + 32 mantissa bits, as TF's Uint64ToDouble."""
     man = ((hi.astype(np.uint64) & np.uint64(0xFFFFF)) << _SHIFT) | lo.astype(np.uint64)
@@ -120,8 +114,9 @@ def uniform(state: PhiloxState, size: int, dtype: np.dtype) -> np.ndarray:
         s = philox(state.key, start, (size + 1) // 2)
         return np.stack([_uint64_to_double(s[:, 0], s[:, 1]), _uint64_to_double(s[:, 2], s[:, 3])],
                         axis=1).reshape(-1)[:size]
-    s = philox(state.key, start, (size + 3) // 4)
-    out = _uint32_to_float(s.reshape(-1))[:size]
+    out = np.empty(size, np.float32)
+    _kernel("uniform32")(np.uint64(state.key[0]), np.uint64(state.key[1]), *(np.uint64(c) for c in _split(start)),
+                         out)
     return out if dtype == np.float32 else out.astype(dtype)
 
 

@@ -90,6 +90,28 @@ def bm64(x0, x1, x2, x3):
 
 
 @njit("void(u8, u8, u8, u8, u8, u8, f4[::1])", cache=True, nogil=True)
+def uniform32(k0, k1, c0, c1, c2, c3, out):
+    # TF's Uint32ToFloat of each word, written as bits into the output, then shifted down from [1, 2)
+    n = out.size
+    bits = out.view(np.uint32)
+    one = np.uint64(0x3F800000)
+    low = np.uint64(0x7FFFFF)
+    for g in range((n + 3) // 4):
+        a0, a1, a2, a3 = add128(c0, c1, c2, c3, np.uint64(g))
+        r0, r1, r2, r3 = rounds(a0, a1, a2, a3, k0, k1)
+        i = 4 * g
+        bits[i] = np.uint32((r0 & low) | one)
+        if i + 1 < n:
+            bits[i + 1] = np.uint32((r1 & low) | one)
+        if i + 2 < n:
+            bits[i + 2] = np.uint32((r2 & low) | one)
+        if i + 3 < n:
+            bits[i + 3] = np.uint32((r3 & low) | one)
+    for i in range(n):
+        out[i] -= np.float32(1.0)
+
+
+@njit("void(u8, u8, u8, u8, u8, u8, f4[::1])", cache=True, nogil=True)
 def normal32(k0, k1, c0, c1, c2, c3, out):
     n = out.size
     for g in range((n + 3) // 4):
@@ -164,4 +186,4 @@ def kernels():
 
 # Functions compiled when the source runs (explicit signatures); `ops/philox.py` hands the compile cache this
 # source with only the entry it needs left in, so a program that draws float32 normals compiles only those.
-ENTRIES = ("words", "normal32", "normal64", "truncated32", "truncated64")
+ENTRIES = ("words", "uniform32", "normal32", "normal64", "truncated32", "truncated64")

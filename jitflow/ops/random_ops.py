@@ -7,6 +7,8 @@ generator state: a seeded op gives the same sequence of values in every session.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -72,7 +74,7 @@ def _sampler(fn: Any):  # type: ignore[no-untyped-def]
     def kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
         shape = _shape_of(ins)
         dt = op.attrs["dtype"].np
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         return fn(philox_for(ctx, op), size, dt).astype(dt, copy=False).reshape(shape)
 
     return kernel
