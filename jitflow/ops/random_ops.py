@@ -8,7 +8,6 @@ generator state: a seeded op gives the same sequence of values in every session.
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import numpy as np
