@@ -131,4 +131,4 @@ math.zero_fraction = nn.zero_fraction
 
 from jitflow.kernels.blas_spin import short_spin as _short_spin
 
-_short_spin()  # OpenBLAS's workers sleep ~20 us after a GEMM, not ~80 ms (jitflow/kernels/blas_spin.py)
+_short_spin()  # OpenBLAS's workers sleep ~0.4 ms after a GEMM, not ~80 ms (jitflow/kernels/blas_spin.py)

@@ -6,8 +6,13 @@ that spinning worker shares a core with whatever runs next, so a parallel Numba 
 GEMM gets half a core for its second thread. Measured (in one process, switching between the two
 settings every few steps, bench/README.md): the dcgan example's training step 95 -> 76 ms (median; its
 Winograd transforms and pooling kernels follow GEMMs), and W7, W7i and W8 unchanged within noise.
-`short_spin()` restarts OpenBLAS's thread server with the exponent `SPIN_EXPONENT` (about 20 us): long
-enough that the GEMMs of a compiled loop, a few microseconds apart, still find their workers awake.
+`short_spin()` restarts OpenBLAS's thread server with the exponent `SPIN_EXPONENT` (2**20 cycles of the
+time-stamp counter: 0.4 ms at this machine's 2.6 GHz): long enough that the GEMMs of a compiled loop, a
+few microseconds apart, find their workers awake, and that a worker's core has not gone idle for long
+when the next GEMM comes: waking a thread whose virtual CPU has idled longer takes ~70 us here. Measured
+against 2**16 (alternating processes, Dec 4): W7i's batch-1 run 434-474 us against 486-534 (its
+1x3136x1024 GEMV 121-140 us against 143-240), W7's step and dcgan's unchanged (51 ms, 60 ms; 2**22 made
+dcgan's step 62 ms), `recurrent_network` 5.70-6.05 s against 6.26-6.31 s.
 
 OpenBLAS reads the exponent from ``OPENBLAS_THREAD_TIMEOUT`` when it reads its environment
 (`openblas_read_env`, exported) and applies it when its thread server starts; `blas_thread_shutdown_`
@@ -25,7 +30,7 @@ import threading
 from jitflow.kernels import openblas
 
 _VAR = "OPENBLAS_THREAD_TIMEOUT"
-SPIN_EXPONENT = 16
+SPIN_EXPONENT = 20
 _lock = threading.Lock()
 _done: list[bool] = []
 

@@ -48,7 +48,7 @@ class AllThreads:
     descheduled thread hand its share on (the module doc). So each step times both on its first calls
     (after one uncounted call of each) and keeps the faster by its median. (Plans with chunked convs
     used to take slices always, while OpenBLAS's workers spun ~80 ms after each call; since they sleep
-    after ~20 us, `kernels/blas_spin.py`, measurement is as good there: W7 54.2 vs 55.6 ms, dcgan 66.4
+    after ~0.4 ms, `kernels/blas_spin.py`, measurement is as good there: W7 54.2 vs 55.6 ms, dcgan 66.4
     vs 67.0 ms median, switching in one process.)
     """
 

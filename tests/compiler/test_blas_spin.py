@@ -40,8 +40,10 @@ def _child(env_extra: dict[str, str]) -> list[str]:
 
 @pytest.mark.skipif(openblas.library_path() is None, reason="NumPy without its bundled OpenBLAS")
 def test_import_sets_short_spinning_and_leaves_the_environment_alone() -> None:
+    from jitflow.kernels.blas_spin import SPIN_EXPONENT
+
     timeout, env_after, same, spun_ms = _child({})
-    assert timeout == "16" and env_after == "None" and same == "True"
+    assert timeout == str(SPIN_EXPONENT) and env_after == "None" and same == "True"
     assert int(spun_ms) < 30  # the worker went to sleep (OpenBLAS's default spins ~80 ms after a GEMM)
 
 
