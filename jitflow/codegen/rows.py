@@ -62,8 +62,10 @@ def _helpers(dt: str) -> list[str]:
     ]
 
 
-def sparse_xent_source(dt: str, label_dt: str) -> str:
-    """Source of ``kernel(logits, labels, loss, backprop, ext, err)`` for `dt` logits."""
+def sparse_xent_source(dt: str, label_dt: str, bias: bool = False) -> str:
+    """Source of ``kernel(logits, labels, loss, backprop, ext, err)`` for `dt` logits; with `bias`,
+    ``kernel(x, bias, labels, ...)`` whose logits are ``x + bias`` row by row (a dense layer's bias add,
+    computed here instead of in a pass of its own), rounded to `dt` as the Add op rounds them."""
     suffix = "f32" if dt == "float32" else "f64"
     one = const(1, dt)
     lines = _helpers(dt) + [
@@ -73,8 +75,36 @@ def sparse_xent_source(dt: str, label_dt: str) -> str:
         "_I = types.Array(types.int64, 1, 'C')",
         "",
         "",
-        "@njit(types.void(_F, _L, _O, _O, _I, _I), cache=True, error_model='numpy', nogil=True, parallel=True)",
-        f"def {ENTRY}(f, lab, loss, bp, ext, err):",
+    ]
+    if bias:
+        lines += [
+            "@njit(error_model='numpy', nogil=True, cache=True)",
+            "def _addrow(r, b, o):",
+            "    for j in range(o.size):",
+            f"        o[j] = {cast('r[j] + b[j]', dt)}",
+            "",
+            "",
+            "@njit(fastmath={'reassoc'}, error_model='numpy', nogil=True, cache=True)",
+            "def _expsum_here(o, m):",
+            "    # _expsum in place: one array, so LLVM vectorizes without a run-time overlap check failing",
+            "    s = np.float64(0.0)",
+            "    for j in range(o.size):",
+            f"        e = V.exp_{suffix}({cast('o[j] - m', dt)})",
+            "        o[j] = e",
+            "        s += np.float64(e)",
+            "    return s",
+            "",
+            "",
+            "@njit(types.void(_F, _F, _L, _O, _O, _I, _I), cache=True, error_model='numpy', nogil=True, "
+            "parallel=True)",
+            f"def {ENTRY}(f, b, lab, loss, bp, ext, err):",
+        ]
+    else:
+        lines += [
+            "@njit(types.void(_F, _L, _O, _O, _I, _I), cache=True, error_model='numpy', nogil=True, parallel=True)",
+            f"def {ENTRY}(f, lab, loss, bp, ext, err):",
+        ]
+    lines += [
         "    V.wide_vectors()",
         "    n = ext[0]",
         "    k = ext[1]",
@@ -83,11 +113,17 @@ def sparse_xent_source(dt: str, label_dt: str) -> str:
         "        if lb < 0 or lb >= k:",
         "            err[0] = 1  # every writer writes the same value",
         "            continue",
-        "        r = f[i * k:(i + 1) * k]",
         "        o = bp[i * k:(i + 1) * k]",
+    ]
+    if bias:  # the logits row goes into the gradient's row, which the passes below then overwrite in place
+        lines += ["        r = o", "        _addrow(f[i * k:(i + 1) * k], b, o)"]
+    else:
+        lines += ["        r = f[i * k:(i + 1) * k]"]
+    lines += [
         "        m = _rowmax(r)",
-        f"        s1 = {cast('_expsum(r, o, m)', dt)}",
-        f"        loss[i] = {cast(f'V.log_{suffix}(s1) - ' + cast('r[lb] - m', dt), dt)}",
+        f"        zl = {cast('r[lb] - m', dt)}",
+        f"        s1 = {cast('_expsum_here(o, m)' if bias else '_expsum(r, o, m)', dt)}",
+        f"        loss[i] = {cast(f'V.log_{suffix}(s1) - zl', dt)}",
         "        _scale(o, s1)",
         f"        o[lb] = {cast(f'o[lb] - {one}', dt)}",
     ]

@@ -34,9 +34,10 @@ from jitflow.compiler.cluster import (
     canonical_attrs,
     cluster,
 )
+from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
 from jitflow.compiler.slice_steps import SLICE_OPS, slice_step
-from jitflow.compiler.step import IdentityStep, VarReadStep
+from jitflow.compiler.step import Chain, IdentityStep, VarReadStep
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
     MatMulStep,
@@ -171,6 +172,7 @@ class Lowering:
     unused: set[Operation] = field(default_factory=set)  # Shape ops nothing reads any more
     epilogues: dict[Operation, Epilogue] = field(default_factory=dict)  # Conv2D -> its fused BiasAdd (Relu)
     absorbed: set[Operation] = field(default_factory=set)  # epilogue ops run inside their conv's step
+    prologues: dict[Operation, Operation] = field(default_factory=dict)  # cross-entropy -> its logits' bias Add
 
     @classmethod
     def start(cls, plan: Plan) -> Lowering:
@@ -197,7 +199,8 @@ def cluster_ops(low: Lowering) -> None:
     """
     plan = low.plan
     low.epilogues = find_epilogues(plan.ops, low.fetched, low.fed)  # Conv2D -> BiasAdd (-> Relu), one pass
-    low.absorbed = {m for e in low.epilogues.values() for m in e.ops}
+    low.prologues = find_bias_prologues(plan.ops, low.readers, low.fetched, low.fed)
+    low.absorbed = {m for e in low.epilogues.values() for m in e.ops} | set(low.prologues.values())
     absorbed = low.absorbed
     res = low.clustering = cluster(plan.ops, low.fed, lambda op: "" if op in absorbed else member_reason(op))
     # an UnbroadcastTo whose target is a run-time Shape gets its own step (library_kernels): not a fallback
@@ -233,6 +236,39 @@ def library_kernels(low: Lowering) -> None:
             low.own[op] = _row_step(low, op)
 
 
+def find_bias_prologues(ops: list[Operation], readers: dict[Tensor, set[Operation]], fetched: set[Tensor],
+                        fed: set[Tensor]) -> dict[Operation, Operation]:
+    """SparseSoftmaxCrossEntropyWithLogits -> the Add (AddV2, BiasAdd) of a bias vector to its logits matrix,
+    when nothing else reads (fetches, feeds, orders on) the sum: the row kernel adds the bias itself, and
+    a classifier's ``matmul(h, w) + b`` logits are written once instead of twice (W8: 700 x 10,000)."""
+    controls = {c for op in ops for c in op.control_inputs}
+    found: dict[Operation, Operation] = {}
+    for op in ops:
+        if op.type != "SparseSoftmaxCrossEntropyWithLogits" or member_reason(op) != "" \
+                or requested_gpu(op) is not None:
+            continue
+        logits = op.inputs[0]
+        add = logits.op
+        if add.type not in ("Add", "AddV2", "BiasAdd") or add.control_inputs or {add, op} & controls \
+                or logits in fetched or logits in fed or readers.get(logits) != {op} \
+                or requested_gpu(add) is not None or _bias_operands(add) is None:
+            continue
+        found[op] = add
+    return found
+
+
+def _bias_operands(add: Operation) -> tuple[Tensor, Tensor] | None:
+    """(matrix, bias) of an Add of a [k] vector to an [n, k] matrix of the same float dtype, else None."""
+    a, b = add.inputs
+    if add.type != "BiasAdd" and a.shape.ndims == 1:
+        a, b = b, a
+    ka, kb = a.shape.as_tuple(), b.shape.as_tuple()
+    if ka is None or kb is None or len(ka) != 2 or len(kb) != 1 or ka[1] is None or ka[1] != kb[0] \
+            or a.dtype != b.dtype or np.dtype(a.dtype.np).name not in ("float32", "float64"):
+        return None
+    return a, b
+
+
 def _row_step(low: Lowering, op: Operation) -> Step:
     """The row-kernel step of a softmax or sparse cross-entropy op (its kernel compiles on first use)."""
     plan, fed, fetched = low.plan, low.fed, low.fetched
@@ -241,8 +277,16 @@ def _row_step(low: Lowering, op: Operation) -> Step:
     plan.report["clusters"].append(entry)
     outs = [TRASH_SLOT if t in fed else plan.slots[t] for t in op.outputs]
     if op.type == "SparseSoftmaxCrossEntropyWithLogits":
-        return SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs, [t in fetched for t in op.outputs],
-                              plan.op_steps[op], entry)
+        add = low.prologues.get(op)
+        if add is None:
+            return SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs, [t in fetched for t in op.outputs],
+                                  plan.op_steps[op], entry)
+        operands = _bias_operands(add)
+        assert operands is not None  # find_bias_prologues checked
+        x, b = operands
+        entry["ops"] = [add.name, op.name]
+        return SparseXentStep(op, [plan.slots[x], plan.slots[op.inputs[1]]], outs, [t in fetched for t in op.outputs],
+                              Chain([plan.op_steps[add], plan.op_steps[op]]), entry, plan.slots[b])
     return SoftmaxStep(op, plan.slots[op.inputs[0]], outs[0], op.outputs[0] in fetched, plan.op_steps[op], entry)
 
 
@@ -348,6 +392,8 @@ def order_steps(low: Lowering) -> None:
             own_step = low.own.get(op) or _light_step(op, plan, low.fed)
             if isinstance(own_step, UnbroadcastDynStep) and op.inputs[1].op not in low.unused:
                 own_step.fallback = own_step.fallback[1:]  # the Shape step runs anyway
+            if op in low.prologues:  # the bias Add it computes reads variables too (a dense layer's bias)
+                steps.extend(var_reads(low.prologues[op], plan.lazy_vars, plan.op_steps))
             steps.extend(var_reads(op, plan.lazy_vars, plan.op_steps))
             steps.append(own_step or plan.op_steps[op])
     steps.extend(fetched_reads(plan, plan.fetches))

@@ -371,12 +371,13 @@ class SparseXentStep:
     stateful = False
 
     def __init__(self, op: Operation, in_slots: list[int], out_slots: list[int], fetched: list[bool],
-                 fallback: Step, report: dict[str, Any]) -> None:
+                 fallback: Step, report: dict[str, Any], bias_slot: int = -1) -> None:
         self.op = op
-        self.ops = (op,)
-        self.reads = value_slots(in_slots)
+        self.ops = fallback.ops  # the op, after the bias Add it computes (`bias_slot`), if any
+        self.reads = value_slots([*in_slots, bias_slot])
         self.writes = value_slots(out_slots)
-        self.sf, self.sl = in_slots
+        self.sf, self.sl = in_slots  # with a bias: the Add's matrix operand, not the op's own logits
+        self.sb = bias_slot
         self.out_slots = out_slots
         self.fetched = fetched
         self.fallback = fallback
@@ -391,9 +392,10 @@ class SparseXentStep:
     def _compile(self) -> Any:
         from jitflow.codegen import rows
 
-        src = rows.sparse_xent_source(self.dtype.name, self.ldtype.name)
+        bias = self.sb >= 0
+        src = rows.sparse_xent_source(self.dtype.name, self.ldtype.name, bias)
         parts = {"rows": "sparse_xent", "dtype": self.dtype.name, "labels": self.ldtype.name,
-                 "version": rows.ROWS_VERSION}
+                 "version": rows.ROWS_VERSION, **({"bias": True} if bias else {})}
         return _row_kernel(src, parts, self.op, self.report)
 
     def __call__(self, ctx: Any, vals: list) -> None:
@@ -403,6 +405,12 @@ class SparseXentStep:
                 or lab.shape[0] != f.shape[0] or f.dtype != self.dtype or lab.dtype != self.ldtype \
                 or f.size <= SMALL_SIZE:
             return self.fallback(ctx, vals)
+        bias: tuple[np.ndarray, ...] = ()
+        if self.sb >= 0:
+            b = vals[self.sb]
+            if type(b) is not np.ndarray or b.dtype != self.dtype or b.shape != f.shape[1:]:
+                return self.fallback(ctx, vals)  # the interpreted Add broadcasts, or raises TF's error
+            bias = (b if b.flags.c_contiguous else np.ascontiguousarray(b),)
         if self.kernel is None:
             self.kernel = self._compile()
         n, k = f.shape
@@ -419,7 +427,8 @@ class SparseXentStep:
         err[0] = 0
         fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
         ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
-        _run_rows(self.threads, n * k, self.kernel, fl, ll, outs[0], outs[1], np.array((n, k), np.int64), err)
+        _run_rows(self.threads, n * k, self.kernel, fl, *bias, ll, outs[0], outs[1], np.array((n, k), np.int64),
+                  err)
         if err[0]:
             return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
         vals[self.out_slots[0]] = outs[0]

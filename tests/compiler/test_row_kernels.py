@@ -5,6 +5,8 @@ fast-math passes must keep: NaN anywhere in a row, +inf, -inf, a row of -inf onl
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,71 @@ def test_sparse_xent_rows_on_all_threads() -> None:
     lv[rows - 3] = k
     with tf.Session() as sess, pytest.raises(tf.errors.InvalidArgumentError, match=f"label value of {k}"):
         sess.run(loss, {f: fv, lab: lv})
+
+
+def _xent_step(plan: Any) -> Any:
+    from jitflow.compiler.steps import SparseXentStep
+
+    return next(s for s in plan.steps if isinstance(s, SparseXentStep))
+
+
+@pytest.mark.parametrize("form", ["x+b", "b+x", "tf.add", "BiasAdd"])
+@pytest.mark.parametrize("dtype,ldtype", [(np.float32, np.int32), (np.float64, np.int64)])
+def test_the_logits_bias_add_runs_in_the_row_kernel(form: str, dtype: type, ldtype: type) -> None:
+    """A dense layer's ``h @ w + b`` feeding the cross-entropy: the row kernel adds the bias (no pass of its
+    own, no cluster for the Add), with the interpreter's values, gradients of the matrix and the bias too."""
+    rng = np.random.default_rng(6)
+    n, k = 40, 300
+    hv, wv = rng.normal(0, 1, (n, 16)).astype(dtype), rng.normal(0, 1, (16, k)).astype(dtype)
+    bv = rng.normal(0, 2, k).astype(dtype)
+    lv = rng.integers(0, k, n).astype(ldtype)
+    h = tf.placeholder(tf.as_dtype(dtype), [None, 16])
+    lab = tf.placeholder(tf.as_dtype(ldtype), [None])
+    w, b = tf.constant(wv), tf.Variable(bv)
+    z = tf.matmul(h, w)
+    logits = {"x+b": lambda: z + b, "b+x": lambda: b + z, "tf.add": lambda: tf.add(z, b),
+              "BiasAdd": lambda: tf.nn.bias_add(z, b)}[form]()
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=logits))
+    grads = tf.gradients(loss, [h, b])
+    got, want, plan = run_both([loss, *grads], {h: hv, lab: lv}, init=True)
+    for g, wt, what in zip(got, want, ("loss", "d h", "d b")):
+        assert_same(g, wt, what=what, **_tol(dtype))
+    step = _xent_step(plan)
+    assert step.sb >= 0 and logits.op in step.ops
+    entries = [e["ops"] for e in plan.report["clusters"]]
+    assert [logits.op.name, step.op.name] in entries
+    assert not any(logits.op.name in ops for ops in entries if ops != [logits.op.name, step.op.name])
+
+
+def test_a_bias_add_read_elsewhere_stays_its_own_pass() -> None:
+    """Logits that are fetched, or read by another op, are computed by the Add: the kernel takes them."""
+    rng = np.random.default_rng(7)
+    xv, bv = rng.normal(0, 1, (30, 50)).astype(np.float32), rng.normal(0, 1, 50).astype(np.float32)
+    lv = rng.integers(0, 50, 30).astype(np.int32)
+    x = tf.placeholder(tf.float32, [None, 50])
+    lab = tf.placeholder(tf.int32, [None])
+    logits = x + tf.constant(bv)
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=logits)
+    for fetches in ([loss, logits], [loss, tf.argmax(logits, 1)]):
+        got, want, plan = run_both(fetches, {x: xv, lab: lv})
+        for g, wt in zip(got, want):
+            assert_same(g, wt, **_tol(np.float32))
+        assert _xent_step(plan).sb < 0
+
+
+def test_the_fused_bias_add_falls_back_as_a_chain() -> None:
+    """Where the row kernel does not run (a tiny input) or refuses (a label out of range), the Add and the
+    cross-entropy run interpreted, in order: the interpreter's values, TF's error."""
+    x = tf.placeholder(tf.float32, [None, 3])
+    lab = tf.placeholder(tf.int32, [None])
+    bv = np.array([0.5, -1.0, 2.0], np.float32)
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=tf.nn.bias_add(x, tf.constant(bv)))
+    xv = np.array([[1.0, 2.0, 3.0]], np.float32)
+    got, want, plan = run_both(loss, {x: xv, lab: np.array([2], np.int32)})
+    assert _xent_step(plan).sb >= 0
+    assert_same(got, want)
+    big = np.ones((50, 3), np.float32)
+    lv = np.zeros(50, np.int32)
+    lv[9] = 3
+    with tf.Session() as sess, pytest.raises(tf.errors.InvalidArgumentError, match="label value of 3"):
+        sess.run(loss, {x: big, lab: lv})
