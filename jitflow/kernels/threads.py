@@ -85,17 +85,18 @@ class blas_threads_for:  # noqa: N801 - used as a function: `with blas_threads_f
     """Runs the block with OpenBLAS on the calling thread only when the GEMM work is small (a class, not a
     generator: it is entered around every kernel call, ~1 us cheaper)."""
 
-    __slots__ = ("prev",)
+    __slots__ = ("small", "prev")
 
     def __init__(self, macs: int) -> None:
-        self.prev = 0 if macs >= PARALLEL_MACS * _factor() or _SET_BLAS_LOCAL is None else -1
+        self.small = _SET_BLAS_LOCAL is not None and macs < PARALLEL_MACS * _factor()
+        self.prev = 0
 
     def __enter__(self) -> None:
-        if self.prev:
+        if self.small:
             self.prev = _SET_BLAS_LOCAL(1)
 
     def __exit__(self, *exc: object) -> None:
-        if self.prev:
+        if self.small:
             _SET_BLAS_LOCAL(self.prev)
 
 
@@ -116,22 +117,23 @@ def reduction_gemms(workers: int) -> Iterator[None]:
 class threads_for:  # noqa: N801 - used as a function: `with threads_for(elements, macs) as n:`
     """Runs the block with Numba's (and OpenBLAS's) thread counts chosen for its work; yields Numba's."""
 
-    __slots__ = ("blas", "prev")
+    __slots__ = ("blas", "small", "prev")
 
     def __init__(self, elements: int, macs: int = 0) -> None:
         self.blas = blas_threads_for(macs)
-        self.prev = 0 if elements >= PARALLEL_ELEMENTS * _factor() else -1
+        self.small = elements < PARALLEL_ELEMENTS * _factor()
+        self.prev = 0
 
     def __enter__(self) -> int:
         self.blas.__enter__()
-        if not self.prev:
+        if not self.small:
             return numba_threads()
         self.prev = numba_threads()
         set_numba_threads(1)  # thread-local: other threads' kernels are unaffected
         return 1
 
     def __exit__(self, *exc: object) -> None:
-        if self.prev > 0:
+        if self.small:
             set_numba_threads(self.prev)
         self.blas.__exit__()
 

@@ -194,10 +194,20 @@ def test_thread_settings_are_restored() -> None:
 
     before = numba.get_num_threads()
     with threads.threads_for(1, 1) as n:
-        assert n == 1 and numba.get_num_threads() == 1
+        assert n == 1 and numba.get_num_threads() == 1 and threads.numba_threads() == 1
     assert numba.get_num_threads() == before
     with threads.threads_for(1 << 40, 1 << 40) as n:
         assert n == before
+    with pytest.raises(KeyError), threads.threads_for(1, 1):  # restored when the block raises, too
+        raise KeyError("x")
+    assert numba.get_num_threads() == before
+    blas = threads._SET_BLAS_LOCAL
+    if blas is not None:  # OpenBLAS's count: one thread inside a small GEMM's block, restored after it
+        cur = blas(1)  # the setter returns the count it replaces: read it, then put it back
+        blas(cur)
+        with threads.blas_threads_for(1):
+            assert blas(1) == 1
+        assert blas(cur) == cur
 
 
 @pytest.mark.parametrize("relu, fetch_mid", [(True, False), (False, False), (True, True)])
