@@ -110,7 +110,9 @@ def _inline_into_caller(typingctx: Any) -> Any:
     """
 
     def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> Any:
-        builder.function.attributes.add("alwaysinline")
+        attrs = builder.function.attributes
+        if "noinline" not in attrs:  # Numba marks every function noinline under NUMBA_DEBUGINFO / profiling
+            attrs.add("alwaysinline")
         return context.get_dummy_value()
 
     return types.none(), codegen

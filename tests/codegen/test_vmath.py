@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -391,6 +392,30 @@ def test_wide_vectors_is_a_per_function_setting() -> None:
     res = subprocess.run([sys.executable, "-c", _WIDE_SCRIPT], capture_output=True, text=True, env=env,
                          timeout=120, check=True)
     assert res.stdout.split() == ["16", "True", "8", "False"]
+
+
+_DEBUGINFO_SCRIPT = """
+import numpy as np
+from numba import njit, types
+from jitflow.codegen.vmath import exp_f32
+@njit(types.void(types.float32[::1], types.float32[::1]))
+def k(x, out):
+    for i in range(x.size):
+        out[i] = exp_f32(x[i])
+x = np.linspace(-3, 3, 37).astype(np.float32)
+out = np.empty_like(x)
+k(x, out)
+print(float(np.max(np.abs(out / np.exp(x) - 1))))
+"""
+
+
+def test_kernels_compile_under_numba_debuginfo() -> None:
+    """NUMBA_DEBUGINFO=1 (also set by NUMBA_ENABLE_PROFILING) marks every function noinline; the vmath
+    functions, which ask to be inlined, must still compile (LLVM refuses both attributes on one function)."""
+    env = dict(os.environ, NUMBA_DEBUGINFO="1", NUMBA_CACHE_DIR=tempfile.mkdtemp())
+    res = subprocess.run([sys.executable, "-c", _DEBUGINFO_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=300, check=True)
+    assert float(res.stdout.split()[-1]) < 1e-6
 
 
 def test_lookup_by_name_and_dtype_forms() -> None:
