@@ -102,10 +102,14 @@ def _run_all(rng: np.random.Generator) -> list[np.ndarray]:
 def test_kernels_on_two_threads_match_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Split over threads, each kernel writes what it writes on one thread, bit for bit (partial sums are
     per part, not per thread)."""
-    monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0)
+    monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0)  # every call splits when its thread may
     res: list[list[Any]] = []
-    for big in (0, 1 << 60):
-        with threads.threads_for(big):
+    for workers in (1, 2):
+        prev = numba.get_num_threads()
+        numba.set_num_threads(workers)  # what parallel_range reads: 1 keeps every range on the caller
+        try:
             res.append(_run_all(np.random.default_rng(3)))
+        finally:
+            numba.set_num_threads(prev)
     for a, b in zip(*res):
         np.testing.assert_array_equal(a, b)
