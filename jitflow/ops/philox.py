@@ -48,11 +48,15 @@ def _split(counter: int) -> tuple[int, int, int, int]:
     return counter & _U32, (counter >> 32) & _U32, (counter >> 64) & _U32, (counter >> 96) & _U32
 
 
+def _key_counter(key: tuple[int, int], counter: int) -> tuple[np.uint64, ...]:
+    """The kernels' first six arguments: the key's two words, then the 128-bit counter's four."""
+    return (np.uint64(key[0]), np.uint64(key[1]), *(np.uint64(c) for c in _split(counter)))
+
+
 def philox(key: tuple[int, int], counter: int, count: int, stride: int = 1) -> np.ndarray:
     """`count` Philox4x32-10 outputs (shape [count, 4], uint32) for counters counter + i*stride."""
     out = np.empty(count * 4, dtype=np.uint32)
-    _kernel("words")(np.uint64(key[0]), np.uint64(key[1]), *(np.uint64(c) for c in _split(counter)),
-                        count, np.uint64(stride), out)
+    _kernel("words")(*_key_counter(key, counter), count, np.uint64(stride), out)
     return out.reshape(count, 4)
 
 
@@ -102,8 +106,7 @@ def normal(state: PhiloxState, size: int, dtype: np.dtype) -> np.ndarray:
     start = state.reserve(size * 256)
     f64 = dtype == np.float64
     out = np.empty(size, dtype=np.float64 if f64 else np.float32)
-    _kernel("normal64" if f64 else "normal32")(np.uint64(state.key[0]), np.uint64(state.key[1]),
-                                                  *(np.uint64(c) for c in _split(start)), out)
+    _kernel("normal64" if f64 else "normal32")(*_key_counter(state.key, start), out)
     return out if out.dtype == dtype else out.astype(dtype)
 
 
@@ -115,8 +118,7 @@ def uniform(state: PhiloxState, size: int, dtype: np.dtype) -> np.ndarray:
         return np.stack([_uint64_to_double(s[:, 0], s[:, 1]), _uint64_to_double(s[:, 2], s[:, 3])],
                         axis=1).reshape(-1)[:size]
     out = np.empty(size, np.float32)
-    _kernel("uniform32")(np.uint64(state.key[0]), np.uint64(state.key[1]), *(np.uint64(c) for c in _split(start)),
-                         out)
+    _kernel("uniform32")(*_key_counter(state.key, start), out)
     return out if dtype == np.float32 else out.astype(dtype)
 
 
@@ -142,6 +144,5 @@ def truncated_normal(state: PhiloxState, size: int, dtype: np.dtype) -> np.ndarr
     start = state.reserve(size * 256)
     f64 = dtype == np.float64
     out = np.empty(size, dtype=np.float64 if f64 else np.float32)
-    _kernel("truncated64" if f64 else "truncated32")(np.uint64(state.key[0]), np.uint64(state.key[1]),
-                                                     *(np.uint64(c) for c in _split(start)), out)
+    _kernel("truncated64" if f64 else "truncated32")(*_key_counter(state.key, start), out)
     return out if out.dtype == dtype else out.astype(dtype)
