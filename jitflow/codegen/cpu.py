@@ -20,10 +20,12 @@ from jitflow.ir import expr
 from jitflow.ir.cluster import REDUCTION, Cluster
 from jitflow.ir.layout import Layout
 
-CODEGEN_VERSION = 7
+CODEGEN_VERSION = 9
 ENTRY = "kernel"
 LANES = 8
 CHUNKS = 16  # chunks (partial results) of a parallel reduction over its first group
+# Steps of a reduced group per pass over the kept groups inside it (`_unrolled_reduction`).
+UNROLL_REDUCED = 4
 
 
 class CpuDialect(expr.Dialect):
@@ -74,6 +76,14 @@ def index_expr(mask: tuple[bool, ...]) -> str:
         s = _stride(mask, g, n)
         terms.append(f"i{g} * ({s})" if s else f"i{g}")
     return " + ".join(terms) if terms else "0"
+
+
+def flat_index(mask: tuple[bool, ...]) -> str:
+    """`index_expr` as an unsigned integer: Numba then omits its negative-index fix-up, a select that keeps
+    LLVM from vectorizing the loop wherever the loop variable is not provably >= 0 (a prange body, a
+    chunk's ``range(lo, hi)``; measured: a 700 x 10,000 broadcast multiply under prange 8.9 -> 1.5 ms)."""
+    e = index_expr(mask)
+    return e if e == "0" else f"np.uint64({e})"
 
 
 def value_masks(c: Cluster, layout: Layout) -> list[tuple[bool, ...]]:
@@ -151,7 +161,7 @@ def _body(c: Cluster, layout: Layout) -> tuple[list[str], list[str]]:
     hoisted: list[str] = []
     inner: list[str] = []
     for i in range(nin):
-        (inner if any(masks[i]) else hoisted).append(f"x{i} = a{i}[{index_expr(masks[i])}]")
+        (inner if any(masks[i]) else hoisted).append(f"x{i} = a{i}[{flat_index(masks[i])}]")
     for k in body_nodes:
         e = node_expr(c, k, names, cpu_math=True)
         stmt = [f"v{k} = {e.code}"]
@@ -164,7 +174,7 @@ def _body(c: Cluster, layout: Layout) -> tuple[list[str], list[str]]:
     for k in body_nodes:
         j = out_node_of.get(k)
         if j is not None:
-            inner.append(f"o{j}[{index_expr(masks[nin + k])}] = v{k}")
+            inner.append(f"o{j}[{flat_index(masks[nin + k])}] = v{k}")
     return hoisted, inner
 
 
@@ -182,7 +192,7 @@ def _reduction(c: Cluster, layout: Layout, parallel: bool, inner: list[str]) -> 
     init = rule.init(acc_dt)
     lines = [f"{ind}nout = {nout}", f"{ind}nred = {nred}", f"{ind}acc = np.empty(nout, np.{_np_name(acc_dt)})",
              f"{ind}for j in range(nout):", f"{ind}    acc[j] = {init}"]
-    oidx = index_expr(kept)
+    oidx = flat_index(kept)
     # a reduced first group cannot run under prange as is: split it into chunks with partial results
     chunked = parallel and layout.reduced[0]
     target = f"loc[{oidx}]" if chunked else f"acc[{oidx}]"  # loc: chunk-private, LLVM knows it aliases nothing
@@ -208,7 +218,14 @@ def _reduce_loops(layout: Layout, rule: L.ReduceRule, acc_dt: str, vcast: str, t
         first_trailing -= 1
     if first_trailing == G:
         body = inner + [f"{target} = {L.cast(rule.combine.format(acc=target, v=vcast), acc_dt)}"]
-        return _loops(G, ind, body, parallel, list(layout.reduced))
+        r = max((g for g in range(G) if layout.reduced[g]), default=-1)
+        # stores of exported values in the loop: unrolled, LLVM needs more overlap checks than it makes and
+        # leaves the loop scalar (measured: 2.9 -> 5.8 ms)
+        if r < 0 or any(line.startswith("o") for line in inner):
+            return _loops(G, ind, body, parallel, list(layout.reduced))
+        block = _unrolled_reduction(layout, r, rule, acc_dt, vcast, target, inner, body,
+                                    span0 if r == 0 else ("0", f"e{r}"))
+        return _loops(r, ind, block, parallel, list(layout.reduced[:r]))
     body = inner + [f"s = {L.cast(rule.combine.format(acc='s', v=vcast), acc_dt)}"]
     merge = [f"{target} = {L.cast(rule.combine.format(acc=target, v='s'), acc_dt)}"]
     # the innermost loop accumulates into LANES independent lanes: without reassociation a single
@@ -226,6 +243,30 @@ def _reduce_loops(layout: Layout, rule: L.ReduceRule, acc_dt: str, vcast: str, t
               f"    s = {L.cast(rule.combine.format(acc='s', v='sv[k]'), acc_dt)}"]
     return _loops(G, ind, body, parallel, list(layout.reduced), split=first_trailing,
                   split_pre=[f"s = {init}"], split_post=merge, innermost=lanes)
+
+
+def _unrolled_reduction(layout: Layout, r: int, rule: L.ReduceRule, acc_dt: str, vcast: str, target: str,
+                        inner: list[str], body: list[str], span: tuple[str, str]) -> list[str]:
+    """The loops over groups r..G-1 of a reduction whose last reduced group r is followed by kept groups
+    only (a bias gradient's column sum): `UNROLL_REDUCED` steps of group r per pass over the kept groups,
+    so each accumulator is loaded and stored once per pass instead of once per step (measured: a
+    700 x 10,000 column sum 2.1 -> 0.95 ms). Every accumulator still takes its values in order of i{r}."""
+    G, u = layout.ngroups, UNROLL_REDUCED
+    lo, hi = span
+    kept = [f"for i{g} in range(e{g}):" for g in range(r + 1, G)]
+    step = [f"s = {target}",
+            f"for u in range({u}):",
+            f"    i{r} = ib + u"] + \
+        ["    " + line for line in inner] + \
+        [f"    s = {L.cast(rule.combine.format(acc='s', v=vcast), acc_dt)}",
+         f"{target} = s"]
+    lines = [f"nu = {hi} - ({hi} - {lo}) % {u}", f"for ib in range({lo}, nu, {u}):"]
+    lines += [" " * 4 * (k + 1) + s for k, s in enumerate(kept)]
+    lines += [" " * 4 * (len(kept) + 1) + s for s in step]
+    lines += [f"for i{r} in range(nu, {hi}):"]
+    lines += [" " * 4 * (k + 1) + s for k, s in enumerate(kept)]
+    lines += [" " * 4 * (len(kept) + 1) + s for s in body]
+    return lines
 
 
 def _chunked(loops: list[str], rule: L.ReduceRule, acc_dt: str, init: str) -> list[str]:

@@ -220,6 +220,74 @@ def test_parallel_kernels_for_reductions_and_elementwise(monkeypatch: pytest.Mon
         assert_same(g, w, rtol=1e-12, atol=1e-12, what=f"output {k}")
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("rows", [1, 3, 4, 9, 38])
+def test_reductions_over_outer_axes_match_the_interpreter(monkeypatch: pytest.MonkeyPatch, parallel: bool,
+                                                          rows: int) -> None:
+    """Column sums (a bias gradient) and middle-axis reductions take the unrolled loops of
+    `codegen/cpu._unrolled_reduction`, whose row count need not be a multiple of the unroll."""
+    from jitflow.compiler import steps
+
+    monkeypatch.setattr(steps, "PARALLEL_WORK", 0 if parallel else 1 << 62)
+    rng = np.random.default_rng(rows)
+    xv = rng.normal(size=(rows, 7, 33)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 7, 33])
+    m = tf.reshape(x, [-1, 33])
+    scale = tf.reduce_sum(x, axis=[1, 2], keepdims=True)  # a per-row value broadcast over the row
+    outs = [tf.reduce_sum(m * 2.0, axis=0), tf.reduce_max(x, axis=0), tf.reduce_mean(x, axis=1),
+            tf.reduce_prod(tf.sigmoid(x), axis=[0, 1]), tf.reduce_sum(x * scale, axis=0),
+            tf.reduce_min(x, axis=[0, 1], keepdims=True)]
+    got, want, plan = run_both(outs, {x: xv})
+    assert plan.report["fallbacks"] == []
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert_same(g, w, rtol=2e-5, atol=1e-5, what=f"output {k}")
+
+
+def test_unrolled_column_sum_adds_in_row_order() -> None:
+    """Unrolling keeps each accumulator's order of additions: the serial kernel's column sum is the
+    sequential float64 sum, rounded once."""
+    rng = np.random.default_rng(3)
+    xv = (rng.normal(size=(23, 40)) * 10.0 ** rng.integers(-6, 6, size=(23, 40))).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 40])
+    s = tf.reduce_sum(x, axis=0)
+    with tf.Session() as sess:
+        got = sess.run(s, {x: xv})
+    want = np.zeros(40)
+    for row in xv.astype(np.float64):
+        want = want + row
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+def test_parallel_kernels_vectorize(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prange body's loop variable is not provably >= 0: with signed indices Numba keeps a negative-index
+    select in the loop and LLVM leaves it scalar (7x slower per thread). The kernels index with unsigned
+    ints, so the prange variant of a broadcast multiply has vector multiplies."""
+    import gc
+    import re
+
+    from jitflow.codegen import cpu
+    from jitflow.compiler import steps
+
+    monkeypatch.setattr(steps, "PARALLEL_WORK", 0)
+    x = tf.placeholder(tf.float32, [None, 50])
+    b = tf.placeholder(tf.float32, [None, 1])
+    y = x * b
+    feed = {x: np.ones((100, 50), np.float32), b: np.full((100, 1), 2.0, np.float32)}
+    with tf.Session() as sess:
+        assert (sess.run(y, feed) == 2.0).all()
+        step = next(o for o in gc.get_objects() if isinstance(o, steps.ClusterStep) and y.op in o.ops)
+    (layout, parallel), = step.kernels.keys()
+    assert parallel
+    src = cpu.generate(step.c, layout, True).replace("cache=True", "cache=False")  # inspectable: not cached
+    ns: dict = {}
+    exec(compile(src, "<kernel>", "exec"), ns)  # noqa: S102 - the generated kernel, as the cache loads it
+    out = np.empty(5000, np.float32)
+    ns["kernel"](feed[x].reshape(-1), feed[b].reshape(-1), out, np.array([100, 50]), np.zeros(1, np.int64))
+    assert (out == 2.0).all()
+    ir = "\n".join(ns["kernel"].inspect_llvm().values())
+    assert len(re.findall(r"fmul (?:fast )?<", ir)) >= 10, "the prange loop is not vectorized"
+
+
 def test_one_element_programs_never_start_numba() -> None:
     """Scalar programs (the linear-regression examples) run on NumPy scalars only: starting Numba's CPU
     target costs ~0.5 s, more than such a program's whole run."""
