@@ -248,6 +248,21 @@ def test_unsorted_segment_sum() -> None:
         run(tf.unsorted_segment_sum(data, [0, 5, 0, 0], 3))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.complex64])
+def test_unsorted_segment_sum_adds_each_segment_in_row_order(dtype: Any) -> None:
+    """Many repeated ids, rank-2 ids, dropped negative ids: the sums equal row-by-row accumulation exactly."""
+    rng = np.random.default_rng(5)
+    ids = rng.integers(-1, 6, size=(9, 7))
+    data = (rng.normal(size=(9, 7, 4)) * 10.0 ** rng.integers(-4, 5, size=(9, 7, 4))).astype(dtype)
+    want = np.zeros((8, 4), dtype)
+    for i, row in zip(ids.reshape(-1), data.reshape(-1, 4)):
+        if i >= 0:
+            want[i] = want[i] + row
+    got = run(tf.unsorted_segment_sum(data, ids, 8))
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
 # -- tile / pad / broadcast_to ---------------------------------------------------------------------------------
 
 
