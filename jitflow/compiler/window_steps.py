@@ -32,6 +32,10 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _DATA_INPUT = {"Conv2DBackpropInput": 2, "AvgPoolGrad": 1, "DepthwiseConv2dNativeBackpropInput": 2}
 
 
+# Geometries a window step keeps (one per input shape); a step fed ever new shapes starts over past this.
+_GEOMETRIES = 32
+
+
 class _NoFastPath(Exception):
     """The inputs are not what the fast kernel handles: run the interpreted step."""
 
@@ -169,6 +173,9 @@ class WindowStep:
         self.data_index = _DATA_INPUT.get(op.type, 0)  # the batch-sized input (not a filter or sizes)
         self.taps = _taps(op)  # elements touched per input element, roughly (a patch per tap for convs)
         self.width = _width(op)  # GEMM multiply-adds per patch element, roughly (0: no GEMM)
+        self.ksize = N._spatial(op.attrs["ksize"], self.fmt) if "ksize" in op.attrs else (0, 0)
+        self.geoms: dict[tuple, N._Geom] = {}  # (input shape, kh, kw) -> geometry (`_geometry`)
+        self.conv_geoms: dict[int, tuple[N._Geom, conv.ConvGeom]] = {}
 
     def __call__(self, ctx: Any, vals: list) -> None:
         ins = [vals[s] for s in self.in_slots]
@@ -186,6 +193,26 @@ class WindowStep:
             res, vals[self.extra_slot] = res
         vals[self.out_slot] = res
         return None
+
+    # -- geometry, buffers and layout ---------------------------------------------------------------------
+
+    def _geometry(self, shape: tuple[int, ...], kh: int, kw: int) -> N._Geom:
+        """The op's window geometry for an NHWC input `shape` and a kh x kw window, computed once per shape
+        (a batch-1 CNN step spent ~3 us per window op recomputing it)."""
+        key = (shape, kh, kw)
+        g = self.geoms.get(key)
+        if g is None:
+            if len(self.geoms) >= _GEOMETRIES:
+                self.geoms.clear()
+                self.conv_geoms.clear()
+            g = self.geoms[key] = N._Geom(shape, kh, kw, self.op.attrs)
+        return g
+
+    def _conv_geometry(self, g: N._Geom) -> conv.ConvGeom:
+        cg = self.conv_geoms.get(id(g))
+        if cg is None or cg[0] is not g:
+            cg = self.conv_geoms[id(g)] = (g, _geom(g))
+        return cg[1]
 
     # -- buffers and layout ---------------------------------------------------------------------------------
 
@@ -217,7 +244,7 @@ class WindowStep:
         x, f = self._nhwc(ins[0]), np.ascontiguousarray(ins[1])
         if x.shape[3] != f.shape[2]:
             raise _NoFastPath
-        g = N._Geom(x.shape, f.shape[0], f.shape[1], self.op.attrs)
+        g = self._geometry(x.shape, f.shape[0], f.shape[1])
         if g.oh <= 0 or g.ow <= 0 or x.shape[0] == 0 or f.shape[3] == 0:
             raise _NoFastPath
         bias = ins[2] if self.bias_slot >= 0 else None
@@ -225,7 +252,7 @@ class WindowStep:
                                     or bias.shape != (f.shape[3],)):
             raise _NoFastPath  # the interpreted BiasAdd raises the right error
         y = self._out(arena, (x.shape[0], g.oh, g.ow, f.shape[3]), dt)
-        how = conv.forward(x, f, _geom(g), y, self._scratch(arena), bias, self.relu)
+        how = conv.forward(x, f, self._conv_geometry(g), y, self._scratch(arena), bias, self.relu)
         how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
         self._note("kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else "")))
         return self._result(y)
@@ -234,11 +261,11 @@ class WindowStep:
         dt = _float4(ins[1], ins[2])
         shape = N._nhwc_shape(_sizes(ins[0]), self.fmt)
         f, dy = np.ascontiguousarray(ins[1]), self._nhwc(ins[2])
-        g = N._Geom(shape, f.shape[0], f.shape[1], self.op.attrs)
+        g = self._geometry(shape, f.shape[0], f.shape[1])
         if shape[3] != f.shape[2] or dy.shape != (shape[0], g.oh, g.ow, f.shape[3]) or min(shape) <= 0:
             raise _NoFastPath
         dx = self._out(arena, shape, dt)
-        how = conv.input_grad(dy, f, _geom(g), dx, self._scratch(arena))
+        how = conv.input_grad(dy, f, self._conv_geometry(g), dx, self._scratch(arena))
         how = winograd.label(g.kh, g.kw, shape[1], shape[2]) if how == "winograd" else how
         self._note("kernels/conv: " + how)
         return self._result(dx)
@@ -247,12 +274,12 @@ class WindowStep:
         dt = _float4(ins[0], ins[2])
         fs = _sizes(ins[1])
         x, dy = self._nhwc(ins[0]), self._nhwc(ins[2])
-        g = N._Geom(x.shape, fs[0], fs[1], self.op.attrs)
+        g = self._geometry(x.shape, fs[0], fs[1])
         if x.shape[3] != fs[2] or dy.shape != (x.shape[0], g.oh, g.ow, fs[3]) or min(x.shape) <= 0 \
                 or min(fs) <= 0:
             raise _NoFastPath
         df = self._out(arena, fs, dt)
-        how = conv.filter_grad(x, dy, _geom(g), df, self._scratch(arena), max(numba_threads(), 1))
+        how = conv.filter_grad(x, dy, self._conv_geometry(g), df, self._scratch(arena), max(numba_threads(), 1))
         how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
         self._note("kernels/conv: " + how)
         return df
@@ -264,7 +291,7 @@ class WindowStep:
         x, f = self._nhwc(ins[0]), np.ascontiguousarray(ins[1])
         if x.shape[3] != f.shape[2] or min(x.shape) <= 0 or min(f.shape) <= 0:
             raise _NoFastPath
-        g = N._Geom(x.shape, f.shape[0], f.shape[1], self.op.attrs)
+        g = self._geometry(x.shape, f.shape[0], f.shape[1])
         if g.oh <= 0 or g.ow <= 0:
             raise _NoFastPath
         y = self._out(arena, (x.shape[0], g.oh, g.ow, x.shape[3] * f.shape[3]), dt)
@@ -278,7 +305,7 @@ class WindowStep:
         f, dy = np.ascontiguousarray(ins[1]), self._nhwc(ins[2])
         if shape[3] != f.shape[2] or min(shape) <= 0 or min(f.shape) <= 0:
             raise _NoFastPath
-        g = N._Geom(shape, f.shape[0], f.shape[1], self.op.attrs)
+        g = self._geometry(shape, f.shape[0], f.shape[1])
         if g.oh <= 0 or g.ow <= 0 or dy.shape != (shape[0], g.oh, g.ow, shape[3] * f.shape[3]):
             raise _NoFastPath
         dx = self._out(arena, shape, dt)
@@ -292,7 +319,7 @@ class WindowStep:
         x, dy = self._nhwc(ins[0]), self._nhwc(ins[2])
         if x.shape[3] != fs[2] or min(x.shape) <= 0 or min(fs) <= 0:
             raise _NoFastPath
-        g = N._Geom(x.shape, fs[0], fs[1], self.op.attrs)
+        g = self._geometry(x.shape, fs[0], fs[1])
         if g.oh <= 0 or g.ow <= 0 or dy.shape != (x.shape[0], g.oh, g.ow, fs[2] * fs[3]):
             raise _NoFastPath
         chunks = max(numba_threads(), 1)
@@ -305,8 +332,7 @@ class WindowStep:
     # -- pooling ----------------------------------------------------------------------------------------------
 
     def _pool_geom(self, shape: tuple[int, ...]) -> N._Geom:
-        kh, kw = N._spatial(self.op.attrs["ksize"], self.fmt)
-        g = N._Geom(shape, kh, kw, self.op.attrs)
+        g = self._geometry(shape, *self.ksize)
         if g.oh <= 0 or g.ow <= 0 or min(shape) <= 0:
             raise _NoFastPath
         return g

@@ -45,9 +45,38 @@ def _max_pool_rows(x, kh, kw, sh, sw, pt, pl, out, lo, hi):  # type: ignore[no-u
                         o[c] = v if (b == b) & ((v > b) | (v != v)) else b  # a select: the loop vectorizes
 
 
+@njit(nogil=True)
+def _max_pool_2x2_rows(x, out, lo, hi):  # type: ignore[no-untyped-def]
+    """`_max_pool_rows` for 2 x 2 windows at stride 2 without padding, every window inside the input: each
+    output row from two flat input rows (no window bounds, indices from 0: the channel loop vectorizes)."""
+    oh, ow, ch = out.shape[1], out.shape[2], out.shape[3]
+    for t in range(lo, hi):
+        n = t // oh
+        i = t % oh
+        r0 = x[n, 2 * i].reshape(-1)
+        r1 = x[n, 2 * i + 1].reshape(-1)
+        o = out[n, i].reshape(-1)
+        for j in range(ow):
+            a0 = r0[2 * j * ch:(2 * j + 1) * ch]
+            a1 = r0[(2 * j + 1) * ch:(2 * j + 2) * ch]
+            b0 = r1[2 * j * ch:(2 * j + 1) * ch]
+            b1 = r1[(2 * j + 1) * ch:(2 * j + 2) * ch]
+            d = o[j * ch:(j + 1) * ch]
+            for c in range(ch):
+                m = a0[c]
+                for v in (a1[c], b0[c], b1[c]):  # the select of _max_pool_rows, in its window order
+                    m = v if (m == m) & ((v > m) | (v != v)) else m
+                d[c] = m
+
+
 def max_pool(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> None:
     """out[n, i, j, c] = max of x[n, window(i, j), c]."""
-    threads.parallel_range(_max_pool_rows, x.shape[0] * out.shape[1], x, kh, kw, sh, sw, pt, pl, out)
+    rows = x.shape[0] * out.shape[1]
+    if kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out.shape[1] <= x.shape[1] \
+            and 2 * out.shape[2] <= x.shape[2] and x.flags.c_contiguous and out.flags.c_contiguous:
+        threads.parallel_range(_max_pool_2x2_rows, rows, x, out)
+    else:
+        threads.parallel_range(_max_pool_rows, rows, x, kh, kw, sh, sw, pt, pl, out)
 
 
 @njit(nogil=True)

@@ -336,3 +336,22 @@ def test_chunks_on_worker_threads_match_one_thread(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(ValueError, match="chunk 3"):
         threads.run_chunks(8, 1, 2, bad)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28, 32), (2, 7, 9, 5), (3, 6, 4, 1)])
+def test_max_pool_2x2_fast_path_equals_the_general_kernel(shape: tuple[int, ...]) -> None:
+    """2 x 2 windows at stride 2 without padding take `pool._max_pool_2x2_rows`: the same values as the
+    general kernel, NaNs, ties and odd (dropped) last rows and columns included; padded windows do not."""
+    from jitflow.kernels import pool
+
+    rng = np.random.default_rng(len(shape) + shape[1])
+    x = rng.integers(-2, 3, shape).astype(np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, 4)] = np.nan
+    oh, ow = shape[1] // 2, shape[2] // 2
+    fast, general = (np.full((shape[0], oh, ow, shape[3]), 7.0, np.float32) for _ in range(2))
+    pool.max_pool(x, 2, 2, 2, 2, 0, 0, fast)
+    pool._max_pool_rows(x, 2, 2, 2, 2, 0, 0, general, 0, shape[0] * oh)
+    np.testing.assert_array_equal(fast, general)
+    with tf.Graph().as_default():  # SAME on odd sizes pads the last window: the general kernel's case
+        y = tf.nn.max_pool(tf.constant(x), 2, 2, "SAME")
+        _compare([y])
