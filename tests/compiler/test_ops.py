@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jitflow as tf
-from tests.compiler.helpers import assert_same, counts, run_both
+from tests.compiler.helpers import assert_same, counts, last_plan, run_both
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.75, 1e-30, -1e30, 80.0, -80.0, np.inf, -np.inf, np.nan]
 
@@ -262,7 +262,6 @@ def test_parallel_kernels_vectorize(monkeypatch: pytest.MonkeyPatch) -> None:
     """A prange body's loop variable is not provably >= 0: with signed indices Numba keeps a negative-index
     select in the loop and LLVM leaves it scalar (7x slower per thread). The kernels index with unsigned
     ints, so the prange variant of a broadcast multiply has vector multiplies."""
-    import gc
     import re
 
     from jitflow.codegen import cpu
@@ -275,7 +274,7 @@ def test_parallel_kernels_vectorize(monkeypatch: pytest.MonkeyPatch) -> None:
     feed = {x: np.ones((100, 50), np.float32), b: np.full((100, 1), 2.0, np.float32)}
     with tf.Session() as sess:
         assert (sess.run(y, feed) == 2.0).all()
-        step = next(o for o in gc.get_objects() if isinstance(o, steps.ClusterStep) and y.op in o.ops)
+        step = next(o for o in last_plan(sess).steps if isinstance(o, steps.ClusterStep) and y.op in o.ops)
     (layout, parallel), = step.kernels.keys()
     assert parallel
     src = cpu.generate(step.c, layout, True).replace("cache=True", "cache=False")  # inspectable: not cached
