@@ -21,7 +21,7 @@ from __future__ import annotations
 from jitflow.codegen.lowering import cast, const
 
 ENTRY = "kernel"
-ROWS_VERSION = 2
+ROWS_VERSION = 3
 
 
 def _helpers(dt: str) -> list[str]:
@@ -36,6 +36,8 @@ def _helpers(dt: str) -> list[str]:
         "",
         "@njit(fastmath={'nnan', 'nsz'}, error_model='numpy', nogil=True, cache=True)",
         "def _rowmax(r):",
+        "    V.nan_free_reduction()",
+        "    V.wide_vectors()",
         "    m = r[0]",
         "    for j in range(1, r.size):",
         "        v = r[j]",
@@ -62,13 +64,9 @@ def _helpers(dt: str) -> list[str]:
     ]
 
 
-def sparse_xent_source(dt: str, label_dt: str, bias: bool = False) -> str:
-    """Source of ``kernel(logits, labels, loss, backprop, ext, err)`` for `dt` logits; with `bias`,
-    ``kernel(x, bias, labels, ...)`` whose logits are ``x + bias`` row by row (a dense layer's bias add,
-    computed here instead of in a pass of its own), rounded to `dt` as the Add op rounds them."""
-    suffix = "f32" if dt == "float32" else "f64"
-    one = const(1, dt)
-    lines = _helpers(dt) + [
+def _label_types(dt: str, label_dt: str) -> list[str]:
+    """Numba types of a labelled row kernel's arrays: logits (read-only), labels, outputs, int64 extents."""
+    return [
         f"_F = types.Array(types.{dt}, 1, 'C', readonly=True)",
         f"_L = types.Array(types.{label_dt}, 1, 'C', readonly=True)",
         f"_O = types.Array(types.{dt}, 1, 'C')",
@@ -76,6 +74,29 @@ def sparse_xent_source(dt: str, label_dt: str, bias: bool = False) -> str:
         "",
         "",
     ]
+
+
+def _label_rows() -> list[str]:
+    """The row loop of a labelled row kernel, up to its row's label (a label outside [0, k) sets ``err``)."""
+    return [
+        "    V.wide_vectors()",
+        "    n = ext[0]",
+        "    k = ext[1]",
+        "    for i in prange(n):",
+        "        lb = lab[i]",
+        "        if lb < 0 or lb >= k:",
+        "            err[0] = 1  # every writer writes the same value",
+        "            continue",
+    ]
+
+
+def sparse_xent_source(dt: str, label_dt: str, bias: bool = False) -> str:
+    """Source of ``kernel(logits, labels, loss, backprop, ext, err)`` for `dt` logits; with `bias`,
+    ``kernel(x, bias, labels, ...)`` whose logits are ``x + bias`` row by row (a dense layer's bias add,
+    computed here instead of in a pass of its own), rounded to `dt` as the Add op rounds them."""
+    suffix = "f32" if dt == "float32" else "f64"
+    one = const(1, dt)
+    lines = _helpers(dt) + _label_types(dt, label_dt)
     if bias:
         lines += [
             "@njit(error_model='numpy', nogil=True, cache=True)",
@@ -104,15 +125,7 @@ def sparse_xent_source(dt: str, label_dt: str, bias: bool = False) -> str:
             "@njit(types.void(_F, _L, _O, _O, _I, _I), cache=True, error_model='numpy', nogil=True, parallel=True)",
             f"def {ENTRY}(f, lab, loss, bp, ext, err):",
         ]
-    lines += [
-        "    V.wide_vectors()",
-        "    n = ext[0]",
-        "    k = ext[1]",
-        "    for i in prange(n):",
-        "        lb = lab[i]",
-        "        if lb < 0 or lb >= k:",
-        "            err[0] = 1  # every writer writes the same value",
-        "            continue",
+    lines += _label_rows() + [
         "        o = bp[i * k:(i + 1) * k]",
     ]
     if bias:  # the logits row goes into the gradient's row, which the passes below then overwrite in place
@@ -127,6 +140,139 @@ def sparse_xent_source(dt: str, label_dt: str, bias: bool = False) -> str:
         "        _scale(o, s1)",
         f"        o[lb] = {cast(f'o[lb] - {one}', dt)}",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def _logit(dt: str, bias: bool, j: str) -> str:
+    """Logit j of the row: ``r[j]``, or ``r[j] + b[j]`` rounded to `dt` as the Add op rounds it."""
+    return cast(f"r[{j}] + b[{j}]", dt) if bias else f"r[{j}]"
+
+
+def _split_helpers(dt: str, bias: bool) -> list[str]:
+    """Per-row passes of the split cross-entropy that read the logits without storing them: ``_lmax(r, b)``,
+    ``_lsum(r, b, m)`` (the float64 sum of the exponentials), ``_lexp(r, b, m, o)`` (stores them); ``b`` is
+    the bias row (ignored without a bias)."""
+    suffix = "f32" if dt == "float32" else "f64"
+    z = _logit(dt, bias, "j")
+    return [
+        "@njit(fastmath={'nnan', 'nsz'}, error_model='numpy', nogil=True, cache=True)",
+        "def _lmax(r, b):",
+        "    V.nan_free_reduction()",
+        "    V.wide_vectors()",
+        f"    m = {_logit(dt, bias, '0')}",
+        "    for j in range(1, r.size):",
+        f"        v = {z}",
+        "        m = v if v > m else m",
+        "    return m",
+        "",
+        "",
+        "@njit(fastmath={'reassoc'}, error_model='numpy', nogil=True, cache=True)",
+        "def _lsum(r, b, m):",
+        "    s = np.float64(0.0)",
+        "    for j in range(r.size):",
+        f"        s += np.float64(V.exp_{suffix}({cast(z + ' - m', dt)}))",
+        "    return s",
+        "",
+        "",
+        "@njit(error_model='numpy', nogil=True, cache=True)",
+        "def _lexp(r, b, m, o):",
+        "    for j in range(r.size):",
+        f"        o[j] = V.exp_{suffix}({cast(z + ' - m', dt)})",
+        "",
+        "",
+    ]
+
+
+def xent_loss_source(dt: str, label_dt: str, bias: bool = False) -> str:
+    """Source of ``kernel(logits, [bias,] labels, loss, stats, ext, err)``: the loss of
+    `sparse_xent_source` without its gradient, and per row the max and the sum of exponentials
+    (``stats[2i]``, ``stats[2i + 1]``, in `dt`), from which `xent_grad_source` computes the gradient
+    later, scaled as the backward pass needs it. Nothing is stored per logit."""
+    suffix = "f32" if dt == "float32" else "f64"
+    b_arg = "b, " if bias else ""
+    lines = _helpers(dt) + _split_helpers(dt, bias) + _label_types(dt, label_dt) + [
+        f"@njit(types.void(_F, {'_F, ' if bias else ''}_L, _O, _O, _I, _I), cache=True, error_model='numpy', "
+        "nogil=True, parallel=True)",
+        f"def {ENTRY}(f, {b_arg}lab, loss, stats, ext, err):",
+    ] + _label_rows() + [
+        "        r = f[i * k:(i + 1) * k]",
+    ]
+    if not bias:
+        lines.append("        b = r  # unused")
+    lines += [
+        "        m = _lmax(r, b)",
+        f"        zl = {cast(_logit(dt, bias, 'lb') + ' - m', dt)}",
+        f"        s1 = {cast('_lsum(r, b, m)', dt)}",
+        f"        loss[i] = {cast(f'V.log_{suffix}(s1) - zl', dt)}",
+        "        stats[2 * i] = m",
+        "        stats[2 * i + 1] = s1",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def xent_grad_source(dt: str, label_dt: str, bias: bool = False, colsum: bool = False) -> str:
+    """Source of ``kernel(logits, [bias,] labels, stats, g, out, parts, colsum, ext, err)``: the gradient of
+    `sparse_xent_source` (``e / sum - onehot(label)``, from `xent_loss_source`'s ``stats``) times ``g[i]``
+    per row, the backward pass's ``Mul`` of that gradient by the loss's row gradient, rounded as that op
+    rounds it. With `colsum`, also the column sums of the product (a logits bias's gradient): float64
+    partial sums of ``ext[2]`` chunks of rows, added in chunk order into ``colsum``."""
+    one = const(1, dt)
+    b_arg = "b, " if bias else ""
+    lines = _helpers(dt) + _split_helpers(dt, bias) + _label_types(dt, label_dt) + [
+        "_D = types.Array(types.float64, 1, 'C')",
+        "@njit(error_model='numpy', nogil=True, cache=True)",
+        "def _times(o, g):",
+        "    for j in range(o.size):",
+        f"        o[j] = {cast('g * o[j]', dt)}",
+        "",
+        "",
+        "@njit(error_model='numpy', nogil=True, cache=True)",
+        "def _add_into(acc, o):",
+        "    for j in range(o.size):",
+        "        acc[j] += np.float64(o[j])",
+        "",
+        "",
+        f"@njit(types.void(_F, {'_F, ' if bias else ''}_L, _F, _F, _O, _D, _O, _I, _I), cache=True, "
+        "error_model='numpy', nogil=True, parallel=True)",
+        f"def {ENTRY}(f, {b_arg}lab, stats, g, out, parts, colsum, ext, err):",
+        "    V.wide_vectors()",
+        "    n = ext[0]",
+        "    k = ext[1]",
+        "    nch = ext[2]",
+        "    for c in prange(nch):",
+    ]
+    if colsum:
+        lines += [
+            "        acc = parts[c * k:(c + 1) * k]",
+            "        for j in range(acc.size):",
+            "            acc[j] = 0.0",
+        ]
+    lines += [
+        "        for i in range((n * c) // nch, (n * (c + 1)) // nch):",
+        "            lb = lab[i]",
+        "            if lb < 0 or lb >= k:",
+        "                err[0] = 1",
+        "                continue",
+        "            r = f[i * k:(i + 1) * k]",
+        "            o = out[i * k:(i + 1) * k]",
+    ]
+    if not bias:
+        lines.append("            b = r  # unused")
+    lines += [
+        "            _lexp(r, b, stats[2 * i], o)",
+        "            _scale(o, stats[2 * i + 1])",
+        f"            o[lb] = {cast(f'o[lb] - {one}', dt)}",
+        "            _times(o, g[i])",
+    ]
+    if colsum:
+        lines += [
+            "            _add_into(acc, o)",
+            "    total = parts[:k]",
+            "    for c in range(1, nch):",
+            "        _add_into(total, parts[c * k:(c + 1) * k])",
+            "    for j in range(k):",
+            f"        colsum[j] = {cast('total[j]', dt)}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -140,6 +140,28 @@ def wide_vectors(typingctx: Any) -> Any:
 
 
 @intrinsic
+def nan_free_reduction(typingctx: Any) -> Any:
+    """Let LLVM vectorize a max/min reduction in the function being compiled (emits no code).
+
+    LLVM's vectorizer takes a ``select(fcmp)`` max as a reduction only when the function's attributes say
+    no NaNs and no signed zeros (the ``nnan``/``nsz`` flags Numba's fastmath puts on the compare are not
+    enough): without them a row max ran as a scalar chain, 6.2 us for 10,000 floats against 1.1. The
+    function is also kept out of line, since inlining would merge its attributes with its caller's and
+    drop them. Call it only in a small function whose result may be any value when its input holds a NaN.
+    """
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]) -> Any:
+        attrs = builder.function.attributes
+        set.add(attrs, '"no-nans-fp-math"="true"')
+        set.add(attrs, '"no-signed-zeros-fp-math"="true"')
+        if "alwaysinline" not in attrs:
+            attrs.add("noinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
 def _fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
     """a*b + c, fused when the target has FMA (llvm.fmuladd)."""
     if not _same_floats(a, b, c):

@@ -51,6 +51,7 @@ from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were
     reduce_axes,
 )
 from jitflow.compiler.window_steps import WINDOW_OPS, Epilogue, find_epilogues, window_step
+from jitflow.compiler.xent_grad import XentGrad, XentGradStep, find_xent_grads
 from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.ir.expr import Dialect
@@ -173,6 +174,7 @@ class Lowering:
     epilogues: dict[Operation, Epilogue] = field(default_factory=dict)  # Conv2D -> its fused BiasAdd (Relu)
     absorbed: set[Operation] = field(default_factory=set)  # epilogue ops run inside their conv's step
     prologues: dict[Operation, Operation] = field(default_factory=dict)  # cross-entropy -> its logits' bias Add
+    xent_grads: dict[Operation, XentGrad] = field(default_factory=dict)  # cross-entropy -> its backward Mul chain
 
     @classmethod
     def start(cls, plan: Plan) -> Lowering:
@@ -200,9 +202,12 @@ def cluster_ops(low: Lowering) -> None:
     plan = low.plan
     low.epilogues = find_epilogues(plan.ops, low.fetched, low.fed)  # Conv2D -> BiasAdd (-> Relu), one pass
     low.prologues = find_bias_prologues(plan.ops, low.readers, low.fetched, low.fed)
-    low.absorbed = {m for e in low.epilogues.values() for m in e.ops} | set(low.prologues.values())
-    absorbed = low.absorbed
-    res = low.clustering = cluster(plan.ops, low.fed, lambda op: "" if op in absorbed else member_reason(op))
+    low.xent_grads = find_xent_grads(plan.ops, low.readers, low.fetched, low.fed,
+                                     lambda op: member_reason(op) == "" and requested_gpu(op) is None)
+    low.absorbed = {m for e in low.epilogues.values() for m in e.ops} | set(low.prologues.values()) \
+        | {x.colsum for x in low.xent_grads.values() if x.colsum is not None}
+    own = low.absorbed | {x.mul for x in low.xent_grads.values()}  # the Mul: an XentGradStep at its place
+    res = low.clustering = cluster(plan.ops, low.fed, lambda op: "" if op in own else member_reason(op))
     # an UnbroadcastTo whose target is a run-time Shape gets its own step (library_kernels): not a fallback
     fallbacks = [f for f in res.fallbacks if not _dynamic_unbroadcast(f.op, low.fed)]
     plan.report = {"clusters": [], "fallbacks": [
@@ -279,14 +284,24 @@ def _row_step(low: Lowering, op: Operation) -> Step:
     if op.type == "SparseSoftmaxCrossEntropyWithLogits":
         add = low.prologues.get(op)
         if add is None:
-            return SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs, [t in fetched for t in op.outputs],
+            step = SparseXentStep(op, [plan.slots[x] for x in op.inputs], outs, [t in fetched for t in op.outputs],
                                   plan.op_steps[op], entry)
-        operands = _bias_operands(add)
-        assert operands is not None  # find_bias_prologues checked
-        x, b = operands
-        entry["ops"] = [add.name, op.name]
-        return SparseXentStep(op, [plan.slots[x], plan.slots[op.inputs[1]]], outs, [t in fetched for t in op.outputs],
-                              Chain([plan.op_steps[add], plan.op_steps[op]]), entry, plan.slots[b])
+        else:
+            operands = _bias_operands(add)
+            assert operands is not None  # find_bias_prologues checked
+            x, b = operands
+            entry["ops"] = [add.name, op.name]
+            step = SparseXentStep(op, [plan.slots[x], plan.slots[op.inputs[1]]], outs,
+                                  [t in fetched for t in op.outputs], Chain([plan.op_steps[add], plan.op_steps[op]]),
+                                  entry, plan.slots[b])
+        grad = low.xent_grads.get(op)
+        if grad is not None:
+            step.split = True
+            grad_entry: dict[str, Any] = {"ops": [m.name for m in (grad.mul, grad.colsum) if m is not None],
+                                          "backend": "cpu", "key": "", "compile_seconds": 0.0, "source": "deferred"}
+            plan.report["clusters"].append(grad_entry)
+            low.own[grad.mul] = XentGradStep(step, grad, plan.slots, fetched, plan.op_steps, grad_entry)
+        return step
     return SoftmaxStep(op, plan.slots[op.inputs[0]], outs[0], op.outputs[0] in fetched, plan.op_steps[op], entry)
 
 

@@ -388,15 +388,30 @@ class SparseXentStep:
         self.kernel: Any = None
         self.recyclers = [Recycler(), Recycler()]
         self.threads = ThreadChoice(ALL)
+        # True when an `XentGradStep` computes the gradient: this step then stores the loss and per-row
+        # statistics only, and marks the gradient's slot (`compiler/xent_grad.py`)
+        self.split = False
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
 
         bias = self.sb >= 0
-        src = rows.sparse_xent_source(self.dtype.name, self.ldtype.name, bias)
-        parts = {"rows": "sparse_xent", "dtype": self.dtype.name, "labels": self.ldtype.name,
-                 "version": rows.ROWS_VERSION, **({"bias": True} if bias else {})}
+        if self.split:
+            src = rows.xent_loss_source(self.dtype.name, self.ldtype.name, bias)
+        else:
+            src = rows.sparse_xent_source(self.dtype.name, self.ldtype.name, bias)
+        parts = {"rows": "xent_loss" if self.split else "sparse_xent", "dtype": self.dtype.name,
+                 "labels": self.ldtype.name, "version": rows.ROWS_VERSION, **({"bias": True} if bias else {})}
         return _row_kernel(src, parts, self.op, self.report)
+
+    def stats(self, arena: Arena, n: int) -> np.ndarray:
+        """The per-row (max, sum of exponentials) buffer of the split form, in this run's arena."""
+        return arena.buffer((self.key, 2), 2 * n, self.dtype)
+
+    def bias_row(self, vals: list) -> np.ndarray:
+        """The fused bias, contiguous (checked by `__call__`)."""
+        b = vals[self.sb]
+        return b if b.flags.c_contiguous else np.ascontiguousarray(b)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         f = vals[self.sf]
@@ -415,6 +430,8 @@ class SparseXentStep:
             self.kernel = self._compile()
         n, k = f.shape
         arena: Arena = vals[ARENA_SLOT]
+        if self.split:
+            return self._loss_only(vals, f, lab, bias, arena, ctx)
         outs = []
         for j, size in enumerate((n, n * k)):
             if self.fetched[j]:
@@ -433,6 +450,27 @@ class SparseXentStep:
             return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
         vals[self.out_slots[0]] = outs[0]
         vals[self.out_slots[1]] = outs[1].reshape(n, k)
+        return None
+
+    def _loss_only(self, vals: list, f: np.ndarray, lab: np.ndarray, bias: tuple, arena: Arena, ctx: Any) -> None:
+        from jitflow.compiler.xent_grad import DEFERRED
+
+        n, k = f.shape
+        if self.fetched[0]:
+            loss = self.recyclers[0].get(n, self.dtype)
+            self.recyclers[0].put(loss)
+        else:
+            loss = arena.buffer((self.key, 0), n, self.dtype)
+        err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
+        err[0] = 0
+        fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
+        ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
+        _run_rows(self.threads, n * k, self.kernel, fl, *bias, ll, loss, self.stats(arena, n),
+                  np.array((n, k), np.int64), err)
+        if err[0]:
+            return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
+        vals[self.out_slots[0]] = loss
+        vals[self.out_slots[1]] = DEFERRED
         return None
 
 

@@ -155,3 +155,80 @@ def test_the_fused_bias_add_falls_back_as_a_chain() -> None:
     lv[9] = 3
     with tf.Session() as sess, pytest.raises(tf.errors.InvalidArgumentError, match="label value of 3"):
         sess.run(loss, {x: big, lab: lv})
+
+
+def _grad_step(plan: Any) -> Any:
+    from jitflow.compiler.xent_grad import XentGradStep
+
+    return next((s for s in plan.steps if isinstance(s, XentGradStep)), None)
+
+
+def _classifier(dtype: type, ldtype: type, form: str, n: int = 40, k: int = 300) -> tuple[Any, dict, Any]:
+    """A dense classifier's loss and the gradients of its input, weights' product and bias."""
+    rng = np.random.default_rng(8)
+    hv, wv = rng.normal(0, 1, (n, 16)).astype(dtype), rng.normal(0, 1, (16, k)).astype(dtype)
+    h = tf.placeholder(tf.as_dtype(dtype), [None, 16])
+    lab = tf.placeholder(tf.as_dtype(ldtype), [None])
+    b = tf.Variable(rng.normal(0, 2, k).astype(dtype))
+    z = tf.matmul(h, tf.constant(wv))
+    logits = {"x+b": lambda: z + b, "BiasAdd": lambda: tf.nn.bias_add(z, b), "none": lambda: z}[form]()
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=logits))
+    grads = tf.gradients(loss, [h, z] + ([b] if form != "none" else []))
+    return [loss, *grads], {h: hv, lab: rng.integers(0, k, n).astype(ldtype)}, logits
+
+
+@pytest.mark.parametrize("form", ["x+b", "BiasAdd", "none"])
+@pytest.mark.parametrize("dtype,ldtype", [(np.float32, np.int32), (np.float64, np.int64)])
+def test_the_cross_entropy_gradient_is_computed_from_the_logits(monkeypatch: pytest.MonkeyPatch, form: str,
+                                                                dtype: type, ldtype: type) -> None:
+    """The backward Mul (and the bias gradient) as one XentGradStep: the interpreter's values, and the product
+    bit for bit the one of the unfused kernels (the cross-entropy's stored gradient times the row scale)."""
+    from jitflow.compiler import lower
+
+    fetches, feed, _ = _classifier(dtype, ldtype, form)
+    got, want, plan = run_both(fetches, feed, init=True)
+    for g, wt, what in zip(got, want, ("loss", "d h", "d logits", "d b")):
+        assert_same(g, wt, what=what, **_tol(dtype))
+    step = _grad_step(plan)
+    assert step is not None and _xent_step(plan).split
+    assert [op.type for op in step.ops] == ["Mul"] + {"x+b": ["UnbroadcastTo"], "BiasAdd": ["Sum"],
+                                                      "none": []}[form]
+    monkeypatch.setattr(lower, "find_xent_grads", lambda *a: {})
+    unfused, _, plan2 = run_both(fetches, feed, init=True)
+    assert _grad_step(plan2) is None
+    np.testing.assert_array_equal(got[2], unfused[2])  # d logits: the same roundings in the same order
+    assert_same(got[-1], unfused[-1], **_tol(dtype))  # the column sums add in chunks: a few ulps
+
+
+def test_the_split_cross_entropy_falls_back_as_written() -> None:
+    """A tiny batch (the cross-entropy runs interpreted), a row scale that broadcasts another way, a label out
+    of range: each gives the interpreter's values or TF's error."""
+    fetches, feed, _ = _classifier(np.float32, np.int32, "x+b", n=40, k=30)
+    h, lab = list(feed)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for n in (2, 40, 3):  # 2 x 30 logits: at most SMALL_SIZE, the cross-entropy runs interpreted
+            small = {h: feed[h][:n], lab: feed[lab][:n]}
+            got = sess.run(fetches, small)
+            with tf.Session(config=tf.ConfigProto(jit=False)) as ref:
+                ref.run(tf.global_variables_initializer())
+                want = ref.run(fetches, small)
+            for g, wt in zip(got, want):
+                assert_same(g, wt, **_tol(np.float32))
+        bad = dict(feed)
+        bad[lab] = feed[lab].copy()
+        bad[lab][7] = 30
+        with pytest.raises(tf.errors.InvalidArgumentError, match="label value of 30"):
+            sess.run(fetches, bad)
+    x = tf.placeholder(tf.float32, [None, 50])
+    lab2 = tf.placeholder(tf.int32, [None])
+    gy = tf.placeholder(tf.float32, [None])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab2, logits=x)
+    prod = tf.gradients(loss, x, grad_ys=gy)[0]  # Mul(ExpandDims(gy), backprop)
+    rng = np.random.default_rng(9)
+    xv, lv = rng.normal(size=(30, 50)).astype(np.float32), rng.integers(0, 50, 30).astype(np.int32)
+    for gv in (rng.normal(size=30), rng.normal(size=1)):  # [1]: the Mul broadcasts its [1, 1] over the rows
+        got, want, plan = run_both([loss, prod], {x: xv, lab2: lv, gy: gv.astype(np.float32)})
+        assert _grad_step(plan) is not None
+        for g, wt in zip(got, want):
+            assert_same(g, wt, **_tol(np.float32))
