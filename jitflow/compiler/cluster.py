@@ -99,15 +99,17 @@ def _reads_written(cand: list[Any], op: Operation) -> bool:
     return any(m.inputs[r].op in reads for g in cand for m in g.members for r in m.opdef.ref_inputs)
 
 
-def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any) -> Clustering:
+def cluster(ops: list[Operation], fed: set[Tensor], member_reason: Any, passes_through: Any = None) -> Clustering:
     """Groups `ops` (a pruned plan, in order) into fusable clusters.
 
     `member_reason(op)` returns None when `op` may be a cluster member (it has a lowering), else the
-    reason it cannot be. Fed tensors cut edges: their consumers read the fed value. Runs in about
-    O(n log n): each group keeps its last position, a heap of the positions of its outside consumers
-    and its order-sensitive positions, so checking a merge does not rescan the members.
+    reason it cannot be. `passes_through(op)` is True for a structural op (an Identity) that may join
+    the group of its producer, so that the op reading it can too; alone it stays a slot copy. Fed tensors
+    cut edges: their consumers read the fed value. Runs in about O(n log n): each group keeps its last
+    position, a heap of the positions of its outside consumers and its order-sensitive positions, so
+    checking a merge does not rescan the members.
     """
-    return _Clusterer(ops, fed).run(member_reason)
+    return _Clusterer(ops, fed).run(member_reason, passes_through or (lambda op: False))
 
 
 def _sensitive(m: Operation) -> bool:
@@ -135,18 +137,21 @@ class _Clusterer:
                              if op.opdef.kind == registry.STATEFUL and op.type != "VariableV2"]
         self.group_of: dict[Operation, _Group] = {}
 
-    def run(self, member_reason: Any) -> Clustering:
+    def run(self, member_reason: Any, passes_through: Any) -> Clustering:
         """Visits the ops in order, merging each member into the groups it may join."""
         fallbacks: list[Fallback] = []
         order: list[_Group] = []
         for op in self.ops:
             reason = member_reason(op)
-            if reason is not None:
+            through = reason is not None and op.opdef.structural and passes_through(op)
+            if reason is not None and not through:
                 if reason and not op.opdef.structural:  # "" means: lowered as its own step
                     fallbacks.append(Fallback(op, reason))
                 continue
             cand = self._producer_groups(op)
-            if op.opdef.kind != registry.REDUCTION and op.outputs:
+            if through and not cand:
+                continue  # an Identity of its own is a slot copy, not a kernel
+            if not through and op.opdef.kind != registry.REDUCTION and op.outputs:
                 self._sibling_groups(op, cand)
             g = self._merge(cand, op, op.opdef.kind == registry.REDUCTION)
             if not cand:

@@ -36,6 +36,7 @@ from jitflow.compiler.cluster import (
 )
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
+from jitflow.compiler.segment_steps import SegmentSumStep
 from jitflow.compiler.slice_steps import SLICE_OPS, slice_step
 from jitflow.compiler.step import Chain, IdentityStep, VarReadStep
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
@@ -97,9 +98,23 @@ def member_reason(op: Operation) -> str | None:
     return _elementwise_reason(op, in_dts, out_dts)
 
 
+def _passes_through(op: Operation, fed: set[Tensor]) -> bool:
+    """An Identity (StopGradient) that may join its producer's cluster: no control inputs, not fed, not a
+    variable's snapshot (read lazily, `plan.var_reads`), of a dtype kernels handle."""
+    if op.type not in ("Identity", "StopGradient") or op.control_inputs or len(op.inputs) != 1:
+        return False
+    x = op.inputs[0]
+    return x not in fed and op.outputs[0] not in fed and x.op.type != "VariableV2" \
+        and np.dtype(x.dtype.np).name in L.SUPPORTED
+
+
 def _library_reason(op: Operation) -> str:
     """"" when a row-kernel or BLAS op takes its library step (its dtypes allow it), else why not."""
     t = op.type
+    if op.opdef.library == "segments":
+        dt, it = (np.dtype(x.dtype.np).name for x in op.inputs[:2])
+        ok = dt in ("float32", "float64") and it in ("int32", "int64") and requested_gpu(op) is None
+        return "" if ok else f"{t} of {dt} by {it} ids is interpreted"
     if op.opdef.library == "rows":
         dt = np.dtype(op.inputs[0].dtype.np).name
         ok = dt in ("float32", "float64") and (len(op.inputs) == 1 or np.dtype(op.inputs[1].dtype.np).name
@@ -207,7 +222,8 @@ def cluster_ops(low: Lowering) -> None:
     low.absorbed = {m for e in low.epilogues.values() for m in e.ops} | set(low.prologues.values()) \
         | {x.colsum for x in low.xent_grads.values() if x.colsum is not None}
     own = low.absorbed | {x.mul for x in low.xent_grads.values()}  # the Mul: an XentGradStep at its place
-    res = low.clustering = cluster(plan.ops, low.fed, lambda op: "" if op in own else member_reason(op))
+    res = low.clustering = cluster(plan.ops, low.fed, lambda op: "" if op in own else member_reason(op),
+                                   lambda op: _passes_through(op, low.fed))
     # an UnbroadcastTo whose target is a run-time Shape gets its own step (library_kernels): not a fallback
     fallbacks = [f for f in res.fallbacks if not _dynamic_unbroadcast(f.op, low.fed)]
     plan.report = {"clusters": [], "fallbacks": [
@@ -239,6 +255,9 @@ def library_kernels(low: Lowering) -> None:
                                              plan.slots[op.outputs[0]], [plan.op_steps[shape_op], plan.op_steps[op]])
         elif op.opdef.library == "rows" and member_reason(op) == "":
             low.own[op] = _row_step(low, op)
+        elif op.opdef.library == "segments" and member_reason(op) == "":
+            low.own[op] = SegmentSumStep(op, [plan.slots[x] for x in op.inputs], plan.slots[op.outputs[0]],
+                                         plan.op_steps[op])
 
 
 def find_bias_prologues(ops: list[Operation], readers: dict[Tensor, set[Operation]], fetched: set[Tensor],

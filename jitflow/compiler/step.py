@@ -4,8 +4,8 @@ A plan (`compiler/plan.py`) is a list of steps over numbered value slots. Every 
 compiled, on any backend, is an object that declares:
 
 * `kind`: what it is, for passes that rewrite steps (`"op"` for an interpreted op, `"cluster"`,
-  `"matmul"`, `"softmax"`, `"sparse_xent"`, `"unbroadcast"`, `"window"`, `"chain"`, `"device_read"`,
-  `"reshape"`, `"fused_matmul"`, `"split"`, `"concat"`);
+  `"matmul"`, `"softmax"`, `"sparse_xent"`, `"xent_grad"`, `"segment_sum"`, `"unbroadcast"`, `"window"`,
+  `"chain"`, `"device_read"`, `"reshape"`, `"fused_matmul"`, `"split"`, `"concat"`);
 * `ops`: the graph ops whose semantics it implements;
 * `reads` / `writes`: the value slots it reads and the ones it produces for later steps (feeds and
   op outputs; the reserved slots below `FIRST_SLOT` are never listed; a step that falls back to its

@@ -64,10 +64,14 @@ def placeholder_with_default(input: Any, shape: Any, name: str | None = None) ->
 
 # -- identity ------------------------------------------------------------------------------------------------
 
+# Structural (a slot copy on their own), with a formula for when the compiler fuses one into its producer's
+# kernel (`compiler/cluster.py`: a clipped gradient's Identity between its Mul and the optimizer update).
+_SAME = Elementwise(lambda x: x, E.SUPPORTED)
 registry.register_op("Identity", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)],
-                     lambda ctx, op, ins: ins[0], registry.OPAQUE, structural=True)
+                     lambda ctx, op, ins: ins[0], registry.OPAQUE, structural=True, lowering=_SAME)
 registry.register_op("StopGradient", lambda op: [(op.inputs[0].dtype, op.inputs[0].shape)],
-                     lambda ctx, op, ins: ins[0], registry.OPAQUE, not_differentiable=True, structural=True)
+                     lambda ctx, op, ins: ins[0], registry.OPAQUE, not_differentiable=True, structural=True,
+                     lowering=_SAME)
 
 
 def identity(input: Any, name: str | None = None) -> Tensor:
@@ -1097,7 +1101,8 @@ def _segment_sum_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
     return res
 
 
-registry.register_op("UnsortedSegmentSum", _segment_sum_infer, _segment_sum_kernel, registry.OPAQUE)
+registry.register_op("UnsortedSegmentSum", _segment_sum_infer, _segment_sum_kernel, registry.OPAQUE,
+                     library="segments")
 
 
 def unsorted_segment_sum(data: Any, segment_ids: Any, num_segments: Any, name: str | None = None) -> Tensor:

@@ -28,7 +28,8 @@ def check_step(step: Any, plan: Plan) -> None:
     # writes the values of its ops' outputs
     assert set(step.reads) <= set(plan.slots.values()), (step.kind, step.reads)
     ins = {plan.slots[t] for op in step.ops for t in op.inputs if t in plan.slots}
-    assert step.kind == "unbroadcast" or set(step.reads) <= ins, (step.kind, step.reads, ins)
+    # (an unbroadcast reads its target's source; a cross-entropy gradient the logits its forward step read)
+    assert step.kind in ("unbroadcast", "xent_grad") or set(step.reads) <= ins, (step.kind, step.reads, ins)
     outs = {plan.slots[t] for op in step.ops for t in op.outputs}
     assert set(step.writes) <= outs, (step.kind, step.writes, outs)
 

@@ -1,6 +1,8 @@
 """Fusion decisions, counted: clusters, fallbacks and their reasons, stateful ops, explain, flags."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -169,3 +171,41 @@ def test_clustering_a_large_graph_is_not_quadratic() -> None:
     assert max(len(c) for c in res.clusters) <= MAX_CLUSTER_OPS
     assert len(res.clusters) <= 2 * (len(ops) // MAX_CLUSTER_OPS) + 31  # few, large clusters
     assert sum(len(c) for c in res.clusters) == sum(1 for op in ops if lower.member_reason(op) is None)
+
+
+def _groups_and_values(fetches: list, feed: dict, v: Any) -> list:
+    """The compiled plan's clusters, after checking every fetched value (and `v` after) against the interpreter."""
+    results, groups = [], []
+    for jit in (True, False):
+        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(tf.global_variables_initializer())
+            out = sess.run(fetches, feed)
+            if jit:
+                groups = [e["ops"] for e in last_plan(sess).report["clusters"]]
+            results.append([x for x in out if x is not None] + [sess.run(v)])
+    for a, b in zip(*results):
+        assert_same(a, b)
+    return groups
+
+
+def test_an_identity_between_kernels_fuses_into_its_producers_cluster() -> None:
+    """clip_by_global_norm's Identity between the clipping Mul and the optimizer's update: one kernel, the
+    Identity's value fetched as well. Identities alone, of a variable, or with control inputs stay slot copies."""
+    gv = np.random.default_rng(2).normal(size=(30, 8)).astype(np.float32)
+    with tf.Graph().as_default():
+        g = tf.placeholder(tf.float32, [30, 8])
+        v = tf.Variable(np.zeros((30, 8), np.float32))
+        clipped = tf.identity(g * 0.5, name="clipped")
+        train = tf.train.GradientDescentOptimizer(0.1).apply_gradients([(clipped, v)])
+        groups = _groups_and_values([train, clipped], {g: gv}, v)
+    assert ["mul", "clipped", "GradientDescent/update_Variable/ApplyGradientDescent"] in groups
+    with tf.Graph().as_default():
+        g = tf.placeholder(tf.float32, [30, 8])
+        v = tf.Variable(np.ones((30, 8), np.float32))
+        with tf.control_dependencies([g]):
+            gated = tf.identity(g * 3.0, name="gated") + 1.0
+        stopped = tf.stop_gradient(tf.exp(g), name="stopped") * 2.0
+        groups = _groups_and_values([gated, stopped, tf.identity(g, name="alone") * 1.0,
+                                     tf.identity(v, name="snap") - 1.0], {g: gv}, v)
+    flat = {name for ops in groups for name in ops}
+    assert "stopped" in flat and not flat & {"alone", "gated", "snap"}

@@ -37,7 +37,7 @@ def test_training_plan_steps() -> None:
         feed = {x: rng.standard_normal((32, 8)).astype(np.float32), y: rng.integers(0, 10, 32).astype(np.int32)}
         seen = _run([train, loss, probs, w], feed)
     kinds = {k for k, _ in seen}
-    assert {"op", "cluster", "matmul", "sparse_xent", "softmax"} <= kinds, kinds
+    assert {"op", "cluster", "matmul", "sparse_xent", "xent_grad", "softmax"} <= kinds, kinds
     assert ("cluster", "cpu") in seen and ("op", "interp") in seen
 
 
