@@ -60,7 +60,7 @@ class _Group:
     """A cluster being formed, with what the validity checks need kept up to date (no rescans)."""
 
     __slots__ = ("members", "last", "heap", "sens_first", "stateful", "closed", "has_red", "has_stateful",
-                 "device")
+                 "device", "space")
 
     def __init__(self, op: Operation, p: int, sensitive: bool, closed: bool) -> None:
         self.members = [op]
@@ -72,6 +72,33 @@ class _Group:
         self.has_red = op.opdef.kind == registry.REDUCTION
         self.has_stateful = op.opdef.kind == registry.STATEFUL
         self.device = op.device
+        self.space = _space(op)  # the static iteration space its kernel would have (`_joint_space`)
+
+
+def _space(op: Operation) -> tuple[int | None, ...] | None:
+    """The static shape an op spans in a kernel (a reduction: its input's; None: unknown rank)."""
+    t = op.inputs[0] if op.opdef.kind == registry.REDUCTION or not op.outputs else op.outputs[0]
+    return t.shape.as_tuple()
+
+
+def _joint_space(a: tuple[int | None, ...] | None, b: tuple[int | None, ...] | None) -> Any:
+    """The space of one kernel spanning spaces `a` and `b` (broadcasting; None dims match anything), or
+    False when none does: ops over unrelated shapes (two variables' updates) are separate kernels."""
+    if a is None or b is None:
+        return a if b is None else b
+    n = max(len(a), len(b))
+    pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out: list[int | None] = []
+    for x, y in zip(pa, pb):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        elif x is None or y is None:
+            out.append(x if y is None else y)
+        else:
+            return False
+    return tuple(out)
 
 
 # Largest cluster (in ops): compile time grows faster than linearly with kernel size.
@@ -224,6 +251,11 @@ class _Clusterer:
             return False
         if _reads_written(cand, op):
             return False
+        space = _space(op)
+        for g in cand:
+            space = _joint_space(space, g.space)
+            if space is False:
+                return False
         p_op = self.pos[op]
         last = max(max(g.last for g in cand), p_op)
         if any(self._min_outside(g, cand, op) <= last for g in cand):
@@ -267,6 +299,7 @@ class _Clusterer:
                 bisect.insort(base.stateful, p_op)
                 base.has_stateful = True
             base.has_red |= op.opdef.kind == registry.REDUCTION
+            base.space = _joint_space(base.space, _space(op)) or None
             base.closed = closed
         self.group_of[op] = base
         for e in self.consumers[op]:
@@ -287,6 +320,7 @@ class _Clusterer:
             bisect.insort(base.stateful, sp)
         base.has_red |= g.has_red
         base.has_stateful |= g.has_stateful
+        base.space = _joint_space(base.space, g.space) or None
 
 
 def _all_feed(prod: list[Operation], red: Operation, fed: set[Tensor]) -> bool:

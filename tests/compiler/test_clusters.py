@@ -174,7 +174,8 @@ def test_clustering_a_large_graph_is_not_quadratic() -> None:
 
 
 def _groups_and_values(fetches: list, feed: dict, v: Any) -> list:
-    """The compiled plan's clusters, after checking every fetched value (and `v` after) against the interpreter."""
+    """The compiled plan's clusters, after checking every fetched value (and `v`, a variable or a list of them,
+    after) against the interpreter."""
     results, groups = [], []
     for jit in (True, False):
         with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
@@ -182,7 +183,8 @@ def _groups_and_values(fetches: list, feed: dict, v: Any) -> list:
             out = sess.run(fetches, feed)
             if jit:
                 groups = [e["ops"] for e in last_plan(sess).report["clusters"]]
-            results.append([x for x in out if x is not None] + [sess.run(v)])
+            after = sess.run(v)
+            results.append([x for x in out if x is not None] + (after if isinstance(after, list) else [after]))
     for a, b in zip(*results):
         assert_same(a, b)
     return groups
@@ -209,3 +211,22 @@ def test_an_identity_between_kernels_fuses_into_its_producers_cluster() -> None:
                                      tf.identity(v, name="snap") - 1.0], {g: gv}, v)
     flat = {name for ops in groups for name in ops}
     assert "stopped" in flat and not flat & {"alone", "gated", "snap"}
+
+
+def test_clip_by_global_norm_fuses_each_update_with_its_clipping() -> None:
+    """Every variable's clipping Mul, Identity and update make one kernel, and kernels over unrelated
+    shapes stay apart (one cluster spanning [12, 5] and [7] could only run interpreted)."""
+    rng = np.random.default_rng(4)
+    with tf.Graph().as_default():
+        a = tf.Variable(rng.normal(size=(12, 5)).astype(np.float32))
+        b = tf.Variable(rng.normal(size=7).astype(np.float32))
+        x = tf.placeholder(tf.float32, [12, 5])
+        loss = tf.reduce_sum(a * x) * tf.reduce_sum(b * b)
+        grads, _ = tf.clip_by_global_norm(tf.gradients(loss, [a, b]), 0.5)
+        train = tf.train.GradientDescentOptimizer(0.3).apply_gradients(zip(grads, [a, b]))
+        groups = _groups_and_values([train], {x: rng.normal(size=(12, 5)).astype(np.float32)}, [a, b])
+    for var in ("Variable", "Variable_1"):
+        mine = [ops for ops in groups if f"GradientDescent/update_{var}/ApplyGradientDescent" in ops]
+        assert len(mine) == 1 and any(n.startswith("clip_by_global_norm/clip_by_global_norm") for n in mine[0])
+        other = "Variable_1" if var == "Variable" else "Variable"
+        assert f"GradientDescent/update_{other}/ApplyGradientDescent" not in mine[0]
