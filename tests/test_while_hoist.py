@@ -138,3 +138,23 @@ def test_stash_reports_a_size_mismatch_as_matmul_does() -> None:
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"Matrix size-incompatible: In\[0\]: \[2, 3\], "
                                                              r"In\[1\]: \[4, 5\]"):
         stash.finish()
+
+
+def test_an_operand_of_two_hoisted_gradients_is_kept_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bias's and the weights' gradients are both summed after the loop from the same per-iteration
+    value (the pre-activation's gradient): the compiled loop keeps it once, and both sums stay right."""
+    from jitflow.ops import while_native_grad as wng
+
+    made: list = []
+    init = wng.GradProgram.__init__
+
+    def spy(self: object, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(wng.GradProgram, "__init__", spy)
+    got, want, num, _ = _loop_grads(False, False, 5)
+    for g, w, nm in zip(got, want, num):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(g, nm, rtol=1e-5, atol=1e-7)
+    assert made and any(gp.same_as for gp in made)

@@ -62,6 +62,7 @@ class GradProgram:
         self.refs = refs
         self.sums: dict[int, Any] = {}  # capture index -> what its gradient sums into (SlotInfo / TARef)
         self.operands: dict[int, SlotInfo] = {}  # fetch position -> a hoisted gradient's operand
+        self.same_as: dict[int, int] = {}  # fetch position -> an earlier one kept from the same value
         for r in refs:
             if isinstance(r, TARef) and r.kind == "tagrad" and r.dtype is not None:
                 mod.types[r.buf] = nb_type(r.dtype, 2)
@@ -99,6 +100,7 @@ class GradProgram:
         """Capture gradients summed as the loop goes; hoisted operands kept per iteration."""
         lines: list[str] = []
         n = self.n
+        kept_from: dict[str, int] = {}  # value name -> the first fetch position that keeps it
         for p, o in enumerate(outs):
             k = idx[p] if p < len(idx) else -1
             if 0 <= k < n:
@@ -106,7 +108,11 @@ class GradProgram:
             if k < 0:  # a hoisted gradient's operand
                 info = infos[slots[p]]
                 mod.arg(f"ho{p}", "runtime", None, info.dtype, 2)
-                lines.append(f"ho{p}[it, :] = {o}")
+                first = kept_from.setdefault(o, p) if isinstance(o, str) else p
+                if first == p:
+                    lines.append(f"ho{p}[it, :] = {o}")
+                else:  # operand of two hoisted gradients (a kernel's and a bias's): kept once
+                    self.same_as[p] = first
                 self.operands[p] = info
             elif isinstance(o, TARef) and o.kind == "from" and isinstance(caps[k - n], TAValue):
                 mod.arg(f"ag{k}", "runtime", None, o.dtype, 2)
@@ -221,7 +227,10 @@ def _bind(gp: GradProgram, hist: NativeHistory, caps: list[Any], feed_g: list[An
         else:
             rt[f"a{k}"] = np.zeros(what.size, what.dtype)
     for p, info in gp.operands.items():
-        rt[f"ho{p}"] = np.empty((len(hist), info.size), info.dtype)
+        if p not in gp.same_as:
+            rt[f"ho{p}"] = np.empty((len(hist), info.size), info.dtype)
+    for p, first in gp.same_as.items():
+        rt[f"ho{p}"] = rt[f"ho{first}"]
     return rt
 
 
