@@ -174,8 +174,7 @@ class WindowStep:
         self.taps = _taps(op)  # elements touched per input element, roughly (a patch per tap for convs)
         self.width = _width(op)  # GEMM multiply-adds per patch element, roughly (0: no GEMM)
         self.ksize = N._spatial(op.attrs["ksize"], self.fmt) if "ksize" in op.attrs else (0, 0)
-        self.geoms: dict[tuple, N._Geom] = {}  # (input shape, kh, kw) -> geometry (`_geometry`)
-        self.conv_geoms: dict[int, tuple[N._Geom, conv.ConvGeom]] = {}
+        self.geoms: dict[tuple, tuple[N._Geom, conv.ConvGeom]] = {}  # (input shape, kh, kw) -> `_geometries`
 
     def __call__(self, ctx: Any, vals: list) -> None:
         ins = [vals[s] for s in self.in_slots]
@@ -199,20 +198,18 @@ class WindowStep:
     def _geometry(self, shape: tuple[int, ...], kh: int, kw: int) -> N._Geom:
         """The op's window geometry for an NHWC input `shape` and a kh x kw window, computed once per shape
         (a batch-1 CNN step spent ~3 us per window op recomputing it)."""
+        return self._geometries(shape, kh, kw)[0]
+
+    def _geometries(self, shape: tuple[int, ...], kh: int, kw: int) -> tuple[N._Geom, conv.ConvGeom]:
+        """`_geometry` and its `conv.ConvGeom` (the conv kernels' form)."""
         key = (shape, kh, kw)
-        g = self.geoms.get(key)
-        if g is None:
+        both = self.geoms.get(key)
+        if both is None:
             if len(self.geoms) >= _GEOMETRIES:
                 self.geoms.clear()
-                self.conv_geoms.clear()
-            g = self.geoms[key] = N._Geom(shape, kh, kw, self.op.attrs)
-        return g
-
-    def _conv_geometry(self, g: N._Geom) -> conv.ConvGeom:
-        cg = self.conv_geoms.get(id(g))
-        if cg is None or cg[0] is not g:
-            cg = self.conv_geoms[id(g)] = (g, _geom(g))
-        return cg[1]
+            g = N._Geom(shape, kh, kw, self.op.attrs)
+            both = self.geoms[key] = (g, _geom(g))
+        return both
 
     # -- buffers and layout ---------------------------------------------------------------------------------
 
@@ -244,7 +241,7 @@ class WindowStep:
         x, f = self._nhwc(ins[0]), np.ascontiguousarray(ins[1])
         if x.shape[3] != f.shape[2]:
             raise _NoFastPath
-        g = self._geometry(x.shape, f.shape[0], f.shape[1])
+        g, cg = self._geometries(x.shape, f.shape[0], f.shape[1])
         if g.oh <= 0 or g.ow <= 0 or x.shape[0] == 0 or f.shape[3] == 0:
             raise _NoFastPath
         bias = ins[2] if self.bias_slot >= 0 else None
@@ -252,7 +249,7 @@ class WindowStep:
                                     or bias.shape != (f.shape[3],)):
             raise _NoFastPath  # the interpreted BiasAdd raises the right error
         y = self._out(arena, (x.shape[0], g.oh, g.ow, f.shape[3]), dt)
-        how = conv.forward(x, f, self._conv_geometry(g), y, self._scratch(arena), bias, self.relu)
+        how = conv.forward(x, f, cg, y, self._scratch(arena), bias, self.relu)
         how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
         self._note("kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else "")))
         return self._result(y)
@@ -261,11 +258,11 @@ class WindowStep:
         dt = _float4(ins[1], ins[2])
         shape = N._nhwc_shape(_sizes(ins[0]), self.fmt)
         f, dy = np.ascontiguousarray(ins[1]), self._nhwc(ins[2])
-        g = self._geometry(shape, f.shape[0], f.shape[1])
+        g, cg = self._geometries(shape, f.shape[0], f.shape[1])
         if shape[3] != f.shape[2] or dy.shape != (shape[0], g.oh, g.ow, f.shape[3]) or min(shape) <= 0:
             raise _NoFastPath
         dx = self._out(arena, shape, dt)
-        how = conv.input_grad(dy, f, self._conv_geometry(g), dx, self._scratch(arena))
+        how = conv.input_grad(dy, f, cg, dx, self._scratch(arena))
         how = winograd.label(g.kh, g.kw, shape[1], shape[2]) if how == "winograd" else how
         self._note("kernels/conv: " + how)
         return self._result(dx)
@@ -274,12 +271,12 @@ class WindowStep:
         dt = _float4(ins[0], ins[2])
         fs = _sizes(ins[1])
         x, dy = self._nhwc(ins[0]), self._nhwc(ins[2])
-        g = self._geometry(x.shape, fs[0], fs[1])
+        g, cg = self._geometries(x.shape, fs[0], fs[1])
         if x.shape[3] != fs[2] or dy.shape != (x.shape[0], g.oh, g.ow, fs[3]) or min(x.shape) <= 0 \
                 or min(fs) <= 0:
             raise _NoFastPath
         df = self._out(arena, fs, dt)
-        how = conv.filter_grad(x, dy, self._conv_geometry(g), df, self._scratch(arena), max(numba_threads(), 1))
+        how = conv.filter_grad(x, dy, cg, df, self._scratch(arena), max(numba_threads(), 1))
         how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
         self._note("kernels/conv: " + how)
         return df
