@@ -363,6 +363,10 @@ class MatMulStep:
         return None
 
 
+# What the split cross-entropy step leaves in its gradient's slot: the `XentGradStep` computes the gradient.
+DEFERRED = object()
+
+
 class SparseXentStep:
     """SparseSoftmaxCrossEntropyWithLogits as one row kernel (`codegen/rows.py`) into reused buffers."""
 
@@ -425,21 +429,21 @@ class SparseXentStep:
             b = vals[self.sb]
             if type(b) is not np.ndarray or b.dtype != self.dtype or b.shape != f.shape[1:]:
                 return self.fallback(ctx, vals)  # the interpreted Add broadcasts, or raises TF's error
-            bias = (b if b.flags.c_contiguous else np.ascontiguousarray(b),)
+            bias = (self.bias_row(vals),)
         if self.kernel is None:
             self.kernel = self._compile()
         n, k = f.shape
         arena: Arena = vals[ARENA_SLOT]
-        if self.split:
-            return self._loss_only(vals, f, lab, bias, arena, ctx)
         outs = []
-        for j, size in enumerate((n, n * k)):
+        for j, size in enumerate((n, n * k) if not self.split else (n,)):
             if self.fetched[j]:
                 o = self.recyclers[j].get(size, self.dtype)
                 self.recyclers[j].put(o)
             else:
                 o = arena.buffer((self.key, j), size, self.dtype)
             outs.append(o)
+        if self.split:  # the loss and per-row statistics: the gradient is the XentGradStep's
+            outs.append(self.stats(arena, n))
         err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
         err[0] = 0
         fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
@@ -449,28 +453,7 @@ class SparseXentStep:
         if err[0]:
             return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
         vals[self.out_slots[0]] = outs[0]
-        vals[self.out_slots[1]] = outs[1].reshape(n, k)
-        return None
-
-    def _loss_only(self, vals: list, f: np.ndarray, lab: np.ndarray, bias: tuple, arena: Arena, ctx: Any) -> None:
-        from jitflow.compiler.xent_grad import DEFERRED
-
-        n, k = f.shape
-        if self.fetched[0]:
-            loss = self.recyclers[0].get(n, self.dtype)
-            self.recyclers[0].put(loss)
-        else:
-            loss = arena.buffer((self.key, 0), n, self.dtype)
-        err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
-        err[0] = 0
-        fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
-        ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
-        _run_rows(self.threads, n * k, self.kernel, fl, *bias, ll, loss, self.stats(arena, n),
-                  np.array((n, k), np.int64), err)
-        if err[0]:
-            return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
-        vals[self.out_slots[0]] = loss
-        vals[self.out_slots[1]] = DEFERRED
+        vals[self.out_slots[1]] = DEFERRED if self.split else outs[1].reshape(n, k)
         return None
 
 

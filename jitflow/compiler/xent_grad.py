@@ -23,13 +23,12 @@ import numpy as np
 from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.step import ARENA_SLOT, CPU, Chain, Step, value_slots
+from jitflow.compiler.steps import DEFERRED, _row_kernel, _run_rows
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.kernels.adaptive import ALL, ThreadChoice
 
 # Chunks of rows whose column sums add up separately (fixed, so results do not depend on thread counts).
 CHUNKS = 16
-# What the forward step leaves in the gradient's slot when the gradient step computes it.
-DEFERRED = object()
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,6 @@ class XentGradStep:
 
     def _compile(self) -> Any:
         from jitflow.codegen import rows
-        from jitflow.compiler.steps import _row_kernel
 
         bias, colsum = self.fwd.sb >= 0, self.sum_slot >= 0
         src = rows.xent_grad_source(self.fwd.dtype.name, self.fwd.ldtype.name, bias, colsum)
@@ -128,8 +126,6 @@ class XentGradStep:
         return arena.buffer((self.key, j), size, dtype)
 
     def __call__(self, ctx: Any, vals: list) -> None:
-        from jitflow.compiler.steps import _run_rows
-
         if vals[self.bp_slot] is not DEFERRED:
             return self.fallback(ctx, vals)  # the cross-entropy ran interpreted: its gradient is stored
         fwd = self.fwd
