@@ -10,8 +10,8 @@ the op's error. Inputs are read-only in the signature, so variables and constant
 The outermost group runs under ``prange`` when `parallel` is asked for and that group is not reduced.
 Transcendentals call `jitflow.codegen.vmath` (bound to ``V``), whose loops vectorize. A reduction
 accumulates in the output dtype's wide type (float64 for float32 sums) into ``acc[out index]``; when
-its innermost group is reduced, that loop keeps `LANES` independent accumulators (a single one is a
-serial dependency chain that cannot vectorize) and a scalar tail.
+its innermost group is reduced, that loop keeps independent accumulators (a single one is a serial
+dependency chain that cannot vectorize): blocks of `WIDE_LANES`, then of `LANES`, then a scalar tail.
 """
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ from jitflow.ir import expr
 from jitflow.ir.cluster import REDUCTION, Cluster
 from jitflow.ir.layout import Layout
 
-CODEGEN_VERSION = 9
+CODEGEN_VERSION = 10
 ENTRY = "kernel"
 LANES = 8
+# lanes of the main blocks: a 64-step inner loop is vectorized by LLVM as a loop over eight vectors of
+# accumulators (a fully unrolled 8-step one stays scalar: 2M float32 squares summed 0.55 -> 0.19 ms)
+WIDE_LANES = 64
 CHUNKS = 16  # chunks (partial results) of a parallel reduction over its first group
 # Steps of a reduced group per pass over the kept groups inside it (`_unrolled_reduction`).
 UNROLL_REDUCED = 4
@@ -232,14 +235,26 @@ def _reduce_loops(layout: Layout, rule: L.ReduceRule, acc_dt: str, vcast: str, t
     # accumulator is a serial dependency chain that cannot vectorize
     lo, hi = span0 if G == 1 else ("0", f"e{G - 1}")
     comb_l = rule.combine.format(acc="sv[k]", v=vcast)
-    lanes = [f"sv = np.full({LANES}, {init}, np.{_np_name(acc_dt)})",
-             f"n8 = {hi} - ({hi} - {lo}) % {LANES}",
-             f"for jb in range({lo}, n8, {LANES}):",
-             f"    for k in range({LANES}):",
-             f"        i{G - 1} = jb + k"]
-    lanes += ["        " + line for line in inner + [f"sv[k] = {L.cast(comb_l, acc_dt)}"]]
+    lanes = [f"if {hi} - {lo} >= {WIDE_LANES}:",
+             f"    sv = np.full({WIDE_LANES}, {init}, np.{_np_name(acc_dt)})",
+             "else:",
+             f"    sv = np.full({LANES}, {init}, np.{_np_name(acc_dt)})", f"n8 = {lo}"]
+    # blocks of WIDE_LANES, then of LANES, then a scalar tail; each lane takes its values in order
+    for width in (WIDE_LANES, LANES):
+        lanes += [f"nb = {hi} - ({hi} - n8) % {width}",
+                  f"for jb in range(n8, nb, {width}):",
+                  f"    for k in range({width}):",
+                  f"        i{G - 1} = jb + k"]
+        lanes += ["        " + line for line in inner + [f"sv[k] = {L.cast(comb_l, acc_dt)}"]]
+        lanes += ["n8 = nb"]
     lanes += [f"for i{G - 1} in range(n8, {hi}):"] + ["    " + line for line in body]
-    lanes += [f"for k in range({LANES}):",
+    # wide lanes fold in halves (vector operations) down to LANES, which are taken in order
+    lanes += ["w = sv.size",
+              f"while w > {LANES}:",
+              "    w //= 2",
+              "    for k in range(w):",
+              f"        sv[k] = {L.cast(rule.combine.format(acc='sv[k]', v='sv[k + w]'), acc_dt)}",
+              f"for k in range({LANES}):",
               f"    s = {L.cast(rule.combine.format(acc='s', v='sv[k]'), acc_dt)}"]
     return _loops(G, ind, body, parallel, list(layout.reduced), split=first_trailing,
                   split_pre=[f"s = {init}"], split_post=merge, innermost=lanes)

@@ -88,8 +88,8 @@ REDUCTIONS = [
 @pytest.mark.parametrize("fn,axis,keep", REDUCTIONS)
 def test_reductions_with_prologue(fn, axis, keep) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(2)
-    xv = rng.normal(0, 1, (3, 4, 5)).astype(np.float32)
-    x = tf.placeholder(tf.float32, [None, 4, 5])
+    xv = rng.normal(0, 1, (3, 4, 70)).astype(np.float32)  # 70 and 840: 64-lane blocks and a tail
+    x = tf.placeholder(tf.float32, [None, 4, 70])
     r = fn(tf.tanh(x) * 1.5 + 0.25, axis=axis, keepdims=keep)
     got, want, plan = run_both(r, {x: xv})
     assert counts(plan) == (1, 0)
@@ -167,14 +167,15 @@ def test_one_element_path_matches_interpreter() -> None:
             sess.run(outs[4], {i: np.array([[-1]], np.int32)})
 
 
-def test_row_reductions_use_lanes_and_tails() -> None:
+@pytest.mark.parametrize("width", [7, 37, 64, 200])  # a tail only; 8-lane blocks; 64-lane blocks; all three
+def test_row_reductions_use_lanes_and_tails(width: int) -> None:
     rng = np.random.default_rng(9)
-    xv = rng.normal(size=(5, 37))
-    xv[1, 9] = np.nan  # inside the lane loop
-    xv[2, 36] = np.nan  # in the tail
-    iv = rng.integers(-50, 50, size=(5, 37)).astype(np.int64)
-    x = tf.placeholder(tf.float64, [None, 37])
-    i = tf.placeholder(tf.int64, [None, 37])
+    xv = rng.normal(size=(5, width))
+    xv[1, min(9, width - 2)] = np.nan  # inside a lane loop
+    xv[2, width - 1] = np.nan  # in the tail
+    iv = rng.integers(-50, 50, size=(5, width)).astype(np.int64)
+    x = tf.placeholder(tf.float64, [None, width])
+    i = tf.placeholder(tf.int64, [None, width])
     outs = [tf.reduce_max(x * 2.0, axis=1), tf.reduce_min(x - 1.0, axis=1), tf.reduce_sum(x * x, axis=1),
             tf.reduce_prod(x * 0.5 + 1.0, axis=1), tf.reduce_sum(i * 3, axis=1), tf.reduce_max(i + 1, axis=1),
             tf.reduce_any(i > 45, axis=1)]
