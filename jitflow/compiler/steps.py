@@ -412,6 +412,10 @@ class SparseXentStep:
         """The per-row (max, sum of exponentials) buffer of the split form, in this run's arena."""
         return arena.buffer((self.key, 2), 2 * n, self.dtype)
 
+    def exps(self, arena: Arena, size: int) -> np.ndarray:
+        """The exponentials buffer of the split form (the logits' size), in this run's arena."""
+        return arena.buffer((self.key, 3), size, self.dtype)
+
     def bias_row(self, vals: list) -> np.ndarray:
         """The fused bias, contiguous (checked by `__call__`)."""
         b = vals[self.sb]
@@ -442,14 +446,13 @@ class SparseXentStep:
             else:
                 o = arena.buffer((self.key, j), size, self.dtype)
             outs.append(o)
-        if self.split:  # the loss and per-row statistics: the gradient is the XentGradStep's
-            outs.append(self.stats(arena, n))
+        if self.split:  # the loss, per-row statistics and exponentials: the gradient is the XentGradStep's
+            outs += [self.stats(arena, n), self.exps(arena, n * k)]
         err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
         err[0] = 0
         fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
         ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
-        _run_rows(self.threads, n * k, self.kernel, fl, *bias, ll, outs[0], outs[1], np.array((n, k), np.int64),
-                  err)
+        _run_rows(self.threads, n * k, self.kernel, fl, *bias, ll, *outs, np.array((n, k), np.int64), err)
         if err[0]:
             return self.fallback(ctx, vals)  # raises the reference kernel's error for the bad label
         vals[self.out_slots[0]] = outs[0]

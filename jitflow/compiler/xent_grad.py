@@ -1,5 +1,5 @@
 """A classifier's cross-entropy gradient in one pass: the backward ``Mul`` (and the logits bias's gradient)
-computed from the logits, instead of stored by the forward pass and read back twice.
+computed from the forward pass's exponentials, instead of its gradient stored and read back twice.
 
 ``tf.gradients`` of ``sparse_softmax_cross_entropy_with_logits`` scales the op's second output, the
 gradient ``softmax - onehot(label)``, row by row: ``Mul(ExpandDims(g, -1), backprop)``; a dense layer's
@@ -7,11 +7,11 @@ logits bias then takes the column sums of that product (``UnbroadcastTo``, ``Sum
 ``BiasAddGrad``). Run as written, the forward pass writes the whole ``[n, k]`` gradient, the ``Mul``
 reads and writes it again and the bias gradient reads it once more: for W8's 700 x 10,000 logits, four
 28 MB passes. `find_xent_grads` finds that chain where nothing else reads the gradient or the product
-is fed; the cross-entropy step then computes the loss and two numbers per row (its max and sum of
-exponentials), and `XentGradStep`, at the ``Mul``'s place, computes the product from the logits and
-those numbers, with the bias gradient in the same pass. Each value is computed with the reference
-kernels' formulas and roundings, so the product is bit for bit the unfused one; the column sums add
-per chunk of rows, then the chunks in order.
+is fed; the cross-entropy step then computes the loss, the exponentials and their sum per row, and
+`XentGradStep`, at the ``Mul``'s place, turns the exponentials into the product in place, with the bias
+gradient in the same pass: two passes that each read and write the logits' size once. Each value is
+computed with the reference kernels' formulas and roundings, so the product is bit for bit the unfused
+one; the column sums add per chunk of rows, then the chunks in order.
 """
 from __future__ import annotations
 
@@ -112,10 +112,10 @@ class XentGradStep:
     def _compile(self) -> Any:
         from jitflow.codegen import rows
 
-        bias, colsum = self.fwd.sb >= 0, self.sum_slot >= 0
-        src = rows.xent_grad_source(self.fwd.dtype.name, self.fwd.ldtype.name, bias, colsum)
+        colsum = self.sum_slot >= 0
+        src = rows.xent_grad_source(self.fwd.dtype.name, self.fwd.ldtype.name, colsum)
         parts = {"rows": "xent_grad", "dtype": self.fwd.dtype.name, "labels": self.fwd.ldtype.name,
-                 "version": rows.ROWS_VERSION, "bias": bias, "colsum": colsum}
+                 "version": rows.ROWS_VERSION, "colsum": colsum}
         return _row_kernel(src, parts, self.ops[0], self.report)
 
     def _buffer(self, arena: Arena, j: int, size: int, dtype: np.dtype) -> np.ndarray:
@@ -137,20 +137,22 @@ class XentGradStep:
         stats = fwd.stats(arena, n)
         if self.kernel is None:
             self.kernel = self._compile()
-        out = self._buffer(arena, 0, n * k, fwd.dtype)
+        exps = fwd.exps(arena, n * k)  # the product overwrites the exponentials
         nch = max(1, min(n, CHUNKS))
-        colsum = self._buffer(arena, 1, k, fwd.dtype) if self.sum_slot >= 0 else out[:0]
+        colsum = self._buffer(arena, 1, k, fwd.dtype) if self.sum_slot >= 0 else exps[:0]
         parts = arena.buffer((self.key, 2), nch * k if self.sum_slot >= 0 else 0, np.dtype(np.float64))
         err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
         err[0] = 0
-        bias = (fwd.bias_row(vals),) if fwd.sb >= 0 else ()
-        fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)
         ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
         gl = g.reshape(-1) if g.flags.c_contiguous else np.ascontiguousarray(g).reshape(-1)
-        _run_rows(self.threads, n * k, self.kernel, fl, *bias, ll, stats, gl, out, parts, colsum,
+        _run_rows(self.threads, n * k, self.kernel, exps, ll, stats, gl, parts, colsum,
                   np.array((n, k, nch), np.int64), err)
         if err[0]:
             return self._unfused(ctx, vals)
+        out = exps
+        if self.fetched[0]:
+            out = self._buffer(arena, 0, n * k, fwd.dtype)
+            out[...] = exps
         vals[self.out_slot] = out.reshape(n, k)
         if self.sum_slot >= 0:
             vals[self.sum_slot] = colsum
