@@ -68,14 +68,14 @@ def signature(values: Sequence[Any]) -> tuple:
 
 
 def store_line(k: int, o: str, r: str, state: set[str], first: list[str], then: list[str]) -> None:
-    """Appends ``r[:] = o`` for loop value `k` to `then`. Where `o` is another loop value's buffer, it is
+    """Appends ``_copy(r, o)`` (r[:] = o) for loop value `k` to `then`. Where `o` is another loop value's buffer, it is
     copied first (into `first`), because every new value must be read before any buffer is overwritten."""
     if o == r:
         return
     if o in state:
         first.append(f"_t{k} = {o}.copy()")
         o = f"_t{k}"
-    then.append(f"{r}[:] = {o}")
+    then.append(f"_copy({r}, {o})")
 
 class NativeLoops:
     """The compiled forms of one loop in one session: per key, a `Program` or why there is none."""
@@ -191,12 +191,12 @@ class ForwardProgram:
         """History rows: each array loop value (at the iteration's start) and each value the gradient reads."""
         for k, r in enumerate(self.refs[:n]):
             if isinstance(r, str):
-                lines.append(f"    hv{k}[it, :] = {r}")
+                lines.append(f"    _copy(hv{k}[it], {r})")
                 mod.arg(f"hv{k}", "runtime", None, self.infos[k].dtype, 2)
         saved: list[Any] = []
         for j, (o, s) in enumerate(zip(outs, slots)):
             if isinstance(o, str):
-                lines.append(f"    hs{j}[it, :] = {o}")
+                lines.append(f"    _copy(hs{j}[it], {o})")
                 mod.arg(f"hs{j}", "runtime", None, infos[s].dtype, 2)
                 saved.append(infos[s])
             elif isinstance(o, TARef) and o in self.refs:

@@ -110,7 +110,7 @@ class GradProgram:
                 mod.arg(f"ho{p}", "runtime", None, info.dtype, 2)
                 first = kept_from.setdefault(o, p) if isinstance(o, str) else p
                 if first == p:
-                    lines.append(f"ho{p}[it, :] = {o}")
+                    lines.append(f"_copy(ho{p}[it], {o})")
                 else:  # operand of two hoisted gradients (a kernel's and a bias's): kept once
                     self.same_as[p] = first
                 self.operands[p] = info
@@ -121,7 +121,7 @@ class GradProgram:
                 e = int(np.prod(o.elem)) if o.elem else 1
                 lines += [f"for _r in range({o.index}.size):", f"    _i = np.int64({o.index}[_r])",
                           f"    if _i < 0 or _i >= ag{k}.shape[0]: {BAIL_STMT}",
-                          f"    ag{k}[_i, :] += {o.value}[_r * {e}:(_r + 1) * {e}]", f"    agm{k}[_i] = 1"]
+                          f"    _add_to(ag{k}[_i], {o.value}[_r * {e}:(_r + 1) * {e}])", f"    agm{k}[_i] = 1"]
             else:
                 ci = infos.get(slots[p])
                 cap = caps[k - n]
@@ -129,7 +129,7 @@ class GradProgram:
                         or ci.dtype != cap.dtype:
                     raise Unsupported(f"the gradient of capture {k - n} is not an array of its shape")
                 mod.arg(f"a{k}", "runtime", None, ci.dtype, 1)
-                lines.append(f"a{k}[:] += {o}")
+                lines.append(f"_add_to(a{k}, {o})")
                 self.sums[k] = ci
         return lines
 
@@ -148,7 +148,7 @@ class GradProgram:
                     raise Unsupported(f"the gradient of TensorArray loop value {k} is not passed through")
                 continue
             if o is None:
-                then.append(f"{r}[:] = 0")
+                then.append(f"_zero({r})")
                 continue
             got_info = infos.get(s)
             want = self.infos[len(self.infos) - n + k]
