@@ -4,7 +4,8 @@ The gradient sub-plan is translated like a forward body (`compiler/native_loop.p
 function runs it over the forward loop's history buffers, last iteration first. The gradients of the
 loop values are its state; the gradients of captured arrays are summed into buffers as it goes (those of
 a captured TensorArray into ``[size, element]`` rows); the operands of the gradients `ops/while_hoist.py`
-sums after the loop are written into ``[iterations, ...]`` buffers. The loop runs exactly as many
+sums after the loop are written into ``[iterations, ...]`` buffers in forward order, and an operand that is
+a forward value is read from the forward loop's history buffer itself (no copy per iteration). The loop runs exactly as many
 iterations as the forward loop did, so it is bounded; it still returns to Python between chunks.
 """
 from __future__ import annotations
@@ -63,6 +64,7 @@ class GradProgram:
         self.sums: dict[int, Any] = {}  # capture index -> what its gradient sums into (SlotInfo / TARef)
         self.operands: dict[int, SlotInfo] = {}  # fetch position -> a hoisted gradient's operand
         self.same_as: dict[int, int] = {}  # fetch position -> an earlier one kept from the same value
+        self.from_history: dict[int, str] = {}  # fetch position -> the history buffer that holds its rows
         for r in refs:
             if isinstance(r, TARef) and r.kind == "tagrad" and r.dtype is not None:
                 mod.types[r.buf] = nb_type(r.dtype, 2)
@@ -101,18 +103,21 @@ class GradProgram:
         lines: list[str] = []
         n = self.n
         kept_from: dict[str, int] = {}  # value name -> the first fetch position that keeps it
+        hist_rows = {r: "h" + r[1:] for r in self.refs if isinstance(r, str) and r.startswith("x")}
         for p, o in enumerate(outs):
             k = idx[p] if p < len(idx) else -1
             if 0 <= k < n:
                 continue
-            if k < 0:  # a hoisted gradient's operand
+            if k < 0:  # a hoisted gradient's operand, kept in forward order (row f) as the history is
                 info = infos[slots[p]]
-                mod.arg(f"ho{p}", "runtime", None, info.dtype, 2)
                 first = kept_from.setdefault(o, p) if isinstance(o, str) else p
-                if first == p:
-                    lines.append(f"_copy(ho{p}[it], {o})")
-                else:  # operand of two hoisted gradients (a kernel's and a bias's): kept once
+                if first != p:  # operand of two hoisted gradients (a kernel's and a bias's): kept once
                     self.same_as[p] = first
+                elif isinstance(o, str) and o in hist_rows:  # a forward value: its history rows already are
+                    self.from_history[p] = hist_rows[o]
+                else:
+                    mod.arg(f"ho{p}", "runtime", None, info.dtype, 2)
+                    lines.append(f"_copy(ho{p}[f], {o})")
                 self.operands[p] = info
             elif isinstance(o, TARef) and o.kind == "from" and isinstance(caps[k - n], TAValue):
                 mod.arg(f"ag{k}", "runtime", None, o.dtype, 2)
@@ -227,7 +232,9 @@ def _bind(gp: GradProgram, hist: NativeHistory, caps: list[Any], feed_g: list[An
         else:
             rt[f"a{k}"] = np.zeros(what.size, what.dtype)
     for p, info in gp.operands.items():
-        if p not in gp.same_as:
+        if p in gp.from_history:
+            rt[f"ho{p}"] = rt[gp.from_history[p]]
+        elif p not in gp.same_as:
             rt[f"ho{p}"] = np.empty((len(hist), info.size), info.dtype)
     for p, first in gp.same_as.items():
         rt[f"ho{p}"] = rt[f"ho{first}"]
@@ -249,7 +256,7 @@ def _results(gp: GradProgram, rt: dict[str, Any], caps: list[Any], feed_g: list[
             out_c[k - n] = TAGrad({int(i): buf[i].reshape(what.elem) for i in np.flatnonzero(mask)})
         else:
             out_c[k - n] = rt[f"a{k}"].reshape(what.shape)
-    if hoisted:  # the operands of every iteration, in the order a replayed loop would have kept them
+    if hoisted:  # the operands of every iteration, in forward order (a replayed loop keeps them in reverse)
         stash = Stash(hoisted)
         kept = [(rt[f"ho{p}"], info) for p, info in sorted(gp.operands.items())]
         i = 0
