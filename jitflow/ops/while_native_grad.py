@@ -5,8 +5,9 @@ function runs it over the forward loop's history buffers, last iteration first. 
 loop values are its state; the gradients of captured arrays are summed into buffers as it goes (those of
 a captured TensorArray into ``[size, element]`` rows); the operands of the gradients `ops/while_hoist.py`
 sums after the loop are written into ``[iterations, ...]`` buffers in forward order, and an operand that is
-a forward value is read from the forward loop's history buffer itself (no copy per iteration). The loop runs exactly as many
-iterations as the forward loop did, so it is bounded; it still returns to Python between chunks.
+a forward value is read from the forward loop's history buffer itself (no copy per iteration). The loop
+runs exactly as many iterations as the forward loop did, so it is bounded; it still returns to Python
+between chunks.
 """
 from __future__ import annotations
 
