@@ -34,7 +34,7 @@ from jitflow.compiler.steps import ClusterStep, MatMulStep
 from jitflow.ir.layout import LayoutError, compute_layout
 from jitflow.ops.tensor_array_ops import TAGrad, TAValue
 
-NATIVE_VERSION = 3
+NATIVE_VERSION = 4
 DONE, CHUNK, BAIL = 1, 0, 2  # statuses the generated loop leaves in st[0]
 ALIAS_OPS = frozenset({"Reshape", "ExpandDims", "Squeeze", "Identity", "StopGradient"})
 TA_OPS = frozenset({"TensorArrayReadV3", "TensorArrayWriteV3", "TensorArrayGradRead", "TensorArrayGradFrom"})
@@ -77,6 +77,11 @@ def _add_to(dst, src):
 def _zero(dst):
     for j in range(dst.size):
         dst[j] = 0
+
+
+@njit
+def _packed_gemm(a, bp, c, m, n, k, lda, ctrl):
+    packed_gemm.gemm(a, bp, c, m, n, k, lda, ctrl)
 
 
 @njit
@@ -147,12 +152,15 @@ class Module:
     kernel_src: list[str] = field(default_factory=list)
     fused: list[str] = field(default_factory=list)  # what the loop compiles, for explain
     tas: dict[str, TARef] = field(default_factory=dict)
+    gemms: dict[str, str] = field(default_factory=dict)  # MatMul op name -> "packed weights" / "OpenBLAS"
 
     types: dict[str, str] = field(default_factory=dict)  # name -> its Numba type (the explicit signature)
 
     def arg(self, name: str, kind: str, spec: Any, dtype: Any = None, ndim: int = 1, readonly: bool = False) -> str:
-        """Declares an argument: "scratch" (size, dtype), "const" (array), "transpose" (of an argument) or
-        "runtime" (given by the caller); `dtype` (default: the const's or scratch's), `ndim`: its type."""
+        """Declares an argument: "scratch" (size, dtype), "const" (array), "transpose" (of an argument),
+        "packed" (an argument packed as a GEMM's right operand: (its name, its shape, transposed)), "ctrl"
+        (the packed GEMMs' helper control array) or "runtime" (given by the caller); `dtype` (default: the
+        const's or scratch's), `ndim`: its type."""
         if name not in self.args:
             self.args[name] = (kind, spec)
             if dtype is None:
@@ -301,16 +309,30 @@ class Translator:
         k2, n = (b.shape[1], b.shape[0]) if tb else b.shape
         if k != k2:
             raise Unsupported(f"MatMul {st.op.name}: sizes do not match")
-        if invariant is not None and invariant == st.sb and tb:  # a loop-invariant transpose, copied once
+        packed = self._captured(bn) and (not ta or (invariant is not None and invariant == st.sa))
+        if packed:  # the right operand is the same every iteration: packed once per run (kernels/packed_gemm)
+            bn = self.mod.arg(f"{bn}_P{'T' if tb else ''}", "packed", (bn, b.shape, tb), b.dtype)
+        elif invariant is not None and invariant == st.sb and tb:  # a loop-invariant transpose, copied once
             bn, tb, ldb = self.mod.arg(f"{bn}_T", "transpose", (bn, b.shape), b.dtype), False, b.shape[0]
-        elif invariant is not None and invariant == st.sa and ta:
+        if invariant is not None and invariant == st.sa and ta:
             an, ta, lda = self.mod.arg(f"{an}_T", "transpose", (an, a.shape), a.dtype), False, a.shape[0]
         info = SlotInfo("array", (m, n), st.dtype)
         self.infos[st.out_slot] = info
         c = self.out(st.out_slot)
+        self.mod.gemms[st.op.name] = "packed weights" if packed else "OpenBLAS"
+        if packed:
+            ctrl = self.mod.arg("gemm_ctrl", "ctrl", None, np.int64)
+            self.lines.append(f"_packed_gemm({an}, {bn}, {c}, {_ints(m, n, k, lda)}, {ctrl})")
+            self.mod.fused.append("MatMul")
+            return
         fn = "_gemm_f32" if st.dtype.name == "float32" else "_gemm_f64"
         self.lines.append(f"{fn}({an}, {bn}, {c}, {ta}, {tb}, {_ints(m, n, k, lda, ldb)})")
         self.mod.fused.append("MatMul")
+
+    def _captured(self, name: str) -> bool:
+        """True when `name` is a captured array: the same in every iteration of one run."""
+        kind = self.mod.args.get(name, ("",))[0]
+        return kind == "runtime" and "readonly=True" in self.mod.types.get(name, "")
 
     def split(self, st: SplitStep) -> None:
         x = self.array(st.sx)

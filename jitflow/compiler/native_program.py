@@ -22,17 +22,21 @@ import numpy as np
 
 from jitflow.compiler import native_blas
 from jitflow.compiler.native_loop import BAIL, DONE, HELPERS, NATIVE_VERSION, Module, Unsupported
+from jitflow.kernels import packed_gemm, packed_helpers
 from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
 from jitflow.kernels.threads import blas_threads_for
 
 CHUNK_SECONDS = 0.05  # a compiled loop returns to Python (for Ctrl-C) about this often
 _FIRST_CHUNK = 8
 _MAX_CHUNK = 1 << 20
-# OpenBLAS threads for the GEMMs inside a compiled loop: 0 decides as a MatMul step does (both cores on an
-# idle machine, one while other processes keep the cores busy: `blas_threads_for`); JITFLOW_LOOP_BLAS_THREADS
-# fixes it. W8's 20x400x800 GEMMs: 2 threads ~30% faster idle, many times slower on a busy machine.
+# Threads for the GEMMs inside a compiled loop (OpenBLAS's, or the packed GEMMs' helpers and the caller): 0
+# decides as a MatMul step does (all cores on an idle machine, one while other processes keep the cores busy:
+# `blas_threads_for`); JITFLOW_LOOP_BLAS_THREADS fixes it. W8's 20x400x800 GEMMs: 2 threads ~1.8x faster
+# idle, many times slower on a busy machine.
 LOOP_BLAS_THREADS = int(os.environ.get("JITFLOW_LOOP_BLAS_THREADS", "0"))
-_HEAD = ["import numpy as np", "from numba import njit, types", "from jitflow.codegen import vmath as V"]
+PACKED_RUNS = [0]  # compiled loop runs with packed GEMMs (tests read it)
+_HEAD = ["import numpy as np", "from numba import njit, types", "from jitflow.codegen import vmath as V",
+         "from jitflow.kernels import packed_gemm"]
 _FIXED = ["it", "lim", "stop", "st", "err"]  # the loop function's leading arguments
 
 
@@ -43,7 +47,9 @@ class Program:
         self.args = dict(mod.args)
         self.names = list(self.args)
         self.fused = list(mod.fused)
+        self.gemms = dict(mod.gemms)
         self.macs = macs  # the largest GEMM of one iteration: decides OpenBLAS's thread count
+        self.packed = any(kind == "packed" for kind, _ in mod.args.values())
         self.pool: list[dict[str, np.ndarray]] = []
         src = "\n".join(_HEAD) + "\n" + native_blas.PREAMBLE + HELPERS + "\n\n" + "\n\n\n".join(mod.kernel_src)
         sig = ", ".join(_FIXED + self.names)
@@ -78,6 +84,14 @@ class Program:
             elif kind == "transpose":
                 src, shape = spec
                 out.append(np.ascontiguousarray(runtime[src].reshape(shape).T).reshape(-1))
+            elif kind == "ctrl":
+                out.append(packed_helpers.HELPERS.ctrl)
+            elif kind == "packed":
+                src, shape, transposed = spec
+                b = runtime[src].reshape(shape)
+                k, n = (shape[1], shape[0]) if transposed else shape
+                out.append(packed_helpers.pack(b, np.empty(packed_gemm.packed_size(k, n, b.dtype), b.dtype),
+                                            transposed))
             else:
                 out.append(runtime[n])
         return out, scratch
@@ -87,14 +101,19 @@ class Program:
 
 
 def run_chunks(fn: Callable[..., int], it: int, lim: int, end: int, args: list[Any], macs: int,
-               grow: Callable[[int], int] | None = None) -> tuple[int, int]:
+               grow: Callable[[int], int] | None = None, packed: bool = False) -> tuple[int, int]:
     """Runs the loop from iteration `it` until it is done, `end` is reached or it bails; returns
     (iterations done, status). `grow(it)` (when given) is asked for room before each chunk and returns
-    the iteration the next chunk must stop at (a history's capacity)."""
+    the iteration the next chunk must stop at (a history's capacity). `packed`: the loop runs packed GEMMs,
+    whose helpers then spin while it runs (and OpenBLAS, for any other GEMM, keeps to one thread)."""
     st = np.zeros(1, np.int64)
     err = np.zeros(1, np.int64)
     chunk = _FIRST_CHUNK
-    with _blas_threads(LOOP_BLAS_THREADS) if LOOP_BLAS_THREADS else blas_threads_for(macs):
+    if packed:
+        PACKED_RUNS[0] += 1
+    threads = _blas_threads(LOOP_BLAS_THREADS) if LOOP_BLAS_THREADS else blas_threads_for(macs)
+    helped = packed and LOOP_BLAS_THREADS != 1 and not (isinstance(threads, blas_threads_for) and threads.small)
+    with _blas_threads(1) if helped else threads, _armed(helped):
         while True:
             stop = min(it + chunk, end)
             if grow is not None:
@@ -108,6 +127,19 @@ def run_chunks(fn: Callable[..., int], it: int, lim: int, end: int, args: list[A
             dt = time.perf_counter() - t0
             if dt < CHUNK_SECONDS / 2 and chunk < _MAX_CHUNK:  # Python (and Ctrl-C) gets control back
                 chunk *= 2
+
+
+@contextlib.contextmanager
+def _armed(on: bool) -> Any:
+    """The packed GEMMs' helpers spin for work during the block (when `on`)."""
+    if not on:
+        yield
+        return
+    packed_helpers.HELPERS.arm()
+    try:
+        yield
+    finally:
+        packed_helpers.HELPERS.disarm()
 
 
 @contextlib.contextmanager

@@ -116,18 +116,24 @@ def describe(body: Any, sess: Any, kind: str) -> str:
     progs = list(nat.programs.values())
     if progs and all(isinstance(p, str) for p in progs):  # its inputs so far: shapes it cannot compile
         return f"replayed per iteration: {progs[-1]}"
-    parts = fused_parts(body.plan(sess, kind))
+    gemms: dict[str, str] = {}  # how the built programs run each MatMul
+    for p in progs:
+        if not isinstance(p, str):
+            gemms.update(p.prog.gemms)
+    parts = fused_parts(body.plan(sess, kind), gemms)
     return "compiled loop: one native function for all iterations, fusing " + ", ".join(parts)
 
 
-def fused_parts(plan: Plan) -> list[str]:
-    """What a plan's steps become in a compiled loop (counted), for explain."""
+def fused_parts(plan: Plan, gemms: dict[str, str] | None = None) -> list[str]:
+    """What a plan's steps become in a compiled loop (counted), for explain; `gemms`: how each MatMul runs,
+    once a program is built ("packed weights" or "OpenBLAS")."""
     names: list[str] = []
     for st in plan.steps:
         if st.kind == "cluster":
             names.append("kernel[" + "+".join(op.type for op in st.ops) + "]")
         elif st.kind == "matmul":
-            names.append("GEMM (OpenBLAS)")
+            how = (gemms or {}).get(st.ops[0].name)
+            names.append(f"GEMM ({how})" if how else "GEMM")
         elif st.ops:
             names.append(st.ops[0].type)
     counts = {nm: names.count(nm) for nm in names}
@@ -355,7 +361,7 @@ def run_forward(ctx: Any, body: Any, vals: list[Any], caps: list[Any], max_iter:
 
     try:
         count, status = run_chunks(prog.prog.fn, 0, max_iter, 1 << 62, args, prog.prog.macs,
-                                   grow if names else None)
+                                   grow if names else None, prog.prog.packed)
     finally:
         prog.prog.release(scratch)
     if status == BAIL:

@@ -195,7 +195,8 @@ def run_grad(ctx: Any, lb: Any, caps: list[Any], iters: Any, feed_g: list[Any], 
         return None
     args, scratch = gp.prog.bind(rt)
     try:
-        count, status = run_chunks(gp.prog.fn, 0, len(iters), len(iters), args, gp.prog.macs)
+        count, status = run_chunks(gp.prog.fn, 0, len(iters), len(iters), args, gp.prog.macs,
+                                   packed=gp.prog.packed)
     finally:
         gp.prog.release(scratch)
     if status == BAIL:

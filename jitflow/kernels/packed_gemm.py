@@ -1,0 +1,316 @@
+"""GEMM against a pre-packed right operand, for compiled loops: ``C[m, n] = A[m, k] @ B[k, n]``.
+
+A recurrent cell multiplies a few rows (the batch) by the same weight matrix at every time step. OpenBLAS
+packs that matrix again on every call: for W8's 20 x 400 x 800 gate GEMM, reading and rewriting 1.3 MB
+is about half of its 100 us. Here the weight is packed once per run (`pack`), into column blocks of
+`block_columns` (zero-padded at the right edge), each ``[k, block]`` contiguous, and a register-blocked
+microkernel runs over it: up to `ROWS` rows of A times one block, the block's accumulators held in vector
+registers for the whole k loop (LLVM IR written here: `_microkernel`).
+
+Threads. A GEMM inside a compiled loop takes ~60 us on two threads, and the loop runs one every ~30 us of
+other work: waking a sleeping thread per GEMM (Numba's OpenMP threads wait passively, `kernels/omp.py`)
+costs more than the second thread gains. So the column blocks are shared with `Helpers`: threads that
+spin, in nopython code, while a compiled loop runs (`armed`), and sleep otherwise. The caller posts a job
+in a control array and takes blocks itself from the same atomic counter as the helpers; it never waits
+for a helper that has not started a block, so a helper that is slow to wake (or absent) only means the
+caller does more blocks itself.
+
+Every output is one dot product accumulated in order of k with fused multiply-adds, in the operands'
+precision, as OpenBLAS's kernels compute it. Measured on the 2-core AVX-512 host (bench/README.md): 20 x
+400 x 800 float32, 111 us on one thread against OpenBLAS's 160.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import binding as llvm
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+# Rows of A per microkernel call: ROWS x 2 vector accumulators, two B vectors and a broadcast fit in the
+# 16 vector registers of AVX2 and leave room in AVX-512's 32.
+ROWS = 5
+# Multiply-adds from which a GEMM's column blocks are shared with the helpers.
+PARALLEL_MACS = 1 << 21
+
+
+def _vector_bits() -> int:
+    try:
+        features = llvm.get_host_cpu_features()
+    except RuntimeError:
+        return 256
+    return 512 if features.get("avx512f", False) else 256
+
+
+VECTOR_BITS = _vector_bits()
+
+
+def block_columns(dtype: Any) -> int:
+    """Columns of one packed block: two vector registers' worth of `dtype`."""
+    return 2 * VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
+
+
+def packed_size(k: int, n: int, dtype: Any) -> int:
+    """Elements of `pack`'s output for a ``[k, n]`` operand."""
+    nb = block_columns(dtype)
+    return max(1, -(-n // nb)) * max(k, 1) * nb
+
+
+# -- LLVM IR: the microkernel, atomics, pause ------------------------------------------------------------
+
+
+def _microkernel(rows: int, double: bool) -> Any:
+    """``C[r, 0:block] = sum over kk of A[r, kk] * Bp[kk, 0:block]`` for `rows` rows, on addresses:
+    ``mk(a, lda, bp, c, ldc, k)`` (strides in elements, k >= 1)."""
+
+    @intrinsic
+    def mk(typingctx, a, lda, bp, c, ldc, k):  # type: ignore[no-untyped-def]
+        sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64)
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            a_i, lda_v, b_i, c_i, ldc_v, k_v = args
+            elt: ir.Type = ir.DoubleType() if double else ir.FloatType()
+            width = VECTOR_BITS // (64 if double else 32)
+            vt = ir.VectorType(elt, width)
+            i64 = ir.IntType(64)
+            align = 8 if double else 4
+            a_p, b_p, c_p = (builder.inttoptr(v, elt.as_pointer()) for v in (a_i, b_i, c_i))
+            fname = f"llvm.fma.v{width}{'f64' if double else 'f32'}"
+            fma = builder.module.globals.get(fname) or ir.Function(builder.module, ir.FunctionType(vt, [vt] * 3),
+                                                                   name=fname)
+            zero = ir.Constant(vt, [0.0] * width)
+            lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+            pre = builder.block
+            loop = builder.append_basic_block("mk_loop")
+            done = builder.append_basic_block("mk_done")
+            builder.branch(loop)
+            builder.position_at_end(loop)
+            kk = builder.phi(i64)
+            kk.add_incoming(ir.Constant(i64, 0), pre)
+            acc = [[builder.phi(vt) for _ in range(2)] for _ in range(rows)]
+            for row in acc:
+                for p in row:
+                    p.add_incoming(zero, pre)
+            base = builder.mul(kk, ir.Constant(i64, 2 * width))
+            bv = [builder.load(builder.bitcast(builder.gep(b_p, [builder.add(base, ir.Constant(i64, v * width))]),
+                                               vt.as_pointer()), align=align) for v in range(2)]
+            new = []
+            for r in range(rows):
+                av = builder.load(builder.gep(a_p, [builder.add(builder.mul(ir.Constant(i64, r), lda_v), kk)]))
+                splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vt, ir.Undefined), av,
+                                                                      ir.Constant(ir.IntType(32), 0)),
+                                               ir.Constant(vt, ir.Undefined), lanes0)
+                new.append([builder.call(fma, [splat, bv[v], acc[r][v]]) for v in range(2)])
+            nxt = builder.add(kk, ir.Constant(i64, 1))
+            kk.add_incoming(nxt, builder.block)
+            for r in range(rows):
+                for v in range(2):
+                    acc[r][v].add_incoming(new[r][v], builder.block)
+            builder.cbranch(builder.icmp_signed("<", nxt, k_v), loop, done)
+            builder.position_at_end(done)
+            for r in range(rows):
+                for v in range(2):
+                    off = builder.add(builder.mul(ir.Constant(i64, r), ldc_v), ir.Constant(i64, v * width))
+                    builder.store(new[r][v], builder.bitcast(builder.gep(c_p, [off]), vt.as_pointer()), align=align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return mk
+
+
+def _by_rows(kernels: list[Any]) -> Any:
+    """``rows(a, lda, b, c, ldc, k, r)``: the microkernel of `kernels` for r (1..ROWS) rows."""
+    mk1, mk2, mk3, mk4, mk5 = kernels
+
+    @numba.njit(nogil=True, error_model="numpy")
+    def rows(a, lda, b, c, ldc, k, r):  # type: ignore[no-untyped-def]
+        if r >= 5:
+            mk5(a, lda, b, c, ldc, k)
+        elif r == 4:
+            mk4(a, lda, b, c, ldc, k)
+        elif r == 3:
+            mk3(a, lda, b, c, ldc, k)
+        elif r == 2:
+            mk2(a, lda, b, c, ldc, k)
+        else:
+            mk1(a, lda, b, c, ldc, k)
+
+    return rows
+
+
+_rows32 = _by_rows([_microkernel(r, False) for r in range(1, ROWS + 1)])
+_rows64 = _by_rows([_microkernel(r, True) for r in range(1, ROWS + 1)])
+
+
+def _slot_pointer(context: Any, builder: ir.IRBuilder, sig: Any, args: list) -> ir.Value:
+    from numba.core import cgutils
+
+    arr = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=args[0])
+    return builder.gep(arr.data, [args[1]])
+
+
+@intrinsic
+def atomic_add(typingctx, arr, i, v):  # type: ignore[no-untyped-def]
+    """``arr[i] += v`` atomically (sequentially consistent); returns the old value. `arr`: int64."""
+    sig = types.int64(arr, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.atomic_rmw("add", _slot_pointer(context, builder, signature, args), args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_load(typingctx, arr, i):  # type: ignore[no-untyped-def]
+    """``arr[i]``, read atomically (sequentially consistent; never hoisted out of a spin loop)."""
+    sig = types.int64(arr, types.intp)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.load_atomic(_slot_pointer(context, builder, signature, args), "seq_cst", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_store(typingctx, arr, i, v):  # type: ignore[no-untyped-def]
+    """``arr[i] = v``, written atomically (sequentially consistent)."""
+    sig = types.void(arr, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        builder.store_atomic(args[2], _slot_pointer(context, builder, signature, args), "seq_cst", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def pause(typingctx):  # type: ignore[no-untyped-def]
+    """The x86 spin-wait hint (nothing elsewhere)."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        if llvm.get_default_triple().startswith(("x86_64", "i686", "i386")):
+            name = "llvm.x86.sse2.pause"
+            fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                                 name=name)
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+# -- blocks, jobs, helpers ---------------------------------------------------------------------------------
+
+# Control array slots: the shared counters each on a cache line of its own (8 int64 apart), then the job.
+SEQ, NEXT, BUSY, ARMED, _BLOCKS, HELPED = 0, 8, 16, 24, 32, 40  # HELPED: blocks the helpers computed
+_A, _B, _C, _M, _N, _K, _LDA, _DOUBLE = range(48, 56)
+CTRL_SIZE = 56
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _block(double, a, b, c, m, n, k, lda, jb, tail):  # type: ignore[no-untyped-def]
+    """Column block `jb` of C (all rows), on addresses; a partial block at the right edge goes through
+    `tail` (``ROWS * block`` elements of scratch, an address)."""
+    size = 8 if double else 4
+    nb = 2 * VECTOR_BITS // (8 * size)
+    j0 = jb * nb
+    w = min(nb, n - j0)
+    bb = b + jb * k * nb * size
+    for i0 in range(0, m, ROWS):
+        r = min(ROWS, m - i0)
+        out, ldc = (c + (i0 * n + j0) * size, n) if w == nb else (tail, nb)
+        if double:
+            _rows64(a + i0 * lda * size, lda, bb, out, ldc, k, r)
+        else:
+            _rows32(a + i0 * lda * size, lda, bb, out, ldc, k, r)
+        if w < nb:
+            for i in range(r):
+                if double:
+                    _copy64(tail + i * nb * size, c + ((i0 + i) * n + j0) * size, w)
+                else:
+                    _copy32(tail + i * nb * size, c + ((i0 + i) * n + j0) * size, w)
+
+
+def _pointer(dtype: Any) -> Any:
+    @intrinsic
+    def as_pointer(typingctx, addr):  # type: ignore[no-untyped-def]
+        """An address as a pointer to `dtype`."""
+        ty = types.CPointer(dtype)
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return builder.inttoptr(args[0], context.get_value_type(ty))
+
+        return ty(types.int64), codegen
+
+    return as_pointer
+
+
+def _copier(as_pointer: Any) -> Any:
+    @numba.njit(nogil=True, error_model="numpy")
+    def copy(src, dst, w):  # type: ignore[no-untyped-def]
+        """`w` elements from address `src` to address `dst`."""
+        s, d = numba.carray(as_pointer(src), (w,)), numba.carray(as_pointer(dst), (w,))
+        for j in range(w):
+            d[j] = s[j]
+
+    return copy
+
+
+_copy32, _copy64 = _copier(_pointer(types.float32)), _copier(_pointer(types.float64))
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def take_blocks(ctrl, tail32, tail64):  # type: ignore[no-untyped-def]
+    """Claims and computes blocks of the posted job until none is left; returns how many it computed."""
+    done = 0
+    while True:
+        jb = atomic_add(ctrl, NEXT, 1)
+        if jb >= atomic_load(ctrl, _BLOCKS):  # the job's block count (0, "closed", while it is being posted)
+            return done
+        done += 1
+        double = ctrl[_DOUBLE] != 0
+        _block(double, ctrl[_A], ctrl[_B], ctrl[_C], ctrl[_M], ctrl[_N], ctrl[_K], ctrl[_LDA], jb,
+               tail64.ctypes.data if double else tail32.ctypes.data)
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def gemm(a, bp, c, m, n, k, lda, ctrl):  # type: ignore[no-untyped-def]
+    """``c[:m * n] = A @ B`` with A the ``[m, k]`` rows of flat `a` (row stride `lda`) and B packed in `bp`
+    (`pack`). Shares its column blocks with the helpers while they are armed (`ctrl`: `Helpers.ctrl`)."""
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        c[:m * n] = 0
+        return
+    double = c.itemsize == 8
+    nb = 2 * VECTOR_BITS // (8 * c.itemsize)
+    blocks = -(-n // nb)
+    tail = np.empty(ROWS * nb, c.dtype)
+    if blocks < 2 or m * n * k < PARALLEL_MACS or atomic_load(ctrl, ARMED) == 0:
+        for jb in range(blocks):
+            _block(double, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
+        return
+    while atomic_load(ctrl, BUSY) != 0:  # a helper still in the previous job (it reads the job's fields)
+        pause()
+    atomic_store(ctrl, _BLOCKS, 0)  # closed: a late helper's claim finds no block
+    ctrl[_A] = a.ctypes.data
+    ctrl[_B] = bp.ctypes.data
+    ctrl[_C] = c.ctypes.data
+    ctrl[_M] = m
+    ctrl[_N] = n
+    ctrl[_K] = k
+    ctrl[_LDA] = lda
+    ctrl[_DOUBLE] = 1 if double else 0
+    atomic_store(ctrl, NEXT, 0)
+    atomic_store(ctrl, _BLOCKS, blocks)
+    atomic_add(ctrl, SEQ, 1)
+    while True:
+        jb = atomic_add(ctrl, NEXT, 1)
+        if jb >= blocks:
+            break
+        _block(double, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
+    while atomic_load(ctrl, BUSY) != 0:  # blocks a helper took are done before C is read
+        pause()

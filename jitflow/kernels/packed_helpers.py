@@ -1,0 +1,112 @@
+"""The Python side of the packed GEMMs (`kernels/packed_gemm.py`): packing the right operand once per run,
+and the helper threads that take column blocks while a compiled loop runs.
+
+Kept apart from `packed_gemm`, which generated loops import: the compile cache digests every jitflow
+module a generated kernel imports (and theirs), and this module's cached kernels import the cache's own.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numba
+import numpy as np
+
+from jitflow.codegen.cache.library import njit as library_njit
+from jitflow.kernels import packed_gemm as P
+
+# Spins (each a `pause`, ~10-40 ns) a helper waits for the next job before it goes back to sleep.
+IDLE_SPINS = 1 << 16
+
+
+@library_njit(nogil=True, error_model="numpy")
+def _pack(src, out, k, n, nb, transposed):  # type: ignore[no-untyped-def]
+    for jb in range(-(-n // nb)):
+        j0 = jb * nb
+        w = min(nb, n - j0)
+        for kk in range(k):
+            dst = out[(jb * k + kk) * nb:(jb * k + kk + 1) * nb]
+            if transposed:  # B = src.T: column j of B is row j of src
+                for j in range(w):
+                    dst[j] = src[j0 + j, kk]
+            else:
+                row = src[kk, j0:j0 + w]
+                for j in range(w):
+                    dst[j] = row[j]
+            for j in range(w, nb):
+                dst[j] = 0
+
+
+def pack(b: np.ndarray, out: np.ndarray, transposed: bool = False) -> np.ndarray:
+    """Packs the right operand ``B`` into `out` (`packed_size` elements): ``B = b``, or ``b.T`` when
+    `transposed` (then `b` is ``[n, k]``)."""
+    k, n = (b.shape[1], b.shape[0]) if transposed else b.shape
+    _pack(b, out, k, n, P.block_columns(b.dtype), transposed)
+    return out
+
+
+
+@library_njit(nogil=True, error_model="numpy")
+def _serve(ctrl, idle_spins):  # type: ignore[no-untyped-def]
+    """A helper's spin loop: takes blocks of each new job; returns when disarmed or idle for `idle_spins`."""
+    tail32 = np.empty(P.ROWS * 2 * P.VECTOR_BITS // 32, np.float32)
+    tail64 = np.empty(P.ROWS * 2 * P.VECTOR_BITS // 64, np.float64)
+    seen = P.atomic_load(ctrl, P.SEQ)
+    idle = 0
+    while P.atomic_load(ctrl, P.ARMED) != 0 and idle < idle_spins:
+        s = P.atomic_load(ctrl, P.SEQ)
+        if s == seen:
+            idle += 1
+            P.pause()
+            continue
+        seen = s
+        idle = 0
+        P.atomic_add(ctrl, P.BUSY, 1)  # before the claim: the poster waits for it
+        P.atomic_add(ctrl, P.HELPED, P.take_blocks(ctrl, tail32, tail64))
+        P.atomic_add(ctrl, P.BUSY, -1)
+
+
+class Helpers:
+    """The helper threads of the packed GEMMs (one fewer than Numba's threads) and their control array."""
+
+    def __init__(self, count: int) -> None:
+        self.ctrl = np.zeros(P.CTRL_SIZE, np.int64)
+        self.count = count
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.started = False
+        self.armed_by = 0  # nested `armed` blocks (loops run by several threads at once)
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            _serve(self.ctrl, IDLE_SPINS)
+            with self.lock:
+                if self.armed_by == 0:
+                    self.wake.clear()
+
+    def arm(self) -> None:
+        """Helpers spin for jobs until `disarm` (started on first use)."""
+        if self.count <= 0:
+            return
+        with self.lock:
+            if not self.started:
+                _serve(self.ctrl, 0)  # compiled (or loaded) here, not in the helpers while jobs come
+                for i in range(self.count):
+                    threading.Thread(target=self._run, name=f"jitflow-gemm-{i}", daemon=True).start()
+                self.started = True
+            self.armed_by += 1
+            self.ctrl[P.ARMED] = 1
+            self.wake.set()
+
+    def disarm(self) -> None:
+        if self.count <= 0:
+            return
+        with self.lock:
+            self.armed_by -= 1
+            if self.armed_by == 0:
+                self.ctrl[P.ARMED] = 0
+                self.wake.clear()
+
+
+HELPERS = Helpers(min(int(numba.config.NUMBA_NUM_THREADS), os.cpu_count() or 1) - 1)  # type: ignore[attr-defined]

@@ -1,0 +1,86 @@
+"""The packed GEMMs of compiled loops (`kernels/packed_gemm.py`, `kernels/packed_helpers.py`)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jitflow.kernels import packed_gemm as P
+from jitflow.kernels import packed_helpers as H
+
+
+def _gemm(a: np.ndarray, b: np.ndarray, transposed: bool = False, helpers: H.Helpers | None = None) -> np.ndarray:
+    """A @ B through `pack` and `gemm` (`b` is B, or B.T when `transposed`), armed helpers when given."""
+    m, k = a.shape
+    n = b.shape[0] if transposed else b.shape[1]
+    bp = H.pack(b, np.empty(P.packed_size(k, n, b.dtype), b.dtype), transposed)
+    c = np.full(m * n, np.nan, a.dtype)
+    ctrl = helpers.ctrl if helpers is not None else np.zeros(P.CTRL_SIZE, np.int64)
+    P.gemm(np.ascontiguousarray(a).reshape(-1), bp, c, m, n, k, k, ctrl)
+    return c.reshape(m, n)
+
+
+def _check(a: np.ndarray, b: np.ndarray, got: np.ndarray) -> None:
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    k = a.shape[1]
+    eps = np.finfo(a.dtype).eps
+    bound = 2 * k * eps * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)) + np.finfo(a.dtype).tiny
+    assert got.shape == exact.shape
+    assert np.all(np.abs(got - exact) <= bound)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(20, 400, 800), (20, 800, 400), (7, 3, 5), (1, 1, 1), (13, 17, 70),
+                                   (6, 5, 33), (64, 300, 333)])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_packed_gemm_matches_the_product(dtype: type, m: int, k: int, n: int, transposed: bool) -> None:
+    """Row tails (m not a multiple of ROWS), a partial last column block, and a right operand packed from
+    its transpose."""
+    rng = np.random.default_rng(m * 1000 + n)
+    a, b = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+    got = _gemm(a, np.ascontiguousarray(b.T) if transposed else b, transposed)
+    _check(a, b, got)
+
+
+def test_empty_operands() -> None:
+    assert _gemm(np.zeros((0, 3), np.float32), np.ones((3, 4), np.float32)).shape == (0, 4)
+    np.testing.assert_array_equal(_gemm(np.zeros((3, 0), np.float32), np.ones((0, 4), np.float32)),
+                                  np.zeros((3, 4), np.float32))
+
+
+def test_helpers_share_the_blocks_and_give_the_same_bits() -> None:
+    """With helpers armed, a GEMM above PARALLEL_MACS is computed by several threads: every output is still
+    the same dot product in the same order, so the result is bit for bit the single-thread one."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(20, 400)).astype(np.float32), rng.normal(size=(400, 800)).astype(np.float32)
+    assert 20 * 400 * 800 >= P.PARALLEL_MACS
+    alone = _gemm(a, b)
+    helpers = H.Helpers(1)
+    helpers.arm()
+    helpers.arm()  # nested: loops run by two threads at once
+    try:
+        deadline = time.monotonic() + 20
+        while helpers.ctrl[P.HELPED] == 0 and time.monotonic() < deadline:  # until the helper has joined in
+            np.testing.assert_array_equal(_gemm(a, b, helpers=helpers), alone)
+        assert helpers.ctrl[P.HELPED] > 0
+        for _ in range(20):
+            np.testing.assert_array_equal(_gemm(a, b, helpers=helpers), alone)
+        helpers.disarm()
+        assert helpers.ctrl[P.ARMED] == 1  # still armed by the outer block
+    finally:
+        helpers.disarm()
+    assert helpers.ctrl[P.ARMED] == 0 and helpers.ctrl[P.BUSY] == 0
+    np.testing.assert_array_equal(_gemm(a, b, helpers=helpers), alone)  # disarmed: the caller alone
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 12), k=st.integers(1, 40), n=st.integers(1, 70), double=st.booleans(),
+       transposed=st.booleans())
+def test_random_shapes(m: int, k: int, n: int, double: bool, transposed: bool) -> None:
+    dtype = np.float64 if double else np.float32
+    rng = np.random.default_rng(m + 13 * k + 101 * n)
+    a, b = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+    _check(a, b, _gemm(a, np.ascontiguousarray(b.T) if transposed else b, transposed))
