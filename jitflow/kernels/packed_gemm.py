@@ -13,7 +13,8 @@ costs more than the second thread gains. So the column blocks are shared with `H
 spin, in nopython code, while a compiled loop runs (`armed`), and sleep otherwise. The caller posts a job
 in a control array and takes blocks itself from the same atomic counter as the helpers; it never waits
 for a helper that has not started a block, so a helper that is slow to wake (or absent) only means the
-caller does more blocks itself.
+caller does more blocks itself. One caller posts at a time; another one meanwhile (two sessions' loops
+in two threads) computes its GEMM alone.
 
 Every output is one dot product accumulated in order of k with fused multiply-adds, in the operands'
 precision, as OpenBLAS's kernels compute it. Measured on the 2-core AVX-512 host (bench/README.md): 20 x
@@ -153,15 +154,21 @@ def _slot_pointer(context: Any, builder: ir.IRBuilder, sig: Any, args: list) -> 
     return builder.gep(arr.data, [args[1]])
 
 
-@intrinsic
-def atomic_add(typingctx, arr, i, v):  # type: ignore[no-untyped-def]
-    """``arr[i] += v`` atomically (sequentially consistent); returns the old value. `arr`: int64."""
-    sig = types.int64(arr, types.intp, types.int64)
+def _rmw(op: str) -> Any:
+    @intrinsic
+    def rmw(typingctx, arr, i, v):  # type: ignore[no-untyped-def]
+        """``arr[i] (op)= v`` atomically (sequentially consistent); returns the old value. `arr`: int64."""
+        sig = types.int64(arr, types.intp, types.int64)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.atomic_rmw("add", _slot_pointer(context, builder, signature, args), args[2], "seq_cst")
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return builder.atomic_rmw(op, _slot_pointer(context, builder, signature, args), args[2], "seq_cst")
 
-    return sig, codegen
+        return sig, codegen
+
+    return rmw
+
+
+atomic_add, atomic_swap = _rmw("add"), _rmw("xchg")
 
 
 @intrinsic
@@ -205,9 +212,10 @@ def pause(typingctx):  # type: ignore[no-untyped-def]
 # -- blocks, jobs, helpers ---------------------------------------------------------------------------------
 
 # Control array slots: the shared counters each on a cache line of its own (8 int64 apart), then the job.
-SEQ, NEXT, BUSY, ARMED, _BLOCKS, HELPED = 0, 8, 16, 24, 32, 40  # HELPED: blocks the helpers computed
-_A, _B, _C, _M, _N, _K, _LDA, _DOUBLE = range(48, 56)
-CTRL_SIZE = 56
+# HELPED: blocks the helpers computed; POSTER: 1 while a caller has a job posted (one at a time).
+SEQ, NEXT, BUSY, ARMED, _BLOCKS, HELPED, POSTER = 0, 8, 16, 24, 32, 40, 48
+_A, _B, _C, _M, _N, _K, _LDA, _DOUBLE = range(56, 64)
+CTRL_SIZE = 64
 
 
 @numba.njit(nogil=True, error_model="numpy")
@@ -289,7 +297,8 @@ def gemm(a, bp, c, m, n, k, lda, ctrl):  # type: ignore[no-untyped-def]
     nb = 2 * VECTOR_BITS // (8 * c.itemsize)
     blocks = -(-n // nb)
     tail = np.empty(ROWS * nb, c.dtype)
-    if blocks < 2 or m * n * k < PARALLEL_MACS or atomic_load(ctrl, ARMED) == 0:
+    # alone when the helpers are not armed, or while another thread's loop has a job posted
+    if blocks < 2 or m * n * k < PARALLEL_MACS or atomic_load(ctrl, ARMED) == 0 or atomic_swap(ctrl, POSTER, 1):
         for jb in range(blocks):
             _block(double, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
         return
@@ -314,3 +323,4 @@ def gemm(a, bp, c, m, n, k, lda, ctrl):  # type: ignore[no-untyped-def]
         _block(double, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
     while atomic_load(ctrl, BUSY) != 0:  # blocks a helper took are done before C is read
         pause()
+    atomic_store(ctrl, POSTER, 0)

@@ -15,6 +15,8 @@ import numpy as np
 from jitflow.codegen.cache.library import njit as library_njit
 from jitflow.kernels import packed_gemm as P
 
+# `_serve` compiles `packed_gemm`'s functions in: its cached code must follow that module's edits.
+KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm",)
 # Spins (each a `pause`, ~10-40 ns) a helper waits for the next job before it goes back to sleep.
 IDLE_SPINS = 1 << 16
 

@@ -47,6 +47,30 @@ def test_compiled_once_then_loaded_from_the_root(root: Path) -> None:
     assert sum(again.stats.cache_misses.values()) == 0
 
 
+def test_a_dependency_edit_recompiles(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel module's KERNEL_DEPENDENCIES join its cache stamp: touching one makes the kernel compile
+    again instead of loading code built against the dependency's old source."""
+    import os
+    import sys
+
+    dep = tmp_path / "dep_module.py"
+    dep.write_text("X = 1\n")
+    fake = type(sys)("dep_module")
+    fake.__file__ = str(dep)
+    monkeypatch.setitem(sys.modules, "dep_module", fake)
+    monkeypatch.setattr(sys.modules[__name__], "KERNEL_DEPENDENCIES", ("dep_module",), raising=False)
+    x = np.arange(4.0)
+    assert sum(_kernel()(x) == x * 3.0 + 1.0) == 4
+    again = _kernel()
+    again(x)
+    assert sum(again.stats.cache_hits.values()) == 1
+    st = dep.stat()
+    os.utime(dep, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    edited = _kernel()
+    edited(x)
+    assert sum(edited.stats.cache_hits.values()) == 0 and sum(edited.stats.cache_misses.values()) == 1
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage_index"])
 def test_damaged_files_warn_and_recompile(root: Path, damage: str) -> None:
     x = np.arange(5.0)

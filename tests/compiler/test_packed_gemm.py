@@ -84,3 +84,31 @@ def test_random_shapes(m: int, k: int, n: int, double: bool, transposed: bool) -
     rng = np.random.default_rng(m + 13 * k + 101 * n)
     a, b = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
     _check(a, b, _gemm(a, np.ascontiguousarray(b.T) if transposed else b, transposed))
+
+
+def test_two_callers_at_once_each_get_their_product() -> None:
+    """Loops in two threads share the helpers: one posts its jobs, the other computes alone meanwhile."""
+    import threading
+
+    rng = np.random.default_rng(6)
+    ops = [(rng.normal(size=(20, 300)).astype(np.float32), rng.normal(size=(300, 700)).astype(np.float32))
+           for _ in range(2)]
+    want = [_gemm(a, b) for a, b in ops]
+    helpers = H.Helpers(1)
+    bad: list[int] = []
+
+    def work(i: int) -> None:
+        for _ in range(100):
+            if not np.array_equal(_gemm(*ops[i], helpers=helpers), want[i]):
+                bad.append(i)
+
+    helpers.arm()
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        helpers.disarm()
+    assert bad == [] and helpers.ctrl[P.POSTER] == 0 and helpers.ctrl[P.BUSY] == 0

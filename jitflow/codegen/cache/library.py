@@ -8,6 +8,9 @@ per-function cache; :func:`njit` only moves its files from the package's ``__pyc
 apply to them and ``jitflow cache clear`` removes them. User code decorated with Numba's own
 ``njit(cache=True)`` is not affected: the locator is attached to these dispatchers only.
 
+A kernel module whose kernels call functions of other modules names them in ``KERNEL_DEPENDENCIES``
+(module names): their files' stamps join the kernel's, so editing them recompiles it too.
+
 The directory is the store's root (owner-only, checked by :func:`.store.usable_root`). Numba stamps
 each index with a hash of the kernel's source file, so edited sources recompile. A cache file that
 fails to load (truncated, corrupted) is reported once with :func:`warnings.warn`, its function's files
@@ -67,6 +70,24 @@ def _cache_classes() -> tuple[type, type]:
             self._lineno = py_func.__code__.co_firstlineno
             package = os.path.basename(os.path.dirname(os.path.abspath(py_file)))
             self._cache_path = os.path.join(library_root(), package)
+            module = sys.modules.get(py_func.__module__)
+            self._deps = [getattr(sys.modules.get(name), "__file__", None) or name
+                          for name in getattr(module, "KERNEL_DEPENDENCIES", ())]
+
+        def get_source_stamp(self) -> Any:
+            """The source file's stamp, with those of the modules its kernels compile in (`KERNEL_DEPENDENCIES`
+            of the kernel's module: Numba would otherwise keep a kernel compiled against their old code)."""
+            own = super().get_source_stamp()
+            if not self._deps:
+                return own
+            deps = []
+            for path in self._deps:
+                try:
+                    st = os.stat(path)
+                    deps.append((path, st.st_mtime, st.st_size))
+                except OSError:
+                    deps.append((path, None, None))
+            return (own, tuple(deps))
 
         def get_cache_path(self) -> str:
             return self._cache_path
