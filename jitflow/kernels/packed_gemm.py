@@ -73,7 +73,7 @@ def _microkernel(rows: int, double: bool) -> Any:
 
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
             a_i, lda_v, b_i, c_i, ldc_v, k_v = args
-            elt: ir.Type = ir.DoubleType() if double else ir.FloatType()
+            elt = ir.DoubleType() if double else ir.FloatType()
             width = VECTOR_BITS // (64 if double else 32)
             vt = ir.VectorType(elt, width)
             i64 = ir.IntType(64)

@@ -80,7 +80,7 @@ def _cache_classes() -> tuple[type, type]:
             own = super().get_source_stamp()
             if not self._deps:
                 return own
-            deps = []
+            deps: list[tuple[Any, float | None, int | None]] = []
             for path in self._deps:
                 try:
                     st = os.stat(path)
