@@ -207,18 +207,11 @@ def xent_loss_source(dt: str, label_dt: str, bias: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def xent_grad_source(dt: str, label_dt: str, colsum: bool = False) -> str:
-    """Source of ``kernel(exps, labels, stats, g, parts, colsum, ext, err)``: the gradient of
-    `sparse_xent_source` (``e / sum - onehot(label)``, from `xent_loss_source`'s ``exps`` and ``stats``)
-    times ``g[i]`` per row, the backward pass's ``Mul`` of that gradient by the loss's row gradient, each
-    value rounded as those ops round it, in one pass per row that overwrites ``exps`` (in place, each
-    line is read and written once: measured 1.8 -> 1.4 ms for W8's 700 x 10,000). With `colsum`, also the
-    column sums of the product (a logits bias's gradient): float64 partial sums of ``ext[2]`` chunks of
-    rows, added in chunk order into ``colsum``."""
-    one = const(1, dt)
+def _grad_helpers(dt: str) -> list[str]:
+    """The per-row passes of `xent_grad_source`: ``_times(o, s, g)`` (``o = g * (o / s)`` in place),
+    ``_times_sum(o, s, g, acc)`` (also adds the products into ``acc``) and ``_add_into(acc, o)``."""
     p = cast(f"g * {cast('o[j] / s', dt)}", dt)
-    label_p = cast(f"gi * {cast(cast('o[lb] / s', dt) + ' - ' + one, dt)}", dt)
-    lines = _label_types(dt, label_dt) + [
+    return [
         "_D = types.Array(types.float64, 1, 'C')",
         "",
         "",
@@ -244,6 +237,20 @@ def xent_grad_source(dt: str, label_dt: str, colsum: bool = False) -> str:
         "        acc[j] += np.float64(o[j])",
         "",
         "",
+    ]
+
+
+def xent_grad_source(dt: str, label_dt: str, colsum: bool = False) -> str:
+    """Source of ``kernel(exps, labels, stats, g, parts, colsum, ext, err)``: the gradient of
+    `sparse_xent_source` (``e / sum - onehot(label)``, from `xent_loss_source`'s ``exps`` and ``stats``)
+    times ``g[i]`` per row, the backward pass's ``Mul`` of that gradient by the loss's row gradient, each
+    value rounded as those ops round it, in one pass per row that overwrites ``exps`` (in place, each
+    line is read and written once: measured 1.8 -> 1.4 ms for W8's 700 x 10,000). With `colsum`, also the
+    column sums of the product (a logits bias's gradient): float64 partial sums of ``ext[2]`` chunks of
+    rows, added in chunk order into ``colsum``."""
+    one = const(1, dt)
+    label_p = cast(f"gi * {cast(cast('o[lb] / s', dt) + ' - ' + one, dt)}", dt)
+    lines = _label_types(dt, label_dt) + _grad_helpers(dt) + [
         "@njit(types.void(_O, _L, _F, _F, _D, _O, _I, _I), cache=True, error_model='numpy', nogil=True, "
         "parallel=True)",
         f"def {ENTRY}(exps, lab, stats, g, parts, colsum, ext, err):",
