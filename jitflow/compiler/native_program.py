@@ -22,7 +22,6 @@ import numpy as np
 
 from jitflow.compiler import native_blas
 from jitflow.compiler.native_loop import BAIL, DONE, HELPERS, NATIVE_VERSION, Module, Unsupported
-from jitflow.kernels import packed_gemm, packed_helpers
 from jitflow.kernels.threads import _SET_BLAS_LOCAL as SET_BLAS_LOCAL
 from jitflow.kernels.threads import blas_threads_for
 
@@ -85,8 +84,12 @@ class Program:
                 src, shape = spec
                 out.append(np.ascontiguousarray(runtime[src].reshape(shape).T).reshape(-1))
             elif kind == "ctrl":
+                from jitflow.kernels import packed_helpers  # here: its import starts Numba's CPU target
+
                 out.append(packed_helpers.HELPERS.ctrl)
             elif kind == "packed":
+                from jitflow.kernels import packed_gemm, packed_helpers
+
                 src, shape, transposed = spec
                 b = runtime[src].reshape(shape)
                 k, n = (shape[1], shape[0]) if transposed else shape
@@ -135,6 +138,8 @@ def _armed(on: bool) -> Any:
     if not on:
         yield
         return
+    from jitflow.kernels import packed_helpers
+
     packed_helpers.HELPERS.arm()
     try:
         yield
