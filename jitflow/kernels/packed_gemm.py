@@ -47,24 +47,26 @@ def _vector_bits() -> int:
     return 512 if features.get("avx512f", False) else 256
 
 
+# The vector width the microkernels run at on this host. Both widths are compiled; the width travels in the
+# control array (`WIDE`), never as a global frozen into cached code, so a test can run the other one.
 VECTOR_BITS = _vector_bits()
 
 
-def block_columns(dtype: Any) -> int:
-    """Columns of one packed block: two vector registers' worth of `dtype`."""
-    return 2 * VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
+def block_columns(dtype: Any, bits: int = 0) -> int:
+    """Columns of one packed block: two vector registers' worth of `dtype` (at `bits`, default the host's)."""
+    return 2 * (bits or VECTOR_BITS) // (8 * np.dtype(dtype).itemsize)
 
 
-def packed_size(k: int, n: int, dtype: Any) -> int:
-    """Elements of `pack`'s output for a ``[k, n]`` operand."""
-    nb = block_columns(dtype)
+def packed_size(k: int, n: int, dtype: Any, bits: int = 0) -> int:
+    """Elements of `packed_helpers.pack`'s output for a ``[k, n]`` operand."""
+    nb = block_columns(dtype, bits)
     return max(1, -(-n // nb)) * max(k, 1) * nb
 
 
 # -- LLVM IR: the microkernel, atomics, pause ------------------------------------------------------------
 
 
-def _microkernel(rows: int, double: bool) -> Any:
+def _microkernel(rows: int, double: bool, bits: int) -> Any:
     """``C[r, 0:block] = sum over kk of A[r, kk] * Bp[kk, 0:block]`` for `rows` rows, on addresses:
     ``mk(a, lda, bp, c, ldc, k)`` (strides in elements, k >= 1)."""
 
@@ -75,7 +77,7 @@ def _microkernel(rows: int, double: bool) -> Any:
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
             a_i, lda_v, b_i, c_i, ldc_v, k_v = args
             elt = ir.DoubleType() if double else ir.FloatType()
-            width = VECTOR_BITS // (64 if double else 32)
+            width = bits // (64 if double else 32)
             vt = ir.VectorType(elt, width)
             i64 = ir.IntType(64)
             align = 8 if double else 4
@@ -144,8 +146,8 @@ def _by_rows(kernels: list[Any]) -> Any:
     return rows
 
 
-_rows32 = _by_rows([_microkernel(r, False) for r in range(1, ROWS + 1)])
-_rows64 = _by_rows([_microkernel(r, True) for r in range(1, ROWS + 1)])
+_rows32w, _rows64w, _rows32, _rows64 = (_by_rows([_microkernel(r, double, bits) for r in range(1, ROWS + 1)])
+                                         for bits in (512, 256) for double in (False, True))
 
 
 def _slot_pointer(context: Any, builder: ir.IRBuilder, sig: Any, args: list) -> ir.Value:
@@ -213,28 +215,42 @@ def pause(typingctx):  # type: ignore[no-untyped-def]
 # -- blocks, jobs, helpers ---------------------------------------------------------------------------------
 
 # Control array slots: the shared counters each on a cache line of its own (8 int64 apart), then the job.
-# HELPED: blocks the helpers computed; POSTER: 1 while a caller has a job posted (one at a time).
-SEQ, NEXT, BUSY, ARMED, _BLOCKS, HELPED, POSTER = 0, 8, 16, 24, 32, 40, 48
-_A, _B, _C, _M, _N, _K, _LDA, _DOUBLE = range(56, 64)
-CTRL_SIZE = 64
+# HELPED: blocks the helpers computed; POSTER: 1 while a caller has a job posted (one at a time); WIDE: 1 for
+# 512-bit vectors (set by `control`, read-only after).
+SEQ, NEXT, BUSY, ARMED, _BLOCKS, HELPED, POSTER, WIDE = 0, 8, 16, 24, 32, 40, 48, 56
+_A, _B, _C, _M, _N, _K, _LDA, _DOUBLE = range(64, 72)
+CTRL_SIZE = 72
+
+
+def control(bits: int = 0) -> np.ndarray:
+    """A new control array for vectors of `bits` (default: the host's)."""
+    ctrl = np.zeros(CTRL_SIZE, np.int64)
+    ctrl[WIDE] = 1 if (bits or VECTOR_BITS) == 512 else 0
+    return ctrl
 
 
 @numba.njit(nogil=True, error_model="numpy")
-def _block(double, a, b, c, m, n, k, lda, jb, tail):  # type: ignore[no-untyped-def]
-    """Column block `jb` of C (all rows), on addresses; a partial block at the right edge goes through
-    `tail` (``ROWS * block`` elements of scratch, an address)."""
+def _block(double, wide, a, b, c, m, n, k, lda, jb, tail):  # type: ignore[no-untyped-def]
+    """Column block `jb` of C (all rows), on addresses, with 512-bit vectors when `wide` (else 256); a partial
+    block at the right edge goes through `tail` (``ROWS * block`` elements of scratch, an address)."""
     size = 8 if double else 4
-    nb = 2 * VECTOR_BITS // (8 * size)
+    nb = 2 * (512 if wide else 256) // (8 * size)
     j0 = jb * nb
     w = min(nb, n - j0)
     bb = b + jb * k * nb * size
     for i0 in range(0, m, ROWS):
         r = min(ROWS, m - i0)
         out, ldc = (c + (i0 * n + j0) * size, n) if w == nb else (tail, nb)
+        ai = a + i0 * lda * size
         if double:
-            _rows64(a + i0 * lda * size, lda, bb, out, ldc, k, r)
+            if wide:
+                _rows64w(ai, lda, bb, out, ldc, k, r)
+            else:
+                _rows64(ai, lda, bb, out, ldc, k, r)
+        elif wide:
+            _rows32w(ai, lda, bb, out, ldc, k, r)
         else:
-            _rows32(a + i0 * lda * size, lda, bb, out, ldc, k, r)
+            _rows32(ai, lda, bb, out, ldc, k, r)
         if w < nb:
             for i in range(r):
                 if double:
@@ -281,27 +297,29 @@ def take_blocks(ctrl, tail32, tail64):  # type: ignore[no-untyped-def]
             return done
         done += 1
         double = ctrl[_DOUBLE] != 0
-        _block(double, ctrl[_A], ctrl[_B], ctrl[_C], ctrl[_M], ctrl[_N], ctrl[_K], ctrl[_LDA], jb,
+        _block(double, ctrl[WIDE] != 0, ctrl[_A], ctrl[_B], ctrl[_C], ctrl[_M], ctrl[_N], ctrl[_K], ctrl[_LDA], jb,
                tail64.ctypes.data if double else tail32.ctypes.data)
 
 
 @numba.njit(nogil=True, error_model="numpy")
 def gemm(a, bp, c, m, n, k, lda, ctrl):  # type: ignore[no-untyped-def]
     """``c[:m * n] = A @ B`` with A the ``[m, k]`` rows of flat `a` (row stride `lda`) and B packed in `bp`
-    (`pack`). Shares its column blocks with the helpers while they are armed (`ctrl`: `Helpers.ctrl`)."""
+    (`packed_helpers.pack`, at the vector width of `ctrl`). Shares its column blocks with the helpers while
+    they are armed (`ctrl`: `packed_helpers.Helpers.ctrl`, or any `control()` to run alone)."""
     if m == 0 or n == 0:
         return
     if k == 0:
         c[:m * n] = 0
         return
     double = c.itemsize == 8
-    nb = 2 * VECTOR_BITS // (8 * c.itemsize)
+    wide = ctrl[WIDE] != 0
+    nb = 2 * (512 if wide else 256) // (8 * c.itemsize)
     blocks = -(-n // nb)
     tail = np.empty(ROWS * nb, c.dtype)
     # alone when the helpers are not armed, or while another thread's loop has a job posted
     if blocks < 2 or m * n * k < PARALLEL_MACS or atomic_load(ctrl, ARMED) == 0 or atomic_swap(ctrl, POSTER, 1):
         for jb in range(blocks):
-            _block(double, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
+            _block(double, wide, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
         return
     while atomic_load(ctrl, BUSY) != 0:  # a helper still in the previous job (it reads the job's fields)
         pause()
@@ -321,7 +339,7 @@ def gemm(a, bp, c, m, n, k, lda, ctrl):  # type: ignore[no-untyped-def]
         jb = atomic_add(ctrl, NEXT, 1)
         if jb >= blocks:
             break
-        _block(double, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
+        _block(double, wide, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
     while atomic_load(ctrl, BUSY) != 0:  # blocks a helper took are done before C is read
         pause()
     atomic_store(ctrl, POSTER, 0)

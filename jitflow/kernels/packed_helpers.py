@@ -39,11 +39,11 @@ def _pack(src, out, k, n, nb, transposed):  # type: ignore[no-untyped-def]
                 dst[j] = 0
 
 
-def pack(b: np.ndarray, out: np.ndarray, transposed: bool = False) -> np.ndarray:
+def pack(b: np.ndarray, out: np.ndarray, transposed: bool = False, bits: int = 0) -> np.ndarray:
     """Packs the right operand ``B`` into `out` (`packed_size` elements): ``B = b``, or ``b.T`` when
-    `transposed` (then `b` is ``[n, k]``)."""
+    `transposed` (then `b` is ``[n, k]``); for vectors of `bits` (default: the host's, as `control`)."""
     k, n = (b.shape[1], b.shape[0]) if transposed else b.shape
-    _pack(b, out, k, n, P.block_columns(b.dtype), transposed)
+    _pack(b, out, k, n, P.block_columns(b.dtype, bits), transposed)
     return out
 
 
@@ -51,8 +51,8 @@ def pack(b: np.ndarray, out: np.ndarray, transposed: bool = False) -> np.ndarray
 @library_njit(nogil=True, error_model="numpy")
 def _serve(ctrl, idle_spins):  # type: ignore[no-untyped-def]
     """A helper's spin loop: takes blocks of each new job; returns when disarmed or idle for `idle_spins`."""
-    tail32 = np.empty(P.ROWS * 2 * P.VECTOR_BITS // 32, np.float32)
-    tail64 = np.empty(P.ROWS * 2 * P.VECTOR_BITS // 64, np.float64)
+    tail32 = np.empty(P.ROWS * 2 * 512 // 32, np.float32)  # room for a block at the widest vectors
+    tail64 = np.empty(P.ROWS * 2 * 512 // 64, np.float64)
     seen = P.atomic_load(ctrl, P.SEQ)
     idle = 0
     while P.atomic_load(ctrl, P.ARMED) != 0 and idle < idle_spins:
@@ -72,7 +72,7 @@ class Helpers:
     """The helper threads of the packed GEMMs (one fewer than Numba's threads) and their control array."""
 
     def __init__(self, count: int) -> None:
-        self.ctrl = np.zeros(P.CTRL_SIZE, np.int64)
+        self.ctrl = P.control()
         self.count = count
         self.wake = threading.Event()
         self.lock = threading.Lock()

@@ -12,13 +12,15 @@ from jitflow.kernels import packed_gemm as P
 from jitflow.kernels import packed_helpers as H
 
 
-def _gemm(a: np.ndarray, b: np.ndarray, transposed: bool = False, helpers: H.Helpers | None = None) -> np.ndarray:
-    """A @ B through `pack` and `gemm` (`b` is B, or B.T when `transposed`), armed helpers when given."""
+def _gemm(a: np.ndarray, b: np.ndarray, transposed: bool = False, helpers: H.Helpers | None = None,
+          bits: int = 0) -> np.ndarray:
+    """A @ B through `pack` and `gemm` (`b` is B, or B.T when `transposed`), armed helpers when given,
+    vectors of `bits` (default: the host's)."""
     m, k = a.shape
     n = b.shape[0] if transposed else b.shape[1]
-    bp = H.pack(b, np.empty(P.packed_size(k, n, b.dtype), b.dtype), transposed)
+    bp = H.pack(b, np.empty(P.packed_size(k, n, b.dtype, bits), b.dtype), transposed, bits)
     c = np.full(m * n, np.nan, a.dtype)
-    ctrl = helpers.ctrl if helpers is not None else np.zeros(P.CTRL_SIZE, np.int64)
+    ctrl = helpers.ctrl if helpers is not None else P.control(bits)
     P.gemm(np.ascontiguousarray(a).reshape(-1), bp, c, m, n, k, k, ctrl)
     return c.reshape(m, n)
 
@@ -36,12 +38,13 @@ def _check(a: np.ndarray, b: np.ndarray, got: np.ndarray) -> None:
 @pytest.mark.parametrize("m,k,n", [(20, 400, 800), (20, 800, 400), (7, 3, 5), (1, 1, 1), (13, 17, 70),
                                    (6, 5, 33), (64, 300, 333)])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_packed_gemm_matches_the_product(dtype: type, m: int, k: int, n: int, transposed: bool) -> None:
+@pytest.mark.parametrize("bits", [512, 256])
+def test_packed_gemm_matches_the_product(dtype: type, m: int, k: int, n: int, transposed: bool, bits: int) -> None:
     """Row tails (m not a multiple of ROWS), a partial last column block, and a right operand packed from
-    its transpose."""
+    its transpose; at both vector widths (AVX-512 hosts run 512, others 256)."""
     rng = np.random.default_rng(m * 1000 + n)
     a, b = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
-    got = _gemm(a, np.ascontiguousarray(b.T) if transposed else b, transposed)
+    got = _gemm(a, np.ascontiguousarray(b.T) if transposed else b, transposed, bits=bits)
     _check(a, b, got)
 
 
