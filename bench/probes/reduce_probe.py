@@ -1,6 +1,7 @@
 """Reductions fed by elementwise work, compiled vs NumPy: all-reduce, row reduce, column reduce.
 
-Usage: python bench/probes/reduce_probe.py
+Usage: python bench/probes/reduce_probe.py          # 4000 x 2500
+       python bench/probes/reduce_probe.py shapes   # sums of squares over the last axis at W8's sizes and small rows
 """
 import time
 
@@ -35,5 +36,20 @@ def main() -> None:
                   f"max rel diff {err:.1e}")
 
 
+def shapes() -> None:
+    """`reduce_sum(square(x))` over the last axis (all of a vector) for shapes from 2M to rows of 10, per run."""
+    rng = np.random.default_rng(0)
+    with tf.Session() as sess:
+        for shape in [(2_000_000,), (320_000,), (20, 10000), (700, 200), (1000, 37), (7000, 10)]:
+            xv = rng.normal(size=shape).astype(np.float32)
+            x = tf.placeholder(tf.float32, [None] * len(shape))
+            t = tf.reduce_sum(tf.square(x), axis=None if len(shape) == 1 else 1)
+            np.testing.assert_allclose(sess.run(t, {x: xv}), np.sum(np.square(xv), axis=None if len(shape) == 1
+                                                                    else 1), rtol=1e-5)
+            print(f"{str(shape):12s} {bench(lambda t=t, x=x, xv=xv: sess.run(t, {x: xv}), 15) * 1e6:8.1f} us")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    shapes() if sys.argv[1:] == ["shapes"] else main()
