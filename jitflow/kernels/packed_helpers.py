@@ -23,20 +23,42 @@ IDLE_SPINS = 1 << 16
 
 @library_njit(nogil=True, error_model="numpy")
 def _pack(src, out, k, n, nb, transposed):  # type: ignore[no-untyped-def]
+    if transposed:
+        _pack_transposed(src, out, k, n, nb)
+        return
     for jb in range(-(-n // nb)):
         j0 = jb * nb
         w = min(nb, n - j0)
         for kk in range(k):
             dst = out[(jb * k + kk) * nb:(jb * k + kk + 1) * nb]
-            if transposed:  # B = src.T: column j of B is row j of src
-                for j in range(w):
-                    dst[j] = src[j0 + j, kk]
-            else:
-                row = src[kk, j0:j0 + w]
-                for j in range(w):
-                    dst[j] = row[j]
+            row = src[kk, j0:j0 + w]
+            for j in range(w):
+                dst[j] = row[j]
             for j in range(w, nb):
                 dst[j] = 0
+
+
+@library_njit(nogil=True, error_model="numpy")
+def _pack_transposed(src, out, k, n, nb):  # type: ignore[no-untyped-def]
+    """`_pack` of B = src.T through nb x nb tiles (contiguous reads of src's rows and writes of the packed
+    rows; reading src column-wise instead took 4x as long)."""
+    tile = np.empty((nb, nb), out.dtype)
+    for jb in range(-(-n // nb)):
+        j0 = jb * nb
+        w = min(nb, n - j0)
+        for k0 in range(0, k, nb):
+            kw = min(nb, k - k0)
+            for j in range(w):
+                row = src[j0 + j, k0:k0 + kw]
+                t = tile[j]
+                for kk in range(kw):
+                    t[kk] = row[kk]
+            for kk in range(kw):
+                dst = out[(jb * k + k0 + kk) * nb:(jb * k + k0 + kk + 1) * nb]
+                for j in range(w):
+                    dst[j] = tile[j, kk]
+                for j in range(w, nb):
+                    dst[j] = 0
 
 
 def pack(b: np.ndarray, out: np.ndarray, transposed: bool = False, bits: int = 0) -> np.ndarray:
