@@ -220,6 +220,7 @@ def pause(typingctx):  # type: ignore[no-untyped-def]
 SEQ, NEXT, BUSY, ARMED, _BLOCKS, HELPED, POSTER, WIDE = 0, 8, 16, 24, 32, 40, 48, 56
 _A, _B, _C, _M, _N, _K, _LDA, _DOUBLE = range(64, 72)
 CTRL_SIZE = 72
+_CLOSED = 1 << 62  # NEXT while a job is being written
 
 
 def control(bits: int = 0) -> np.ndarray:
@@ -293,7 +294,7 @@ def take_blocks(ctrl, tail32, tail64):  # type: ignore[no-untyped-def]
     done = 0
     while True:
         jb = atomic_add(ctrl, NEXT, 1)
-        if jb >= atomic_load(ctrl, _BLOCKS):  # the job's block count (0, "closed", while it is being posted)
+        if jb >= ctrl[_BLOCKS]:  # no block left (or the job is being written: NEXT is _CLOSED)
             return done
         done += 1
         double = ctrl[_DOUBLE] != 0
@@ -323,7 +324,8 @@ def gemm(a, bp, c, m, n, k, lda, ctrl):  # type: ignore[no-untyped-def]
         return
     while atomic_load(ctrl, BUSY) != 0:  # a helper still in the previous job (it reads the job's fields)
         pause()
-    atomic_store(ctrl, _BLOCKS, 0)  # closed: a late helper's claim finds no block
+    atomic_store(ctrl, NEXT, _CLOSED)  # a late helper's claim, while the job is written, finds no block
+    ctrl[_BLOCKS] = blocks
     ctrl[_A] = a.ctypes.data
     ctrl[_B] = bp.ctypes.data
     ctrl[_C] = c.ctypes.data
@@ -332,8 +334,7 @@ def gemm(a, bp, c, m, n, k, lda, ctrl):  # type: ignore[no-untyped-def]
     ctrl[_K] = k
     ctrl[_LDA] = lda
     ctrl[_DOUBLE] = 1 if double else 0
-    atomic_store(ctrl, NEXT, 0)
-    atomic_store(ctrl, _BLOCKS, blocks)
+    atomic_store(ctrl, NEXT, 0)  # open: every claim from here on sees this job's fields (sequentially consistent)
     atomic_add(ctrl, SEQ, 1)
     while True:
         jb = atomic_add(ctrl, NEXT, 1)
