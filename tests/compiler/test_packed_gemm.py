@@ -69,8 +69,13 @@ def test_helpers_share_the_blocks_and_give_the_same_bits() -> None:
         while helpers.ctrl[P.HELPED] == 0 and time.monotonic() < deadline:  # until the helper has joined in
             np.testing.assert_array_equal(_gemm(a, b, helpers=helpers), alone)
         assert helpers.ctrl[P.HELPED] > 0
-        for _ in range(20):
-            np.testing.assert_array_equal(_gemm(a, b, helpers=helpers), alone)
+        a2, b2 = a[:13, :300], rng.normal(size=(300, 600)).astype(np.float32)
+        alone2 = _gemm(a2, b2)
+        for i in range(300):  # jobs back to back, two shapes: a helper late for one job must not touch the next
+            if i % 2:
+                np.testing.assert_array_equal(_gemm(a, b, helpers=helpers), alone)
+            else:
+                np.testing.assert_array_equal(_gemm(a2, b2, helpers=helpers), alone2)
         helpers.disarm()
         assert helpers.ctrl[P.ARMED] == 1  # still armed by the outer block
     finally:
