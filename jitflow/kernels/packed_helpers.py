@@ -94,8 +94,13 @@ class Helpers:
     """The helper threads of the packed GEMMs (one fewer than Numba's threads) and their control array."""
 
     def __init__(self, count: int) -> None:
-        self.ctrl = P.control()
         self.count = count
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """No threads yet and a new control array (also a forked child's state: it has no helper threads, and
+        a job or a count in flight in the parent must not make its GEMMs wait)."""
+        self.ctrl = P.control()
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.started = False
@@ -134,3 +139,5 @@ class Helpers:
 
 
 HELPERS = Helpers(min(int(numba.config.NUMBA_NUM_THREADS), os.cpu_count() or 1) - 1)  # type: ignore[attr-defined]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=HELPERS._fresh)

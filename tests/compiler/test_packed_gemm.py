@@ -120,3 +120,23 @@ def test_two_callers_at_once_each_get_their_product() -> None:
     finally:
         helpers.disarm()
     assert bad == [] and helpers.ctrl[P.POSTER] == 0 and helpers.ctrl[P.BUSY] == 0
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_starts_fresh() -> None:
+    """A child forked while the helpers are armed has no helper threads: its state starts over, so its GEMMs
+    neither wait for a helper of the parent nor post to one."""
+    import os
+
+    H.HELPERS.arm()
+    try:
+        H.HELPERS.ctrl[P.BUSY] = 1  # as if the parent's helper were inside a block at the fork
+        pid = os.fork()
+        if pid == 0:
+            ok = (H.HELPERS.ctrl[P.BUSY] == 0 and H.HELPERS.ctrl[P.ARMED] == 0 and not H.HELPERS.started)
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        H.HELPERS.ctrl[P.BUSY] = 0
+        H.HELPERS.disarm()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
