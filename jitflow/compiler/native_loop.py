@@ -153,6 +153,7 @@ class Module:
     fused: list[str] = field(default_factory=list)  # what the loop compiles, for explain
     tas: dict[str, TARef] = field(default_factory=dict)
     gemms: dict[str, str] = field(default_factory=dict)  # MatMul op name -> "packed weights" / "OpenBLAS"
+    readonly: set[str] = field(default_factory=set)  # read-only runtime arguments: the loop's captures
 
     types: dict[str, str] = field(default_factory=dict)  # name -> its Numba type (the explicit signature)
 
@@ -166,6 +167,8 @@ class Module:
             if dtype is None:
                 dtype = spec.dtype if kind == "const" else spec[1]
             self.types[name] = nb_type(dtype, ndim, readonly)
+            if readonly and kind == "runtime":
+                self.readonly.add(name)
         return name
 
     def scratch(self, name: str, info: SlotInfo) -> str:
@@ -331,8 +334,7 @@ class Translator:
 
     def _captured(self, name: str) -> bool:
         """True when `name` is a captured array: the same in every iteration of one run."""
-        kind = self.mod.args.get(name, ("",))[0]
-        return kind == "runtime" and "readonly=True" in self.mod.types.get(name, "")
+        return name in self.mod.readonly
 
     def split(self, st: SplitStep) -> None:
         x = self.array(st.sx)
