@@ -319,7 +319,7 @@ def _row_step(low: Lowering, op: Operation) -> Step:
             grad_entry: dict[str, Any] = {"ops": [m.name for m in (grad.mul, grad.colsum) if m is not None],
                                           "backend": "cpu", "key": "", "compile_seconds": 0.0, "source": "deferred"}
             plan.report["clusters"].append(grad_entry)
-            low.own[grad.mul] = XentGradStep(step, grad, plan.slots, fetched, plan.op_steps, grad_entry)
+            low.own[grad.mul] = XentGradStep(step, grad, plan.slots, plan.op_steps, grad_entry)
         return step
     return SoftmaxStep(op, plan.slots[op.inputs[0]], outs[0], op.outputs[0] in fetched, plan.op_steps[op], entry)
 

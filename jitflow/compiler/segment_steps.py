@@ -17,8 +17,8 @@ _IDS = (np.dtype(np.int32), np.dtype(np.int64))
 class SegmentSumStep:
     """The sums of a run's rows by segment id, written into this step's arena buffer, which holds the
     previous run's sums: only the rows that run wrote are cleared (an embedding gradient's 700 of 10,000).
-    Anything else (other dtypes, a fetched result, an id out of range) runs the interpreted op, which
-    raises TF's error."""
+    Anything else (other dtypes, an id out of range) runs the interpreted op, which raises TF's error; a
+    fetched result is copied for the caller, as every arena value is."""
 
     kind = "segment_sum"
     backend = CPU

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from jitflow.compiler.arena import Arena, Recycler
+from jitflow.compiler.arena import Arena
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.step import ARENA_SLOT, CPU, Chain, Step, value_slots
 from jitflow.compiler.steps import DEFERRED, _row_kernel, _run_rows
@@ -89,15 +89,14 @@ class XentGradStep:
     backend = CPU
     stateful = False
 
-    def __init__(self, forward: Any, pattern: XentGrad, slots: dict[Tensor, int], fetched: set[Tensor],
-                 op_steps: dict[Operation, Step], report: dict[str, Any]) -> None:
+    def __init__(self, forward: Any, pattern: XentGrad, slots: dict[Tensor, int], op_steps: dict[Operation, Step],
+                 report: dict[str, Any]) -> None:
         self.fwd = forward  # the SparseXentStep, in its split form
         self.bp_slot = slots[pattern.xent.outputs[1]]
         self.scale_slot = slots[pattern.scale]
         self.out_slot = slots[pattern.mul.outputs[0]]
         red = pattern.colsum
         self.sum_slot = slots[red.outputs[0]] if red is not None else -1
-        self.fetched = [pattern.mul.outputs[0] in fetched, red is not None and red.outputs[0] in fetched]
         members = [pattern.mul] + ([red] if red is not None else [])
         self.fallback = Chain([op_steps[m] for m in members])
         self.ops = tuple(members)
@@ -106,7 +105,6 @@ class XentGradStep:
         self.report = report
         self.key = id(self)
         self.kernel: Any = None
-        self.recyclers = [Recycler(), Recycler()]
         self.threads = ThreadChoice(ALL)
 
     def _compile(self) -> Any:
@@ -117,13 +115,6 @@ class XentGradStep:
         parts = {"rows": "xent_grad", "dtype": self.fwd.dtype.name, "labels": self.fwd.ldtype.name,
                  "version": rows.ROWS_VERSION, "colsum": colsum}
         return _row_kernel(src, parts, self.ops[0], self.report)
-
-    def _buffer(self, arena: Arena, j: int, size: int, dtype: np.dtype) -> np.ndarray:
-        if self.fetched[j]:  # handed to the caller: never an arena buffer
-            o = self.recyclers[j].get(size, dtype)
-            self.recyclers[j].put(o)
-            return o
-        return arena.buffer((self.key, j), size, dtype)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         if vals[self.bp_slot] is not DEFERRED:
@@ -139,7 +130,8 @@ class XentGradStep:
             self.kernel = self._compile()
         exps = fwd.exps(arena, n * k)  # the product overwrites the exponentials
         nch = max(1, min(n, CHUNKS))
-        colsum = self._buffer(arena, 1, k, fwd.dtype) if self.sum_slot >= 0 else exps[:0]
+        # (both results are arena buffers: a fetched one is copied for the caller, as every arena value is)
+        colsum = arena.buffer((self.key, 1), k, fwd.dtype) if self.sum_slot >= 0 else exps[:0]
         parts = arena.buffer((self.key, 2), nch * k if self.sum_slot >= 0 else 0, np.dtype(np.float64))
         err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
         err[0] = 0
@@ -149,11 +141,7 @@ class XentGradStep:
                   np.array((n, k, nch), np.int64), err)
         if err[0]:
             return self._unfused(ctx, vals)
-        out = exps
-        if self.fetched[0]:
-            out = self._buffer(arena, 0, n * k, fwd.dtype)
-            out[...] = exps
-        vals[self.out_slot] = out.reshape(n, k)
+        vals[self.out_slot] = exps.reshape(n, k)
         if self.sum_slot >= 0:
             vals[self.sum_slot] = colsum
         return None
