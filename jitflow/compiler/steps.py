@@ -392,8 +392,8 @@ class SparseXentStep:
         self.kernel: Any = None
         self.recyclers = [Recycler(), Recycler()]
         self.threads = ThreadChoice(ALL)
-        # True when an `XentGradStep` computes the gradient: this step then stores the loss and per-row
-        # statistics only, and marks the gradient's slot (`compiler/xent_grad.py`)
+        # True when an `XentGradStep` computes the gradient: this step then stores the loss, the exponentials
+        # and their per-row sums, and marks the gradient's slot (`compiler/xent_grad.py`)
         self.split = False
 
     def _compile(self) -> Any:
@@ -408,9 +408,9 @@ class SparseXentStep:
                  "labels": self.ldtype.name, "version": rows.ROWS_VERSION, **({"bias": True} if bias else {})}
         return _row_kernel(src, parts, self.op, self.report)
 
-    def stats(self, arena: Arena, n: int) -> np.ndarray:
-        """The per-row (max, sum of exponentials) buffer of the split form, in this run's arena."""
-        return arena.buffer((self.key, 2), 2 * n, self.dtype)
+    def sums(self, arena: Arena, n: int) -> np.ndarray:
+        """The per-row sums of exponentials of the split form, in this run's arena."""
+        return arena.buffer((self.key, 2), n, self.dtype)
 
     def exps(self, arena: Arena, size: int) -> np.ndarray:
         """The exponentials buffer of the split form (the logits' size), in this run's arena."""
@@ -446,8 +446,8 @@ class SparseXentStep:
             else:
                 o = arena.buffer((self.key, j), size, self.dtype)
             outs.append(o)
-        if self.split:  # the loss, per-row statistics and exponentials: the gradient is the XentGradStep's
-            outs += [self.stats(arena, n), self.exps(arena, n * k)]
+        if self.split:  # the loss, per-row sums and exponentials: the gradient is the XentGradStep's
+            outs += [self.sums(arena, n), self.exps(arena, n * k)]
         err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
         err[0] = 0
         fl = f.reshape(-1) if f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1)

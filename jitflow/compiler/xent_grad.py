@@ -125,7 +125,7 @@ class XentGradStep:
         if type(g) is not np.ndarray or g.shape != (n, 1) or g.dtype != fwd.dtype:
             return self._unfused(ctx, vals)  # Mul broadcasts another way, or raises its error
         arena: Arena = vals[ARENA_SLOT]
-        stats = fwd.stats(arena, n)
+        sums = fwd.sums(arena, n)
         if self.kernel is None:
             self.kernel = self._compile()
         exps = fwd.exps(arena, n * k)  # the product overwrites the exponentials
@@ -137,7 +137,7 @@ class XentGradStep:
         err[0] = 0
         ll = lab if lab.flags.c_contiguous else np.ascontiguousarray(lab)
         gl = g.reshape(-1) if g.flags.c_contiguous else np.ascontiguousarray(g).reshape(-1)
-        _run_rows(self.threads, n * k, self.kernel, exps, ll, stats, gl, parts, colsum,
+        _run_rows(self.threads, n * k, self.kernel, exps, ll, sums, gl, parts, colsum,
                   np.array((n, k, nch), np.int64), err)
         if err[0]:
             return self._unfused(ctx, vals)
