@@ -235,10 +235,8 @@ def _reduce_loops(layout: Layout, rule: L.ReduceRule, acc_dt: str, vcast: str, t
     # accumulator is a serial dependency chain that cannot vectorize
     lo, hi = span0 if G == 1 else ("0", f"e{G - 1}")
     comb_l = rule.combine.format(acc="sv[k]", v=vcast)
-    lanes = [f"if {hi} - {lo} >= {WIDE_LANES}:",
-             f"    sv = np.full({WIDE_LANES}, {init}, np.{_np_name(acc_dt)})",
-             "else:",
-             f"    sv = np.full({LANES}, {init}, np.{_np_name(acc_dt)})", f"n8 = {lo}"]
+    lanes = [f"sv = np.full({WIDE_LANES} if {hi} - {lo} >= {WIDE_LANES} else {LANES}, {init}, "
+             f"np.{_np_name(acc_dt)})", f"n8 = {lo}"]
     # blocks of WIDE_LANES, then of LANES, then a scalar tail; each lane takes its values in order
     for width in (WIDE_LANES, LANES):
         lanes += [f"nb = {hi} - ({hi} - n8) % {width}",
