@@ -152,7 +152,6 @@ class Module:
     kernel_src: list[str] = field(default_factory=list)
     fused: list[str] = field(default_factory=list)  # what the loop compiles, for explain
     tas: dict[str, TARef] = field(default_factory=dict)
-    gemms: dict[str, str] = field(default_factory=dict)  # MatMul op name -> "packed weights" / "OpenBLAS"
     readonly: set[str] = field(default_factory=set)  # read-only runtime arguments: the loop's captures
 
     types: dict[str, str] = field(default_factory=dict)  # name -> its Numba type (the explicit signature)
@@ -322,7 +321,6 @@ class Translator:
         info = SlotInfo("array", (m, n), st.dtype)
         self.infos[st.out_slot] = info
         c = self.out(st.out_slot)
-        self.mod.gemms[st.op.name] = "packed weights" if packed else "OpenBLAS"
         if packed:
             ctrl = self.mod.arg("gemm_ctrl", "ctrl", None, np.int64)
             self.lines.append(f"_packed_gemm({an}, {bn}, {c}, {_ints(m, n, k, lda)}, {ctrl})")

@@ -46,7 +46,6 @@ class Program:
         self.args = dict(mod.args)
         self.names = list(self.args)
         self.fused = list(mod.fused)
-        self.gemms = dict(mod.gemms)
         self.macs = macs  # the largest GEMM of one iteration: decides OpenBLAS's thread count
         self.packed = any(kind == "packed" for kind, _ in mod.args.values())
         self.pool: list[dict[str, np.ndarray]] = []

@@ -116,24 +116,20 @@ def describe(body: Any, sess: Any, kind: str) -> str:
     progs = list(nat.programs.values())
     if progs and all(isinstance(p, str) for p in progs):  # its inputs so far: shapes it cannot compile
         return f"replayed per iteration: {progs[-1]}"
-    gemms: dict[str, str] = {}  # how the built programs run each MatMul
-    for p in progs:
-        if not isinstance(p, str):
-            gemms.update(p.prog.gemms)
-    parts = fused_parts(body.plan(sess, kind), gemms)
+    parts = fused_parts(body.plan(sess, kind))
     return "compiled loop: one native function for all iterations, fusing " + ", ".join(parts)
 
 
-def fused_parts(plan: Plan, gemms: dict[str, str] | None = None) -> list[str]:
-    """What a plan's steps become in a compiled loop (counted), for explain; `gemms`: how each MatMul runs,
-    once a program is built ("packed weights" or "OpenBLAS")."""
+def fused_parts(plan: Plan) -> list[str]:
+    """What a plan's steps become in a compiled loop (counted), for explain. A GEMM runs packed
+    (`kernels/packed_gemm.py`) when its right operand is a capture, else through OpenBLAS: known once the
+    loop is translated, so not said here."""
     names: list[str] = []
     for st in plan.steps:
         if st.kind == "cluster":
             names.append("kernel[" + "+".join(op.type for op in st.ops) + "]")
         elif st.kind == "matmul":
-            how = (gemms or {}).get(st.ops[0].name)
-            names.append(f"GEMM ({how})" if how else "GEMM")
+            names.append("GEMM")
         elif st.ops:
             names.append(st.ops[0].type)
     counts = {nm: names.count(nm) for nm in names}
