@@ -54,6 +54,8 @@ class Plan:
     template: list[Any] | None = None
     # (steps, their bound calls) as `execute` last bound them (`step.bound_calls`)
     bound: tuple[Sequence[Step], list[Call]] | None = None
+    # The steps of `bound` that can share work with the helpers of `kernels/packed_helpers.py` (`wants_helpers`)
+    helped: list[Any] = field(default_factory=list)
     # GPU plans (compiler/gpu/loop_state.py): fetched values may stay device arrays (a loop body's); the
     # feeds (by position) that may be given device arrays, and those that CUDA steps read.
     device_fetches: bool = False

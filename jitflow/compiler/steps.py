@@ -332,6 +332,7 @@ class MatMulStep:
         self.recycler = Recycler()
         self.threads = ThreadChoice(ALL)
         self.all_threads = gemm.AllThreads()  # OpenBLAS's threads or slices, by measurement
+        self.wants_helpers = False  # the last run's product was one the helpers can share (`_gemv`)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         a = vals[self.sa]
@@ -354,13 +355,30 @@ class MatMulStep:
         else:
             out = vals[ARENA_SLOT].buffer((self.key, 0), m * n, self.dtype).reshape(m, n)
         macs = m * n * k
-        if macs < PARALLEL_MACS:
+        # a big vector-matrix product (batch-1 serving): both cores stream the weights when helpers spin
+        self.wants_helpers = m == 1 and macs >= PARALLEL_MACS and b.flags.c_contiguous and a.strides[1] == b.itemsize
+        if self.wants_helpers and self._gemv(a, b, out, vals[ARENA_SLOT]):
+            pass
+        elif macs < PARALLEL_MACS:
             with blas_threads_for(macs):  # small GEMMs on one thread (jitflow/kernels/threads.py)
                 np.matmul(a, b, out=out)
         else:  # big ones on as many threads as the current load makes fastest
             run_with(self.threads, macs, SET_BLAS_LOCAL, self.all_threads, a, b, out)
         vals[self.out_slot] = out
         return None
+
+    def _gemv(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, arena: Arena) -> bool:
+        """out = a @ b in row blocks shared with `packed_helpers.HELPERS` when the run has them spinning
+        (`execute` arms them for a plan whose steps ask: `wants_helpers`); False when it has not."""
+        from jitflow.kernels import packed_gemm, packed_helpers  # (imports start Numba's CPU target)
+
+        ctrl = packed_helpers.HELPERS.ctrl
+        if ctrl[packed_gemm.ARMED] == 0:
+            return False
+        k, n = b.shape
+        parts = arena.buffer((self.key, 1), packed_gemm.gemv_blocks(k) * n, self.dtype)
+        packed_gemm.gemv(a.reshape(-1), b.reshape(-1), n, out.reshape(-1), parts, n, k, ctrl)
+        return True
 
 
 # What the split cross-entropy step leaves in its gradient's slot: the `XentGradStep` computes the gradient.

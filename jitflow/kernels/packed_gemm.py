@@ -16,6 +16,9 @@ helpers; it never waits for a helper that has not started a block, so a helper t
 absent) only means the caller does more blocks itself. One caller posts at a time; another one meanwhile
 (two sessions' loops in two threads) computes its GEMM alone.
 
+The helpers take one other kind of job: `gemv`, a vector-matrix product in row blocks whose partial sums
+the caller adds up (`kernels/stream_gemv.py`), for plan steps while a plan runs (`packed_helpers.serving`).
+
 Every output is one dot product accumulated in order of k with fused multiply-adds, in the operands'
 precision: the same bits whichever thread computes it. Measured on the 2-core AVX-512 host
 (bench/README.md): 20 x 400 x 800 float32, 111 us on one thread and 60 us with a helper, against
@@ -32,11 +35,19 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from jitflow.kernels.stream_gemv import block32 as _gemv32
+from jitflow.kernels.stream_gemv import block64 as _gemv64
+from jitflow.kernels.stream_gemv import pointer_to, vector_kit
+
 # Rows of A per microkernel call: ROWS x 2 vector accumulators, two B vectors and a broadcast fit in the
 # 16 vector registers of AVX2 and leave room in AVX-512's 32.
 ROWS = 5
 # Multiply-adds from which a GEMM's column blocks are shared with the helpers.
 PARALLEL_MACS = 1 << 21
+# Row blocks of a `gemv` (at most; none under GEMV_MIN_ROWS rows): enough for a helper that starts late to
+# still take a share, few enough that adding the partial sums up stays small.
+GEMV_BLOCKS = 4
+GEMV_MIN_ROWS = 64
 
 
 def _vector_bits() -> int:
@@ -76,15 +87,9 @@ def _microkernel(rows: int, double: bool, bits: int) -> Any:
 
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
             a_i, lda_v, b_i, c_i, ldc_v, k_v = args
-            elt = ir.DoubleType() if double else ir.FloatType()
-            width = bits // (64 if double else 32)
-            vt = ir.VectorType(elt, width)
+            elt, vt, width, align, fma = vector_kit(builder, double, bits)
             i64 = ir.IntType(64)
-            align = 8 if double else 4
             a_p, b_p, c_p = (builder.inttoptr(v, elt.as_pointer()) for v in (a_i, b_i, c_i))
-            fname = f"llvm.fma.v{width}{'f64' if double else 'f32'}"
-            fma = builder.module.globals.get(fname) or ir.Function(builder.module, ir.FunctionType(vt, [vt] * 3),
-                                                                   name=fname)
             zero = ir.Constant(vt, [0.0] * width)
             lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
             pre = builder.block
@@ -218,8 +223,11 @@ def pause(typingctx):  # type: ignore[no-untyped-def]
 # HELPED: blocks the helpers computed; POSTER: 1 while a caller has a job posted (one at a time); WIDE: 1 for
 # 512-bit vectors (set by `control`, read-only after).
 SEQ, NEXT, BUSY, ARMED, _BLOCKS, HELPED, POSTER, WIDE = 0, 8, 16, 24, 32, 40, 48, 56
-_A, _B, _C, _M, _N, _K, _LDA, _DOUBLE = range(64, 72)
-CTRL_SIZE = 72
+_A, _B, _C, _M, _N, _K, _LDA, _DOUBLE, _KIND, _LDB, _KB = range(64, 75)
+LINGER = 75  # spins a helper goes on waiting for a job once disarmed (`packed_helpers.Helpers.disarm`)
+CTRL_SIZE = 76
+# Job kinds (_KIND): column blocks of a packed GEMM (`gemm`), row blocks of a vector-matrix product (`gemv`).
+_GEMM, _GEMV = 0, 1
 _CLOSED = 1 << 62  # NEXT while a job is being written
 
 
@@ -260,20 +268,6 @@ def _block(double, wide, a, b, c, m, n, k, lda, jb, tail):  # type: ignore[no-un
                     _copy32(tail + i * nb * size, c + ((i0 + i) * n + j0) * size, w)
 
 
-def _pointer(dtype: Any) -> Any:
-    @intrinsic
-    def as_pointer(typingctx, addr):  # type: ignore[no-untyped-def]
-        """An address as a pointer to `dtype`."""
-        ty = types.CPointer(dtype)
-
-        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-            return builder.inttoptr(args[0], context.get_value_type(ty))
-
-        return ty(types.int64), codegen
-
-    return as_pointer
-
-
 def _copier(as_pointer: Any) -> Any:
     @numba.njit(nogil=True, error_model="numpy")
     def copy(src, dst, w):  # type: ignore[no-untyped-def]
@@ -285,7 +279,18 @@ def _copier(as_pointer: Any) -> Any:
     return copy
 
 
-_copy32, _copy64 = _copier(_pointer(types.float32)), _copier(_pointer(types.float64))
+_copy32, _copy64 = _copier(pointer_to(types.float32)), _copier(pointer_to(types.float64))
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _gemv_block(double, wide, x, b, ldb, parts, n, k, kb, jb):  # type: ignore[no-untyped-def]
+    """Row block `jb` (rows jb * kb onwards) of ``x @ B`` on addresses: its partial sum, row `jb` of `parts`."""
+    size = 8 if double else 4
+    k0 = jb * kb
+    if double:
+        _gemv64(x + k0 * size, b + k0 * ldb * size, ldb, parts + jb * n * size, n, min(kb, k - k0), wide)
+    else:
+        _gemv32(x + k0 * size, b + k0 * ldb * size, ldb, parts + jb * n * size, n, min(kb, k - k0), wide)
 
 
 @numba.njit(nogil=True, error_model="numpy")
@@ -298,8 +303,52 @@ def take_blocks(ctrl, tail32, tail64):  # type: ignore[no-untyped-def]
             return done
         done += 1
         double = ctrl[_DOUBLE] != 0
-        _block(double, ctrl[WIDE] != 0, ctrl[_A], ctrl[_B], ctrl[_C], ctrl[_M], ctrl[_N], ctrl[_K], ctrl[_LDA], jb,
-               tail64.ctypes.data if double else tail32.ctypes.data)
+        if ctrl[_KIND] == _GEMV:
+            _gemv_block(double, ctrl[WIDE] != 0, ctrl[_A], ctrl[_B], ctrl[_LDB], ctrl[_C], ctrl[_N], ctrl[_K],
+                        ctrl[_KB], jb)
+        else:
+            _block(double, ctrl[WIDE] != 0, ctrl[_A], ctrl[_B], ctrl[_C], ctrl[_M], ctrl[_N], ctrl[_K], ctrl[_LDA],
+                   jb, tail64.ctypes.data if double else tail32.ctypes.data)
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _post(ctrl, blocks, macs):  # type: ignore[no-untyped-def]
+    """True when the caller may share a job of `blocks` blocks: the helpers are armed, the job is big enough
+    and no other thread has one posted. The job is then closed (`_open` opens it once its fields are
+    written); else the caller computes every block alone."""
+    if blocks < 2 or macs < PARALLEL_MACS or atomic_load(ctrl, ARMED) == 0 or atomic_swap(ctrl, POSTER, 1):
+        return False
+    while atomic_load(ctrl, BUSY) != 0:  # a helper still in the previous job (it reads the job's fields)
+        pause()
+    atomic_store(ctrl, NEXT, _CLOSED)  # a late helper's claim, while the job is written, finds no block
+    return True
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _open(ctrl, kind, blocks, a, b, c, m, n, k, lda, ldb, kb, double):  # type: ignore[no-untyped-def]
+    """Writes the posted job's fields and opens it to claims (the caller then takes blocks like a helper)."""
+    ctrl[_KIND] = kind
+    ctrl[_BLOCKS] = blocks
+    ctrl[_A] = a
+    ctrl[_B] = b
+    ctrl[_C] = c
+    ctrl[_M] = m
+    ctrl[_N] = n
+    ctrl[_K] = k
+    ctrl[_LDA] = lda
+    ctrl[_LDB] = ldb
+    ctrl[_KB] = kb
+    ctrl[_DOUBLE] = 1 if double else 0
+    atomic_store(ctrl, NEXT, 0)  # every claim from here on sees the job's fields (sequentially consistent)
+    atomic_add(ctrl, SEQ, 1)
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _settle(ctrl):  # type: ignore[no-untyped-def]
+    """Waits for the blocks the helpers took (before the output is read) and lets the next poster in."""
+    while atomic_load(ctrl, BUSY) != 0:
+        pause()
+    atomic_store(ctrl, POSTER, 0)
 
 
 @numba.njit(nogil=True, error_model="numpy")
@@ -317,30 +366,49 @@ def gemm(a, bp, c, m, n, k, lda, ctrl):  # type: ignore[no-untyped-def]
     nb = 2 * (512 if wide else 256) // (8 * c.itemsize)
     blocks = -(-n // nb)
     tail = np.empty(ROWS * nb, c.dtype)
-    # alone when the helpers are not armed, or while another thread's loop has a job posted
-    if blocks < 2 or m * n * k < PARALLEL_MACS or atomic_load(ctrl, ARMED) == 0 or atomic_swap(ctrl, POSTER, 1):
+    if not _post(ctrl, blocks, m * n * k):
         for jb in range(blocks):
             _block(double, wide, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
         return
-    while atomic_load(ctrl, BUSY) != 0:  # a helper still in the previous job (it reads the job's fields)
-        pause()
-    atomic_store(ctrl, NEXT, _CLOSED)  # a late helper's claim, while the job is written, finds no block
-    ctrl[_BLOCKS] = blocks
-    ctrl[_A] = a.ctypes.data
-    ctrl[_B] = bp.ctypes.data
-    ctrl[_C] = c.ctypes.data
-    ctrl[_M] = m
-    ctrl[_N] = n
-    ctrl[_K] = k
-    ctrl[_LDA] = lda
-    ctrl[_DOUBLE] = 1 if double else 0
-    atomic_store(ctrl, NEXT, 0)  # open: every claim from here on sees this job's fields (sequentially consistent)
-    atomic_add(ctrl, SEQ, 1)
-    while True:
-        jb = atomic_add(ctrl, NEXT, 1)
-        if jb >= blocks:
-            break
-        _block(double, wide, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, jb, tail.ctypes.data)
-    while atomic_load(ctrl, BUSY) != 0:  # blocks a helper took are done before C is read
-        pause()
-    atomic_store(ctrl, POSTER, 0)
+    _open(ctrl, _GEMM, blocks, a.ctypes.data, bp.ctypes.data, c.ctypes.data, m, n, k, lda, 0, 0, double)
+    take_blocks(ctrl, tail, tail)
+    _settle(ctrl)
+
+
+def gemv_blocks(k: int) -> int:
+    """Row blocks (partial sums) of `gemv` for k rows: the size of its `parts` buffer is this times n."""
+    return -(-k // _gemv_rows(k))
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _gemv_rows(k):  # type: ignore[no-untyped-def]
+    """Rows of B per block: a shape's blocks are the same whoever computes them (so are the bits)."""
+    return max(GEMV_MIN_ROWS, -(-k // (GEMV_BLOCKS * 4)) * 4)
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def gemv(x, b, ldb, c, parts, n, k, ctrl):  # type: ignore[no-untyped-def]
+    """``c[:n] = x[:k] @ B`` with B the ``[k, n]`` rows of flat `b` (row stride `ldb`), in row blocks shared
+    with the helpers while they are armed; `parts`: ``gemv_blocks(k) * n`` elements of scratch."""
+    if n == 0:
+        return
+    if k == 0:
+        c[:n] = 0
+        return
+    double = c.itemsize == 8
+    kb = _gemv_rows(k)
+    blocks = -(-k // kb)
+    wide = ctrl[WIDE] != 0
+    xa, ba, pa = x.ctypes.data, b.ctypes.data, parts.ctypes.data
+    if _post(ctrl, blocks, n * k):
+        _open(ctrl, _GEMV, blocks, xa, ba, pa, 1, n, k, 0, ldb, kb, double)
+        take_blocks(ctrl, parts, parts)  # (no tails: gemv blocks never use them)
+        _settle(ctrl)
+    else:
+        for jb in range(blocks):
+            _gemv_block(double, wide, xa, ba, ldb, pa, n, k, kb, jb)
+    for j in range(n):  # the partial sums in block order
+        s = parts[j]
+        for jb in range(1, blocks):
+            s += parts[jb * n + j]
+        c[j] = s

@@ -1,24 +1,33 @@
 """The Python side of the packed GEMMs (`kernels/packed_gemm.py`): packing the right operand once per run,
-and the helper threads that take column blocks while a compiled loop runs.
+and the helper threads that take blocks of the jobs posted while a compiled loop runs, or while a plan runs
+whose steps post them (`serving`: a batch-1 dense layer's vector-matrix product).
 
 Kept apart from `packed_gemm`, which generated loops import: the compile cache digests every jitflow
 module a generated kernel imports (and theirs), and this module's cached kernels import the cache's own.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 
 import numba
 import numpy as np
 
 from jitflow.codegen.cache.library import njit as library_njit
 from jitflow.kernels import packed_gemm as P
+from jitflow.kernels import threads
 
-# `_serve` compiles `packed_gemm`'s functions in: its cached code must follow that module's edits.
-KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm",)
-# Spins (each a `pause`, ~10-40 ns) a helper waits for the next job before it goes back to sleep.
+# `_serve` compiles `packed_gemm`'s functions (and `stream_gemv`'s) in: its cached code must follow their edits.
+KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_gemv")
+# Spins (each a `pause`, ~25 ns on the AVX-512 host) a helper waits for the next job before it returns to its
+# Python loop, which serves again while armed.
 IDLE_SPINS = 1 << 16
+# Spins a helper goes on waiting after a plan run (`serving`) before it sleeps, so that runs a few hundred
+# us apart find it awake: waking it at the start of each run cost the run's first step ~15 us (W7i's first
+# conv, 57 -> 74 us). After a compiled loop it sleeps at once: OpenBLAS's threads may need the core next.
+LINGER_SPINS = 1 << 16
 
 
 @library_njit(nogil=True, error_model="numpy")
@@ -72,12 +81,13 @@ def pack(b: np.ndarray, out: np.ndarray, transposed: bool = False, bits: int = 0
 
 @library_njit(nogil=True, error_model="numpy")
 def _serve(ctrl, idle_spins):  # type: ignore[no-untyped-def]
-    """A helper's spin loop: takes blocks of each new job; returns when disarmed or idle for `idle_spins`."""
+    """A helper's spin loop: takes blocks of each new job; returns after `idle_spins` without a job while
+    armed, or ``ctrl[LINGER]`` once disarmed."""
     tail32 = np.empty(P.ROWS * 2 * 512 // 32, np.float32)  # room for a block at the widest vectors
     tail64 = np.empty(P.ROWS * 2 * 512 // 64, np.float64)
     seen = P.atomic_load(ctrl, P.SEQ)
     idle = 0
-    while P.atomic_load(ctrl, P.ARMED) != 0 and idle < idle_spins:
+    while idle < (idle_spins if P.atomic_load(ctrl, P.ARMED) != 0 else P.atomic_load(ctrl, P.LINGER)):
         s = P.atomic_load(ctrl, P.SEQ)
         if s == seen:
             idle += 1
@@ -128,12 +138,14 @@ class Helpers:
             self.ctrl[P.ARMED] = 1
             self.wake.set()
 
-    def disarm(self) -> None:
+    def disarm(self, linger: int = 0) -> None:
+        """Ends an `arm`; the last one lets the helpers go on spinning for `linger` spins before they sleep."""
         if self.count <= 0:
             return
         with self.lock:
             self.armed_by -= 1
             if self.armed_by == 0:
+                self.ctrl[P.LINGER] = linger
                 self.ctrl[P.ARMED] = 0
                 self.wake.clear()
 
@@ -141,3 +153,21 @@ class Helpers:
 HELPERS = Helpers(min(int(numba.config.NUMBA_NUM_THREADS), os.cpu_count() or 1) - 1)  # type: ignore[attr-defined]
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=HELPERS._fresh)
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[None]:
+    """Helpers spin for jobs during the block, and OpenBLAS keeps to the calling thread (a second OpenBLAS
+    thread would wait for the core a helper spins on): a plan run whose steps post jobs (`execute`). Nothing
+    is armed while other processes keep the cores busy: a spinning helper would take a core from them."""
+    if HELPERS.count <= 0 or threads.machine_busy():
+        yield
+        return
+    HELPERS.arm()
+    prev = threads._SET_BLAS_LOCAL(1) if threads._SET_BLAS_LOCAL is not None else 0
+    try:
+        yield
+    finally:
+        if threads._SET_BLAS_LOCAL is not None:
+            threads._SET_BLAS_LOCAL(prev)
+        HELPERS.disarm(LINGER_SPINS)

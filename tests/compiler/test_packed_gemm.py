@@ -140,3 +140,83 @@ def test_a_forked_child_starts_fresh() -> None:
         H.HELPERS.ctrl[P.BUSY] = 0
         H.HELPERS.disarm()
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _gemv(x: np.ndarray, b: np.ndarray, ctrl: np.ndarray) -> np.ndarray:
+    """x @ b through `packed_gemm.gemv` (b's rows may be a column slice of a wider array)."""
+    k, n = b.shape
+    ldb = b.strides[0] // b.itemsize
+    flat = np.lib.stride_tricks.as_strided(b, ((k - 1) * ldb + n if k else 0,), (b.itemsize,))
+    c = np.full(n, np.nan, x.dtype)
+    P.gemv(x, flat, ldb, c, np.empty(P.gemv_blocks(k) * n, x.dtype), n, k, ctrl)
+    return c
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k,n", [(3136, 1024), (5, 7), (64, 33), (300, 70), (1, 16), (200, 1), (517, 100)])
+@pytest.mark.parametrize("bits", [512, 256])
+def test_gemv_matches_the_product(dtype: type, k: int, n: int, bits: int) -> None:
+    """Row blocks with a short last one, rows that are not a multiple of the unroll, columns past the last
+    whole vector, at both vector widths; and a right operand whose rows are a slice of a wider array."""
+    rng = np.random.default_rng(k * 7 + n)
+    x, b = rng.normal(size=k).astype(dtype), rng.normal(size=(k, n + 3)).astype(dtype)
+    _check(x[None], b[:, :n], _gemv(x, b[:, :n], P.control(bits))[None])
+    _check(x[None], b, _gemv(x, b, P.control(bits))[None])
+
+
+def test_gemv_of_no_rows_is_zero() -> None:
+    np.testing.assert_array_equal(_gemv(np.zeros(0, np.float32), np.zeros((0, 5), np.float32), P.control()),
+                                  np.zeros(5, np.float32))
+
+
+def test_helpers_share_gemv_blocks_and_give_the_same_bits() -> None:
+    """Each row block's partial sum is the same whoever computes it, and the partials are added in block
+    order: a shared product is bit for bit the caller's alone, also with packed GEMMs posted in between."""
+    rng = np.random.default_rng(8)
+    x, b = rng.normal(size=3136).astype(np.float32), rng.normal(size=(3136, 1024)).astype(np.float32)
+    a2, b2 = rng.normal(size=(13, 300)).astype(np.float32), rng.normal(size=(300, 600)).astype(np.float32)
+    alone, alone2 = _gemv(x, b, P.control()), _gemm(a2, b2)
+    helpers = H.Helpers(1)
+    helpers.arm()
+    try:
+        deadline = time.monotonic() + 20
+        while helpers.ctrl[P.HELPED] == 0 and time.monotonic() < deadline:
+            np.testing.assert_array_equal(_gemv(x, b, helpers.ctrl), alone)
+        assert helpers.ctrl[P.HELPED] > 0
+        for _ in range(100):
+            np.testing.assert_array_equal(_gemv(x, b, helpers.ctrl), alone)
+            np.testing.assert_array_equal(_gemm(a2, b2, helpers=helpers), alone2)
+    finally:
+        helpers.disarm()
+    assert helpers.ctrl[P.BUSY] == 0 and helpers.ctrl[P.POSTER] == 0
+
+
+@pytest.mark.skipif(H.HELPERS.count <= 0, reason="one core: no helpers")
+def test_a_batch1_dense_layer_shares_its_gemv_in_a_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan with a big 1-row MatMul arms the helpers from its second run on (the first finds out the shape)
+    and posts the product as a shared gemv; the result is the product's, whether shared or not."""
+    import jitflow as tf
+    from jitflow.kernels import threads
+
+    monkeypatch.setattr(threads, "machine_busy", lambda: False)  # a loaded machine never arms them
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=(3136, 1024)).astype(np.float32)
+    xv = rng.normal(size=(1, 3136)).astype(np.float32)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.placeholder(tf.float32, [None, 3136])
+        y = tf.nn.relu(tf.matmul(x, tf.constant(w)))
+    with tf.Session(graph=g) as sess:
+        first = sess.run(y, {x: xv})
+        seq = H.HELPERS.ctrl[P.SEQ]
+        runs = [sess.run(y, {x: xv}) for _ in range(5)]
+        assert H.HELPERS.ctrl[P.SEQ] > seq  # jobs were posted
+        assert H.HELPERS.ctrl[P.ARMED] == 0  # and nothing stays armed after the runs
+        batch = sess.run(y, {x: np.repeat(xv, 3, 0)})  # 3 rows: OpenBLAS, as before
+    exact = np.maximum(xv.astype(np.float64) @ w.astype(np.float64), 0)
+    bound = 2 * 3136 * np.finfo(np.float32).eps * (np.abs(xv).astype(np.float64) @ np.abs(w).astype(np.float64))
+    for got in [first, *runs, batch[:1]]:
+        assert got.shape == (1, 1024) and np.all(np.abs(got - exact) <= bound)  # ReLU moves no value further
+    alone = np.maximum(_gemv(xv[0], w, P.control()), 0)
+    for got in runs:
+        np.testing.assert_array_equal(got[0], alone)
