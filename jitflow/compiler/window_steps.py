@@ -175,6 +175,7 @@ class WindowStep:
         self.width = _width(op)  # GEMM multiply-adds per patch element, roughly (0: no GEMM)
         self.ksize = N._spatial(op.attrs["ksize"], self.fmt) if "ksize" in op.attrs else (0, 0)
         self.geoms: dict[tuple, tuple[N._Geom, conv.ConvGeom]] = {}  # (input shape, kh, kw) -> `_geometries`
+        self.wants_helpers = False  # the last run's conv shared its blocks (`winograd.one_chunk`)
 
     def __call__(self, ctx: Any, vals: list) -> None:
         ins = [vals[s] for s in self.in_slots]
@@ -250,6 +251,9 @@ class WindowStep:
             raise _NoFastPath  # the interpreted BiasAdd raises the right error
         y = self._out(arena, (x.shape[0], g.oh, g.ow, f.shape[3]), dt)
         how = conv.forward(x, f, cg, y, self._scratch(arena), bias, self.relu)
+        # a small batch's Winograd conv shares its blocks with the helpers while they spin (`execute`)
+        self.wants_helpers = how == "winograd" and winograd.one_chunk(x.shape[0], x.shape[3], f.shape[3], cg,
+                                                                       y.itemsize)
         how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
         self._note("kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else "")))
         return self._result(y)

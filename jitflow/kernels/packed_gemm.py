@@ -203,6 +203,20 @@ def atomic_store(typingctx, arr, i, v):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
+def call_block(typingctx, fn, args, jb):  # type: ignore[no-untyped-def]
+    """``fn(args, jb)`` for the address of a C function ``void fn(int64 args, int64 jb)`` (`run_blocks`)."""
+    sig = types.void(types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, signature, llargs):  # type: ignore[no-untyped-def]
+        i64 = ir.IntType(64)
+        target = builder.inttoptr(llargs[0], ir.FunctionType(ir.VoidType(), [i64, i64]).as_pointer())
+        builder.call(target, [llargs[1], llargs[2]])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def pause(typingctx):  # type: ignore[no-untyped-def]
     """The x86 spin-wait hint (nothing elsewhere)."""
 
@@ -226,8 +240,9 @@ SEQ, NEXT, BUSY, ARMED, _BLOCKS, HELPED, POSTER, WIDE = 0, 8, 16, 24, 32, 40, 48
 _A, _B, _C, _M, _N, _K, _LDA, _DOUBLE, _KIND, _LDB, _KB = range(64, 75)
 LINGER = 75  # spins a helper goes on waiting for a job once disarmed (`packed_helpers.Helpers.disarm`)
 CTRL_SIZE = 76
-# Job kinds (_KIND): column blocks of a packed GEMM (`gemm`), row blocks of a vector-matrix product (`gemv`).
-_GEMM, _GEMV = 0, 1
+# Job kinds (_KIND): column blocks of a packed GEMM (`gemm`), row blocks of a vector-matrix product (`gemv`),
+# blocks of a compiled function called through its address (`run_blocks`).
+_GEMM, _GEMV, _CALL = 0, 1, 2
 _CLOSED = 1 << 62  # NEXT while a job is being written
 
 
@@ -303,7 +318,9 @@ def take_blocks(ctrl, tail32, tail64):  # type: ignore[no-untyped-def]
             return done
         done += 1
         double = ctrl[_DOUBLE] != 0
-        if ctrl[_KIND] == _GEMV:
+        if ctrl[_KIND] == _CALL:
+            call_block(ctrl[_A], ctrl[_B], jb)
+        elif ctrl[_KIND] == _GEMV:
             _gemv_block(double, ctrl[WIDE] != 0, ctrl[_A], ctrl[_B], ctrl[_LDB], ctrl[_C], ctrl[_N], ctrl[_K],
                         ctrl[_KB], jb)
         else:
@@ -412,3 +429,18 @@ def gemv(x, b, ldb, c, parts, n, k, ctrl):  # type: ignore[no-untyped-def]
         for jb in range(1, blocks):
             s += parts[jb * n + j]
         c[j] = s
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def run_blocks(fn, args, blocks, ctrl):  # type: ignore[no-untyped-def]
+    """``fn(args, jb)`` for every jb < blocks, shared with the helpers while they are armed: `fn` is the
+    address of a C function ``void(int64 args, int64 jb)`` (`packed_helpers.block_function`), `args` the
+    address of what it reads. The blocks must not depend on each other; all are done on return."""
+    if blocks < 2 or not _post(ctrl, blocks, PARALLEL_MACS):
+        for jb in range(blocks):
+            call_block(fn, args, jb)
+        return
+    _open(ctrl, _CALL, blocks, fn, args, 0, 0, 0, 0, 0, 0, 0, False)
+    tail = np.empty(0, np.float32)
+    take_blocks(ctrl, tail, tail)  # (no tails: a call job never uses them)
+    _settle(ctrl)

@@ -11,6 +11,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numba
 import numpy as np
@@ -153,6 +154,28 @@ class Helpers:
 HELPERS = Helpers(min(int(numba.config.NUMBA_NUM_THREADS), os.cpu_count() or 1) - 1)  # type: ignore[attr-defined]
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=HELPERS._fresh)
+
+
+_ADDRESSES: dict[int, int] = {}
+_BLOCK_SIG = (numba.types.int64, numba.types.int64)
+
+
+def block_function(kernel: Any) -> int:
+    """The address of `kernel` (a Numba function ``kernel(args, jb)`` of two int64s, returning nothing) as a C
+    function, for `packed_gemm.run_blocks`: Numba's C wrapper of its (int64, int64) compilation."""
+    addr = _ADDRESSES.get(id(kernel))
+    if addr is None:
+        dispatcher = kernel._resolve() if hasattr(kernel, "_resolve") else kernel  # (a LazyKernel)
+        dispatcher.compile(_BLOCK_SIG)
+        cres = dispatcher.overloads[_BLOCK_SIG]
+        addr = _ADDRESSES[id(kernel)] = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
+    return addr
+
+
+def share(kernel: Any, args: np.ndarray, blocks: int) -> None:
+    """``kernel(args.ctypes.data, jb)`` for jb < blocks, on the caller and the helpers when they are armed
+    (`serving`), else on the caller alone. `args`: int64, alive until this returns."""
+    P.run_blocks(block_function(kernel), args.ctypes.data, blocks, HELPERS.ctrl)
 
 
 @contextlib.contextmanager

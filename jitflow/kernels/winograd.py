@@ -23,7 +23,8 @@ would spread to outputs whose windows do not hold it (inf - inf): inputs that ar
 so large that the transforms could overflow, take the im2col path instead (`safe`).
 
 Every driver walks the batch in chunks of images whose transformed tiles (V and M) stay in cache;
-chunks go to one thread per core (`threads.run_chunks`) when there are enough of them. The transforms
+chunks go to one thread per core (`threads.run_chunks`) when there are enough of them; a batch of one
+chunk (batch-1 inference) runs its forward as blocks the packed GEMMs' helpers share (`winograd_jobs`). The transforms
 work on whole rows of tiles, so that their loops run over contiguous runs of several tiles' channels
 (LLVM vectorizes Numba's loops 64 floats at a time: a 32-channel loop alone runs scalar).
 """
@@ -169,34 +170,42 @@ def _strip_rows(x, n, y0, x0, bh, rows):  # type: ignore[no-untyped-def]
 @njit(nogil=True)
 def _tiles_in_images(x, n0, pt, pl, mh, mw, th, tw, bh, bw, v, lo, hi):  # type: ignore[no-untyped-def]
     """v[p * aw + q, t * C + c] = sum_ij bh[p, i] bw[q, j] x[n, ti*mh - pt + i, tj*mw - pl + j, c] (0 outside)
-    for tile t = ((n - n0) * th + ti) * tw + tj of images n0..n1 (x C-contiguous).
+    for tile t = ((n - n0) * th + ti) * tw + tj of images n0..n1 (x C-contiguous), a row of tiles at a time
+    (`tiles_in_row`)."""
+    ch = x.shape[3]
+    k = tw - 1 + (bw.shape[1] + mw - 1) // mw  # columns per phase
+    for b in range(lo, hi):
+        rows = np.empty((bh.shape[0], k * mw * ch), v.dtype)
+        poly = np.empty((bh.shape[0], mw, k * ch), v.dtype)
+        for ti in range(th):
+            tiles_in_row(x, n0, b, ti, pt, pl, mh, mw, th, tw, bh, bw, v, rows, poly)
 
-    Per row of tiles: the row pass over whole input rows (`_strip_rows`), its columns regrouped by phase
-    (col % mw) so that tap j of every tile in the row is one contiguous run, then the column pass as one
-    long loop per (point, tap) over all the row's tiles."""
+
+@njit(nogil=True)
+def tiles_in_row(x, n0, b, ti, pt, pl, mh, mw, th, tw, bh, bw, v, rows, poly):  # type: ignore[no-untyped-def]
+    """Row `ti` of image n0 + b's tiles into v (`_tiles_in_images`; `rows`, `poly`: its scratch): the row pass
+    over whole input rows (`_strip_rows`), its columns regrouped by phase (col % mw) so that tap j of every
+    tile in the row is one contiguous run, then the column pass as one long loop per (point, tap) over all
+    the row's tiles."""
     ch = x.shape[3]
     ah = bh.shape[0]
     aw, rw = bw.shape
-    k = tw - 1 + (rw + mw - 1) // mw  # columns per phase
-    for b in range(lo, hi):
-        rows = np.empty((ah, k * mw * ch), v.dtype)
-        poly = np.empty((ah, mw, k * ch), v.dtype)
-        for ti in range(th):
-            _strip_rows(x, n0 + b, ti * mh - pt, -pl, bh, rows)
-            for p in range(ah):
-                for col in range(k * mw):
-                    dst = poly[p, col % mw, col // mw * ch:(col // mw + 1) * ch]
-                    src = rows[p, col * ch:(col + 1) * ch]
-                    for c in range(ch):
-                        dst[c] = src[c]
-            t0 = (b * th + ti) * tw
-            for p in range(ah):
-                for q in range(aw):
-                    dst = v[p * aw + q, t0 * ch:(t0 + tw) * ch]
-                    dst[:] = 0
-                    for j in range(rw):
-                        if bw[q, j] != 0:
-                            _axpy(dst, poly[p, j % mw, j // mw * ch:(j // mw + tw) * ch], bw[q, j])
+    k = tw - 1 + (rw + mw - 1) // mw
+    _strip_rows(x, n0 + b, ti * mh - pt, -pl, bh, rows)
+    for p in range(ah):
+        for col in range(k * mw):
+            dst = poly[p, col % mw, col // mw * ch:(col // mw + 1) * ch]
+            src = rows[p, col * ch:(col + 1) * ch]
+            for c in range(ch):
+                dst[c] = src[c]
+    t0 = (b * th + ti) * tw
+    for p in range(ah):
+        for q in range(aw):
+            dst = v[p * aw + q, t0 * ch:(t0 + tw) * ch]
+            dst[:] = 0
+            for j in range(rw):
+                if bw[q, j] != 0:
+                    _axpy(dst, poly[p, j % mw, j // mw * ch:(j // mw + tw) * ch], bw[q, j])
 
 
 @njit(nogil=True)
@@ -223,25 +232,33 @@ def _col_pass(cols, mm, start, run, lw):  # type: ignore[no-untyped-def]
 @njit(nogil=True)
 def _tiles_out_images(mm, n0, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y, lo, hi):  # type: ignore[no-untyped-def]
     """y[n, ti*mh + i, tj*mw + j, o] = sum_pq at_h[i, p] at_w[j, q] mm[p * aw + q, t * O + o] (+ bias, ReLU)
-    for the outputs inside y: per row of tiles, the column pass (one long loop per point and tap over
-    the row's tiles), the row pass, then the epilogue while writing each pixel."""
+    for the outputs inside y, a row of tiles at a time (`tiles_out_row`)."""
+    run = tw * y.shape[3]
+    for b in range(lo, hi):
+        cols = np.empty((at_h.shape[1], mw * run), y.dtype)  # [p, j, tj, o]
+        out = np.empty((mh, mw * run), y.dtype)  # [i, j, tj, o]
+        for ti in range(th):
+            tiles_out_row(mm, n0, b, ti, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y, cols, out)
+
+
+@njit(nogil=True)
+def tiles_out_row(mm, n0, b, ti, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y, cols, out):  # type: ignore[no-untyped-def]
+    """Row `ti` of image n0 + b's output tiles (`_tiles_out_images`; `cols`, `out`: its scratch): the column
+    pass (one long loop per point and tap over the row's tiles), the row pass, then the epilogue while
+    writing each pixel."""
     oh, ow, co = y.shape[1], y.shape[2], y.shape[3]
     ah = at_h.shape[1]
     run = tw * co
-    for b in range(lo, hi):
-        cols = np.empty((ah, mw * run), y.dtype)  # [p, j, tj, o]
-        out = np.empty((mh, mw * run), y.dtype)  # [i, j, tj, o]
-        for ti in range(th):
-            _col_pass(cols, mm, (b * th + ti) * tw * co, run, at_w)
-            out[:] = 0
-            for i in range(min(mh, oh - ti * mh)):
-                for p in range(ah):
-                    if at_h[i, p] != 0:
-                        _axpy(out[i], cols[p], at_h[i, p])
-                for tj in range(tw):
-                    for j in range(min(mw, ow - tj * mw)):
-                        at = (j * tw + tj) * co
-                        _emit(y[n0 + b, ti * mh + i, tj * mw + j], out[i, at:at + co], bias, has_bias, relu)
+    _col_pass(cols, mm, (b * th + ti) * tw * co, run, at_w)
+    out[:] = 0
+    for i in range(min(mh, oh - ti * mh)):
+        for p in range(ah):
+            if at_h[i, p] != 0:
+                _axpy(out[i], cols[p], at_h[i, p])
+        for tj in range(tw):
+            for j in range(min(mw, ow - tj * mw)):
+                at = (j * tw + tj) * co
+                _emit(y[n0 + b, ti * mh + i, tj * mw + j], out[i, at:at + co], bias, has_bias, relu)
 
 
 @njit(nogil=True)
@@ -410,6 +427,14 @@ def _buffers(scratch: Any, workers: int, pts: int, tiles: int, widths: tuple[int
     return out
 
 
+def one_chunk(n: int, c: int, o: int, g: Any, itemsize: int) -> bool:
+    """True when `forward` runs a batch of n images as one chunk, its three parts each split into blocks
+    for the packed GEMMs' helpers (`winograd_jobs`): the small batches that leave batch chunks on one core."""
+    p = plan(g.kh, g.kw, g.oh, g.ow)
+    step, workers = _chunking(n, p.points * p.th * p.tw * (c + o) * itemsize)
+    return workers == 1 and step >= n and n * p.th >= 2
+
+
 def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
             bias: np.ndarray | None = None, relu: bool = False,
             rotated: np.ndarray | None = None) -> np.ndarray | None:
@@ -426,6 +451,11 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
     step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
     bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
     b = read_only(bias if bias is not None else np.zeros(1, x.dtype))
+    if one_chunk(n, c, o, g, x.dtype.itemsize):
+        from jitflow.kernels import winograd_jobs
+
+        v, mm = bufs[0]
+        return winograd_jobs.forward(x, u, p, g, out, v, mm, b, bias is not None, relu)
 
     def work(w: int, n0: int, n1: int) -> None:
         v, mm = bufs[w]

@@ -258,3 +258,37 @@ def test_every_kind_of_bias_shares_one_compiled_kernel() -> None:
         for bias in (frozen, None):
             run(x[..., :c], f, g, np.empty((2, 9, 9, 8), np.float32), conv.fresh, bias)
         assert set(kernel.signatures) == seen
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_small_batch_shares_its_blocks_with_the_helpers_and_keeps_its_bits(dtype: type) -> None:
+    """A batch of one chunk runs its input transform, per-point GEMMs and output transform as blocks
+    (`winograd_jobs`): with the helpers spinning they take some, and every value is the same as the caller's
+    alone, and the conv's."""
+    import time
+
+    from jitflow.kernels import packed_gemm, packed_helpers
+
+    if packed_helpers.HELPERS.count <= 0:
+        pytest.skip("one core: no helpers")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 14, 14, 32)).astype(dtype)
+    f = (rng.standard_normal((5, 5, 32, 64)) * 0.1).astype(dtype)
+    bias = rng.standard_normal(64).astype(dtype)
+    g = conv.ConvGeom(5, 5, 1, 1, 1, 1, 2, 2, 14, 14)
+    assert winograd.one_chunk(1, 32, 64, g, x.itemsize)
+    alone = winograd.forward(x, f, g, np.full((1, 14, 14, 64), np.nan, dtype), conv.fresh, bias, True)
+    helpers = packed_helpers.HELPERS
+    helpers.arm()
+    try:
+        helped = helpers.ctrl[packed_gemm.HELPED]
+        deadline = time.monotonic() + 20
+        while helpers.ctrl[packed_gemm.HELPED] == helped and time.monotonic() < deadline:
+            shared = winograd.forward(x, f, g, np.full((1, 14, 14, 64), np.nan, dtype), conv.fresh, bias, True)
+            np.testing.assert_array_equal(shared, alone)
+        assert helpers.ctrl[packed_gemm.HELPED] > helped
+    finally:
+        helpers.disarm()
+    want = conv.conv2d(x, f, g, np.empty((1, 14, 14, 64), dtype), conv.fresh, bias=bias, relu=True)
+    tol = 5e-5 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(alone, want, rtol=0, atol=tol * max(float(np.abs(want).max()), 1.0))
