@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 
 from jitflow.kernels.stream_gemv import block32 as _gemv32
 from jitflow.kernels.stream_gemv import block64 as _gemv64
-from jitflow.kernels.stream_gemv import pointer_to, vector_kit
+from jitflow.kernels.stream_gemv import njit_named, pointer_to, vector_kit
 
 # Rows of A per microkernel call: ROWS x 2 vector accumulators, two B vectors and a broadcast fit in the
 # 16 vector registers of AVX2 and leave room in AVX-512's 32.
@@ -131,11 +131,10 @@ def _microkernel(rows: int, double: bool, bits: int) -> Any:
     return mk
 
 
-def _by_rows(kernels: list[Any]) -> Any:
+def _by_rows(kernels: list[Any], name: str) -> Any:
     """``rows(a, lda, b, c, ldc, k, r)``: the microkernel of `kernels` for r (1..ROWS) rows."""
     mk1, mk2, mk3, mk4, mk5 = kernels
 
-    @numba.njit(nogil=True, error_model="numpy")
     def rows(a, lda, b, c, ldc, k, r):  # type: ignore[no-untyped-def]
         if r >= 5:
             mk5(a, lda, b, c, ldc, k)
@@ -148,10 +147,11 @@ def _by_rows(kernels: list[Any]) -> Any:
         else:
             mk1(a, lda, b, c, ldc, k)
 
-    return rows
+    return njit_named(rows, name)
 
 
-_rows32w, _rows64w, _rows32, _rows64 = (_by_rows([_microkernel(r, double, bits) for r in range(1, ROWS + 1)])
+_rows32w, _rows64w, _rows32, _rows64 = (_by_rows([_microkernel(r, double, bits) for r in range(1, ROWS + 1)],
+                                                  f"packed_rows{64 if double else 32}_{bits}")
                                          for bits in (512, 256) for double in (False, True))
 
 
@@ -283,18 +283,17 @@ def _block(double, wide, a, b, c, m, n, k, lda, jb, tail):  # type: ignore[no-un
                     _copy32(tail + i * nb * size, c + ((i0 + i) * n + j0) * size, w)
 
 
-def _copier(as_pointer: Any) -> Any:
-    @numba.njit(nogil=True, error_model="numpy")
+def _copier(as_pointer: Any, name: str) -> Any:
     def copy(src, dst, w):  # type: ignore[no-untyped-def]
         """`w` elements from address `src` to address `dst`."""
         s, d = numba.carray(as_pointer(src), (w,)), numba.carray(as_pointer(dst), (w,))
         for j in range(w):
             d[j] = s[j]
 
-    return copy
+    return njit_named(copy, name)
 
 
-_copy32, _copy64 = _copier(pointer_to(types.float32)), _copier(pointer_to(types.float64))
+_copy32, _copy64 = _copier(pointer_to(types.float32), "copy32"), _copier(pointer_to(types.float64), "copy64")
 
 
 @numba.njit(nogil=True, error_model="numpy")

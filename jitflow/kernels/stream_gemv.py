@@ -82,6 +82,16 @@ def _rows(double: bool, bits: int, unroll: int) -> Any:
     return rows
 
 
+def njit_named(fn: Any, name: str) -> Any:
+    """`fn` (made by a factory) compiled by Numba under its own `name`. Numba names compiled functions by
+    module, qualified name, a per-process counter and argument types: the factory's instances would all be
+    ``<factory>.<locals>.<fn>``, and two instances with equal argument types could get the same symbol
+    in two processes' cached code (a cached caller embeds its callees). Loaded together, a call could then
+    reach the wrong instance (measured: a 512-bit kernel running where a 256-bit one was called)."""
+    fn.__name__ = fn.__qualname__ = name
+    return numba.njit(nogil=True, error_model="numpy")(fn)
+
+
 def _by_width(double: bool, scalar: Any) -> Any:
     """``block(x, b, ldb, y, n, k, wide)``: y[0:n] = x[0:k] @ B[0:k, 0:n] on addresses (k >= 1), with 512-bit
     vectors when `wide` (else 256); the columns past the last whole vector through `scalar`."""
@@ -90,7 +100,6 @@ def _by_width(double: bool, scalar: Any) -> Any:
     many512, many256, one512, one256 = many[512], many[256], one[512], one[256]
     size = 8 if double else 4
 
-    @numba.njit(nogil=True, error_model="numpy")
     def block(x, b, ldb, y, n, k, wide):  # type: ignore[no-untyped-def]
         width = (512 if wide else 256) // (8 * size)
         nv = n - n % width
@@ -110,7 +119,7 @@ def _by_width(double: bool, scalar: Any) -> Any:
         if nv < n:
             scalar(x, b + nv * size, ldb, y + nv * size, n - nv, k)
 
-    return block
+    return njit_named(block, f"gemv_block{8 * size}")
 
 
 def pointer_to(dtype: Any) -> Any:
@@ -131,7 +140,6 @@ def pointer_to(dtype: Any) -> Any:
 def _scalar(dtype: Any) -> Any:
     as_pointer = pointer_to(dtype)
 
-    @numba.njit(nogil=True, error_model="numpy")
     def scalar(x, b, ldb, y, w, k):  # type: ignore[no-untyped-def]
         """y[0:w] = x[0:k] @ B[0:k, 0:w] one column at a time, rows in order."""
         xs = numba.carray(as_pointer(x), (k,))
@@ -143,7 +151,7 @@ def _scalar(dtype: Any) -> Any:
                 s += xs[kk] * bs[kk * ldb + j]
             ys[j] = s
 
-    return scalar
+    return njit_named(scalar, f"gemv_scalar_{dtype}")
 
 
 block32, block64 = _by_width(False, _scalar(types.float32)), _by_width(True, _scalar(types.float64))

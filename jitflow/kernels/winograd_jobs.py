@@ -1,16 +1,16 @@
-"""A small batch's Winograd forward (`winograd.forward`) as three jobs of independent blocks, which the
-packed GEMMs' helpers share while a plan runs with them spinning (`packed_helpers.serving`):
-
-1. the input transform, a block per row of tiles (`winograd.tiles_in_row`);
-2. the per-point GEMMs (tiles x C) @ (C x O), a block per point, through the packed microkernel against the
-   transformed filter packed once per filter (`_PACKED`);
-3. the output transform and epilogue, a block per row of tiles (`winograd.tiles_out_row`).
+"""A small batch's Winograd forward (`winograd.forward`) as one job of independent blocks, which the packed
+GEMMs' helpers share while a plan runs with them spinning (`packed_helpers.serving`).
 
 A batch-1 conv has one image, so the batch chunks of `winograd.forward` leave the second core idle: W7i's
-second conv (14x14x32 -> 64, 5x5) took 130 us on one thread, 30 + 42 + 31 of them in these three parts.
-Each block computes the same values whichever thread runs it. The blocks are Numba functions of
+second conv (14x14x32 -> 64, 5x5) took 130 us on one thread. Here each block is a group of rows of tiles
+of one image, taken from input to output (`_rows`): the input transform of its rows
+(`winograd.tiles_in_row`), the per-point GEMMs of its tiles through the packed microkernel against the
+transformed filter (packed once per filter, `_PACKED`), the output transform and epilogue
+(`winograd.tiles_out_row`). Splitting each of the three parts on its own (rows, points, rows) made every
+block read what the other core had just written: measured 67 + 70 + 35 us shared against 31 + 45 + 32
+alone. Each block computes the same values whichever thread runs it. Blocks are Numba functions of
 ``(args, jb)`` called through their C addresses (`packed_helpers.share`); `args` is an int64 array of
-addresses, sizes and flags laid out as the `_*_ARGS` comments say.
+addresses, sizes and flags laid out as the comment above `_ARGS` says.
 """
 from __future__ import annotations
 
@@ -32,72 +32,66 @@ KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_ge
 
 _i64, _f32, _f64 = pointer_to(types.int64), pointer_to(types.float32), pointer_to(types.float64)
 
-# _IN_ARGS: double, x (ptr, N, H, W, C), v (ptr, rows, cols), bh (ptr, rows, cols), bw (ptr, rows, cols),
-# n0, pt, pl, mh, mw, th, tw
-_IN_ARGS = 22
-# _GEMM_ARGS: double, v (ptr, per-point stride, tiles, C), packed U (ptr, per-point stride), M (ptr, per-point
-# stride, O), wide
-_GEMM_ARGS = 11
-# _OUT_ARGS: double, M (ptr, rows, cols), y (ptr, N, OH, OW, O), at_h (ptr, rows, cols), at_w (ptr, rows, cols),
-# bias (ptr, size), has_bias, relu, n0, mh, mw, th, tw
-_OUT_ARGS = 24
+# The job's args (int64): double, wide, then (address, dims...) of x (N, H, W, C), v (points, cols), M (points,
+# cols), y (N, OH, OW, O), B_h^T, B_w^T, A_h^T, A_w^T (rows, cols each), the packed U (address, per-point
+# stride), the bias (address, size), then has_bias, relu, pt, pl, mh, mw, th, tw, rows of tiles per block.
+_DOUBLE, _WIDE, _X, _V, _M, _Y, _BH, _BW, _AH, _AW, _U, _BIAS = 0, 1, 2, 7, 10, 13, 18, 21, 24, 27, 30, 32
+_HAS_BIAS, _RELU, _PT, _PL, _MH, _MW, _TH, _TW, _GROUP = range(34, 43)
+_ARGS = 43
 
 
 @njit(nogil=True)
-def _in_rows(a, jb, x, v, bh, bw):  # type: ignore[no-untyped-def]
-    th, tw, mw = a[20], a[21], a[19]
-    k = tw - 1 + (a[14] + mw - 1) // mw
-    xs = numba.carray(x, (a[2], a[3], a[4], a[5]))
-    ch = a[5]
-    rows = np.empty((a[10], k * mw * ch), xs.dtype)
-    poly = np.empty((a[10], mw, k * ch), xs.dtype)
-    tiles_in_row(xs, a[15], jb // th, jb % th, a[16], a[17], a[18], mw, th, tw, numba.carray(bh, (a[10], a[11])),
-                 numba.carray(bw, (a[13], a[14])), numba.carray(v, (a[7], a[8])), rows, poly)
+def _rows(a, jb, x, v, mm, y, bh, bw, ah, aw, bias):  # type: ignore[no-untyped-def]
+    """Block `jb`: rows of tiles [r0, r1) of one image, from the input transform to the output's epilogue."""
+    th, tw, mh, mw, group = a[_TH], a[_TW], a[_MH], a[_MW], a[_GROUP]
+    per_image = -(-th // group)
+    b, r0 = jb // per_image, jb % per_image * group
+    r1 = min(th, r0 + group)
+    xs = numba.carray(x, (a[_X + 1], a[_X + 2], a[_X + 3], a[_X + 4]))
+    ys = numba.carray(y, (a[_Y + 1], a[_Y + 2], a[_Y + 3], a[_Y + 4]))
+    vs, ms = numba.carray(v, (a[_V + 1], a[_V + 2])), numba.carray(mm, (a[_M + 1], a[_M + 2]))
+    bhs, bws = numba.carray(bh, (a[_BH + 1], a[_BH + 2])), numba.carray(bw, (a[_BW + 1], a[_BW + 2]))
+    ahs, aws = numba.carray(ah, (a[_AH + 1], a[_AH + 2])), numba.carray(aw, (a[_AW + 1], a[_AW + 2]))
+    ch, co = xs.shape[3], ys.shape[3]
+    k = tw - 1 + (bws.shape[1] + mw - 1) // mw
+    rows = np.empty((bhs.shape[0], k * mw * ch), xs.dtype)
+    poly = np.empty((bhs.shape[0], mw, k * ch), xs.dtype)
+    for ti in range(r0, r1):
+        tiles_in_row(xs, 0, b, ti, a[_PT], a[_PL], mh, mw, th, tw, bhs, bws, vs, rows, poly)
+    _point_gemms(a, vs, ms, (b * th + r0) * tw, (r1 - r0) * tw, ch, co)
+    cols = np.empty((ahs.shape[1], mw * tw * co), ys.dtype)
+    out = np.empty((mh, mw * tw * co), ys.dtype)
+    biases = numba.carray(bias, (a[_BIAS + 1],))
+    for ti in range(r0, r1):
+        tiles_out_row(ms, 0, b, ti, mh, mw, th, tw, ahs, aws, biases, a[_HAS_BIAS] != 0, a[_RELU] != 0, ys, cols,
+                      out)
 
 
 @njit(nogil=True)
-def _in_block(args, jb):  # type: ignore[no-untyped-def]
-    """Block `jb` (image jb // th, row of tiles jb % th) of the input transform."""
-    a = numba.carray(_i64(args), (_IN_ARGS,))
-    if a[0]:
-        _in_rows(a, jb, _f64(a[1]), _f64(a[6]), _f64(a[9]), _f64(a[12]))
-    else:
-        _in_rows(a, jb, _f32(a[1]), _f32(a[6]), _f32(a[9]), _f32(a[12]))
-
-
-@njit(nogil=True)
-def _gemm_block(args, jb):  # type: ignore[no-untyped-def]
-    """Point `jb`'s GEMM: M[jb] (tiles x O) = V[jb] (tiles x C) @ U[jb], every column block of it."""
-    a = numba.carray(_i64(args), (_GEMM_ARGS,))
-    double, m, k, n, wide = a[0] != 0, a[3], a[4], a[9], a[10] != 0
+def _point_gemms(a, vs, ms, t0, m, ch, co):  # type: ignore[no-untyped-def]
+    """M[p, tiles t0..t0+m] = V[p, those tiles] @ U[p] for every point p, through the packed microkernel."""
+    double, wide = a[_DOUBLE] != 0, a[_WIDE] != 0
     size = 8 if double else 4
     nb = 2 * (512 if wide else 256) // (8 * size)
     tail = np.empty(P.ROWS * nb, np.float64)  # (room for either dtype)
-    va, ua, ma = a[1] + jb * a[2] * size, a[5] + jb * a[6] * size, a[7] + jb * a[8] * size
-    for cb in range(-(-n // nb)):
-        P._block(double, wide, va, ua, ma, m, n, k, k, cb, tail.ctypes.data)
+    for p in range(vs.shape[0]):
+        va = a[_V] + (p * vs.shape[1] + t0 * ch) * size  # (int64 addresses: `.ctypes.data + int` is a float)
+        ua = a[_U] + p * a[_U + 1] * size
+        ma = a[_M] + (p * ms.shape[1] + t0 * co) * size
+        for cb in range(-(-co // nb)):
+            P._block(double, wide, va, ua, ma, m, co, ch, ch, cb, tail.ctypes.data)
 
 
 @njit(nogil=True)
-def _out_rows(a, jb, mm, y, at_h, at_w, bias):  # type: ignore[no-untyped-def]
-    th, tw, mh, mw = a[22], a[23], a[20], a[21]
-    ys = numba.carray(y, (a[5], a[6], a[7], a[8]))
-    run = tw * a[8]
-    cols = np.empty((a[11], mw * run), ys.dtype)
-    out = np.empty((mh, mw * run), ys.dtype)
-    tiles_out_row(numba.carray(mm, (a[2], a[3])), a[19], jb // th, jb % th, mh, mw, th, tw,
-                  numba.carray(at_h, (a[10], a[11])), numba.carray(at_w, (a[13], a[14])),
-                  numba.carray(bias, (a[16],)), a[17] != 0, a[18] != 0, ys, cols, out)
-
-
-@njit(nogil=True)
-def _out_block(args, jb):  # type: ignore[no-untyped-def]
-    """Block `jb` (image jb // th, row of tiles jb % th) of the output transform and epilogue."""
-    a = numba.carray(_i64(args), (_OUT_ARGS,))
-    if a[0]:
-        _out_rows(a, jb, _f64(a[1]), _f64(a[4]), _f64(a[9]), _f64(a[12]), _f64(a[15]))
+def _block(args, jb):  # type: ignore[no-untyped-def]
+    """Block `jb` of the job (`_rows`), for the dtype its args say."""
+    a = numba.carray(_i64(args), (_ARGS,))
+    if a[_DOUBLE]:
+        _rows(a, jb, _f64(a[_X]), _f64(a[_V]), _f64(a[_M]), _f64(a[_Y]), _f64(a[_BH]), _f64(a[_BW]), _f64(a[_AH]),
+              _f64(a[_AW]), _f64(a[_BIAS]))
     else:
-        _out_rows(a, jb, _f32(a[1]), _f32(a[4]), _f32(a[9]), _f32(a[12]), _f32(a[15]))
+        _rows(a, jb, _f32(a[_X]), _f32(a[_V]), _f32(a[_M]), _f32(a[_Y]), _f32(a[_BH]), _f32(a[_BW]), _f32(a[_AH]),
+              _f32(a[_AW]), _f32(a[_BIAS]))
 
 
 # Transformed filters packed for the microkernel, by the transformed filter (`winograd._FILTERS` keeps the
@@ -128,19 +122,12 @@ def _dims(a: np.ndarray) -> list[int]:
 
 def forward(x: np.ndarray, u: np.ndarray, p: Any, g: Any, out: np.ndarray, v: np.ndarray, mm: np.ndarray,
             bias: np.ndarray, has_bias: bool, relu: bool) -> np.ndarray:
-    """out = the conv of all of x (one chunk): `winograd.forward`'s three steps as shared jobs; v and mm are
-    its (points, tiles * C) and (points, tiles * O) buffers, u the transformed filter."""
-    n, c, o = x.shape[0], x.shape[3], u.shape[2]
-    double = int(x.dtype == np.float64)
-    rows = n * p.th
-    ints = [0, g.pt, g.pl, p.mh, p.mw, p.th, p.tw]
-    H.share(_in_block, np.array([double, *_dims(x), *_dims(v), *_dims(p.bt_h), *_dims(p.bt_w), *ints], np.int64),
-            rows)
+    """out = the conv of all of x (one chunk) as one job (`_rows`); v and mm are `winograd.forward`'s
+    (points, tiles * C) and (points, tiles * O) buffers, u the transformed filter."""
     up = _packed(u)
-    ustride = up.size // u.shape[0]
-    wide = H.HELPERS.ctrl[P.WIDE]
-    H.share(_gemm_block, np.array([double, v.ctypes.data, v.shape[1], n * p.th * p.tw, c, up.ctypes.data, ustride,
-                                   mm.ctypes.data, mm.shape[1], o, wide], np.int64), u.shape[0])
-    H.share(_out_block, np.array([double, *_dims(mm), *_dims(out), *_dims(p.at_h), *_dims(p.at_w), *_dims(bias),
-                                  int(has_bias), int(relu), 0, p.mh, p.mw, p.th, p.tw], np.int64), rows)
+    group = max(1, p.th // 2)  # two blocks per image: each core keeps its own tiles in its cache
+    args = [int(x.dtype == np.float64), int(H.HELPERS.ctrl[P.WIDE]), *_dims(x), *_dims(v), *_dims(mm), *_dims(out),
+            *_dims(p.bt_h), *_dims(p.bt_w), *_dims(p.at_h), *_dims(p.at_w), up.ctypes.data, up.size // u.shape[0],
+            *_dims(bias), int(has_bias), int(relu), g.pt, g.pl, p.mh, p.mw, p.th, p.tw, group]
+    H.share(_block, np.array(args, np.int64), x.shape[0] * -(-p.th // group))
     return out

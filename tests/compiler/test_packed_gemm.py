@@ -220,3 +220,24 @@ def test_a_batch1_dense_layer_shares_its_gemv_in_a_session(monkeypatch: pytest.M
     alone = np.maximum(_gemv(xv[0], w, P.control()), 0)
     for got in runs:
         np.testing.assert_array_equal(got[0], alone)
+
+
+def test_compiled_functions_have_names_of_their_own() -> None:
+    """Numba names a compiled function by module, qualified name, a per-process counter and argument types,
+    and cached callers embed their callees: two instances of one factory's function with equal argument
+    types could share a symbol across processes' cached code and a call reach the wrong one (it did: a
+    512-bit microkernel ran where a 256-bit one was called, corrupting the heap). Every compiled function
+    the helpers run has a name of its own."""
+    import numba
+
+    from jitflow.kernels import stream_gemv, winograd_jobs
+
+    functions = {}
+    for mod in (P, stream_gemv, winograd_jobs):
+        for value in vars(mod).values():
+            fn = getattr(value, "py_func", None) or getattr(value, "_fn", None)  # a dispatcher or a LazyKernel
+            if isinstance(value, numba.core.registry.CPUDispatcher) or hasattr(value, "_resolve"):
+                assert fn is not None and "<locals>" not in fn.__qualname__, fn
+                functions[id(fn)] = (fn.__module__, fn.__qualname__)  # (modules import each other's)
+    names = list(functions.values())
+    assert len(names) == len(set(names)) and len(names) > 10
