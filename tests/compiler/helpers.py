@@ -46,3 +46,22 @@ def assert_same(got: Any, want: Any, rtol: float | None = None, what: str = "", 
         rtol = 4e-6 if got.dtype == np.float32 else 1e-14
     tiny = max(np.finfo(got.dtype).tiny * 1e3, atol)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=tiny, equal_nan=True, err_msg=what)
+
+
+def until_helpers_join(call: Any) -> None:
+    """Arms the packed GEMMs' helpers and runs `call()` (which checks its own result) until a helper has
+    taken a block of it (at most 20 s); fails when none ever does."""
+    import time
+
+    from jitflow.kernels import packed_gemm, packed_helpers
+
+    helpers = packed_helpers.HELPERS
+    helpers.arm()
+    try:
+        helped = helpers.ctrl[packed_gemm.HELPED]
+        deadline = time.monotonic() + 20
+        while helpers.ctrl[packed_gemm.HELPED] == helped and time.monotonic() < deadline:
+            call()
+        assert helpers.ctrl[packed_gemm.HELPED] > helped
+    finally:
+        helpers.disarm()

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import jitflow as tf
 from jitflow.kernels import conv, threads, winograd
+from tests.compiler.helpers import until_helpers_join
 from tests.compiler.test_window_steps import _compare, _conv_graph, _nchw, _output_is_empty, _padding
 
 
@@ -263,11 +264,9 @@ def test_every_kind_of_bias_shares_one_compiled_kernel() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_small_batch_shares_its_blocks_with_the_helpers_and_keeps_its_bits(dtype: type) -> None:
     """A batch of one chunk runs its input transform, per-point GEMMs and output transform as blocks
-    (`winograd_jobs`): with the helpers spinning they take some, and every value is the same as the caller's
+    (`conv_jobs`): with the helpers spinning they take some, and every value is the same as the caller's
     alone, and the conv's."""
-    import time
-
-    from jitflow.kernels import packed_gemm, packed_helpers
+    from jitflow.kernels import packed_helpers
 
     if packed_helpers.HELPERS.count <= 0:
         pytest.skip("one core: no helpers")
@@ -278,17 +277,8 @@ def test_a_small_batch_shares_its_blocks_with_the_helpers_and_keeps_its_bits(dty
     g = conv.ConvGeom(5, 5, 1, 1, 1, 1, 2, 2, 14, 14)
     assert winograd.one_chunk(1, 32, 64, g, x.itemsize)
     alone = winograd.forward(x, f, g, np.full((1, 14, 14, 64), np.nan, dtype), conv.fresh, bias, True)
-    helpers = packed_helpers.HELPERS
-    helpers.arm()
-    try:
-        helped = helpers.ctrl[packed_gemm.HELPED]
-        deadline = time.monotonic() + 20
-        while helpers.ctrl[packed_gemm.HELPED] == helped and time.monotonic() < deadline:
-            shared = winograd.forward(x, f, g, np.full((1, 14, 14, 64), np.nan, dtype), conv.fresh, bias, True)
-            np.testing.assert_array_equal(shared, alone)
-        assert helpers.ctrl[packed_gemm.HELPED] > helped
-    finally:
-        helpers.disarm()
+    until_helpers_join(lambda: np.testing.assert_array_equal(
+        winograd.forward(x, f, g, np.full((1, 14, 14, 64), np.nan, dtype), conv.fresh, bias, True), alone))
     want = conv.conv2d(x, f, g, np.empty((1, 14, 14, 64), dtype), conv.fresh, bias=bias, relu=True)
     tol = 5e-5 if dtype == np.float32 else 1e-11
     np.testing.assert_allclose(alone, want, rtol=0, atol=tol * max(float(np.abs(want).max()), 1.0))
