@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -113,34 +112,26 @@ def _accumulate(img, fm, off, k, q0, m, buf):  # type: ignore[no-untyped-def]
 
 @njit(nogil=True)
 def _conv_forward_images(xp, fm, off, bias, has_bias, relu, out, lo, hi):  # type: ignore[no-untyped-def]
-    """`conv_forward` for images [lo, hi), in blocks of rows (`forward_rows`)."""
+    """`conv_forward` for images [lo, hi)."""
     wp = xp.shape[3]
-    oh, no = out.shape[1], out.shape[3]
+    oh, ow, no = out.shape[1], out.shape[2], out.shape[3]
     rows = max(1, BLOCK_POSITIONS // wp)
     for n in range(lo, hi):
+        img = xp[n].reshape(-1)
         buf = np.empty((no, rows * wp + 16), out.dtype)  # +16: rows not a power-of-two apart (cache sets)
         for i0 in range(0, oh, rows):
-            forward_rows(xp, fm, off, bias, has_bias, relu, out, n, i0, min(oh, i0 + rows), buf)
-
-
-@njit(nogil=True)
-def forward_rows(xp, fm, off, bias, has_bias, relu, out, n, i0, i1, buf):  # type: ignore[no-untyped-def]
-    """Output rows [i0, i1) of image n: accumulated as (O, positions) in `buf` (at least (i1 - i0) * WP
-    positions per channel), then written out transposed to NHWC with the epilogue."""
-    wp = xp.shape[3]
-    ow, no = out.shape[2], out.shape[3]
-    img = xp[n].reshape(-1)
-    m = (i1 - i0) * wp
-    for o in range(no):
-        buf[o, :m] = bias[o] if has_bias else 0
-    _accumulate(img, fm, off, fm.shape[0], i0 * wp, m, buf)
-    for i in range(i0, i1):
-        r = (i - i0) * wp
-        for j in range(ow):
-            dst = out[n, i, j]
+            i1 = min(oh, i0 + rows)
+            m = (i1 - i0) * wp
             for o in range(no):
-                v = buf[o, r + j]
-                dst[o] = 0 if relu and v < 0 else v
+                buf[o, :m] = bias[o] if has_bias else 0
+            _accumulate(img, fm, off, fm.shape[0], i0 * wp, m, buf)
+            for i in range(i0, i1):
+                r = (i - i0) * wp
+                for j in range(ow):
+                    dst = out[n, i, j]
+                    for o in range(no):
+                        v = buf[o, r + j]
+                        dst[o] = 0 if relu and v < 0 else v
 
 
 @njit(nogil=True, fastmath={"contract", "reassoc"})
@@ -205,22 +196,9 @@ def conv_forward(xp: np.ndarray, fm: np.ndarray, off: np.ndarray, bias: np.ndarr
                  out: np.ndarray) -> None:
     """out[n, i, j, o] = (bias[o] +) sum over taps of xp * fm, then max(., 0) when `relu` (NaN stays NaN).
 
-    `fm` is the filter as (K, O): one row per tap of `off`. A batch smaller than the threads runs as blocks of
-    rows that the packed GEMMs' helpers share while they spin (`conv_jobs`); each output is the same sum
-    either way, and alone the blocks cost more than one call (W7i's first conv: 37 against 28 us).
+    `fm` is the filter as (K, O): one row per tap of `off`.
     """
-    if xp.shape[0] < threads.numba_threads() and out.shape[1] >= 2 and _helpers_spin():
-        from jitflow.kernels import conv_jobs
-
-        conv_jobs.direct_forward(xp, fm, off, bias, has_bias, relu, out, threads.numba_threads())
-        return
     threads.parallel_range(_conv_forward_images, xp.shape[0], xp, fm, off, bias, has_bias, relu, out)
-
-
-def _helpers_spin() -> bool:
-    """True while the packed GEMMs' helpers spin for jobs (never when their module is not loaded)."""
-    helpers = sys.modules.get("jitflow.kernels.packed_helpers")
-    return helpers is not None and bool(helpers.HELPERS.ctrl[helpers.P.ARMED])
 
 
 def filter_grad_parts(xp: np.ndarray, dy: np.ndarray, off: np.ndarray, parts: np.ndarray) -> None:

@@ -24,7 +24,7 @@ so large that the transforms could overflow, take the im2col path instead (`safe
 
 Every driver walks the batch in chunks of images whose transformed tiles (V and M) stay in cache;
 chunks go to one thread per core (`threads.run_chunks`) when there are enough of them; a batch of one
-chunk (batch-1 inference) runs its forward as blocks the packed GEMMs' helpers share (`conv_jobs`). The transforms
+chunk (batch-1 inference) runs its forward as blocks the packed GEMMs' helpers share (`winograd_jobs`). The transforms
 work on whole rows of tiles, so that their loops run over contiguous runs of several tiles' channels
 (LLVM vectorizes Numba's loops 64 floats at a time: a 32-channel loop alone runs scalar).
 """
@@ -429,7 +429,7 @@ def _buffers(scratch: Any, workers: int, pts: int, tiles: int, widths: tuple[int
 
 def one_chunk(n: int, c: int, o: int, g: Any, itemsize: int) -> bool:
     """True when `forward` runs a batch of n images as one chunk, its three parts each split into blocks
-    for the packed GEMMs' helpers (`conv_jobs`): the small batches that leave batch chunks on one core."""
+    for the packed GEMMs' helpers (`winograd_jobs`): the small batches that leave batch chunks on one core."""
     p = plan(g.kh, g.kw, g.oh, g.ow)
     step, workers = _chunking(n, p.points * p.th * p.tw * (c + o) * itemsize)
     return workers == 1 and step >= n and n * p.th >= 2
@@ -452,10 +452,10 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
     bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
     b = read_only(bias if bias is not None else np.zeros(1, x.dtype))
     if one_chunk(n, c, o, g, x.dtype.itemsize):
-        from jitflow.kernels import conv_jobs
+        from jitflow.kernels import winograd_jobs
 
         v, mm = bufs[0]
-        return conv_jobs.forward(x, u, p, g, out, v, mm, b, bias is not None, relu)
+        return winograd_jobs.forward(x, u, p, g, out, v, mm, b, bias is not None, relu)
 
     def work(w: int, n0: int, n1: int) -> None:
         v, mm = bufs[w]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import jitflow as tf
 from jitflow.kernels import conv, direct
-from tests.compiler.helpers import assert_same, run_both, until_helpers_join
+from tests.compiler.helpers import assert_same, run_both
 from tests.compiler.test_window_steps import _nchw, _output_is_empty, _padding
 
 
@@ -96,23 +96,3 @@ def test_direct_kernels_on_uneven_shapes_and_nan() -> None:
     want_df = conv.conv2d_backprop_filter(x, dy, g, np.empty_like(f), conv.fresh)
     assert conv.filter_grad(x, dy, g, got_df, conv.fresh, 2) == "im2col+gemm"
     assert_same(got_df, want_df)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_batch_of_one_shares_its_rows_with_the_helpers_and_keeps_its_bits(dtype: type) -> None:
-    """While the packed GEMMs' helpers spin, a batch smaller than the threads runs as blocks of output rows
-    (`conv_jobs.direct_forward`): the helpers take some, and every value is the one-call kernel's."""
-    from jitflow.kernels import packed_helpers
-
-    if packed_helpers.HELPERS.count <= 0:
-        pytest.skip("one core: no helpers")
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((1, 28, 27, 1)).astype(dtype)
-    x[0, 3, 4, 0] = np.nan
-    f, b = rng.standard_normal((5, 5, 1, 32)).astype(dtype), rng.standard_normal(32).astype(dtype)
-    g = conv.ConvGeom(5, 5, 1, 1, 1, 1, 2, 2, 28, 27)
-    alone = direct.forward(x, f, g, np.full((1, 28, 27, 32), -7, dtype), conv.fresh, b, True)
-    until_helpers_join(lambda: np.testing.assert_array_equal(
-        direct.forward(x, f, g, np.full_like(alone, -7), conv.fresh, b, True), alone))
-    want = conv.conv2d(x, f, g, np.empty_like(alone), conv.fresh, bias=b, relu=True)
-    assert_same(alone, want, rtol=1e-5, atol=1e-5)

@@ -230,10 +230,10 @@ def test_compiled_functions_have_names_of_their_own() -> None:
     the helpers run has a name of its own."""
     import numba
 
-    from jitflow.kernels import conv_jobs, stream_gemv
+    from jitflow.kernels import stream_gemv, winograd_jobs
 
     functions = {}
-    for mod in (P, stream_gemv, conv_jobs):
+    for mod in (P, stream_gemv, winograd_jobs):
         for value in vars(mod).values():
             fn = getattr(value, "py_func", None) or getattr(value, "_fn", None)  # a dispatcher or a LazyKernel
             if isinstance(value, numba.core.registry.CPUDispatcher) or hasattr(value, "_resolve"):

@@ -264,7 +264,7 @@ def test_every_kind_of_bias_shares_one_compiled_kernel() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_small_batch_shares_its_blocks_with_the_helpers_and_keeps_its_bits(dtype: type) -> None:
     """A batch of one chunk runs its input transform, per-point GEMMs and output transform as blocks
-    (`conv_jobs`): with the helpers spinning they take some, and every value is the same as the caller's
+    (`winograd_jobs`): with the helpers spinning they take some, and every value is the same as the caller's
     alone, and the conv's."""
     from jitflow.kernels import packed_helpers
 

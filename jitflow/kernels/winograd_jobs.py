@@ -1,20 +1,16 @@
-"""Small-batch convolutions as jobs of independent blocks, which the packed GEMMs' helpers share while a plan
-runs with them spinning (`packed_helpers.serving`): a batch-1 conv has one image, so the batch chunks of
-the conv kernels leave the second core idle.
+"""A small batch's Winograd forward (`winograd.forward`) as one job of independent blocks, which the packed
+GEMMs' helpers share while a plan runs with them spinning (`packed_helpers.serving`).
 
-- Winograd (`winograd.forward`): each block is a group of rows of tiles of one image, taken from input to
-  output (`_rows`): the input transform of its rows (`winograd.tiles_in_row`), the per-point GEMMs of its
-  tiles through the packed microkernel against the transformed filter (packed once per filter,
-  `_PACKED`), the output transform and epilogue (`winograd.tiles_out_row`). W7i's second conv (14x14x32
-  -> 64, 5x5) took 130 us on one thread. Splitting each of the three parts on its own (rows, points,
-  rows) made every block read what the other core had just written: 67 + 70 + 35 us shared against
-  31 + 45 + 32 alone.
-- direct (`direct.conv_forward`): each block is a group of output rows of one image
-  (`direct.forward_rows`).
-
-Each block computes the same values whichever thread runs it. Blocks are Numba functions of ``(args, jb)``
-called through their C addresses (`packed_helpers.share`); `args` is an int64 array of addresses, sizes
-and flags laid out as the comments above `_ARGS` and `_D_ARGS` say.
+A batch-1 conv has one image, so the batch chunks of `winograd.forward` leave the second core idle: W7i's
+second conv (14x14x32 -> 64, 5x5) took 130 us on one thread. Here each block is a group of rows of tiles
+of one image, taken from input to output (`_rows`): the input transform of its rows
+(`winograd.tiles_in_row`), the per-point GEMMs of its tiles through the packed microkernel against the
+transformed filter (packed once per filter, `_PACKED`), the output transform and epilogue
+(`winograd.tiles_out_row`). Splitting each of the three parts on its own (rows, points, rows) made every
+block read what the other core had just written: measured 67 + 70 + 35 us shared against 31 + 45 + 32
+alone. Each block computes the same values whichever thread runs it. Blocks are Numba functions of
+``(args, jb)`` called through their C addresses (`packed_helpers.share`); `args` is an int64 array of
+addresses, sizes and flags laid out as the comment above `_ARGS` says.
 """
 from __future__ import annotations
 
@@ -28,13 +24,11 @@ from numba import types
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import packed_gemm as P
 from jitflow.kernels import packed_helpers as H
-from jitflow.kernels.direct import forward_rows
 from jitflow.kernels.stream_gemv import pointer_to
 from jitflow.kernels.winograd import tiles_in_row, tiles_out_row
 
 # The jobs compile these modules' functions in: their cached code must follow those modules' edits.
-KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_gemv", "jitflow.kernels.winograd",
-                       "jitflow.kernels.direct")
+KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_gemv", "jitflow.kernels.winograd")
 
 _i64, _f32, _f64 = pointer_to(types.int64), pointer_to(types.float32), pointer_to(types.float64)
 
@@ -136,45 +130,4 @@ def forward(x: np.ndarray, u: np.ndarray, p: Any, g: Any, out: np.ndarray, v: np
             *_dims(p.bt_h), *_dims(p.bt_w), *_dims(p.at_h), *_dims(p.at_w), up.ctypes.data, up.size // u.shape[0],
             *_dims(bias), int(has_bias), int(relu), g.pt, g.pl, p.mh, p.mw, p.th, p.tw, group]
     H.share(_block, np.array(args, np.int64), x.shape[0] * -(-p.th // group))
-    return out
-
-
-# The direct conv job's args (int64): double, then (address, dims...) of the padded planar input xp (N, C, HP,
-# WP), the filter matrix (K, O), the tap offsets (K; int64), the bias (size), the output (N, OH, OW, O), then
-# has_bias, relu, output rows per block.
-_D_DOUBLE, _D_XP, _D_FM, _D_OFF, _D_BIAS, _D_OUT, _D_HAS_BIAS, _D_RELU, _D_GROUP = 0, 1, 6, 9, 11, 13, 18, 19, 20
-_D_ARGS = 21
-
-
-@njit(nogil=True)
-def _direct_rows(a, jb, xp, fm, bias, out):  # type: ignore[no-untyped-def]
-    """Block `jb` of the direct conv: a group of output rows of one image (`direct.forward_rows`)."""
-    xps = numba.carray(xp, (a[_D_XP + 1], a[_D_XP + 2], a[_D_XP + 3], a[_D_XP + 4]))
-    outs = numba.carray(out, (a[_D_OUT + 1], a[_D_OUT + 2], a[_D_OUT + 3], a[_D_OUT + 4]))
-    oh, group = outs.shape[1], a[_D_GROUP]
-    per_image = -(-oh // group)
-    n, i0 = jb // per_image, jb % per_image * group
-    i1 = min(oh, i0 + group)
-    buf = np.empty((outs.shape[3], (i1 - i0) * xps.shape[3] + 16), outs.dtype)
-    forward_rows(xps, numba.carray(fm, (a[_D_FM + 1], a[_D_FM + 2])), numba.carray(_i64(a[_D_OFF]), (a[_D_OFF + 1],)),
-                 numba.carray(bias, (a[_D_BIAS + 1],)), a[_D_HAS_BIAS] != 0, a[_D_RELU] != 0, outs, n, i0, i1, buf)
-
-
-@njit(nogil=True)
-def _direct_block(args, jb):  # type: ignore[no-untyped-def]
-    """Block `jb` of the direct conv job (`_direct_rows`), for the dtype its args say."""
-    a = numba.carray(_i64(args), (_D_ARGS,))
-    if a[_D_DOUBLE]:
-        _direct_rows(a, jb, _f64(a[_D_XP]), _f64(a[_D_FM]), _f64(a[_D_BIAS]), _f64(a[_D_OUT]))
-    else:
-        _direct_rows(a, jb, _f32(a[_D_XP]), _f32(a[_D_FM]), _f32(a[_D_BIAS]), _f32(a[_D_OUT]))
-
-
-def direct_forward(xp: np.ndarray, fm: np.ndarray, off: np.ndarray, bias: np.ndarray, has_bias: bool, relu: bool,
-                   out: np.ndarray, blocks_per_image: int) -> np.ndarray:
-    """`direct.conv_forward` as one job of `blocks_per_image` groups of output rows per image."""
-    group = -(-out.shape[1] // blocks_per_image)
-    args = [int(out.dtype == np.float64), *_dims(xp), *_dims(fm), *_dims(off), *_dims(bias), *_dims(out),
-            int(has_bias), int(relu), group]
-    H.share(_direct_block, np.array(args, np.int64), out.shape[0] * -(-out.shape[1] // group))
     return out
