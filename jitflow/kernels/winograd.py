@@ -448,14 +448,13 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
     u = _FILTERS.get("forward" if rotated is None else "rotated", p, f, rotated)
     if u is None:
         return None
-    step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
-    bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
     b = read_only(bias if bias is not None else np.zeros(1, x.dtype))
     if one_chunk(n, c, o, g, x.dtype.itemsize):
         from jitflow.kernels import winograd_jobs
 
-        v, mm = bufs[0]
-        return winograd_jobs.forward(x, u, p, g, out, v, mm, b, bias is not None, relu)
+        return winograd_jobs.forward(x, u, p, g, out, scratch, b, bias is not None, relu)
+    step, workers = _chunking(n, pts * per * (c + o) * x.dtype.itemsize)
+    bufs = _buffers(scratch, workers, pts, step * per, (c, o), x.dtype)
 
     def work(w: int, n0: int, n1: int) -> None:
         v, mm = bufs[w]

@@ -34,15 +34,18 @@ _i64, _f32, _f64 = pointer_to(types.int64), pointer_to(types.float32), pointer_t
 
 # The job's args (int64): double, wide, then (address, dims...) of x (N, H, W, C), v (points, cols), M (points,
 # cols), y (N, OH, OW, O), B_h^T, B_w^T, A_h^T, A_w^T (rows, cols each), the packed U (address, per-point
-# stride), the bias (address, size), then has_bias, relu, pt, pl, mh, mw, th, tw, rows of tiles per block.
-_DOUBLE, _WIDE, _X, _V, _M, _Y, _BH, _BW, _AH, _AW, _U, _BIAS = 0, 1, 2, 7, 10, 13, 18, 21, 24, 27, 30, 32
-_HAS_BIAS, _RELU, _PT, _PL, _MH, _MW, _TH, _TW, _GROUP = range(34, 43)
-_ARGS = 43
+# stride), the bias (address, size), each block's scratch (address, elements per block), then has_bias, relu,
+# pt, pl, mh, mw, th, tw, rows of tiles per block.
+_DOUBLE, _WIDE, _X, _V, _M, _Y, _BH, _BW, _AH, _AW, _U, _BIAS, _SCRATCH = 0, 1, 2, 7, 10, 13, 18, 21, 24, 27, 30, 32, 34
+_HAS_BIAS, _RELU, _PT, _PL, _MH, _MW, _TH, _TW, _GROUP = range(36, 45)
+_ARGS = 45
 
 
 @njit(nogil=True)
-def _rows(a, jb, x, v, mm, y, bh, bw, ah, aw, bias):  # type: ignore[no-untyped-def]
-    """Block `jb`: rows of tiles [r0, r1) of one image, from the input transform to the output's epilogue."""
+def _rows(a, jb, x, v, mm, y, bh, bw, ah, aw, bias, scratch):  # type: ignore[no-untyped-def]
+    """Block `jb`: rows of tiles [r0, r1) of one image, from the input transform to the output's epilogue.
+    Its scratch comes from the caller (`block_scratch`): allocating it here, on a helper thread, cost the
+    helper's block more than the whole job took the caller alone."""
     th, tw, mh, mw, group = a[_TH], a[_TW], a[_MH], a[_MW], a[_GROUP]
     per_image = -(-th // group)
     b, r0 = jb // per_image, jb % per_image * group
@@ -52,34 +55,42 @@ def _rows(a, jb, x, v, mm, y, bh, bw, ah, aw, bias):  # type: ignore[no-untyped-
     vs, ms = numba.carray(v, (a[_V + 1], a[_V + 2])), numba.carray(mm, (a[_M + 1], a[_M + 2]))
     bhs, bws = numba.carray(bh, (a[_BH + 1], a[_BH + 2])), numba.carray(bw, (a[_BW + 1], a[_BW + 2]))
     ahs, aws = numba.carray(ah, (a[_AH + 1], a[_AH + 2])), numba.carray(aw, (a[_AW + 1], a[_AW + 2]))
-    ch, co = xs.shape[3], ys.shape[3]
+    ch, co, ai, ao = xs.shape[3], ys.shape[3], bhs.shape[0], ahs.shape[1]
     k = tw - 1 + (bws.shape[1] + mw - 1) // mw
-    rows = np.empty((bhs.shape[0], k * mw * ch), xs.dtype)
-    poly = np.empty((bhs.shape[0], mw, k * ch), xs.dtype)
+    mine = numba.carray(scratch, (a[_SCRATCH + 1] * (jb + 1),))[a[_SCRATCH + 1] * jb:]
+    rows = mine[:ai * k * mw * ch].reshape((ai, k * mw * ch))
+    poly = mine[ai * k * mw * ch:2 * ai * k * mw * ch].reshape((ai, mw, k * ch))
     for ti in range(r0, r1):
         tiles_in_row(xs, 0, b, ti, a[_PT], a[_PL], mh, mw, th, tw, bhs, bws, vs, rows, poly)
-    _point_gemms(a, vs, ms, (b * th + r0) * tw, (r1 - r0) * tw, ch, co)
-    cols = np.empty((ahs.shape[1], mw * tw * co), ys.dtype)
-    out = np.empty((mh, mw * tw * co), ys.dtype)
+    _point_gemms(a, vs, ms, (b * th + r0) * tw, (r1 - r0) * tw, ch, co, mine[2 * ai * k * mw * ch:].ctypes.data)
+    cols = mine[:ao * mw * tw * co].reshape((ao, mw * tw * co))  # (the input side's scratch is free again)
+    out = mine[ao * mw * tw * co:(ao + mh) * mw * tw * co].reshape((mh, mw * tw * co))
     biases = numba.carray(bias, (a[_BIAS + 1],))
     for ti in range(r0, r1):
         tiles_out_row(ms, 0, b, ti, mh, mw, th, tw, ahs, aws, biases, a[_HAS_BIAS] != 0, a[_RELU] != 0, ys, cols,
                       out)
 
 
+def block_scratch(p: Any, c: int, o: int) -> int:
+    """Elements of scratch one block of `_rows` uses (the larger of its input and output sides' buffers)."""
+    ai, ao = p.bt_h.shape[0], p.at_h.shape[1]
+    k = p.tw - 1 + (p.bt_w.shape[1] + p.mw - 1) // p.mw
+    return max(2 * ai * k * p.mw * c + P.ROWS * 32, (ao + p.mh) * p.mw * p.tw * o)
+
+
 @njit(nogil=True)
-def _point_gemms(a, vs, ms, t0, m, ch, co):  # type: ignore[no-untyped-def]
-    """M[p, tiles t0..t0+m] = V[p, those tiles] @ U[p] for every point p, through the packed microkernel."""
+def _point_gemms(a, vs, ms, t0, m, ch, co, tail):  # type: ignore[no-untyped-def]
+    """M[p, tiles t0..t0+m] = V[p, those tiles] @ U[p] for every point p, through the packed microkernel
+    (`tail`: the address of ROWS * 32 elements of scratch for a partial column block)."""
     double, wide = a[_DOUBLE] != 0, a[_WIDE] != 0
     size = 8 if double else 4
     nb = 2 * (512 if wide else 256) // (8 * size)
-    tail = np.empty(P.ROWS * nb, np.float64)  # (room for either dtype)
     for p in range(vs.shape[0]):
         va = a[_V] + (p * vs.shape[1] + t0 * ch) * size  # (int64 addresses: `.ctypes.data + int` is a float)
         ua = a[_U] + p * a[_U + 1] * size
         ma = a[_M] + (p * ms.shape[1] + t0 * co) * size
         for cb in range(-(-co // nb)):
-            P._block(double, wide, va, ua, ma, m, co, ch, ch, cb, tail.ctypes.data)
+            P._block(double, wide, va, ua, ma, m, co, ch, ch, cb, tail)
 
 
 @njit(nogil=True)
@@ -88,10 +99,10 @@ def _block(args, jb):  # type: ignore[no-untyped-def]
     a = numba.carray(_i64(args), (_ARGS,))
     if a[_DOUBLE]:
         _rows(a, jb, _f64(a[_X]), _f64(a[_V]), _f64(a[_M]), _f64(a[_Y]), _f64(a[_BH]), _f64(a[_BW]), _f64(a[_AH]),
-              _f64(a[_AW]), _f64(a[_BIAS]))
+              _f64(a[_AW]), _f64(a[_BIAS]), _f64(a[_SCRATCH]))
     else:
         _rows(a, jb, _f32(a[_X]), _f32(a[_V]), _f32(a[_M]), _f32(a[_Y]), _f32(a[_BH]), _f32(a[_BW]), _f32(a[_AH]),
-              _f32(a[_AW]), _f32(a[_BIAS]))
+              _f32(a[_AW]), _f32(a[_BIAS]), _f32(a[_SCRATCH]))
 
 
 # Transformed filters packed for the microkernel, by the transformed filter (`winograd._FILTERS` keeps the
@@ -120,14 +131,22 @@ def _dims(a: np.ndarray) -> list[int]:
     return [a.ctypes.data, *a.shape]
 
 
-def forward(x: np.ndarray, u: np.ndarray, p: Any, g: Any, out: np.ndarray, v: np.ndarray, mm: np.ndarray,
-            bias: np.ndarray, has_bias: bool, relu: bool) -> np.ndarray:
-    """out = the conv of all of x (one chunk) as one job (`_rows`); v and mm are `winograd.forward`'s
-    (points, tiles * C) and (points, tiles * O) buffers, u the transformed filter."""
+def forward(x: np.ndarray, u: np.ndarray, p: Any, g: Any, out: np.ndarray, scratch: Any, bias: np.ndarray,
+            has_bias: bool, relu: bool) -> np.ndarray:
+    """out = the conv of all of x (one chunk) as one job (`_rows`); `scratch(n, dtype)` gives its buffers
+    (the transformed tiles V and M, and each block's own), u is the transformed filter."""
+    n, c, o = x.shape[0], x.shape[3], u.shape[2]
+    pts, tiles = p.points, n * p.th * p.tw
     up = _packed(u)
     group = max(1, p.th // 2)  # two blocks per image: each core keeps its own tiles in its cache
+    blocks = n * -(-p.th // group)
+    per_block = block_scratch(p, c, o)
+    flat = scratch(pts * tiles * (c + o) + blocks * per_block, x.dtype)
+    v, mm = flat[:pts * tiles * c].reshape(pts, -1), flat[pts * tiles * c:pts * tiles * (c + o)].reshape(pts, -1)
+    rest = flat[pts * tiles * (c + o):]
     args = [int(x.dtype == np.float64), int(H.HELPERS.ctrl[P.WIDE]), *_dims(x), *_dims(v), *_dims(mm), *_dims(out),
             *_dims(p.bt_h), *_dims(p.bt_w), *_dims(p.at_h), *_dims(p.at_w), up.ctypes.data, up.size // u.shape[0],
-            *_dims(bias), int(has_bias), int(relu), g.pt, g.pl, p.mh, p.mw, p.th, p.tw, group]
-    H.share(_block, np.array(args, np.int64), x.shape[0] * -(-p.th // group))
+            *_dims(bias), rest.ctypes.data, per_block, int(has_bias), int(relu), g.pt, g.pl, p.mh, p.mw, p.th, p.tw,
+            group]
+    H.share(_block, np.array(args, np.int64), blocks)
     return out
