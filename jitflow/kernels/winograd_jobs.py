@@ -109,6 +109,8 @@ def _block(args, jb):  # type: ignore[no-untyped-def]
 # same array while the filter's values are unchanged); each entry holds its key array, so its id is not reused.
 _PACKED: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _PACKED_SIZE = 8
+# Blocks of one image's rows of tiles: one per core, each keeping its own tiles in its cache.
+BLOCKS_PER_IMAGE = 2
 
 
 def _packed(u: np.ndarray) -> np.ndarray:
@@ -138,7 +140,7 @@ def forward(x: np.ndarray, u: np.ndarray, p: Any, g: Any, out: np.ndarray, scrat
     n, c, o = x.shape[0], x.shape[3], u.shape[2]
     pts, tiles = p.points, n * p.th * p.tw
     up = _packed(u)
-    group = max(1, p.th // 2)  # two blocks per image: each core keeps its own tiles in its cache
+    group = max(1, p.th // BLOCKS_PER_IMAGE)
     blocks = n * -(-p.th // group)
     per_block = block_scratch(p, c, o)
     flat = scratch(pts * tiles * (c + o) + blocks * per_block, x.dtype)
