@@ -14,6 +14,7 @@ addresses, sizes and flags laid out as the comment above `_ARGS` says.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -109,6 +110,7 @@ def _block(args, jb):  # type: ignore[no-untyped-def]
 # same array while the filter's values are unchanged); each entry holds its key array, so its id is not reused.
 _PACKED: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _PACKED_SIZE = 8
+_PACKED_LOCK = threading.Lock()
 # Blocks of one image's rows of tiles: one per core, each keeping its own tiles in its cache.
 BLOCKS_PER_IMAGE = 2
 
@@ -123,9 +125,10 @@ def _packed(u: np.ndarray) -> np.ndarray:
     out = np.empty(pts * size, u.dtype)
     for p in range(pts):
         H.pack(u[p], out[p * size:(p + 1) * size])
-    _PACKED[id(u)] = (u, out)
-    while len(_PACKED) > _PACKED_SIZE:
-        _PACKED.popitem(last=False)
+    with _PACKED_LOCK:  # (sessions may run in several threads)
+        _PACKED[id(u)] = (u, out)
+        while len(_PACKED) > _PACKED_SIZE:
+            _PACKED.popitem(last=False)
     return out
 
 

@@ -241,3 +241,46 @@ def test_compiled_functions_have_names_of_their_own() -> None:
                 functions[id(fn)] = (fn.__module__, fn.__qualname__)  # (modules import each other's)
     names = list(functions.values())
     assert len(names) == len(set(names)) and len(names) > 10
+
+
+@pytest.mark.skipif(H.HELPERS.count <= 0, reason="one core: no helpers")
+def test_serving_runs_in_two_threads_at_once_keep_their_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sessions serve a batch-1 conv net (a Winograd conv, a big 1-row MatMul) from two threads at once:
+    both arm the helpers, one posts at a time while the other computes alone, and every result is the one
+    a run by itself gives."""
+    import threading
+
+    import jitflow as tf
+    from jitflow.kernels import threads
+
+    monkeypatch.setattr(threads, "machine_busy", lambda: False)
+    rng = np.random.default_rng(11)
+    f = (rng.normal(size=(5, 5, 16, 32)) * 0.1).astype(np.float32)
+    w = (rng.normal(size=(14 * 14 * 32, 600)) * 0.05).astype(np.float32)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.placeholder(tf.float32, [None, 14, 14, 16])
+        h = tf.nn.relu(tf.nn.conv2d(x, tf.constant(f), [1, 1, 1, 1], "SAME"))
+        y = tf.matmul(tf.reshape(h, [-1, 14 * 14 * 32]), tf.constant(w))
+    feeds = [rng.normal(size=(1, 14, 14, 16)).astype(np.float32) for _ in range(2)]
+    sessions = [tf.Session(graph=g) for _ in range(2)]
+    want = []
+    for s, xv in zip(sessions, feeds):
+        s.run(y, {x: xv})
+        want.append(s.run(y, {x: xv}))  # the second run is a serving run
+    bad: list[int] = []
+
+    def serve(i: int) -> None:
+        for _ in range(40):
+            if not np.array_equal(sessions[i].run(y, {x: feeds[i]}), want[i]):
+                bad.append(i)
+
+    workers = [threading.Thread(target=serve, args=(i,)) for i in range(2)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert bad == []
+    assert H.HELPERS.ctrl[P.ARMED] == 0 and H.HELPERS.ctrl[P.POSTER] == 0 and H.HELPERS.ctrl[P.BUSY] == 0
+    for s in sessions:
+        s.close()
