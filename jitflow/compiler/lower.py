@@ -186,7 +186,7 @@ class Lowering:
     clustered: set[Operation] = field(default_factory=set)
     folded: set[Operation] = field(default_factory=set)  # Const ops now in the plan's template
     unused: set[Operation] = field(default_factory=set)  # Shape ops nothing reads any more
-    epilogues: dict[Operation, Epilogue] = field(default_factory=dict)  # Conv2D -> its fused BiasAdd (Relu)
+    epilogues: dict[Operation, Epilogue] = field(default_factory=dict)  # Conv2D -> its fused BiasAdd (Relu, pool)
     absorbed: set[Operation] = field(default_factory=set)  # epilogue ops run inside their conv's step
     prologues: dict[Operation, Operation] = field(default_factory=dict)  # cross-entropy -> its logits' bias Add
     xent_grads: dict[Operation, XentGrad] = field(default_factory=dict)  # cross-entropy -> its backward Mul chain
@@ -215,7 +215,7 @@ def cluster_ops(low: Lowering) -> None:
     Under JITFLOW_FALLBACK=error the first such op is an UnimplementedError instead.
     """
     plan = low.plan
-    low.epilogues = find_epilogues(plan.ops, low.fetched, low.fed)  # Conv2D -> BiasAdd (-> Relu), one pass
+    low.epilogues = find_epilogues(plan.ops, low.fetched, low.fed)  # Conv2D -> BiasAdd (-> Relu) (-> pool)
     low.prologues = find_bias_prologues(plan.ops, low.readers, low.fetched, low.fed)
     low.xent_grads = find_xent_grads(plan.ops, low.readers, low.fetched, low.fed,
                                      lambda op: member_reason(op) == "" and requested_gpu(op) is None)
@@ -245,7 +245,7 @@ def library_kernels(low: Lowering) -> None:
             low.own[op] = MatMulStep(op, [plan.slots[x] for x in op.inputs], plan.slots[t], t in fetched,
                                          plan.op_steps[op])
             low.matmul_of[t] = op
-        elif op.type in WINDOW_OPS:
+        elif op.type in WINDOW_OPS and op not in low.absorbed:  # (a pool fused into its conv's step is)
             low.own[op], window_entry = window_step(op, plan.slots, fetched, plan.op_steps[op],
                                                     low.epilogues.get(op), plan.op_steps)
             plan.report["clusters"].append(window_entry)

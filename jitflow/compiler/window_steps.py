@@ -60,15 +60,20 @@ def _sizes(v: Any) -> tuple[int, ...]:
 
 class Epilogue(NamedTuple):
     """Ops that a conv or pool step applies in its own output pass: a Conv2D's BiasAdd (and the Relu after
-    it), or a MaxPoolGrad's ReluGrad (and the bias gradient of the same values)."""
+    it, and a pooling op after that), or a MaxPoolGrad's ReluGrad (and the bias gradient of the same values)."""
 
-    ops: list[Operation]  # [BiasAdd], [BiasAdd, Relu], [ReluGrad] or [ReluGrad, Sum | BiasAddGrad]
+    ops: list[Operation]  # [BiasAdd(, Relu)(, MaxPool | AvgPool)], [ReluGrad] or [ReluGrad, Sum | BiasAddGrad]
     out: Tensor  # the tensor the fused step produces (the last op's output; the ReluGrad's for a pool)
     extra: Tensor | None = None  # a second output: the bias gradient of a MaxPoolGrad's epilogue
 
     @property
     def relu(self) -> bool:
-        return len(self.ops) == 2 or self.ops[0].type == "ReluGrad"
+        return any(m.type in ("Relu", "ReluGrad") for m in self.ops)
+
+    @property
+    def pool(self) -> Operation | None:
+        """The pooling op a conv's step applies to its output (inference: nothing else reads that output)."""
+        return self.ops[-1] if self.ops[-1].type in _POOLS else None
 
     @property
     def at(self) -> Operation:
@@ -102,11 +107,19 @@ def find_epilogues(ops: list[Operation], fetched: set, fed: set) -> dict[Operati
                 or b.attrs.get("data_format", "NHWC") != "NHWC" or {op, b} & controls:
             continue
         r = _sole_reader(b.outputs[0], readers, fetched, fed)
-        if r is not None and r.type == "Relu" and r not in controls and r.outputs[0] not in fed:
-            found[op] = Epilogue([b, r], r.outputs[0])
-        else:
-            found[op] = Epilogue([b], b.outputs[0])
+        chain = [b, r] if r is not None and r.type == "Relu" and r not in controls and r.outputs[0] not in fed \
+            else [b]
+        p = _sole_reader(chain[-1].outputs[0], readers, fetched, fed)
+        if p is not None and p.type in _POOLS and p.inputs[0] is chain[-1].outputs[0] and p not in controls \
+                and p.outputs[0] not in fed and p.attrs.get("data_format", "NHWC") == "NHWC" \
+                and requested_gpu(p) is None:
+            chain.append(p)
+        found[op] = Epilogue(chain, chain[-1].outputs[0])
     return found
+
+
+# Pooling ops a conv's step can apply to its own output.
+_POOLS = ("MaxPool", "AvgPool")
 
 
 def _tiled(op: Operation) -> bool:
@@ -153,8 +166,12 @@ class WindowStep:
     stateful = False
 
     def __init__(self, op: Operation, in_slots: list[int], out_slot: int, fresh: bool, fallback: Step,
-                 report: dict[str, Any], bias_slot: int = -1, relu: bool = False, extra_slot: int = -1) -> None:
+                 report: dict[str, Any], bias_slot: int = -1, relu: bool = False, extra_slot: int = -1,
+                 pool_op: Operation | None = None) -> None:
         self.op = op
+        self.pool_op = pool_op  # a conv's fused pooling op (its output is this step's)
+        self.pool_ksize = N._spatial(pool_op.attrs["ksize"], "NHWC") if pool_op is not None else (0, 0)
+        self.pool_geoms: dict[tuple, N._Geom] = {}
         self.extra_slot = extra_slot  # a fused bias gradient's output (-1: none)
         self.ops = fallback.ops  # the op and its fused epilogue's ops: what the fallback runs
         self.reads = value_slots([*in_slots, bias_slot])
@@ -249,14 +266,38 @@ class WindowStep:
         if self.bias_slot >= 0 and (type(bias) is not np.ndarray or bias.dtype != dt
                                     or bias.shape != (f.shape[3],)):
             raise _NoFastPath  # the interpreted BiasAdd raises the right error
-        y = self._out(arena, (x.shape[0], g.oh, g.ow, f.shape[3]), dt)
+        shape = (x.shape[0], g.oh, g.ow, f.shape[3])
+        if self.pool_op is None:
+            y = self._out(arena, shape, dt)
+        else:  # the conv's output is only the fused pool's input: an arena buffer of this step's
+            y = arena.buffer((self.key, 2), math.prod(shape), dt).reshape(shape)
         how = conv.forward(x, f, cg, y, self._scratch(arena), bias, self.relu)
         # a small batch's Winograd conv shares its blocks with the helpers while they spin (`execute`)
         self.wants_helpers = how == "winograd" and winograd.one_chunk(x.shape[0], x.shape[3], f.shape[3], cg,
                                                                        y.itemsize)
         how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
-        self._note("kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else "")))
+        note = "kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else ""))
+        if self.pool_op is not None:
+            note += " +" + self.pool_op.type.lower()
+            y = self._fused_pool(y, arena)
+        self._note(note)
         return self._result(y)
+
+    def _fused_pool(self, y: np.ndarray, arena: Any) -> np.ndarray:
+        """The fused pooling op of a conv's output `y` (NHWC), into this step's output buffer."""
+        op = self.pool_op
+        assert op is not None
+        g = self.pool_geoms.get(y.shape)
+        if g is None:
+            if len(self.pool_geoms) >= _GEOMETRIES:
+                self.pool_geoms.clear()
+            g = self.pool_geoms[y.shape] = N._Geom(y.shape, *self.pool_ksize, op.attrs)
+        if g.oh <= 0 or g.ow <= 0:
+            raise _NoFastPath  # the interpreted chain raises the pool's error
+        out = self._out(arena, (y.shape[0], g.oh, g.ow, y.shape[3]), y.dtype)
+        run = pool.max_pool if op.type == "MaxPool" else pool.avg_pool
+        run(y, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], out)
+        return out
 
     def _Conv2DBackpropInput(self, ins: list, arena: Any) -> np.ndarray:
         dt = _float4(ins[1], ins[2])
@@ -476,6 +517,8 @@ def window_step(op: Operation, slots: dict, fetched: set, fallback: Step,
     assert op_steps is not None
     entry["ops"] += [m.name for m in epilogue.ops]
     entry["source"] += " +bias" + ("+relu" if epilogue.relu else "")
+    if epilogue.pool is not None:
+        entry["source"] += " +" + epilogue.pool.type.lower()
     # the chain op by op: the interpreter's values and errors
     interpreted = Chain([fallback] + [op_steps[m] for m in epilogue.ops])
     t = epilogue.out
@@ -486,5 +529,5 @@ def window_step(op: Operation, slots: dict, fetched: set, fallback: Step,
                           relu=True, extra_slot=extra)
         return step, entry
     step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, interpreted, entry,
-                      slots[epilogue.ops[0].inputs[1]], epilogue.relu)
+                      slots[epilogue.ops[0].inputs[1]], epilogue.relu, pool_op=epilogue.pool)
     return step, entry

@@ -355,3 +355,58 @@ def test_max_pool_2x2_fast_path_equals_the_general_kernel(shape: tuple[int, ...]
     with tf.Graph().as_default():  # SAME on odd sizes pads the last window: the general kernel's case
         y = tf.nn.max_pool(tf.constant(x), 2, 2, "SAME")
         _compare([y])
+
+
+@st.composite
+def conv_pool_cases(draw: Any) -> dict[str, Any]:
+    """Conv2D -> BiasAdd (-> Relu) -> MaxPool | AvgPool, for inference: random windows, strides and paddings
+    of both, channels for each conv method (direct, Winograd, im2col), float32 and float64."""
+    dt = draw(st.sampled_from([np.float32, np.float64]))
+    n, h, w = draw(st.integers(1, 3)), draw(st.integers(3, 12)), draw(st.integers(3, 12))
+    c, o = draw(st.sampled_from([(1, 4), (3, 5), (8, 9), (12, 8)]))
+    k = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    return {"x": rng.standard_normal((n, h, w, c)).astype(dt), "f": rng.standard_normal((*k, c, o)).astype(dt),
+            "b": rng.standard_normal(o).astype(dt), "stride": draw(st.integers(1, 2)),
+            "padding": draw(st.sampled_from(["SAME", "VALID"])), "relu": draw(st.booleans()),
+            "pool": draw(st.sampled_from(["max", "avg"])), "pk": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+            "ps": (draw(st.integers(1, 3)), draw(st.integers(1, 3))), "ppad": draw(st.sampled_from(["SAME", "VALID"]))}
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_pool_cases())
+def test_a_pool_after_a_conv_runs_in_the_convs_step(case: dict[str, Any]) -> None:
+    """When nothing else reads the conv's (biased, ReLU'd) output, the pooling op runs in the conv's step on
+    its output; values as interpreted, one step and one report entry for the four ops."""
+    with tf.Graph().as_default():
+        s = case["stride"]
+        try:
+            y = tf.nn.bias_add(tf.nn.conv2d(tf.constant(case["x"]), tf.constant(case["f"]), [1, s, s, 1],
+                                            case["padding"]), tf.constant(case["b"]))
+            if case["relu"]:
+                y = tf.nn.relu(y)
+            pool = tf.nn.max_pool if case["pool"] == "max" else tf.nn.avg_pool
+            out = pool(y, [1, *case["pk"], 1], [1, *case["ps"], 1], case["ppad"])
+        except ValueError:  # a window larger than a VALID input: TF's build-time error, tested elsewhere
+            return
+        if 0 in out.shape.as_list():
+            return
+        plan = _compare([out])
+    fused = [e for e in plan.report["clusters"] if "Conv2D" in e["ops"]]
+    want = ["Conv2D", "BiasAdd"] + (["Relu"] if case["relu"] else []) + [out.op.name]
+    assert [e["ops"] for e in fused] == [want] and f"+{case['pool']}pool" in fused[0]["source"]
+    assert len([e for e in plan.report["clusters"] if out.op.name in e["ops"]]) == 1
+
+
+def test_a_pool_stays_apart_when_its_input_is_read_elsewhere() -> None:
+    """A gradient reads the pooled ReLU's output in the pool's gradient: the conv keeps only its bias and
+    ReLU, and the pool gets its own step; values as interpreted."""
+    rng = np.random.default_rng(4)
+    with tf.Graph().as_default():
+        x = tf.constant(rng.standard_normal((2, 8, 8, 2)).astype(np.float32))
+        f = tf.constant(rng.standard_normal((3, 3, 2, 4)).astype(np.float32))
+        r = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME"), tf.constant(np.ones(4, np.float32))))
+        loss = tf.reduce_sum(tf.nn.max_pool(r, [1, 2, 2, 1], [1, 2, 2, 1], "VALID"))
+        plan = _compare([loss, *tf.gradients(loss, [x, f])])
+    entries = [e["ops"] for e in plan.report["clusters"]]
+    assert ["Conv2D", "BiasAdd", "Relu"] in entries and ["MaxPool"] in entries
