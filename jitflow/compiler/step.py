@@ -204,6 +204,32 @@ class IdentityStep:
         vals[self.dst] = vals[self.src]
 
 
+class ReshapeStep:
+    """Reshape to a constant shape: the target is read once, not per run (a batch-1 CNN ran two of these at
+    ~4 us each); anything NumPy rejects goes to the interpreted step for TF's error."""
+
+    __slots__ = ("src", "dst", "target", "fallback", "ops", "reads", "writes")
+    kind = "op"
+    backend = INTERP
+    stateful = False
+
+    def __init__(self, op: Operation, src: int, dst: int, target: tuple[int, ...], fallback: Step) -> None:
+        self.src, self.dst, self.target, self.fallback = src, dst, target, fallback
+        self.ops = (op,)
+        self.reads = value_slots([src, *fallback.reads])
+        self.writes = value_slots([dst])
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        x = vals[self.src]
+        if type(x) is np.ndarray:
+            try:
+                vals[self.dst] = x.reshape(self.target)
+                return
+            except ValueError:
+                pass
+        self.fallback(ctx, vals)
+
+
 class VarReadStep:
     """A variable's read as a dict lookup; its interpreted step when the variable is missing (its error)."""
 

@@ -109,3 +109,23 @@ def test_move_to_gpu_leaves_cpu_plans_alone() -> None:
     before = list(state.plan.steps)
     low.move_to_gpu(state)
     assert state.plan.steps == before
+
+
+def test_a_reshape_to_a_constant_shape_reads_its_target_once() -> None:
+    """Reshape with a constant shape (-1 included) is a `ReshapeStep`: the interpreter's values, views and
+    errors (a size that does not fit raises TF's InvalidArgumentError, naming the sizes)."""
+    from jitflow.compiler.step import ReshapeStep
+    from tests.compiler.helpers import last_plan, run_both
+
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, 6])
+        y = tf.reshape(x, [-1, 2, 3]) * 2.0
+        z = tf.reshape(x, [4, 5])
+        feed = {x: np.arange(12, dtype=np.float32).reshape(2, 6)}
+        got, want, plan = run_both(y, feed)
+        np.testing.assert_array_equal(got, want)
+        assert any(isinstance(st, ReshapeStep) for st in plan.steps)
+        with tf.Session() as sess:
+            with pytest.raises(tf.errors.InvalidArgumentError, match="12 values.*20"):
+                sess.run(z, feed)
+            assert any(isinstance(st, ReshapeStep) for st in last_plan(sess).steps)
