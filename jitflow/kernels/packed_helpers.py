@@ -183,7 +183,7 @@ def serving() -> Iterator[None]:
     """Helpers spin for jobs during the block, and OpenBLAS keeps to the calling thread (a second OpenBLAS
     thread would wait for the core a helper spins on): a plan run whose steps post jobs (`execute`). Nothing
     is armed while other processes keep the cores busy: a spinning helper would take a core from them."""
-    if HELPERS.count <= 0 or threads.machine_busy():
+    if HELPERS.count <= 0 or threads.others_busy():
         yield
         return
     HELPERS.arm()

@@ -19,6 +19,7 @@ big calls use both cores; on an idle machine small GEMMs use both (a batch-1 den
 from __future__ import annotations
 
 import ctypes
+import os
 import queue
 import threading
 import time
@@ -61,6 +62,39 @@ def machine_busy() -> bool:
     except (OSError, IndexError, ValueError):
         _busy[1] = False
     return bool(_busy[1])
+
+
+# Cores' worth of CPU time other processes (and other VMs: steal time) used over the last interval from which
+# a spinning helper thread would take a core from them (`others_busy`).
+OTHERS_BUSY_CORES = 0.5
+OTHERS_INTERVAL = 1.0  # seconds: the shortest interval measured
+_others: list[float] = [-1e9, 0.0, -1.0, 0.0]  # [when read, busy (0/1), all CPUs' busy seconds, this process's]
+
+
+def others_busy() -> bool:
+    """True when other processes used more than OTHERS_BUSY_CORES cores over the interval since the last read
+    (at most once a second; /proc/stat's busy time less this process's own). Unlike `machine_busy`, this
+    process's own load does not count: CPU pressure stays high for seconds after a training step ran on
+    every core, and a batch-1 serving run then went without its helper (520 against 390 us for W7i)."""
+    now = time.monotonic()
+    if now - _others[0] < OTHERS_INTERVAL:
+        return bool(_others[1])
+    try:
+        with open("/proc/stat", "rb") as fh:
+            f = [int(v) for v in fh.readline().split()[1:9]]
+        total = (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / _TICKS  # user nice system irq softirq steal
+        own = sum(os.times()[:2])  # (children are other processes: their time counts)
+    except (OSError, ValueError, IndexError):
+        _others[:] = [now, 0.0, -1.0, 0.0]
+        return False
+    if _others[2] >= 0:
+        used = (total - _others[2]) - (own - _others[3])
+        _others[1] = float(used / (now - _others[0]) >= OTHERS_BUSY_CORES)
+    _others[0], _others[2], _others[3] = now, total, own
+    return bool(_others[1])
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _factor() -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -198,7 +199,7 @@ def test_a_batch1_dense_layer_shares_its_gemv_in_a_session(monkeypatch: pytest.M
     import jitflow as tf
     from jitflow.kernels import threads
 
-    monkeypatch.setattr(threads, "machine_busy", lambda: False)  # a loaded machine never arms them
+    monkeypatch.setattr(threads, "others_busy", lambda: False)  # a loaded machine never arms them
     rng = np.random.default_rng(9)
     w = rng.normal(size=(3136, 1024)).astype(np.float32)
     xv = rng.normal(size=(1, 3136)).astype(np.float32)
@@ -253,7 +254,7 @@ def test_serving_runs_in_two_threads_at_once_keep_their_values(monkeypatch: pyte
     import jitflow as tf
     from jitflow.kernels import threads
 
-    monkeypatch.setattr(threads, "machine_busy", lambda: False)
+    monkeypatch.setattr(threads, "others_busy", lambda: False)
     rng = np.random.default_rng(11)
     f = (rng.normal(size=(5, 5, 16, 32)) * 0.1).astype(np.float32)
     w = (rng.normal(size=(14 * 14 * 32, 600)) * 0.05).astype(np.float32)
@@ -284,3 +285,35 @@ def test_serving_runs_in_two_threads_at_once_keep_their_values(monkeypatch: pyte
     assert H.HELPERS.ctrl[P.ARMED] == 0 and H.HELPERS.ctrl[P.POSTER] == 0 and H.HELPERS.ctrl[P.BUSY] == 0
     for s in sessions:
         s.close()
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/stat"), reason="needs /proc/stat")
+def test_serving_counts_other_processes_load_not_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`threads.others_busy` (whether a serving run arms the helpers): another process spinning on a core is
+    load; this process's own busy thread is not (its training step's pressure made serving runs go without
+    the helpers for a second)."""
+    import subprocess
+    import sys
+    import threading
+
+    from jitflow.kernels import threads
+
+    def interval(busy: Callable[[], None]) -> bool:
+        monkeypatch.setattr(threads, "_others", [-1e9, 0.0, -1.0, 0.0])
+        monkeypatch.setattr(threads, "OTHERS_INTERVAL", 0.0)
+        threads.others_busy()  # the first read only starts the interval
+        busy()
+        return threads.others_busy()
+
+    def child() -> None:
+        spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.2: pass"
+        subprocess.run([sys.executable, "-c", spin], check=True)
+
+    def own() -> None:
+        stop = time.monotonic() + 1.2
+        spin = threading.Thread(target=lambda: [None for _ in iter(lambda: time.monotonic() < stop, False)])
+        spin.start()
+        spin.join()
+
+    assert interval(child)
+    assert any(not interval(own) for _ in range(3))  # (another process's load may fall in one interval)
