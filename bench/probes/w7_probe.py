@@ -4,6 +4,7 @@ Usage::
 
     python bench/probes/w7_probe.py ab [ROUNDS]       # W7 step and W7i run, im2col + GEMM vs Winograd, in turns
     python bench/probes/w7_probe.py steps [BATCH] [RUNS]   # per-step min / median over RUNS (JITFLOW_DEBUG=2)
+    python bench/probes/w7_probe.py serve [ROUNDS]        # batch-1 runs right after training steps
 
 `ab` switches Winograd off by making `winograd.applies` return False (the method is chosen per call),
 so both variants run the same plan and buffers; each round times 3 training steps and 30 batch-1
@@ -92,9 +93,25 @@ def steps(batch: int, runs: int) -> None:
     print(f"sum of medians {sum(r[0] for r in table):.2f} ms, of minima {sum(r[1] for r in table):.2f} ms")
 
 
+def serve(rounds: int) -> None:
+    """Per round: 10 training steps (batch 128), then 400 batch-1 runs; medians of each 50 runs, in order (a
+    serving run right after training should not run slower than later ones)."""
+    import jitflow as tf
+
+    sess, m, feed, feed1 = _session(tf, 128)
+    for r in range(rounds):
+        for _ in range(10):
+            sess.run(m["train"], feed)
+        ts: list[float] = []
+        _timed(lambda: sess.run(m["logits"], feed1), 400, ts)
+        print(r, [round(statistics.median(ts[i:i + 50]) * 1e6) for i in range(0, 400, 50)], "us")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "ab"
     if mode == "ab":
         ab(int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+    elif mode == "serve":
+        serve(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
     else:
         steps(int(sys.argv[2]) if len(sys.argv) > 2 else 128, int(sys.argv[3]) if len(sys.argv) > 3 else 8)

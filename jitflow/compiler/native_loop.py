@@ -27,9 +27,9 @@ import numpy as np
 from jitflow.codegen import cpu
 from jitflow.compiler.backend import backend
 from jitflow.compiler.loop_invariants import InvariantTransposeMatMul
-from jitflow.compiler.plan import Plan
+from jitflow.compiler.plan import Plan, Step
 from jitflow.compiler.slice_steps import ConcatStep, SplitStep
-from jitflow.compiler.step import CPU, IdentityStep, OpStep
+from jitflow.compiler.step import CPU, IdentityStep, OpStep, ReshapeStep
 from jitflow.compiler.steps import ClusterStep, MatMulStep
 from jitflow.ir.layout import LayoutError, compute_layout
 from jitflow.ops.tensor_array_ops import TAGrad, TAValue
@@ -201,9 +201,16 @@ def inline_kernel(source: str, name: str) -> str:
     return "\n".join([head, lines[at + 1].replace(f"def {cpu.ENTRY}(", f"def {name}(", 1), *lines[at + 2:]])
 
 
+def _interpreted(st: Step) -> Step:
+    """A light step that stands in for an interpreted one (a constant-shape Reshape) as that step: the
+    translation handles the op itself."""
+    return st.fallback if isinstance(st, ReshapeStep) else st
+
+
 def why_not(plan: Plan) -> str | None:
     """Why the steps of `plan` cannot run in a compiled loop (None: they can, shapes permitting)."""
     for st in plan.steps:
+        st = _interpreted(st)
         if isinstance(st, ClusterStep):
             if st.backend != CPU or any(v is not None for v in st.var_names) or any(v is not None for v in st.stores):
                 return f"cluster {st.ops[0].name} reads or assigns a variable, or does not run on the CPU"
@@ -249,7 +256,7 @@ class Translator:
         return info
 
     def run(self) -> list[str]:
-        for st in self.plan.steps:
+        for st in map(_interpreted, self.plan.steps):
             if isinstance(st, ClusterStep):
                 self.cluster(st)
             elif isinstance(st, MatMulStep):

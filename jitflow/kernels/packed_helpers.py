@@ -1,6 +1,7 @@
 """The Python side of the packed GEMMs (`kernels/packed_gemm.py`): packing the right operand once per run,
 and the helper threads that take blocks of the jobs posted while a compiled loop runs, or while a plan runs
-whose steps post them (`serving`: a batch-1 dense layer's vector-matrix product).
+whose steps post them (`serving`: a batch-1 dense layer's vector-matrix product, a small batch's Winograd
+conv as compiled blocks called through their addresses: `share`).
 
 Kept apart from `packed_gemm`, which generated loops import: the compile cache digests every jitflow
 module a generated kernel imports (and theirs), and this module's cached kernels import the cache's own.
