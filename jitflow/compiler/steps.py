@@ -358,8 +358,9 @@ class MatMulStep:
         # a big vector-matrix product (batch-1 serving): both cores stream the weights when helpers spin
         self.wants_helpers = m == 1 and macs >= PARALLEL_MACS and b.flags.c_contiguous and a.strides[1] == b.itemsize
         if self.wants_helpers and self._gemv(a, b, out, vals[ARENA_SLOT]):
-            pass
-        elif macs < PARALLEL_MACS:
+            vals[self.out_slot] = out
+            return None
+        if macs < PARALLEL_MACS:
             with blas_threads_for(macs):  # small GEMMs on one thread (jitflow/kernels/threads.py)
                 np.matmul(a, b, out=out)
         else:  # big ones on as many threads as the current load makes fastest
