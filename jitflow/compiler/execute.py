@@ -1,7 +1,6 @@
 """Stage 4 of a run: replay a plan's steps over fresh slots and collect the fetched values."""
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from typing import Any
@@ -35,12 +34,13 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
         if bound is None or bound[0] is not plan.steps:
             bound = plan.bound = bound_calls(plan.steps)
             plan.helped = [st for st in plan.steps if hasattr(st, "wants_helpers")]
-        with _helpers_for(plan):
-            if plan.debug >= 2:
-                _run_timed(plan, ctx, vals)
-            else:
-                for call in bound[1]:
-                    call(ctx, vals)
+        if plan.helped and any(st.wants_helpers for st in plan.helped):
+            _run_helped(plan, bound[1], ctx, vals)
+        elif plan.debug >= 2:
+            _run_timed(plan, ctx, vals)
+        else:
+            for call in bound[1]:
+                call(ctx, vals)
         res = [vals[s] if s >= 0 else None for s in plan.fetch_slots]
         if arena.ids:
             res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]
@@ -76,17 +76,17 @@ def _restore_fp_errors(token: Any) -> None:
     token.__exit__(None, None, None)
 
 
-_NOTHING = contextlib.nullcontext()
-
-
-def _helpers_for(plan: Plan) -> Any:
-    """The packed GEMMs' helpers spinning for the block when a step of `plan` shares its work with them
-    (`wants_helpers`: its last run's product was one they can share), else nothing."""
-    if not plan.helped or not any(st.wants_helpers for st in plan.helped):
-        return _NOTHING
+def _run_helped(plan: Plan, calls: list[Any], ctx: Any, vals: list[Any]) -> None:
+    """The steps with the packed GEMMs' helpers spinning (`packed_helpers.serving`): a step of `plan` shares
+    its work with them (`wants_helpers`: its last run's work was of a kind they can share)."""
     from jitflow.kernels import packed_helpers
 
-    return packed_helpers.serving()
+    with packed_helpers.serving():
+        if plan.debug >= 2:
+            _run_timed(plan, ctx, vals)
+        else:
+            for call in calls:
+                call(ctx, vals)
 
 
 def _run_timed(plan: Plan, ctx: Any, vals: list[Any]) -> None:
