@@ -19,7 +19,7 @@ from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.compiler.step import CPU, Chain, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.tensor_shape import known_dims
-from jitflow.kernels import conv, depthwise, pool, winograd
+from jitflow.kernels import conv, depthwise, pixel_conv, pool, winograd
 from jitflow.kernels.threads import numba_threads, threads_for
 from jitflow.ops import array_ops as A
 from jitflow.ops import nn_ops as N
@@ -267,11 +267,14 @@ class WindowStep:
                                     or bias.shape != (f.shape[3],)):
             raise _NoFastPath  # the interpreted BiasAdd raises the right error
         shape = (x.shape[0], g.oh, g.ow, f.shape[3])
-        if self.pool_op is None:
+        pooled = self._pixel_pool(shape, x.shape, cg)
+        if pooled is not None:  # the direct kernel pools its own output rows
+            y = self._out(arena, pooled[1], dt)
+        elif self.pool_op is None:
             y = self._out(arena, shape, dt)
         else:  # the conv's output is only the fused pool's input: an arena buffer of this step's
             y = arena.buffer((self.key, 2), math.prod(shape), dt).reshape(shape)
-        how = conv.forward(x, f, cg, y, self._scratch(arena), bias, self.relu)
+        how = conv.forward(x, f, cg, y, self._scratch(arena), bias, self.relu, pooled[0] if pooled else 0)
         # a small batch's Winograd conv shares its blocks with the helpers while they spin (`execute`)
         self.wants_helpers = how == "winograd" and winograd.one_chunk(x.shape[0], x.shape[3], f.shape[3], cg,
                                                                        y.itemsize)
@@ -279,19 +282,39 @@ class WindowStep:
         note = "kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else ""))
         if self.pool_op is not None:
             note += " +" + self.pool_op.type.lower()
-            y = self._fused_pool(y, arena)
+            if pooled is None:
+                y = self._fused_pool(y, arena)
         self._note(note)
         return self._result(y)
+
+    def _pool_geometry(self, shape: tuple[int, ...]) -> N._Geom:
+        """The fused pool's window geometry over a conv output of NHWC `shape`, computed once per shape."""
+        g = self.pool_geoms.get(shape)
+        if g is None:
+            if len(self.pool_geoms) >= _GEOMETRIES:
+                self.pool_geoms.clear()
+            assert self.pool_op is not None
+            g = self.pool_geoms[shape] = N._Geom(shape, *self.pool_ksize, self.pool_op.attrs)
+        return g
+
+    def _pixel_pool(self, shape: tuple[int, ...], x_shape: tuple[int, ...],
+                    cg: conv.ConvGeom) -> tuple[int, tuple[int, ...]] | None:
+        """(pixel_conv's pool mode, the pooled NHWC shape) when the direct kernel can pool the output of
+        shape `shape` itself (a 2 x 2 window at stride 2, every window inside it), else None."""
+        if self.pool_op is None or conv.method(x_shape[3], cg, o=shape[3], hw=(x_shape[1], x_shape[2])) != "direct":
+            return None
+        p = self._pool_geometry(shape)
+        if (p.kh, p.kw, p.sh, p.sw, p.ph[0], p.pw[0]) != (2, 2, 2, 2, 0, 0) or p.oh <= 0 or p.ow <= 0 \
+                or 2 * p.oh > shape[1] or 2 * p.ow > shape[2]:
+            return None
+        mode = pixel_conv.MAX_2X2 if self.pool_op.type == "MaxPool" else pixel_conv.AVG_2X2
+        return mode, (shape[0], p.oh, p.ow, shape[3])
 
     def _fused_pool(self, y: np.ndarray, arena: Any) -> np.ndarray:
         """The fused pooling op of a conv's output `y` (NHWC), into this step's output buffer."""
         op = self.pool_op
         assert op is not None
-        g = self.pool_geoms.get(y.shape)
-        if g is None:
-            if len(self.pool_geoms) >= _GEOMETRIES:
-                self.pool_geoms.clear()
-            g = self.pool_geoms[y.shape] = N._Geom(y.shape, *self.pool_ksize, op.attrs)
+        g = self._pool_geometry(y.shape)
         if g.oh <= 0 or g.ow <= 0:
             raise _NoFastPath  # the interpreted chain raises the pool's error
         out = self._out(arena, (y.shape[0], g.oh, g.ow, y.shape[3]), y.dtype)

@@ -26,15 +26,13 @@ from typing import Any
 import numpy as np
 
 from jitflow.codegen.cache.library import njit
-from jitflow.kernels import read_only, threads
+from jitflow.kernels import pixel_conv, threads
 
 # Input channels up to which a stride-1 conv runs these kernels instead of im2col + GEMM (bench/README.md:
 # W7's first layer, C = 1).
 MAX_CHANNELS = 4
 # Taps combined per pass over an accumulator row.
 UNROLL = 4
-# Positions per forward block: the block's (O, positions) accumulator stays in L1/L2.
-BLOCK_POSITIONS = 512
 
 
 def applies(c: int, g: Any) -> bool:
@@ -76,62 +74,6 @@ def _pad_planar_images(x, pt, pl, xp, lo, hi):  # type: ignore[no-untyped-def]
                 src = x[n, y, x0:x1, c]
                 for i in range(x1 - x0):
                     dst[i] = src[i]
-
-
-@njit(nogil=True, fastmath={"contract"})
-def _accumulate(img, fm, off, k, q0, m, buf):  # type: ignore[no-untyped-def]
-    """buf[o, :m] += sum over the k taps t of fm[t, o] * img[q0 + off[t] : ... + m], four taps and two
-    channels per pass."""
-    k4 = k - k % UNROLL
-    for t in range(0, k4, UNROLL):
-        a0, a1, a2, a3 = off[t] + q0, off[t + 1] + q0, off[t + 2] + q0, off[t + 3] + q0
-        x0, x1, x2, x3 = img[a0:a0 + m], img[a1:a1 + m], img[a2:a2 + m], img[a3:a3 + m]
-        no = buf.shape[0]
-        for o in range(0, no - 1, 2):  # two channels per pass: the four tap rows are loaded once for both
-            f0, f1, f2, f3 = fm[t, o], fm[t + 1, o], fm[t + 2, o], fm[t + 3, o]
-            e0, e1, e2, e3 = fm[t, o + 1], fm[t + 1, o + 1], fm[t + 2, o + 1], fm[t + 3, o + 1]
-            b, c = buf[o], buf[o + 1]
-            for q in range(m):
-                v0, v1, v2, v3 = x0[q], x1[q], x2[q], x3[q]
-                b[q] += f0 * v0 + f1 * v1 + f2 * v2 + f3 * v3
-                c[q] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
-        if no % 2:
-            o = no - 1
-            f0, f1, f2, f3 = fm[t, o], fm[t + 1, o], fm[t + 2, o], fm[t + 3, o]
-            b = buf[o]
-            for q in range(m):
-                b[q] += f0 * x0[q] + f1 * x1[q] + f2 * x2[q] + f3 * x3[q]
-    for t in range(k4, k):  # the last taps one at a time: no padding tap multiplies an inf or NaN by 0
-        x0 = img[off[t] + q0:off[t] + q0 + m]
-        for o in range(buf.shape[0]):
-            f0 = fm[t, o]
-            b = buf[o]
-            for q in range(m):
-                b[q] += f0 * x0[q]
-
-
-@njit(nogil=True)
-def _conv_forward_images(xp, fm, off, bias, has_bias, relu, out, lo, hi):  # type: ignore[no-untyped-def]
-    """`conv_forward` for images [lo, hi)."""
-    wp = xp.shape[3]
-    oh, ow, no = out.shape[1], out.shape[2], out.shape[3]
-    rows = max(1, BLOCK_POSITIONS // wp)
-    for n in range(lo, hi):
-        img = xp[n].reshape(-1)
-        buf = np.empty((no, rows * wp + 16), out.dtype)  # +16: rows not a power-of-two apart (cache sets)
-        for i0 in range(0, oh, rows):
-            i1 = min(oh, i0 + rows)
-            m = (i1 - i0) * wp
-            for o in range(no):
-                buf[o, :m] = bias[o] if has_bias else 0
-            _accumulate(img, fm, off, fm.shape[0], i0 * wp, m, buf)
-            for i in range(i0, i1):
-                r = (i - i0) * wp
-                for j in range(ow):
-                    dst = out[n, i, j]
-                    for o in range(no):
-                        v = buf[o, r + j]
-                        dst[o] = 0 if relu and v < 0 else v
 
 
 @njit(nogil=True, fastmath={"contract", "reassoc"})
@@ -192,15 +134,6 @@ def pad_planar(x: np.ndarray, pt: int, pl: int, xp: np.ndarray) -> None:
     threads.parallel_range(_pad_planar_images, x.shape[0], x, pt, pl, xp, elements=xp.size)
 
 
-def conv_forward(xp: np.ndarray, fm: np.ndarray, off: np.ndarray, bias: np.ndarray, has_bias: bool, relu: bool,
-                 out: np.ndarray) -> None:
-    """out[n, i, j, o] = (bias[o] +) sum over taps of xp * fm, then max(., 0) when `relu` (NaN stays NaN).
-
-    `fm` is the filter as (K, O): one row per tap of `off`.
-    """
-    threads.parallel_range(_conv_forward_images, xp.shape[0], xp, fm, off, bias, has_bias, relu, out)
-
-
 def filter_grad_parts(xp: np.ndarray, dy: np.ndarray, off: np.ndarray, parts: np.ndarray) -> None:
     """parts[p, t, o] = sum over images n = p, p + P, ... of dot(tap t's positions of xp[n], dy[n, :, :, o])."""
     threads.parallel_range(_filter_grad_parts, parts.shape[0], xp, dy, off, parts)
@@ -220,13 +153,10 @@ def _planar(x: np.ndarray, g: Any, scratch: Any, extra: int) -> tuple[np.ndarray
 
 
 def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
-            bias: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
-    """conv2d of NHWC `x` with (KH, KW, C, O) `f` into `out`, with the optional bias and ReLU applied."""
-    k, o = f.shape[0] * f.shape[1] * f.shape[2], f.shape[3]
-    xp, off, _ = _planar(x, g, scratch, 0)
-    fm = np.ascontiguousarray(f.reshape(k, o))
-    conv_forward(xp, fm, off[:k], read_only(fm[0] if bias is None else bias), bias is not None, relu, out)
-    return out
+            bias: np.ndarray | None = None, relu: bool = False, pool: int = 0) -> np.ndarray:
+    """conv2d of NHWC `x` with (KH, KW, C, O) `f` into `out`, with the optional bias and ReLU applied (and
+    the 2 x 2 `pool` of `pixel_conv`): blocks of output pixels with their channels in vector registers."""
+    return pixel_conv.forward(x, f, g, out, scratch, bias, relu, pool)
 
 
 def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: Any, threads: int) -> np.ndarray:

@@ -114,9 +114,9 @@ def test_cache_option_is_refused() -> None:
 
 def test_hand_written_kernels_use_it() -> None:
     from jitflow.data import indexed
-    from jitflow.kernels import conv, direct, pool
+    from jitflow.kernels import conv, pixel_conv, pool
 
-    for fn in (conv._im2col_rows, direct._conv_forward_images, pool._max_pool_rows, pool._max_pool_grad_parts,
+    for fn in (conv._im2col_rows, pixel_conv._images, pool._max_pool_rows, pool._max_pool_grad_parts,
                *indexed._shuffle_kernels()):
         assert type(fn._cache).__name__ == "KernelCache", fn
         assert Path(fn._cache.cache_path).parent.name == library.LIBRARY_DIR

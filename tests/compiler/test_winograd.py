@@ -244,14 +244,14 @@ def test_winograd_matches_tensorflows_conv_and_gradients(name: str) -> None:
 def test_every_kind_of_bias_shares_one_compiled_kernel() -> None:
     """A variable's value is read-only, a fed bias writable, no bias a zero placeholder: the kernels take
     each as a read-only view, so Numba compiles the output transform and the direct conv once for all."""
-    from jitflow.kernels import direct
+    from jitflow.kernels import direct, pixel_conv
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 9, 9, 8)).astype(np.float32)
     frozen = rng.standard_normal(8).astype(np.float32)
     frozen.flags.writeable = False
     for kernel, run, c in ((winograd._tiles_out_images, winograd.forward, 8),
-                           (direct._conv_forward_images, direct.forward, 2)):
+                           (pixel_conv._images, direct.forward, 2)):
         f = rng.standard_normal((3, 3, c, 8)).astype(np.float32)
         g = conv.ConvGeom(3, 3, 1, 1, 1, 1, 1, 1, 9, 9)
         run(x[..., :c], f, g, np.empty((2, 9, 9, 8), np.float32), conv.fresh, frozen.copy())

@@ -1,0 +1,99 @@
+"""The pixel-block direct conv (kernels/pixel_conv.py) against the im2col + GEMM conv and the pool kernels.
+
+Random geometries (dilations, paddings, channel counts across several vector groups and their tails),
+both dtypes, both vector widths the host runs, with and without bias, ReLU and a fused 2 x 2 pool; NaNs
+in the input; and the plan step that fuses a MaxPool/AvgPool into the conv at batch 1.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import jitflow as tf
+from jitflow.kernels import conv, packed_gemm, pixel_conv, pool
+from tests.compiler.helpers import assert_same, run_both
+
+_WIDTHS = [256, 512] if packed_gemm.VECTOR_BITS == 512 else [256]  # (512-bit code needs AVX-512)
+
+
+def _reference(x: np.ndarray, f: np.ndarray, g: conv.ConvGeom, bias: np.ndarray | None, relu: bool,
+               mode: int) -> np.ndarray:
+    want = np.empty((x.shape[0], g.oh, g.ow, f.shape[3]), x.dtype)
+    conv.conv2d(x, f, g, want, conv.fresh, bias=bias)
+    if relu:
+        want = np.where(want < 0, want.dtype.type(0), want)  # (NaN stays NaN)
+    if mode == pixel_conv.NO_POOL:
+        return want
+    pooled = np.empty((x.shape[0], g.oh // 2, g.ow // 2, f.shape[3]), x.dtype)
+    run = pool.max_pool if mode == pixel_conv.MAX_2X2 else pool.avg_pool
+    run(want, 2, 2, 2, 2, 0, 0, pooled)
+    return pooled
+
+
+@st.composite
+def cases(draw: Any) -> dict[str, Any]:
+    """A stride-1 conv with 1-4 input channels, any dilation and padding, 1-70 output channels."""
+    dt = draw(st.sampled_from([np.float32, np.float64]))
+    n, h, w, c = (draw(st.integers(lo, hi)) for lo, hi in ((1, 3), (1, 13), (1, 30), (1, 4)))
+    o = draw(st.sampled_from([1, 3, 8, 16, 17, 32, 40, 64, 70]))
+    kh, kw, dh, dw = (draw(st.integers(1, hi)) for hi in (5, 5, 2, 2))
+    pt, pl = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+    pb, pr = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+    oh, ow = h + pt + pb - (kh - 1) * dh, w + pl + pr - (kw - 1) * dw
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    return {"x": rng.standard_normal((n, h, w, c)).astype(dt), "f": rng.standard_normal((kh, kw, c, o)).astype(dt),
+            "b": rng.standard_normal(o).astype(dt) if draw(st.booleans()) else None, "relu": draw(st.booleans()),
+            "g": conv.ConvGeom(kh, kw, 1, 1, dh, dw, pt, pl, oh, ow), "bits": draw(st.sampled_from(_WIDTHS)),
+            "pool": draw(st.sampled_from([pixel_conv.NO_POOL, pixel_conv.MAX_2X2, pixel_conv.AVG_2X2]))}
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_matches_the_gemm_conv_and_the_pools(case: dict[str, Any]) -> None:
+    g, x, f = case["g"], case["x"], case["f"]
+    mode = case["pool"]
+    assume(g.oh >= 1 and g.ow >= 1 and not (mode and (g.oh < 2 or g.ow < 2)))
+    want = _reference(x, f, g, case["b"], case["relu"], mode)
+    got = pixel_conv.forward(x, f, g, np.full_like(want, np.nan), conv.fresh, case["b"], case["relu"], mode,
+                             case["bits"])
+    tol = 1e-5 if x.dtype == np.float32 else 1e-12
+    assert_same(got, want, rtol=tol, atol=tol * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("bits", _WIDTHS)
+@pytest.mark.parametrize("mode", [pixel_conv.NO_POOL, pixel_conv.MAX_2X2, pixel_conv.AVG_2X2])
+def test_nans_stay_where_they_belong(bits: int, mode: int) -> None:
+    """A NaN input spreads to exactly the windows that hold it, through the ReLU and both pools; the padding
+    and the computed-and-dropped positions past each row's end never reach an output."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 12, 13, 1)).astype(np.float32)
+    x[0, 3, 4, 0] = x[1, 11, 12, 0] = np.nan
+    f = rng.standard_normal((5, 5, 1, 32)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    g = conv.ConvGeom(5, 5, 1, 1, 1, 1, 2, 2, 12, 13)
+    want = _reference(x, f, g, b, True, mode)
+    got = pixel_conv.forward(x, f, g, np.empty_like(want), conv.fresh, b, True, mode, bits)
+    assert np.isnan(want).any() and not np.isnan(want).all()
+    assert_same(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pool_op", [tf.nn.max_pool, tf.nn.avg_pool])
+@pytest.mark.parametrize("batch,size", [(1, 28), (3, 11)])
+def test_a_conv_step_pools_its_own_rows(pool_op: Any, batch: int, size: int) -> None:
+    """conv + bias + ReLU + a 2 x 2 pool at stride 2 in one step: the direct kernel pools its output rows
+    (an odd size leaves a row and a column in no window), as the interpreter computes it."""
+    rng = np.random.default_rng(2)
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, size, size, 1])
+        f = tf.constant(rng.standard_normal((5, 5, 1, 32)).astype(np.float32))
+        y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME"),
+                                      tf.constant(rng.standard_normal(32).astype(np.float32))))
+        p = pool_op(y, [1, 2, 2, 1], [1, 2, 2, 1], "VALID")
+        got, want, plan = run_both([p], {x: rng.standard_normal((batch, size, size, 1)).astype(np.float32)})
+    assert_same(got[0], want[0], rtol=1e-5, atol=1e-5)
+    sources = [e["source"] for e in plan.report["clusters"]]
+    assert any(s.startswith("kernels/conv: direct +bias+relu +" + p.op.type.lower()) for s in sources), sources
