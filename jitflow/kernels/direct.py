@@ -1,21 +1,18 @@
 """Direct convolution kernels for stride-1 convs with few input channels (a network's first layer).
 
 With one or three input channels im2col's patches are as large as the conv's output and the GEMM
-over them has K = 25, far from what BLAS runs well. These kernels instead copy the input once into a
-zero-padded planar image per channel (N, C, HP, WP) and treat every image as one long row of
-HP * WP positions: output pixel (i, j) sits at position q = i * WP + j, and tap (a, e, c) of its
-window at q + off[a, e, c]. The loops over q are long, contiguous and free of bounds checks, so they
-vectorize; the WP - OW positions at the end of each row are computed and dropped (or, in the filter
-gradient, meet zeros).
+over them has K = 25, far from what BLAS runs well.
 
-- forward: per image, a block of rows is accumulated as (O, positions) four taps at a time, then
-  written out transposed to NHWC with the bias already in and ReLU applied: the conv's whole epilogue
-  in the same pass.
-- filter gradient: per image, dy is transposed once to (O, positions); each (tap, channel) entry of
-  the gradient is then a dot product over positions, computed in 4 x 2 register blocks. Every thread
-  sums a share of the images into its own partial gradient; the caller adds the partials. The dropped
-  positions multiply real inputs by zero, so an input with an inf or NaN takes the GEMM path instead
-  (`conv.filter_grad` checks).
+- forward: blocks of output pixels with their channels in vector registers (`pixel_conv.py`), the bias
+  and ReLU applied as each pixel is written, and a 2 x 2 pool after it applied to its rows on the spot.
+- filter gradient: the input is copied once into a zero-padded planar image per channel (N, C, HP, WP),
+  and every image is treated as one long row of HP * WP positions: output pixel (i, j) sits at position
+  q = i * WP + j, and tap (a, e, c) of its window at q + off[a, e, c]. dy is transposed once per image to
+  (O, positions); each (tap, channel) entry of the gradient is then a dot product over positions, computed
+  in 4 x 2 register blocks, in loops that are long, contiguous and free of bounds checks. Every thread sums
+  a share of the images into its own partial gradient; the caller adds the partials. The WP - OW positions
+  at the end of each row meet zeros in dy but multiply real inputs, so an input with an inf or NaN takes
+  the GEMM path instead (`conv.filter_grad` checks).
 """
 from __future__ import annotations
 
