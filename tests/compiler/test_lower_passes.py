@@ -129,3 +129,27 @@ def test_a_reshape_to_a_constant_shape_reads_its_target_once() -> None:
             with pytest.raises(tf.errors.InvalidArgumentError, match="12 values.*20"):
                 sess.run(z, feed)
             assert any(isinstance(st, ReshapeStep) for st in last_plan(sess).steps)
+
+
+def test_variable_reads_and_copies_run_as_one_call() -> None:
+    """Consecutive variable reads and Identity copies bind as one call (`step.SlotMoves`), in order: the
+    values are the variables', and a variable not yet initialized raises TF's error naming it."""
+    from jitflow.compiler.step import IdentityStep, SlotMoves, VarReadStep, bound_calls
+
+    av, bv, xv = np.arange(4096, dtype=np.float32).reshape(64, 64) / 4096, np.ones((64, 64), np.float32), \
+        np.ones((1, 64), np.float32)
+    with tf.Graph().as_default():
+        a, b = tf.Variable(av, name="a"), tf.Variable(bv, name="b")
+        x = tf.placeholder(tf.float32, [None, 64])
+        y = tf.matmul(tf.matmul(x, a), b)  # (MatMul steps: the reads are steps of their own)
+        with tf.Session() as sess:
+            with pytest.raises(tf.errors.FailedPreconditionError, match="a"):
+                sess.run(y, {x: xv})
+            sess.run(tf.global_variables_initializer())
+            got = sess.run(y, {x: xv})
+            steps = next(p.steps for p in sess._plans.values() if any(type(st) is MatMulStep for st in p.steps))
+    np.testing.assert_allclose(got, xv @ av @ bv, rtol=1e-5)
+    moved = [st for st in steps if type(st) in (VarReadStep, IdentityStep)]
+    calls = bound_calls(steps)[1]
+    assert len(moved) == 4 and len(calls) == len(steps) - 2
+    assert any(isinstance(getattr(c, "__self__", None), SlotMoves) for c in calls)
