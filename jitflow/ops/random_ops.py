@@ -63,8 +63,8 @@ def generator_for(ctx: Any, op: Operation) -> np.random.Generator:
 
 
 def _shape_of(ins: list) -> list[int]:
-    s = [int(d) for d in np.asarray(ins[0]).reshape(-1)]
-    if any(d < 0 for d in s):
+    s = [int(d) for d in np.asarray(ins[0]).reshape(-1).tolist()]  # (tolist: Python ints at C speed)
+    if s and min(s) < 0:
         raise InvalidArgumentError(None, None, f"Shape must not have negative dimensions, got {s}")
     return s
 
