@@ -158,6 +158,17 @@ def _relu_grad_epilogue(op: Operation, readers: dict[Tensor, list[Operation]], c
     return Epilogue([r, b], r.outputs[0], b.outputs[0])
 
 
+class _ConvPlan(NamedTuple):
+    """A Conv2D step's decisions for one tuple of input shapes and dtype (`WindowStep._conv_plan`)."""
+
+    g: N._Geom
+    cg: conv.ConvGeom
+    shape: tuple[int, ...]  # the conv's output (NHWC)
+    pooled: tuple[int, tuple[int, ...]] | None  # the direct kernel's pool mode and pooled shape
+    one_chunk: bool  # a Winograd forward would run as one job of blocks (`winograd.one_chunk`)
+    notes: dict[str, str]  # `explain` lines by the method a call took
+
+
 class WindowStep:
     """One conv or pooling op through its fast kernel, into buffers reused across runs."""
 
@@ -192,6 +203,7 @@ class WindowStep:
         self.width = _width(op)  # GEMM multiply-adds per patch element, roughly (0: no GEMM)
         self.ksize = N._spatial(op.attrs["ksize"], self.fmt) if "ksize" in op.attrs else (0, 0)
         self.geoms: dict[tuple, tuple[N._Geom, conv.ConvGeom]] = {}  # (input shape, kh, kw) -> `_geometries`
+        self.conv_plans: dict[tuple, _ConvPlan] = {}  # (input shape, filter shape, dtype) -> `_conv_plan`
         self.wants_helpers = False  # the last run's conv shared its blocks (`winograd.one_chunk`)
 
     def __call__(self, ctx: Any, vals: list) -> None:
@@ -257,35 +269,51 @@ class WindowStep:
     def _Conv2D(self, ins: list, arena: Any) -> np.ndarray:
         dt = _float4(ins[0], ins[1])
         x, f = self._nhwc(ins[0]), np.ascontiguousarray(ins[1])
-        if x.shape[3] != f.shape[2]:
-            raise _NoFastPath
-        g, cg = self._geometries(x.shape, f.shape[0], f.shape[1])
-        if g.oh <= 0 or g.ow <= 0 or x.shape[0] == 0 or f.shape[3] == 0:
-            raise _NoFastPath
+        cp = self.conv_plans.get((x.shape, f.shape, dt))
+        if cp is None:
+            cp = self._conv_plan(x.shape, f.shape, dt)
         bias = ins[2] if self.bias_slot >= 0 else None
         if self.bias_slot >= 0 and (type(bias) is not np.ndarray or bias.dtype != dt
                                     or bias.shape != (f.shape[3],)):
             raise _NoFastPath  # the interpreted BiasAdd raises the right error
-        shape = (x.shape[0], g.oh, g.ow, f.shape[3])
-        pooled = self._pixel_pool(shape, x.shape, cg)
-        if pooled is not None:  # the direct kernel pools its own output rows
-            y = self._out(arena, pooled[1], dt)
+        if cp.pooled is not None:  # the direct kernel pools its own output rows
+            y = self._out(arena, cp.pooled[1], dt)
         elif self.pool_op is None:
-            y = self._out(arena, shape, dt)
+            y = self._out(arena, cp.shape, dt)
         else:  # the conv's output is only the fused pool's input: an arena buffer of this step's
-            y = arena.buffer((self.key, 2), math.prod(shape), dt).reshape(shape)
-        how = conv.forward(x, f, cg, y, self._scratch(arena), bias, self.relu, pooled[0] if pooled else 0)
+            y = arena.buffer((self.key, 2), math.prod(cp.shape), dt).reshape(cp.shape)
+        how = conv.forward(x, f, cp.cg, y, self._scratch(arena), bias, self.relu, cp.pooled[0] if cp.pooled else 0)
         # a small batch's Winograd conv shares its blocks with the helpers while they spin (`execute`)
-        self.wants_helpers = how == "winograd" and winograd.one_chunk(x.shape[0], x.shape[3], f.shape[3], cg,
-                                                                       y.itemsize)
-        how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
-        note = "kernels/conv: " + how + ("" if bias is None else " +bias" + ("+relu" if self.relu else ""))
-        if self.pool_op is not None:
-            note += " +" + self.pool_op.type.lower()
-            if pooled is None:
-                y = self._fused_pool(y, arena)
+        self.wants_helpers = how == "winograd" and cp.one_chunk
+        if self.pool_op is not None and cp.pooled is None:
+            y = self._fused_pool(y, arena)
+        note = cp.notes.get(how)
+        if note is None:
+            note = cp.notes[how] = self._conv_note(how, cp.g, bias is not None)
         self._note(note)
         return self._result(y)
+
+    def _conv_plan(self, x_shape: tuple[int, ...], f_shape: tuple[int, ...], dt: np.dtype) -> _ConvPlan:
+        """What a Conv2D step decides once per input shapes (`conv_plans`); _NoFastPath for shapes the
+        interpreted op must reject or that leave nothing to compute."""
+        if x_shape[3] != f_shape[2]:
+            raise _NoFastPath
+        g, cg = self._geometries(x_shape, f_shape[0], f_shape[1])
+        if g.oh <= 0 or g.ow <= 0 or x_shape[0] == 0 or f_shape[3] == 0:
+            raise _NoFastPath
+        shape = (x_shape[0], g.oh, g.ow, f_shape[3])
+        one = winograd.one_chunk(x_shape[0], x_shape[3], f_shape[3], cg, dt.itemsize)
+        cp = _ConvPlan(g, cg, shape, self._pixel_pool(shape, x_shape, cg), one, {})
+        if len(self.conv_plans) >= _GEOMETRIES:
+            self.conv_plans.clear()
+        self.conv_plans[(x_shape, f_shape, dt)] = cp
+        return cp
+
+    def _conv_note(self, how: str, g: N._Geom, has_bias: bool) -> str:
+        """The conv's line in `explain`: its method, epilogue and fused pool."""
+        how = winograd.label(g.kh, g.kw, g.oh, g.ow) if how == "winograd" else how
+        note = "kernels/conv: " + how + (" +bias" + ("+relu" if self.relu else "") if has_bias else "")
+        return note + (" +" + self.pool_op.type.lower() if self.pool_op is not None else "")
 
     def _pool_geometry(self, shape: tuple[int, ...]) -> N._Geom:
         """The fused pool's window geometry over a conv output of NHWC `shape`, computed once per shape."""
