@@ -35,9 +35,9 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from jitflow.kernels.llvm_kit import njit_named, pointer_to, vector_kit
 from jitflow.kernels.stream_gemv import block32 as _gemv32
 from jitflow.kernels.stream_gemv import block64 as _gemv64
-from jitflow.kernels.stream_gemv import njit_named, pointer_to, vector_kit
 
 # Rows of A per microkernel call: ROWS x 2 vector accumulators, two B vectors and a broadcast fit in the
 # 16 vector registers of AVX2 and leave room in AVX-512's 32.

@@ -22,7 +22,7 @@ from jitflow.kernels import packed_gemm as P
 from jitflow.kernels import threads
 
 # `_serve` compiles `packed_gemm`'s functions (and `stream_gemv`'s) in: its cached code must follow their edits.
-KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_gemv")
+KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_gemv", "jitflow.kernels.llvm_kit")
 # Spins (each a `pause`, ~25 ns on the AVX-512 host) a helper waits for the next job before it returns to its
 # Python loop, which serves again while armed.
 IDLE_SPINS = 1 << 16

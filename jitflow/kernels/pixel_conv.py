@@ -30,12 +30,11 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from jitflow.codegen.cache.library import njit
-from jitflow.kernels import packed_gemm as P
 from jitflow.kernels import read_only, threads
-from jitflow.kernels.stream_gemv import njit_named, vector_kit
+from jitflow.kernels.llvm_kit import njit_named, splat, tap_loop, vector_kit
 
 # The kernels compile in this module's microkernels' helpers: their cached code must follow its edits.
-KERNEL_DEPENDENCIES = ("jitflow.kernels.stream_gemv",)
+KERNEL_DEPENDENCIES = ("jitflow.kernels.llvm_kit",)
 
 # Accumulator vectors per block, at most, at 512 and 256 bits (of AVX-512's 32 and AVX2's 16 registers: a
 # block's filter vectors and the broadcast take the rest).
@@ -62,67 +61,37 @@ def _microkernel(double: bool, bits: int, vectors: int) -> Any:
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
             x_i, off_i, k_v, xstep_v, f_i, ldf_v, bias_i, relu_v, y_i, ystep_v = args
             elt, vt, width, align, fma = vector_kit(builder, double, bits)
-            i64, i32 = ir.IntType(64), ir.IntType(32)
+            i64 = ir.IntType(64)
             x_p, f_p, bias_p, y_p = (builder.inttoptr(v, elt.as_pointer()) for v in (x_i, f_i, bias_i, y_i))
             off_p = builder.inttoptr(off_i, i64.as_pointer())
-            lanes0 = ir.Constant(ir.VectorType(i32, width), [0] * width)
             start = [builder.load(builder.bitcast(builder.gep(bias_p, [ir.Constant(i64, v * width)]),
                                                   vt.as_pointer()), align=align) for v in range(vectors)]
-            pre = builder.block
-            loop = builder.append_basic_block("taps")
-            done = builder.append_basic_block("taps_done")
-            builder.cbranch(builder.icmp_signed(">", k_v, ir.Constant(i64, 0)), loop, done)
-            builder.position_at_end(loop)
-            t = builder.phi(i64)
-            t.add_incoming(ir.Constant(i64, 0), pre)
-            accs = []
-            for _p in range(pixels):
-                row = []
-                for v in range(vectors):
-                    a = builder.phi(vt)
-                    a.add_incoming(start[v], pre)
-                    row.append(a)
-                accs.append(row)
-            o = builder.load(builder.gep(off_p, [t]))
-            frow = builder.gep(f_p, [builder.mul(t, ldf_v)])
-            fv = [builder.load(builder.bitcast(builder.gep(frow, [ir.Constant(i64, v * width)]), vt.as_pointer()),
-                               align=align) for v in range(vectors)]
-            new = []
-            at = builder.gep(x_p, [o])
-            for p in range(pixels):
-                if p:  # one add per pixel: a pointer per pixel would not fit in the general registers
-                    at = builder.gep(at, [xstep_v])
-                s = builder.load(at)
-                splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vt, ir.Undefined), s,
-                                                                      ir.Constant(i32, 0)),
-                                               ir.Constant(vt, ir.Undefined), lanes0)
-                new.append([builder.call(fma, [splat, fv[v], accs[p][v]]) for v in range(vectors)])
-            nxt = builder.add(t, ir.Constant(i64, 1))
-            t.add_incoming(nxt, builder.block)
-            for p in range(pixels):
-                for v in range(vectors):
-                    accs[p][v].add_incoming(new[p][v], builder.block)
-            builder.cbranch(builder.icmp_signed("<", nxt, k_v), loop, done)
-            builder.position_at_end(done)
+
+            def step(t, accs):  # type: ignore[no-untyped-def]
+                frow = builder.gep(f_p, [builder.mul(t, ldf_v)])
+                fv = [builder.load(builder.bitcast(builder.gep(frow, [ir.Constant(i64, v * width)]),
+                                                   vt.as_pointer()), align=align) for v in range(vectors)]
+                new = []
+                at = builder.gep(x_p, [builder.load(builder.gep(off_p, [t]))])
+                for p in range(pixels):
+                    if p:  # one add per pixel: a pointer per pixel would not fit in the general registers
+                        at = builder.gep(at, [xstep_v])
+                    s = splat(builder, vt, builder.load(at))
+                    new.append([builder.call(fma, [s, fv[v], accs[p][v]]) for v in range(vectors)])
+                return new
+
+            final = tap_loop(builder, k_v, [list(start) for _ in range(pixels)], step)
             zero = ir.Constant(vt, [0.0] * width)
-            final = []
-            for p in range(pixels):  # (a block's phi nodes come first)
-                final.append([])
-                for v in range(vectors):
-                    res = builder.phi(vt)
-                    res.add_incoming(start[v], pre)
-                    res.add_incoming(new[p][v], loop)
-                    final[p].append(res)
             clip = builder.icmp_signed("!=", relu_v, ir.Constant(i64, 0))
             for p in range(pixels):
                 out = builder.gep(y_p, [builder.mul(ystep_v, ir.Constant(i64, p))])
                 for v in range(vectors):
-                    res = final[p][v]
                     # ReLU as TF's: a select on v < 0, so a NaN stays NaN
+                    res = final[p][v]
                     clipped = builder.select(builder.fcmp_ordered("<", res, zero), zero, res)
-                    res = builder.select(clip, clipped, res)
-                    builder.store(res, builder.bitcast(builder.gep(out, [ir.Constant(i64, v * width)]),
-                                                       vt.as_pointer()), align=align)
+                    builder.store(builder.select(clip, clipped, res),
+                                  builder.bitcast(builder.gep(out, [ir.Constant(i64, v * width)]), vt.as_pointer()),
+                                  align=align)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -130,6 +99,7 @@ def _microkernel(double: bool, bits: int, vectors: int) -> Any:
     return block
 
 
+@functools.cache
 def _blocks(double: bool) -> Any:
     """``run(wide, vectors, ...)``: the microkernel for `vectors` channel vectors at 512 bits when `wide`
     (else 256), for one dtype (the arguments after `vectors` are `_microkernel`'s)."""
@@ -158,9 +128,6 @@ def _blocks(double: bool) -> Any:
     return njit_named(run, f"pixel_block{64 if double else 32}")
 
 
-_block32, _block64 = _blocks(False), _blocks(True)
-
-
 def _block_for(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep):  # type: ignore[no-untyped-def]
     """The microkernel block for the dtype of array `like` (chosen as Numba compiles the caller, so a caller
     compiles one dtype's kernels: both took a cold compile 6.5 s)."""
@@ -169,7 +136,7 @@ def _block_for(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, yst
 
 @overload(_block_for, jit_options={"nogil": True})
 def _block_for_dtype(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep):  # type: ignore[no-untyped-def]
-    run = _block64 if like.dtype == types.float64 else _block32
+    run = _blocks(like.dtype == types.float64)  # (made here, as a caller compiles: no dispatcher at import)
 
     def impl(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep):  # type: ignore[no-untyped-def]
         run(wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep)
@@ -323,7 +290,9 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
     xp = scratch(math.prod(shape), x.dtype).reshape(shape)
     f2 = read_only(np.ascontiguousarray(f).reshape(-1, f.shape[3]))  # (read-only views: one compiled kernel
     b = read_only(f2[0] if bias is None else bias)  # for variables' values and fed arrays alike)
-    wide = (bits or P.VECTOR_BITS) == 512
+    from jitflow.kernels.packed_gemm import VECTOR_BITS  # (its dispatchers start Numba: not at import)
+
+    wide = (bits or VECTOR_BITS) == 512
     threads.parallel_range(_images, x.shape[0], read_only(np.ascontiguousarray(x)), f2, b, bias is not None, relu,
                            geo, off, wide, pool, xp, out)
     return out

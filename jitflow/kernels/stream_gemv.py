@@ -11,7 +11,7 @@ y in memory per row and ran scalar, 660 us). Measured on the 2-core AVX-512 host
 78 us, both halves on two threads 82 us, against OpenBLAS's 170 us on one thread and 106 us on two.
 
 Every output is the same sum in the same order of rows within a block, whichever thread computes it.
-Imports nothing from jitflow: `packed_gemm` (which generated loops import) compiles it in.
+Imports nothing from jitflow but `llvm_kit`: `packed_gemm` (which generated loops import) compiles it in.
 """
 from __future__ import annotations
 
@@ -22,18 +22,10 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from jitflow.kernels.llvm_kit import njit_named, pointer_to, splat, vector_kit
+
 # Rows of B per pass along y: four row streams plus y's own stay within the prefetchers' reach.
 UNROLL = 4
-
-
-def vector_kit(builder: ir.IRBuilder, double: bool, bits: int) -> tuple[Any, Any, int, int, Any]:
-    """(element type, vector type, lanes, alignment, the vector FMA intrinsic) for `bits`-bit vectors."""
-    elt = ir.DoubleType() if double else ir.FloatType()
-    width = bits // (64 if double else 32)
-    vt = ir.VectorType(elt, width)
-    fname = f"llvm.fma.v{width}{'f64' if double else 'f32'}"
-    fma = builder.module.globals.get(fname) or ir.Function(builder.module, ir.FunctionType(vt, [vt] * 3), name=fname)
-    return elt, vt, width, 8 if double else 4, fma
 
 
 def _rows(double: bool, bits: int, unroll: int) -> Any:
@@ -47,15 +39,11 @@ def _rows(double: bool, bits: int, unroll: int) -> Any:
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
             x_i, b_i, ldb_v, y_i, n_v, first_v = args
             elt, vt, width, align, fma = vector_kit(builder, double, bits)
-            i64, i32 = ir.IntType(64), ir.IntType(32)
+            i64 = ir.IntType(64)
             x_p, b_p, y_p = (builder.inttoptr(v, elt.as_pointer()) for v in (x_i, b_i, y_i))
-            lanes0 = ir.Constant(ir.VectorType(i32, width), [0] * width)
             splats, starts = [], []
             for u in range(unroll):
-                xv = builder.load(builder.gep(x_p, [ir.Constant(i64, u)]))
-                splats.append(builder.shuffle_vector(builder.insert_element(ir.Constant(vt, ir.Undefined), xv,
-                                                                            ir.Constant(i32, 0)),
-                                                     ir.Constant(vt, ir.Undefined), lanes0))
+                splats.append(splat(builder, vt, builder.load(builder.gep(x_p, [ir.Constant(i64, u)]))))
                 starts.append(builder.gep(b_p, [builder.mul(ldb_v, ir.Constant(i64, u))]))
             overwrite = builder.icmp_signed("!=", first_v, ir.Constant(i64, 0))
             pre = builder.block
@@ -80,16 +68,6 @@ def _rows(double: bool, bits: int, unroll: int) -> Any:
         return sig, codegen
 
     return rows
-
-
-def njit_named(fn: Any, name: str) -> Any:
-    """`fn` (made by a factory) compiled by Numba under its own `name`. Numba names compiled functions by
-    module, qualified name, a per-process counter and argument types: the factory's instances would all be
-    ``<factory>.<locals>.<fn>``, and two instances with equal argument types could get the same symbol
-    in two processes' cached code (a cached caller embeds its callees). Loaded together, a call could then
-    reach the wrong instance (measured: a 512-bit kernel running where a 256-bit one was called)."""
-    fn.__name__ = fn.__qualname__ = name
-    return numba.njit(nogil=True, error_model="numpy")(fn)
 
 
 def _by_width(double: bool, scalar: Any) -> Any:
@@ -120,21 +98,6 @@ def _by_width(double: bool, scalar: Any) -> Any:
             scalar(x, b + nv * size, ldb, y + nv * size, n - nv, k)
 
     return njit_named(block, f"gemv_block{8 * size}")
-
-
-def pointer_to(dtype: Any) -> Any:
-    """An intrinsic ``as_pointer(addr)``: the int64 address as a pointer to `dtype` (for `numba.carray`)."""
-
-    @intrinsic
-    def as_pointer(typingctx, addr):  # type: ignore[no-untyped-def]
-        ty = types.CPointer(dtype)
-
-        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-            return builder.inttoptr(args[0], context.get_value_type(ty))
-
-        return ty(types.int64), codegen
-
-    return as_pointer
 
 
 def _scalar(dtype: Any) -> Any:

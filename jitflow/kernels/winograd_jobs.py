@@ -25,11 +25,12 @@ from numba import types
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import packed_gemm as P
 from jitflow.kernels import packed_helpers as H
-from jitflow.kernels.stream_gemv import pointer_to
+from jitflow.kernels.llvm_kit import pointer_to
 from jitflow.kernels.winograd import tiles_in_row, tiles_out_row
 
 # The jobs compile these modules' functions in: their cached code must follow those modules' edits.
-KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_gemv", "jitflow.kernels.winograd")
+KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_gemv", "jitflow.kernels.winograd",
+                       "jitflow.kernels.lincomb", "jitflow.kernels.llvm_kit")
 
 _i64, _f32, _f64 = pointer_to(types.int64), pointer_to(types.float32), pointer_to(types.float64)
 
@@ -60,23 +61,23 @@ def _rows(a, jb, x, v, mm, y, bh, bw, ah, aw, bias, scratch):  # type: ignore[no
     k = tw - 1 + (bws.shape[1] + mw - 1) // mw
     mine = numba.carray(scratch, (a[_SCRATCH + 1] * (jb + 1),))[a[_SCRATCH + 1] * jb:]
     rows = mine[:ai * k * mw * ch].reshape((ai, k * mw * ch))
-    poly = mine[ai * k * mw * ch:2 * ai * k * mw * ch].reshape((ai, mw, k * ch))
+    wide = a[_WIDE] != 0
     for ti in range(r0, r1):
-        tiles_in_row(xs, 0, b, ti, a[_PT], a[_PL], mh, mw, th, tw, bhs, bws, vs, rows, poly)
-    _point_gemms(a, vs, ms, (b * th + r0) * tw, (r1 - r0) * tw, ch, co, mine[2 * ai * k * mw * ch:].ctypes.data)
+        tiles_in_row(xs, 0, b, ti, a[_PT], a[_PL], mh, mw, th, tw, bhs, bws, vs, rows, wide)
+    _point_gemms(a, vs, ms, (b * th + r0) * tw, (r1 - r0) * tw, ch, co, mine[ai * k * mw * ch:].ctypes.data)
     cols = mine[:ao * mw * tw * co].reshape((ao, mw * tw * co))  # (the input side's scratch is free again)
     out = mine[ao * mw * tw * co:(ao + mh) * mw * tw * co].reshape((mh, mw * tw * co))
     biases = numba.carray(bias, (a[_BIAS + 1],))
     for ti in range(r0, r1):
         tiles_out_row(ms, 0, b, ti, mh, mw, th, tw, ahs, aws, biases, a[_HAS_BIAS] != 0, a[_RELU] != 0, ys, cols,
-                      out)
+                      out, wide)
 
 
 def block_scratch(p: Any, c: int, o: int) -> int:
     """Elements of scratch one block of `_rows` uses (the larger of its input and output sides' buffers)."""
     ai, ao = p.bt_h.shape[0], p.at_h.shape[1]
     k = p.tw - 1 + (p.bt_w.shape[1] + p.mw - 1) // p.mw
-    return max(2 * ai * k * p.mw * c + P.ROWS * 32, (ao + p.mh) * p.mw * p.tw * o)
+    return max(ai * k * p.mw * c + P.ROWS * 32, (ao + p.mh) * p.mw * p.tw * o)
 
 
 @njit(nogil=True)

@@ -231,11 +231,13 @@ def test_compiled_functions_have_names_of_their_own() -> None:
     the helpers run has a name of its own."""
     import numba
 
-    from jitflow.kernels import stream_gemv, winograd_jobs
+    from jitflow.kernels import lincomb, pixel_conv, stream_gemv, winograd_jobs
 
     functions = {}
-    for mod in (P, stream_gemv, winograd_jobs):
-        for value in vars(mod).values():
+    made = {f"{name}{d}": fn for d in (False, True)  # (factories called as callers compile, not at import)
+            for name, fn in (("pixel", pixel_conv._blocks(d)), ("rows", lincomb._rows(d)))}
+    for mod in (P, stream_gemv, winograd_jobs, pixel_conv, lincomb, made):
+        for value in (mod if isinstance(mod, dict) else vars(mod)).values():
             fn = getattr(value, "py_func", None) or getattr(value, "_fn", None)  # a dispatcher or a LazyKernel
             if isinstance(value, numba.core.registry.CPUDispatcher) or hasattr(value, "_resolve"):
                 assert fn is not None and "<locals>" not in fn.__qualname__, fn
