@@ -143,12 +143,6 @@ def _out_of_range(a, limit):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True)
-def _axpy(dst, src, coef):  # type: ignore[no-untyped-def]
-    for k in range(dst.shape[0]):
-        dst[k] += coef * src[k]
-
-
-@njit(nogil=True)
 def _add(dst, src):  # type: ignore[no-untyped-def]
     for k in range(dst.shape[0]):
         dst[k] += src[k]
@@ -254,28 +248,26 @@ def tiles_out_row(mm, n0, b, ti, mh, mw, th, tw, at_h, at_w, bias, has_bias, rel
 
 
 @njit(nogil=True)
-def _tiles_add_images(dv, n0, pt, pl, mh, mw, th, tw, bh, bwt, dx, wide, lo, hi):  # type: ignore[no-untyped-def]
-    """dx[n, ti*mh - pt + i, tj*mw - pl + j, c] += sum_pq bh[p, i] bwt[j, q] dv[p * aw + q, t * C + c] for the
+def _tiles_add_images(dv, n0, pt, pl, mh, mw, th, tw, bht, bwt, dx, wide, lo, hi):  # type: ignore[no-untyped-def]
+    """dx[n, ti*mh - pt + i, tj*mw - pl + j, c] += sum_pq bht[i, p] bwt[j, q] dv[p * aw + q, t * C + c] for the
     positions inside dx: the adjoint of `_tiles_in` (tiles overlap by r - 1, so each image's tiles are
     added one after the other on one thread). Per row of tiles: the column pass, the row pass, the adds.
-    `bwt` is B_w^T's transpose, C-contiguous like the output transform's matrix (one `_col_pass` build)."""
+    `bht`, `bwt` are B_h and B_w (B^T's transposes), C-contiguous like the output transform's matrices."""
     h, w, ch = dx.shape[1], dx.shape[2], dx.shape[3]
-    ah = bh.shape[0]
-    ih, iw = bh.shape[1], bwt.shape[0]
+    ih, ah = bht.shape
+    iw = bwt.shape[0]
     run = tw * ch
     for b in range(lo, hi):
         cols = np.empty((ah, iw * run), dx.dtype)  # [p, j, tj, c]
         rows = np.empty((ih, iw * run), dx.dtype)  # [i, j, tj, c]
         for ti in range(th):
             _col_pass(cols, dv, (b * th + ti) * tw * ch, run, bwt, wide)
-            rows[:] = 0
+            lincomb(dx, wide, address(rows), rows.shape[1], address(cols), cols.shape[1], address(bht), ah, ah,
+                    iw * run, ih)
             for i in range(ih):
                 y = ti * mh - pt + i
                 if y < 0 or y >= h:
                     continue
-                for p in range(ah):
-                    if bh[p, i] != 0:
-                        _axpy(rows[i], cols[p], bh[p, i])
                 for tj in range(tw):
                     for j in range(iw):
                         xx = tj * mw - pl + j
@@ -305,9 +297,9 @@ def _tiles_out(mm: np.ndarray, n0: int, n1: int, mh: int, mw: int, th: int, tw: 
 
 
 def _tiles_add(dv: np.ndarray, n0: int, n1: int, pt: int, pl: int, mh: int, mw: int, th: int, tw: int,
-               bh: np.ndarray, bwt: np.ndarray, dx: np.ndarray) -> None:
+               bht: np.ndarray, bwt: np.ndarray, dx: np.ndarray) -> None:
     """dx[n0:n1] += the adjoint input transform of dv (`_tiles_add_images`)."""
-    threads.parallel_range(_tiles_add_images, n1 - n0, dv, n0, pt, pl, mh, mw, th, tw, bh, bwt, dx, _wide())
+    threads.parallel_range(_tiles_add_images, n1 - n0, dv, n0, pt, pl, mh, mw, th, tw, bht, bwt, dx, _wide())
 
 
 @functools.lru_cache(maxsize=64)
@@ -502,7 +494,7 @@ def _input_grad_adjoint(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray,
         return None
     u = uf.transpose(0, 2, 1)
     at_ht, at_wt = np.ascontiguousarray(p.at_h.T), np.ascontiguousarray(p.at_w.T)
-    bwt = np.ascontiguousarray(p.bt_w.T)
+    bht, bwt = np.ascontiguousarray(p.bt_h.T), np.ascontiguousarray(p.bt_w.T)
     step, workers = _chunking(n, pts * per * (c + o) * dy.dtype.itemsize)
     bufs = _buffers(scratch, workers, pts, step * per, (o, c), dy.dtype)
 
@@ -512,7 +504,7 @@ def _input_grad_adjoint(dy: np.ndarray, f: np.ndarray, g: Any, dx: np.ndarray,
         tc = (n1 - n0) * per
         np.matmul(dm.reshape(pts, -1, o)[:, :tc], u, out=dv.reshape(pts, -1, c)[:, :tc])
         dx[n0:n1] = 0
-        _tiles_add(dv, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, p.bt_h, bwt, dx)
+        _tiles_add(dv, n0, n1, g.pt, g.pl, p.mh, p.mw, p.th, p.tw, bht, bwt, dx)
 
     _each(n, step, workers, work)
     return dx
