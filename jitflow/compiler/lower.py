@@ -38,7 +38,7 @@ from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
 from jitflow.compiler.segment_steps import SegmentSumStep
 from jitflow.compiler.slice_steps import SLICE_OPS, slice_step
-from jitflow.compiler.step import Chain, IdentityStep, ReshapeStep, VarReadStep
+from jitflow.compiler.step import Chain, IdentityStep, ReshapeStep, ShapeStep, VarReadStep
 from jitflow.compiler.steps import (  # noqa: F401 - re-exported: the steps were defined here first
     ClusterStep,
     MatMulStep,
@@ -461,12 +461,14 @@ def lower(plan: Plan) -> None:
 
 
 def _light_step(op: Operation, plan: Plan, fed: set[Tensor]) -> Step | None:
-    """A cheaper step than the interpreted one for Identity (a slot copy), Split/Concat, a Reshape to a constant
-    shape, or None."""
+    """A cheaper step than the interpreted one for Identity (a slot copy), Split/Concat, Shape, a Reshape to a
+    constant shape, or None."""
     if op.type in SLICE_OPS:
         return slice_step(op, plan.slots, fed, plan.op_steps[op])
     if op.type in ("Identity", "StopGradient") and len(op.inputs) == 1 and op.outputs[0] not in fed:
         return IdentityStep(op, plan.slots[op.inputs[0]], plan.slots[op.outputs[0]])
+    if op.type == "Shape" and op.outputs[0] not in fed:
+        return ShapeStep(op, plan.slots[op.inputs[0]], plan.slots[op.outputs[0]], plan.op_steps[op])
     if op.type == "Reshape" and op.outputs[0] not in fed and op.inputs[1] not in fed:
         target = const_value(op.inputs[1])
         if target is not None:

@@ -29,7 +29,7 @@ from jitflow.compiler.backend import backend
 from jitflow.compiler.loop_invariants import InvariantTransposeMatMul
 from jitflow.compiler.plan import Plan, Step
 from jitflow.compiler.slice_steps import ConcatStep, SplitStep
-from jitflow.compiler.step import CPU, IdentityStep, OpStep, ReshapeStep
+from jitflow.compiler.step import CPU, IdentityStep, OpStep, ReshapeStep, ShapeStep
 from jitflow.compiler.steps import ClusterStep, MatMulStep
 from jitflow.ir.layout import LayoutError, compute_layout
 from jitflow.ops.tensor_array_ops import TAGrad, TAValue
@@ -202,9 +202,9 @@ def inline_kernel(source: str, name: str) -> str:
 
 
 def _interpreted(st: Step) -> Step:
-    """A light step that stands in for an interpreted one (a constant-shape Reshape) as that step: the
-    translation handles the op itself."""
-    return st.fallback if isinstance(st, ReshapeStep) else st
+    """A light step that stands in for an interpreted one (a constant-shape Reshape, a Shape) as that step:
+    the translation handles the op itself."""
+    return st.fallback if isinstance(st, (ReshapeStep, ShapeStep)) else st
 
 
 def why_not(plan: Plan) -> str | None:

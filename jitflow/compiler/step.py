@@ -242,6 +242,30 @@ class ReshapeStep:
         self.fallback(ctx, vals)
 
 
+class ShapeStep:
+    """Shape of an array as a slot write (a batch-1 CNN's dropout ran its interpreted step at ~4 us); anything
+    else (a scalar, a value missing) goes to the interpreted step."""
+
+    __slots__ = ("src", "dst", "dtype", "fallback", "ops", "reads", "writes")
+    kind = "op"
+    backend = INTERP
+    stateful = False
+
+    def __init__(self, op: Operation, src: int, dst: int, fallback: Step) -> None:
+        self.src, self.dst, self.fallback = src, dst, fallback
+        self.dtype = np.dtype(op.attrs["out_type"].np)
+        self.ops = (op,)
+        self.reads = value_slots([src])
+        self.writes = value_slots([dst])
+
+    def __call__(self, ctx: Any, vals: list) -> None:
+        x = vals[self.src]
+        if type(x) is np.ndarray:
+            vals[self.dst] = np.array(x.shape, self.dtype)
+        else:
+            self.fallback(ctx, vals)
+
+
 class VarReadStep:
     """A variable's read as a dict lookup; its interpreted step when the variable is missing (its error)."""
 

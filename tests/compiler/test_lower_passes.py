@@ -131,6 +131,27 @@ def test_a_reshape_to_a_constant_shape_reads_its_target_once() -> None:
             assert any(isinstance(st, ReshapeStep) for st in last_plan(sess).steps)
 
 
+@pytest.mark.parametrize("out_type", [tf.int32, tf.int64])
+def test_shape_of_a_fed_tensor_is_a_slot_write(out_type: Any) -> None:
+    """Shape of a tensor whose shape is known only at run time is a `ShapeStep`: the interpreter's values and
+    dtype, as dropout's random draw reads it; a scalar fed where an array was expected still gets its shape."""
+    from jitflow.compiler.step import ShapeStep
+    from tests.compiler.helpers import run_both
+
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, 6])
+        s = tf.shape(x, out_type=out_type)
+        r = tf.random_uniform(s, seed=1)
+        got, want, plan = run_both([s, r], {x: np.ones((3, 6), np.float32)})
+        assert got[0].dtype == want[0].dtype == out_type.as_numpy_dtype
+        np.testing.assert_array_equal(got[0], [3, 6])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert any(isinstance(st, ShapeStep) for st in plan.steps)
+        y = tf.placeholder(tf.float32)
+        got, want, _ = run_both(tf.shape(y, out_type=out_type), {y: 2.0})
+        assert got.shape == want.shape == (0,) and got.dtype == want.dtype
+
+
 def test_variable_reads_and_copies_run_as_one_call() -> None:
     """Consecutive variable reads and Identity copies bind as one call (`step.SlotMoves`), in order: the
     values are the variables', and a variable not yet initialized raises TF's error naming it."""
