@@ -180,18 +180,19 @@ def _tiles_in_images(x, n0, pt, pl, mh, mw, th, tw, bh, bw, v, wide, lo, hi):  #
     for b in range(lo, hi):
         rows = np.empty((bh.shape[0], k * mw * ch), v.dtype)
         for ti in range(th):
-            tiles_in_row(x, n0, b, ti, pt, pl, mh, mw, th, tw, bh, bw, v, rows, wide)
+            tiles_in_row(x, n0, b, ti, pt, pl, mh, mw, th, tw, bh, bw, v, rows, wide, 0)
 
 
 @njit(nogil=True)
-def tiles_in_row(x, n0, b, ti, pt, pl, mh, mw, th, tw, bh, bw, v, rows, wide):  # type: ignore[no-untyped-def]
-    """Row `ti` of image n0 + b's tiles into v (`_tiles_in_images`; `rows`: its scratch): the row pass over
-    whole input rows (`_strip_rows`), then per transformed row and tile the column pass, tap j of tile tj
-    being column tj * mw + j of the row pass (`lincomb`, all of a tile's points at once)."""
+def tiles_in_row(x, n0, b, ti, pt, pl, mh, mw, th, tw, bh, bw, v, rows, wide, first):  # type: ignore[no-untyped-def]
+    """Row `ti` of image n0 + b's tiles into v (`_tiles_in_images`; `rows`: its scratch), tile t at column
+    (t - first) * C of v: the row pass over whole input rows (`_strip_rows`), then per transformed row and
+    tile the column pass, tap j of tile tj being column tj * mw + j of the row pass (`lincomb`, all of a
+    tile's points at once)."""
     ch = x.shape[3]
     aw, rw = bw.shape
     _strip_rows(x, n0 + b, ti * mh - pt, -pl, bh, rows, wide)
-    t0 = (b * th + ti) * tw
+    t0 = (b * th + ti) * tw - first
     size, ra, va, ba = x.itemsize, address(rows), address(v), address(bw)
     for p in range(bh.shape[0]):
         for tj in range(tw):
@@ -227,17 +228,19 @@ def _tiles_out_images(mm, n0, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, 
         cols = np.empty((at_h.shape[1], mw * run), y.dtype)  # [p, j, tj, o]
         out = np.empty((mh, mw * run), y.dtype)  # [i, j, tj, o]
         for ti in range(th):
-            tiles_out_row(mm, n0, b, ti, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y, cols, out, wide)
+            tiles_out_row(mm, n0, b, ti, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y, cols, out, wide, 0)
 
 
 @njit(nogil=True)
-def tiles_out_row(mm, n0, b, ti, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y, cols, out, wide):  # type: ignore[no-untyped-def]
-    """Row `ti` of image n0 + b's output tiles (`_tiles_out_images`; `cols`, `out`: its scratch): the column
-    pass (`_col_pass`), the row pass (`lincomb`), then the epilogue while writing each pixel."""
+def tiles_out_row(mm, n0, b, ti, mh, mw, th, tw, at_h, at_w, bias, has_bias, relu, y, cols, out, wide,  # type: ignore[no-untyped-def]
+                  first):
+    """Row `ti` of image n0 + b's output tiles (`_tiles_out_images`; `cols`, `out`: its scratch), tile t at
+    column (t - first) * O of mm: the column pass (`_col_pass`), the row pass (`lincomb`), then the epilogue
+    while writing each pixel."""
     oh, ow, co = y.shape[1], y.shape[2], y.shape[3]
     ah = at_h.shape[1]
     run = tw * co
-    _col_pass(cols, mm, (b * th + ti) * tw * co, run, at_w, wide)
+    _col_pass(cols, mm, ((b * th + ti) * tw - first) * co, run, at_w, wide)
     rows = min(mh, oh - ti * mh)
     lincomb(y, wide, address(out), out.shape[1], address(cols), cols.shape[1], address(at_h), ah, ah, mw * run, rows)
     for i in range(rows):

@@ -8,7 +8,9 @@ of one image, taken from input to output (`_rows`): the input transform of its r
 transformed filter (packed once per filter, `_PACKED`), the output transform and epilogue
 (`winograd.tiles_out_row`). Splitting each of the three parts on its own (rows, points, rows) made every
 block read what the other core had just written: measured 67 + 70 + 35 us shared against 31 + 45 + 32
-alone. Each block computes the same values whichever thread runs it. Blocks are Numba functions of
+alone. Each block keeps its transformed tiles in its own scratch: with the blocks' tiles side by side in
+shared V and M arrays (1 KB runs of each point's row in turn), each block took 33-50% longer while the other
+core ran its own (cycle counts per block; the job 66 against 48 us). Each block computes the same values whichever thread runs it. Blocks are Numba functions of
 ``(args, jb)`` called through their C addresses (`packed_helpers.share`); `args` is an int64 array of
 addresses, sizes and flags laid out as the comment above `_ARGS` says.
 """
@@ -25,6 +27,7 @@ from numba import types
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import packed_gemm as P
 from jitflow.kernels import packed_helpers as H
+from jitflow.kernels.lincomb import address
 from jitflow.kernels.llvm_kit import pointer_to
 from jitflow.kernels.winograd import tiles_in_row, tiles_out_row
 
@@ -34,17 +37,17 @@ KERNEL_DEPENDENCIES = ("jitflow.kernels.packed_gemm", "jitflow.kernels.stream_ge
 
 _i64, _f32, _f64 = pointer_to(types.int64), pointer_to(types.float32), pointer_to(types.float64)
 
-# The job's args (int64): double, wide, then (address, dims...) of x (N, H, W, C), v (points, cols), M (points,
-# cols), y (N, OH, OW, O), B_h^T, B_w^T, A_h^T, A_w^T (rows, cols each), the packed U (address, per-point
-# stride), the bias (address, size), each block's scratch (address, elements per block), then has_bias, relu,
-# pt, pl, mh, mw, th, tw, rows of tiles per block.
-_DOUBLE, _WIDE, _X, _V, _M, _Y, _BH, _BW, _AH, _AW, _U, _BIAS, _SCRATCH = 0, 1, 2, 7, 10, 13, 18, 21, 24, 27, 30, 32, 34
-_HAS_BIAS, _RELU, _PT, _PL, _MH, _MW, _TH, _TW, _GROUP = range(36, 45)
-_ARGS = 45
+# The job's args (int64): double, wide, then (address, dims...) of x (N, H, W, C), y (N, OH, OW, O), B_h^T, B_w^T,
+# A_h^T, A_w^T (rows, cols each), the packed U (address, per-point stride), the bias (address, size), each
+# block's scratch (address, elements per block), then has_bias, relu, pt, pl, mh, mw, th, tw, rows of tiles per
+# block.
+_DOUBLE, _WIDE, _X, _Y, _BH, _BW, _AH, _AW, _U, _BIAS, _SCRATCH = 0, 1, 2, 7, 12, 15, 18, 21, 24, 26, 28
+_HAS_BIAS, _RELU, _PT, _PL, _MH, _MW, _TH, _TW, _GROUP = range(30, 39)
+_ARGS = 39
 
 
 @njit(nogil=True)
-def _rows(a, jb, x, v, mm, y, bh, bw, ah, aw, bias, scratch):  # type: ignore[no-untyped-def]
+def _rows(a, jb, x, y, bh, bw, ah, aw, bias, scratch):  # type: ignore[no-untyped-def]
     """Block `jb`: rows of tiles [r0, r1) of one image, from the input transform to the output's epilogue.
     Its scratch comes from the caller (`block_scratch`): allocating it here, on a helper thread, cost the
     helper's block more than the whole job took the caller alone."""
@@ -54,43 +57,49 @@ def _rows(a, jb, x, v, mm, y, bh, bw, ah, aw, bias, scratch):  # type: ignore[no
     r1 = min(th, r0 + group)
     xs = numba.carray(x, (a[_X + 1], a[_X + 2], a[_X + 3], a[_X + 4]))
     ys = numba.carray(y, (a[_Y + 1], a[_Y + 2], a[_Y + 3], a[_Y + 4]))
-    vs, ms = numba.carray(v, (a[_V + 1], a[_V + 2])), numba.carray(mm, (a[_M + 1], a[_M + 2]))
     bhs, bws = numba.carray(bh, (a[_BH + 1], a[_BH + 2])), numba.carray(bw, (a[_BW + 1], a[_BW + 2]))
     ahs, aws = numba.carray(ah, (a[_AH + 1], a[_AH + 2])), numba.carray(aw, (a[_AW + 1], a[_AW + 2]))
     ch, co, ai, ao = xs.shape[3], ys.shape[3], bhs.shape[0], ahs.shape[1]
     k = tw - 1 + (bws.shape[1] + mw - 1) // mw
     mine = numba.carray(scratch, (a[_SCRATCH + 1] * (jb + 1),))[a[_SCRATCH + 1] * jb:]
-    rows = mine[:ai * k * mw * ch].reshape((ai, k * mw * ch))
-    wide = a[_WIDE] != 0
+    # the block's own transformed tiles (V, M), then the transforms' scratch
+    pts, per = ai * bws.shape[0], group * tw
+    vb = mine[:pts * per * ch].reshape((pts, per * ch))
+    mb = mine[pts * per * ch:pts * per * (ch + co)].reshape((pts, per * co))
+    work = mine[pts * per * (ch + co):]
+    rows = work[:ai * k * mw * ch].reshape((ai, k * mw * ch))
+    wide, first = a[_WIDE] != 0, (b * th + r0) * tw  # (the block's first tile: its tile 0 in vb, mb)
     for ti in range(r0, r1):
-        tiles_in_row(xs, 0, b, ti, a[_PT], a[_PL], mh, mw, th, tw, bhs, bws, vs, rows, wide)
-    _point_gemms(a, vs, ms, (b * th + r0) * tw, (r1 - r0) * tw, ch, co, mine[ai * k * mw * ch:].ctypes.data)
-    cols = mine[:ao * mw * tw * co].reshape((ao, mw * tw * co))  # (the input side's scratch is free again)
-    out = mine[ao * mw * tw * co:(ao + mh) * mw * tw * co].reshape((mh, mw * tw * co))
+        tiles_in_row(xs, 0, b, ti, a[_PT], a[_PL], mh, mw, th, tw, bhs, bws, vb, rows, wide, first)
+    _point_gemms(a, vb, mb, (r1 - r0) * tw, ch, co, address(work) + ai * k * mw * ch * xs.itemsize)
+    cols = work[:ao * mw * tw * co].reshape((ao, mw * tw * co))  # (the input side's scratch is free again)
+    out = work[ao * mw * tw * co:(ao + mh) * mw * tw * co].reshape((mh, mw * tw * co))
     biases = numba.carray(bias, (a[_BIAS + 1],))
     for ti in range(r0, r1):
-        tiles_out_row(ms, 0, b, ti, mh, mw, th, tw, ahs, aws, biases, a[_HAS_BIAS] != 0, a[_RELU] != 0, ys, cols,
-                      out, wide)
+        tiles_out_row(mb, 0, b, ti, mh, mw, th, tw, ahs, aws, biases, a[_HAS_BIAS] != 0, a[_RELU] != 0, ys, cols,
+                      out, wide, first)
 
 
-def block_scratch(p: Any, c: int, o: int) -> int:
-    """Elements of scratch one block of `_rows` uses (the larger of its input and output sides' buffers)."""
+def block_scratch(p: Any, c: int, o: int, group: int) -> int:
+    """Elements of scratch one block of `_rows` uses: its transformed tiles, then the larger of its input and
+    output transforms' buffers."""
     ai, ao = p.bt_h.shape[0], p.at_h.shape[1]
     k = p.tw - 1 + (p.bt_w.shape[1] + p.mw - 1) // p.mw
-    return max(ai * k * p.mw * c + P.ROWS * 32, (ao + p.mh) * p.mw * p.tw * o)
+    n = p.points * group * p.tw * (c + o) + max(ai * k * p.mw * c + P.ROWS * 32, (ao + p.mh) * p.mw * p.tw * o)
+    return -(-n // 64) * 64  # (blocks start on whole cache lines)
 
 
 @njit(nogil=True)
-def _point_gemms(a, vs, ms, t0, m, ch, co, tail):  # type: ignore[no-untyped-def]
-    """M[p, tiles t0..t0+m] = V[p, those tiles] @ U[p] for every point p, through the packed microkernel
+def _point_gemms(a, vb, mb, m, ch, co, tail):  # type: ignore[no-untyped-def]
+    """mb[p, tiles 0..m] = vb[p, those tiles] @ U[p] for every point p, through the packed microkernel
     (`tail`: the address of ROWS * 32 elements of scratch for a partial column block)."""
     double, wide = a[_DOUBLE] != 0, a[_WIDE] != 0
     size = 8 if double else 4
     nb = 2 * (512 if wide else 256) // (8 * size)
-    for p in range(vs.shape[0]):
-        va = a[_V] + (p * vs.shape[1] + t0 * ch) * size  # (int64 addresses: `.ctypes.data + int` is a float)
+    for p in range(vb.shape[0]):
+        va = address(vb) + p * vb.shape[1] * size
         ua = a[_U] + p * a[_U + 1] * size
-        ma = a[_M] + (p * ms.shape[1] + t0 * co) * size
+        ma = address(mb) + p * mb.shape[1] * size
         for cb in range(-(-co // nb)):
             P._block(double, wide, va, ua, ma, m, co, ch, ch, cb, tail)
 
@@ -100,10 +109,10 @@ def _block(args, jb):  # type: ignore[no-untyped-def]
     """Block `jb` of the job (`_rows`), for the dtype its args say."""
     a = numba.carray(_i64(args), (_ARGS,))
     if a[_DOUBLE]:
-        _rows(a, jb, _f64(a[_X]), _f64(a[_V]), _f64(a[_M]), _f64(a[_Y]), _f64(a[_BH]), _f64(a[_BW]), _f64(a[_AH]),
+        _rows(a, jb, _f64(a[_X]), _f64(a[_Y]), _f64(a[_BH]), _f64(a[_BW]), _f64(a[_AH]),
               _f64(a[_AW]), _f64(a[_BIAS]), _f64(a[_SCRATCH]))
     else:
-        _rows(a, jb, _f32(a[_X]), _f32(a[_V]), _f32(a[_M]), _f32(a[_Y]), _f32(a[_BH]), _f32(a[_BW]), _f32(a[_AH]),
+        _rows(a, jb, _f32(a[_X]), _f32(a[_Y]), _f32(a[_BH]), _f32(a[_BW]), _f32(a[_AH]),
               _f32(a[_AW]), _f32(a[_BIAS]), _f32(a[_SCRATCH]))
 
 
@@ -160,22 +169,18 @@ _TEMPLATES: OrderedDict[tuple, tuple[Any, np.ndarray, np.ndarray]] = OrderedDict
 
 def forward(x: np.ndarray, u: np.ndarray, p: Any, g: Any, out: np.ndarray, scratch: Any, bias: np.ndarray,
             has_bias: bool, relu: bool) -> np.ndarray:
-    """out = the conv of all of x (one chunk) as one job (`_rows`); `scratch(n, dtype)` gives its buffers
-    (the transformed tiles V and M, and each block's own), u is the transformed filter."""
+    """out = the conv of all of x (one chunk) as one job (`_rows`); `scratch(n, dtype)` gives each block's
+    buffers (its transformed tiles V and M and its transforms' scratch), u is the transformed filter."""
     n, c, o = x.shape[0], x.shape[3], u.shape[2]
-    pts, tiles = p.points, n * p.th * p.tw
     args = _template(p, _packed(u), x.dtype).copy()
     group = int(args[_GROUP])
     blocks = n * -(-p.th // group)
-    per_block = block_scratch(p, c, o)
-    flat = scratch(pts * tiles * (c + o) + blocks * per_block, x.dtype)
-    at, size = flat.ctypes.data, x.dtype.itemsize
+    per_block = block_scratch(p, c, o, group)
+    flat = scratch(blocks * per_block, x.dtype)
     args[_X:_X + 5] = (x.ctypes.data, *x.shape)
-    args[_V:_V + 3] = (at, pts, tiles * c)
-    args[_M:_M + 3] = (at + pts * tiles * c * size, pts, tiles * o)
     args[_Y:_Y + 5] = (out.ctypes.data, *out.shape)
     args[_BIAS:_BIAS + 2] = (bias.ctypes.data, bias.size)
-    args[_SCRATCH:_SCRATCH + 2] = (at + pts * tiles * (c + o) * size, per_block)
+    args[_SCRATCH:_SCRATCH + 2] = (flat.ctypes.data, per_block)
     args[_HAS_BIAS], args[_RELU], args[_PT], args[_PL] = int(has_bias), int(relu), g.pt, g.pl
     H.share(_block, args, blocks)
     return out
