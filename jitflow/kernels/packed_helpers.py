@@ -1,7 +1,7 @@
 """The Python side of the packed GEMMs (`kernels/packed_gemm.py`): packing the right operand once per run,
 and the helper threads that take blocks of the jobs posted while a compiled loop runs, or while a plan runs
 whose steps post them (`serving`: a batch-1 dense layer's vector-matrix product, a small batch's Winograd
-conv as compiled blocks called through their addresses: `share`).
+conv as compiled blocks called through their addresses: `block_function`).
 
 Kept apart from `packed_gemm`, which generated loops import: the compile cache digests every jitflow
 module a generated kernel imports (and theirs), and this module's cached kernels import the cache's own.
@@ -171,12 +171,6 @@ def block_function(kernel: Any) -> int:
         cres = dispatcher.overloads[_BLOCK_SIG]
         addr = _ADDRESSES[id(kernel)] = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
     return addr
-
-
-def share(kernel: Any, args: np.ndarray, blocks: int) -> None:
-    """``kernel(args.ctypes.data, jb)`` for jb < blocks, on the caller and the helpers when they are armed
-    (`serving`), else on the caller alone. `args`: int64, alive until this returns."""
-    P.run_blocks(block_function(kernel), args.ctypes.data, blocks, HELPERS.ctrl)
 
 
 @contextlib.contextmanager

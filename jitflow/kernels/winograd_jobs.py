@@ -10,9 +10,10 @@ transformed filter (packed once per filter, `_PACKED`), the output transform and
 block read what the other core had just written: measured 67 + 70 + 35 us shared against 31 + 45 + 32
 alone. Each block keeps its transformed tiles in its own scratch: with the blocks' tiles side by side in
 shared V and M arrays (1 KB runs of each point's row in turn), each block took 33-50% longer while the other
-core ran its own (cycle counts per block; the job 66 against 48 us). Each block computes the same values whichever thread runs it. Blocks are Numba functions of
-``(args, jb)`` called through their C addresses (`packed_helpers.share`); `args` is an int64 array of
-addresses, sizes and flags laid out as the comment above `_ARGS` says.
+core ran its own (cycle counts per block; the job 66 against 48 us). Each block computes the same values
+whichever thread runs it. Blocks are Numba functions of ``(args, jb)`` called through their C addresses
+(`packed_helpers.block_function`, `packed_gemm.run_blocks`); `args` is an int64 array of addresses, sizes
+and flags laid out as the comment above `_ARGS` says, filled and posted in one compiled call (`_post`).
 """
 from __future__ import annotations
 
@@ -167,20 +168,31 @@ def _template(p: Any, up: np.ndarray, dtype: np.dtype) -> np.ndarray:
 _TEMPLATES: OrderedDict[tuple, tuple[Any, np.ndarray, np.ndarray]] = OrderedDict()
 
 
+@njit(nogil=True)
+def _post(fn, template, x, out, bias, flat, per_block, has_bias, relu, pt, pl, blocks, ctrl):  # type: ignore[no-untyped-def]
+    """The job's args (`template` and this call's arrays and flags) and the job itself (`packed_gemm.run_blocks`),
+    in one compiled call: from Python, an array's address alone cost ~1 us."""
+    a = template.copy()
+    a[_X], a[_X + 1], a[_X + 2], a[_X + 3], a[_X + 4] = address(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    a[_Y], a[_Y + 1], a[_Y + 2], a[_Y + 3], a[_Y + 4] = address(out), out.shape[0], out.shape[1], out.shape[2], \
+        out.shape[3]
+    a[_BIAS], a[_BIAS + 1] = address(bias), bias.shape[0]
+    a[_SCRATCH], a[_SCRATCH + 1] = address(flat), per_block
+    a[_HAS_BIAS], a[_RELU], a[_PT], a[_PL] = has_bias, relu, pt, pl
+    P.run_blocks(fn, address(a), blocks, ctrl)
+
+
 def forward(x: np.ndarray, u: np.ndarray, p: Any, g: Any, out: np.ndarray, scratch: Any, bias: np.ndarray,
             has_bias: bool, relu: bool) -> np.ndarray:
-    """out = the conv of all of x (one chunk) as one job (`_rows`); `scratch(n, dtype)` gives each block's
-    buffers (its transformed tiles V and M and its transforms' scratch), u is the transformed filter."""
+    """out = the conv of all of x (one chunk) as one job (`_rows`, shared with the helpers while they are
+    armed: `packed_helpers.serving`); `scratch(n, dtype)` gives each block's buffers (its transformed tiles V
+    and M and its transforms' scratch), u is the transformed filter."""
     n, c, o = x.shape[0], x.shape[3], u.shape[2]
-    args = _template(p, _packed(u), x.dtype).copy()
-    group = int(args[_GROUP])
+    template = _template(p, _packed(u), x.dtype)
+    group = int(template[_GROUP])
     blocks = n * -(-p.th // group)
     per_block = block_scratch(p, c, o, group)
     flat = scratch(blocks * per_block, x.dtype)
-    args[_X:_X + 5] = (x.ctypes.data, *x.shape)
-    args[_Y:_Y + 5] = (out.ctypes.data, *out.shape)
-    args[_BIAS:_BIAS + 2] = (bias.ctypes.data, bias.size)
-    args[_SCRATCH:_SCRATCH + 2] = (flat.ctypes.data, per_block)
-    args[_HAS_BIAS], args[_RELU], args[_PT], args[_PL] = int(has_bias), int(relu), g.pt, g.pl
-    H.share(_block, args, blocks)
+    _post(H.block_function(_block), template, x, out, bias, flat, per_block, int(has_bias), int(relu), g.pt, g.pl,
+          blocks, H.HELPERS.ctrl)
     return out
