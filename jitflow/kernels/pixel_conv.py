@@ -31,10 +31,11 @@ from numba.extending import intrinsic, overload
 
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import read_only, threads
+from jitflow.kernels.lincomb import address
 from jitflow.kernels.llvm_kit import njit_named, splat, tap_loop, vector_kit
 
 # The kernels compile in this module's microkernels' helpers: their cached code must follow its edits.
-KERNEL_DEPENDENCIES = ("jitflow.kernels.llvm_kit",)
+KERNEL_DEPENDENCIES = ("jitflow.kernels.llvm_kit", "jitflow.kernels.lincomb")
 
 # Accumulator vectors per block, at most, at 512 and 256 bits (of AVX-512's 32 and AVX2's 16 registers: a
 # block's filter vectors and the broadcast take the rest).
@@ -143,6 +144,7 @@ def _block_for_dtype(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, 
 
     return impl
 
+
 # The int64 geometry array of `_images`: output size, padding, and the padded input's rows and row length.
 _OH, _OW, _PT, _PL, _HP, _WP = range(6)
 # Pooling applied to the conv's output rows (`_images`): none, or a 2 x 2 window at stride 2, every window
@@ -150,16 +152,6 @@ _OH, _OW, _PT, _PL, _HP, _WP = range(6)
 NO_POOL, MAX_2X2, AVG_2X2 = 0, 1, 2
 # Output rows per pass: a pass's positions run on from one row into the next (`_conv_rows`).
 ROWS = 2
-
-
-def applies(g: Any) -> bool:
-    """True when a conv of geometry `g` (a `conv.ConvGeom`) runs here: stride 1 (any dilation)."""
-    return g.sh == 1 and g.sw == 1
-
-
-@njit(nogil=True, error_model="numpy")
-def _address(a):  # type: ignore[no-untyped-def]
-    return np.int64(a.ctypes.data)  # (an integer: uintp plus int64 would be a float)
 
 
 @njit(nogil=True, error_model="numpy")
@@ -188,8 +180,8 @@ def _conv_rows(xp, n, i0, i1, geo, off, k, fpack, bias, relu, wide, buf):  # typ
     width = (64 if wide else 32) // size
     opad = fpack.shape[1]
     ch = xp.shape[2] // geo[_WP]
-    base = _address(xp) + (n * geo[_HP] + i0) * xp.shape[2] * size
-    fa, ba, ra, oa = _address(fpack), _address(bias), _address(buf), _address(off)
+    base = address(xp) + (n * geo[_HP] + i0) * xp.shape[2] * size
+    fa, ba, ra, oa = address(fpack), address(bias), address(buf), address(off)
     positions = (i1 - 1 - i0) * geo[_WP] + geo[_OW]
     for g0 in range(0, opad // width, MAX_VECTORS):
         v = min(MAX_VECTORS, opad // width - g0)
@@ -281,7 +273,7 @@ def _geometry(g: Any, c: int) -> tuple[np.ndarray, np.ndarray]:
 
 def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any, bias: np.ndarray | None = None,
             relu: bool = False, pool: int = NO_POOL, bits: int = 0) -> np.ndarray:
-    """out = conv2d of NHWC `x` with the (KH, KW, C, O) filter `f` (a geometry `g` where `applies` holds),
+    """out = conv2d of NHWC `x` with the (KH, KW, C, O) filter `f` (stride 1, any dilation: `direct.applies`),
     with the optional bias and ReLU, then the 2 x 2 pool `pool` (out is then the pooled shape; the caller
     checks that every window lies inside the conv's output). `scratch(n, dtype)` gives the padded input's
     buffer; `bits`: the vector width (default the host's, `packed_gemm.VECTOR_BITS`)."""
