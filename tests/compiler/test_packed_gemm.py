@@ -318,4 +318,9 @@ def test_serving_counts_other_processes_load_not_its_own(monkeypatch: pytest.Mon
         spin.join()
 
     assert interval(child)
-    assert any(not interval(own) for _ in range(3))  # (another process's load may fall in one interval)
+    for _ in range(3):  # (another process's load, or the host's steal time, may fall in one interval)
+        if not interval(own):
+            return
+        if interval(lambda: time.sleep(1.2)):
+            pytest.skip("other processes or the host kept half a core busy while this process slept")
+    raise AssertionError("this process's own busy thread counted as other processes' load")
