@@ -19,7 +19,7 @@ from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.compiler.step import CPU, Chain, value_slots
 from jitflow.framework.graph import Operation, Tensor
 from jitflow.framework.tensor_shape import known_dims
-from jitflow.kernels import conv, depthwise, pixel_conv, pool, winograd
+from jitflow.kernels import conv, depthwise, pixel_conv, pool, pool_grad_rows, winograd
 from jitflow.kernels.threads import numba_threads, threads_for
 from jitflow.ops import array_ops as A
 from jitflow.ops import nn_ops as N
@@ -462,8 +462,13 @@ class WindowStep:
         parts = self._scratch(arena)(numba_threads() * x.shape[3], dt).reshape(-1, x.shape[3])
         covered = g.sh == g.kh and g.sw == g.kw and (g.oh - 1) * g.sh - g.ph[0] + g.kh >= x.shape[1] \
             and (g.ow - 1) * g.sw - g.pw[0] + g.kw >= x.shape[2]
-        pool.max_pool_grad_tiled(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], self.relu, not covered, dx, parts)
-        self._note("kernels/pool: tiled" + (" +relu grad" if self.relu else "")
+        rows = pool_grad_rows.applies(x, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0])
+        if rows:
+            pool_grad_rows.max_pool_2x2_grad(x, dy, self.relu, dx, parts)
+        else:
+            pool.max_pool_grad_tiled(x, dy, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], self.relu, not covered, dx,
+                                     parts)
+        self._note("kernels/pool: tiled" + (" 2x2 rows" if rows else "") + (" +relu grad" if self.relu else "")
                    + (" +bias grad" if self.extra_slot >= 0 else ""))
         return (dx, parts.sum(axis=0)) if self.extra_slot >= 0 else dx
 

@@ -296,8 +296,6 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: ConvGeom, df: np.ndarray, scra
                 threads: int) -> str:
     """conv2d_backprop_filter by the method chosen for its shape; returns the method."""
     how = method(x.shape[3], g, "filter_grad", dy.shape[3], x.shape[1:3])
-    if how == "direct" and not np.isfinite(x).all():
-        how = "im2col+gemm"  # the direct kernel's dropped positions would turn an inf into NaN (inf * 0)
     if how == "winograd" and not winograd.safe(x, dy):
         how = "im2col+gemm"
     if how == "direct":

@@ -93,3 +93,32 @@ def tap_loop(builder: ir.IRBuilder, k: Any, starts: list[list[Any]],
             row.append(res)
         final.append(row)
     return final
+
+
+def by_width(make: Callable[[int, int], Any], name: str) -> Any:
+    """``run(is_wide, vectors, *args)``: calls the microkernel ``make(bits, vectors)`` for 1-4 channel `vectors`
+    at 512 bits when `is_wide`, else at 256, compiled under `name` (`njit_named`). The branches compile into
+    the caller: a direct call per block."""
+    w1, w2, w3, w4 = (make(512, v) for v in range(1, 5))
+    n1, n2, n3, n4 = (make(256, v) for v in range(1, 5))
+
+    def run(is_wide, vectors, *args):  # type: ignore[no-untyped-def]
+        if is_wide:
+            if vectors == 1:
+                w1(*args)
+            elif vectors == 2:
+                w2(*args)
+            elif vectors == 3:
+                w3(*args)
+            else:
+                w4(*args)
+        elif vectors == 1:
+            n1(*args)
+        elif vectors == 2:
+            n2(*args)
+        elif vectors == 3:
+            n3(*args)
+        else:
+            n4(*args)
+
+    return njit_named(run, name)

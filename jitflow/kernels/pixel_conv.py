@@ -32,7 +32,7 @@ from numba.extending import intrinsic, overload
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import read_only, threads
 from jitflow.kernels.lincomb import address
-from jitflow.kernels.llvm_kit import njit_named, splat, tap_loop, vector_kit
+from jitflow.kernels.llvm_kit import by_width, splat, tap_loop, vector_kit
 
 # The kernels compile in this module's microkernels' helpers: their cached code must follow its edits.
 KERNEL_DEPENDENCIES = ("jitflow.kernels.llvm_kit", "jitflow.kernels.lincomb")
@@ -41,7 +41,7 @@ KERNEL_DEPENDENCIES = ("jitflow.kernels.llvm_kit", "jitflow.kernels.lincomb")
 # block's filter vectors and the broadcast take the rest).
 ACC_512, ACC_256 = 24, 12
 # Channel vectors per block, at most: wider outputs run as several column groups over the same pixels.
-MAX_VECTORS = 4
+MAX_VECTORS = 4  # (the variants `llvm_kit.by_width` compiles)
 
 
 def pixels_per_block(vectors: int, bits: int) -> int:
@@ -104,29 +104,7 @@ def _microkernel(double: bool, bits: int, vectors: int) -> Any:
 def _blocks(double: bool) -> Any:
     """``run(wide, vectors, ...)``: the microkernel for `vectors` channel vectors at 512 bits when `wide`
     (else 256), for one dtype (the arguments after `vectors` are `_microkernel`'s)."""
-    w1, w2, w3, w4 = (_microkernel(double, 512, v) for v in range(1, MAX_VECTORS + 1))
-    n1, n2, n3, n4 = (_microkernel(double, 256, v) for v in range(1, MAX_VECTORS + 1))
-
-    def run(wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep):  # type: ignore[no-untyped-def]
-        if wide:
-            if vectors == 1:
-                w1(x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-            elif vectors == 2:
-                w2(x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-            elif vectors == 3:
-                w3(x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-            else:
-                w4(x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-        elif vectors == 1:
-            n1(x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-        elif vectors == 2:
-            n2(x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-        elif vectors == 3:
-            n3(x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-        else:
-            n4(x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-
-    return njit_named(run, f"pixel_block{64 if double else 32}")
+    return by_width(functools.partial(_microkernel, double), f"pixel_block{64 if double else 32}")
 
 
 def _block_for(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep):  # type: ignore[no-untyped-def]

@@ -114,10 +114,10 @@ def test_cache_option_is_refused() -> None:
 
 def test_hand_written_kernels_use_it() -> None:
     from jitflow.data import indexed
-    from jitflow.kernels import conv, pixel_conv, pool
+    from jitflow.kernels import conv, filter_taps, pixel_conv, pool, pool_grad_rows
 
-    for fn in (conv._im2col_rows, pixel_conv._images, pool._max_pool_rows, pool._max_pool_grad_parts,
-               *indexed._shuffle_kernels()):
+    for fn in (conv._im2col_rows, pixel_conv._images, filter_taps._parts, pool._max_pool_rows,
+               pool._max_pool_grad_parts, pool_grad_rows._parts, *indexed._shuffle_kernels()):
         assert type(fn._cache).__name__ == "KernelCache", fn
         assert Path(fn._cache.cache_path).parent.name == library.LIBRARY_DIR
 

@@ -92,7 +92,8 @@ def test_direct_kernels_on_uneven_shapes_and_nan() -> None:
     want_df = conv.conv2d_backprop_filter(x, dy, g, np.empty_like(f), conv.fresh)
     got_df = direct.filter_grad(x, dy, g, np.empty_like(f), conv.fresh, 3)
     assert_same(got_df, want_df, rtol=1e-4, atol=1e-3)
-    x[1, 10, 11, 1] = np.inf  # the filter gradient then takes the GEMM path: inf where it belongs, not NaN
+    x[1, 10, 11, 1] = np.inf  # met only by real dy values: inf where the GEMM path has it, not NaN
     want_df = conv.conv2d_backprop_filter(x, dy, g, np.empty_like(f), conv.fresh)
-    assert conv.filter_grad(x, dy, g, got_df, conv.fresh, 2) == "im2col+gemm"
-    assert_same(got_df, want_df)
+    assert conv.filter_grad(x, dy, g, got_df, conv.fresh, 2) == "direct"
+    assert np.array_equal(np.isinf(got_df), np.isinf(want_df)) and np.isinf(want_df).any()
+    assert_same(got_df, want_df, rtol=1e-4, atol=1e-3)
