@@ -223,6 +223,11 @@ def _images(x, f2, bias, has_bias, relu, geo, off, wide, pool, xp, out, lo, hi):
                 _pool_rows(buf, wp, pool, out[n, i0 // 2])
                 continue
             for i in range(i0, i1):
+                if o == opad:  # the row's pixels are one flat run in both: one loop, which vectorizes
+                    src, dst = buf.reshape(-1)[(i - i0) * wp * o:((i - i0) * wp + ow) * o], out[n, i].reshape(-1)
+                    for q in range(ow * o):
+                        dst[q] = src[q]
+                    continue
                 for j in range(ow):  # (loops: Numba's 2-d slice assignment took ~8 us per image)
                     src, dst = buf[(i - i0) * wp + j, :o], out[n, i, j]
                     for c in range(o):
