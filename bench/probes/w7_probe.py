@@ -5,6 +5,7 @@ Usage::
     python bench/probes/w7_probe.py ab [ROUNDS]       # W7 step and W7i run, im2col + GEMM vs Winograd, in turns
     python bench/probes/w7_probe.py steps [BATCH] [RUNS]   # per-step min / median over RUNS (JITFLOW_DEBUG=2)
     python bench/probes/w7_probe.py serve [ROUNDS]        # batch-1 runs right after training steps
+    python bench/probes/w7_probe.py order [RUNS]          # batch-1 steps timed in plan order, helpers armed
 
 `ab` switches Winograd off by making `winograd.applies` return False (the method is chosen per call),
 so both variants run the same plan and buffers; each round times 3 training steps and 30 batch-1
@@ -107,11 +108,48 @@ def serve(rounds: int) -> None:
         print(r, [round(statistics.median(ts[i:i + 50]) * 1e6) for i in range(0, 400, 50)], "us")
 
 
+def order(runs: int) -> None:
+    """Each step of the batch-1 plan timed in plan order inside whole runs (the helpers armed, as a serving
+    run arms them), so every step meets the caches the steps before it left: medians and minima."""
+    import numpy as np
+
+    import jitflow as tf
+    from jitflow.compiler.arena import Arena
+    from jitflow.compiler.plan import ARENA_SLOT
+    from jitflow.compiler.step import describe_step
+    from jitflow.kernels import packed_helpers
+
+    sess, m, _, feed1 = _session(tf, 1)
+    for _ in range(100):
+        sess.run(m["logits"], feed1)
+    plan = [p for p in sess._plans.values() if len(p.feed_slots) == 2][-1]
+    per: list[list[float]] = [[] for _ in plan.steps]
+    whole: list[float] = []
+    for _ in range(runs):
+        vals = plan.template.copy()
+        vals[ARENA_SLOT] = arena = plan.arenas.pop() if plan.arenas else Arena()
+        for t, v in feed1.items():
+            vals[plan.slots[t]] = np.asarray(v, t.dtype.np)
+        t_run = time.perf_counter()
+        with packed_helpers.serving():
+            for i, st in enumerate(plan.steps):
+                t0 = time.perf_counter()
+                st(sess, vals)
+                per[i].append(time.perf_counter() - t0)
+        whole.append(time.perf_counter() - t_run)
+        plan.arenas.append(arena)
+    for st, ts in zip(plan.steps, per):
+        print(f"{statistics.median(ts) * 1e6:8.1f} {min(ts) * 1e6:8.1f} us  {describe_step(st)[:90]}")
+    print(f"whole runs: median {statistics.median(whole) * 1e6:.1f} us, min {min(whole) * 1e6:.1f} us")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "ab"
     if mode == "ab":
         ab(int(sys.argv[2]) if len(sys.argv) > 2 else 5)
     elif mode == "serve":
         serve(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    elif mode == "order":
+        order(int(sys.argv[2]) if len(sys.argv) > 2 else 400)
     else:
         steps(int(sys.argv[2]) if len(sys.argv) > 2 else 128, int(sys.argv[3]) if len(sys.argv) > 3 else 8)
