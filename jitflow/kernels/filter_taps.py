@@ -147,7 +147,7 @@ def _image_dots(xp, n, dyn, opad, ow, oh, geo, offs, wide, acc):  # type: ignore
 
 @njit(nogil=True, error_model="numpy")
 def _parts(x, dy, geo, offs, wide, opad, xp, parts, lo, hi):  # type: ignore[no-untyped-def]
-    """`filter_grad_parts` for the parts p in [lo, hi): parts[p] = the sums over images p, p + P, ..."""
+    """`filter_grad`'s partial gradients p in [lo, hi): parts[p] = the sums over images p, p + P, ..."""
     oh, ow, o = dy.shape[1], dy.shape[2], dy.shape[3]
     npart = parts.shape[0]
     padded = opad != o
@@ -199,7 +199,7 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
     xp = scratch(math.prod(shape), x.dtype).reshape(shape)
     npart = max(1, min(workers, x.shape[0]))
     xr, dyr = read_only(np.ascontiguousarray(x)), read_only(np.ascontiguousarray(dy))
-    total = df.reshape(k, o)  # (a view: df is the step's own contiguous output)
+    total = np.empty((k, o), df.dtype)
     # Channel groups of different widths take different tap counts: one pass per distinct count.
     for taps in sorted({taps_per_block(min(MAX_VECTORS, nvec - g0), bits) for g0 in range(0, nvec, MAX_VECTORS)}):
         offs = _groups(g, x.shape[3], taps)
@@ -214,4 +214,5 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
             total[:, c0:c1] = parts[0, :k, c0:c1]
             for p in range(1, npart):
                 total[:, c0:c1] += parts[p, :k, c0:c1]
+    df[...] = total.reshape(df.shape)
     return df

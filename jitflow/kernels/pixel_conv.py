@@ -268,6 +268,9 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
     from jitflow.kernels.packed_gemm import VECTOR_BITS  # (its dispatchers start Numba: not at import)
 
     wide = (bits or VECTOR_BITS) == 512
+    y = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)  # (`_images` writes flat rows)
     threads.parallel_range(_images, x.shape[0], read_only(np.ascontiguousarray(x)), f2, b, bias is not None, relu,
-                           geo, off, wide, pool, xp, out)
+                           geo, off, wide, pool, xp, y)
+    if y is not out:
+        out[...] = y
     return out

@@ -73,3 +73,17 @@ def test_an_inf_in_the_input_meets_only_real_output_gradients() -> None:
     got = filter_taps.filter_grad(x, dy, g, np.empty((3, 3, 2, 5), np.float32), conv.fresh, 2)
     assert np.isinf(want).any()
     assert_same(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_writes_into_a_strided_output() -> None:
+    """df may be a view with gaps (every other filter of a bigger array): written in place, nothing else."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 6, 7, 1)).astype(np.float32)
+    dy = rng.standard_normal((2, 6, 7, 16)).astype(np.float32)
+    g = conv.ConvGeom(3, 3, 1, 1, 1, 1, 1, 1, 6, 7)
+    want = conv.conv2d_backprop_filter(x, dy, g, np.empty((3, 3, 1, 16), np.float32), conv.fresh)
+    big = np.zeros((3, 3, 1, 32), np.float32)
+    got = filter_taps.filter_grad(x, dy, g, big[..., ::2], conv.fresh, 2)
+    assert got.base is big
+    assert_same(big[..., ::2], want, rtol=1e-5, atol=1e-5)
+    assert not big[..., 1::2].any()

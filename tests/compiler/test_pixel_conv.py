@@ -81,6 +81,19 @@ def test_nans_stay_where_they_belong(bits: int, mode: int) -> None:
     assert_same(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_writes_into_a_strided_output() -> None:
+    """out may be a view with gaps (every other image of a bigger array): written in place, nothing else."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 9, 10, 1)).astype(np.float32)
+    f = rng.standard_normal((3, 3, 1, 16)).astype(np.float32)
+    g = conv.ConvGeom(3, 3, 1, 1, 1, 1, 1, 1, 9, 10)
+    want = _reference(x, f, g, None, False, pixel_conv.NO_POOL)
+    big = np.zeros((4, 9, 10, 16), np.float32)
+    assert pixel_conv.forward(x, f, g, big[::2], conv.fresh).base is big
+    assert_same(big[::2], want, rtol=1e-5, atol=1e-5)
+    assert not big[1::2].any()
+
+
 @pytest.mark.parametrize("pool_op", [tf.nn.max_pool, tf.nn.avg_pool])
 @pytest.mark.parametrize("batch,size", [(1, 28), (3, 11)])
 def test_a_conv_step_pools_its_own_rows(pool_op: Any, batch: int, size: int) -> None:
