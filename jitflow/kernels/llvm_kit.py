@@ -5,13 +5,14 @@ that never compile a kernel must not pay (the scalar programs of `tests/compiler
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import numba
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 
 def vector_kit(builder: ir.IRBuilder, double: bool, bits: int) -> tuple[Any, Any, int, int, Any]:
@@ -122,3 +123,30 @@ def by_width(make: Callable[[int, int], Any], name: str) -> Any:
             n4(*args)
 
     return njit_named(run, name)
+
+
+def for_dtype(make: Callable[[bool, int, int], Any], name: str) -> tuple[Callable[[bool], Any], Any]:
+    """(``variants(double)``, ``call(like, is_wide, vectors, *args)``): the `by_width` dispatcher of the
+    microkernels ``make(double, bits, vectors)``, made once per dtype (named `name` + 32 or 64), and a function
+    for compiled code that calls the one for the dtype of array `like`. The dtype is picked as Numba compiles
+    the caller, so a caller compiles one dtype's kernels (both took a cold compile of 6.5 s), and no dispatcher
+    is made at import."""
+
+    @functools.cache
+    def variants(double: bool) -> Any:
+        return by_width(functools.partial(make, double), f"{name}{64 if double else 32}")
+
+    def call(like, is_wide, vectors, *args):  # type: ignore[no-untyped-def]
+        raise NotImplementedError("called only from Numba-compiled code")
+
+    @overload(call, jit_options={"nogil": True})
+    def _call_dtype(like, is_wide, vectors, *args):  # type: ignore[no-untyped-def]
+        run = variants(like.dtype == types.float64)
+
+        def impl(like, is_wide, vectors, *args):  # type: ignore[no-untyped-def]
+            run(is_wide, vectors, *args)
+
+        impl.__name__ = impl.__qualname__ = f"{name}_for_dtype"  # (a symbol of its own: see `njit_named`)
+        return impl
+
+    return variants, call

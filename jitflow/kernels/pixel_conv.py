@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import read_only, threads
 from jitflow.kernels.lincomb import address
-from jitflow.kernels.llvm_kit import by_width, splat, tap_loop, vector_kit
+from jitflow.kernels.llvm_kit import for_dtype, splat, tap_loop, vector_kit
 
 # The kernels compile in this module's microkernels' helpers: their cached code must follow its edits.
 KERNEL_DEPENDENCIES = ("jitflow.kernels.llvm_kit", "jitflow.kernels.lincomb")
@@ -100,27 +100,9 @@ def _microkernel(double: bool, bits: int, vectors: int) -> Any:
     return block
 
 
-@functools.cache
-def _blocks(double: bool) -> Any:
-    """``run(wide, vectors, ...)``: the microkernel for `vectors` channel vectors at 512 bits when `wide`
-    (else 256), for one dtype (the arguments after `vectors` are `_microkernel`'s)."""
-    return by_width(functools.partial(_microkernel, double), f"pixel_block{64 if double else 32}")
-
-
-def _block_for(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep):  # type: ignore[no-untyped-def]
-    """The microkernel block for the dtype of array `like` (chosen as Numba compiles the caller, so a caller
-    compiles one dtype's kernels: both took a cold compile 6.5 s)."""
-    raise NotImplementedError("called only from Numba-compiled code")
-
-
-@overload(_block_for, jit_options={"nogil": True})
-def _block_for_dtype(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep):  # type: ignore[no-untyped-def]
-    run = _blocks(like.dtype == types.float64)  # (made here, as a caller compiles: no dispatcher at import)
-
-    def impl(like, wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep):  # type: ignore[no-untyped-def]
-        run(wide, vectors, x, off, k, xstep, f, ldf, bias, relu, y, ystep)
-
-    return impl
+# the microkernels by dtype, width and channel vectors: `_blocks(double)`, and `_block_for(like, wide, vectors, ...)`
+# (the arguments after `vectors` are `_microkernel`'s) for compiled code
+_blocks, _block_for = for_dtype(_microkernel, "pixel_block")
 
 
 # The int64 geometry array of `_images`: output size, padding, and the padded input's rows and row length.

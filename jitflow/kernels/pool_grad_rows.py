@@ -11,18 +11,17 @@ maxima and their positions in memory per window, which took 2-3x as long on W7's
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 from jitflow.codegen.cache.library import njit
 from jitflow.kernels import read_only, threads
 from jitflow.kernels.lincomb import address
-from jitflow.kernels.llvm_kit import by_width, tap_loop, vector_kit
+from jitflow.kernels.llvm_kit import for_dtype, tap_loop, vector_kit
 
 # The kernels compile in these modules' microkernels and helpers: their cached code must follow their edits.
 KERNEL_DEPENDENCIES = ("jitflow.kernels.llvm_kit", "jitflow.kernels.lincomb")
@@ -96,27 +95,9 @@ def _microkernel(double: bool, bits: int, vectors: int) -> Any:
     return row
 
 
-@functools.cache
-def _rows(double: bool) -> Any:
-    """``run(wide, vectors, ...)``: the microkernel for `vectors` channel vectors at 512 bits when `wide`
-    (else 256), for one dtype (the arguments after `vectors` are `_microkernel`'s)."""
-    return by_width(functools.partial(_microkernel, double), f"pool_grad_row{64 if double else 32}")
-
-
-def _row_for(like, wide, vectors, x0, x1, dy, d0, d1, ow, ch, relu, db):  # type: ignore[no-untyped-def]
-    """The microkernel for the dtype of array `like` (chosen as Numba compiles the caller: one dtype's kernels
-    per caller)."""
-    raise NotImplementedError("called only from Numba-compiled code")
-
-
-@overload(_row_for, jit_options={"nogil": True})
-def _row_for_dtype(like, wide, vectors, x0, x1, dy, d0, d1, ow, ch, relu, db):  # type: ignore[no-untyped-def]
-    run = _rows(like.dtype == types.float64)  # (made here, as a caller compiles: no dispatcher at import)
-
-    def impl(like, wide, vectors, x0, x1, dy, d0, d1, ow, ch, relu, db):  # type: ignore[no-untyped-def]
-        run(wide, vectors, x0, x1, dy, d0, d1, ow, ch, relu, db)
-
-    return impl
+# the microkernels by dtype, width and channel vectors: `_rows(double)`, and `_row_for(like, wide, vectors, ...)`
+# (the arguments after `vectors` are `_microkernel`'s) for compiled code
+_rows, _row_for = for_dtype(_microkernel, "pool_grad_row")
 
 
 @njit(nogil=True, error_model="numpy")
