@@ -236,7 +236,7 @@ def test_compiled_functions_have_names_of_their_own() -> None:
     functions = {}
     made = {f"{name}{d}": fn for d in (False, True)  # (factories called as callers compile, not at import)
             for name, fn in (("pixel", pixel_conv._blocks(d)), ("rows", lincomb._rows(d)),
-                                     ("taps", filter_taps._blocks(d)), ("pool", pool_grad_rows._rows(d)))}
+                             ("taps", filter_taps._blocks(d)), ("pool", pool_grad_rows._rows(d)))}
     for mod in (P, stream_gemv, winograd_jobs, pixel_conv, lincomb, filter_taps, pool_grad_rows, made):
         for value in (mod if isinstance(mod, dict) else vars(mod)).values():
             fn = getattr(value, "py_func", None) or getattr(value, "_fn", None)  # a dispatcher or a LazyKernel
