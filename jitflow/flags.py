@@ -46,3 +46,14 @@ def disk_cache_enabled() -> bool:
 def explain_record() -> bool:
     """JITFLOW_EXPLAIN_RECORD=1: sessions keep every plan they build, for `jitflow explain`."""
     return _env("JITFLOW_EXPLAIN_RECORD", "0").strip() == "1"
+
+
+def inter_op() -> str:
+    """JITFLOW_INTER_OP: "auto" (default: independent steps run at once where timing shows a gain), "1" (always
+    where a plan has independent compiled steps) or "0" (steps always run in plan order)."""
+    v = _env("JITFLOW_INTER_OP", "auto").strip().lower()
+    if v in ("0", "false", "no", "off"):
+        return "0"
+    if v in ("1", "true", "yes", "on"):
+        return "1"
+    return "auto"

@@ -56,6 +56,8 @@ class Plan:
     bound: tuple[Sequence[Step], list[Call]] | None = None
     # The steps of `bound` that can share work with the helpers of `kernels/packed_helpers.py` (`wants_helpers`)
     helped: list[Any] = field(default_factory=list)
+    # How runs walk the steps (`compiler/inter_op.py`): None until the first run decides, False for in order
+    overlap: Any = None
     # GPU plans (compiler/gpu/loop_state.py): fetched values may stay device arrays (a loop body's); the
     # feeds (by position) that may be given device arrays, and those that CUDA steps read.
     device_fetches: bool = False

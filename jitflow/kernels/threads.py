@@ -115,6 +115,11 @@ def _openblas_local_setter() -> Any:
 _SET_BLAS_LOCAL = _openblas_local_setter()
 
 
+def set_blas_threads(n: int) -> int:
+    """Sets OpenBLAS's (process-wide) thread count; returns the previous one (0 where it cannot be set)."""
+    return int(_SET_BLAS_LOCAL(n)) if _SET_BLAS_LOCAL is not None else 0
+
+
 class blas_threads_for:  # noqa: N801 - used as a function: `with blas_threads_for(macs):`
     """Runs the block with OpenBLAS on the calling thread only when the GEMM work is small (a class, not a
     generator: it is entered around every kernel call, ~1 us cheaper)."""
@@ -203,10 +208,11 @@ def set_numba_threads(n: int) -> None:
 
 
 def chunk_workers(elements: int) -> int:
-    """Threads for a call that hands out chunks (`run_chunks`): all of Numba's for big calls, busy machine
+    """Threads for a call that hands out chunks (`run_chunks`): the calling thread's Numba count for big calls
+    (1 inside a step that runs beside another, `compiler/inter_op.py`), busy machine
     or not (a descheduled thread only delays its own chunk: W7 on the loaded machine, 315-424 ms per
     step against 360-457 ms on one thread; bench/README.md), the calling thread for small ones."""
-    return int(numba.config.NUMBA_NUM_THREADS) if elements >= PARALLEL_ELEMENTS else 1  # type: ignore[attr-defined]
+    return numba_threads() if elements >= PARALLEL_ELEMENTS else 1
 
 
 class _Workers:

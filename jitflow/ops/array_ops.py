@@ -180,6 +180,10 @@ def _fill_infer(op: Operation) -> list:
     v = const_value(op.inputs[0])
     if v is not None:
         return [(op.inputs[1].dtype, TensorShape([int(d) for d in v.reshape(-1)]))]
+    src = op.inputs[0].op
+    if src.type == "Pack" and all(t.shape.ndims == 0 for t in src.inputs):  # [n, 2]: the known dims stay known
+        dims = [const_value(t) for t in src.inputs]
+        return [(op.inputs[1].dtype, TensorShape([None if d is None else int(d) for d in dims]))]
     n = op.inputs[0].shape.as_tuple()
     return [(op.inputs[1].dtype, TensorShape(None if not n or n[0] is None else [None] * n[0]))]
 
@@ -203,6 +207,8 @@ def fill(dims: Any, value: Any, name: str | None = None) -> Tensor:
 
 def _filled(shape: Any, dtype: Any, value: int, name: str) -> Tensor:
     dt = dtypes.as_dtype(dtype)
+    if isinstance(shape, (list, tuple)) and any(isinstance(d, Tensor) for d in shape):
+        shape = stack([convert_to_tensor(d, dtype=dtypes.int32) for d in shape])  # TF packs a list holding tensors
     if isinstance(shape, Tensor):
         with _name_scope(name):
             return fill(shape, constant(value, dtype=dt), name=name)

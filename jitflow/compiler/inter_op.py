@@ -1,0 +1,428 @@
+"""Independent steps of a plan run at once, one per core (TF's inter-op parallelism).
+
+A plan is a list of steps in an order that respects every dependency; many steps need not wait for the
+ones just before them. A GAN's step, for instance, runs its discriminator on real and on generated
+images and back-propagates two losses: several chains that share no value. Run one after the other, each
+kernel splits over both cores, and the small and medium ones gain little from the second core (dcgan:
+96 ms per step on one core, 76 ms on two). Run side by side, one kernel per core, both cores do useful
+work nearly all the time.
+
+`step_graph` turns a plan's steps into a dependency graph:
+
+* a step runs after the last earlier writer of each slot it reads or writes, and after the earlier
+  readers of each slot it overwrites;
+* an op's control inputs are honoured (the step holding the control input runs first);
+* steps that update a variable keep their plan order with every step that touches the same variable:
+  its reads (`VariableV2`, a snapshot's Identity, a cluster reading it), its other updates, and every
+  step reading a slot that may alias the variable's array (a read, and what passes it on without
+  computing: Identity, Reshape and other views). A stateful step whose variables are unknown (an
+  iterator, a queue, `py_func`) keeps its order with every stateful and every variable-touching step.
+
+So every pair of steps whose order could change a result keeps the plan's order, and the values a run
+computes are those of the serial plan (bit for bit: kernels run on one thread here give the same sums as
+on several only where their reductions do not split by thread, as in the serial plan's small calls).
+
+`run` walks the graph with the calling thread and helper threads (one per further core), taking ready
+steps in plan order. A step that starts while no other step runs or waits gets every core (its kernels
+split as in a serial run); the others run on one thread each. Plans gain only when heavy steps are
+independent, and every step pays a little scheduling, so `Overlap` times runs both ways and keeps the
+faster (see `Overlap.choose`).
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numba
+
+from jitflow import flags
+from jitflow.compiler.step import CPU, CUDA, Call, Step
+from jitflow.framework.graph import Operation
+from jitflow.kernels import threads
+
+# Ops that own a variable, and those whose output is (or may be) a view of their input: a step made of
+# these passes a variable's array on without copying it.
+_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp", "AutoReloadVariable"})
+# Step kinds whose outputs are fresh arrays (compiled kernels writing arena or new buffers).
+_FRESH_KINDS = frozenset({"cluster", "matmul", "fused_matmul", "window", "softmax", "sparse_xent", "xent_grad",
+                          "segment_sum", "unbroadcast"})
+_ALL = "*"  # the variable set of a stateful step whose variables are unknown
+
+# Steps a plan needs before it is worth scheduling as a graph (each costs a few us of scheduling).
+MIN_STEPS = 8
+
+
+def _trace_var(op: Operation, seen: int = 0) -> str | None:
+    """The variable `op`'s output refers to (through Identity and other pass-throughs), or None."""
+    while seen < 16:
+        if op.type in _VARIABLE_OPS:
+            return op.name
+        if op.type in ("Identity", "RefIdentity", "Enter", "RefEnter", "Switch", "RefSwitch") and op.inputs:
+            op = op.inputs[0].op
+            seen += 1
+            continue
+        return None
+    return None
+
+
+def _is_handle(t: Any) -> bool:
+    dt = getattr(t, "dtype", None)
+    name = getattr(dt, "name", "")
+    return name == "resource" or name.endswith("_ref")
+
+
+def step_vars(step: Step) -> tuple[frozenset[str], bool]:
+    """(the variables `step` reads or updates itself, whether one is unknown)."""
+    names: set[str] = set(getattr(step, "var_names", ()) or ())
+    names.discard(None)  # type: ignore[arg-type]
+    unknown = False
+    for op in step.ops:
+        if op.type in _VARIABLE_OPS:
+            names.add(op.name)
+            continue
+        refs = op.opdef.ref_inputs
+        for i, t in enumerate(op.inputs):
+            if i in refs or _is_handle(t) or t.op.type in _VARIABLE_OPS:
+                v = _trace_var(t.op)
+                if v is None:
+                    unknown = True
+                else:
+                    names.add(v)
+    return frozenset(names), unknown
+
+
+class _Deps:
+    """The predecessors of each step, built in one pass over the steps in plan order."""
+
+    def __init__(self) -> None:
+        self.last_write: dict[int, int] = {}
+        self.readers: dict[int, list[int]] = {}
+        self.where: dict[Operation, int] = {}
+        self.alias: dict[int, frozenset[str]] = {}  # slot -> variables whose array it may be (or a view of)
+        self.touched: dict[str, list[int]] = {}  # variable -> steps touching it since its last update
+        self.updated: dict[str, int] = {}  # variable -> its last updating step
+        self.stateful: list[int] = []
+        self.unknown: list[int] = []
+
+    def add(self, j: int, st: Step) -> set[int]:
+        p: set[int] = set()
+        for op in st.ops:
+            self.where.setdefault(op, j)
+            p.update(self.where[c] for c in op.control_inputs if c in self.where)
+        for s in st.reads:
+            if s in self.last_write:
+                p.add(self.last_write[s])
+            self.readers.setdefault(s, []).append(j)
+        for s in st.writes:
+            if s in self.last_write:
+                p.add(self.last_write[s])
+            p.update(self.readers.get(s, ()))
+            self.readers[s] = []
+        seen = self._variables(j, st, p)
+        passes = st.kind not in _FRESH_KINDS and bool(seen or any(op.type in _VARIABLE_OPS for op in st.ops))
+        for s in st.writes:
+            if passes:
+                self.alias[s] = seen
+            else:
+                self.alias.pop(s, None)
+            self.last_write[s] = j
+        p.discard(j)
+        return p
+
+    def _variables(self, j: int, st: Step, p: set[int]) -> frozenset[str]:
+        """Adds the variable orderings of step `j` to `p`; returns the variables it touches."""
+        own, unknown = step_vars(st)
+        seen = set(own)
+        for s in st.reads:
+            seen.update(self.alias.get(s, ()))
+        if st.stateful and unknown:  # keeps its order with every stateful and variable-touching step
+            p.update(self.stateful)
+            for steps_of in self.touched.values():
+                p.update(steps_of)
+            p.update(self.updated.values())
+            self.unknown.append(j)
+        elif st.stateful:
+            p.update(self.unknown)
+            for v in own:
+                p.update(self.touched.get(v, ()))
+                if v in self.updated:
+                    p.add(self.updated[v])
+                self.updated[v] = j
+                self.touched[v] = []
+        elif seen:
+            p.update(self.unknown)
+            p.update(self.updated[v] for v in seen if v in self.updated)
+        if st.stateful:
+            self.stateful.append(j)
+        for v in seen:
+            self.touched.setdefault(v, []).append(j)
+        return frozenset(seen)
+
+
+class StepGraph:
+    """The dependencies between a plan's steps (see the module doc)."""
+
+    __slots__ = ("n", "npreds", "succs", "steps")
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        deps = _Deps()
+        preds = [deps.add(j, st) for j, st in enumerate(steps)]
+        self.n = len(steps)
+        self.steps = steps
+        self.npreds = [len(p) for p in preds]
+        self.succs: list[list[int]] = [[] for _ in range(self.n)]
+        for j, p in enumerate(preds):
+            for i in sorted(p):
+                self.succs[i].append(j)
+
+
+class _Helpers:
+    """Persistent helper threads that take part in runs (`_Run.loop`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.tasks: list[Any] = []
+        self.cond = threading.Condition(self.lock)
+
+    def ensure(self, n: int) -> None:
+        with self.lock:
+            while len(self.threads) < n:
+                t = threading.Thread(target=self._loop, name=f"jitflow-inter-op-{len(self.threads)}", daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def submit(self, task: Any) -> None:
+        with self.cond:
+            self.tasks.append(task)
+            self.cond.notify()
+
+    def _loop(self) -> None:
+        from jitflow.compiler.execute import quiet_fp
+
+        quiet_fp()  # NumPy's error state is per thread: TF computes inf/nan silently
+        while True:
+            with self.cond:
+                while not self.tasks:
+                    self.cond.wait()
+                task = self.tasks.pop()
+            task()
+
+
+_HELPERS = _Helpers()
+
+
+def cores() -> int:
+    """Threads a run may use: Numba's thread count, at most the machine's cores."""
+    return max(1, min(int(numba.config.NUMBA_NUM_THREADS), os.cpu_count() or 1))  # type: ignore[attr-defined]
+
+
+class _Run:
+    """One run of a step graph: a ready heap in plan order and a count of finished steps."""
+
+    __slots__ = ("g", "calls", "ctx", "vals", "left", "ready", "cond", "running", "done", "error", "wide",
+                 "blas_all")
+
+    def __init__(self, g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], blas_all: int) -> None:
+        self.g, self.calls, self.ctx, self.vals = g, calls, ctx, vals
+        self.left = list(g.npreds)
+        self.ready = [j for j in range(g.n) if self.left[j] == 0]
+        self.cond = threading.Condition()
+        self.running = 0
+        self.done = 0
+        self.error: BaseException | None = None
+        self.wide = False
+        self.blas_all = blas_all  # OpenBLAS's thread count for a step that runs alone
+
+    def loop(self) -> None:
+        """Takes ready steps until every step ran or one raised."""
+        cond, g, calls, ctx, vals, ready = self.cond, self.g, self.calls, self.ctx, self.vals, self.ready
+        prev = threads.numba_threads()
+        threads.set_numba_threads(1)
+        try:
+            while True:
+                with cond:
+                    while self.error is None and self.done < g.n and (not ready or self.wide):
+                        cond.wait()
+                    if self.error is not None or self.done == g.n:
+                        return
+                    j = heapq.heappop(ready)
+                    wide = not ready and self.running == 0  # alone: its kernels may use every core
+                    self.running += 1
+                    self.wide = wide
+                try:
+                    if wide:
+                        threads.set_numba_threads(prev)
+                        threads.set_blas_threads(self.blas_all)
+                    try:
+                        calls[j](ctx, vals)
+                    finally:
+                        if wide:  # restored before the step counts as finished: the caller restores after
+                            threads.set_blas_threads(1)
+                            threads.set_numba_threads(1)
+                except BaseException as e:  # noqa: BLE001 - re-raised by the caller
+                    with cond:
+                        self.error = self.error or e
+                        self.running -= 1
+                        self.wide = False
+                        cond.notify_all()
+                    return
+                with cond:
+                    self.running -= 1
+                    self.wide = False
+                    self.done += 1
+                    left = self.left
+                    for k in g.succs[j]:
+                        left[k] -= 1
+                        if left[k] == 0:
+                            heapq.heappush(ready, k)
+                    if ready or self.running == 0:
+                        cond.notify_all()
+        finally:
+            threads.set_numba_threads(prev)
+
+
+class _BlasCount:
+    """OpenBLAS on one thread while any run walks a graph (its count is process-wide): the first run to
+    start saves the count, the last to finish restores it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runs = 0
+        self.saved = 0
+
+    def enter(self) -> int:
+        """Puts OpenBLAS on one thread; returns the count it had before any run started (0: unknown)."""
+        with self.lock:
+            if self.runs == 0:
+                self.saved = threads.set_blas_threads(1)
+            self.runs += 1
+            return self.saved
+
+    def leave(self) -> None:
+        with self.lock:
+            self.runs -= 1
+            if self.runs == 0 and self.saved:
+                threads.set_blas_threads(self.saved)
+
+
+_BLAS = _BlasCount()
+
+
+def run(g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], workers: int) -> None:
+    """Runs the steps of `g` (their bound `calls`) on `workers` threads (the caller and helpers); returns
+    when all ran, or raises the first error once the steps already started have finished.
+
+    The caller never waits for a helper to start: a helper busy elsewhere (another session's run, or
+    the step of this run that made a nested run) takes its task later and finds nothing left to do.
+    """
+    r = _Run(g, calls, ctx, vals, _BLAS.enter() or workers)
+    try:
+        _HELPERS.ensure(workers - 1)
+        for _ in range(workers - 1):
+            _HELPERS.submit(r.loop)
+        r.loop()
+        with r.cond:
+            while r.running:
+                r.cond.wait()
+    finally:
+        _BLAS.leave()
+    if r.error is not None:
+        raise r.error
+
+
+def heavy_width(g: StepGraph) -> int:
+    """The most compiled steps at one depth of the graph (depth: compiled steps on the longest path to a
+    step): 1 for a chain of kernels, 2 or more where two could run at once."""
+    depth = [0] * g.n
+    preds: list[list[int]] = [[] for _ in range(g.n)]
+    for i, ss in enumerate(g.succs):
+        for j in ss:
+            preds[j].append(i)
+    count: dict[int, int] = {}
+    for j, st in enumerate(g.steps):
+        d = max((depth[i] for i in preds[j]), default=0)
+        if st.backend == CPU and st.kind in _FRESH_KINDS:
+            d += 1
+            count[d] = count.get(d, 0) + 1
+        depth[j] = d
+    return max(count.values(), default=0)
+
+
+def overlap_for(plan: Any, ctx: Any) -> Overlap | bool:
+    """The `Overlap` of `plan`, or False where its steps run in order: JITFLOW_INTER_OP=0, a session whose
+    ConfigProto sets inter_op_parallelism_threads=1, one core, a plan with `cond` (dead values), CUDA
+    steps, few steps, or no two compiled steps that could run at once."""
+    mode = flags.inter_op()
+    config = getattr(ctx, "_config", None)
+    asked = int(getattr(config, "inter_op_parallelism_threads", 0) or 0)
+    workers = min(cores(), asked) if asked > 0 else cores()
+    steps = plan.steps
+    if mode == "0" or workers < 2 or plan.dead_aware or len(steps) < MIN_STEPS:
+        return False
+    if any(st.backend == CUDA for st in steps):
+        return False
+    g = StepGraph(steps)
+    if heavy_width(g) < 2:
+        return False
+    return Overlap(g, workers, always=mode == "1")
+
+
+class Overlap:
+    """Per plan: whether runs walk the step graph (`run`) or replay the steps in order, chosen by timing.
+
+    The first `TRIES` runs of each way are timed after one untimed run each; the graph is kept when its
+    median is below MARGIN times the serial one. Every EXPLORE_EVERY runs the way not in use is timed
+    again `TRIES` times, so a plan adapts when the machine's load changes.
+    """
+
+    TRIES = 3
+    MARGIN = 0.95
+    EXPLORE_EVERY = 200
+
+    __slots__ = ("graph", "calls", "workers", "always", "runs", "samples", "use")
+
+    def __init__(self, graph: StepGraph, workers: int, always: bool = False) -> None:
+        self.graph = graph
+        self.calls: list[Call] = [st.__call__ for st in graph.steps]
+        self.workers = workers
+        self.always = always  # JITFLOW_INTER_OP=1: no timing, always the graph
+        self.runs = 0
+        self.samples: tuple[list[float], list[float]] = ([], [])  # in order, as a graph
+        self.use = always
+
+    def pick(self) -> int:
+        """0: in order, 1: as a graph, for this run; which one is being timed is implied by `record`."""
+        if self.always:
+            return 1
+        k = self.runs % self.EXPLORE_EVERY
+        self.runs += 1
+        span = 2 * (self.TRIES + 1)
+        if k < span:
+            return k % 2
+        return 1 if self.use else 0
+
+    def record(self, way: int, seconds: float) -> None:
+        k = (self.runs - 1) % self.EXPLORE_EVERY
+        span = 2 * (self.TRIES + 1)
+        if k >= span:
+            return
+        if k >= 2:  # the first run of each way pays page faults and first calls
+            self.samples[way].append(seconds)
+        if k == span - 1:
+            serial, graph = (sorted(s)[len(s) // 2] for s in self.samples)
+            self.use = graph < self.MARGIN * serial
+            if flags.debug_level() >= 1:
+                print(f"jitflow: {self.graph.n} steps run {'as a graph' if self.use else 'in order'} (median "
+                      f"{graph * 1e3:.2f} ms as a graph, {serial * 1e3:.2f} ms in order)", file=sys.stderr)
+            self.samples[0].clear()
+            self.samples[1].clear()
+
+    def timed(self) -> bool:
+        """Whether the run `pick` chose is one to time."""
+        return not self.always and (self.runs - 1) % self.EXPLORE_EVERY < 2 * (self.TRIES + 1)
+
