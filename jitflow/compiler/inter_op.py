@@ -7,7 +7,7 @@ kernel splits over both cores, and the small and medium ones gain little from th
 96 ms per step on one core, 76 ms on two). Run side by side, one kernel per core, both cores do useful
 work nearly all the time.
 
-`step_graph` turns a plan's steps into a dependency graph:
+`StepGraph` turns a plan's steps into a dependency graph:
 
 * a step runs after the last earlier writer of each slot it reads or writes, and after the earlier
   readers of each slot it overwrites;
@@ -18,15 +18,15 @@ work nearly all the time.
   computing: Identity, Reshape and other views). A stateful step whose variables are unknown (an
   iterator, a queue, `py_func`) keeps its order with every stateful and every variable-touching step.
 
-So every pair of steps whose order could change a result keeps the plan's order, and the values a run
-computes are those of the serial plan (bit for bit: kernels run on one thread here give the same sums as
-on several only where their reductions do not split by thread, as in the serial plan's small calls).
+So every pair of steps whose order could change a result keeps the plan's order, and a run computes the
+serial plan's values, up to the rounding of sums that a kernel splits by thread (a step that runs beside
+another runs on one thread).
 
 `run` walks the graph with the calling thread and helper threads (one per further core), taking ready
 steps in plan order. A step that starts while no other step runs or waits gets every core (its kernels
 split as in a serial run); the others run on one thread each. Plans gain only when heavy steps are
 independent, and every step pays a little scheduling, so `Overlap` times runs both ways and keeps the
-faster (see `Overlap.choose`).
+faster (`Overlap`).
 """
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ from jitflow.compiler.step import CPU, CUDA, Call, Step
 from jitflow.framework.graph import Operation
 from jitflow.kernels import threads
 
-# Ops that own a variable, and those whose output is (or may be) a view of their input: a step made of
-# these passes a variable's array on without copying it.
+# Ops that own a variable.
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp", "AutoReloadVariable"})
 # Step kinds whose outputs are fresh arrays (compiled kernels writing arena or new buffers).
 _FRESH_KINDS = frozenset({"cluster", "matmul", "fused_matmul", "window", "softmax", "sparse_xent", "xent_grad",
                           "segment_sum", "unbroadcast"})
-_ALL = "*"  # the variable set of a stateful step whose variables are unknown
+# Ops whose interpreted kernel may return its input array itself (a fallback inside a fused step).
+_PASS_THROUGH = frozenset({"Identity", "StopGradient", "Snapshot", "Reshape", "Squeeze", "ExpandDims"})
 
 # Steps a plan needs before it is worth scheduling as a graph (each costs a few us of scheduling).
 MIN_STEPS = 8
@@ -123,7 +123,8 @@ class _Deps:
             p.update(self.readers.get(s, ()))
             self.readers[s] = []
         seen = self._variables(j, st, p)
-        passes = st.kind not in _FRESH_KINDS and bool(seen or any(op.type in _VARIABLE_OPS for op in st.ops))
+        fresh = st.kind in _FRESH_KINDS and not any(op.type in _PASS_THROUGH for op in st.ops)
+        passes = not fresh and bool(seen or any(op.type in _VARIABLE_OPS for op in st.ops))
         for s in st.writes:
             if passes:
                 self.alias[s] = seen
@@ -214,6 +215,16 @@ class _Helpers:
 
 
 _HELPERS = _Helpers()
+
+
+def _after_fork() -> None:
+    """A forked child has none of the parent's threads (and its locks may be held): new helpers."""
+    global _HELPERS, _BLAS
+    _HELPERS = _Helpers()
+    _BLAS = _BlasCount()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def cores() -> int:

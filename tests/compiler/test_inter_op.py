@@ -251,3 +251,37 @@ def test_random_graphs_with_updates_match_the_serial_plan(monkeypatch: pytest.Mo
             outs.append([*got, *sess.run(variables)])
     for g, w in zip(*outs):
         assert_same(g, w)
+
+
+def test_a_step_that_runs_a_nested_plan_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A while loop's body runs as a plan of its own inside a step of the outer graph (a nested run that
+    may itself walk a graph while the helper thread is busy with the outer one)."""
+    monkeypatch.setenv("JITFLOW_INTER_OP", "1")
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [16, 16])
+    w = tf.Variable(np.eye(16, dtype=np.float32) * 0.5)
+
+    def body(i: Any, a: Any, b: Any) -> Any:
+        return i + 1, tf.nn.tanh(tf.matmul(a, w)), tf.nn.sigmoid(tf.matmul(b, w))
+
+    _, a, b = tf.while_loop(lambda i, a, b: i < 5, body, [tf.constant(0), x, x * 2.0])
+    side = tf.matmul(x, x) + tf.matmul(x * 3.0, x)
+    feed = {x: np.linspace(-1, 1, 256, dtype=np.float32).reshape(16, 16)}
+    box: list[Any] = []
+
+    def work() -> None:
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            box.append(sess.run([a, b, side], feed))
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(120)
+    assert box, "the run did not finish"
+    x0 = feed[x].astype(np.float64)
+    want_a, want_b = x0, 2 * x0
+    for _ in range(5):
+        want_a, want_b = np.tanh(want_a @ (np.eye(16) * 0.5)), 1 / (1 + np.exp(-(want_b @ (np.eye(16) * 0.5))))
+    np.testing.assert_allclose(box[0][0], want_a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(box[0][1], want_b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(box[0][2], x0 @ x0 + (3 * x0) @ x0, rtol=1e-5, atol=1e-5)
