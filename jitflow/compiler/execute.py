@@ -44,7 +44,7 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
             if overlap is None or (overlap and overlap.graph.steps is not plan.steps):
                 overlap = plan.overlap = inter_op.overlap_for(plan, ctx)
             if overlap:
-                _run_overlap(overlap, plan, bound[1], ctx, vals)
+                overlap(bound[1], ctx, vals)
             else:
                 for call in bound[1]:
                     call(ctx, vals)
@@ -94,20 +94,6 @@ def _run_helped(plan: Plan, calls: list[Any], ctx: Any, vals: list[Any]) -> None
         else:
             for call in calls:
                 call(ctx, vals)
-
-
-def _run_overlap(overlap: inter_op.Overlap, plan: Plan, calls: list[Any], ctx: Any, vals: list[Any]) -> None:
-    """The steps in order or as a graph on every core, whichever `overlap` finds faster for this plan."""
-    way = overlap.pick()
-    timed = overlap.timed()
-    t0 = time.perf_counter() if timed else 0.0
-    if way:
-        inter_op.run(overlap.graph, overlap.calls, ctx, vals, overlap.workers)
-    else:
-        for call in calls:
-            call(ctx, vals)
-    if timed:
-        overlap.record(way, time.perf_counter() - t0)
 
 
 def quiet_fp() -> None:

@@ -31,9 +31,11 @@ faster (`Overlap`).
 from __future__ import annotations
 
 import heapq
+import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -233,25 +235,33 @@ def cores() -> int:
 
 
 class _Run:
-    """One run of a step graph: a ready heap in plan order and a count of finished steps."""
+    """One run of a step graph: a heap of ready steps (by priority), counts of unfinished predecessors."""
 
     __slots__ = ("g", "calls", "ctx", "vals", "left", "ready", "cond", "running", "done", "error", "wide",
-                 "blas_all")
+                 "blas_all", "key", "step_of", "costs")
 
-    def __init__(self, g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], blas_all: int) -> None:
+    def __init__(self, g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], blas_all: int,
+                 order: Sequence[int] | None = None, costs: list[float] | None = None) -> None:
         self.g, self.calls, self.ctx, self.vals = g, calls, ctx, vals
         self.left = list(g.npreds)
-        self.ready = [j for j in range(g.n) if self.left[j] == 0]
+        # heap keys: the position of each step in `order` (plan order when none is given)
+        self.step_of: Sequence[int] = order if order is not None else range(g.n)
+        self.key = list(range(g.n))
+        if order is not None:
+            for pos, j in enumerate(order):
+                self.key[j] = pos
+        self.ready = sorted(self.key[j] for j in range(g.n) if self.left[j] == 0)
         self.cond = threading.Condition()
         self.running = 0
         self.done = 0
         self.error: BaseException | None = None
         self.wide = False
         self.blas_all = blas_all  # OpenBLAS's thread count for a step that runs alone
+        self.costs = costs  # when given: each step's shortest time so far, updated by this run
 
     def loop(self) -> None:
         """Takes ready steps until every step ran or one raised."""
-        cond, g, calls, ctx, vals, ready = self.cond, self.g, self.calls, self.ctx, self.vals, self.ready
+        cond, g, ready, key = self.cond, self.g, self.ready, self.key
         prev = threads.numba_threads()
         threads.set_numba_threads(1)
         try:
@@ -261,20 +271,12 @@ class _Run:
                         cond.wait()
                     if self.error is not None or self.done == g.n:
                         return
-                    j = heapq.heappop(ready)
+                    j = self.step_of[heapq.heappop(ready)]
                     wide = not ready and self.running == 0  # alone: its kernels may use every core
                     self.running += 1
                     self.wide = wide
                 try:
-                    if wide:
-                        threads.set_numba_threads(prev)
-                        threads.set_blas_threads(self.blas_all)
-                    try:
-                        calls[j](ctx, vals)
-                    finally:
-                        if wide:  # restored before the step counts as finished: the caller restores after
-                            threads.set_blas_threads(1)
-                            threads.set_numba_threads(1)
+                    self._call(j, wide, prev)
                 except BaseException as e:  # noqa: BLE001 - re-raised by the caller
                     with cond:
                         self.error = self.error or e
@@ -290,11 +292,27 @@ class _Run:
                     for k in g.succs[j]:
                         left[k] -= 1
                         if left[k] == 0:
-                            heapq.heappush(ready, k)
+                            heapq.heappush(ready, key[k])
                     if ready or self.running == 0:
                         cond.notify_all()
         finally:
             threads.set_numba_threads(prev)
+
+    def _call(self, j: int, wide: bool, all_numba: int) -> None:
+        if wide:
+            threads.set_numba_threads(all_numba)
+            threads.set_blas_threads(self.blas_all)
+        try:
+            if self.costs is None:
+                self.calls[j](self.ctx, self.vals)
+            else:
+                t0 = time.perf_counter()
+                self.calls[j](self.ctx, self.vals)
+                self.costs[j] = min(self.costs[j], time.perf_counter() - t0)  # each step runs on one thread
+        finally:
+            if wide:  # restored before the step counts as finished: the caller restores after the run
+                threads.set_blas_threads(1)
+                threads.set_numba_threads(1)
 
 
 class _BlasCount:
@@ -324,14 +342,17 @@ class _BlasCount:
 _BLAS = _BlasCount()
 
 
-def run(g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], workers: int) -> None:
-    """Runs the steps of `g` (their bound `calls`) on `workers` threads (the caller and helpers); returns
-    when all ran, or raises the first error once the steps already started have finished.
+def run(g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], workers: int,
+        order: Sequence[int] | None = None, costs: list[float] | None = None) -> None:
+    """Runs the steps of `g` (their `calls`) on `workers` threads (the caller and helpers); returns when
+    all ran, or raises the first error once the steps already started have finished. Of the steps ready
+    at once, the first in `order` (default: plan order) starts first; `costs`, when given, takes each
+    step's time where it is shorter.
 
     The caller never waits for a helper to start: a helper busy elsewhere (another session's run, or
     the step of this run that made a nested run) takes its task later and finds nothing left to do.
     """
-    r = _Run(g, calls, ctx, vals, _BLAS.enter() or workers)
+    r = _Run(g, calls, ctx, vals, _BLAS.enter() or workers, order, costs)
     try:
         _HELPERS.ensure(workers - 1)
         for _ in range(workers - 1):
@@ -388,39 +409,65 @@ class Overlap:
 
     The first `TRIES` runs of each way are timed after one untimed run each; the graph is kept when its
     median is below MARGIN times the serial one. Every EXPLORE_EVERY runs the way not in use is timed
-    again `TRIES` times, so a plan adapts when the machine's load changes.
+    again `TRIES` times, so a plan adapts when the machine's load changes. Timed runs also time every
+    step; of the steps ready at once, the one with the longest path of step times after it starts first
+    (critical-path list scheduling), so a long chain that plan order puts last does not end the run alone.
     """
 
     TRIES = 3
     MARGIN = 0.95
     EXPLORE_EVERY = 200
 
-    __slots__ = ("graph", "calls", "workers", "always", "runs", "samples", "use")
+    __slots__ = ("graph", "calls", "workers", "always", "runs", "samples", "use", "costs", "order")
 
     def __init__(self, graph: StepGraph, workers: int, always: bool = False) -> None:
         self.graph = graph
         self.calls: list[Call] = [st.__call__ for st in graph.steps]
         self.workers = workers
-        self.always = always  # JITFLOW_INTER_OP=1: no timing, always the graph
+        self.always = always  # JITFLOW_INTER_OP=1: no timing of the serial way, always the graph
         self.runs = 0
         self.samples: tuple[list[float], list[float]] = ([], [])  # in order, as a graph
         self.use = always
+        self.costs = [math.inf] * graph.n  # each step's shortest time seen
+        self.order: list[int] | None = None  # steps by the length of the path they start (longest first)
+
+    def __call__(self, in_order: Sequence[Call], ctx: Any, vals: list[Any]) -> None:
+        """One run: `in_order` (the plan's bound calls) one after the other, or the graph."""
+        way = self.pick()
+        if not self.timed():
+            if way:
+                run(self.graph, self.calls, ctx, vals, self.workers, self.order)
+            else:
+                for call in in_order:
+                    call(ctx, vals)
+            return
+        t0 = time.perf_counter()
+        if way:
+            run(self.graph, self.calls, ctx, vals, self.workers, self.order, self.costs)
+        else:
+            costs = self.costs
+            for j, call in enumerate(self.calls):
+                t1 = time.perf_counter()
+                call(ctx, vals)
+                costs[j] = min(costs[j], time.perf_counter() - t1)
+        self.record(way, time.perf_counter() - t0)
+        self.order = critical_order(self.graph, self.costs)
 
     def pick(self) -> int:
-        """0: in order, 1: as a graph, for this run; which one is being timed is implied by `record`."""
-        if self.always:
-            return 1
+        """0: in order, 1: as a graph, for this run."""
         k = self.runs % self.EXPLORE_EVERY
         self.runs += 1
-        span = 2 * (self.TRIES + 1)
-        if k < span:
+        if self.always:
+            return 1
+        if k < 2 * (self.TRIES + 1):
             return k % 2
         return 1 if self.use else 0
 
     def record(self, way: int, seconds: float) -> None:
+        """Counts a timed run's seconds; decides once both ways have `TRIES` of them."""
         k = (self.runs - 1) % self.EXPLORE_EVERY
         span = 2 * (self.TRIES + 1)
-        if k >= span:
+        if self.always or k >= span:
             return
         if k >= 2:  # the first run of each way pays page faults and first calls
             self.samples[way].append(seconds)
@@ -434,6 +481,16 @@ class Overlap:
             self.samples[1].clear()
 
     def timed(self) -> bool:
-        """Whether the run `pick` chose is one to time."""
-        return not self.always and (self.runs - 1) % self.EXPLORE_EVERY < 2 * (self.TRIES + 1)
+        """Whether the run `pick` chose is one to time (in JITFLOW_INTER_OP=1, the first runs, for step times)."""
+        k = (self.runs - 1) % self.EXPLORE_EVERY
+        return k < (self.TRIES + 1 if self.always else 2 * (self.TRIES + 1))
 
+
+def critical_order(g: StepGraph, costs: Sequence[float]) -> list[int]:
+    """The steps by the time of the longest path they start (their own time included), longest first;
+    plan order among equals. Steps not timed yet count as free."""
+    level = [0.0] * g.n
+    for j in range(g.n - 1, -1, -1):  # successors come later in plan order
+        c = costs[j]
+        level[j] = (c if c != math.inf else 0.0) + max((level[k] for k in g.succs[j]), default=0.0)
+    return sorted(range(g.n), key=lambda j: (-level[j], j))
