@@ -54,6 +54,10 @@ _FRESH_KINDS = frozenset({"cluster", "matmul", "fused_matmul", "window", "softma
 # Ops whose interpreted kernel may return its input array itself (a fallback inside a fused step).
 _PASS_THROUGH = frozenset({"Identity", "StopGradient", "Snapshot", "Reshape", "Squeeze", "ExpandDims"})
 
+# A step shorter than this (seconds) needs no core of its own: it may run beside a step that has every
+# core (a variable read, a shape, a small elementwise cluster).
+SMALL_S = 100e-6
+
 # Steps a plan needs before it is worth scheduling as a graph (each costs a few us of scheduling).
 MIN_STEPS = 8
 
@@ -234,69 +238,115 @@ def cores() -> int:
     return max(1, min(int(numba.config.NUMBA_NUM_THREADS), os.cpu_count() or 1))  # type: ignore[attr-defined]
 
 
-class _Run:
-    """One run of a step graph: a heap of ready steps (by priority), counts of unfinished predecessors."""
+class Schedule:
+    """How a run picks among ready steps: `key[j]` orders them (lowest first; `step_of` maps a key back to
+    its step); `small[j]` marks steps too short to need a core of their own, which may run beside a step
+    that has every core."""
 
-    __slots__ = ("g", "calls", "ctx", "vals", "left", "ready", "cond", "running", "done", "error", "wide",
-                 "blas_all", "key", "step_of", "costs")
+    __slots__ = ("key", "step_of", "small")
+
+    def __init__(self, order: Sequence[int], small: Sequence[bool]) -> None:
+        self.step_of = list(order)
+        self.key = [0] * len(order)
+        for pos, j in enumerate(order):
+            self.key[j] = pos
+        self.small = list(small)
+
+    @classmethod
+    def plan_order(cls, n: int) -> Schedule:
+        """Plan order, every step big (before any step was timed)."""
+        return cls(range(n), [False] * n)
+
+    @classmethod
+    def timed(cls, g: StepGraph, costs: Sequence[float]) -> Schedule:
+        """From each step's shortest time seen."""
+        return cls(critical_order(g, costs), [c < SMALL_S for c in costs])
+
+
+class _Run:
+    """One run of a step graph: heaps of ready steps (small and big, by `Schedule` key), counts of
+    unfinished predecessors, and whether a big step now has every core (`wide`)."""
+
+    __slots__ = ("g", "calls", "ctx", "vals", "left", "small", "big", "cond", "running", "inflight", "done",
+                 "error", "wide", "blas_all", "sched", "costs")
 
     def __init__(self, g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], blas_all: int,
-                 order: Sequence[int] | None = None, costs: list[float] | None = None) -> None:
-        self.g, self.calls, self.ctx, self.vals = g, calls, ctx, vals
+                 sched: Schedule, costs: list[float] | None = None) -> None:
+        self.g, self.calls, self.ctx, self.vals, self.sched = g, calls, ctx, vals, sched
         self.left = list(g.npreds)
-        # heap keys: the position of each step in `order` (plan order when none is given)
-        self.step_of: Sequence[int] = order if order is not None else range(g.n)
-        self.key = list(range(g.n))
-        if order is not None:
-            for pos, j in enumerate(order):
-                self.key[j] = pos
-        self.ready = sorted(self.key[j] for j in range(g.n) if self.left[j] == 0)
+        self.small: list[int] = []
+        self.big: list[int] = []
+        for j in range(g.n):
+            if self.left[j] == 0:
+                heapq.heappush(self.small if sched.small[j] else self.big, sched.key[j])
         self.cond = threading.Condition()
-        self.running = 0
+        self.running = 0  # big steps running
+        self.inflight = 0  # steps running, big or small
         self.done = 0
         self.error: BaseException | None = None
         self.wide = False
         self.blas_all = blas_all  # OpenBLAS's thread count for a step that runs alone
         self.costs = costs  # when given: each step's shortest time so far, updated by this run
 
+    def _take(self) -> tuple[int, bool, bool]:
+        """(step, is big, gets every core): the first ready step by key; a small one only while a big
+        step has every core. Called with the lock held and a step available (`_can_take`)."""
+        small, big, sched = self.small, self.big, self.sched
+        if big and not self.wide and (not small or big[0] < small[0]):
+            j = sched.step_of[heapq.heappop(big)]
+            wide = not big and self.running == 0  # no other big step ready or running: every core
+            self.running += 1
+            self.inflight += 1
+            self.wide = wide
+            return j, True, wide
+        self.inflight += 1
+        return sched.step_of[heapq.heappop(small)], False, False
+
+    def _can_take(self) -> bool:
+        return bool(self.small) or (bool(self.big) and not self.wide)
+
     def loop(self) -> None:
         """Takes ready steps until every step ran or one raised."""
-        cond, g, ready, key = self.cond, self.g, self.ready, self.key
+        cond, g, key, is_small = self.cond, self.g, self.sched.key, self.sched.small
         prev = threads.numba_threads()
         threads.set_numba_threads(1)
         try:
             while True:
                 with cond:
-                    while self.error is None and self.done < g.n and (not ready or self.wide):
+                    while self.error is None and self.done < g.n and not self._can_take():
                         cond.wait()
                     if self.error is not None or self.done == g.n:
                         return
-                    j = self.step_of[heapq.heappop(ready)]
-                    wide = not ready and self.running == 0  # alone: its kernels may use every core
-                    self.running += 1
-                    self.wide = wide
+                    j, big, wide = self._take()
                 try:
                     self._call(j, wide, prev)
                 except BaseException as e:  # noqa: BLE001 - re-raised by the caller
                     with cond:
                         self.error = self.error or e
-                        self.running -= 1
-                        self.wide = False
+                        self._finished(big, wide)
                         cond.notify_all()
                     return
                 with cond:
-                    self.running -= 1
-                    self.wide = False
+                    self._finished(big, wide)
                     self.done += 1
                     left = self.left
+                    woke = False
                     for k in g.succs[j]:
                         left[k] -= 1
                         if left[k] == 0:
-                            heapq.heappush(ready, key[k])
-                    if ready or self.running == 0:
+                            heapq.heappush(self.small if is_small[k] else self.big, key[k])
+                            woke = True
+                    if woke or big or self.inflight == 0:
                         cond.notify_all()
         finally:
             threads.set_numba_threads(prev)
+
+    def _finished(self, big: bool, wide: bool) -> None:
+        self.inflight -= 1
+        if big:
+            self.running -= 1
+        if wide:
+            self.wide = False
 
     def _call(self, j: int, wide: bool, all_numba: int) -> None:
         if wide:
@@ -308,7 +358,7 @@ class _Run:
             else:
                 t0 = time.perf_counter()
                 self.calls[j](self.ctx, self.vals)
-                self.costs[j] = min(self.costs[j], time.perf_counter() - t0)  # each step runs on one thread
+                self.costs[j] = min(self.costs[j], time.perf_counter() - t0)  # one thread runs step j: no race
         finally:
             if wide:  # restored before the step counts as finished: the caller restores after the run
                 threads.set_blas_threads(1)
@@ -343,23 +393,22 @@ _BLAS = _BlasCount()
 
 
 def run(g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], workers: int,
-        order: Sequence[int] | None = None, costs: list[float] | None = None) -> None:
+        sched: Schedule | None = None, costs: list[float] | None = None) -> None:
     """Runs the steps of `g` (their `calls`) on `workers` threads (the caller and helpers); returns when
-    all ran, or raises the first error once the steps already started have finished. Of the steps ready
-    at once, the first in `order` (default: plan order) starts first; `costs`, when given, takes each
-    step's time where it is shorter.
+    all ran, or raises the first error once the steps already started have finished. `sched` (default:
+    plan order) picks among ready steps; `costs`, when given, takes each step's time where it is shorter.
 
     The caller never waits for a helper to start: a helper busy elsewhere (another session's run, or
     the step of this run that made a nested run) takes its task later and finds nothing left to do.
     """
-    r = _Run(g, calls, ctx, vals, _BLAS.enter() or workers, order, costs)
+    r = _Run(g, calls, ctx, vals, _BLAS.enter() or workers, sched or Schedule.plan_order(g.n), costs)
     try:
         _HELPERS.ensure(workers - 1)
         for _ in range(workers - 1):
             _HELPERS.submit(r.loop)
         r.loop()
         with r.cond:
-            while r.running:
+            while r.inflight:
                 r.cond.wait()
     finally:
         _BLAS.leave()
@@ -418,7 +467,7 @@ class Overlap:
     MARGIN = 0.95
     EXPLORE_EVERY = 200
 
-    __slots__ = ("graph", "calls", "workers", "always", "runs", "samples", "use", "costs", "order")
+    __slots__ = ("graph", "calls", "workers", "always", "runs", "samples", "use", "costs", "sched")
 
     def __init__(self, graph: StepGraph, workers: int, always: bool = False) -> None:
         self.graph = graph
@@ -429,21 +478,21 @@ class Overlap:
         self.samples: tuple[list[float], list[float]] = ([], [])  # in order, as a graph
         self.use = always
         self.costs = [math.inf] * graph.n  # each step's shortest time seen
-        self.order: list[int] | None = None  # steps by the length of the path they start (longest first)
+        self.sched = Schedule.plan_order(graph.n)
 
     def __call__(self, in_order: Sequence[Call], ctx: Any, vals: list[Any]) -> None:
         """One run: `in_order` (the plan's bound calls) one after the other, or the graph."""
         way = self.pick()
         if not self.timed():
             if way:
-                run(self.graph, self.calls, ctx, vals, self.workers, self.order)
+                run(self.graph, self.calls, ctx, vals, self.workers, self.sched)
             else:
                 for call in in_order:
                     call(ctx, vals)
             return
         t0 = time.perf_counter()
         if way:
-            run(self.graph, self.calls, ctx, vals, self.workers, self.order, self.costs)
+            run(self.graph, self.calls, ctx, vals, self.workers, self.sched, self.costs)
         else:
             costs = self.costs
             for j, call in enumerate(self.calls):
@@ -451,7 +500,7 @@ class Overlap:
                 call(ctx, vals)
                 costs[j] = min(costs[j], time.perf_counter() - t1)
         self.record(way, time.perf_counter() - t0)
-        self.order = critical_order(self.graph, self.costs)
+        self.sched = Schedule.timed(self.graph, self.costs)
 
     def pick(self) -> int:
         """0: in order, 1: as a graph, for this run."""

@@ -285,3 +285,26 @@ def test_a_step_that_runs_a_nested_plan_finishes(monkeypatch: pytest.MonkeyPatch
     np.testing.assert_allclose(box[0][0], want_a, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(box[0][1], want_b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(box[0][2], x0 @ x0 + (3 * x0) @ x0, rtol=1e-5, atol=1e-5)
+
+
+class _Fake:
+    """A step with only what `StepGraph` reads."""
+
+    kind, backend, stateful, ops = "cluster", "cpu", False, ()
+
+    def __init__(self, reads: tuple[int, ...], writes: tuple[int, ...]) -> None:
+        self.reads, self.writes = reads, writes
+
+
+def test_slot_hazards_and_the_critical_order() -> None:
+    # 0 writes 10; 1 reads 10 -> 11; 2 reads 10 -> 12 (long); 3 overwrites 10 (after both readers); 4 joins
+    steps = [_Fake((), (10,)), _Fake((10,), (11,)), _Fake((10,), (12,)), _Fake((), (10,)), _Fake((11, 12), (13,))]
+    g = inter_op.StepGraph(steps)
+    before = _paths(g)
+    assert before[1] == {0} and before[2] == {0}
+    assert before[3] == {0, 1, 2}  # a write waits for the earlier readers of the slot
+    assert before[4] == {0, 1, 2}
+    order = inter_op.critical_order(g, [1e-3, 1e-4, 5e-3, 1e-4, 1e-4])
+    assert order.index(2) < order.index(1)  # the long branch first
+    sched = inter_op.Schedule.timed(g, [1e-3, 1e-5, 5e-3, 1e-5, 1e-4])
+    assert sched.small == [False, True, False, True, False]
