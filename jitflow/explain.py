@@ -50,6 +50,8 @@ class ExplainReport:
             d["hoisted"] = [dict(h) for h in self._report["hoisted"]]
         if self._report.get("deduplicated"):
             d["deduplicated"] = [{"op": a, "same_as": b} for a, b in self._report["deduplicated"]]
+        if self._report.get("inter_op"):
+            d["inter_op"] = self._report["inter_op"]
         if self.loops:
             d["loops"] = [{"op": x["op"], "kind": x["kind"], "mode": x.get("mode"), "plan": x["report"].to_dict()}
                           for x in self.loops]
@@ -70,6 +72,8 @@ class ExplainReport:
         if dups:  # common subexpressions (compiler/cse.py): computed once, read by both
             shown = ", ".join(f"{a} = {b}" for a, b in dups[:3]) + (", ..." if len(dups) > 3 else "")
             lines.append(f"  deduplicated {len(dups)} ops: {shown}")
+        if self._report.get("inter_op"):  # independent steps at once (compiler/inter_op.py)
+            lines.append(f"  {self._report['inter_op']}")
         for h in self._report.get("hoisted", []):  # a backward loop's capture gradients summed after it
             lines.append(f"  hoisted {h['op']} ({h['type']}): the gradient of {h['capture']}, {h['as']}")
         for x in self.loops:  # a loop's sub-plans: one compiled loop, or replayed once per iteration
@@ -85,7 +89,13 @@ def report_of(plan: Plan) -> ExplainReport:
     """The report of an already built plan."""
     names = {op.name for op in plan.ops}
     edges = [(t.op.name, op.name) for op in plan.ops for t in op.inputs if t.op.name in names]
-    return ExplainReport(plan.report, len(plan.ops), edges, jit=_lowered(plan))
+    from jitflow.compiler import inter_op
+
+    report = dict(plan.report)
+    line = inter_op.describe(plan)
+    if line:
+        report["inter_op"] = line
+    return ExplainReport(report, len(plan.ops), edges, jit=_lowered(plan))
 
 
 def _lowered(plan: Plan) -> bool:

@@ -467,7 +467,8 @@ class Overlap:
     MARGIN = 0.95
     EXPLORE_EVERY = 200
 
-    __slots__ = ("graph", "calls", "workers", "always", "runs", "samples", "use", "costs", "sched")
+    __slots__ = ("graph", "calls", "workers", "always", "runs", "samples", "use", "costs", "sched",
+                 "medians")
 
     def __init__(self, graph: StepGraph, workers: int, always: bool = False) -> None:
         self.graph = graph
@@ -479,6 +480,7 @@ class Overlap:
         self.use = always
         self.costs = [math.inf] * graph.n  # each step's shortest time seen
         self.sched = Schedule.plan_order(graph.n)
+        self.medians: tuple[float, float] | None = None  # (in order, as a graph) seconds at the last decision
 
     def __call__(self, in_order: Sequence[Call], ctx: Any, vals: list[Any]) -> None:
         """One run: `in_order` (the plan's bound calls) one after the other, or the graph."""
@@ -523,6 +525,7 @@ class Overlap:
         if k == span - 1:
             serial, graph = (sorted(s)[len(s) // 2] for s in self.samples)
             self.use = graph < self.MARGIN * serial
+            self.medians = (serial, graph)
             if flags.debug_level() >= 1:
                 print(f"jitflow: {self.graph.n} steps run {'as a graph' if self.use else 'in order'} (median "
                       f"{graph * 1e3:.2f} ms as a graph, {serial * 1e3:.2f} ms in order)", file=sys.stderr)
@@ -533,6 +536,26 @@ class Overlap:
         """Whether the run `pick` chose is one to time (in JITFLOW_INTER_OP=1, the first runs, for step times)."""
         k = (self.runs - 1) % self.EXPLORE_EVERY
         return k < (self.TRIES + 1 if self.always else 2 * (self.TRIES + 1))
+
+
+def describe(plan: Any) -> str:
+    """One line for `explain`: how the plan's steps run (or may run) at once, '' when always in order."""
+    ov = plan.overlap
+    if ov is None:
+        if plan.dead_aware or len(plan.steps) < MIN_STEPS or any(st.backend == CUDA for st in plan.steps):
+            return ""
+        width = heavy_width(StepGraph(plan.steps))
+        return (f"up to {width} compiled steps can run at once (the first runs time both ways)"
+                if width >= 2 else "")
+    if not ov:
+        return ""
+    if ov.always:
+        return f"steps run as a graph on {ov.workers} threads (JITFLOW_INTER_OP=1)"
+    if ov.medians is None:
+        return f"up to {heavy_width(ov.graph)} compiled steps can run at once (being timed both ways)"
+    serial, graph = ov.medians
+    way = f"as a graph on {ov.workers} threads" if ov.use else "in order"
+    return f"steps run {way} (median {graph * 1e3:.2f} ms as a graph, {serial * 1e3:.2f} ms in order)"
 
 
 def critical_order(g: StepGraph, costs: Sequence[float]) -> list[int]:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import jitflow as tf
 from jitflow.compiler import inter_op
 from jitflow.compiler.step import describe_step
+from jitflow.explain import report_of
 from tests.compiler.helpers import assert_same, last_plan
 
 
@@ -179,6 +180,9 @@ def test_auto_mode_times_both_ways_and_keeps_the_results(monkeypatch: pytest.Mon
         assert ov.runs == 2 * (inter_op.Overlap.TRIES + 1) + 1
         assert not ov.samples[0] and not ov.samples[1]  # both ways were timed and compared
         assert not ov.timed()
+        line = str(report_of(last_plan(sess)))
+        assert ("steps run as a graph" in line) == ov.use and "ms in order" in line
+    assert "compiled steps can run at once" in str(tf.explain(fetches, feed))
 
 
 def test_sessions_in_two_threads_run_graphs_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
