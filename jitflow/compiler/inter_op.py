@@ -310,6 +310,7 @@ class _Run:
         cond, g, key, is_small = self.cond, self.g, self.sched.key, self.sched.small
         prev = threads.numba_threads()
         threads.set_numba_threads(1)
+        prev_one = threads.set_one_core(True)
         try:
             while True:
                 with cond:
@@ -339,6 +340,7 @@ class _Run:
                     if woke or big or self.inflight == 0:
                         cond.notify_all()
         finally:
+            threads.set_one_core(prev_one)
             threads.set_numba_threads(prev)
 
     def _finished(self, big: bool, wide: bool) -> None:
@@ -352,6 +354,7 @@ class _Run:
         if wide:
             threads.set_numba_threads(all_numba)
             threads.set_blas_threads(self.blas_all)
+            threads.set_one_core(False)
         try:
             if self.costs is None:
                 self.calls[j](self.ctx, self.vals)
@@ -363,6 +366,7 @@ class _Run:
             if wide:  # restored before the step counts as finished: the caller restores after the run
                 threads.set_blas_threads(1)
                 threads.set_numba_threads(1)
+                threads.set_one_core(True)
 
 
 class _BlasCount:

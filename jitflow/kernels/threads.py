@@ -207,12 +207,26 @@ def set_numba_threads(n: int) -> None:
 # -- chunks handed out to worker threads -----------------------------------------------------------------
 
 
+_LOCAL = threading.local()
+
+
+def set_one_core(on: bool) -> bool:
+    """Marks the calling thread as running a step beside another (`compiler/inter_op.py`): its chunked
+    kernels keep to the calling thread (Numba's count, set separately, covers the others). Returns the
+    previous mark."""
+    prev = bool(getattr(_LOCAL, "one_core", False))
+    _LOCAL.one_core = on
+    return prev
+
+
 def chunk_workers(elements: int) -> int:
-    """Threads for a call that hands out chunks (`run_chunks`): the calling thread's Numba count for big calls
-    (1 inside a step that runs beside another, `compiler/inter_op.py`), busy machine
+    """Threads for a call that hands out chunks (`run_chunks`): all of Numba's for big calls, busy machine
     or not (a descheduled thread only delays its own chunk: W7 on the loaded machine, 315-424 ms per
-    step against 360-457 ms on one thread; bench/README.md), the calling thread for small ones."""
-    return numba_threads() if elements >= PARALLEL_ELEMENTS else 1
+    step against 360-457 ms on one thread; bench/README.md), the calling thread for small ones and in a
+    step that runs beside another (`set_one_core`)."""
+    if elements < PARALLEL_ELEMENTS or getattr(_LOCAL, "one_core", False):
+        return 1
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
 
 
 class _Workers:
