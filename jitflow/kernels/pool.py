@@ -142,9 +142,45 @@ def _avg_pool_rows(x, kh, kw, sh, sw, pt, pl, out, lo, hi):  # type: ignore[no-u
                 o[c] /= k
 
 
+@njit(nogil=True)
+def _avg_pool_2x2_rows(x, out, lo, hi):  # type: ignore[no-untyped-def]
+    """`_avg_pool_rows` for 2 x 2 windows at stride 2 without padding, every window inside the input: the
+    same sums in the same order (flat rows, indices from 0: the channel loop vectorizes)."""
+    oh, ow, ch = out.shape[1], out.shape[2], out.shape[3]
+    for t in range(lo, hi):
+        n = t // oh
+        i = t % oh
+        r0 = x[n, 2 * i].reshape(-1)
+        r1 = x[n, 2 * i + 1].reshape(-1)
+        o = out[n, i].reshape(-1)
+        for j in range(ow):
+            a0 = r0[2 * j * ch:(2 * j + 1) * ch]
+            a1 = r0[(2 * j + 1) * ch:(2 * j + 2) * ch]
+            b0 = r1[2 * j * ch:(2 * j + 1) * ch]
+            b1 = r1[(2 * j + 1) * ch:(2 * j + 2) * ch]
+            d = o[j * ch:(j + 1) * ch]
+            for c in range(ch):
+                d[c] = 0
+                d[c] += a0[c]
+                d[c] += a1[c]
+                d[c] += b0[c]
+                d[c] += b1[c]
+                d[c] /= 4
+
+
+def _tiles_2x2(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> bool:
+    """2 x 2 windows at stride 2 without padding, each inside `x` (odd last rows and columns are dropped)."""
+    return kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out.shape[1] <= x.shape[1] \
+        and 2 * out.shape[2] <= x.shape[2] and x.flags.c_contiguous and out.flags.c_contiguous
+
+
 def avg_pool(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> None:
     """out[n, i, j, c] = mean of x[n, window(i, j), c] over the window's real (unpadded) pixels."""
-    threads.parallel_range(_avg_pool_rows, x.shape[0] * out.shape[1], x, kh, kw, sh, sw, pt, pl, out)
+    rows = x.shape[0] * out.shape[1]
+    if _tiles_2x2(x, kh, kw, sh, sw, pt, pl, out):
+        threads.parallel_range(_avg_pool_2x2_rows, rows, x, out)
+    else:
+        threads.parallel_range(_avg_pool_rows, rows, x, kh, kw, sh, sw, pt, pl, out)
 
 
 @njit(nogil=True)
@@ -167,9 +203,39 @@ def _avg_pool_grad_images(dy, kh, kw, sh, sw, pt, pl, dx, lo, hi):  # type: igno
                             d[c] += g[c] / k
 
 
+@njit(nogil=True)
+def _avg_pool_grad_2x2_rows(dy, dx, lo, hi):  # type: ignore[no-untyped-def]
+    """`_avg_pool_grad_images` for 2 x 2 windows at stride 2 without padding, by output rows t = n * OH + i:
+    each input pixel of a window gets 0 + g / 4 (as there, so -0.0 becomes 0.0), written once; an odd last
+    input row or column, in no window, gets 0."""
+    oh, ow, ch = dy.shape[1], dy.shape[2], dy.shape[3]
+    h = dx.shape[1]
+    for t in range(lo, hi):
+        n = t // oh
+        i = t % oh
+        g = dy[n, i].reshape(-1)
+        for r in (dx[n, 2 * i].reshape(-1), dx[n, 2 * i + 1].reshape(-1)):
+            for j in range(ow):
+                gj = g[j * ch:(j + 1) * ch]
+                d0 = r[2 * j * ch:(2 * j + 1) * ch]
+                d1 = r[(2 * j + 1) * ch:(2 * j + 2) * ch]
+                for c in range(ch):
+                    d0[c] = 0
+                    d0[c] += gj[c] / 4
+                    d1[c] = 0
+                    d1[c] += gj[c] / 4
+            r[2 * ow * ch:] = 0
+        if i == oh - 1:
+            for y in range(2 * oh, h):
+                dx[n, y] = 0
+
+
 def avg_pool_grad(dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, dx: np.ndarray) -> None:
     """dx = zeros; each window's gradient, divided by its pixel count, goes to all its pixels."""
-    threads.parallel_range(_avg_pool_grad_images, dx.shape[0], dy, kh, kw, sh, sw, pt, pl, dx)
+    if _tiles_2x2(dx, kh, kw, sh, sw, pt, pl, dy) and dy.shape[1] > 0:
+        threads.parallel_range(_avg_pool_grad_2x2_rows, dx.shape[0] * dy.shape[1], dy, dx)
+    else:
+        threads.parallel_range(_avg_pool_grad_images, dx.shape[0], dy, kh, kw, sh, sw, pt, pl, dx)
 
 
 @njit(nogil=True)

@@ -410,3 +410,31 @@ def test_a_pool_stays_apart_when_its_input_is_read_elsewhere() -> None:
         plan = _compare([loss, *tf.gradients(loss, [x, f])])
     entries = [e["ops"] for e in plan.report["clusters"]]
     assert ["Conv2D", "BiasAdd", "Relu"] in entries and ["MaxPool"] in entries
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(2, 9), st.integers(2, 9), st.integers(1, 19),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31))
+def test_avg_pool_2x2_fast_paths_equal_the_general_kernels(n: int, h: int, w: int, c: int, dt: Any,
+                                                           seed: int) -> None:
+    """2 x 2 windows at stride 2 without padding take `pool._avg_pool_2x2_rows` and
+    `pool._avg_pool_grad_2x2_rows`: bit for bit the general kernels' results (NaN, -0.0 and odd, dropped last
+    rows and columns included)."""
+    from jitflow.kernels import pool
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, c)).astype(dt)
+    x.reshape(-1)[rng.integers(0, x.size, 3)] = np.nan
+    x.reshape(-1)[rng.integers(0, x.size, 3)] = -0.0
+    oh, ow = h // 2, w // 2
+    fast, general = (np.full((n, oh, ow, c), 7.0, dt) for _ in range(2))
+    pool.avg_pool(x, 2, 2, 2, 2, 0, 0, fast)
+    pool._avg_pool_rows(x, 2, 2, 2, 2, 0, 0, general, 0, n * oh)
+    np.testing.assert_array_equal(fast.view(f"u{fast.itemsize}"), general.view(f"u{general.itemsize}"))
+    dy = rng.standard_normal((n, oh, ow, c)).astype(dt)
+    dy.reshape(-1)[rng.integers(0, dy.size, 2)] = -0.0
+    dy.reshape(-1)[rng.integers(0, dy.size, 1)] = np.nan
+    fast_dx, general_dx = (np.full(x.shape, 7.0, dt) for _ in range(2))
+    pool.avg_pool_grad(dy, 2, 2, 2, 2, 0, 0, fast_dx)
+    pool._avg_pool_grad_images(dy, 2, 2, 2, 2, 0, 0, general_dx, 0, n)
+    np.testing.assert_array_equal(fast_dx.view(f"u{dt().itemsize}"), general_dx.view(f"u{dt().itemsize}"))
