@@ -22,11 +22,12 @@ So every pair of steps whose order could change a result keeps the plan's order,
 serial plan's values, up to the rounding of sums that a kernel splits by thread (a step that runs beside
 another runs on one thread).
 
-`run` walks the graph with the calling thread and helper threads (one per further core), taking ready
-steps in plan order. A step that starts while no other step runs or waits gets every core (its kernels
-split as in a serial run); the others run on one thread each. Plans gain only when heavy steps are
-independent, and every step pays a little scheduling, so `Overlap` times runs both ways and keeps the
-faster (`Overlap`).
+`run` walks the graph with the calling thread and helper threads (one per further core). Of the ready
+steps, the one starting the longest path of measured step times goes first (plan order until steps are
+timed). A step that starts while no other big step runs or waits gets every core (its kernels split as in
+a serial run), unless it was measured faster on one core; the others run on one core each, and steps under
+`SMALL_S` may run beside a step that has every core. Plans gain only when heavy steps are independent,
+and every step pays a little scheduling, so `Overlap` times runs both ways and keeps the faster.
 """
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ _PASS_THROUGH = frozenset({"Identity", "StopGradient", "Snapshot", "Reshape", "S
 # A step shorter than this (seconds) needs no core of its own: it may run beside a step that has every
 # core (a variable read, a shape, a small elementwise cluster).
 SMALL_S = 100e-6
+
+# A step keeps to one core when it alone ran faster there than this fraction of its time on every core
+# (dcgan's second conv gradients, batch 32 over 12x12 images: 2.2 ms on one core beside another step, 3.9
+# ms alone on both).
+ONE_CORE_MARGIN = 0.9
 
 # Steps a plan needs before it is worth scheduling as a graph (each costs a few us of scheduling).
 MIN_STEPS = 8
@@ -241,16 +247,18 @@ def cores() -> int:
 class Schedule:
     """How a run picks among ready steps: `key[j]` orders them (lowest first; `step_of` maps a key back to
     its step); `small[j]` marks steps too short to need a core of their own, which may run beside a step
-    that has every core."""
+    that has every core; `one[j]` marks steps that ran faster on one core than on every core, which keep
+    to one core even when they run alone."""
 
-    __slots__ = ("key", "step_of", "small")
+    __slots__ = ("key", "step_of", "small", "one")
 
-    def __init__(self, order: Sequence[int], small: Sequence[bool]) -> None:
+    def __init__(self, order: Sequence[int], small: Sequence[bool], one: Sequence[bool] | None = None) -> None:
         self.step_of = list(order)
         self.key = [0] * len(order)
         for pos, j in enumerate(order):
             self.key[j] = pos
         self.small = list(small)
+        self.one = list(one) if one is not None else [False] * len(self.small)
 
     @classmethod
     def plan_order(cls, n: int) -> Schedule:
@@ -258,9 +266,13 @@ class Schedule:
         return cls(range(n), [False] * n)
 
     @classmethod
-    def timed(cls, g: StepGraph, costs: Sequence[float]) -> Schedule:
-        """From each step's shortest time seen."""
-        return cls(critical_order(g, costs), [c < SMALL_S for c in costs])
+    def timed(cls, g: StepGraph, costs: tuple[Sequence[float], Sequence[float]]) -> Schedule:
+        """From each step's shortest times seen on every core and on one core (`Overlap.costs`)."""
+        wide, narrow = costs
+        best = [min(w, n) for w, n in zip(wide, narrow)]
+        # beside another step, a step's time on one core only grows: shorter there still means shorter alone
+        one = [n < ONE_CORE_MARGIN * w for w, n in zip(wide, narrow)]
+        return cls(critical_order(g, best), [c < SMALL_S for c in best], one)
 
 
 class _Run:
@@ -271,7 +283,7 @@ class _Run:
                  "error", "wide", "blas_all", "sched", "costs")
 
     def __init__(self, g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], blas_all: int,
-                 sched: Schedule, costs: list[float] | None = None) -> None:
+                 sched: Schedule, costs: tuple[list[float], list[float]] | None = None) -> None:
         self.g, self.calls, self.ctx, self.vals, self.sched = g, calls, ctx, vals, sched
         self.left = list(g.npreds)
         self.small: list[int] = []
@@ -286,7 +298,7 @@ class _Run:
         self.error: BaseException | None = None
         self.wide = False
         self.blas_all = blas_all  # OpenBLAS's thread count for a step that runs alone
-        self.costs = costs  # when given: each step's shortest time so far, updated by this run
+        self.costs = costs  # when given: (on every core, on one) each step's shortest times, updated by this run
 
     def _take(self) -> tuple[int, bool, bool]:
         """(step, is big, gets every core): the first ready step by key; a small one only while a big
@@ -294,7 +306,7 @@ class _Run:
         small, big, sched = self.small, self.big, self.sched
         if big and not self.wide and (not small or big[0] < small[0]):
             j = sched.step_of[heapq.heappop(big)]
-            wide = not big and self.running == 0  # no other big step ready or running: every core
+            wide = not big and self.running == 0 and not sched.one[j]  # alone: every core, where that is faster
             self.running += 1
             self.inflight += 1
             self.wide = wide
@@ -361,7 +373,8 @@ class _Run:
             else:
                 t0 = time.perf_counter()
                 self.calls[j](self.ctx, self.vals)
-                self.costs[j] = min(self.costs[j], time.perf_counter() - t0)  # one thread runs step j: no race
+                times = self.costs[0 if wide else 1]  # one thread runs step j: no race
+                times[j] = min(times[j], time.perf_counter() - t0)
         finally:
             if wide:  # restored before the step counts as finished: the caller restores after the run
                 threads.set_blas_threads(1)
@@ -397,7 +410,7 @@ _BLAS = _BlasCount()
 
 
 def run(g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], workers: int,
-        sched: Schedule | None = None, costs: list[float] | None = None) -> None:
+        sched: Schedule | None = None, costs: tuple[list[float], list[float]] | None = None) -> None:
     """Runs the steps of `g` (their `calls`) on `workers` threads (the caller and helpers); returns when
     all ran, or raises the first error once the steps already started have finished. `sched` (default:
     plan order) picks among ready steps; `costs`, when given, takes each step's time where it is shorter.
@@ -463,8 +476,9 @@ class Overlap:
     The first `TRIES` runs of each way are timed after one untimed run each; the graph is kept when its
     median is below MARGIN times the serial one. Every EXPLORE_EVERY runs the way not in use is timed
     again `TRIES` times, so a plan adapts when the machine's load changes. Timed runs also time every
-    step; of the steps ready at once, the one with the longest path of step times after it starts first
-    (critical-path list scheduling), so a long chain that plan order puts last does not end the run alone.
+    step, on every core and on one (`costs`); of the steps ready at once, the one with the longest path of
+    step times after it starts first (critical-path list scheduling), so a long chain that plan order puts
+    last does not end the run alone, and a step measured faster on one core keeps to one (`Schedule`).
     """
 
     TRIES = 3
@@ -482,7 +496,7 @@ class Overlap:
         self.runs = 0
         self.samples: tuple[list[float], list[float]] = ([], [])  # in order, as a graph
         self.use = always
-        self.costs = [math.inf] * graph.n  # each step's shortest time seen
+        self.costs = ([math.inf] * graph.n, [math.inf] * graph.n)  # shortest times seen: on every core, on one
         self.sched = Schedule.plan_order(graph.n)
         self.medians: tuple[float, float] | None = None  # (in order, as a graph) seconds at the last decision
 
@@ -500,7 +514,7 @@ class Overlap:
         if way:
             run(self.graph, self.calls, ctx, vals, self.workers, self.sched, self.costs)
         else:
-            costs = self.costs
+            costs = self.costs[0]  # in order, every step may use every core
             for j, call in enumerate(self.calls):
                 t1 = time.perf_counter()
                 call(ctx, vals)

@@ -310,5 +310,7 @@ def test_slot_hazards_and_the_critical_order() -> None:
     assert before[4] == {0, 1, 2}
     order = inter_op.critical_order(g, [1e-3, 1e-4, 5e-3, 1e-4, 1e-4])
     assert order.index(2) < order.index(1)  # the long branch first
-    sched = inter_op.Schedule.timed(g, [1e-3, 1e-5, 5e-3, 1e-5, 1e-4])
+    inf = float("inf")
+    sched = inter_op.Schedule.timed(g, ([1e-3, 1e-5, 5e-3, 1e-5, 1e-4], [inf, inf, 2e-3, inf, 2e-4]))
     assert sched.small == [False, True, False, True, False]
+    assert sched.one == [False, False, True, False, False]  # step 2 ran faster on one core
