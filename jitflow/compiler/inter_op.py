@@ -160,6 +160,7 @@ class _Deps:
             self.unknown.append(j)
         elif st.stateful:
             p.update(self.unknown)
+            p.update(self.updated[v] for v in seen if v in self.updated)  # what it reads, as updated before it
             for v in own:
                 p.update(self.touched.get(v, ()))
                 if v in self.updated:
@@ -222,7 +223,7 @@ class _Helpers:
             with self.cond:
                 while not self.tasks:
                     self.cond.wait()
-                task = self.tasks.pop()
+                task = self.tasks.pop(0)
             task()
 
 
