@@ -302,7 +302,7 @@ class _Run:
         self.costs = costs  # when given: (on every core, on one) each step's shortest times, updated by this run
 
     def _take(self) -> tuple[int, bool, bool]:
-        """(step, is big, gets every core): the first ready step by key; a small one only while a big
+        """(step, is big, gets every core): the first ready step by key, and only a small one while a big
         step has every core. Called with the lock held and a step available (`_can_take`)."""
         small, big, sched = self.small, self.big, self.sched
         if big and not self.wide and (not small or big[0] < small[0]):
