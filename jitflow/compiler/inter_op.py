@@ -424,10 +424,20 @@ def run(g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], workers:
         _HELPERS.ensure(workers - 1)
         for _ in range(workers - 1):
             _HELPERS.submit(r.loop)
-        r.loop()
-        with r.cond:
+        try:
+            r.loop()
+        except BaseException as e:  # e.g. KeyboardInterrupt while waiting: stop the helpers first
+            with r.cond:
+                r.error = r.error or e
+                r.cond.notify_all()
+        with r.cond:  # no step may still write this run's values (and arena) once it returns
             while r.inflight:
-                r.cond.wait()
+                try:
+                    r.cond.wait()
+                except KeyboardInterrupt as e:  # raised once the steps in flight have finished (a second one: now)
+                    if isinstance(r.error, KeyboardInterrupt):
+                        raise
+                    r.error = r.error or e
     finally:
         _BLAS.leave()
     if r.error is not None:

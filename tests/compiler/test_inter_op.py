@@ -225,7 +225,8 @@ def test_random_graphs_with_updates_match_the_serial_plan(monkeypatch: pytest.Mo
     x = tf.placeholder(tf.float32, [12, 12])
     variables = [tf.Variable(rng.normal(0, 0.3, (12, 12)).astype(np.float32)) for _ in range(3)]
     pool: list[Any] = [x, *[v.read_value() for v in variables]]
-    pool += [tf.matmul(x, pool[1]), tf.matmul(x, pool[2])]  # two GEMMs that may run at once, at least
+    # GEMMs that may run at once, so that every plan has steps to overlap (inter_op.MIN_STEPS and two at one depth)
+    pool += [tf.matmul(x, pool[1]), tf.matmul(x, pool[2]), tf.nn.tanh(tf.matmul(pool[3], x))]
     updates: list[Any] = []
     for kind, i, j in program:
         a, b = pool[i % len(pool)], pool[j % len(pool)]
@@ -314,3 +315,30 @@ def test_slot_hazards_and_the_critical_order() -> None:
     sched = inter_op.Schedule.timed(g, ([1e-3, 1e-5, 5e-3, 1e-5, 1e-4], [inf, inf, 2e-3, inf, 2e-4]))
     assert sched.small == [False, True, False, True, False]
     assert sched.one == [False, False, True, False, False]  # step 2 ran faster on one core
+
+
+def test_an_interrupt_in_a_step_stops_the_run_after_the_steps_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C inside a step (here a py_func's) ends the run with KeyboardInterrupt once the other worker's step
+    has finished; the next run of the same plan gives the right values."""
+    monkeypatch.setenv("JITFLOW_INTER_OP", "1")
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [32, 32])
+    calls = [0]
+
+    def maybe_interrupt(v: np.ndarray) -> np.ndarray:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return v * 2
+
+    left = tf.py_func(maybe_interrupt, [tf.matmul(x, x)], tf.float32)
+    right = tf.nn.tanh(tf.matmul(x * 2.0, x))
+    more = tf.nn.sigmoid(tf.matmul(x, x * 3.0)) - tf.matmul(x, tf.transpose(x))
+    out = tf.reduce_sum(left) + tf.reduce_sum(right) + tf.reduce_mean(more, axis=0)
+    x0 = np.linspace(-1, 1, 1024, dtype=np.float32).reshape(32, 32)
+    with tf.Session() as sess:
+        want = sess.run(out, {x: x0})
+        assert isinstance(last_plan(sess).overlap, inter_op.Overlap)
+        with pytest.raises(KeyboardInterrupt):
+            sess.run(out, {x: x0})
+        np.testing.assert_array_equal(sess.run(out, {x: x0}), want)
