@@ -14,8 +14,8 @@ from jitflow.framework.graph import name_scope as _name_scope
 from jitflow.framework.tensor_shape import TensorShape, as_shape, known_dims, shape_str
 from jitflow.ir import expr as E
 from jitflow.ir.formula import Elementwise
-from jitflow.ops.constant_op import constant, convert_to_tensor
-from jitflow.ops.op_util import const_value, make_op, out
+from jitflow.ops.constant_op import constant, convert_to_tensor, holds_tensor
+from jitflow.ops.op_util import const_value, make_op, out, shape_dims
 
 # This module defines tf.range, tf.slice and friends; the builtins stay reachable under these names.
 builtins_range = builtins.range
@@ -121,11 +121,7 @@ def rank(input: Any, name: str | None = None) -> Tensor:
 
 
 def _reshape_target(op: Operation) -> list[int | None] | None:
-    v = const_value(op.inputs[1])
-    if v is None:
-        n = op.inputs[1].shape.as_tuple()
-        return None if n is None or n[0] is None else [None] * n[0]
-    return [int(d) for d in np.asarray(v).reshape(-1)]
+    return shape_dims(op.inputs[1])
 
 
 def _reshape_infer(op: Operation) -> list:
@@ -177,15 +173,7 @@ def reshape(tensor: Any, shape: Any, name: str | None = None) -> Tensor:
 
 
 def _fill_infer(op: Operation) -> list:
-    v = const_value(op.inputs[0])
-    if v is not None:
-        return [(op.inputs[1].dtype, TensorShape([int(d) for d in v.reshape(-1)]))]
-    src = op.inputs[0].op
-    if src.type == "Pack" and all(t.shape.ndims == 0 for t in src.inputs):  # [n, 2]: the known dims stay known
-        dims = [const_value(t) for t in src.inputs]
-        return [(op.inputs[1].dtype, TensorShape([None if d is None else int(d) for d in dims]))]
-    n = op.inputs[0].shape.as_tuple()
-    return [(op.inputs[1].dtype, TensorShape(None if not n or n[0] is None else [None] * n[0]))]
+    return [(op.inputs[1].dtype, TensorShape(shape_dims(op.inputs[0])))]
 
 
 def _fill_kernel(ctx: Any, op: Operation, ins: list) -> np.ndarray:
@@ -207,8 +195,8 @@ def fill(dims: Any, value: Any, name: str | None = None) -> Tensor:
 
 def _filled(shape: Any, dtype: Any, value: int, name: str) -> Tensor:
     dt = dtypes.as_dtype(dtype)
-    if isinstance(shape, (list, tuple)) and any(isinstance(d, Tensor) for d in shape):
-        shape = stack([convert_to_tensor(d, dtype=dtypes.int32) for d in shape])  # TF packs a list holding tensors
+    if isinstance(shape, (list, tuple)) and holds_tensor(shape):
+        shape = convert_to_tensor(shape, dtype=dtypes.int32)  # packed, as TF does
     if isinstance(shape, Tensor):
         with _name_scope(name):
             return fill(shape, constant(value, dtype=dt), name=name)

@@ -121,6 +121,8 @@ def convert_to_tensor(value: Any, dtype: Any = None, name: str | None = None,
     if isinstance(value, Operation):
         raise TypeError(f"Can't convert Operation '{value.name}' to Tensor (target dtype="
                         f"{want.name if want else None}, name={name}, as_ref=False)")
+    if isinstance(value, (list, tuple)) and holds_tensor(value):
+        return _packed(value, want, name)
     if want is None:
         hint = preferred_dtype if preferred_dtype is not None else dtype_hint
         if hint is not None:
@@ -129,6 +131,35 @@ def convert_to_tensor(value: Any, dtype: Any = None, name: str | None = None,
             except (TypeError, ValueError):
                 pass
     return constant(value, dtype=want, name=name or "Const")
+
+
+def holds_tensor(value: Any) -> bool:
+    """True when a (nested) list or tuple has a tensor among its items: TF converts it by packing them."""
+    return any(is_tensor_like(v) or (isinstance(v, (list, tuple)) and holds_tensor(v)) for v in value)
+
+
+def _first_dtype(value: Any) -> dtypes.DType:
+    for v in value:
+        if is_tensor_like(v):
+            return convert_to_tensor(v).dtype
+        if isinstance(v, (list, tuple)) and holds_tensor(v):
+            return _first_dtype(v)
+    raise AssertionError("no tensor in the list")  # callers check `holds_tensor` first
+
+
+def _packed(value: Any, want: dtypes.DType | None, name: str | None) -> Tensor:
+    """A list holding tensors as one tensor: its items (converted to the first tensor's dtype, or `want`)
+    stacked along a new first axis, as TF's automatic packing does."""
+    dt = want or _first_dtype(value)
+    items = []
+    for v in value:
+        if is_tensor_like(v) and convert_to_tensor(v).dtype is not dt:
+            t = convert_to_tensor(v)
+            raise TypeError(f"Cannot convert a list containing a tensor of dtype {t.dtype!r} to {dt!r} "
+                            f"(Tensor is: {t!r})")
+        items.append(convert_to_tensor(v, dtype=dt))
+    op = get_default_graph().create_op("Pack", items, {"axis": 0, "N": len(items), "T": dt}, name=name or "packed")
+    return op.outputs[0]
 
 
 def is_tensor_like(value: Any) -> bool:

@@ -130,3 +130,16 @@ def const_value(t: Tensor) -> np.ndarray | None:
         if all(v is not None for v in vals):
             return np.stack(vals, axis=op.attrs.get("axis", 0))  # type: ignore[arg-type]
     return None
+
+
+def shape_dims(t: Tensor) -> list[int | None] | None:
+    """The dims a 1-D shape tensor `t` gives at build time: its value when known; for a Pack of scalars
+    (``[tf.shape(x)[0], 2]``) the entries that are known, None for the others; else one None per entry, or
+    None when even its length is unknown."""
+    v = const_value(t)
+    if v is not None:
+        return [int(d) for d in np.asarray(v).reshape(-1)]
+    if t.op.type == "Pack" and all(i.shape.ndims == 0 for i in t.op.inputs):
+        return [None if (d := const_value(i)) is None else int(d) for i in t.op.inputs]
+    n = t.shape.as_tuple()
+    return None if n is None or not n or n[0] is None else [None] * n[0]

@@ -18,8 +18,8 @@ from jitflow.framework import registry
 from jitflow.framework.graph import Operation, Tensor, get_default_graph
 from jitflow.framework.tensor_shape import TensorShape
 from jitflow.ops import philox
-from jitflow.ops.constant_op import convert_to_tensor
-from jitflow.ops.op_util import const_value, out
+from jitflow.ops.constant_op import convert_to_tensor, holds_tensor
+from jitflow.ops.op_util import out, shape_dims
 
 DEFAULT_GRAPH_SEED = 87654321
 _MAXINT32 = 2**31 - 1
@@ -94,12 +94,7 @@ def _random_int(ctx: Any, op: Operation, ins: list) -> np.ndarray:
 
 
 def _random_infer(op: Operation) -> list:
-    v = const_value(op.inputs[0])
-    dt = op.attrs.get("dtype") or op.attrs.get("Tout")
-    if v is not None:
-        return [(dt, TensorShape([int(d) for d in v.reshape(-1)]))]
-    n = op.inputs[0].shape.as_tuple()
-    return [(dt, TensorShape(None if not n or n[0] is None else [None] * n[0]))]
+    return [(op.attrs.get("dtype") or op.attrs.get("Tout"), TensorShape(shape_dims(op.inputs[0])))]
 
 
 for _t, _k in {"RandomStandardNormal": _normal, "RandomUniform": _uniform, "TruncatedNormal": _truncated,
@@ -111,6 +106,8 @@ def _shape_tensor(shape: Any) -> Tensor:
     """TF's shape_tensor: a tensor shape argument, as an int32 (or int64) Const named 'shape'."""
     if isinstance(shape, Tensor):
         return shape
+    if isinstance(shape, (list, tuple)) and holds_tensor(shape):
+        return convert_to_tensor(shape, dtype=dtypes.int32)  # packed, as TF does
     dims = [int(d) for d in (shape.as_list() if hasattr(shape, "as_list") else np.atleast_1d(shape))] \
         if not (isinstance(shape, (list, tuple)) and len(shape) == 0) else []
     dt = dtypes.int64 if any(d > _MAXINT32 for d in dims) else dtypes.int32

@@ -491,3 +491,22 @@ def test_sequence_mask() -> None:
     check(tf.sequence_mask([1, 3, 0], 4), want)
     check(tf.sequence_mask([1, 3, 0]), want[:, :3])
     check(tf.sequence_mask([2], 3, dtype=tf.float32), np.float32([[1, 1, 0]]))
+
+
+def test_lists_holding_tensors_are_packed_as_tf_does() -> None:
+    """`tf.reshape(x, [n, 2, 3])`, `tf.ones([n, 2])`, `tf.random_uniform([n, 4])` with `n = tf.shape(x)[0]`:
+    the list becomes a Pack (ints in the tensors' dtype), and the known dims stay in the static shape."""
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [None, 6])
+    n = tf.shape(x)[0]
+    outs = [tf.reshape(x, [n, 2, 3]), tf.ones([n, 2], tf.int32), tf.random_uniform([n, 4]),
+            tf.zeros((3, n)), tf.convert_to_tensor([[n, 1], [2, n]])]
+    assert [o.shape.as_list() for o in outs[:4]] == [[None, 2, 3], [None, 2], [None, 4], [3, None]]
+    assert outs[4].op.type == "Pack" and outs[4].dtype == tf.int32 and outs[4].shape.as_list() == [2, 2]
+    with tf.Session() as sess:
+        got = sess.run(outs, {x: np.arange(30, dtype=np.float32).reshape(5, 6)})
+    assert [g.shape for g in got] == [(5, 2, 3), (5, 2), (5, 4), (3, 5), (2, 2)]
+    np.testing.assert_array_equal(got[0].reshape(5, 6), np.arange(30).reshape(5, 6))
+    np.testing.assert_array_equal(got[4], [[5, 1], [2, 5]])
+    with pytest.raises(TypeError, match="a list containing a tensor of dtype.*float32"):
+        tf.convert_to_tensor([n, tf.constant(1.0)])  # one dtype for every item: TF's error
