@@ -181,7 +181,8 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
     xp = scratch(math.prod(shape), x.dtype).reshape(shape)
     npart = max(1, min(workers, x.shape[0]))
     xr, dyr = read_only(np.ascontiguousarray(x)), read_only(np.ascontiguousarray(dy))
-    total = np.empty((k, o), df.dtype)
+    # the step's own contiguous output is summed into directly; a strided `df` through a copy
+    total = df.reshape(k, o) if df.flags.c_contiguous else np.empty((k, o), df.dtype)
     # Channel groups of different widths take different tap counts: one pass per distinct count.
     for taps in sorted({taps_per_block(min(MAX_VECTORS, nvec - g0), bits) for g0 in range(0, nvec, MAX_VECTORS)}):
         offs = _groups(g, x.shape[3], taps)
@@ -196,5 +197,6 @@ def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: 
             total[:, c0:c1] = parts[0, :k, c0:c1]
             for p in range(1, npart):
                 total[:, c0:c1] += parts[p, :k, c0:c1]
-    df[...] = total.reshape(df.shape)
+    if not df.flags.c_contiguous:
+        df[...] = total.reshape(df.shape)
     return df

@@ -45,6 +45,13 @@ def _max_pool_rows(x, kh, kw, sh, sw, pt, pl, out, lo, hi):  # type: ignore[no-u
                         o[c] = v if (b == b) & ((v > b) | (v != v)) else b  # a select: the loop vectorizes
 
 
+@njit(nogil=True, inline="always")
+def _window_2x2(r0, r1, o, j, ch):  # type: ignore[no-untyped-def]
+    """Window j of two flat input rows (its four pixels' channels, in window order) and its output pixel."""
+    return (r0[2 * j * ch:(2 * j + 1) * ch], r0[(2 * j + 1) * ch:(2 * j + 2) * ch],
+            r1[2 * j * ch:(2 * j + 1) * ch], r1[(2 * j + 1) * ch:(2 * j + 2) * ch], o[j * ch:(j + 1) * ch])
+
+
 @njit(nogil=True)
 def _max_pool_2x2_rows(x, out, lo, hi):  # type: ignore[no-untyped-def]
     """`_max_pool_rows` for 2 x 2 windows at stride 2 without padding, every window inside the input: each
@@ -53,15 +60,9 @@ def _max_pool_2x2_rows(x, out, lo, hi):  # type: ignore[no-untyped-def]
     for t in range(lo, hi):
         n = t // oh
         i = t % oh
-        r0 = x[n, 2 * i].reshape(-1)
-        r1 = x[n, 2 * i + 1].reshape(-1)
-        o = out[n, i].reshape(-1)
+        r0, r1, o = x[n, 2 * i].reshape(-1), x[n, 2 * i + 1].reshape(-1), out[n, i].reshape(-1)
         for j in range(ow):
-            a0 = r0[2 * j * ch:(2 * j + 1) * ch]
-            a1 = r0[(2 * j + 1) * ch:(2 * j + 2) * ch]
-            b0 = r1[2 * j * ch:(2 * j + 1) * ch]
-            b1 = r1[(2 * j + 1) * ch:(2 * j + 2) * ch]
-            d = o[j * ch:(j + 1) * ch]
+            a0, a1, b0, b1, d = _window_2x2(r0, r1, o, j, ch)
             for c in range(ch):
                 m = a0[c]
                 for v in (a1[c], b0[c], b1[c]):  # the select of _max_pool_rows, in its window order
@@ -69,11 +70,16 @@ def _max_pool_2x2_rows(x, out, lo, hi):  # type: ignore[no-untyped-def]
                 d[c] = m
 
 
+def _tiles_2x2(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> bool:
+    """2 x 2 windows at stride 2 without padding, each inside `x` (odd last rows and columns are dropped)."""
+    return kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out.shape[1] <= x.shape[1] \
+        and 2 * out.shape[2] <= x.shape[2] and x.flags.c_contiguous and out.flags.c_contiguous
+
+
 def max_pool(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> None:
     """out[n, i, j, c] = max of x[n, window(i, j), c]."""
     rows = x.shape[0] * out.shape[1]
-    if kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out.shape[1] <= x.shape[1] \
-            and 2 * out.shape[2] <= x.shape[2] and x.flags.c_contiguous and out.flags.c_contiguous:
+    if _tiles_2x2(x, kh, kw, sh, sw, pt, pl, out):
         threads.parallel_range(_max_pool_2x2_rows, rows, x, out)
     else:
         threads.parallel_range(_max_pool_rows, rows, x, kh, kw, sh, sw, pt, pl, out)
@@ -150,15 +156,9 @@ def _avg_pool_2x2_rows(x, out, lo, hi):  # type: ignore[no-untyped-def]
     for t in range(lo, hi):
         n = t // oh
         i = t % oh
-        r0 = x[n, 2 * i].reshape(-1)
-        r1 = x[n, 2 * i + 1].reshape(-1)
-        o = out[n, i].reshape(-1)
+        r0, r1, o = x[n, 2 * i].reshape(-1), x[n, 2 * i + 1].reshape(-1), out[n, i].reshape(-1)
         for j in range(ow):
-            a0 = r0[2 * j * ch:(2 * j + 1) * ch]
-            a1 = r0[(2 * j + 1) * ch:(2 * j + 2) * ch]
-            b0 = r1[2 * j * ch:(2 * j + 1) * ch]
-            b1 = r1[(2 * j + 1) * ch:(2 * j + 2) * ch]
-            d = o[j * ch:(j + 1) * ch]
+            a0, a1, b0, b1, d = _window_2x2(r0, r1, o, j, ch)
             for c in range(ch):
                 d[c] = 0
                 d[c] += a0[c]
@@ -166,12 +166,6 @@ def _avg_pool_2x2_rows(x, out, lo, hi):  # type: ignore[no-untyped-def]
                 d[c] += b0[c]
                 d[c] += b1[c]
                 d[c] /= 4
-
-
-def _tiles_2x2(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> bool:
-    """2 x 2 windows at stride 2 without padding, each inside `x` (odd last rows and columns are dropped)."""
-    return kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out.shape[1] <= x.shape[1] \
-        and 2 * out.shape[2] <= x.shape[2] and x.flags.c_contiguous and out.flags.c_contiguous
 
 
 def avg_pool(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> None:
