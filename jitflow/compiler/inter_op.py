@@ -194,46 +194,19 @@ class StepGraph:
                 self.succs[i].append(j)
 
 
-class _Helpers:
-    """Persistent helper threads that take part in runs (`_Run.loop`)."""
+def _quiet_fp() -> None:
+    from jitflow.compiler.execute import quiet_fp
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.threads: list[threading.Thread] = []
-        self.tasks: list[Any] = []
-        self.cond = threading.Condition(self.lock)
-
-    def ensure(self, n: int) -> None:
-        with self.lock:
-            while len(self.threads) < n:
-                t = threading.Thread(target=self._loop, name=f"jitflow-inter-op-{len(self.threads)}", daemon=True)
-                t.start()
-                self.threads.append(t)
-
-    def submit(self, task: Any) -> None:
-        with self.cond:
-            self.tasks.append(task)
-            self.cond.notify()
-
-    def _loop(self) -> None:
-        from jitflow.compiler.execute import quiet_fp
-
-        quiet_fp()  # NumPy's error state is per thread: TF computes inf/nan silently
-        while True:
-            with self.cond:
-                while not self.tasks:
-                    self.cond.wait()
-                task = self.tasks.pop(0)
-            task()
+    quiet_fp()  # NumPy's error state is per thread: TF computes inf/nan silently
 
 
-_HELPERS = _Helpers()
+_HELPERS = threads.Workers("jitflow-inter-op", _quiet_fp)
 
 
 def _after_fork() -> None:
     """A forked child has none of the parent's threads (and its locks may be held): new helpers."""
     global _HELPERS, _BLAS
-    _HELPERS = _Helpers()
+    _HELPERS = threads.Workers("jitflow-inter-op", _quiet_fp)
     _BLAS = _BlasCount()
 
 
@@ -423,7 +396,7 @@ def run(g: StepGraph, calls: Sequence[Call], ctx: Any, vals: list[Any], workers:
     try:
         _HELPERS.ensure(workers - 1)
         for _ in range(workers - 1):
-            _HELPERS.submit(r.loop)
+            _HELPERS.tasks.put(r.loop)
         try:
             r.loop()
         except BaseException as e:  # e.g. KeyboardInterrupt while waiting: stop the helpers first

@@ -229,28 +229,33 @@ def chunk_workers(elements: int) -> int:
     return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
 
 
-class _Workers:
-    """Persistent helper threads, each with OpenBLAS and Numba on one thread, that run chunks of a call."""
+class Workers:
+    """Persistent helper threads that take tasks first in, first out, each with Numba on one thread (and
+    `setup` run once in it): `run_chunks`' chunk helpers, and `compiler/inter_op.py`'s step takers."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, setup: Callable[[], object] | None = None) -> None:
+        self.name, self.setup = name, setup
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
         self.tasks: queue.SimpleQueue = queue.SimpleQueue()
 
     def ensure(self, n: int) -> None:
+        """At least `n` helper threads."""
         with self.lock:
             while len(self.threads) < n:
-                t = threading.Thread(target=self._loop, name=f"jitflow-chunks-{len(self.threads)}", daemon=True)
+                t = threading.Thread(target=self._loop, name=f"{self.name}-{len(self.threads)}", daemon=True)
                 t.start()
                 self.threads.append(t)
 
     def _loop(self) -> None:
-        set_numba_threads(1)  # Numba's count is per thread; OpenBLAS's is set by run_chunks' caller
+        set_numba_threads(1)  # Numba's count is per thread; OpenBLAS's is set by the caller of a task
+        if self.setup is not None:
+            self.setup()
         while True:
             self.tasks.get()()
 
 
-_WORKERS = _Workers()
+_WORKERS = Workers("jitflow-chunks")
 
 
 class _Chunks:
