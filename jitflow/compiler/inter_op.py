@@ -180,17 +180,17 @@ class _Deps:
 class StepGraph:
     """The dependencies between a plan's steps (see the module doc)."""
 
-    __slots__ = ("n", "npreds", "succs", "steps")
+    __slots__ = ("n", "preds", "npreds", "succs", "steps")
 
     def __init__(self, steps: Sequence[Step]) -> None:
         deps = _Deps()
-        preds = [deps.add(j, st) for j, st in enumerate(steps)]
+        self.preds = [sorted(deps.add(j, st)) for j, st in enumerate(steps)]
         self.n = len(steps)
         self.steps = steps
-        self.npreds = [len(p) for p in preds]
+        self.npreds = [len(p) for p in self.preds]
         self.succs: list[list[int]] = [[] for _ in range(self.n)]
-        for j, p in enumerate(preds):
-            for i in sorted(p):
+        for j, p in enumerate(self.preds):
+            for i in p:
                 self.succs[i].append(j)
 
 
@@ -421,13 +421,9 @@ def heavy_width(g: StepGraph) -> int:
     """The most compiled steps at one depth of the graph (depth: compiled steps on the longest path to a
     step): 1 for a chain of kernels, 2 or more where two could run at once."""
     depth = [0] * g.n
-    preds: list[list[int]] = [[] for _ in range(g.n)]
-    for i, ss in enumerate(g.succs):
-        for j in ss:
-            preds[j].append(i)
     count: dict[int, int] = {}
     for j, st in enumerate(g.steps):
-        d = max((depth[i] for i in preds[j]), default=0)
+        d = max((depth[i] for i in g.preds[j]), default=0)
         if st.backend == CPU and st.kind in _FRESH_KINDS:
             d += 1
             count[d] = count.get(d, 0) + 1
@@ -443,15 +439,18 @@ def overlap_for(plan: Any, ctx: Any) -> Overlap | bool:
     config = getattr(ctx, "_config", None)
     asked = int(getattr(config, "inter_op_parallelism_threads", 0) or 0)
     workers = min(cores(), asked) if asked > 0 else cores()
-    steps = plan.steps
-    if mode == "0" or workers < 2 or plan.dead_aware or len(steps) < MIN_STEPS:
+    if mode == "0" or workers < 2 or not _may_overlap(plan):
         return False
-    if any(st.backend == CUDA for st in steps):
-        return False
-    g = StepGraph(steps)
+    g = StepGraph(plan.steps)
     if heavy_width(g) < 2:
         return False
     return Overlap(g, workers, always=mode == "1")
+
+
+def _may_overlap(plan: Any) -> bool:
+    """No `cond` (dead values), no CUDA step, and at least MIN_STEPS steps."""
+    steps = plan.steps
+    return not plan.dead_aware and len(steps) >= MIN_STEPS and not any(st.backend == CUDA for st in steps)
 
 
 class Overlap:
@@ -544,7 +543,7 @@ def describe(plan: Any) -> str:
     """One line for `explain`: how the plan's steps run (or may run) at once, '' when always in order."""
     ov = plan.overlap
     if ov is None:
-        if plan.dead_aware or len(plan.steps) < MIN_STEPS or any(st.backend == CUDA for st in plan.steps):
+        if not _may_overlap(plan):
             return ""
         width = heavy_width(StepGraph(plan.steps))
         return (f"up to {width} compiled steps can run at once (the first runs time both ways)"
