@@ -37,7 +37,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numba
@@ -175,6 +175,14 @@ class _Deps:
         for v in seen:
             self.touched.setdefault(v, []).append(j)
         return frozenset(seen)
+
+
+def slot_aliases(steps: Sequence[Step]) -> Iterator[tuple[int, Step, dict[int, frozenset[str]]]]:
+    """(index, step, slot -> the variables whose array the slot may hold or view, just before the step)."""
+    deps = _Deps()
+    for j, st in enumerate(steps):
+        yield j, st, deps.alias
+        deps.add(j, st)
 
 
 class StepGraph:

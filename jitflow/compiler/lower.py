@@ -10,6 +10,8 @@
 6. `order_steps`: the new step list, variables read just before their consumers.
 7. `mark_array_outputs`: which one-element outputs may stay NumPy scalars.
 8. `move_to_gpu`: steps of ops placed on an available GPU become CUDA steps (`compiler/gpu/`).
+9. `update_in_place`: compiled variable updates that may write over the variable's array
+   (`compiler/in_place.py`).
 
 Everything else keeps its interpreted step; the reasons are in `plan.report["fallbacks"]`. The steps
 themselves (`ClusterStep`, `MatMulStep`, ...) live in `compiler/steps.py`.
@@ -34,6 +36,7 @@ from jitflow.compiler.cluster import (
     canonical_attrs,
     cluster,
 )
+from jitflow.compiler.in_place import update_in_place
 from jitflow.compiler.placement import requested_gpu
 from jitflow.compiler.plan import TRASH_SLOT, Plan, Step, fetched_reads, var_reads
 from jitflow.compiler.segment_steps import SegmentSumStep
@@ -449,7 +452,7 @@ def move_to_gpu(low: Lowering) -> None:
 
 # The passes of `lower`, in order.
 PASSES = (cluster_ops, library_kernels, build_clusters, fold_constants, prune_shape_ops, order_steps,
-          mark_array_outputs, move_to_gpu)
+          mark_array_outputs, move_to_gpu, update_in_place)
 
 
 def lower(plan: Plan) -> None:

@@ -20,6 +20,7 @@ from jitflow.codegen import lowering as L
 from jitflow.compiler.arena import Arena, Recycler
 from jitflow.compiler.backend import backend
 from jitflow.compiler.cluster import Cluster
+from jitflow.compiler.in_place import sole_buffer
 from jitflow.compiler.plan import ARENA_SLOT, Step
 from jitflow.compiler.step import CPU, Call, bound_calls, has_effects, value_slots
 from jitflow.framework.graph import Operation, Tensor
@@ -104,14 +105,19 @@ class ClusterStep:
         self.fast_one: Any = None  # the generated one-element step for the first one-element shapes
         self.in_spec = list(zip(in_slots, self.var_names, self.in_dtypes))
         self.need_array = [True] * len(c.outputs)  # outputs read by interpreted steps stay arrays
+        # (output, variable) updates that may write over the variable's array, and the dead slots that may
+        # still hold it (`compiler/in_place.py`)
+        self.in_place: tuple[tuple[int, str], ...] = ()
+        self.clears: tuple[int, ...] = ()
 
     # the hot path
     def __call__(self, ctx: Any, vals: list) -> None:
         fast = self.fast_one
         if fast is not None and fast(ctx, vals):
             return None
-        arrays = []
         variables = ctx.variables
+        claimed = self.claim(variables, vals) if self.in_place else None
+        arrays = []
         for slot, var, dt in self.in_spec:
             a = vals[slot] if var is None else variables.get(var)
             if type(a) is not np.ndarray and not isinstance(a, np.generic):
@@ -129,12 +135,7 @@ class ClusterStep:
             return self.run_one(ctx, vals, arrays, ent) if ent.mode == "one" else self.interpret(ctx, vals)
         flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
         arena: Arena = vals[ARENA_SLOT]
-        outs = []
-        sizes = ent.out_sizes
-        assert sizes is not None  # a compiled entry knows its output sizes
-        for j, dt in enumerate(self.out_dtypes):
-            n = sizes[j]
-            outs.append(self.recyclers[j].get(n, dt) if self.fresh[j] else arena.buffer((self.key, j), n, dt))
+        outs = self.outputs(ent, arena, claimed)
         if self.has_checks:
             err = arena.buffer((self.key, -1), 1, np.dtype(np.int64))
             err[0] = 0
@@ -144,8 +145,6 @@ class ClusterStep:
         if self.has_checks and err[0]:
             return self.interpret(ctx, vals)
         for j, o in enumerate(outs):
-            if self.fresh[j]:
-                self.recyclers[j].put(o)
             arr = o.reshape(ent.out_shapes[j])
             var = self.stores[j]
             if var is not None:
@@ -155,6 +154,36 @@ class ClusterStep:
             if s >= 0:
                 vals[s] = arr
         return None
+
+    def outputs(self, ent: _Entry, arena: Arena, claimed: list[Any] | None) -> list[np.ndarray]:
+        """The flat arrays the kernel writes: a claimed variable buffer, a recycled array for a fresh output
+        (fetched or stored), else the arena's buffer."""
+        outs = []
+        sizes = ent.out_sizes
+        assert sizes is not None  # a compiled entry knows its output sizes
+        for j, dt in enumerate(self.out_dtypes):
+            n = sizes[j]
+            own = claimed[j] if claimed is not None else None
+            if own is not None and own.size == n:
+                outs.append(own)
+            elif self.fresh[j]:
+                o = self.recyclers[j].get(n, dt)
+                self.recyclers[j].put(o)  # (held by `outs` until the run hands it on: no other run takes it)
+                outs.append(o)
+            else:
+                outs.append(arena.buffer((self.key, j), n, dt))
+        return outs
+
+    def claim(self, variables: dict[str, Any], vals: list) -> list[Any] | None:
+        """Per output, the buffer of the variable it updates when nothing else can see it (written over in
+        place), else None; clears the slots that hold the variable's array but are read no more."""
+        for s in self.clears:
+            vals[s] = None
+        claimed: list[Any] = [None] * len(self.out_dtypes)
+        for j, var in self.in_place:
+            with self.recyclers[j].lock:
+                claimed[j] = sole_buffer(variables, var, self.recyclers[j].pool)
+        return claimed
 
     def run_one(self, ctx: Any, vals: list, arrays: list, ent: _Entry) -> None:
         """A one-element iteration space: the generated NumPy-scalar function (`codegen/scalar.py`)."""

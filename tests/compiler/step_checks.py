@@ -31,7 +31,9 @@ def check_step(step: Any, plan: Plan) -> None:
     # (an unbroadcast reads its target's source; a cross-entropy gradient the logits its forward step read)
     assert step.kind in ("unbroadcast", "xent_grad") or set(step.reads) <= ins, (step.kind, step.reads, ins)
     outs = {plan.slots[t] for op in step.ops for t in op.outputs}
-    assert set(step.writes) <= outs, (step.kind, step.writes, outs)
+    # (an update written in place also drops the dead slots that held the variable's old array)
+    clears = set(getattr(step, "clears", ()))
+    assert set(step.writes) <= outs | clears, (step.kind, step.writes, outs)
 
 
 def check_plan(plan: Plan) -> set[tuple[str, str]]:

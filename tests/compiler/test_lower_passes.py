@@ -33,7 +33,7 @@ def _mlp() -> tuple[Any, Any, Any]:
 def test_passes_are_named_and_documented() -> None:
     names = [p.__name__ for p in low.PASSES]
     assert names == ["cluster_ops", "library_kernels", "build_clusters", "fold_constants", "prune_shape_ops",
-                     "order_steps", "mark_array_outputs", "move_to_gpu"]
+                     "order_steps", "mark_array_outputs", "move_to_gpu", "update_in_place"]
     assert all(p.__doc__ for p in low.PASSES)
 
 
