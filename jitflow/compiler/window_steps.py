@@ -64,7 +64,7 @@ class Epilogue(NamedTuple):
 
     ops: list[Operation]  # [BiasAdd(, Relu)(, MaxPool | AvgPool)], [ReluGrad] or [ReluGrad, Sum | BiasAddGrad]
     out: Tensor  # the tensor the fused step produces (the last op's output; the ReluGrad's for a pool)
-    extra: Tensor | None = None  # a second output: the bias gradient of a MaxPoolGrad's epilogue
+    extra: Tensor | None = None  # a second output: a MaxPoolGrad's bias gradient, or a pooled conv's own output
 
     @property
     def relu(self) -> bool:
@@ -72,7 +72,8 @@ class Epilogue(NamedTuple):
 
     @property
     def pool(self) -> Operation | None:
-        """The pooling op a conv's step applies to its output (inference: nothing else reads that output)."""
+        """The pooling op a conv's step applies to its output (which is then also the step's second output
+        when others read it: `extra`)."""
         return self.ops[-1] if self.ops[-1].type in _POOLS else None
 
     @property
@@ -109,13 +110,30 @@ def find_epilogues(ops: list[Operation], fetched: set, fed: set) -> dict[Operati
         r = _sole_reader(b.outputs[0], readers, fetched, fed)
         chain = [b, r] if r is not None and r.type == "Relu" and r not in controls and r.outputs[0] not in fed \
             else [b]
-        p = _sole_reader(chain[-1].outputs[0], readers, fetched, fed)
-        if p is not None and p.type in _POOLS and p.inputs[0] is chain[-1].outputs[0] and p not in controls \
-                and p.outputs[0] not in fed and p.attrs.get("data_format", "NHWC") == "NHWC" \
-                and requested_gpu(p) is None:
-            chain.append(p)
-        found[op] = Epilogue(chain, chain[-1].outputs[0])
+        t = chain[-1].outputs[0]
+        p = _pool_reader(t, readers, controls, fetched, fed, {op: i for i, op in enumerate(ops)})
+        if p is None:
+            found[op] = Epilogue(chain, t)
+            continue
+        # the pool's input is read by others too (training: the pool's and the ReLU's gradients): it becomes
+        # the step's second output
+        found[op] = Epilogue([*chain, p], p.outputs[0], None if len(readers[t]) == 1 else t)
     return found
+
+
+def _pool_reader(t: Tensor, readers: dict[Tensor, list[Operation]], controls: set, fetched: set, fed: set,
+                 at: dict[Operation, int]) -> Operation | None:
+    """The NHWC pooling op a conv's step can apply to its output `t`: the only reader of `t`, or one whose
+    other readers all run after it (so the fused step, which runs at the pool's place, has written `t`)."""
+    rs = readers.get(t, [])
+    pools = [p for p in rs if p.type in _POOLS and p.inputs[0] is t]
+    if len(pools) != 1 or t in fetched or t in fed:
+        return None
+    p = pools[0]
+    if p in controls or p.outputs[0] in fed or p.attrs.get("data_format", "NHWC") != "NHWC" \
+            or requested_gpu(p) is not None or any(at.get(r, -1) <= at[p] for r in rs if r is not p):
+        return None
+    return p
 
 
 # Pooling ops a conv's step can apply to its own output.
@@ -266,7 +284,7 @@ class WindowStep:
 
     # -- convolutions -----------------------------------------------------------------------------------------
 
-    def _Conv2D(self, ins: list, arena: Any) -> np.ndarray:
+    def _Conv2D(self, ins: list, arena: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         dt = _float4(ins[0], ins[1])
         x, f = self._nhwc(ins[0]), np.ascontiguousarray(ins[1])
         cp = self.conv_plans.get((x.shape, f.shape, dt))
@@ -276,13 +294,19 @@ class WindowStep:
         if self.bias_slot >= 0 and (type(bias) is not np.ndarray or bias.dtype != dt
                                     or bias.shape != (f.shape[3],)):
             raise _NoFastPath  # the interpreted BiasAdd raises the right error
+        # with a fused pool, the conv's own output is an arena buffer of this step's: the pool's input only, or
+        # also the step's second output (read later in the run: the pool's and the ReLU's gradients)
+        keep = self.pool_op is not None and (cp.pooled is None or self.extra_slot >= 0)
+        conv_out = arena.buffer((self.key, 2), math.prod(cp.shape), dt).reshape(cp.shape) if keep else None
         if cp.pooled is not None:  # the direct kernel pools its own output rows
             y = self._out(arena, cp.pooled[1], dt)
-        elif self.pool_op is None:
+        elif conv_out is None:
             y = self._out(arena, cp.shape, dt)
-        else:  # the conv's output is only the fused pool's input: an arena buffer of this step's
-            y = arena.buffer((self.key, 2), math.prod(cp.shape), dt).reshape(cp.shape)
-        how = conv.forward(x, f, cp.cg, y, self._scratch(arena), bias, self.relu, cp.pooled[0] if cp.pooled else 0)
+        else:
+            y = conv_out
+        full = conv_out if cp.pooled is not None and self.extra_slot >= 0 else None
+        how = conv.forward(x, f, cp.cg, y, self._scratch(arena), bias, self.relu, cp.pooled[0] if cp.pooled else 0,
+                           full)
         # a small batch's Winograd conv shares its blocks with the helpers while they spin (`execute`)
         self.wants_helpers = how == "winograd" and cp.one_chunk
         if self.pool_op is not None and cp.pooled is None:
@@ -291,6 +315,9 @@ class WindowStep:
         if note is None:
             note = cp.notes[how] = self._conv_note(how, cp.g, bias is not None)
         self._note(note)
+        if self.extra_slot >= 0:  # (only a pooled conv has a second output)
+            assert conv_out is not None
+            return y, conv_out
         return self._result(y)
 
     def _conv_plan(self, x_shape: tuple[int, ...], f_shape: tuple[int, ...], dt: np.dtype) -> _ConvPlan:
@@ -584,6 +611,7 @@ def window_step(op: Operation, slots: dict, fetched: set, fallback: Step,
         step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, interpreted, entry,
                           relu=True, extra_slot=extra)
         return step, entry
+    extra = -1 if epilogue.extra is None else slots[epilogue.extra]
     step = WindowStep(op, [slots[x] for x in op.inputs], slots[t], t in fetched, interpreted, entry,
-                      slots[epilogue.ops[0].inputs[1]], epilogue.relu, pool_op=epilogue.pool)
+                      slots[epilogue.ops[0].inputs[1]], epilogue.relu, extra, pool_op=epilogue.pool)
     return step, entry

@@ -274,9 +274,11 @@ def method(c: int, g: ConvGeom, op: str = "forward", o: int = 0, hw: tuple[int, 
 
 
 def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch: Alloc,
-            bias: np.ndarray | None = None, relu: bool = False, pool: int = 0) -> str:
+            bias: np.ndarray | None = None, relu: bool = False, pool: int = 0,
+            full: np.ndarray | None = None) -> str:
     """conv2d (with its bias/ReLU epilogue) by the method chosen for its shape; returns the method. `pool`
-    (`pixel_conv.MAX_2X2` or `AVG_2X2`, only where the method is "direct"): out is the pooled output."""
+    (`pixel_conv.MAX_2X2` or `AVG_2X2`, only where the method is "direct"): out is the pooled output, and
+    `full`, when given, gets the unpooled one."""
     how = method(x.shape[3], g, o=f.shape[3], hw=x.shape[1:3])
     if pool and how != "direct":
         raise ValueError(f"a fused pool needs the direct method, not {how}")
@@ -286,7 +288,7 @@ def forward(x: np.ndarray, f: np.ndarray, g: ConvGeom, out: np.ndarray, scratch:
             return how
         how = "im2col+gemm"
     if how == "direct":
-        direct.forward(x, f, g, out, scratch, bias, relu, pool)
+        direct.forward(x, f, g, out, scratch, bias, relu, pool, full)
     else:
         conv2d(x, f, g, out, scratch, bias=bias, relu=relu)
     return how

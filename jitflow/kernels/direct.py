@@ -27,10 +27,12 @@ def applies(c: int, g: Any) -> bool:
 
 
 def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
-            bias: np.ndarray | None = None, relu: bool = False, pool: int = 0) -> np.ndarray:
+            bias: np.ndarray | None = None, relu: bool = False, pool: int = 0,
+            full: np.ndarray | None = None) -> np.ndarray:
     """conv2d of NHWC `x` with (KH, KW, C, O) `f` into `out`, with the optional bias and ReLU applied (and
-    the 2 x 2 `pool` of `pixel_conv`): blocks of output pixels with their channels in vector registers."""
-    return pixel_conv.forward(x, f, g, out, scratch, bias, relu, pool)
+    the 2 x 2 `pool` of `pixel_conv`, the unpooled output also into `full` when given): blocks of output
+    pixels with their channels in vector registers."""
+    return pixel_conv.forward(x, f, g, out, scratch, bias, relu, pool, full=full)
 
 
 def filter_grad(x: np.ndarray, dy: np.ndarray, g: Any, df: np.ndarray, scratch: Any, threads: int) -> np.ndarray:

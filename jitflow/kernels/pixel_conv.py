@@ -179,9 +179,10 @@ def _pool_rows(buf, wp, mode, out):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, error_model="numpy")
-def _images(x, f2, bias, has_bias, relu, geo, off, wide, pool, xp, out, lo, hi):  # type: ignore[no-untyped-def]
+def _images(x, f2, bias, has_bias, relu, geo, off, wide, pool, xp, out, full, lo, hi):  # type: ignore[no-untyped-def]
     """`forward` for images [lo, hi): each padded into xp[n], then its output rows, ROWS at a time (pooled
-    in pairs when `pool`), into out[n]."""
+    in pairs into out[n] when `pool`), into out[n], or into full[n] as well when it is not empty (a pooled
+    conv whose own output is read too)."""
     size = x.itemsize
     width = (64 if wide else 32) // size
     k, o = f2.shape
@@ -195,23 +196,27 @@ def _images(x, f2, bias, has_bias, relu, geo, off, wide, pool, xp, out, lo, hi):
         bpad[c] = bias[c]
     wp, ow = geo[_WP], geo[_OW]
     buf = np.empty((ROWS * wp + ACC_512, opad), x.dtype)  # (room for the last block's overrun)
-    rows = out.shape[1] * 2 if pool != NO_POOL else geo[_OH]
+    keep = full.shape[0] > 0
+    pooled = out.shape[1] if pool != NO_POOL else 0
+    rows = geo[_OH] if keep or pool == NO_POOL else pooled * 2
+    dest = full if keep else out
     for n in range(lo, hi):
         _pad_image(x, n, geo[_PT], geo[_PL], xp)
         for i0 in range(0, rows, ROWS):
             i1 = min(rows, i0 + ROWS)
             _conv_rows(xp, n, i0, i1, geo, off, k, fpack, bpad, relu, wide, buf)
-            if pool != NO_POOL:
+            if i0 // 2 < pooled and i1 - i0 == 2:
                 _pool_rows(buf, wp, pool, out[n, i0 // 2])
-                continue
+                if not keep:
+                    continue
             for i in range(i0, i1):
                 if o == opad:  # the row's pixels are one flat run in both: one loop, which vectorizes
-                    src, dst = buf.reshape(-1)[(i - i0) * wp * o:((i - i0) * wp + ow) * o], out[n, i].reshape(-1)
+                    src, dst = buf.reshape(-1)[(i - i0) * wp * o:((i - i0) * wp + ow) * o], dest[n, i].reshape(-1)
                     for q in range(ow * o):
                         dst[q] = src[q]
                     continue
                 for j in range(ow):  # (loops: Numba's 2-d slice assignment took ~8 us per image)
-                    src, dst = buf[(i - i0) * wp + j, :o], out[n, i, j]
+                    src, dst = buf[(i - i0) * wp + j, :o], dest[n, i, j]
                     for c in range(o):
                         dst[c] = src[c]
 
@@ -237,11 +242,12 @@ def _geometry(g: Any, c: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any, bias: np.ndarray | None = None,
-            relu: bool = False, pool: int = NO_POOL, bits: int = 0) -> np.ndarray:
+            relu: bool = False, pool: int = NO_POOL, bits: int = 0, full: np.ndarray | None = None) -> np.ndarray:
     """out = conv2d of NHWC `x` with the (KH, KW, C, O) filter `f` (stride 1, any dilation: `direct.applies`),
     with the optional bias and ReLU, then the 2 x 2 pool `pool` (out is then the pooled shape; the caller
-    checks that every window lies inside the conv's output). `scratch(n, dtype)` gives the padded input's
-    buffer; `bits`: the vector width (default the host's, `packed_gemm.VECTOR_BITS`)."""
+    checks that every window lies inside the conv's output), the conv's own output also written to `full`
+    (C-contiguous) when given. `scratch(n, dtype)` gives the padded input's buffer; `bits`: the vector width
+    (default the host's, `packed_gemm.VECTOR_BITS`)."""
     geo, off = _geometry(g, x.shape[3])
     shape = _padded_shape(x.shape, g)
     xp = scratch(math.prod(shape), x.dtype).reshape(shape)
@@ -251,8 +257,12 @@ def forward(x: np.ndarray, f: np.ndarray, g: Any, out: np.ndarray, scratch: Any,
 
     wide = (bits or VECTOR_BITS) == 512
     y = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)  # (`_images` writes flat rows)
+    if full is None:
+        full = np.empty((0, 0, 0, 0), out.dtype)
+    elif pool == NO_POOL or not full.flags.c_contiguous:
+        raise ValueError("a second full output needs a pooled, C-contiguous one")
     threads.parallel_range(_images, x.shape[0], read_only(np.ascontiguousarray(x)), f2, b, bias is not None, relu,
-                           geo, off, wide, pool, xp, y)
+                           geo, off, wide, pool, xp, y, full)
     if y is not out:
         out[...] = y
     return out

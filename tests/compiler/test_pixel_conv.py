@@ -110,3 +110,58 @@ def test_a_conv_step_pools_its_own_rows(pool_op: Any, batch: int, size: int) -> 
     assert_same(got[0], want[0], rtol=1e-5, atol=1e-5)
     sources = [e["source"] for e in plan.report["clusters"]]
     assert any(s.startswith("kernels/conv: direct +bias+relu +" + p.op.type.lower()) for s in sources), sources
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases(), st.sampled_from([pixel_conv.MAX_2X2, pixel_conv.AVG_2X2]))
+def test_a_pooled_conv_also_writes_its_own_output(case: dict[str, Any], mode: int) -> None:
+    """With `full`, the pooled kernel also writes the unpooled output (every row, an odd last one too): bit for
+    bit the unpooled kernel's, and the pooled values unchanged."""
+    g, x, f = case["g"], case["x"], case["f"]
+    assume(g.oh >= 2 and g.ow >= 2)
+    args = (conv.fresh, case["b"], case["relu"])
+    plain = pixel_conv.forward(x, f, g, np.empty((x.shape[0], g.oh, g.ow, f.shape[3]), x.dtype), *args,
+                               bits=case["bits"])
+    pooled = np.empty((x.shape[0], g.oh // 2, g.ow // 2, f.shape[3]), x.dtype)
+    alone = pixel_conv.forward(x, f, g, pooled.copy(), *args, mode, case["bits"])
+    full = np.full_like(plain, np.nan)
+    got = pixel_conv.forward(x, f, g, pooled, *args, mode, case["bits"], full=full)
+    np.testing.assert_array_equal(full, plain)
+    np.testing.assert_array_equal(got, alone)
+
+
+def _conv_pool_training(c: int, size: int, pool_op: Any, early_reader: bool) -> tuple[list, Any]:
+    rng = np.random.default_rng(7)
+    x = tf.placeholder(tf.float32, [None, size, size, c], name="x")
+    k = tf.Variable(rng.standard_normal((5, 5, c, 16)).astype(np.float32) * 0.2, name="k")
+    b = tf.Variable(rng.standard_normal(16).astype(np.float32) * 0.1, name="b")
+    y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, k, [1, 1, 1, 1], "SAME"), b), name="y")
+    extra = [tf.reduce_sum(y, name="early")] if early_reader else []
+    with tf.control_dependencies(extra):  # the early reader of y runs before the pool
+        p = pool_op(y, [1, 2, 2, 1], [1, 2, 2, 1], "VALID")
+    loss = tf.reduce_sum(p * p) + sum(extra)
+    grads = tf.gradients(loss, [x, k, b])
+    return [loss, *grads], {x: rng.standard_normal((3, size, size, c)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("c", [1, 16])  # the direct kernel (pooling its rows on the spot) and Winograd
+@pytest.mark.parametrize("pool_op", [tf.nn.max_pool, tf.nn.avg_pool])
+def test_a_training_conv_step_pools_and_keeps_its_output(c: int, pool_op: Any) -> None:
+    """In training the conv's output is read again by the pool's and the ReLU's gradients: the conv step pools
+    it and writes it as a second output (an odd size: the last row and column are in no window)."""
+    with tf.Graph().as_default():
+        fetches, feed = _conv_pool_training(c, 11, pool_op, early_reader=False)
+        got, want, plan = run_both(fetches, feed, init=True)
+    for i, (a, b) in enumerate(zip(got, want)):  # (Winograd's rounding: relative to the largest value)
+        assert_same(a, b, rtol=2e-5, atol=2e-5 * max(1.0, float(np.abs(b).max())), what=f"fetch {i}")
+    steps = [s for s in plan.steps if getattr(s, "pool_op", None) is not None]
+    assert len(steps) == 1 and steps[0].extra_slot == plan.slots[steps[0].ops[2].outputs[0]]  # Relu's output
+
+
+def test_no_pool_fusion_when_the_output_is_read_before_the_pool() -> None:
+    with tf.Graph().as_default():
+        fetches, feed = _conv_pool_training(1, 8, tf.nn.max_pool, early_reader=True)
+        got, want, plan = run_both(fetches, feed, init=True)
+    for a, b in zip(got, want):
+        assert_same(a, b, rtol=2e-5, atol=2e-5 * max(1.0, float(np.abs(b).max())))
+    assert not [s for s in plan.steps if getattr(s, "pool_op", None) is not None]

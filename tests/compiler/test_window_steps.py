@@ -398,9 +398,9 @@ def test_a_pool_after_a_conv_runs_in_the_convs_step(case: dict[str, Any]) -> Non
     assert len([e for e in plan.report["clusters"] if out.op.name in e["ops"]]) == 1
 
 
-def test_a_pool_stays_apart_when_its_input_is_read_elsewhere() -> None:
-    """A gradient reads the pooled ReLU's output in the pool's gradient: the conv keeps only its bias and
-    ReLU, and the pool gets its own step; values as interpreted."""
+def test_a_pool_whose_input_is_read_elsewhere_is_fused_with_a_second_output() -> None:
+    """A gradient reads the pooled ReLU's output in the pool's gradient: the conv's step still pools it, and
+    writes the ReLU's output as its second output for the gradients; values as interpreted."""
     rng = np.random.default_rng(4)
     with tf.Graph().as_default():
         x = tf.constant(rng.standard_normal((2, 8, 8, 2)).astype(np.float32))
@@ -409,7 +409,9 @@ def test_a_pool_stays_apart_when_its_input_is_read_elsewhere() -> None:
         loss = tf.reduce_sum(tf.nn.max_pool(r, [1, 2, 2, 1], [1, 2, 2, 1], "VALID"))
         plan = _compare([loss, *tf.gradients(loss, [x, f])])
     entries = [e["ops"] for e in plan.report["clusters"]]
-    assert ["Conv2D", "BiasAdd", "Relu"] in entries and ["MaxPool"] in entries
+    assert ["Conv2D", "BiasAdd", "Relu", "MaxPool"] in entries and ["MaxPool"] not in entries
+    fused = [s for s in plan.steps if getattr(s, "pool_op", None) is not None]
+    assert len(fused) == 1 and fused[0].extra_slot >= 0
 
 
 @settings(max_examples=25, deadline=None)
