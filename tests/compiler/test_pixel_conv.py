@@ -130,7 +130,8 @@ def test_a_pooled_conv_also_writes_its_own_output(case: dict[str, Any], mode: in
     np.testing.assert_array_equal(got, alone)
 
 
-def _conv_pool_training(c: int, size: int, pool_op: Any, early_reader: bool) -> tuple[list, Any]:
+def _conv_pool_training(c: int, size: int, pool_op: Any, early_reader: bool,
+                        padding: str = "VALID") -> tuple[list, Any]:
     rng = np.random.default_rng(7)
     x = tf.placeholder(tf.float32, [None, size, size, c], name="x")
     k = tf.Variable(rng.standard_normal((5, 5, c, 16)).astype(np.float32) * 0.2, name="k")
@@ -138,7 +139,7 @@ def _conv_pool_training(c: int, size: int, pool_op: Any, early_reader: bool) -> 
     y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, k, [1, 1, 1, 1], "SAME"), b), name="y")
     extra = [tf.reduce_sum(y, name="early")] if early_reader else []
     with tf.control_dependencies(extra):  # the early reader of y runs before the pool
-        p = pool_op(y, [1, 2, 2, 1], [1, 2, 2, 1], "VALID")
+        p = pool_op(y, [1, 2, 2, 1], [1, 2, 2, 1], padding)
     loss = tf.reduce_sum(p * p) + sum(extra)
     grads = tf.gradients(loss, [x, k, b])
     return [loss, *grads], {x: rng.standard_normal((3, size, size, c)).astype(np.float32)}
@@ -146,11 +147,13 @@ def _conv_pool_training(c: int, size: int, pool_op: Any, early_reader: bool) -> 
 
 @pytest.mark.parametrize("c", [1, 16])  # the direct kernel (pooling its rows on the spot) and Winograd
 @pytest.mark.parametrize("pool_op", [tf.nn.max_pool, tf.nn.avg_pool])
-def test_a_training_conv_step_pools_and_keeps_its_output(c: int, pool_op: Any) -> None:
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_a_training_conv_step_pools_and_keeps_its_output(c: int, pool_op: Any, padding: str) -> None:
     """In training the conv's output is read again by the pool's and the ReLU's gradients: the conv step pools
-    it and writes it as a second output (an odd size: the last row and column are in no window)."""
+    it and writes it as a second output (an odd size: the last row and column are in no window, or in a
+    padded one)."""
     with tf.Graph().as_default():
-        fetches, feed = _conv_pool_training(c, 11, pool_op, early_reader=False)
+        fetches, feed = _conv_pool_training(c, 11, pool_op, early_reader=False, padding=padding)
         got, want, plan = run_both(fetches, feed, init=True)
     for i, (a, b) in enumerate(zip(got, want)):  # (Winograd's rounding: relative to the largest value)
         assert_same(a, b, rtol=2e-5, atol=2e-5 * max(1.0, float(np.abs(b).max())), what=f"fetch {i}")
