@@ -89,13 +89,15 @@ def _sole_reader(t: Tensor, readers: dict[Tensor, list[Operation]], fetched: set
 
 
 def find_epilogues(ops: list[Operation], fetched: set, fed: set) -> dict[Operation, Epilogue]:
-    """Conv2D -> BiasAdd (-> Relu) chains whose intermediate values nothing else reads (nor fetches)."""
+    """Conv2D -> BiasAdd (-> Relu) chains whose intermediate values nothing else reads (nor fetches), with the
+    pool after them (`_pool_reader`); MaxPoolGrad -> ReluGrad (-> bias gradient) chains."""
     readers: dict[Tensor, list[Operation]] = {}
     controls = {c for op in ops for c in op.control_inputs}
     for op in ops:
         for t in op.inputs:
             readers.setdefault(t, []).append(op)
     found: dict[Operation, Epilogue] = {}
+    at = {o: i for i, o in enumerate(ops)}  # plan order
     for op in ops:
         if op.type == "MaxPoolGrad":
             e = _relu_grad_epilogue(op, readers, controls, fetched, fed)
@@ -111,7 +113,7 @@ def find_epilogues(ops: list[Operation], fetched: set, fed: set) -> dict[Operati
         chain = [b, r] if r is not None and r.type == "Relu" and r not in controls and r.outputs[0] not in fed \
             else [b]
         t = chain[-1].outputs[0]
-        p = _pool_reader(t, readers, controls, fetched, fed, {op: i for i, op in enumerate(ops)})
+        p = _pool_reader(t, readers, controls, fetched, fed, at)
         if p is None:
             found[op] = Epilogue(chain, t)
             continue
