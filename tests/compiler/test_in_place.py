@@ -106,7 +106,7 @@ def test_fetching_the_update_keeps_each_run_s_result() -> None:
     upd = tf.assign_add(w, tf.ones([200]) * 3.0)
     with tf.Session() as sess:
         sess.run(w.initializer)
-        outs = [sess.run(upd) for _ in range(4)]  # each result is the variable's array of that run
+        outs = [sess.run(upd) for _ in range(4)]  # later in-place updates must not reach earlier results
         for k, o in enumerate(outs):
             np.testing.assert_array_equal(o, np.arange(200, dtype=np.float32) + 3.0 * (k + 1))
 
