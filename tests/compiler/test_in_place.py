@@ -140,3 +140,33 @@ def test_random_training_matches_the_interpreter(opt: str, runs: int, fetch_w: b
         for a, b in zip(*got):
             for x, y in zip(a, b):
                 assert_same(x, y, rtol=2e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(before=st.sampled_from(["mul", "identity", "reshape", "none"]), after=st.booleans(),
+       fetch_snapshot=st.booleans())
+def test_reads_around_an_update_see_the_interpreter_s_values(before: str, after: bool,
+                                                            fetch_snapshot: bool) -> None:
+    """A value read from the variable before an in-place-able update (computed from it, or its array itself
+    through Identity/Reshape), the update, and a read ordered after it: every run equals the interpreter."""
+    with tf.Graph().as_default():
+        w = tf.Variable(np.linspace(-1, 1, 300, dtype=np.float32).reshape(10, 30), name="w")
+        first = {"mul": lambda: w * 2.0, "identity": lambda: tf.identity(w),
+                 "reshape": lambda: tf.reshape(w, [300]), "none": lambda: None}[before]()
+        deps = [first] if first is not None else []
+        with tf.control_dependencies(deps):
+            upd = tf.assign_add(w, tf.fill([10, 30], 0.5))
+        fetches: list[Any] = [upd]
+        if after:
+            with tf.control_dependencies([upd]):
+                fetches.append(w.read_value() * 3.0)
+        if first is not None and fetch_snapshot:
+            fetches.append(first)
+        got = []
+        for jit in (True, False):
+            with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+                sess.run(w.initializer)
+                got.append([[np.array(v) for v in sess.run(fetches)] for _ in range(3)])
+        for run_a, run_b in zip(*got):
+            for a, b in zip(run_a, run_b):
+                assert_same(a, b)
