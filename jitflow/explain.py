@@ -52,6 +52,8 @@ class ExplainReport:
             d["deduplicated"] = [{"op": a, "same_as": b} for a, b in self._report["deduplicated"]]
         if self._report.get("inter_op"):
             d["inter_op"] = self._report["inter_op"]
+        if self._report.get("in_place"):
+            d["in_place"] = list(self._report["in_place"])
         if self.loops:
             d["loops"] = [{"op": x["op"], "kind": x["kind"], "mode": x.get("mode"), "plan": x["report"].to_dict()}
                           for x in self.loops]
@@ -74,6 +76,8 @@ class ExplainReport:
             lines.append(f"  deduplicated {len(dups)} ops: {shown}")
         if self._report.get("inter_op"):  # independent steps at once (compiler/inter_op.py)
             lines.append(f"  {self._report['inter_op']}")
+        if self._report.get("in_place"):  # compiler/in_place.py
+            lines.append(f"  updated in place while nothing else holds them: {', '.join(self._report['in_place'])}")
         for h in self._report.get("hoisted", []):  # a backward loop's capture gradients summed after it
             lines.append(f"  hoisted {h['op']} ({h['type']}): the gradient of {h['capture']}, {h['as']}")
         for x in self.loops:  # a loop's sub-plans: one compiled loop, or replayed once per iteration

@@ -55,6 +55,7 @@ def update_in_place(low: Any) -> None:
         st.in_place = tuple(pairs)
         st.clears = tuple(sorted(held - set(st.reads)))
         st.writes = value_slots([*st.writes, *st.clears])
+        plan.report.setdefault("in_place", []).extend(var for _, var in pairs)  # (for explain)
 
 
 def updated_outputs(st: Any) -> list[tuple[int, str]]:

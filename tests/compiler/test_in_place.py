@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import jitflow as tf
 from jitflow.compiler.steps import ClusterStep
+from jitflow.explain import report_of
 from tests.compiler.helpers import assert_same, last_plan
 
 OPTIMIZERS = {
@@ -52,6 +53,9 @@ def test_adam_updates_in_place_and_matches_the_interpreter() -> None:
             if jit:
                 steps = _in_place_steps(sess)
                 assert [sorted(v for _, v in s.in_place) for s in steps] == [["w", "w/Adam", "w/Adam_1"]]
+                report = report_of(last_plan(sess))
+                assert sorted(report.to_dict()["in_place"]) == ["w", "w/Adam", "w/Adam_1"]
+                assert "updated in place while nothing else holds them: w, w/Adam, w/Adam_1" in str(report)
                 # from the second run on, every update wrote over the same buffers
                 assert [id(sess.variables[n].base) for n in ("w", "w/Adam", "w/Adam_1")] == buffers
             results.append((losses, sess.run(w)))
