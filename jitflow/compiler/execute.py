@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from jitflow.compiler import inter_op
+from jitflow.compiler import inter_op, native_plan
 from jitflow.compiler.arena import Arena
 from jitflow.compiler.plan import ARENA_SLOT, Plan
 from jitflow.compiler.step import bound_calls, describe_step
@@ -19,6 +19,10 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
     Fetched values are never arena buffers (nor views of one): those are copied, so the caller owns
     every array it gets back.
     """
+    if plan.native is not False:  # (False: the plan cannot run as one compiled call)
+        res = native_plan.run(plan, ctx, feed_values)
+        if res is not None:
+            return res
     template = plan.template
     vals: list[Any] = template.copy() if template is not None else [None] * plan.n_slots
     try:

@@ -277,12 +277,7 @@ class Translator:
 
     # -- steps ---------------------------------------------------------------------------------------
     def cluster(self, st: ClusterStep) -> None:
-        shapes = []
-        for slot, var, dt in st.in_spec:
-            info = self.array(slot)
-            if var is not None or info.dtype != dt:
-                raise Unsupported(f"cluster {st.ops[0].name}: a variable or another dtype")
-            shapes.append(info.shape)
+        shapes = [self.cluster_input(st, slot, var, dt).shape for slot, var, dt in st.in_spec]
         try:
             space, axes, out_shapes = st.output_shapes(tuple(shapes))
             layout, exts = compute_layout(list(shapes), space, axes)
@@ -291,7 +286,7 @@ class Translator:
         fn = self.mod.kernel(backend(CPU).render(st.c, layout, False))
         k = len(self.lines)
         ext = self.mod.arg(f"{self.prefix}e{k}", "const", np.array(exts, np.int64))
-        ins = [self.name(s) for s, _, _ in st.in_spec]
+        ins = [self.name(s) if var is None else self.var_name(var) for s, var, _ in st.in_spec]
         outs = []
         for j, s in enumerate(st.out_slots):
             if s < 0:
@@ -306,6 +301,17 @@ class Translator:
         if st.has_checks:
             self.lines.append(f"if err[0] != 0: {self.bail}")
         self.mod.fused.append("+".join(op.type for op in st.ops))
+
+    def cluster_input(self, st: ClusterStep, slot: int, var: str | None, dt: Any) -> SlotInfo:
+        """What a cluster's input holds (a loop's clusters read no variables)."""
+        info = self.array(slot) if var is None else None
+        if info is None or info.dtype != dt:
+            raise Unsupported(f"cluster {st.ops[0].name}: a variable or another dtype")
+        return info
+
+    def var_name(self, var: str) -> str:
+        """The argument holding variable `var`'s value (none in a loop: `cluster_input` rejects them)."""
+        raise Unsupported(f"variable {var}")
 
     def matmul(self, st: MatMulStep, invariant: int | None) -> None:
         a, b = self.array(st.sa), self.array(st.sb)

@@ -63,6 +63,9 @@ class Plan:
     device_fetches: bool = False
     device_feeds: frozenset[int] = frozenset()
     device_used: frozenset[int] = frozenset()
+    # The plan as one compiled call (`compiler/native_plan.py`): None, runs counted so far, the NativePlan, or
+    # False when it cannot be one
+    native: Any = None
 
 
 def _interp_step(op: Operation, in_slots: list[int], out_slots: list[int]) -> Step:

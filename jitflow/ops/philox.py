@@ -43,6 +43,12 @@ class PhiloxState:
             self.counter = (c + n) & ((1 << 128) - 1)
         return c
 
+    def give_back(self, start: int, n: int) -> None:
+        """Undoes `reserve(n)` that returned `start`, unless another reservation came after it."""
+        with self._lock:
+            if self.counter == (start + n) & ((1 << 128) - 1):
+                self.counter = start
+
 
 def _split(counter: int) -> tuple[int, int, int, int]:
     return counter & _U32, (counter >> 32) & _U32, (counter >> 64) & _U32, (counter >> 96) & _U32

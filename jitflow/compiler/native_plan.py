@@ -1,0 +1,546 @@
+"""A small plan run as one compiled call: batch-1 serving without Python between the kernels.
+
+A batch-1 run of a small CNN (W7i) spent about as long in Python around its kernels as in them: 27 steps of
+a few microseconds each, every one two to three times slower than warm once the dense layer's 12.8 MB of
+weights had streamed through the caches. Once a plan has run `CAPTURE_AFTER` times with the same feed
+shapes, `run` translates its steps into one Numba function, compiled through the kernel cache: the steps
+compiled loops take (`native_loop.Translator`: fused clusters, GEMMs, slices, aliases) and those of a
+top-level plan:
+
+* a variable read: the variable's current array is an argument of every run;
+* Shape of an array of the shape the plan was made for: a constant;
+* RandomUniform (float32, a constant shape): TF's Philox numbers from the counter reserved for the run;
+* a Conv2D step (NHWC, with its fused bias, ReLU and pool) by the kernel the step takes for these shapes:
+  the direct kernel (`pixel_conv`, one image), or the one-chunk Winograd job the helpers share
+  (`winograd_jobs`), then the pool's row kernel (`kernels/pool.py`);
+* a vector-matrix product (a batch-1 dense layer) in row blocks shared with the helpers (`packed_gemm.gemv`).
+
+A run checks that the feeds and variables have the shapes and dtypes the function was made for, then calls
+it with the helpers spinning. Whatever the function cannot do (a kernel's failed check, a conv input with an
+inf, a NaN or a value so large the Winograd transforms could overflow) makes it return `BAIL` before any
+result is visible: the plan then runs step by step, its random ops' counters given back first, and that
+gives the interpreter's result or error. The function calls the steps' own kernels in plan order, so its
+values are the step-by-step run's (a batch-1 MatMul always takes the row-block product, which the steps take
+while the helpers spin).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from jitflow.compiler import native_blas
+from jitflow.compiler.arena import Arena
+from jitflow.compiler.loop_invariants import InvariantTransposeMatMul
+from jitflow.compiler.native_loop import HELPERS, NATIVE_OPS, Module, SlotInfo, Translator, Unsupported, slot_info
+from jitflow.compiler.plan import ARENA_SLOT, Plan
+from jitflow.compiler.slice_steps import ConcatStep, SplitStep
+from jitflow.compiler.step import CPU, IdentityStep, OpStep, ReshapeStep, ShapeStep, VarReadStep
+from jitflow.compiler.steps import ClusterStep, MatMulStep
+from jitflow.compiler.window_steps import WindowStep
+from jitflow.ops import philox
+from jitflow.ops.random_ops import philox_for
+
+# Runs of a plan with the same feed shapes before it is translated (JITFLOW_NATIVE_PLAN: another count, or 0
+# for never). Translating and compiling takes ~1-3 s once (a later process loads it from the kernel cache).
+CAPTURE_AFTER = int(os.environ.get("JITFLOW_NATIVE_PLAN", "50"))
+NATIVE_PLAN_VERSION = 1
+BAIL = 2  # what the generated function returns when the plan must run step by step
+_HEAD = ["import numpy as np", "from numba import njit, types", "from jitflow.codegen import vmath as V",
+         "from jitflow.kernels import packed_gemm", "from jitflow.kernels import packed_gemm as _pg",
+         "from jitflow.kernels import pixel_conv as _pc", "from jitflow.kernels import pool as _pool",
+         "from jitflow.kernels import winograd as _wg", "from jitflow.kernels import winograd_jobs as _wj",
+         "from jitflow.ops.philox_kernels import uniform32 as _uniform32"]
+# The generated function's matrix-vector products: the size from which a batch-1 MatMul step shares its rows
+# with the helpers (`MatMulStep`).
+_GEMV_MACS = 1 << 21
+
+
+class _Counting:
+    """A plan's runs so far with one tuple of feed shapes (before it is translated)."""
+
+    __slots__ = ("shapes", "runs")
+
+    def __init__(self, shapes: tuple) -> None:
+        self.shapes = shapes
+        self.runs = 0
+
+
+def run(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any] | None:
+    """The fetched values of a run of `plan` as one compiled call, or None: the caller runs the steps.
+
+    Counts the runs with the same feed shapes; at `CAPTURE_AFTER` runs the next run translates the plan
+    (`plan.native` becomes a `NativePlan`, or False with the reason in ``plan.report["native"]``)."""
+    state = plan.native
+    if type(state) is NativePlan:
+        return state.run(ctx, feed_values)
+    if state is False or CAPTURE_AFTER <= 0 or plan.debug >= 2:
+        return None
+    shapes = tuple(np.shape(v) for v in feed_values)
+    if state is None or state.shapes != shapes:
+        state = plan.native = _Counting(shapes)
+    state.runs += 1
+    if state.runs < CAPTURE_AFTER:
+        return None
+    why = why_not(plan)
+    if why is not None:
+        _give_up(plan, why)
+        return None
+    return _capture(plan, ctx, feed_values)
+
+
+def _give_up(plan: Plan, why: str) -> None:
+    plan.native = False
+    plan.report["native"] = {"why_not": why}
+
+
+def why_not(plan: Plan) -> str | None:
+    """Why `plan`'s steps cannot run as one compiled call (None: they can, shapes permitting)."""
+    if plan.dead_aware or plan.device_fetches or plan.device_used:
+        return "the plan has conditional or device values"
+    for st in plan.steps:
+        if isinstance(st, (VarReadStep, IdentityStep, ReshapeStep, ShapeStep, MatMulStep, InvariantTransposeMatMul,
+                           SplitStep, ConcatStep)):
+            continue
+        if isinstance(st, ClusterStep):
+            if st.backend != CPU or any(v is not None for v in st.stores) or st.in_place:
+                return f"cluster {st.ops[0].name} assigns a variable or does not run on the CPU"
+            continue
+        if isinstance(st, WindowStep):
+            if st.op.type != "Conv2D" or st.extra_slot >= 0 or st.fmt != "NHWC":
+                return f"{st.op.type} ({st.op.name}) is not an NHWC Conv2D of an inference run"
+            continue
+        if isinstance(st, OpStep) and st.ops[0].type in NATIVE_OPS | {"VariableV2", "RandomUniform", "Shape"}:
+            continue
+        op = st.ops[0] if st.ops else None
+        return f"{op.type} ({op.name}) runs as a {st.kind} step" if op is not None else f"a {st.kind} step"
+    return None
+
+
+def _capture(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
+    """Runs `plan` step by step in order, keeping every slot's value, and translates it from what the run
+    left; returns the run's fetched values."""
+    vals: list[Any] = plan.template.copy() if plan.template is not None else [None] * plan.n_slots
+    arena = plan.arenas.pop() if plan.arenas else Arena()
+    vals[ARENA_SLOT] = arena
+    for s, v in zip(plan.feed_slots, feed_values):
+        vals[s] = v
+    try:
+        from jitflow.compiler.execute import quiet_fp
+
+        quiet_fp()
+        for st in plan.steps:
+            st(ctx, vals)
+        res = [vals[s] if s >= 0 else None for s in plan.fetch_slots]
+        res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]
+        t0 = time.perf_counter()
+        try:
+            plan.native = NativePlan(plan, ctx, vals)
+            plan.report["native"] = {"steps": len(plan.steps), "compile_seconds": round(time.perf_counter() - t0, 3)}
+        except Unsupported as e:
+            _give_up(plan, str(e))
+        return res
+    finally:
+        plan.arenas.append(arena)
+
+
+class _Random:
+    """A RandomUniform op of the plan: each run reserves its counters (TF reserves 256 per element)."""
+
+    def __init__(self, op: Any, size: int) -> None:
+        self.op, self.reserve = op, size * 256
+
+
+class _WinogradFilter:
+    """The job arguments (`winograd_jobs._template`) of a Winograd conv for the filter's current value, kept
+    while the filter is the same stored variable array (variables' arrays are read-only, and an update in
+    place needs the array to have no other holder: holding it here keeps its values as they were)."""
+
+    def __init__(self, p: Any, dtype: np.dtype, source: tuple[str, Any], at: int) -> None:
+        self.p, self.dtype, self.source, self.at = p, dtype, source, at
+        self.kept: tuple[Any, ...] | None = None  # (the filter array, its transform, packed, the template)
+
+    def template(self, f: np.ndarray) -> np.ndarray | None:
+        kept = self.kept
+        if kept is not None and kept[0] is f:
+            return kept[3]
+        from jitflow.kernels import winograd, winograd_jobs
+
+        u = winograd._FILTERS.get("forward", self.p, f)
+        if u is None:
+            return None  # a filter the transforms cannot take: the step takes another method
+        up = winograd_jobs._packed(u)
+        t = winograd_jobs._template(self.p, up, self.dtype)
+        if self.source[0] == "var":  # (a fed array may change under the same object)
+            self.kept = (f, u, up, t)
+        return t
+
+
+class _PlanTranslator(Translator):
+    """`native_loop.Translator` for a whole top-level plan (see the module doc)."""
+
+    def __init__(self, mod: Module, plan: Plan, infos: dict[int, SlotInfo], env: dict[int, Any],
+                 vals: list[Any], variables: dict[str, Any]) -> None:
+        super().__init__(mod, plan, "", infos, env, f"return {BAIL}")
+        self.vals = vals
+        self.variables = variables
+        self.vars: dict[str, str] = {}  # variable -> its argument
+        self.var_slots: dict[int, str] = {}  # slot -> the variable whose array it holds
+        self.randoms: list[_Random] = []
+        self.filters: list[_WinogradFilter] = []
+        self.helped = False  # a step shares its work with the helpers
+
+    def _captured(self, name: str) -> bool:
+        return False  # (a variable is read-only but is no loop capture: its GEMMs are not packed per run)
+
+    def cluster_input(self, st: ClusterStep, slot: int, var: str | None, dt: Any) -> SlotInfo:
+        if var is None:
+            return super().cluster_input(st, slot, None, dt)
+        v = self.vals_var(var)
+        if v.dtype != dt:
+            raise Unsupported(f"cluster {st.ops[0].name}: variable {var} of another dtype")
+        return slot_info(v)
+
+    def vals_var(self, var: str) -> np.ndarray:
+        v = self.variables.get(var)
+        if type(v) is not np.ndarray or not v.flags.c_contiguous:
+            raise Unsupported(f"variable {var} holds no C-contiguous array")
+        return v
+
+    def var_name(self, var: str) -> str:
+        name = self.vars.get(var)
+        if name is None:
+            v = self.vals_var(var)
+            name = self.vars[var] = self.mod.arg(f"v{len(self.vars)}", "runtime", ("var", len(self.vars)), v.dtype,
+                                                 readonly=True)
+        return name
+
+    def run(self) -> list[str]:
+        for st in self.plan.steps:
+            if isinstance(st, VarReadStep):
+                self.env[st.dst] = self.var_name(st.name)
+                self.infos[st.dst] = slot_info(self.vals_var(st.name))
+                self.var_slots[st.dst] = st.name
+            elif isinstance(st, IdentityStep):
+                self.env[st.dst] = self.env.get(st.src)
+                if st.src in self.var_slots:
+                    self.var_slots[st.dst] = self.var_slots[st.src]
+            elif isinstance(st, ShapeStep):
+                self.constant(st.dst, np.array(self.array(st.src).shape, st.dtype))
+            elif isinstance(st, ReshapeStep) and isinstance(st.fallback, OpStep):
+                self.op(st.fallback)
+            elif isinstance(st, ClusterStep):
+                self.cluster(st)
+            elif isinstance(st, MatMulStep):
+                self.matmul(st, None)
+            elif isinstance(st, InvariantTransposeMatMul):
+                self.matmul(st.inner, st.slot)
+            elif isinstance(st, SplitStep):
+                self.split(st)
+            elif isinstance(st, ConcatStep):
+                self.concat(st)
+            elif isinstance(st, WindowStep):
+                self.conv(st)
+            elif isinstance(st, OpStep) and st.ops[0].type in ("VariableV2", "Shape", "RandomUniform"):
+                self.state_op(st)
+            elif isinstance(st, OpStep) and st.ops[0].type in NATIVE_OPS:
+                self.op(st)
+            else:
+                raise Unsupported(f"step {st.kind} of {[op.name for op in st.ops]}")
+        return self.lines
+
+    def constant(self, s: int, value: np.ndarray) -> None:
+        """Slot `s` holds `value` in every run of these shapes."""
+        self.infos[s] = slot_info(value)
+        self.env[s] = self.mod.arg(f"k{s}", "const", value.reshape(-1), readonly=True)
+
+    def state_op(self, st: OpStep) -> None:
+        op = st.ops[0]
+        if op.type == "VariableV2":
+            self.env[st.out] = self.var_name(op.name)
+            self.infos[st.out] = slot_info(self.vals_var(op.name))
+            self.var_slots[st.out] = op.name
+            return
+        if op.type == "Shape":
+            self.constant(st.out, np.array(self.array(st.in_slots[0]).shape, op.attrs["out_type"].np))
+            return
+        shape_name = self.env.get(st.in_slots[0])
+        if not (isinstance(shape_name, str) and self.mod.args.get(shape_name, ("",))[0] == "const"):
+            raise Unsupported(f"RandomUniform {op.name} of a shape computed in the run")
+        out = self.vals[st.out]
+        if type(out) is not np.ndarray or out.dtype != np.float32:
+            raise Unsupported(f"RandomUniform {op.name}: not float32")
+        self.infos[st.out] = slot_info(out)
+        k = len(self.randoms)
+        words = [self.mod.arg(f"r{k}_{i}", "runtime", ("random", k, i), np.uint64, ndim=0) for i in range(6)]
+        self.randoms.append(_Random(op, out.size))
+        self.lines.append(f"_uniform32({', '.join(words)}, {self.out(st.out)})")
+        self.mod.fused.append("RandomUniform")
+
+    def matmul(self, st: MatMulStep, invariant: int | None) -> None:
+        a, b = self.array(st.sa), self.array(st.sb)
+        if invariant is not None or st.ta or st.tb or len(a.shape) != 2 or len(b.shape) != 2 or a.shape[0] != 1 \
+                or a.shape[1] != b.shape[0] or a.dtype != st.dtype or b.dtype != st.dtype \
+                or a.shape[1] * b.shape[1] < _GEMV_MACS or st.dtype.name not in ("float32", "float64"):
+            super().matmul(st, invariant)
+            return
+        k, n = b.shape
+        from jitflow.kernels import packed_gemm
+
+        self.infos[st.out_slot] = SlotInfo("array", (1, n), st.dtype)
+        c = self.out(st.out_slot)
+        parts = self.mod.arg(f"p{st.out_slot}", "scratch", (packed_gemm.gemv_blocks(k) * n, st.dtype))
+        ctrl = self.mod.arg("gemm_ctrl", "ctrl", None, np.int64)
+        self.lines.append(f"_pg.gemv({self.name(st.sa)}, {self.name(st.sb)}, np.int64({n}), {c}, {parts}, "
+                          f"np.int64({n}), np.int64({k}), {ctrl})")
+        self.mod.fused.append("MatMul (row blocks)")
+        self.helped = True
+
+    def conv(self, st: WindowStep) -> None:
+        """A Conv2D step with its fused epilogue, by the kernel the step takes for these shapes."""
+        from jitflow.kernels import conv, pixel_conv, winograd, winograd_jobs
+        from jitflow.kernels.packed_gemm import VECTOR_BITS
+
+        sx, sf = st.in_slots
+        x, f = self.array(sx), self.array(sf)
+        dt = x.dtype
+        if len(x.shape) != 4 or len(f.shape) != 4 or f.dtype != dt or dt.name not in ("float32", "float64"):
+            raise Unsupported(f"Conv2D {st.op.name} of {x.shape}, {f.shape}")
+        cp = st.conv_plans.get((x.shape, f.shape, dt)) or st._conv_plan(x.shape, f.shape, dt)
+        n, h, w, c = x.shape
+        kh, kw, _, o = f.shape
+        bias = self.name(st.bias_slot) if st.bias_slot >= 0 else None
+        if bias is not None and (self.array(st.bias_slot).shape != (o,) or self.array(st.bias_slot).dtype != dt):
+            raise Unsupported(f"Conv2D {st.op.name}: a bias of another shape")
+        how = conv.method(c, cp.cg, o=o, hw=(h, w))
+        xn, fn = self.name(sx), self.name(sf)
+        x4, k = f"{xn}.reshape({x.shape})", kh * kw * c
+        pooled = st.pool_op is not None
+        if how == "direct" and n == 1:
+            geo, off = pixel_conv._geometry(cp.cg, c)
+            xp_shape = pixel_conv._padded_shape(x.shape, cp.cg)
+            y_shape = cp.pooled[1] if cp.pooled is not None else cp.shape
+            y = self._conv_out(st, y_shape, dt, pooled and cp.pooled is None)
+            xp = self.mod.arg(f"xp{st.out_slot}", "scratch", (int(np.prod(xp_shape)), dt))
+            full = self.mod.arg(f"e{st.out_slot}", "const", np.empty((0, 0, 0, 0), dt), ndim=4)
+            f2 = f"{fn}.reshape(({k}, {o}))"
+            self.lines.append(
+                f"_pc._images({x4}, {f2}, {bias or f2 + '[0]'}, {bias is not None}, {st.relu}, "
+                f"{self.mod.arg(f'g{st.out_slot}', 'const', geo, readonly=True)}, "
+                f"{self.mod.arg(f'o{st.out_slot}', 'const', off, readonly=True)}, {VECTOR_BITS == 512}, "
+                f"np.int64({cp.pooled[0] if cp.pooled is not None else pixel_conv.NO_POOL}), "
+                f"{xp}.reshape({xp_shape}), {y}.reshape({y_shape}), {full}, np.int64(0), np.int64(1))")
+            self.mod.fused.append("Conv2D (direct)")
+            if pooled and cp.pooled is None:
+                self._pool(st, y, cp.shape, dt)
+            return
+        if how == "winograd" and cp.one_chunk:
+            from jitflow.kernels import packed_helpers
+
+            source = self._source(sf)
+            p = winograd._typed(kh, kw, cp.g.oh, cp.g.ow, dt)
+            group = max(1, p.th // winograd_jobs.BLOCKS_PER_IMAGE)
+            blocks = n * -(-p.th // group)
+            per_block = winograd_jobs.block_scratch(p, c, o, group)
+            wf = _WinogradFilter(p, dt, source, len(self.filters))
+            self.filters.append(wf)
+            tpl = self.mod.arg(f"t{wf.at}", "runtime", ("filter", wf.at), np.int64, readonly=True)
+            y = self._conv_out(st, cp.shape, dt, pooled)
+            flat = self.mod.arg(f"w{st.out_slot}", "scratch", (blocks * per_block, dt))
+            zero = self.mod.arg(f"z{st.out_slot}", "const", np.zeros(1, dt), readonly=True)
+            ctrl = self.mod.arg("gemm_ctrl", "ctrl", None, np.int64)
+            limit = float(np.finfo(dt).max / 1e6)
+            self.lines.append(f"if _wg._out_of_range({xn}, {limit!r}) != 0: {self.bail}")
+            # (the block function's address is an argument: in the source, it would key a new cache entry per process)
+            fn_at = self.mod.arg("wblock", "const", np.array([packed_helpers.block_function(winograd_jobs._block)],
+                                                              np.int64), readonly=True)
+            self.lines.append(
+                f"_wj._post({fn_at}[0], {tpl}, {x4}, "
+                f"{y}.reshape({cp.shape}), {bias or zero}, {flat}, np.int64({per_block}), "
+                f"np.int64({int(bias is not None)}), np.int64({int(st.relu)}), np.int64({cp.g.ph[0]}), "
+                f"np.int64({cp.g.pw[0]}), np.int64({blocks}), {ctrl})")
+            self.mod.fused.append("Conv2D (winograd)")
+            self.helped = True
+            if pooled:
+                self._pool(st, y, cp.shape, dt)
+            return
+        raise Unsupported(f"Conv2D {st.op.name} by {how} for a batch of {n}")
+
+    def _source(self, s: int) -> tuple[str, Any]:
+        """Where a run gets slot `s`'s value before the call: a variable, a feed or a constant."""
+        if s in self.var_slots:
+            return "var", self.var_slots[s]
+        if s in self.plan.feed_slots:
+            return "feed", self.plan.feed_slots.index(s)
+        raise Unsupported(f"a Winograd conv's filter computed in the run (slot {s})")
+
+    def _conv_out(self, st: WindowStep, shape: tuple[int, ...], dt: np.dtype, pooled_after: bool) -> str:
+        """The flat buffer a conv writes: its own when a pool follows, else the step's output slot's."""
+        if pooled_after:
+            return self.mod.arg(f"c{st.out_slot}", "scratch", (int(np.prod(shape)), dt))
+        self.infos[st.out_slot] = SlotInfo("array", tuple(shape), dt)
+        return self.out(st.out_slot)
+
+    def _pool(self, st: WindowStep, y: str, shape: tuple[int, ...], dt: np.dtype) -> None:
+        """The step's fused pool of the conv's output `y` (NHWC `shape`) into the step's output slot."""
+        assert st.pool_op is not None
+        g = st._pool_geometry(shape)
+        if g.oh <= 0 or g.ow <= 0:
+            raise Unsupported(f"{st.pool_op.name}: an empty pool")
+        out_shape = (shape[0], g.oh, g.ow, shape[3])
+        self.infos[st.out_slot] = SlotInfo("array", out_shape, dt)
+        out = self.out(st.out_slot)
+        kind = "max" if st.pool_op.type == "MaxPool" else "avg"
+        rows = shape[0] * g.oh
+        ys, outs = f"{y}.reshape({shape})", f"{out}.reshape({out_shape})"
+        if g.kh == g.kw == g.sh == g.sw == 2 and g.ph[0] == g.pw[0] == 0 and 2 * g.oh <= shape[1] \
+                and 2 * g.ow <= shape[2]:
+            self.lines.append(f"_pool._{kind}_pool_2x2_rows({ys}, {outs}, np.int64(0), np.int64({rows}))")
+        else:
+            self.lines.append(f"_pool._{kind}_pool_rows({ys}, np.int64({g.kh}), np.int64({g.kw}), np.int64({g.sh}), "
+                              f"np.int64({g.sw}), np.int64({g.ph[0]}), np.int64({g.pw[0]}), {outs}, np.int64(0), "
+                              f"np.int64({rows}))")
+        self.mod.fused.append(st.pool_op.type)
+
+
+class NativePlan:
+    """A plan's steps as one compiled function for one tuple of feed shapes (see the module doc)."""
+
+    def __init__(self, plan: Plan, ctx: Any, vals: list[Any]) -> None:
+        infos = {s: slot_info(v) for s, v in enumerate(vals) if s != ARENA_SLOT and v is not None}
+        env: dict[int, Any] = {}
+        mod = Module()
+        self.feeds: list[tuple[int, tuple[int, ...], np.dtype]] = []
+        for i, s in enumerate(plan.feed_slots):
+            v = vals[s]
+            if type(v) is not np.ndarray:
+                raise Unsupported(f"feed {i} is not an array")
+            env[s] = mod.arg(f"f{i}", "runtime", ("feed", i), v.dtype, readonly=True)
+            self.feeds.append((i, v.shape, v.dtype))
+        tr = _PlanTranslator(mod, plan, infos, env, vals, ctx.variables)
+        lines = tr.run()
+        self.names = list(mod.args)
+        self.kinds = [mod.args[n] for n in self.names]
+        # per fetch: None (an op), or (its position in the arguments, its shape, whether it is scratch)
+        self.outputs: list[tuple[int, tuple[int, ...], bool] | None] = []
+        for s in plan.fetch_slots:
+            name = env.get(s)
+            if s < 0:
+                self.outputs.append(None)
+            elif isinstance(name, str) and name in mod.args:
+                self.outputs.append((self.names.index(name) + 1, tr.array(s).shape, mod.args[name][0] == "scratch"))
+            else:
+                raise Unsupported(f"fetched slot {s} is no array of the compiled call")
+        self.vars = [(name, ctx.variables[name].shape, ctx.variables[name].dtype) for name in tr.vars]
+        self.randoms = tr.randoms
+        self.filters = tr.filters
+        self.helped = tr.helped
+        src = "\n".join(_HEAD) + "\n" + native_blas.PREAMBLE + HELPERS + "\n\n" + "\n\n\n".join(mod.kernel_src)
+        types = ", ".join(["types.Array(types.int64, 1, 'C')"] + [mod.types[n] for n in self.names])
+        body = "\n".join("    " + ln for ln in [*lines, "return 0"])
+        self.source = (f"{src}\n\n\n_SIG = types.int64({types})\n\n\n@njit(_SIG, cache=True, nogil=True, "
+                       f"error_model='numpy')\ndef plan(err, {', '.join(self.names)}):\n{body}\n")
+        if "_gemm_f" in body and not native_blas.ensure_symbols():
+            raise Unsupported("NumPy's OpenBLAS (numpy.libs) is not available to call GEMM from compiled code")
+        from jitflow.codegen.cache import KernelCompileError, get_kernel
+
+        try:
+            self.fn, _ = get_kernel(self.source, "plan", {"native_plan": NATIVE_PLAN_VERSION},
+                                    {"ops": [op.type for op in plan.ops][:20]})
+        except KernelCompileError as e:
+            raise Unsupported(f"the compiled plan did not compile: {e}") from e
+        self.fused = list(mod.fused)
+        self.pool: list[list[Any]] = []
+        self.lock = threading.Lock()
+        # (argument position, (what, which[, word])) of the arguments each run gives: a feed, a variable (in
+        # `vars` order), a random op's Philox word, a Winograd conv's job template
+        self.run_positions = [(i + 1, spec) for i, (kind, spec) in enumerate(self.kinds) if kind == "runtime"]
+
+    def _args(self) -> list[Any]:
+        """A fresh argument list: constants, new scratch, the helpers' control array (runtime ones None)."""
+        from jitflow.kernels import packed_helpers
+
+        out: list[Any] = [np.zeros(1, np.int64)]
+        for kind, spec in self.kinds:
+            if kind == "scratch":
+                out.append(np.empty(max(spec[0], 1), spec[1]))
+            elif kind == "const":
+                out.append(spec)
+            elif kind == "ctrl":
+                out.append(packed_helpers.HELPERS.ctrl)
+            else:
+                out.append(None)
+        return out
+
+    def run(self, ctx: Any, feed_values: list[Any]) -> list[Any] | None:
+        """The fetched values, or None when this run must go step by step (see the module doc)."""
+        var_values = self._inputs(ctx.variables, feed_values)
+        if var_values is None:
+            return None
+        try:
+            args = self.pool.pop()
+        except IndexError:
+            args = self._args()
+        reserved: list[tuple[Any, int, int]] = []
+        try:
+            words = []
+            for r in self.randoms:
+                state = philox_for(ctx, r.op)
+                start = state.reserve(r.reserve)
+                reserved.append((state, start, r.reserve))
+                words.append(philox._key_counter(state.key, start))
+            templates = []
+            for wf in self.filters:
+                kind, where = wf.source
+                t = wf.template(ctx.variables[where] if kind == "var" else feed_values[where])
+                if t is None:
+                    return self._bail(reserved)
+                templates.append(t)
+            given = {"feed": feed_values, "var": var_values, "random": words, "filter": templates}
+            for pos, (kind, i, *word) in self.run_positions:
+                v = given[kind][i]
+                args[pos] = v[word[0]] if word else v.reshape(-1) if kind != "filter" else v
+            if self._call(args) != 0:
+                return self._bail(reserved)
+            return [None if spec is None else self._result(args, *spec) for spec in self.outputs]
+        finally:
+            for pos, _ in self.run_positions:  # (no feed or variable kept alive by a pooled list)
+                args[pos] = None
+            self.pool.append(args)
+
+    def _inputs(self, variables: dict[str, Any], feed_values: list[Any]) -> list[np.ndarray] | None:
+        """The variables' arrays, when they and the feeds have the shapes and dtypes of the compiled call."""
+        for i, shape, dt in self.feeds:
+            v = feed_values[i]
+            if type(v) is not np.ndarray or v.shape != shape or v.dtype != dt or not v.flags.c_contiguous:
+                return None
+        out = []
+        for name, shape, dt in self.vars:
+            v = variables.get(name)
+            if type(v) is not np.ndarray or v.shape != shape or v.dtype != dt or not v.flags.c_contiguous:
+                return None
+            out.append(v)
+        return out
+
+    def _result(self, args: list[Any], pos: int, shape: tuple[int, ...], scratch: bool) -> np.ndarray:
+        """A fetched value: a copy of a scratch buffer (the next run writes it again), or a view of an input."""
+        a = args[pos]
+        return a[:int(np.prod(shape))].reshape(shape).copy() if scratch else a.reshape(shape)
+
+    def _call(self, args: list[Any]) -> int:
+        if not self.helped:
+            return int(self.fn(*args))
+        from jitflow.kernels import packed_helpers
+
+        with packed_helpers.serving():
+            return int(self.fn(*args))
+
+    @staticmethod
+    def _bail(reserved: list[tuple[Any, int, int]]) -> None:
+        """Gives the run's random counters back (the step-by-step run reserves them again)."""
+        for state, start, n in reversed(reserved):
+            state.give_back(start, n)
+        return None
