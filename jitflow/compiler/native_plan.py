@@ -57,6 +57,8 @@ _HEAD = ["import numpy as np", "from numba import njit, types", "from jitflow.co
 # The generated function's matrix-vector products: the size from which a batch-1 MatMul step shares its rows
 # with the helpers (`MatMulStep`).
 _GEMV_MACS = 1 << 21
+# Interpreted ops the translation takes besides the loops' (`native_loop.NATIVE_OPS`)
+_PLAN_OPS = NATIVE_OPS | {"VariableV2", "RandomUniform", "Shape", "PlaceholderWithDefault"}
 
 
 class _Counting:
@@ -110,10 +112,10 @@ def why_not(plan: Plan) -> str | None:
                 return f"cluster {st.ops[0].name} assigns a variable or does not run on the CPU"
             continue
         if isinstance(st, WindowStep):
-            if st.op.type != "Conv2D" or st.extra_slot >= 0 or st.fmt != "NHWC":
-                return f"{st.op.type} ({st.op.name}) is not an NHWC Conv2D of an inference run"
+            if st.op.type not in ("Conv2D", "MaxPool", "AvgPool") or st.extra_slot >= 0 or st.fmt != "NHWC":
+                return f"{st.op.type} ({st.op.name}) is not an NHWC Conv2D or pool of an inference run"
             continue
-        if isinstance(st, OpStep) and st.ops[0].type in NATIVE_OPS | {"VariableV2", "RandomUniform", "Shape"}:
+        if isinstance(st, OpStep) and st.ops[0].type in _PLAN_OPS:
             continue
         op = st.ops[0] if st.ops else None
         return f"{op.type} ({op.name}) runs as a {st.kind} step" if op is not None else f"a {st.kind} step"
@@ -180,7 +182,8 @@ class _WinogradFilter:
 
 
 class _PlanTranslator(Translator):
-    """`native_loop.Translator` for a whole top-level plan (see the module doc)."""
+    """`native_loop.Translator` for a whole top-level plan (see the module doc). The arguments it adds are
+    named ``n_...``: the loops' translation names its own ``s<slot>``, ``e<line>``, ``k<slot>``, ``z<slot>``."""
 
     def __init__(self, mod: Module, plan: Plan, infos: dict[int, SlotInfo], env: dict[int, Any],
                  vals: list[Any], variables: dict[str, Any]) -> None:
@@ -214,48 +217,58 @@ class _PlanTranslator(Translator):
         name = self.vars.get(var)
         if name is None:
             v = self.vals_var(var)
-            name = self.vars[var] = self.mod.arg(f"v{len(self.vars)}", "runtime", ("var", len(self.vars)), v.dtype,
+            name = self.vars[var] = self.mod.arg(f"n_v{len(self.vars)}", "runtime", ("var", len(self.vars)), v.dtype,
                                                  readonly=True)
         return name
 
     def run(self) -> list[str]:
         for st in self.plan.steps:
-            if isinstance(st, VarReadStep):
-                self.env[st.dst] = self.var_name(st.name)
-                self.infos[st.dst] = slot_info(self.vals_var(st.name))
-                self.var_slots[st.dst] = st.name
-            elif isinstance(st, IdentityStep):
-                self.env[st.dst] = self.env.get(st.src)
-                if st.src in self.var_slots:
-                    self.var_slots[st.dst] = self.var_slots[st.src]
-            elif isinstance(st, ShapeStep):
-                self.constant(st.dst, np.array(self.array(st.src).shape, st.dtype))
-            elif isinstance(st, ReshapeStep) and isinstance(st.fallback, OpStep):
-                self.op(st.fallback)
-            elif isinstance(st, ClusterStep):
-                self.cluster(st)
-            elif isinstance(st, MatMulStep):
-                self.matmul(st, None)
-            elif isinstance(st, InvariantTransposeMatMul):
-                self.matmul(st.inner, st.slot)
-            elif isinstance(st, SplitStep):
-                self.split(st)
-            elif isinstance(st, ConcatStep):
-                self.concat(st)
-            elif isinstance(st, WindowStep):
-                self.conv(st)
-            elif isinstance(st, OpStep) and st.ops[0].type in ("VariableV2", "Shape", "RandomUniform"):
-                self.state_op(st)
-            elif isinstance(st, OpStep) and st.ops[0].type in NATIVE_OPS:
-                self.op(st)
-            else:
+            handler = _HANDLERS.get(type(st))
+            if handler is None:
                 raise Unsupported(f"step {st.kind} of {[op.name for op in st.ops]}")
+            handler(self, st)
         return self.lines
+
+    def var_read(self, st: VarReadStep) -> None:
+        self.env[st.dst] = self.var_name(st.name)
+        self.infos[st.dst] = slot_info(self.vals_var(st.name))
+        self.var_slots[st.dst] = st.name
+
+    def identity(self, st: IdentityStep) -> None:
+        self.env[st.dst] = self.env.get(st.src)
+        if st.src in self.var_slots:
+            self.var_slots[st.dst] = self.var_slots[st.src]
+
+    def reshape(self, st: ReshapeStep) -> None:
+        if not isinstance(st.fallback, OpStep):
+            raise Unsupported(f"Reshape {st.ops[0].name}")
+        self.op(st.fallback)
+
+    def window(self, st: WindowStep) -> None:
+        if st.op.type == "Conv2D":
+            self.conv(st)
+            return
+        x = self.array(st.in_slots[0])
+        if len(x.shape) != 4 or x.dtype.name not in ("float32", "float64"):
+            raise Unsupported(f"{st.op.type} {st.op.name} of {x.shape}")
+        self._pool(st, st.op.type, st._pool_geom(x.shape), self.name(st.in_slots[0]), x.shape, x.dtype)
+
+    def op_step(self, st: OpStep) -> None:
+        t = st.ops[0].type
+        if t in ("VariableV2", "Shape", "RandomUniform"):
+            self.state_op(st)
+        elif t == "PlaceholderWithDefault":  # (not fed: its default)
+            self.infos[st.out] = self.array(st.in_slots[0])
+            self.env[st.out] = self.name(st.in_slots[0])
+        elif t in NATIVE_OPS:
+            self.op(st)
+        else:
+            raise Unsupported(f"{t} ({st.ops[0].name}) runs interpreted")
 
     def constant(self, s: int, value: np.ndarray) -> None:
         """Slot `s` holds `value` in every run of these shapes."""
         self.infos[s] = slot_info(value)
-        self.env[s] = self.mod.arg(f"k{s}", "const", value.reshape(-1), readonly=True)
+        self.env[s] = self.mod.arg(f"n_k{s}", "const", value.reshape(-1), readonly=True)
 
     def state_op(self, st: OpStep) -> None:
         op = st.ops[0]
@@ -275,7 +288,7 @@ class _PlanTranslator(Translator):
             raise Unsupported(f"RandomUniform {op.name}: not float32")
         self.infos[st.out] = slot_info(out)
         k = len(self.randoms)
-        words = [self.mod.arg(f"r{k}_{i}", "runtime", ("random", k, i), np.uint64, ndim=0) for i in range(6)]
+        words = [self.mod.arg(f"n_r{k}_{i}", "runtime", ("random", k, i), np.uint64, ndim=0) for i in range(6)]
         self.randoms.append(_Random(op, out.size))
         self.lines.append(f"_uniform32({', '.join(words)}, {self.out(st.out)})")
         self.mod.fused.append("RandomUniform")
@@ -292,7 +305,7 @@ class _PlanTranslator(Translator):
 
         self.infos[st.out_slot] = SlotInfo("array", (1, n), st.dtype)
         c = self.out(st.out_slot)
-        parts = self.mod.arg(f"p{st.out_slot}", "scratch", (packed_gemm.gemv_blocks(k) * n, st.dtype))
+        parts = self.mod.arg(f"n_p{st.out_slot}", "scratch", (packed_gemm.gemv_blocks(k) * n, st.dtype))
         ctrl = self.mod.arg("gemm_ctrl", "ctrl", None, np.int64)
         self.lines.append(f"_pg.gemv({self.name(st.sa)}, {self.name(st.sb)}, np.int64({n}), {c}, {parts}, "
                           f"np.int64({n}), np.int64({k}), {ctrl})")
@@ -324,18 +337,18 @@ class _PlanTranslator(Translator):
             xp_shape = pixel_conv._padded_shape(x.shape, cp.cg)
             y_shape = cp.pooled[1] if cp.pooled is not None else cp.shape
             y = self._conv_out(st, y_shape, dt, pooled and cp.pooled is None)
-            xp = self.mod.arg(f"xp{st.out_slot}", "scratch", (int(np.prod(xp_shape)), dt))
-            full = self.mod.arg(f"e{st.out_slot}", "const", np.empty((0, 0, 0, 0), dt), ndim=4)
+            xp = self.mod.arg(f"n_xp{st.out_slot}", "scratch", (int(np.prod(xp_shape)), dt))
+            full = self.mod.arg(f"n_full{st.out_slot}", "const", np.empty((0, 0, 0, 0), dt), ndim=4)
             f2 = f"{fn}.reshape(({k}, {o}))"
             self.lines.append(
                 f"_pc._images({x4}, {f2}, {bias or f2 + '[0]'}, {bias is not None}, {st.relu}, "
-                f"{self.mod.arg(f'g{st.out_slot}', 'const', geo, readonly=True)}, "
-                f"{self.mod.arg(f'o{st.out_slot}', 'const', off, readonly=True)}, {VECTOR_BITS == 512}, "
+                f"{self.mod.arg(f'n_geo{st.out_slot}', 'const', geo, readonly=True)}, "
+                f"{self.mod.arg(f'n_off{st.out_slot}', 'const', off, readonly=True)}, {VECTOR_BITS == 512}, "
                 f"np.int64({cp.pooled[0] if cp.pooled is not None else pixel_conv.NO_POOL}), "
                 f"{xp}.reshape({xp_shape}), {y}.reshape({y_shape}), {full}, np.int64(0), np.int64(1))")
             self.mod.fused.append("Conv2D (direct)")
             if pooled and cp.pooled is None:
-                self._pool(st, y, cp.shape, dt)
+                self._fused_pool(st, y, cp.shape, dt)
             return
         if how == "winograd" and cp.one_chunk:
             from jitflow.kernels import packed_helpers
@@ -347,15 +360,15 @@ class _PlanTranslator(Translator):
             per_block = winograd_jobs.block_scratch(p, c, o, group)
             wf = _WinogradFilter(p, dt, source, len(self.filters))
             self.filters.append(wf)
-            tpl = self.mod.arg(f"t{wf.at}", "runtime", ("filter", wf.at), np.int64, readonly=True)
+            tpl = self.mod.arg(f"n_t{wf.at}", "runtime", ("filter", wf.at), np.int64, readonly=True)
             y = self._conv_out(st, cp.shape, dt, pooled)
-            flat = self.mod.arg(f"w{st.out_slot}", "scratch", (blocks * per_block, dt))
-            zero = self.mod.arg(f"z{st.out_slot}", "const", np.zeros(1, dt), readonly=True)
+            flat = self.mod.arg(f"n_wino{st.out_slot}", "scratch", (blocks * per_block, dt))
+            zero = self.mod.arg(f"n_zero{st.out_slot}", "const", np.zeros(1, dt), readonly=True)
             ctrl = self.mod.arg("gemm_ctrl", "ctrl", None, np.int64)
             limit = float(np.finfo(dt).max / 1e6)
             self.lines.append(f"if _wg._out_of_range({xn}, {limit!r}) != 0: {self.bail}")
             # (the block function's address is an argument: in the source, it would key a new cache entry per process)
-            fn_at = self.mod.arg("wblock", "const", np.array([packed_helpers.block_function(winograd_jobs._block)],
+            fn_at = self.mod.arg("n_wblock", "const", np.array([packed_helpers.block_function(winograd_jobs._block)],
                                                               np.int64), readonly=True)
             self.lines.append(
                 f"_wj._post({fn_at}[0], {tpl}, {x4}, "
@@ -365,7 +378,7 @@ class _PlanTranslator(Translator):
             self.mod.fused.append("Conv2D (winograd)")
             self.helped = True
             if pooled:
-                self._pool(st, y, cp.shape, dt)
+                self._fused_pool(st, y, cp.shape, dt)
             return
         raise Unsupported(f"Conv2D {st.op.name} by {how} for a batch of {n}")
 
@@ -380,20 +393,23 @@ class _PlanTranslator(Translator):
     def _conv_out(self, st: WindowStep, shape: tuple[int, ...], dt: np.dtype, pooled_after: bool) -> str:
         """The flat buffer a conv writes: its own when a pool follows, else the step's output slot's."""
         if pooled_after:
-            return self.mod.arg(f"c{st.out_slot}", "scratch", (int(np.prod(shape)), dt))
+            return self.mod.arg(f"n_conv{st.out_slot}", "scratch", (int(np.prod(shape)), dt))
         self.infos[st.out_slot] = SlotInfo("array", tuple(shape), dt)
         return self.out(st.out_slot)
 
-    def _pool(self, st: WindowStep, y: str, shape: tuple[int, ...], dt: np.dtype) -> None:
-        """The step's fused pool of the conv's output `y` (NHWC `shape`) into the step's output slot."""
+    def _fused_pool(self, st: WindowStep, y: str, shape: tuple[int, ...], dt: np.dtype) -> None:
+        """A conv step's fused pool of the conv's output `y` (NHWC `shape`) into the step's output slot."""
         assert st.pool_op is not None
-        g = st._pool_geometry(shape)
+        self._pool(st, st.pool_op.type, st._pool_geometry(shape), y, shape, dt)
+
+    def _pool(self, st: WindowStep, op_type: str, g: Any, y: str, shape: tuple[int, ...], dt: np.dtype) -> None:
+        """`op_type` (MaxPool or AvgPool) of geometry `g` over `y` (NHWC `shape`) into the step's output slot."""
         if g.oh <= 0 or g.ow <= 0:
-            raise Unsupported(f"{st.pool_op.name}: an empty pool")
+            raise Unsupported(f"{st.op.name}: an empty pool")
         out_shape = (shape[0], g.oh, g.ow, shape[3])
         self.infos[st.out_slot] = SlotInfo("array", out_shape, dt)
         out = self.out(st.out_slot)
-        kind = "max" if st.pool_op.type == "MaxPool" else "avg"
+        kind = "max" if op_type == "MaxPool" else "avg"
         rows = shape[0] * g.oh
         ys, outs = f"{y}.reshape({shape})", f"{out}.reshape({out_shape})"
         if g.kh == g.kw == g.sh == g.sw == 2 and g.ph[0] == g.pw[0] == 0 and 2 * g.oh <= shape[1] \
@@ -403,7 +419,19 @@ class _PlanTranslator(Translator):
             self.lines.append(f"_pool._{kind}_pool_rows({ys}, np.int64({g.kh}), np.int64({g.kw}), np.int64({g.sh}), "
                               f"np.int64({g.sw}), np.int64({g.ph[0]}), np.int64({g.pw[0]}), {outs}, np.int64(0), "
                               f"np.int64({rows}))")
-        self.mod.fused.append(st.pool_op.type)
+        self.mod.fused.append(op_type)
+
+
+# How the translation takes each kind of step.
+_HANDLERS: dict[type, Any] = {
+    VarReadStep: _PlanTranslator.var_read, IdentityStep: _PlanTranslator.identity,
+    ShapeStep: lambda tr, st: tr.constant(st.dst, np.array(tr.array(st.src).shape, st.dtype)),
+    ReshapeStep: _PlanTranslator.reshape, ClusterStep: _PlanTranslator.cluster,
+    MatMulStep: lambda tr, st: tr.matmul(st, None),
+    InvariantTransposeMatMul: lambda tr, st: tr.matmul(st.inner, st.slot),
+    SplitStep: _PlanTranslator.split, ConcatStep: _PlanTranslator.concat, WindowStep: _PlanTranslator.window,
+    OpStep: _PlanTranslator.op_step,
+}
 
 
 class NativePlan:
@@ -418,7 +446,7 @@ class NativePlan:
             v = vals[s]
             if type(v) is not np.ndarray:
                 raise Unsupported(f"feed {i} is not an array")
-            env[s] = mod.arg(f"f{i}", "runtime", ("feed", i), v.dtype, readonly=True)
+            env[s] = mod.arg(f"n_f{i}", "runtime", ("feed", i), v.dtype, readonly=True)
             self.feeds.append((i, v.shape, v.dtype))
         tr = _PlanTranslator(mod, plan, infos, env, vals, ctx.variables)
         lines = tr.run()

@@ -206,6 +206,8 @@ def build_plan(fetches: list[Tensor | Operation], feeds: list[Tensor], lower: An
     plan.debug = flags.debug_level()
     if lower is not None and not dead_aware:
         lower(plan)
+    else:
+        plan.native = False  # (an interpreted plan stays the reference: never one compiled call)
     if removed:
         plan.report["deduplicated"] = removed
     return plan
