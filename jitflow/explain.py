@@ -54,6 +54,8 @@ class ExplainReport:
             d["inter_op"] = self._report["inter_op"]
         if self._report.get("in_place"):
             d["in_place"] = list(self._report["in_place"])
+        if self._report.get("native"):
+            d["native"] = dict(self._report["native"])
         if self.loops:
             d["loops"] = [{"op": x["op"], "kind": x["kind"], "mode": x.get("mode"), "plan": x["report"].to_dict()}
                           for x in self.loops]
@@ -78,6 +80,11 @@ class ExplainReport:
             lines.append(f"  {self._report['inter_op']}")
         if self._report.get("in_place"):  # compiler/in_place.py
             lines.append(f"  updated in place while nothing else holds them: {', '.join(self._report['in_place'])}")
+        native = self._report.get("native")
+        if native and "steps" in native:  # compiler/native_plan.py: after enough runs with the same feed shapes
+            lines.append(f"  runs as one compiled call ({native['steps']} steps, made in {native['compile_seconds']}s)")
+        elif native:
+            lines.append(f"  runs step by step, not as one compiled call: {native['why_not']}")
         for h in self._report.get("hoisted", []):  # a backward loop's capture gradients summed after it
             lines.append(f"  hoisted {h['op']} ({h['type']}): the gradient of {h['capture']}, {h['as']}")
         for x in self.loops:  # a loop's sub-plans: one compiled loop, or replayed once per iteration

@@ -57,3 +57,12 @@ def inter_op() -> str:
     if v in ("1", "true", "yes", "on"):
         return "1"
     return "auto"
+
+
+def native_plan_runs() -> int:
+    """JITFLOW_NATIVE_PLAN: runs of a plan with the same feed shapes before it is translated into one compiled
+    call (`compiler/native_plan.py`; default 50); 0 never translates."""
+    try:
+        return max(0, int(_env("JITFLOW_NATIVE_PLAN", "50")))
+    except ValueError:
+        return 50

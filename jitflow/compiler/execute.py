@@ -23,17 +23,9 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
         res = native_plan.run(plan, ctx, feed_values)
         if res is not None:
             return res
-    template = plan.template
-    vals: list[Any] = template.copy() if template is not None else [None] * plan.n_slots
-    try:
-        arena = plan.arenas.pop()
-    except IndexError:
-        arena = Arena()
-    vals[ARENA_SLOT] = arena
-    for s, v in zip(plan.feed_slots, feed_values):
-        vals[s] = v
+    vals, arena = _fresh_slots(plan, feed_values)
     # TF computes inf/nan silently (check_numerics is the way to catch them): NumPy must not warn
-    token = _fp_set(_IGNORE) if _fp_set is not None else _ignore_fp_errors()
+    token = _quiet()
     try:
         bound = plan.bound
         if bound is None or bound[0] is not plan.steps:
@@ -52,16 +44,58 @@ def execute(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
             else:
                 for call in bound[1]:
                     call(ctx, vals)
-        res = [vals[s] if s >= 0 else None for s in plan.fetch_slots]
-        if arena.ids:
-            res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]
-        return res
+        return _fetched(plan, vals, arena)
     finally:
-        if _fp_set is not None:
-            _fp_reset(token)
-        else:
-            _restore_fp_errors(token)
+        _restore(token)
         plan.arenas.append(arena)
+
+
+def run_in_order(plan: Plan, ctx: Any, feed_values: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Runs `plan`'s steps one by one in plan order; returns its fetched values and every slot's value after
+    the run (what `native_plan` translates a plan from)."""
+    vals, arena = _fresh_slots(plan, feed_values)
+    token = _quiet()
+    try:
+        for st in plan.steps:
+            st(ctx, vals)
+        return _fetched(plan, vals, arena), vals
+    finally:
+        _restore(token)
+        plan.arenas.append(arena)
+
+
+def _fresh_slots(plan: Plan, feed_values: list[Any]) -> tuple[list[Any], Arena]:
+    """A run's slots: the plan's template, an arena of buffers no other run uses, the feeds."""
+    template = plan.template
+    vals: list[Any] = template.copy() if template is not None else [None] * plan.n_slots
+    try:
+        arena = plan.arenas.pop()
+    except IndexError:
+        arena = Arena()
+    vals[ARENA_SLOT] = arena
+    for s, v in zip(plan.feed_slots, feed_values):
+        vals[s] = v
+    return vals, arena
+
+
+def _fetched(plan: Plan, vals: list[Any], arena: Arena) -> list[Any]:
+    """The fetched values, arena buffers copied (the next run writes them again)."""
+    res = [vals[s] if s >= 0 else None for s in plan.fetch_slots]
+    if arena.ids:
+        res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]
+    return res
+
+
+def _quiet() -> Any:
+    """NumPy computes inf/nan silently in this thread until `_restore`."""
+    return _fp_set(_IGNORE) if _fp_set is not None else _ignore_fp_errors()
+
+
+def _restore(token: Any) -> None:
+    if _fp_set is not None:
+        _fp_reset(token)
+    else:
+        _restore_fp_errors(token)
 
 
 try:  # NumPy keeps its error state in a context variable; setting it directly is 10x cheaper than errstate

@@ -2,9 +2,9 @@
 
 A batch-1 run of a small CNN (W7i) spent about as long in Python around its kernels as in them: 27 steps of
 a few microseconds each, every one two to three times slower than warm once the dense layer's 12.8 MB of
-weights had streamed through the caches. Once a plan has run `CAPTURE_AFTER` times with the same feed
-shapes, `run` translates its steps into one Numba function, compiled through the kernel cache: the steps
-compiled loops take (`native_loop.Translator`: fused clusters, GEMMs, slices, aliases) and those of a
+weights had streamed through the caches. Once a plan has run `flags.native_plan_runs()` times (50) with the
+same feed shapes, `run` translates its steps into one Numba function, compiled through the kernel cache: the
+steps compiled loops take (`native_loop.Translator`: fused clusters, GEMMs, slices, aliases) and those of a
 top-level plan:
 
 * a variable read: the variable's current array is an argument of every run;
@@ -25,15 +25,13 @@ while the helpers spin).
 """
 from __future__ import annotations
 
-import os
-import threading
 import time
 from typing import Any
 
 import numpy as np
 
+from jitflow import flags
 from jitflow.compiler import native_blas
-from jitflow.compiler.arena import Arena
 from jitflow.compiler.loop_invariants import InvariantTransposeMatMul
 from jitflow.compiler.native_loop import HELPERS, NATIVE_OPS, Module, SlotInfo, Translator, Unsupported, slot_info
 from jitflow.compiler.plan import ARENA_SLOT, Plan
@@ -44,9 +42,6 @@ from jitflow.compiler.window_steps import WindowStep
 from jitflow.ops import philox
 from jitflow.ops.random_ops import philox_for
 
-# Runs of a plan with the same feed shapes before it is translated (JITFLOW_NATIVE_PLAN: another count, or 0
-# for never). Translating and compiling takes ~1-3 s once (a later process loads it from the kernel cache).
-CAPTURE_AFTER = int(os.environ.get("JITFLOW_NATIVE_PLAN", "50"))
 NATIVE_PLAN_VERSION = 1
 BAIL = 2  # what the generated function returns when the plan must run step by step
 _HEAD = ["import numpy as np", "from numba import njit, types", "from jitflow.codegen import vmath as V",
@@ -62,30 +57,34 @@ _PLAN_OPS = NATIVE_OPS | {"VariableV2", "RandomUniform", "Shape", "PlaceholderWi
 
 
 class _Counting:
-    """A plan's runs so far with one tuple of feed shapes (before it is translated)."""
+    """A plan's runs so far with one tuple of feed shapes (before it is translated), and how many it takes
+    (`flags.native_plan_runs`, read when the count starts)."""
 
-    __slots__ = ("shapes", "runs")
+    __slots__ = ("shapes", "runs", "needed")
 
     def __init__(self, shapes: tuple) -> None:
         self.shapes = shapes
         self.runs = 0
+        self.needed = flags.native_plan_runs()
 
 
 def run(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any] | None:
     """The fetched values of a run of `plan` as one compiled call, or None: the caller runs the steps.
 
-    Counts the runs with the same feed shapes; at `CAPTURE_AFTER` runs the next run translates the plan
-    (`plan.native` becomes a `NativePlan`, or False with the reason in ``plan.report["native"]``)."""
+    Counts the runs with the same feed shapes; the run that reaches `flags.native_plan_runs()` (JITFLOW_NATIVE_PLAN,
+    default 50; 0: never) translates the plan (`plan.native` becomes a `NativePlan`, or False with the reason in
+    ``plan.report["native"]``). Translating and compiling takes ~1-3 s, once: a later process loads the
+    function from the kernel cache."""
     state = plan.native
     if type(state) is NativePlan:
         return state.run(ctx, feed_values)
-    if state is False or CAPTURE_AFTER <= 0 or plan.debug >= 2:
+    if state is False or plan.debug >= 2:
         return None
     shapes = tuple(np.shape(v) for v in feed_values)
     if state is None or state.shapes != shapes:
         state = plan.native = _Counting(shapes)
     state.runs += 1
-    if state.runs < CAPTURE_AFTER:
+    if state.needed <= 0 or state.runs < state.needed:
         return None
     why = why_not(plan)
     if why is not None:
@@ -123,30 +122,18 @@ def why_not(plan: Plan) -> str | None:
 
 
 def _capture(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
-    """Runs `plan` step by step in order, keeping every slot's value, and translates it from what the run
-    left; returns the run's fetched values."""
-    vals: list[Any] = plan.template.copy() if plan.template is not None else [None] * plan.n_slots
-    arena = plan.arenas.pop() if plan.arenas else Arena()
-    vals[ARENA_SLOT] = arena
-    for s, v in zip(plan.feed_slots, feed_values):
-        vals[s] = v
-    try:
-        from jitflow.compiler.execute import quiet_fp
+    """Runs `plan` step by step in order and translates it from the values the run left in its slots;
+    returns the run's fetched values."""
+    from jitflow.compiler.execute import run_in_order
 
-        quiet_fp()
-        for st in plan.steps:
-            st(ctx, vals)
-        res = [vals[s] if s >= 0 else None for s in plan.fetch_slots]
-        res = [v.copy() if type(v) is np.ndarray and arena.owns(v) else v for v in res]
-        t0 = time.perf_counter()
-        try:
-            plan.native = NativePlan(plan, ctx, vals)
-            plan.report["native"] = {"steps": len(plan.steps), "compile_seconds": round(time.perf_counter() - t0, 3)}
-        except Unsupported as e:
-            _give_up(plan, str(e))
-        return res
-    finally:
-        plan.arenas.append(arena)
+    res, vals = run_in_order(plan, ctx, feed_values)
+    t0 = time.perf_counter()
+    try:
+        plan.native = NativePlan(plan, ctx, vals)
+        plan.report["native"] = {"steps": len(plan.steps), "compile_seconds": round(time.perf_counter() - t0, 3)}
+    except Unsupported as e:
+        _give_up(plan, str(e))
+    return res
 
 
 class _Random:
@@ -482,25 +469,17 @@ class NativePlan:
             raise Unsupported(f"the compiled plan did not compile: {e}") from e
         self.fused = list(mod.fused)
         self.pool: list[list[Any]] = []
-        self.lock = threading.Lock()
         # (argument position, (what, which[, word])) of the arguments each run gives: a feed, a variable (in
         # `vars` order), a random op's Philox word, a Winograd conv's job template
         self.run_positions = [(i + 1, spec) for i, (kind, spec) in enumerate(self.kinds) if kind == "runtime"]
+        # the helpers' control array, taken at each call (a forked child makes its own)
+        self.ctrl_positions = [i + 1 for i, (kind, _) in enumerate(self.kinds) if kind == "ctrl"]
 
     def _args(self) -> list[Any]:
-        """A fresh argument list: constants, new scratch, the helpers' control array (runtime ones None)."""
-        from jitflow.kernels import packed_helpers
-
+        """A fresh argument list: the error flag, constants, new scratch (the others are set per run)."""
         out: list[Any] = [np.zeros(1, np.int64)]
         for kind, spec in self.kinds:
-            if kind == "scratch":
-                out.append(np.empty(max(spec[0], 1), spec[1]))
-            elif kind == "const":
-                out.append(spec)
-            elif kind == "ctrl":
-                out.append(packed_helpers.HELPERS.ctrl)
-            else:
-                out.append(None)
+            out.append(np.empty(max(spec[0], 1), spec[1]) if kind == "scratch" else spec if kind == "const" else None)
         return out
 
     def run(self, ctx: Any, feed_values: list[Any]) -> list[Any] | None:
@@ -559,10 +538,14 @@ class NativePlan:
         return a[:int(np.prod(shape))].reshape(shape).copy() if scratch else a.reshape(shape)
 
     def _call(self, args: list[Any]) -> int:
-        if not self.helped:
+        if not self.helped and not self.ctrl_positions:
             return int(self.fn(*args))
         from jitflow.kernels import packed_helpers
 
+        for pos in self.ctrl_positions:
+            args[pos] = packed_helpers.HELPERS.ctrl
+        if not self.helped:
+            return int(self.fn(*args))
         with packed_helpers.serving():
             return int(self.fn(*args))
 

@@ -3,6 +3,7 @@ against the interpreter: same values, same random numbers, and step by step when
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jitflow as tf
-from jitflow.compiler import native_plan
 from jitflow.compiler.native_plan import NativePlan
+from jitflow.explain import report_of
 from tests.compiler.helpers import assert_same
 
 RTOL = 2e-5  # BLAS routines and conv methods sum in other orders than the interpreter's NumPy
@@ -43,26 +44,26 @@ def _cnn(keep_default: float = 1.0) -> dict[str, Any]:
             "init": tf.global_variables_initializer()}
 
 
+def _translating_after(runs: int) -> Any:
+    """Plans made in the block are translated at their `runs`-th run with the same feed shapes (0: never)."""
+    return mock.patch.dict("os.environ", JITFLOW_NATIVE_PLAN=str(runs))
+
+
 def _images(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random((n, 256), dtype=np.float32)
 
 
 def _runs(m: dict[str, Any], feeds: list[dict], jit: bool, capture_after: int, between: Any = None) -> tuple:
     """The logits of each feed in one session, and the session's plan of the logits."""
-    old = native_plan.CAPTURE_AFTER
-    native_plan.CAPTURE_AFTER = capture_after
-    try:
-        with tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
-            sess.run(m["init"])
-            out = []
-            for k, feed in enumerate(feeds):
-                if between is not None:
-                    between(sess, k)
-                out.append(sess.run(m["logits"], {m[n] if isinstance(n, str) else n: v for n, v in feed.items()}))
-            plans = [p for p in sess._plans.values() if m["logits"] in p.slots and len(p.fetch_slots) == 1]
-            return out, plans[-1] if plans else None
-    finally:
-        native_plan.CAPTURE_AFTER = old
+    with _translating_after(capture_after), tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+        sess.run(m["init"])
+        out = []
+        for k, feed in enumerate(feeds):
+            if between is not None:
+                between(sess, k)
+            out.append(sess.run(m["logits"], {m[n] if isinstance(n, str) else n: v for n, v in feed.items()}))
+        plans = [p for p in sess._plans.values() if m["logits"] in p.slots and len(p.fetch_slots) == 1]
+        return out, plans[-1] if plans else None
 
 
 def _compare(m: dict[str, Any], feeds: list[dict], between: Any = None) -> Any:
@@ -83,6 +84,7 @@ def test_a_small_cnn_runs_as_one_call_with_the_steps_values_and_random_numbers()
     plan = _compare(m, feeds)
     assert isinstance(plan.native, NativePlan)
     assert plan.report["native"]["steps"] == len(plan.steps)
+    assert f"runs as one compiled call ({len(plan.steps)} steps, made in " in str(report_of(plan))
     fused = plan.native.fused
     for what in ("Conv2D (direct)", "Conv2D (winograd)", "MaxPool", "MatMul (row blocks)", "RandomUniform"):
         assert what in fused, (what, fused)
@@ -118,25 +120,21 @@ def test_plans_that_train_assign_or_loop_are_not_translated() -> None:
     v = tf.Variable(np.ones(300, np.float32))
     bump = tf.assign_add(v, tf.constant(np.full(300, 2.0, np.float32)))
     n = tf.while_loop(lambda i: i < 10, lambda i: i + 1, [tf.constant(0)])
-    old = native_plan.CAPTURE_AFTER
-    native_plan.CAPTURE_AFTER = 1
-    try:
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            why = {}
-            for name, fetch, feed in (("train", m["train"], {m["x"]: _images(2, 0)}), ("assign", bump, None),
-                                      ("loop", n, None)):
-                for _ in range(2):
-                    sess.run(fetch, feed)
-                plan = list(sess._plans.values())[-1]
-                assert plan.native is False, name
-                why[name] = plan.report["native"]["why_not"]
-            assert "Conv2D (Conv2D) is not an NHWC Conv2D or pool of an inference run" in why["train"]
-            assert "assigns a variable" in why["assign"] or "AssignAdd" in why["assign"]
-            assert why["loop"]
-            assert sess.run(v)[0] == 5.0  # (each assign ran once per run, step by step)
-    finally:
-        native_plan.CAPTURE_AFTER = old
+    with _translating_after(1), tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        why = {}
+        for name, fetch, feed in (("train", m["train"], {m["x"]: _images(2, 0)}), ("assign", bump, None),
+                                  ("loop", n, None)):
+            for _ in range(2):
+                sess.run(fetch, feed)
+            plan = list(sess._plans.values())[-1]
+            assert plan.native is False, name
+            why[name] = plan.report["native"]["why_not"]
+            assert f"runs step by step, not as one compiled call: {why[name]}" in str(report_of(plan))
+        assert "Conv2D (Conv2D) is not an NHWC Conv2D or pool of an inference run" in why["train"]
+        assert "assigns a variable" in why["assign"] or "AssignAdd" in why["assign"]
+        assert why["loop"]
+        assert sess.run(v)[0] == 5.0  # (each assign ran once per run, step by step)
 
 
 def test_an_interpreted_session_never_translates() -> None:
@@ -176,20 +174,15 @@ def test_random_small_networks_match_the_interpreter(widths: list[int], acts: li
     feed = np.random.default_rng(seed).normal(size=(1, 6, 6, cin)).astype(dtype)
     res = []
     for jit, after in ((True, 1), (False, 0)):
-        old = native_plan.CAPTURE_AFTER
-        native_plan.CAPTURE_AFTER = after
-        try:
-            with tf.Session(graph=g, config=tf.ConfigProto(jit=jit)) as sess:
-                sess.run(init)
-                res.append([sess.run(h, {x: feed}) for _ in range(3)])
-                if jit:
-                    plan = [p for p in sess._plans.values() if len(p.feed_slots) == 1][-1]
-                    if keep < 1 and dtype == np.float64:  # (float64 uniforms are drawn by NumPy code)
-                        assert "RandomUniform" in plan.report["native"]["why_not"]
-                    else:
-                        assert isinstance(plan.native, NativePlan), plan.report.get("native")
-        finally:
-            native_plan.CAPTURE_AFTER = old
+        with _translating_after(after), tf.Session(graph=g, config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(init)
+            res.append([sess.run(h, {x: feed}) for _ in range(3)])
+            if jit:
+                plan = [p for p in sess._plans.values() if len(p.feed_slots) == 1][-1]
+                if keep < 1 and dtype == np.float64:  # (float64 uniforms are drawn by NumPy code)
+                    assert "RandomUniform" in plan.report["native"]["why_not"]
+                else:
+                    assert isinstance(plan.native, NativePlan), plan.report.get("native")
     for a, b in zip(*res):
         scale = float(np.abs(b).max(initial=1.0))  # (a conv's sums in another order cancel to small values)
         assert_same(a, b, 1e-4 if dtype == np.float32 else 1e-10, atol=(1e-5 if dtype == np.float32 else 1e-12) * scale)
