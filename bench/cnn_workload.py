@@ -104,7 +104,7 @@ def time_framework(framework: str, steps: int, batch: int = 128, infer_runs: int
             times.append(time.perf_counter() - t0)
         res["w7_step_s"] = statistics.median(times)
         feed1 = {m["x"]: xs[:1], m["keep"]: 1.0}
-        for _ in range(10):
+        for _ in range(60):  # warm (jitflow: a plan becomes one compiled call at its 50th run)
             sess.run(m["logits"], feed1)
         times = []
         for _ in range(infer_runs):

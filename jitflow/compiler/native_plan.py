@@ -182,6 +182,8 @@ class _PlanTranslator(Translator):
         self.randoms: list[_Random] = []
         self.filters: list[_WinogradFilter] = []
         self.helped = False  # a step shares its work with the helpers
+        self.prologue: list[str] = []  # the flat names of the arrays passed as they are (`given`)
+        self.flat_of: dict[str, str] = {}  # such a flat name -> its argument
 
     def _captured(self, name: str) -> bool:
         return False  # (a variable is read-only but is no loop capture: its GEMMs are not packed per run)
@@ -203,9 +205,16 @@ class _PlanTranslator(Translator):
     def var_name(self, var: str) -> str:
         name = self.vars.get(var)
         if name is None:
-            v = self.vals_var(var)
-            name = self.vars[var] = self.mod.arg(f"n_v{len(self.vars)}", "runtime", ("var", len(self.vars)), v.dtype,
-                                                 readonly=True)
+            name = self.vars[var] = self.given(f"n_v{len(self.vars)}", ("var", len(self.vars)), self.vals_var(var))
+        return name
+
+    def given(self, name: str, spec: tuple, value: np.ndarray) -> str:
+        """An array each run passes as it is (`value`: this run's): the argument ``<name>_in`` of its own
+        shape, read as the flat `name` (a reshape in Numba costs nothing, in Python ~0.5 us an array)."""
+        arg = self.mod.arg(f"{name}_in", "runtime", spec, value.dtype, readonly=True)
+        self.mod.types[arg] = f"types.Array(types.{value.dtype.name}, {value.ndim}, 'C', readonly=True)"
+        self.prologue.append(f"{name} = {arg}.reshape({value.size})")
+        self.flat_of[name] = arg
         return name
 
     def run(self) -> list[str]:
@@ -428,25 +437,27 @@ class NativePlan:
         infos = {s: slot_info(v) for s, v in enumerate(vals) if s != ARENA_SLOT and v is not None}
         env: dict[int, Any] = {}
         mod = Module()
+        tr = _PlanTranslator(mod, plan, infos, env, vals, ctx.variables)
         self.feeds: list[tuple[int, tuple[int, ...], np.dtype]] = []
         for i, s in enumerate(plan.feed_slots):
             v = vals[s]
-            if type(v) is not np.ndarray:
-                raise Unsupported(f"feed {i} is not an array")
-            env[s] = mod.arg(f"n_f{i}", "runtime", ("feed", i), v.dtype, readonly=True)
+            if type(v) is not np.ndarray or not v.flags.c_contiguous:
+                raise Unsupported(f"feed {i} is not a C-contiguous array")
+            env[s] = tr.given(f"n_f{i}", ("feed", i), v)
             self.feeds.append((i, v.shape, v.dtype))
-        tr = _PlanTranslator(mod, plan, infos, env, vals, ctx.variables)
-        lines = tr.run()
+        lines = tr.prologue + tr.run()
         self.names = list(mod.args)
         self.kinds = [mod.args[n] for n in self.names]
-        # per fetch: None (an op), or (its position in the arguments, its shape, whether it is scratch)
-        self.outputs: list[tuple[int, tuple[int, ...], bool] | None] = []
+        # per fetch: None (an op), or (its position in the arguments, its shape and size, the argument's kind)
+        self.outputs: list[tuple[int, tuple[int, ...], int, str] | None] = []
         for s in plan.fetch_slots:
             name = env.get(s)
+            name = tr.flat_of.get(name, name) if isinstance(name, str) else None
             if s < 0:
                 self.outputs.append(None)
-            elif isinstance(name, str) and name in mod.args:
-                self.outputs.append((self.names.index(name) + 1, tr.array(s).shape, mod.args[name][0] == "scratch"))
+            elif name is not None and name in mod.args:
+                info = tr.array(s)
+                self.outputs.append((self.names.index(name) + 1, info.shape, info.size, mod.args[name][0]))
             else:
                 raise Unsupported(f"fetched slot {s} is no array of the compiled call")
         self.vars = [(name, ctx.variables[name].shape, ctx.variables[name].dtype) for name in tr.vars]
@@ -508,8 +519,7 @@ class NativePlan:
                 templates.append(t)
             given = {"feed": feed_values, "var": var_values, "random": words, "filter": templates}
             for pos, (kind, i, *word) in self.run_positions:
-                v = given[kind][i]
-                args[pos] = v[word[0]] if word else v.reshape(-1) if kind != "filter" else v
+                args[pos] = given[kind][i][word[0]] if word else given[kind][i]
             if self._call(args) != 0:
                 return self._bail(reserved)
             return [None if spec is None else self._result(args, *spec) for spec in self.outputs]
@@ -532,10 +542,14 @@ class NativePlan:
             out.append(v)
         return out
 
-    def _result(self, args: list[Any], pos: int, shape: tuple[int, ...], scratch: bool) -> np.ndarray:
-        """A fetched value: a copy of a scratch buffer (the next run writes it again), or a view of an input."""
+    @staticmethod
+    def _result(args: list[Any], pos: int, shape: tuple[int, ...], size: int, kind: str) -> np.ndarray:
+        """A fetched value: a copy of a scratch buffer (the next run writes it again), or a feed's, a variable's
+        or a constant's array (reshaped where the fetch is a reshape of it)."""
         a = args[pos]
-        return a[:int(np.prod(shape))].reshape(shape).copy() if scratch else a.reshape(shape)
+        if kind == "scratch":
+            return a[:size].reshape(shape).copy()
+        return a if a.shape == shape else a.reshape(shape)
 
     def _call(self, args: list[Any]) -> int:
         if not self.helped and not self.ctrl_positions:

@@ -115,6 +115,26 @@ def test_new_variable_values_are_seen_assigned_or_trained_in_place() -> None:
     _compare(m, [{"x": _images(1, 0)}] * 7, between)
 
 
+def test_fetched_feeds_variables_and_constants_come_back_as_step_by_step() -> None:
+    m = _cnn()
+    c = tf.constant(np.arange(6, dtype=np.float32).reshape(2, 3))
+    fetches = [m["logits"], m["x"], m["w2"], c, tf.reshape(m["w2"], [-1])]
+    x = _images(1, 3)
+    got = []
+    for after in (2, 0):
+        with _translating_after(after), tf.Session() as sess:
+            sess.run(m["init"])
+            got.append([sess.run(fetches, {m["x"]: x}) for _ in range(3)][-1])
+            plan = list(sess._plans.values())[-1]
+            assert isinstance(plan.native, NativePlan) == (after == 2)
+            w2 = sess.run(m["w2"])
+    for a, b in zip(*got):
+        assert_same(a, b, RTOL, atol=RTOL * float(np.abs(b).max()))
+    np.testing.assert_array_equal(got[0][1], x)
+    np.testing.assert_array_equal(got[0][2], w2)
+    np.testing.assert_array_equal(got[0][4], w2.reshape(-1))
+
+
 def test_plans_that_train_assign_or_loop_are_not_translated() -> None:
     m = _cnn()
     v = tf.Variable(np.ones(300, np.float32))
