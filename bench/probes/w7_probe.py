@@ -6,6 +6,7 @@ Usage::
     python bench/probes/w7_probe.py steps [BATCH] [RUNS]   # per-step min / median over RUNS (JITFLOW_DEBUG=2)
     python bench/probes/w7_probe.py serve [ROUNDS]        # batch-1 runs right after training steps
     python bench/probes/w7_probe.py order [RUNS]          # batch-1 steps timed in plan order, helpers armed
+    python bench/probes/w7_probe.py native [RUNS]         # batch-1 runs as one compiled call, its layers timed
 
 `ab` switches Winograd off by making `winograd.applies` return False (the method is chosen per call),
 so both variants run the same plan and buffers; each round times 3 training steps and 30 batch-1
@@ -143,6 +144,46 @@ def order(runs: int) -> None:
     print(f"whole runs: median {statistics.median(whole) * 1e6:.1f} us, min {min(whole) * 1e6:.1f} us")
 
 
+def native(runs: int) -> None:
+    """W7i as one compiled call (`compiler/native_plan.py`), in turns: the generated function alone (the helper
+    armed), the function inside `packed_helpers.serving`, `NativePlan.run`, and `sess.run`: medians, minima."""
+    import numpy as np
+
+    import jitflow as tf
+    from jitflow.compiler.native_plan import NativePlan
+    from jitflow.kernels import packed_helpers
+
+    sess, m, _, feed1 = _session(tf, 1)
+    for _ in range(60):
+        sess.run(m["logits"], feed1)
+    plan = [p for p in sess._plans.values() if isinstance(p.native, NativePlan)][-1]
+    nat = plan.native
+    fv = [np.asarray(feed1[t], t.dtype.np) for t in (m["x"], m["keep"])]
+    given: list[Any] = []
+    call = nat._call
+    nat._call = lambda a: given.append(list(a)) or call(a)  # type: ignore[method-assign]
+    nat.run(sess, fv)
+    nat._call = call  # type: ignore[method-assign]
+    args = given[0]
+
+    def served() -> None:
+        with packed_helpers.serving():
+            nat.fn(*args)
+
+    ways = {"function": lambda: nat.fn(*args), "function in serving": served,
+            "NativePlan.run": lambda: nat.run(sess, fv), "sess.run": lambda: sess.run(m["logits"], feed1)}
+    res: dict[str, list[float]] = {k: [] for k in ways}
+    packed_helpers.HELPERS.arm()
+    try:
+        for _ in range(runs):
+            for k, fn in ways.items():
+                _timed(fn, 1, res[k])
+    finally:
+        packed_helpers.HELPERS.disarm()
+    for k, ts in res.items():
+        print(f"{k:20s} median {statistics.median(ts) * 1e6:7.1f} us  min {min(ts) * 1e6:7.1f} us")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "ab"
     if mode == "ab":
@@ -151,5 +192,7 @@ if __name__ == "__main__":
         serve(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
     elif mode == "order":
         order(int(sys.argv[2]) if len(sys.argv) > 2 else 400)
+    elif mode == "native":
+        native(int(sys.argv[2]) if len(sys.argv) > 2 else 400)
     else:
         steps(int(sys.argv[2]) if len(sys.argv) > 2 else 128, int(sys.argv[3]) if len(sys.argv) > 3 else 8)
