@@ -20,11 +20,13 @@ it with the helpers spinning. Whatever the function cannot do (a kernel's failed
 inf, a NaN or a value so large the Winograd transforms could overflow) makes it return `BAIL` before any
 result is visible: the plan then runs step by step, its random ops' counters given back first, and that
 gives the interpreter's result or error. The function calls the steps' own kernels in plan order, so its
-values are the step-by-step run's (a batch-1 MatMul always takes the row-block product, which the steps take
-while the helpers spin).
+values are the step-by-step run's, but for the order of BLAS's sums: a small MatMul goes through OpenBLAS's
+GEMM (the step: NumPy's matmul, which may take GEMV), and a batch-1 MatMul always takes the row-block product
+(the step: while the helpers spin).
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -38,7 +40,7 @@ from jitflow.compiler.plan import ARENA_SLOT, Plan
 from jitflow.compiler.slice_steps import ConcatStep, SplitStep
 from jitflow.compiler.step import CPU, IdentityStep, OpStep, ReshapeStep, ShapeStep, VarReadStep
 from jitflow.compiler.steps import ClusterStep, MatMulStep
-from jitflow.compiler.window_steps import WindowStep
+from jitflow.compiler.window_steps import WindowStep, _NoFastPath
 from jitflow.ops import philox
 from jitflow.ops.random_ops import philox_for
 
@@ -133,6 +135,10 @@ def _capture(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
         plan.report["native"] = {"steps": len(plan.steps), "compile_seconds": round(time.perf_counter() - t0, 3)}
     except Unsupported as e:
         _give_up(plan, str(e))
+    except Exception as e:  # a step the translation misreads must not fail the user's run: it goes step by step
+        _give_up(plan, f"the translation failed: {type(e).__name__}: {e}")
+        if plan.debug >= 1:
+            print(f"jitflow: plan not translated: {type(e).__name__}: {e}", file=sys.stderr)
     return res
 
 
@@ -163,7 +169,7 @@ class _WinogradFilter:
             return None  # a filter the transforms cannot take: the step takes another method
         up = winograd_jobs._packed(u)
         t = winograd_jobs._template(self.p, up, self.dtype)
-        if self.source[0] == "var":  # (a fed array may change under the same object)
+        if self.source[0] != "feed":  # (a fed array may change under the same object)
             self.kept = (f, u, up, t)
         return t
 
@@ -179,6 +185,7 @@ class _PlanTranslator(Translator):
         self.variables = variables
         self.vars: dict[str, str] = {}  # variable -> its argument
         self.var_slots: dict[int, str] = {}  # slot -> the variable whose array it holds
+        self.alias_of: dict[int, int] = {}  # an Identity's slot -> the slot it copies (transitively)
         self.randoms: list[_Random] = []
         self.filters: list[_WinogradFilter] = []
         self.helped = False  # a step shares its work with the helpers
@@ -232,6 +239,7 @@ class _PlanTranslator(Translator):
 
     def identity(self, st: IdentityStep) -> None:
         self.env[st.dst] = self.env.get(st.src)
+        self.alias_of[st.dst] = self.alias_of.get(st.src, st.src)
         if st.src in self.var_slots:
             self.var_slots[st.dst] = self.var_slots[st.src]
 
@@ -241,13 +249,16 @@ class _PlanTranslator(Translator):
         self.op(st.fallback)
 
     def window(self, st: WindowStep) -> None:
-        if st.op.type == "Conv2D":
-            self.conv(st)
-            return
-        x = self.array(st.in_slots[0])
-        if len(x.shape) != 4 or x.dtype.name not in ("float32", "float64"):
-            raise Unsupported(f"{st.op.type} {st.op.name} of {x.shape}")
-        self._pool(st, st.op.type, st._pool_geom(x.shape), self.name(st.in_slots[0]), x.shape, x.dtype)
+        try:
+            if st.op.type == "Conv2D":
+                self.conv(st)
+                return
+            x = self.array(st.in_slots[0])
+            if len(x.shape) != 4 or x.dtype.name not in ("float32", "float64"):
+                raise Unsupported(f"{st.op.type} {st.op.name} of {x.shape}")
+            self._pool(st, st.op.type, st._pool_geom(x.shape), self.name(st.in_slots[0]), x.shape, x.dtype)
+        except _NoFastPath as e:  # (shapes the step leaves to the interpreted ops)
+            raise Unsupported(f"{st.op.type} {st.op.name}: the interpreted op runs") from e
 
     def op_step(self, st: OpStep) -> None:
         t = st.ops[0].type
@@ -379,11 +390,16 @@ class _PlanTranslator(Translator):
         raise Unsupported(f"Conv2D {st.op.name} by {how} for a batch of {n}")
 
     def _source(self, s: int) -> tuple[str, Any]:
-        """Where a run gets slot `s`'s value before the call: a variable, a feed or a constant."""
+        """Where a run gets slot `s`'s value before the call: a variable, a feed or a constant (a frozen graph's
+        filter)."""
         if s in self.var_slots:
             return "var", self.var_slots[s]
         if s in self.plan.feed_slots:
             return "feed", self.plan.feed_slots.index(s)
+        s = self.alias_of.get(s, s)
+        const = self.plan.template[s] if self.plan.template is not None else None
+        if type(const) is np.ndarray:
+            return "const", const
         raise Unsupported(f"a Winograd conv's filter computed in the run (slot {s})")
 
     def _conv_out(self, st: WindowStep, shape: tuple[int, ...], dt: np.dtype, pooled_after: bool) -> str:
@@ -513,7 +529,8 @@ class NativePlan:
             templates = []
             for wf in self.filters:
                 kind, where = wf.source
-                t = wf.template(ctx.variables[where] if kind == "var" else feed_values[where])
+                t = wf.template(ctx.variables[where] if kind == "var" else feed_values[where] if kind == "feed"
+                                else where)
                 if t is None:
                     return self._bail(reserved)
                 templates.append(t)

@@ -135,6 +135,27 @@ def test_fetched_feeds_variables_and_constants_come_back_as_step_by_step() -> No
     np.testing.assert_array_equal(got[0][4], w2.reshape(-1))
 
 
+def test_a_frozen_graph_with_constant_filters_runs_as_one_call() -> None:
+    m = _cnn()
+    with tf.Session() as sess:
+        sess.run(m["init"])
+        frozen = tf.graph_util.convert_variables_to_constants(sess, tf.get_default_graph().as_graph_def(),
+                                                              [m["logits"].op.name])
+    res = []
+    with tf.Graph().as_default() as g:
+        tf.import_graph_def(frozen, name="")
+        x, logits = g.get_tensor_by_name("x:0"), g.get_tensor_by_name(m["logits"].name)
+        for jit, after in ((True, 2), (False, 0)):
+            with _translating_after(after), tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+                res.append([sess.run(logits, {x: _images(1, k)}) for k in range(4)])
+                if jit:
+                    plan = list(sess._plans.values())[-1]
+                    assert isinstance(plan.native, NativePlan), plan.report.get("native")
+                    assert "Conv2D (winograd)" in plan.native.fused
+    for a, b in zip(*res):
+        assert_same(a, b, RTOL, atol=RTOL * float(np.abs(b).max()))
+
+
 def test_plans_that_train_assign_or_loop_are_not_translated() -> None:
     m = _cnn()
     v = tf.Variable(np.ones(300, np.float32))
