@@ -13,7 +13,9 @@ top-level plan:
 * a Conv2D step (NHWC, with its fused bias, ReLU and pool) by the kernel the step takes for these shapes:
   the direct kernel (`pixel_conv`, one image), or the one-chunk Winograd job the helpers share
   (`winograd_jobs`), then the pool's row kernel (`kernels/pool.py`);
-* a vector-matrix product (a batch-1 dense layer) in row blocks shared with the helpers (`packed_gemm.gemv`).
+* a vector-matrix product (a batch-1 dense layer) in row blocks shared with the helpers (`packed_gemm.gemv`);
+* Softmax / LogSoftmax by the step's row kernel (`codegen/rows.py`, its module inlined), ArgMax / ArgMin
+  (a loop with NumPy's ties and NaNs: the first extreme, the first NaN).
 
 A run checks that the feeds and variables have the shapes and dtypes the function was made for, then calls
 it with the helpers spinning. Whatever the function cannot do (a kernel's failed check, a conv input with an
@@ -26,6 +28,8 @@ GEMM (the step: NumPy's matmul, which may take GEMV), and a batch-1 MatMul alway
 """
 from __future__ import annotations
 
+import ast
+import re
 import sys
 import time
 from typing import Any
@@ -39,14 +43,14 @@ from jitflow.compiler.native_loop import HELPERS, NATIVE_OPS, Module, SlotInfo, 
 from jitflow.compiler.plan import ARENA_SLOT, Plan
 from jitflow.compiler.slice_steps import ConcatStep, SplitStep
 from jitflow.compiler.step import CPU, IdentityStep, OpStep, ReshapeStep, ShapeStep, VarReadStep
-from jitflow.compiler.steps import ClusterStep, MatMulStep
+from jitflow.compiler.steps import ClusterStep, MatMulStep, SoftmaxStep
 from jitflow.compiler.window_steps import WindowStep, _NoFastPath
 from jitflow.ops import philox
 from jitflow.ops.random_ops import philox_for
 
 NATIVE_PLAN_VERSION = 1
 BAIL = 2  # what the generated function returns when the plan must run step by step
-_HEAD = ["import numpy as np", "from numba import njit, types", "from jitflow.codegen import vmath as V",
+_HEAD = ["import numpy as np", "from numba import njit, prange, types", "from jitflow.codegen import vmath as V",
          "from jitflow.kernels import packed_gemm", "from jitflow.kernels import packed_gemm as _pg",
          "from jitflow.kernels import pixel_conv as _pc", "from jitflow.kernels import pool as _pool",
          "from jitflow.kernels import winograd as _wg", "from jitflow.kernels import winograd_jobs as _wj",
@@ -55,7 +59,24 @@ _HEAD = ["import numpy as np", "from numba import njit, types", "from jitflow.co
 # with the helpers (`MatMulStep`).
 _GEMV_MACS = 1 << 21
 # Interpreted ops the translation takes besides the loops' (`native_loop.NATIVE_OPS`)
-_PLAN_OPS = NATIVE_OPS | {"VariableV2", "RandomUniform", "Shape", "PlaceholderWithDefault"}
+_PLAN_OPS = NATIVE_OPS | {"VariableV2", "RandomUniform", "Shape", "PlaceholderWithDefault", "ArgMax", "ArgMin"}
+# Functions every generated plan module defines: ArgMax / ArgMin over the middle axis of an (outer, k, inner)
+# array as NumPy's argmax / argmin (the first extreme; a NaN wins, the first one).
+_PLAN_HELPERS = """
+
+@njit(nogil=True, error_model="numpy")
+def _arg_extreme(x, out, outer, k, inner, largest):
+    for a in range(outer):
+        for b in range(inner):
+            best = 0
+            m = x[a * k * inner + b]
+            for j in range(1, k):
+                v = x[(a * k + j) * inner + b]
+                if m == m and (v != v or (v > m if largest else v < m)):
+                    m = v
+                    best = j
+            out[a * inner + b] = best
+"""
 
 
 class _Counting:
@@ -106,7 +127,7 @@ def why_not(plan: Plan) -> str | None:
         return "the plan has conditional or device values"
     for st in plan.steps:
         if isinstance(st, (VarReadStep, IdentityStep, ReshapeStep, ShapeStep, MatMulStep, InvariantTransposeMatMul,
-                           SplitStep, ConcatStep)):
+                           SplitStep, ConcatStep, SoftmaxStep)):
             continue
         if isinstance(st, ClusterStep):
             if st.backend != CPU or any(v is not None for v in st.stores) or st.in_place:
@@ -189,6 +210,7 @@ class _PlanTranslator(Translator):
         self.randoms: list[_Random] = []
         self.filters: list[_WinogradFilter] = []
         self.helped = False  # a step shares its work with the helpers
+        self.modules: dict[str, str] = {}  # a kernel module's source -> its inlined entry (`module_kernel`)
         self.prologue: list[str] = []  # the flat names of the arrays passed as they are (`given`)
         self.flat_of: dict[str, str] = {}  # such a flat name -> its argument
 
@@ -264,6 +286,8 @@ class _PlanTranslator(Translator):
         t = st.ops[0].type
         if t in ("VariableV2", "Shape", "RandomUniform"):
             self.state_op(st)
+        elif t in ("ArgMax", "ArgMin"):
+            self.arg_extreme(st)
         elif t == "PlaceholderWithDefault":  # (not fed: its default)
             self.infos[st.out] = self.array(st.in_slots[0])
             self.env[st.out] = self.name(st.in_slots[0])
@@ -271,6 +295,57 @@ class _PlanTranslator(Translator):
             self.op(st)
         else:
             raise Unsupported(f"{t} ({st.ops[0].name}) runs interpreted")
+
+    def arg_extreme(self, st: OpStep) -> None:
+        """ArgMax / ArgMin along the op's axis (`_arg_extreme`)."""
+        op = st.ops[0]
+        x = self.array(st.in_slots[0])
+        nd = len(x.shape)
+        ax = op.attrs["axis"] % nd if nd else 0
+        if nd == 0 or x.shape[ax] == 0:
+            raise Unsupported(f"{op.type} {op.name} of shape {x.shape}")  # (the op's error: step by step)
+        out_shape = x.shape[:ax] + x.shape[ax + 1:]
+        self.infos[st.out] = SlotInfo("array", out_shape, np.dtype(op.attrs["output_type"].np))
+        outer, inner = int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax + 1:]))
+        self.lines.append(f"_arg_extreme({self.name(st.in_slots[0])}, {self.out(st.out)}, "
+                          f"np.int64({outer}), np.int64({x.shape[ax]}), np.int64({inner}), {op.type == 'ArgMax'})")
+        self.mod.fused.append(op.type)
+
+    def softmax(self, st: SoftmaxStep) -> None:
+        """Softmax / LogSoftmax by the step's own row kernel, inlined (one thread)."""
+        from jitflow.codegen import rows
+
+        x = self.array(st.si)
+        if not x.shape or x.dtype != st.dtype or x.size == 0:
+            raise Unsupported(f"{st.op.type} {st.op.name} of shape {x.shape}")
+        k = x.shape[-1]
+        src = rows.softmax_source(st.dtype.name, st.log)
+        fn = self.module_kernel(src, rows.ENTRY)
+        ext = self.mod.arg(f"n_rows{st.so}", "const", np.array([x.size // k, k], np.int64), readonly=True)
+        self.infos[st.so] = SlotInfo("array", x.shape, st.dtype)
+        self.lines.append(f"{fn}({self.name(st.si)}, {self.out(st.so)}, {ext}, err)")
+        self.mod.fused.append(st.op.type)
+
+    def module_kernel(self, source: str, entry: str) -> str:
+        """The entry function of a kernel module's `source` (helpers and all) inlined into the generated module:
+        its top-level names prefixed, its imports dropped (the generated module has them), its explicit
+        signature too (typed at the call), one thread."""
+        known = self.modules.get(source)
+        if known is not None:
+            return known
+        prefix = f"_m{len(self.modules)}"
+        tree = ast.parse(source)
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+        drop = {ln for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+                for ln in range(n.lineno, (n.end_lineno or n.lineno) + 1)}
+        body = "\n".join(ln for i, ln in enumerate(source.splitlines(), 1) if i not in drop)
+        if names:
+            body = re.sub(r"(?<![.\w])(" + "|".join(sorted(names)) + r")\b", prefix + r"\1", body)
+        body = re.sub(r"@njit\(types\.\w+\([^)]*\),\s*", "@njit(", body)  # (typed at the call: its own types)
+        self.mod.kernel_src.append(body.replace("parallel=True", "parallel=False"))
+        self.modules[source] = prefix + entry
+        return prefix + entry
 
     def constant(self, s: int, value: np.ndarray) -> None:
         """Slot `s` holds `value` in every run of these shapes."""
@@ -442,7 +517,7 @@ _HANDLERS: dict[type, Any] = {
     MatMulStep: lambda tr, st: tr.matmul(st, None),
     InvariantTransposeMatMul: lambda tr, st: tr.matmul(st.inner, st.slot),
     SplitStep: _PlanTranslator.split, ConcatStep: _PlanTranslator.concat, WindowStep: _PlanTranslator.window,
-    OpStep: _PlanTranslator.op_step,
+    OpStep: _PlanTranslator.op_step, SoftmaxStep: _PlanTranslator.softmax,
 }
 
 
@@ -480,7 +555,8 @@ class NativePlan:
         self.randoms = tr.randoms
         self.filters = tr.filters
         self.helped = tr.helped
-        src = "\n".join(_HEAD) + "\n" + native_blas.PREAMBLE + HELPERS + "\n\n" + "\n\n\n".join(mod.kernel_src)
+        src = "\n".join(_HEAD) + "\n" + native_blas.PREAMBLE + HELPERS + _PLAN_HELPERS + "\n\n" + \
+            "\n\n\n".join(mod.kernel_src)
         types = ", ".join(["types.Array(types.int64, 1, 'C')"] + [mod.types[n] for n in self.names])
         body = "\n".join("    " + ln for ln in [*lines, "return 0"])
         self.source = (f"{src}\n\n\n_SIG = types.int64({types})\n\n\n@njit(_SIG, cache=True, nogil=True, "

@@ -156,6 +156,28 @@ def test_a_frozen_graph_with_constant_filters_runs_as_one_call() -> None:
         assert_same(a, b, RTOL, atol=RTOL * float(np.abs(b).max()))
 
 
+def test_argmax_argmin_and_softmax_heads_match_the_interpreter_with_ties_and_nans() -> None:
+    x = tf.placeholder(tf.float32, [3, 5], name="x")
+    heads = [tf.argmax(x, 1), tf.argmin(x, 0), tf.argmax(x, 0, output_type=tf.int32), tf.nn.softmax(x),
+             tf.nn.log_softmax(x)]
+    xs = [np.array([[1, 3, 3, 0, 2], [np.nan, 1, np.nan, 5, 5], [-1, -1, -2, -2, 0]], np.float32),
+          np.array([[0, 0, 0, 0, 0], [2, 1, 0, np.nan, 7], [np.inf, -np.inf, 1, 1, np.inf]], np.float32)]
+    res = []
+    for jit, after in ((True, 1), (False, 0)):
+        with _translating_after(after), tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            res.append([sess.run(heads, {x: v}) for v in xs for _ in range(2)])
+            if jit:
+                plan = list(sess._plans.values())[-1]
+                assert isinstance(plan.native, NativePlan), plan.report.get("native")
+    for got, want in zip(*res):
+        for g, w in zip(got, want):
+            if g.dtype.kind == "f":
+                assert_same(g, w, 1e-6, atol=1e-6)
+            else:
+                assert g.dtype == w.dtype
+                np.testing.assert_array_equal(g, w)
+
+
 def test_plans_that_train_assign_or_loop_are_not_translated() -> None:
     m = _cnn()
     v = tf.Variable(np.ones(300, np.float32))
@@ -190,9 +212,10 @@ ACTS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "sigmoid": tf.nn.sigmoid, "none"
 @settings(max_examples=5, deadline=None)
 @given(widths=st.lists(st.integers(1, 40), min_size=1, max_size=3), acts=st.lists(st.sampled_from(sorted(ACTS)),
        min_size=3, max_size=3), conv=st.sampled_from(["none", "direct", "winograd"]), keep=st.sampled_from([1.0, 0.7]),
-       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 99))
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 99),
+       head=st.sampled_from(["none", "softmax", "log_softmax", "argmax"]))
 def test_random_small_networks_match_the_interpreter(widths: list[int], acts: list[str], conv: str, keep: float,
-                                                     dtype: Any, seed: int) -> None:
+                                                     dtype: Any, seed: int, head: str) -> None:
     """Random dense stacks, after an optional conv, as one compiled call against the interpreter."""
     g = tf.Graph()
     with g.as_default():
@@ -211,22 +234,32 @@ def test_random_small_networks_match_the_interpreter(widths: list[int], acts: li
             h = ACTS[acts[k]](tf.matmul(h, w) + tf.Variable(tf.random_normal([wd], dtype=dt)))
             if k == 0 and keep < 1:
                 h = tf.nn.dropout(h, keep)
+        pre = h
+        if head != "none":
+            h = tf.argmax(h, 1) if head == "argmax" else getattr(tf.nn, head)(h)
         init = tf.global_variables_initializer()
     feed = np.random.default_rng(seed).normal(size=(1, 6, 6, cin)).astype(dtype)
     res = []
     for jit, after in ((True, 1), (False, 0)):
         with _translating_after(after), tf.Session(graph=g, config=tf.ConfigProto(jit=jit)) as sess:
             sess.run(init)
-            res.append([sess.run(h, {x: feed}) for _ in range(3)])
+            res.append([sess.run([pre, h], {x: feed}) for _ in range(3)])
             if jit:
                 plan = [p for p in sess._plans.values() if len(p.feed_slots) == 1][-1]
                 if keep < 1 and dtype == np.float64:  # (float64 uniforms are drawn by NumPy code)
                     assert "RandomUniform" in plan.report["native"]["why_not"]
                 else:
                     assert isinstance(plan.native, NativePlan), plan.report.get("native")
-    for a, b in zip(*res):
-        scale = float(np.abs(b).max(initial=1.0))  # (a conv's sums in another order cancel to small values)
-        assert_same(a, b, 1e-4 if dtype == np.float32 else 1e-10, atol=(1e-5 if dtype == np.float32 else 1e-12) * scale)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for (pa, a), (pb, b) in zip(*res):
+        scale = float(np.abs(pb).max(initial=1.0))  # (a conv's sums in another order cancel to small values)
+        assert_same(pa, pb, tol, atol=(1e-5 if dtype == np.float32 else 1e-12) * scale)
+        if head == "argmax":  # the same index, or one whose value ties the interpreter's within rounding
+            for i, (j, k) in enumerate(zip(a, b)):
+                assert j == k or abs(pb[i, j] - pb[i, k]) <= tol * scale, (i, j, k, pb[i])
+            continue
+        hscale = float(np.abs(b[np.isfinite(b)]).max(initial=1.0))
+        assert_same(a, b, tol, atol=(1e-5 if dtype == np.float32 else 1e-12) * hscale)
 
 
 @pytest.fixture(autouse=True)
