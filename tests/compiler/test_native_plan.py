@@ -178,6 +178,35 @@ def test_argmax_argmin_and_softmax_heads_match_the_interpreter_with_ties_and_nan
                 np.testing.assert_array_equal(g, w)
 
 
+def test_runs_from_several_threads_at_once_each_get_their_own_values() -> None:
+    import threading
+
+    m = _cnn()
+    xs = [_images(1, k) for k in range(4)]
+    with tf.Session(config=tf.ConfigProto(jit=False)) as sess:
+        sess.run(m["init"])
+        want = [sess.run(m["logits"], {m["x"]: x}) for x in xs]
+    with _translating_after(2), tf.Session() as sess:
+        sess.run(m["init"])
+        for _ in range(3):
+            sess.run(m["logits"], {m["x"]: xs[0]})
+        assert isinstance(list(sess._plans.values())[-1].native, NativePlan)
+        bad: list[Any] = []
+
+        def worker(k: int) -> None:
+            for _ in range(25):
+                got = sess.run(m["logits"], {m["x"]: xs[k]})
+                if not np.allclose(got, want[k], rtol=RTOL, atol=RTOL * float(np.abs(want[k]).max())):
+                    bad.append((k, got, want[k]))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not bad, bad[:1]
+
+
 def test_plans_that_train_assign_or_loop_are_not_translated() -> None:
     m = _cnn()
     v = tf.Variable(np.ones(300, np.float32))
