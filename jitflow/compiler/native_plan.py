@@ -210,6 +210,7 @@ class _PlanTranslator(Translator):
         self.randoms: list[_Random] = []
         self.filters: list[_WinogradFilter] = []
         self.helped = False  # a step shares its work with the helpers
+        self.blas_macs = 0  # the largest GEMM through OpenBLAS
         self.modules: dict[str, str] = {}  # a kernel module's source -> its inlined entry (`module_kernel`)
         self.prologue: list[str] = []  # the flat names of the arrays passed as they are (`given`)
         self.flat_of: dict[str, str] = {}  # such a flat name -> its argument
@@ -380,6 +381,8 @@ class _PlanTranslator(Translator):
         if invariant is not None or st.ta or st.tb or len(a.shape) != 2 or len(b.shape) != 2 or a.shape[0] != 1 \
                 or a.shape[1] != b.shape[0] or a.dtype != st.dtype or b.dtype != st.dtype \
                 or a.shape[1] * b.shape[1] < _GEMV_MACS or st.dtype.name not in ("float32", "float64"):
+            if len(a.shape) == 2 and len(b.shape) == 2:  # (OpenBLAS's GEMM: `_call` decides its threads by this)
+                self.blas_macs = max(self.blas_macs, a.shape[0] * a.shape[1] * (b.shape[0] if st.tb else b.shape[1]))
             super().matmul(st, invariant)
             return
         k, n = b.shape
@@ -555,6 +558,8 @@ class NativePlan:
         self.randoms = tr.randoms
         self.filters = tr.filters
         self.helped = tr.helped
+        # OpenBLAS threads a GEMM from ~2^18 multiply-adds: smaller ones need no one-thread setting per run
+        self.blas_local = tr.blas_macs >= 1 << 16
         src = "\n".join(_HEAD) + "\n" + native_blas.PREAMBLE + HELPERS + _PLAN_HELPERS + "\n\n" + \
             "\n\n\n".join(mod.kernel_src)
         types = ", ".join(["types.Array(types.int64, 1, 'C')"] + [mod.types[n] for n in self.names])
@@ -653,7 +658,7 @@ class NativePlan:
             args[pos] = packed_helpers.HELPERS.ctrl
         if not self.helped:
             return int(self.fn(*args))
-        with packed_helpers.serving():
+        with packed_helpers.serving(self.blas_local):
             return int(self.fn(*args))
 
     @staticmethod

@@ -174,18 +174,20 @@ def block_function(kernel: Any) -> int:
 
 
 @contextlib.contextmanager
-def serving() -> Iterator[None]:
+def serving(blas: bool = True) -> Iterator[None]:
     """Helpers spin for jobs during the block, and OpenBLAS keeps to the calling thread (a second OpenBLAS
     thread would wait for the core a helper spins on): a plan run whose steps post jobs (`execute`). Nothing
-    is armed while other processes keep the cores busy: a spinning helper would take a core from them."""
+    is armed while other processes keep the cores busy: a spinning helper would take a core from them.
+    `blas=False`: the block's GEMMs are too small for OpenBLAS to thread (the setting costs ~4 us a run)."""
     if HELPERS.count <= 0 or threads.others_busy():
         yield
         return
     HELPERS.arm()
-    prev = threads._SET_BLAS_LOCAL(1) if threads._SET_BLAS_LOCAL is not None else 0
+    local = blas and threads._SET_BLAS_LOCAL is not None
+    prev = threads._SET_BLAS_LOCAL(1) if local else 0
     try:
         yield
     finally:
-        if threads._SET_BLAS_LOCAL is not None:
+        if local:
             threads._SET_BLAS_LOCAL(prev)
         HELPERS.disarm(LINGER_SPINS)
