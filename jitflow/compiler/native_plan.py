@@ -50,11 +50,11 @@ from jitflow.ops.random_ops import philox_for
 
 NATIVE_PLAN_VERSION = 1
 BAIL = 2  # what the generated function returns when the plan must run step by step
-_HEAD = ["import numpy as np", "from numba import njit, prange, types", "from jitflow.codegen import vmath as V",
+_HEAD = ["import math", "import numpy as np", "from numba import njit, prange, types",
+         "from jitflow.codegen import vmath as V",
          "from jitflow.kernels import packed_gemm", "from jitflow.kernels import packed_gemm as _pg",
          "from jitflow.kernels import pixel_conv as _pc", "from jitflow.kernels import pool as _pool",
-         "from jitflow.kernels import winograd as _wg", "from jitflow.kernels import winograd_jobs as _wj",
-         "from jitflow.ops.philox_kernels import uniform32 as _uniform32"]
+         "from jitflow.kernels import winograd as _wg", "from jitflow.kernels import winograd_jobs as _wj"]
 # The generated function's matrix-vector products: the size from which a batch-1 MatMul step shares its rows
 # with the helpers (`MatMulStep`).
 _GEMV_MACS = 1 << 21
@@ -373,7 +373,8 @@ class _PlanTranslator(Translator):
         k = len(self.randoms)
         words = [self.mod.arg(f"n_r{k}_{i}", "runtime", ("random", k, i), np.uint64, ndim=0) for i in range(6)]
         self.randoms.append(_Random(op, out.size))
-        self.lines.append(f"_uniform32({', '.join(words)}, {self.out(st.out)})")
+        uniform = self.module_kernel(philox._entry_source("uniform32"), "uniform32")  # (TF's numbers, `philox`)
+        self.lines.append(f"{uniform}({', '.join(words)}, {self.out(st.out)})")
         self.mod.fused.append("RandomUniform")
 
     def matmul(self, st: MatMulStep, invariant: int | None) -> None:
