@@ -342,7 +342,7 @@ class _PlanTranslator(Translator):
                 for ln in range(n.lineno, (n.end_lineno or n.lineno) + 1)}
         body = "\n".join(ln for i, ln in enumerate(source.splitlines(), 1) if i not in drop)
         if names:
-            body = re.sub(r"(?<![.\w])(" + "|".join(sorted(names)) + r")\b", prefix + r"\1", body)
+            body = re.sub(r"(?<![.\w\"'])(" + "|".join(sorted(names)) + r")\b", prefix + r"\1", body)
         body = re.sub(r"@njit\(types\.\w+\([^)]*\),\s*", "@njit(", body)  # (typed at the call: its own types)
         self.mod.kernel_src.append(body.replace("parallel=True", "parallel=False"))
         self.modules[source] = prefix + entry
