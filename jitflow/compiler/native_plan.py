@@ -540,7 +540,8 @@ class NativePlan:
                 raise Unsupported(f"feed {i} is not a C-contiguous array")
             env[s] = tr.given(f"n_f{i}", ("feed", i), v)
             self.feeds.append((i, v.shape, v.dtype))
-        lines = tr.prologue + tr.run()
+        steps = tr.run()
+        lines = tr.prologue + steps  # (the flat names of the feeds and of the variables the steps read)
         self.names = list(mod.args)
         self.kinds = [mod.args[n] for n in self.names]
         # per fetch: None (an op), or (its position in the arguments, its shape and size, the argument's kind)
