@@ -150,14 +150,14 @@ def native(runs: int) -> None:
     import numpy as np
 
     import jitflow as tf
-    from jitflow.compiler.native_plan import NativePlan
+    from jitflow.compiler.native_plan import NativePlan, Translations
     from jitflow.kernels import packed_helpers
 
     sess, m, _, feed1 = _session(tf, 1)
     for _ in range(60):
         sess.run(m["logits"], feed1)
-    plan = [p for p in sess._plans.values() if isinstance(p.native, NativePlan)][-1]
-    nat = plan.native
+    nat = [p.native.latest() for p in sess._plans.values() if isinstance(p.native, Translations)][-1]
+    assert isinstance(nat, NativePlan)
     fv = [np.asarray(feed1[t], t.dtype.np) for t in (m["x"], m["keep"])]
     given: list[Any] = []
     call = nat._call

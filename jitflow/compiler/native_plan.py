@@ -17,14 +17,15 @@ top-level plan:
 * Softmax / LogSoftmax by the step's row kernel (`codegen/rows.py`, its module inlined), ArgMax / ArgMin
   (a loop with NumPy's ties and NaNs: the first extreme, the first NaN).
 
-A run checks that the feeds and variables have the shapes and dtypes the function was made for, then calls
-it with the helpers spinning. Whatever the function cannot do (a kernel's failed check, a conv input with an
-inf, a NaN or a value so large the Winograd transforms could overflow) makes it return `BAIL` before any
-result is visible: the plan then runs step by step, its random ops' counters given back first, and that
-gives the interpreter's result or error. The function calls the steps' own kernels in plan order, so its
-values are the step-by-step run's, but for the order of BLAS's sums: a small MatMul goes through OpenBLAS's
-GEMM (the step: NumPy's matmul, which may take GEMV), and a batch-1 MatMul always takes the row-block product
-(the step: while the helpers spin).
+Each tuple of feed shapes gets its own function (up to `MAX_SHAPES`: a few batch sizes). A run checks that the
+feeds and variables have the shapes and dtypes the function was made for, then calls it with the helpers
+spinning. Whatever the function cannot do (a kernel's failed check, a conv input with an inf, a NaN or a value
+so large the Winograd transforms could overflow) makes it return `BAIL` before any result is visible: the plan
+then runs step by step, its random ops' counters given back first, and that gives the interpreter's result or
+error. The function calls the steps' own kernels in plan order, so its values are the step-by-step run's, but
+for the order of BLAS's sums: a small MatMul goes through OpenBLAS's GEMM (the step: NumPy's matmul, which may
+take GEMV), and a batch-1 MatMul always takes the row-block product (the step: while the helpers spin). A call
+that raises (made for arguments it does not get) leaves its shapes step by step.
 """
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def _arg_extreme(x, out, outer, k, inner, largest):
 """
 
 
+# Feed shapes a plan keeps a compiled call for (serving with a few batch sizes); others run step by step.
+MAX_SHAPES = 4
+
+
 class _Counting:
     """A plan's runs so far with one tuple of feed shapes (before it is translated), and how many it takes
     (`flags.native_plan_runs`, read when the count starts)."""
@@ -91,29 +96,62 @@ class _Counting:
         self.needed = flags.native_plan_runs()
 
 
+class Broken(Exception):
+    """A compiled call that raised: its plan runs step by step for those shapes (and this run too)."""
+
+
+class Translations:
+    """A plan's compiled calls by tuple of feed shapes (`plan.native`), the shapes none could be made for, and
+    the count of runs toward the next."""
+
+    __slots__ = ("calls", "failed", "counting")
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple, NativePlan] = {}
+        self.failed: set[tuple] = set()
+        self.counting: _Counting | None = None
+
+    def latest(self) -> NativePlan | None:
+        """The compiled call made last (None: none yet)."""
+        return next(reversed(self.calls.values()), None)
+
+
 def run(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any] | None:
     """The fetched values of a run of `plan` as one compiled call, or None: the caller runs the steps.
 
-    Counts the runs with the same feed shapes; the run that reaches `flags.native_plan_runs()` (JITFLOW_NATIVE_PLAN,
-    default 50; 0: never) translates the plan (`plan.native` becomes a `NativePlan`, or False with the reason in
-    ``plan.report["native"]``). Translating and compiling takes ~1-3 s, once: a later process loads the
-    function from the kernel cache."""
+    Counts the runs with the same feed shapes; the run that reaches `flags.native_plan_runs()`
+    (JITFLOW_NATIVE_PLAN, default 50; 0: never) translates the plan for those shapes (into
+    ``plan.native.calls``, up to `MAX_SHAPES` tuples of shapes; `plan.native` becomes False when the plan's
+    steps cannot be translated at all; the reason, or the last translation, in ``plan.report["native"]``).
+    Translating and compiling takes ~1-3 s, once: a later process loads the function from the kernel cache."""
     state = plan.native
-    if type(state) is NativePlan:
-        return state.run(ctx, feed_values)
     if state is False or plan.debug >= 2:
         return None
-    shapes = tuple(np.shape(v) for v in feed_values)
-    if state is None or state.shapes != shapes:
-        state = plan.native = _Counting(shapes)
-    state.runs += 1
-    if state.needed <= 0 or state.runs < state.needed:
+    if state is None:
+        state = plan.native = Translations()
+    shapes = tuple([v.shape if type(v) is np.ndarray else np.shape(v) for v in feed_values])
+    call = state.calls.get(shapes)
+    if call is not None:
+        try:
+            return call.run(ctx, feed_values)
+        except Broken as e:  # (these shapes run step by step from now on)
+            del state.calls[shapes]
+            state.failed.add(shapes)
+            plan.report["native"] = {"why_not": f"the compiled call failed: {e}"}
+            return None
+    if shapes in state.failed or len(state.calls) >= MAX_SHAPES:
+        return None
+    count = state.counting
+    if count is None or count.shapes != shapes:
+        count = state.counting = _Counting(shapes)
+    count.runs += 1
+    if count.needed <= 0 or count.runs < count.needed:
         return None
     why = why_not(plan)
     if why is not None:
         _give_up(plan, why)
         return None
-    return _capture(plan, ctx, feed_values)
+    return _capture(plan, ctx, feed_values, state, shapes)
 
 
 def _give_up(plan: Plan, why: str) -> None:
@@ -144,22 +182,29 @@ def why_not(plan: Plan) -> str | None:
     return None
 
 
-def _capture(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any]:
-    """Runs `plan` step by step in order and translates it from the values the run left in its slots;
-    returns the run's fetched values."""
+def _capture(plan: Plan, ctx: Any, feed_values: list[Any], state: Translations, shapes: tuple) -> list[Any]:
+    """Runs `plan` step by step in order and translates it for these feed `shapes` from the values the run
+    left in its slots; returns the run's fetched values."""
     from jitflow.compiler.execute import run_in_order
 
     res, vals = run_in_order(plan, ctx, feed_values)
+    state.counting = None
     t0 = time.perf_counter()
+    why = None
     try:
-        plan.native = NativePlan(plan, ctx, vals)
-        plan.report["native"] = {"steps": len(plan.steps), "compile_seconds": round(time.perf_counter() - t0, 3)}
-    except Unsupported as e:
-        _give_up(plan, str(e))
+        state.calls[shapes] = NativePlan(plan, ctx, vals)
+        plan.report["native"] = {"steps": len(plan.steps), "compile_seconds": round(time.perf_counter() - t0, 3),
+                                 "shapes": len(state.calls)}
+    except Unsupported as e:  # (these shapes: a batch the conv's kernel cannot take, ...)
+        why = str(e)
     except Exception as e:  # a step the translation misreads must not fail the user's run: it goes step by step
-        _give_up(plan, f"the translation failed: {type(e).__name__}: {e}")
+        why = f"the translation failed: {type(e).__name__}: {e}"
         if plan.debug >= 1:
             print(f"jitflow: plan not translated: {type(e).__name__}: {e}", file=sys.stderr)
+    if why is not None:
+        state.failed.add(shapes)
+        if not state.calls:
+            plan.report["native"] = {"why_not": why}
     return res
 
 
@@ -536,9 +581,9 @@ class NativePlan:
         self.feeds: list[tuple[int, tuple[int, ...], np.dtype]] = []
         for i, s in enumerate(plan.feed_slots):
             v = vals[s]
-            if type(v) is not np.ndarray or not v.flags.c_contiguous:
-                raise Unsupported(f"feed {i} is not a C-contiguous array")
-            env[s] = tr.given(f"n_f{i}", ("feed", i), v)
+            if type(v) is not np.ndarray:
+                raise Unsupported(f"feed {i} is not an array")
+            env[s] = tr.given(f"n_f{i}", ("feed", i), v if v.flags.c_contiguous else np.ascontiguousarray(v))
             self.feeds.append((i, v.shape, v.dtype))
         steps = tr.run()
         lines = tr.prologue + steps  # (the flat names of the feeds and of the variables the steps read)
@@ -620,7 +665,12 @@ class NativePlan:
             given = {"feed": feed_values, "var": var_values, "random": words, "filter": templates}
             for pos, (kind, i, *word) in self.run_positions:
                 args[pos] = given[kind][i][word[0]] if word else given[kind][i]
-            if self._call(args) != 0:
+            try:
+                status = self._call(args)
+            except Exception as e:  # the function rejects what it was not made for: never the user's run
+                self._bail(reserved)
+                raise Broken(f"{type(e).__name__}: {e}") from e
+            if status != 0:
                 return self._bail(reserved)
             return [None if spec is None else self._result(args, *spec) for spec in self.outputs]
         finally:
@@ -629,11 +679,14 @@ class NativePlan:
             self.pool.append(args)
 
     def _inputs(self, variables: dict[str, Any], feed_values: list[Any]) -> list[np.ndarray] | None:
-        """The variables' arrays, when they and the feeds have the shapes and dtypes of the compiled call."""
+        """The variables' arrays, when they and the feeds have the shapes and dtypes of the compiled call (a feed
+        that is no C-contiguous array is copied into one in `feed_values`)."""
         for i, shape, dt in self.feeds:
             v = feed_values[i]
-            if type(v) is not np.ndarray or v.shape != shape or v.dtype != dt or not v.flags.c_contiguous:
+            if type(v) is not np.ndarray or v.shape != shape or v.dtype != dt:
                 return None
+            if not v.flags.c_contiguous:
+                feed_values[i] = np.ascontiguousarray(v)
         out = []
         for name, shape, dt in self.vars:
             v = variables.get(name)

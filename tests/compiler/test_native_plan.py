@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jitflow as tf
-from jitflow.compiler.native_plan import NativePlan
+from jitflow.compiler.native_plan import NativePlan, Translations
 from jitflow.explain import report_of
 from tests.compiler.helpers import assert_same
 
@@ -49,6 +49,11 @@ def _translating_after(runs: int) -> Any:
     return mock.patch.dict("os.environ", JITFLOW_NATIVE_PLAN=str(runs))
 
 
+def _call(plan: Any) -> NativePlan | None:
+    """The plan's latest compiled call (None: it has none)."""
+    return plan.native.latest() if isinstance(plan.native, Translations) else None
+
+
 def _images(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random((n, 256), dtype=np.float32)
 
@@ -82,10 +87,11 @@ def test_a_small_cnn_runs_as_one_call_with_the_steps_values_and_random_numbers()
     m = _cnn()
     feeds = [{"x": _images(1, k % 3), "keep": np.float32(0.5 if k % 2 else 1.0)} for k in range(6)]
     plan = _compare(m, feeds)
-    assert isinstance(plan.native, NativePlan)
+    call = _call(plan)
+    assert isinstance(call, NativePlan)
     assert plan.report["native"]["steps"] == len(plan.steps)
     assert f"runs as one compiled call ({len(plan.steps)} steps, made in " in str(report_of(plan))
-    fused = plan.native.fused
+    fused = call.fused
     for what in ("Conv2D (direct)", "Conv2D (winograd)", "MaxPool", "MatMul (row blocks)", "RandomUniform"):
         assert what in fused, (what, fused)
 
@@ -96,7 +102,7 @@ def test_a_run_the_call_cannot_do_goes_step_by_step_with_the_same_random_numbers
     bad[0, 17] = np.inf  # the Winograd conv's input then holds inf and NaN: the steps take im2col + GEMM
     feeds = [{"x": _images(1, 1)}] * 3 + [{"x": bad}, {"x": _images(1, 2)}, {"x": _images(2, 3)}, {"x": _images(1, 4)}]
     plan = _compare(m, feeds)
-    assert isinstance(plan.native, NativePlan)
+    assert isinstance(_call(plan), NativePlan)
 
 
 def test_new_variable_values_are_seen_assigned_or_trained_in_place() -> None:
@@ -126,7 +132,7 @@ def test_fetched_feeds_variables_and_constants_come_back_as_step_by_step() -> No
             sess.run(m["init"])
             got.append([sess.run(fetches, {m["x"]: x}) for _ in range(3)][-1])
             plan = list(sess._plans.values())[-1]
-            assert isinstance(plan.native, NativePlan) == (after == 2)
+            assert isinstance(_call(plan), NativePlan) == (after == 2)
             w2 = sess.run(m["w2"])
     for a, b in zip(*got):
         assert_same(a, b, RTOL, atol=RTOL * float(np.abs(b).max()))
@@ -150,8 +156,9 @@ def test_a_frozen_graph_with_constant_filters_runs_as_one_call() -> None:
                 res.append([sess.run(logits, {x: _images(1, k)}) for k in range(4)])
                 if jit:
                     plan = list(sess._plans.values())[-1]
-                    assert isinstance(plan.native, NativePlan), plan.report.get("native")
-                    assert "Conv2D (winograd)" in plan.native.fused
+                    call = _call(plan)
+                    assert isinstance(call, NativePlan), plan.report.get("native")
+                    assert "Conv2D (winograd)" in call.fused
     for a, b in zip(*res):
         assert_same(a, b, RTOL, atol=RTOL * float(np.abs(b).max()))
 
@@ -168,7 +175,7 @@ def test_argmax_argmin_and_softmax_heads_match_the_interpreter_with_ties_and_nan
             res.append([sess.run(heads, {x: v}) for v in xs for _ in range(2)])
             if jit:
                 plan = list(sess._plans.values())[-1]
-                assert isinstance(plan.native, NativePlan), plan.report.get("native")
+                assert isinstance(_call(plan), NativePlan), plan.report.get("native")
     for got, want in zip(*res):
         for g, w in zip(got, want):
             if g.dtype.kind == "f":
@@ -190,7 +197,7 @@ def test_runs_from_several_threads_at_once_each_get_their_own_values() -> None:
         sess.run(m["init"])
         for _ in range(3):
             sess.run(m["logits"], {m["x"]: xs[0]})
-        assert isinstance(list(sess._plans.values())[-1].native, NativePlan)
+        assert isinstance(_call(list(sess._plans.values())[-1]), NativePlan)
         bad: list[Any] = []
 
         def worker(k: int) -> None:
@@ -205,6 +212,52 @@ def test_runs_from_several_threads_at_once_each_get_their_own_values() -> None:
         for t in threads:
             t.join()
     assert not bad, bad[:1]
+
+
+def test_each_batch_size_gets_its_own_call_and_one_that_cannot_stays_step_by_step() -> None:
+    x = tf.placeholder(tf.float32, [None, 20], name="x")
+    w = tf.Variable(np.random.default_rng(0).normal(size=(20, 30)).astype(np.float32))
+    out = tf.nn.softmax(tf.nn.relu(tf.matmul(x, w)))
+    m = _cnn()
+    batches = [1, 1, 1, 3, 3, 3, 1, 5, 3, 1]
+    res = []
+    for jit, after in ((True, 2), (False, 0)):
+        with _translating_after(after), tf.Session(config=tf.ConfigProto(jit=jit)) as sess:
+            sess.run(tf.global_variables_initializer())
+            res.append([sess.run(out, {x: _images(n, n)[:, :20]}) for n in batches])
+            cnn = [sess.run(m["logits"], {m["x"]: _images(n, n)}) for n in (2, 2, 2, 1, 1, 1)]
+            if jit:
+                plan = [p for p in sess._plans.values() if out in p.slots][-1]
+                assert sorted(s[0][0] for s in plan.native.calls) == [1, 3]  # (5 ran once: not yet translated)
+                cnn_plan = [p for p in sess._plans.values() if m["logits"] in p.slots][-1]
+                # a batch of 2 is no single image for the direct conv: step by step; then batch 1 translates
+                assert [s[0][0] for s in cnn_plan.native.failed] == [2]
+                assert [s[0][0] for s in cnn_plan.native.calls] == [1]
+            res[-1].extend(cnn)
+    for a, b in zip(*res):
+        assert_same(a, b, RTOL, atol=RTOL * float(np.abs(b).max()))
+
+
+def test_a_compiled_call_that_raises_leaves_its_shapes_step_by_step_with_the_same_numbers() -> None:
+    m = _cnn(keep_default=0.5)
+    feeds = [{"x": _images(1, k)} for k in range(6)]
+    broke = []
+
+    def between(sess: tf.Session, k: int) -> None:
+        plan = [p for p in sess._plans.values() if m["logits"] in p.slots]
+        call = _call(plan[-1]) if plan else None
+        if k == 3 and call is not None:  # the function now rejects its arguments, as a mistyped one would
+
+            def reject(*args: Any) -> int:
+                raise TypeError("No matching definition")
+
+            call.fn = reject
+            broke.append(plan[-1])
+
+    _compare(m, feeds, between)
+    plan = broke[0]
+    assert not plan.native.calls and plan.native.failed == {((1, 256),)}
+    assert plan.report["native"]["why_not"] == "the compiled call failed: TypeError: No matching definition"
 
 
 def test_plans_that_train_assign_or_loop_are_not_translated() -> None:
@@ -278,7 +331,7 @@ def test_random_small_networks_match_the_interpreter(widths: list[int], acts: li
                 if keep < 1 and dtype == np.float64:  # (float64 uniforms are drawn by NumPy code)
                     assert "RandomUniform" in plan.report["native"]["why_not"]
                 else:
-                    assert isinstance(plan.native, NativePlan), plan.report.get("native")
+                    assert isinstance(_call(plan), NativePlan), plan.report.get("native")
     tol = 1e-4 if dtype == np.float32 else 1e-10
     for (pa, a), (pb, b) in zip(*res):
         scale = float(np.abs(pb).max(initial=1.0))  # (a conv's sums in another order cancel to small values)
