@@ -135,9 +135,10 @@ def run(plan: Plan, ctx: Any, feed_values: list[Any]) -> list[Any] | None:
         try:
             return call.run(ctx, feed_values)
         except Broken as e:  # (these shapes run step by step from now on)
-            del state.calls[shapes]
+            state.calls.pop(shapes, None)  # (another thread's run may have failed too)
             state.failed.add(shapes)
-            plan.report["native"] = {"why_not": f"the compiled call failed: {e}"}
+            if not state.calls:
+                plan.report["native"] = {"why_not": f"the compiled call failed: {e}"}
             return None
     if shapes in state.failed or len(state.calls) >= MAX_SHAPES:
         return None
