@@ -261,9 +261,6 @@ class _PlanTranslator(Translator):
         self.prologue: list[str] = []  # the flat names of the arrays passed as they are (`given`)
         self.flat_of: dict[str, str] = {}  # such a flat name -> its argument
 
-    def _captured(self, name: str) -> bool:
-        return False  # (a variable is read-only but is no loop capture: its GEMMs are not packed per run)
-
     def cluster_input(self, st: ClusterStep, slot: int, var: str | None, dt: Any) -> SlotInfo:
         if var is None:
             return super().cluster_input(st, slot, None, dt)
@@ -287,7 +284,8 @@ class _PlanTranslator(Translator):
     def given(self, name: str, spec: tuple, value: np.ndarray) -> str:
         """An array each run passes as it is (`value`: this run's): the argument ``<name>_in`` of its own
         shape, read as the flat `name` (a reshape in Numba costs nothing, in Python ~0.5 us an array)."""
-        arg = self.mod.arg(f"{name}_in", "runtime", spec, value.dtype, readonly=True)
+        # (typed here, not by `Module.arg`'s readonly flag: that marks a loop's captures, whose GEMMs are packed)
+        arg = self.mod.arg(f"{name}_in", "runtime", spec, value.dtype)
         self.mod.types[arg] = f"types.Array(types.{value.dtype.name}, {value.ndim}, 'C', readonly=True)"
         self.prologue.append(f"{name} = {arg}.reshape({value.size})")
         self.flat_of[name] = arg
@@ -546,11 +544,12 @@ class _PlanTranslator(Translator):
         out_shape = (shape[0], g.oh, g.ow, shape[3])
         self.infos[st.out_slot] = SlotInfo("array", out_shape, dt)
         out = self.out(st.out_slot)
+        from jitflow.kernels import pool
+
         kind = "max" if op_type == "MaxPool" else "avg"
         rows = shape[0] * g.oh
         ys, outs = f"{y}.reshape({shape})", f"{out}.reshape({out_shape})"
-        if g.kh == g.kw == g.sh == g.sw == 2 and g.ph[0] == g.pw[0] == 0 and 2 * g.oh <= shape[1] \
-                and 2 * g.ow <= shape[2]:
+        if pool.tiles_2x2(shape, g.kh, g.kw, g.sh, g.sw, g.ph[0], g.pw[0], out_shape):
             self.lines.append(f"_pool._{kind}_pool_2x2_rows({ys}, {outs}, np.int64(0), np.int64({rows}))")
         else:
             self.lines.append(f"_pool._{kind}_pool_rows({ys}, np.int64({g.kh}), np.int64({g.kw}), np.int64({g.sh}), "
@@ -579,13 +578,13 @@ class NativePlan:
         env: dict[int, Any] = {}
         mod = Module()
         tr = _PlanTranslator(mod, plan, infos, env, vals, ctx.variables)
-        self.feeds: list[tuple[int, tuple[int, ...], np.dtype]] = []
+        self.feeds: list[tuple[int, np.dtype]] = []
         for i, s in enumerate(plan.feed_slots):
             v = vals[s]
             if type(v) is not np.ndarray:
                 raise Unsupported(f"feed {i} is not an array")
             env[s] = tr.given(f"n_f{i}", ("feed", i), v if v.flags.c_contiguous else np.ascontiguousarray(v))
-            self.feeds.append((i, v.shape, v.dtype))
+            self.feeds.append((i, v.dtype))
         steps = tr.run()
         lines = tr.prologue + steps  # (the flat names of the feeds and of the variables the steps read)
         self.names = list(mod.args)
@@ -680,11 +679,12 @@ class NativePlan:
             self.pool.append(args)
 
     def _inputs(self, variables: dict[str, Any], feed_values: list[Any]) -> list[np.ndarray] | None:
-        """The variables' arrays, when they and the feeds have the shapes and dtypes of the compiled call (a feed
-        that is no C-contiguous array is copied into one in `feed_values`)."""
-        for i, shape, dt in self.feeds:
+        """The variables' arrays, when they have the shapes and dtypes of the compiled call and the feeds its
+        dtypes (`run` found the call by the feeds' shapes; a feed that is no C-contiguous array is copied into
+        one in `feed_values`)."""
+        for i, dt in self.feeds:
             v = feed_values[i]
-            if type(v) is not np.ndarray or v.shape != shape or v.dtype != dt:
+            if type(v) is not np.ndarray or v.dtype != dt:
                 return None
             if not v.flags.c_contiguous:
                 feed_values[i] = np.ascontiguousarray(v)
@@ -706,14 +706,12 @@ class NativePlan:
         return a if a.shape == shape else a.reshape(shape)
 
     def _call(self, args: list[Any]) -> int:
-        if not self.helped and not self.ctrl_positions:
+        if not self.helped:  # (only steps the helpers share take their control array)
             return int(self.fn(*args))
         from jitflow.kernels import packed_helpers
 
         for pos in self.ctrl_positions:
             args[pos] = packed_helpers.HELPERS.ctrl
-        if not self.helped:
-            return int(self.fn(*args))
         with packed_helpers.serving(self.blas_local):
             return int(self.fn(*args))
 

@@ -63,8 +63,8 @@ class Plan:
     device_fetches: bool = False
     device_feeds: frozenset[int] = frozenset()
     device_used: frozenset[int] = frozenset()
-    # The plan as one compiled call (`compiler/native_plan.py`): None, runs counted so far, the NativePlan, or
-    # False when it cannot be one
+    # The plan as one compiled call per tuple of feed shapes (`compiler/native_plan.py`): None before its first
+    # run, its `Translations`, or False when it cannot be one
     native: Any = None
 
 

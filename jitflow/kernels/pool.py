@@ -71,9 +71,16 @@ def _max_pool_2x2_rows(x, out, lo, hi):  # type: ignore[no-untyped-def]
 
 
 def _tiles_2x2(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> bool:
-    """2 x 2 windows at stride 2 without padding, each inside `x` (odd last rows and columns are dropped)."""
-    return kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out.shape[1] <= x.shape[1] \
-        and 2 * out.shape[2] <= x.shape[2] and x.flags.c_contiguous and out.flags.c_contiguous
+    """`tiles_2x2` of the arrays' shapes, both C-contiguous (what the 2 x 2 row kernels read and write)."""
+    return tiles_2x2(x.shape, kh, kw, sh, sw, pt, pl, out.shape) and x.flags.c_contiguous and out.flags.c_contiguous
+
+
+def tiles_2x2(x_shape: tuple[int, ...], kh: int, kw: int, sh: int, sw: int, pt: int, pl: int,
+              out_shape: tuple[int, ...]) -> bool:
+    """2 x 2 windows at stride 2 without padding, each inside the NHWC input (odd last rows and columns are
+    dropped): the `_*_pool_2x2_rows` kernels apply."""
+    return kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out_shape[1] <= x_shape[1] \
+        and 2 * out_shape[2] <= x_shape[2]
 
 
 def max_pool(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray) -> None:
